@@ -1,0 +1,3 @@
+from doudi.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The ``doudi`` command: what policy analysts and operators type.
+
+    doudi calc CASE.json | -        settle a case (CASES.md) and print the result JSON
+    doudi packs                     list the policy packs
+    doudi packs show ID             print a pack's layers and rules with their sources
+
+Bad input exits with code 2, prints nothing on stdout and one line on stderr
+naming the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from doudi.core.cases import load_json, parse_case, result_document, settle_case
+from doudi.core.describe import describe_pack, pack_table
+from doudi.core.errors import InvalidInput, PolicyPackError
+from doudi.core.packs import PackRegistry
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"doudi: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="doudi", description="Doudi (兜底): one-window settlement against poverty caused by illness")
+    parser.add_argument(
+        "--packs-dir", action="append", type=Path, default=[], metavar="DIR",
+        help="also load the policy packs (*.yaml) in DIR; may be repeated",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    calc = commands.add_parser("calc", help="settle a calculation case and print the result JSON")
+    calc.add_argument("case", help="the case file (CASES.md), or - for standard input")
+    calc.add_argument("--no-explain", action="store_true", help="leave out the per-layer explanation")
+    packs = commands.add_parser("packs", help="list the policy packs, or show one")
+    pack_commands = packs.add_subparsers(dest="pack_command", parser_class=_Parser)
+    show = pack_commands.add_parser("show", help="print a pack's layers and rules with their sources")
+    show.add_argument("pack_id", metavar="ID")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"doudi: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        registry = PackRegistry.load(args.packs_dir)
+    except PolicyPackError as error:
+        return _fail(f"policy pack {error}")
+    if args.command == "calc":
+        return _calc(registry, args.case, explain=not args.no_explain)
+    if args.pack_command == "show":
+        pack = registry.get(args.pack_id)
+        if pack is None:
+            return _fail(f"unknown policy pack {args.pack_id!r} (known: {', '.join(p.id for p in registry)})")
+        sys.stdout.write(describe_pack(pack))
+        return 0
+    sys.stdout.write(pack_table(registry))
+    return 0
+
+
+def _calc(registry: PackRegistry, source: str, *, explain: bool) -> int:
+    name = "standard input" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        return _fail(f"cannot read {name}: {error.strerror}")
+    except UnicodeDecodeError:
+        return _fail(f"{name}: not UTF-8 text")
+    try:
+        case = parse_case(load_json(text), registry)
+    except InvalidInput as error:
+        return _fail(f"{name}: {error}")
+    document = result_document(case, settle_case(case, explain=explain))
+    json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,323 @@
+"""Calculation cases (CASES.md): read a case, settle its visits in order, write the result.
+
+The same readers (``parse_person``, ``parse_visit``) check visits wherever they
+arrive as JSON: ``doudi calc``, the gateway's pre-calculation and settlement.
+Every problem is an ``InvalidInput`` naming the field (``visits[0].items[1].class``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from doudi.core.codes import INPATIENT, VISIT_TYPES
+from doudi.core.dates import parse_date
+from doudi.core.engine import PersonLedger, VisitSettlement
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import parse_resident_id
+from doudi.core.model import Item, Person, StatusPeriod, Visit
+from doudi.core.money import Fen
+from doudi.core.packs import PackRegistry
+from doudi.core.policy import Pack
+
+_DIAGNOSIS = re.compile(r"[A-Z]\d{2}(\.?[0-9A-Z]{1,8})?")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    pack: Pack
+    person: Person
+    history_outpatient_costs: Mapping[int, Fen]
+    visits: tuple[Visit, ...]
+
+
+def load_json(text: str) -> Any:
+    """Strict JSON: duplicate keys, NaN and Infinity are errors."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise InvalidInput(key, "appears twice in the same object")
+            result[key] = value
+        return result
+
+    def no_constants(name: str) -> Any:
+        raise InvalidInput("", f"malformed JSON: {name} is not a number")
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except json.JSONDecodeError as error:
+        raise InvalidInput("", f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+
+
+def _object(data: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput(path, f"expected an object, got {_json_kind(data)}")
+    allowed = {*required, *optional, "note"}
+    for key in data:
+        if key not in allowed:
+            raise InvalidInput(_join(path, key), f"unknown field (expected {', '.join(sorted(allowed))})")
+    for key in required:
+        if key not in data or data[key] is None:
+            raise InvalidInput(_join(path, key), "missing required field")
+    return data
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _json_kind(data: Any) -> str:
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "true/false"
+    if isinstance(data, dict):
+        return "an object"
+    if isinstance(data, list):
+        return "an array"
+    if isinstance(data, str):
+        return "a string"
+    return "a number"
+
+
+def _string(data: Any, path: str) -> str:
+    if not isinstance(data, str) or not data.strip():
+        raise InvalidInput(path, f"expected a non-empty string, got {_json_kind(data)}")
+    return data
+
+
+def _fen(data: Any, path: str) -> Fen:
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        raise InvalidInput(path, f"expected a whole number of fen, got {_json_kind(data)}")
+    if isinstance(data, float):
+        if not math.isfinite(data) or data != int(data):
+            raise InvalidInput(path, f"expected a whole number of fen, got {data}")
+        raise InvalidInput(path, f"expected a whole number of fen without a decimal point, got {data}")
+    if data < 0:
+        raise InvalidInput(path, f"must not be negative, got {data}")
+    return data
+
+
+def _date_field(data: Any, path: str) -> date:
+    try:
+        return parse_date(data)
+    except ValueError as error:
+        raise InvalidInput(path, str(error)) from None
+
+
+def _flag(data: Any, path: str) -> bool:
+    if data is None:
+        return False
+    if not isinstance(data, bool):
+        raise InvalidInput(path, f"expected true or false, got {_json_kind(data)}")
+    return data
+
+
+def _check(path: str, thing: Person | Visit) -> None:
+    try:
+        thing.check()
+    except InvalidInput as error:
+        raise error.under(path) from None
+
+
+def parse_person(data: Any, path: str = "person", *, today: date | None = None) -> Person:
+    spec = _object(data, path, ("id", "scheme"), ("employment", "tier", "statuses"))
+    try:
+        resident_id = parse_resident_id(spec["id"], today=today)
+    except ValueError as error:
+        raise InvalidInput(_join(path, "id"), f"invalid identity number: {error}") from None
+    statuses = []
+    raw_statuses = spec.get("statuses") or []
+    if not isinstance(raw_statuses, list):
+        raise InvalidInput(_join(path, "statuses"), f"expected an array, got {_json_kind(raw_statuses)}")
+    for index, entry in enumerate(raw_statuses):
+        where = f"{path}.statuses[{index}]"
+        status = _object(entry, where, ("code", "from"), ("to",))
+        statuses.append(
+            StatusPeriod(
+                code=_string(status["code"], f"{where}.code"),
+                start=_date_field(status["from"], f"{where}.from"),
+                end=None if status.get("to") is None else _date_field(status["to"], f"{where}.to"),
+            )
+        )
+    person = Person(
+        resident_id=resident_id,
+        scheme=_string(spec["scheme"], _join(path, "scheme")),
+        employment=None if spec.get("employment") is None else _string(spec["employment"], _join(path, "employment")),
+        tier=None if spec.get("tier") is None else _string(spec["tier"], _join(path, "tier")),
+        statuses=tuple(statuses),
+    )
+    _check(path, person)
+    return person
+
+
+def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = None) -> Visit:
+    """A visit as CASES.md writes it. ``hospital_level``, when given, is the registered
+    level of the hospital sending it (the gateway), and the visit must not contradict it."""
+    if not isinstance(data, dict):
+        raise InvalidInput(path, f"expected an object, got {_json_kind(data)}")
+    visit_type = data.get("type")
+    if visit_type is None:
+        raise InvalidInput(_join(path, "type"), "missing required field")
+    if visit_type not in VISIT_TYPES:
+        raise InvalidInput(_join(path, "type"), f"unknown visit type {visit_type!r} (one of {', '.join(VISIT_TYPES)})")
+    common = ("hospital_level", "out_of_area", "referred", "diagnoses")
+    if visit_type == INPATIENT and "date" in data:
+        raise InvalidInput(_join(path, "date"), "inpatient visits give admitted and discharged, not date")
+    if visit_type != INPATIENT and ("admitted" in data or "discharged" in data):
+        field = "admitted" if "admitted" in data else "discharged"
+        raise InvalidInput(_join(path, field), f"{visit_type} visits give date, not admitted and discharged")
+    if visit_type == INPATIENT:
+        spec = _object(data, path, ("id", "type", "admitted", "discharged", "items"), common)
+        admitted: date | None = _date_field(spec["admitted"], _join(path, "admitted"))
+        settles_on = _date_field(spec["discharged"], _join(path, "discharged"))
+    else:
+        spec = _object(data, path, ("id", "type", "date", "items"), common)
+        admitted = None
+        settles_on = _date_field(spec["date"], _join(path, "date"))
+    level = spec.get("hospital_level", hospital_level)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        raise InvalidInput(_join(path, "hospital_level"), f"must be 1, 2 or 3, got {_json_kind(level)}")
+    if hospital_level is not None and level != hospital_level:
+        raise InvalidInput(_join(path, "hospital_level"), f"the hospital is registered at level {hospital_level}")
+    items_data = spec["items"]
+    if not isinstance(items_data, list) or not items_data:
+        raise InvalidInput(_join(path, "items"), "expected a non-empty array of line items")
+    items = []
+    for index, entry in enumerate(items_data):
+        where = f"{path}.items[{index}]"
+        item = _object(entry, where, ("code", "class", "amount_fen"), ("over_limit_fen",))
+        items.append(
+            Item(
+                code=_string(item["code"], f"{where}.code"),
+                item_class=_string(item["class"], f"{where}.class"),
+                amount_fen=_fen(item["amount_fen"], f"{where}.amount_fen"),
+                over_limit_fen=0 if item.get("over_limit_fen") is None
+                else _fen(item["over_limit_fen"], f"{where}.over_limit_fen"),
+            )
+        )
+    diagnoses = spec.get("diagnoses") or []
+    if not isinstance(diagnoses, list):
+        raise InvalidInput(_join(path, "diagnoses"), f"expected an array, got {_json_kind(diagnoses)}")
+    for index, code in enumerate(diagnoses):
+        if not isinstance(code, str) or not _DIAGNOSIS.fullmatch(code.strip().upper()):
+            raise InvalidInput(f"{path}.diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
+    visit = Visit(
+        id=_string(spec["id"], _join(path, "id")),
+        visit_type=visit_type,
+        settles_on=settles_on,
+        items=tuple(items),
+        hospital_level=level,
+        admitted=admitted,
+        out_of_area=_flag(spec.get("out_of_area"), _join(path, "out_of_area")),
+        referred=_flag(spec.get("referred"), _join(path, "referred")),
+        diagnoses=tuple(code.strip().upper() for code in diagnoses),
+    )
+    _check(path, visit)
+    return visit
+
+
+def parse_case(data: Any, registry: PackRegistry, *, today: date | None = None) -> Case:
+    spec = _object(data, "", ("policy", "person", "visits"), ("history",))
+    policy = _string(spec["policy"], "policy")
+    pack = registry.get(policy)
+    if pack is None:
+        known = ", ".join(p.id for p in registry)
+        raise InvalidInput("policy", f"unknown policy pack {policy!r} (known: {known})")
+    person = parse_person(spec["person"], today=today)
+    visits_data = spec["visits"]
+    if not isinstance(visits_data, list) or not visits_data:
+        raise InvalidInput("visits", "expected a non-empty array of visits")
+    visits: list[Visit] = []
+    for index, entry in enumerate(visits_data):
+        path = f"visits[{index}]"
+        visit = parse_visit(entry, path)
+        date_field = f"{path}.{'discharged' if visit.visit_type == INPATIENT else 'date'}"
+        if any(v.id == visit.id for v in visits):
+            raise InvalidInput(f"{path}.id", f"visit id {visit.id!r} is used twice")
+        if visits and visit.settles_on < visits[-1].settles_on:
+            raise InvalidInput(
+                date_field,
+                f"visits out of order: {visit.settles_on.isoformat()} comes after "
+                f"{visits[-1].settles_on.isoformat()} of visit {visits[-1].id!r}",
+            )
+        if visit.settles_on < pack.effective_from:
+            raise InvalidInput(
+                date_field, f"{visit.settles_on.isoformat()} is before {pack.id} takes effect "
+                f"({pack.effective_from.isoformat()})"
+            )
+        newer = registry.superseded_on(pack, visit.settles_on)
+        if newer is not None:
+            raise InvalidInput(date_field, f"on {visit.settles_on.isoformat()} {newer.id} is in force, not {pack.id}")
+        if visit.settles_on < person.resident_id.birth_date:
+            raise InvalidInput(date_field, "is before the person's birth date")
+        visits.append(visit)
+    history = _history(spec.get("history"), visits[0].year)
+    return Case(pack, person, history, tuple(visits))
+
+
+def _history(data: Any, first_year: int) -> dict[int, Fen]:
+    if data is None:
+        return {}
+    spec = _object(data, "history", (), ("outpatient_cost_fen",))
+    costs = spec.get("outpatient_cost_fen") or {}
+    if not isinstance(costs, dict):
+        raise InvalidInput("history.outpatient_cost_fen", f"expected an object of years, got {_json_kind(costs)}")
+    history: dict[int, Fen] = {}
+    for year_text, amount in costs.items():
+        where = f"history.outpatient_cost_fen.{year_text}"
+        if not re.fullmatch(r"\d{4}", year_text):
+            raise InvalidInput(where, "expected a year such as \"2016\"")
+        year = int(year_text)
+        if year >= first_year:
+            raise InvalidInput(where, f"history covers years before the first visit ({first_year})")
+        history[year] = _fen(amount, where)
+    return history
+
+
+def settle_case(case: Case, *, explain: bool = True) -> list[VisitSettlement]:
+    ledger = PersonLedger(case.history_outpatient_costs)
+    return [ledger.settle(case.pack, case.person, visit, explain=explain) for visit in case.visits]
+
+
+def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str, Any]:
+    """The result JSON of CASES.md, with a per-layer ``explanation`` and a cost breakdown."""
+    visits = []
+    for settlement in settlements:
+        costs = settlement.costs
+        layers = []
+        for layer in settlement.layers:
+            entry: dict[str, Any] = {"layer": layer.layer, "fund": layer.fund, "paid_fen": layer.paid_fen}
+            if layer.explanation is not None:
+                entry["explanation"] = layer.explanation
+            layers.append(entry)
+        visit: dict[str, Any] = {
+            "id": settlement.visit_id,
+            "total_fen": costs.total_fen,
+            "out_of_scope_fen": costs.out_of_scope_fen,
+            "in_scope_fen": costs.in_scope_fen,
+            "layers": layers,
+            "self_pay_fen": settlement.self_pay_fen,
+            "out_of_scope_breakdown": {
+                "class_c_fen": costs.class_c_fen,
+                "over_limit_fen": costs.over_limit_fen,
+                "pre_self_pay_fen": costs.pre_self_pay_fen,
+            },
+        }
+        if case.pack.payouts:
+            visit["payouts"] = [
+                {"benefit": p.benefit, "disease_class": p.disease_class, "paid_fen": p.paid_fen,
+                 "fund": p.fund, "diagnosis": p.diagnosis}
+                for p in settlement.payouts
+            ]
+        visits.append(visit)
+    return {"policy": case.pack.id, "visits": visits}
+
+

@@ -1,0 +1,379 @@
+"""The one-window calculation (一站式结算): every layer of a pack, in order, on one visit.
+
+``settle_visit`` is a pure function of the pack, the person, the visit and
+what the person's year had accumulated before it (a ``LedgerView``). It
+returns each layer's payment, the patient's remainder and the increments to
+the yearly accumulators; the caller stores them (the CLI in a ``PersonLedger``
+in memory, the settlement service in its database, in one transaction).
+
+The rules of DOMAIN.md section 6 that every pack obeys live here:
+
+* costs split into class C, over-limit, class B pre-payment and in-scope;
+* each layer's base is what the earlier layers left (in-scope or whole);
+* a per-visit layer pays ``round_half_up(f(b))``; a yearly one pays
+  ``round_half_up(f(A + b)) - round_half_up(f(A))``, so split bills pay the same;
+* caps clip last; the clipped part stays with the patient for the next layer;
+* ``total = Σ layers + self_pay`` exactly, to the fen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
+from typing import Any
+
+from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES
+from doudi.core.model import Item, Person, Visit
+from doudi.core.money import FULL_RATIO, BasisPoints, Fen, apply_ratio, format_percent
+from doudi.core.policy import Band, Cap, Layer, Pack, Rule, VisitContext
+
+STAYS = "stays"
+"""Yearly ledger key: inpatient stays settled in the year (for n-th stay deductibles)."""
+OUTPATIENT_COST = "outpatient_cost"
+"""Yearly ledger key: in-scope cost of outpatient visits (pharmacy excluded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VisitCosts:
+    """How a bill splits: total = class C + over-limit + class B pre-payment + in-scope."""
+
+    total_fen: Fen
+    class_c_fen: Fen
+    over_limit_fen: Fen
+    pre_self_pay_fen: Fen
+    in_scope_fen: Fen
+
+    @property
+    def out_of_scope_fen(self) -> Fen:
+        return self.class_c_fen + self.over_limit_fen + self.pre_self_pay_fen
+
+
+def classify_costs(items: Sequence[Item], class_b_pre_self_pay: BasisPoints) -> VisitCosts:
+    """Split line items by the catalogue: 甲类 in scope, 乙类 in scope after the personal
+    pre-payment (rounded half-up per item), 丙类 and 超限价 parts out of scope."""
+    total = class_c = over = pre = 0
+    for item in items:
+        amount = item.amount_fen
+        total += amount
+        over += item.over_limit_fen
+        within = amount - item.over_limit_fen
+        if item.item_class == "C":
+            class_c += within
+        elif item.item_class == "B":
+            pre += apply_ratio(within, class_b_pre_self_pay)
+    in_scope = total - class_c - over - pre
+    return VisitCosts(total, class_c, over, pre, in_scope)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    """What the engine reads of a person's history before a visit.
+
+    ``year_totals``: the visit year's accumulators (ledger keys to amounts);
+    ``outpatient_costs``: in-scope outpatient costs of earlier years, only the
+    years that are known; ``payouts_made``: instant payouts already paid, ever.
+    """
+
+    year_totals: Mapping[str, int] = field(default_factory=dict)
+    outpatient_costs: Mapping[int, Fen] = field(default_factory=dict)
+    payouts_made: Set[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class LayerPayment:
+    layer: str
+    fund: str
+    paid_fen: Fen
+    explanation: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """An instant payout made on this visit, outside the settlement equation."""
+
+    benefit: str
+    disease_class: str
+    fund: str
+    diagnosis: str
+    paid_fen: Fen
+
+    @property
+    def ledger_key(self) -> str:
+        return payout_key(self.benefit, self.disease_class)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitSettlement:
+    visit_id: str
+    year: int
+    costs: VisitCosts
+    layers: tuple[LayerPayment, ...]
+    self_pay_fen: Fen
+    payouts: tuple[Payout, ...]
+    deltas: Mapping[str, int]
+    """Increments to the visit year's accumulators; a reversal subtracts them."""
+
+    @property
+    def fund_paid_fen(self) -> Fen:
+        return sum(layer.paid_fen for layer in self.layers)
+
+
+def payout_key(benefit: str, disease_class: str) -> str:
+    return f"payout:{benefit}:{disease_class}"
+
+
+def visit_context(person: Person, visit: Visit, ledger: LedgerView) -> VisitContext:
+    day = visit.settles_on
+    held = frozenset(s.code for s in person.statuses if s.holds_on(day))
+    nth_stay = ledger.year_totals.get(STAYS, 0) + 1 if visit.visit_type == INPATIENT else 0
+    return VisitContext(
+        person=person,
+        visit=visit,
+        day=day,
+        year=day.year,
+        scheme=person.scheme,
+        employment=person.employment,
+        tier=person.tier,
+        age=person.resident_id.age_on(day),
+        level=visit.hospital_level,
+        visit_type=visit.visit_type,
+        out_of_area=visit.out_of_area,
+        referred=visit.referred,
+        statuses=held,
+        nth_stay=nth_stay,
+        outpatient_costs=ledger.outpatient_costs,
+    )
+
+
+def settle_visit(
+    pack: Pack, person: Person, visit: Visit, ledger: LedgerView, *, explain: bool = False
+) -> VisitSettlement:
+    """Settle one visit under ``pack``, given what the person's year had accumulated."""
+    costs = classify_costs(visit.items, pack.class_b_pre_self_pay)
+    ctx = visit_context(person, visit, ledger)
+    totals = ledger.year_totals
+    deltas: dict[str, int] = {}
+    paid_so_far = 0
+    payments: list[LayerPayment] = []
+    for layer in pack.layers:
+        fund = layer.fund(ctx)
+        if layer.whole_remainder:
+            base = costs.total_fen - paid_so_far
+        else:
+            base = costs.in_scope_fen - paid_so_far
+            if base < 0:
+                base = 0
+        rule, reason = _applicable_rule(layer, ctx)
+        if rule is None:
+            payments.append(
+                LayerPayment(layer.id, fund, 0, {"applies": False, "reason": reason} if explain else None)
+            )
+            continue
+        paid, trace = _pay(pack, rule, ctx, base, totals, deltas, explain)
+        paid_so_far += paid
+        payments.append(LayerPayment(layer.id, fund, paid, trace))
+    if visit.visit_type == INPATIENT:
+        deltas[STAYS] = 1
+    elif visit.visit_type in OUTPATIENT_TYPES:
+        deltas[OUTPATIENT_COST] = costs.in_scope_fen
+    payouts = _instant_payouts(pack, ctx, ledger.payouts_made) if pack.payouts else ()
+    return VisitSettlement(
+        visit_id=visit.id,
+        year=ctx.year,
+        costs=costs,
+        layers=tuple(payments),
+        self_pay_fen=costs.total_fen - paid_so_far,
+        payouts=payouts,
+        deltas=deltas,
+    )
+
+
+def _applicable_rule(layer: Layer, ctx: VisitContext) -> tuple[Rule | None, str]:
+    if layer.in_force_from is not None and ctx.day < layer.in_force_from:
+        return None, f"not in force before {layer.in_force_from.isoformat()}"
+    if layer.eligible is not None and not layer.eligible.test(ctx):
+        return None, f"not eligible: {layer.eligible.text}"
+    rule = layer.rule_for(ctx)
+    if rule is None:
+        return None, f"does not cover {ctx.visit_type} visits for this person"
+    return rule, ""
+
+
+def _pay(
+    pack: Pack,
+    rule: Rule,
+    ctx: VisitContext,
+    base: Fen,
+    totals: Mapping[str, int],
+    deltas: dict[str, int],
+    explain: bool,
+) -> tuple[Fen, dict[str, Any] | None]:
+    deductible, deductible_note = (0, "")
+    if rule.deductible is not None:
+        deductible, deductible_note = rule.deductible.evaluate(ctx)
+    points = 0
+    for adjustment in rule.adjustments:
+        if adjustment.when.test(ctx):
+            points += adjustment.points
+    ratios = [_clamp(band.ratio(ctx) + points) for band in rule.bands]
+    if rule.yearly:
+        before = totals.get(rule.accumulator, 0)
+        after = before + base
+        computed = _rounded_band_value(rule.bands, ratios, deductible, after) - _rounded_band_value(
+            rule.bands, ratios, deductible, before
+        )
+        deltas[rule.accumulator] = deltas.get(rule.accumulator, 0) + base
+    else:
+        before, after = 0, base
+        computed = _rounded_band_value(rule.bands, ratios, deductible, base)
+    paid = computed
+    cap_trace: list[dict[str, Any]] = []
+    for cap in rule.caps:
+        limit = cap.amount(ctx)
+        if cap.plus_carried_quota:
+            limit += carried_quota(pack, ctx)
+        used = totals.get(cap.accumulator, 0) + deltas.get(cap.accumulator, 0) if cap.per_year else 0
+        remaining = limit - used if limit > used else 0
+        if explain:
+            cap_trace.append(
+                {"cap": cap.id, "per": "year" if cap.per_year else "visit", "limit_fen": limit,
+                 "remaining_fen": remaining}
+            )
+        if paid > remaining:
+            paid = remaining
+    for cap in rule.caps:
+        if cap.per_year:
+            deltas[cap.accumulator] = deltas.get(cap.accumulator, 0) + paid
+    if not explain:
+        return paid, None
+    trace: dict[str, Any] = {
+        "applies": True,
+        "rule": rule.id,
+        "base_fen": base,
+        "period": "year" if rule.yearly else "visit",
+    }
+    if rule.yearly:
+        trace["yearly_base_before_fen"] = before
+        trace["yearly_base_after_fen"] = after
+    trace["deductible_fen"] = deductible
+    if deductible_note:
+        trace["deductible_note"] = deductible_note
+    if points:
+        trace["ratio_adjustment_points"] = points // 100
+    trace["bands"] = _band_trace(rule.bands, ratios, deductible, before, after)
+    trace["computed_fen"] = computed
+    if cap_trace:
+        trace["caps"] = cap_trace
+    trace["clipped_by_cap_fen"] = computed - paid
+    trace["paid_fen"] = paid
+    return paid, trace
+
+
+def _clamp(ratio: BasisPoints) -> BasisPoints:
+    return 0 if ratio < 0 else FULL_RATIO if ratio > FULL_RATIO else ratio
+
+
+def _rounded_band_value(
+    bands: tuple[Band, ...], ratios: list[BasisPoints], deductible: Fen, x: Fen
+) -> Fen:
+    """``round_half_up(f(x))``: the bands' payment on a base of ``x``, above the deductible."""
+    numerator = 0
+    last = len(bands) - 1
+    for index, band in enumerate(bands):
+        low = band.lower if band.lower > deductible else deductible
+        if x <= low:
+            break
+        top = x
+        if index < last:
+            high = bands[index + 1].lower
+            if high < top:
+                top = high
+        if top > low:
+            numerator += (top - low) * ratios[index]
+    return (2 * numerator + FULL_RATIO) // (2 * FULL_RATIO)
+
+
+def _band_trace(
+    bands: tuple[Band, ...], ratios: list[BasisPoints], deductible: Fen, start: Fen, end: Fen
+) -> list[dict[str, Any]]:
+    """The part of this visit's base (``start`` to ``end`` on the band axis) in each band."""
+    rows: list[dict[str, Any]] = []
+    for index, band in enumerate(bands):
+        low = max(band.lower, deductible)
+        high = bands[index + 1].lower if index + 1 < len(bands) else None
+        if high is not None and high <= low:
+            continue
+        portion = max(0, (end if high is None else min(end, high)) - max(start, low))
+        rows.append(
+            {"from_fen": low, "to_fen": high, "ratio": format_percent(ratios[index]),
+             "portion_fen": portion}
+        )
+    return rows
+
+
+def carried_quota(pack: Pack, ctx: VisitContext) -> Fen:
+    """Tianjin: the unused outpatient quota of every known earlier year, added to the
+    inpatient maximum; measured by outpatient cost, never negative, accumulating."""
+    if pack.outpatient_quota is None:
+        return 0
+    quota = pack.outpatient_quota(ctx)
+    return sum(quota - cost for year, cost in ctx.outpatient_costs.items()
+               if year < ctx.year and cost < quota)
+
+
+def _instant_payouts(pack: Pack, ctx: VisitContext, made: Set[str]) -> tuple[Payout, ...]:
+    if ctx.level is None or not ctx.visit.diagnoses:
+        return ()
+    paid: list[Payout] = []
+    done = set(made)
+    for benefit in pack.payouts:
+        if benefit.eligible is not None and not benefit.eligible.test(ctx):
+            continue
+        for diagnosis in ctx.visit.diagnoses:
+            for disease_class in benefit.classes:
+                key = payout_key(benefit.id, disease_class.id)
+                if key not in done and disease_class.matches(diagnosis):
+                    done.add(key)
+                    paid.append(
+                        Payout(benefit.id, disease_class.id, benefit.fund, diagnosis, benefit.amount(ctx))
+                    )
+    return tuple(paid)
+
+
+class PersonLedger:
+    """A person's accumulators in memory, year by year (年度累计), as ``doudi calc`` keeps them.
+
+    ``history`` gives outpatient costs of years before the first visit; from the
+    first visit's year on, every year is known (no visit: no cost).
+    """
+
+    def __init__(self, history_outpatient_costs: Mapping[int, Fen] | None = None) -> None:
+        self.history: dict[int, Fen] = dict(history_outpatient_costs or {})
+        self.years: dict[int, dict[str, int]] = {}
+        self.payouts: set[str] = set()
+        self.first_year: int | None = None
+
+    def view(self, year: int) -> LedgerView:
+        costs = dict(self.history)
+        if self.first_year is not None:
+            for past in range(self.first_year, year):
+                costs[past] = self.years.get(past, {}).get(OUTPATIENT_COST, 0)
+        return LedgerView(self.years.get(year, {}), costs, self.payouts)
+
+    def apply(self, settlement: VisitSettlement, sign: int = 1) -> None:
+        """Add a settlement's increments (``sign=-1`` takes them away again: a reversal)."""
+        if self.first_year is None or settlement.year < self.first_year:
+            self.first_year = settlement.year
+        totals = self.years.setdefault(settlement.year, {})
+        for key, amount in settlement.deltas.items():
+            totals[key] = totals.get(key, 0) + sign * amount
+        for payout in settlement.payouts:
+            if sign > 0:
+                self.payouts.add(payout.ledger_key)
+            else:
+                self.payouts.discard(payout.ledger_key)
+
+    def settle(self, pack: Pack, person: Person, visit: Visit, *, explain: bool = False) -> VisitSettlement:
+        settlement = settle_visit(pack, person, visit, self.view(visit.year), explain=explain)
+        self.apply(settlement)
+        return settlement

@@ -1,0 +1,145 @@
+"""People, their statuses and their visits, as the engine sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from doudi.core.codes import (
+    EMPLOYMENTS,
+    HOSPITAL_LEVELS,
+    INPATIENT,
+    ITEM_CLASSES,
+    PHARMACY,
+    SCHEMES,
+    STATUSES,
+    TIERS,
+    VISIT_TYPES,
+)
+from doudi.core.dates import add_years
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import ResidentId
+from doudi.core.money import Fen
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPeriod:
+    """A status held from ``start`` to ``end`` (both inclusive; ``end`` None = open)."""
+
+    code: str
+    start: date
+    end: date | None = None
+
+    def holds_on(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+    def holds_within_years(self, day: date, years: int) -> bool:
+        """Held on ``day`` and ``day`` falls before the ``years``-th anniversary of ``start``.
+
+        脱贫 with ``start`` = exit date keeps poverty-only layers for a year:
+        from the exit date up to the day before its first anniversary.
+        """
+        return self.holds_on(day) and day < add_years(self.start, years)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """An insured person as a calculation needs them (参保人)."""
+
+    resident_id: ResidentId
+    scheme: str
+    employment: str | None = None
+    tier: str | None = None
+    statuses: tuple[StatusPeriod, ...] = ()
+
+    def check(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise InvalidInput("scheme", f"unknown scheme {self.scheme!r} (one of {_list(SCHEMES)})")
+        if self.employment is not None and self.employment not in EMPLOYMENTS:
+            raise InvalidInput(
+                "employment", f"unknown employment {self.employment!r} (one of {_list(EMPLOYMENTS)})"
+            )
+        if self.scheme == "employee" and self.employment is None:
+            raise InvalidInput("employment", "required for employees (in_service or retired)")
+        if self.tier is not None and self.tier not in TIERS:
+            raise InvalidInput("tier", f"unknown tier {self.tier!r} (one of {_list(TIERS)})")
+        for index, status in enumerate(self.statuses):
+            where = f"statuses[{index}]"
+            if status.code not in STATUSES:
+                raise InvalidInput(f"{where}.code", f"unknown status {status.code!r}")
+            if status.end is not None and status.end < status.start:
+                raise InvalidInput(f"{where}.to", "ends before it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A line item of a bill (费用明细), classed by the catalogue."""
+
+    code: str
+    item_class: str
+    amount_fen: Fen
+    over_limit_fen: Fen = 0
+
+    def check(self) -> None:
+        if self.item_class not in ITEM_CLASSES:
+            raise InvalidInput("class", f"unknown item class {self.item_class!r} (A, B or C)")
+        if self.amount_fen < 0:
+            raise InvalidInput("amount_fen", f"must not be negative, got {self.amount_fen}")
+        if self.over_limit_fen < 0:
+            raise InvalidInput("over_limit_fen", f"must not be negative, got {self.over_limit_fen}")
+        if self.over_limit_fen > self.amount_fen:
+            raise InvalidInput(
+                "over_limit_fen",
+                f"{self.over_limit_fen} is above the item's amount {self.amount_fen}",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One visit to settle (就诊): a stay, an outpatient visit or a pharmacy purchase.
+
+    ``settles_on`` is the discharge date (outpatient and pharmacy: the visit
+    date); statuses, pack and year are all taken on that day.
+    """
+
+    id: str
+    visit_type: str
+    settles_on: date
+    items: tuple[Item, ...]
+    hospital_level: int | None = None
+    admitted: date | None = None
+    out_of_area: bool = False
+    referred: bool = False
+    diagnoses: tuple[str, ...] = field(default=())
+
+    @property
+    def year(self) -> int:
+        return self.settles_on.year
+
+    def check(self) -> None:
+        if self.visit_type not in VISIT_TYPES:
+            raise InvalidInput("type", f"unknown visit type {self.visit_type!r}")
+        if self.hospital_level is None:
+            if self.visit_type != PHARMACY:
+                raise InvalidInput("hospital_level", f"required for {self.visit_type} visits")
+        elif self.hospital_level not in HOSPITAL_LEVELS:
+            raise InvalidInput("hospital_level", f"must be 1, 2 or 3, got {self.hospital_level!r}")
+        if self.visit_type == INPATIENT:
+            if self.admitted is None:
+                raise InvalidInput("admitted", "required for inpatient visits")
+            if self.settles_on < self.admitted:
+                raise InvalidInput(
+                    "discharged",
+                    f"discharge {self.settles_on.isoformat()} is before admission "
+                    f"{self.admitted.isoformat()}",
+                )
+        for index, item in enumerate(self.items):
+            try:
+                item.check()
+            except InvalidInput as error:
+                raise error.under(f"items[{index}]") from None
+
+
+def _list(names: Iterable[object]) -> str:
+    return ", ".join(str(name) for name in names)

@@ -1,0 +1,84 @@
+"""Money is integer fen (分), everywhere; ratios are integer basis points (万分之一).
+
+One convention for the whole platform: an ``int`` amount of fen. Yuan appear
+only at the edges (policy packs, the national settlement summary), converted
+here exactly, never through a float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TypeAlias
+
+Fen: TypeAlias = int
+"""An amount of money in fen (1 yuan = 100 fen). Never a float."""
+
+BasisPoints: TypeAlias = int
+"""A ratio in basis points: 80% is 8000."""
+
+FEN_PER_YUAN = 100
+FULL_RATIO: BasisPoints = 10_000
+
+
+def round_half_up(numerator: int, denominator: int) -> Fen:
+    """``numerator / denominator`` rounded half-up to an integer (both non-negative)."""
+    if numerator < 0 or denominator <= 0:
+        raise ValueError("round_half_up takes a non-negative numerator and a positive denominator")
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def apply_ratio(amount: Fen, ratio: BasisPoints) -> Fen:
+    """``amount x ratio``, rounded half-up to the fen."""
+    return round_half_up(amount * ratio, FULL_RATIO)
+
+
+def _decimal(value: object, what: str) -> Decimal:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"{what} must be an integer or a quoted decimal, not {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            parsed = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{what} is not a number: {value!r}") from None
+        if not parsed.is_finite():
+            raise ValueError(f"{what} is not a finite number: {value!r}")
+        return parsed
+    raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+
+
+def yuan_to_fen(value: object) -> Fen:
+    """Exact yuan (int or decimal string such as ``"12.50"``) to fen; more than 2 decimals is an error."""
+    amount = _decimal(value, "an amount in yuan") * FEN_PER_YUAN
+    if amount != amount.to_integral_value():
+        raise ValueError(f"{value!r} yuan is not a whole number of fen")
+    return int(amount)
+
+
+def percent_to_basis_points(value: object) -> BasisPoints:
+    """A percentage (int or decimal string such as ``"72.5"``) to basis points."""
+    points = _decimal(value, "a percentage") * 100
+    if points != points.to_integral_value():
+        raise ValueError(f"{value!r}% is finer than a basis point")
+    return int(points)
+
+
+def fen_to_yuan(amount: Fen) -> str:
+    """Fen as yuan with two decimals, as the national settlement message writes them (``"123.45"``)."""
+    sign = "-" if amount < 0 else ""
+    whole, cents = divmod(abs(amount), FEN_PER_YUAN)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def format_yuan(amount: Fen) -> str:
+    """Fen for people: ``1,234.5`` yuan style without trailing zeros (``150,000``, ``12.50``)."""
+    whole, cents = divmod(abs(amount), FEN_PER_YUAN)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{whole:,}" if cents == 0 else f"{sign}{whole:,}.{cents:02d}"
+
+
+def format_percent(ratio: BasisPoints) -> str:
+    """Basis points as a percentage for people: ``80%``, ``72.5%``."""
+    whole, rest = divmod(ratio, 100)
+    return f"{whole}%" if rest == 0 else f"{whole}.{rest:02d}".rstrip("0") + "%"

@@ -1,0 +1,804 @@
+"""Policy packs: one YAML file per region and year, loaded strictly (DOMAIN.md section 6).
+
+A pack is data, never code. Each number in it names its source (an entry of
+the pack's ``sources`` followed by the sentence's figure) or says ``assumed``
+and why. Loading rejects unknown keys, funds, statuses and visit types, floats,
+unsorted bands and missing sources, with an error naming the file and the rule
+(``xixia-2017.yaml: layers[basic].rules[inpatient].ratio: ...``).
+
+The file format is described in ``docs/policy-packs.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from doudi.core.codes import (
+    EMPLOYMENTS,
+    HOSPITAL_LEVELS,
+    INPATIENT,
+    NATIONAL_FUNDS,
+    PHARMACY,
+    SCHEMES,
+    STATUSES,
+    TIERS,
+    VISIT_TYPES,
+)
+from doudi.core.dates import parse_date
+from doudi.core.errors import PolicyPackError
+from doudi.core.money import percent_to_basis_points, yuan_to_fen
+from doudi.core.policy import (
+    Adjustment,
+    Band,
+    Cap,
+    Condition,
+    Deductible,
+    Described,
+    DiseaseClass,
+    InstantPayout,
+    IntSelector,
+    Layer,
+    LowOutpatientYearDeductible,
+    Pack,
+    QuietYearReductions,
+    Rule,
+    StrSelector,
+    VisitContext,
+)
+
+PACK_ID = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*-\d{4}")
+_SOURCE_KEYS = ("source", "assumed")
+_ICD10_CATEGORY = re.compile(r"[A-Z]\d{2}")
+_ICD10_CODE = re.compile(r"[A-Z]\d{2}\.[0-9A-Z]{1,4}")
+_ICD10_RANGE = re.compile(r"([A-Z]\d{2})-([A-Z]\d{2})")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML without implicit dates or floats (they stay strings, parsed exactly by us)
+    and without duplicate keys."""
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _Fail(Exception):
+    """A problem at a path inside the pack; becomes a ``PolicyPackError`` naming the file."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def _mapping(data: Any, path: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _Fail(path, f"expected a mapping, got {_kind(data)}")
+    required = tuple(required)
+    allowed = set(required) | set(optional)
+    for key in data:
+        if key not in allowed:
+            raise _Fail(path, f"unknown key {key!r} (allowed: {', '.join(sorted(map(str, allowed)))})")
+    for key in required:
+        if key not in data:
+            raise _Fail(path, f"missing key {key!r}")
+    return data
+
+
+def _free_mapping(data: Any, path: str) -> dict[Any, Any]:
+    """A mapping whose keys the pack chooses (its sources, its funds)."""
+    if not isinstance(data, dict):
+        raise _Fail(path, f"expected a mapping, got {_kind(data)}")
+    return data
+
+
+def _list(data: Any, path: str, *, non_empty: bool = True) -> list[Any]:
+    if not isinstance(data, list):
+        raise _Fail(path, f"expected a list, got {_kind(data)}")
+    if non_empty and not data:
+        raise _Fail(path, "must not be empty")
+    return data
+
+
+def _text(data: Any, path: str) -> str:
+    if not isinstance(data, str) or not data.strip():
+        raise _Fail(path, f"expected a non-empty text, got {_kind(data)}")
+    return data
+
+
+def _bool(data: Any, path: str) -> bool:
+    if not isinstance(data, bool):
+        raise _Fail(path, f"expected true or false, got {_kind(data)}")
+    return data
+
+
+def _kind(data: Any) -> str:
+    if data is None:
+        return "nothing"
+    if isinstance(data, dict):
+        return "a mapping"
+    if isinstance(data, list):
+        return "a list"
+    return repr(data)
+
+
+def _date(data: Any, path: str) -> date:
+    try:
+        return parse_date(data)
+    except ValueError as error:
+        raise _Fail(path, str(error)) from None
+
+
+def _member(data: Any, known: Mapping[Any, Any], path: str, what: str) -> Any:
+    if isinstance(data, list | dict) or data not in known:
+        raise _Fail(path, f"unknown {what} {data!r} (known: {', '.join(map(str, known))})")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A compiled number choice and what it depends on (to reject, say, a choice by
+    hospital level on pharmacy purchases, which have none)."""
+
+    select: IntSelector
+    depends_on: frozenset[str]
+
+
+class _PackCompiler:
+    def __init__(self, document: Any) -> None:
+        self.document = document
+        self.sources: dict[str, str] = {}
+        self.funds: dict[str, str] = dict(NATIONAL_FUNDS)
+
+    # -- provenance -------------------------------------------------------
+
+    def provenance(self, data: Mapping[str, Any], path: str) -> None:
+        """Every rule carrying a number says where it comes from, or that it is assumed."""
+        if not any(key in data for key in _SOURCE_KEYS):
+            raise _Fail(path, "needs 'source' (a source of this pack and its figure) or 'assumed' (why)")
+        if "source" in data:
+            source = _text(data["source"], f"{path}.source")
+            reference = source.split(":", 1)[0].strip()
+            if ":" not in source or reference not in self.sources:
+                raise _Fail(
+                    f"{path}.source",
+                    f"should start with one of this pack's sources ({', '.join(self.sources)}) "
+                    f"and a colon, then the figure; got {source!r}",
+                )
+        if "assumed" in data:
+            _text(data["assumed"], f"{path}.assumed")
+
+    # -- numbers ----------------------------------------------------------
+
+    def number(self, data: Any, path: str, unit: str) -> _Compiled:
+        """A number in yuan or percent, or a choice of numbers by level, scheme, employment,
+        age, n-th stay or status."""
+        if isinstance(data, dict):
+            if len(data) != 1:
+                raise _Fail(path, f"a choice has one key (by_level, by_scheme, ...), got {sorted(data)}")
+            (kind, choices), = data.items()
+            chooser = self._CHOOSERS.get(kind)
+            if chooser is None:
+                raise _Fail(path, f"unknown choice {kind!r} (known: {', '.join(self._CHOOSERS)})")
+            return chooser(self, choices, f"{path}.{kind}", unit)
+        value = self.scalar(data, path, unit)
+        return _Compiled(lambda ctx: value, frozenset())
+
+    def scalar(self, data: Any, path: str, unit: str) -> int:
+        try:
+            if unit == "yuan":
+                value = yuan_to_fen(data)
+            elif unit == "percent":
+                value = percent_to_basis_points(data)
+                if not 0 <= value <= 10_000:
+                    raise ValueError(f"{data}% is outside 0-100%")
+            else:  # "points": a signed adjustment in percentage points
+                value = percent_to_basis_points(data)
+        except ValueError as error:
+            raise _Fail(path, str(error)) from None
+        if unit == "yuan" and value < 0:
+            raise _Fail(path, f"must not be negative, got {data}")
+        return value
+
+    def _by_keys(
+        self, choices: Any, path: str, unit: str, known: Mapping[Any, Any], attribute: str, what: str
+    ) -> _Compiled:
+        if not isinstance(choices, dict):
+            raise _Fail(path, f"expected a mapping of {what} to values")
+        for key in choices:
+            _member(key, known, f"{path}.{key}", what)
+        missing = [str(key) for key in known if key not in choices]
+        if missing:
+            raise _Fail(path, f"missing {what} {', '.join(missing)}")
+        compiled = {key: self.number(value, f"{path}.{key}", unit) for key, value in choices.items()}
+        table = {key: c.select for key, c in compiled.items()}
+        depends = frozenset({attribute}).union(*(c.depends_on for c in compiled.values()))
+
+        def select(ctx: VisitContext) -> int:
+            return table[getattr(ctx, attribute)](ctx)
+
+        return _Compiled(select, depends)
+
+    def by_level(self, choices: Any, path: str, unit: str) -> _Compiled:
+        return self._by_keys(choices, path, unit, HOSPITAL_LEVELS, "level", "hospital level")
+
+    def by_scheme(self, choices: Any, path: str, unit: str) -> _Compiled:
+        return self._by_keys(choices, path, unit, SCHEMES, "scheme", "scheme")
+
+    def by_employment(self, choices: Any, path: str, unit: str) -> _Compiled:
+        return self._by_keys(choices, path, unit, EMPLOYMENTS, "employment", "employment")
+
+    def _steps(
+        self, choices: Any, path: str, unit: str, bound: str, last: str | None
+    ) -> tuple[list[tuple[int | None, _Compiled]], frozenset[str]]:
+        """Ordered steps ``{bound: n, value: v}``, ending with one without ``bound`` (or ``last``)."""
+        steps = _list(choices, path)
+        compiled: list[tuple[int | None, _Compiled]] = []
+        previous = 0
+        for index, step in enumerate(steps):
+            where = f"{path}[{index}]"
+            final = index == len(steps) - 1
+            key = last if (final and last) else bound
+            if final and last is None:
+                _mapping(step, where, ["value"])
+                limit = None
+            else:
+                _mapping(step, where, [key, "value"])
+                limit = step[key]
+                if isinstance(limit, bool) or not isinstance(limit, int) or limit <= previous:
+                    raise _Fail(f"{where}.{key}", f"expected a whole number above {previous}, got {limit!r}")
+                previous = limit
+            compiled.append((limit, self.number(step["value"], f"{where}.value", unit)))
+        depends = frozenset().union(*(c.depends_on for _, c in compiled))
+        return compiled, depends
+
+    def by_age(self, choices: Any, path: str, unit: str) -> _Compiled:
+        steps, depends = self._steps(choices, path, unit, "under", None)
+
+        def select(ctx: VisitContext) -> int:
+            for under, value in steps:
+                if under is None or ctx.age < under:
+                    return value.select(ctx)
+            raise AssertionError("the last age step has no bound")
+
+        return _Compiled(select, depends | {"age"})
+
+    def by_stay(self, choices: Any, path: str, unit: str) -> _Compiled:
+        steps, depends = self._steps(choices, path, unit, "nth", "from_nth")
+        for index, (nth, _) in enumerate(steps):
+            if nth != index + 1:
+                raise _Fail(f"{path}[{index}]", f"stays are numbered 1, 2, ... in order; expected {index + 1}")
+
+        def select(ctx: VisitContext) -> int:
+            return steps[min(ctx.nth_stay, len(steps)) - 1][1].select(ctx)
+
+        return _Compiled(select, depends | {"stay"})
+
+    def by_status(self, choices: Any, path: str, unit: str) -> _Compiled:
+        steps = _list(choices, path)
+        compiled: list[tuple[frozenset[str] | None, _Compiled]] = []
+        for index, step in enumerate(steps):
+            where = f"{path}[{index}]"
+            if index == len(steps) - 1:
+                _mapping(step, where, ["value"])
+                codes = None
+            else:
+                _mapping(step, where, ["statuses", "value"])
+                codes = frozenset(
+                    _member(code, STATUSES, f"{where}.statuses[{i}]", "status")
+                    for i, code in enumerate(_list(step["statuses"], f"{where}.statuses"))
+                )
+            compiled.append((codes, self.number(step["value"], f"{where}.value", unit)))
+
+        def select(ctx: VisitContext) -> int:
+            for codes, value in compiled:
+                if codes is None or codes & ctx.statuses:
+                    return value.select(ctx)
+            raise AssertionError("the last status step has no condition")
+
+        return _Compiled(select, frozenset({"status"}).union(*(c.depends_on for _, c in compiled)))
+
+    _CHOOSERS: dict[str, Callable[[_PackCompiler, Any, str, str], _Compiled]] = {
+        "by_level": by_level,
+        "by_scheme": by_scheme,
+        "by_employment": by_employment,
+        "by_age": by_age,
+        "by_stay": by_stay,
+        "by_status": by_status,
+    }
+
+    # -- conditions -------------------------------------------------------
+
+    def condition(self, data: Any, path: str) -> Described:
+        spec = _mapping(
+            data, path, [], ["schemes", "employment", "tiers", "levels", "statuses", "out_of_area", "referred"]
+        )
+        if not spec:
+            raise _Fail(path, "an empty condition; leave it out instead")
+        tests: list[Condition] = []
+        words: list[str] = []
+
+        def members(key: str, known: Mapping[Any, Any], what: str) -> frozenset[Any]:
+            items = _list(spec[key], f"{path}.{key}")
+            return frozenset(_member(v, known, f"{path}.{key}[{i}]", what) for i, v in enumerate(items))
+
+        if "schemes" in spec:
+            schemes = members("schemes", SCHEMES, "scheme")
+            tests.append(lambda ctx: ctx.scheme in schemes)
+            words.append("scheme " + " or ".join(sorted(schemes)))
+        if "employment" in spec:
+            employment = members("employment", EMPLOYMENTS, "employment")
+            tests.append(lambda ctx: ctx.employment in employment)
+            words.append("employment " + " or ".join(sorted(employment)))
+        if "tiers" in spec:
+            tiers = members("tiers", TIERS, "tier")
+            tests.append(lambda ctx: ctx.tier in tiers)
+            words.append("tier " + " or ".join(sorted(tiers)))
+        if "levels" in spec:
+            levels = members("levels", HOSPITAL_LEVELS, "hospital level")
+            tests.append(lambda ctx: ctx.level in levels)
+            words.append("hospital level " + " or ".join(map(str, sorted(levels))))
+        if "statuses" in spec:
+            tests.append(self.statuses(spec["statuses"], f"{path}.statuses", words))
+        for flag in ("out_of_area", "referred"):
+            if flag in spec:
+                wanted = _bool(spec[flag], f"{path}.{flag}")
+                tests.append(lambda ctx, flag=flag, wanted=wanted: getattr(ctx, flag) is wanted)
+                words.append(("" if wanted else "not ") + flag.replace("_", " "))
+        if len(tests) == 1:
+            return Described(tests[0], words[0])
+        frozen = tuple(tests)
+        return Described(lambda ctx: all(test(ctx) for test in frozen), "; ".join(words))
+
+    def statuses(self, data: Any, path: str, words: list[str]) -> Condition:
+        """Any of these statuses held on the visit's date; an entry may limit a status to
+        its first years (Xixia: 脱贫 keeps the poverty-only layers for one year)."""
+        plain: set[str] = set()
+        limited: list[tuple[str, int]] = []
+        texts: list[str] = []
+        for index, entry in enumerate(_list(data, path)):
+            where = f"{path}[{index}]"
+            if isinstance(entry, dict):
+                _mapping(entry, where, ["status", "within_years"], _SOURCE_KEYS)
+                self.provenance(entry, where)
+                code = _member(entry["status"], STATUSES, f"{where}.status", "status")
+                years = entry["within_years"]
+                if isinstance(years, bool) or not isinstance(years, int) or years < 1:
+                    raise _Fail(f"{where}.within_years", f"expected a whole number of years, got {years!r}")
+                limited.append((code, years))
+                texts.append(f"{code} (for {years} year(s) from its start)")
+            else:
+                plain.add(_member(entry, STATUSES, where, "status"))
+                texts.append(str(entry))
+        words.append("status " + " or ".join(texts))
+        frozen_plain = frozenset(plain)
+        frozen_limited = tuple(limited)
+
+        def test(ctx: VisitContext) -> bool:
+            if frozen_plain & ctx.statuses:
+                return True
+            return any(
+                period.holds_within_years(ctx.day, years)
+                for code, years in frozen_limited
+                if code in ctx.statuses
+                for period in ctx.status_periods(code)
+            )
+
+        return test
+
+    # -- layers -----------------------------------------------------------
+
+    def fund(self, data: Any, path: str) -> StrSelector:
+        if isinstance(data, dict):
+            choices = _mapping(data, path, ["by_scheme"])["by_scheme"]
+            if not isinstance(choices, dict) or set(choices) != set(SCHEMES):
+                raise _Fail(f"{path}.by_scheme", f"give a fund for each scheme ({', '.join(SCHEMES)})")
+            table = {s: self.fund_code(f, f"{path}.by_scheme.{s}") for s, f in choices.items()}
+            return lambda ctx: table[ctx.scheme]
+        code = self.fund_code(data, path)
+        return lambda ctx: code
+
+    def fund_code(self, data: Any, path: str) -> str:
+        if not isinstance(data, str) or data not in self.funds:
+            raise _Fail(
+                path,
+                f"unknown fund {data!r}: a national fund-pay-type code "
+                f"({', '.join(NATIONAL_FUNDS)}) or one of this pack's funds",
+            )
+        return data
+
+    def layer(self, data: Any, index: int) -> Layer:
+        path = f"layers[{index}]"
+        spec = _mapping(
+            data, path, ["id", "name", "fund", "rules"],
+            ["eligible", "in_force_from", "base", "caps", "note", *_SOURCE_KEYS],
+        )
+        layer_id = _text(spec["id"], f"{path}.id")
+        path = f"layers[{layer_id}]"
+        if any(key in spec for key in _SOURCE_KEYS):
+            self.provenance(spec, path)
+        if "base" in spec and spec["base"] not in ("in_scope_remainder", "remainder"):
+            raise _Fail(f"{path}.base", "expected in_scope_remainder or remainder")
+        in_force_from = None
+        if "in_force_from" in spec:
+            entry = _mapping(spec["in_force_from"], f"{path}.in_force_from", ["date"], _SOURCE_KEYS)
+            self.provenance(entry, f"{path}.in_force_from")
+            in_force_from = _date(entry["date"], f"{path}.in_force_from.date")
+        caps: dict[str, Cap] = {}
+        for cap_index, cap_data in enumerate(_list(spec.get("caps", []), f"{path}.caps", non_empty=False)):
+            cap = self.cap(cap_data, f"{path}.caps[{cap_index}]", layer_id)
+            if cap.id in caps:
+                raise _Fail(f"{path}.caps[{cap.id}]", "duplicate cap id")
+            caps[cap.id] = cap
+        rules: list[Rule] = []
+        for rule_index, rule_data in enumerate(_list(spec["rules"], f"{path}.rules")):
+            rule = self.rule(rule_data, f"{path}.rules[{rule_index}]", layer_id, caps)
+            if any(r.id == rule.id for r in rules):
+                raise _Fail(f"{path}.rules[{rule.id}]", "duplicate rule id")
+            rules.append(rule)
+        used = {cap.id for rule in rules for cap in rule.caps}
+        for cap_id in caps:
+            if cap_id not in used:
+                raise _Fail(f"{path}.caps[{cap_id}]", "no rule draws on this cap")
+        return Layer(
+            id=layer_id,
+            name=_text(spec["name"], f"{path}.name"),
+            fund=self.fund(spec["fund"], f"{path}.fund"),
+            eligible=self.condition(spec["eligible"], f"{path}.eligible") if "eligible" in spec else None,
+            in_force_from=in_force_from,
+            whole_remainder=spec.get("base") == "remainder",
+            rules=tuple(rules),
+        )
+
+    def cap(self, data: Any, path: str, layer_id: str) -> Cap:
+        spec = _mapping(data, path, ["id", "per", "yuan"], ["plus_carried_over_quota", *_SOURCE_KEYS])
+        cap_id = _text(spec["id"], f"{path}.id")
+        path = path.rsplit("[", 1)[0] + f"[{cap_id}]"
+        self.provenance(spec, path)
+        if spec["per"] not in ("year", "visit"):
+            raise _Fail(f"{path}.per", "expected year or visit")
+        carried = _bool(spec.get("plus_carried_over_quota", False), f"{path}.plus_carried_over_quota")
+        if carried and "outpatient_quota_carry_over" not in self.document:
+            raise _Fail(f"{path}.plus_carried_over_quota", "the pack has no outpatient_quota_carry_over")
+        amount = self.number(spec["yuan"], f"{path}.yuan", "yuan")
+        if "stay" in amount.depends_on:
+            raise _Fail(f"{path}.yuan", "a cap cannot depend on the n-th stay")
+        return Cap(cap_id, spec["per"] == "year", amount.select, carried, f"paid:{layer_id}:{cap_id}")
+
+    def rule(self, data: Any, path: str, layer_id: str, caps: Mapping[str, Cap]) -> Rule:
+        spec = _mapping(
+            data, path, ["id", "visit_types", "period"],
+            ["when", "deductible", "ratio", "bands", "adjustments", "caps", "note", *_SOURCE_KEYS],
+        )
+        rule_id = _text(spec["id"], f"{path}.id")
+        path = path.rsplit("[", 1)[0] + f"[{rule_id}]"
+        if any(key in spec for key in _SOURCE_KEYS):
+            self.provenance(spec, path)
+        visit_types = frozenset(
+            _member(v, VISIT_TYPES, f"{path}.visit_types[{i}]", "visit type")
+            for i, v in enumerate(_list(spec["visit_types"], f"{path}.visit_types"))
+        )
+        if spec["period"] not in ("visit", "year"):
+            raise _Fail(f"{path}.period", "expected visit (each visit alone) or year (over the year's base)")
+        yearly = spec["period"] == "year"
+        depends: set[str] = set()
+        deductible = None
+        if "deductible" in spec:
+            deductible = self.deductible(spec["deductible"], f"{path}.deductible", depends)
+        if ("ratio" in spec) == ("bands" in spec):
+            raise _Fail(path, "give either 'ratio' or 'bands'")
+        if "ratio" in spec:
+            ratio_spec = _mapping(spec["ratio"], f"{path}.ratio", ["percent"], _SOURCE_KEYS)
+            self.provenance(ratio_spec, f"{path}.ratio")
+            ratio = self.number(ratio_spec["percent"], f"{path}.ratio.percent", "percent")
+            depends |= ratio.depends_on
+            bands: tuple[Band, ...] = (Band(0, ratio.select),)
+        else:
+            bands = self.bands(spec["bands"], f"{path}.bands", depends)
+        adjustments = []
+        for i, entry in enumerate(_list(spec.get("adjustments", []), f"{path}.adjustments", non_empty=False)):
+            where = f"{path}.adjustments[{i}]"
+            adjustment = _mapping(entry, where, ["when", "points"], _SOURCE_KEYS)
+            self.provenance(adjustment, where)
+            adjustments.append(
+                Adjustment(self.condition(adjustment["when"], f"{where}.when"),
+                           self.scalar(adjustment["points"], f"{where}.points", "points"))
+            )
+        rule_caps = []
+        for i, cap_id in enumerate(_list(spec.get("caps", []), f"{path}.caps", non_empty=False)):
+            if cap_id not in caps:
+                raise _Fail(f"{path}.caps[{i}]", f"unknown cap {cap_id!r} (the layer's caps: {', '.join(caps)})")
+            rule_caps.append(caps[cap_id])
+        if "level" in depends and PHARMACY in visit_types:
+            raise _Fail(path, "pharmacy purchases have no hospital level; do not choose by level here")
+        if "stay" in depends and visit_types != {INPATIENT}:
+            raise _Fail(path, "a choice by n-th stay needs a rule for inpatient visits only")
+        return Rule(
+            id=rule_id,
+            visit_types=visit_types,
+            when=self.condition(spec["when"], f"{path}.when") if "when" in spec else None,
+            yearly=yearly,
+            deductible=deductible,
+            bands=bands,
+            adjustments=tuple(adjustments),
+            caps=tuple(rule_caps),
+            accumulator=f"base:{layer_id}:{rule_id}",
+        )
+
+    def deductible(self, data: Any, path: str, depends: set[str]) -> Deductible:
+        spec = _mapping(
+            data, path, ["yuan"], ["after_low_outpatient_year", "quiet_year_reductions", *_SOURCE_KEYS]
+        )
+        self.provenance(spec, path)
+        amount = self.number(spec["yuan"], f"{path}.yuan", "yuan")
+        depends |= amount.depends_on
+        low = None
+        if "after_low_outpatient_year" in spec:
+            where = f"{path}.after_low_outpatient_year"
+            entry = _mapping(spec["after_low_outpatient_year"], where,
+                             ["outpatient_cost_at_most_yuan", "yuan"], _SOURCE_KEYS)
+            self.provenance(entry, where)
+            threshold = self.number(entry["outpatient_cost_at_most_yuan"],
+                                    f"{where}.outpatient_cost_at_most_yuan", "yuan")
+            lowered = self.number(entry["yuan"], f"{where}.yuan", "yuan")
+            depends |= threshold.depends_on | lowered.depends_on
+            low = LowOutpatientYearDeductible(threshold.select, lowered.select)
+        quiet = None
+        if "quiet_year_reductions" in spec:
+            where = f"{path}.quiet_year_reductions"
+            entry = _mapping(spec["quiet_year_reductions"], where, ["by_years"], _SOURCE_KEYS)
+            self.provenance(entry, where)
+            by_years = entry["by_years"]
+            if not isinstance(by_years, dict) or sorted(by_years) != list(range(1, len(by_years) + 1)):
+                raise _Fail(f"{where}.by_years", "expected reductions for 1, 2, ... quiet years (the last for more)")
+            quiet = QuietYearReductions(
+                tuple(self.scalar(by_years[n], f"{where}.by_years.{n}", "yuan") for n in sorted(by_years))
+            )
+        return Deductible(amount.select, low, quiet)
+
+    def bands(self, data: Any, path: str, depends: set[str]) -> tuple[Band, ...]:
+        spec = _mapping(data, path, ["steps"], _SOURCE_KEYS)
+        self.provenance(spec, path)
+        bands: list[Band] = []
+        previous = -1
+        for index, step in enumerate(_list(spec["steps"], f"{path}.steps")):
+            where = f"{path}.steps[{index}]"
+            _mapping(step, where, ["from_yuan", "percent"])
+            lower = self.scalar(step["from_yuan"], f"{where}.from_yuan", "yuan")
+            if lower <= previous:
+                raise _Fail(f"{where}.from_yuan", "bands must rise: each starts above the one before")
+            previous = lower
+            ratio = self.number(step["percent"], f"{where}.percent", "percent")
+            depends |= ratio.depends_on
+            bands.append(Band(lower, ratio.select))
+        return tuple(bands)
+
+    # -- instant payouts ----------------------------------------------------
+
+    def payout(self, data: Any, index: int) -> InstantPayout:
+        path = f"instant_payouts[{index}]"
+        spec = _mapping(
+            data, path, ["id", "name", "fund", "yuan", "disease_classes"], ["eligible", "note", *_SOURCE_KEYS]
+        )
+        payout_id = _text(spec["id"], f"{path}.id")
+        path = f"instant_payouts[{payout_id}]"
+        self.provenance(spec, path)
+        amount = self.number(spec["yuan"], f"{path}.yuan", "yuan")
+        if amount.depends_on - {"level", "scheme", "age", "status", "employment"}:
+            raise _Fail(f"{path}.yuan", "an instant payout is chosen by level, scheme, age or status only")
+        listing = _mapping(spec["disease_classes"], f"{path}.disease_classes", ["classes"], _SOURCE_KEYS)
+        self.provenance(listing, f"{path}.disease_classes")
+        classes: list[DiseaseClass] = []
+        for class_index, entry in enumerate(_list(listing["classes"], f"{path}.disease_classes.classes")):
+            where = f"{path}.disease_classes.classes[{class_index}]"
+            item = _mapping(entry, where, ["id", "name", "diseases"])
+            patterns: list[str] = []
+            for d_index, disease in enumerate(_list(item["diseases"], f"{where}.diseases")):
+                d_where = f"{where}.diseases[{d_index}]"
+                _mapping(disease, d_where, ["name", "icd10"])
+                _text(disease["name"], f"{d_where}.name")
+                for p_index, pattern in enumerate(_list(disease["icd10"], f"{d_where}.icd10")):
+                    patterns.append(_icd10_pattern(pattern, f"{d_where}.icd10[{p_index}]"))
+            class_id = _text(item["id"], f"{where}.id")
+            if any(c.id == class_id for c in classes):
+                raise _Fail(where, f"duplicate disease class {class_id!r}")
+            classes.append(DiseaseClass(class_id, _text(item["name"], f"{where}.name"),
+                                        _icd10_matcher(tuple(patterns))))
+        return InstantPayout(
+            id=payout_id,
+            name=_text(spec["name"], f"{path}.name"),
+            fund=self.fund_code(spec["fund"], f"{path}.fund"),
+            eligible=self.condition(spec["eligible"], f"{path}.eligible") if "eligible" in spec else None,
+            amount=amount.select,
+            classes=tuple(classes),
+        )
+
+    # -- the pack -----------------------------------------------------------
+
+    def pack(self, file: str) -> Pack:
+        spec = _mapping(
+            self.document, "", ["id", "region", "title", "effective_from", "sources", "catalogue", "layers"],
+            ["funds", "outpatient_quota_carry_over", "instant_payouts", "note"],
+        )
+        pack_id = _text(spec["id"], "id")
+        if not PACK_ID.fullmatch(pack_id):
+            raise _Fail("id", f"a pack id is <region-name>-<year> in lower case, got {pack_id!r}")
+        sources = _free_mapping(spec["sources"], "sources")
+        if not sources:
+            raise _Fail("sources", "name at least one source document")
+        self.sources = {str(k): _text(v, f"sources.{k}") for k, v in sources.items()}
+        region = _mapping(spec["region"], "region", ["code", "name"])
+        region_code = region["code"]
+        if not isinstance(region_code, str) or not re.fullmatch(r"\d{6}", region_code):
+            raise _Fail("region.code", f"a 6-digit administrative division code as a string, got {region_code!r}")
+        catalogue = _mapping(spec["catalogue"], "catalogue", ["class_b_pre_self_pay_percent"], _SOURCE_KEYS)
+        self.provenance(catalogue, "catalogue")
+        pre_self_pay = self.scalar(catalogue["class_b_pre_self_pay_percent"],
+                                   "catalogue.class_b_pre_self_pay_percent", "percent")
+        for fund_id, name in _free_mapping(spec.get("funds", {}), "funds").items():
+            if str(fund_id) in NATIONAL_FUNDS:
+                raise _Fail(f"funds.{fund_id}", "is a national code already; do not declare it")
+            self.funds[str(fund_id)] = _text(name, f"funds.{fund_id}")
+        quota = None
+        if "outpatient_quota_carry_over" in spec:
+            entry = _mapping(spec["outpatient_quota_carry_over"], "outpatient_quota_carry_over",
+                             ["quota_yuan"], _SOURCE_KEYS)
+            self.provenance(entry, "outpatient_quota_carry_over")
+            compiled = self.number(entry["quota_yuan"], "outpatient_quota_carry_over.quota_yuan", "yuan")
+            if compiled.depends_on - {"scheme", "employment"}:
+                raise _Fail("outpatient_quota_carry_over.quota_yuan", "choose the quota by scheme or employment only")
+            quota = compiled.select
+        layers: list[Layer] = []
+        for index, data in enumerate(_list(spec["layers"], "layers")):
+            layer = self.layer(data, index)
+            if any(existing.id == layer.id for existing in layers):
+                raise _Fail(f"layers[{layer.id}]", "duplicate layer id")
+            layers.append(layer)
+        payouts = tuple(
+            self.payout(data, index)
+            for index, data in enumerate(_list(spec.get("instant_payouts", []), "instant_payouts", non_empty=False))
+        )
+        return Pack(
+            id=pack_id,
+            region_code=region_code,
+            region_name=_text(region["name"], "region.name"),
+            title=_text(spec["title"], "title"),
+            effective_from=_date(spec["effective_from"], "effective_from"),
+            file=file,
+            class_b_pre_self_pay=pre_self_pay,
+            layers=tuple(layers),
+            outpatient_quota=quota,
+            payouts=payouts,
+            funds={code: self.funds[code] for code in self.funds},
+            document=self.document,
+        )
+
+
+def _icd10_pattern(data: Any, path: str) -> str:
+    if not isinstance(data, str):
+        raise _Fail(path, f"expected an ICD-10 code or range, got {_kind(data)}")
+    match = _ICD10_RANGE.fullmatch(data)
+    if match:
+        if match.group(1) > match.group(2):
+            raise _Fail(path, f"range {data} runs backwards")
+        return data
+    if _ICD10_CATEGORY.fullmatch(data) or _ICD10_CODE.fullmatch(data):
+        return data
+    raise _Fail(path, f"expected an ICD-10 category (I21), code (N18.5) or range (C00-C97), got {data!r}")
+
+
+def normalise_icd10(code: str) -> str:
+    """Upper case, with the dot after the category (``c341`` -> ``C34.1``)."""
+    code = code.strip().upper()
+    if len(code) > 3 and code[3] != ".":
+        code = f"{code[:3]}.{code[3:]}"
+    return code
+
+
+def _icd10_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    ranges: list[tuple[str, str]] = []
+    prefixes: list[str] = []
+    for pattern in patterns:
+        match = _ICD10_RANGE.fullmatch(pattern)
+        if match:
+            ranges.append((match.group(1), match.group(2)))
+        else:
+            prefixes.append(pattern)
+
+    def matches(diagnosis: str) -> bool:
+        code = normalise_icd10(diagnosis)
+        category = code[:3]
+        if any(low <= category <= high for low, high in ranges):
+            return True
+        return any(code == p or code.startswith(p if "." in p else p + ".") for p in prefixes)
+
+    return matches
+
+
+def load_pack(path: Path) -> Pack:
+    """Load and check one pack file; a ``PolicyPackError`` names the file and the rule."""
+    name = path.name
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - strict safe loader
+    except OSError as error:
+        raise PolicyPackError(name, "", f"cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise PolicyPackError(name, "", f"not valid YAML: {error}".replace("\n", " ")) from None
+    try:
+        pack = _PackCompiler(document).pack(name)
+    except _Fail as failure:
+        raise PolicyPackError(name, failure.path, failure.message) from None
+    if path.stem != pack.id:
+        raise PolicyPackError(name, "id", f"the file of pack {pack.id!r} must be named {pack.id}.yaml")
+    return pack
+
+
+class PackRegistry:
+    """The packs a deployment knows; which one is in force for a region on a day."""
+
+    def __init__(self, packs: Iterable[Pack]) -> None:
+        self._by_id: dict[str, Pack] = {}
+        for pack in packs:
+            if pack.id in self._by_id:
+                raise PolicyPackError(pack.file, "id", f"pack {pack.id!r} is defined twice")
+            for other in self._by_id.values():
+                if other.region_code == pack.region_code and other.effective_from == pack.effective_from:
+                    raise PolicyPackError(
+                        pack.file, "effective_from",
+                        f"{other.id} already starts on {pack.effective_from.isoformat()} for region {pack.region_code}",
+                    )
+            self._by_id[pack.id] = pack
+
+    @classmethod
+    def load(cls, extra_dirs: Iterable[Path] = ()) -> PackRegistry:
+        """The packs shipped with Doudi, plus those in ``extra_dirs`` (a region's own)."""
+        builtin = resources.files("doudi.packs")
+        files = [Path(str(entry)) for entry in builtin.iterdir() if entry.name.endswith(".yaml")]
+        for directory in extra_dirs:
+            files.extend(Path(directory).glob("*.yaml"))
+        return cls(load_pack(path) for path in sorted(files))
+
+    def __iter__(self) -> Iterator[Pack]:
+        return iter(sorted(self._by_id.values(), key=lambda p: (p.region_code, p.effective_from)))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, pack_id: str) -> Pack | None:
+        return self._by_id.get(pack_id)
+
+    def in_force(self, region_code: str, day: date) -> Pack | None:
+        """The region's newest pack that has started on ``day``."""
+        started = [p for p in self._by_id.values() if p.region_code == region_code and p.effective_from <= day]
+        return max(started, key=lambda p: p.effective_from, default=None)
+
+    def superseded_on(self, pack: Pack, day: date) -> Pack | None:
+        """The newer pack of the same region already in force on ``day``, if any."""
+        current = self.in_force(pack.region_code, day)
+        return current if current is not None and current.id != pack.id else None
