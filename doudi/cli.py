@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,25 +33,41 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="doudi", description="Doudi (兜底): one-window settlement against poverty caused by illness")
+    parser = _Parser(
+        prog="doudi",
+        description="Doudi (兜底): one-window settlement against poverty caused by illness",
+    )
     parser.add_argument(
-        "--packs-dir", action="append", type=Path, default=[], metavar="DIR",
+        "--packs-dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
         help="also load the policy packs (*.yaml) in DIR; may be repeated",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     calc = commands.add_parser("calc", help="settle a calculation case and print the result JSON")
     calc.add_argument("case", help="the case file (CASES.md), or - for standard input")
-    calc.add_argument("--no-explain", action="store_true", help="leave out the per-layer explanation")
+    calc.add_argument(
+        "--no-explain", action="store_true", help="leave out the per-layer explanation"
+    )
     packs = commands.add_parser("packs", help="list the policy packs, or show one")
     pack_commands = packs.add_subparsers(dest="pack_command", parser_class=_Parser)
-    show = pack_commands.add_parser("show", help="print a pack's layers and rules with their sources")
+    show = pack_commands.add_parser(
+        "show", help="print a pack's layers and rules with their sources"
+    )
     show.add_argument("pack_id", metavar="ID")
     return parser
 
 
 def _fail(message: str) -> int:
-    print(f"doudi: error: {message}", file=sys.stderr)
+    """One line on stderr, whatever the input's field names hold."""
+    line = _CONTROL.sub(lambda match: repr(match.group())[1:-1], message)
+    print(f"doudi: error: {line}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pack_command == "show":
         pack = registry.get(args.pack_id)
         if pack is None:
-            return _fail(f"unknown policy pack {args.pack_id!r} (known: {', '.join(p.id for p in registry)})")
+            return _fail(
+                f"unknown policy pack {args.pack_id!r} (known: {', '.join(p.id for p in registry)})"
+            )
         sys.stdout.write(describe_pack(pack))
         return 0
     sys.stdout.write(pack_table(registry))

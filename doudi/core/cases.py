@@ -53,16 +53,22 @@ def load_json(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
     except json.JSONDecodeError as error:
-        raise InvalidInput("", f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+        raise InvalidInput(
+            "", f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
 
 
-def _object(data: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def _object(
+    data: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput(path, f"expected an object, got {_json_kind(data)}")
     allowed = {*required, *optional, "note"}
     for key in data:
         if key not in allowed:
-            raise InvalidInput(_join(path, key), f"unknown field (expected {', '.join(sorted(allowed))})")
+            raise InvalidInput(
+                _join(path, key), f"unknown field (expected {', '.join(sorted(allowed))})"
+            )
     for key in required:
         if key not in data or data[key] is None:
             raise InvalidInput(_join(path, key), "missing required field")
@@ -99,7 +105,9 @@ def _fen(data: Any, path: str) -> Fen:
     if isinstance(data, float):
         if not math.isfinite(data) or data != int(data):
             raise InvalidInput(path, f"expected a whole number of fen, got {data}")
-        raise InvalidInput(path, f"expected a whole number of fen without a decimal point, got {data}")
+        raise InvalidInput(
+            path, f"expected a whole number of fen without a decimal point, got {data}"
+        )
     if data < 0:
         raise InvalidInput(path, f"must not be negative, got {data}")
     return data
@@ -136,7 +144,9 @@ def parse_person(data: Any, path: str = "person", *, today: date | None = None) 
     statuses = []
     raw_statuses = spec.get("statuses") or []
     if not isinstance(raw_statuses, list):
-        raise InvalidInput(_join(path, "statuses"), f"expected an array, got {_json_kind(raw_statuses)}")
+        raise InvalidInput(
+            _join(path, "statuses"), f"expected an array, got {_json_kind(raw_statuses)}"
+        )
     for index, entry in enumerate(raw_statuses):
         where = f"{path}.statuses[{index}]"
         status = _object(entry, where, ("code", "from"), ("to",))
@@ -150,7 +160,9 @@ def parse_person(data: Any, path: str = "person", *, today: date | None = None) 
     person = Person(
         resident_id=resident_id,
         scheme=_string(spec["scheme"], _join(path, "scheme")),
-        employment=None if spec.get("employment") is None else _string(spec["employment"], _join(path, "employment")),
+        employment=None
+        if spec.get("employment") is None
+        else _string(spec["employment"], _join(path, "employment")),
         tier=None if spec.get("tier") is None else _string(spec["tier"], _join(path, "tier")),
         statuses=tuple(statuses),
     )
@@ -167,13 +179,20 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
     if visit_type is None:
         raise InvalidInput(_join(path, "type"), "missing required field")
     if visit_type not in VISIT_TYPES:
-        raise InvalidInput(_join(path, "type"), f"unknown visit type {visit_type!r} (one of {', '.join(VISIT_TYPES)})")
+        raise InvalidInput(
+            _join(path, "type"),
+            f"unknown visit type {visit_type!r} (one of {', '.join(VISIT_TYPES)})",
+        )
     common = ("hospital_level", "out_of_area", "referred", "diagnoses")
     if visit_type == INPATIENT and "date" in data:
-        raise InvalidInput(_join(path, "date"), "inpatient visits give admitted and discharged, not date")
+        raise InvalidInput(
+            _join(path, "date"), "inpatient visits give admitted and discharged, not date"
+        )
     if visit_type != INPATIENT and ("admitted" in data or "discharged" in data):
         field = "admitted" if "admitted" in data else "discharged"
-        raise InvalidInput(_join(path, field), f"{visit_type} visits give date, not admitted and discharged")
+        raise InvalidInput(
+            _join(path, field), f"{visit_type} visits give date, not admitted and discharged"
+        )
     if visit_type == INPATIENT:
         spec = _object(data, path, ("id", "type", "admitted", "discharged", "items"), common)
         admitted: date | None = _date_field(spec["admitted"], _join(path, "admitted"))
@@ -184,9 +203,13 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
         settles_on = _date_field(spec["date"], _join(path, "date"))
     level = spec.get("hospital_level", hospital_level)
     if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
-        raise InvalidInput(_join(path, "hospital_level"), f"must be 1, 2 or 3, got {_json_kind(level)}")
+        raise InvalidInput(
+            _join(path, "hospital_level"), f"must be 1, 2 or 3, got {_json_kind(level)}"
+        )
     if hospital_level is not None and level != hospital_level:
-        raise InvalidInput(_join(path, "hospital_level"), f"the hospital is registered at level {hospital_level}")
+        raise InvalidInput(
+            _join(path, "hospital_level"), f"the hospital is registered at level {hospital_level}"
+        )
     items_data = spec["items"]
     if not isinstance(items_data, list) or not items_data:
         raise InvalidInput(_join(path, "items"), "expected a non-empty array of line items")
@@ -199,13 +222,16 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
                 code=_string(item["code"], f"{where}.code"),
                 item_class=_string(item["class"], f"{where}.class"),
                 amount_fen=_fen(item["amount_fen"], f"{where}.amount_fen"),
-                over_limit_fen=0 if item.get("over_limit_fen") is None
+                over_limit_fen=0
+                if item.get("over_limit_fen") is None
                 else _fen(item["over_limit_fen"], f"{where}.over_limit_fen"),
             )
         )
     diagnoses = spec.get("diagnoses") or []
     if not isinstance(diagnoses, list):
-        raise InvalidInput(_join(path, "diagnoses"), f"expected an array, got {_json_kind(diagnoses)}")
+        raise InvalidInput(
+            _join(path, "diagnoses"), f"expected an array, got {_json_kind(diagnoses)}"
+        )
     for index, code in enumerate(diagnoses):
         if not isinstance(code, str) or not _DIAGNOSIS.fullmatch(code.strip().upper()):
             raise InvalidInput(f"{path}.diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
@@ -250,12 +276,16 @@ def parse_case(data: Any, registry: PackRegistry, *, today: date | None = None) 
             )
         if visit.settles_on < pack.effective_from:
             raise InvalidInput(
-                date_field, f"{visit.settles_on.isoformat()} is before {pack.id} takes effect "
-                f"({pack.effective_from.isoformat()})"
+                date_field,
+                f"{visit.settles_on.isoformat()} is before {pack.id} takes effect "
+                f"({pack.effective_from.isoformat()})",
             )
         newer = registry.superseded_on(pack, visit.settles_on)
         if newer is not None:
-            raise InvalidInput(date_field, f"on {visit.settles_on.isoformat()} {newer.id} is in force, not {pack.id}")
+            raise InvalidInput(
+                date_field,
+                f"on {visit.settles_on.isoformat()} {newer.id} is in force, not {pack.id}",
+            )
         if visit.settles_on < person.resident_id.birth_date:
             raise InvalidInput(date_field, "is before the person's birth date")
         visits.append(visit)
@@ -269,12 +299,14 @@ def _history(data: Any, first_year: int) -> dict[int, Fen]:
     spec = _object(data, "history", (), ("outpatient_cost_fen",))
     costs = spec.get("outpatient_cost_fen") or {}
     if not isinstance(costs, dict):
-        raise InvalidInput("history.outpatient_cost_fen", f"expected an object of years, got {_json_kind(costs)}")
+        raise InvalidInput(
+            "history.outpatient_cost_fen", f"expected an object of years, got {_json_kind(costs)}"
+        )
     history: dict[int, Fen] = {}
     for year_text, amount in costs.items():
         where = f"history.outpatient_cost_fen.{year_text}"
         if not re.fullmatch(r"\d{4}", year_text):
-            raise InvalidInput(where, "expected a year such as \"2016\"")
+            raise InvalidInput(where, 'expected a year such as "2016"')
         year = int(year_text)
         if year >= first_year:
             raise InvalidInput(where, f"history covers years before the first visit ({first_year})")
@@ -294,7 +326,11 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
         costs = settlement.costs
         layers = []
         for layer in settlement.layers:
-            entry: dict[str, Any] = {"layer": layer.layer, "fund": layer.fund, "paid_fen": layer.paid_fen}
+            entry: dict[str, Any] = {
+                "layer": layer.layer,
+                "fund": layer.fund,
+                "paid_fen": layer.paid_fen,
+            }
             if layer.explanation is not None:
                 entry["explanation"] = layer.explanation
             layers.append(entry)
@@ -313,11 +349,14 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
         }
         if case.pack.payouts:
             visit["payouts"] = [
-                {"benefit": p.benefit, "disease_class": p.disease_class, "paid_fen": p.paid_fen,
-                 "fund": p.fund, "diagnosis": p.diagnosis}
+                {
+                    "benefit": p.benefit,
+                    "disease_class": p.disease_class,
+                    "paid_fen": p.paid_fen,
+                    "fund": p.fund,
+                    "diagnosis": p.diagnosis,
+                }
                 for p in settlement.payouts
             ]
         visits.append(visit)
     return {"policy": case.pack.id, "visits": visits}
-
-

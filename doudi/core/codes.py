@@ -28,7 +28,9 @@ VISIT_TYPES: Final = {
 INPATIENT: Final = "inpatient"
 PHARMACY: Final = "pharmacy"
 # Visits counted as a person's "outpatient costs" (Tianjin's reductions and carry-over).
-OUTPATIENT_TYPES: Final = frozenset({"outpatient_chronic", "outpatient_major", "outpatient_general"})
+OUTPATIENT_TYPES: Final = frozenset(
+    {"outpatient_chronic", "outpatient_major", "outpatient_general"}
+)
 
 ITEM_CLASSES: Final = {"A": "甲类", "B": "乙类", "C": "丙类 / 全自费"}
 

@@ -13,12 +13,21 @@ from doudi.core.policy import Pack
 def pack_table(packs: Iterable[Pack]) -> str:
     rows = [("ID", "REGION", "IN FORCE FROM", "LAYERS", "TITLE")]
     for pack in packs:
-        rows.append((pack.id, f"{pack.region_code} {pack.region_name}", pack.effective_from.isoformat(),
-                     " > ".join(layer.id for layer in pack.layers), pack.title))
+        rows.append(
+            (
+                pack.id,
+                f"{pack.region_code} {pack.region_name}",
+                pack.effective_from.isoformat(),
+                " > ".join(layer.id for layer in pack.layers),
+                pack.title,
+            )
+        )
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
-        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=False)]
+        cells = [
+            cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=False)
+        ]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines) + "\n"
 
@@ -43,14 +52,15 @@ def value_text(value: Any, unit: str) -> str:
     """A number or a choice of numbers, as a sentence fragment."""
     if not isinstance(value, dict):
         return _amount(value, unit)
-    (kind, choices), = value.items()
+    ((kind, choices),) = value.items()
     if kind == "by_level":
         return ", ".join(f"level {k}: {value_text(v, unit)}" for k, v in choices.items())
     if kind in ("by_scheme", "by_employment"):
         return ", ".join(f"{k}: {_nested(v, unit)}" for k, v in choices.items())
     if kind == "by_age":
         return ", ".join(
-            (f"under {step['under']}: " if "under" in step else "older: ") + _nested(step["value"], unit)
+            (f"under {step['under']}: " if "under" in step else "older: ")
+            + _nested(step["value"], unit)
             for step in choices
         )
     if kind == "by_stay":
@@ -82,7 +92,9 @@ def condition_text(condition: Mapping[str, Any]) -> str:
         names = []
         for entry in condition["statuses"]:
             if isinstance(entry, dict):
-                names.append(f"{entry['status']} (for {entry['within_years']} year(s) from its start)")
+                names.append(
+                    f"{entry['status']} (for {entry['within_years']} year(s) from its start)"
+                )
             else:
                 names.append(str(entry))
         parts.append("status " + " or ".join(names))
@@ -112,15 +124,21 @@ def describe_pack(pack: Pack) -> str:
     ]
     out += [f"  {key}: {text}" for key, text in doc["sources"].items()]
     catalogue = doc["catalogue"]
-    out += ["", "Catalogue:",
-            f"  class B (乙类) personal pre-payment: {_amount(catalogue['class_b_pre_self_pay_percent'], 'percent')} "
-            "of the item's amount within the price limit; class C (丙类) and over-limit parts are self-pay"]
+    out += [
+        "",
+        "Catalogue:",
+        f"  class B (乙类) personal pre-payment: {_amount(catalogue['class_b_pre_self_pay_percent'], 'percent')} "
+        "of the item's amount within the price limit; class C (丙类) and over-limit parts are self-pay",
+    ]
     out += _provenance(catalogue, "    ")
     if "outpatient_quota_carry_over" in doc:
         quota = doc["outpatient_quota_carry_over"]
-        out += ["", "Outpatient quota carried over to the inpatient maximum (门诊额度跨年度转移):",
-                f"  yearly quota: {value_text(quota['quota_yuan'], 'yuan')}; the unused part "
-                "(quota minus outpatient cost) of each earlier year is added, never falling"]
+        out += [
+            "",
+            "Outpatient quota carried over to the inpatient maximum (门诊额度跨年度转移):",
+            f"  yearly quota: {value_text(quota['quota_yuan'], 'yuan')}; the unused part "
+            "(quota minus outpatient cost) of each earlier year is added, never falling",
+        ]
         out += _provenance(quota, "    ")
     for number, layer in enumerate(doc["layers"], start=1):
         out += ["", *_describe_layer(pack, number, layer)]
@@ -131,13 +149,20 @@ def describe_pack(pack: Pack) -> str:
 
 def _fund_text(pack: Pack, fund: Any) -> str:
     if isinstance(fund, dict):
-        return ", ".join(f"{scheme}: {_fund_text(pack, code)}" for scheme, code in fund["by_scheme"].items())
+        return ", ".join(
+            f"{scheme}: {_fund_text(pack, code)}" for scheme, code in fund["by_scheme"].items()
+        )
     return f"{fund} ({NATIONAL_FUNDS.get(fund) or pack.funds.get(fund, '')})"
 
 
 def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[str]:
-    out = [f"Layer {number}: {layer['id']} - {layer['name']}", f"  fund: {_fund_text(pack, layer['fund'])}"]
-    out.append("  eligible: " + (condition_text(layer["eligible"]) if "eligible" in layer else "everyone"))
+    out = [
+        f"Layer {number}: {layer['id']} - {layer['name']}",
+        f"  fund: {_fund_text(pack, layer['fund'])}",
+    ]
+    out.append(
+        "  eligible: " + (condition_text(layer["eligible"]) if "eligible" in layer else "everyone")
+    )
     for entry in layer.get("eligible", {}).get("statuses", []):
         if isinstance(entry, dict):
             out += _provenance(entry, "    ")
@@ -145,12 +170,22 @@ def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[s
         out.append(f"  in force for visits from {layer['in_force_from']['date']}")
         out += _provenance(layer["in_force_from"], "    ")
     base = layer.get("base", "in_scope_remainder")
-    out.append("  base: " + ("the whole remainder left by the layers before" if base == "remainder"
-                             else "the in-scope cost left by the layers before"))
+    out.append(
+        "  base: "
+        + (
+            "the whole remainder left by the layers before"
+            if base == "remainder"
+            else "the in-scope cost left by the layers before"
+        )
+    )
     out += _provenance(layer, "    ")
     for rule in layer["rules"]:
         kinds = ", ".join(f"{t} ({VISIT_TYPES[t]})" for t in rule["visit_types"])
-        period = "over the year's accumulated base" if rule["period"] == "year" else "each visit on its own"
+        period = (
+            "over the year's accumulated base"
+            if rule["period"] == "year"
+            else "each visit on its own"
+        )
         out.append(f"  rule {rule['id']}: {kinds}; {period}")
         if "when" in rule:
             out.append(f"    only for: {condition_text(rule['when'])}")
@@ -169,9 +204,13 @@ def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[s
                 out += _provenance(low, "        ")
             if "quiet_year_reductions" in deductible:
                 quiet = deductible["quiet_year_reductions"]
-                steps = ", ".join(f"{n} year(s): -{_amount(v, 'yuan')}" for n, v in quiet["by_years"].items())
-                out.append(f"      lowered after years whose outpatient costs stayed at or under it: {steps}"
-                           " (the last also for more years)")
+                steps = ", ".join(
+                    f"{n} year(s): -{_amount(v, 'yuan')}" for n, v in quiet["by_years"].items()
+                )
+                out.append(
+                    f"      lowered after years whose outpatient costs stayed at or under it: {steps}"
+                    " (the last also for more years)"
+                )
                 out += _provenance(quiet, "        ")
         if "ratio" in rule:
             out.append(f"    ratio: {value_text(rule['ratio']['percent'], 'percent')}")
@@ -180,17 +219,29 @@ def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[s
             steps = rule["bands"]["steps"]
             out.append("    bands:")
             for index, step in enumerate(steps):
-                upper = f"up to {_amount(steps[index + 1]['from_yuan'], 'yuan')}" if index + 1 < len(steps) else "and above"
-                out.append(f"      from {_amount(step['from_yuan'], 'yuan')} {upper}: {value_text(step['percent'], 'percent')}")
+                upper = (
+                    f"up to {_amount(steps[index + 1]['from_yuan'], 'yuan')}"
+                    if index + 1 < len(steps)
+                    else "and above"
+                )
+                out.append(
+                    f"      from {_amount(step['from_yuan'], 'yuan')} {upper}: {value_text(step['percent'], 'percent')}"
+                )
             out += _provenance(rule["bands"], "      ")
         for adjustment in rule.get("adjustments", []):
-            out.append(f"    ratio {_amount(adjustment['points'], 'points')} when {condition_text(adjustment['when'])}")
+            out.append(
+                f"    ratio {_amount(adjustment['points'], 'points')} when {condition_text(adjustment['when'])}"
+            )
             out += _provenance(adjustment, "      ")
         if rule.get("caps"):
             out.append(f"    caps: {', '.join(rule['caps'])}")
     for cap in layer.get("caps", []):
-        carried = " plus the carried-over outpatient quota" if cap.get("plus_carried_over_quota") else ""
-        out.append(f"  cap {cap['id']} (封顶线): {value_text(cap['yuan'], 'yuan')} per {cap['per']}{carried}")
+        carried = (
+            " plus the carried-over outpatient quota" if cap.get("plus_carried_over_quota") else ""
+        )
+        out.append(
+            f"  cap {cap['id']} (封顶线): {value_text(cap['yuan'], 'yuan')} per {cap['per']}{carried}"
+        )
         out += _provenance(cap, "    ")
     if not layer.get("caps"):
         out.append("  no cap")
@@ -201,16 +252,21 @@ def _describe_payout(pack: Pack, payout: Mapping[str, Any]) -> list[str]:
     out = [
         f"Instant payout {payout['id']} - {payout['name']} (paid at first diagnosis, outside the settlement)",
         f"  fund: {_fund_text(pack, payout['fund'])}",
-        "  eligible: " + (condition_text(payout["eligible"]) if "eligible" in payout else "everyone"),
+        "  eligible: "
+        + (condition_text(payout["eligible"]) if "eligible" in payout else "everyone"),
         f"  amount, by the diagnosing hospital's level: {value_text(payout['yuan'], 'yuan')}; "
         "once per person per disease class, ever",
     ]
     out += _provenance(payout, "    ")
     listing = payout["disease_classes"]
-    out.append(f"  disease classes ({len(listing['classes'])} classes, "
-               f"{sum(len(c['diseases']) for c in listing['classes'])} diseases):")
+    out.append(
+        f"  disease classes ({len(listing['classes'])} classes, "
+        f"{sum(len(c['diseases']) for c in listing['classes'])} diseases):"
+    )
     out += _provenance(listing, "    ")
     for disease_class in listing["classes"]:
-        diseases = "; ".join(f"{d['name']} {', '.join(d['icd10'])}" for d in disease_class["diseases"])
+        diseases = "; ".join(
+            f"{d['name']} {', '.join(d['icd10'])}" for d in disease_class["diseases"]
+        )
         out.append(f"    {disease_class['id']} {disease_class['name']}: {diseases}")
     return out

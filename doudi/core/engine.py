@@ -19,10 +19,9 @@ The rules of DOMAIN.md section 6 that every pack obeys live here:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES
+from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES, PHARMACY
 from doudi.core.model import Item, Person, Visit
 from doudi.core.money import FULL_RATIO, BasisPoints, Fen, apply_ratio, format_percent
 from doudi.core.policy import Band, Cap, Layer, Pack, Rule, VisitContext
@@ -33,8 +32,7 @@ OUTPATIENT_COST = "outpatient_cost"
 """Yearly ledger key: in-scope cost of outpatient visits (pharmacy excluded)."""
 
 
-@dataclass(frozen=True, slots=True)
-class VisitCosts:
+class VisitCosts(NamedTuple):
     """How a bill splits: total = class C + over-limit + class B pre-payment + in-scope."""
 
     total_fen: Fen
@@ -56,17 +54,14 @@ def classify_costs(items: Sequence[Item], class_b_pre_self_pay: BasisPoints) -> 
         amount = item.amount_fen
         total += amount
         over += item.over_limit_fen
-        within = amount - item.over_limit_fen
         if item.item_class == "C":
-            class_c += within
+            class_c += amount - item.over_limit_fen
         elif item.item_class == "B":
-            pre += apply_ratio(within, class_b_pre_self_pay)
-    in_scope = total - class_c - over - pre
-    return VisitCosts(total, class_c, over, pre, in_scope)
+            pre += apply_ratio(amount - item.over_limit_fen, class_b_pre_self_pay)
+    return VisitCosts(total, class_c, over, pre, total - class_c - over - pre)
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerView:
+class LedgerView(NamedTuple):
     """What the engine reads of a person's history before a visit.
 
     ``year_totals``: the visit year's accumulators (ledger keys to amounts);
@@ -74,21 +69,19 @@ class LedgerView:
     years that are known; ``payouts_made``: instant payouts already paid, ever.
     """
 
-    year_totals: Mapping[str, int] = field(default_factory=dict)
-    outpatient_costs: Mapping[int, Fen] = field(default_factory=dict)
+    year_totals: Mapping[str, int] = {}
+    outpatient_costs: Mapping[int, Fen] = {}
     payouts_made: Set[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class LayerPayment:
+class LayerPayment(NamedTuple):
     layer: str
     fund: str
     paid_fen: Fen
     explanation: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Payout:
+class Payout(NamedTuple):
     """An instant payout made on this visit, outside the settlement equation."""
 
     benefit: str
@@ -102,8 +95,7 @@ class Payout:
         return payout_key(self.benefit, self.disease_class)
 
 
-@dataclass(frozen=True, slots=True)
-class VisitSettlement:
+class VisitSettlement(NamedTuple):
     visit_id: str
     year: int
     costs: VisitCosts
@@ -124,25 +116,35 @@ def payout_key(benefit: str, disease_class: str) -> str:
 
 def visit_context(person: Person, visit: Visit, ledger: LedgerView) -> VisitContext:
     day = visit.settles_on
-    held = frozenset(s.code for s in person.statuses if s.holds_on(day))
-    nth_stay = ledger.year_totals.get(STAYS, 0) + 1 if visit.visit_type == INPATIENT else 0
-    return VisitContext(
-        person=person,
-        visit=visit,
-        day=day,
-        year=day.year,
-        scheme=person.scheme,
-        employment=person.employment,
-        tier=person.tier,
-        age=person.resident_id.age_on(day),
-        level=visit.hospital_level,
-        visit_type=visit.visit_type,
-        out_of_area=visit.out_of_area,
-        referred=visit.referred,
-        statuses=held,
-        nth_stay=nth_stay,
-        outpatient_costs=ledger.outpatient_costs,
+    birth = person.resident_id.birth_date
+    held = (
+        frozenset(
+            [s.code for s in person.statuses if s.start <= day and (s.end is None or day <= s.end)]
+        )
+        if person.statuses
+        else _NONE
     )
+    return VisitContext(
+        person,
+        visit,
+        day,
+        day.year,
+        person.scheme,
+        person.employment,
+        person.tier,
+        day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day)),
+        visit.hospital_level,
+        visit.visit_type,
+        visit.out_of_area,
+        visit.referred,
+        held,
+        ledger.year_totals.get(STAYS, 0) + 1 if visit.visit_type == INPATIENT else 0,
+        ledger.outpatient_costs,
+    )
+
+
+_NONE: frozenset[str] = frozenset()
+_new_tuple = tuple.__new__  # builds a NamedTuple without its keyword-handling __new__ (hot path)
 
 
 def settle_visit(
@@ -155,48 +157,46 @@ def settle_visit(
     deltas: dict[str, int] = {}
     paid_so_far = 0
     payments: list[LayerPayment] = []
+    day = ctx.day
     for layer in pack.layers:
-        fund = layer.fund(ctx)
+        rule = None
+        if (layer.in_force_from is None or day >= layer.in_force_from) and (
+            layer.eligible is None or layer.eligible.test(ctx)
+        ):
+            rule = layer.rule_for(ctx)
+        if rule is None:
+            trace = {"applies": False, "reason": _why_not(layer, ctx)} if explain else None
+            payments.append(
+                _new_tuple(LayerPayment, (layer.id, layer.fund_code or layer.fund(ctx), 0, trace))
+            )
+            continue
         if layer.whole_remainder:
             base = costs.total_fen - paid_so_far
         else:
             base = costs.in_scope_fen - paid_so_far
             if base < 0:
                 base = 0
-        rule, reason = _applicable_rule(layer, ctx)
-        if rule is None:
-            payments.append(
-                LayerPayment(layer.id, fund, 0, {"applies": False, "reason": reason} if explain else None)
-            )
-            continue
         paid, trace = _pay(pack, rule, ctx, base, totals, deltas, explain)
         paid_so_far += paid
-        payments.append(LayerPayment(layer.id, fund, paid, trace))
+        payments.append(
+            _new_tuple(LayerPayment, (layer.id, layer.fund_code or layer.fund(ctx), paid, trace))
+        )
     if visit.visit_type == INPATIENT:
         deltas[STAYS] = 1
     elif visit.visit_type in OUTPATIENT_TYPES:
         deltas[OUTPATIENT_COST] = costs.in_scope_fen
     payouts = _instant_payouts(pack, ctx, ledger.payouts_made) if pack.payouts else ()
     return VisitSettlement(
-        visit_id=visit.id,
-        year=ctx.year,
-        costs=costs,
-        layers=tuple(payments),
-        self_pay_fen=costs.total_fen - paid_so_far,
-        payouts=payouts,
-        deltas=deltas,
+        visit.id, ctx.year, costs, tuple(payments), costs.total_fen - paid_so_far, payouts, deltas
     )
 
 
-def _applicable_rule(layer: Layer, ctx: VisitContext) -> tuple[Rule | None, str]:
+def _why_not(layer: Layer, ctx: VisitContext) -> str:
     if layer.in_force_from is not None and ctx.day < layer.in_force_from:
-        return None, f"not in force before {layer.in_force_from.isoformat()}"
+        return f"not in force before {layer.in_force_from.isoformat()}"
     if layer.eligible is not None and not layer.eligible.test(ctx):
-        return None, f"not eligible: {layer.eligible.text}"
-    rule = layer.rule_for(ctx)
-    if rule is None:
-        return None, f"does not cover {ctx.visit_type} visits for this person"
-    return rule, ""
+        return f"not eligible: needs {layer.eligible.text}"
+    return f"does not cover {ctx.visit_type} visits for this person"
 
 
 def _pay(
@@ -208,65 +208,93 @@ def _pay(
     deltas: dict[str, int],
     explain: bool,
 ) -> tuple[Fen, dict[str, Any] | None]:
-    deductible, deductible_note = (0, "")
-    if rule.deductible is not None:
-        deductible, deductible_note = rule.deductible.evaluate(ctx)
+    deductible = rule.fixed_deductible
+    if deductible is None:
+        deductible = rule.deductible.evaluate(ctx) if rule.deductible is not None else 0
     points = 0
     for adjustment in rule.adjustments:
         if adjustment.when.test(ctx):
             points += adjustment.points
-    ratios = [_clamp(band.ratio(ctx) + points) for band in rule.bands]
-    if rule.yearly:
-        before = totals.get(rule.accumulator, 0)
-        after = before + base
-        computed = _rounded_band_value(rule.bands, ratios, deductible, after) - _rounded_band_value(
-            rule.bands, ratios, deductible, before
-        )
-        deltas[rule.accumulator] = deltas.get(rule.accumulator, 0) + base
+    bands = rule.bands
+    yearly = rule.yearly
+    before = totals.get(rule.accumulator, 0) if yearly else 0
+    after = before + base
+    if len(bands) == 1 and bands[0].lower == 0:
+        # One ratio above the deductible: the common case, kept short.
+        ratio = bands[0].ratio(ctx) + points
+        ratio = FULL_RATIO if ratio > FULL_RATIO else 0 if ratio < 0 else ratio
+        ratios = [ratio]
+        above = after - deductible
+        computed = (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO) if above > 0 else 0
+        if yearly:
+            above = before - deductible
+            if above > 0:
+                computed -= (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO)
+    elif rule.schedule is not None and points == 0:
+        schedule = rule.schedule
+        ratios = [band.ratio(ctx) for band in bands] if explain else []
+        computed = (2 * schedule.value(after) + FULL_RATIO) // (2 * FULL_RATIO)
+        if yearly:
+            computed -= (2 * schedule.value(before) + FULL_RATIO) // (2 * FULL_RATIO)
     else:
-        before, after = 0, base
-        computed = _rounded_band_value(rule.bands, ratios, deductible, base)
+        ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
+        computed = _rounded_band_value(bands, ratios, deductible, after)
+        if yearly:
+            computed -= _rounded_band_value(bands, ratios, deductible, before)
+    if yearly:
+        deltas[rule.accumulator] = base
     paid = computed
-    cap_trace: list[dict[str, Any]] = []
-    for cap in rule.caps:
-        limit = cap.amount(ctx)
-        if cap.plus_carried_quota:
-            limit += carried_quota(pack, ctx)
-        used = totals.get(cap.accumulator, 0) + deltas.get(cap.accumulator, 0) if cap.per_year else 0
-        remaining = limit - used if limit > used else 0
-        if explain:
-            cap_trace.append(
-                {"cap": cap.id, "per": "year" if cap.per_year else "visit", "limit_fen": limit,
-                 "remaining_fen": remaining}
-            )
-        if paid > remaining:
-            paid = remaining
-    for cap in rule.caps:
-        if cap.per_year:
-            deltas[cap.accumulator] = deltas.get(cap.accumulator, 0) + paid
+    if rule.caps:
+        for cap in rule.caps:
+            limit = cap.amount(ctx)
+            if cap.plus_carried_quota:
+                limit += carried_quota(pack, ctx)
+            remaining = limit - totals.get(cap.accumulator, 0) if cap.per_year else limit
+            if paid > remaining:
+                paid = remaining if remaining > 0 else 0
+        for cap in rule.caps:
+            if cap.per_year:
+                deltas[cap.accumulator] = paid
     if not explain:
         return paid, None
     trace: dict[str, Any] = {
         "applies": True,
         "rule": rule.id,
         "base_fen": base,
-        "period": "year" if rule.yearly else "visit",
+        "period": "year" if yearly else "visit",
     }
-    if rule.yearly:
+    if yearly:
         trace["yearly_base_before_fen"] = before
         trace["yearly_base_after_fen"] = after
     trace["deductible_fen"] = deductible
-    if deductible_note:
-        trace["deductible_note"] = deductible_note
+    why = "" if rule.deductible is None else rule.deductible.why(ctx)
+    if why:
+        trace["deductible_note"] = why
     if points:
         trace["ratio_adjustment_points"] = points // 100
-    trace["bands"] = _band_trace(rule.bands, ratios, deductible, before, after)
+    trace["bands"] = _band_trace(bands, ratios, deductible, before, after)
     trace["computed_fen"] = computed
-    if cap_trace:
-        trace["caps"] = cap_trace
+    if rule.caps:
+        trace["caps"] = [_cap_trace(pack, cap, ctx, totals) for cap in rule.caps]
     trace["clipped_by_cap_fen"] = computed - paid
     trace["paid_fen"] = paid
     return paid, trace
+
+
+def _cap_trace(
+    pack: Pack, cap: Cap, ctx: VisitContext, totals: Mapping[str, int]
+) -> dict[str, Any]:
+    limit = cap.amount(ctx) + (carried_quota(pack, ctx) if cap.plus_carried_quota else 0)
+    used = totals.get(cap.accumulator, 0) if cap.per_year else 0
+    trace: dict[str, Any] = {
+        "cap": cap.id,
+        "per": "year" if cap.per_year else "visit",
+        "limit_fen": limit,
+    }
+    if cap.plus_carried_quota:
+        trace["carried_over_quota_fen"] = carried_quota(pack, ctx)
+    trace["remaining_fen"] = max(0, limit - used)
+    return trace
 
 
 def _clamp(ratio: BasisPoints) -> BasisPoints:
@@ -305,8 +333,12 @@ def _band_trace(
             continue
         portion = max(0, (end if high is None else min(end, high)) - max(start, low))
         rows.append(
-            {"from_fen": low, "to_fen": high, "ratio": format_percent(ratios[index]),
-             "portion_fen": portion}
+            {
+                "from_fen": low,
+                "to_fen": high,
+                "ratio": format_percent(ratios[index]),
+                "portion_fen": portion,
+            }
         )
     return rows
 
@@ -317,12 +349,16 @@ def carried_quota(pack: Pack, ctx: VisitContext) -> Fen:
     if pack.outpatient_quota is None:
         return 0
     quota = pack.outpatient_quota(ctx)
-    return sum(quota - cost for year, cost in ctx.outpatient_costs.items()
-               if year < ctx.year and cost < quota)
+    return sum(
+        quota - cost
+        for year, cost in ctx.outpatient_costs.items()
+        if year < ctx.year and cost < quota
+    )
 
 
 def _instant_payouts(pack: Pack, ctx: VisitContext, made: Set[str]) -> tuple[Payout, ...]:
-    if ctx.level is None or not ctx.visit.diagnoses:
+    # Diagnosed at a hospital: a pharmacy purchase diagnoses nothing, whatever level it carries.
+    if ctx.visit_type == PHARMACY or ctx.level is None or not ctx.visit.diagnoses:
         return ()
     paid: list[Payout] = []
     done = set(made)
@@ -335,7 +371,13 @@ def _instant_payouts(pack: Pack, ctx: VisitContext, made: Set[str]) -> tuple[Pay
                 if key not in done and disease_class.matches(diagnosis):
                     done.add(key)
                     paid.append(
-                        Payout(benefit.id, disease_class.id, benefit.fund, diagnosis, benefit.amount(ctx))
+                        Payout(
+                            benefit.id,
+                            disease_class.id,
+                            benefit.fund,
+                            diagnosis,
+                            benefit.amount(ctx),
+                        )
                     )
     return tuple(paid)
 
@@ -352,18 +394,32 @@ class PersonLedger:
         self.years: dict[int, dict[str, int]] = {}
         self.payouts: set[str] = set()
         self.first_year: int | None = None
+        self._costs_before: dict[int, dict[int, Fen]] = {}
+
+    def outpatient_costs_before(self, year: int) -> dict[int, Fen]:
+        """Known outpatient costs of the years before ``year``."""
+        costs = self._costs_before.get(year)
+        if costs is None:
+            costs = {y: c for y, c in self.history.items() if y < year}
+            if self.first_year is not None:
+                for past in range(self.first_year, year):
+                    costs[past] = self.years.get(past, {}).get(OUTPATIENT_COST, 0)
+            self._costs_before[year] = costs
+        return costs
 
     def view(self, year: int) -> LedgerView:
-        costs = dict(self.history)
-        if self.first_year is not None:
-            for past in range(self.first_year, year):
-                costs[past] = self.years.get(past, {}).get(OUTPATIENT_COST, 0)
-        return LedgerView(self.years.get(year, {}), costs, self.payouts)
+        return LedgerView(
+            self.years.get(year, {}), self.outpatient_costs_before(year), self.payouts
+        )
 
     def apply(self, settlement: VisitSettlement, sign: int = 1) -> None:
         """Add a settlement's increments (``sign=-1`` takes them away again: a reversal)."""
         if self.first_year is None or settlement.year < self.first_year:
             self.first_year = settlement.year
+            self._costs_before.clear()
+        elif OUTPATIENT_COST in settlement.deltas:
+            for later in [y for y in self._costs_before if y > settlement.year]:
+                del self._costs_before[later]
         totals = self.years.setdefault(settlement.year, {})
         for key, amount in settlement.deltas.items():
             totals[key] = totals.get(key, 0) + sign * amount
@@ -373,7 +429,9 @@ class PersonLedger:
             else:
                 self.payouts.discard(payout.ledger_key)
 
-    def settle(self, pack: Pack, person: Person, visit: Visit, *, explain: bool = False) -> VisitSettlement:
+    def settle(
+        self, pack: Pack, person: Person, visit: Visit, *, explain: bool = False
+    ) -> VisitSettlement:
         settlement = settle_visit(pack, person, visit, self.view(visit.year), explain=explain)
         self.apply(settlement)
         return settlement

@@ -20,11 +20,14 @@ from doudi.core.dates import age_on
 # Province-level prefixes of GB/T 2260; 71 Taiwan, 81 Hong Kong, 82 Macao, and
 # 83 used on the residence permits of Taiwan residents (台湾居民居住证).
 PROVINCE_PREFIXES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
-    "50 51 52 53 54 61 62 63 64 65 71 81 82 83".split()
+    {
+        *("11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37"),
+        *("41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64"),
+        *("65", "71", "81", "82", "83"),
+    }
 )
 
-_SHAPE = re.compile(r"\d{17}[\dX]")
+_SHAPE = re.compile(r"[0-9]{17}[0-9X]")  # ASCII digits only: a full-width 4 is not the same key
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,7 @@ def parse_resident_id(text: object, *, today: date | None = None) -> ResidentId:
     if len(number) != 18:
         raise ValueError(f"an identity number has 18 characters, not {len(number)}")
     if not _SHAPE.fullmatch(number):
-        raise ValueError("an identity number is 17 digits and a check digit (0-9 or X)")
+        raise ValueError("an identity number is 17 digits and a check digit (ASCII 0-9 or X)")
     if number[:2] not in PROVINCE_PREFIXES:
         raise ValueError(f"unknown province prefix {number[:2]}")
     try:

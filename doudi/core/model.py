@@ -55,10 +55,13 @@ class Person:
 
     def check(self) -> None:
         if self.scheme not in SCHEMES:
-            raise InvalidInput("scheme", f"unknown scheme {self.scheme!r} (one of {_list(SCHEMES)})")
+            raise InvalidInput(
+                "scheme", f"unknown scheme {self.scheme!r} (one of {_list(SCHEMES)})"
+            )
         if self.employment is not None and self.employment not in EMPLOYMENTS:
             raise InvalidInput(
-                "employment", f"unknown employment {self.employment!r} (one of {_list(EMPLOYMENTS)})"
+                "employment",
+                f"unknown employment {self.employment!r} (one of {_list(EMPLOYMENTS)})",
             )
         if self.scheme == "employee" and self.employment is None:
             raise InvalidInput("employment", "required for employees (in_service or retired)")

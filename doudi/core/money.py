@@ -33,7 +33,7 @@ def apply_ratio(amount: Fen, ratio: BasisPoints) -> Fen:
 
 
 def _decimal(value: object, what: str) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError(f"{what} must be an integer or a quoted decimal, not {value!r}")
     if isinstance(value, int):
         return Decimal(value)
@@ -49,7 +49,9 @@ def _decimal(value: object, what: str) -> Decimal:
 
 
 def yuan_to_fen(value: object) -> Fen:
-    """Exact yuan (int or decimal string such as ``"12.50"``) to fen; more than 2 decimals is an error."""
+    """Exact yuan (an int or a decimal string such as ``"12.50"``) to fen.
+
+    More than two decimals is an error, and so is a float."""
     amount = _decimal(value, "an amount in yuan") * FEN_PER_YUAN
     if amount != amount.to_integral_value():
         raise ValueError(f"{value!r} yuan is not a whole number of fen")
@@ -65,7 +67,7 @@ def percent_to_basis_points(value: object) -> BasisPoints:
 
 
 def fen_to_yuan(amount: Fen) -> str:
-    """Fen as yuan with two decimals, as the national settlement message writes them (``"123.45"``)."""
+    """Fen as yuan with two decimals, as the national settlement message has them."""
     sign = "-" if amount < 0 else ""
     whole, cents = divmod(abs(amount), FEN_PER_YUAN)
     return f"{sign}{whole}.{cents:02d}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -38,6 +38,7 @@ from doudi.core.money import percent_to_basis_points, yuan_to_fen
 from doudi.core.policy import (
     Adjustment,
     Band,
+    BandSchedule,
     Cap,
     Condition,
     Deductible,
@@ -66,11 +67,25 @@ class _StrictLoader(yaml.SafeLoader):
     and without duplicate keys."""
 
 
+# Keep YAML 1.1's implicit nulls and strings, drop its dates and floats (they stay strings,
+# parsed exactly by us), and narrow its integers and booleans: 065 is not octal 53,
+# 0x41 and 1:05 are not numbers, yes/no/on/off are not booleans.
+_DROPPED = {
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:bool",
+}
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:float")]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^-?(?:0|[1-9][0-9]*)$"), list("-0123456789")
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf")
+)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -97,14 +112,18 @@ class _Fail(Exception):
         self.message = message
 
 
-def _mapping(data: Any, path: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
+def _mapping(
+    data: Any, path: str, required: Iterable[str], optional: Iterable[str] = ()
+) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _Fail(path, f"expected a mapping, got {_kind(data)}")
     required = tuple(required)
     allowed = set(required) | set(optional)
     for key in data:
         if key not in allowed:
-            raise _Fail(path, f"unknown key {key!r} (allowed: {', '.join(sorted(map(str, allowed)))})")
+            raise _Fail(
+                path, f"unknown key {key!r} (allowed: {', '.join(sorted(map(str, allowed)))})"
+            )
     for key in required:
         if key not in data:
             raise _Fail(path, f"missing key {key!r}")
@@ -168,6 +187,7 @@ class _Compiled:
 
     select: IntSelector
     depends_on: frozenset[str]
+    constant: int | None = None
 
 
 class _PackCompiler:
@@ -181,7 +201,9 @@ class _PackCompiler:
     def provenance(self, data: Mapping[str, Any], path: str) -> None:
         """Every rule carrying a number says where it comes from, or that it is assumed."""
         if not any(key in data for key in _SOURCE_KEYS):
-            raise _Fail(path, "needs 'source' (a source of this pack and its figure) or 'assumed' (why)")
+            raise _Fail(
+                path, "needs 'source' (a source of this pack and its figure) or 'assumed' (why)"
+            )
         if "source" in data:
             source = _text(data["source"], f"{path}.source")
             reference = source.split(":", 1)[0].strip()
@@ -201,14 +223,16 @@ class _PackCompiler:
         age, n-th stay or status."""
         if isinstance(data, dict):
             if len(data) != 1:
-                raise _Fail(path, f"a choice has one key (by_level, by_scheme, ...), got {sorted(data)}")
-            (kind, choices), = data.items()
+                raise _Fail(
+                    path, f"a choice has one key (by_level, by_scheme, ...), got {sorted(data)}"
+                )
+            ((kind, choices),) = data.items()
             chooser = self._CHOOSERS.get(kind)
             if chooser is None:
                 raise _Fail(path, f"unknown choice {kind!r} (known: {', '.join(self._CHOOSERS)})")
             return chooser(self, choices, f"{path}.{kind}", unit)
         value = self.scalar(data, path, unit)
-        return _Compiled(lambda ctx: value, frozenset())
+        return _Compiled(lambda ctx: value, frozenset(), value)
 
     def scalar(self, data: Any, path: str, unit: str) -> int:
         try:
@@ -227,7 +251,13 @@ class _PackCompiler:
         return value
 
     def _by_keys(
-        self, choices: Any, path: str, unit: str, known: Mapping[Any, Any], attribute: str, what: str
+        self,
+        choices: Any,
+        path: str,
+        unit: str,
+        known: Mapping[Any, Any],
+        attribute: str,
+        what: str,
     ) -> _Compiled:
         if not isinstance(choices, dict):
             raise _Fail(path, f"expected a mapping of {what} to values")
@@ -236,7 +266,9 @@ class _PackCompiler:
         missing = [str(key) for key in known if key not in choices]
         if missing:
             raise _Fail(path, f"missing {what} {', '.join(missing)}")
-        compiled = {key: self.number(value, f"{path}.{key}", unit) for key, value in choices.items()}
+        compiled = {
+            key: self.number(value, f"{path}.{key}", unit) for key, value in choices.items()
+        }
         table = {key: c.select for key, c in compiled.items()}
         depends = frozenset({attribute}).union(*(c.depends_on for c in compiled.values()))
 
@@ -272,7 +304,9 @@ class _PackCompiler:
                 _mapping(step, where, [key, "value"])
                 limit = step[key]
                 if isinstance(limit, bool) or not isinstance(limit, int) or limit <= previous:
-                    raise _Fail(f"{where}.{key}", f"expected a whole number above {previous}, got {limit!r}")
+                    raise _Fail(
+                        f"{where}.{key}", f"expected a whole number above {previous}, got {limit!r}"
+                    )
                 previous = limit
             compiled.append((limit, self.number(step["value"], f"{where}.value", unit)))
         depends = frozenset().union(*(c.depends_on for _, c in compiled))
@@ -293,7 +327,10 @@ class _PackCompiler:
         steps, depends = self._steps(choices, path, unit, "nth", "from_nth")
         for index, (nth, _) in enumerate(steps):
             if nth != index + 1:
-                raise _Fail(f"{path}[{index}]", f"stays are numbered 1, 2, ... in order; expected {index + 1}")
+                raise _Fail(
+                    f"{path}[{index}]",
+                    f"stays are numbered 1, 2, ... in order; expected {index + 1}",
+                )
 
         def select(ctx: VisitContext) -> int:
             return steps[min(ctx.nth_stay, len(steps)) - 1][1].select(ctx)
@@ -324,7 +361,7 @@ class _PackCompiler:
 
         return _Compiled(select, frozenset({"status"}).union(*(c.depends_on for _, c in compiled)))
 
-    _CHOOSERS: dict[str, Callable[[_PackCompiler, Any, str, str], _Compiled]] = {
+    _CHOOSERS: ClassVar[dict[str, Callable[[_PackCompiler, Any, str, str], _Compiled]]] = {
         "by_level": by_level,
         "by_scheme": by_scheme,
         "by_employment": by_employment,
@@ -337,7 +374,10 @@ class _PackCompiler:
 
     def condition(self, data: Any, path: str) -> Described:
         spec = _mapping(
-            data, path, [], ["schemes", "employment", "tiers", "levels", "statuses", "out_of_area", "referred"]
+            data,
+            path,
+            [],
+            ["schemes", "employment", "tiers", "levels", "statuses", "out_of_area", "referred"],
         )
         if not spec:
             raise _Fail(path, "an empty condition; leave it out instead")
@@ -346,7 +386,9 @@ class _PackCompiler:
 
         def members(key: str, known: Mapping[Any, Any], what: str) -> frozenset[Any]:
             items = _list(spec[key], f"{path}.{key}")
-            return frozenset(_member(v, known, f"{path}.{key}[{i}]", what) for i, v in enumerate(items))
+            return frozenset(
+                _member(v, known, f"{path}.{key}[{i}]", what) for i, v in enumerate(items)
+            )
 
         if "schemes" in spec:
             schemes = members("schemes", SCHEMES, "scheme")
@@ -366,15 +408,25 @@ class _PackCompiler:
             words.append("hospital level " + " or ".join(map(str, sorted(levels))))
         if "statuses" in spec:
             tests.append(self.statuses(spec["statuses"], f"{path}.statuses", words))
-        for flag in ("out_of_area", "referred"):
-            if flag in spec:
-                wanted = _bool(spec[flag], f"{path}.{flag}")
-                tests.append(lambda ctx, flag=flag, wanted=wanted: getattr(ctx, flag) is wanted)
-                words.append(("" if wanted else "not ") + flag.replace("_", " "))
+        if "out_of_area" in spec:
+            out_of_area = _bool(spec["out_of_area"], f"{path}.out_of_area")
+            tests.append(lambda ctx: ctx.out_of_area is out_of_area)
+            words.append(("" if out_of_area else "not ") + "out of area")
+        if "referred" in spec:
+            referred = _bool(spec["referred"], f"{path}.referred")
+            tests.append(lambda ctx: ctx.referred is referred)
+            words.append(("" if referred else "not ") + "referred")
         if len(tests) == 1:
             return Described(tests[0], words[0])
         frozen = tuple(tests)
-        return Described(lambda ctx: all(test(ctx) for test in frozen), "; ".join(words))
+
+        def all_hold(ctx: VisitContext) -> bool:
+            for test in frozen:  # noqa: SIM110 - a loop is faster than all() on the settlement path
+                if not test(ctx):
+                    return False
+            return True
+
+        return Described(all_hold, "; ".join(words))
 
     def statuses(self, data: Any, path: str, words: list[str]) -> Condition:
         """Any of these statuses held on the visit's date; an entry may limit a status to
@@ -390,7 +442,9 @@ class _PackCompiler:
                 code = _member(entry["status"], STATUSES, f"{where}.status", "status")
                 years = entry["within_years"]
                 if isinstance(years, bool) or not isinstance(years, int) or years < 1:
-                    raise _Fail(f"{where}.within_years", f"expected a whole number of years, got {years!r}")
+                    raise _Fail(
+                        f"{where}.within_years", f"expected a whole number of years, got {years!r}"
+                    )
                 limited.append((code, years))
                 texts.append(f"{code} (for {years} year(s) from its start)")
             else:
@@ -401,28 +455,34 @@ class _PackCompiler:
         frozen_limited = tuple(limited)
 
         def test(ctx: VisitContext) -> bool:
-            if frozen_plain & ctx.statuses:
+            held = ctx.statuses
+            if not held:
+                return False
+            if not frozen_plain.isdisjoint(held):
                 return True
-            return any(
-                period.holds_within_years(ctx.day, years)
-                for code, years in frozen_limited
-                if code in ctx.statuses
-                for period in ctx.status_periods(code)
-            )
+            for code, years in frozen_limited:
+                if code in held:
+                    for period in ctx.status_periods(code):
+                        if period.holds_within_years(ctx.day, years):
+                            return True
+            return False
 
         return test
 
     # -- layers -----------------------------------------------------------
 
-    def fund(self, data: Any, path: str) -> StrSelector:
+    def fund(self, data: Any, path: str) -> tuple[StrSelector, str | None]:
+        """The layer's fund: one code, or a code per scheme (then no fixed code)."""
         if isinstance(data, dict):
             choices = _mapping(data, path, ["by_scheme"])["by_scheme"]
             if not isinstance(choices, dict) or set(choices) != set(SCHEMES):
-                raise _Fail(f"{path}.by_scheme", f"give a fund for each scheme ({', '.join(SCHEMES)})")
+                raise _Fail(
+                    f"{path}.by_scheme", f"give a fund for each scheme ({', '.join(SCHEMES)})"
+                )
             table = {s: self.fund_code(f, f"{path}.by_scheme.{s}") for s, f in choices.items()}
-            return lambda ctx: table[ctx.scheme]
+            return (lambda ctx: table[ctx.scheme]), None
         code = self.fund_code(data, path)
-        return lambda ctx: code
+        return (lambda ctx: code), code
 
     def fund_code(self, data: Any, path: str) -> str:
         if not isinstance(data, str) or data not in self.funds:
@@ -436,7 +496,9 @@ class _PackCompiler:
     def layer(self, data: Any, index: int) -> Layer:
         path = f"layers[{index}]"
         spec = _mapping(
-            data, path, ["id", "name", "fund", "rules"],
+            data,
+            path,
+            ["id", "name", "fund", "rules"],
             ["eligible", "in_force_from", "base", "caps", "note", *_SOURCE_KEYS],
         )
         layer_id = _text(spec["id"], f"{path}.id")
@@ -451,7 +513,9 @@ class _PackCompiler:
             self.provenance(entry, f"{path}.in_force_from")
             in_force_from = _date(entry["date"], f"{path}.in_force_from.date")
         caps: dict[str, Cap] = {}
-        for cap_index, cap_data in enumerate(_list(spec.get("caps", []), f"{path}.caps", non_empty=False)):
+        for cap_index, cap_data in enumerate(
+            _list(spec.get("caps", []), f"{path}.caps", non_empty=False)
+        ):
             cap = self.cap(cap_data, f"{path}.caps[{cap_index}]", layer_id)
             if cap.id in caps:
                 raise _Fail(f"{path}.caps[{cap.id}]", "duplicate cap id")
@@ -466,34 +530,48 @@ class _PackCompiler:
         for cap_id in caps:
             if cap_id not in used:
                 raise _Fail(f"{path}.caps[{cap_id}]", "no rule draws on this cap")
+        fund, fund_code = self.fund(spec["fund"], f"{path}.fund")
         return Layer(
             id=layer_id,
             name=_text(spec["name"], f"{path}.name"),
-            fund=self.fund(spec["fund"], f"{path}.fund"),
-            eligible=self.condition(spec["eligible"], f"{path}.eligible") if "eligible" in spec else None,
+            fund=fund,
+            fund_code=fund_code,
+            eligible=self.condition(spec["eligible"], f"{path}.eligible")
+            if "eligible" in spec
+            else None,
             in_force_from=in_force_from,
             whole_remainder=spec.get("base") == "remainder",
             rules=tuple(rules),
         )
 
     def cap(self, data: Any, path: str, layer_id: str) -> Cap:
-        spec = _mapping(data, path, ["id", "per", "yuan"], ["plus_carried_over_quota", *_SOURCE_KEYS])
+        spec = _mapping(
+            data, path, ["id", "per", "yuan"], ["plus_carried_over_quota", *_SOURCE_KEYS]
+        )
         cap_id = _text(spec["id"], f"{path}.id")
         path = path.rsplit("[", 1)[0] + f"[{cap_id}]"
         self.provenance(spec, path)
         if spec["per"] not in ("year", "visit"):
             raise _Fail(f"{path}.per", "expected year or visit")
-        carried = _bool(spec.get("plus_carried_over_quota", False), f"{path}.plus_carried_over_quota")
+        carried = _bool(
+            spec.get("plus_carried_over_quota", False), f"{path}.plus_carried_over_quota"
+        )
         if carried and "outpatient_quota_carry_over" not in self.document:
-            raise _Fail(f"{path}.plus_carried_over_quota", "the pack has no outpatient_quota_carry_over")
+            raise _Fail(
+                f"{path}.plus_carried_over_quota", "the pack has no outpatient_quota_carry_over"
+            )
         amount = self.number(spec["yuan"], f"{path}.yuan", "yuan")
         if "stay" in amount.depends_on:
             raise _Fail(f"{path}.yuan", "a cap cannot depend on the n-th stay")
-        return Cap(cap_id, spec["per"] == "year", amount.select, carried, f"paid:{layer_id}:{cap_id}")
+        return Cap(
+            cap_id, spec["per"] == "year", amount.select, carried, f"paid:{layer_id}:{cap_id}"
+        )
 
     def rule(self, data: Any, path: str, layer_id: str, caps: Mapping[str, Cap]) -> Rule:
         spec = _mapping(
-            data, path, ["id", "visit_types", "period"],
+            data,
+            path,
+            ["id", "visit_types", "period"],
             ["when", "deductible", "ratio", "bands", "adjustments", "caps", "note", *_SOURCE_KEYS],
         )
         rule_id = _text(spec["id"], f"{path}.id")
@@ -505,12 +583,17 @@ class _PackCompiler:
             for i, v in enumerate(_list(spec["visit_types"], f"{path}.visit_types"))
         )
         if spec["period"] not in ("visit", "year"):
-            raise _Fail(f"{path}.period", "expected visit (each visit alone) or year (over the year's base)")
+            raise _Fail(
+                f"{path}.period", "expected visit (each visit alone) or year (over the year's base)"
+            )
         yearly = spec["period"] == "year"
         depends: set[str] = set()
         deductible = None
+        fixed_deductible: int | None = 0
         if "deductible" in spec:
-            deductible = self.deductible(spec["deductible"], f"{path}.deductible", depends)
+            deductible, fixed_deductible = self.deductible(
+                spec["deductible"], f"{path}.deductible", depends
+            )
         if ("ratio" in spec) == ("bands" in spec):
             raise _Fail(path, "give either 'ratio' or 'bands'")
         if "ratio" in spec:
@@ -519,24 +602,34 @@ class _PackCompiler:
             ratio = self.number(ratio_spec["percent"], f"{path}.ratio.percent", "percent")
             depends |= ratio.depends_on
             bands: tuple[Band, ...] = (Band(0, ratio.select),)
+            fixed_ratios: list[int | None] = [ratio.constant]
         else:
-            bands = self.bands(spec["bands"], f"{path}.bands", depends)
+            bands, fixed_ratios = self.bands(spec["bands"], f"{path}.bands", depends)
         adjustments = []
-        for i, entry in enumerate(_list(spec.get("adjustments", []), f"{path}.adjustments", non_empty=False)):
+        for i, entry in enumerate(
+            _list(spec.get("adjustments", []), f"{path}.adjustments", non_empty=False)
+        ):
             where = f"{path}.adjustments[{i}]"
             adjustment = _mapping(entry, where, ["when", "points"], _SOURCE_KEYS)
             self.provenance(adjustment, where)
             adjustments.append(
-                Adjustment(self.condition(adjustment["when"], f"{where}.when"),
-                           self.scalar(adjustment["points"], f"{where}.points", "points"))
+                Adjustment(
+                    self.condition(adjustment["when"], f"{where}.when"),
+                    self.scalar(adjustment["points"], f"{where}.points", "points"),
+                )
             )
         rule_caps = []
         for i, cap_id in enumerate(_list(spec.get("caps", []), f"{path}.caps", non_empty=False)):
             if cap_id not in caps:
-                raise _Fail(f"{path}.caps[{i}]", f"unknown cap {cap_id!r} (the layer's caps: {', '.join(caps)})")
+                raise _Fail(
+                    f"{path}.caps[{i}]",
+                    f"unknown cap {cap_id!r} (the layer's caps: {', '.join(caps)})",
+                )
             rule_caps.append(caps[cap_id])
         if "level" in depends and PHARMACY in visit_types:
-            raise _Fail(path, "pharmacy purchases have no hospital level; do not choose by level here")
+            raise _Fail(
+                path, "pharmacy purchases have no hospital level; do not choose by level here"
+            )
         if "stay" in depends and visit_types != {INPATIENT}:
             raise _Fail(path, "a choice by n-th stay needs a rule for inpatient visits only")
         return Rule(
@@ -549,11 +642,23 @@ class _PackCompiler:
             adjustments=tuple(adjustments),
             caps=tuple(rule_caps),
             accumulator=f"base:{layer_id}:{rule_id}",
+            fixed_deductible=fixed_deductible,
+            schedule=BandSchedule.build(
+                fixed_deductible,
+                tuple(b.lower for b in bands),
+                tuple(r for r in fixed_ratios if r is not None),
+            )
+            if len(bands) > 1 and fixed_deductible is not None and None not in fixed_ratios
+            else None,
         )
 
-    def deductible(self, data: Any, path: str, depends: set[str]) -> Deductible:
+    def deductible(self, data: Any, path: str, depends: set[str]) -> tuple[Deductible, int | None]:
+        """The deductible, and its amount when it is the same for every visit."""
         spec = _mapping(
-            data, path, ["yuan"], ["after_low_outpatient_year", "quiet_year_reductions", *_SOURCE_KEYS]
+            data,
+            path,
+            ["yuan"],
+            ["after_low_outpatient_year", "quiet_year_reductions", *_SOURCE_KEYS],
         )
         self.provenance(spec, path)
         amount = self.number(spec["yuan"], f"{path}.yuan", "yuan")
@@ -561,11 +666,18 @@ class _PackCompiler:
         low = None
         if "after_low_outpatient_year" in spec:
             where = f"{path}.after_low_outpatient_year"
-            entry = _mapping(spec["after_low_outpatient_year"], where,
-                             ["outpatient_cost_at_most_yuan", "yuan"], _SOURCE_KEYS)
+            entry = _mapping(
+                spec["after_low_outpatient_year"],
+                where,
+                ["outpatient_cost_at_most_yuan", "yuan"],
+                _SOURCE_KEYS,
+            )
             self.provenance(entry, where)
-            threshold = self.number(entry["outpatient_cost_at_most_yuan"],
-                                    f"{where}.outpatient_cost_at_most_yuan", "yuan")
+            threshold = self.number(
+                entry["outpatient_cost_at_most_yuan"],
+                f"{where}.outpatient_cost_at_most_yuan",
+                "yuan",
+            )
             lowered = self.number(entry["yuan"], f"{where}.yuan", "yuan")
             depends |= threshold.depends_on | lowered.depends_on
             low = LowOutpatientYearDeductible(threshold.select, lowered.select)
@@ -575,47 +687,71 @@ class _PackCompiler:
             entry = _mapping(spec["quiet_year_reductions"], where, ["by_years"], _SOURCE_KEYS)
             self.provenance(entry, where)
             by_years = entry["by_years"]
-            if not isinstance(by_years, dict) or sorted(by_years) != list(range(1, len(by_years) + 1)):
-                raise _Fail(f"{where}.by_years", "expected reductions for 1, 2, ... quiet years (the last for more)")
+            if not isinstance(by_years, dict) or sorted(by_years) != list(
+                range(1, len(by_years) + 1)
+            ):
+                raise _Fail(
+                    f"{where}.by_years",
+                    "expected reductions for 1, 2, ... quiet years (the last for more)",
+                )
             quiet = QuietYearReductions(
-                tuple(self.scalar(by_years[n], f"{where}.by_years.{n}", "yuan") for n in sorted(by_years))
+                tuple(
+                    self.scalar(by_years[n], f"{where}.by_years.{n}", "yuan")
+                    for n in sorted(by_years)
+                )
             )
-        return Deductible(amount.select, low, quiet)
+        fixed = amount.constant if low is None and quiet is None else None
+        return Deductible(amount.select, low, quiet), fixed
 
-    def bands(self, data: Any, path: str, depends: set[str]) -> tuple[Band, ...]:
+    def bands(
+        self, data: Any, path: str, depends: set[str]
+    ) -> tuple[tuple[Band, ...], list[int | None]]:
         spec = _mapping(data, path, ["steps"], _SOURCE_KEYS)
         self.provenance(spec, path)
         bands: list[Band] = []
+        fixed: list[int | None] = []
         previous = -1
         for index, step in enumerate(_list(spec["steps"], f"{path}.steps")):
             where = f"{path}.steps[{index}]"
             _mapping(step, where, ["from_yuan", "percent"])
             lower = self.scalar(step["from_yuan"], f"{where}.from_yuan", "yuan")
             if lower <= previous:
-                raise _Fail(f"{where}.from_yuan", "bands must rise: each starts above the one before")
+                raise _Fail(
+                    f"{where}.from_yuan", "bands must rise: each starts above the one before"
+                )
             previous = lower
             ratio = self.number(step["percent"], f"{where}.percent", "percent")
             depends |= ratio.depends_on
             bands.append(Band(lower, ratio.select))
-        return tuple(bands)
+            fixed.append(ratio.constant)
+        return tuple(bands), fixed
 
     # -- instant payouts ----------------------------------------------------
 
     def payout(self, data: Any, index: int) -> InstantPayout:
         path = f"instant_payouts[{index}]"
         spec = _mapping(
-            data, path, ["id", "name", "fund", "yuan", "disease_classes"], ["eligible", "note", *_SOURCE_KEYS]
+            data,
+            path,
+            ["id", "name", "fund", "yuan", "disease_classes"],
+            ["eligible", "note", *_SOURCE_KEYS],
         )
         payout_id = _text(spec["id"], f"{path}.id")
         path = f"instant_payouts[{payout_id}]"
         self.provenance(spec, path)
         amount = self.number(spec["yuan"], f"{path}.yuan", "yuan")
         if amount.depends_on - {"level", "scheme", "age", "status", "employment"}:
-            raise _Fail(f"{path}.yuan", "an instant payout is chosen by level, scheme, age or status only")
-        listing = _mapping(spec["disease_classes"], f"{path}.disease_classes", ["classes"], _SOURCE_KEYS)
+            raise _Fail(
+                f"{path}.yuan", "an instant payout is chosen by level, scheme, age or status only"
+            )
+        listing = _mapping(
+            spec["disease_classes"], f"{path}.disease_classes", ["classes"], _SOURCE_KEYS
+        )
         self.provenance(listing, f"{path}.disease_classes")
         classes: list[DiseaseClass] = []
-        for class_index, entry in enumerate(_list(listing["classes"], f"{path}.disease_classes.classes")):
+        for class_index, entry in enumerate(
+            _list(listing["classes"], f"{path}.disease_classes.classes")
+        ):
             where = f"{path}.disease_classes.classes[{class_index}]"
             item = _mapping(entry, where, ["id", "name", "diseases"])
             patterns: list[str] = []
@@ -628,13 +764,18 @@ class _PackCompiler:
             class_id = _text(item["id"], f"{where}.id")
             if any(c.id == class_id for c in classes):
                 raise _Fail(where, f"duplicate disease class {class_id!r}")
-            classes.append(DiseaseClass(class_id, _text(item["name"], f"{where}.name"),
-                                        _icd10_matcher(tuple(patterns))))
+            classes.append(
+                DiseaseClass(
+                    class_id, _text(item["name"], f"{where}.name"), _icd10_matcher(tuple(patterns))
+                )
+            )
         return InstantPayout(
             id=payout_id,
             name=_text(spec["name"], f"{path}.name"),
             fund=self.fund_code(spec["fund"], f"{path}.fund"),
-            eligible=self.condition(spec["eligible"], f"{path}.eligible") if "eligible" in spec else None,
+            eligible=self.condition(spec["eligible"], f"{path}.eligible")
+            if "eligible" in spec
+            else None,
             amount=amount.select,
             classes=tuple(classes),
         )
@@ -643,7 +784,9 @@ class _PackCompiler:
 
     def pack(self, file: str) -> Pack:
         spec = _mapping(
-            self.document, "", ["id", "region", "title", "effective_from", "sources", "catalogue", "layers"],
+            self.document,
+            "",
+            ["id", "region", "title", "effective_from", "sources", "catalogue", "layers"],
             ["funds", "outpatient_quota_carry_over", "instant_payouts", "note"],
         )
         pack_id = _text(spec["id"], "id")
@@ -656,23 +799,40 @@ class _PackCompiler:
         region = _mapping(spec["region"], "region", ["code", "name"])
         region_code = region["code"]
         if not isinstance(region_code, str) or not re.fullmatch(r"\d{6}", region_code):
-            raise _Fail("region.code", f"a 6-digit administrative division code as a string, got {region_code!r}")
-        catalogue = _mapping(spec["catalogue"], "catalogue", ["class_b_pre_self_pay_percent"], _SOURCE_KEYS)
+            raise _Fail(
+                "region.code",
+                f"a 6-digit administrative division code as a string, got {region_code!r}",
+            )
+        catalogue = _mapping(
+            spec["catalogue"], "catalogue", ["class_b_pre_self_pay_percent"], _SOURCE_KEYS
+        )
         self.provenance(catalogue, "catalogue")
-        pre_self_pay = self.scalar(catalogue["class_b_pre_self_pay_percent"],
-                                   "catalogue.class_b_pre_self_pay_percent", "percent")
+        pre_self_pay = self.scalar(
+            catalogue["class_b_pre_self_pay_percent"],
+            "catalogue.class_b_pre_self_pay_percent",
+            "percent",
+        )
         for fund_id, name in _free_mapping(spec.get("funds", {}), "funds").items():
             if str(fund_id) in NATIONAL_FUNDS:
                 raise _Fail(f"funds.{fund_id}", "is a national code already; do not declare it")
             self.funds[str(fund_id)] = _text(name, f"funds.{fund_id}")
         quota = None
         if "outpatient_quota_carry_over" in spec:
-            entry = _mapping(spec["outpatient_quota_carry_over"], "outpatient_quota_carry_over",
-                             ["quota_yuan"], _SOURCE_KEYS)
+            entry = _mapping(
+                spec["outpatient_quota_carry_over"],
+                "outpatient_quota_carry_over",
+                ["quota_yuan"],
+                _SOURCE_KEYS,
+            )
             self.provenance(entry, "outpatient_quota_carry_over")
-            compiled = self.number(entry["quota_yuan"], "outpatient_quota_carry_over.quota_yuan", "yuan")
+            compiled = self.number(
+                entry["quota_yuan"], "outpatient_quota_carry_over.quota_yuan", "yuan"
+            )
             if compiled.depends_on - {"scheme", "employment"}:
-                raise _Fail("outpatient_quota_carry_over.quota_yuan", "choose the quota by scheme or employment only")
+                raise _Fail(
+                    "outpatient_quota_carry_over.quota_yuan",
+                    "choose the quota by scheme or employment only",
+                )
             quota = compiled.select
         layers: list[Layer] = []
         for index, data in enumerate(_list(spec["layers"], "layers")):
@@ -682,7 +842,9 @@ class _PackCompiler:
             layers.append(layer)
         payouts = tuple(
             self.payout(data, index)
-            for index, data in enumerate(_list(spec.get("instant_payouts", []), "instant_payouts", non_empty=False))
+            for index, data in enumerate(
+                _list(spec.get("instant_payouts", []), "instant_payouts", non_empty=False)
+            )
         )
         return Pack(
             id=pack_id,
@@ -710,7 +872,9 @@ def _icd10_pattern(data: Any, path: str) -> str:
         return data
     if _ICD10_CATEGORY.fullmatch(data) or _ICD10_CODE.fullmatch(data):
         return data
-    raise _Fail(path, f"expected an ICD-10 category (I21), code (N18.5) or range (C00-C97), got {data!r}")
+    raise _Fail(
+        path, f"expected an ICD-10 category (I21), code (N18.5) or range (C00-C97), got {data!r}"
+    )
 
 
 def normalise_icd10(code: str) -> str:
@@ -741,21 +905,28 @@ def _icd10_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     return matches
 
 
+def compile_pack(document: Any, file: str) -> Pack:
+    """Check and compile a pack already read from YAML; errors name ``file`` and the rule."""
+    try:
+        return _PackCompiler(document).pack(file)
+    except _Fail as failure:
+        raise PolicyPackError(file, failure.path, failure.message) from None
+
+
 def load_pack(path: Path) -> Pack:
     """Load and check one pack file; a ``PolicyPackError`` names the file and the rule."""
     name = path.name
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - strict safe loader
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except OSError as error:
         raise PolicyPackError(name, "", f"cannot read: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise PolicyPackError(name, "", f"not valid YAML: {error}".replace("\n", " ")) from None
-    try:
-        pack = _PackCompiler(document).pack(name)
-    except _Fail as failure:
-        raise PolicyPackError(name, failure.path, failure.message) from None
+    pack = compile_pack(document, name)
     if path.stem != pack.id:
-        raise PolicyPackError(name, "id", f"the file of pack {pack.id!r} must be named {pack.id}.yaml")
+        raise PolicyPackError(
+            name, "id", f"the file of pack {pack.id!r} must be named {pack.id}.yaml"
+        )
     return pack
 
 
@@ -768,10 +939,15 @@ class PackRegistry:
             if pack.id in self._by_id:
                 raise PolicyPackError(pack.file, "id", f"pack {pack.id!r} is defined twice")
             for other in self._by_id.values():
-                if other.region_code == pack.region_code and other.effective_from == pack.effective_from:
+                if (
+                    other.region_code == pack.region_code
+                    and other.effective_from == pack.effective_from
+                ):
                     raise PolicyPackError(
-                        pack.file, "effective_from",
-                        f"{other.id} already starts on {pack.effective_from.isoformat()} for region {pack.region_code}",
+                        pack.file,
+                        "effective_from",
+                        f"{other.id} already starts on {pack.effective_from.isoformat()} "
+                        f"for region {pack.region_code}",
                     )
             self._by_id[pack.id] = pack
 
@@ -795,7 +971,11 @@ class PackRegistry:
 
     def in_force(self, region_code: str, day: date) -> Pack | None:
         """The region's newest pack that has started on ``day``."""
-        started = [p for p in self._by_id.values() if p.region_code == region_code and p.effective_from <= day]
+        started = [
+            p
+            for p in self._by_id.values()
+            if p.region_code == region_code and p.effective_from <= day
+        ]
         return max(started, key=lambda p: p.effective_from, default=None)
 
     def superseded_on(self, pack: Pack, day: date) -> Pack | None:

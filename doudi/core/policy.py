@@ -8,6 +8,7 @@ functions of a ``VisitContext``. The engine only evaluates them.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -95,18 +96,31 @@ class Deductible:
     after_low_outpatient_year: LowOutpatientYearDeductible | None = None
     quiet_year_reductions: QuietYearReductions | None = None
 
-    def evaluate(self, ctx: VisitContext) -> tuple[Fen, str]:
-        """The deductible for this visit and, when a reduction applied, why."""
+    def evaluate(self, ctx: VisitContext) -> Fen:
+        """The deductible for this visit."""
         low = self.after_low_outpatient_year
         if low is not None and low.applies(ctx):
-            return low.amount(ctx), "lowered: last year's outpatient costs were low"
+            return low.amount(ctx)
         amount = self.amount(ctx)
         quiet = self.quiet_year_reductions
         if quiet is not None:
-            cut, years = quiet.reduction(ctx, amount)
+            cut = quiet.reduction(ctx, amount)[0]
             if cut:
-                return max(0, amount - cut), f"lowered by {cut} fen after {years} quiet year(s)"
-        return amount, ""
+                return amount - cut if amount > cut else 0
+        return amount
+
+    def why(self, ctx: VisitContext) -> str:
+        """Why this visit's deductible differs from the plain one ("" when it does not)."""
+        low = self.after_low_outpatient_year
+        if low is not None and low.applies(ctx):
+            return "lowered: last year's outpatient costs were low"
+        if self.quiet_year_reductions is not None:
+            cut, years = self.quiet_year_reductions.reduction(ctx, self.amount(ctx))
+            if cut:
+                return (
+                    f"lowered by {cut} fen after {years} year(s) of outpatient costs at or under it"
+                )
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +164,48 @@ class Rule:
     adjustments: tuple[Adjustment, ...]
     caps: tuple[Cap, ...]
     accumulator: str  # yearly ledger key of this rule's base
+    fixed_deductible: Fen | None = None
+    """The deductible when it is the same for every visit (no choice, no reduction)."""
+    schedule: BandSchedule | None = None
+    """The bands precomputed, when the deductible and ratios are the same for everyone."""
+
+
+@dataclass(frozen=True, slots=True)
+class BandSchedule:
+    """``f(x)`` of fixed bands above a fixed deductible, as cumulative sums: for ``x`` in
+    band ``i``, ``f(x) = totals[i] + (x - starts[i]) x ratios[i]`` (fen x basis points)."""
+
+    deductible: Fen
+    starts: tuple[Fen, ...]
+    totals: tuple[int, ...]
+    ratios: tuple[BasisPoints, ...]
+
+    @classmethod
+    def build(
+        cls, deductible: Fen, lowers: tuple[Fen, ...], ratios: tuple[BasisPoints, ...]
+    ) -> BandSchedule:
+        starts: list[Fen] = []
+        kept: list[BasisPoints] = []
+        totals: list[int] = []
+        running = 0
+        for index, lower in enumerate(lowers):
+            start = max(lower, deductible)
+            end = lowers[index + 1] if index + 1 < len(lowers) else None
+            if end is not None and end <= start:
+                continue
+            if starts:
+                running += (start - starts[-1]) * kept[-1]
+            starts.append(start)
+            kept.append(ratios[index])
+            totals.append(running)
+        return cls(deductible, tuple(starts), tuple(totals), tuple(kept))
+
+    def value(self, x: Fen) -> int:
+        """``f(x)`` in fen x basis points (round it half-up to the fen)."""
+        index = bisect_right(self.starts, x) - 1
+        if index < 0:
+            return 0
+        return self.totals[index] + (x - self.starts[index]) * self.ratios[index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +219,20 @@ class Layer:
     in_force_from: date | None
     whole_remainder: bool  # base: the whole remainder, else the in-scope remainder
     rules: tuple[Rule, ...]
+    fund_code: str | None = None
+    """The fund when it is the same for everyone (else ``fund`` chooses it)."""
+    rules_by_type: Mapping[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_type: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            for visit_type in rule.visit_types:
+                by_type[visit_type] = (*by_type.get(visit_type, ()), rule)
+        object.__setattr__(self, "rules_by_type", by_type)
 
     def rule_for(self, ctx: VisitContext) -> Rule | None:
-        for rule in self.rules:
-            if ctx.visit_type in rule.visit_types and (rule.when is None or rule.when.test(ctx)):
+        for rule in self.rules_by_type.get(ctx.visit_type, ()):
+            if rule.when is None or rule.when.test(ctx):
                 return rule
         return None
 

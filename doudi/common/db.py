@@ -1,0 +1,120 @@
+"""The one place services create SQLAlchemy engines.
+
+Services take a database URL from their settings and call :func:`create_engine_for`;
+they never call :func:`sqlalchemy.create_engine` themselves, so every service gets the
+same connection settings on each backend:
+
+* SQLite (``sqlite:///path/to/file.db``) for a developer's machine and single-process
+  deployments;
+* PostgreSQL through psycopg 3 (``postgresql+psycopg://user@host:port/db``) for the
+  platform. A bare ``postgresql://`` URL means psycopg 3 as well, the only PostgreSQL
+  driver the project installs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = [
+    "POSTGRES_MAX_OVERFLOW",
+    "POSTGRES_POOL_SIZE",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "create_engine_for",
+]
+
+# A writer that finds the database locked by another writer waits this long for
+# it before failing with "database is locked", instead of failing at once.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# Connections each engine keeps open, and how many more it may open under a
+# burst. A service handles a few requests at a time; several services, each
+# with a few workers, must stay well under PostgreSQL's default
+# max_connections of 100.
+POSTGRES_POOL_SIZE = 5
+POSTGRES_MAX_OVERFLOW = 10
+
+_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
+_POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg"})
+
+
+def create_engine_for(url: str) -> sqlalchemy.Engine:
+    """An engine for ``url`` with the settings every service relies on.
+
+    Raises ``ValueError`` for a backend or driver the project does not support,
+    so a mistyped URL fails at start-up rather than on the first query.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in _SQLITE_DRIVERS:
+        return _sqlite_engine(parsed)
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        return _postgres_engine(parsed.set(drivername="postgresql+psycopg"))
+    raise ValueError(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+        "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+    )
+
+
+def _sqlite_engine(url: URL) -> sqlalchemy.Engine:
+    """SQLite with the pragmas that make it safe for a service.
+
+    The directory of a database file is created when missing, so a fresh
+    checkout can point a service at ``var/NAME.db`` and start.
+    """
+    database = url.database
+    if database and database != ":memory:" and not _is_sqlite_uri(url):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(url)
+    event.listen(engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def _is_sqlite_uri(url: URL) -> bool:
+    """Whether the database is a ``file:`` URI (``?uri=true``), which is not a plain path."""
+    return str(url.query.get("uri", "")).lower() in {"true", "1"} or bool(
+        url.database and url.database.startswith("file:")
+    )
+
+
+def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """Run on every new SQLite connection, since most pragmas last only for that connection.
+
+    * ``journal_mode=WAL``: readers no longer block the writer nor it them, so a
+      service can serve reads while a batch writes. Stored in the file; setting
+      it again is cheap.
+    * ``busy_timeout``: a second writer waits for the lock (see
+      ``SQLITE_BUSY_TIMEOUT_MS``) instead of failing at once.
+    * ``foreign_keys=ON``: SQLite ignores FOREIGN KEY constraints unless each
+      connection turns them on; without it an orphan row goes in silently.
+    * ``synchronous=NORMAL``: in WAL mode the database cannot be corrupted by a
+      crash with this setting, and commits skip an fsync each; a power cut may
+      lose the last few commits, which every caller can redo.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _postgres_engine(url: URL) -> sqlalchemy.Engine:
+    """PostgreSQL through psycopg 3, with a bounded pool that survives server restarts.
+
+    ``pool_pre_ping`` tests each pooled connection when it is checked out: a
+    connection that a server restart, a failover or an idle timeout has closed
+    is replaced there, instead of failing the request that drew it.
+    """
+    return sqlalchemy.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=POSTGRES_POOL_SIZE,
+        max_overflow=POSTGRES_MAX_OVERFLOW,
+    )

@@ -1,0 +1,34 @@
+"""What several test modules share: the worked example, identity numbers, running the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stdnum.cn import ric
+
+from doudi.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_WORKED = json.loads((ROOT / "examples" / "xixia-inpatient-level2.case.json").read_text("utf-8"))
+
+
+def worked_case() -> dict[str, Any]:
+    """A fresh copy of CASES.md's worked example (Xixia, level 2, 50,000 yuan, registered poor)."""
+    return copy.deepcopy(_WORKED)
+
+
+def with_check_digit(first17: str) -> str:
+    """Complete 17 characters with their right check digit (calc_check_digit ignores the 18th)."""
+    return first17 + ric.calc_check_digit(first17 + "X")
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``doudi`` in this process: exit code, stdout, stderr."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
