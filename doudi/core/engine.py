@@ -208,31 +208,28 @@ def _pay(
     deltas: dict[str, int],
     explain: bool,
 ) -> tuple[Fen, dict[str, Any] | None]:
-    deductible = rule.fixed_deductible
-    if deductible is None:
-        deductible = rule.deductible.evaluate(ctx) if rule.deductible is not None else 0
+    deductible = rule.deductible_of(ctx)
     points = 0
-    for adjustment in rule.adjustments:
-        if adjustment.when.test(ctx):
-            points += adjustment.points
+    if rule.adjustments:
+        for adjustment in rule.adjustments:
+            if adjustment.when.test(ctx):
+                points += adjustment.points
     bands = rule.bands
     yearly = rule.yearly
     before = totals.get(rule.accumulator, 0) if yearly else 0
     after = before + base
-    if len(bands) == 1 and bands[0].lower == 0:
+    if rule.flat_ratio is not None:
         # One ratio above the deductible: the common case, kept short.
-        ratio = bands[0].ratio(ctx) + points
+        ratio = rule.flat_ratio(ctx) + points
         ratio = FULL_RATIO if ratio > FULL_RATIO else 0 if ratio < 0 else ratio
-        ratios = [ratio]
         above = after - deductible
         computed = (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO) if above > 0 else 0
         if yearly:
             above = before - deductible
             if above > 0:
                 computed -= (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO)
-    elif rule.schedule is not None and points == 0:
+    elif rule.schedule is not None and not points:
         schedule = rule.schedule
-        ratios = [band.ratio(ctx) for band in bands] if explain else []
         computed = (2 * schedule.value(after) + FULL_RATIO) // (2 * FULL_RATIO)
         if yearly:
             computed -= (2 * schedule.value(before) + FULL_RATIO) // (2 * FULL_RATIO)
@@ -272,6 +269,7 @@ def _pay(
         trace["deductible_note"] = why
     if points:
         trace["ratio_adjustment_points"] = points // 100
+    ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
     trace["bands"] = _band_trace(bands, ratios, deductible, before, after)
     trace["computed_fen"] = computed
     if rule.caps:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import yaml
 
@@ -180,6 +181,13 @@ def _member(data: Any, known: Mapping[Any, Any], path: str, what: str) -> Any:
     return data
 
 
+_CONTEXT_KEYS: dict[str, Callable[[VisitContext], Any]] = {
+    "level": attrgetter("level"),
+    "scheme": attrgetter("scheme"),
+    "employment": attrgetter("employment"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     """A compiled number choice and what it depends on (to reject, say, a choice by
@@ -269,13 +277,15 @@ class _PackCompiler:
         compiled = {
             key: self.number(value, f"{path}.{key}", unit) for key, value in choices.items()
         }
-        table = {key: c.select for key, c in compiled.items()}
         depends = frozenset({attribute}).union(*(c.depends_on for c in compiled.values()))
-
-        def select(ctx: VisitContext) -> int:
-            return table[getattr(ctx, attribute)](ctx)
-
-        return _Compiled(select, depends)
+        key_of = _CONTEXT_KEYS[attribute]
+        constants = {key: c.constant for key, c in compiled.items()}
+        if None not in constants.values():
+            # Plain numbers per key: one lookup, no nested call (this runs on every settlement).
+            values = cast(dict[Any, int], constants)
+            return _Compiled(lambda ctx: values[key_of(ctx)], depends)
+        table = {key: c.select for key, c in compiled.items()}
+        return _Compiled(lambda ctx: table[key_of(ctx)](ctx), depends)
 
     def by_level(self, choices: Any, path: str, unit: str) -> _Compiled:
         return self._by_keys(choices, path, unit, HOSPITAL_LEVELS, "level", "hospital level")
@@ -642,7 +652,8 @@ class _PackCompiler:
             adjustments=tuple(adjustments),
             caps=tuple(rule_caps),
             accumulator=f"base:{layer_id}:{rule_id}",
-            fixed_deductible=fixed_deductible,
+            deductible_of=self._deductible_of(deductible, fixed_deductible),
+            flat_ratio=bands[0].ratio if "ratio" in spec else None,
             schedule=BandSchedule.build(
                 fixed_deductible,
                 tuple(b.lower for b in bands),
@@ -651,6 +662,19 @@ class _PackCompiler:
             if len(bands) > 1 and fixed_deductible is not None and None not in fixed_ratios
             else None,
         )
+
+    @staticmethod
+    def _deductible_of(deductible: Deductible | None, fixed: int | None) -> IntSelector:
+        if deductible is None:
+            return lambda ctx: 0
+        if fixed is not None:
+            return lambda ctx: fixed
+        if (
+            deductible.after_low_outpatient_year is None
+            and deductible.quiet_year_reductions is None
+        ):
+            return deductible.amount
+        return deductible.evaluate
 
     def deductible(self, data: Any, path: str, depends: set[str]) -> tuple[Deductible, int | None]:
         """The deductible, and its amount when it is the same for every visit."""

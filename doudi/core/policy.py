@@ -164,8 +164,10 @@ class Rule:
     adjustments: tuple[Adjustment, ...]
     caps: tuple[Cap, ...]
     accumulator: str  # yearly ledger key of this rule's base
-    fixed_deductible: Fen | None = None
-    """The deductible when it is the same for every visit (no choice, no reduction)."""
+    deductible_of: IntSelector = field(default=lambda ctx: 0)
+    """This visit's deductible: a fixed number, a choice, or the deductible with its reductions."""
+    flat_ratio: IntSelector | None = None
+    """The one ratio, when the rule has a ratio rather than bands."""
     schedule: BandSchedule | None = None
     """The bands precomputed, when the deductible and ratios are the same for everyone."""
 
