@@ -107,7 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--persons", type=int, default=10_000)
     parser.add_argument("--visits-per-person", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per pack; the best is reported")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per pack; the best is reported")
+    parser.add_argument("--pack", action="append", help="only this pack (may be repeated)")
     args = parser.parse_args()
     print(
         f"one core, {args.persons:,} persons x {args.visits_per_person} visits, best of {args.repeat} runs"
@@ -116,6 +117,8 @@ def main() -> None:
         f"{'pack':<14}{'visits':>10}{'seconds':>10}{'visits/s':>12}{'µs/visit':>10}{'vs 20 µs goal':>15}"
     )
     for pack in PackRegistry.load():
+        if args.pack and pack.id not in args.pack:
+            continue
         visits, seconds = bench_pack(pack, args.persons, args.visits_per_person, args.repeat)
         per_visit = seconds / visits * 1e6
         print(

@@ -32,6 +32,11 @@ OUTPATIENT_COST = "outpatient_cost"
 """Yearly ledger key: in-scope cost of outpatient visits (pharmacy excluded)."""
 
 
+_new_tuple = tuple.__new__
+"""Builds a NamedTuple from a tuple of its fields, skipping its keyword-handling ``__new__``
+(the settlement path builds three per visit)."""
+
+
 class VisitCosts(NamedTuple):
     """How a bill splits: total = class C + over-limit + class B pre-payment + in-scope."""
 
@@ -58,7 +63,7 @@ def classify_costs(items: Sequence[Item], class_b_pre_self_pay: BasisPoints) -> 
             class_c += amount - item.over_limit_fen
         elif item.item_class == "B":
             pre += apply_ratio(amount - item.over_limit_fen, class_b_pre_self_pay)
-    return VisitCosts(total, class_c, over, pre, total - class_c - over - pre)
+    return _new_tuple(VisitCosts, (total, class_c, over, pre, total - class_c - over - pre))
 
 
 class LedgerView(NamedTuple):
@@ -96,18 +101,29 @@ class Payout(NamedTuple):
 
 
 class VisitSettlement(NamedTuple):
+    """One visit settled: what each layer paid, the patient's remainder, and the increments
+    to the year's accumulators (``deltas``; a reversal subtracts them)."""
+
     visit_id: str
     year: int
     costs: VisitCosts
-    layers: tuple[LayerPayment, ...]
+    layer_ids: tuple[str, ...]
+    funds: tuple[str, ...]
+    paid: tuple[Fen, ...]
+    """What each layer paid, in the pack's order."""
     self_pay_fen: Fen
     payouts: tuple[Payout, ...]
     deltas: Mapping[str, int]
-    """Increments to the visit year's accumulators; a reversal subtracts them."""
+    explanations: tuple[dict[str, Any], ...] | None = None
+
+    @property
+    def layers(self) -> tuple[LayerPayment, ...]:
+        explanations = self.explanations or (None,) * len(self.paid)
+        return tuple(map(LayerPayment, self.layer_ids, self.funds, self.paid, explanations))
 
     @property
     def fund_paid_fen(self) -> Fen:
-        return sum(layer.paid_fen for layer in self.layers)
+        return sum(self.paid)
 
 
 def payout_key(benefit: str, disease_class: str) -> str:
@@ -116,7 +132,6 @@ def payout_key(benefit: str, disease_class: str) -> str:
 
 def visit_context(person: Person, visit: Visit, ledger: LedgerView) -> VisitContext:
     day = visit.settles_on
-    birth = person.resident_id.birth_date
     held = (
         frozenset(
             [s.code for s in person.statuses if s.start <= day and (s.end is None or day <= s.end)]
@@ -124,27 +139,28 @@ def visit_context(person: Person, visit: Visit, ledger: LedgerView) -> VisitCont
         if person.statuses
         else _NONE
     )
-    return VisitContext(
-        person,
-        visit,
-        day,
-        day.year,
-        person.scheme,
-        person.employment,
-        person.tier,
-        day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day)),
-        visit.hospital_level,
-        visit.visit_type,
-        visit.out_of_area,
-        visit.referred,
-        held,
-        ledger.year_totals.get(STAYS, 0) + 1 if visit.visit_type == INPATIENT else 0,
-        ledger.outpatient_costs,
+    return _new_tuple(
+        VisitContext,
+        (
+            person,
+            visit,
+            day,
+            day.year,
+            person.scheme,
+            person.employment,
+            person.tier,
+            visit.hospital_level,
+            visit.visit_type,
+            visit.out_of_area,
+            visit.referred,
+            held,
+            ledger.year_totals.get(STAYS, 0) + 1 if visit.visit_type == INPATIENT else 0,
+            ledger.outpatient_costs,
+        ),
     )
 
 
 _NONE: frozenset[str] = frozenset()
-_new_tuple = tuple.__new__  # builds a NamedTuple without its keyword-handling __new__ (hot path)
 
 
 def settle_visit(
@@ -156,19 +172,21 @@ def settle_visit(
     totals = ledger.year_totals
     deltas: dict[str, int] = {}
     paid_so_far = 0
-    payments: list[LayerPayment] = []
+    paid: list[Fen] = [0] * len(pack.layers)
+    traces: list[dict[str, Any]] | None = [{} for _ in pack.layers] if explain else None
     day = ctx.day
-    for layer in pack.layers:
-        rule = None
-        if (layer.in_force_from is None or day >= layer.in_force_from) and (
-            layer.eligible is None or layer.eligible.test(ctx)
+    # Only the layers with a rule for this kind of visit; the others pay nothing.
+    for index, layer, rules in pack.covering[visit.visit_type]:
+        in_force_from = layer.in_force_from
+        eligible = layer.eligible
+        if (in_force_from is not None and day < in_force_from) or (
+            eligible is not None and not eligible.test(ctx)
         ):
-            rule = layer.rule_for(ctx)
-        if rule is None:
-            trace = {"applies": False, "reason": _why_not(layer, ctx)} if explain else None
-            payments.append(
-                _new_tuple(LayerPayment, (layer.id, layer.fund_code or layer.fund(ctx), 0, trace))
-            )
+            continue
+        for rule in rules:
+            if rule.when is None or rule.when.test(ctx):
+                break
+        else:
             continue
         if layer.whole_remainder:
             base = costs.total_fen - paid_so_far
@@ -176,18 +194,33 @@ def settle_visit(
             base = costs.in_scope_fen - paid_so_far
             if base < 0:
                 base = 0
-        paid, trace = _pay(pack, rule, ctx, base, totals, deltas, explain)
-        paid_so_far += paid
-        payments.append(
-            _new_tuple(LayerPayment, (layer.id, layer.fund_code or layer.fund(ctx), paid, trace))
+        amount = _pay(
+            pack, rule, ctx, base, totals, deltas, None if traces is None else traces[index]
         )
+        paid_so_far += amount
+        paid[index] = amount
+    if traces is not None:
+        for layer, trace in zip(pack.layers, traces, strict=True):
+            if not trace:
+                trace.update(applies=False, reason=_why_not(layer, ctx))
     if visit.visit_type == INPATIENT:
         deltas[STAYS] = 1
     elif visit.visit_type in OUTPATIENT_TYPES:
         deltas[OUTPATIENT_COST] = costs.in_scope_fen
-    payouts = _instant_payouts(pack, ctx, ledger.payouts_made) if pack.payouts else ()
-    return VisitSettlement(
-        visit.id, ctx.year, costs, tuple(payments), costs.total_fen - paid_so_far, payouts, deltas
+    return _new_tuple(
+        VisitSettlement,
+        (
+            visit.id,
+            ctx.year,
+            costs,
+            pack.layer_ids,
+            pack.layer_funds[person.scheme],
+            tuple(paid),
+            costs.total_fen - paid_so_far,
+            _instant_payouts(pack, ctx, ledger.payouts_made) if pack.payouts else (),
+            deltas,
+            None if traces is None else tuple(traces),
+        ),
     )
 
 
@@ -206,8 +239,10 @@ def _pay(
     base: Fen,
     totals: Mapping[str, int],
     deltas: dict[str, int],
-    explain: bool,
-) -> tuple[Fen, dict[str, Any] | None]:
+    trace: dict[str, Any] | None,
+) -> Fen:
+    """What the rule pays on ``base``; records its increments in ``deltas`` and, when given
+    a ``trace``, how it got there."""
     deductible = rule.deductible_of(ctx)
     points = 0
     if rule.adjustments:
@@ -249,17 +284,14 @@ def _pay(
             remaining = limit - totals.get(cap.accumulator, 0) if cap.per_year else limit
             if paid > remaining:
                 paid = remaining if remaining > 0 else 0
-        for cap in rule.caps:
-            if cap.per_year:
-                deltas[cap.accumulator] = paid
-    if not explain:
-        return paid, None
-    trace: dict[str, Any] = {
-        "applies": True,
-        "rule": rule.id,
-        "base_fen": base,
-        "period": "year" if yearly else "visit",
-    }
+        for key in rule.yearly_cap_keys:
+            deltas[key] = paid
+    if trace is None:
+        return paid
+    trace["applies"] = True
+    trace["rule"] = rule.id
+    trace["base_fen"] = base
+    trace["period"] = "year" if yearly else "visit"
     if yearly:
         trace["yearly_base_before_fen"] = before
         trace["yearly_base_after_fen"] = after
@@ -276,7 +308,7 @@ def _pay(
         trace["caps"] = [_cap_trace(pack, cap, ctx, totals) for cap in rule.caps]
     trace["clipped_by_cap_fen"] = computed - paid
     trace["paid_fen"] = paid
-    return paid, trace
+    return paid
 
 
 def _cap_trace(
@@ -392,35 +424,41 @@ class PersonLedger:
         self.years: dict[int, dict[str, int]] = {}
         self.payouts: set[str] = set()
         self.first_year: int | None = None
-        self._costs_before: dict[int, dict[int, Fen]] = {}
+        self._views: dict[int, LedgerView] = {}
 
     def outpatient_costs_before(self, year: int) -> dict[int, Fen]:
         """Known outpatient costs of the years before ``year``."""
-        costs = self._costs_before.get(year)
-        if costs is None:
-            costs = {y: c for y, c in self.history.items() if y < year}
-            if self.first_year is not None:
-                for past in range(self.first_year, year):
-                    costs[past] = self.years.get(past, {}).get(OUTPATIENT_COST, 0)
-            self._costs_before[year] = costs
+        costs = {y: c for y, c in self.history.items() if y < year}
+        if self.first_year is not None:
+            for past in range(self.first_year, year):
+                costs[past] = self.years.get(past, {}).get(OUTPATIENT_COST, 0)
         return costs
 
     def view(self, year: int) -> LedgerView:
-        return LedgerView(
-            self.years.get(year, {}), self.outpatient_costs_before(year), self.payouts
-        )
+        """What the engine reads before a visit of ``year`` (kept until an earlier year changes)."""
+        view = self._views.get(year)
+        if view is None:
+            totals = self.years.setdefault(year, {})
+            view = LedgerView(totals, self.outpatient_costs_before(year), self.payouts)
+            self._views[year] = view
+        return view
 
     def apply(self, settlement: VisitSettlement, sign: int = 1) -> None:
         """Add a settlement's increments (``sign=-1`` takes them away again: a reversal)."""
-        if self.first_year is None or settlement.year < self.first_year:
-            self.first_year = settlement.year
-            self._costs_before.clear()
-        elif OUTPATIENT_COST in settlement.deltas:
-            for later in [y for y in self._costs_before if y > settlement.year]:
-                del self._costs_before[later]
-        totals = self.years.setdefault(settlement.year, {})
-        for key, amount in settlement.deltas.items():
-            totals[key] = totals.get(key, 0) + sign * amount
+        year = settlement.year
+        deltas = settlement.deltas
+        if self.first_year is None or year < self.first_year:
+            self.first_year = year
+            self._views.clear()
+        elif OUTPATIENT_COST in deltas and len(self._views) > 1:
+            for later in [y for y in self._views if y > year]:
+                del self._views[later]
+        totals = self.years.get(year)
+        if totals is None:
+            totals = self.years[year] = {}
+        get = totals.get
+        for key, amount in deltas.items():
+            totals[key] = get(key, 0) + sign * amount
         for payout in settlement.payouts:
             if sign > 0:
                 self.payouts.add(payout.ledger_key)
@@ -430,6 +468,8 @@ class PersonLedger:
     def settle(
         self, pack: Pack, person: Person, visit: Visit, *, explain: bool = False
     ) -> VisitSettlement:
-        settlement = settle_visit(pack, person, visit, self.view(visit.year), explain=explain)
+        settlement = settle_visit(
+            pack, person, visit, self.view(visit.settles_on.year), explain=explain
+        )
         self.apply(settlement)
         return settlement

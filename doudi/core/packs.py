@@ -52,7 +52,6 @@ from doudi.core.policy import (
     Pack,
     QuietYearReductions,
     Rule,
-    StrSelector,
     VisitContext,
 )
 
@@ -326,8 +325,9 @@ class _PackCompiler:
         steps, depends = self._steps(choices, path, unit, "under", None)
 
         def select(ctx: VisitContext) -> int:
+            age = ctx.age
             for under, value in steps:
-                if under is None or ctx.age < under:
+                if under is None or age < under:
                     return value.select(ctx)
             raise AssertionError("the last age step has no bound")
 
@@ -481,18 +481,17 @@ class _PackCompiler:
 
     # -- layers -----------------------------------------------------------
 
-    def fund(self, data: Any, path: str) -> tuple[StrSelector, str | None]:
-        """The layer's fund: one code, or a code per scheme (then no fixed code)."""
+    def fund(self, data: Any, path: str) -> dict[str, str]:
+        """The layer's fund for each scheme: one code, or ``{by_scheme: {...}}``."""
         if isinstance(data, dict):
             choices = _mapping(data, path, ["by_scheme"])["by_scheme"]
             if not isinstance(choices, dict) or set(choices) != set(SCHEMES):
                 raise _Fail(
                     f"{path}.by_scheme", f"give a fund for each scheme ({', '.join(SCHEMES)})"
                 )
-            table = {s: self.fund_code(f, f"{path}.by_scheme.{s}") for s, f in choices.items()}
-            return (lambda ctx: table[ctx.scheme]), None
+            return {s: self.fund_code(f, f"{path}.by_scheme.{s}") for s, f in choices.items()}
         code = self.fund_code(data, path)
-        return (lambda ctx: code), code
+        return dict.fromkeys(SCHEMES, code)
 
     def fund_code(self, data: Any, path: str) -> str:
         if not isinstance(data, str) or data not in self.funds:
@@ -540,12 +539,10 @@ class _PackCompiler:
         for cap_id in caps:
             if cap_id not in used:
                 raise _Fail(f"{path}.caps[{cap_id}]", "no rule draws on this cap")
-        fund, fund_code = self.fund(spec["fund"], f"{path}.fund")
         return Layer(
             id=layer_id,
             name=_text(spec["name"], f"{path}.name"),
-            fund=fund,
-            fund_code=fund_code,
+            fund=self.fund(spec["fund"], f"{path}.fund"),
             eligible=self.condition(spec["eligible"], f"{path}.eligible")
             if "eligible" in spec
             else None,

@@ -12,15 +12,16 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
+from doudi.core.codes import VISIT_TYPES
 from doudi.core.model import Person, StatusPeriod, Visit
 from doudi.core.money import BasisPoints, Fen
 
 
-@dataclass(slots=True)
-class VisitContext:
-    """What rules may depend on, for one visit of one person (computed once per visit)."""
+class VisitContext(NamedTuple):
+    """What rules may depend on, for one visit of one person (computed once per visit;
+    a tuple because it is built on every settlement)."""
 
     person: Person
     visit: Visit
@@ -29,7 +30,6 @@ class VisitContext:
     scheme: str
     employment: str | None
     tier: str | None
-    age: int
     level: int | None
     visit_type: str
     out_of_area: bool
@@ -39,12 +39,16 @@ class VisitContext:
     outpatient_costs: Mapping[int, Fen]
     """In-scope outpatient costs of earlier years, for the years that are known."""
 
+    @property
+    def age(self) -> int:
+        """Completed years of age on the visit's date, from the identity number."""
+        return self.person.resident_id.age_on(self.day)
+
     def status_periods(self, code: str) -> list[StatusPeriod]:
         return [s for s in self.person.statuses if s.code == code]
 
 
 IntSelector = Callable[[VisitContext], int]
-StrSelector = Callable[[VisitContext], str]
 Condition = Callable[[VisitContext], bool]
 
 
@@ -170,6 +174,11 @@ class Rule:
     """The one ratio, when the rule has a ratio rather than bands."""
     schedule: BandSchedule | None = None
     """The bands precomputed, when the deductible and ratios are the same for everyone."""
+    yearly_cap_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keys = tuple(cap.accumulator for cap in self.caps if cap.per_year)
+        object.__setattr__(self, "yearly_cap_keys", keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,13 +225,12 @@ class Layer:
 
     id: str
     name: str
-    fund: StrSelector
+    fund: Mapping[str, str]
+    """The paying fund for each scheme (the same code for both when it does not differ)."""
     eligible: Described | None
     in_force_from: date | None
     whole_remainder: bool  # base: the whole remainder, else the in-scope remainder
     rules: tuple[Rule, ...]
-    fund_code: str | None = None
-    """The fund when it is the same for everyone (else ``fund`` chooses it)."""
     rules_by_type: Mapping[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -275,3 +283,29 @@ class Pack:
     payouts: tuple[InstantPayout, ...]
     funds: Mapping[str, str]
     document: Mapping[str, Any] = field(repr=False, compare=False)
+    layer_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    layer_funds: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    """For each scheme, the fund of every layer in order."""
+
+    covering: Mapping[str, tuple[tuple[int, Layer, tuple[Rule, ...]], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """For each visit type, the layers with a rule for it: (position, layer, its rules)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layer_ids", tuple(layer.id for layer in self.layers))
+        covering = {
+            visit_type: tuple(
+                (index, layer, layer.rules_by_type[visit_type])
+                for index, layer in enumerate(self.layers)
+                if visit_type in layer.rules_by_type
+            )
+            for visit_type in VISIT_TYPES
+        }
+        object.__setattr__(self, "covering", covering)
+        schemes = {scheme for layer in self.layers for scheme in layer.fund}
+        object.__setattr__(
+            self,
+            "layer_funds",
+            {scheme: tuple(layer.fund[scheme] for layer in self.layers) for scheme in schemes},
+        )
