@@ -1,0 +1,89 @@
+# Doudi's developer commands. Prerequisites: python3 with venv, make, and
+# network access to PyPI; everything else is installed into .venv/ here.
+#
+#   make install     create .venv/ and install the project with its dev tools
+#   make test        lint, format check, type check and the test suite
+#   make run         list the policy packs and settle the worked example
+#   make lint        ruff check and ruff format --check only
+#   make fmt         format and auto-fix lint findings
+#   make clean       remove caches and build output (distclean: .venv/ too)
+#   make constraints re-pin constraints.txt from a fresh install
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Touched after a successful install; older than pyproject.toml or
+# constraints.txt means the install is out of date.
+STAMP := $(VENV)/.installed
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS='-k db -x'`.
+PYTEST_ARGS ?=
+EXAMPLE := examples/xixia-inpatient-level2.case.json
+
+.PHONY: help install test lint fmt typecheck pytest run clean distclean constraints
+
+help:
+	@sed -n '4,11s/^# \{0,1\}//p' Makefile
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# pip and setuptools are pinned too (setuptools also as the build backend,
+# through --build-constraint), so a fresh install is the same everywhere.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade -c constraints.txt pip setuptools
+	$(BIN)/python -m pip install --quiet -c constraints.txt --build-constraint constraints.txt \
+		-e '.[dev]'
+	touch $@
+
+test: lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+# xdist pays off even on two cores: the whole suite took 36 s in one process
+# and 23 s with -n auto (property tests and one PostgreSQL database per test).
+pytest: install
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+run: install
+	$(BIN)/doudi packs
+	$(BIN)/doudi calc $(EXAMPLE)
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
+
+# Resolve the newest versions pyproject.toml allows in a throwaway venv and pin
+# them all (minus the project itself). Review the diff before committing it.
+constraints:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip setuptools && \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]' && \
+	{ echo "# Exact versions of everything 'make install' puts in .venv/, and of the"; \
+	  echo "# build backend. Regenerate with 'make constraints'; do not edit by hand."; \
+	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude-editable \
+	    | grep -v -i -E '^doudi( |=|@)' | LC_ALL=C sort -f -t= -k1,1; } > constraints.txt.new && \
+	if cmp -s constraints.txt.new constraints.txt; then \
+	  rm constraints.txt.new; echo "constraints.txt is up to date"; \
+	else \
+	  mv constraints.txt.new constraints.txt; echo "constraints.txt updated"; \
+	fi
