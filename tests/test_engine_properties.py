@@ -332,3 +332,30 @@ def test_fund_payments_never_fall_when_costs_rise(
     after = settle_visit(case.pack, case.person, raised, ledger.view(raised.year))
     assert after.costs.total_fen > before.costs.total_fen
     assert after.fund_paid_fen >= before.fund_paid_fen
+
+
+def _ledger_state(ledger: PersonLedger) -> tuple[dict[int, dict[str, int]], set[str]]:
+    years = {
+        year: {key: amount for key, amount in totals.items() if amount}
+        for year, totals in ledger.years.items()
+    }
+    return {year: totals for year, totals in years.items() if totals}, set(ledger.payouts)
+
+
+@ANY
+@given(cases())
+def test_a_reversal_restores_every_accumulator_and_the_next_visit_pays_as_if_never_settled(
+    data: dict[str, Any],
+) -> None:
+    case = parse_case(data, REGISTRY)
+    *earlier, reversed_visit = case.visits
+    ledger = PersonLedger(case.history_outpatient_costs)
+    for visit in earlier:
+        ledger.settle(case.pack, case.person, visit)
+    before = _ledger_state(ledger)
+    settlement = ledger.settle(case.pack, case.person, reversed_visit)
+    ledger.apply(settlement, sign=-1)
+    assert _ledger_state(ledger) == before
+    again = ledger.settle(case.pack, case.person, reversed_visit)
+    assert again.paid == settlement.paid
+    assert again.payouts == settlement.payouts

@@ -13,12 +13,13 @@ from doudi.core.policy import Pack
 def pack_table(packs: Iterable[Pack]) -> str:
     rows = [("ID", "REGION", "IN FORCE FROM", "LAYERS", "TITLE")]
     for pack in packs:
+        layers = f"{len(pack.layers)}" + (f" + {len(pack.payouts)} payout" if pack.payouts else "")
         rows.append(
             (
                 pack.id,
                 f"{pack.region_code} {pack.region_name}",
                 pack.effective_from.isoformat(),
-                " > ".join(layer.id for layer in pack.layers),
+                layers,
                 pack.title,
             )
         )

@@ -132,6 +132,7 @@ def payout_key(benefit: str, disease_class: str) -> str:
 
 def visit_context(person: Person, visit: Visit, ledger: LedgerView) -> VisitContext:
     day = visit.settles_on
+    # StatusPeriod.holds_on, inlined: this runs on every settlement.
     held = (
         frozenset(
             [s.code for s in person.statuses if s.start <= day and (s.end is None or day <= s.end)]

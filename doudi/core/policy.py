@@ -240,12 +240,6 @@ class Layer:
                 by_type[visit_type] = (*by_type.get(visit_type, ()), rule)
         object.__setattr__(self, "rules_by_type", by_type)
 
-    def rule_for(self, ctx: VisitContext) -> Rule | None:
-        for rule in self.rules_by_type.get(ctx.visit_type, ()):
-            if rule.when is None or rule.when.test(ctx):
-                return rule
-        return None
-
 
 @dataclass(frozen=True, slots=True)
 class DiseaseClass:
