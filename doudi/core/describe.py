@@ -7,7 +7,7 @@ from typing import Any
 
 from doudi.core.codes import NATIONAL_FUNDS, VISIT_TYPES
 from doudi.core.money import format_percent, percent_to_basis_points, yuan_to_fen
-from doudi.core.policy import Pack
+from doudi.core.policy import Described, Pack
 
 
 def pack_table(packs: Iterable[Pack]) -> str:
@@ -84,27 +84,6 @@ def _nested(value: Any, unit: str) -> str:
     return f"({text})" if isinstance(value, dict) else text
 
 
-def condition_text(condition: Mapping[str, Any]) -> str:
-    parts = []
-    for key in ("schemes", "employment", "tiers", "levels"):
-        if key in condition:
-            parts.append(f"{key.rstrip('s')} " + " or ".join(map(str, condition[key])))
-    if "statuses" in condition:
-        names = []
-        for entry in condition["statuses"]:
-            if isinstance(entry, dict):
-                names.append(
-                    f"{entry['status']} (for {entry['within_years']} year(s) from its start)"
-                )
-            else:
-                names.append(str(entry))
-        parts.append("status " + " or ".join(names))
-    for flag in ("out_of_area", "referred"):
-        if flag in condition:
-            parts.append(("" if condition[flag] else "not ") + flag.replace("_", " "))
-    return "; ".join(parts)
-
-
 def _provenance(spec: Mapping[str, Any], indent: str) -> list[str]:
     lines = []
     if "source" in spec:
@@ -156,14 +135,18 @@ def _fund_text(pack: Pack, fund: Any) -> str:
     return f"{fund} ({NATIONAL_FUNDS.get(fund) or pack.funds.get(fund, '')})"
 
 
+def _words(condition: Described | None) -> str:
+    """A condition as the loader worded it when it compiled the pack."""
+    return "everyone" if condition is None else condition.text
+
+
 def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[str]:
+    compiled = pack.layers[number - 1]
     out = [
         f"Layer {number}: {layer['id']} - {layer['name']}",
         f"  fund: {_fund_text(pack, layer['fund'])}",
     ]
-    out.append(
-        "  eligible: " + (condition_text(layer["eligible"]) if "eligible" in layer else "everyone")
-    )
+    out.append(f"  eligible: {_words(compiled.eligible)}")
     for entry in layer.get("eligible", {}).get("statuses", []):
         if isinstance(entry, dict):
             out += _provenance(entry, "    ")
@@ -180,7 +163,7 @@ def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[s
         )
     )
     out += _provenance(layer, "    ")
-    for rule in layer["rules"]:
+    for rule, compiled_rule in zip(layer["rules"], compiled.rules, strict=True):
         kinds = ", ".join(f"{t} ({VISIT_TYPES[t]})" for t in rule["visit_types"])
         period = (
             "over the year's accumulated base"
@@ -188,8 +171,8 @@ def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[s
             else "each visit on its own"
         )
         out.append(f"  rule {rule['id']}: {kinds}; {period}")
-        if "when" in rule:
-            out.append(f"    only for: {condition_text(rule['when'])}")
+        if compiled_rule.when is not None:
+            out.append(f"    only for: {_words(compiled_rule.when)}")
         out += _provenance(rule, "      ")
         if "deductible" in rule:
             deductible = rule["deductible"]
@@ -229,9 +212,11 @@ def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[s
                     f"      from {_amount(step['from_yuan'], 'yuan')} {upper}: {value_text(step['percent'], 'percent')}"
                 )
             out += _provenance(rule["bands"], "      ")
-        for adjustment in rule.get("adjustments", []):
+        adjustments = zip(rule.get("adjustments", []), compiled_rule.adjustments, strict=True)
+        for adjustment, compiled_adjustment in adjustments:
             out.append(
-                f"    ratio {_amount(adjustment['points'], 'points')} when {condition_text(adjustment['when'])}"
+                f"    ratio {_amount(adjustment['points'], 'points')} "
+                f"when {_words(compiled_adjustment.when)}"
             )
             out += _provenance(adjustment, "      ")
         if rule.get("caps"):
@@ -250,11 +235,11 @@ def _describe_layer(pack: Pack, number: int, layer: Mapping[str, Any]) -> list[s
 
 
 def _describe_payout(pack: Pack, payout: Mapping[str, Any]) -> list[str]:
+    compiled = next(p for p in pack.payouts if p.id == payout["id"])
     out = [
         f"Instant payout {payout['id']} - {payout['name']} (paid at first diagnosis, outside the settlement)",
         f"  fund: {_fund_text(pack, payout['fund'])}",
-        "  eligible: "
-        + (condition_text(payout["eligible"]) if "eligible" in payout else "everyone"),
+        f"  eligible: {_words(compiled.eligible)}",
         f"  amount, by the diagnosing hospital's level: {value_text(payout['yuan'], 'yuan')}; "
         "once per person per disease class, ever",
     ]
