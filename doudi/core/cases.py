@@ -21,7 +21,7 @@ from doudi.core.engine import PersonLedger, VisitSettlement
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
 from doudi.core.model import Item, Person, StatusPeriod, Visit
-from doudi.core.money import Fen
+from doudi.core.money import Fen, round_half_up
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
 
@@ -341,6 +341,8 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
             "in_scope_fen": costs.in_scope_fen,
             "layers": layers,
             "self_pay_fen": settlement.self_pay_fen,
+            "fund_paid_fen": settlement.fund_paid_fen,
+            "reimbursement_ratio": _percent(settlement.fund_paid_fen, costs.total_fen),
             "out_of_scope_breakdown": {
                 "class_c_fen": costs.class_c_fen,
                 "over_limit_fen": costs.over_limit_fen,
@@ -360,3 +362,11 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
             ]
         visits.append(visit)
     return {"policy": case.pack.id, "visits": visits}
+
+
+def _percent(part: Fen, whole: Fen) -> str | None:
+    """``part / whole`` as a percentage with two decimals, rounded half-up (no float)."""
+    if whole == 0:
+        return None
+    hundredths = round_half_up(part * 10_000, whole)
+    return f"{hundredths // 100}.{hundredths % 100:02d}%"

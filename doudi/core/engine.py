@@ -297,6 +297,7 @@ def _pay(
         trace["yearly_base_before_fen"] = before
         trace["yearly_base_after_fen"] = after
     trace["deductible_fen"] = deductible
+    trace["deductible_applied_fen"] = max(0, min(after, deductible) - before)
     why = "" if rule.deductible is None else rule.deductible.why(ctx)
     if why:
         trace["deductible_note"] = why
