@@ -41,10 +41,6 @@ class ResidentId:
     def age_on(self, day: date) -> int:
         return age_on(self.birth_date, day)
 
-    @property
-    def masked(self) -> str:
-        return mask(self.number)
-
 
 def parse_resident_id(text: object, *, today: date | None = None) -> ResidentId:
     """Validate an identity number; raise ``ValueError`` saying what is wrong with it.
@@ -72,14 +68,6 @@ def parse_resident_id(text: object, *, today: date | None = None) -> ResidentId:
     if number[-1] != expected:
         raise ValueError(f"wrong check digit {number[-1]} (the number's digits give {expected})")
     return ResidentId(number, birth, "male" if int(number[16]) % 2 else "female")
-
-
-def is_valid_resident_id(text: object) -> bool:
-    try:
-        parse_resident_id(text)
-    except ValueError:
-        return False
-    return True
 
 
 def mask(number: str) -> str:

@@ -73,13 +73,6 @@ def fen_to_yuan(amount: Fen) -> str:
     return f"{sign}{whole}.{cents:02d}"
 
 
-def format_yuan(amount: Fen) -> str:
-    """Fen for people: ``1,234.5`` yuan style without trailing zeros (``150,000``, ``12.50``)."""
-    whole, cents = divmod(abs(amount), FEN_PER_YUAN)
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{whole:,}" if cents == 0 else f"{sign}{whole:,}.{cents:02d}"
-
-
 def format_percent(ratio: BasisPoints) -> str:
     """Basis points as a percentage for people: ``80%``, ``72.5%``."""
     whole, rest = divmod(ratio, 100)
