@@ -316,7 +316,8 @@ def _pay(
 def _cap_trace(
     pack: Pack, cap: Cap, ctx: VisitContext, totals: Mapping[str, int]
 ) -> dict[str, Any]:
-    limit = cap.amount(ctx) + (carried_quota(pack, ctx) if cap.plus_carried_quota else 0)
+    carried = carried_quota(pack, ctx) if cap.plus_carried_quota else 0
+    limit = cap.amount(ctx) + carried
     used = totals.get(cap.accumulator, 0) if cap.per_year else 0
     trace: dict[str, Any] = {
         "cap": cap.id,
@@ -324,7 +325,7 @@ def _cap_trace(
         "limit_fen": limit,
     }
     if cap.plus_carried_quota:
-        trace["carried_over_quota_fen"] = carried_quota(pack, ctx)
+        trace["carried_over_quota_fen"] = carried
     trace["remaining_fen"] = max(0, limit - used)
     return trace
 

@@ -649,7 +649,7 @@ class _PackCompiler:
             adjustments=tuple(adjustments),
             caps=tuple(rule_caps),
             accumulator=f"base:{layer_id}:{rule_id}",
-            deductible_of=self._deductible_of(deductible, fixed_deductible),
+            deductible_of=(lambda ctx: 0) if deductible is None else deductible.selector,
             flat_ratio=bands[0].ratio if "ratio" in spec else None,
             schedule=BandSchedule.build(
                 fixed_deductible,
@@ -659,19 +659,6 @@ class _PackCompiler:
             if len(bands) > 1 and fixed_deductible is not None and None not in fixed_ratios
             else None,
         )
-
-    @staticmethod
-    def _deductible_of(deductible: Deductible | None, fixed: int | None) -> IntSelector:
-        if deductible is None:
-            return lambda ctx: 0
-        if fixed is not None:
-            return lambda ctx: fixed
-        if (
-            deductible.after_low_outpatient_year is None
-            and deductible.quiet_year_reductions is None
-        ):
-            return deductible.amount
-        return deductible.evaluate
 
     def deductible(self, data: Any, path: str, depends: set[str]) -> tuple[Deductible, int | None]:
         """The deductible, and its amount when it is the same for every visit."""

@@ -100,6 +100,13 @@ class Deductible:
     after_low_outpatient_year: LowOutpatientYearDeductible | None = None
     quiet_year_reductions: QuietYearReductions | None = None
 
+    @property
+    def selector(self) -> IntSelector:
+        """The function that gives a visit's deductible: the plain amount when nothing lowers it."""
+        if self.after_low_outpatient_year is None and self.quiet_year_reductions is None:
+            return self.amount
+        return self.evaluate
+
     def evaluate(self, ctx: VisitContext) -> Fen:
         """The deductible for this visit."""
         low = self.after_low_outpatient_year
