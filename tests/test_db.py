@@ -13,7 +13,7 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, sel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
-from doudi.common.db import SQLITE_BUSY_TIMEOUT_MS, create_engine_for
+from doudi.common.db import SQLITE_BUSY_TIMEOUT_MS, create_engine_for, write_transaction
 
 metadata = MetaData()
 households = Table(
@@ -133,18 +133,17 @@ def test_sqlite_writer_commits_while_a_reader_keeps_its_snapshot(sqlite_url: str
             connection.execute(households.insert().values(id=1, name="王家"))
         read_ids = select(households.c.id).order_by(households.c.id)
 
-        with engine.connect() as reader, engine.connect() as writer:
-            reader.exec_driver_sql("BEGIN")
+        with engine.connect() as reader:
+            read = reader.begin()
             assert reader.execute(read_ids).scalars().all() == [1]
 
             started = time.monotonic()
-            writer.exec_driver_sql("BEGIN IMMEDIATE")
-            writer.execute(households.insert().values(id=2, name="李家"))
-            writer.exec_driver_sql("COMMIT")
+            with write_transaction(engine) as writer:
+                writer.execute(households.insert().values(id=2, name="李家"))
             assert time.monotonic() - started < 1.0
 
             assert reader.execute(read_ids).scalars().all() == [1]
-            reader.exec_driver_sql("COMMIT")
+            read.commit()
             assert reader.execute(read_ids).scalars().all() == [1, 2]
     finally:
         engine.dispose()

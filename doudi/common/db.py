@@ -13,6 +13,8 @@ same connection settings on each backend:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy
@@ -26,6 +28,8 @@ __all__ = [
     "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "create_engine_for",
+    "ping",
+    "write_transaction",
 ]
 
 # A writer that finds the database locked by another writer waits this long for
@@ -38,6 +42,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # max_connections of 100.
 POSTGRES_POOL_SIZE = 5
 POSTGRES_MAX_OVERFLOW = 10
+
+_WRITE_OPTION = "doudi_write_transaction"
 
 _SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
 _POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg"})
@@ -60,6 +66,16 @@ def create_engine_for(url: str) -> sqlalchemy.Engine:
     )
 
 
+def ping(engine: sqlalchemy.Engine) -> bool:
+    """Whether the database answers a trivial query (the services' readiness check)."""
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except sqlalchemy.exc.SQLAlchemyError:
+        return False
+    return True
+
+
 def _sqlite_engine(url: URL) -> sqlalchemy.Engine:
     """SQLite with the pragmas that make it safe for a service.
 
@@ -71,6 +87,7 @@ def _sqlite_engine(url: URL) -> sqlalchemy.Engine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sqlalchemy.create_engine(url)
     event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "begin", _begin)
     return engine
 
 
@@ -95,6 +112,8 @@ def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPo
       crash with this setting, and commits skip an fsync each; a power cut may
       lose the last few commits, which every caller can redo.
     """
+    # SQLAlchemy, not the sqlite3 module, starts transactions (see _begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -103,6 +122,34 @@ def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPo
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _begin(connection: sqlalchemy.Connection) -> None:
+    """Start SQLite transactions ourselves: deferred, or holding the write lock for writers.
+
+    A transaction that reads and then writes (a settlement reads the person's
+    accumulators, then updates them) must not let another writer in between;
+    in a deferred transaction SQLite would fail the late write with "database
+    is locked" at once instead of waiting. :func:`write_transaction` begins
+    with ``BEGIN IMMEDIATE``, so writers queue for ``busy_timeout`` at the
+    start; readers (WAL) are never blocked.
+    """
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: sqlalchemy.Engine) -> Iterator[sqlalchemy.Connection]:
+    """A transaction that will write: committed on success, rolled back on any error.
+
+    On SQLite it holds the write lock from its first statement; on PostgreSQL
+    it is an ordinary transaction (lock the rows you will change with
+    ``SELECT ... FOR UPDATE`` or an upsert).
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
 
 
 def _postgres_engine(url: URL) -> sqlalchemy.Engine:

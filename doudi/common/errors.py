@@ -1,0 +1,157 @@
+"""The errors a service raises, and the one mapping of every error to a ``google.rpc.Status``.
+
+Service code raises these (and :class:`doudi.core.errors.InvalidInput`); the
+gRPC interceptor turns them into statuses with ``ErrorInfo`` and, where a field
+is to blame, ``BadRequest`` field violations. The gateway reads the same
+details back (:func:`decode_status`) to answer problem+json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from doudi.core.errors import InvalidInput
+
+ERROR_DOMAIN = "doudi"
+
+
+class ServiceError(Exception):
+    """A request the service refuses; ``reason`` is a stable UPPER_SNAKE_CASE code."""
+
+    code = grpc.StatusCode.INTERNAL
+    default_reason = "INTERNAL"
+
+    def __init__(self, message: str, *, reason: str | None = None, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.field = field
+
+
+class NotFound(ServiceError):
+    """The thing asked for, or one the request names (``field``), does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExists(ServiceError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = "ALREADY_EXISTS"
+
+
+class PermissionDenied(ServiceError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = "PERMISSION_DENIED"
+
+
+class Unauthenticated(ServiceError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    default_reason = "UNAUTHENTICATED"
+
+
+class FailedPrecondition(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "FAILED_PRECONDITION"
+
+
+class Aborted(ServiceError):
+    """Another request holds what this one needs; retrying later may succeed."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
+class Unavailable(ServiceError):
+    """A service this one depends on did not answer."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "UNAVAILABLE"
+
+
+def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
+    """The status a gRPC server ends the call with (``context.abort_with_status``)."""
+    if isinstance(error, InvalidInput):
+        code, message, reason, field = (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            str(error),
+            "INVALID_ARGUMENT",
+            error.field,
+        )
+        description = error.message
+    else:
+        code, message, reason, field = error.code, error.message, error.reason, error.field
+        description = error.message
+    details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))]
+    if field:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=field, description=description
+        )
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    status = status_pb2.Status(code=code.value[0], message=message, details=details)
+    return rpc_status.to_status(status)
+
+
+def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class DecodedStatus:
+    """What a client learns from a failed call: the code, message, reason and field violations."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    violations: tuple[FieldViolation, ...]
+
+
+def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
+    """Read a failed call's ``google.rpc.Status`` details (ErrorInfo, BadRequest)."""
+    code = error.code()
+    message = error.details() or ""
+    reason = code.name
+    violations: list[FieldViolation] = []
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(info):
+                reason = info.reason
+            elif detail.Unpack(bad):
+                violations.extend(
+                    FieldViolation(v.field, v.description) for v in bad.field_violations
+                )
+    return DecodedStatus(code, message, reason, tuple(violations))
+
+
+__all__ = [
+    "Aborted",
+    "AlreadyExists",
+    "DecodedStatus",
+    "FailedPrecondition",
+    "FieldViolation",
+    "NotFound",
+    "PermissionDenied",
+    "ServiceError",
+    "Unauthenticated",
+    "Unavailable",
+    "decode_status",
+    "to_rpc_status",
+]

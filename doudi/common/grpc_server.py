@@ -1,0 +1,291 @@
+"""The one way a Doudi gRPC service starts, authenticates callers, maps errors and stops.
+
+Each service's ``__main__`` builds its servicer and calls :func:`serve`, which
+adds the standard health service (its status follows a real readiness check,
+not a constant SERVING) and reflection, runs every call of the service's own
+methods through :class:`ServiceInterceptor` (bearer-token authentication,
+error mapping, one masked log line per call), writes the bound port to
+``DOUDI_PORT_FILE`` when asked, and on SIGTERM or SIGINT reports NOT_SERVING
+and lets in-flight calls finish for ``DOUDI_SHUTDOWN_GRACE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import grpc
+import sqlalchemy
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from doudi.common.db import create_engine_for, ping
+from doudi.common.errors import PermissionDenied, ServiceError, Unauthenticated, to_rpc_status
+from doudi.common.logs import configure_logging
+from doudi.common.migrations import upgrade
+from doudi.common.settings import ServiceSettings
+from doudi.core.errors import InvalidInput
+
+log = logging.getLogger("doudi.grpc")
+
+CallerKind = Literal["internal", "agency", "hospital"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the platform itself, an agency (by its code) or a hospital (by its id)."""
+
+    kind: CallerKind
+    id: str
+
+
+Authenticator = Callable[[str], Awaitable[Caller | None]]
+"""Resolves a bearer token to a caller, or None when the token is unknown."""
+
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the call being served."""
+    caller = _caller.get()
+    if caller is None:  # the interceptor refuses anonymous calls before servicers run
+        raise Unauthenticated("no caller")
+    return caller
+
+
+def require(*kinds: CallerKind) -> Caller:
+    """The current caller, if it is of one of ``kinds``; PERMISSION_DENIED otherwise."""
+    caller = current_caller()
+    if caller.kind not in kinds:
+        raise PermissionDenied(f"{caller.kind} callers may not call this method")
+    return caller
+
+
+def internal_authenticator(settings: ServiceSettings) -> Authenticator:
+    """Accepts the platform's internal token as the caller ``internal/platform``."""
+    expected = settings.internal_token.get_secret_value().encode()
+
+    async def authenticate(token: str) -> Caller | None:
+        if secrets.compare_digest(token.encode(), expected):
+            return Caller("internal", "platform")
+        return None
+
+    return authenticate
+
+
+def chain(*authenticators: Authenticator) -> Authenticator:
+    """The first authenticator that knows the token decides."""
+
+    async def authenticate(token: str) -> Caller | None:
+        for authenticator in authenticators:
+            caller = await authenticator(token)
+            if caller is not None:
+                return caller
+        return None
+
+    return authenticate
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+    return None
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates, maps errors and logs every unary call to a method under ``package``.
+
+    Health checks and reflection stay anonymous so that probes need no token.
+    """
+
+    def __init__(self, package: str, authenticate: Authenticator) -> None:
+        self._prefix = f"/{package}."
+        self._authenticate = authenticate
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not method.startswith(self._prefix):
+            return handler
+        inner = handler.unary_unary
+        authenticate = self._authenticate
+        short = method.rsplit("/", 1)[-1]
+
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            outcome = "OK"
+            caller: Caller | None = None
+            try:
+                token = bearer_token(context.invocation_metadata())
+                caller = await authenticate(token) if token else None
+                if caller is None:
+                    raise Unauthenticated(
+                        "a valid `authorization: Bearer <token>` is required"
+                        if token is None
+                        else "unknown token"
+                    )
+                _caller.set(caller)
+                return await inner(request, context)  # type: ignore[arg-type]
+            except (ServiceError, InvalidInput) as error:
+                status = to_rpc_status(error)
+                outcome = status.code.name
+                if isinstance(error, InvalidInput):
+                    outcome += f" {error}"
+                await context.abort_with_status(status)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                outcome = "CANCELLED"
+                raise
+            except Exception:
+                outcome = "INTERNAL"
+                log.exception("%s failed", short)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+            finally:
+                who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
+                log.info(
+                    "%s %s %s %.1fms", short, who, outcome, (time.perf_counter() - started) * 1e3
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            call,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+READINESS_INTERVAL_SECONDS = 2.0
+
+
+async def serve(
+    *,
+    settings: ServiceSettings,
+    service_name: str,
+    register: Callable[[grpc.aio.Server], None],
+    authenticate: Authenticator,
+    ready: Callable[[], Awaitable[bool]],
+    default_port: int,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully.
+
+    ``service_name`` is the full proto name (``doudi.settlement.v1.SettlementService``);
+    ``ready`` is polled to set the health status (a database that stops answering
+    turns the service NOT_SERVING until it answers again).
+    """
+    package = service_name.rsplit(".", 1)[0]
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(package, authenticate)],
+        # Two servers must never share a port by accident (tests, a second `doudi run`).
+        options=[("grpc.so_reuseport", 0)],
+    )
+    register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [service_name, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(
+        f"{settings.host}:{default_port if settings.port is None else settings.port}"
+    )
+    await server.start()
+    if settings.port_file is not None:
+        settings.port_file.write_text(str(port))
+    log.info("%s listening on %s:%d", service_name, settings.host, port)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    async def set_status(status: int) -> None:
+        for name in ("", service_name):
+            await health_servicer.set(name, status)
+
+    async def watch_readiness() -> None:
+        serving: bool | None = None
+        while True:
+            try:
+                now = await ready()
+            except Exception:
+                log.exception("readiness check failed")
+                now = False
+            if now != serving:
+                serving = now
+                await set_status(
+                    health_pb2.HealthCheckResponse.SERVING
+                    if now
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                log.info("health: %s", "SERVING" if now else "NOT_SERVING")
+            await asyncio.sleep(READINESS_INTERVAL_SECONDS)
+
+    watcher = asyncio.create_task(watch_readiness())
+    try:
+        await stopping.wait()
+    finally:
+        log.info("stopping: finishing in-flight calls for %.0fs", settings.shutdown_grace_seconds)
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(settings.shutdown_grace_seconds)
+        log.info("stopped")
+
+
+Registrar = Callable[[grpc.aio.Server], None]
+Setup = Callable[
+    [sqlalchemy.Engine, contextlib.AsyncExitStack], Awaitable[tuple[Registrar, Authenticator]]
+]
+"""Builds a service's servicer on its engine, inside the running event loop; what it opens
+(channels to peers) it registers on the exit stack to be closed after the server stops."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    """Short name: the SQLite file is ``<data_dir>/<name>.db``."""
+    service_name: str
+    """Full proto name, for health and reflection."""
+    default_port: int
+    migrations: Path
+
+
+def run_service(spec: ServiceSpec, settings: ServiceSettings, setup: Setup) -> None:
+    """A service's start command: migrate its database, then serve until stopped."""
+    configure_logging(settings.log_level)
+    url = settings.database_url_for(spec.name)
+    upgrade(url, spec.migrations)
+    engine = create_engine_for(url)
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            register, authenticate = await setup(engine, stack)
+            await serve(
+                settings=settings,
+                service_name=spec.service_name,
+                register=register,
+                authenticate=authenticate,
+                ready=lambda: asyncio.to_thread(ping, engine),
+                default_port=spec.default_port,
+            )
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.dispose()

@@ -1,0 +1,81 @@
+"""Conversions between protobuf messages and the core's values, shared by every service.
+
+Dates travel as ``google.type.Date``; enums as ``<ENUM>_<CODE>`` values whose
+lower-cased suffix is the core's code (``STATUS_REGISTERED_POOR`` is
+``registered_poor``). An unset or unknown value is an :class:`InvalidInput`
+naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.type import date_pb2
+
+from doudi.core.errors import InvalidInput
+
+
+def to_date(value: date_pb2.Date, field: str) -> date:
+    """A complete calendar date, or InvalidInput (unset, partial or impossible dates)."""
+    if value.year == 0 and value.month == 0 and value.day == 0:
+        raise InvalidInput(field, "required")
+    try:
+        return date(value.year, value.month, value.day)
+    except ValueError:
+        raise InvalidInput(
+            field, f"{value.year:04d}-{value.month:02d}-{value.day:02d} is not a real date"
+        ) from None
+
+
+def optional_date(message: object, name: str, field: str) -> date | None:
+    """The date in ``message.name`` if the field is set, else None."""
+    if not message.HasField(name):  # type: ignore[attr-defined]
+        return None
+    return to_date(getattr(message, name), field)
+
+
+def from_date(value: date) -> date_pb2.Date:
+    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+class EnumCodes:
+    """The two-way mapping between a proto enum and the core's codes for it."""
+
+    def __init__(
+        self,
+        enum: EnumTypeWrapper,
+        prefix: str,
+        *,
+        code: Callable[[str], str] = str.lower,
+    ) -> None:
+        self.enum = enum
+        self._by_value: dict[int, str] = {}
+        self._by_code: dict[str, int] = {}
+        for name, number in enum.items():
+            if number == 0:
+                continue
+            core_code = code(name.removeprefix(prefix))
+            self._by_value[number] = core_code
+            self._by_code[core_code] = number
+
+    def code(self, value: int, field: str) -> str:
+        """The core code of ``value``; unset or unknown values are InvalidInput."""
+        found = self._by_value.get(value)
+        if found is None:
+            known = ", ".join(self.enum.Name(number) for number in self._by_value)
+            raise InvalidInput(
+                field,
+                f"required: one of {known}"
+                if value == 0
+                else (f"unknown value {value} (one of {known})"),
+            )
+        return found
+
+    def optional_code(self, value: int, field: str) -> str | None:
+        return None if value == 0 else self.code(value, field)
+
+    def value(self, code: str | None) -> int:
+        """The enum number of a core code (0 for None)."""
+        return 0 if code is None else self._by_code[code]

@@ -1,0 +1,1 @@
+"""Doudi's gRPC services, one package each: enrollment, datashare, settlement, assistance."""

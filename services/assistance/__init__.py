@@ -1,0 +1,1 @@
+"""The assistance service (医疗救助): monitoring, early warning, secondary and proactive assistance."""

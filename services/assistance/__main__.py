@@ -1,0 +1,3 @@
+from services.assistance.server import main
+
+main()

@@ -1,0 +1,11 @@
+"""The assistance service's settings (``DOUDI_*``; see doudi.common.settings)."""
+
+from __future__ import annotations
+
+from doudi.common.settings import ServiceSettings
+
+DEFAULT_PORT = 50054
+
+
+class Settings(ServiceSettings):
+    pass

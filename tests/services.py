@@ -1,0 +1,163 @@
+"""Start real Doudi services for tests: subprocesses on port 0, each with its own database.
+
+    with running_service("enrollment", tmp_path, database_url=url) as svc:
+        stub = EnrollmentServiceStub(svc.channel())
+
+Each service runs as ``python -m services.<name>`` with ``DOUDI_PORT=0``; it
+writes the port it bound to a file and the harness waits for the port and for
+the health check to say SERVING. Its log (stderr) goes to ``<name>.log`` in the
+test's directory, so tests can read what it logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from doudi.common.settings import LOCAL_INTERNAL_TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERNAL = (("authorization", f"Bearer {LOCAL_INTERNAL_TOKEN}"),)
+"""Metadata for calls as the platform itself."""
+START_TIMEOUT_SECONDS = 30.0
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass
+class RunningService:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    env: dict[str, str]
+    _channels: list[grpc.Channel] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def channel(self) -> grpc.Channel:
+        channel = grpc.insecure_channel(self.address)
+        self._channels.append(channel)
+        return channel
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def close_channels(self) -> None:
+        for channel in self._channels:
+            channel.close()
+        self._channels.clear()
+
+
+def service_env(
+    directory: Path, database_url: str | None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("DOUDI_") or key == "DOUDI_TEST_POSTGRES_URL"
+    }
+    env.update(
+        DOUDI_ENVIRONMENT="local",
+        DOUDI_DATA_DIR=str(directory),
+        DOUDI_PORT="0",
+        DOUDI_SHUTDOWN_GRACE_SECONDS="2",
+        PYTHONUNBUFFERED="1",
+    )
+    if database_url:
+        env["DOUDI_DATABASE_URL"] = database_url
+    env.update(extra or {})
+    return env
+
+
+def start_service(
+    name: str,
+    directory: Path,
+    *,
+    database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunningService:
+    """Start ``services.<name>`` and wait until it serves; ``directory`` holds its files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port_file = directory / f"{name}.port"
+    port_file.unlink(missing_ok=True)
+    log_path = directory / f"{name}.log"
+    full_env = service_env(directory, database_url, env)
+    full_env["DOUDI_PORT_FILE"] = str(port_file)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    service = RunningService(name, process, 0, log_path, full_env)
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not port_file.exists() or not port_file.read_text().strip():
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{name} did not start:\n{service.log()}")
+        time.sleep(0.02)
+    service.port = int(port_file.read_text())
+    wait_serving(service, deadline)
+    return service
+
+
+def wait_serving(service: RunningService, deadline: float) -> None:
+    with grpc.insecure_channel(service.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{service.name} never became SERVING:\n{service.log()}")
+            time.sleep(0.05)
+
+
+def stop_service(service: RunningService, signum: int = signal.SIGTERM) -> int:
+    """Stop the process (SIGTERM: gracefully; SIGKILL: as a crash) and answer its exit code."""
+    service.close_channels()
+    if service.process.poll() is None:
+        service.process.send_signal(signum)
+        try:
+            service.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+    return service.process.returncode
+
+
+@contextlib.contextmanager
+def running_service(
+    name: str,
+    directory: Path,
+    *,
+    database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[RunningService]:
+    service = start_service(name, directory, database_url=database_url, env=env)
+    try:
+        yield service
+    finally:
+        stop_service(service)
