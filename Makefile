@@ -2,8 +2,10 @@
 # network access to PyPI; everything else is installed into .venv/ here.
 #
 #   make install     create .venv/ and install the project with its dev tools
-#   make test        lint, format check, type check and the test suite
-#   make run         list the policy packs and settle the worked example
+#   make test        lint, format check, type check, proto checks and the test suite
+#   make run         run the platform (4 services + gateway) on SQLite with demo data
+#   make calc        settle the worked example case with `doudi calc`
+#   make proto       regenerate the gRPC code from proto/ (proto-check: lint + staleness)
 #   make lint        ruff check and ruff format --check only
 #   make fmt         format and auto-fix lint findings
 #   make clean       remove caches and build output (distclean: .venv/ too)
@@ -24,10 +26,11 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 EXAMPLE := examples/xixia-inpatient-level2.case.json
 
-.PHONY: help install test lint fmt typecheck pytest run clean distclean constraints
+.PHONY: help install test lint fmt typecheck proto proto-check pytest run calc clean distclean \
+	constraints
 
 help:
-	@sed -n '4,11s/^# \{0,1\}//p' Makefile
+	@sed -n '4,13s/^# \{0,1\}//p' Makefile
 
 install: $(STAMP)
 
@@ -42,7 +45,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 		-e '.[dev]'
 	touch $@
 
-test: lint typecheck pytest
+test: lint typecheck proto-check pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -61,8 +64,26 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 run: install
+	$(BIN)/doudi run
+
+calc: install
 	$(BIN)/doudi packs
 	$(BIN)/doudi calc $(EXAMPLE)
+
+# buf (the protobuf linter) comes from the npm registry into .venv/buf/.
+BUF_VERSION := 1.75.0
+BUF := $(VENV)/buf/node_modules/.bin/buf
+
+$(BUF): | $(BIN)/python
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@$(BUF_VERSION)
+
+proto: install
+	$(BIN)/python proto/generate.py
+
+# Fails when the protos break buf's STANDARD lint rules or the committed
+# generated code differs from what `make proto` would write.
+proto-check: install $(BUF)
+	$(BIN)/python proto/generate.py --check --lint $(BUF)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

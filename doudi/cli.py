@@ -3,6 +3,7 @@
     doudi calc CASE.json | -        settle a case (CASES.md) and print the result JSON
     doudi packs                     list the policy packs
     doudi packs show ID             print a pack's layers and rules with their sources
+    doudi run                       run the whole platform on SQLite with demo data (Ctrl-C stops)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field.
@@ -57,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
         "show", help="print a pack's layers and rules with their sources"
     )
     show.add_argument("pack_id", metavar="ID")
+    run = commands.add_parser(
+        "run", help="run the four services and the gateway on SQLite with the demo data"
+    )
+    run.add_argument("--port", type=int, default=8000, help="the gateway's port (8000)")
+    run.add_argument(
+        "--base-port",
+        type=int,
+        default=50051,
+        help="the first of the four services' ports (50051: enrollment, datashare, "
+        "settlement, assistance)",
+    )
     return parser
 
 
@@ -72,6 +84,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from doudi.launcher import run
+
+        return run(base_port=args.base_port, gateway_port=args.port)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

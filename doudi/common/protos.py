@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.type import date_pb2
 
 from doudi.core.errors import InvalidInput
@@ -45,7 +45,7 @@ class EnumCodes:
 
     def __init__(
         self,
-        enum: EnumTypeWrapper,
+        enum: Any,  # a generated enum class (mypy-protobuf types each one separately)
         prefix: str,
         *,
         code: Callable[[str], str] = str.lower,
@@ -76,6 +76,6 @@ class EnumCodes:
     def optional_code(self, value: int, field: str) -> str | None:
         return None if value == 0 else self.code(value, field)
 
-    def value(self, code: str | None) -> int:
-        """The enum number of a core code (0 for None)."""
+    def value(self, code: str | None) -> Any:
+        """The enum number of a core code (0 for None), typed for any message field."""
         return 0 if code is None else self._by_code[code]

@@ -18,7 +18,7 @@ The rules of DOMAIN.md section 6 that every pack obeys live here:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
 from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES, PHARMACY
@@ -448,8 +448,21 @@ class PersonLedger:
 
     def apply(self, settlement: VisitSettlement, sign: int = 1) -> None:
         """Add a settlement's increments (``sign=-1`` takes them away again: a reversal)."""
-        year = settlement.year
-        deltas = settlement.deltas
+        self.apply_increments(
+            settlement.year,
+            settlement.deltas,
+            [payout.ledger_key for payout in settlement.payouts],
+            sign,
+        )
+
+    def apply_increments(
+        self, year: int, deltas: Mapping[str, int], payout_keys: Iterable[str], sign: int = 1
+    ) -> None:
+        """Add a visit's increments to ``year`` and record its payouts (``sign=-1``: remove them).
+
+        A stored settlement keeps its ``deltas`` and payout keys so that a
+        reversal can remove exactly what it added.
+        """
         if self.first_year is None or year < self.first_year:
             self.first_year = year
             self._views.clear()
@@ -462,11 +475,32 @@ class PersonLedger:
         get = totals.get
         for key, amount in deltas.items():
             totals[key] = get(key, 0) + sign * amount
-        for payout in settlement.payouts:
+        for key in payout_keys:
             if sign > 0:
-                self.payouts.add(payout.ledger_key)
+                self.payouts.add(key)
             else:
-                self.payouts.discard(payout.ledger_key)
+                self.payouts.discard(key)
+
+    def to_document(self) -> dict[str, Any]:
+        """The ledger as JSON-ready data (the settlement service stores it per person)."""
+        return {
+            "years": {str(year): dict(totals) for year, totals in sorted(self.years.items())},
+            "payouts": sorted(self.payouts),
+            "first_year": self.first_year,
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> PersonLedger:
+        """The ledger :meth:`to_document` wrote."""
+        ledger = cls()
+        ledger.years = {
+            int(year): {str(key): int(amount) for key, amount in totals.items()}
+            for year, totals in document.get("years", {}).items()
+        }
+        ledger.payouts = {str(key) for key in document.get("payouts", ())}
+        first_year = document.get("first_year")
+        ledger.first_year = None if first_year is None else int(first_year)
+        return ledger
 
     def settle(
         self, pack: Pack, person: Person, visit: Visit, *, explain: bool = False

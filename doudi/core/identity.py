@@ -16,6 +16,7 @@ from datetime import date
 from stdnum.cn import ric
 
 from doudi.core.dates import age_on
+from doudi.core.errors import InvalidInput
 
 # Province-level prefixes of GB/T 2260; 71 Taiwan, 81 Hong Kong, 82 Macao, and
 # 83 used on the residence permits of Taiwan residents (台湾居民居住证).
@@ -68,6 +69,14 @@ def parse_resident_id(text: object, *, today: date | None = None) -> ResidentId:
     if number[-1] != expected:
         raise ValueError(f"wrong check digit {number[-1]} (the number's digits give {expected})")
     return ResidentId(number, birth, "male" if int(number[16]) % 2 else "female")
+
+
+def read_resident_id(text: object, field: str, *, today: date | None = None) -> ResidentId:
+    """:func:`parse_resident_id` for input fields: a bad number is InvalidInput on ``field``."""
+    try:
+        return parse_resident_id(text, today=today)
+    except ValueError as error:
+        raise InvalidInput(field, f"invalid identity number: {error}") from None
 
 
 def mask(number: str) -> str:

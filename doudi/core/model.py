@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,6 +22,9 @@ from doudi.core.dates import add_years
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId
 from doudi.core.money import Fen
+
+# An ICD-10 code as hospitals write it, upper-cased: C34, C34.1, C341, E11.900.
+ICD10_CODE = re.compile(r"[A-Z]\d{2}(\.?[0-9A-Z]{1,8})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,9 @@ class Visit:
                 item.check()
             except InvalidInput as error:
                 raise error.under(f"items[{index}]") from None
+        for index, code in enumerate(self.diagnoses):
+            if not ICD10_CODE.fullmatch(code):
+                raise InvalidInput(f"diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
 
 
 def _list(names: Iterable[object]) -> str:

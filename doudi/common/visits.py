@@ -1,0 +1,107 @@
+"""Visits between the core's :class:`Visit` and the settlement contract's ``Visit`` message.
+
+The gateway reads a hospital's JSON with :func:`doudi.core.cases.parse_visit`
+(the reader ``doudi calc`` uses) and sends :func:`visit_to_proto`; the
+settlement service turns what it receives back with :func:`visit_from_proto`,
+which checks it with the same :meth:`Visit.check` rules, so a gRPC caller and
+an HTTP caller get the same errors with the same field names.
+"""
+
+from __future__ import annotations
+
+from doudi.common.protos import EnumCodes, from_date, optional_date, to_date
+from doudi.core.codes import INPATIENT
+from doudi.core.errors import InvalidInput
+from doudi.core.model import Item, Visit
+from doudi.settlement.v1 import settlement_pb2
+
+VISIT_TYPES = EnumCodes(settlement_pb2.VisitType, "VISIT_TYPE_")
+ITEM_CLASSES = EnumCodes(settlement_pb2.ItemClass, "ITEM_CLASS_", code=str)
+
+MAX_VISIT_ID_LENGTH = 64
+MAX_ITEMS = 5000
+
+
+def visit_to_proto(visit: Visit) -> settlement_pb2.Visit:
+    message = settlement_pb2.Visit(
+        visit_id=visit.id,
+        visit_type=VISIT_TYPES.value(visit.visit_type),
+        out_of_area=visit.out_of_area,
+        referred=visit.referred,
+        diagnoses=visit.diagnoses,
+        items=[
+            settlement_pb2.Item(
+                code=item.code,
+                item_class=ITEM_CLASSES.value(item.item_class),
+                amount_fen=item.amount_fen,
+                over_limit_fen=item.over_limit_fen,
+            )
+            for item in visit.items
+        ],
+    )
+    if visit.visit_type == INPATIENT:
+        assert visit.admitted is not None
+        message.admitted.CopyFrom(from_date(visit.admitted))
+        message.discharged.CopyFrom(from_date(visit.settles_on))
+    else:
+        message.date.CopyFrom(from_date(visit.settles_on))
+    return message
+
+
+def visit_from_proto(message: settlement_pb2.Visit, *, hospital_level: int | None) -> Visit:
+    """The visit a message describes, checked; errors name fields under ``visit``."""
+    try:
+        return _visit(message, hospital_level)
+    except InvalidInput as error:
+        raise error.under("visit") from None
+
+
+def _visit(message: settlement_pb2.Visit, hospital_level: int | None) -> Visit:
+    if not message.visit_id.strip():
+        raise InvalidInput("id", "required: the hospital's visit number")
+    if len(message.visit_id) > MAX_VISIT_ID_LENGTH:
+        raise InvalidInput("id", f"at most {MAX_VISIT_ID_LENGTH} characters")
+    visit_type = VISIT_TYPES.code(message.visit_type, "type")
+    if visit_type == INPATIENT:
+        if message.HasField("date"):
+            raise InvalidInput("date", "inpatient visits give admitted and discharged, not date")
+        admitted = optional_date(message, "admitted", "admitted")
+        if admitted is None:
+            raise InvalidInput("admitted", "required for inpatient visits")
+        settles_on = to_date(message.discharged, "discharged")
+    else:
+        if message.HasField("admitted") or message.HasField("discharged"):
+            field = "admitted" if message.HasField("admitted") else "discharged"
+            raise InvalidInput(field, f"{visit_type} visits give date, not admitted and discharged")
+        admitted = None
+        settles_on = to_date(message.date, "date")
+    if not message.items:
+        raise InvalidInput("items", "expected a non-empty list of line items")
+    if len(message.items) > MAX_ITEMS:
+        raise InvalidInput("items", f"at most {MAX_ITEMS} line items")
+    items = []
+    for index, item in enumerate(message.items):
+        where = f"items[{index}]"
+        if not item.code.strip():
+            raise InvalidInput(f"{where}.code", "required")
+        items.append(
+            Item(
+                code=item.code,
+                item_class=ITEM_CLASSES.code(item.item_class, f"{where}.class"),
+                amount_fen=item.amount_fen,
+                over_limit_fen=item.over_limit_fen,
+            )
+        )
+    visit = Visit(
+        id=message.visit_id,
+        visit_type=visit_type,
+        settles_on=settles_on,
+        items=tuple(items),
+        hospital_level=hospital_level or None,
+        admitted=admitted,
+        out_of_area=message.out_of_area,
+        referred=message.referred,
+        diagnoses=tuple(code.strip().upper() for code in message.diagnoses),
+    )
+    visit.check()
+    return visit

@@ -1,0 +1,534 @@
+"""The settlement service's gRPC server: ``python -m services.settlement``.
+
+Hospitals call it with their API key (through the gateway, or directly); the
+platform's internal token may read, list and reverse any hospital's
+settlements and register hospitals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import secrets
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import grpc
+import sqlalchemy
+from google.protobuf import timestamp_pb2
+
+from doudi.common.db import write_transaction
+from doudi.common.errors import Aborted, FailedPrecondition, NotFound
+from doudi.common.grpc_server import (
+    Authenticator,
+    Caller,
+    Registrar,
+    ServiceSpec,
+    Setup,
+    chain,
+    internal_authenticator,
+    require,
+    run_service,
+)
+from doudi.common.paging import decode_token, encode_token, page_size
+from doudi.common.protos import from_date, optional_date, to_date
+from doudi.common.visits import VISIT_TYPES, visit_from_proto
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import ResidentId, read_resident_id
+from doudi.core.model import Person, Visit
+from doudi.core.packs import PackRegistry
+from doudi.core.policy import Pack
+from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
+from services.settlement import service
+from services.settlement.peers import Peers
+from services.settlement.service import Hospital, SettleCommand, SettlementRecord
+from services.settlement.settings import DEFAULT_PORT, Settings
+
+log = logging.getLogger("doudi.settlement")
+
+SPEC = ServiceSpec(
+    name="settlement",
+    service_name="doudi.settlement.v1.SettlementService",
+    default_port=DEFAULT_PORT,
+    migrations=Path(__file__).parent / "migrations",
+)
+
+STATES = {
+    service.SETTLED: settlement_pb2.SETTLEMENT_STATE_SETTLED,
+    service.REVERSED: settlement_pb2.SETTLEMENT_STATE_REVERSED,
+    service.PREVIEW: settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED,
+}
+MAX_REQUEST_ID_LENGTH = 128
+HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as DOMAIN.md section 6
+
+
+class HospitalDirectory:
+    """Registered hospitals by API-key digest and by id, cached for ``ttl`` seconds."""
+
+    def __init__(self, engine: sqlalchemy.Engine, ttl: float) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._by_key: dict[str, tuple[Hospital | None, float]] = {}
+        self._by_id: dict[str, tuple[Hospital | None, float]] = {}
+
+    async def by_key(self, api_key: str) -> Hospital | None:
+        digest = service.api_key_digest(api_key)
+        cached = self._by_key.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        found = await asyncio.to_thread(self._read, service.hospital_by_key, api_key_sha256=digest)
+        self._by_key[digest] = (found, time.monotonic() + self._ttl)
+        return found
+
+    async def by_id(self, hospital_id: str) -> Hospital | None:
+        cached = self._by_id.get(hospital_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        found = await asyncio.to_thread(self._read, service.get_hospital, hospital_id=hospital_id)
+        self._by_id[hospital_id] = (found, time.monotonic() + self._ttl)
+        return found
+
+    def forget(self, hospital_id: str) -> None:
+        self._by_id.pop(hospital_id, None)
+        self._by_key.clear()
+
+    def _read(self, query: Any, **kwargs: str) -> Hospital | None:
+        with self._engine.connect() as connection:
+            found: Hospital | None = query(connection=connection, **kwargs)
+            return found
+
+    def authenticator(self) -> Authenticator:
+        async def authenticate(token: str) -> Caller | None:
+            hospital = await self.by_key(token)
+            return None if hospital is None else Caller("hospital", hospital.hospital_id)
+
+        return authenticate
+
+
+class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
+    def __init__(
+        self,
+        *,
+        engine: sqlalchemy.Engine,
+        registry: PackRegistry,
+        peers: Peers,
+        hospitals: HospitalDirectory,
+        timezone: ZoneInfo,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.peers = peers
+        self.hospitals = hospitals
+        self.timezone = timezone
+        self.regions = frozenset(pack.region_code for pack in registry)
+        # Idempotency keys being settled by this process right now: a second
+        # request with one of them answers ABORTED (HTTP 409) instead of waiting.
+        self.in_flight: set[tuple[str, str]] = set()
+
+    # --- settling ---------------------------------------------------------------------
+
+    async def PreviewSettlement(
+        self,
+        request: settlement_pb2.PreviewSettlementRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.PreviewSettlementResponse:
+        hospital = await self._calling_hospital()
+        resident_id, visit = _read_visit(request.person_id, request.visit, hospital)
+        pack, person, visit = await self._gather(resident_id, visit, hospital)
+        record = await asyncio.to_thread(
+            self._read, service.preview, hospital=hospital, pack=pack, person=person, visit=visit
+        )
+        return settlement_pb2.PreviewSettlementResponse(settlement=settlement_message(record))
+
+    async def Settle(
+        self, request: settlement_pb2.SettleRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> settlement_pb2.SettleResponse:
+        hospital = await self._calling_hospital()
+        request_id = _request_id(request.request_id)
+        resident_id, visit = _read_visit(request.person_id, request.visit, hospital)
+        digest = _request_digest(request)
+        key = (hospital.hospital_id, request_id)
+        if key in self.in_flight:
+            raise Aborted(
+                "a request with this idempotency key is still being settled; retry later",
+                reason="REQUEST_IN_FLIGHT",
+                field="request_id",
+            )
+        self.in_flight.add(key)
+        try:
+            found = await asyncio.to_thread(
+                self._read,
+                service.find_by_request,
+                hospital_id=hospital.hospital_id,
+                request_id=request_id,
+            )
+            if found is not None:
+                return _replay(found, digest)
+            pack, person, visit = await self._gather(resident_id, visit, hospital)
+            command = SettleCommand(hospital, request_id, digest, pack, person, visit)
+            record, replayed = await asyncio.to_thread(self._settle, command)
+        finally:
+            self.in_flight.discard(key)
+        return settlement_pb2.SettleResponse(
+            settlement=settlement_message(record), replayed=replayed
+        )
+
+    def _settle(self, command: SettleCommand) -> tuple[SettlementRecord, bool]:
+        now = datetime.now(UTC)
+        try:
+            with write_transaction(self.engine) as connection:
+                record = service.settle(
+                    connection=connection, command=command, now=now, day=self._day(now)
+                )
+            return record, False
+        except sqlalchemy.exc.IntegrityError:
+            # Another process settled with the same key, or the visit already stands.
+            with self.engine.connect() as connection:
+                found = service.explain_conflict(connection=connection, command=command)
+            _replay(found, command.request_sha256)
+            return found[0], True
+
+    async def ReverseSettlement(
+        self,
+        request: settlement_pb2.ReverseSettlementRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.ReverseSettlementResponse:
+        caller = require("hospital", "internal")
+        request_id = _request_id(request.request_id)
+        settlement_id = _settlement_id(request.settlement_id)
+        hospital_id = caller.id if caller.kind == "hospital" else None
+
+        def reverse() -> tuple[SettlementRecord, bool]:
+            now = datetime.now(UTC)
+            with write_transaction(self.engine) as connection:
+                return service.reverse(
+                    connection=connection,
+                    settlement_id=settlement_id,
+                    hospital_id=hospital_id,
+                    request_id=request_id,
+                    now=now,
+                    day=self._day(now),
+                )
+
+        record, replayed = await asyncio.to_thread(reverse)
+        return settlement_pb2.ReverseSettlementResponse(
+            settlement=settlement_message(record), replayed=replayed
+        )
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def GetSettlement(
+        self,
+        request: settlement_pb2.GetSettlementRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetSettlementResponse:
+        caller = require("hospital", "internal")
+        record = await asyncio.to_thread(
+            self._read,
+            service.get,
+            settlement_id=_settlement_id(request.settlement_id),
+            hospital_id=caller.id if caller.kind == "hospital" else None,
+        )
+        return settlement_pb2.GetSettlementResponse(settlement=settlement_message(record))
+
+    async def ListSettlements(
+        self,
+        request: settlement_pb2.ListSettlementsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.ListSettlementsResponse:
+        hospital_id = self._hospital_scope(request.hospital_id)
+        start = to_date(request.start_date, "start_date")
+        end = optional_date(request, "end_date", "end_date") or start
+        if end < start:
+            raise InvalidInput("end_date", "is before start_date")
+        size = page_size(request.page_size)
+        position = decode_token(request.page_token, 2)
+        after = None
+        if position is not None:
+            try:
+                after = (datetime.fromisoformat(position[0]), str(position[1]))
+            except (TypeError, ValueError):
+                raise InvalidInput("page_token", "not a page token this service made") from None
+        records, last = await asyncio.to_thread(
+            self._read,
+            service.list_settlements,
+            hospital_id=hospital_id,
+            start=start,
+            end=end,
+            page_size=size,
+            after=after,
+        )
+        return settlement_pb2.ListSettlementsResponse(
+            settlements=[settlement_message(record) for record in records],
+            next_page_token="" if last is None else encode_token([last[0].isoformat(), last[1]]),
+        )
+
+    async def GetDailyClearing(
+        self,
+        request: settlement_pb2.GetDailyClearingRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetDailyClearingResponse:
+        hospital_id = self._hospital_scope(request.hospital_id)
+        if hospital_id is None:
+            raise InvalidInput("hospital_id", "required for internal callers")
+        day = to_date(request.date, "date")
+        totals = await asyncio.to_thread(
+            self._read, service.daily_clearing, hospital_id=hospital_id, day=day
+        )
+        return settlement_pb2.GetDailyClearingResponse(
+            hospital_id=hospital_id,
+            date=from_date(day),
+            funds=[
+                settlement_pb2.FundClearing(
+                    fund=total.fund,
+                    settled_fen=total.settled_fen,
+                    reversed_fen=total.reversed_fen,
+                    net_fen=total.net_fen,
+                    record_count=total.record_count,
+                )
+                for total in totals
+            ],
+            net_fen=sum(total.net_fen for total in totals),
+        )
+
+    # --- hospitals --------------------------------------------------------------------
+
+    async def CreateHospital(
+        self,
+        request: settlement_pb2.CreateHospitalRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.CreateHospitalResponse:
+        require("internal")
+        hospital = self._read_hospital(request.hospital)
+        made = not request.api_key
+        api_key = secrets.token_urlsafe(32) if made else request.api_key
+        if len(api_key) < 8:
+            raise InvalidInput("api_key", "at least 8 characters")
+
+        def create() -> Hospital:
+            with write_transaction(self.engine) as connection:
+                return service.create_hospital(
+                    connection=connection,
+                    hospital=hospital,
+                    api_key_sha256=service.api_key_digest(api_key),
+                    now=datetime.now(UTC),
+                )
+
+        stored = await asyncio.to_thread(create)
+        self.hospitals.forget(stored.hospital_id)
+        return settlement_pb2.CreateHospitalResponse(
+            hospital=hospital_message(stored), api_key=api_key if made else ""
+        )
+
+    async def GetHospital(
+        self,
+        request: settlement_pb2.GetHospitalRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetHospitalResponse:
+        hospital_id = self._hospital_scope(request.hospital_id)
+        if hospital_id is None:
+            raise InvalidInput("hospital_id", "required for internal callers")
+        hospital = await self.hospitals.by_id(hospital_id)
+        if hospital is None:
+            raise NotFound(f"no hospital {hospital_id!r}", field="hospital_id")
+        return settlement_pb2.GetHospitalResponse(hospital=hospital_message(hospital))
+
+    # --- helpers ----------------------------------------------------------------------
+
+    async def _calling_hospital(self) -> Hospital:
+        caller = require("hospital")
+        hospital = await self.hospitals.by_id(caller.id)
+        if hospital is None:  # removed since its key was cached
+            raise NotFound(f"no hospital {caller.id!r}")
+        return hospital
+
+    def _hospital_scope(self, requested: str) -> str | None:
+        """Which hospital's data the caller may see: a hospital only its own."""
+        caller = require("hospital", "internal")
+        if caller.kind == "internal":
+            return requested or None
+        if requested and requested != caller.id:
+            raise NotFound(f"no hospital {requested!r}", field="hospital_id")
+        return caller.id
+
+    async def _gather(
+        self, resident_id: ResidentId, visit: Visit, hospital: Hospital
+    ) -> tuple[Pack, Person, Visit]:
+        """The pack in force, the insured person with their statuses, and the visit as the
+        platform sees it (out of area when the hospital is in another region)."""
+        insured = await self.peers.insured_person(resident_id, visit.settles_on)
+        pack = self.registry.in_force(insured.region, visit.settles_on)
+        if pack is None:
+            field = "visit.discharged" if visit.admitted is not None else "visit.date"
+            raise FailedPrecondition(
+                f"no policy pack of region {insured.region!r} is in force on "
+                f"{visit.settles_on.isoformat()}",
+                reason="NO_POLICY_IN_FORCE",
+                field=field,
+            )
+        if hospital.region != insured.region and not visit.out_of_area:
+            visit = _with_out_of_area(visit)
+        return pack, insured.person, visit
+
+    def _read(self, query: Any, **kwargs: Any) -> Any:
+        with self.engine.connect() as connection:
+            return query(connection=connection, **kwargs)
+
+    def _day(self, now: datetime) -> date:
+        return now.astimezone(self.timezone).date()
+
+    def _read_hospital(self, message: settlement_pb2.Hospital) -> Hospital:
+        hospital_id = message.hospital_id
+        if not hospital_id or len(hospital_id) > 32 or not hospital_id.isascii():
+            raise InvalidInput("hospital.hospital_id", "required: 1 to 32 ASCII characters")
+        if not message.name.strip() or len(message.name) > 128:
+            raise InvalidInput("hospital.name", "required: 1 to 128 characters")
+        if message.region not in self.regions:
+            known = ", ".join(sorted(self.regions))
+            raise InvalidInput("hospital.region", f"unknown region {message.region!r} ({known})")
+        if message.level not in HOSPITAL_LEVELS:
+            raise InvalidInput("hospital.level", "1, 2 or 3 (0 for a pharmacy)")
+        return Hospital(hospital_id, message.name.strip(), message.region, message.level)
+
+
+def _read_visit(
+    person_id: str, message: settlement_pb2.Visit, hospital: Hospital
+) -> tuple[ResidentId, Visit]:
+    resident_id = read_resident_id(person_id, "person_id")
+    visit = visit_from_proto(message, hospital_level=hospital.level or None)
+    return resident_id, visit
+
+
+def _with_out_of_area(visit: Visit) -> Visit:
+    return dataclasses.replace(visit, out_of_area=True)
+
+
+def _request_id(value: str) -> str:
+    if not value or len(value) > MAX_REQUEST_ID_LENGTH or not value.isprintable():
+        raise InvalidInput(
+            "request_id", f"required: an idempotency key of 1 to {MAX_REQUEST_ID_LENGTH} characters"
+        )
+    return value
+
+
+def _settlement_id(value: str) -> str:
+    if not value or len(value) > 36:
+        raise InvalidInput("settlement_id", "required")
+    return value
+
+
+def _request_digest(request: settlement_pb2.SettleRequest) -> str:
+    """The fingerprint of what was asked, without the key: a retry must ask the same."""
+    body = settlement_pb2.SettleRequest(person_id=request.person_id, visit=request.visit)
+    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _replay(found: tuple[SettlementRecord, str], digest: str) -> settlement_pb2.SettleResponse:
+    record, stored_digest = found
+    if stored_digest != digest:
+        raise FailedPrecondition(
+            "this idempotency key was used for a different request",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            field="request_id",
+        )
+    return settlement_pb2.SettleResponse(settlement=settlement_message(record), replayed=True)
+
+
+def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
+    message = settlement_pb2.Settlement(
+        settlement_id=record.settlement_id,
+        state=STATES[record.state],
+        hospital_id=record.hospital_id,
+        person_id=record.person_id,
+        visit_id=record.visit_id,
+        visit_type=VISIT_TYPES.value(record.visit_type),
+        settles_on=from_date(record.settles_on),
+        policy=record.policy,
+        total_fen=record.total_fen,
+        class_c_fen=record.class_c_fen,
+        over_limit_fen=record.over_limit_fen,
+        pre_self_pay_fen=record.pre_self_pay_fen,
+        out_of_scope_fen=record.out_of_scope_fen,
+        in_scope_fen=record.in_scope_fen,
+        layers=[
+            settlement_pb2.LayerPayment(layer=layer.layer, fund=layer.fund, paid_fen=layer.paid_fen)
+            for layer in record.layers
+        ],
+        fund_paid_fen=record.fund_paid_fen,
+        self_pay_fen=record.self_pay_fen,
+        payouts=[
+            settlement_pb2.Payout(
+                benefit=payout.benefit,
+                disease_class=payout.disease_class,
+                fund=payout.fund,
+                diagnosis=payout.diagnosis,
+                paid_fen=payout.paid_fen,
+            )
+            for payout in record.payouts
+        ],
+    )
+    if record.settled_at is not None:
+        message.create_time.CopyFrom(_timestamp(record.settled_at))
+    if record.reversed_at is not None:
+        message.reverse_time.CopyFrom(_timestamp(record.reversed_at))
+    return message
+
+
+def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:
+    return settlement_pb2.Hospital(
+        hospital_id=hospital.hospital_id,
+        name=hospital.name,
+        region=hospital.region,
+        level=hospital.level,
+    )
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    # SQLite hands back naive datetimes; every one we store is UTC.
+    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return stamp
+
+
+def setup(settings: Settings) -> Setup:
+    async def build(
+        engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
+    ) -> tuple[Registrar, Authenticator]:
+        registry = PackRegistry.load([settings.packs_dir] if settings.packs_dir else [])
+        enrollment = grpc.aio.insecure_channel(settings.enrollment_address)
+        datashare = grpc.aio.insecure_channel(settings.datashare_address)
+        stack.push_async_callback(enrollment.close)
+        stack.push_async_callback(datashare.close)
+        peers = Peers(
+            enrollment,
+            datashare,
+            token=settings.internal_token.get_secret_value(),
+            timeout=settings.peer_timeout_seconds,
+        )
+        hospitals = HospitalDirectory(engine, settings.hospital_cache_seconds)
+        servicer = SettlementServicer(
+            engine=engine,
+            registry=registry,
+            peers=peers,
+            hospitals=hospitals,
+            timezone=ZoneInfo(settings.timezone),
+        )
+
+        def register(server: grpc.aio.Server) -> None:
+            settlement_pb2_grpc.add_SettlementServiceServicer_to_server(servicer, server)
+
+        authenticate = chain(internal_authenticator(settings), hospitals.authenticator())
+        return register, authenticate
+
+    return build
+
+
+def main() -> None:
+    settings = Settings()
+    run_service(SPEC, settings, setup(settings))

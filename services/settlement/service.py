@@ -1,0 +1,620 @@
+"""The settlement service's handlers: plain functions on a database connection.
+
+No gRPC here: ``server.py`` gathers what a settlement needs (the hospital, the
+person with their enrolment and statuses, the pack in force) and calls these
+with a connection from :func:`doudi.common.db.write_transaction`.
+
+A settlement is one transaction: lock the person's ledger row, settle with the
+engine on the accumulators read under that lock, insert the settlement and one
+clearing record per paying fund, write the ledger back. Two settlements of the
+same person therefore run one after the other, and a yearly cap holds however
+many arrive at once; different persons never wait for each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound
+from doudi.core.codes import INPATIENT
+from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
+from doudi.core.model import Person, Visit
+from doudi.core.policy import Pack
+from services.settlement.tables import clearing_records, hospitals, ledgers, settlements
+
+Row = Any  # a result row; SQLAlchemy's Row generics add nothing for Core queries
+
+SETTLED = "settled"
+REVERSED = "reversed"
+PREVIEW = "preview"
+
+
+@dataclass(frozen=True, slots=True)
+class Hospital:
+    """A registered hospital (定点医疗机构); level 0 is a pharmacy."""
+
+    hospital_id: str
+    name: str
+    region: str
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    """A settlement as stored (or, for a preview, as it would be stored)."""
+
+    settlement_id: str
+    state: str
+    hospital_id: str
+    person_id: str
+    visit_id: str
+    visit_type: str
+    settles_on: date
+    policy: str
+    total_fen: int
+    class_c_fen: int
+    over_limit_fen: int
+    pre_self_pay_fen: int
+    in_scope_fen: int
+    layers: tuple[LayerPayment, ...]
+    fund_paid_fen: int
+    self_pay_fen: int
+    payouts: tuple[Payout, ...]
+    settled_at: datetime | None = None
+    reversed_at: datetime | None = None
+
+    @property
+    def out_of_scope_fen(self) -> int:
+        return self.class_c_fen + self.over_limit_fen + self.pre_self_pay_fen
+
+
+@dataclass(frozen=True, slots=True)
+class SettleCommand:
+    """Everything a settlement needs, gathered and checked by the caller."""
+
+    hospital: Hospital
+    request_id: str
+    request_sha256: str
+    pack: Pack
+    person: Person
+    visit: Visit
+
+
+@dataclass(frozen=True, slots=True)
+class FundTotal:
+    fund: str
+    settled_fen: int
+    reversed_fen: int
+    record_count: int
+
+    @property
+    def net_fen(self) -> int:
+        return self.settled_fen - self.reversed_fen
+
+
+def api_key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+# --- hospitals ---------------------------------------------------------------------------
+
+
+def create_hospital(
+    *, connection: sqlalchemy.Connection, hospital: Hospital, api_key_sha256: str, now: datetime
+) -> Hospital:
+    """Register a hospital; the same registration again answers it, another ALREADY_EXISTS."""
+    row = connection.execute(
+        select(hospitals).where(hospitals.c.hospital_id == hospital.hospital_id)
+    ).one_or_none()
+    if row is not None:
+        if _hospital(row) != hospital or row.api_key_sha256 != api_key_sha256:
+            raise AlreadyExists(
+                f"hospital {hospital.hospital_id!r} is registered with other data",
+                field="hospital.hospital_id",
+            )
+        return hospital
+    taken = connection.execute(
+        select(hospitals.c.hospital_id).where(hospitals.c.api_key_sha256 == api_key_sha256)
+    ).one_or_none()
+    if taken is not None:
+        raise AlreadyExists("this API key belongs to another hospital", field="api_key")
+    connection.execute(
+        hospitals.insert().values(
+            hospital_id=hospital.hospital_id,
+            name=hospital.name,
+            region=hospital.region,
+            level=hospital.level,
+            api_key_sha256=api_key_sha256,
+            created_at=now,
+        )
+    )
+    return hospital
+
+
+def get_hospital(*, connection: sqlalchemy.Connection, hospital_id: str) -> Hospital | None:
+    """The hospital with this id, if registered."""
+    row = connection.execute(
+        select(hospitals).where(hospitals.c.hospital_id == hospital_id)
+    ).one_or_none()
+    return None if row is None else _hospital(row)
+
+
+def hospital_by_key(*, connection: sqlalchemy.Connection, api_key_sha256: str) -> Hospital | None:
+    """The hospital whose API key has this digest, if any."""
+    row = connection.execute(
+        select(hospitals).where(hospitals.c.api_key_sha256 == api_key_sha256)
+    ).one_or_none()
+    return None if row is None else _hospital(row)
+
+
+def _hospital(row: Row) -> Hospital:
+    return Hospital(row.hospital_id, row.name, row.region, row.level)
+
+
+# --- settling ----------------------------------------------------------------------------
+
+
+def preview(
+    *,
+    connection: sqlalchemy.Connection,
+    hospital: Hospital,
+    pack: Pack,
+    person: Person,
+    visit: Visit,
+) -> SettlementRecord:
+    """What settling the visit would pay now; reads the ledger, writes nothing."""
+    row = connection.execute(
+        select(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year).where(
+            ledgers.c.person_id == person.resident_id.number
+        )
+    ).one_or_none()
+    ledger = PersonLedger() if row is None else _ledger(row)
+    result = settle_visit(pack, person, visit, ledger.view(visit.settles_on.year))
+    return _record(result, "", PREVIEW, hospital, pack, person, visit, None)
+
+
+def find_by_request(
+    *, connection: sqlalchemy.Connection, hospital_id: str, request_id: str
+) -> tuple[SettlementRecord, str] | None:
+    """The settlement a hospital made with this idempotency key, and its request's digest."""
+    row = connection.execute(
+        select(settlements).where(
+            settlements.c.hospital_id == hospital_id, settlements.c.request_id == request_id
+        )
+    ).one_or_none()
+    return None if row is None else (_stored(row), row.request_sha256)
+
+
+def settle(
+    *, connection: sqlalchemy.Connection, command: SettleCommand, now: datetime, day: date
+) -> SettlementRecord:
+    """Settle and store, inside the caller's write transaction (see the module docstring).
+
+    ``day`` is the business day the settlement is cleared on. A second standing
+    settlement of the same hospital visit, or a reused idempotency key, breaks a
+    unique constraint: the caller rolls back and asks :func:`explain_conflict`.
+    """
+    person_id = command.person.resident_id.number
+    ledger, version = _lock_ledger(connection, person_id, now)
+    result = ledger.settle(command.pack, command.person, command.visit)
+    record = _record(
+        result,
+        str(uuid.uuid4()),
+        SETTLED,
+        command.hospital,
+        command.pack,
+        command.person,
+        command.visit,
+        now,
+    )
+    connection.execute(
+        settlements.insert().values(
+            settlement_id=record.settlement_id,
+            hospital_id=record.hospital_id,
+            request_id=command.request_id,
+            request_sha256=command.request_sha256,
+            person_id=person_id,
+            visit_id=record.visit_id,
+            visit_type=record.visit_type,
+            settles_on=record.settles_on,
+            year=result.year,
+            policy=record.policy,
+            total_fen=record.total_fen,
+            class_c_fen=record.class_c_fen,
+            over_limit_fen=record.over_limit_fen,
+            pre_self_pay_fen=record.pre_self_pay_fen,
+            in_scope_fen=record.in_scope_fen,
+            fund_paid_fen=record.fund_paid_fen,
+            self_pay_fen=record.self_pay_fen,
+            layers=[[layer.layer, layer.fund, layer.paid_fen] for layer in record.layers],
+            payouts=[list(payout) for payout in record.payouts],
+            deltas=dict(result.deltas),
+            visit=visit_document(command.visit),
+            state=SETTLED,
+            settled_at=now,
+            settled_on=day,
+        )
+    )
+    _clear(connection, record, kind=SETTLED, sign=1, now=now, day=day)
+    _save_ledger(connection, person_id, ledger, version, now)
+    return record
+
+
+def explain_conflict(
+    *, connection: sqlalchemy.Connection, command: SettleCommand
+) -> tuple[SettlementRecord, str]:
+    """After a unique-constraint failure: the settlement made with the same key, if that was
+    it; otherwise the visit already has a standing settlement (FAILED_PRECONDITION)."""
+    found = find_by_request(
+        connection=connection,
+        hospital_id=command.hospital.hospital_id,
+        request_id=command.request_id,
+    )
+    if found is not None:
+        return found
+    standing = connection.execute(
+        select(settlements.c.settlement_id).where(
+            settlements.c.hospital_id == command.hospital.hospital_id,
+            settlements.c.visit_id == command.visit.id,
+            settlements.c.state == SETTLED,
+        )
+    ).scalar_one_or_none()
+    raise FailedPrecondition(
+        f"visit {command.visit.id!r} already has a standing settlement {standing}; "
+        "reverse it before settling the visit again",
+        reason="VISIT_ALREADY_SETTLED",
+        field="visit.id",
+    )
+
+
+def reverse(
+    *,
+    connection: sqlalchemy.Connection,
+    settlement_id: str,
+    hospital_id: str | None,
+    request_id: str,
+    now: datetime,
+    day: date,
+) -> tuple[SettlementRecord, bool]:
+    """Reverse a settlement (冲正): remove its increments from the person's ledger and
+    record negative clearing records. Answers the settlement and whether it had been
+    reversed before (a retry). ``hospital_id`` None: any hospital's (internal callers).
+
+    Later settlements of the same year keep what they paid: the hospital was paid
+    them, and their own increments stay in the ledger, so yearly caps go on
+    counting real payments.
+    """
+    reused = connection.execute(
+        select(settlements.c.settlement_id).where(
+            settlements.c.reversal_request_id == request_id,
+            settlements.c.settlement_id != settlement_id,
+            *([] if hospital_id is None else [settlements.c.hospital_id == hospital_id]),
+        )
+    ).first()
+    if reused is not None:
+        raise FailedPrecondition(
+            "this idempotency key already reversed another settlement",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            field="request_id",
+        )
+    row = _settlement_row(connection, settlement_id, hospital_id)
+    if row.state == REVERSED:
+        return _stored(row), True
+    ledger, version = _lock_ledger(connection, row.person_id, now)
+    # Re-read under the ledger lock: a concurrent reversal of the same settlement
+    # may have committed while we waited for it.
+    row = _settlement_row(connection, settlement_id, hospital_id)
+    if row.state == REVERSED:
+        return _stored(row), True
+    ledger.apply_increments(
+        row.year,
+        {str(key): int(amount) for key, amount in row.deltas.items()},
+        [Payout(*payout).ledger_key for payout in row.payouts],
+        sign=-1,
+    )
+    connection.execute(
+        settlements.update()
+        .where(settlements.c.settlement_id == settlement_id)
+        .values(state=REVERSED, reversal_request_id=request_id, reversed_at=now)
+    )
+    record = _stored(row)
+    _clear(connection, record, kind=REVERSED, sign=-1, now=now, day=day)
+    _save_ledger(connection, row.person_id, ledger, version, now)
+    return _stored(_settlement_row(connection, settlement_id, hospital_id)), False
+
+
+def get(
+    *, connection: sqlalchemy.Connection, settlement_id: str, hospital_id: str | None
+) -> SettlementRecord:
+    """One settlement; another hospital's answers NOT_FOUND, as an unknown id does."""
+    return _stored(_settlement_row(connection, settlement_id, hospital_id))
+
+
+def list_settlements(
+    *,
+    connection: sqlalchemy.Connection,
+    hospital_id: str | None,
+    start: date,
+    end: date,
+    page_size: int,
+    after: tuple[datetime, str] | None,
+) -> tuple[list[SettlementRecord], tuple[datetime, str] | None]:
+    """Settlements made from ``start`` to ``end`` (business days), oldest first, a page at a
+    time; answers the page and the position after its last row (None on the last page)."""
+    query = select(settlements).where(
+        settlements.c.settled_on >= start, settlements.c.settled_on <= end
+    )
+    if hospital_id is not None:
+        query = query.where(settlements.c.hospital_id == hospital_id)
+    if after is not None:
+        query = query.where(
+            sqlalchemy.tuple_(settlements.c.settled_at, settlements.c.settlement_id)
+            > sqlalchemy.tuple_(sqlalchemy.literal(after[0]), sqlalchemy.literal(after[1]))
+        )
+    query = query.order_by(settlements.c.settled_at, settlements.c.settlement_id).limit(
+        page_size + 1
+    )
+    rows = connection.execute(query).all()
+    page = [_stored(row) for row in rows[:page_size]]
+    if len(rows) <= page_size:
+        return page, None
+    last = rows[page_size - 1]
+    return page, (last.settled_at, last.settlement_id)
+
+
+def daily_clearing(
+    *, connection: sqlalchemy.Connection, hospital_id: str, day: date
+) -> list[FundTotal]:
+    """Per fund, what settlements and reversals made on ``day`` left owing the hospital (对账)."""
+    settled = func.coalesce(
+        func.sum(
+            sqlalchemy.case(
+                (clearing_records.c.kind == SETTLED, clearing_records.c.amount_fen), else_=0
+            )
+        ),
+        0,
+    )
+    reversed_ = func.coalesce(
+        func.sum(
+            sqlalchemy.case(
+                (clearing_records.c.kind == REVERSED, -clearing_records.c.amount_fen), else_=0
+            )
+        ),
+        0,
+    )
+    rows = connection.execute(
+        select(clearing_records.c.fund, settled, reversed_, func.count())
+        .where(
+            clearing_records.c.hospital_id == hospital_id,
+            clearing_records.c.clearing_date == day,
+        )
+        .group_by(clearing_records.c.fund)
+        .order_by(clearing_records.c.fund)
+    ).all()
+    return [FundTotal(fund, int(paid), int(back), int(count)) for fund, paid, back, count in rows]
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def visit_document(visit: Visit) -> dict[str, Any]:
+    """The visit in CASES.md's format, as stored with its settlement."""
+    document: dict[str, Any] = {"id": visit.id, "type": visit.visit_type}
+    if visit.visit_type == INPATIENT:
+        assert visit.admitted is not None
+        document["admitted"] = visit.admitted.isoformat()
+        document["discharged"] = visit.settles_on.isoformat()
+    else:
+        document["date"] = visit.settles_on.isoformat()
+    document.update(
+        hospital_level=visit.hospital_level,
+        out_of_area=visit.out_of_area,
+        referred=visit.referred,
+        diagnoses=list(visit.diagnoses),
+        items=[
+            {
+                "code": item.code,
+                "class": item.item_class,
+                "amount_fen": item.amount_fen,
+                "over_limit_fen": item.over_limit_fen,
+            }
+            for item in visit.items
+        ],
+    )
+    return document
+
+
+def _record(
+    result: VisitSettlement,
+    settlement_id: str,
+    state: str,
+    hospital: Hospital,
+    pack: Pack,
+    person: Person,
+    visit: Visit,
+    now: datetime | None,
+) -> SettlementRecord:
+    costs = result.costs
+    return SettlementRecord(
+        settlement_id=settlement_id,
+        state=state,
+        hospital_id=hospital.hospital_id,
+        person_id=person.resident_id.number,
+        visit_id=visit.id,
+        visit_type=visit.visit_type,
+        settles_on=visit.settles_on,
+        policy=pack.id,
+        total_fen=costs.total_fen,
+        class_c_fen=costs.class_c_fen,
+        over_limit_fen=costs.over_limit_fen,
+        pre_self_pay_fen=costs.pre_self_pay_fen,
+        in_scope_fen=costs.in_scope_fen,
+        layers=tuple(
+            LayerPayment(layer, fund, paid)
+            for layer, fund, paid in zip(result.layer_ids, result.funds, result.paid, strict=True)
+        ),
+        fund_paid_fen=result.fund_paid_fen,
+        self_pay_fen=result.self_pay_fen,
+        payouts=result.payouts,
+        settled_at=now,
+    )
+
+
+def _stored(row: Row) -> SettlementRecord:
+    return SettlementRecord(
+        settlement_id=row.settlement_id,
+        state=row.state,
+        hospital_id=row.hospital_id,
+        person_id=row.person_id,
+        visit_id=row.visit_id,
+        visit_type=row.visit_type,
+        settles_on=row.settles_on,
+        policy=row.policy,
+        total_fen=row.total_fen,
+        class_c_fen=row.class_c_fen,
+        over_limit_fen=row.over_limit_fen,
+        pre_self_pay_fen=row.pre_self_pay_fen,
+        in_scope_fen=row.in_scope_fen,
+        layers=tuple(LayerPayment(layer, fund, int(paid)) for layer, fund, paid in row.layers),
+        fund_paid_fen=row.fund_paid_fen,
+        self_pay_fen=row.self_pay_fen,
+        payouts=tuple(Payout(*payout) for payout in row.payouts),
+        settled_at=row.settled_at,
+        reversed_at=row.reversed_at,
+    )
+
+
+def _settlement_row(
+    connection: sqlalchemy.Connection, settlement_id: str, hospital_id: str | None
+) -> Row:
+    query = select(settlements).where(settlements.c.settlement_id == settlement_id)
+    if hospital_id is not None:
+        query = query.where(settlements.c.hospital_id == hospital_id)
+    row = connection.execute(query).one_or_none()
+    if row is None:
+        raise NotFound(f"no settlement {settlement_id!r}", field="settlement_id")
+    return row
+
+
+def _clear(
+    connection: sqlalchemy.Connection,
+    record: SettlementRecord,
+    *,
+    kind: str,
+    sign: int,
+    now: datetime,
+    day: date,
+) -> None:
+    """One clearing record per fund that paid (清算): what the fund owes the hospital."""
+    owed: dict[str, int] = {}
+    for layer in record.layers:
+        if layer.paid_fen:
+            owed[layer.fund] = owed.get(layer.fund, 0) + layer.paid_fen
+    if owed:
+        connection.execute(
+            clearing_records.insert(),
+            [
+                {
+                    "settlement_id": record.settlement_id,
+                    "hospital_id": record.hospital_id,
+                    "fund": fund,
+                    "kind": kind,
+                    "amount_fen": sign * amount,
+                    "clearing_date": day,
+                    "created_at": now,
+                }
+                for fund, amount in owed.items()
+            ],
+        )
+
+
+def _lock_ledger(
+    connection: sqlalchemy.Connection, person_id: str, now: datetime
+) -> tuple[PersonLedger, int]:
+    """The person's ledger, locked until the transaction ends (created empty if new).
+
+    One statement does both: an upsert whose conflict branch rewrites the row
+    takes its row lock on PostgreSQL and answers the row as it stands after any
+    concurrent settlement of the person has committed. SQLite's write
+    transaction already holds the database's write lock.
+    """
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(ledgers)
+        .values(
+            person_id=person_id, years={}, payouts=[], first_year=None, version=0, updated_at=now
+        )
+        .on_conflict_do_update(
+            index_elements=[ledgers.c.person_id], set_={"version": ledgers.c.version}
+        )
+        .returning(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, ledgers.c.version)
+    )
+    row = connection.execute(statement).one()
+    return _ledger(row), row.version
+
+
+def _ledger(row: Row) -> PersonLedger:
+    return PersonLedger.from_document(
+        {"years": row.years, "payouts": row.payouts, "first_year": row.first_year}
+    )
+
+
+def _save_ledger(
+    connection: sqlalchemy.Connection,
+    person_id: str,
+    ledger: PersonLedger,
+    version: int,
+    now: datetime,
+) -> None:
+    document = ledger.to_document()
+    connection.execute(
+        ledgers.update()
+        .where(ledgers.c.person_id == person_id)
+        .values(
+            years=document["years"],
+            payouts=document["payouts"],
+            first_year=document["first_year"],
+            version=version + 1,
+            updated_at=now,
+        )
+    )
+
+
+def ledger_document(*, connection: sqlalchemy.Connection, person_id: str) -> dict[str, Any]:
+    """A person's accumulators as stored (for operators and tests)."""
+    row = connection.execute(
+        select(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year).where(
+            ledgers.c.person_id == person_id
+        )
+    ).one_or_none()
+    return PersonLedger().to_document() if row is None else _ledger(row).to_document()
+
+
+__all__: Sequence[str] = [
+    "FundTotal",
+    "Hospital",
+    "SettleCommand",
+    "SettlementRecord",
+    "api_key_digest",
+    "create_hospital",
+    "daily_clearing",
+    "explain_conflict",
+    "find_by_request",
+    "get",
+    "get_hospital",
+    "hospital_by_key",
+    "ledger_document",
+    "list_settlements",
+    "preview",
+    "reverse",
+    "settle",
+]

@@ -1,0 +1,25 @@
+"""The settlement service's settings (``DOUDI_*``; see doudi.common.settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doudi.common.settings import ServiceSettings
+
+DEFAULT_PORT = 50053
+
+
+class Settings(ServiceSettings):
+    enrollment_address: str = "127.0.0.1:50051"
+    """Where the enrollment service answers (persons and enrolments)."""
+    datashare_address: str = "127.0.0.1:50052"
+    """Where the datashare hub answers (statuses)."""
+    peer_timeout_seconds: float = 5.0
+    """How long a settlement waits for enrollment or datashare before failing UNAVAILABLE."""
+    timezone: str = "Asia/Shanghai"
+    """The bureau's time zone: it decides which business day a settlement is cleared on."""
+    packs_dir: Path | None = None
+    """Extra policy packs (YAML) beside the shipped ones."""
+    hospital_cache_seconds: float = 60.0
+    """How long a hospital's registration (and API key) is cached; a revoked key stops
+    working within this time."""

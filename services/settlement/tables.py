@@ -1,0 +1,115 @@
+"""The settlement service's tables (SQLAlchemy Core); migrations/ creates them.
+
+* ``hospitals``: registered hospitals, their level and the digest of their API key;
+* ``settlements``: one row per settled visit, with what each layer paid, the
+  engine's increments to the yearly accumulators (for an exact reversal) and
+  the visit as received;
+* ``clearing_records``: what each fund owes each hospital (清算), one row per
+  paying fund of a settlement, negative for a reversal;
+* ``ledgers``: each person's yearly accumulators (年度累计), one row per person,
+  locked by every settlement of that person so that yearly caps hold under
+  concurrency.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+metadata = sqlalchemy.MetaData()
+
+# A BIGINT that SQLite also auto-increments (it does so only for INTEGER PRIMARY KEY).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+hospitals = Table(
+    "hospitals",
+    metadata,
+    Column("hospital_id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("api_key_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("settlement_id", String(36), primary_key=True),
+    Column("hospital_id", String(32), ForeignKey("hospitals.hospital_id"), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("request_sha256", String(64), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("visit_id", String(64), nullable=False),
+    Column("visit_type", String(32), nullable=False),
+    Column("settles_on", Date, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("policy", String(64), nullable=False),
+    Column("total_fen", BigInteger, nullable=False),
+    Column("class_c_fen", BigInteger, nullable=False),
+    Column("over_limit_fen", BigInteger, nullable=False),
+    Column("pre_self_pay_fen", BigInteger, nullable=False),
+    Column("in_scope_fen", BigInteger, nullable=False),
+    Column("fund_paid_fen", BigInteger, nullable=False),
+    Column("self_pay_fen", BigInteger, nullable=False),
+    Column("layers", JSON, nullable=False),
+    Column("payouts", JSON, nullable=False),
+    Column("deltas", JSON, nullable=False),
+    Column("visit", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("settled_at", DateTime(timezone=True), nullable=False),
+    Column("settled_on", Date, nullable=False),
+    Column("reversal_request_id", String(128)),
+    Column("reversed_at", DateTime(timezone=True)),
+    UniqueConstraint("hospital_id", "request_id", name="uq_settlements_request"),
+    Index("ix_settlements_hospital_day", "hospital_id", "settled_on", "settled_at"),
+    Index("ix_settlements_person", "person_id"),
+    # A hospital's visit is settled once; after a reversal it may be settled again.
+    Index(
+        "uq_settlements_standing_visit",
+        "hospital_id",
+        "visit_id",
+        unique=True,
+        postgresql_where=text("state = 'settled'"),
+        sqlite_where=text("state = 'settled'"),
+    ),
+)
+
+clearing_records = Table(
+    "clearing_records",
+    metadata,
+    Column("record_id", BigId, primary_key=True, autoincrement=True),
+    Column("settlement_id", String(36), ForeignKey("settlements.settlement_id"), nullable=False),
+    Column("hospital_id", String(32), nullable=False),
+    Column("fund", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("clearing_date", Date, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_clearing_hospital_day", "hospital_id", "clearing_date"),
+    Index("ix_clearing_settlement", "settlement_id"),
+)
+
+ledgers = Table(
+    "ledgers",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("years", JSON, nullable=False),
+    Column("payouts", JSON, nullable=False),
+    Column("first_year", Integer),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
