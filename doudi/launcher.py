@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -56,8 +57,18 @@ def parts(base_port: int, gateway_port: int) -> tuple[Part, ...]:
 
 
 class Platform:
-    def __init__(self, data_dir: Path, base_port: int, gateway_port: int) -> None:
+    """The processes of the platform on this machine. ``database_urls`` gives a service a
+    database other than its SQLite file (the benchmarks run it on PostgreSQL)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        base_port: int,
+        gateway_port: int,
+        database_urls: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
+        self.database_urls = dict(database_urls or {})
         self.parts = parts(base_port, gateway_port)
         self.ports = {part.name: part.port for part in self.parts}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -75,7 +86,9 @@ class Platform:
                 PYTHONUNBUFFERED="1",
             )
             env.pop("DOUDI_PORT_FILE", None)
-            env.pop("DOUDI_DATABASE_URL", None)  # each service its own SQLite file
+            env.pop("DOUDI_DATABASE_URL", None)  # by default each service its own SQLite file
+            if part.name in self.database_urls:
+                env["DOUDI_DATABASE_URL"] = self.database_urls[part.name]
             for peer in part.peers:
                 env[f"DOUDI_{peer.upper()}_ADDRESS"] = f"127.0.0.1:{self.ports[peer]}"
             with self.log_path(part.name).open("ab") as log:

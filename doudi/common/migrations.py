@@ -43,6 +43,11 @@ def run_migrations(target_metadata: sqlalchemy.MetaData) -> None:
     engine = create_engine_for(url)
     try:
         with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas of a service start together; one migrates, the others wait
+                # here and then find the schema current. Released when the connection ends.
+                connection.exec_driver_sql("SELECT pg_advisory_lock(hashtext('doudi-migrations'))")
+                connection.commit()
             context.configure(
                 connection=connection,
                 target_metadata=target_metadata,

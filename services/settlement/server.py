@@ -23,6 +23,7 @@ import grpc
 import sqlalchemy
 from google.protobuf import timestamp_pb2
 
+from doudi.common import grpc_client
 from doudi.common.db import write_transaction
 from doudi.common.errors import Aborted, FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
@@ -501,8 +502,8 @@ def setup(settings: Settings) -> Setup:
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = PackRegistry.load([settings.packs_dir] if settings.packs_dir else [])
-        enrollment = grpc.aio.insecure_channel(settings.enrollment_address)
-        datashare = grpc.aio.insecure_channel(settings.datashare_address)
+        enrollment = grpc_client.channel(settings.enrollment_address)
+        datashare = grpc_client.channel(settings.datashare_address)
         stack.push_async_callback(enrollment.close)
         stack.push_async_callback(datashare.close)
         peers = Peers(

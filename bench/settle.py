@@ -1,0 +1,537 @@
+"""Settlements per second through the whole platform, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/settle.py [--clients 64] [--duration 20] [--persons 500]
+                                     [--backends sqlite,postgresql] [--profile DIR]
+
+For each backend it starts the platform as ``make run`` does (four services
+and the gateway, one process each; on PostgreSQL each service gets its own
+database in a throwaway cluster that the benchmark starts, or in the server
+at ``DOUDI_BENCH_POSTGRES_URL``), registers ``--persons`` poor Xixia
+residents, and drives ``POST /v1/settlements`` with ``--clients`` concurrent
+keep-alive connections: every request a new idempotency key and a new visit
+of a random person. It prints settlements per second, p50 and p99 latency,
+and beside them the rate of the reference path (bench/reference.py: FastAPI
+-> gRPC -> one-row PostgreSQL insert) measured in the same run, with the
+ratio. Goal: at least 500 settlements per second on PostgreSQL with p99 under
+100 ms.
+
+The load generator is a raw asyncio HTTP/1.1 client on uvloop (an httpx client
+saturates near 400 requests per second here); it prints its own share of a
+core, to show it is not the bottleneck. ``--profile DIR`` records each
+process with py-spy during the PostgreSQL run and prints where the time went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import grpc
+import sqlalchemy
+import uvloop
+from stdnum.cn import ric
+
+from doudi.common.protos import from_date
+from doudi.common.settings import LOCAL_INTERNAL_TOKEN
+from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
+from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
+from doudi.launcher import Platform
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("enrollment", "datashare", "settlement", "assistance")
+GOAL_PER_SECOND = 500
+GOAL_P99_MS = 100
+WARMUP_SECONDS = 3.0
+INTERNAL = (("authorization", f"Bearer {LOCAL_INTERNAL_TOKEN}"),)
+POVERTY_OFFICE = (("authorization", "Bearer demo-poverty-office"),)
+
+
+# --- load generation ------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return sum(count for status, count in self.statuses.items() if 200 <= status < 300)
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.wall_seconds if self.wall_seconds else 0.0
+
+
+_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
+
+
+async def _connection(
+    port: int, make_request: Callable[[], bytes], measure_from: float, stop_at: float, run: Run
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while (now := time.monotonic()) < stop_at:
+            request = make_request()
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = _LENGTH.search(head)
+            if match:
+                await reader.readexactly(int(match.group(1)))
+            elapsed = time.perf_counter() - started
+            if now >= measure_from:
+                status = int(head[9:12])
+                run.statuses[status] = run.statuses.get(status, 0) + 1
+                run.latencies.append(elapsed)
+    finally:
+        writer.close()
+
+
+def drive(port: int, clients: int, duration: float, make_request: Callable[[], bytes]) -> Run:
+    """``clients`` keep-alive connections, each sending its next request when answered."""
+    run = Run()
+
+    async def main() -> None:
+        start = time.monotonic()
+        measure_from = start + WARMUP_SECONDS
+        stop_at = measure_from + duration
+        cpu = time.process_time()
+        await asyncio.gather(
+            *(_connection(port, make_request, measure_from, stop_at, run) for _ in range(clients))
+        )
+        run.wall_seconds = duration
+        run.client_cpu_seconds = (
+            (time.process_time() - cpu) * duration / (duration + WARMUP_SECONDS)
+        )
+
+    uvloop.run(main())
+    return run
+
+
+def http_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+# --- the data ---------------------------------------------------------------------------
+
+
+def bench_persons(count: int) -> list[str]:
+    """Valid identity numbers of Xixia residents born 1940-2010."""
+    numbers = []
+    for index in range(count):
+        birth = date(1940, 1, 1) + timedelta(days=(index * 37) % 25000)
+        base = f"411323{birth:%Y%m%d}{index % 1000:03d}"
+        numbers.append(base + ric.calc_check_digit(base + "0"))
+    return list(dict.fromkeys(numbers))
+
+
+def register(platform: Platform, persons: list[str], year: int) -> None:
+    """Register, enrol and certify the bench persons through the services' APIs."""
+
+    async def main() -> None:
+        enrollment = grpc.aio.insecure_channel(f"127.0.0.1:{platform.ports['enrollment']}")
+        datashare = grpc.aio.insecure_channel(f"127.0.0.1:{platform.ports['datashare']}")
+        register = enrollment_pb2_grpc.EnrollmentServiceStub(enrollment)
+        hub = datashare_pb2_grpc.DatashareServiceStub(datashare)
+        limit = asyncio.Semaphore(32)
+
+        async def one(person_id: str) -> None:
+            async with limit:
+                await register.CreatePerson(
+                    enrollment_pb2.CreatePersonRequest(
+                        person=enrollment_pb2.Person(
+                            person_id=person_id,
+                            name="bench",
+                            household_id=f"bench-{person_id[-6:]}",
+                            region="411323",
+                        )
+                    ),
+                    metadata=INTERNAL,
+                )
+                await register.CreateEnrolment(
+                    enrollment_pb2.CreateEnrolmentRequest(
+                        enrolment=enrollment_pb2.Enrolment(
+                            person_id=person_id,
+                            year=year,
+                            scheme=enrollment_pb2.SCHEME_RESIDENT,
+                            premium_fen=40000,
+                            premium_payer=enrollment_pb2.PREMIUM_PAYER_ASSISTANCE_FUND,
+                        )
+                    ),
+                    metadata=INTERNAL,
+                )
+                await hub.AssertStatus(
+                    datashare_pb2.AssertStatusRequest(
+                        person_id=person_id,
+                        household_id=f"bench-{person_id[-6:]}",
+                        status=datashare_pb2.STATUS_REGISTERED_POOR,
+                        valid_from=from_date(date(year, 1, 1)),
+                        reference=f"bench-{person_id}",
+                    ),
+                    metadata=POVERTY_OFFICE,
+                )
+
+        await asyncio.gather(*(one(person) for person in persons))
+        await enrollment.close()
+        await datashare.close()
+
+    asyncio.run(main())
+
+
+def settlement_requests(persons: list[str], year: int, seed: int) -> Callable[[], bytes]:
+    """Each call: a new stay of a random person, with a new idempotency key."""
+    rng = random.Random(seed)
+    counter = iter(range(10**9))
+    last_day = min(date.today(), date(year, 12, 31))
+    span = (last_day - date(year, 1, 1)).days
+
+    def make() -> bytes:
+        number = next(counter)
+        discharged = date(year, 1, 1) + timedelta(days=rng.randrange(1, span + 1))
+        admitted = discharged - timedelta(days=rng.randrange(1, 15))
+        admitted = max(admitted, date(year, 1, 1))
+        items = [
+            {
+                "code": f"X{k:02d}",
+                "class": rng.choice("AAAB"),
+                "amount_fen": rng.randrange(10_000, 2_000_000),
+            }
+            for k in range(rng.randrange(1, 6))
+        ]
+        body = {
+            "person_id": rng.choice(persons),
+            "visit": {
+                "id": f"bench-{seed}-{number}",
+                "type": "inpatient",
+                "admitted": admitted.isoformat(),
+                "discharged": discharged.isoformat(),
+                "items": items,
+            },
+        }
+        return http_request(
+            "/v1/settlements",
+            json.dumps(body).encode(),
+            {"Authorization": "Bearer demo-xixia-2", "Idempotency-Key": f"bench-{seed}-{number}"},
+        )
+
+    return make
+
+
+def reference_requests() -> Callable[[], bytes]:
+    counter = iter(range(10**9))
+    return lambda: http_request(
+        "/reference", json.dumps({"n": next(counter), "note": "reference"}).encode(), {}
+    )
+
+
+# --- PostgreSQL and processes -----------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` consecutive free ports."""
+    while True:
+        base = random.randrange(20000, 60000 - count)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                candidate = socket.socket()
+                sockets.append(candidate)
+                candidate.bind(("127.0.0.1", port))
+            return list(range(base, base + count))
+        except OSError:
+            continue
+        finally:
+            for candidate in sockets:
+                candidate.close()
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """An admin URL: ``DOUDI_BENCH_POSTGRES_URL``, or a throwaway cluster started here."""
+    given = os.environ.get("DOUDI_BENCH_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if not bindirs:
+        raise SystemExit(
+            "no PostgreSQL server: install Debian's postgresql or set DOUDI_BENCH_POSTGRES_URL"
+        )
+    bindir = bindirs[0]
+    work = Path(tempfile.mkdtemp(prefix="doudi-bench-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(work, "postgres")
+    port = free_ports(1)[0]
+    data = work / "data"
+    subprocess.run(
+        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=work,
+    )
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(work / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {work} -c max_connections=200 -c shared_buffers=256MB",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=work,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            cwd=work,
+        )
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    urls = {}
+    suffix = f"{os.getpid()}_{random.randrange(10**6)}"
+    with admin.connect() as connection:
+        for name in names:
+            database = f"doudi_bench_{name}_{suffix}"
+            connection.exec_driver_sql(f'CREATE DATABASE "{database}"')
+            urls[name] = (
+                sqlalchemy.engine.make_url(admin_url)
+                .set(database=database)
+                .render_as_string(hide_password=False)
+            )
+    admin.dispose()
+    return urls
+
+
+@contextlib.contextmanager
+def running_platform(database_urls: dict[str, str] | None) -> Iterator[Platform]:
+    ports = free_ports(5)
+    data_dir = Path(tempfile.mkdtemp(prefix="doudi-bench-"))
+    os.environ["DOUDI_DATA_DIR"] = str(data_dir)
+    platform = Platform(data_dir, ports[0], ports[4], database_urls)
+    try:
+        platform.start()
+        platform.wait_ready()
+        platform.load_demo(LOCAL_INTERNAL_TOKEN)
+        yield platform
+    finally:
+        platform.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def reference_path(database_url: str) -> Iterator[int]:
+    grpc_port, http_port = free_ports(2)
+    script = str(ROOT / "bench" / "reference.py")
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                script,
+                "grpc",
+                "--port",
+                str(grpc_port),
+                "--database-url",
+                database_url,
+            ]
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                script,
+                "http",
+                "--port",
+                str(http_port),
+                "--grpc-address",
+                f"127.0.0.1:{grpc_port}",
+            ]
+        ),
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", http_port), timeout=1),
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the reference path did not start")
+            time.sleep(0.1)
+        time.sleep(1.0)  # the gRPC half
+        yield http_port
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
+
+
+@contextlib.contextmanager
+def profiling(platform: Platform, directory: Path | None, seconds: float) -> Iterator[None]:
+    """py-spy records every process of the platform while the load runs."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    recorders = [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(process.pid),
+                "--duration",
+                str(int(seconds)),
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--output",
+                str(directory / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, process in platform.processes.items()
+        if name != "assistance"
+    ]
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.wait()
+
+
+def summarise_profile(path: Path, top: int = 12) -> list[str]:
+    """The functions with the most samples in a py-spy raw profile (self time)."""
+    totals: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        leaf = re.sub(r" \(.*/(site-packages|lib/python3\.\d+)/", " (", leaf)
+        totals[leaf] = totals.get(leaf, 0) + int(count)
+        samples += int(count)
+    ordered = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return [f"{count / samples:6.1%}  {name}" for name, count in ordered] if samples else []
+
+
+# --- the benchmark ----------------------------------------------------------------------
+
+
+def report(label: str, run: Run, clients: int) -> None:
+    errors = {status: count for status, count in run.statuses.items() if not 200 <= status < 300}
+    print(
+        f"{label:<34} {run.rate:8.0f}/s   p50 {run.percentile(0.50):6.1f} ms   "
+        f"p99 {run.percentile(0.99):6.1f} ms   {run.ok} ok"
+        + (f"   errors {errors}" if errors else "")
+        + f"   (load generator: {run.client_cpu_seconds / run.wall_seconds:.0%} of a core, {clients} clients)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--persons", type=int, default=500)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--profile", type=Path, metavar="DIR")
+    args = parser.parse_args()
+    backends = args.backends.split(",")
+    year = date.today().year
+    persons = bench_persons(args.persons)
+    print(
+        f"{os.cpu_count()} cores; {args.clients} clients; {args.duration:.0f} s per run after {WARMUP_SECONDS:.0f} s warm-up; {len(persons)} persons"
+    )
+    results: dict[str, Run] = {}
+    with contextlib.ExitStack() as stack:
+        admin_url = stack.enter_context(postgres_server()) if "postgresql" in backends else None
+        for backend in backends:
+            urls = (
+                None if backend == "sqlite" else create_databases(admin_url or "", list(SERVICES))
+            )
+            with running_platform(urls) as platform:
+                register(platform, persons, year)
+                profile_dir = (
+                    args.profile / backend if args.profile and backend == "postgresql" else None
+                )
+                with profiling(platform, profile_dir, WARMUP_SECONDS + args.duration):
+                    run = drive(
+                        platform.ports["gateway"],
+                        args.clients,
+                        args.duration,
+                        settlement_requests(persons, year, seed=len(results)),
+                    )
+                results[backend] = run
+                report(f"POST /v1/settlements ({backend})", run, args.clients)
+                if profile_dir is not None:
+                    for name in ("gateway", "settlement", "enrollment", "datashare"):
+                        path = profile_dir / f"{name}.txt"
+                        if path.exists():
+                            print(f"  where {name}'s time went (self time, top functions):")
+                            for line in summarise_profile(path):
+                                print(f"    {line}")
+        if admin_url is not None:
+            reference_url = create_databases(admin_url, ["reference"])["reference"]
+            with reference_path(reference_url) as port:
+                reference = drive(port, args.clients, args.duration, reference_requests())
+            report("reference FastAPI->gRPC->insert", reference, args.clients)
+            for backend, run in results.items():
+                print(f"  {backend}: {run.rate / reference.rate:.2f}x the reference rate")
+            if "postgresql" in results:
+                run = results["postgresql"]
+                verdict = (
+                    "met"
+                    if run.rate >= GOAL_PER_SECOND and run.percentile(0.99) < GOAL_P99_MS
+                    else "NOT met"
+                )
+                print(
+                    f"goal (>= {GOAL_PER_SECOND}/s and p99 < {GOAL_P99_MS} ms on PostgreSQL): {verdict} "
+                    f"({run.rate:.0f}/s = {run.rate / GOAL_PER_SECOND:.2f}x, p99 {run.percentile(0.99):.1f} ms)"
+                )
+
+
+if __name__ == "__main__":
+    main()
