@@ -27,9 +27,9 @@ from pathlib import Path
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from doudi import demo
+from doudi.common.grpc_client import serving_status
 from doudi.common.settings import ProcessSettings
 
 START_TIMEOUT_SECONDS = 60.0
@@ -117,13 +117,7 @@ class Platform:
             except (urllib.error.URLError, OSError):
                 return False
         with grpc.insecure_channel(f"127.0.0.1:{part.port}") as channel:
-            try:
-                answer = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-            except grpc.RpcError:
-                return False
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+            return serving_status(channel, timeout=1) == "SERVING"
 
     @property
     def gateway_url(self) -> str:

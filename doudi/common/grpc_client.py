@@ -10,8 +10,10 @@ all of a client's calls would go to whichever replica it met first.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
@@ -19,3 +21,34 @@ SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 def channel(address: str) -> grpc.aio.Channel:
     """An insecure channel inside the cluster (mTLS belongs to the service mesh)."""
     return grpc.aio.insecure_channel(address, options=[("grpc.service_config", SERVICE_CONFIG)])
+
+
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+def _health_call(channel: grpc.Channel | grpc.aio.Channel) -> Any:
+    # Through the channel's generic call: the HealthStub's typing stubs declare no methods.
+    return channel.unary_unary(
+        _HEALTH_CHECK,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+
+
+def serving_status(channel: grpc.Channel, timeout: float) -> str:
+    """A service's overall health (``SERVING``, ``NOT_SERVING``...), ``UNAVAILABLE`` if it
+    does not answer."""
+    try:
+        answer = _health_call(channel)(health_pb2.HealthCheckRequest(), timeout=timeout)
+    except grpc.RpcError:
+        return "UNAVAILABLE"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+
+async def serving_status_async(channel: grpc.aio.Channel, timeout: float) -> str:
+    """:func:`serving_status` on an asyncio channel."""
+    try:
+        answer = await _health_call(channel)(health_pb2.HealthCheckRequest(), timeout=timeout)
+    except grpc.RpcError:
+        return "UNAVAILABLE"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
