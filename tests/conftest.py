@@ -9,6 +9,7 @@ reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -38,14 +39,17 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'doudi.db'}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database of this test's own, dropped after the test.
+@contextlib.contextmanager
+def new_database(backend: str, directory: Path, name: str = "doudi") -> Iterator[str]:
+    """The URL of a new, empty database on ``backend``, dropped afterwards (PostgreSQL).
 
-    Each test gets a database with a unique name, so tests running in parallel
-    (pytest-xdist workers) never see each other's tables or rows. Mark the test
-    ``postgres`` so that it is skipped, not failed, without a server.
+    SQLite: a file ``<name>.db`` in ``directory``. PostgreSQL: a database with a
+    unique name on the server at ``DOUDI_TEST_POSTGRES_URL``, so tests running in
+    parallel (pytest-xdist workers) never see each other's tables or rows.
     """
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / f'{name}.db'}"
+        return
     base = os.environ.get(POSTGRES_URL_ENV)
     if not base:
         pytest.skip(f"needs PostgreSQL: {POSTGRES_URL_ENV} is not set")
@@ -53,30 +57,48 @@ def postgres_url() -> Iterator[str]:
     if admin_url.drivername == "postgresql":
         admin_url = admin_url.set(drivername="postgresql+psycopg")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"doudi_test_{worker}_{uuid.uuid4().hex[:12]}"
+    database = f"doudi_test_{worker}_{name}_{uuid.uuid4().hex[:12]}"
     # CREATE and DROP DATABASE cannot run inside a transaction.
     admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{database}"')
         try:
-            yield admin_url.set(database=name).render_as_string(hide_password=False)
+            yield admin_url.set(database=database).render_as_string(hide_password=False)
         finally:
             # FORCE ends connections a test left open (PostgreSQL 13 and newer).
             with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         admin.dispose()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(request: pytest.FixtureRequest) -> str:
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    """A new, empty PostgreSQL database of this test's own, dropped after the test.
+
+    Mark the test ``postgres`` so that it is skipped, not failed, without a server.
+    """
+    with new_database("postgresql", tmp_path) as url:
+        yield url
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+"""Parametrize a test with these to run it on each backend (``backend`` fixture)."""
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite``, then ``postgresql`` (skipped without a server)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database of this test's own, once per backend."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    url: str = request.getfixturevalue(fixture)
-    return url
+    with new_database(backend, tmp_path) as url:
+        yield url

@@ -136,7 +136,7 @@ class Person(_message.Message):
     """
     region: _builtins.str
     """The pooling region (统筹区) whose policy pack settles the person's
-    visits, e.g. "xixia".
+    visits: the region code of a policy pack (GB/T 2260), e.g. "411323" for Xixia County.
     """
     @_builtins.property
     def birth_date(self) -> _date_pb2.Date:

@@ -402,7 +402,7 @@ class Hospital(_message.Message):
     hospital_id: _builtins.str
     name: _builtins.str
     region: _builtins.str
-    """The pooling region it serves, e.g. "xixia"."""
+    """The pooling region it serves: a policy pack's region code, e.g. "411323"."""
     level: _builtins.int
     """1, 2 or 3; a township health centre is level 1; 0 for a pharmacy."""
     def __init__(

@@ -1,0 +1,3 @@
+from services.enrollment.server import main
+
+main()

@@ -1,0 +1,301 @@
+"""The enrolment register's rules and storage, one function per RPC (no protobuf, no gRPC).
+
+Each function works on one connection the caller opened: a write transaction
+(``doudi.common.db.write_transaction``) for ``create_*``, a plain connection
+for reads. Errors name the request field to blame (``person.name``,
+``enrolment.year``); identity numbers appear in messages masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import date
+from typing import Any, TypeVar
+
+import sqlalchemy
+from sqlalchemy import Row, and_, select
+from sqlalchemy.exc import IntegrityError
+
+from doudi.common.errors import AlreadyExists, NotFound
+from doudi.common.paging import decode_token, encode_token, page_size
+from doudi.core import model
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import ResidentId, mask, read_resident_id
+from services.enrollment.tables import enrolments, persons
+
+MAX_TEXT = 64
+"""The longest name or household id, in characters."""
+FIRST_YEAR = 1990
+LAST_YEAR = 2100
+PREMIUM_PAYERS = frozenset({"person", "assistance_fund", "employer"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewPerson:
+    """A person as a caller registers them; the identity number gives birth date and sex."""
+
+    person_id: str
+    name: str
+    household_id: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A registered person (参保人)."""
+
+    person_id: str
+    name: str
+    birth_date: date
+    sex: str
+    household_id: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A person's enrolment for one calendar year; codes as in doudi.core.codes."""
+
+    person_id: str
+    year: int
+    scheme: str
+    employment: str | None
+    tier: str | None
+    premium_fen: int
+    premium_payer: str
+
+
+R = TypeVar("R", Person, Enrolment)
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What a settlement needs: the person and their enrolment for the visit's year."""
+
+    person: Person
+    enrolment: Enrolment
+
+
+@dataclass(frozen=True, slots=True)
+class PersonPage:
+    persons: tuple[Person, ...]
+    next_page_token: str
+    """Empty on the last page."""
+
+
+def create_person(
+    *, connection: sqlalchemy.Connection, person: NewPerson, regions: Collection[str]
+) -> Person:
+    """Register a person, or answer the stored one if it has the same data."""
+    wanted = _checked_person(person, regions)
+    return _store_once(
+        connection,
+        persons,
+        wanted,
+        lambda: _read_person(connection, wanted.person_id),
+        conflict=f"person {mask(wanted.person_id)} is registered",
+        field="person.person_id",
+    )
+
+
+def get_person(*, connection: sqlalchemy.Connection, person_id: str) -> Person:
+    """The person with this identity number."""
+    resident_id = read_resident_id(person_id, "person_id")
+    person = _read_person(connection, resident_id.number)
+    if person is None:
+        raise _person_not_found(resident_id.number, "person_id")
+    return person
+
+
+def list_persons(
+    *, connection: sqlalchemy.Connection, region: str, size: int, page_token: str
+) -> PersonPage:
+    """A page of ``size`` persons (0: the default), of ``region`` if given, in identity-number order."""
+    limit = page_size(size)
+    query = select(*_PERSON_COLUMNS).order_by(persons.c.person_id).limit(limit + 1)
+    if region:
+        query = query.where(persons.c.region == region)
+    position = decode_token(page_token, 1)
+    if position is not None:
+        (after,) = position
+        if not isinstance(after, str):
+            raise InvalidInput("page_token", "not a page token this service made")
+        query = query.where(persons.c.person_id > after)
+    found = tuple(_record(Person, row) for row in connection.execute(query))
+    page = found[:limit]
+    more = len(found) > limit
+    return PersonPage(page, encode_token([page[-1].person_id]) if more else "")
+
+
+def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment) -> Enrolment:
+    """Enrol a registered person for a year, or answer the stored enrolment if it is the same."""
+    resident_id = _checked_enrolment(enrolment)
+    wanted = replace(enrolment, person_id=resident_id.number)
+    if _read_person(connection, wanted.person_id) is None:
+        raise _person_not_found(wanted.person_id, "enrolment.person_id")
+    return _store_once(
+        connection,
+        enrolments,
+        wanted,
+        lambda: _read_enrolment(connection, wanted.person_id, wanted.year),
+        conflict=f"person {mask(wanted.person_id)} is enrolled for {wanted.year}",
+        field="enrolment.person_id",
+    )
+
+
+def get_enrolment(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Enrolment:
+    """A person's enrolment for ``year``."""
+    resident_id = read_resident_id(person_id, "person_id")
+    _check_year(year, "year")
+    enrolment = _read_enrolment(connection, resident_id.number, year)
+    if enrolment is None:
+        raise _not_enrolled(resident_id.number, year)
+    return enrolment
+
+
+def get_coverage(*, connection: sqlalchemy.Connection, person_id: str, day: date) -> Coverage:
+    """The person and their enrolment for the year of ``day``, in one read."""
+    number = read_resident_id(person_id, "person_id").number
+    on_year = and_(enrolments.c.person_id == persons.c.person_id, enrolments.c.year == day.year)
+    row = connection.execute(
+        select(*_PERSON_COLUMNS, *_ENROLMENT_COLUMNS[1:])
+        .select_from(persons.outerjoin(enrolments, on_year))
+        .where(persons.c.person_id == number)
+    ).first()
+    if row is None:
+        raise _person_not_found(number, "person_id")
+    if row.year is None:
+        raise _not_enrolled(number, day.year)
+    return Coverage(_record(Person, row), _record(Enrolment, row))
+
+
+# Rules
+
+
+def _checked_person(person: NewPerson, regions: Collection[str]) -> Person:
+    resident_id = read_resident_id(person.person_id, "person.person_id")
+    _check_text(person.name, "person.name")
+    _check_text(person.household_id, "person.household_id")
+    if person.region not in regions:
+        known = ", ".join(sorted(regions))
+        raise InvalidInput(
+            "person.region",
+            f"required: one of {known}"
+            if not person.region
+            else f"unknown region {person.region!r} (one of {known})",
+        )
+    return Person(
+        person_id=resident_id.number,
+        name=person.name,
+        birth_date=resident_id.birth_date,
+        sex=resident_id.sex,
+        household_id=person.household_id,
+        region=person.region,
+    )
+
+
+def _check_text(value: str, field: str) -> None:
+    if not value.strip():
+        raise InvalidInput(field, "required")
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(field, f"at most {MAX_TEXT} characters, got {len(value)}")
+
+
+def _checked_enrolment(enrolment: Enrolment) -> ResidentId:
+    resident_id = read_resident_id(enrolment.person_id, "enrolment.person_id")
+    _check_year(enrolment.year, "enrolment.year")
+    insured = model.Person(
+        resident_id, enrolment.scheme, employment=enrolment.employment, tier=enrolment.tier
+    )
+    try:
+        insured.check()
+    except InvalidInput as error:
+        raise error.under("enrolment") from None
+    if enrolment.premium_fen < 0:
+        raise InvalidInput(
+            "enrolment.premium_fen", f"must not be negative, got {enrolment.premium_fen}"
+        )
+    if enrolment.premium_payer not in PREMIUM_PAYERS:
+        raise InvalidInput(
+            "enrolment.premium_payer",
+            f"unknown payer {enrolment.premium_payer!r} (one of {', '.join(sorted(PREMIUM_PAYERS))})",
+        )
+    return resident_id
+
+
+def _check_year(year: int, field: str) -> None:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidInput(field, f"must be from {FIRST_YEAR} to {LAST_YEAR}, got {year}")
+
+
+def _person_not_found(number: str, field: str) -> NotFound:
+    return NotFound(f"no person {mask(number)}", reason="PERSON_NOT_FOUND", field=field)
+
+
+def _not_enrolled(number: str, year: int) -> NotFound:
+    return NotFound(
+        f"person {mask(number)} is not enrolled for {year}",
+        reason="NOT_ENROLLED",
+        field="person_id",
+    )
+
+
+# Storage
+
+
+def _store_once(
+    connection: sqlalchemy.Connection,
+    table: sqlalchemy.Table,
+    wanted: R,
+    read: Callable[[], R | None],
+    *,
+    conflict: str,
+    field: str,
+) -> R:
+    """Insert ``wanted`` unless its key is stored; the same record stored answers it, another
+    is ALREADY_EXISTS (``conflict`` says what is stored, ``field`` is to blame).
+
+    A concurrent request may insert the same key between our read and our
+    insert; its row then makes ours fail, in a savepoint, and we read its row.
+    """
+    stored = read()
+    if stored is None:
+        try:
+            with connection.begin_nested():
+                connection.execute(table.insert().values(**asdict(wanted)))
+        except IntegrityError:
+            stored = read()
+            if stored is None:
+                raise
+    if stored is None or stored == wanted:
+        return wanted
+    differing = [
+        f.name for f in fields(wanted) if getattr(stored, f.name) != getattr(wanted, f.name)
+    ]
+    raise AlreadyExists(f"{conflict} with another {', '.join(differing)}", field=field)
+
+
+_PERSON_COLUMNS = tuple(persons.c[f.name] for f in fields(Person))
+_ENROLMENT_COLUMNS = tuple(enrolments.c[f.name] for f in fields(Enrolment))
+"""The columns of each record, in field order (``person_id`` first)."""
+
+
+def _read_person(connection: sqlalchemy.Connection, number: str) -> Person | None:
+    row = connection.execute(select(*_PERSON_COLUMNS).where(persons.c.person_id == number)).first()
+    return None if row is None else _record(Person, row)
+
+
+def _read_enrolment(connection: sqlalchemy.Connection, number: str, year: int) -> Enrolment | None:
+    row = connection.execute(
+        select(*_ENROLMENT_COLUMNS).where(
+            enrolments.c.person_id == number, enrolments.c.year == year
+        )
+    ).first()
+    return None if row is None else _record(Enrolment, row)
+
+
+def _record(kind: type[R], row: Row[Any]) -> R:
+    """The record of ``kind`` in a row that has (at least) its columns."""
+    columns = row._mapping
+    return kind(**{f.name: columns[f.name] for f in fields(kind)})
