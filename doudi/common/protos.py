@@ -9,9 +9,10 @@ naming the field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
+from google.protobuf import timestamp_pb2
 from google.type import date_pb2
 
 from doudi.core.errors import InvalidInput
@@ -38,6 +39,13 @@ def optional_date(message: object, name: str, field: str) -> date | None:
 
 def from_date(value: date) -> date_pb2.Date:
     return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def to_timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    """A moment as a Timestamp; naive datetimes (SQLite hands them back) are UTC, as stored."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return stamp
 
 
 class EnumCodes:

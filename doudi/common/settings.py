@@ -24,7 +24,10 @@ LOCAL_INTERNAL_TOKEN = "doudi-local-internal-token"
 class ProcessSettings(BaseSettings):
     """What every Doudi process reads."""
 
-    model_config = SettingsConfigDict(env_prefix="DOUDI_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused value may be a secret (a token, an agency key).
+    model_config = SettingsConfigDict(
+        env_prefix="DOUDI_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["local", "production"] = "local"
     """``production`` refuses the development secrets below."""

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import sqlalchemy
-from google.protobuf import timestamp_pb2
 
 from doudi.common import grpc_client
 from doudi.common.db import write_transaction
@@ -38,7 +37,7 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.paging import decode_token, encode_token, page_size
-from doudi.common.protos import from_date, optional_date, to_date
+from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
@@ -475,9 +474,9 @@ def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
         ],
     )
     if record.settled_at is not None:
-        message.create_time.CopyFrom(_timestamp(record.settled_at))
+        message.create_time.CopyFrom(to_timestamp(record.settled_at))
     if record.reversed_at is not None:
-        message.reverse_time.CopyFrom(_timestamp(record.reversed_at))
+        message.reverse_time.CopyFrom(to_timestamp(record.reversed_at))
     return message
 
 
@@ -488,13 +487,6 @@ def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:
         region=hospital.region,
         level=hospital.level,
     )
-
-
-def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    # SQLite hands back naive datetimes; every one we store is UTC.
-    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    return stamp
 
 
 def setup(settings: Settings) -> Setup:

@@ -1,0 +1,3 @@
+from services.datashare.server import main
+
+main()

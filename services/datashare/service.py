@@ -1,0 +1,300 @@
+"""The status registry's operations, as plain functions over the service's database.
+
+No protobuf or gRPC here: ``server.py`` translates requests into these calls and
+their answers back. A reader is an agency (by its code) or the platform itself
+(``agency=None``): agencies must say why they read, see only their own statuses
+and records, and every read of theirs is audited in the transaction that reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from doudi.common import paging
+from doudi.common.db import write_transaction
+from doudi.common.errors import AlreadyExists, PermissionDenied
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import parse_resident_id
+from doudi.core.statuses import (
+    ASSERT,
+    KINDS,
+    EffectivePeriod,
+    StatusRecord,
+    check_period,
+    effective_periods,
+    owned_statuses,
+    owns,
+)
+from services.datashare.tables import audit_events, status_assertions
+
+MAX_TEXT_LENGTH = 64  # reference, household_id
+MAX_PURPOSE_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Assertion:
+    """One record of the registry, as stored (never changed once recorded)."""
+
+    assertion_id: int
+    kind: str
+    person_id: str
+    household_id: str | None  # None on revocations
+    status: str
+    agency: str
+    valid_from: date
+    valid_to: date | None
+    reference: str
+    recorded_at: datetime
+
+    def record(self) -> StatusRecord:
+        return StatusRecord(
+            self.kind, self.status, self.agency, self.valid_from, self.valid_to, self.assertion_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    event_id: int
+    caller: str
+    method: str
+    person_id: str
+    purpose: str
+    event_time: datetime
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next_page_token: str
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+def record_status(
+    engine: sqlalchemy.Engine,
+    *,
+    kind: str,
+    agency: str,
+    person_id: str,
+    household_id: str | None,
+    status: str,
+    valid_from: date,
+    valid_to: date | None,
+    reference: str,
+) -> Assertion:
+    """Record that ``agency`` asserts (``kind`` assert, for ``household_id``) or revokes
+    ``status`` of a person from ``valid_from`` to ``valid_to``; idempotent on ``reference``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
+    if not owns(agency, status):
+        raise PermissionDenied(f"{agency} may not assert or revoke {status}", field="status")
+    check_period(valid_from, valid_to)
+    values: dict[str, Any] = {
+        "kind": kind,
+        "person_id": _person_id(person_id),
+        # Assertions name the household (poverty is certified per household); revocations none.
+        "household_id": _text(household_id or "", "household_id") if kind == ASSERT else None,
+        "status": status,
+        "agency": agency,
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+        "reference": _text(reference, "reference"),
+    }
+    try:
+        with write_transaction(engine) as connection:
+            stored = _by_reference(connection, agency, values["reference"])
+            if stored is None:
+                recorded_at = datetime.now(UTC)
+                assertion_id = connection.execute(
+                    insert(status_assertions)
+                    .values(**values, recorded_at=recorded_at)
+                    .returning(status_assertions.c.assertion_id)
+                ).scalar_one()
+                return Assertion(assertion_id=assertion_id, recorded_at=recorded_at, **values)
+    except IntegrityError:
+        # A concurrent request stored the same reference between our read and our insert
+        # (PostgreSQL; SQLite's write lock serialises the two): answer as if we had read it.
+        with engine.connect() as connection:
+            stored = _by_reference(connection, agency, values["reference"])
+        if stored is None:
+            raise
+    if any(getattr(stored, name) != value for name, value in values.items()):
+        raise AlreadyExists(
+            f"reference {values['reference']!r} of {agency} is already recorded with other content",
+            field="reference",
+        )
+    return stored
+
+
+def _by_reference(
+    connection: sqlalchemy.Connection, agency: str, reference: str
+) -> Assertion | None:
+    row = connection.execute(
+        select(status_assertions).where(
+            status_assertions.c.agency == agency, status_assertions.c.reference == reference
+        )
+    ).one_or_none()
+    return None if row is None else _assertion(row)
+
+
+# -- reads ----------------------------------------------------------------------
+
+
+def person_statuses(
+    engine: sqlalchemy.Engine,
+    *,
+    agency: str | None,
+    person_id: str,
+    on_date: date | None,
+    purpose: str,
+) -> tuple[EffectivePeriod, ...]:
+    """The periods in which the person holds each status (only ``agency``'s own statuses).
+
+    For the platform (``agency=None``) it is one indexed read and no write: the
+    settlement service asks on every settlement.
+    """
+    number = _person_id(person_id)
+    query = (
+        select(status_assertions)
+        .where(status_assertions.c.person_id == number)
+        .order_by(status_assertions.c.assertion_id)
+    )
+    if agency is not None:
+        query = query.where(status_assertions.c.status.in_(sorted(owned_statuses(agency))))
+    with _reading(
+        engine, agency=agency, method="GetPersonStatuses", person_id=number, purpose=purpose
+    ) as connection:
+        records = [_assertion(row).record() for row in connection.execute(query)]
+    periods = effective_periods(records)
+    if on_date is None:
+        return periods
+    return tuple(period for period in periods if period.holds_on(on_date))
+
+
+def list_assertions(
+    engine: sqlalchemy.Engine,
+    *,
+    agency: str | None,
+    person_id: str,
+    purpose: str,
+    page_size: int,
+    page_token: str,
+) -> Page[Assertion]:
+    """The person's records oldest first (only ``agency``'s own)."""
+    number = _person_id(person_id)
+    query = select(status_assertions).where(status_assertions.c.person_id == number)
+    if agency is not None:
+        query = query.where(status_assertions.c.agency == agency)
+    with _reading(
+        engine, agency=agency, method="ListStatusAssertions", person_id=number, purpose=purpose
+    ) as connection:
+        rows, token = _keyset_page(
+            connection, query, status_assertions.c.assertion_id, page_size, page_token
+        )
+    return Page(tuple(_assertion(row) for row in rows), token)
+
+
+def list_audit_events(
+    engine: sqlalchemy.Engine, *, person_id: str, page_size: int, page_token: str
+) -> Page[AuditEvent]:
+    """The audited reads oldest first, of one person's data when ``person_id`` is given."""
+    query = select(audit_events)
+    if person_id:
+        query = query.where(audit_events.c.person_id == _person_id(person_id))
+    with engine.connect() as connection:
+        rows, token = _keyset_page(
+            connection, query, audit_events.c.event_id, page_size, page_token
+        )
+    return Page(
+        tuple(AuditEvent(**{**row._asdict(), "event_time": _utc(row.event_time)}) for row in rows),
+        token,
+    )
+
+
+@contextlib.contextmanager
+def _reading(
+    engine: sqlalchemy.Engine, *, agency: str | None, method: str, person_id: str, purpose: str
+) -> Iterator[sqlalchemy.Connection]:
+    """A connection to read with; for an agency, a transaction that also records the read."""
+    if agency is None:
+        with engine.connect() as connection:
+            yield connection
+        return
+    why = purpose.strip()
+    if not why:
+        raise InvalidInput("purpose", "required: agencies say why they read a person's data")
+    if len(why) > MAX_PURPOSE_LENGTH:
+        raise InvalidInput("purpose", f"at most {MAX_PURPOSE_LENGTH} characters, got {len(why)}")
+    with write_transaction(engine) as connection:
+        connection.execute(
+            insert(audit_events).values(
+                caller=agency,
+                method=method,
+                person_id=person_id,
+                purpose=why,
+                event_time=datetime.now(UTC),
+            )
+        )
+        yield connection
+
+
+def _keyset_page(
+    connection: sqlalchemy.Connection,
+    query: sqlalchemy.Select[Any],
+    key: sqlalchemy.ColumnElement[int],
+    page_size: int,
+    page_token: str,
+) -> tuple[list[sqlalchemy.Row[Any]], str]:
+    """One page of ``query`` in ``key`` order, and the token of the next page ("" at the end)."""
+    size = paging.page_size(page_size)
+    position = paging.decode_token(page_token, 1)
+    if position is not None:
+        if not isinstance(position[0], int):
+            raise InvalidInput("page_token", "not a page token this service made")
+        query = query.where(key > position[0])
+    rows = list(connection.execute(query.order_by(key).limit(size + 1)))
+    if len(rows) <= size:
+        return rows, ""
+    return rows[:size], paging.encode_token([rows[size - 1]._mapping[key]])
+
+
+# -- values ---------------------------------------------------------------------
+
+
+def _person_id(text: str) -> str:
+    """The validated identity number (upper-case X), or InvalidInput on ``person_id``."""
+    try:
+        return parse_resident_id(text).number
+    except ValueError as error:
+        raise InvalidInput("person_id", str(error)) from None
+
+
+def _text(value: str, field: str) -> str:
+    text = value.strip()
+    if not text:
+        raise InvalidInput(field, "required")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidInput(field, f"at most {MAX_TEXT_LENGTH} characters, got {len(text)}")
+    return text
+
+
+def _assertion(row: sqlalchemy.Row[Any]) -> Assertion:
+    return Assertion(**{**row._asdict(), "recorded_at": _utc(row.recorded_at)})
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every one the service stores is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,60 @@
+"""The datashare service's settings (``DOUDI_*``; see doudi.common.settings).
+
+Besides the common ones, the agencies' API keys: ``DOUDI_AGENCY_KEYS`` is a JSON
+object from each key to the agency code it authenticates
+(``{"<secret>": "poverty_office", ...}``). Locally the demo keys below work;
+outside ``DOUDI_ENVIRONMENT=local`` they are refused, as is any key shorter
+than 24 characters.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final, Self
+
+from pydantic import Field, model_validator
+
+from doudi.common.settings import ServiceSettings
+from doudi.core.statuses import AGENCIES
+
+DEFAULT_PORT = 50052
+
+DEMO_KEY_PREFIX: Final = "demo-"
+# Known to everyone who reads this file: accepted only with DOUDI_ENVIRONMENT=local.
+DEMO_AGENCY_KEYS: Final = {
+    "demo-civil-affairs": "civil_affairs",
+    "demo-poverty-office": "poverty_office",
+    "demo-trade-union": "trade_union",
+    "demo-veteran-cadre-bureau": "veteran_cadre_bureau",
+    "demo-disabled-persons-federation": "disabled_persons_federation",
+    "demo-veterans-affairs": "veterans_affairs",
+}
+MIN_KEY_LENGTH = 24
+
+
+class Settings(ServiceSettings):
+    agency_keys: dict[str, str] = Field(
+        default_factory=lambda: dict(DEMO_AGENCY_KEYS),
+        repr=False,  # the keys are secrets
+    )
+    """API key → agency code (``DOUDI_AGENCY_KEYS``, JSON)."""
+
+    @model_validator(mode="after")
+    def _agency_keys_are_real(self) -> Self:
+        unknown = sorted(set(self.agency_keys.values()) - AGENCIES)
+        if unknown:
+            raise ValueError(
+                f"DOUDI_AGENCY_KEYS names unknown agencies {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(AGENCIES))})"
+            )
+        internal = self.internal_token.get_secret_value().encode()
+        if any(secrets.compare_digest(key.encode(), internal) for key in self.agency_keys):
+            raise ValueError("an agency key in DOUDI_AGENCY_KEYS must not be the internal token")
+        if self.environment != "local" and any(
+            key.startswith(DEMO_KEY_PREFIX) or len(key) < MIN_KEY_LENGTH for key in self.agency_keys
+        ):
+            raise ValueError(
+                f"DOUDI_AGENCY_KEYS must hold secrets of {MIN_KEY_LENGTH} or more characters, "
+                f"not the {DEMO_KEY_PREFIX}* keys, outside DOUDI_ENVIRONMENT=local"
+            )
+        return self
