@@ -56,11 +56,13 @@ class Peers:
             enrollment_pb2.GetCoverageRequest(person_id=resident_id.number, date=when),
             metadata=self._metadata,
             timeout=self._timeout,
+            wait_for_ready=True,
         )
         statuses_call = self._datashare.GetPersonStatuses(
             datashare_pb2.GetPersonStatusesRequest(person_id=resident_id.number, on_date=when),
             metadata=self._metadata,
             timeout=self._timeout,
+            wait_for_ready=True,
         )
         try:
             coverage, statuses = await asyncio.gather(coverage_call, statuses_call)

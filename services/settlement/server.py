@@ -175,6 +175,20 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             record, replayed = await asyncio.to_thread(self._settle, command)
         finally:
             self.in_flight.discard(key)
+        if not replayed:
+            log.info(
+                "settled %s: %s visit %s of person %s at %s under %s: total %d, funds %d, "
+                "self-pay %d fen",
+                record.settlement_id,
+                record.visit_type,
+                record.visit_id,
+                record.person_id,  # masked by the log formatter
+                record.hospital_id,
+                record.policy,
+                record.total_fen,
+                record.fund_paid_fen,
+                record.self_pay_fen,
+            )
         return settlement_pb2.SettleResponse(
             settlement=settlement_message(record), replayed=replayed
         )

@@ -1,0 +1,128 @@
+"""What the gateway answers, built from the settlement service's messages.
+
+Plain dicts, built field by field on the hot path and sent as they are; the
+pydantic models in :mod:`gateway.schemas` document the same shapes (a test
+validates real answers against them). Money stays integer fen, except in
+``summary``, which carries the national settlement message's amounts in yuan
+as strings with two decimals, never floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from google.type import date_pb2
+
+from doudi.common.visits import VISIT_TYPES
+from doudi.core.money import fen_to_yuan
+from doudi.settlement.v1 import settlement_pb2
+
+STATES: Final = {
+    settlement_pb2.SETTLEMENT_STATE_SETTLED: "settled",
+    settlement_pb2.SETTLEMENT_STATE_REVERSED: "reversed",
+    settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED: "preview",
+}
+
+# The national settlement message (医保结算清单 / 结算信息) names each fund's payment by
+# the fund-pay type: 390100 and 310100 the basic pooling funds, 390200 critical-illness
+# insurance, 330100 the employees' large-cost subsidy, 320100 the civil servants'
+# subsidy, 610100 medical assistance; every other fund goes to oth_pay.
+FUND_SUMMARY_FIELDS: Final = {
+    "390100": "hifp_pay",
+    "310100": "hifp_pay",
+    "390200": "hifmi_pay",
+    "330100": "hifob_pay",
+    "320100": "cvlserv_pay",
+    "610100": "maf_pay",
+}
+OTHER_FUNDS_FIELD: Final = "oth_pay"
+_FUND_FIELDS: Final = (*dict.fromkeys(FUND_SUMMARY_FIELDS.values()), OTHER_FUNDS_FIELD)
+
+
+def iso_date(value: date_pb2.Date) -> str:
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def settlement_json(settlement: settlement_pb2.Settlement) -> dict[str, Any]:
+    """A settlement as the gateway answers it (``SettlementRead``)."""
+    layers = [
+        {"layer": layer.layer, "fund": layer.fund, "paid_fen": layer.paid_fen}
+        for layer in settlement.layers
+    ]
+    return {
+        "id": settlement.settlement_id or None,
+        "state": STATES[settlement.state],
+        "hospital_id": settlement.hospital_id,
+        "person_id": settlement.person_id,
+        "visit_id": settlement.visit_id,
+        "visit_type": VISIT_TYPES.code(settlement.visit_type, "visit_type"),
+        "settles_on": iso_date(settlement.settles_on),
+        "policy": settlement.policy,
+        "total_fen": settlement.total_fen,
+        "out_of_scope_fen": settlement.out_of_scope_fen,
+        "in_scope_fen": settlement.in_scope_fen,
+        "layers": layers,
+        "fund_paid_fen": settlement.fund_paid_fen,
+        "self_pay_fen": settlement.self_pay_fen,
+        "payouts": [
+            {
+                "benefit": payout.benefit,
+                "disease_class": payout.disease_class,
+                "fund": payout.fund,
+                "diagnosis": payout.diagnosis,
+                "paid_fen": payout.paid_fen,
+            }
+            for payout in settlement.payouts
+        ],
+        "settled_at": settlement.create_time.ToJsonString()
+        if settlement.HasField("create_time")
+        else None,
+        "reversed_at": settlement.reverse_time.ToJsonString()
+        if settlement.HasField("reverse_time")
+        else None,
+        "summary": summary(settlement),
+    }
+
+
+def summary(settlement: settlement_pb2.Settlement) -> dict[str, str]:
+    """The settlement in the national message's field names, in yuan."""
+    by_field = dict.fromkeys(_FUND_FIELDS, 0)
+    for layer in settlement.layers:
+        by_field[FUND_SUMMARY_FIELDS.get(layer.fund, OTHER_FUNDS_FIELD)] += layer.paid_fen
+    return {
+        "medfee_sumamt": fen_to_yuan(settlement.total_fen),
+        "fulamt_ownpay_amt": fen_to_yuan(settlement.class_c_fen),
+        "overlmt_selfpay": fen_to_yuan(settlement.over_limit_fen),
+        "preselfpay_amt": fen_to_yuan(settlement.pre_self_pay_fen),
+        "inscp_scp_amt": fen_to_yuan(settlement.in_scope_fen),
+        **{name: fen_to_yuan(amount) for name, amount in by_field.items()},
+        "fund_pay_sumamt": fen_to_yuan(sum(by_field.values())),
+        "psn_cash_pay": fen_to_yuan(settlement.self_pay_fen),
+    }
+
+
+def clearing_json(answer: settlement_pb2.GetDailyClearingResponse) -> dict[str, Any]:
+    """A hospital's day of clearing (``ClearingRead``)."""
+    return {
+        "hospital_id": answer.hospital_id,
+        "date": iso_date(answer.date),
+        "funds": [
+            {
+                "fund": fund.fund,
+                "settled_fen": fund.settled_fen,
+                "reversed_fen": fund.reversed_fen,
+                "net_fen": fund.net_fen,
+                "record_count": fund.record_count,
+            }
+            for fund in answer.funds
+        ],
+        "net_fen": answer.net_fen,
+    }
+
+
+def settlement_page_json(answer: settlement_pb2.ListSettlementsResponse) -> dict[str, Any]:
+    """One page of a hospital's settlements (``SettlementPage``)."""
+    return {
+        "settlements": [settlement_json(settlement) for settlement in answer.settlements],
+        "next_page_token": answer.next_page_token,
+    }

@@ -1,0 +1,224 @@
+"""Every error the gateway answers, as ``application/problem+json`` (RFC 9457).
+
+One mapping for the whole gateway: a :class:`Problem` raised by the gateway
+itself, an :class:`InvalidInput` from reading a visit, a failed call to the
+settlement service (``google.rpc.Status`` with ErrorInfo and BadRequest,
+read by :func:`doudi.common.errors.decode_status`), FastAPI's own parameter
+validation and Starlette's HTTP errors all come out in the same shape:
+
+    {"type": "urn:doudi:problem:invalid-argument", "title": "Invalid input",
+     "status": 422, "detail": "visit.items[0].amount_fen: must not be negative, got -1",
+     "errors": [{"field": "visit.items[0].amount_fen",
+                 "pointer": "#/visit/items/0/amount_fen",
+                 "detail": "must not be negative, got -1"}]}
+
+``type`` is ``urn:doudi:problem:`` and the stable reason code in kebab case;
+``pointer`` (a JSON pointer into the request body, RFC 6901, as a URI
+fragment) is given for body fields only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from doudi.common.errors import DecodedStatus, decode_status
+from doudi.core.errors import InvalidInput
+
+log = logging.getLogger("doudi.gateway")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:doudi:problem:"
+INVALID_ARGUMENT = "INVALID_ARGUMENT"
+
+# The settlement service's field names that are not in the request body, as the HTTP
+# client knows them (a header, a path or a query parameter).
+_OUTSIDE_BODY = {
+    "request_id": "Idempotency-Key",
+    "settlement_id": "settlement_id",
+    "start_date": "date",
+    "end_date": "date",
+    "date": "date",
+    "page_size": "page_size",
+    "page_token": "page_token",
+    "hospital_id": "hospital_id",
+}
+_SEGMENT = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+_RETRY_AFTER = {"Retry-After": "1"}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    detail: str
+    in_body: bool = True
+
+    def as_json(self) -> dict[str, str]:
+        entry = {"field": self.field, "detail": self.detail}
+        if self.in_body:
+            entry["pointer"] = json_pointer(self.field)
+        return entry
+
+
+@dataclass(eq=False)
+class Problem(Exception):
+    """An error answer: the HTTP status, a stable reason, a human ``detail``."""
+
+    status: int
+    reason: str
+    detail: str
+    title: str = ""
+    errors: Sequence[FieldError] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {
+            "type": TYPE_PREFIX + self.reason.lower().replace("_", "-"),
+            "title": self.title or HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = [error.as_json() for error in self.errors]
+        return JSONResponse(
+            body, status_code=self.status, headers=dict(self.headers), media_type=PROBLEM_JSON
+        )
+
+
+def json_pointer(field_path: str) -> str:
+    """``visit.items[0].amount_fen`` as the URI fragment ``#/visit/items/0/amount_fen``."""
+    parts = (match.group(1) or match.group(2) for match in _SEGMENT.finditer(field_path))
+    escaped = (part.replace("~", "~0").replace("/", "~1") for part in parts)
+    return "#" + "".join("/" + quote(part, safe="!$&'()*+,;=:@~") for part in escaped)
+
+
+def invalid_input(error: InvalidInput) -> Problem:
+    """A visit or body that breaks a rule: 422 naming the field."""
+    errors = (FieldError(error.field, error.message),) if error.field else ()
+    return Problem(422, INVALID_ARGUMENT, str(error), "Invalid input", errors)
+
+
+def unauthenticated(detail: str) -> Problem:
+    return Problem(
+        401, "UNAUTHENTICATED", detail, "Unauthenticated", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _field_errors(status: DecodedStatus) -> tuple[FieldError, ...]:
+    errors = []
+    for violation in status.violations:
+        outside = _OUTSIDE_BODY.get(violation.field)
+        if outside is None:
+            errors.append(FieldError(violation.field, violation.description))
+        else:
+            errors.append(FieldError(outside, violation.description, in_body=False))
+    return tuple(errors)
+
+
+def from_rpc_status(status: DecodedStatus) -> Problem:
+    """What the HTTP client is told when the settlement service refused a call."""
+    code, reason, message = status.code, status.reason, status.message
+    errors = _field_errors(status)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return Problem(422, reason, message, "Invalid input", errors)
+    if code == grpc.StatusCode.NOT_FOUND:
+        if any(error.field == "person_id" for error in errors):
+            # The bill names a person the platform does not insure: bad input, not a bad URL.
+            return Problem(422, reason, message, "Unknown person", errors)
+        return Problem(404, reason, message, "Not found", errors)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        if reason in ("IDEMPOTENCY_KEY_REUSED", "NO_POLICY_IN_FORCE"):
+            return Problem(422, reason, message, "Unprocessable request", errors)
+        return Problem(409, reason, message, "Conflict", errors)
+    if code == grpc.StatusCode.ABORTED:
+        return Problem(409, reason, message, "Conflict", errors, _RETRY_AFTER)
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        return Problem(409, reason, message, "Conflict", errors)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return unauthenticated("the API key is not (or no longer) valid")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return Problem(403, reason, message, "Forbidden")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        # The message may name internal addresses: it goes to the log only.
+        log.warning("settlement call failed: %s %s", code.name, message)
+        return Problem(
+            503,
+            "UNAVAILABLE",
+            "the platform did not answer in time; retry later",
+            "Service unavailable",
+            headers=_RETRY_AFTER,
+        )
+    log.error("settlement call failed: %s %s %s", code.name, reason, message)
+    return internal_error()
+
+
+def internal_error() -> Problem:
+    return Problem(500, "INTERNAL", "internal error; the platform has logged it", "Internal error")
+
+
+def _validation_problem(error: RequestValidationError) -> Problem:
+    """FastAPI's own checks of path, query and header parameters: a bad header (the
+    Idempotency-Key) is a malformed request, 400; a bad parameter value 422."""
+    errors = []
+    in_headers = False
+    for entry in error.errors():
+        location = list(entry.get("loc", ()))
+        in_headers = in_headers or location[:1] == ["header"]
+        name = ".".join(str(part) for part in location[1:]) or "request"
+        errors.append(FieldError(name, str(entry.get("msg", "invalid")), in_body=False))
+    detail = "; ".join(f"{error.field}: {error.detail}" for error in errors)
+    if in_headers:
+        return Problem(400, "INVALID_HEADER", detail, "Invalid header", errors)
+    return Problem(422, INVALID_ARGUMENT, detail, "Invalid input", errors)
+
+
+def _problem(
+    request: Request, error: Exception, on_unauthenticated: Callable[[Request], None]
+) -> Problem:
+    if isinstance(error, Problem):
+        return error
+    if isinstance(error, InvalidInput):
+        return invalid_input(error)
+    if isinstance(error, grpc.aio.AioRpcError):
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            on_unauthenticated(request)
+        return from_rpc_status(decode_status(error))
+    if isinstance(error, RequestValidationError):
+        return _validation_problem(error)
+    if isinstance(error, StarletteHTTPException):
+        status = HTTPStatus(error.status_code)
+        detail = error.detail if isinstance(error.detail, str) else status.phrase
+        return Problem(error.status_code, status.name, detail, headers=error.headers or {})
+    # Starlette re-raises the error after this answer; the server logs its traceback.
+    return internal_error()
+
+
+def install(app: FastAPI, on_unauthenticated: Callable[[Request], None]) -> None:
+    """Answer every error of ``app`` as problem+json, and log it in one line.
+    ``on_unauthenticated`` hears of requests whose key the settlement service refused."""
+
+    async def answer(request: Request, error: Exception) -> JSONResponse:
+        problem = _problem(request, error, on_unauthenticated)
+        log.info("%s %s %d %s", request.method, request.url.path, problem.status, problem.reason)
+        return problem.response()
+
+    for kind in (
+        Problem,
+        InvalidInput,
+        grpc.aio.AioRpcError,
+        RequestValidationError,
+        StarletteHTTPException,
+        Exception,
+    ):
+        app.add_exception_handler(kind, answer)

@@ -1,0 +1,142 @@
+"""The services behind the gateway: one gRPC channel each, opened once per process.
+
+Only the settlement service is called on the hospital path; the others are
+asked for their health. Hospitals are resolved from their API key by the
+settlement service (``GetHospital`` with the key forwarded) and remembered
+for ``hospital_cache_seconds``, so a settlement costs one gRPC call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+import grpc
+
+from doudi.common import grpc_client
+from doudi.common.grpc_client import serving_status_async
+from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
+from gateway.settings import Settings
+
+SERVICES: Final = ("enrollment", "datashare", "settlement", "assistance")
+Metadata = tuple[tuple[str, str], ...]
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
+
+@dataclass(frozen=True, slots=True)
+class CallingHospital:
+    """The hospital an API key belongs to, and the metadata that authenticates it upstream."""
+
+    hospital_id: str
+    name: str
+    region: str
+    level: int
+    """1, 2 or 3; 0 for a pharmacy."""
+    metadata: Metadata
+
+
+class HospitalKeys:
+    """Hospitals by API key, asked of the settlement service and cached by the key's digest.
+
+    Unknown keys are not cached: a hospital registered a moment ago can call at once.
+    """
+
+    def __init__(
+        self, stub: settlement_pb2_grpc.SettlementServiceAsyncStub, *, ttl: float, timeout: float
+    ) -> None:
+        self._stub = stub
+        self._ttl = ttl
+        self._timeout = timeout
+        self._cache: dict[bytes, tuple[CallingHospital, float]] = {}
+
+    async def resolve(self, api_key: str) -> CallingHospital | None:
+        """The key's hospital, or None when the settlement service does not know the key."""
+        digest = hashlib.sha256(api_key.encode()).digest()
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        metadata = (("authorization", f"Bearer {api_key}"),)
+        try:
+            answer = await self._stub.GetHospital(
+                settlement_pb2.GetHospitalRequest(),
+                metadata=metadata,
+                timeout=self._timeout,
+                wait_for_ready=True,  # as Upstream.ask
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+                self._cache.pop(digest, None)
+                return None
+            raise
+        found = answer.hospital
+        hospital = CallingHospital(
+            found.hospital_id, found.name, found.region, found.level, metadata
+        )
+        if len(self._cache) > 10_000:  # only expired entries of long-gone keys can pile up
+            self._cache = {key: entry for key, entry in self._cache.items() if entry[1] > now}
+        self._cache[digest] = (hospital, now + self._ttl)
+        return hospital
+
+    def forget(self, api_key: str) -> None:
+        """Stop trusting a cached key (the settlement service has just refused it)."""
+        self._cache.pop(hashlib.sha256(api_key.encode()).digest(), None)
+
+
+class Upstream:
+    """The gateway's channels and clients; made and closed inside the running event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        addresses = {
+            "enrollment": settings.enrollment_address,
+            "datashare": settings.datashare_address,
+            "settlement": settings.settlement_address,
+            "assistance": settings.assistance_address,
+        }
+        self.channels = {name: grpc_client.channel(addresses[name]) for name in SERVICES}
+        self.settlement = settlement_pb2_grpc.SettlementServiceStub(self.channels["settlement"])
+        self.timeout = settings.upstream_timeout_seconds
+        self.health_timeout = settings.health_timeout_seconds
+        self._health_round: asyncio.Future[dict[str, str]] | None = None
+        self.hospitals = HospitalKeys(
+            self.settlement, ttl=settings.hospital_cache_seconds, timeout=self.timeout
+        )
+
+    async def ask(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT],
+        request: RequestT,
+        hospital: CallingHospital,
+    ) -> ResponseT:
+        """One call to the settlement service as ``hospital`` (its key forwarded).
+
+        It waits (up to the timeout) for a settlement service that is restarting or not
+        yet connected, rather than failing at once: a hospital's request then succeeds a
+        moment late instead of answering 503."""
+        return await method(
+            request, metadata=hospital.metadata, timeout=self.timeout, wait_for_ready=True
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self.channels.values()))
+
+    async def health(self) -> dict[str, str]:
+        """Each service's answer to the standard health check, asked at once:
+        ``SERVING``, ``NOT_SERVING``..., or ``UNAVAILABLE`` when one does not answer.
+
+        Requests that arrive while a round of checks is under way share its answer, so
+        probes however frequent never ask the services more than one round at a time."""
+        if self._health_round is None or self._health_round.done():
+            self._health_round = asyncio.ensure_future(self._check_health())
+        # shield: a client that disconnects must not cancel the round the others await
+        return await asyncio.shield(self._health_round)
+
+    async def _check_health(self) -> dict[str, str]:
+        states = await asyncio.gather(
+            *(serving_status_async(self.channels[name], self.health_timeout) for name in SERVICES)
+        )
+        return dict(zip(SERVICES, states, strict=True))

@@ -1,0 +1,168 @@
+"""Start the whole platform for tests: the four services and the gateway, each on a free port.
+
+    with running_platform(tmp_path, "sqlite") as platform:
+        httpx.get(f"{platform.base_url}/healthz")
+
+Enrollment, datashare and assistance start first (at once), then settlement
+pointed at the first two, then ``python -m gateway`` pointed at all four; the
+platform is ready when the gateway's ``/healthz`` answers 200. Each service
+gets a database of its own (``tests.conftest.new_database``: a SQLite file, or
+a PostgreSQL database dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import new_database
+from tests.services import (
+    ROOT,
+    START_TIMEOUT_SECONDS,
+    RunningService,
+    service_env,
+    start_service,
+    stop_service,
+)
+
+SERVICES = ("enrollment", "datashare", "assistance", "settlement")
+DatabaseUrlFor = Callable[[str], str | None]
+"""The database URL a service should use (None: its default SQLite file in the directory)."""
+
+
+@dataclass
+class Platform:
+    directory: Path
+    services: dict[str, RunningService]
+    gateway: subprocess.Popen[bytes] | None = None
+    gateway_port: int = 0
+    _clients: list[httpx.Client] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateway_log_path(self) -> Path:
+        return self.directory / "gateway.log"
+
+    def gateway_log(self) -> str:
+        return self.gateway_log_path.read_text(errors="replace")
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        """An HTTP client of the gateway, sending ``api_key`` as the bearer if given."""
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        client = httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+        self._clients.append(client)
+        return client
+
+    def stop_gateway(self) -> int | None:
+        """Stop the gateway (SIGTERM: gracefully) and answer its exit code."""
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        process = self.gateway
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def stop(self) -> None:
+        self.stop_gateway()
+        for service in reversed(list(self.services.values())):
+            stop_service(service)
+
+
+def start_platform(directory: Path, database_url_for: DatabaseUrlFor) -> Platform:
+    """Start every service and the gateway; on failure, stop whatever had started."""
+    directory.mkdir(parents=True, exist_ok=True)
+    platform = Platform(directory, {})
+
+    def start(name: str, env: dict[str, str] | None = None) -> RunningService:
+        service = start_service(name, directory, database_url=database_url_for(name), env=env)
+        platform.services[name] = service
+        return service
+
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            # Settlement needs the others' addresses; they need nothing.
+            for future in [pool.submit(start, name) for name in SERVICES[:3]]:
+                future.result()
+        settlement = start(
+            "settlement",
+            {
+                "DOUDI_ENROLLMENT_ADDRESS": platform.services["enrollment"].address,
+                "DOUDI_DATASHARE_ADDRESS": platform.services["datashare"].address,
+            },
+        )
+        _start_gateway(platform, settlement)
+    except BaseException:
+        platform.stop()
+        raise
+    return platform
+
+
+def _start_gateway(platform: Platform, settlement: RunningService) -> None:
+    port_file = platform.directory / "gateway.port"
+    port_file.unlink(missing_ok=True)
+    services = platform.services
+    env = service_env(
+        platform.directory,
+        None,
+        {
+            "DOUDI_PORT_FILE": str(port_file),
+            "DOUDI_SETTLEMENT_ADDRESS": settlement.address,
+            "DOUDI_ENROLLMENT_ADDRESS": services["enrollment"].address,
+            "DOUDI_DATASHARE_ADDRESS": services["datashare"].address,
+            "DOUDI_ASSISTANCE_ADDRESS": services["assistance"].address,
+        },
+    )
+    with platform.gateway_log_path.open("ab") as log:
+        platform.gateway = subprocess.Popen(
+            [sys.executable, "-m", "gateway"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        if platform.gateway.poll() is not None:
+            raise RuntimeError(f"the gateway exited:\n{platform.gateway_log()}")
+        if port_file.exists() and port_file.read_text().strip():
+            platform.gateway_port = int(port_file.read_text())
+            try:
+                if httpx.get(f"{platform.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway never became healthy:\n{platform.gateway_log()}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_platform(directory: Path, backend: str = "sqlite") -> Iterator[Platform]:
+    """The platform on ``backend`` (``sqlite`` or ``postgresql``), stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+        urls = {
+            name: stack.enter_context(new_database(backend, directory, name)) for name in SERVICES
+        }
+        platform = start_platform(directory, urls.get)
+        stack.callback(platform.stop)  # before the databases are dropped
+        yield platform
