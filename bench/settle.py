@@ -458,6 +458,39 @@ def summarise_profile(path: Path, top: int = 12) -> list[str]:
     return [f"{count / samples:6.1%}  {name}" for name, count in ordered] if samples else []
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each named process, and by PostgreSQL's."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+
+    def of(pid: int) -> tuple[str, float]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        return comm, (int(fields[11]) + int(fields[12])) / tick
+
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            used[name] = of(pid)[1]
+    postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                comm, seconds = of(int(entry.name))
+                if comm.startswith("postgres"):
+                    postgres += seconds
+    used["postgresql (all backends)"] = postgres
+    return used
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], requests: int) -> None:
+    """Where the CPU went: each process's share and its CPU per settlement."""
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    total = sum(spent.values())
+    print(f"  CPU per settlement, by process ({total / max(requests, 1) * 1000:.2f} ms in all):")
+    for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"    {name:<26} {seconds / max(requests, 1) * 1000:6.2f} ms  {seconds / total:5.1%}")
+
+
 # --- the benchmark ----------------------------------------------------------------------
 
 
@@ -497,6 +530,8 @@ def main() -> None:
                 profile_dir = (
                     args.profile / backend if args.profile and backend == "postgresql" else None
                 )
+                pids = {name: process.pid for name, process in platform.processes.items()}
+                before = cpu_seconds(pids)
                 with profiling(platform, profile_dir, WARMUP_SECONDS + args.duration):
                     run = drive(
                         platform.ports["gateway"],
@@ -504,8 +539,12 @@ def main() -> None:
                         args.duration,
                         settlement_requests(persons, year, seed=len(results)),
                     )
+                after = cpu_seconds(pids)
                 results[backend] = run
                 report(f"POST /v1/settlements ({backend})", run, args.clients)
+                # Every request of the warm-up and the measured run, at the measured rate.
+                requests = int(run.ok * (args.duration + WARMUP_SECONDS) / args.duration)
+                cpu_report(before, after, requests)
                 if profile_dir is not None:
                     for name in ("gateway", "settlement", "enrollment", "datashare"):
                         path = profile_dir / f"{name}.txt"

@@ -236,7 +236,11 @@ def test_postgres_select_for_update_makes_a_second_increment_wait_instead_of_los
 
 
 @pytest.mark.postgres
-def test_postgres_pool_replaces_a_connection_the_server_has_closed(postgres_url: str) -> None:
+def test_after_the_server_closes_pooled_connections_one_call_fails_and_the_next_reconnects(
+    postgres_url: str,
+) -> None:
+    """No ping at checkout: the first statement on a dead connection fails as a disconnect
+    (the gRPC services answer that call UNAVAILABLE), the pool is discarded, the next works."""
     engine = create_engine_for(postgres_url)
     # AUTOCOMMIT: a transaction would see pg_stat_activity as of its first read.
     admin = sqlalchemy.create_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
@@ -257,6 +261,10 @@ def test_postgres_pool_replaces_a_connection_the_server_has_closed(postgres_url:
                 return still_there == 0
 
             wait_until(backend_gone, f"backend {pooled_pid} to exit")
+
+        with pytest.raises(sqlalchemy.exc.DBAPIError) as failed, engine.connect() as connection:
+            connection.execute(text("SELECT pg_backend_pid()"))
+        assert failed.value.connection_invalidated
 
         with engine.connect() as connection:
             new_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()

@@ -29,7 +29,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from doudi.common.db import create_engine_for, ping
-from doudi.common.errors import PermissionDenied, ServiceError, Unauthenticated, to_rpc_status
+from doudi.common.errors import (
+    PermissionDenied,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+    to_rpc_status,
+)
 from doudi.common.logs import configure_logging
 from doudi.common.migrations import upgrade
 from doudi.common.settings import ServiceSettings
@@ -153,15 +159,30 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 outcome = "CANCELLED"
                 raise
+            except sqlalchemy.exc.DBAPIError as error:
+                if error.connection_invalidated:
+                    # The database went away (restart, failover): the pool has been
+                    # discarded, and a retry will open fresh connections.
+                    outcome = "UNAVAILABLE"
+                    log.warning("%s: lost the database connection", short)
+                    await context.abort_with_status(
+                        to_rpc_status(Unavailable("the database connection was lost; retry"))
+                    )
+                outcome = "INTERNAL"
+                log.exception("%s failed", short)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
             except Exception:
                 outcome = "INTERNAL"
                 log.exception("%s failed", short)
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
             finally:
-                who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
-                log.info(
-                    "%s %s %s %.1fms", short, who, outcome, (time.perf_counter() - started) * 1e3
-                )
+                # Refusals and failures at INFO; each successful call only at DEBUG, as
+                # a line per call costs more than a cheap call itself.
+                level = logging.DEBUG if outcome == "OK" else logging.INFO
+                if log.isEnabledFor(level):
+                    who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
+                    elapsed = (time.perf_counter() - started) * 1e3
+                    log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed)
 
         return grpc.unary_unary_rpc_method_handler(
             call,

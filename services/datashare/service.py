@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from doudi.common import paging
-from doudi.common.db import write_transaction
+from doudi.common.db import read_connection, write_transaction
 from doudi.common.errors import AlreadyExists, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
@@ -153,6 +153,14 @@ def _by_reference(
 # -- reads ----------------------------------------------------------------------
 
 
+# Built once: the settlement service asks for a person's statuses on every settlement.
+_PERSON_HISTORY = (
+    select(status_assertions)
+    .where(status_assertions.c.person_id == bindparam("person_id"))
+    .order_by(status_assertions.c.assertion_id)
+)
+
+
 def person_statuses(
     engine: sqlalchemy.Engine,
     *,
@@ -167,17 +175,15 @@ def person_statuses(
     settlement service asks on every settlement.
     """
     number = _person_id(person_id)
-    query = (
-        select(status_assertions)
-        .where(status_assertions.c.person_id == number)
-        .order_by(status_assertions.c.assertion_id)
-    )
+    query = _PERSON_HISTORY
     if agency is not None:
         query = query.where(status_assertions.c.status.in_(sorted(owned_statuses(agency))))
     with _reading(
         engine, agency=agency, method="GetPersonStatuses", person_id=number, purpose=purpose
     ) as connection:
-        records = [_assertion(row).record() for row in connection.execute(query)]
+        records = [
+            _assertion(row).record() for row in connection.execute(query, {"person_id": number})
+        ]
     periods = effective_periods(records)
     if on_date is None:
         return periods
@@ -230,7 +236,7 @@ def _reading(
 ) -> Iterator[sqlalchemy.Connection]:
     """A connection to read with; for an agency, a transaction that also records the read."""
     if agency is None:
-        with engine.connect() as connection:
+        with read_connection(engine) as connection:
             yield connection
         return
     why = purpose.strip()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import grpc
 import sqlalchemy
 
-from doudi.common.db import write_transaction
+from doudi.common.db import read_connection, write_transaction
 from doudi.common.grpc_server import (
     Authenticator,
     Registrar,
@@ -160,7 +160,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         """``work`` on a connection of its own, in a thread."""
 
         def run() -> T:
-            with self.engine.connect() as connection:
+            with read_connection(self.engine) as connection:
                 return work(connection)
 
         return await asyncio.to_thread(run)

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 import sqlalchemy
-from sqlalchemy import Row, and_, select
+from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from doudi.common.errors import AlreadyExists, NotFound
@@ -157,12 +157,7 @@ def get_enrolment(*, connection: sqlalchemy.Connection, person_id: str, year: in
 def get_coverage(*, connection: sqlalchemy.Connection, person_id: str, day: date) -> Coverage:
     """The person and their enrolment for the year of ``day``, in one read."""
     number = read_resident_id(person_id, "person_id").number
-    on_year = and_(enrolments.c.person_id == persons.c.person_id, enrolments.c.year == day.year)
-    row = connection.execute(
-        select(*_PERSON_COLUMNS, *_ENROLMENT_COLUMNS[1:])
-        .select_from(persons.outerjoin(enrolments, on_year))
-        .where(persons.c.person_id == number)
-    ).first()
+    row = connection.execute(_COVERAGE, {"person_id": number, "year": day.year}).first()
     if row is None:
         raise _person_not_found(number, "person_id")
     if row.year is None:
@@ -278,6 +273,21 @@ def _store_once(
 
 _PERSON_COLUMNS = tuple(persons.c[f.name] for f in fields(Person))
 _ENROLMENT_COLUMNS = tuple(enrolments.c[f.name] for f in fields(Enrolment))
+# Built once: every settlement asks for coverage, and building a statement costs more
+# than running it.
+_COVERAGE = (
+    select(*_PERSON_COLUMNS, *_ENROLMENT_COLUMNS[1:])
+    .select_from(
+        persons.outerjoin(
+            enrolments,
+            and_(
+                enrolments.c.person_id == persons.c.person_id,
+                enrolments.c.year == bindparam("year"),
+            ),
+        )
+    )
+    .where(persons.c.person_id == bindparam("person_id"))
+)
 """The columns of each record, in field order (``person_id`` first)."""
 
 

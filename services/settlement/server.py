@@ -23,7 +23,7 @@ import grpc
 import sqlalchemy
 
 from doudi.common import grpc_client
-from doudi.common.db import write_transaction
+from doudi.common.db import read_connection, write_transaction
 from doudi.common.errors import Aborted, FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
@@ -162,14 +162,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             )
         self.in_flight.add(key)
         try:
-            found = await asyncio.to_thread(
-                self._read,
-                service.find_by_request,
-                hospital_id=hospital.hospital_id,
-                request_id=request_id,
-            )
-            if found is not None:
-                return _replay(found, digest)
+            # A retry is found by the unique key when its settlement is stored (see
+            # _settle), not by a read before: retries are rare, settlements are not.
             pack, person, visit = await self._gather(resident_id, visit, hospital)
             command = SettleCommand(hospital, request_id, digest, pack, person, visit)
             record, replayed = await asyncio.to_thread(self._settle, command)
@@ -391,7 +385,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return pack, insured.person, visit
 
     def _read(self, query: Any, **kwargs: Any) -> Any:
-        with self.engine.connect() as connection:
+        with read_connection(self.engine) as connection:
             return query(connection=connection, **kwargs)
 
     def _day(self, now: datetime) -> date:

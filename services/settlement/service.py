@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -217,32 +217,33 @@ def settle(
         now,
     )
     connection.execute(
-        settlements.insert().values(
-            settlement_id=record.settlement_id,
-            hospital_id=record.hospital_id,
-            request_id=command.request_id,
-            request_sha256=command.request_sha256,
-            person_id=person_id,
-            visit_id=record.visit_id,
-            visit_type=record.visit_type,
-            settles_on=record.settles_on,
-            year=result.year,
-            policy=record.policy,
-            total_fen=record.total_fen,
-            class_c_fen=record.class_c_fen,
-            over_limit_fen=record.over_limit_fen,
-            pre_self_pay_fen=record.pre_self_pay_fen,
-            in_scope_fen=record.in_scope_fen,
-            fund_paid_fen=record.fund_paid_fen,
-            self_pay_fen=record.self_pay_fen,
-            layers=[[layer.layer, layer.fund, layer.paid_fen] for layer in record.layers],
-            payouts=[list(payout) for payout in record.payouts],
-            deltas=dict(result.deltas),
-            visit=visit_document(command.visit),
-            state=SETTLED,
-            settled_at=now,
-            settled_on=day,
-        )
+        settlements.insert(),
+        {
+            "settlement_id": record.settlement_id,
+            "hospital_id": record.hospital_id,
+            "request_id": command.request_id,
+            "request_sha256": command.request_sha256,
+            "person_id": person_id,
+            "visit_id": record.visit_id,
+            "visit_type": record.visit_type,
+            "settles_on": record.settles_on,
+            "year": result.year,
+            "policy": record.policy,
+            "total_fen": record.total_fen,
+            "class_c_fen": record.class_c_fen,
+            "over_limit_fen": record.over_limit_fen,
+            "pre_self_pay_fen": record.pre_self_pay_fen,
+            "in_scope_fen": record.in_scope_fen,
+            "fund_paid_fen": record.fund_paid_fen,
+            "self_pay_fen": record.self_pay_fen,
+            "layers": [[layer.layer, layer.fund, layer.paid_fen] for layer in record.layers],
+            "payouts": [list(payout) for payout in record.payouts],
+            "deltas": dict(result.deltas),
+            "visit": visit_document(command.visit),
+            "state": SETTLED,
+            "settled_at": now,
+            "settled_on": day,
+        },
     )
     _clear(connection, record, kind=SETTLED, sign=1, now=now, day=day)
     _save_ledger(connection, person_id, ledger, version, now)
@@ -537,6 +538,18 @@ def _clear(
         )
 
 
+# The statements every settlement runs, built once (building one costs more than running it).
+_LOCK_LEDGER = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(ledgers)
+    .on_conflict_do_update(
+        index_elements=[ledgers.c.person_id], set_={"version": ledgers.c.version}
+    )
+    .returning(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, ledgers.c.version)
+    for dialect in (postgresql, sqlite)
+}
+_SAVE_LEDGER = ledgers.update().where(ledgers.c.person_id == bindparam("ledger_person"))
+
+
 def _lock_ledger(
     connection: sqlalchemy.Connection, person_id: str, now: datetime
 ) -> tuple[PersonLedger, int]:
@@ -547,18 +560,18 @@ def _lock_ledger(
     concurrent settlement of the person has committed. SQLite's write
     transaction already holds the database's write lock.
     """
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(ledgers)
-        .values(
-            person_id=person_id, years={}, payouts=[], first_year=None, version=0, updated_at=now
-        )
-        .on_conflict_do_update(
-            index_elements=[ledgers.c.person_id], set_={"version": ledgers.c.version}
-        )
-        .returning(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, ledgers.c.version)
-    )
-    row = connection.execute(statement).one()
+    statement = _LOCK_LEDGER[connection.dialect.name]
+    row = connection.execute(
+        statement,
+        {
+            "person_id": person_id,
+            "years": {},
+            "payouts": [],
+            "first_year": None,
+            "version": 0,
+            "updated_at": now,
+        },
+    ).one()
     return _ledger(row), row.version
 
 
@@ -577,15 +590,15 @@ def _save_ledger(
 ) -> None:
     document = ledger.to_document()
     connection.execute(
-        ledgers.update()
-        .where(ledgers.c.person_id == person_id)
-        .values(
-            years=document["years"],
-            payouts=document["payouts"],
-            first_year=document["first_year"],
-            version=version + 1,
-            updated_at=now,
-        )
+        _SAVE_LEDGER,
+        {
+            "ledger_person": person_id,
+            "years": document["years"],
+            "payouts": document["payouts"],
+            "first_year": document["first_year"],
+            "version": version + 1,
+            "updated_at": now,
+        },
     )
 
 
