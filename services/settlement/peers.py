@@ -9,8 +9,11 @@ settlement, so a status asserted a moment ago applies to the next bill
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import grpc
 
@@ -34,7 +37,16 @@ class InsuredPerson:
 
 
 class Peers:
-    """Clients of enrollment and datashare, authenticated as the platform."""
+    """Clients of enrollment and datashare, authenticated as the platform.
+
+    Coverage (the person and their enrolment for a year) is cached for
+    ``coverage_ttl`` seconds once found: enrollment records neither change once
+    made (a different CreatePerson or CreateEnrolment is refused), so a cached
+    answer is the answer, and the TTL only bounds how long a correction made
+    outside the API would take to show. A person not found is never cached, so
+    one enrolled a moment ago settles at once. Statuses are never cached: a
+    status asserted a moment ago applies to the next settlement.
+    """
 
     def __init__(
         self,
@@ -43,20 +55,31 @@ class Peers:
         *,
         token: str,
         timeout: float,
+        coverage_ttl: float,
+        coverage_entries: int = 100_000,
     ) -> None:
         self._enrollment = enrollment_pb2_grpc.EnrollmentServiceStub(enrollment)
         self._datashare = datashare_pb2_grpc.DatashareServiceStub(datashare)
         self._metadata = (("authorization", f"Bearer {token}"),)
         self._timeout = timeout
+        self._coverage_ttl = coverage_ttl
+        self._coverage_entries = coverage_entries
+        self._coverage: OrderedDict[tuple[str, int], tuple[float, Any]] = OrderedDict()
 
     async def insured_person(self, resident_id: ResidentId, day: date) -> InsuredPerson:
         """The person as the engine needs them on ``day``: scheme, tier and statuses."""
         when = from_date(day)
-        coverage_call = self._enrollment.GetCoverage(
-            enrollment_pb2.GetCoverageRequest(person_id=resident_id.number, date=when),
-            metadata=self._metadata,
-            timeout=self._timeout,
-            wait_for_ready=True,
+        key = (resident_id.number, day.year)
+        cached = self._coverage.get(key)
+        coverage_call = (
+            None
+            if cached is not None and cached[0] > time.monotonic()
+            else self._enrollment.GetCoverage(
+                enrollment_pb2.GetCoverageRequest(person_id=resident_id.number, date=when),
+                metadata=self._metadata,
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
         )
         statuses_call = self._datashare.GetPersonStatuses(
             datashare_pb2.GetPersonStatusesRequest(person_id=resident_id.number, on_date=when),
@@ -65,7 +88,12 @@ class Peers:
             wait_for_ready=True,
         )
         try:
-            coverage, statuses = await asyncio.gather(coverage_call, statuses_call)
+            if coverage_call is None:
+                assert cached is not None
+                coverage, statuses = cached[1], await statuses_call
+            else:
+                coverage, statuses = await asyncio.gather(coverage_call, statuses_call)
+                self._remember(key, coverage)
         except grpc.aio.AioRpcError as error:
             raise _peer_error(error) from None
         enrolment = coverage.enrolment
@@ -85,6 +113,12 @@ class Peers:
             statuses=periods,
         )
         return InsuredPerson(person, coverage.person.region)
+
+    def _remember(self, key: tuple[str, int], coverage: Any) -> None:
+        self._coverage[key] = (time.monotonic() + self._coverage_ttl, coverage)
+        self._coverage.move_to_end(key)
+        while len(self._coverage) > self._coverage_entries:
+            self._coverage.popitem(last=False)
 
 
 def _peer_error(error: grpc.aio.AioRpcError) -> ServiceError:

@@ -511,6 +511,7 @@ def setup(settings: Settings) -> Setup:
             datashare,
             token=settings.internal_token.get_secret_value(),
             timeout=settings.peer_timeout_seconds,
+            coverage_ttl=settings.coverage_cache_seconds,
         )
         hospitals = HospitalDirectory(engine, settings.hospital_cache_seconds)
         servicer = SettlementServicer(

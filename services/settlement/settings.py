@@ -16,6 +16,9 @@ class Settings(ServiceSettings):
     """Where the datashare hub answers (statuses)."""
     peer_timeout_seconds: float = 5.0
     """How long a settlement waits for enrollment or datashare before failing UNAVAILABLE."""
+    coverage_cache_seconds: float = 300.0
+    """How long a person's enrolment for a year, once found, is reused without asking
+    enrollment again (enrolments do not change once recorded; see peers.Peers)."""
     timezone: str = "Asia/Shanghai"
     """The bureau's time zone: it decides which business day a settlement is cleared on."""
     packs_dir: Path | None = None
