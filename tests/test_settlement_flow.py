@@ -472,3 +472,36 @@ def test_identity_numbers_never_appear_whole_in_any_log(platform: Platform) -> N
     for name, text in logs.items():
         assert re.search(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])", text) is None, name
     assert any(person[:6] + "********" + person[14:] in text for text in logs.values())
+
+
+def test_a_person_enrolled_after_a_refused_settlement_settles_at_once(platform: Platform) -> None:
+    """Coverage is cached once found, never while missing: enrolling takes effect at once."""
+    client = platform.client(HOSPITAL_KEY)
+    number = with_check_digit("41132319880808123")
+    register = enrollment_pb2_grpc.EnrollmentServiceStub(platform.services["enrollment"].channel())
+    register.CreatePerson(
+        enrollment_pb2.CreatePersonRequest(
+            person=enrollment_pb2.Person(
+                person_id=number, name="测试", household_id="h-late", region="411323"
+            )
+        ),
+        metadata=INTERNAL,
+    )
+
+    refused = settle(client, number, stay("late-1", "09-01", 3_000))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "person_id"
+
+    register.CreateEnrolment(
+        enrollment_pb2.CreateEnrolmentRequest(
+            enrolment=enrollment_pb2.Enrolment(
+                person_id=number,
+                year=YEAR,
+                scheme=enrollment_pb2.SCHEME_RESIDENT,
+                premium_fen=40000,
+                premium_payer=enrollment_pb2.PREMIUM_PAYER_PERSON,
+            )
+        ),
+        metadata=INTERNAL,
+    )
+    assert settle(client, number, stay("late-1", "09-01", 3_000), key="late-2").status_code == 201
