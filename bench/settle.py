@@ -426,6 +426,8 @@ def profiling(platform: Platform, directory: Path | None, seconds: float) -> Ite
                 "raw",
                 "--rate",
                 "200",
+                # Only samples holding the GIL: Python at work, not threads waiting.
+                "--gil",
                 "--output",
                 str(directory / f"{name}.txt"),
             ],
@@ -442,19 +444,28 @@ def profiling(platform: Platform, directory: Path | None, seconds: float) -> Ite
             recorder.wait()
 
 
-def summarise_profile(path: Path, top: int = 12) -> list[str]:
-    """The functions with the most samples in a py-spy raw profile (self time)."""
-    totals: dict[str, int] = {}
+def summarise_profile(path: Path, top: int = 14) -> list[str]:
+    """The functions of the project and its libraries that were on the stack in the most
+    samples of a py-spy raw profile (inclusive time), below the event loop and thread
+    plumbing."""
+    inclusive: dict[str, int] = {}
     samples = 0
+    plumbing = re.compile(
+        r"(runpy|asyncio/|threading\.py|concurrent/futures|__main__\.py|run_service|\(<)"
+    )
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        leaf = stack.split(";")[-1]
-        leaf = re.sub(r" \(.*/(site-packages|lib/python3\.\d+)/", " (", leaf)
-        totals[leaf] = totals.get(leaf, 0) + int(count)
         samples += int(count)
-    ordered = sorted(totals.items(), key=lambda item: -item[1])[:top]
+        frames = {
+            re.sub(r"\(/\S*?/(site-packages|python3\.\d+|main)/", "(", frame)
+            for frame in stack.split(";")
+        }
+        for frame in frames:
+            if not plumbing.search(frame):
+                inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    ordered = sorted(inclusive.items(), key=lambda item: -item[1])[:top]
     return [f"{count / samples:6.1%}  {name}" for name, count in ordered] if samples else []
 
 
@@ -549,7 +560,9 @@ def main() -> None:
                     for name in ("gateway", "settlement", "enrollment", "datashare"):
                         path = profile_dir / f"{name}.txt"
                         if path.exists():
-                            print(f"  where {name}'s time went (self time, top functions):")
+                            print(
+                                f"  {name}: share of its Python time (GIL held) under each function:"
+                            )
                             for line in summarise_profile(path):
                                 print(f"    {line}")
         if admin_url is not None:
