@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from google.type import date_pb2
+from sqlalchemy.pool import NullPool
 
 from doudi.common.db import create_engine_for
 from doudi.common.errors import DecodedStatus, decode_status
@@ -486,3 +489,37 @@ def outcome(stub: EnrollmentServiceStub, request: pb.CreatePersonRequest) -> grp
 
 def fields(error: DecodedStatus) -> list[str]:
     return [violation.field for violation in error.violations]
+
+
+@pytest.mark.postgres
+def test_a_call_that_finds_its_database_connection_lost_is_unavailable_and_the_next_works(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """After a database restart or failover the pooled connections are dead: the first
+    call answers UNAVAILABLE (callers retry), the pool is discarded, the next call works."""
+    with running_service("enrollment", tmp_path, database_url=postgres_url) as service:
+        stub = EnrollmentServiceStub(service.channel())
+        request = pb.GetPersonRequest(person_id=with_check_digit("41132319700101555"))
+        assert _code(stub, request) == grpc.StatusCode.NOT_FOUND  # a pooled connection exists
+        admin = sqlalchemy.create_engine(
+            postgres_url, isolation_level="AUTOCOMMIT", poolclass=NullPool
+        )
+        with admin.connect() as connection:
+            connection.execute(
+                sqlalchemy.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        admin.dispose()
+
+        assert _code(stub, request) == grpc.StatusCode.UNAVAILABLE
+        assert _code(stub, request) == grpc.StatusCode.NOT_FOUND
+
+
+def _code(stub: EnrollmentServiceStub, request: pb.GetPersonRequest) -> grpc.StatusCode:
+    try:
+        stub.GetPerson(request, metadata=INTERNAL)
+    except grpc.RpcError as error:
+        return error.code()  # type: ignore[no-any-return]
+    return grpc.StatusCode.OK

@@ -15,7 +15,26 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+# Every Doudi RPC may be retried: reads, and writes that are idempotent (a request id, or
+# a create that answers the stored record). So a call that finds its peer UNAVAILABLE
+# (restarting, or its database connection lost) is retried twice, quickly, by gRPC itself.
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 
 
 # After a peer restarts, reconnect within a second rather than gRPC's default backoff

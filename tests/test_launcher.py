@@ -1,0 +1,97 @@
+"""``doudi run`` (what ``make run`` starts): the whole platform on SQLite, with the demo data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+from doudi import demo
+from tests.services import ROOT
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive ports that are free now."""
+    for base in range(42000 + os.getpid() % 1000 * 8, 60000, 8):
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                candidate = socket.socket()
+                sockets.append(candidate)
+                candidate.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for candidate in sockets:
+                candidate.close()
+    raise RuntimeError("no free ports")
+
+
+def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    base = free_port_block(5)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
+    env.update(DOUDI_DATA_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doudi", "run", "--base-port", str(base), "--port", str(base + 4)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any("the gateway is at" in line for line in lines):
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "".join(lines)
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+        url = f"http://127.0.0.1:{base + 4}"
+        assert f"the gateway is at {url}" in "".join(lines)
+
+        hospital = demo.HOSPITALS[0]
+        answer = httpx.post(
+            f"{url}/v1/settlements",
+            headers={"Authorization": f"Bearer {hospital.api_key}", "Idempotency-Key": "run-1"},
+            json={
+                "person_id": demo.REGISTERED_POOR.person_id,
+                "visit": {
+                    "id": "run-1",
+                    "type": "inpatient",
+                    "admitted": f"{date.today().year}-01-02",
+                    "discharged": f"{date.today().year}-01-05",
+                    "items": [{"code": "X01", "class": "A", "amount_fen": 5000000}],
+                },
+            },
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        # The demo person is registered poor: all five Xixia layers run, as in CASES.md.
+        assert [layer["paid_fen"] for layer in answer.json()["layers"]] == [
+            3960000,
+            0,
+            280000,
+            448000,
+            218400,
+        ]
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(lines) + output
+    assert "doudi: stopped" in output
+    assert sorted(path.name for path in (tmp_path / "var").glob("*.db")) == [
+        "assistance.db",
+        "datashare.db",
+        "enrollment.db",
+        "settlement.db",
+    ]
