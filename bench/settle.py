@@ -50,7 +50,7 @@ from doudi.common.protos import from_date
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
-from doudi.launcher import Platform
+from doudi.launcher import Platform, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("enrollment", "datashare", "settlement", "assistance")
@@ -250,24 +250,6 @@ def reference_requests() -> Callable[[], bytes]:
 
 
 # --- PostgreSQL and processes -----------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` consecutive free ports."""
-    while True:
-        base = random.randrange(20000, 60000 - count)
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                candidate = socket.socket()
-                sockets.append(candidate)
-                candidate.bind(("127.0.0.1", port))
-            return list(range(base, base + count))
-        except OSError:
-            continue
-        finally:
-            for candidate in sockets:
-                candidate.close()
 
 
 @contextlib.contextmanager

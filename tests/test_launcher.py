@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,29 +13,12 @@ from pathlib import Path
 import httpx
 
 from doudi import demo
+from doudi.launcher import free_ports
 from tests.services import ROOT
 
 
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive ports that are free now."""
-    for base in range(42000 + os.getpid() % 1000 * 8, 60000, 8):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                candidate = socket.socket()
-                sockets.append(candidate)
-                candidate.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for candidate in sockets:
-                candidate.close()
-    raise RuntimeError("no free ports")
-
-
 def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    base = free_port_block(5)
+    base = free_ports(5)[0]
     env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
     env.update(DOUDI_DATA_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
