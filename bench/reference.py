@@ -1,13 +1,18 @@
 """The reference path for bench/settle.py: FastAPI -> gRPC -> one-row PostgreSQL insert.
 
-    python bench/reference.py grpc --port P --database-url URL
+    python bench/reference.py grpc --port P --database-url URL [--driver sqlalchemy|psycopg]
     python bench/reference.py http --port Q --grpc-address 127.0.0.1:P
 
-The same stack the platform uses (uvicorn with uvloop and httptools, a
-grpc.aio server and client, SQLAlchemy Core on psycopg through
-``doudi.common.db``, the database work in a thread), doing the least a write
-can do: parse a JSON body, make one gRPC call, insert one row, answer 201. The
-settlement path's rate is reported as a ratio of this one's, measured in the
+The least a write can do through the platform's kind of stack: parse a JSON
+body (uvicorn with uvloop and httptools, FastAPI), make one grpc.aio call,
+insert one row, answer 201. Two database layers:
+
+* ``sqlalchemy``: the platform's own (SQLAlchemy Core on psycopg through
+  ``doudi.common.db``, the transaction in a thread), the ratio's reference;
+* ``psycopg``: psycopg's asyncio connections on the event loop, no ORM layer
+  and no thread, to show what the database layer itself costs.
+
+The settlement path's rate is reported as a ratio of these, measured in the
 same run on the same machine.
 """
 
@@ -15,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import psycopg
 import sqlalchemy
 import uvicorn
 from fastapi import FastAPI, Request
@@ -38,7 +46,11 @@ rows = sqlalchemy.Table(
 METHOD = "/bench.Reference/Insert"
 
 
-async def serve_grpc(port: int, database_url: str) -> None:
+INSERT = rows.insert().returning(rows.c.row_id)
+CONNECTIONS = 10
+
+
+async def serve_grpc(port: int, database_url: str, driver: str) -> None:
     engine = create_engine_for(database_url)
     metadata.create_all(engine)
 
@@ -46,13 +58,34 @@ async def serve_grpc(port: int, database_url: str) -> None:
         with write_transaction(engine) as connection:
             return int(
                 connection.execute(
-                    rows.insert()
-                    .values(payload=payload.decode(), created_at=datetime.now(UTC))
-                    .returning(rows.c.row_id)
+                    INSERT, {"payload": payload.decode(), "created_at": datetime.now(UTC)}
                 ).scalar_one()
             )
 
+    pool: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+    if driver == "psycopg":
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        for _ in range(CONNECTIONS):
+            pool.put_nowait(await psycopg.AsyncConnection.connect(dsn))
+
+    async def insert_async(payload: bytes) -> int:
+        connection = await pool.get()
+        try:
+            async with connection.transaction():
+                cursor = await connection.execute(
+                    "INSERT INTO reference_rows (payload, created_at) VALUES (%s, %s) "
+                    "RETURNING row_id",
+                    (payload.decode(), datetime.now(UTC)),
+                )
+                row = await cursor.fetchone()
+        finally:
+            pool.put_nowait(connection)
+        assert row is not None
+        return int(row[0])
+
     async def handle(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        if driver == "psycopg":
+            return str(await insert_async(request)).encode()
         return str(await asyncio.to_thread(insert, request)).encode()
 
     server = grpc.aio.server()
@@ -71,12 +104,14 @@ async def serve_grpc(port: int, database_url: str) -> None:
 
 def http_app(grpc_address: str) -> FastAPI:
     state: dict[str, Any] = {}
-    app = FastAPI()
 
-    @app.on_event("startup")
-    async def open_channel() -> None:
-        state["channel"] = grpc.aio.insecure_channel(grpc_address)
-        state["insert"] = state["channel"].unary_unary(METHOD)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with grpc.aio.insecure_channel(grpc_address) as channel:
+            state["insert"] = channel.unary_unary(METHOD)
+            yield
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.post("/reference", status_code=201)
     async def create(request: Request) -> JSONResponse:
@@ -93,9 +128,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url")
     parser.add_argument("--grpc-address")
+    parser.add_argument("--driver", choices=["sqlalchemy", "psycopg"], default="sqlalchemy")
     args = parser.parse_args()
     if args.part == "grpc":
-        asyncio.run(serve_grpc(args.port, args.database_url))
+        asyncio.run(serve_grpc(args.port, args.database_url, args.driver))
     else:
         uvicorn.run(
             http_app(args.grpc_address),

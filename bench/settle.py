@@ -340,7 +340,7 @@ def running_platform(database_urls: dict[str, str] | None) -> Iterator[Platform]
 
 
 @contextlib.contextmanager
-def reference_path(database_url: str) -> Iterator[int]:
+def reference_path(database_url: str, driver: str) -> Iterator[int]:
     grpc_port, http_port = free_ports(2)
     script = str(ROOT / "bench" / "reference.py")
     processes = [
@@ -353,6 +353,8 @@ def reference_path(database_url: str) -> Iterator[int]:
                 str(grpc_port),
                 "--database-url",
                 database_url,
+                "--driver",
+                driver,
             ]
         ),
         subprocess.Popen(
@@ -490,7 +492,7 @@ def cpu_report(before: dict[str, float], after: dict[str, float], requests: int)
 def report(label: str, run: Run, clients: int) -> None:
     errors = {status: count for status, count in run.statuses.items() if not 200 <= status < 300}
     print(
-        f"{label:<34} {run.rate:8.0f}/s   p50 {run.percentile(0.50):6.1f} ms   "
+        f"{label:<44} {run.rate:8.0f}/s   p50 {run.percentile(0.50):6.1f} ms   "
         f"p99 {run.percentile(0.99):6.1f} ms   {run.ok} ok"
         + (f"   errors {errors}" if errors else "")
         + f"   (load generator: {run.client_cpu_seconds / run.wall_seconds:.0%} of a core, {clients} clients)"
@@ -548,12 +550,23 @@ def main() -> None:
                             for line in summarise_profile(path):
                                 print(f"    {line}")
         if admin_url is not None:
-            reference_url = create_databases(admin_url, ["reference"])["reference"]
-            with reference_path(reference_url) as port:
-                reference = drive(port, args.clients, args.duration, reference_requests())
-            report("reference FastAPI->gRPC->insert", reference, args.clients)
+            references: dict[str, Run] = {}
+            for driver, label in (
+                ("sqlalchemy", "the platform's database layer"),
+                ("psycopg", "psycopg on the event loop"),
+            ):
+                url = create_databases(admin_url, [f"reference_{driver}"])[f"reference_{driver}"]
+                with reference_path(url, driver) as port:
+                    references[driver] = drive(
+                        port, args.clients, args.duration, reference_requests()
+                    )
+                report(f"reference, {label}", references[driver], args.clients)
+            reference = references["sqlalchemy"]
             for backend, run in results.items():
-                print(f"  {backend}: {run.rate / reference.rate:.2f}x the reference rate")
+                print(
+                    f"  {backend}: {run.rate / reference.rate:.2f}x the reference rate "
+                    f"({run.rate / references['psycopg'].rate:.2f}x the psycopg one)"
+                )
             if "postgresql" in results:
                 run = results["postgresql"]
                 verdict = (
