@@ -505,3 +505,21 @@ def test_a_person_enrolled_after_a_refused_settlement_settles_at_once(platform: 
         metadata=INTERNAL,
     )
     assert settle(client, number, stay("late-1", "09-01", 3_000), key="late-2").status_code == 201
+
+
+def test_a_hospital_key_tried_before_it_was_registered_works_once_it_is(platform: Platform) -> None:
+    stub = settlement_stub(platform)
+    key = f"key-of-a-new-hospital-{next(_serial)}"
+    ask = settlement_pb2.GetHospitalRequest()
+
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.GetHospital(ask, metadata=bearer(key))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    hospital = settlement_pb2.Hospital(
+        hospital_id=f"new-{next(_serial)}", name="新医院", region="411323", level=1
+    )
+    stub.CreateHospital(
+        settlement_pb2.CreateHospitalRequest(hospital=hospital, api_key=key), metadata=INTERNAL
+    )
+    assert stub.GetHospital(ask, metadata=bearer(key)).hospital == hospital

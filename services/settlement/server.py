@@ -74,8 +74,8 @@ class HospitalDirectory:
     def __init__(self, engine: sqlalchemy.Engine, ttl: float) -> None:
         self._engine = engine
         self._ttl = ttl
-        self._by_key: dict[str, tuple[Hospital | None, float]] = {}
-        self._by_id: dict[str, tuple[Hospital | None, float]] = {}
+        self._by_key: dict[str, tuple[Hospital, float]] = {}
+        self._by_id: dict[str, tuple[Hospital, float]] = {}
 
     async def by_key(self, api_key: str) -> Hospital | None:
         digest = service.api_key_digest(api_key)
@@ -83,7 +83,11 @@ class HospitalDirectory:
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         found = await asyncio.to_thread(self._read, service.hospital_by_key, api_key_sha256=digest)
-        self._by_key[digest] = (found, time.monotonic() + self._ttl)
+        # Only keys that belong to a hospital are remembered: unknown ones (mistyped, or
+        # guessed by the thousand) must not fill the memory, and a key registered a
+        # moment ago must work at once.
+        if found is not None:
+            self._by_key[digest] = (found, time.monotonic() + self._ttl)
         return found
 
     async def by_id(self, hospital_id: str) -> Hospital | None:
@@ -91,7 +95,8 @@ class HospitalDirectory:
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         found = await asyncio.to_thread(self._read, service.get_hospital, hospital_id=hospital_id)
-        self._by_id[hospital_id] = (found, time.monotonic() + self._ttl)
+        if found is not None:
+            self._by_id[hospital_id] = (found, time.monotonic() + self._ttl)
         return found
 
     def forget(self, hospital_id: str) -> None:
