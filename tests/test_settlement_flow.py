@@ -331,7 +331,7 @@ def test_a_second_request_with_a_key_still_in_flight_answers_409(
             )
         )
         first.start()
-        threading.Event().wait(1.0)  # the first request reaches the lock and waits there
+        threading.Event().wait(2.0)  # the first request reaches the lock and waits there
         second = settle(client, person, stay("slow", "05-07", 2_000), key="slow-key")
         if backend == "postgresql":
             holder.rollback()
