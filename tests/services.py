@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from doudi.common.grpc_client import serving_status
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,14 +122,7 @@ def start_service(
 
 def wait_serving(service: RunningService, deadline: float) -> None:
     with grpc.insecure_channel(service.address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
+        while serving_status(channel, timeout=1) != "SERVING":
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{service.name} never became SERVING:\n{service.log()}")
             time.sleep(0.05)

@@ -30,6 +30,7 @@ from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
+from services.settlement.tables import ledgers
 from tests.platform import Platform, running_platform
 from tests.services import INTERNAL, bearer, start_service, stop_service
 from tests.support import with_check_digit
@@ -77,8 +78,16 @@ def new_person(platform: Platform, *, registered_poor: bool = False) -> str:
     number = with_check_digit(
         f"411323{1940 + worker:04d}{1 + serial // 28 % 12:02d}{1 + serial % 28:02d}{serial // 336 % 1000:03d}"
     )
-    register = enrollment_pb2_grpc.EnrollmentServiceStub(platform.services["enrollment"].channel())
-    register.CreatePerson(
+    register_person(platform, number)
+    enrol(platform, number)
+    if registered_poor:
+        assert_registered_poor(platform, number)
+    return number
+
+
+def register_person(platform: Platform, number: str) -> None:
+    """Register a Xixia resident (not yet enrolled)."""
+    enrollment_stub(platform).CreatePerson(
         enrollment_pb2.CreatePersonRequest(
             person=enrollment_pb2.Person(
                 person_id=number, name="测试", household_id=f"h-{number[-8:]}", region="411323"
@@ -86,7 +95,11 @@ def new_person(platform: Platform, *, registered_poor: bool = False) -> str:
         ),
         metadata=INTERNAL,
     )
-    register.CreateEnrolment(
+
+
+def enrol(platform: Platform, number: str) -> None:
+    """Enrol a registered person in resident insurance for this year."""
+    enrollment_stub(platform).CreateEnrolment(
         enrollment_pb2.CreateEnrolmentRequest(
             enrolment=enrollment_pb2.Enrolment(
                 person_id=number,
@@ -98,9 +111,10 @@ def new_person(platform: Platform, *, registered_poor: bool = False) -> str:
         ),
         metadata=INTERNAL,
     )
-    if registered_poor:
-        assert_registered_poor(platform, number)
-    return number
+
+
+def enrollment_stub(platform: Platform) -> enrollment_pb2_grpc.EnrollmentServiceStub:
+    return enrollment_pb2_grpc.EnrollmentServiceStub(platform.services["enrollment"].channel())
 
 
 def assert_registered_poor(platform: Platform, number: str) -> None:
@@ -372,13 +386,9 @@ def test_concurrent_settlements_for_one_person_never_exceed_the_yearly_cap(
     engine = settlement_engine(platform)
     with engine.connect() as connection:
         years = connection.execute(
-            sqlalchemy.text("SELECT years FROM ledgers WHERE person_id = :p"), {"p": person}
+            sqlalchemy.select(ledgers.c.years).where(ledgers.c.person_id == person)
         ).scalar_one()
     engine.dispose()
-    if isinstance(years, str):
-        import json
-
-        years = json.loads(years)
     assert years[str(YEAR)]["paid:basic:yearly"] == 150_000 * 100
 
 
@@ -478,32 +488,13 @@ def test_a_person_enrolled_after_a_refused_settlement_settles_at_once(platform: 
     """Coverage is cached once found, never while missing: enrolling takes effect at once."""
     client = platform.client(HOSPITAL_KEY)
     number = with_check_digit("41132319880808123")
-    register = enrollment_pb2_grpc.EnrollmentServiceStub(platform.services["enrollment"].channel())
-    register.CreatePerson(
-        enrollment_pb2.CreatePersonRequest(
-            person=enrollment_pb2.Person(
-                person_id=number, name="测试", household_id="h-late", region="411323"
-            )
-        ),
-        metadata=INTERNAL,
-    )
+    register_person(platform, number)
 
     refused = settle(client, number, stay("late-1", "09-01", 3_000))
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "person_id"
 
-    register.CreateEnrolment(
-        enrollment_pb2.CreateEnrolmentRequest(
-            enrolment=enrollment_pb2.Enrolment(
-                person_id=number,
-                year=YEAR,
-                scheme=enrollment_pb2.SCHEME_RESIDENT,
-                premium_fen=40000,
-                premium_payer=enrollment_pb2.PREMIUM_PAYER_PERSON,
-            )
-        ),
-        metadata=INTERNAL,
-    )
+    enrol(platform, number)
     assert settle(client, number, stay("late-1", "09-01", 3_000), key="late-2").status_code == 201
 
 

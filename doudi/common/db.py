@@ -13,9 +13,11 @@ same connection settings on each backend:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import event
@@ -30,6 +32,8 @@ __all__ = [
     "create_engine_for",
     "ping",
     "read_connection",
+    "read_in_thread",
+    "write_in_thread",
     "write_transaction",
 ]
 
@@ -124,6 +128,35 @@ def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPo
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+T = TypeVar("T")
+
+
+async def read_in_thread(
+    engine: sqlalchemy.Engine, handler: Callable[..., T], /, **arguments: Any
+) -> T:
+    """``handler(connection=..., **arguments)`` on a :func:`read_connection`, in a worker
+    thread, so that the service's event loop goes on serving while the database answers."""
+
+    def run() -> T:
+        with read_connection(engine) as connection:
+            return handler(connection=connection, **arguments)
+
+    return await asyncio.to_thread(run)
+
+
+async def write_in_thread(
+    engine: sqlalchemy.Engine, handler: Callable[..., T], /, **arguments: Any
+) -> T:
+    """``handler(connection=..., **arguments)`` in a :func:`write_transaction`, in a worker
+    thread."""
+
+    def run() -> T:
+        with write_transaction(engine) as connection:
+            return handler(connection=connection, **arguments)
+
+    return await asyncio.to_thread(run)
 
 
 def _begin(connection: sqlalchemy.Connection) -> None:

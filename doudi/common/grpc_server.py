@@ -160,8 +160,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 outcome = "CANCELLED"
                 raise
-            except sqlalchemy.exc.DBAPIError as error:
-                if error.connection_invalidated:
+            except Exception as error:
+                if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
                     # The database went away (restart, failover): the pool has been
                     # discarded, and a retry will open fresh connections.
                     outcome = "UNAVAILABLE"
@@ -169,10 +169,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     await context.abort_with_status(
                         to_rpc_status(Unavailable("the database connection was lost; retry"))
                     )
-                outcome = "INTERNAL"
-                log.exception("%s failed", short)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
-            except Exception:
                 outcome = "INTERNAL"
                 log.exception("%s failed", short)
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import sqlalchemy
 
-from doudi.common.db import read_connection, write_transaction
+from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.grpc_server import (
     Authenticator,
     Registrar,
@@ -44,9 +43,6 @@ EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
 TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
 PREMIUM_PAYERS = EnumCodes(enrollment_pb2.PremiumPayer, "PREMIUM_PAYER_")
 
-T = TypeVar("T")
-Work = Callable[[sqlalchemy.Connection], T]
-
 
 class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
     def __init__(self, engine: sqlalchemy.Engine, regions: frozenset[str]) -> None:
@@ -66,10 +62,8 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             household_id=given.household_id,
             region=given.region,
         )
-        stored = await self._write(
-            lambda connection: service.create_person(
-                connection=connection, person=person, regions=self.regions
-            )
+        stored = await write_in_thread(
+            self.engine, service.create_person, person=person, regions=self.regions
         )
         return enrollment_pb2.CreatePersonResponse(person=person_message(stored))
 
@@ -79,11 +73,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> enrollment_pb2.GetPersonResponse:
         require("internal")
-        person = await self._read(
-            lambda connection: service.get_person(
-                connection=connection, person_id=request.person_id
-            )
-        )
+        person = await read_in_thread(self.engine, service.get_person, person_id=request.person_id)
         return enrollment_pb2.GetPersonResponse(person=person_message(person))
 
     async def ListPersons(
@@ -92,13 +82,12 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> enrollment_pb2.ListPersonsResponse:
         require("internal")
-        page = await self._read(
-            lambda connection: service.list_persons(
-                connection=connection,
-                region=request.region,
-                size=request.page_size,
-                page_token=request.page_token,
-            )
+        page = await read_in_thread(
+            self.engine,
+            service.list_persons,
+            region=request.region,
+            size=request.page_size,
+            page_token=request.page_token,
         )
         return enrollment_pb2.ListPersonsResponse(
             persons=[person_message(person) for person in page.persons],
@@ -121,9 +110,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             premium_fen=given.premium_fen,
             premium_payer=PREMIUM_PAYERS.code(given.premium_payer, "enrolment.premium_payer"),
         )
-        stored = await self._write(
-            lambda connection: service.create_enrolment(connection=connection, enrolment=enrolment)
-        )
+        stored = await write_in_thread(self.engine, service.create_enrolment, enrolment=enrolment)
         return enrollment_pb2.CreateEnrolmentResponse(enrolment=enrolment_message(stored))
 
     async def GetEnrolment(
@@ -132,10 +119,8 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> enrollment_pb2.GetEnrolmentResponse:
         require("internal")
-        enrolment = await self._read(
-            lambda connection: service.get_enrolment(
-                connection=connection, person_id=request.person_id, year=request.year
-            )
+        enrolment = await read_in_thread(
+            self.engine, service.get_enrolment, person_id=request.person_id, year=request.year
         )
         return enrollment_pb2.GetEnrolmentResponse(enrolment=enrolment_message(enrolment))
 
@@ -146,33 +131,13 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
     ) -> enrollment_pb2.GetCoverageResponse:
         require("internal")
         day = to_date(request.date, "date")
-        coverage = await self._read(
-            lambda connection: service.get_coverage(
-                connection=connection, person_id=request.person_id, day=day
-            )
+        coverage = await read_in_thread(
+            self.engine, service.get_coverage, person_id=request.person_id, day=day
         )
         return enrollment_pb2.GetCoverageResponse(
             person=person_message(coverage.person),
             enrolment=enrolment_message(coverage.enrolment),
         )
-
-    async def _read(self, work: Work[T]) -> T:
-        """``work`` on a connection of its own, in a thread."""
-
-        def run() -> T:
-            with read_connection(self.engine) as connection:
-                return work(connection)
-
-        return await asyncio.to_thread(run)
-
-    async def _write(self, work: Work[T]) -> T:
-        """``work`` in a write transaction, in a thread."""
-
-        def run() -> T:
-            with write_transaction(self.engine) as connection:
-                return work(connection)
-
-        return await asyncio.to_thread(run)
 
 
 def person_message(person: service.Person) -> enrollment_pb2.Person:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import grpc
 import sqlalchemy
 
 from doudi.common import grpc_client
-from doudi.common.db import read_connection, write_transaction
+from doudi.common.db import read_in_thread, write_in_thread, write_transaction
 from doudi.common.errors import Aborted, FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
@@ -79,34 +80,35 @@ class HospitalDirectory:
 
     async def by_key(self, api_key: str) -> Hospital | None:
         digest = service.api_key_digest(api_key)
-        cached = self._by_key.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        found = await asyncio.to_thread(self._read, service.hospital_by_key, api_key_sha256=digest)
-        # Only keys that belong to a hospital are remembered: unknown ones (mistyped, or
-        # guessed by the thousand) must not fill the memory, and a key registered a
-        # moment ago must work at once.
-        if found is not None:
-            self._by_key[digest] = (found, time.monotonic() + self._ttl)
-        return found
+        return await self._cached(
+            self._by_key, digest, service.hospital_by_key, api_key_sha256=digest
+        )
 
     async def by_id(self, hospital_id: str) -> Hospital | None:
-        cached = self._by_id.get(hospital_id)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        found = await asyncio.to_thread(self._read, service.get_hospital, hospital_id=hospital_id)
-        if found is not None:
-            self._by_id[hospital_id] = (found, time.monotonic() + self._ttl)
-        return found
+        return await self._cached(
+            self._by_id, hospital_id, service.get_hospital, hospital_id=hospital_id
+        )
 
     def forget(self, hospital_id: str) -> None:
         self._by_id.pop(hospital_id, None)
         self._by_key.clear()
 
-    def _read(self, query: Any, **kwargs: str) -> Hospital | None:
-        with self._engine.connect() as connection:
-            found: Hospital | None = query(connection=connection, **kwargs)
-            return found
+    async def _cached(
+        self,
+        cache: dict[str, tuple[Hospital, float]],
+        key: str,
+        query: Callable[..., Hospital | None],
+        **arguments: str,
+    ) -> Hospital | None:
+        cached = cache.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        found: Hospital | None = await read_in_thread(self._engine, query, **arguments)
+        # Only hospitals found are remembered: unknown keys (mistyped, or guessed by the
+        # thousand) must not fill the memory, and one registered a moment ago must work.
+        if found is not None:
+            cache[key] = (found, time.monotonic() + self._ttl)
+        return found
 
     def authenticator(self) -> Authenticator:
         async def authenticate(token: str) -> Caller | None:
@@ -146,8 +148,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         hospital = await self._calling_hospital()
         resident_id, visit = _read_visit(request.person_id, request.visit, hospital)
         pack, person, visit = await self._gather(resident_id, visit, hospital)
-        record = await asyncio.to_thread(
-            self._read, service.preview, hospital=hospital, pack=pack, person=person, visit=visit
+        record = await read_in_thread(
+            self.engine, service.preview, hospital=hospital, pack=pack, person=person, visit=visit
         )
         return settlement_pb2.PreviewSettlementResponse(settlement=settlement_message(record))
 
@@ -217,19 +219,16 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         settlement_id = _settlement_id(request.settlement_id)
         hospital_id = caller.id if caller.kind == "hospital" else None
 
-        def reverse() -> tuple[SettlementRecord, bool]:
-            now = datetime.now(UTC)
-            with write_transaction(self.engine) as connection:
-                return service.reverse(
-                    connection=connection,
-                    settlement_id=settlement_id,
-                    hospital_id=hospital_id,
-                    request_id=request_id,
-                    now=now,
-                    day=self._day(now),
-                )
-
-        record, replayed = await asyncio.to_thread(reverse)
+        now = datetime.now(UTC)
+        record, replayed = await write_in_thread(
+            self.engine,
+            service.reverse,
+            settlement_id=settlement_id,
+            hospital_id=hospital_id,
+            request_id=request_id,
+            now=now,
+            day=self._day(now),
+        )
         return settlement_pb2.ReverseSettlementResponse(
             settlement=settlement_message(record), replayed=replayed
         )
@@ -242,8 +241,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> settlement_pb2.GetSettlementResponse:
         caller = require("hospital", "internal")
-        record = await asyncio.to_thread(
-            self._read,
+        record = await read_in_thread(
+            self.engine,
             service.get,
             settlement_id=_settlement_id(request.settlement_id),
             hospital_id=caller.id if caller.kind == "hospital" else None,
@@ -268,8 +267,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 after = (datetime.fromisoformat(position[0]), str(position[1]))
             except (TypeError, ValueError):
                 raise InvalidInput("page_token", "not a page token this service made") from None
-        records, last = await asyncio.to_thread(
-            self._read,
+        records, last = await read_in_thread(
+            self.engine,
             service.list_settlements,
             hospital_id=hospital_id,
             start=start,
@@ -291,8 +290,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         if hospital_id is None:
             raise InvalidInput("hospital_id", "required for internal callers")
         day = to_date(request.date, "date")
-        totals = await asyncio.to_thread(
-            self._read, service.daily_clearing, hospital_id=hospital_id, day=day
+        totals = await read_in_thread(
+            self.engine, service.daily_clearing, hospital_id=hospital_id, day=day
         )
         return settlement_pb2.GetDailyClearingResponse(
             hospital_id=hospital_id,
@@ -324,16 +323,13 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         if len(api_key) < 8:
             raise InvalidInput("api_key", "at least 8 characters")
 
-        def create() -> Hospital:
-            with write_transaction(self.engine) as connection:
-                return service.create_hospital(
-                    connection=connection,
-                    hospital=hospital,
-                    api_key_sha256=service.api_key_digest(api_key),
-                    now=datetime.now(UTC),
-                )
-
-        stored = await asyncio.to_thread(create)
+        stored = await write_in_thread(
+            self.engine,
+            service.create_hospital,
+            hospital=hospital,
+            api_key_sha256=service.api_key_digest(api_key),
+            now=datetime.now(UTC),
+        )
         self.hospitals.forget(stored.hospital_id)
         return settlement_pb2.CreateHospitalResponse(
             hospital=hospital_message(stored), api_key=api_key if made else ""
@@ -389,10 +385,6 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             visit = _with_out_of_area(visit)
         return pack, insured.person, visit
 
-    def _read(self, query: Any, **kwargs: Any) -> Any:
-        with read_connection(self.engine) as connection:
-            return query(connection=connection, **kwargs)
-
     def _day(self, now: datetime) -> date:
         return now.astimezone(self.timezone).date()
 
@@ -414,7 +406,7 @@ def _read_visit(
     person_id: str, message: settlement_pb2.Visit, hospital: Hospital
 ) -> tuple[ResidentId, Visit]:
     resident_id = read_resident_id(person_id, "person_id")
-    visit = visit_from_proto(message, hospital_level=hospital.level or None)
+    visit = visit_from_proto(message, hospital_level=hospital.level)
     return resident_id, visit
 
 

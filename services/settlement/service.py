@@ -13,9 +13,9 @@ many arrive at once; different persons never wait for each other.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -327,10 +327,10 @@ def reverse(
         .where(settlements.c.settlement_id == settlement_id)
         .values(state=REVERSED, reversal_request_id=request_id, reversed_at=now)
     )
-    record = _stored(row)
+    record = dataclasses.replace(_stored(row), state=REVERSED, reversed_at=now)
     _clear(connection, record, kind=REVERSED, sign=-1, now=now, day=day)
     _save_ledger(connection, row.person_id, ledger, version, now)
-    return _stored(_settlement_row(connection, settlement_id, hospital_id)), False
+    return record, False
 
 
 def get(
@@ -600,34 +600,3 @@ def _save_ledger(
             "updated_at": now,
         },
     )
-
-
-def ledger_document(*, connection: sqlalchemy.Connection, person_id: str) -> dict[str, Any]:
-    """A person's accumulators as stored (for operators and tests)."""
-    row = connection.execute(
-        select(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year).where(
-            ledgers.c.person_id == person_id
-        )
-    ).one_or_none()
-    return PersonLedger().to_document() if row is None else _ledger(row).to_document()
-
-
-__all__: Sequence[str] = [
-    "FundTotal",
-    "Hospital",
-    "SettleCommand",
-    "SettlementRecord",
-    "api_key_digest",
-    "create_hospital",
-    "daily_clearing",
-    "explain_conflict",
-    "find_by_request",
-    "get",
-    "get_hospital",
-    "hospital_by_key",
-    "ledger_document",
-    "list_settlements",
-    "preview",
-    "reverse",
-    "settle",
-]
