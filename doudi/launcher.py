@@ -51,8 +51,8 @@ def parts(base_port: int, gateway_port: int) -> tuple[Part, ...]:
     ports = {name: base_port + index for index, name in enumerate(services)}
     return (
         Part("enrollment", "services.enrollment", ports["enrollment"]),
-        Part("datashare", "services.datashare", ports["datashare"]),
-        Part("settlement", "services.settlement", ports["settlement"], ("enrollment", "datashare")),
+        Part("datashare", "services.datashare", ports["datashare"], ("settlement",)),
+        Part("settlement", "services.settlement", ports["settlement"], ("enrollment",)),
         Part("assistance", "services.assistance", ports["assistance"]),
         Part("gateway", "gateway", gateway_port, services),
     )

@@ -99,17 +99,15 @@ def start_platform(directory: Path, database_url_for: DatabaseUrlFor) -> Platfor
         return service
 
     try:
-        with ThreadPoolExecutor(3) as pool:
-            # Settlement needs the others' addresses; they need nothing.
-            for future in [pool.submit(start, name) for name in SERVICES[:3]]:
+        with ThreadPoolExecutor(2) as pool:
+            # Settlement needs enrollment's address, datashare settlement's (it sends
+            # statuses there); enrollment and assistance need nothing.
+            for future in [pool.submit(start, name) for name in ("enrollment", "assistance")]:
                 future.result()
         settlement = start(
-            "settlement",
-            {
-                "DOUDI_ENROLLMENT_ADDRESS": platform.services["enrollment"].address,
-                "DOUDI_DATASHARE_ADDRESS": platform.services["datashare"].address,
-            },
+            "settlement", {"DOUDI_ENROLLMENT_ADDRESS": platform.services["enrollment"].address}
         )
+        start("datashare", {"DOUDI_SETTLEMENT_ADDRESS": settlement.address})
         _start_gateway(platform, settlement)
     except BaseException:
         platform.stop()

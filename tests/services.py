@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,6 +83,13 @@ def service_env(
         env["DOUDI_DATABASE_URL"] = database_url
     env.update(extra or {})
     return env
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (a peer that cannot be reached)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def start_service(

@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -224,6 +225,108 @@ def test_a_status_asserted_through_datashare_applies_at_the_next_settlement(
     assert balanced(after.json())
 
 
+def revoke_registered_poor(platform: Platform, number: str) -> None:
+    """The poverty office withdraws the status from 1 January."""
+    hub = datashare_pb2_grpc.DatashareServiceStub(platform.services["datashare"].channel())
+    hub.RevokeStatus(
+        datashare_pb2.RevokeStatusRequest(
+            person_id=number,
+            status=datashare_pb2.STATUS_REGISTERED_POOR,
+            valid_from=from_date(date(YEAR, 1, 1)),
+            reference=f"test-revoke-{number}",
+        ),
+        metadata=bearer(demo.POVERTY_OFFICE_KEY),
+    )
+
+
+def poverty_layers_paid(client: httpx.Client, person: str) -> bool:
+    """Whether a stay previewed now gets medical assistance (a poverty-only layer)."""
+    answer = client.post(
+        "/v1/settlements/preview", json={"person_id": person, "visit": stay("p", "04-01", 20_000)}
+    )
+    assert answer.status_code == 200, answer.text
+    return paid(answer.json())["medical_assistance"] > 0
+
+
+def test_a_revocation_through_datashare_applies_at_the_next_settlement(
+    platform: Platform,
+) -> None:
+    client = platform.client(HOSPITAL_KEY)
+    person = new_person(platform, registered_poor=True)
+    assert poverty_layers_paid(client, person)
+
+    revoke_registered_poor(platform, person)
+
+    after = settle(client, person, stay("after-revocation", "03-20", 20_000))
+    assert after.status_code == 201, after.text
+    assert paid(after.json())["medical_assistance"] == 0
+    assert paid(after.json())["supplementary_critical_illness"] == 0
+
+
+def test_statuses_asserted_while_settlement_is_down_apply_once_it_is_back(
+    platform: Platform,
+) -> None:
+    client = platform.client(HOSPITAL_KEY)
+    person = new_person(platform)
+    service = platform.services["settlement"]
+    assert stop_service(service) == 0
+
+    assert_registered_poor(platform, person)  # the hub answers the agency all the same
+
+    platform.services["settlement"] = start_service(
+        "settlement",
+        platform.directory,
+        database_url=service.env.get("DOUDI_DATABASE_URL"),
+        env={
+            "DOUDI_PORT": str(service.port),  # where the gateway and the hub look for it
+            "DOUDI_ENROLLMENT_ADDRESS": service.env["DOUDI_ENROLLMENT_ADDRESS"],
+        },
+    )
+    # The hub's retry loop sends what it could not (every 2 s by default).
+    deadline = time.monotonic() + 20
+    while not poverty_layers_paid(client, person):
+        assert time.monotonic() < deadline, "the queued statuses never reached settlement"
+        time.sleep(0.2)
+    assert "not yet sent to the settlement service" in platform.services["datashare"].log()
+
+
+def test_statuses_sent_twice_or_out_of_order_keep_the_latest(platform: Platform) -> None:
+    client = platform.client(HOSPITAL_KEY)
+    person = new_person(platform)
+    stub = settlement_stub(platform)
+    poor = datashare_pb2.StatusPeriod(
+        status=datashare_pb2.STATUS_REGISTERED_POOR,
+        valid_from=from_date(date(YEAR, 1, 1)),
+        agency=datashare_pb2.AGENCY_POVERTY_OFFICE,
+    )
+
+    def record(version: int, *periods: datashare_pb2.StatusPeriod) -> int:
+        request = settlement_pb2.RecordPersonStatusesRequest(
+            person_id=person, version=version, periods=periods
+        )
+        return stub.RecordPersonStatuses(request, metadata=INTERNAL).version
+
+    assert record(5, poor) == 5
+    assert record(5, poor) == 5
+    assert record(3) == 5  # an older send, arriving late, changes nothing
+    assert poverty_layers_paid(client, person)
+    assert record(6) == 6
+    assert not poverty_layers_paid(client, person)
+
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.RecordPersonStatuses(
+            settlement_pb2.RecordPersonStatusesRequest(person_id=person, version=7),
+            metadata=bearer(HOSPITAL_KEY),
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as invalid:
+        record(0, poor)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = decode_status(invalid.value)  # type: ignore[arg-type]
+    assert [violation.field for violation in status.violations] == ["version"]
+    assert poverty_layers_paid(client, person) is False
+
+
 # --- reversal -----------------------------------------------------------------------------
 
 
@@ -409,7 +512,6 @@ def test_an_acknowledged_settlement_survives_the_settlement_process_being_killed
         env={
             "DOUDI_PORT": str(service.port),  # where the gateway looks for it
             "DOUDI_ENROLLMENT_ADDRESS": service.env["DOUDI_ENROLLMENT_ADDRESS"],
-            "DOUDI_DATASHARE_ADDRESS": service.env["DOUDI_DATASHARE_ADDRESS"],
         },
     )
     platform.services["settlement"] = restarted

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import sqlalchemy
 
+from doudi.common import grpc_client
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -27,10 +28,17 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.protos import EnumCodes, from_date, optional_date, to_date, to_timestamp
-from doudi.core.statuses import ASSERT, REVOKE, EffectivePeriod
+from doudi.common.protos import optional_date, to_date
+from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from services.datashare import service
+from services.datashare.delivery import StatusDelivery
+from services.datashare.messages import (
+    STATUSES,
+    assertion_message,
+    event_message,
+    period_message,
+)
 from services.datashare.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(
@@ -40,14 +48,11 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
 )
 
-STATUSES = EnumCodes(datashare_pb2.Status, "STATUS_")
-AGENCIES = EnumCodes(datashare_pb2.Agency, "AGENCY_")
-KINDS = EnumCodes(datashare_pb2.AssertionKind, "ASSERTION_KIND_")
-
 
 class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
-    def __init__(self, engine: sqlalchemy.Engine) -> None:
+    def __init__(self, engine: sqlalchemy.Engine, delivery: StatusDelivery) -> None:
         self.engine = engine
+        self.delivery = delivery
 
     async def AssertStatus(
         self,
@@ -55,7 +60,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.AssertStatusResponse:
         assertion = await self._record(ASSERT, request, request.household_id)
-        return datashare_pb2.AssertStatusResponse(assertion=_assertion(assertion))
+        return datashare_pb2.AssertStatusResponse(assertion=assertion_message(assertion))
 
     async def RevokeStatus(
         self,
@@ -63,7 +68,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.RevokeStatusResponse:
         assertion = await self._record(REVOKE, request, None)
-        return datashare_pb2.RevokeStatusResponse(assertion=_assertion(assertion))
+        return datashare_pb2.RevokeStatusResponse(assertion=assertion_message(assertion))
 
     async def _record(
         self,
@@ -72,7 +77,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         household_id: str | None,
     ) -> service.Assertion:
         agency = require("agency").id
-        return await asyncio.to_thread(
+        assertion = await asyncio.to_thread(
             service.record_status,
             self.engine,
             kind=kind,
@@ -84,6 +89,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             valid_to=optional_date(request, "valid_to", "valid_to"),
             reference=request.reference,
         )
+        # Also on a repeated request: a send that failed the first time goes now.
+        await self.delivery.deliver_now(assertion.person_id)
+        return assertion
 
     async def GetPersonStatuses(
         self,
@@ -99,7 +107,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             on_date=optional_date(request, "on_date", "on_date"),
             purpose=request.purpose,
         )
-        return datashare_pb2.GetPersonStatusesResponse(periods=[_period(p) for p in periods])
+        return datashare_pb2.GetPersonStatusesResponse(periods=[period_message(p) for p in periods])
 
     async def ListStatusAssertions(
         self,
@@ -117,7 +125,8 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             page_token=request.page_token,
         )
         return datashare_pb2.ListStatusAssertionsResponse(
-            assertions=[_assertion(a) for a in page.items], next_page_token=page.next_page_token
+            assertions=[assertion_message(a) for a in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def ListAuditEvents(
@@ -134,52 +143,13 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             page_token=request.page_token,
         )
         return datashare_pb2.ListAuditEventsResponse(
-            events=[_event(e) for e in page.items], next_page_token=page.next_page_token
+            events=[event_message(e) for e in page.items], next_page_token=page.next_page_token
         )
 
 
 def _reading_agency(caller: Caller) -> str | None:
     """The agency whose reads are limited and audited; None for the platform."""
     return caller.id if caller.kind == "agency" else None
-
-
-def _assertion(assertion: service.Assertion) -> datashare_pb2.StatusAssertion:
-    message = datashare_pb2.StatusAssertion(
-        assertion_id=assertion.assertion_id,
-        kind=KINDS.value(assertion.kind),
-        person_id=assertion.person_id,
-        household_id=assertion.household_id or "",
-        status=STATUSES.value(assertion.status),
-        agency=AGENCIES.value(assertion.agency),
-        valid_from=from_date(assertion.valid_from),
-        reference=assertion.reference,
-        record_time=to_timestamp(assertion.recorded_at),
-    )
-    if assertion.valid_to is not None:
-        message.valid_to.CopyFrom(from_date(assertion.valid_to))
-    return message
-
-
-def _period(period: EffectivePeriod) -> datashare_pb2.StatusPeriod:
-    message = datashare_pb2.StatusPeriod(
-        status=STATUSES.value(period.status),
-        valid_from=from_date(period.valid_from),
-        agency=AGENCIES.value(period.agency),
-    )
-    if period.valid_to is not None:
-        message.valid_to.CopyFrom(from_date(period.valid_to))
-    return message
-
-
-def _event(event: service.AuditEvent) -> datashare_pb2.AuditEvent:
-    return datashare_pb2.AuditEvent(
-        event_id=event.event_id,
-        caller=event.caller,
-        method=event.method,
-        person_id=event.person_id,
-        purpose=event.purpose,
-        event_time=to_timestamp(event.event_time),
-    )
 
 
 def agency_authenticator(keys: Mapping[str, str]) -> Authenticator:
@@ -203,9 +173,20 @@ def _digest(key: str) -> bytes:
 
 def setup(settings: Settings) -> Setup:
     async def build(
-        engine: sqlalchemy.Engine, _stack: contextlib.AsyncExitStack
+        engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        servicer = DatashareServicer(engine)
+        settlement = grpc_client.channel(settings.settlement_address)
+        stack.push_async_callback(settlement.close)
+        delivery = StatusDelivery(
+            engine,
+            settlement,
+            token=settings.internal_token.get_secret_value(),
+            timeout=settings.peer_timeout_seconds,
+            retry_seconds=settings.delivery_retry_seconds,
+        )
+        sending = asyncio.create_task(delivery.run(), name="status deliveries")
+        stack.callback(sending.cancel)
+        servicer = DatashareServicer(engine, delivery)
 
         def register(server: grpc.aio.Server) -> None:
             datashare_pb2_grpc.add_DatashareServiceServicer_to_server(servicer, server)

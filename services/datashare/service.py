@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from doudi.common import paging
@@ -33,7 +34,7 @@ from doudi.core.statuses import (
     owned_statuses,
     owns,
 )
-from services.datashare.tables import audit_events, status_assertions
+from services.datashare.tables import audit_events, status_assertions, status_deliveries
 
 MAX_TEXT_LENGTH = 64  # reference, household_id
 MAX_PURPOSE_LENGTH = 200
@@ -123,6 +124,7 @@ def record_status(
                     .values(**values, recorded_at=recorded_at)
                     .returning(status_assertions.c.assertion_id)
                 ).scalar_one()
+                _queue_delivery(connection, values["person_id"], assertion_id, recorded_at)
                 return Assertion(assertion_id=assertion_id, recorded_at=recorded_at, **values)
     except IntegrityError:
         # A concurrent request stored the same reference between our read and our insert
@@ -148,6 +150,85 @@ def _by_reference(
         )
     ).one_or_none()
     return None if row is None else _assertion(row)
+
+
+# -- deliveries to the settlement service ---------------------------------------
+
+# Who keeps a copy of every person's statuses: the settlement service reads them in
+# its own transaction instead of asking the hub on every settlement.
+SETTLEMENT = "settlement"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonStatuses:
+    """A person's statuses as a subscriber keeps them: every period, and the latest record."""
+
+    person_id: str
+    version: int
+    periods: tuple[EffectivePeriod, ...]
+
+
+def _queue_statement(dialect: Any) -> Any:
+    queue = dialect.insert(status_deliveries)
+    # Two recordings of one person may commit out of order: keep the later version.
+    return queue.on_conflict_do_update(
+        index_elements=[status_deliveries.c.subscriber, status_deliveries.c.person_id],
+        set_={"version": queue.excluded.version, "queued_at": queue.excluded.queued_at},
+        where=status_deliveries.c.version < queue.excluded.version,
+    )
+
+
+_QUEUE = {
+    dialect.__name__.rsplit(".", 1)[-1]: _queue_statement(dialect)
+    for dialect in (postgresql, sqlite)
+}
+
+
+def _queue_delivery(
+    connection: sqlalchemy.Connection, person_id: str, version: int, now: datetime
+) -> None:
+    connection.execute(
+        _QUEUE[connection.dialect.name],
+        {"subscriber": SETTLEMENT, "person_id": person_id, "version": version, "queued_at": now},
+    )
+
+
+def pending_deliveries(engine: sqlalchemy.Engine, *, limit: int) -> list[str]:
+    """Persons whose statuses the settlement service has not received yet, oldest first."""
+    with read_connection(engine) as connection:
+        return list(
+            connection.execute(
+                select(status_deliveries.c.person_id)
+                .where(status_deliveries.c.subscriber == SETTLEMENT)
+                .order_by(status_deliveries.c.queued_at)
+                .limit(limit)
+            ).scalars()
+        )
+
+
+def statuses_to_deliver(engine: sqlalchemy.Engine, *, person_id: str) -> PersonStatuses | None:
+    """Everything the settlement service keeps of the person (None: nothing on record)."""
+    with read_connection(engine) as connection:
+        records = [
+            _assertion(row).record()
+            for row in connection.execute(_PERSON_HISTORY, {"person_id": person_id})
+        ]
+    if not records:
+        return None
+    return PersonStatuses(person_id, records[-1].order, effective_periods(records))
+
+
+def delivered(engine: sqlalchemy.Engine, *, person_id: str, version: int) -> None:
+    """The settlement service holds the person's statuses up to ``version``: forget the
+    delivery, unless a later change was queued meanwhile."""
+    with write_transaction(engine) as connection:
+        connection.execute(
+            delete(status_deliveries).where(
+                status_deliveries.c.subscriber == SETTLEMENT,
+                status_deliveries.c.person_id == person_id,
+                status_deliveries.c.version <= version,
+            )
+        )
 
 
 # -- reads ----------------------------------------------------------------------

@@ -33,6 +33,12 @@ MIN_KEY_LENGTH = 24
 
 
 class Settings(ServiceSettings):
+    settlement_address: str = "127.0.0.1:50053"
+    """Where the settlement service answers: it receives every person's statuses."""
+    peer_timeout_seconds: float = 5.0
+    """How long a send of statuses to the settlement service may take."""
+    delivery_retry_seconds: float = 2.0
+    """How often statuses the settlement service could not be sent are sent again."""
     agency_keys: dict[str, str] = Field(
         default_factory=lambda: dict(DEMO_AGENCY_KEYS),
         repr=False,  # the keys are secrets

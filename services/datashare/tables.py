@@ -1,12 +1,24 @@
 """The datashare service's tables (SQLAlchemy Core); its migrations create them.
 
-Both are append-only: a row is never updated or deleted.
+The registry and the audit are append-only: a row is never updated or
+deleted. ``status_deliveries`` is an outbox: the persons whose statuses a
+subscriber (the settlement service) has not yet received.
 """
 
 from __future__ import annotations
 
 import sqlalchemy
-from sqlalchemy import Column, Date, DateTime, Index, String, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 metadata = sqlalchemy.MetaData()
 
@@ -43,4 +55,16 @@ audit_events = Table(
     Column("purpose", String(200), nullable=False),
     Column("event_time", DateTime(timezone=True), nullable=False),
     Index("ix_audit_events_person_id", "person_id", "event_id"),
+)
+
+# Persons whose statuses changed and are not yet delivered to a subscriber, written in
+# the transaction that records the change; ``version`` is the person's latest record.
+status_deliveries = Table(
+    "status_deliveries",
+    metadata,
+    Column("subscriber", String(32), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("subscriber", "person_id", name="pk_status_deliveries"),
 )

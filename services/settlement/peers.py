@@ -1,14 +1,15 @@
-"""What the settlement service asks the other services: the insured person on a day.
+"""What the settlement service asks another service: the insured person in a year.
 
-Enrollment answers the person and their enrolment for the year; datashare
-the statuses certified by the agencies. Both are asked at once, on every
-settlement, so a status asserted a moment ago applies to the next bill
-(instant identity, 即时认定).
+Enrollment answers the person and their enrolment for the year. The statuses
+certified by the agencies are not asked for: the datashare hub sends each
+person's statuses to this service (RecordPersonStatuses) before it answers the
+agency that changed them, and the settlement reads them in its own transaction,
+so a status asserted a moment ago applies to the next bill (instant identity,
+即时认定) without a call per settlement.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,16 +19,14 @@ from typing import Any
 import grpc
 
 from doudi.common.errors import NotFound, ServiceError, Unavailable, decode_status
-from doudi.common.protos import EnumCodes, from_date, optional_date, to_date
+from doudi.common.protos import EnumCodes, from_date
 from doudi.core.identity import ResidentId
-from doudi.core.model import Person, StatusPeriod
-from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
+from doudi.core.model import Person
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 
 SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
 EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
 TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
-STATUSES = EnumCodes(datashare_pb2.Status, "STATUS_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +36,19 @@ class InsuredPerson:
 
 
 class Peers:
-    """Clients of enrollment and datashare, authenticated as the platform.
+    """The client of enrollment, authenticated as the platform.
 
     Coverage (the person and their enrolment for a year) is cached for
     ``coverage_ttl`` seconds once found: enrollment records neither change once
     made (a different CreatePerson or CreateEnrolment is refused), so a cached
     answer is the answer, and the TTL only bounds how long a correction made
     outside the API would take to show. A person not found is never cached, so
-    one enrolled a moment ago settles at once. Statuses are never cached: a
-    status asserted a moment ago applies to the next settlement.
+    one enrolled a moment ago settles at once.
     """
 
     def __init__(
         self,
         enrollment: grpc.aio.Channel,
-        datashare: grpc.aio.Channel,
         *,
         token: str,
         timeout: float,
@@ -59,7 +56,6 @@ class Peers:
         coverage_entries: int = 100_000,
     ) -> None:
         self._enrollment = enrollment_pb2_grpc.EnrollmentServiceStub(enrollment)
-        self._datashare = datashare_pb2_grpc.DatashareServiceStub(datashare)
         self._metadata = (("authorization", f"Bearer {token}"),)
         self._timeout = timeout
         self._coverage_ttl = coverage_ttl
@@ -67,50 +63,31 @@ class Peers:
         self._coverage: OrderedDict[tuple[str, int], tuple[float, Any]] = OrderedDict()
 
     async def insured_person(self, resident_id: ResidentId, day: date) -> InsuredPerson:
-        """The person as the engine needs them on ``day``: scheme, tier and statuses."""
-        when = from_date(day)
+        """The person as the engine needs them in ``day``'s year: scheme and tier (their
+        statuses are read with the ledger, in the settlement's transaction)."""
         key = (resident_id.number, day.year)
         cached = self._coverage.get(key)
-        coverage_call = (
-            None
-            if cached is not None and cached[0] > time.monotonic()
-            else self._enrollment.GetCoverage(
-                enrollment_pb2.GetCoverageRequest(person_id=resident_id.number, date=when),
-                metadata=self._metadata,
-                timeout=self._timeout,
-                wait_for_ready=True,
-            )
-        )
-        statuses_call = self._datashare.GetPersonStatuses(
-            datashare_pb2.GetPersonStatusesRequest(person_id=resident_id.number, on_date=when),
-            metadata=self._metadata,
-            timeout=self._timeout,
-            wait_for_ready=True,
-        )
-        try:
-            if coverage_call is None:
-                assert cached is not None
-                coverage, statuses = cached[1], await statuses_call
-            else:
-                coverage, statuses = await asyncio.gather(coverage_call, statuses_call)
-                self._remember(key, coverage)
-        except grpc.aio.AioRpcError as error:
-            raise _peer_error(error) from None
+        if cached is not None and cached[0] > time.monotonic():
+            coverage = cached[1]
+        else:
+            try:
+                coverage = await self._enrollment.GetCoverage(
+                    enrollment_pb2.GetCoverageRequest(
+                        person_id=resident_id.number, date=from_date(day)
+                    ),
+                    metadata=self._metadata,
+                    timeout=self._timeout,
+                    wait_for_ready=True,
+                )
+            except grpc.aio.AioRpcError as error:
+                raise _peer_error(error) from None
+            self._remember(key, coverage)
         enrolment = coverage.enrolment
-        periods = tuple(
-            StatusPeriod(
-                code=STATUSES.code(period.status, "status"),
-                start=to_date(period.valid_from, "valid_from"),
-                end=optional_date(period, "valid_to", "valid_to"),
-            )
-            for period in statuses.periods
-        )
         person = Person(
             resident_id=resident_id,
             scheme=SCHEMES.code(enrolment.scheme, "scheme"),
             employment=EMPLOYMENTS.optional_code(enrolment.employment, "employment"),
             tier=TIERS.optional_code(enrolment.tier, "tier"),
-            statuses=periods,
         )
         return InsuredPerson(person, coverage.person.region)
 

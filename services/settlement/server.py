@@ -38,17 +38,18 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.paging import decode_token, encode_token, page_size
-from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
+from doudi.common.protos import EnumCodes, from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Person, Visit
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
+from doudi.datashare.v1 import datashare_pb2
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import service
 from services.settlement.peers import Peers
-from services.settlement.service import Hospital, SettleCommand, SettlementRecord
+from services.settlement.service import HeldStatus, Hospital, SettleCommand, SettlementRecord
 from services.settlement.settings import DEFAULT_PORT, Settings
 
 log = logging.getLogger("doudi.settlement")
@@ -65,6 +66,8 @@ STATES = {
     service.REVERSED: settlement_pb2.SETTLEMENT_STATE_REVERSED,
     service.PREVIEW: settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED,
 }
+STATUSES = EnumCodes(datashare_pb2.Status, "STATUS_")
+AGENCIES = EnumCodes(datashare_pb2.Agency, "AGENCY_")
 MAX_REQUEST_ID_LENGTH = 128
 HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as DOMAIN.md section 6
 
@@ -348,6 +351,31 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             raise NotFound(f"no hospital {hospital_id!r}", field="hospital_id")
         return settlement_pb2.GetHospitalResponse(hospital=hospital_message(hospital))
 
+    # --- statuses (from the datashare hub) ---------------------------------------------
+
+    async def RecordPersonStatuses(
+        self,
+        request: settlement_pb2.RecordPersonStatusesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.RecordPersonStatusesResponse:
+        require("internal")
+        person_id = read_resident_id(request.person_id, "person_id").number
+        if request.version < 1:
+            raise InvalidInput("version", "required: the hub's latest record of the person")
+        periods = tuple(
+            _held_status(period, f"periods[{index}]")
+            for index, period in enumerate(request.periods)
+        )
+        version = await write_in_thread(
+            self.engine,
+            service.record_statuses,
+            person_id=person_id,
+            version=request.version,
+            periods=periods,
+            now=datetime.now(UTC),
+        )
+        return settlement_pb2.RecordPersonStatusesResponse(version=version)
+
     # --- helpers ----------------------------------------------------------------------
 
     async def _calling_hospital(self) -> Hospital:
@@ -408,6 +436,19 @@ def _read_visit(
     resident_id = read_resident_id(person_id, "person_id")
     visit = visit_from_proto(message, hospital_level=hospital.level)
     return resident_id, visit
+
+
+def _held_status(period: datashare_pb2.StatusPeriod, where: str) -> HeldStatus:
+    valid_from = to_date(period.valid_from, f"{where}.valid_from")
+    valid_to = optional_date(period, "valid_to", f"{where}.valid_to")
+    if valid_to is not None and valid_to < valid_from:
+        raise InvalidInput(f"{where}.valid_to", "is before valid_from")
+    return HeldStatus(
+        status=STATUSES.code(period.status, f"{where}.status"),
+        valid_from=valid_from,
+        valid_to=valid_to,
+        agency=AGENCIES.code(period.agency, f"{where}.agency"),
+    )
 
 
 def _with_out_of_area(visit: Visit) -> Visit:
@@ -500,12 +541,9 @@ def setup(settings: Settings) -> Setup:
     ) -> tuple[Registrar, Authenticator]:
         registry = PackRegistry.load([settings.packs_dir] if settings.packs_dir else [])
         enrollment = grpc_client.channel(settings.enrollment_address)
-        datashare = grpc_client.channel(settings.datashare_address)
         stack.push_async_callback(enrollment.close)
-        stack.push_async_callback(datashare.close)
         peers = Peers(
             enrollment,
-            datashare,
             token=settings.internal_token.get_secret_value(),
             timeout=settings.peer_timeout_seconds,
             coverage_ttl=settings.coverage_cache_seconds,

@@ -4,11 +4,13 @@ No gRPC here: ``server.py`` gathers what a settlement needs (the hospital, the
 person with their enrolment and statuses, the pack in force) and calls these
 with a connection from :func:`doudi.common.db.write_transaction`.
 
-A settlement is one transaction: lock the person's ledger row, settle with the
-engine on the accumulators read under that lock, insert the settlement and one
-clearing record per paying fund, write the ledger back. Two settlements of the
-same person therefore run one after the other, and a yearly cap holds however
-many arrive at once; different persons never wait for each other.
+A settlement is one transaction: lock the person's ledger row (reading, in the
+same statement, the person's statuses as the datashare hub last sent them),
+settle with the engine on the accumulators read under that lock, insert the
+settlement and one clearing record per paying fund, write the ledger back. Two
+settlements of the same person therefore run one after the other, and a yearly
+cap holds however many arrive at once; different persons never wait for each
+other.
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
-from doudi.core.model import Person, Visit
+from doudi.core.model import Person, StatusPeriod, Visit
 from doudi.core.policy import Pack
-from services.settlement.tables import clearing_records, hospitals, ledgers, settlements
+from services.settlement.tables import (
+    clearing_records,
+    hospitals,
+    ledgers,
+    person_statuses,
+    settlements,
+)
 
 Row = Any  # a result row; SQLAlchemy's Row generics add nothing for Core queries
 
@@ -78,8 +86,19 @@ class SettlementRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldStatus:
+    """A period in which a person holds a status, as the datashare hub computed it."""
+
+    status: str
+    valid_from: date
+    valid_to: date | None
+    agency: str
+
+
+@dataclass(frozen=True, slots=True)
 class SettleCommand:
-    """Everything a settlement needs, gathered and checked by the caller."""
+    """Everything a settlement needs, gathered and checked by the caller; the person's
+    statuses are read in the settlement's transaction."""
 
     hospital: Hospital
     request_id: str
@@ -171,13 +190,17 @@ def preview(
     person: Person,
     visit: Visit,
 ) -> SettlementRecord:
-    """What settling the visit would pay now; reads the ledger, writes nothing."""
+    """What settling the visit would pay now; reads the ledger and statuses, writes nothing."""
+    person_id = person.resident_id.number
     row = connection.execute(
-        select(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year).where(
-            ledgers.c.person_id == person.resident_id.number
-        )
-    ).one_or_none()
-    ledger = PersonLedger() if row is None else _ledger(row)
+        _READ_LEDGER, {"person_id": person_id, "statuses_of": person_id}
+    ).first()
+    if row is None:
+        ledger = PersonLedger()
+        statuses = connection.execute(_READ_STATUSES, {"statuses_of": person_id}).scalar()
+    else:
+        ledger, statuses = _ledger(row), row.statuses
+    person = dataclasses.replace(person, statuses=_status_periods(statuses))
     result = settle_visit(pack, person, visit, ledger.view(visit.settles_on.year))
     return _record(result, "", PREVIEW, hospital, pack, person, visit, None)
 
@@ -204,8 +227,9 @@ def settle(
     unique constraint: the caller rolls back and asks :func:`explain_conflict`.
     """
     person_id = command.person.resident_id.number
-    ledger, version = _lock_ledger(connection, person_id, now)
-    result = ledger.settle(command.pack, command.person, command.visit)
+    ledger, version, statuses = _lock_ledger(connection, person_id, now)
+    person = dataclasses.replace(command.person, statuses=_status_periods(statuses))
+    result = ledger.settle(command.pack, person, command.visit)
     record = _record(
         result,
         str(uuid.uuid4()),
@@ -310,7 +334,7 @@ def reverse(
     row = _settlement_row(connection, settlement_id, hospital_id)
     if row.state == REVERSED:
         return _stored(row), True
-    ledger, version = _lock_ledger(connection, row.person_id, now)
+    ledger, version, _statuses = _lock_ledger(connection, row.person_id, now)
     # Re-read under the ledger lock: a concurrent reversal of the same settlement
     # may have committed while we waited for it.
     row = _settlement_row(connection, settlement_id, hospital_id)
@@ -402,6 +426,62 @@ def daily_clearing(
         .order_by(clearing_records.c.fund)
     ).all()
     return [FundTotal(fund, int(paid), int(back), int(count)) for fund, paid, back, count in rows]
+
+
+# --- statuses ----------------------------------------------------------------------------
+
+
+def record_statuses(
+    *,
+    connection: sqlalchemy.Connection,
+    person_id: str,
+    version: int,
+    periods: tuple[HeldStatus, ...],
+    now: datetime,
+) -> int:
+    """Store the person's statuses as the datashare hub sent them, unless a later version
+    is stored already (the hub may resend, and two sends may cross); answers the version
+    now stored."""
+    statement = _RECORD_STATUSES[connection.dialect.name]
+    stored = connection.execute(
+        statement,
+        {
+            "person_id": person_id,
+            "version": version,
+            "periods": [
+                [
+                    period.status,
+                    period.valid_from.isoformat(),
+                    None if period.valid_to is None else period.valid_to.isoformat(),
+                    period.agency,
+                ]
+                for period in periods
+            ],
+            "updated_at": now,
+        },
+    ).scalar()
+    if stored is not None:
+        return int(stored)
+    # The stored version was not lower: nothing changed, and the upsert answered no row.
+    return int(
+        connection.execute(
+            select(person_statuses.c.version).where(person_statuses.c.person_id == person_id)
+        ).scalar_one()
+    )
+
+
+def _status_periods(stored: list[list[str | None]] | None) -> tuple[StatusPeriod, ...]:
+    """The engine's periods from the stored projection (None: the hub sent nothing)."""
+    if not stored:
+        return ()
+    return tuple(
+        StatusPeriod(
+            str(status),
+            date.fromisoformat(str(start)),
+            None if end is None else date.fromisoformat(end),
+        )
+        for status, start, end, *_agency in stored
+    )
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -539,12 +619,45 @@ def _clear(
 
 
 # The statements every settlement runs, built once (building one costs more than running it).
+_STATUSES = (
+    select(person_statuses.c.periods)
+    .where(person_statuses.c.person_id == bindparam("statuses_of"))
+    .scalar_subquery()
+    .label("statuses")
+)
+_READ_STATUSES = select(_STATUSES)
+_READ_LEDGER = select(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, _STATUSES).where(
+    ledgers.c.person_id == bindparam("person_id")
+)
 _LOCK_LEDGER = {
     dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(ledgers)
     .on_conflict_do_update(
         index_elements=[ledgers.c.person_id], set_={"version": ledgers.c.version}
     )
-    .returning(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, ledgers.c.version)
+    .returning(
+        ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, ledgers.c.version, _STATUSES
+    )
+    for dialect in (postgresql, sqlite)
+}
+
+
+def _record_statuses_statement(dialect: Any) -> Any:
+    insert = dialect.insert(person_statuses)
+    return (
+        insert.on_conflict_do_update(
+            index_elements=[person_statuses.c.person_id],
+            set_={
+                "version": insert.excluded.version,
+                "periods": insert.excluded.periods,
+                "updated_at": insert.excluded.updated_at,
+            },
+            where=person_statuses.c.version < insert.excluded.version,
+        )
+    ).returning(person_statuses.c.version)
+
+
+_RECORD_STATUSES = {
+    dialect.__name__.rsplit(".", 1)[-1]: _record_statuses_statement(dialect)
     for dialect in (postgresql, sqlite)
 }
 _SAVE_LEDGER = ledgers.update().where(ledgers.c.person_id == bindparam("ledger_person"))
@@ -552,10 +665,11 @@ _SAVE_LEDGER = ledgers.update().where(ledgers.c.person_id == bindparam("ledger_p
 
 def _lock_ledger(
     connection: sqlalchemy.Connection, person_id: str, now: datetime
-) -> tuple[PersonLedger, int]:
-    """The person's ledger, locked until the transaction ends (created empty if new).
+) -> tuple[PersonLedger, int, Any]:
+    """The person's ledger, locked until the transaction ends (created empty if new), its
+    version, and the person's stored statuses.
 
-    One statement does both: an upsert whose conflict branch rewrites the row
+    One statement does all: an upsert whose conflict branch rewrites the row
     takes its row lock on PostgreSQL and answers the row as it stands after any
     concurrent settlement of the person has committed. SQLite's write
     transaction already holds the database's write lock.
@@ -565,6 +679,7 @@ def _lock_ledger(
         statement,
         {
             "person_id": person_id,
+            "statuses_of": person_id,
             "years": {},
             "payouts": [],
             "first_year": None,
@@ -572,7 +687,7 @@ def _lock_ledger(
             "updated_at": now,
         },
     ).one()
-    return _ledger(row), row.version
+    return _ledger(row), row.version, row.statuses
 
 
 def _ledger(row: Row) -> PersonLedger:

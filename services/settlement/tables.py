@@ -8,7 +8,10 @@
   paying fund of a settlement, negative for a reversal;
 * ``ledgers``: each person's yearly accumulators (年度累计), one row per person,
   locked by every settlement of that person so that yearly caps hold under
-  concurrency.
+  concurrency;
+* ``person_statuses``: each person's statuses as the datashare hub last sent
+  them (a projection of the hub's registry, versioned by the hub's latest
+  record), read in the settlement's own transaction.
 """
 
 from __future__ import annotations
@@ -111,5 +114,15 @@ ledgers = Table(
     Column("payouts", JSON, nullable=False),
     Column("first_year", Integer),
     Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+person_statuses = Table(
+    "person_statuses",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    # [[status, valid_from, valid_to or null], ...] in ISO dates, as the hub computed them.
+    Column("periods", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from doudi.datashare.v1 import datashare_pb2 as _datashare_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -804,3 +805,52 @@ class GetHospitalResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetHospitalResponse: _TypeAlias = GetHospitalResponse  # noqa: Y015
+
+@_typing.final
+class RecordPersonStatusesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    version: _builtins.int
+    """The hub's latest record of the person (its assertion_id); it only grows."""
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[_datashare_pb2.StatusPeriod]:
+        """Every period in which the person holds a status, on any date."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        periods: _abc.Iterable[_datashare_pb2.StatusPeriod] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["periods", b"periods", "person_id", b"person_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonStatusesRequest: _TypeAlias = RecordPersonStatusesRequest  # noqa: Y015
+
+@_typing.final
+class RecordPersonStatusesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version now stored: the request's, or a later one already recorded."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonStatusesResponse: _TypeAlias = RecordPersonStatusesResponse  # noqa: Y015

@@ -81,6 +81,11 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalResponse.FromString,
                 _registered_method=True)
+        self.RecordPersonStatuses = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/RecordPersonStatuses',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -157,6 +162,17 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordPersonStatuses(self, request, context):
+        """Records a person's statuses as the datashare hub computed them after an
+        assertion or revocation (internal callers only: the hub calls it before
+        it answers the agency, so the next settlement applies them). Idempotent
+        and safe out of order: a `version` not above the stored one changes
+        nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +215,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetHospital,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalResponse.SerializeToString,
+            ),
+            'RecordPersonStatuses': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPersonStatuses,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -424,6 +445,33 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/GetHospital',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPersonStatuses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/RecordPersonStatuses',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesResponse.FromString,
             options,
             channel_credentials,
             insecure,

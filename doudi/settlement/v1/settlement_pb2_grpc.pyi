@@ -67,6 +67,13 @@ class SettlementServiceStub:
     """Registers a hospital and its API key (internal callers only)."""
     GetHospital: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetHospitalRequest, _settlement_pb2.GetHospitalResponse]
     """Answers a hospital: the caller's own, or any for internal callers."""
+    RecordPersonStatuses: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]
+    """Records a person's statuses as the datashare hub computed them after an
+    assertion or revocation (internal callers only: the hub calls it before
+    it answers the agency, so the next settlement applies them). Idempotent
+    and safe out of order: a `version` not above the stored one changes
+    nothing.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -107,6 +114,13 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """Registers a hospital and its API key (internal callers only)."""
     GetHospital: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetHospitalRequest, _settlement_pb2.GetHospitalResponse]  # type: ignore[assignment]
     """Answers a hospital: the caller's own, or any for internal callers."""
+    RecordPersonStatuses: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]  # type: ignore[assignment]
+    """Records a person's statuses as the datashare hub computed them after an
+    assertion or revocation (internal callers only: the hub calls it before
+    it answers the agency, so the next settlement applies them). Idempotent
+    and safe out of order: a `version` not above the stored one changes
+    nothing.
+    """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     """The one-window settlement (一站式结算): a hospital sends a discharged
@@ -192,5 +206,18 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetHospitalResponse, _abc.Awaitable[_settlement_pb2.GetHospitalResponse]]:
         """Answers a hospital: the caller's own, or any for internal callers."""
+
+    @_abc_1.abstractmethod
+    def RecordPersonStatuses(
+        self,
+        request: _settlement_pb2.RecordPersonStatusesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.RecordPersonStatusesResponse, _abc.Awaitable[_settlement_pb2.RecordPersonStatusesResponse]]:
+        """Records a person's statuses as the datashare hub computed them after an
+        assertion or revocation (internal callers only: the hub calls it before
+        it answers the agency, so the next settlement applies them). Idempotent
+        and safe out of order: a `version` not above the stored one changes
+        nothing.
+        """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
