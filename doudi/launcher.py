@@ -50,9 +50,9 @@ def parts(base_port: int, gateway_port: int) -> tuple[Part, ...]:
     services = ("enrollment", "datashare", "settlement", "assistance")
     ports = {name: base_port + index for index, name in enumerate(services)}
     return (
-        Part("enrollment", "services.enrollment", ports["enrollment"]),
+        Part("enrollment", "services.enrollment", ports["enrollment"], ("settlement",)),
         Part("datashare", "services.datashare", ports["datashare"], ("settlement",)),
-        Part("settlement", "services.settlement", ports["settlement"], ("enrollment",)),
+        Part("settlement", "services.settlement", ports["settlement"]),
         Part("assistance", "services.assistance", ports["assistance"]),
         Part("gateway", "gateway", gateway_port, services),
     )

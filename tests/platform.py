@@ -100,14 +100,17 @@ def start_platform(directory: Path, database_url_for: DatabaseUrlFor) -> Platfor
 
     try:
         with ThreadPoolExecutor(2) as pool:
-            # Settlement needs enrollment's address, datashare settlement's (it sends
-            # statuses there); enrollment and assistance need nothing.
-            for future in [pool.submit(start, name) for name in ("enrollment", "assistance")]:
+            # Enrollment and datashare send what they own to settlement; the others need
+            # no one.
+            first = [pool.submit(start, name) for name in ("settlement", "assistance")]
+            settlement = first[0].result()
+            first[1].result()
+            senders = [
+                pool.submit(start, name, {"DOUDI_SETTLEMENT_ADDRESS": settlement.address})
+                for name in ("enrollment", "datashare")
+            ]
+            for future in senders:
                 future.result()
-        settlement = start(
-            "settlement", {"DOUDI_ENROLLMENT_ADDRESS": platform.services["enrollment"].address}
-        )
-        start("datashare", {"DOUDI_SETTLEMENT_ADDRESS": settlement.address})
         _start_gateway(platform, settlement)
     except BaseException:
         platform.stop()

@@ -85,11 +85,14 @@ def service_env(
     return env
 
 
-def unused_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (a peer that cannot be reached)."""
+def no_settlement() -> dict[str, str]:
+    """The environment of enrollment or datashare started alone: the settlement service
+    they send to cannot be reached, so each send fails, is logged and is retried, and they
+    answer all the same (tests/test_settlement_flow.py checks the sending)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        port = int(probe.getsockname()[1])
+    return {"DOUDI_SETTLEMENT_ADDRESS": f"127.0.0.1:{port}"}  # nothing listens there
 
 
 def start_service(

@@ -30,7 +30,7 @@ from services.datashare import service
 from services.datashare.server import SPEC
 from services.datashare.settings import DEMO_AGENCY_KEYS, Settings
 from services.datashare.tables import status_assertions
-from tests.services import INTERNAL, bearer, running_service, unused_port
+from tests.services import INTERNAL, bearer, no_settlement, running_service
 from tests.support import with_check_digit
 
 POVERTY_OFFICE = bearer("demo-poverty-office")
@@ -43,11 +43,9 @@ PERSONS = (WANG, LI)
 
 @pytest.fixture
 def hub(tmp_path: Path, database_url: str) -> Iterator[DatashareServiceStub]:
-    # No settlement service answers: sending statuses there fails, is logged (masked) and
-    # is retried, and the hub answers the agencies all the same. tests/test_settlement_flow.py
-    # checks the sending with a real settlement service.
-    nobody = {"DOUDI_SETTLEMENT_ADDRESS": f"127.0.0.1:{unused_port()}"}
-    with running_service("datashare", tmp_path, database_url=database_url, env=nobody) as running:
+    with running_service(
+        "datashare", tmp_path, database_url=database_url, env=no_settlement()
+    ) as running:
         yield DatashareServiceStub(running.channel())
     log = running.log()
     assert "listening" in log

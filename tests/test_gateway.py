@@ -708,9 +708,9 @@ def test_health_is_503_once_a_service_stops(platform: Platform, hospital: httpx.
 
 def test_a_service_that_does_not_answer_is_503(platform: Platform, hospital: httpx.Client) -> None:
     person = insured_poor_person(platform)
-    stop_service(platform.services["datashare"])
+    stop_service(platform.services["settlement"])
 
-    # The settlement service cannot read the person's statuses.
+    # The gateway cannot reach the settlement service.
     preview = hospital.post("/v1/settlements/preview", json=bill(person))
 
     body = problem(preview, 503)

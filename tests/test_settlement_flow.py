@@ -277,10 +277,7 @@ def test_statuses_asserted_while_settlement_is_down_apply_once_it_is_back(
         "settlement",
         platform.directory,
         database_url=service.env.get("DOUDI_DATABASE_URL"),
-        env={
-            "DOUDI_PORT": str(service.port),  # where the gateway and the hub look for it
-            "DOUDI_ENROLLMENT_ADDRESS": service.env["DOUDI_ENROLLMENT_ADDRESS"],
-        },
+        env={"DOUDI_PORT": str(service.port)},  # where the gateway and the hub look for it
     )
     # The hub's retry loop sends what it could not (every 2 s by default).
     deadline = time.monotonic() + 20
@@ -509,10 +506,7 @@ def test_an_acknowledged_settlement_survives_the_settlement_process_being_killed
         "settlement",
         platform.directory,
         database_url=service.env.get("DOUDI_DATABASE_URL"),
-        env={
-            "DOUDI_PORT": str(service.port),  # where the gateway looks for it
-            "DOUDI_ENROLLMENT_ADDRESS": service.env["DOUDI_ENROLLMENT_ADDRESS"],
-        },
+        env={"DOUDI_PORT": str(service.port)},  # where the gateway looks for it
     )
     platform.services["settlement"] = restarted
 

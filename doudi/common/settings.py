@@ -67,3 +67,15 @@ class ServiceSettings(ProcessSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+
+class SenderSettings(ServiceSettings):
+    """What a service that sends per-person state to the settlement service reads besides
+    (enrollment and datashare; see doudi.common.outbox)."""
+
+    settlement_address: str = "127.0.0.1:50053"
+    """Where the settlement service answers."""
+    peer_timeout_seconds: float = 5.0
+    """How long one send to the settlement service may take."""
+    delivery_retry_seconds: float = 2.0
+    """How often what could not be sent to the settlement service is sent again."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import grpc
 import sqlalchemy
 
-from doudi.common import grpc_client
+from doudi.common import outbox
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -28,11 +29,12 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
+from doudi.common.outbox import Sender
 from doudi.common.protos import optional_date, to_date
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from services.datashare import service
-from services.datashare.delivery import StatusDelivery
+from services.datashare.delivery import status_sender
 from services.datashare.messages import (
     STATUSES,
     assertion_message,
@@ -50,7 +52,7 @@ SPEC = ServiceSpec(
 
 
 class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
-    def __init__(self, engine: sqlalchemy.Engine, delivery: StatusDelivery) -> None:
+    def __init__(self, engine: sqlalchemy.Engine, delivery: Sender) -> None:
         self.engine = engine
         self.delivery = delivery
 
@@ -90,7 +92,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             reference=request.reference,
         )
         # Also on a repeated request: a send that failed the first time goes now.
-        await self.delivery.deliver_now(assertion.person_id)
+        await self.delivery.send_now(assertion.person_id)
         return assertion
 
     async def GetPersonStatuses(
@@ -175,17 +177,7 @@ def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        settlement = grpc_client.channel(settings.settlement_address)
-        stack.push_async_callback(settlement.close)
-        delivery = StatusDelivery(
-            engine,
-            settlement,
-            token=settings.internal_token.get_secret_value(),
-            timeout=settings.peer_timeout_seconds,
-            retry_seconds=settings.delivery_retry_seconds,
-        )
-        sending = asyncio.create_task(delivery.run(), name="status deliveries")
-        stack.callback(sending.cancel)
+        delivery = outbox.start(stack, settings, functools.partial(status_sender, engine))
         servicer = DatashareServicer(engine, delivery)
 
         def register(server: grpc.aio.Server) -> None:

@@ -15,11 +15,10 @@ from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy
-from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from doudi.common import paging
+from doudi.common import outbox, paging
 from doudi.common.db import read_connection, write_transaction
 from doudi.common.errors import AlreadyExists, PermissionDenied
 from doudi.core.errors import InvalidInput
@@ -124,7 +123,9 @@ def record_status(
                     .values(**values, recorded_at=recorded_at)
                     .returning(status_assertions.c.assertion_id)
                 ).scalar_one()
-                _queue_delivery(connection, values["person_id"], assertion_id, recorded_at)
+                outbox.queue(
+                    connection, status_deliveries, values["person_id"], assertion_id, recorded_at
+                )
                 return Assertion(assertion_id=assertion_id, recorded_at=recorded_at, **values)
     except IntegrityError:
         # A concurrent request stored the same reference between our read and our insert
@@ -154,10 +155,6 @@ def _by_reference(
 
 # -- deliveries to the settlement service ---------------------------------------
 
-# Who keeps a copy of every person's statuses: the settlement service reads them in
-# its own transaction instead of asking the hub on every settlement.
-SETTLEMENT = "settlement"
-
 
 @dataclass(frozen=True, slots=True)
 class PersonStatuses:
@@ -168,42 +165,9 @@ class PersonStatuses:
     periods: tuple[EffectivePeriod, ...]
 
 
-def _queue_statement(dialect: Any) -> Any:
-    queue = dialect.insert(status_deliveries)
-    # Two recordings of one person may commit out of order: keep the later version.
-    return queue.on_conflict_do_update(
-        index_elements=[status_deliveries.c.subscriber, status_deliveries.c.person_id],
-        set_={"version": queue.excluded.version, "queued_at": queue.excluded.queued_at},
-        where=status_deliveries.c.version < queue.excluded.version,
-    )
-
-
-_QUEUE = {
-    dialect.__name__.rsplit(".", 1)[-1]: _queue_statement(dialect)
-    for dialect in (postgresql, sqlite)
-}
-
-
-def _queue_delivery(
-    connection: sqlalchemy.Connection, person_id: str, version: int, now: datetime
-) -> None:
-    connection.execute(
-        _QUEUE[connection.dialect.name],
-        {"subscriber": SETTLEMENT, "person_id": person_id, "version": version, "queued_at": now},
-    )
-
-
 def pending_deliveries(engine: sqlalchemy.Engine, *, limit: int) -> list[str]:
     """Persons whose statuses the settlement service has not received yet, oldest first."""
-    with read_connection(engine) as connection:
-        return list(
-            connection.execute(
-                select(status_deliveries.c.person_id)
-                .where(status_deliveries.c.subscriber == SETTLEMENT)
-                .order_by(status_deliveries.c.queued_at)
-                .limit(limit)
-            ).scalars()
-        )
+    return outbox.pending(engine, status_deliveries, limit)
 
 
 def statuses_to_deliver(engine: sqlalchemy.Engine, *, person_id: str) -> PersonStatuses | None:
@@ -219,16 +183,8 @@ def statuses_to_deliver(engine: sqlalchemy.Engine, *, person_id: str) -> PersonS
 
 
 def delivered(engine: sqlalchemy.Engine, *, person_id: str, version: int) -> None:
-    """The settlement service holds the person's statuses up to ``version``: forget the
-    delivery, unless a later change was queued meanwhile."""
-    with write_transaction(engine) as connection:
-        connection.execute(
-            delete(status_deliveries).where(
-                status_deliveries.c.subscriber == SETTLEMENT,
-                status_deliveries.c.person_id == person_id,
-                status_deliveries.c.version <= version,
-            )
-        )
+    """The settlement service holds the person's statuses up to ``version``."""
+    outbox.delivered(engine, status_deliveries, person_id, version)
 
 
 # -- reads ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Final, Self
 
 from pydantic import Field, model_validator
 
-from doudi.common.settings import ServiceSettings
+from doudi.common.settings import SenderSettings
 from doudi.core.statuses import AGENCIES
 
 DEFAULT_PORT = 50052
@@ -32,13 +32,7 @@ DEMO_AGENCY_KEYS: Final = {
 MIN_KEY_LENGTH = 24
 
 
-class Settings(ServiceSettings):
-    settlement_address: str = "127.0.0.1:50053"
-    """Where the settlement service answers: it receives every person's statuses."""
-    peer_timeout_seconds: float = 5.0
-    """How long a send of statuses to the settlement service may take."""
-    delivery_retry_seconds: float = 2.0
-    """How often statuses the settlement service could not be sent are sent again."""
+class Settings(SenderSettings):
     agency_keys: dict[str, str] = Field(
         default_factory=lambda: dict(DEMO_AGENCY_KEYS),
         repr=False,  # the keys are secrets

@@ -8,17 +8,9 @@ subscriber (the settlement service) has not yet received.
 from __future__ import annotations
 
 import sqlalchemy
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Date,
-    DateTime,
-    Index,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    UniqueConstraint,
-)
+from sqlalchemy import Column, Date, DateTime, Index, String, Table, UniqueConstraint
+
+from doudi.common.outbox import outbox_table
 
 metadata = sqlalchemy.MetaData()
 
@@ -57,14 +49,5 @@ audit_events = Table(
     Index("ix_audit_events_person_id", "person_id", "event_id"),
 )
 
-# Persons whose statuses changed and are not yet delivered to a subscriber, written in
-# the transaction that records the change; ``version`` is the person's latest record.
-status_deliveries = Table(
-    "status_deliveries",
-    metadata,
-    Column("subscriber", String(32), nullable=False),
-    Column("person_id", String(18), nullable=False),
-    Column("version", BigInteger, nullable=False),
-    Column("queued_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("subscriber", "person_id", name="pk_status_deliveries"),
-)
+# Persons whose statuses the settlement service has not received yet (doudi.common.outbox).
+status_deliveries = outbox_table(metadata, "status_deliveries")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from pathlib import Path
 from typing import Any
 
 import grpc
 import sqlalchemy
 
+from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.grpc_server import (
     Authenticator,
@@ -25,10 +27,20 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.protos import EnumCodes, from_date, to_date
+from doudi.common.outbox import Sender
+from doudi.common.protos import to_date
 from doudi.core.packs import PackRegistry
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from services.enrollment import service
+from services.enrollment.delivery import coverage_sender
+from services.enrollment.messages import (
+    EMPLOYMENTS,
+    PREMIUM_PAYERS,
+    SCHEMES,
+    TIERS,
+    enrolment_message,
+    person_message,
+)
 from services.enrollment.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(
@@ -38,16 +50,14 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
 )
 
-SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
-EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
-TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
-PREMIUM_PAYERS = EnumCodes(enrollment_pb2.PremiumPayer, "PREMIUM_PAYER_")
-
 
 class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
-    def __init__(self, engine: sqlalchemy.Engine, regions: frozenset[str]) -> None:
+    def __init__(
+        self, engine: sqlalchemy.Engine, regions: frozenset[str], delivery: Sender
+    ) -> None:
         self.engine = engine
         self.regions = regions
+        self.delivery = delivery
 
     async def CreatePerson(
         self,
@@ -65,6 +75,8 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         stored = await write_in_thread(
             self.engine, service.create_person, person=person, regions=self.regions
         )
+        # Also on a repeated request: a send that failed the first time goes now.
+        await self.delivery.send_now(stored.person_id)
         return enrollment_pb2.CreatePersonResponse(person=person_message(stored))
 
     async def GetPerson(
@@ -111,6 +123,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             premium_payer=PREMIUM_PAYERS.code(given.premium_payer, "enrolment.premium_payer"),
         )
         stored = await write_in_thread(self.engine, service.create_enrolment, enrolment=enrolment)
+        await self.delivery.send_now(stored.person_id)
         return enrollment_pb2.CreateEnrolmentResponse(enrolment=enrolment_message(stored))
 
     async def GetEnrolment(
@@ -140,29 +153,6 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         )
 
 
-def person_message(person: service.Person) -> enrollment_pb2.Person:
-    return enrollment_pb2.Person(
-        person_id=person.person_id,
-        name=person.name,
-        birth_date=from_date(person.birth_date),
-        sex=person.sex,
-        household_id=person.household_id,
-        region=person.region,
-    )
-
-
-def enrolment_message(enrolment: service.Enrolment) -> enrollment_pb2.Enrolment:
-    return enrollment_pb2.Enrolment(
-        person_id=enrolment.person_id,
-        year=enrolment.year,
-        scheme=SCHEMES.value(enrolment.scheme),
-        employment=EMPLOYMENTS.value(enrolment.employment),
-        tier=TIERS.value(enrolment.tier),
-        premium_fen=enrolment.premium_fen,
-        premium_payer=PREMIUM_PAYERS.value(enrolment.premium_payer),
-    )
-
-
 def known_regions(registry: PackRegistry) -> frozenset[str]:
     """The regions a person may belong to: those with a policy pack."""
     return frozenset(pack.region_code for pack in registry)
@@ -170,10 +160,11 @@ def known_regions(registry: PackRegistry) -> frozenset[str]:
 
 def setup(settings: Settings) -> Setup:
     async def build(
-        engine: sqlalchemy.Engine, _stack: contextlib.AsyncExitStack
+        engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = await asyncio.to_thread(PackRegistry.load)
-        servicer = EnrollmentServicer(engine, known_regions(registry))
+        delivery = outbox.start(stack, settings, functools.partial(coverage_sender, engine))
+        servicer = EnrollmentServicer(engine, known_regions(registry), delivery)
 
         def register(server: grpc.aio.Server) -> None:
             enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)

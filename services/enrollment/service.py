@@ -10,19 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy
-from sqlalchemy import Row, and_, bindparam, select
+from sqlalchemy import Row, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
+from doudi.common import outbox
+from doudi.common.db import read_connection
 from doudi.common.errors import AlreadyExists, NotFound
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.core import model
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, mask, read_resident_id
-from services.enrollment.tables import enrolments, persons
+from services.enrollment.tables import coverage_deliveries, enrolments, persons
 
 MAX_TEXT = 64
 """The longest name or household id, in characters."""
@@ -89,7 +91,7 @@ def create_person(
 ) -> Person:
     """Register a person, or answer the stored one if it has the same data."""
     wanted = _checked_person(person, regions)
-    return _store_once(
+    stored = _store_once(
         connection,
         persons,
         wanted,
@@ -97,6 +99,8 @@ def create_person(
         conflict=f"person {mask(wanted.person_id)} is registered",
         field="person.person_id",
     )
+    _queue_for_settlement(connection, wanted.person_id)
+    return stored
 
 
 def get_person(*, connection: sqlalchemy.Connection, person_id: str) -> Person:
@@ -134,7 +138,7 @@ def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment)
     wanted = replace(enrolment, person_id=resident_id.number)
     if _read_person(connection, wanted.person_id) is None:
         raise _person_not_found(wanted.person_id, "enrolment.person_id")
-    return _store_once(
+    stored = _store_once(
         connection,
         enrolments,
         wanted,
@@ -142,6 +146,8 @@ def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment)
         conflict=f"person {mask(wanted.person_id)} is enrolled for {wanted.year}",
         field="enrolment.person_id",
     )
+    _queue_for_settlement(connection, wanted.person_id)
+    return stored
 
 
 def get_enrolment(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Enrolment:
@@ -163,6 +169,53 @@ def get_coverage(*, connection: sqlalchemy.Connection, person_id: str, day: date
     if row.year is None:
         raise _not_enrolled(number, day.year)
     return Coverage(_record(Person, row), _record(Enrolment, row))
+
+
+# The settlement service's copy (doudi.common.outbox)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonCoverage:
+    """What the settlement service keeps of a person: region and every year's enrolment."""
+
+    person_id: str
+    version: int
+    region: str
+    enrolments: tuple[Enrolment, ...]
+
+
+def _queue_for_settlement(connection: sqlalchemy.Connection, number: str) -> None:
+    """Queue the person's coverage for the settlement service, in the caller's transaction.
+    The version counts the person's records, which are only ever added."""
+    count = connection.execute(_ENROLMENT_COUNT, {"person_id": number}).scalar_one()
+    outbox.queue(connection, coverage_deliveries, number, 1 + count, datetime.now(UTC))
+
+
+def coverage_to_deliver(engine: sqlalchemy.Engine, *, person_id: str) -> PersonCoverage | None:
+    """The person as the settlement service keeps them (None: not registered)."""
+    with read_connection(engine) as connection:
+        person = _read_person(connection, person_id)
+        if person is None:
+            return None
+        years = tuple(
+            _record(Enrolment, row)
+            for row in connection.execute(
+                select(*_ENROLMENT_COLUMNS)
+                .where(enrolments.c.person_id == person_id)
+                .order_by(enrolments.c.year)
+            )
+        )
+    return PersonCoverage(person_id, 1 + len(years), person.region, years)
+
+
+def pending_deliveries(engine: sqlalchemy.Engine, *, limit: int) -> list[str]:
+    """Persons whose coverage the settlement service has not received yet, oldest first."""
+    return outbox.pending(engine, coverage_deliveries, limit)
+
+
+def delivered(engine: sqlalchemy.Engine, *, person_id: str, version: int) -> None:
+    """The settlement service holds the person's coverage up to ``version``."""
+    outbox.delivered(engine, coverage_deliveries, person_id, version)
 
 
 # Rules
@@ -271,6 +324,11 @@ def _store_once(
     raise AlreadyExists(f"{conflict} with another {', '.join(differing)}", field=field)
 
 
+_ENROLMENT_COUNT = (
+    select(func.count())
+    .select_from(enrolments)
+    .where(enrolments.c.person_id == bindparam("person_id"))
+)
 _PERSON_COLUMNS = tuple(persons.c[f.name] for f in fields(Person))
 _ENROLMENT_COLUMNS = tuple(enrolments.c[f.name] for f in fields(Enrolment))
 # Built once: every settlement asks for coverage, and building a statement costs more

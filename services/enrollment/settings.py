@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from doudi.common.settings import ServiceSettings
+from doudi.common.settings import SenderSettings
 
 DEFAULT_PORT = 50051
 
 
-class Settings(ServiceSettings):
+class Settings(SenderSettings):
     pass

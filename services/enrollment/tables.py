@@ -11,6 +11,8 @@ from datetime import datetime
 import sqlalchemy
 from sqlalchemy import BigInteger, Column, Date, DateTime, ForeignKey, Index, Integer, String, Table
 
+from doudi.common.outbox import outbox_table
+
 metadata = sqlalchemy.MetaData()
 
 
@@ -52,3 +54,7 @@ enrolments = Table(
     Column("premium_payer", String(32), nullable=False),
     _created_at(),
 )
+
+# Persons whose region and enrolments the settlement service has not received yet
+# (doudi.common.outbox); ``version`` counts the person's records (1 + enrolments).
+coverage_deliveries = outbox_table(metadata, "coverage_deliveries")

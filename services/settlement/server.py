@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 import grpc
 import sqlalchemy
 
-from doudi.common import grpc_client
 from doudi.common.db import read_in_thread, write_in_thread, write_transaction
 from doudi.common.errors import Aborted, FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
@@ -42,13 +41,12 @@ from doudi.common.protos import EnumCodes, from_date, optional_date, to_date, to
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
-from doudi.core.model import Person, Visit
+from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
-from doudi.core.policy import Pack
 from doudi.datashare.v1 import datashare_pb2
+from doudi.enrollment.v1 import enrollment_pb2
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import service
-from services.settlement.peers import Peers
 from services.settlement.service import HeldStatus, Hospital, SettleCommand, SettlementRecord
 from services.settlement.settings import DEFAULT_PORT, Settings
 
@@ -66,6 +64,9 @@ STATES = {
     service.REVERSED: settlement_pb2.SETTLEMENT_STATE_REVERSED,
     service.PREVIEW: settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED,
 }
+SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
+EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
+TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
 STATUSES = EnumCodes(datashare_pb2.Status, "STATUS_")
 AGENCIES = EnumCodes(datashare_pb2.Agency, "AGENCY_")
 MAX_REQUEST_ID_LENGTH = 128
@@ -127,13 +128,11 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         *,
         engine: sqlalchemy.Engine,
         registry: PackRegistry,
-        peers: Peers,
         hospitals: HospitalDirectory,
         timezone: ZoneInfo,
     ) -> None:
         self.engine = engine
         self.registry = registry
-        self.peers = peers
         self.hospitals = hospitals
         self.timezone = timezone
         self.regions = frozenset(pack.region_code for pack in registry)
@@ -150,10 +149,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_pb2.PreviewSettlementResponse:
         hospital = await self._calling_hospital()
         resident_id, visit = _read_visit(request.person_id, request.visit, hospital)
-        pack, person, visit = await self._gather(resident_id, visit, hospital)
-        record = await read_in_thread(
-            self.engine, service.preview, hospital=hospital, pack=pack, person=person, visit=visit
-        )
+        command = SettleCommand(hospital, "", "", resident_id, visit, self.registry)
+        record = await read_in_thread(self.engine, service.preview, command=command)
         return settlement_pb2.PreviewSettlementResponse(settlement=settlement_message(record))
 
     async def Settle(
@@ -174,8 +171,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         try:
             # A retry is found by the unique key when its settlement is stored (see
             # _settle), not by a read before: retries are rare, settlements are not.
-            pack, person, visit = await self._gather(resident_id, visit, hospital)
-            command = SettleCommand(hospital, request_id, digest, pack, person, visit)
+            command = SettleCommand(hospital, request_id, digest, resident_id, visit, self.registry)
             record, replayed = await asyncio.to_thread(self._settle, command)
         finally:
             self.in_flight.discard(key)
@@ -376,6 +372,38 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         )
         return settlement_pb2.RecordPersonStatusesResponse(version=version)
 
+    async def RecordPersonCoverage(
+        self,
+        request: settlement_pb2.RecordPersonCoverageRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.RecordPersonCoverageResponse:
+        require("internal")
+        person_id = read_resident_id(request.person_id, "person_id").number
+        if request.version < 1:
+            raise InvalidInput("version", "required: the enrollment service's version")
+        if not request.region or len(request.region) > 32:
+            raise InvalidInput("region", "required: the person's pooling region")
+        years: dict[int, tuple[str, str | None, str | None]] = {}
+        for index, enrolment in enumerate(request.enrolments):
+            where = f"enrolments[{index}]"
+            if enrolment.year in years:
+                raise InvalidInput(f"{where}.year", f"{enrolment.year} is given twice")
+            years[enrolment.year] = (
+                SCHEMES.code(enrolment.scheme, f"{where}.scheme"),
+                EMPLOYMENTS.optional_code(enrolment.employment, f"{where}.employment"),
+                TIERS.optional_code(enrolment.tier, f"{where}.tier"),
+            )
+        version = await write_in_thread(
+            self.engine,
+            service.record_coverage,
+            person_id=person_id,
+            version=request.version,
+            region=request.region,
+            years=years,
+            now=datetime.now(UTC),
+        )
+        return settlement_pb2.RecordPersonCoverageResponse(version=version)
+
     # --- helpers ----------------------------------------------------------------------
 
     async def _calling_hospital(self) -> Hospital:
@@ -393,25 +421,6 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         if requested and requested != caller.id:
             raise NotFound(f"no hospital {requested!r}", field="hospital_id")
         return caller.id
-
-    async def _gather(
-        self, resident_id: ResidentId, visit: Visit, hospital: Hospital
-    ) -> tuple[Pack, Person, Visit]:
-        """The pack in force, the insured person with their statuses, and the visit as the
-        platform sees it (out of area when the hospital is in another region)."""
-        insured = await self.peers.insured_person(resident_id, visit.settles_on)
-        pack = self.registry.in_force(insured.region, visit.settles_on)
-        if pack is None:
-            field = "visit.discharged" if visit.admitted is not None else "visit.date"
-            raise FailedPrecondition(
-                f"no policy pack of region {insured.region!r} is in force on "
-                f"{visit.settles_on.isoformat()}",
-                reason="NO_POLICY_IN_FORCE",
-                field=field,
-            )
-        if hospital.region != insured.region and not visit.out_of_area:
-            visit = _with_out_of_area(visit)
-        return pack, insured.person, visit
 
     def _day(self, now: datetime) -> date:
         return now.astimezone(self.timezone).date()
@@ -537,22 +546,13 @@ def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:
 
 def setup(settings: Settings) -> Setup:
     async def build(
-        engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
+        engine: sqlalchemy.Engine, _stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = PackRegistry.load([settings.packs_dir] if settings.packs_dir else [])
-        enrollment = grpc_client.channel(settings.enrollment_address)
-        stack.push_async_callback(enrollment.close)
-        peers = Peers(
-            enrollment,
-            token=settings.internal_token.get_secret_value(),
-            timeout=settings.peer_timeout_seconds,
-            coverage_ttl=settings.coverage_cache_seconds,
-        )
         hospitals = HospitalDirectory(engine, settings.hospital_cache_seconds)
         servicer = SettlementServicer(
             engine=engine,
             registry=registry,
-            peers=peers,
             hospitals=hospitals,
             timezone=ZoneInfo(settings.timezone),
         )

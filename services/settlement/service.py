@@ -27,14 +27,18 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound
+from doudi.common.outbox import newer_version_upsert
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
+from doudi.core.identity import ResidentId, mask
 from doudi.core.model import Person, StatusPeriod, Visit
+from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
 from services.settlement.tables import (
     clearing_records,
     hospitals,
     ledgers,
+    person_coverage,
     person_statuses,
     settlements,
 )
@@ -97,15 +101,15 @@ class HeldStatus:
 
 @dataclass(frozen=True, slots=True)
 class SettleCommand:
-    """Everything a settlement needs, gathered and checked by the caller; the person's
-    statuses are read in the settlement's transaction."""
+    """A settlement as asked for, checked by the caller. Who the person is (region,
+    enrolment, statuses) is read in the settlement's transaction."""
 
     hospital: Hospital
     request_id: str
     request_sha256: str
-    pack: Pack
-    person: Person
+    resident_id: ResidentId
     visit: Visit
+    packs: PackRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,27 +186,15 @@ def _hospital(row: Row) -> Hospital:
 # --- settling ----------------------------------------------------------------------------
 
 
-def preview(
-    *,
-    connection: sqlalchemy.Connection,
-    hospital: Hospital,
-    pack: Pack,
-    person: Person,
-    visit: Visit,
-) -> SettlementRecord:
-    """What settling the visit would pay now; reads the ledger and statuses, writes nothing."""
-    person_id = person.resident_id.number
-    row = connection.execute(
-        _READ_LEDGER, {"person_id": person_id, "statuses_of": person_id}
-    ).first()
-    if row is None:
-        ledger = PersonLedger()
-        statuses = connection.execute(_READ_STATUSES, {"statuses_of": person_id}).scalar()
-    else:
-        ledger, statuses = _ledger(row), row.statuses
-    person = dataclasses.replace(person, statuses=_status_periods(statuses))
+def preview(*, connection: sqlalchemy.Connection, command: SettleCommand) -> SettlementRecord:
+    """What settling the visit would pay now; reads, writes nothing."""
+    person_id = command.resident_id.number
+    known = connection.execute(_READ_PERSON, {"person_of": person_id}).one()
+    pack, person, visit = _insured(command, known.coverage, known.statuses)
+    row = connection.execute(_READ_LEDGER, {"person_id": person_id}).first()
+    ledger = PersonLedger() if row is None else _ledger(row)
     result = settle_visit(pack, person, visit, ledger.view(visit.settles_on.year))
-    return _record(result, "", PREVIEW, hospital, pack, person, visit, None)
+    return _record(result, "", PREVIEW, command.hospital, pack, person, visit, None)
 
 
 def find_by_request(
@@ -226,20 +218,11 @@ def settle(
     settlement of the same hospital visit, or a reused idempotency key, breaks a
     unique constraint: the caller rolls back and asks :func:`explain_conflict`.
     """
-    person_id = command.person.resident_id.number
-    ledger, version, statuses = _lock_ledger(connection, person_id, now)
-    person = dataclasses.replace(command.person, statuses=_status_periods(statuses))
-    result = ledger.settle(command.pack, person, command.visit)
-    record = _record(
-        result,
-        str(uuid.uuid4()),
-        SETTLED,
-        command.hospital,
-        command.pack,
-        command.person,
-        command.visit,
-        now,
-    )
+    person_id = command.resident_id.number
+    ledger, version, known = _lock_ledger(connection, person_id, now)
+    pack, person, visit = _insured(command, known.coverage, known.statuses)
+    result = ledger.settle(pack, person, visit)
+    record = _record(result, str(uuid.uuid4()), SETTLED, command.hospital, pack, person, visit, now)
     connection.execute(
         settlements.insert(),
         {
@@ -263,7 +246,7 @@ def settle(
             "layers": [[layer.layer, layer.fund, layer.paid_fen] for layer in record.layers],
             "payouts": [list(payout) for payout in record.payouts],
             "deltas": dict(result.deltas),
-            "visit": visit_document(command.visit),
+            "visit": visit_document(visit),
             "state": SETTLED,
             "settled_at": now,
             "settled_on": day,
@@ -334,7 +317,7 @@ def reverse(
     row = _settlement_row(connection, settlement_id, hospital_id)
     if row.state == REVERSED:
         return _stored(row), True
-    ledger, version, _statuses = _lock_ledger(connection, row.person_id, now)
+    ledger, version, _known = _lock_ledger(connection, row.person_id, now)
     # Re-read under the ledger lock: a concurrent reversal of the same settlement
     # may have committed while we waited for it.
     row = _settlement_row(connection, settlement_id, hospital_id)
@@ -442,32 +425,94 @@ def record_statuses(
     """Store the person's statuses as the datashare hub sent them, unless a later version
     is stored already (the hub may resend, and two sends may cross); answers the version
     now stored."""
-    statement = _RECORD_STATUSES[connection.dialect.name]
-    stored = connection.execute(
-        statement,
+    periods_document = [
+        [
+            period.status,
+            period.valid_from.isoformat(),
+            None if period.valid_to is None else period.valid_to.isoformat(),
+            period.agency,
+        ]
+        for period in periods
+    ]
+    return _record_newer(
+        connection,
+        person_statuses,
         {
             "person_id": person_id,
             "version": version,
-            "periods": [
-                [
-                    period.status,
-                    period.valid_from.isoformat(),
-                    None if period.valid_to is None else period.valid_to.isoformat(),
-                    period.agency,
-                ]
-                for period in periods
-            ],
+            "periods": periods_document,
             "updated_at": now,
         },
-    ).scalar()
-    if stored is not None:
-        return int(stored)
+    )
+
+
+def record_coverage(
+    *,
+    connection: sqlalchemy.Connection,
+    person_id: str,
+    version: int,
+    region: str,
+    years: dict[int, tuple[str, str | None, str | None]],
+    now: datetime,
+) -> int:
+    """Store the person's region and enrolments (year -> scheme, employment, tier) as the
+    enrollment service sent them, unless a later version is stored; answers the version
+    now stored."""
+    document = {
+        "region": region,
+        "years": {str(year): list(enrolment) for year, enrolment in sorted(years.items())},
+    }
+    return _record_newer(
+        connection,
+        person_coverage,
+        {"person_id": person_id, "version": version, "coverage": document, "updated_at": now},
+    )
+
+
+def _record_newer(
+    connection: sqlalchemy.Connection, table: sqlalchemy.Table, values: dict[str, Any]
+) -> int:
+    stored = connection.execute(_RECORD_NEWER[(table.name, connection.dialect.name)], values)
+    version = stored.scalar()
+    if version is not None:
+        return int(version)
     # The stored version was not lower: nothing changed, and the upsert answered no row.
     return int(
         connection.execute(
-            select(person_statuses.c.version).where(person_statuses.c.person_id == person_id)
+            select(table.c.version).where(table.c.person_id == values["person_id"])
         ).scalar_one()
     )
+
+
+def _insured(
+    command: SettleCommand, coverage: dict[str, Any] | None, statuses: Any
+) -> tuple[Pack, Person, Visit]:
+    """The pack in force, the insured person as the engine needs them, and the visit as the
+    platform sees it (out of area when the hospital is in another region)."""
+    number = command.resident_id.number
+    visit = command.visit
+    if coverage is None:
+        raise NotFound(f"no person {mask(number)}", reason="PERSON_NOT_FOUND", field="person_id")
+    enrolment = coverage["years"].get(str(visit.settles_on.year))
+    if enrolment is None:
+        raise NotFound(
+            f"person {mask(number)} is not enrolled for {visit.settles_on.year}",
+            reason="NOT_ENROLLED",
+            field="person_id",
+        )
+    region = coverage["region"]
+    pack = command.packs.in_force(region, visit.settles_on)
+    if pack is None:
+        raise FailedPrecondition(
+            f"no policy pack of region {region!r} is in force on {visit.settles_on.isoformat()}",
+            reason="NO_POLICY_IN_FORCE",
+            field="visit.discharged" if visit.admitted is not None else "visit.date",
+        )
+    if command.hospital.region != region and not visit.out_of_area:
+        visit = dataclasses.replace(visit, out_of_area=True)
+    scheme, employment, tier = enrolment
+    person = Person(command.resident_id, scheme, employment, tier, _status_periods(statuses))
+    return pack, person, visit
 
 
 def _status_periods(stored: list[list[str | None]] | None) -> tuple[StatusPeriod, ...]:
@@ -621,12 +666,18 @@ def _clear(
 # The statements every settlement runs, built once (building one costs more than running it).
 _STATUSES = (
     select(person_statuses.c.periods)
-    .where(person_statuses.c.person_id == bindparam("statuses_of"))
+    .where(person_statuses.c.person_id == bindparam("person_of"))
     .scalar_subquery()
     .label("statuses")
 )
-_READ_STATUSES = select(_STATUSES)
-_READ_LEDGER = select(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, _STATUSES).where(
+_COVERAGE = (
+    select(person_coverage.c.coverage)
+    .where(person_coverage.c.person_id == bindparam("person_of"))
+    .scalar_subquery()
+    .label("coverage")
+)
+_READ_PERSON = select(_COVERAGE, _STATUSES)
+_READ_LEDGER = select(ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year).where(
     ledgers.c.person_id == bindparam("person_id")
 )
 _LOCK_LEDGER = {
@@ -635,29 +686,20 @@ _LOCK_LEDGER = {
         index_elements=[ledgers.c.person_id], set_={"version": ledgers.c.version}
     )
     .returning(
-        ledgers.c.years, ledgers.c.payouts, ledgers.c.first_year, ledgers.c.version, _STATUSES
+        ledgers.c.years,
+        ledgers.c.payouts,
+        ledgers.c.first_year,
+        ledgers.c.version,
+        _COVERAGE,
+        _STATUSES,
     )
     for dialect in (postgresql, sqlite)
 }
-
-
-def _record_statuses_statement(dialect: Any) -> Any:
-    insert = dialect.insert(person_statuses)
-    return (
-        insert.on_conflict_do_update(
-            index_elements=[person_statuses.c.person_id],
-            set_={
-                "version": insert.excluded.version,
-                "periods": insert.excluded.periods,
-                "updated_at": insert.excluded.updated_at,
-            },
-            where=person_statuses.c.version < insert.excluded.version,
-        )
-    ).returning(person_statuses.c.version)
-
-
-_RECORD_STATUSES = {
-    dialect.__name__.rsplit(".", 1)[-1]: _record_statuses_statement(dialect)
+_RECORD_NEWER = {
+    (table.name, dialect.__name__.rsplit(".", 1)[-1]): newer_version_upsert(
+        table, ["person_id"], dialect
+    ).returning(table.c.version)
+    for table in (person_statuses, person_coverage)
     for dialect in (postgresql, sqlite)
 }
 _SAVE_LEDGER = ledgers.update().where(ledgers.c.person_id == bindparam("ledger_person"))
@@ -665,9 +707,9 @@ _SAVE_LEDGER = ledgers.update().where(ledgers.c.person_id == bindparam("ledger_p
 
 def _lock_ledger(
     connection: sqlalchemy.Connection, person_id: str, now: datetime
-) -> tuple[PersonLedger, int, Any]:
+) -> tuple[PersonLedger, int, Row]:
     """The person's ledger, locked until the transaction ends (created empty if new), its
-    version, and the person's stored statuses.
+    version, and the row, which also holds the person's stored coverage and statuses.
 
     One statement does all: an upsert whose conflict branch rewrites the row
     takes its row lock on PostgreSQL and answers the row as it stands after any
@@ -679,7 +721,7 @@ def _lock_ledger(
         statement,
         {
             "person_id": person_id,
-            "statuses_of": person_id,
+            "person_of": person_id,
             "years": {},
             "payouts": [],
             "first_year": None,
@@ -687,7 +729,7 @@ def _lock_ledger(
             "updated_at": now,
         },
     ).one()
-    return _ledger(row), row.version, row.statuses
+    return _ledger(row), row.version, row
 
 
 def _ledger(row: Row) -> PersonLedger:

@@ -10,13 +10,6 @@ DEFAULT_PORT = 50053
 
 
 class Settings(ServiceSettings):
-    enrollment_address: str = "127.0.0.1:50051"
-    """Where the enrollment service answers (persons and enrolments)."""
-    peer_timeout_seconds: float = 5.0
-    """How long a settlement waits for enrollment before failing UNAVAILABLE."""
-    coverage_cache_seconds: float = 300.0
-    """How long a person's enrolment for a year, once found, is reused without asking
-    enrollment again (enrolments do not change once recorded; see peers.Peers)."""
     timezone: str = "Asia/Shanghai"
     """The bureau's time zone: it decides which business day a settlement is cleared on."""
     packs_dir: Path | None = None

@@ -9,9 +9,10 @@
 * ``ledgers``: each person's yearly accumulators (年度累计), one row per person,
   locked by every settlement of that person so that yearly caps hold under
   concurrency;
-* ``person_statuses``: each person's statuses as the datashare hub last sent
-  them (a projection of the hub's registry, versioned by the hub's latest
-  record), read in the settlement's own transaction.
+* ``person_statuses`` and ``person_coverage``: each person's statuses as the
+  datashare hub last sent them, and region and enrolments as the enrollment
+  service last sent them (copies kept at the highest version sent, see
+  doudi.common.outbox), read in the statement that locks the ledger.
 """
 
 from __future__ import annotations
@@ -124,5 +125,15 @@ person_statuses = Table(
     Column("version", BigInteger, nullable=False),
     # [[status, valid_from, valid_to or null], ...] in ISO dates, as the hub computed them.
     Column("periods", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+person_coverage = Table(
+    "person_coverage",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    # {"region": "411323", "years": {"2026": [scheme, employment or null, tier or null]}}
+    Column("coverage", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

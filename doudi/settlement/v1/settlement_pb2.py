@@ -23,73 +23,78 @@ _sym_db = _symbol_database.Default()
 
 
 from doudi.datashare.v1 import datashare_pb2 as doudi_dot_datashare_dot_v1_dot_datashare__pb2
+from doudi.enrollment.v1 import enrollment_pb2 as doudi_dot_enrollment_dot_v1_dot_enrollment__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/settlement/v1/settlement.proto\x12\x13\x64oudi.settlement.v1\x1a\"doudi/datashare/v1/datashare.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"t\n\x04Item\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x32\n\nitem_class\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.ItemClass\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x04 \x01(\x03\"\x9e\x02\n\x05Visit\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x32\n\nvisit_type\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12%\n\ndischarged\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x1f\n\x04\x64\x61te\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0bout_of_area\x18\x06 \x01(\x08\x12\x10\n\x08referred\x18\x07 \x01(\x08\x12\x11\n\tdiagnoses\x18\x08 \x03(\t\x12(\n\x05items\x18\t \x03(\x0b\x32\x19.doudi.settlement.v1.Item\"=\n\x0cLayerPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"c\n\x06Payout\x12\x0f\n\x07\x62\x65nefit\x18\x01 \x01(\t\x12\x15\n\rdisease_class\x18\x02 \x01(\t\x12\x0c\n\x04\x66und\x18\x03 \x01(\t\x12\x11\n\tdiagnosis\x18\x04 \x01(\t\x12\x10\n\x08paid_fen\x18\x05 \x01(\x03\"\xf8\x04\n\nSettlement\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32$.doudi.settlement.v1.SettlementState\x12\x13\n\x0bhospital_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x10\n\x08visit_id\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12%\n\nsettles_on\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x13\n\x0b\x63lass_c_fen\x18\n \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x0b \x01(\x03\x12\x18\n\x10pre_self_pay_fen\x18\x0c \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\r \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\x0e \x01(\x03\x12\x31\n\x06layers\x18\x0f \x03(\x0b\x32!.doudi.settlement.v1.LayerPayment\x12\x15\n\rfund_paid_fen\x18\x10 \x01(\x03\x12\x14\n\x0cself_pay_fen\x18\x11 \x01(\x03\x12,\n\x07payouts\x18\x12 \x03(\x0b\x32\x1b.doudi.settlement.v1.Payout\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creverse_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x0c\x46undClearing\x12\x0c\n\x04\x66und\x18\x01 \x01(\t\x12\x13\n\x0bsettled_fen\x18\x02 \x01(\x03\x12\x14\n\x0creversed_fen\x18\x03 \x01(\x03\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\x12\x14\n\x0crecord_count\x18\x05 \x01(\x05\"L\n\x08Hospital\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\"X\n\x18PreviewSettlementRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12)\n\x05visit\x18\x02 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"P\n\x19PreviewSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"a\n\rSettleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12)\n\x05visit\x18\x03 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"W\n\x0eSettleResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"E\n\x18ReverseSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"b\n\x19ReverseSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"-\n\x14GetSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\"L\n\x15GetSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"\xa0\x01\n\x16ListSettlementsRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12%\n\nstart_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x17ListSettlementsResponse\x12\x34\n\x0bsettlements\x18\x01 \x03(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x17GetDailyClearingRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x93\x01\n\x18GetDailyClearingResponse\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x05\x66unds\x18\x03 \x03(\x0b\x32!.doudi.settlement.v1.FundClearing\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\"Y\n\x15\x43reateHospitalRequest\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"Z\n\x16\x43reateHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x12GetHospitalRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\"F\n\x13GetHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\"t\n\x1bRecordPersonStatusesRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x31\n\x07periods\x18\x03 \x03(\x0b\x32 .doudi.datashare.v1.StatusPeriod\"/\n\x1cRecordPersonStatusesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*]\n\tItemClass\x12\x1a\n\x16ITEM_CLASS_UNSPECIFIED\x10\x00\x12\x10\n\x0cITEM_CLASS_A\x10\x01\x12\x10\n\x0cITEM_CLASS_B\x10\x02\x12\x10\n\x0cITEM_CLASS_C\x10\x03*p\n\x0fSettlementState\x12 \n\x1cSETTLEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SETTLEMENT_STATE_SETTLED\x10\x01\x12\x1d\n\x19SETTLEMENT_STATE_REVERSED\x10\x02\x32\xdf\x07\n\x11SettlementService\x12r\n\x11PreviewSettlement\x12-.doudi.settlement.v1.PreviewSettlementRequest\x1a..doudi.settlement.v1.PreviewSettlementResponse\x12Q\n\x06Settle\x12\".doudi.settlement.v1.SettleRequest\x1a#.doudi.settlement.v1.SettleResponse\x12r\n\x11ReverseSettlement\x12-.doudi.settlement.v1.ReverseSettlementRequest\x1a..doudi.settlement.v1.ReverseSettlementResponse\x12\x66\n\rGetSettlement\x12).doudi.settlement.v1.GetSettlementRequest\x1a*.doudi.settlement.v1.GetSettlementResponse\x12l\n\x0fListSettlements\x12+.doudi.settlement.v1.ListSettlementsRequest\x1a,.doudi.settlement.v1.ListSettlementsResponse\x12o\n\x10GetDailyClearing\x12,.doudi.settlement.v1.GetDailyClearingRequest\x1a-.doudi.settlement.v1.GetDailyClearingResponse\x12i\n\x0e\x43reateHospital\x12*.doudi.settlement.v1.CreateHospitalRequest\x1a+.doudi.settlement.v1.CreateHospitalResponse\x12`\n\x0bGetHospital\x12\'.doudi.settlement.v1.GetHospitalRequest\x1a(.doudi.settlement.v1.GetHospitalResponse\x12{\n\x14RecordPersonStatuses\x12\x30.doudi.settlement.v1.RecordPersonStatusesRequest\x1a\x31.doudi.settlement.v1.RecordPersonStatusesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/settlement/v1/settlement.proto\x12\x13\x64oudi.settlement.v1\x1a\"doudi/datashare/v1/datashare.proto\x1a$doudi/enrollment/v1/enrollment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"t\n\x04Item\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x32\n\nitem_class\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.ItemClass\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x04 \x01(\x03\"\x9e\x02\n\x05Visit\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x32\n\nvisit_type\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12%\n\ndischarged\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x1f\n\x04\x64\x61te\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0bout_of_area\x18\x06 \x01(\x08\x12\x10\n\x08referred\x18\x07 \x01(\x08\x12\x11\n\tdiagnoses\x18\x08 \x03(\t\x12(\n\x05items\x18\t \x03(\x0b\x32\x19.doudi.settlement.v1.Item\"=\n\x0cLayerPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"c\n\x06Payout\x12\x0f\n\x07\x62\x65nefit\x18\x01 \x01(\t\x12\x15\n\rdisease_class\x18\x02 \x01(\t\x12\x0c\n\x04\x66und\x18\x03 \x01(\t\x12\x11\n\tdiagnosis\x18\x04 \x01(\t\x12\x10\n\x08paid_fen\x18\x05 \x01(\x03\"\xf8\x04\n\nSettlement\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32$.doudi.settlement.v1.SettlementState\x12\x13\n\x0bhospital_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x10\n\x08visit_id\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12%\n\nsettles_on\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x13\n\x0b\x63lass_c_fen\x18\n \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x0b \x01(\x03\x12\x18\n\x10pre_self_pay_fen\x18\x0c \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\r \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\x0e \x01(\x03\x12\x31\n\x06layers\x18\x0f \x03(\x0b\x32!.doudi.settlement.v1.LayerPayment\x12\x15\n\rfund_paid_fen\x18\x10 \x01(\x03\x12\x14\n\x0cself_pay_fen\x18\x11 \x01(\x03\x12,\n\x07payouts\x18\x12 \x03(\x0b\x32\x1b.doudi.settlement.v1.Payout\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creverse_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x0c\x46undClearing\x12\x0c\n\x04\x66und\x18\x01 \x01(\t\x12\x13\n\x0bsettled_fen\x18\x02 \x01(\x03\x12\x14\n\x0creversed_fen\x18\x03 \x01(\x03\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\x12\x14\n\x0crecord_count\x18\x05 \x01(\x05\"L\n\x08Hospital\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\"X\n\x18PreviewSettlementRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12)\n\x05visit\x18\x02 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"P\n\x19PreviewSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"a\n\rSettleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12)\n\x05visit\x18\x03 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"W\n\x0eSettleResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"E\n\x18ReverseSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"b\n\x19ReverseSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"-\n\x14GetSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\"L\n\x15GetSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"\xa0\x01\n\x16ListSettlementsRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12%\n\nstart_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x17ListSettlementsResponse\x12\x34\n\x0bsettlements\x18\x01 \x03(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x17GetDailyClearingRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x93\x01\n\x18GetDailyClearingResponse\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x05\x66unds\x18\x03 \x03(\x0b\x32!.doudi.settlement.v1.FundClearing\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\"Y\n\x15\x43reateHospitalRequest\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"Z\n\x16\x43reateHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x12GetHospitalRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\"F\n\x13GetHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\"t\n\x1bRecordPersonStatusesRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x31\n\x07periods\x18\x03 \x03(\x0b\x32 .doudi.datashare.v1.StatusPeriod\"/\n\x1cRecordPersonStatusesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"\x85\x01\n\x1bRecordPersonCoverageRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x32\n\nenrolments\x18\x04 \x03(\x0b\x32\x1e.doudi.enrollment.v1.Enrolment\"/\n\x1cRecordPersonCoverageResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*]\n\tItemClass\x12\x1a\n\x16ITEM_CLASS_UNSPECIFIED\x10\x00\x12\x10\n\x0cITEM_CLASS_A\x10\x01\x12\x10\n\x0cITEM_CLASS_B\x10\x02\x12\x10\n\x0cITEM_CLASS_C\x10\x03*p\n\x0fSettlementState\x12 \n\x1cSETTLEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SETTLEMENT_STATE_SETTLED\x10\x01\x12\x1d\n\x19SETTLEMENT_STATE_REVERSED\x10\x02\x32\xdc\x08\n\x11SettlementService\x12r\n\x11PreviewSettlement\x12-.doudi.settlement.v1.PreviewSettlementRequest\x1a..doudi.settlement.v1.PreviewSettlementResponse\x12Q\n\x06Settle\x12\".doudi.settlement.v1.SettleRequest\x1a#.doudi.settlement.v1.SettleResponse\x12r\n\x11ReverseSettlement\x12-.doudi.settlement.v1.ReverseSettlementRequest\x1a..doudi.settlement.v1.ReverseSettlementResponse\x12\x66\n\rGetSettlement\x12).doudi.settlement.v1.GetSettlementRequest\x1a*.doudi.settlement.v1.GetSettlementResponse\x12l\n\x0fListSettlements\x12+.doudi.settlement.v1.ListSettlementsRequest\x1a,.doudi.settlement.v1.ListSettlementsResponse\x12o\n\x10GetDailyClearing\x12,.doudi.settlement.v1.GetDailyClearingRequest\x1a-.doudi.settlement.v1.GetDailyClearingResponse\x12i\n\x0e\x43reateHospital\x12*.doudi.settlement.v1.CreateHospitalRequest\x1a+.doudi.settlement.v1.CreateHospitalResponse\x12`\n\x0bGetHospital\x12\'.doudi.settlement.v1.GetHospitalRequest\x1a(.doudi.settlement.v1.GetHospitalResponse\x12{\n\x14RecordPersonStatuses\x12\x30.doudi.settlement.v1.RecordPersonStatusesRequest\x1a\x31.doudi.settlement.v1.RecordPersonStatusesResponse\x12{\n\x14RecordPersonCoverage\x12\x30.doudi.settlement.v1.RecordPersonCoverageRequest\x1a\x31.doudi.settlement.v1.RecordPersonCoverageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'doudi.settlement.v1.settlement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VISITTYPE']._serialized_start=3172
-  _globals['_VISITTYPE']._serialized_end=3365
-  _globals['_ITEMCLASS']._serialized_start=3367
-  _globals['_ITEMCLASS']._serialized_end=3460
-  _globals['_SETTLEMENTSTATE']._serialized_start=3462
-  _globals['_SETTLEMENTSTATE']._serialized_end=3574
-  _globals['_ITEM']._serialized_start=154
-  _globals['_ITEM']._serialized_end=270
-  _globals['_VISIT']._serialized_start=273
-  _globals['_VISIT']._serialized_end=559
-  _globals['_LAYERPAYMENT']._serialized_start=561
-  _globals['_LAYERPAYMENT']._serialized_end=622
-  _globals['_PAYOUT']._serialized_start=624
-  _globals['_PAYOUT']._serialized_end=723
-  _globals['_SETTLEMENT']._serialized_start=726
-  _globals['_SETTLEMENT']._serialized_end=1358
-  _globals['_FUNDCLEARING']._serialized_start=1360
-  _globals['_FUNDCLEARING']._serialized_end=1470
-  _globals['_HOSPITAL']._serialized_start=1472
-  _globals['_HOSPITAL']._serialized_end=1548
-  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_start=1550
-  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_end=1638
-  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_start=1640
-  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_end=1720
-  _globals['_SETTLEREQUEST']._serialized_start=1722
-  _globals['_SETTLEREQUEST']._serialized_end=1819
-  _globals['_SETTLERESPONSE']._serialized_start=1821
-  _globals['_SETTLERESPONSE']._serialized_end=1908
-  _globals['_REVERSESETTLEMENTREQUEST']._serialized_start=1910
-  _globals['_REVERSESETTLEMENTREQUEST']._serialized_end=1979
-  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_start=1981
-  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_end=2079
-  _globals['_GETSETTLEMENTREQUEST']._serialized_start=2081
-  _globals['_GETSETTLEMENTREQUEST']._serialized_end=2126
-  _globals['_GETSETTLEMENTRESPONSE']._serialized_start=2128
-  _globals['_GETSETTLEMENTRESPONSE']._serialized_end=2204
-  _globals['_LISTSETTLEMENTSREQUEST']._serialized_start=2207
-  _globals['_LISTSETTLEMENTSREQUEST']._serialized_end=2367
-  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_start=2369
-  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_end=2473
-  _globals['_GETDAILYCLEARINGREQUEST']._serialized_start=2475
-  _globals['_GETDAILYCLEARINGREQUEST']._serialized_end=2554
-  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_start=2557
-  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_end=2704
-  _globals['_CREATEHOSPITALREQUEST']._serialized_start=2706
-  _globals['_CREATEHOSPITALREQUEST']._serialized_end=2795
-  _globals['_CREATEHOSPITALRESPONSE']._serialized_start=2797
-  _globals['_CREATEHOSPITALRESPONSE']._serialized_end=2887
-  _globals['_GETHOSPITALREQUEST']._serialized_start=2889
-  _globals['_GETHOSPITALREQUEST']._serialized_end=2930
-  _globals['_GETHOSPITALRESPONSE']._serialized_start=2932
-  _globals['_GETHOSPITALRESPONSE']._serialized_end=3002
-  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_start=3004
-  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_end=3120
-  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_start=3122
-  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_end=3169
-  _globals['_SETTLEMENTSERVICE']._serialized_start=3577
-  _globals['_SETTLEMENTSERVICE']._serialized_end=4568
+  _globals['_VISITTYPE']._serialized_start=3395
+  _globals['_VISITTYPE']._serialized_end=3588
+  _globals['_ITEMCLASS']._serialized_start=3590
+  _globals['_ITEMCLASS']._serialized_end=3683
+  _globals['_SETTLEMENTSTATE']._serialized_start=3685
+  _globals['_SETTLEMENTSTATE']._serialized_end=3797
+  _globals['_ITEM']._serialized_start=192
+  _globals['_ITEM']._serialized_end=308
+  _globals['_VISIT']._serialized_start=311
+  _globals['_VISIT']._serialized_end=597
+  _globals['_LAYERPAYMENT']._serialized_start=599
+  _globals['_LAYERPAYMENT']._serialized_end=660
+  _globals['_PAYOUT']._serialized_start=662
+  _globals['_PAYOUT']._serialized_end=761
+  _globals['_SETTLEMENT']._serialized_start=764
+  _globals['_SETTLEMENT']._serialized_end=1396
+  _globals['_FUNDCLEARING']._serialized_start=1398
+  _globals['_FUNDCLEARING']._serialized_end=1508
+  _globals['_HOSPITAL']._serialized_start=1510
+  _globals['_HOSPITAL']._serialized_end=1586
+  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_start=1588
+  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_end=1676
+  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_start=1678
+  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_end=1758
+  _globals['_SETTLEREQUEST']._serialized_start=1760
+  _globals['_SETTLEREQUEST']._serialized_end=1857
+  _globals['_SETTLERESPONSE']._serialized_start=1859
+  _globals['_SETTLERESPONSE']._serialized_end=1946
+  _globals['_REVERSESETTLEMENTREQUEST']._serialized_start=1948
+  _globals['_REVERSESETTLEMENTREQUEST']._serialized_end=2017
+  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_start=2019
+  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_end=2117
+  _globals['_GETSETTLEMENTREQUEST']._serialized_start=2119
+  _globals['_GETSETTLEMENTREQUEST']._serialized_end=2164
+  _globals['_GETSETTLEMENTRESPONSE']._serialized_start=2166
+  _globals['_GETSETTLEMENTRESPONSE']._serialized_end=2242
+  _globals['_LISTSETTLEMENTSREQUEST']._serialized_start=2245
+  _globals['_LISTSETTLEMENTSREQUEST']._serialized_end=2405
+  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_start=2407
+  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_end=2511
+  _globals['_GETDAILYCLEARINGREQUEST']._serialized_start=2513
+  _globals['_GETDAILYCLEARINGREQUEST']._serialized_end=2592
+  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_start=2595
+  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_end=2742
+  _globals['_CREATEHOSPITALREQUEST']._serialized_start=2744
+  _globals['_CREATEHOSPITALREQUEST']._serialized_end=2833
+  _globals['_CREATEHOSPITALRESPONSE']._serialized_start=2835
+  _globals['_CREATEHOSPITALRESPONSE']._serialized_end=2925
+  _globals['_GETHOSPITALREQUEST']._serialized_start=2927
+  _globals['_GETHOSPITALREQUEST']._serialized_end=2968
+  _globals['_GETHOSPITALRESPONSE']._serialized_start=2970
+  _globals['_GETHOSPITALRESPONSE']._serialized_end=3040
+  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_start=3042
+  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_end=3158
+  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_start=3160
+  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_end=3207
+  _globals['_RECORDPERSONCOVERAGEREQUEST']._serialized_start=3210
+  _globals['_RECORDPERSONCOVERAGEREQUEST']._serialized_end=3343
+  _globals['_RECORDPERSONCOVERAGERESPONSE']._serialized_start=3345
+  _globals['_RECORDPERSONCOVERAGERESPONSE']._serialized_end=3392
+  _globals['_SETTLEMENTSERVICE']._serialized_start=3800
+  _globals['_SETTLEMENTSERVICE']._serialized_end=4916
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from doudi.datashare.v1 import datashare_pb2 as _datashare_pb2
+from doudi.enrollment.v1 import enrollment_pb2 as _enrollment_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -854,3 +855,56 @@ class RecordPersonStatusesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordPersonStatusesResponse: _TypeAlias = RecordPersonStatusesResponse  # noqa: Y015
+
+@_typing.final
+class RecordPersonCoverageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    ENROLMENTS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    version: _builtins.int
+    """Grows with every change of the person's enrolments at the enrollment service."""
+    region: _builtins.str
+    """The pooling region whose policy pack settles the person's visits."""
+    @_builtins.property
+    def enrolments(self) -> _containers.RepeatedCompositeFieldContainer[_enrollment_pb2.Enrolment]:
+        """Every enrolment of the person, one per year."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        region: _builtins.str = ...,
+        enrolments: _abc.Iterable[_enrollment_pb2.Enrolment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolments", b"enrolments", "person_id", b"person_id", "region", b"region", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonCoverageRequest: _TypeAlias = RecordPersonCoverageRequest  # noqa: Y015
+
+@_typing.final
+class RecordPersonCoverageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version now stored: the request's, or a later one already recorded."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonCoverageResponse: _TypeAlias = RecordPersonCoverageResponse  # noqa: Y015

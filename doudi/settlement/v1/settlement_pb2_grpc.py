@@ -86,6 +86,11 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesResponse.FromString,
                 _registered_method=True)
+        self.RecordPersonCoverage = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/RecordPersonCoverage',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -173,6 +178,16 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordPersonCoverage(self, request, context):
+        """Records a person's pooling region and enrolments as the enrollment
+        service holds them (internal callers only: enrollment calls it before it
+        answers, so a person enrolled a moment ago settles at once). Idempotent
+        and safe out of order, as RecordPersonStatuses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -220,6 +235,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.RecordPersonStatuses,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesResponse.SerializeToString,
+            ),
+            'RecordPersonCoverage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPersonCoverage,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -472,6 +492,33 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/RecordPersonStatuses',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPersonCoverage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/RecordPersonCoverage',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageResponse.FromString,
             options,
             channel_credentials,
             insecure,

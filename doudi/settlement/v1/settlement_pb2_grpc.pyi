@@ -74,6 +74,12 @@ class SettlementServiceStub:
     and safe out of order: a `version` not above the stored one changes
     nothing.
     """
+    RecordPersonCoverage: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonCoverageRequest, _settlement_pb2.RecordPersonCoverageResponse]
+    """Records a person's pooling region and enrolments as the enrollment
+    service holds them (internal callers only: enrollment calls it before it
+    answers, so a person enrolled a moment ago settles at once). Idempotent
+    and safe out of order, as RecordPersonStatuses.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -120,6 +126,12 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     it answers the agency, so the next settlement applies them). Idempotent
     and safe out of order: a `version` not above the stored one changes
     nothing.
+    """
+    RecordPersonCoverage: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonCoverageRequest, _settlement_pb2.RecordPersonCoverageResponse]  # type: ignore[assignment]
+    """Records a person's pooling region and enrolments as the enrollment
+    service holds them (internal callers only: enrollment calls it before it
+    answers, so a person enrolled a moment ago settles at once). Idempotent
+    and safe out of order, as RecordPersonStatuses.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -218,6 +230,18 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         it answers the agency, so the next settlement applies them). Idempotent
         and safe out of order: a `version` not above the stored one changes
         nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordPersonCoverage(
+        self,
+        request: _settlement_pb2.RecordPersonCoverageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.RecordPersonCoverageResponse, _abc.Awaitable[_settlement_pb2.RecordPersonCoverageResponse]]:
+        """Records a person's pooling region and enrolments as the enrollment
+        service holds them (internal callers only: enrollment calls it before it
+        answers, so a person enrolled a moment ago settles at once). Idempotent
+        and safe out of order, as RecordPersonStatuses.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

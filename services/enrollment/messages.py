@@ -1,0 +1,35 @@
+"""The enrollment service's values as proto messages, for its server and its deliveries."""
+
+from __future__ import annotations
+
+from doudi.common.protos import EnumCodes, from_date
+from doudi.enrollment.v1 import enrollment_pb2
+from services.enrollment import service
+
+SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
+EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
+TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
+PREMIUM_PAYERS = EnumCodes(enrollment_pb2.PremiumPayer, "PREMIUM_PAYER_")
+
+
+def person_message(person: service.Person) -> enrollment_pb2.Person:
+    return enrollment_pb2.Person(
+        person_id=person.person_id,
+        name=person.name,
+        birth_date=from_date(person.birth_date),
+        sex=person.sex,
+        household_id=person.household_id,
+        region=person.region,
+    )
+
+
+def enrolment_message(enrolment: service.Enrolment) -> enrollment_pb2.Enrolment:
+    return enrollment_pb2.Enrolment(
+        person_id=enrolment.person_id,
+        year=enrolment.year,
+        scheme=SCHEMES.value(enrolment.scheme),
+        employment=EMPLOYMENTS.value(enrolment.employment),
+        tier=TIERS.value(enrolment.tier),
+        premium_fen=enrolment.premium_fen,
+        premium_payer=PREMIUM_PAYERS.value(enrolment.premium_payer),
+    )
