@@ -115,6 +115,12 @@ def unauthenticated(detail: str) -> Problem:
     )
 
 
+def invalid_header(name: str, detail: str) -> Problem:
+    """A missing or malformed header: 400 naming it, as for FastAPI's own header checks."""
+    errors = (FieldError(name, detail, in_body=False),)
+    return Problem(400, "INVALID_HEADER", f"{name}: {detail}", "Invalid header", errors)
+
+
 def _field_errors(status: DecodedStatus) -> tuple[FieldError, ...]:
     errors = []
     for violation in status.violations:

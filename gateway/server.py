@@ -10,6 +10,7 @@ then the channels close and the process exits 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import signal
@@ -49,6 +50,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def tune_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off the request path (about 6% of the CPU per
+    settlement). What start-up made lives as long as the process: frozen, no collection
+    scans it again. A request's objects are freed by reference counting, but a collection
+    every 700 net new objects (the default) came dozens of times a second under load and
+    scanned the objects of the requests in flight; at 20,000 it hardly comes, and the
+    garbage in cycles it leaves for later stays bounded by that count."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
+
+
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
@@ -64,6 +77,8 @@ def main() -> None:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         server_header=False,
     )
+
+    tune_garbage_collector()
 
     def started() -> None:
         if settings.port_file is not None:
