@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from doudi.core.errors import InvalidInput
+from doudi.core.identity import mask
 
 ERROR_DOMAIN = "doudi"
 
@@ -38,6 +39,20 @@ class NotFound(ServiceError):
 
     code = grpc.StatusCode.NOT_FOUND
     default_reason = "NOT_FOUND"
+
+
+def person_not_found(number: str, field: str) -> NotFound:
+    """No person with this identity number is registered (masked in the message)."""
+    return NotFound(f"no person {mask(number)}", reason="PERSON_NOT_FOUND", field=field)
+
+
+def not_enrolled(number: str, year: int) -> NotFound:
+    """The person is registered but not enrolled for ``year``."""
+    return NotFound(
+        f"person {mask(number)} is not enrolled for {year}",
+        reason="NOT_ENROLLED",
+        field="person_id",
+    )
 
 
 class AlreadyExists(ServiceError):

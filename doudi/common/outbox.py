@@ -153,7 +153,7 @@ class Sender:
         self._retry_seconds = retry_seconds
         self._log = log
 
-    async def send_now(self, person_id: str) -> bool:
+    async def send_now(self, person_id: str) -> None:
         """Send before the caller is answered; on failure log it and leave the person
         queued for :meth:`run`."""
         try:
@@ -168,8 +168,6 @@ class Sender:
                 error.details(),
                 self._retry_seconds,
             )
-            return False
-        return True
 
     async def send_queued(self) -> int:
         """One round: send the queued persons (up to a batch) and answer how many went.

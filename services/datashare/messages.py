@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from doudi.common.protos import EnumCodes, from_date, to_timestamp
+from doudi.common.enums import AGENCIES, ASSERTION_KINDS, STATUSES
+from doudi.common.protos import from_date, to_timestamp
 from doudi.core.statuses import EffectivePeriod
 from doudi.datashare.v1 import datashare_pb2
 from services.datashare import service
-
-STATUSES = EnumCodes(datashare_pb2.Status, "STATUS_")
-AGENCIES = EnumCodes(datashare_pb2.Agency, "AGENCY_")
-KINDS = EnumCodes(datashare_pb2.AssertionKind, "ASSERTION_KIND_")
 
 
 def assertion_message(assertion: service.Assertion) -> datashare_pb2.StatusAssertion:
     message = datashare_pb2.StatusAssertion(
         assertion_id=assertion.assertion_id,
-        kind=KINDS.value(assertion.kind),
+        kind=ASSERTION_KINDS.value(assertion.kind),
         person_id=assertion.person_id,
         household_id=assertion.household_id or "",
         status=STATUSES.value(assertion.status),

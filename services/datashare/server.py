@@ -18,6 +18,7 @@ import grpc
 import sqlalchemy
 
 from doudi.common import outbox
+from doudi.common.enums import STATUSES
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -35,12 +36,7 @@ from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from services.datashare import service
 from services.datashare.delivery import status_sender
-from services.datashare.messages import (
-    STATUSES,
-    assertion_message,
-    event_message,
-    period_message,
-)
+from services.datashare.messages import assertion_message, event_message, period_message
 from services.datashare.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from doudi.common.protos import EnumCodes, from_date
+from doudi.common.enums import EMPLOYMENTS, PREMIUM_PAYERS, SCHEMES, TIERS
+from doudi.common.protos import from_date
 from doudi.enrollment.v1 import enrollment_pb2
 from services.enrollment import service
-
-SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
-EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
-TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
-PREMIUM_PAYERS = EnumCodes(enrollment_pb2.PremiumPayer, "PREMIUM_PAYER_")
 
 
 def person_message(person: service.Person) -> enrollment_pb2.Person:

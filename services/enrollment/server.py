@@ -18,6 +18,7 @@ import sqlalchemy
 
 from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
+from doudi.common.enums import EMPLOYMENTS, PREMIUM_PAYERS, SCHEMES, TIERS
 from doudi.common.grpc_server import (
     Authenticator,
     Registrar,
@@ -33,14 +34,7 @@ from doudi.core.packs import PackRegistry
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from services.enrollment import service
 from services.enrollment.delivery import coverage_sender
-from services.enrollment.messages import (
-    EMPLOYMENTS,
-    PREMIUM_PAYERS,
-    SCHEMES,
-    TIERS,
-    enrolment_message,
-    person_message,
-)
+from services.enrollment.messages import enrolment_message, person_message
 from services.enrollment.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from doudi.common import outbox
 from doudi.common.db import read_connection
-from doudi.common.errors import AlreadyExists, NotFound
+from doudi.common.errors import AlreadyExists, not_enrolled, person_not_found
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.core import model
 from doudi.core.errors import InvalidInput
@@ -108,7 +108,7 @@ def get_person(*, connection: sqlalchemy.Connection, person_id: str) -> Person:
     resident_id = read_resident_id(person_id, "person_id")
     person = _read_person(connection, resident_id.number)
     if person is None:
-        raise _person_not_found(resident_id.number, "person_id")
+        raise person_not_found(resident_id.number, "person_id")
     return person
 
 
@@ -137,7 +137,7 @@ def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment)
     resident_id = _checked_enrolment(enrolment)
     wanted = replace(enrolment, person_id=resident_id.number)
     if _read_person(connection, wanted.person_id) is None:
-        raise _person_not_found(wanted.person_id, "enrolment.person_id")
+        raise person_not_found(wanted.person_id, "enrolment.person_id")
     stored = _store_once(
         connection,
         enrolments,
@@ -156,7 +156,7 @@ def get_enrolment(*, connection: sqlalchemy.Connection, person_id: str, year: in
     _check_year(year, "year")
     enrolment = _read_enrolment(connection, resident_id.number, year)
     if enrolment is None:
-        raise _not_enrolled(resident_id.number, year)
+        raise not_enrolled(resident_id.number, year)
     return enrolment
 
 
@@ -165,9 +165,9 @@ def get_coverage(*, connection: sqlalchemy.Connection, person_id: str, day: date
     number = read_resident_id(person_id, "person_id").number
     row = connection.execute(_COVERAGE, {"person_id": number, "year": day.year}).first()
     if row is None:
-        raise _person_not_found(number, "person_id")
+        raise person_not_found(number, "person_id")
     if row.year is None:
-        raise _not_enrolled(number, day.year)
+        raise not_enrolled(number, day.year)
     return Coverage(_record(Person, row), _record(Enrolment, row))
 
 
@@ -275,18 +275,6 @@ def _checked_enrolment(enrolment: Enrolment) -> ResidentId:
 def _check_year(year: int, field: str) -> None:
     if not FIRST_YEAR <= year <= LAST_YEAR:
         raise InvalidInput(field, f"must be from {FIRST_YEAR} to {LAST_YEAR}, got {year}")
-
-
-def _person_not_found(number: str, field: str) -> NotFound:
-    return NotFound(f"no person {mask(number)}", reason="PERSON_NOT_FOUND", field=field)
-
-
-def _not_enrolled(number: str, year: int) -> NotFound:
-    return NotFound(
-        f"person {mask(number)} is not enrolled for {year}",
-        reason="NOT_ENROLLED",
-        field="person_id",
-    )
 
 
 # Storage

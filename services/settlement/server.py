@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import secrets
@@ -24,6 +23,7 @@ import grpc
 import sqlalchemy
 
 from doudi.common.db import read_in_thread, write_in_thread, write_transaction
+from doudi.common.enums import AGENCIES, EMPLOYMENTS, SCHEMES, STATUSES, TIERS
 from doudi.common.errors import Aborted, FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
@@ -37,17 +37,17 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.paging import decode_token, encode_token, page_size
-from doudi.common.protos import EnumCodes, from_date, optional_date, to_date, to_timestamp
+from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
+from doudi.core.statuses import EffectivePeriod
 from doudi.datashare.v1 import datashare_pb2
-from doudi.enrollment.v1 import enrollment_pb2
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import service
-from services.settlement.service import HeldStatus, Hospital, SettleCommand, SettlementRecord
+from services.settlement.service import Hospital, SettleCommand, SettlementRecord
 from services.settlement.settings import DEFAULT_PORT, Settings
 
 log = logging.getLogger("doudi.settlement")
@@ -64,11 +64,6 @@ STATES = {
     service.REVERSED: settlement_pb2.SETTLEMENT_STATE_REVERSED,
     service.PREVIEW: settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED,
 }
-SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
-EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
-TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
-STATUSES = EnumCodes(datashare_pb2.Status, "STATUS_")
-AGENCIES = EnumCodes(datashare_pb2.Agency, "AGENCY_")
 MAX_REQUEST_ID_LENGTH = 128
 HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as DOMAIN.md section 6
 
@@ -447,21 +442,17 @@ def _read_visit(
     return resident_id, visit
 
 
-def _held_status(period: datashare_pb2.StatusPeriod, where: str) -> HeldStatus:
+def _held_status(period: datashare_pb2.StatusPeriod, where: str) -> EffectivePeriod:
     valid_from = to_date(period.valid_from, f"{where}.valid_from")
     valid_to = optional_date(period, "valid_to", f"{where}.valid_to")
     if valid_to is not None and valid_to < valid_from:
         raise InvalidInput(f"{where}.valid_to", "is before valid_from")
-    return HeldStatus(
+    return EffectivePeriod(
         status=STATUSES.code(period.status, f"{where}.status"),
         valid_from=valid_from,
         valid_to=valid_to,
         agency=AGENCIES.code(period.agency, f"{where}.agency"),
     )
-
-
-def _with_out_of_area(visit: Visit) -> Visit:
-    return dataclasses.replace(visit, out_of_area=True)
 
 
 def _request_id(value: str) -> str:

@@ -26,14 +26,21 @@ import sqlalchemy
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound
+from doudi.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    not_enrolled,
+    person_not_found,
+)
 from doudi.common.outbox import newer_version_upsert
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
-from doudi.core.identity import ResidentId, mask
+from doudi.core.identity import ResidentId
 from doudi.core.model import Person, StatusPeriod, Visit
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
+from doudi.core.statuses import EffectivePeriod
 from services.settlement.tables import (
     clearing_records,
     hospitals,
@@ -87,16 +94,6 @@ class SettlementRecord:
     @property
     def out_of_scope_fen(self) -> int:
         return self.class_c_fen + self.over_limit_fen + self.pre_self_pay_fen
-
-
-@dataclass(frozen=True, slots=True)
-class HeldStatus:
-    """A period in which a person holds a status, as the datashare hub computed it."""
-
-    status: str
-    valid_from: date
-    valid_to: date | None
-    agency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +416,7 @@ def record_statuses(
     connection: sqlalchemy.Connection,
     person_id: str,
     version: int,
-    periods: tuple[HeldStatus, ...],
+    periods: tuple[EffectivePeriod, ...],
     now: datetime,
 ) -> int:
     """Store the person's statuses as the datashare hub sent them, unless a later version
@@ -492,14 +489,10 @@ def _insured(
     number = command.resident_id.number
     visit = command.visit
     if coverage is None:
-        raise NotFound(f"no person {mask(number)}", reason="PERSON_NOT_FOUND", field="person_id")
+        raise person_not_found(number, "person_id")
     enrolment = coverage["years"].get(str(visit.settles_on.year))
     if enrolment is None:
-        raise NotFound(
-            f"person {mask(number)} is not enrolled for {visit.settles_on.year}",
-            reason="NOT_ENROLLED",
-            field="person_id",
-        )
+        raise not_enrolled(number, visit.settles_on.year)
     region = coverage["region"]
     pack = command.packs.in_force(region, visit.settles_on)
     if pack is None:

@@ -1,0 +1,15 @@
+"""The contracts' enums as the core's codes, for every service that reads or writes them."""
+
+from __future__ import annotations
+
+from doudi.common.protos import EnumCodes
+from doudi.datashare.v1 import datashare_pb2
+from doudi.enrollment.v1 import enrollment_pb2
+
+SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
+EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
+TIERS = EnumCodes(enrollment_pb2.Tier, "TIER_")
+PREMIUM_PAYERS = EnumCodes(enrollment_pb2.PremiumPayer, "PREMIUM_PAYER_")
+STATUSES = EnumCodes(datashare_pb2.Status, "STATUS_")
+AGENCIES = EnumCodes(datashare_pb2.Agency, "AGENCY_")
+ASSERTION_KINDS = EnumCodes(datashare_pb2.AssertionKind, "ASSERTION_KIND_")
