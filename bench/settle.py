@@ -324,11 +324,13 @@ def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_platform(database_urls: dict[str, str] | None) -> Iterator[Platform]:
-    ports = free_ports(5)
+def running_platform(
+    database_urls: dict[str, str] | None, settlement_processes: int
+) -> Iterator[Platform]:
+    ports = free_ports(4 + settlement_processes)  # the services', then the gateway's
     data_dir = Path(tempfile.mkdtemp(prefix="doudi-bench-"))
     os.environ["DOUDI_DATA_DIR"] = str(data_dir)
-    platform = Platform(data_dir, ports[0], ports[4], database_urls)
+    platform = Platform(data_dir, ports[0], ports[-1], database_urls, settlement_processes)
     try:
         platform.start()
         platform.wait_ready()
@@ -458,10 +460,15 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     tick = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {}
 
-    def of(pid: int) -> tuple[str, float]:
+    def of(pid: int, reaped: bool = False) -> tuple[str, float]:
+        """The process's CPU; with ``reaped``, also its exited children's (the postmaster
+        reaps backends that closed, whose CPU would otherwise vanish from the sum)."""
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        return comm, (int(fields[11]) + int(fields[12])) / tick
+        ticks = int(fields[11]) + int(fields[12])
+        if reaped:
+            ticks += int(fields[13]) + int(fields[14])
+        return comm, ticks / tick
 
     for name, pid in pids.items():
         with contextlib.suppress(OSError):
@@ -470,7 +477,7 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
-                comm, seconds = of(int(entry.name))
+                comm, seconds = of(int(entry.name), reaped=True)
                 if comm.startswith("postgres"):
                     postgres += seconds
     used["postgresql (all backends)"] = postgres
@@ -506,12 +513,18 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=500)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--profile", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--settlement-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="settlement processes on its one database (default: one per core)",
+    )
     args = parser.parse_args()
     backends = args.backends.split(",")
     year = date.today().year
     persons = bench_persons(args.persons)
     print(
-        f"{os.cpu_count()} cores; {args.clients} clients; {args.duration:.0f} s per run after {WARMUP_SECONDS:.0f} s warm-up; {len(persons)} persons"
+        f"{os.cpu_count()} cores; {args.clients} clients; {args.duration:.0f} s per run after {WARMUP_SECONDS:.0f} s warm-up; {len(persons)} persons; {args.settlement_processes} settlement processes"
     )
     results: dict[str, Run] = {}
     with contextlib.ExitStack() as stack:
@@ -520,7 +533,7 @@ def main() -> None:
             urls = (
                 None if backend == "sqlite" else create_databases(admin_url or "", list(SERVICES))
             )
-            with running_platform(urls) as platform:
+            with running_platform(urls, args.settlement_processes) as platform:
                 register(platform, persons, year)
                 profile_dir = (
                     args.profile / backend if args.profile and backend == "postgresql" else None

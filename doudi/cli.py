@@ -33,6 +33,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"doudi: error: {message}\n")
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="doudi",
@@ -67,7 +77,15 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=50051,
         help="the first of the four services' ports (50051: enrollment, datashare, "
-        "settlement, assistance)",
+        "settlement, assistance; further settlement processes take the ports after)",
+    )
+    run.add_argument(
+        "--settlement-processes",
+        type=_at_least_one,
+        default=1,
+        metavar="N",
+        help="settlement processes sharing its database (1; one per core uses every core "
+        "of the machine, as bench/settle.py does)",
     )
     return parser
 
@@ -87,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from doudi.launcher import run
 
-        return run(base_port=args.base_port, gateway_port=args.port)
+        return run(
+            base_port=args.base_port,
+            gateway_port=args.port,
+            settlement_processes=args.settlement_processes,
+        )
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

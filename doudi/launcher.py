@@ -6,6 +6,11 @@ its own SQLite file and log under the data directory (``var/`` or
 Ctrl-C (or SIGTERM) stops every process gracefully. If any process dies, the
 others are stopped too and the command fails, naming its log.
 
+``--settlement-processes N`` runs N settlement processes on its one database,
+as replicas run on Kubernetes: each on its own port, and the gateway balancing
+calls over them round-robin. One per core lets a settlement use every core;
+on SQLite the processes take turns at the database's write lock.
+
 In production each process runs on its own (a Kubernetes Deployment per
 service, PostgreSQL for the databases): see deploy/.
 """
@@ -40,21 +45,48 @@ STOP_TIMEOUT_SECONDS = 15.0
 
 @dataclass(frozen=True)
 class Part:
+    """A service (or the gateway) and the ports of its processes. A service's processes
+    share its database; its callers balance calls over all of them."""
+
     name: str
     module: str
-    port: int
+    ports: tuple[int, ...]
     peers: tuple[str, ...] = ()
 
+    @property
+    def port(self) -> int:
+        return self.ports[0]
 
-def parts(base_port: int, gateway_port: int) -> tuple[Part, ...]:
+    @property
+    def address(self) -> str:
+        """The gRPC target of every process of the part (round-robin over them)."""
+        if len(self.ports) == 1:
+            return f"127.0.0.1:{self.port}"
+        return "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def processes(self) -> list[tuple[str, int]]:
+        """(process name, port) of each process: ``settlement``, ``settlement-2``..."""
+        return [
+            (self.name if index == 0 else f"{self.name}-{index + 1}", port)
+            for index, port in enumerate(self.ports)
+        ]
+
+
+def parts(base_port: int, gateway_port: int, settlement_processes: int = 1) -> tuple[Part, ...]:
+    """The platform's parts. Services take ``base_port`` onwards in the order below;
+    settlement's further processes take the ports after assistance's."""
     services = ("enrollment", "datashare", "settlement", "assistance")
-    ports = {name: base_port + index for index, name in enumerate(services)}
+    ports: dict[str, tuple[int, ...]] = {
+        name: (base_port + index,) for index, name in enumerate(services)
+    }
+    extra = base_port + len(services)
+    ports["settlement"] += tuple(range(extra, extra + settlement_processes - 1))
     return (
         Part("enrollment", "services.enrollment", ports["enrollment"], ("settlement",)),
         Part("datashare", "services.datashare", ports["datashare"], ("settlement",)),
         Part("settlement", "services.settlement", ports["settlement"]),
         Part("assistance", "services.assistance", ports["assistance"]),
-        Part("gateway", "gateway", gateway_port, services),
+        Part("gateway", "gateway", (gateway_port,), services),
     )
 
 
@@ -78,7 +110,8 @@ def free_ports(count: int) -> list[int]:
 
 class Platform:
     """The processes of the platform on this machine. ``database_urls`` gives a service a
-    database other than its SQLite file (the benchmarks run it on PostgreSQL)."""
+    database other than its SQLite file (the benchmarks run it on PostgreSQL);
+    ``settlement_processes`` runs that many settlement processes on its one database."""
 
     def __init__(
         self,
@@ -86,11 +119,15 @@ class Platform:
         base_port: int,
         gateway_port: int,
         database_urls: Mapping[str, str] | None = None,
+        settlement_processes: int = 1,
     ) -> None:
+        if settlement_processes < 1:
+            raise ValueError("settlement_processes must be at least 1")
         self.data_dir = data_dir.resolve()
         self.database_urls = dict(database_urls or {})
-        self.parts = parts(base_port, gateway_port)
+        self.parts = parts(base_port, gateway_port, settlement_processes)
         self.ports = {part.name: part.port for part in self.parts}
+        self.addresses = {part.name: part.address for part in self.parts}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
 
@@ -98,45 +135,53 @@ class Platform:
         return self.data_dir / "log" / f"{name}.log"
 
     def start(self) -> None:
+        """Start the first process of each part; :meth:`wait_ready` starts the others once
+        the first has migrated the database."""
         for part in self.parts:
-            env = dict(os.environ)
-            env.update(
-                DOUDI_DATA_DIR=str(self.data_dir),
-                DOUDI_PORT=str(part.port),
-                PYTHONUNBUFFERED="1",
+            self._start(part, *part.processes()[0])
+
+    def _start(self, part: Part, name: str, port: int) -> None:
+        env = dict(os.environ)
+        env.update(
+            DOUDI_DATA_DIR=str(self.data_dir),
+            DOUDI_PORT=str(port),
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("DOUDI_PORT_FILE", None)
+        env.pop("DOUDI_DATABASE_URL", None)  # by default each service its own SQLite file
+        if part.name in self.database_urls:
+            env["DOUDI_DATABASE_URL"] = self.database_urls[part.name]
+        for peer in part.peers:
+            env[f"DOUDI_{peer.upper()}_ADDRESS"] = self.addresses[peer]
+        with self.log_path(name).open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", part.module],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
             )
-            env.pop("DOUDI_PORT_FILE", None)
-            env.pop("DOUDI_DATABASE_URL", None)  # by default each service its own SQLite file
-            if part.name in self.database_urls:
-                env["DOUDI_DATABASE_URL"] = self.database_urls[part.name]
-            for peer in part.peers:
-                env[f"DOUDI_{peer.upper()}_ADDRESS"] = f"127.0.0.1:{self.ports[peer]}"
-            with self.log_path(part.name).open("ab") as log:
-                self.processes[part.name] = subprocess.Popen(
-                    [sys.executable, "-m", part.module],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
-                )
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         for part in self.parts:
-            while not self._ready(part):
-                self.check_alive()
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{part.name} did not start; see {self.log_path(part.name)}")
-                time.sleep(0.1)
+            for index, (name, port) in enumerate(part.processes()):
+                if index > 0 and name not in self.processes:
+                    self._start(part, name, port)
+                while not self._ready(part, port):
+                    self.check_alive()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not start; see {self.log_path(name)}")
+                    time.sleep(0.1)
 
-    def _ready(self, part: Part) -> bool:
+    def _ready(self, part: Part, port: int) -> bool:
         if part.name == "gateway":
             try:
                 with urllib.request.urlopen(f"{self.gateway_url}/healthz", timeout=1) as answer:
                     return bool(answer.status == 200)
             except (urllib.error.URLError, OSError):
                 return False
-        with grpc.insecure_channel(f"127.0.0.1:{part.port}") as channel:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             return serving_status(channel, timeout=1) == "SERVING"
 
     @property
@@ -170,9 +215,10 @@ class Platform:
     def stop(self) -> None:
         """SIGTERM to each process, gateway first, then wait; SIGKILL what is left."""
         for part in reversed(self.parts):
-            process = self.processes.get(part.name)
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            for name, _port in part.processes():
+                process = self.processes.get(name)
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for process in self.processes.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -190,10 +236,10 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
-def run(*, base_port: int, gateway_port: int) -> int:
+def run(*, base_port: int, gateway_port: int, settlement_processes: int = 1) -> int:
     """Run until Ctrl-C; answer the exit code."""
     settings = ProcessSettings()
-    platform = Platform(settings.data_dir, base_port, gateway_port)
+    platform = Platform(settings.data_dir, base_port, gateway_port, None, settlement_processes)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     print(f"doudi: starting the platform; data and logs in {platform.data_dir}", flush=True)
@@ -202,7 +248,8 @@ def run(*, base_port: int, gateway_port: int) -> int:
         platform.wait_ready()
         platform.load_demo(settings.internal_token.get_secret_value())
         for part in platform.parts:
-            print(f"  {part.name:<11} 127.0.0.1:{part.port:<6} log {platform.log_path(part.name)}")
+            for name, port in part.processes():
+                print(f"  {name:<12} 127.0.0.1:{port:<6} log {platform.log_path(name)}")
         print(
             f"\ndoudi: the gateway is at {platform.gateway_url}  (API docs: {platform.gateway_url}/docs)"
         )

@@ -26,6 +26,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 __all__ = [
+    "DATABASE_THREADS",
     "POSTGRES_MAX_OVERFLOW",
     "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -41,12 +42,15 @@ __all__ = [
 # it before failing with "database is locked", instead of failing at once.
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
-# Connections each engine keeps open, and how many more it may open under a
-# burst. A service handles a few requests at a time; several services, each
-# with a few workers, must stay well under PostgreSQL's default
-# max_connections of 100.
-POSTGRES_POOL_SIZE = 5
-POSTGRES_MAX_OVERFLOW = 10
+# Threads a service runs database work in (its event loop's default executor, see
+# doudi.common.grpc_server), and the connections each engine keeps open for them: as
+# many as the threads, so that no call opens a connection and closes it after (a new
+# PostgreSQL backend costs more CPU than a settlement). The overflow serves anything
+# else that runs a query in a thread of its own. Several services, each with these,
+# stay well under PostgreSQL's default max_connections of 100.
+DATABASE_THREADS = 6
+POSTGRES_POOL_SIZE = DATABASE_THREADS
+POSTGRES_MAX_OVERFLOW = 4
 POSTGRES_POOL_RECYCLE_SECONDS = 1800
 
 _WRITE_OPTION = "doudi_write_transaction"

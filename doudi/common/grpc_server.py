@@ -19,6 +19,7 @@ import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from doudi.common.db import create_engine_for, ping
+from doudi.common.db import DATABASE_THREADS, create_engine_for, ping
 from doudi.common.errors import (
     PermissionDenied,
     ServiceError,
@@ -292,6 +293,11 @@ def run_service(spec: ServiceSpec, settings: ServiceSettings, setup: Setup) -> N
     engine = create_engine_for(url)
 
     async def main() -> None:
+        # Database calls run in these threads (asyncio.to_thread), one pooled connection
+        # each; see doudi.common.db.DATABASE_THREADS.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=DATABASE_THREADS, thread_name_prefix="database")
+        )
         async with contextlib.AsyncExitStack() as stack:
             register, authenticate = await setup(engine, stack)
             await serve(
