@@ -2,18 +2,21 @@
 
     .venv/bin/python bench/settle.py [--clients 64] [--duration 20] [--persons 500]
                                      [--backends sqlite,postgresql] [--profile DIR]
+                                     [--settlement-processes N]
 
 For each backend it starts the platform as ``make run`` does (four services
-and the gateway, one process each; on PostgreSQL each service gets its own
+and the gateway; settlement as ``doudi run --settlement-processes N``, one
+process per core unless told; on PostgreSQL each service gets its own
 database in a throwaway cluster that the benchmark starts, or in the server
 at ``DOUDI_BENCH_POSTGRES_URL``), registers ``--persons`` poor Xixia
 residents, and drives ``POST /v1/settlements`` with ``--clients`` concurrent
 keep-alive connections: every request a new idempotency key and a new visit
 of a random person. It prints settlements per second, p50 and p99 latency,
-and beside them the rate of the reference path (bench/reference.py: FastAPI
--> gRPC -> one-row PostgreSQL insert) measured in the same run, with the
-ratio. Goal: at least 500 settlements per second on PostgreSQL with p99 under
-100 ms.
+the CPU each process spent per settlement, and beside them the rate of the
+reference path (bench/reference.py: FastAPI -> gRPC -> one-row PostgreSQL
+insert) measured in the same run, with the ratio. Goal: at least half the
+reference path's rate on PostgreSQL (the issue's 500 per second with p99
+under 100 ms assumed a reference near 1,000 per second); both are printed.
 
 The load generator is a raw asyncio HTTP/1.1 client on uvloop (an httpx client
 saturates near 400 requests per second here); it prints its own share of a
@@ -56,6 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("enrollment", "datashare", "settlement", "assistance")
 GOAL_PER_SECOND = 500
 GOAL_P99_MS = 100
+# The issue sets 500/s as half the minimal path, which it expected near 1,000/s here.
+GOAL_RATIO = 0.5
 WARMUP_SECONDS = 3.0
 INTERNAL = (("authorization", f"Bearer {LOCAL_INTERNAL_TOKEN}"),)
 POVERTY_OFFICE = (("authorization", "Bearer demo-poverty-office"),)
@@ -582,14 +587,20 @@ def main() -> None:
                 )
             if "postgresql" in results:
                 run = results["postgresql"]
+                ratio = run.rate / reference.rate
+                print(
+                    f"goal as the issue frames it, half the reference path measured in this run: "
+                    f"{'met' if ratio >= GOAL_RATIO else 'NOT met'} ({ratio:.2f}x)"
+                )
                 verdict = (
                     "met"
                     if run.rate >= GOAL_PER_SECOND and run.percentile(0.99) < GOAL_P99_MS
                     else "NOT met"
                 )
                 print(
-                    f"goal (>= {GOAL_PER_SECOND}/s and p99 < {GOAL_P99_MS} ms on PostgreSQL): {verdict} "
-                    f"({run.rate:.0f}/s = {run.rate / GOAL_PER_SECOND:.2f}x, p99 {run.percentile(0.99):.1f} ms)"
+                    f"absolute goal (>= {GOAL_PER_SECOND}/s and p99 < {GOAL_P99_MS} ms on PostgreSQL): {verdict} "
+                    f"({run.rate:.0f}/s = {run.rate / GOAL_PER_SECOND:.2f}x, p99 {run.percentile(0.99):.1f} ms; "
+                    f"the reference path itself: {reference.rate:.0f}/s, p99 {reference.percentile(0.99):.1f} ms)"
                 )
 
 
