@@ -18,7 +18,7 @@ import logging
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +113,9 @@ def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | No
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates, maps errors and logs every unary call to a method under ``package``.
+    """Authenticates, maps errors and logs every call to a method under ``package``:
+    unary, client-streaming (the request is an async iterator) and server-streaming
+    (the handler is an async generator) alike.
 
     Health checks and reflection stay anonymous so that probes need no token.
     """
@@ -131,62 +133,82 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith(self._prefix):
+        if handler is None or not method.startswith(self._prefix):
             return handler
-        inner = handler.unary_unary
-        authenticate = self._authenticate
         short = method.rsplit("/", 1)[-1]
+        serializers = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None or handler.stream_unary is not None:
+            inner = handler.unary_unary or handler.stream_unary
 
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            outcome = "OK"
-            caller: Caller | None = None
-            try:
-                token = bearer_token(context.invocation_metadata())
-                caller = await authenticate(token) if token else None
-                if caller is None:
-                    raise Unauthenticated(
-                        "a valid `authorization: Bearer <token>` is required"
-                        if token is None
-                        else "unknown token"
-                    )
-                _caller.set(caller)
-                return await inner(request, context)  # type: ignore[arg-type]
-            except (ServiceError, InvalidInput) as error:
-                status = to_rpc_status(error)
-                outcome = status.code.name
-                if isinstance(error, InvalidInput):
-                    outcome += f" {error}"
-                await context.abort_with_status(status)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                outcome = "CANCELLED"
-                raise
-            except Exception as error:
-                if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
-                    # The database went away (restart, failover): the pool has been
-                    # discarded, and a retry will open fresh connections.
-                    outcome = "UNAVAILABLE"
-                    log.warning("%s: lost the database connection", short)
-                    await context.abort_with_status(
-                        to_rpc_status(Unavailable("the database connection was lost; retry"))
-                    )
-                outcome = "INTERNAL"
-                log.exception("%s failed", short)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
-            finally:
-                # Refusals and failures at INFO; each successful call only at DEBUG, as
-                # a line per call costs more than a cheap call itself.
-                level = logging.DEBUG if outcome == "OK" else logging.INFO
-                if log.isEnabledFor(level):
-                    who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
-                    elapsed = (time.perf_counter() - started) * 1e3
-                    log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed)
+            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                async with self._guard(short, context):
+                    return await inner(request, context)  # type: ignore[misc,arg-type]
 
-        return grpc.unary_unary_rpc_method_handler(
-            call,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            if handler.unary_unary is not None:
+                return grpc.unary_unary_rpc_method_handler(call, **serializers)
+            return grpc.stream_unary_rpc_method_handler(call, **serializers)
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            async def answer(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                async with self._guard(short, context):
+                    async for message in stream(request, context):  # type: ignore[attr-defined,arg-type]
+                        yield message
+
+            return grpc.unary_stream_rpc_method_handler(answer, **serializers)
+        raise RuntimeError(f"{method}: bidirectional streaming is not supported")
+
+    @contextlib.asynccontextmanager
+    async def _guard(
+        self, short: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[None]:
+        """Authenticate the caller, then run the call, mapping its errors to statuses."""
+        started = time.perf_counter()
+        outcome = "OK"
+        caller: Caller | None = None
+        try:
+            token = bearer_token(context.invocation_metadata())
+            caller = await self._authenticate(token) if token else None
+            if caller is None:
+                raise Unauthenticated(
+                    "a valid `authorization: Bearer <token>` is required"
+                    if token is None
+                    else "unknown token"
+                )
+            _caller.set(caller)
+            yield
+        except (ServiceError, InvalidInput) as error:
+            status = to_rpc_status(error)
+            outcome = status.code.name
+            if isinstance(error, InvalidInput):
+                outcome += f" {error}"
+            await context.abort_with_status(status)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            outcome = "CANCELLED"
+            raise
+        except Exception as error:
+            if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+                # The database went away (restart, failover): the pool has been
+                # discarded, and a retry will open fresh connections.
+                outcome = "UNAVAILABLE"
+                log.warning("%s: lost the database connection", short)
+                await context.abort_with_status(
+                    to_rpc_status(Unavailable("the database connection was lost; retry"))
+                )
+            outcome = "INTERNAL"
+            log.exception("%s failed", short)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+        finally:
+            # Refusals and failures at INFO; each successful call only at DEBUG, as
+            # a line per call costs more than a cheap call itself.
+            level = logging.DEBUG if outcome == "OK" else logging.INFO
+            if log.isEnabledFor(level):
+                who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
+                elapsed = (time.perf_counter() - started) * 1e3
+                log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed)
 
 
 READINESS_INTERVAL_SECONDS = 2.0

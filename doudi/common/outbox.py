@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +82,16 @@ def queue(
     now: datetime,
 ) -> None:
     """Queue the person for the settlement service, in the caller's transaction."""
+    queue_many(connection, table, [(person_id, version)], now)
+
+
+def queue_many(
+    connection: sqlalchemy.Connection,
+    table: sqlalchemy.Table,
+    versions: Iterable[tuple[str, int]],
+    now: datetime,
+) -> None:
+    """Queue each (person, version) for the settlement service, in the caller's transaction."""
     dialect = connection.dialect.name
     statement = _QUEUES.get((table.name, dialect))
     if statement is None:
@@ -89,10 +99,12 @@ def queue(
         statement = _QUEUES[(table.name, dialect)] = newer_version_upsert(
             table, ["subscriber", "person_id"], module
         )
-    connection.execute(
-        statement,
-        {"subscriber": SETTLEMENT, "person_id": person_id, "version": version, "queued_at": now},
-    )
+    parameters = [
+        {"subscriber": SETTLEMENT, "person_id": person_id, "version": version, "queued_at": now}
+        for person_id, version in versions
+    ]
+    if parameters:
+        connection.execute(statement, parameters)
 
 
 def pending(engine: sqlalchemy.Engine, table: sqlalchemy.Table, limit: int) -> list[str]:

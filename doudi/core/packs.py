@@ -974,6 +974,11 @@ class PackRegistry:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    @property
+    def regions(self) -> frozenset[str]:
+        """The pooling regions that have a pack: those a person or a roster may be of."""
+        return frozenset(pack.region_code for pack in self._by_id.values())
+
     def get(self, pack_id: str) -> Pack | None:
         return self._by_id.get(pack_id)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from doudi.common.enums import AGENCIES, ASSERTION_KINDS, STATUSES
-from doudi.common.protos import from_date, to_timestamp
+from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
+from doudi.core.errors import InvalidInput
 from doudi.core.statuses import EffectivePeriod
 from doudi.datashare.v1 import datashare_pb2
-from services.datashare import service
+from services.datashare import rosters, service
 
 
 def assertion_message(assertion: service.Assertion) -> datashare_pb2.StatusAssertion:
@@ -45,4 +46,50 @@ def event_message(event: service.AuditEvent) -> datashare_pb2.AuditEvent:
         person_id=event.person_id,
         purpose=event.purpose,
         event_time=to_timestamp(event.event_time),
+    )
+
+
+def submission_message(submission: rosters.Submission) -> datashare_pb2.RosterSubmission:
+    return datashare_pb2.RosterSubmission(
+        submission_id=submission.submission_id,
+        agency=AGENCIES.value(submission.agency),
+        region=submission.region,
+        as_of=from_date(submission.as_of),
+        submit_time=to_timestamp(submission.submitted_at),
+        row_count=submission.row_count,
+        accepted_count=submission.accepted_count,
+        rejected_count=submission.rejected_count,
+        asserted_count=submission.asserted_count,
+        changed_count=submission.changed_count,
+        revoked_count=submission.revoked_count,
+        unchanged_count=submission.unchanged_count,
+    )
+
+
+def roster_row(message: datashare_pb2.RosterRow) -> rosters.RosterRow:
+    """A row as received; a value that cannot be read becomes the row's problem, so that
+    the row is rejected by its line instead of failing the whole submission."""
+    problem: InvalidInput | None = None
+    valid_from = valid_to = None
+    try:
+        valid_from = to_date(message.valid_from, "valid_from")
+        valid_to = optional_date(message, "valid_to", "valid_to")
+    except InvalidInput as error:
+        problem = error
+    status = None
+    if message.status != datashare_pb2.STATUS_UNSPECIFIED:
+        try:
+            status = STATUSES.code(message.status, "status")
+        except InvalidInput as error:
+            problem = problem or error
+    return rosters.RosterRow(
+        line=message.line,
+        person_id=message.person_id,
+        name=message.name,
+        household_id=message.household_id,
+        status=status,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        reference=message.reference,
+        problem=problem,
     )

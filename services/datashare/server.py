@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,19 @@ from doudi.common.grpc_server import (
 )
 from doudi.common.outbox import Sender
 from doudi.common.protos import optional_date, to_date
+from doudi.core.errors import InvalidInput
+from doudi.core.packs import PackRegistry
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
-from services.datashare import service
+from services.datashare import rosters, service
 from services.datashare.delivery import status_sender
-from services.datashare.messages import assertion_message, event_message, period_message
+from services.datashare.messages import (
+    assertion_message,
+    event_message,
+    period_message,
+    roster_row,
+    submission_message,
+)
 from services.datashare.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(
@@ -48,9 +56,12 @@ SPEC = ServiceSpec(
 
 
 class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
-    def __init__(self, engine: sqlalchemy.Engine, delivery: Sender) -> None:
+    def __init__(
+        self, engine: sqlalchemy.Engine, delivery: Sender, regions: frozenset[str]
+    ) -> None:
         self.engine = engine
         self.delivery = delivery
+        self.regions = regions
 
     async def AssertStatus(
         self,
@@ -144,6 +155,89 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             events=[event_message(e) for e in page.items], next_page_token=page.next_page_token
         )
 
+    # --- rosters ----------------------------------------------------------------------
+
+    async def SubmitRoster(
+        self,
+        request_iterator: AsyncIterator[datashare_pb2.SubmitRosterRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.SubmitRosterResponse:
+        agency = require("agency").id
+        receiving: rosters.Receiving | None = None
+        rejections: list[rosters.Rejection] = []
+        try:
+            async for message in request_iterator:
+                if receiving is None:
+                    if not message.HasField("header"):
+                        raise InvalidInput("header", "the first message must carry the header")
+                    region = message.header.region
+                    as_of = to_date(message.header.as_of, "header.as_of")
+                    rosters.check_header(region, as_of, self.regions)
+                    receiving = await asyncio.to_thread(
+                        rosters.begin, self.engine, agency=agency, region=region, as_of=as_of
+                    )
+                elif message.HasField("header"):
+                    raise InvalidInput("header", "only the first message carries the header")
+                if len(message.rows) > rosters.MAX_ROWS_PER_MESSAGE:
+                    raise InvalidInput(
+                        "rows", f"at most {rosters.MAX_ROWS_PER_MESSAGE} rows per message"
+                    )
+                rows = [roster_row(row) for row in message.rows]
+                rejections += await asyncio.to_thread(
+                    rosters.add_rows, self.engine, receiving, rows
+                )
+            if receiving is None:
+                raise InvalidInput("header", "required: the stream carried no message")
+            submission, replayed = await asyncio.to_thread(rosters.finish, self.engine, receiving)
+        except BaseException:
+            if receiving is not None:
+                await asyncio.shield(
+                    asyncio.to_thread(rosters.abandon, self.engine, receiving.submission_id)
+                )
+            raise
+        # The first batch of changed persons reaches settlement before the agency is
+        # answered; the retry loop sends the rest (and these, if settlement is down).
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self.delivery.send_queued()
+        return datashare_pb2.SubmitRosterResponse(
+            submission=submission_message(submission),
+            rejections=[
+                datashare_pb2.RowRejection(line=r.line, field=r.field, reason=r.reason)
+                for r in sorted(rejections, key=lambda rejection: rejection.line)
+            ],
+            replayed=replayed,
+        )
+
+    async def GetRosterSubmission(
+        self,
+        request: datashare_pb2.GetRosterSubmissionRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.GetRosterSubmissionResponse:
+        reader = _reading_agency(require("internal", "agency"))
+        submission = await asyncio.to_thread(
+            rosters.get, self.engine, submission_id=request.submission_id, agency=reader
+        )
+        return datashare_pb2.GetRosterSubmissionResponse(submission=submission_message(submission))
+
+    async def ListRosterSubmissions(
+        self,
+        request: datashare_pb2.ListRosterSubmissionsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.ListRosterSubmissionsResponse:
+        reader = _reading_agency(require("internal", "agency"))
+        page, token = await asyncio.to_thread(
+            rosters.list_submissions,
+            self.engine,
+            agency=reader,
+            region=request.region,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return datashare_pb2.ListRosterSubmissionsResponse(
+            submissions=[submission_message(submission) for submission in page],
+            next_page_token=token,
+        )
+
 
 def _reading_agency(caller: Caller) -> str | None:
     """The agency whose reads are limited and audited; None for the platform."""
@@ -174,7 +268,8 @@ def setup(settings: Settings) -> Setup:
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         delivery = outbox.start(stack, settings, functools.partial(status_sender, engine))
-        servicer = DatashareServicer(engine, delivery)
+        registry = await asyncio.to_thread(PackRegistry.load)
+        servicer = DatashareServicer(engine, delivery, registry.regions)
 
         def register(server: grpc.aio.Server) -> None:
             datashare_pb2_grpc.add_DatashareServiceServicer_to_server(servicer, server)

@@ -35,7 +35,7 @@ from doudi.core.statuses import (
 )
 from services.datashare.tables import audit_events, status_assertions, status_deliveries
 
-MAX_TEXT_LENGTH = 64  # reference, household_id
+MAX_TEXT_LENGTH = 64  # reference, household_id, a roster's names
 MAX_PURPOSE_LENGTH = 200
 
 
@@ -53,6 +53,8 @@ class Assertion:
     valid_to: date | None
     reference: str
     recorded_at: datetime
+    # The roster whose difference recorded it (None: AssertStatus or RevokeStatus).
+    submission_id: int | None = None
 
     def record(self) -> StatusRecord:
         return StatusRecord(
@@ -106,12 +108,12 @@ def record_status(
         "kind": kind,
         "person_id": _person_id(person_id),
         # Assertions name the household (poverty is certified per household); revocations none.
-        "household_id": _text(household_id or "", "household_id") if kind == ASSERT else None,
+        "household_id": text_field(household_id or "", "household_id") if kind == ASSERT else None,
         "status": status,
         "agency": agency,
         "valid_from": valid_from,
         "valid_to": valid_to,
-        "reference": _text(reference, "reference"),
+        "reference": text_field(reference, "reference"),
     }
     try:
         with write_transaction(engine) as connection:
@@ -147,7 +149,9 @@ def _by_reference(
 ) -> Assertion | None:
     row = connection.execute(
         select(status_assertions).where(
-            status_assertions.c.agency == agency, status_assertions.c.reference == reference
+            status_assertions.c.agency == agency,
+            status_assertions.c.reference == reference,
+            status_assertions.c.submission_id.is_(None),
         )
     ).one_or_none()
     return None if row is None else _assertion(row)
@@ -325,7 +329,8 @@ def _person_id(text: str) -> str:
         raise InvalidInput("person_id", str(error)) from None
 
 
-def _text(value: str, field: str) -> str:
+def text_field(value: str, field: str) -> str:
+    """The text stripped, or InvalidInput when empty or longer than the registry keeps."""
     text = value.strip()
     if not text:
         raise InvalidInput(field, "required")

@@ -2,13 +2,26 @@
 
 The registry and the audit are append-only: a row is never updated or
 deleted. ``status_deliveries`` is an outbox: the persons whose statuses a
-subscriber (the settlement service) has not yet received.
+subscriber (the settlement service) has not yet received. ``roster_submissions``
+records every roster an agency submitted; ``roster_rows`` holds the rows of
+each agency's current roster of a region (a superseded roster's rows are
+dropped once the difference is recorded as assertions and revocations).
 """
 
 from __future__ import annotations
 
 import sqlalchemy
-from sqlalchemy import Column, Date, DateTime, Index, String, Table, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    text,
+)
 
 from doudi.common.outbox import outbox_table
 
@@ -31,9 +44,66 @@ status_assertions = Table(
     Column("valid_to", Date, nullable=True),  # NULL: open-ended
     Column("reference", String(64), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("agency", "reference", name="uq_status_assertions_agency_reference"),
+    # The roster whose difference recorded it; NULL for AssertStatus and RevokeStatus.
+    Column("submission_id", Id, ForeignKey("roster_submissions.submission_id"), nullable=True),
     # A person's records in recording order: statuses and history in one index range.
     Index("ix_status_assertions_person_id", "person_id", "assertion_id"),
+    # AssertStatus and RevokeStatus are idempotent on the agency's reference; a roster's
+    # rows keep their references from one roster to the next, so they are not unique.
+    Index(
+        "uq_status_assertions_agency_reference",
+        "agency",
+        "reference",
+        unique=True,
+        sqlite_where=text("submission_id IS NULL"),
+        postgresql_where=text("submission_id IS NULL"),
+    ),
+    Index("ix_status_assertions_submission_id", "submission_id"),
+)
+
+# Every roster an agency submitted: what it is of, and what its difference recorded.
+roster_submissions = Table(
+    "roster_submissions",
+    metadata,
+    Column("submission_id", Id, primary_key=True, autoincrement=True),
+    Column("agency", String(32), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("as_of", Date, nullable=False),
+    # receiving (rows arriving), current (the agency's roster of the region),
+    # superseded (a later one is current), abandoned (the stream broke off).
+    Column("state", String(16), nullable=False),
+    # Of the accepted rows, whatever their order: the same roster again is a no-op.
+    Column("digest", String(64), nullable=True),
+    Column("row_count", Integer, nullable=False, server_default="0"),
+    Column("accepted_count", Integer, nullable=False, server_default="0"),
+    Column("rejected_count", Integer, nullable=False, server_default="0"),
+    Column("asserted_count", Integer, nullable=False, server_default="0"),
+    Column("changed_count", Integer, nullable=False, server_default="0"),
+    Column("revoked_count", Integer, nullable=False, server_default="0"),
+    Column("unchanged_count", Integer, nullable=False, server_default="0"),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_roster_submissions_agency_region", "agency", "region", "submission_id"),
+)
+
+# The accepted rows of each receiving or current roster.
+roster_rows = Table(
+    "roster_rows",
+    metadata,
+    Column(
+        "submission_id",
+        Id,
+        ForeignKey("roster_submissions.submission_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("person_id", String(18), primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("line", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("household_id", String(64), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=True),
+    Column("reference", String(64), nullable=False),
 )
 
 # Every read by an agency: who, which method, whose data, why, when.

@@ -147,18 +147,13 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         )
 
 
-def known_regions(registry: PackRegistry) -> frozenset[str]:
-    """The regions a person may belong to: those with a policy pack."""
-    return frozenset(pack.region_code for pack in registry)
-
-
 def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = await asyncio.to_thread(PackRegistry.load)
         delivery = outbox.start(stack, settings, functools.partial(coverage_sender, engine))
-        servicer = EnrollmentServicer(engine, known_regions(registry), delivery)
+        servicer = EnrollmentServicer(engine, registry.regions, delivery)
 
         def register(server: grpc.aio.Server) -> None:
             enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)

@@ -130,7 +130,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         self.registry = registry
         self.hospitals = hospitals
         self.timezone = timezone
-        self.regions = frozenset(pack.region_code for pack in registry)
+        self.regions = registry.regions
         # Idempotency keys being settled by this process right now: a second
         # request with one of them answers ABORTED (HTTP 409) instead of waiting.
         self.in_flight: set[tuple[str, str]] = set()

@@ -554,3 +554,319 @@ class ListAuditEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class RosterRow(_message.Message):
+    """One person's status on an agency's roster."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    line: _builtins.int
+    """Where the row is in the agency's file (its line), for the report."""
+    person_id: _builtins.str
+    name: _builtins.str
+    """The name as the agency has it (compared with the enrolment register)."""
+    household_id: _builtins.str
+    status: Global___Status.ValueType
+    reference: _builtins.str
+    """The agency's own reference of the row."""
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """Unset means open-ended."""
+
+    def __init__(
+        self,
+        *,
+        line: _builtins.int = ...,
+        person_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        household_id: _builtins.str = ...,
+        status: Global___Status.ValueType = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["household_id", b"household_id", "line", b"line", "name", b"name", "person_id", b"person_id", "reference", b"reference", "status", b"status", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterRow: _TypeAlias = RosterRow  # noqa: Y015
+
+@_typing.final
+class RosterHeader(_message.Message):
+    """What a roster is of."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """The pooling region's 6-digit code."""
+    @_builtins.property
+    def as_of(self) -> _date_pb2.Date:
+        """The day the roster is true on; persons who left it lose the status from
+        this day.
+        """
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        as_of: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterHeader: _TypeAlias = RosterHeader  # noqa: Y015
+
+@_typing.final
+class SubmitRosterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___RosterHeader:
+        """In the first message only."""
+
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___RosterRow]: ...
+    def __init__(
+        self,
+        *,
+        header: Global___RosterHeader | None = ...,
+        rows: _abc.Iterable[Global___RosterRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitRosterRequest: _TypeAlias = SubmitRosterRequest  # noqa: Y015
+
+@_typing.final
+class RowRejection(_message.Message):
+    """A row refused, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    line: _builtins.int
+    field: _builtins.str
+    """The field at fault (`person_id`, `status`, ...)."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        line: _builtins.int = ...,
+        field: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "line", b"line", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RowRejection: _TypeAlias = RowRejection  # noqa: Y015
+
+@_typing.final
+class RosterSubmission(_message.Message):
+    """A roster as the hub recorded it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBMISSION_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    SUBMIT_TIME_FIELD_NUMBER: _builtins.int
+    ROW_COUNT_FIELD_NUMBER: _builtins.int
+    ACCEPTED_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTED_COUNT_FIELD_NUMBER: _builtins.int
+    ASSERTED_COUNT_FIELD_NUMBER: _builtins.int
+    CHANGED_COUNT_FIELD_NUMBER: _builtins.int
+    REVOKED_COUNT_FIELD_NUMBER: _builtins.int
+    UNCHANGED_COUNT_FIELD_NUMBER: _builtins.int
+    submission_id: _builtins.int
+    """Output only."""
+    agency: Global___Agency.ValueType
+    """Output only: the agency that submitted it."""
+    region: _builtins.str
+    row_count: _builtins.int
+    """Rows received, accepted and rejected."""
+    accepted_count: _builtins.int
+    rejected_count: _builtins.int
+    asserted_count: _builtins.int
+    """What the difference from the previous roster recorded: persons'
+    statuses asserted (new), re-asserted (changed period or household),
+    revoked (left the roster), and rows as before.
+    """
+    changed_count: _builtins.int
+    revoked_count: _builtins.int
+    unchanged_count: _builtins.int
+    @_builtins.property
+    def as_of(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def submit_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        submission_id: _builtins.int = ...,
+        agency: Global___Agency.ValueType = ...,
+        region: _builtins.str = ...,
+        as_of: _date_pb2.Date | None = ...,
+        submit_time: _timestamp_pb2.Timestamp | None = ...,
+        row_count: _builtins.int = ...,
+        accepted_count: _builtins.int = ...,
+        rejected_count: _builtins.int = ...,
+        asserted_count: _builtins.int = ...,
+        changed_count: _builtins.int = ...,
+        revoked_count: _builtins.int = ...,
+        unchanged_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "submit_time", b"submit_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_count", b"accepted_count", "agency", b"agency", "as_of", b"as_of", "asserted_count", b"asserted_count", "changed_count", b"changed_count", "region", b"region", "rejected_count", b"rejected_count", "revoked_count", b"revoked_count", "row_count", b"row_count", "submission_id", b"submission_id", "submit_time", b"submit_time", "unchanged_count", b"unchanged_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterSubmission: _TypeAlias = RosterSubmission  # noqa: Y015
+
+@_typing.final
+class SubmitRosterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBMISSION_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """The same roster had been submitted already: nothing changed."""
+    @_builtins.property
+    def submission(self) -> Global___RosterSubmission: ...
+    @_builtins.property
+    def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___RowRejection]:
+        """Every row refused, in line order."""
+
+    def __init__(
+        self,
+        *,
+        submission: Global___RosterSubmission | None = ...,
+        rejections: _abc.Iterable[Global___RowRejection] | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["submission", b"submission"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rejections", b"rejections", "replayed", b"replayed", "submission", b"submission"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitRosterResponse: _TypeAlias = SubmitRosterResponse  # noqa: Y015
+
+@_typing.final
+class GetRosterSubmissionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBMISSION_ID_FIELD_NUMBER: _builtins.int
+    submission_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        submission_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["submission_id", b"submission_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRosterSubmissionRequest: _TypeAlias = GetRosterSubmissionRequest  # noqa: Y015
+
+@_typing.final
+class GetRosterSubmissionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBMISSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def submission(self) -> Global___RosterSubmission: ...
+    def __init__(
+        self,
+        *,
+        submission: Global___RosterSubmission | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["submission", b"submission"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["submission", b"submission"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRosterSubmissionResponse: _TypeAlias = GetRosterSubmissionResponse  # noqa: Y015
+
+@_typing.final
+class ListRosterSubmissionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Optional: only this region's."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRosterSubmissionsRequest: _TypeAlias = ListRosterSubmissionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRosterSubmissionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBMISSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def submissions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RosterSubmission]: ...
+    def __init__(
+        self,
+        *,
+        submissions: _abc.Iterable[Global___RosterSubmission] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "submissions", b"submissions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRosterSubmissionsResponse: _TypeAlias = ListRosterSubmissionsResponse  # noqa: Y015

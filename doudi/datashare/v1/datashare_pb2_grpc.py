@@ -71,6 +71,21 @@ class DatashareServiceStub:
                 request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.SubmitRoster = channel.stream_unary(
+                '/doudi.datashare.v1.DatashareService/SubmitRoster',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.SubmitRosterRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.SubmitRosterResponse.FromString,
+                _registered_method=True)
+        self.GetRosterSubmission = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/GetRosterSubmission',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetRosterSubmissionRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetRosterSubmissionResponse.FromString,
+                _registered_method=True)
+        self.ListRosterSubmissions = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/ListRosterSubmissions',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsResponse.FromString,
+                _registered_method=True)
 
 
 class DatashareServiceServicer:
@@ -132,6 +147,39 @@ class DatashareServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitRoster(self, request_iterator, context):
+        """Replaces the calling agency's roster of a pooling region with the rows
+        streamed: the first message carries the header (region, as-of date),
+        every message may carry rows, at most 10,000 each. The hub turns the
+        difference from the agency's previous roster of the region into
+        assertions (a person or status new on the roster, or its period or
+        household changed) and revocations (a person who left has the status
+        ended as of the roster date); history is kept. A row with an invalid
+        identity number, an unknown status, a status the agency does not own or
+        a bad period is rejected with its line and reason in the answer and
+        nothing of it is stored; the valid rows still count. The same roster
+        again (same rows, same date) changes nothing and answers the stored
+        submission.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRosterSubmission(self, request, context):
+        """One submission. An agency sees only its own (NOT_FOUND otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRosterSubmissions(self, request, context):
+        """Submissions newest first: an agency's own, or (internal callers) every
+        agency's, optionally of one region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatashareServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +207,21 @@ def add_DatashareServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'SubmitRoster': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitRoster,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.SubmitRosterRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.SubmitRosterResponse.SerializeToString,
+            ),
+            'GetRosterSubmission': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRosterSubmission,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetRosterSubmissionRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetRosterSubmissionResponse.SerializeToString,
+            ),
+            'ListRosterSubmissions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRosterSubmissions,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +371,87 @@ class DatashareService:
             '/doudi.datashare.v1.DatashareService/ListAuditEvents',
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAuditEventsRequest.SerializeToString,
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitRoster(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/doudi.datashare.v1.DatashareService/SubmitRoster',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.SubmitRosterRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.SubmitRosterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRosterSubmission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/GetRosterSubmission',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetRosterSubmissionRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetRosterSubmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRosterSubmissions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/ListRosterSubmissions',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

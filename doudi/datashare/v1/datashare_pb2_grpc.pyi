@@ -68,6 +68,26 @@ class DatashareServiceStub:
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListAuditEventsRequest, _datashare_pb2.ListAuditEventsResponse]
     """The audit trail of agency reads, oldest first (internal callers only)."""
+    SubmitRoster: _grpc.StreamUnaryMultiCallable[_datashare_pb2.SubmitRosterRequest, _datashare_pb2.SubmitRosterResponse]
+    """Replaces the calling agency's roster of a pooling region with the rows
+    streamed: the first message carries the header (region, as-of date),
+    every message may carry rows, at most 10,000 each. The hub turns the
+    difference from the agency's previous roster of the region into
+    assertions (a person or status new on the roster, or its period or
+    household changed) and revocations (a person who left has the status
+    ended as of the roster date); history is kept. A row with an invalid
+    identity number, an unknown status, a status the agency does not own or
+    a bad period is rejected with its line and reason in the answer and
+    nothing of it is stored; the valid rows still count. The same roster
+    again (same rows, same date) changes nothing and answers the stored
+    submission.
+    """
+    GetRosterSubmission: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.GetRosterSubmissionRequest, _datashare_pb2.GetRosterSubmissionResponse]
+    """One submission. An agency sees only its own (NOT_FOUND otherwise)."""
+    ListRosterSubmissions: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListRosterSubmissionsRequest, _datashare_pb2.ListRosterSubmissionsResponse]
+    """Submissions newest first: an agency's own, or (internal callers) every
+    agency's, optionally of one region.
+    """
 
 @_typing.type_check_only
 class DatashareServiceAsyncStub(DatashareServiceStub):
@@ -109,6 +129,26 @@ class DatashareServiceAsyncStub(DatashareServiceStub):
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListAuditEventsRequest, _datashare_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """The audit trail of agency reads, oldest first (internal callers only)."""
+    SubmitRoster: _aio.StreamUnaryMultiCallable[_datashare_pb2.SubmitRosterRequest, _datashare_pb2.SubmitRosterResponse]  # type: ignore[assignment]
+    """Replaces the calling agency's roster of a pooling region with the rows
+    streamed: the first message carries the header (region, as-of date),
+    every message may carry rows, at most 10,000 each. The hub turns the
+    difference from the agency's previous roster of the region into
+    assertions (a person or status new on the roster, or its period or
+    household changed) and revocations (a person who left has the status
+    ended as of the roster date); history is kept. A row with an invalid
+    identity number, an unknown status, a status the agency does not own or
+    a bad period is rejected with its line and reason in the answer and
+    nothing of it is stored; the valid rows still count. The same roster
+    again (same rows, same date) changes nothing and answers the stored
+    submission.
+    """
+    GetRosterSubmission: _aio.UnaryUnaryMultiCallable[_datashare_pb2.GetRosterSubmissionRequest, _datashare_pb2.GetRosterSubmissionResponse]  # type: ignore[assignment]
+    """One submission. An agency sees only its own (NOT_FOUND otherwise)."""
+    ListRosterSubmissions: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListRosterSubmissionsRequest, _datashare_pb2.ListRosterSubmissionsResponse]  # type: ignore[assignment]
+    """Submissions newest first: an agency's own, or (internal callers) every
+    agency's, optionally of one region.
+    """
 
 class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
@@ -177,5 +217,43 @@ class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_datashare_pb2.ListAuditEventsResponse, _abc.Awaitable[_datashare_pb2.ListAuditEventsResponse]]:
         """The audit trail of agency reads, oldest first (internal callers only)."""
+
+    @_abc_1.abstractmethod
+    def SubmitRoster(
+        self,
+        request_iterator: _MaybeAsyncIterator[_datashare_pb2.SubmitRosterRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.SubmitRosterResponse, _abc.Awaitable[_datashare_pb2.SubmitRosterResponse]]:
+        """Replaces the calling agency's roster of a pooling region with the rows
+        streamed: the first message carries the header (region, as-of date),
+        every message may carry rows, at most 10,000 each. The hub turns the
+        difference from the agency's previous roster of the region into
+        assertions (a person or status new on the roster, or its period or
+        household changed) and revocations (a person who left has the status
+        ended as of the roster date); history is kept. A row with an invalid
+        identity number, an unknown status, a status the agency does not own or
+        a bad period is rejected with its line and reason in the answer and
+        nothing of it is stored; the valid rows still count. The same roster
+        again (same rows, same date) changes nothing and answers the stored
+        submission.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRosterSubmission(
+        self,
+        request: _datashare_pb2.GetRosterSubmissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.GetRosterSubmissionResponse, _abc.Awaitable[_datashare_pb2.GetRosterSubmissionResponse]]:
+        """One submission. An agency sees only its own (NOT_FOUND otherwise)."""
+
+    @_abc_1.abstractmethod
+    def ListRosterSubmissions(
+        self,
+        request: _datashare_pb2.ListRosterSubmissionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.ListRosterSubmissionsResponse, _abc.Awaitable[_datashare_pb2.ListRosterSubmissionsResponse]]:
+        """Submissions newest first: an agency's own, or (internal callers) every
+        agency's, optionally of one region.
+        """
 
 def add_DatashareServiceServicer_to_server(servicer: DatashareServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,259 @@
+"""Agencies' rosters through the datashare hub (issue 5): a full roster replaces the
+agency's previous one of the region, and the difference becomes assertions and
+revocations; bad rows are reported by line and nothing of them is stored.
+
+Each test starts ``python -m services.datashare`` as a real process on each backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.type import date_pb2
+from sqlalchemy import func, select
+
+from doudi.common.db import create_engine_for
+from doudi.common.errors import decode_status
+from doudi.datashare.v1 import datashare_pb2 as pb
+from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
+from services.datashare.tables import roster_rows, roster_submissions, status_assertions
+from tests.services import INTERNAL, bearer, no_settlement, running_service
+from tests.support import with_check_digit
+from tests.test_datashare_service import day, history, statuses_on
+
+POVERTY_OFFICE = bearer("demo-poverty-office")
+CIVIL_AFFAIRS = bearer("demo-civil-affairs")
+XIXIA = "411323"
+
+WANG = with_check_digit("41132319500315001")
+LI = with_check_digit("41132319820704002")
+ZHAO = with_check_digit("41132319700101003")
+PERSONS = (WANG, LI, ZHAO)
+
+
+@pytest.fixture
+def hub(tmp_path: Path, database_url: str) -> Iterator[tuple[DatashareServiceStub, str]]:
+    with running_service(
+        "datashare", tmp_path, database_url=database_url, env=no_settlement()
+    ) as running:
+        yield DatashareServiceStub(running.channel()), database_url
+    log = running.log()
+    for number in PERSONS:
+        assert number not in log, "the service logged a full identity number"
+
+
+def row(
+    line: int,
+    person: str,
+    status: int = pb.STATUS_REGISTERED_POOR,
+    start: str = "2016-01-01",
+    household: str = "H-1",
+    name: str = "张三",
+) -> pb.RosterRow:
+    return pb.RosterRow(
+        line=line,
+        person_id=person,
+        name=name,
+        household_id=household,
+        status=status,
+        valid_from=day(start),
+        reference=f"PO-{line}",
+    )
+
+
+def submit(
+    hub: DatashareServiceStub,
+    rows: list[pb.RosterRow],
+    as_of: str = "2026-03-01",
+    metadata: Any = POVERTY_OFFICE,
+    batch: int = 2,
+) -> pb.SubmitRosterResponse:
+    header = pb.RosterHeader(region=XIXIA, as_of=day(as_of))
+
+    def messages() -> Iterator[pb.SubmitRosterRequest]:
+        yield pb.SubmitRosterRequest(header=header, rows=rows[:batch])
+        for start in range(batch, len(rows), batch):
+            yield pb.SubmitRosterRequest(rows=rows[start : start + batch])
+
+    answer: pb.SubmitRosterResponse = hub.SubmitRoster(messages(), metadata=metadata)
+    return answer
+
+
+def counts(database_url: str) -> tuple[int, int, int]:
+    """Registry records, roster rows and submissions stored."""
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            return tuple(  # type: ignore[return-value]
+                connection.execute(select(func.count()).select_from(table)).scalar_one()
+                for table in (status_assertions, roster_rows, roster_submissions)
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_roster_asserts_its_persons_and_a_later_one_revokes_who_left(
+    hub: tuple[DatashareServiceStub, str],
+) -> None:
+    stub, _url = hub
+    first = submit(stub, [row(2, WANG), row(3, LI), row(4, ZHAO, start="2020-05-01")])
+    assert first.submission.accepted_count == 3
+    assert first.submission.asserted_count == 3
+    assert (first.submission.revoked_count, first.submission.rejected_count) == (0, 0)
+    assert not first.replayed
+    for person in (WANG, LI, ZHAO):
+        assert statuses_on(stub, person, "2026-02-01") == [pb.STATUS_REGISTERED_POOR]
+
+    # Li left the roster; Zhao's household changed.
+    second = submit(
+        stub, [row(2, WANG), row(3, ZHAO, start="2020-05-01", household="H-9")], as_of="2026-06-01"
+    )
+    assert second.submission.submission_id != first.submission.submission_id
+    assert (
+        second.submission.asserted_count,
+        second.submission.changed_count,
+        second.submission.revoked_count,
+        second.submission.unchanged_count,
+    ) == (0, 1, 1, 1)
+    # Li holds the status up to the day before the roster's date, no longer from it.
+    assert statuses_on(stub, LI, "2026-05-31") == [pb.STATUS_REGISTERED_POOR]
+    assert statuses_on(stub, LI, "2026-06-01") == []
+    kinds = [record.kind for record in history(stub, LI)]
+    assert kinds == [pb.ASSERTION_KIND_ASSERT, pb.ASSERTION_KIND_REVOKE]
+    revocation = history(stub, LI)[1]
+    assert (revocation.valid_from.year, revocation.valid_from.month) == (2026, 6)
+    assert [record.household_id for record in history(stub, ZHAO)] == ["H-1", "H-9"]
+    assert statuses_on(stub, WANG, "2026-07-01") == [pb.STATUS_REGISTERED_POOR]
+
+
+def test_the_same_roster_again_changes_nothing(hub: tuple[DatashareServiceStub, str]) -> None:
+    stub, url = hub
+    rows = [row(2, WANG), row(3, LI)]
+    first = submit(stub, rows)
+    before = counts(url)
+    # The same rows in another order and other batches: the same roster.
+    again = submit(stub, list(reversed(rows)), batch=1)
+    assert again.replayed
+    assert again.submission.submission_id == first.submission.submission_id
+    assert counts(url) == before
+
+
+def test_bad_rows_are_reported_by_line_and_nothing_of_them_is_stored(
+    hub: tuple[DatashareServiceStub, str],
+) -> None:
+    stub, url = hub
+    bad_digit = WANG[:-1] + ("0" if WANG[-1] != "0" else "1")
+    impossible = row(6, ZHAO)
+    impossible.valid_from.CopyFrom(date_pb2.Date(year=2024, month=2, day=30))
+    answer = submit(
+        stub,
+        [
+            row(2, WANG),
+            row(3, bad_digit),
+            row(4, LI, status=pb.STATUS_UNSPECIFIED),
+            row(5, LI, status=pb.STATUS_DIBAO),  # civil affairs' status
+            impossible,
+            row(7, WANG),  # the same person and status again
+        ],
+    )
+    assert [(r.line, r.field) for r in answer.rejections] == [
+        (3, "person_id"),
+        (4, "status"),
+        (5, "status"),
+        (6, "valid_from"),
+        (7, "person_id"),
+    ]
+    assert "may not certify" in answer.rejections[2].reason
+    submission = answer.submission
+    assert (submission.row_count, submission.accepted_count, submission.rejected_count) == (
+        6,
+        1,
+        5,
+    )
+    assert counts(url)[:2] == (1, 1)
+    assert history(stub, LI) == []
+    assert history(stub, ZHAO) == []
+
+
+def test_a_bad_header_is_refused_and_stores_nothing(
+    hub: tuple[DatashareServiceStub, str],
+) -> None:
+    stub, url = hub
+
+    def stream() -> Iterator[pb.SubmitRosterRequest]:
+        yield pb.SubmitRosterRequest(
+            header=pb.RosterHeader(region="999999", as_of=day("2026-03-01")),
+            rows=[row(2, WANG)],
+        )
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.SubmitRoster(stream(), metadata=POVERTY_OFFICE)
+    error = decode_status(caught.value)  # type: ignore[arg-type]
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [violation.field for violation in error.violations] == ["header.region"]
+    assert counts(url) == (0, 0, 0)
+
+
+def test_an_unauthenticated_stream_is_refused(hub: tuple[DatashareServiceStub, str]) -> None:
+    stub, url = hub
+    with pytest.raises(grpc.RpcError) as caught:
+        submit(stub, [row(2, WANG)], metadata=bearer("not-a-key"))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert counts(url) == (0, 0, 0)
+
+
+def test_an_agency_sees_only_its_own_submissions(hub: tuple[DatashareServiceStub, str]) -> None:
+    stub, _url = hub
+    mine = submit(stub, [row(2, WANG)]).submission
+    theirs = submit(stub, [row(2, LI, status=pb.STATUS_DIBAO)], metadata=CIVIL_AFFAIRS).submission
+    got = stub.GetRosterSubmission(
+        pb.GetRosterSubmissionRequest(submission_id=mine.submission_id), metadata=POVERTY_OFFICE
+    )
+    assert got.submission == mine
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetRosterSubmission(
+            pb.GetRosterSubmissionRequest(submission_id=theirs.submission_id),
+            metadata=POVERTY_OFFICE,
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    listed = stub.ListRosterSubmissions(pb.ListRosterSubmissionsRequest(), metadata=POVERTY_OFFICE)
+    assert [s.submission_id for s in listed.submissions] == [mine.submission_id]
+    everyone = stub.ListRosterSubmissions(pb.ListRosterSubmissionsRequest(), metadata=INTERNAL)
+    assert [s.submission_id for s in everyone.submissions] == [
+        theirs.submission_id,
+        mine.submission_id,
+    ]
+
+
+def test_direct_assertions_stay_idempotent_on_their_reference_beside_rosters(
+    hub: tuple[DatashareServiceStub, str],
+) -> None:
+    stub, url = hub
+    submit(stub, [row(2, WANG)])  # reference PO-2, from a roster
+    request = pb.AssertStatusRequest(
+        person_id=LI,
+        household_id="H-2",
+        status=pb.STATUS_REGISTERED_POOR,
+        valid_from=day("2017-01-01"),
+        reference="PO-2",  # the same text as the roster row's: no clash
+    )
+    first = stub.AssertStatus(request, metadata=POVERTY_OFFICE)
+    again = stub.AssertStatus(request, metadata=POVERTY_OFFICE)
+    assert first.assertion.assertion_id == again.assertion.assertion_id
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            references = connection.execute(
+                select(status_assertions.c.reference, status_assertions.c.submission_id).order_by(
+                    status_assertions.c.assertion_id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [reference for reference, _ in references] == ["PO-2", "PO-2"]
+    assert references[0][1] is not None
+    assert references[1][1] is None
