@@ -99,14 +99,13 @@ class Receiving:
     accepted_count: int = 0
 
 
-def check_header(region: str, as_of: date, regions: frozenset[str]) -> None:
+def check_region(region: str, regions: frozenset[str]) -> None:
     if region not in regions:
         raise InvalidInput(
             "header.region",
             f"{region!r} is not a pooling region with a policy pack "
             f"(known: {', '.join(sorted(regions))})",
         )
-    del as_of  # any real date: a roster may be submitted late, or dated ahead
 
 
 def begin(engine: sqlalchemy.Engine, *, agency: str, region: str, as_of: date) -> Receiving:
@@ -395,9 +394,7 @@ def _submission(
 def _from_row(row: sqlalchemy.Row[Any]) -> Submission:
     values = row._asdict()
     values.pop("digest")
-    moment = values["submitted_at"]
-    values["submitted_at"] = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return Submission(**values)
+    return Submission(**{**values, "submitted_at": service.utc(row.submitted_at)})
 
 
 # -- rows -----------------------------------------------------------------------

@@ -172,16 +172,12 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
                         raise InvalidInput("header", "the first message must carry the header")
                     region = message.header.region
                     as_of = to_date(message.header.as_of, "header.as_of")
-                    rosters.check_header(region, as_of, self.regions)
+                    rosters.check_region(region, self.regions)
                     receiving = await asyncio.to_thread(
                         rosters.begin, self.engine, agency=agency, region=region, as_of=as_of
                     )
                 elif message.HasField("header"):
                     raise InvalidInput("header", "only the first message carries the header")
-                if len(message.rows) > rosters.MAX_ROWS_PER_MESSAGE:
-                    raise InvalidInput(
-                        "rows", f"at most {rosters.MAX_ROWS_PER_MESSAGE} rows per message"
-                    )
                 rows = [roster_row(row) for row in message.rows]
                 rejections += await asyncio.to_thread(
                     rosters.add_rows, self.engine, receiving, rows

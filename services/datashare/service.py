@@ -266,7 +266,7 @@ def list_audit_events(
             connection, query, audit_events.c.event_id, page_size, page_token
         )
     return Page(
-        tuple(AuditEvent(**{**row._asdict(), "event_time": _utc(row.event_time)}) for row in rows),
+        tuple(AuditEvent(**{**row._asdict(), "event_time": utc(row.event_time)}) for row in rows),
         token,
     )
 
@@ -340,9 +340,9 @@ def text_field(value: str, field: str) -> str:
 
 
 def _assertion(row: sqlalchemy.Row[Any]) -> Assertion:
-    return Assertion(**{**row._asdict(), "recorded_at": _utc(row.recorded_at)})
+    return Assertion(**{**row._asdict(), "recorded_at": utc(row.recorded_at)})
 
 
-def _utc(moment: datetime) -> datetime:
+def utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every one the service stores is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
