@@ -82,7 +82,7 @@ def parts(base_port: int, gateway_port: int, settlement_processes: int = 1) -> t
     extra = base_port + len(services)
     ports["settlement"] += tuple(range(extra, extra + settlement_processes - 1))
     return (
-        Part("enrollment", "services.enrollment", ports["enrollment"], ("settlement",)),
+        Part("enrollment", "services.enrollment", ports["enrollment"], ("settlement", "datashare")),
         Part("datashare", "services.datashare", ports["datashare"], ("settlement",)),
         Part("settlement", "services.settlement", ports["settlement"]),
         Part("assistance", "services.assistance", ports["assistance"]),

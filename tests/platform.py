@@ -100,17 +100,14 @@ def start_platform(directory: Path, database_url_for: DatabaseUrlFor) -> Platfor
 
     try:
         with ThreadPoolExecutor(2) as pool:
-            # Enrollment and datashare send what they own to settlement; the others need
-            # no one.
+            # Datashare sends what it owns to settlement, enrollment to both; assistance
+            # needs no one.
             first = [pool.submit(start, name) for name in ("settlement", "assistance")]
             settlement = first[0].result()
             first[1].result()
-            senders = [
-                pool.submit(start, name, {"DOUDI_SETTLEMENT_ADDRESS": settlement.address})
-                for name in ("enrollment", "datashare")
-            ]
-            for future in senders:
-                future.result()
+            to_settlement = {"DOUDI_SETTLEMENT_ADDRESS": settlement.address}
+            datashare = start("datashare", to_settlement)
+            start("enrollment", {**to_settlement, "DOUDI_DATASHARE_ADDRESS": datashare.address})
         _start_gateway(platform, settlement)
     except BaseException:
         platform.stop()

@@ -85,14 +85,16 @@ def service_env(
     return env
 
 
-def no_settlement() -> dict[str, str]:
-    """The environment of enrollment or datashare started alone: the settlement service
-    they send to cannot be reached, so each send fails, is logged and is retried, and they
-    answer all the same (tests/test_settlement_flow.py checks the sending)."""
+def no_peers() -> dict[str, str]:
+    """The environment of enrollment or datashare started alone: the services they send to
+    (settlement; datashare for enrollment) cannot be reached, so each send fails, is logged
+    and is retried, and they answer all the same (tests/test_settlement_flow.py checks the
+    sending)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    return {"DOUDI_SETTLEMENT_ADDRESS": f"127.0.0.1:{port}"}  # nothing listens there
+    nowhere = f"127.0.0.1:{port}"  # nothing listens there
+    return {"DOUDI_SETTLEMENT_ADDRESS": nowhere, "DOUDI_DATASHARE_ADDRESS": nowhere}
 
 
 def start_service(

@@ -30,7 +30,7 @@ from services.datashare import service
 from services.datashare.server import SPEC
 from services.datashare.settings import DEMO_AGENCY_KEYS, Settings
 from services.datashare.tables import status_assertions
-from tests.services import INTERNAL, bearer, no_settlement, running_service
+from tests.services import INTERNAL, bearer, no_peers, running_service
 from tests.support import with_check_digit
 
 POVERTY_OFFICE = bearer("demo-poverty-office")
@@ -44,7 +44,7 @@ PERSONS = (WANG, LI)
 @pytest.fixture
 def hub(tmp_path: Path, database_url: str) -> Iterator[DatashareServiceStub]:
     with running_service(
-        "datashare", tmp_path, database_url=database_url, env=no_settlement()
+        "datashare", tmp_path, database_url=database_url, env=no_peers()
     ) as running:
         yield DatashareServiceStub(running.channel())
     log = running.log()

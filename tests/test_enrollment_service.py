@@ -29,7 +29,7 @@ from doudi.enrollment.v1.enrollment_pb2_grpc import EnrollmentServiceStub
 from services.enrollment.server import SPEC
 from services.enrollment.tables import metadata
 from tests.conftest import new_database
-from tests.services import INTERNAL, no_settlement, running_service
+from tests.services import INTERNAL, no_peers, running_service
 from tests.support import with_check_digit
 
 XIXIA = "411323"
@@ -55,7 +55,7 @@ def services(
                 directory = tmp_path_factory.mktemp(f"enrollment-{backend}")
                 url = stack.enter_context(new_database(backend, directory, "enrollment"))
                 service = stack.enter_context(
-                    running_service("enrollment", directory, database_url=url, env=no_settlement())
+                    running_service("enrollment", directory, database_url=url, env=no_peers())
                 )
                 stubs[backend] = EnrollmentServiceStub(service.channel())
             return stubs[backend]
@@ -498,7 +498,7 @@ def test_a_call_that_finds_its_database_connection_lost_is_unavailable_and_the_n
     """After a database restart or failover the pooled connections are dead: the first
     call answers UNAVAILABLE (callers retry), the pool is discarded, the next call works."""
     with running_service(
-        "enrollment", tmp_path, database_url=postgres_url, env=no_settlement()
+        "enrollment", tmp_path, database_url=postgres_url, env=no_peers()
     ) as service:
         stub = EnrollmentServiceStub(service.channel())
         request = pb.GetPersonRequest(person_id=with_check_digit("41132319700101555"))

@@ -21,9 +21,9 @@ from doudi.common.errors import decode_status
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from services.datashare.tables import roster_rows, roster_submissions, status_assertions
-from tests.services import INTERNAL, bearer, no_settlement, running_service
+from tests.services import INTERNAL, bearer, no_peers, running_service
 from tests.support import with_check_digit
-from tests.test_datashare_service import day, history, statuses_on
+from tests.test_datashare_service import audit_trail, day, history, statuses_on
 
 POVERTY_OFFICE = bearer("demo-poverty-office")
 CIVIL_AFFAIRS = bearer("demo-civil-affairs")
@@ -38,7 +38,7 @@ PERSONS = (WANG, LI, ZHAO)
 @pytest.fixture
 def hub(tmp_path: Path, database_url: str) -> Iterator[tuple[DatashareServiceStub, str]]:
     with running_service(
-        "datashare", tmp_path, database_url=database_url, env=no_settlement()
+        "datashare", tmp_path, database_url=database_url, env=no_peers()
     ) as running:
         yield DatashareServiceStub(running.channel()), database_url
     log = running.log()
@@ -226,6 +226,16 @@ def test_an_agency_sees_only_its_own_submissions(hub: tuple[DatashareServiceStub
     assert [s.submission_id for s in everyone.submissions] == [
         theirs.submission_id,
         mine.submission_id,
+    ]
+    # Every agency read is audited (the refused one read nothing); the platform's are not.
+    assert [(e.caller, e.method, e.person_id, e.subject) for e in audit_trail(stub)] == [
+        (
+            "poverty_office",
+            "GetRosterSubmission",
+            "",
+            f"roster submission {mine.submission_id}",
+        ),
+        ("poverty_office", "ListRosterSubmissions", "", "roster submissions"),
     ]
 
 

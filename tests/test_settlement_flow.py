@@ -297,30 +297,39 @@ def test_statuses_sent_twice_or_out_of_order_keep_the_latest(platform: Platform)
         agency=datashare_pb2.AGENCY_POVERTY_OFFICE,
     )
 
-    def record(version: int, *periods: datashare_pb2.StatusPeriod) -> int:
-        request = settlement_pb2.RecordPersonStatusesRequest(
-            person_id=person, version=version, periods=periods
-        )
-        return stub.RecordPersonStatuses(request, metadata=INTERNAL).version
+    def sent(version: int, *periods: datashare_pb2.StatusPeriod) -> settlement_pb2.PersonStatuses:
+        return settlement_pb2.PersonStatuses(person_id=person, version=version, periods=periods)
 
-    assert record(5, poor) == 5
-    assert record(5, poor) == 5
-    assert record(3) == 5  # an older send, arriving late, changes nothing
+    def record(*persons: settlement_pb2.PersonStatuses) -> list[int]:
+        request = settlement_pb2.RecordPersonStatusesRequest(persons=persons)
+        return list(stub.RecordPersonStatuses(request, metadata=INTERNAL).versions)
+
+    assert record(sent(5, poor)) == [5]
+    assert record(sent(5, poor)) == [5]
+    assert record(sent(3)) == [5]  # an older send, arriving late, changes nothing
     assert poverty_layers_paid(client, person)
-    assert record(6) == 6
+    # In one batch, the person's later version wins whatever the order.
+    other = new_person(platform)
+    both = record(sent(7), settlement_pb2.PersonStatuses(person_id=other, version=2), sent(6, poor))
+    assert both == [7, 2, 7]
     assert not poverty_layers_paid(client, person)
 
     with pytest.raises(grpc.RpcError) as refused:
         stub.RecordPersonStatuses(
-            settlement_pb2.RecordPersonStatusesRequest(person_id=person, version=7),
+            settlement_pb2.RecordPersonStatusesRequest(persons=[sent(8)]),
             metadata=bearer(HOSPITAL_KEY),
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    with pytest.raises(grpc.RpcError) as invalid:
-        record(0, poor)
-    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = decode_status(invalid.value)  # type: ignore[arg-type]
-    assert [violation.field for violation in status.violations] == ["version"]
+    for bad, field in (
+        ([sent(9, poor), sent(0, poor)], "persons[1].version"),
+        ([], "persons"),
+        ([sent(9)] * 1001, "persons"),
+    ):
+        with pytest.raises(grpc.RpcError) as invalid:
+            record(*bad)
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        status = decode_status(invalid.value)  # type: ignore[arg-type]
+        assert [violation.field for violation in status.violations] == [field]
     assert poverty_layers_paid(client, person) is False
 
 

@@ -1,19 +1,24 @@
 """Keeping another service's copy of what a service owns exact: send now, retry what fails.
 
-The settlement service settles on its own database alone. What it needs of a
-person that other services own (enrollment: the person's region and
-enrolments; datashare: the statuses the agencies certified) is sent to it,
-person by person, by the owner:
+A service answers from its own database alone. What it needs of a person that
+other services own is sent to it, in batches of persons, by the owner:
 
-1. The owner's write also queues the person in its outbox table, in the same
-   transaction, with a version that only grows.
-2. Before it answers its caller, the owner sends the person's current state
-   (:meth:`Sender.send_now`), and on success removes the queued row. So a
+* enrollment sends each person's region and enrolments to settlement (which
+  settles on them) and to datashare (which compares the agencies' rosters with
+  them);
+* datashare sends each person's statuses, as the agencies certified them, to
+  settlement.
+
+1. The owner's write also queues the person in its outbox table, for each
+   subscriber, in the same transaction, with a version that only grows.
+2. Before it answers its caller, the owner sends the persons' current state
+   (:meth:`Sender.send_now`), and on success removes the queued rows. So a
    change answered a moment ago applies to the next settlement.
 3. If the send fails, the caller is still answered (the owner's record is
-   safe) and :meth:`Sender.run` sends whatever is queued every
-   ``retry_seconds`` until it gets through. The receiver keeps the highest
-   version it was sent, so repeats and crossed sends change nothing.
+   safe) and :meth:`Sender.run` sends whatever is queued, a batch at a time,
+   every ``retry_seconds`` (at once after :meth:`Sender.wake`) until it gets
+   through. The receiver keeps the highest version it was sent, so repeats and
+   crossed sends change nothing.
 """
 
 from __future__ import annotations
@@ -21,22 +26,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import grpc
 import sqlalchemy
-from sqlalchemy import BigInteger, Column, DateTime, PrimaryKeyConstraint, String, delete, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    PrimaryKeyConstraint,
+    String,
+    bindparam,
+    delete,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from doudi.common import grpc_client
 from doudi.common.db import read_connection, write_transaction
-from doudi.common.settings import SenderSettings
+from doudi.common.settings import ProcessSettings
 
-BATCH = 500  # persons sent per round of the background loop
+BATCH = 500  # persons per send: one call to the subscriber
+MAX_BATCH = 1000  # the most persons a subscriber takes in one call
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-SETTLEMENT = "settlement"  # the subscriber: the service that keeps the copies
+
+# The subscribers: the services that keep copies.
+SETTLEMENT = "settlement"
+DATASHARE = "datashare"
+
+Versions = list[tuple[str, int]]
+"""(person, version) pairs: what a subscriber now holds of each person sent."""
 
 
 # --- the outbox table -------------------------------------------------------------------
@@ -71,18 +92,40 @@ def newer_version_upsert(table: sqlalchemy.Table, key: list[str], dialect: Any) 
     )
 
 
+_STORE_NEWER: dict[tuple[str, str], Any] = {}
+
+
+def store_newer(
+    connection: sqlalchemy.Connection, table: sqlalchemy.Table, rows: list[dict[str, Any]]
+) -> list[int]:
+    """The subscriber's side: store each person's row (keyed by ``person_id``) unless a
+    later version is stored already (an owner may resend, and two sends may cross); answer
+    the version now stored of each, in order."""
+    key = (table.name, connection.dialect.name)
+    statement = _STORE_NEWER.get(key)
+    if statement is None:
+        statement = _STORE_NEWER[key] = newer_version_upsert(
+            table, ["person_id"], dialect_module(connection)
+        )
+    connection.execute(statement, rows)
+    # Not dict(result): a CursorResult has keys(), which dict() would take for a mapping's.
+    stored = {
+        row.person_id: row.version
+        for row in connection.execute(
+            select(table.c.person_id, table.c.version).where(
+                table.c.person_id.in_({row["person_id"] for row in rows})
+            )
+        )
+    }
+    return [int(stored[row["person_id"]]) for row in rows]
+
+
+def dialect_module(connection: sqlalchemy.Connection) -> Any:
+    """The SQLAlchemy dialect module with ``insert ... on conflict`` for the connection."""
+    return postgresql if connection.dialect.name == "postgresql" else sqlite
+
+
 _QUEUES: dict[tuple[str, str], Any] = {}
-
-
-def queue(
-    connection: sqlalchemy.Connection,
-    table: sqlalchemy.Table,
-    person_id: str,
-    version: int,
-    now: datetime,
-) -> None:
-    """Queue the person for the settlement service, in the caller's transaction."""
-    queue_many(connection, table, [(person_id, version)], now)
 
 
 def queue_many(
@@ -90,112 +133,152 @@ def queue_many(
     table: sqlalchemy.Table,
     versions: Iterable[tuple[str, int]],
     now: datetime,
+    subscribers: Collection[str],
 ) -> None:
-    """Queue each (person, version) for the settlement service, in the caller's transaction."""
+    """Queue each (person, version) for each subscriber, in the caller's transaction."""
     dialect = connection.dialect.name
     statement = _QUEUES.get((table.name, dialect))
     if statement is None:
-        module = postgresql if dialect == "postgresql" else sqlite
         statement = _QUEUES[(table.name, dialect)] = newer_version_upsert(
-            table, ["subscriber", "person_id"], module
+            table, ["subscriber", "person_id"], dialect_module(connection)
         )
     parameters = [
-        {"subscriber": SETTLEMENT, "person_id": person_id, "version": version, "queued_at": now}
+        {"subscriber": subscriber, "person_id": person_id, "version": version, "queued_at": now}
         for person_id, version in versions
+        for subscriber in subscribers
     ]
     if parameters:
         connection.execute(statement, parameters)
 
 
-def pending(engine: sqlalchemy.Engine, table: sqlalchemy.Table, limit: int) -> list[str]:
-    """Persons the settlement service has not received yet, oldest first."""
+def pending(
+    engine: sqlalchemy.Engine,
+    table: sqlalchemy.Table,
+    subscriber: str,
+    *,
+    after: str,
+    limit: int,
+) -> list[str]:
+    """Persons the subscriber has not received yet, in identity-number order from ``after``
+    (the primary key's order: a full outbox is walked, never sorted)."""
     with read_connection(engine) as connection:
         return list(
             connection.execute(
                 select(table.c.person_id)
-                .where(table.c.subscriber == SETTLEMENT)
-                .order_by(table.c.queued_at)
+                .where(table.c.subscriber == subscriber, table.c.person_id > after)
+                .order_by(table.c.person_id)
                 .limit(limit)
             ).scalars()
         )
 
 
 def delivered(
-    engine: sqlalchemy.Engine, table: sqlalchemy.Table, person_id: str, version: int
+    engine: sqlalchemy.Engine, table: sqlalchemy.Table, subscriber: str, versions: Versions
 ) -> None:
-    """The settlement service holds the person's state up to ``version``: forget the queued
-    row, unless a later change was queued meanwhile."""
+    """The subscriber holds each person's state up to its version: forget the queued rows,
+    unless a later change was queued meanwhile."""
+    if not versions:
+        return
     with write_transaction(engine) as connection:
         connection.execute(
             delete(table).where(
-                table.c.subscriber == SETTLEMENT,
-                table.c.person_id == person_id,
-                table.c.version <= version,
-            )
+                table.c.subscriber == subscriber,
+                table.c.person_id == bindparam("person"),
+                table.c.version <= bindparam("stored"),
+            ),
+            [{"person": person_id, "stored": version} for person_id, version in versions],
         )
 
 
 # --- sending ----------------------------------------------------------------------------
 
 
-def internal_metadata(settings: SenderSettings) -> tuple[tuple[str, str], ...]:
+def internal_metadata(settings: ProcessSettings) -> tuple[tuple[str, str], ...]:
     """The call metadata that authenticates a send as the platform."""
     return (("authorization", f"Bearer {settings.internal_token.get_secret_value()}"),)
 
 
-class Sender:
-    """Sends one kind of per-person state (``what``) to the settlement service.
+Send = Callable[[list[str]], Awaitable[Versions]]
+"""Reads the persons' state, sends it in one call and answers what the subscriber holds."""
 
-    ``send(person_id)`` reads the person's state, sends it and removes the
-    queued row; ``pending(limit)`` answers the queued persons, oldest first.
-    """
+
+class Sender:
+    """Sends one kind of per-person state (``what``) from the owner's outbox ``table`` to
+    one subscriber, ``send`` doing one call for a batch of persons."""
 
     def __init__(
         self,
         what: str,
-        send: Callable[[str], Awaitable[None]],
-        pending: Callable[[int], list[str]],
+        send: Send,
         *,
+        engine: sqlalchemy.Engine,
+        table: sqlalchemy.Table,
+        subscriber: str,
         retry_seconds: float,
         log: logging.Logger,
     ) -> None:
         self.what = what
+        self.subscriber = subscriber
         self._send = send
-        self._pending = pending
+        self._engine = engine
+        self._table = table
         self._retry_seconds = retry_seconds
         self._log = log
+        self._after = ""  # where the background loop's walk of the outbox stands
+        self._wake = asyncio.Event()
 
-    async def send_now(self, person_id: str) -> None:
-        """Send before the caller is answered; on failure log it and leave the person
+    async def send_now(self, person_ids: Sequence[str]) -> None:
+        """Send before the caller is answered; on failure log it and leave the persons
         queued for :meth:`run`."""
-        try:
-            await self._send(person_id)
-        except grpc.aio.AioRpcError as error:
-            self._log.warning(
-                "%s of person %s not yet sent to the settlement service (%s: %s); "
-                "retrying every %g s",
-                self.what,
-                person_id,  # masked by the log formatter
-                error.code().name,
-                error.details(),
-                self._retry_seconds,
-            )
+        for start in range(0, len(person_ids), BATCH):
+            batch = list(person_ids[start : start + BATCH])
+            try:
+                await self._deliver(batch)
+            except grpc.aio.AioRpcError as error:
+                self._log.warning(
+                    "%s of %d persons (the first %s) not yet sent to the %s service "
+                    "(%s: %s); retrying every %g s",
+                    self.what,
+                    len(batch),
+                    batch[0],  # masked by the log formatter
+                    self.subscriber,
+                    error.code().name,
+                    error.details(),
+                    self._retry_seconds,
+                )
+                self.wake()
+                return
+
+    def wake(self) -> None:
+        """Have the background loop send what is queued now, not after its pause."""
+        self._wake.set()
 
     async def send_queued(self) -> int:
-        """One round: send the queued persons (up to a batch) and answer how many went.
-        Stops at the first UNAVAILABLE: the settlement service is likely down. A
-        person it refuses stays queued, with an error in the log, and the rest go on."""
-        queued = await asyncio.to_thread(self._pending, BATCH)
+        """One round: send the next batch of queued persons and answer how many went.
+        Raises at UNAVAILABLE: the subscriber is likely down. A person it refuses stays
+        queued, with an error in the log, and the rest go on."""
+        queued = await asyncio.to_thread(
+            pending, self._engine, self._table, self.subscriber, after=self._after, limit=BATCH
+        )
+        self._after = queued[-1] if len(queued) == BATCH else ""
+        try:
+            await self._deliver(queued)
+            return len(queued)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _UNREACHABLE or len(queued) == 1:
+                raise
+        # The subscriber refused the batch: send one by one to find whom it refuses.
         sent = 0
         for person_id in queued:
             try:
-                await self._send(person_id)
+                await self._deliver([person_id])
                 sent += 1
             except grpc.aio.AioRpcError as error:
                 if error.code() in _UNREACHABLE:
                     raise
                 self._log.error(
-                    "the settlement service refused the %s of person %s (%s: %s)",
+                    "the %s service refused the %s of person %s (%s: %s)",
+                    self.subscriber,
                     self.what,
                     person_id,  # masked by the log formatter
                     error.code().name,
@@ -203,22 +286,29 @@ class Sender:
                 )
         return sent
 
+    async def _deliver(self, person_ids: list[str]) -> None:
+        if person_ids:
+            versions = await self._send(person_ids)
+            await asyncio.to_thread(delivered, self._engine, self._table, self.subscriber, versions)
+
     async def run(self) -> None:
-        """Send what is queued (left by a failed send, or by a migration) until cancelled."""
+        """Send what is queued (left by a failed send, by a large change such as a roster,
+        or by a migration) until cancelled."""
         failing = False
         while True:
             try:
-                sent = await self.send_queued()
+                await self.send_queued()
                 if failing:
-                    self._log.info("%s reach the settlement service again", self.what)
+                    self._log.info("%s reach the %s service again", self.what, self.subscriber)
                     failing = False
-                if sent == BATCH:
-                    continue  # more may be waiting
+                if self._after:
+                    continue  # more are waiting
             except grpc.aio.AioRpcError as error:
                 if not failing:
                     self._log.warning(
-                        "cannot send %s to the settlement service (%s: %s); retrying every %g s",
+                        "cannot send %s to the %s service (%s: %s); retrying every %g s",
                         self.what,
+                        self.subscriber,
                         error.code().name,
                         error.details(),
                         self._retry_seconds,
@@ -226,19 +316,21 @@ class Sender:
                 failing = True
             except sqlalchemy.exc.DBAPIError as error:
                 self._log.warning("cannot read the queued %s: %s", self.what, error)
-            await asyncio.sleep(self._retry_seconds)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._retry_seconds)
 
 
 def start(
     stack: contextlib.AsyncExitStack,
-    settings: SenderSettings,
-    make: Callable[[grpc.aio.Channel, SenderSettings], Sender],
+    address: str,
+    make: Callable[[grpc.aio.Channel], Sender],
 ) -> Sender:
-    """Open the channel to the settlement service, make the service's sender with it, and
-    run the sender's retry loop until the service stops."""
-    channel = grpc_client.channel(settings.settlement_address)
+    """Open the channel to the subscriber at ``address``, make the sender with it, and run
+    the sender's background loop until the service stops."""
+    channel = grpc_client.channel(address)
     stack.push_async_callback(channel.close)
-    sender = make(channel, settings)
-    loop = asyncio.create_task(sender.run(), name=f"sending {sender.what}")
+    sender = make(channel)
+    loop = asyncio.create_task(sender.run(), name=f"sending {sender.what} to {sender.subscriber}")
     stack.callback(loop.cancel)
     return sender

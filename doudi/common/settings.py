@@ -70,12 +70,12 @@ class ServiceSettings(ProcessSettings):
 
 
 class SenderSettings(ServiceSettings):
-    """What a service that sends per-person state to the settlement service reads besides
+    """What a service that sends per-person state to other services reads besides
     (enrollment and datashare; see doudi.common.outbox)."""
 
     settlement_address: str = "127.0.0.1:50053"
     """Where the settlement service answers."""
     peer_timeout_seconds: float = 5.0
-    """How long one send to the settlement service may take."""
+    """How long one send (a batch of persons) to another service may take."""
     delivery_retry_seconds: float = 2.0
-    """How often what could not be sent to the settlement service is sent again."""
+    """How often what could not be sent is sent again."""

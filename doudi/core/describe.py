@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from doudi.core.codes import NATIONAL_FUNDS, VISIT_TYPES
+from doudi.core.codes import NATIONAL_FUNDS, TIERS, VISIT_TYPES
 from doudi.core.money import format_percent, percent_to_basis_points, yuan_to_fen
+from doudi.core.packs import subsidy_categories
 from doudi.core.policy import Described, Pack
 
 
@@ -40,13 +41,16 @@ def _width(text: str) -> int:
 
 def _amount(value: Any, unit: str) -> str:
     if unit == "yuan":
-        fen = yuan_to_fen(value)
-        whole, cents = divmod(fen, 100)
-        return f"{whole:,} yuan" if cents == 0 else f"{whole:,}.{cents:02d} yuan"
+        return _fen_text(yuan_to_fen(value))
     points = percent_to_basis_points(value)
     if unit == "points":
         return ("+" if points >= 0 else "") + format_percent(points).replace("%", " points")
     return format_percent(points)
+
+
+def _fen_text(fen: int) -> str:
+    whole, cents = divmod(fen, 100)
+    return f"{whole:,} yuan" if cents == 0 else f"{whole:,}.{cents:02d} yuan"
 
 
 def value_text(value: Any, unit: str) -> str:
@@ -124,6 +128,7 @@ def describe_pack(pack: Pack) -> str:
         out += ["", *_describe_layer(pack, number, layer)]
     for payout in doc.get("instant_payouts", []):
         out += ["", *_describe_payout(pack, payout)]
+    out += ["", *_describe_enrolment_subsidy(pack)]
     return "\n".join(out) + "\n"
 
 
@@ -255,4 +260,36 @@ def _describe_payout(pack: Pack, payout: Mapping[str, Any]) -> list[str]:
             f"{d['name']} {', '.join(d['icd10'])}" for d in disease_class["diseases"]
         )
         out.append(f"    {disease_class['id']} {disease_class['name']}: {diseases}")
+    return out
+
+
+def _describe_enrolment_subsidy(pack: Pack) -> list[str]:
+    title = "Subsidised enrolment (资助参保)"
+    entries = pack.document.get("enrolment_subsidy", [])
+    if not entries:
+        return [f"{title}: none in this pack; nobody's premium is paid by the assistance fund"]
+    out = [
+        f"{title}: the personal premium (个人缴费) of the year and the part the "
+        "medical-assistance fund pays; of the categories a person is in, the largest "
+        "subsidy applies (the earlier on a tie)",
+    ]
+    for entry, category in zip(entries, subsidy_categories(pack), strict=True):
+        also = category.also_one_of
+        who = " or ".join(sorted(category.statuses)) + (
+            f", together with {' or '.join(sorted(also))}" if also else ""
+        )
+        tier = f", tier {category.tier} ({TIERS[category.tier]})" if category.tier else ""
+        paid = _fen_text(category.subsidy_fen)
+        if category.subsidy_fen == category.premium_fen:
+            paid = f"the whole premium ({paid})"
+        out += [
+            f"  category {category.id} - {category.name}",
+            f"    who: status {who}",
+            *_provenance(entry, "      "),
+            f"    premium: {_fen_text(category.premium_fen)} personal{tier}",
+            *_provenance(entry["premium"], "      "),
+            f"    assistance fund pays: {paid}; the person pays "
+            f"{_fen_text(category.premium_fen - category.subsidy_fen)}",
+            *_provenance(entry["subsidy"], "      "),
+        ]
     return out

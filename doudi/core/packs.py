@@ -6,13 +6,15 @@ and why. Loading rejects unknown keys, funds, statuses and visit types, floats,
 unsorted bands and missing sources, with an error naming the file and the rule
 (``xixia-2017.yaml: layers[basic].rules[inpatient].ratio: ...``).
 
-The file format is described in ``docs/policy-packs.md``.
+The file format is described in ``docs/policy-packs.md``; the optional
+``enrolment_subsidy`` section (资助参保, DOMAIN.md section 5) is read by
+``subsidy_categories``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -60,6 +62,7 @@ _SOURCE_KEYS = ("source", "assumed")
 _ICD10_CATEGORY = re.compile(r"[A-Z]\d{2}")
 _ICD10_CODE = re.compile(r"[A-Z]\d{2}\.[0-9A-Z]{1,4}")
 _ICD10_RANGE = re.compile(r"([A-Z]\d{2})-([A-Z]\d{2})")
+_CATEGORY_ID = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -178,6 +181,39 @@ def _member(data: Any, known: Mapping[Any, Any], path: str, what: str) -> Any:
     if isinstance(data, list | dict) or data not in known:
         raise _Fail(path, f"unknown {what} {data!r} (known: {', '.join(map(str, known))})")
     return data
+
+
+def _members(data: Any, known: Mapping[Any, Any], path: str, what: str) -> frozenset[Any]:
+    """A non-empty list of known codes (``path[i]`` names a bad one)."""
+    return frozenset(
+        _member(item, known, f"{path}[{index}]", what)
+        for index, item in enumerate(_list(data, path))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SubsidyCategory:
+    """A category of subsidised enrolment (资助参保, DOMAIN.md section 5): who is in it, the
+    resident tier they are enrolled at, their personal premium for the year and the part
+    of it the medical-assistance fund pays (the rest the person pays)."""
+
+    id: str
+    name: str
+    statuses: frozenset[str]
+    """Any one of these statuses puts a person in the category ..."""
+    also_one_of: frozenset[str]
+    """... when they also hold one of these (empty: no further condition)."""
+    tier: str | None
+    premium_fen: int
+    """The personal premium (个人缴费) for the year: what the person would pay, without the
+    government's per-head subsidy to the scheme, which is not the assistance fund's."""
+    subsidy_fen: int
+    """The part of ``premium_fen`` the assistance fund pays: 1 fen to the whole premium."""
+
+    def applies_to(self, statuses: Collection[str]) -> bool:
+        return not self.statuses.isdisjoint(statuses) and (
+            not self.also_one_of or not self.also_one_of.isdisjoint(statuses)
+        )
 
 
 _CONTEXT_KEYS: dict[str, Callable[[VisitContext], Any]] = {
@@ -357,10 +393,7 @@ class _PackCompiler:
                 codes = None
             else:
                 _mapping(step, where, ["statuses", "value"])
-                codes = frozenset(
-                    _member(code, STATUSES, f"{where}.statuses[{i}]", "status")
-                    for i, code in enumerate(_list(step["statuses"], f"{where}.statuses"))
-                )
+                codes = _members(step["statuses"], STATUSES, f"{where}.statuses", "status")
             compiled.append((codes, self.number(step["value"], f"{where}.value", unit)))
 
         def select(ctx: VisitContext) -> int:
@@ -395,10 +428,7 @@ class _PackCompiler:
         words: list[str] = []
 
         def members(key: str, known: Mapping[Any, Any], what: str) -> frozenset[Any]:
-            items = _list(spec[key], f"{path}.{key}")
-            return frozenset(
-                _member(v, known, f"{path}.{key}[{i}]", what) for i, v in enumerate(items)
-            )
+            return _members(spec[key], known, f"{path}.{key}", what)
 
         if "schemes" in spec:
             schemes = members("schemes", SCHEMES, "scheme")
@@ -585,9 +615,8 @@ class _PackCompiler:
         path = path.rsplit("[", 1)[0] + f"[{rule_id}]"
         if any(key in spec for key in _SOURCE_KEYS):
             self.provenance(spec, path)
-        visit_types = frozenset(
-            _member(v, VISIT_TYPES, f"{path}.visit_types[{i}]", "visit type")
-            for i, v in enumerate(_list(spec["visit_types"], f"{path}.visit_types"))
+        visit_types = _members(
+            spec["visit_types"], VISIT_TYPES, f"{path}.visit_types", "visit type"
         )
         if spec["period"] not in ("visit", "year"):
             raise _Fail(
@@ -788,22 +817,111 @@ class _PackCompiler:
             classes=tuple(classes),
         )
 
+    # -- subsidised enrolment (资助参保) --------------------------------------
+
+    def enrolment_subsidy(self, data: Any) -> tuple[SubsidyCategory, ...]:
+        """The categories, in the pack's order (the earlier wins a tie)."""
+        categories: list[SubsidyCategory] = []
+        for index, entry in enumerate(_list(data, "enrolment_subsidy")):
+            category = self.subsidy_category(entry, index)
+            if any(existing.id == category.id for existing in categories):
+                raise _Fail(f"enrolment_subsidy[{category.id}]", "duplicate category id")
+            categories.append(category)
+        return tuple(categories)
+
+    def subsidy_category(self, data: Any, index: int) -> SubsidyCategory:
+        path = f"enrolment_subsidy[{index}]"
+        spec = _mapping(
+            data,
+            path,
+            ["id", "name", "statuses", "premium", "subsidy"],
+            ["also_one_of", "note", *_SOURCE_KEYS],
+        )
+        category_id = _text(spec["id"], f"{path}.id")
+        if not _CATEGORY_ID.fullmatch(category_id):
+            raise _Fail(
+                f"{path}.id",
+                f"a category id is lower-case letters, digits and _, got {category_id!r}",
+            )
+        path = f"enrolment_subsidy[{category_id}]"
+        if any(key in spec for key in _SOURCE_KEYS):
+            self.provenance(spec, path)
+        statuses = _members(spec["statuses"], STATUSES, f"{path}.statuses", "status")
+        also = (
+            _members(spec["also_one_of"], STATUSES, f"{path}.also_one_of", "status")
+            if "also_one_of" in spec
+            else frozenset()
+        )
+        premium = _mapping(spec["premium"], f"{path}.premium", ["yuan"], ["tier", *_SOURCE_KEYS])
+        self.provenance(premium, f"{path}.premium")
+        premium_fen = self.positive_yuan(premium["yuan"], f"{path}.premium.yuan")
+        tier = (
+            _member(premium["tier"], TIERS, f"{path}.premium.tier", "tier")
+            if "tier" in premium
+            else None
+        )
+        where = f"{path}.subsidy"
+        subsidy = _mapping(spec["subsidy"], where, [], ["yuan", "whole_premium", *_SOURCE_KEYS])
+        if ("yuan" in subsidy) == ("whole_premium" in subsidy):
+            raise _Fail(
+                where, "give either 'yuan' (a part of the premium) or 'whole_premium: true'"
+            )
+        self.provenance(subsidy, where)
+        if "whole_premium" in subsidy:
+            if not _bool(subsidy["whole_premium"], f"{where}.whole_premium"):
+                raise _Fail(
+                    f"{where}.whole_premium", "true, or leave it out and give 'yuan' for a part"
+                )
+            subsidy_fen = premium_fen
+        else:
+            subsidy_fen = self.positive_yuan(subsidy["yuan"], f"{where}.yuan")
+            if subsidy_fen > premium_fen:
+                raise _Fail(
+                    f"{where}.yuan",
+                    f"{subsidy['yuan']} yuan is more than the premium ({premium['yuan']} yuan)",
+                )
+        return SubsidyCategory(
+            id=category_id,
+            name=_text(spec["name"], f"{path}.name"),
+            statuses=statuses,
+            also_one_of=also,
+            tier=tier,
+            premium_fen=premium_fen,
+            subsidy_fen=subsidy_fen,
+        )
+
+    def positive_yuan(self, data: Any, path: str) -> int:
+        value = self.scalar(data, path, "yuan")
+        if value == 0:
+            raise _Fail(path, "must be above 0")
+        return value
+
     # -- the pack -----------------------------------------------------------
+
+    def read_sources(self, data: Any) -> None:
+        """The pack's ``sources``: what a ``source:`` may cite."""
+        sources = _free_mapping(data, "sources")
+        if not sources:
+            raise _Fail("sources", "name at least one source document")
+        self.sources = {str(k): _text(v, f"sources.{k}") for k, v in sources.items()}
 
     def pack(self, file: str) -> Pack:
         spec = _mapping(
             self.document,
             "",
             ["id", "region", "title", "effective_from", "sources", "catalogue", "layers"],
-            ["funds", "outpatient_quota_carry_over", "instant_payouts", "note"],
+            [
+                "funds",
+                "outpatient_quota_carry_over",
+                "instant_payouts",
+                "enrolment_subsidy",
+                "note",
+            ],
         )
         pack_id = _text(spec["id"], "id")
         if not PACK_ID.fullmatch(pack_id):
             raise _Fail("id", f"a pack id is <region-name>-<year> in lower case, got {pack_id!r}")
-        sources = _free_mapping(spec["sources"], "sources")
-        if not sources:
-            raise _Fail("sources", "name at least one source document")
-        self.sources = {str(k): _text(v, f"sources.{k}") for k, v in sources.items()}
+        self.read_sources(spec["sources"])
         region = _mapping(spec["region"], "region", ["code", "name"])
         region_code = region["code"]
         if not isinstance(region_code, str) or not re.fullmatch(r"\d{6}", region_code):
@@ -854,6 +972,8 @@ class _PackCompiler:
                 _list(spec.get("instant_payouts", []), "instant_payouts", non_empty=False)
             )
         )
+        if "enrolment_subsidy" in spec:
+            self.enrolment_subsidy(spec["enrolment_subsidy"])  # checked now, read on demand
         return Pack(
             id=pack_id,
             region_code=region_code,
@@ -919,6 +1039,24 @@ def compile_pack(document: Any, file: str) -> Pack:
         return _PackCompiler(document).pack(file)
     except _Fail as failure:
         raise PolicyPackError(file, failure.path, failure.message) from None
+
+
+def subsidy_categories(pack: Pack) -> tuple[SubsidyCategory, ...]:
+    """The pack's subsidised-enrolment categories (资助参保), in its order; none when the
+    pack has no ``enrolment_subsidy`` section (nobody's premium is paid there).
+
+    ``Pack`` (``doudi.core.policy``) keeps the pack's document, which loading has
+    checked; the section is compiled from it here, a few entries, outside any
+    settlement.
+    """
+    if "enrolment_subsidy" not in pack.document:
+        return ()
+    compiler = _PackCompiler(pack.document)
+    try:
+        compiler.read_sources(pack.document["sources"])
+        return compiler.enrolment_subsidy(pack.document["enrolment_subsidy"])
+    except _Fail as failure:
+        raise PolicyPackError(pack.file, failure.path, failure.message) from None
 
 
 def load_pack(path: Path) -> Pack:

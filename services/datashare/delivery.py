@@ -1,10 +1,11 @@
-"""Sending each person's statuses to the settlement service (instant identity, 即时认定).
+"""Sending persons' statuses to the settlement service (instant identity, 即时认定).
 
 The settlement service keeps a copy of every person's statuses and reads it in
-the transaction that settles. Recording an assertion or revocation queues the
-person in ``status_deliveries``; the hub sends the person's periods (computed
-from the whole history; the latest record's id is the version) before it
-answers the agency, and retries what fails: see :mod:`doudi.common.outbox`.
+the transaction that settles. Recording an assertion, a revocation or a roster
+queues the persons in ``status_deliveries``; the hub sends their periods
+(computed from the whole history; the latest record's id is the version)
+before it answers the agency, a batch per call, and retries what fails: see
+:mod:`doudi.common.outbox`.
 """
 
 from __future__ import annotations
@@ -15,40 +16,51 @@ import logging
 import grpc
 import sqlalchemy
 
-from doudi.common.outbox import Sender, internal_metadata
+from doudi.common.outbox import SETTLEMENT, Sender, Versions, internal_metadata
 from doudi.common.settings import SenderSettings
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.datashare import service
 from services.datashare.messages import period_message
+from services.datashare.tables import status_deliveries
 
 log = logging.getLogger("doudi.datashare.delivery")
 
 
 def status_sender(
-    engine: sqlalchemy.Engine, settlement: grpc.aio.Channel, settings: SenderSettings
+    engine: sqlalchemy.Engine, settings: SenderSettings, settlement: grpc.aio.Channel
 ) -> Sender:
     stub = settlement_pb2_grpc.SettlementServiceStub(settlement)
     metadata = internal_metadata(settings)
-    timeout = settings.peer_timeout_seconds
 
-    async def send(person_id: str) -> None:
-        statuses = await asyncio.to_thread(service.statuses_to_deliver, engine, person_id=person_id)
-        if statuses is None:
-            return
+    async def send(person_ids: list[str]) -> Versions:
+        persons = await asyncio.to_thread(service.statuses_to_deliver, engine, person_ids)
+        if not persons:
+            return []
         answer = await stub.RecordPersonStatuses(
             settlement_pb2.RecordPersonStatusesRequest(
-                person_id=person_id,
-                version=statuses.version,
-                periods=[period_message(period) for period in statuses.periods],
+                persons=[
+                    settlement_pb2.PersonStatuses(
+                        person_id=person.person_id,
+                        version=person.version,
+                        periods=[period_message(period) for period in person.periods],
+                    )
+                    for person in persons
+                ]
             ),
             metadata=metadata,
-            timeout=timeout,
+            timeout=settings.peer_timeout_seconds,
         )
-        await asyncio.to_thread(
-            service.delivered, engine, person_id=person_id, version=answer.version
-        )
+        return [
+            (person.person_id, version)
+            for person, version in zip(persons, answer.versions, strict=True)
+        ]
 
-    def pending(limit: int) -> list[str]:
-        return service.pending_deliveries(engine, limit=limit)
-
-    return Sender("statuses", send, pending, retry_seconds=settings.delivery_retry_seconds, log=log)
+    return Sender(
+        "statuses",
+        send,
+        engine=engine,
+        table=status_deliveries,
+        subscriber=SETTLEMENT,
+        retry_seconds=settings.delivery_retry_seconds,
+        log=log,
+    )

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from doudi.common.enums import AGENCIES, ASSERTION_KINDS, STATUSES
+from doudi.common.enums import (
+    AGENCIES,
+    ASSERTION_KINDS,
+    COMPARISON_CLASSES,
+    GAP_REASONS,
+    STATUSES,
+)
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.core.errors import InvalidInput
 from doudi.core.statuses import EffectivePeriod
 from doudi.datashare.v1 import datashare_pb2
+from services.datashare import comparison as comparison_module
 from services.datashare import rosters, service
 
 
@@ -43,7 +50,8 @@ def event_message(event: service.AuditEvent) -> datashare_pb2.AuditEvent:
         event_id=event.event_id,
         caller=event.caller,
         method=event.method,
-        person_id=event.person_id,
+        person_id=event.person_id or "",
+        subject=event.subject or "",
         purpose=event.purpose,
         event_time=to_timestamp(event.event_time),
     )
@@ -92,4 +100,35 @@ def roster_row(message: datashare_pb2.RosterRow) -> rosters.RosterRow:
         valid_to=valid_to,
         reference=message.reference,
         problem=problem,
+    )
+
+
+def comparison_message(comparison: comparison_module.Comparison) -> datashare_pb2.Comparison:
+    return datashare_pb2.Comparison(
+        comparison_id=comparison.comparison_id,
+        region=comparison.region,
+        year=comparison.year,
+        compare_time=to_timestamp(comparison.compared_at),
+        submission_ids=comparison.submission_ids,
+        person_count=comparison.person_count,
+        insured_count=comparison.insured_count,
+        not_insured_count=comparison.not_insured_count,
+        insured_elsewhere_count=comparison.insured_elsewhere_count,
+        name_differs_count=comparison.name_differs_count,
+        duplicate_count=comparison.duplicate_count,
+    )
+
+
+def entry_message(entry: comparison_module.Entry) -> datashare_pb2.ComparisonEntry:
+    return datashare_pb2.ComparisonEntry(
+        person_id=entry.person_id,
+        **{"class": COMPARISON_CLASSES.value(entry.klass)},
+        gap_reason=GAP_REASONS.value(entry.gap_reason),
+        agencies=[AGENCIES.value(agency) for agency in entry.agencies],
+        statuses=[STATUSES.value(status) for status in entry.statuses],
+        roster_name=entry.roster_name,
+        household_id=entry.household_id,
+        registered_name=entry.registered_name or "",
+        registered_region=entry.registered_region or "",
+        duplicate=entry.duplicate,
     )

@@ -26,7 +26,7 @@ import sqlalchemy
 from sqlalchemy import and_, exists, func, insert, literal, select
 
 from doudi.common import outbox, paging
-from doudi.common.db import write_transaction
+from doudi.common.db import read_connection, write_transaction
 from doudi.common.errors import NotFound
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
@@ -87,6 +87,15 @@ class Submission:
     submitted_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    submission: Submission
+    replayed: bool
+    """The same roster again: nothing recorded."""
+    first_persons: list[str]
+    """The first persons whose statuses changed (a batch to send before answering)."""
+
+
 @dataclass
 class Receiving:
     """What the server keeps of a submission while its rows arrive."""
@@ -99,10 +108,10 @@ class Receiving:
     accepted_count: int = 0
 
 
-def check_region(region: str, regions: frozenset[str]) -> None:
+def check_region(region: str, regions: frozenset[str], field: str = "header.region") -> None:
     if region not in regions:
         raise InvalidInput(
-            "header.region",
+            field,
             f"{region!r} is not a pooling region with a policy pack "
             f"(known: {', '.join(sorted(regions))})",
         )
@@ -170,9 +179,8 @@ def abandon(engine: sqlalchemy.Engine, submission_id: int) -> None:
         )
 
 
-def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> tuple[Submission, bool]:
-    """Record the difference from the agency's current roster of the region; answer the
-    submission and whether it was the same roster again (nothing recorded)."""
+def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
+    """Record the difference from the agency's current roster of the region."""
     new_id = receiving.submission_id
     digest = f"{receiving.digest:032x}"
     now = datetime.now(UTC)
@@ -194,7 +202,7 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> tuple[Submission,
             connection.execute(
                 roster_submissions.delete().where(roster_submissions.c.submission_id == new_id)
             )
-            return _submission(connection, previous.submission_id, None), True
+            return Finished(_submission(connection, previous.submission_id, None), True, [])
         previous_id = None if previous is None else previous.submission_id
         asserted = _assert_new(connection, submission, previous_id, now, changed=False)
         changed = _assert_new(connection, submission, previous_id, now, changed=True)
@@ -204,7 +212,13 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> tuple[Submission,
             .where(status_assertions.c.submission_id == new_id)
             .group_by(status_assertions.c.person_id)
         ).all()
-        outbox.queue_many(connection, status_deliveries, [(p, int(v)) for p, v in persons], now)
+        outbox.queue_many(
+            connection,
+            status_deliveries,
+            [(person, int(version)) for person, version in persons],
+            now,
+            service.SUBSCRIBERS,
+        )
         if previous_id is not None:
             connection.execute(
                 roster_rows.delete().where(roster_rows.c.submission_id == previous_id)
@@ -229,7 +243,11 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> tuple[Submission,
                 unchanged_count=receiving.accepted_count - asserted - changed,
             )
         )
-        return _submission(connection, new_id, None), False
+        return Finished(
+            _submission(connection, new_id, None),
+            False,
+            [person for person, _ in persons[: outbox.BATCH]],
+        )
 
 
 def _assert_new(
@@ -345,9 +363,21 @@ _RECORD_COLUMNS = [
 
 
 def get(engine: sqlalchemy.Engine, *, submission_id: int, agency: str | None) -> Submission:
-    """One submission; another agency's answers NOT_FOUND, as an unknown id does."""
-    with engine.connect() as connection:
-        return _submission(connection, submission_id, agency)
+    """One submission; another agency's answers NOT_FOUND, as an unknown id does. An
+    agency's read is audited."""
+    if agency is None:
+        with read_connection(engine) as connection:
+            return _submission(connection, submission_id, None)
+    with write_transaction(engine) as connection:
+        submission = _submission(connection, submission_id, agency)
+        service.record_reads(
+            connection,
+            agency=agency,
+            method="GetRosterSubmission",
+            purpose="",
+            subject=f"roster submission {submission_id}",
+        )
+        return submission
 
 
 def list_submissions(
@@ -370,10 +400,18 @@ def list_submissions(
         if not isinstance(position[0], int):
             raise InvalidInput("page_token", "not a page token this service made")
         query = query.where(roster_submissions.c.submission_id < position[0])
-    with engine.connect() as connection:
+    with write_transaction(engine) if agency else read_connection(engine) as connection:
         rows = connection.execute(
             query.order_by(roster_submissions.c.submission_id.desc()).limit(size + 1)
         ).all()
+        if agency is not None:
+            service.record_reads(
+                connection,
+                agency=agency,
+                method="ListRosterSubmissions",
+                purpose="",
+                subject="roster submissions" + (f" of {region}" if region else ""),
+            )
     page = [_from_row(row) for row in rows[:size]]
     token = paging.encode_token([page[-1].submission_id]) if len(rows) > size else ""
     return page, token

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import grpc
 import sqlalchemy
 
 from doudi.common import outbox
-from doudi.common.enums import STATUSES
+from doudi.common.db import write_in_thread
+from doudi.common.enums import COMPARISON_CLASSES, STATUSES
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -30,16 +32,19 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import Sender
+from doudi.common.outbox import MAX_BATCH, Sender
 from doudi.common.protos import optional_date, to_date
 from doudi.core.errors import InvalidInput
+from doudi.core.identity import read_resident_id
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
-from services.datashare import rosters, service
+from services.datashare import comparison, rosters, service
 from services.datashare.delivery import status_sender
 from services.datashare.messages import (
     assertion_message,
+    comparison_message,
+    entry_message,
     event_message,
     period_message,
     roster_row,
@@ -99,7 +104,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             reference=request.reference,
         )
         # Also on a repeated request: a send that failed the first time goes now.
-        await self.delivery.send_now(assertion.person_id)
+        await self.delivery.send_now([assertion.person_id])
         return assertion
 
     async def GetPersonStatuses(
@@ -184,7 +189,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
                 )
             if receiving is None:
                 raise InvalidInput("header", "required: the stream carried no message")
-            submission, replayed = await asyncio.to_thread(rosters.finish, self.engine, receiving)
+            finished = await asyncio.to_thread(rosters.finish, self.engine, receiving)
         except BaseException:
             if receiving is not None:
                 await asyncio.shield(
@@ -192,16 +197,17 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
                 )
             raise
         # The first batch of changed persons reaches settlement before the agency is
-        # answered; the retry loop sends the rest (and these, if settlement is down).
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            await self.delivery.send_queued()
+        # answered; the background loop sends the rest at once (and these, if settlement
+        # is down).
+        await self.delivery.send_now(finished.first_persons)
+        self.delivery.wake()
         return datashare_pb2.SubmitRosterResponse(
-            submission=submission_message(submission),
+            submission=submission_message(finished.submission),
             rejections=[
                 datashare_pb2.RowRejection(line=r.line, field=r.field, reason=r.reason)
                 for r in sorted(rejections, key=lambda rejection: rejection.line)
             ],
-            replayed=replayed,
+            replayed=finished.replayed,
         )
 
     async def GetRosterSubmission(
@@ -234,6 +240,104 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             next_page_token=token,
         )
 
+    # --- the register's copy and the comparisons ---------------------------------------
+
+    async def RecordRegister(
+        self,
+        request: datashare_pb2.RecordRegisterRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.RecordRegisterResponse:
+        require("internal")
+        if not request.persons:
+            raise InvalidInput("persons", "required: at least one person")
+        if len(request.persons) > MAX_BATCH:
+            raise InvalidInput("persons", f"at most {MAX_BATCH} persons per call")
+        persons = []
+        for index, person in enumerate(request.persons):
+            where = f"persons[{index}]"
+            if person.version < 1:
+                raise InvalidInput(f"{where}.version", "required: the sender's version")
+            if not person.region or len(person.region) > 32:
+                raise InvalidInput(f"{where}.region", "required: the person's pooling region")
+            persons.append(
+                comparison.RegisteredPerson(
+                    person_id=read_resident_id(person.person_id, f"{where}.person_id").number,
+                    version=person.version,
+                    name=service.text_field(person.name, f"{where}.name"),
+                    region=person.region,
+                    years=tuple(person.years),
+                )
+            )
+        versions = await write_in_thread(
+            self.engine, comparison.record_register, persons=persons, now=datetime.now(UTC)
+        )
+        return datashare_pb2.RecordRegisterResponse(versions=versions)
+
+    async def CompareRosters(
+        self,
+        request: datashare_pb2.CompareRostersRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.CompareRostersResponse:
+        require("internal")
+        result = await asyncio.to_thread(
+            comparison.compare,
+            self.engine,
+            region=request.region,
+            year=request.year,
+            regions=self.regions,
+        )
+        return datashare_pb2.CompareRostersResponse(comparison=comparison_message(result))
+
+    async def GetComparison(
+        self,
+        request: datashare_pb2.GetComparisonRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.GetComparisonResponse:
+        reader = _reading_agency(require("internal", "agency"))
+        result = await asyncio.to_thread(
+            comparison.get, self.engine, comparison_id=request.comparison_id, agency=reader
+        )
+        return datashare_pb2.GetComparisonResponse(comparison=comparison_message(result))
+
+    async def ListComparisons(
+        self,
+        request: datashare_pb2.ListComparisonsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.ListComparisonsResponse:
+        reader = _reading_agency(require("internal", "agency"))
+        page, token = await asyncio.to_thread(
+            comparison.list_comparisons,
+            self.engine,
+            agency=reader,
+            region=request.region,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return datashare_pb2.ListComparisonsResponse(
+            comparisons=[comparison_message(item) for item in page], next_page_token=token
+        )
+
+    async def ListComparisonEntries(
+        self,
+        request: datashare_pb2.ListComparisonEntriesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.ListComparisonEntriesResponse:
+        reader = _reading_agency(require("internal", "agency"))
+        page, token = await asyncio.to_thread(
+            comparison.list_entries,
+            self.engine,
+            comparison_id=request.comparison_id,
+            agency=reader,
+            klass=COMPARISON_CLASSES.optional_code(getattr(request, "class"), "class"),
+            duplicates_only=request.duplicates_only,
+            purpose=request.purpose,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return datashare_pb2.ListComparisonEntriesResponse(
+            entries=[entry_message(entry) for entry in page], next_page_token=token
+        )
+
 
 def _reading_agency(caller: Caller) -> str | None:
     """The agency whose reads are limited and audited; None for the platform."""
@@ -263,7 +367,11 @@ def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        delivery = outbox.start(stack, settings, functools.partial(status_sender, engine))
+        delivery = outbox.start(
+            stack,
+            settings.settlement_address,
+            functools.partial(status_sender, engine, settings),
+        )
         registry = await asyncio.to_thread(PackRegistry.load)
         servicer = DatashareServicer(engine, delivery, registry.regions)
 

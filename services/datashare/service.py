@@ -9,7 +9,8 @@ and records, and every read of theirs is audited in the transaction that reads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -67,7 +68,8 @@ class AuditEvent:
     event_id: int
     caller: str
     method: str
-    person_id: str
+    person_id: str | None  # None: the read was of no one person's data
+    subject: str | None  # what was read then (a roster submission, a comparison)
     purpose: str
     event_time: datetime
 
@@ -125,8 +127,12 @@ def record_status(
                     .values(**values, recorded_at=recorded_at)
                     .returning(status_assertions.c.assertion_id)
                 ).scalar_one()
-                outbox.queue(
-                    connection, status_deliveries, values["person_id"], assertion_id, recorded_at
+                outbox.queue_many(
+                    connection,
+                    status_deliveries,
+                    [(values["person_id"], assertion_id)],
+                    recorded_at,
+                    SUBSCRIBERS,
                 )
                 return Assertion(assertion_id=assertion_id, recorded_at=recorded_at, **values)
     except IntegrityError:
@@ -160,6 +166,10 @@ def _by_reference(
 # -- deliveries to the settlement service ---------------------------------------
 
 
+SUBSCRIBERS = (outbox.SETTLEMENT,)
+"""Who keeps a copy of the persons' statuses."""
+
+
 @dataclass(frozen=True, slots=True)
 class PersonStatuses:
     """A person's statuses as a subscriber keeps them: every period, and the latest record."""
@@ -169,26 +179,20 @@ class PersonStatuses:
     periods: tuple[EffectivePeriod, ...]
 
 
-def pending_deliveries(engine: sqlalchemy.Engine, *, limit: int) -> list[str]:
-    """Persons whose statuses the settlement service has not received yet, oldest first."""
-    return outbox.pending(engine, status_deliveries, limit)
-
-
-def statuses_to_deliver(engine: sqlalchemy.Engine, *, person_id: str) -> PersonStatuses | None:
-    """Everything the settlement service keeps of the person (None: nothing on record)."""
+def statuses_to_deliver(engine: sqlalchemy.Engine, person_ids: list[str]) -> list[PersonStatuses]:
+    """Everything the settlement service keeps of each person (persons with nothing on
+    record left out)."""
     with read_connection(engine) as connection:
-        records = [
-            _assertion(row).record()
-            for row in connection.execute(_PERSON_HISTORY, {"person_id": person_id})
-        ]
-    if not records:
-        return None
-    return PersonStatuses(person_id, records[-1].order, effective_periods(records))
-
-
-def delivered(engine: sqlalchemy.Engine, *, person_id: str, version: int) -> None:
-    """The settlement service holds the person's statuses up to ``version``."""
-    outbox.delivered(engine, status_deliveries, person_id, version)
+        rows = connection.execute(
+            select(status_assertions)
+            .where(status_assertions.c.person_id.in_(person_ids))
+            .order_by(status_assertions.c.person_id, status_assertions.c.assertion_id)
+        ).all()
+    delivered = []
+    for person_id, history in itertools.groupby(rows, key=lambda row: row.person_id):
+        records = [_assertion(row).record() for row in history]
+        delivered.append(PersonStatuses(person_id, records[-1].order, effective_periods(records)))
+    return delivered
 
 
 # -- reads ----------------------------------------------------------------------
@@ -280,22 +284,46 @@ def _reading(
         with read_connection(engine) as connection:
             yield connection
         return
+    why = checked_purpose(purpose)
+    with write_transaction(engine) as connection:
+        record_reads(connection, agency=agency, method=method, purpose=why, person_ids=[person_id])
+        yield connection
+
+
+def checked_purpose(purpose: str) -> str:
+    """Why an agency reads personal data: required, and short."""
     why = purpose.strip()
     if not why:
         raise InvalidInput("purpose", "required: agencies say why they read a person's data")
     if len(why) > MAX_PURPOSE_LENGTH:
         raise InvalidInput("purpose", f"at most {MAX_PURPOSE_LENGTH} characters, got {len(why)}")
-    with write_transaction(engine) as connection:
-        connection.execute(
-            insert(audit_events).values(
-                caller=agency,
-                method=method,
-                person_id=person_id,
-                purpose=why,
-                event_time=datetime.now(UTC),
-            )
-        )
-        yield connection
+    return why
+
+
+def record_reads(
+    connection: sqlalchemy.Connection,
+    *,
+    agency: str,
+    method: str,
+    purpose: str,
+    person_ids: Sequence[str | None] = (),
+    subject: str | None = None,
+) -> None:
+    """Audit an agency's read, in the transaction that reads: one row per person whose
+    data it saw, or one row naming the ``subject`` when it saw no person's."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "caller": agency,
+            "method": method,
+            "person_id": person_id,
+            "subject": subject,
+            "purpose": purpose,
+            "event_time": now,
+        }
+        for person_id in (list(person_ids) if person_ids else [None])
+    ]
+    connection.execute(insert(audit_events), rows)
 
 
 def _keyset_page(

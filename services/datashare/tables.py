@@ -106,17 +106,105 @@ roster_rows = Table(
     Column("reference", String(64), nullable=False),
 )
 
-# Every read by an agency: who, which method, whose data, why, when.
+# Every read by an agency: who, which method, whose data (or what, when no person's:
+# a roster submission, a comparison), why, when.
 audit_events = Table(
     "audit_events",
     metadata,
     Column("event_id", Id, primary_key=True, autoincrement=True),
     Column("caller", String(64), nullable=False),
     Column("method", String(64), nullable=False),
-    Column("person_id", String(18), nullable=False),
+    Column("person_id", String(18), nullable=True),
+    Column("subject", String(64), nullable=True),
     Column("purpose", String(200), nullable=False),
     Column("event_time", DateTime(timezone=True), nullable=False),
     Index("ix_audit_events_person_id", "person_id", "event_id"),
+)
+
+# The enrolment register as the enrollment service sent it (doudi.common.outbox): whom
+# the rosters are compared with.
+register_persons = Table(
+    "register_persons",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("version", sqlalchemy.BigInteger, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+register_enrolments = Table(
+    "register_enrolments",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+)
+
+# A comparison of a region's current rosters with the register for a year, and its counts.
+comparisons = Table(
+    "comparisons",
+    metadata,
+    Column("comparison_id", Id, primary_key=True, autoincrement=True),
+    Column("region", String(32), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("compared_at", DateTime(timezone=True), nullable=False),
+    Column("person_count", Integer, nullable=False, server_default="0"),
+    Column("insured_count", Integer, nullable=False, server_default="0"),
+    Column("not_insured_count", Integer, nullable=False, server_default="0"),
+    Column("insured_elsewhere_count", Integer, nullable=False, server_default="0"),
+    Column("name_differs_count", Integer, nullable=False, server_default="0"),
+    Column("duplicate_count", Integer, nullable=False, server_default="0"),
+    Index("ix_comparisons_region", "region", "comparison_id"),
+)
+# The roster submissions a comparison compared (every agency's current one of the region).
+comparison_submissions = Table(
+    "comparison_submissions",
+    metadata,
+    Column(
+        "comparison_id",
+        Id,
+        ForeignKey("comparisons.comparison_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column(
+        "submission_id",
+        Id,
+        ForeignKey("roster_submissions.submission_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("agency", String(32), nullable=False),
+)
+# One row per certified person of a comparison: the class and why.
+comparison_entries = Table(
+    "comparison_entries",
+    metadata,
+    Column(
+        "comparison_id",
+        Id,
+        ForeignKey("comparisons.comparison_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("person_id", String(18), primary_key=True),
+    # insured / not_insured / insured_elsewhere / name_differs
+    Column("class", String(20), nullable=False),
+    Column("gap_reason", String(16), nullable=True),  # not_registered / not_enrolled
+    # Comma-separated, with a comma at each end (",civil_affairs,poverty_office,"), so
+    # that one agency's persons are found by LIKE.
+    Column("agencies", String(400), nullable=False),
+    Column("statuses", String(800), nullable=False),
+    Column("roster_name", String(64), nullable=False),
+    Column("household_id", String(64), nullable=False),
+    Column("registered_name", String(64), nullable=True),
+    Column("registered_region", String(32), nullable=True),
+    Column("duplicate", sqlalchemy.Boolean, nullable=False),
+)
+Index(
+    "ix_comparison_entries_class",
+    comparison_entries.c.comparison_id,
+    comparison_entries.c["class"],
+    comparison_entries.c.person_id,
 )
 
 # Persons whose statuses the settlement service has not received yet (doudi.common.outbox).

@@ -1,55 +1,109 @@
-"""Sending each person's region and enrolments to the settlement service.
+"""Sending persons' coverage (name, region and enrolments) to the services that keep a copy.
 
-The settlement service keeps a copy and reads it in the transaction that
-settles. Registering a person or an enrolment queues the person in
-``coverage_deliveries``; the service sends the person's coverage before it
-answers, and retries what fails: see :mod:`doudi.common.outbox`.
+The settlement service settles on its copy, in the transaction that settles;
+the datashare hub compares the agencies' rosters with its copy. Registering a
+person or an enrolment queues the person in ``coverage_deliveries`` for both;
+the service sends before it answers, a batch per call, and retries what
+fails: see :mod:`doudi.common.outbox`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import grpc
 import sqlalchemy
 
-from doudi.common.outbox import Sender, internal_metadata
+from doudi.common.outbox import DATASHARE, SETTLEMENT, Sender, Versions, internal_metadata
 from doudi.common.settings import SenderSettings
+from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.enrollment import service
 from services.enrollment.messages import enrolment_message
+from services.enrollment.service import PersonCoverage
+from services.enrollment.tables import coverage_deliveries
 
 log = logging.getLogger("doudi.enrollment.delivery")
 
 
 def coverage_sender(
-    engine: sqlalchemy.Engine,
-    settlement: grpc.aio.Channel,
-    settings: SenderSettings,
+    engine: sqlalchemy.Engine, settings: SenderSettings, settlement: grpc.aio.Channel
 ) -> Sender:
+    """To settlement: each person's region and enrolments."""
     stub = settlement_pb2_grpc.SettlementServiceStub(settlement)
     metadata = internal_metadata(settings)
 
-    async def send(person_id: str) -> None:
-        coverage = await asyncio.to_thread(service.coverage_to_deliver, engine, person_id=person_id)
-        if coverage is None:
-            return
+    async def record(persons: list[PersonCoverage]) -> list[int]:
         answer = await stub.RecordPersonCoverage(
             settlement_pb2.RecordPersonCoverageRequest(
-                person_id=person_id,
-                version=coverage.version,
-                region=coverage.region,
-                enrolments=[enrolment_message(enrolment) for enrolment in coverage.enrolments],
+                persons=[
+                    settlement_pb2.PersonCoverage(
+                        person_id=person.person_id,
+                        version=person.version,
+                        region=person.region,
+                        enrolments=[enrolment_message(e) for e in person.enrolments],
+                    )
+                    for person in persons
+                ]
             ),
             metadata=metadata,
             timeout=settings.peer_timeout_seconds,
         )
-        await asyncio.to_thread(
-            service.delivered, engine, person_id=person_id, version=answer.version
+        return list(answer.versions)
+
+    return _sender(engine, settings, SETTLEMENT, record)
+
+
+def register_sender(
+    engine: sqlalchemy.Engine, settings: SenderSettings, datashare: grpc.aio.Channel
+) -> Sender:
+    """To the datashare hub: each person's name, region and enrolled years."""
+    stub = datashare_pb2_grpc.DatashareServiceStub(datashare)
+    metadata = internal_metadata(settings)
+
+    async def record(persons: list[PersonCoverage]) -> list[int]:
+        answer = await stub.RecordRegister(
+            datashare_pb2.RecordRegisterRequest(
+                persons=[
+                    datashare_pb2.RegisteredPerson(
+                        person_id=person.person_id,
+                        version=person.version,
+                        name=person.name,
+                        region=person.region,
+                        years=[enrolment.year for enrolment in person.enrolments],
+                    )
+                    for person in persons
+                ]
+            ),
+            metadata=metadata,
+            timeout=settings.peer_timeout_seconds,
         )
+        return list(answer.versions)
 
-    def pending(limit: int) -> list[str]:
-        return service.pending_deliveries(engine, limit=limit)
+    return _sender(engine, settings, DATASHARE, record)
 
-    return Sender("coverage", send, pending, retry_seconds=settings.delivery_retry_seconds, log=log)
+
+def _sender(
+    engine: sqlalchemy.Engine,
+    settings: SenderSettings,
+    subscriber: str,
+    record: Callable[[list[PersonCoverage]], Awaitable[list[int]]],
+) -> Sender:
+    async def send(person_ids: list[str]) -> Versions:
+        persons = await asyncio.to_thread(service.coverage_to_deliver, engine, person_ids)
+        if not persons:
+            return []
+        versions = await record(persons)
+        return [(p.person_id, v) for p, v in zip(persons, versions, strict=True)]
+
+    return Sender(
+        "coverage",
+        send,
+        engine=engine,
+        table=coverage_deliveries,
+        subscriber=subscriber,
+        retry_seconds=settings.delivery_retry_seconds,
+        log=log,
+    )

@@ -33,7 +33,7 @@ from doudi.common.protos import to_date
 from doudi.core.packs import PackRegistry
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from services.enrollment import service
-from services.enrollment.delivery import coverage_sender
+from services.enrollment.delivery import coverage_sender, register_sender
 from services.enrollment.messages import enrolment_message, person_message
 from services.enrollment.settings import DEFAULT_PORT, Settings
 
@@ -47,11 +47,15 @@ SPEC = ServiceSpec(
 
 class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
     def __init__(
-        self, engine: sqlalchemy.Engine, regions: frozenset[str], delivery: Sender
+        self, engine: sqlalchemy.Engine, regions: frozenset[str], senders: tuple[Sender, ...]
     ) -> None:
         self.engine = engine
         self.regions = regions
-        self.delivery = delivery
+        self.senders = senders
+
+    async def _send_now(self, person_id: str) -> None:
+        """Send the person's coverage to every service that keeps a copy, before answering."""
+        await asyncio.gather(*(sender.send_now([person_id]) for sender in self.senders))
 
     async def CreatePerson(
         self,
@@ -70,7 +74,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             self.engine, service.create_person, person=person, regions=self.regions
         )
         # Also on a repeated request: a send that failed the first time goes now.
-        await self.delivery.send_now(stored.person_id)
+        await self._send_now(stored.person_id)
         return enrollment_pb2.CreatePersonResponse(person=person_message(stored))
 
     async def GetPerson(
@@ -117,7 +121,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             premium_payer=PREMIUM_PAYERS.code(given.premium_payer, "enrolment.premium_payer"),
         )
         stored = await write_in_thread(self.engine, service.create_enrolment, enrolment=enrolment)
-        await self.delivery.send_now(stored.person_id)
+        await self._send_now(stored.person_id)
         return enrollment_pb2.CreateEnrolmentResponse(enrolment=enrolment_message(stored))
 
     async def GetEnrolment(
@@ -152,8 +156,19 @@ def setup(settings: Settings) -> Setup:
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = await asyncio.to_thread(PackRegistry.load)
-        delivery = outbox.start(stack, settings, functools.partial(coverage_sender, engine))
-        servicer = EnrollmentServicer(engine, registry.regions, delivery)
+        senders = (
+            outbox.start(
+                stack,
+                settings.settlement_address,
+                functools.partial(coverage_sender, engine, settings),
+            ),
+            outbox.start(
+                stack,
+                settings.datashare_address,
+                functools.partial(register_sender, engine, settings),
+            ),
+        )
+        servicer = EnrollmentServicer(engine, registry.regions, senders)
 
         def register(server: grpc.aio.Server) -> None:
             enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)

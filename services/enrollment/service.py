@@ -99,7 +99,7 @@ def create_person(
         conflict=f"person {mask(wanted.person_id)} is registered",
         field="person.person_id",
     )
-    _queue_for_settlement(connection, wanted.person_id)
+    _queue_for_subscribers(connection, wanted.person_id)
     return stored
 
 
@@ -146,7 +146,7 @@ def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment)
         conflict=f"person {mask(wanted.person_id)} is enrolled for {wanted.year}",
         field="enrolment.person_id",
     )
-    _queue_for_settlement(connection, wanted.person_id)
+    _queue_for_subscribers(connection, wanted.person_id)
     return stored
 
 
@@ -171,51 +171,58 @@ def get_coverage(*, connection: sqlalchemy.Connection, person_id: str, day: date
     return Coverage(_record(Person, row), _record(Enrolment, row))
 
 
-# The settlement service's copy (doudi.common.outbox)
+# The copies the settlement service and the datashare hub keep (doudi.common.outbox)
+
+SUBSCRIBERS = (outbox.SETTLEMENT, outbox.DATASHARE)
+"""Who keeps a copy of the register: settlement settles on it, datashare compares the
+agencies' rosters with it."""
 
 
 @dataclass(frozen=True, slots=True)
 class PersonCoverage:
-    """What the settlement service keeps of a person: region and every year's enrolment."""
+    """What the subscribers keep of a person: name, region and every year's enrolment."""
 
     person_id: str
     version: int
+    name: str
     region: str
     enrolments: tuple[Enrolment, ...]
 
 
-def _queue_for_settlement(connection: sqlalchemy.Connection, number: str) -> None:
-    """Queue the person's coverage for the settlement service, in the caller's transaction.
+def _queue_for_subscribers(connection: sqlalchemy.Connection, number: str) -> None:
+    """Queue the person's coverage for the subscribers, in the caller's transaction.
     The version counts the person's records, which are only ever added."""
     count = connection.execute(_ENROLMENT_COUNT, {"person_id": number}).scalar_one()
-    outbox.queue(connection, coverage_deliveries, number, 1 + count, datetime.now(UTC))
+    outbox.queue_many(
+        connection, coverage_deliveries, [(number, 1 + count)], datetime.now(UTC), SUBSCRIBERS
+    )
 
 
-def coverage_to_deliver(engine: sqlalchemy.Engine, *, person_id: str) -> PersonCoverage | None:
-    """The person as the settlement service keeps them (None: not registered)."""
+def coverage_to_deliver(engine: sqlalchemy.Engine, person_ids: list[str]) -> list[PersonCoverage]:
+    """The persons as the subscribers keep them (persons not registered left out)."""
     with read_connection(engine) as connection:
-        person = _read_person(connection, person_id)
-        if person is None:
-            return None
-        years = tuple(
-            _record(Enrolment, row)
-            for row in connection.execute(
-                select(*_ENROLMENT_COLUMNS)
-                .where(enrolments.c.person_id == person_id)
-                .order_by(enrolments.c.year)
-            )
+        registered = connection.execute(
+            select(*_PERSON_COLUMNS)
+            .where(persons.c.person_id.in_(person_ids))
+            .order_by(persons.c.person_id)
+        ).all()
+        years: dict[str, list[Enrolment]] = {}
+        for row in connection.execute(
+            select(*_ENROLMENT_COLUMNS)
+            .where(enrolments.c.person_id.in_(person_ids))
+            .order_by(enrolments.c.person_id, enrolments.c.year)
+        ):
+            years.setdefault(row.person_id, []).append(_record(Enrolment, row))
+    return [
+        PersonCoverage(
+            row.person_id,
+            1 + len(years.get(row.person_id, ())),
+            row.name,
+            row.region,
+            tuple(years.get(row.person_id, ())),
         )
-    return PersonCoverage(person_id, 1 + len(years), person.region, years)
-
-
-def pending_deliveries(engine: sqlalchemy.Engine, *, limit: int) -> list[str]:
-    """Persons whose coverage the settlement service has not received yet, oldest first."""
-    return outbox.pending(engine, coverage_deliveries, limit)
-
-
-def delivered(engine: sqlalchemy.Engine, *, person_id: str, version: int) -> None:
-    """The settlement service holds the person's coverage up to ``version``."""
-    outbox.delivered(engine, coverage_deliveries, person_id, version)
+        for row in registered
+    ]
 
 
 # Rules

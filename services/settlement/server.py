@@ -13,10 +13,10 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -36,6 +36,7 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
+from doudi.common.outbox import MAX_BATCH
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
@@ -65,6 +66,7 @@ STATES = {
     service.PREVIEW: settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED,
 }
 MAX_REQUEST_ID_LENGTH = 128
+T = TypeVar("T")
 HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as DOMAIN.md section 6
 
 
@@ -350,22 +352,21 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> settlement_pb2.RecordPersonStatusesResponse:
         require("internal")
-        person_id = read_resident_id(request.person_id, "person_id").number
-        if request.version < 1:
-            raise InvalidInput("version", "required: the hub's latest record of the person")
-        periods = tuple(
-            _held_status(period, f"periods[{index}]")
-            for index, period in enumerate(request.periods)
+        persons = [
+            service.HeldStatuses(
+                _sent_person(person.person_id, person.version, where),
+                person.version,
+                tuple(
+                    _held_status(period, f"{where}.periods[{index}]")
+                    for index, period in enumerate(person.periods)
+                ),
+            )
+            for where, person in _batch(request.persons)
+        ]
+        versions = await write_in_thread(
+            self.engine, service.record_statuses, persons=persons, now=datetime.now(UTC)
         )
-        version = await write_in_thread(
-            self.engine,
-            service.record_statuses,
-            person_id=person_id,
-            version=request.version,
-            periods=periods,
-            now=datetime.now(UTC),
-        )
-        return settlement_pb2.RecordPersonStatusesResponse(version=version)
+        return settlement_pb2.RecordPersonStatusesResponse(versions=versions)
 
     async def RecordPersonCoverage(
         self,
@@ -373,31 +374,26 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> settlement_pb2.RecordPersonCoverageResponse:
         require("internal")
-        person_id = read_resident_id(request.person_id, "person_id").number
-        if request.version < 1:
-            raise InvalidInput("version", "required: the enrollment service's version")
-        if not request.region or len(request.region) > 32:
-            raise InvalidInput("region", "required: the person's pooling region")
-        years: dict[int, tuple[str, str | None, str | None]] = {}
-        for index, enrolment in enumerate(request.enrolments):
-            where = f"enrolments[{index}]"
-            if enrolment.year in years:
-                raise InvalidInput(f"{where}.year", f"{enrolment.year} is given twice")
-            years[enrolment.year] = (
-                SCHEMES.code(enrolment.scheme, f"{where}.scheme"),
-                EMPLOYMENTS.optional_code(enrolment.employment, f"{where}.employment"),
-                TIERS.optional_code(enrolment.tier, f"{where}.tier"),
-            )
-        version = await write_in_thread(
-            self.engine,
-            service.record_coverage,
-            person_id=person_id,
-            version=request.version,
-            region=request.region,
-            years=years,
-            now=datetime.now(UTC),
+        persons = []
+        for where, person in _batch(request.persons):
+            person_id = _sent_person(person.person_id, person.version, where)
+            if not person.region or len(person.region) > 32:
+                raise InvalidInput(f"{where}.region", "required: the person's pooling region")
+            years: dict[int, tuple[str, str | None, str | None]] = {}
+            for index, enrolment in enumerate(person.enrolments):
+                at = f"{where}.enrolments[{index}]"
+                if enrolment.year in years:
+                    raise InvalidInput(f"{at}.year", f"{enrolment.year} is given twice")
+                years[enrolment.year] = (
+                    SCHEMES.code(enrolment.scheme, f"{at}.scheme"),
+                    EMPLOYMENTS.optional_code(enrolment.employment, f"{at}.employment"),
+                    TIERS.optional_code(enrolment.tier, f"{at}.tier"),
+                )
+            persons.append(service.HeldCoverage(person_id, person.version, person.region, years))
+        versions = await write_in_thread(
+            self.engine, service.record_coverage, persons=persons, now=datetime.now(UTC)
         )
-        return settlement_pb2.RecordPersonCoverageResponse(version=version)
+        return settlement_pb2.RecordPersonCoverageResponse(versions=versions)
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -440,6 +436,23 @@ def _read_visit(
     resident_id = read_resident_id(person_id, "person_id")
     visit = visit_from_proto(message, hospital_level=hospital.level)
     return resident_id, visit
+
+
+def _batch(persons: Sequence[T]) -> Iterator[tuple[str, T]]:
+    """The persons of a batch sent by enrollment or datashare, each with its field path."""
+    if not persons:
+        raise InvalidInput("persons", "required: at least one person")
+    if len(persons) > MAX_BATCH:
+        raise InvalidInput("persons", f"at most {MAX_BATCH} persons per call")
+    for index, person in enumerate(persons):
+        yield f"persons[{index}]", person
+
+
+def _sent_person(person_id: str, version: int, where: str) -> str:
+    number = read_resident_id(person_id, f"{where}.person_id").number
+    if version < 1:
+        raise InvalidInput(f"{where}.version", "required: the sender's version of the person")
+    return number
 
 
 def _held_status(period: datashare_pb2.StatusPeriod, where: str) -> EffectivePeriod:

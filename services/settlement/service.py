@@ -33,7 +33,7 @@ from doudi.common.errors import (
     not_enrolled,
     person_not_found,
 )
-from doudi.common.outbox import newer_version_upsert
+from doudi.common.outbox import store_newer
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
 from doudi.core.identity import ResidentId
@@ -407,73 +407,77 @@ def daily_clearing(
 # --- statuses ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class HeldStatuses:
+    """A person's statuses as the datashare hub sent them."""
+
+    person_id: str
+    version: int
+    periods: tuple[EffectivePeriod, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCoverage:
+    """A person's region and enrolments (year -> scheme, employment, tier) as the
+    enrollment service sent them."""
+
+    person_id: str
+    version: int
+    region: str
+    years: dict[int, tuple[str, str | None, str | None]]
+
+
 def record_statuses(
-    *,
-    connection: sqlalchemy.Connection,
-    person_id: str,
-    version: int,
-    periods: tuple[EffectivePeriod, ...],
-    now: datetime,
-) -> int:
-    """Store the person's statuses as the datashare hub sent them, unless a later version
-    is stored already (the hub may resend, and two sends may cross); answers the version
-    now stored."""
-    periods_document = [
-        [
-            period.status,
-            period.valid_from.isoformat(),
-            None if period.valid_to is None else period.valid_to.isoformat(),
-            period.agency,
-        ]
-        for period in periods
-    ]
-    return _record_newer(
+    *, connection: sqlalchemy.Connection, persons: list[HeldStatuses], now: datetime
+) -> list[int]:
+    """Store each person's statuses unless a later version is stored already; answers the
+    versions now stored."""
+    return store_newer(
         connection,
         person_statuses,
-        {
-            "person_id": person_id,
-            "version": version,
-            "periods": periods_document,
-            "updated_at": now,
-        },
+        [
+            {
+                "person_id": person.person_id,
+                "version": person.version,
+                "periods": [
+                    [
+                        period.status,
+                        period.valid_from.isoformat(),
+                        None if period.valid_to is None else period.valid_to.isoformat(),
+                        period.agency,
+                    ]
+                    for period in person.periods
+                ],
+                "updated_at": now,
+            }
+            for person in persons
+        ],
     )
 
 
 def record_coverage(
-    *,
-    connection: sqlalchemy.Connection,
-    person_id: str,
-    version: int,
-    region: str,
-    years: dict[int, tuple[str, str | None, str | None]],
-    now: datetime,
-) -> int:
-    """Store the person's region and enrolments (year -> scheme, employment, tier) as the
-    enrollment service sent them, unless a later version is stored; answers the version
-    now stored."""
-    document = {
-        "region": region,
-        "years": {str(year): list(enrolment) for year, enrolment in sorted(years.items())},
-    }
-    return _record_newer(
+    *, connection: sqlalchemy.Connection, persons: list[HeldCoverage], now: datetime
+) -> list[int]:
+    """Store each person's region and enrolments unless a later version is stored; answers
+    the versions now stored."""
+    return store_newer(
         connection,
         person_coverage,
-        {"person_id": person_id, "version": version, "coverage": document, "updated_at": now},
-    )
-
-
-def _record_newer(
-    connection: sqlalchemy.Connection, table: sqlalchemy.Table, values: dict[str, Any]
-) -> int:
-    stored = connection.execute(_RECORD_NEWER[(table.name, connection.dialect.name)], values)
-    version = stored.scalar()
-    if version is not None:
-        return int(version)
-    # The stored version was not lower: nothing changed, and the upsert answered no row.
-    return int(
-        connection.execute(
-            select(table.c.version).where(table.c.person_id == values["person_id"])
-        ).scalar_one()
+        [
+            {
+                "person_id": person.person_id,
+                "version": person.version,
+                "coverage": {
+                    "region": person.region,
+                    "years": {
+                        str(year): list(enrolment)
+                        for year, enrolment in sorted(person.years.items())
+                    },
+                },
+                "updated_at": now,
+            }
+            for person in persons
+        ],
     )
 
 
@@ -725,13 +729,6 @@ _LOCK_LEDGER = {
         _COVERAGE,
         _STATUSES,
     )
-    for dialect in (postgresql, sqlite)
-}
-_RECORD_NEWER = {
-    (table.name, dialect.__name__.rsplit(".", 1)[-1]): newer_version_upsert(
-        table, ["person_id"], dialect
-    ).returning(table.c.version)
-    for table in (person_statuses, person_coverage)
     for dialect in (postgresql, sqlite)
 }
 _SAVE_LEDGER = ledgers.update().where(ledgers.c.person_id == bindparam("ledger_person"))

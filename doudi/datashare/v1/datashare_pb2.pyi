@@ -147,6 +147,68 @@ ASSERTION_KIND_ASSERT: AssertionKind.ValueType  # 1
 ASSERTION_KIND_REVOKE: AssertionKind.ValueType  # 2
 Global___AssertionKind: _TypeAlias = AssertionKind  # noqa: Y015
 
+class _ComparisonClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ComparisonClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ComparisonClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPARISON_CLASS_UNSPECIFIED: _ComparisonClass.ValueType  # 0
+    COMPARISON_CLASS_INSURED: _ComparisonClass.ValueType  # 1
+    """Enrolled for the year in the region, under the roster's name."""
+    COMPARISON_CLASS_NOT_INSURED: _ComparisonClass.ValueType  # 2
+    """Not enrolled for the year in any region: the gap, to enrol with a
+    subsidised premium (资助参保).
+    """
+    COMPARISON_CLASS_INSURED_ELSEWHERE: _ComparisonClass.ValueType  # 3
+    """Enrolled for the year, but registered in another pooling region."""
+    COMPARISON_CLASS_NAME_DIFFERS: _ComparisonClass.ValueType  # 4
+    """Enrolled for the year in the region, but a roster's name differs from
+    the registered name even after normalising full-width forms, spaces,
+    middle dots and traditional characters: for a clerk to review.
+    """
+
+class ComparisonClass(_ComparisonClass, metaclass=_ComparisonClassEnumTypeWrapper):
+    """How a certified person stands against the enrolment register."""
+
+COMPARISON_CLASS_UNSPECIFIED: ComparisonClass.ValueType  # 0
+COMPARISON_CLASS_INSURED: ComparisonClass.ValueType  # 1
+"""Enrolled for the year in the region, under the roster's name."""
+COMPARISON_CLASS_NOT_INSURED: ComparisonClass.ValueType  # 2
+"""Not enrolled for the year in any region: the gap, to enrol with a
+subsidised premium (资助参保).
+"""
+COMPARISON_CLASS_INSURED_ELSEWHERE: ComparisonClass.ValueType  # 3
+"""Enrolled for the year, but registered in another pooling region."""
+COMPARISON_CLASS_NAME_DIFFERS: ComparisonClass.ValueType  # 4
+"""Enrolled for the year in the region, but a roster's name differs from
+the registered name even after normalising full-width forms, spaces,
+middle dots and traditional characters: for a clerk to review.
+"""
+Global___ComparisonClass: _TypeAlias = ComparisonClass  # noqa: Y015
+
+class _GapReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GapReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GapReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GAP_REASON_UNSPECIFIED: _GapReason.ValueType  # 0
+    GAP_REASON_NOT_REGISTERED: _GapReason.ValueType  # 1
+    """The enrolment register does not know the person."""
+    GAP_REASON_NOT_ENROLLED: _GapReason.ValueType  # 2
+    """Registered, but not enrolled for the year."""
+
+class GapReason(_GapReason, metaclass=_GapReasonEnumTypeWrapper):
+    """Why a person is not insured."""
+
+GAP_REASON_UNSPECIFIED: GapReason.ValueType  # 0
+GAP_REASON_NOT_REGISTERED: GapReason.ValueType  # 1
+"""The enrolment register does not know the person."""
+GAP_REASON_NOT_ENROLLED: GapReason.ValueType  # 2
+"""Registered, but not enrolled for the year."""
+Global___GapReason: _TypeAlias = GapReason  # noqa: Y015
+
 @_typing.final
 class StatusAssertion(_message.Message):
     """One record of the registry: an agency certified (or withdrew) a status of
@@ -258,15 +320,20 @@ class AuditEvent(_message.Message):
     PERSON_ID_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.int
     caller: _builtins.str
     """Who read: an agency code or an internal service."""
     method: _builtins.str
     """Which RPC."""
     person_id: _builtins.str
-    """Whose data."""
+    """Whose data; empty when the read was of no one person's data."""
     purpose: _builtins.str
     """Why, as the caller gave it."""
+    subject: _builtins.str
+    """What was read when it was no one person's data (`roster submission 12`,
+    `comparison 3`).
+    """
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -278,10 +345,11 @@ class AuditEvent(_message.Message):
         person_id: _builtins.str = ...,
         purpose: _builtins.str = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
+        subject: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "event_id", b"event_id", "event_time", b"event_time", "method", b"method", "person_id", b"person_id", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "event_id", b"event_id", "event_time", b"event_time", "method", b"method", "person_id", b"person_id", "purpose", b"purpose", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -870,3 +938,392 @@ class ListRosterSubmissionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListRosterSubmissionsResponse: _TypeAlias = ListRosterSubmissionsResponse  # noqa: Y015
+
+@_typing.final
+class RegisteredPerson(_message.Message):
+    """A person of the enrolment register, as the hub keeps it to compare rosters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEARS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    version: _builtins.int
+    """Grows with every change of the person at the enrollment service."""
+    name: _builtins.str
+    """The registered name."""
+    region: _builtins.str
+    """The pooling region the person is registered in."""
+    @_builtins.property
+    def years(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The years the person is enrolled for (any scheme)."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        name: _builtins.str = ...,
+        region: _builtins.str = ...,
+        years: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "person_id", b"person_id", "region", b"region", "version", b"version", "years", b"years"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisteredPerson: _TypeAlias = RegisteredPerson  # noqa: Y015
+
+@_typing.final
+class RecordRegisterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def persons(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegisteredPerson]:
+        """At most 1,000."""
+
+    def __init__(
+        self,
+        *,
+        persons: _abc.Iterable[Global___RegisteredPerson] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["persons", b"persons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRegisterRequest: _TypeAlias = RecordRegisterRequest  # noqa: Y015
+
+@_typing.final
+class RecordRegisterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """For each person of the request, in order: the version now stored (the
+        request's, or a later one already recorded).
+        """
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRegisterResponse: _TypeAlias = RecordRegisterResponse  # noqa: Y015
+
+@_typing.final
+class CompareRostersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    year: _builtins.int
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["region", b"region", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareRostersRequest: _TypeAlias = CompareRostersRequest  # noqa: Y015
+
+@_typing.final
+class CompareRostersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISON_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comparison(self) -> Global___Comparison: ...
+    def __init__(
+        self,
+        *,
+        comparison: Global___Comparison | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comparison", b"comparison"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison", b"comparison"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareRostersResponse: _TypeAlias = CompareRostersResponse  # noqa: Y015
+
+@_typing.final
+class Comparison(_message.Message):
+    """A comparison of a region's rosters with the register for a year."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    COMPARE_TIME_FIELD_NUMBER: _builtins.int
+    SUBMISSION_IDS_FIELD_NUMBER: _builtins.int
+    PERSON_COUNT_FIELD_NUMBER: _builtins.int
+    INSURED_COUNT_FIELD_NUMBER: _builtins.int
+    NOT_INSURED_COUNT_FIELD_NUMBER: _builtins.int
+    INSURED_ELSEWHERE_COUNT_FIELD_NUMBER: _builtins.int
+    NAME_DIFFERS_COUNT_FIELD_NUMBER: _builtins.int
+    DUPLICATE_COUNT_FIELD_NUMBER: _builtins.int
+    comparison_id: _builtins.int
+    """Output only."""
+    region: _builtins.str
+    year: _builtins.int
+    person_count: _builtins.int
+    """Persons certified (each counted once, whatever the number of rosters)."""
+    insured_count: _builtins.int
+    not_insured_count: _builtins.int
+    insured_elsewhere_count: _builtins.int
+    name_differs_count: _builtins.int
+    duplicate_count: _builtins.int
+    """Persons on the rosters of several agencies (counted once above)."""
+    @_builtins.property
+    def compare_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    @_builtins.property
+    def submission_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The roster submissions compared (every agency's current one)."""
+
+    def __init__(
+        self,
+        *,
+        comparison_id: _builtins.int = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        compare_time: _timestamp_pb2.Timestamp | None = ...,
+        submission_ids: _abc.Iterable[_builtins.int] | None = ...,
+        person_count: _builtins.int = ...,
+        insured_count: _builtins.int = ...,
+        not_insured_count: _builtins.int = ...,
+        insured_elsewhere_count: _builtins.int = ...,
+        name_differs_count: _builtins.int = ...,
+        duplicate_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compare_time", b"compare_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compare_time", b"compare_time", "comparison_id", b"comparison_id", "duplicate_count", b"duplicate_count", "insured_count", b"insured_count", "insured_elsewhere_count", b"insured_elsewhere_count", "name_differs_count", b"name_differs_count", "not_insured_count", b"not_insured_count", "person_count", b"person_count", "region", b"region", "submission_ids", b"submission_ids", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Comparison: _TypeAlias = Comparison  # noqa: Y015
+
+@_typing.final
+class ComparisonEntry(_message.Message):
+    """One certified person's class."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    CLASS_FIELD_NUMBER: _builtins.int
+    GAP_REASON_FIELD_NUMBER: _builtins.int
+    AGENCIES_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    ROSTER_NAME_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    REGISTERED_NAME_FIELD_NUMBER: _builtins.int
+    REGISTERED_REGION_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    gap_reason: Global___GapReason.ValueType
+    """For NOT_INSURED."""
+    roster_name: _builtins.str
+    """The name on the roster (the first agency's, in agency order)."""
+    household_id: _builtins.str
+    registered_name: _builtins.str
+    """As registered; empty when not registered."""
+    registered_region: _builtins.str
+    duplicate: _builtins.bool
+    """On the rosters of several agencies."""
+    @_builtins.property
+    def agencies(self) -> _containers.RepeatedScalarFieldContainer[Global___Agency.ValueType]:
+        """The agencies whose rosters have the person (an agency sees only itself)."""
+
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___Status.ValueType]:
+        """The statuses they certify (an agency sees only its own)."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        gap_reason: Global___GapReason.ValueType = ...,
+        agencies: _abc.Iterable[Global___Agency.ValueType] | None = ...,
+        statuses: _abc.Iterable[Global___Status.ValueType] | None = ...,
+        roster_name: _builtins.str = ...,
+        household_id: _builtins.str = ...,
+        registered_name: _builtins.str = ...,
+        registered_region: _builtins.str = ...,
+        duplicate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "class", b"class", "duplicate", b"duplicate", "gap_reason", b"gap_reason", "household_id", b"household_id", "person_id", b"person_id", "registered_name", b"registered_name", "registered_region", b"registered_region", "roster_name", b"roster_name", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComparisonEntry: _TypeAlias = ComparisonEntry  # noqa: Y015
+
+@_typing.final
+class GetComparisonRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISON_ID_FIELD_NUMBER: _builtins.int
+    comparison_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        comparison_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_id", b"comparison_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComparisonRequest: _TypeAlias = GetComparisonRequest  # noqa: Y015
+
+@_typing.final
+class GetComparisonResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISON_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comparison(self) -> Global___Comparison: ...
+    def __init__(
+        self,
+        *,
+        comparison: Global___Comparison | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comparison", b"comparison"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison", b"comparison"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComparisonResponse: _TypeAlias = GetComparisonResponse  # noqa: Y015
+
+@_typing.final
+class ListComparisonsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Optional: only this region's."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComparisonsRequest: _TypeAlias = ListComparisonsRequest  # noqa: Y015
+
+@_typing.final
+class ListComparisonsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def comparisons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Comparison]: ...
+    def __init__(
+        self,
+        *,
+        comparisons: _abc.Iterable[Global___Comparison] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparisons", b"comparisons", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComparisonsResponse: _TypeAlias = ListComparisonsResponse  # noqa: Y015
+
+@_typing.final
+class ListComparisonEntriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISON_ID_FIELD_NUMBER: _builtins.int
+    CLASS_FIELD_NUMBER: _builtins.int
+    DUPLICATES_ONLY_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    comparison_id: _builtins.int
+    duplicates_only: _builtins.bool
+    """Optional: only persons on several agencies' rosters."""
+    purpose: _builtins.str
+    """Why the agency reads (required of agencies, audited)."""
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        comparison_id: _builtins.int = ...,
+        duplicates_only: _builtins.bool = ...,
+        purpose: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class", b"class", "comparison_id", b"comparison_id", "duplicates_only", b"duplicates_only", "page_size", b"page_size", "page_token", b"page_token", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComparisonEntriesRequest: _TypeAlias = ListComparisonEntriesRequest  # noqa: Y015
+
+@_typing.final
+class ListComparisonEntriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComparisonEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___ComparisonEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComparisonEntriesResponse: _TypeAlias = ListComparisonEntriesResponse  # noqa: Y015

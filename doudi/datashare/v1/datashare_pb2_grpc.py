@@ -86,6 +86,31 @@ class DatashareServiceStub:
                 request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsRequest.SerializeToString,
                 response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsResponse.FromString,
                 _registered_method=True)
+        self.RecordRegister = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/RecordRegister',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordRegisterRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordRegisterResponse.FromString,
+                _registered_method=True)
+        self.CompareRosters = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/CompareRosters',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CompareRostersRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CompareRostersResponse.FromString,
+                _registered_method=True)
+        self.GetComparison = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/GetComparison',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetComparisonRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetComparisonResponse.FromString,
+                _registered_method=True)
+        self.ListComparisons = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/ListComparisons',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonsRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonsResponse.FromString,
+                _registered_method=True)
+        self.ListComparisonEntries = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/ListComparisonEntries',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class DatashareServiceServicer:
@@ -180,6 +205,50 @@ class DatashareServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordRegister(self, request, context):
+        """Records persons of the enrolment register as the enrollment service holds
+        them (internal callers only; enrollment sends every change, in batches):
+        the hub compares the agencies' rosters with this copy. Idempotent and
+        safe out of order: a person's higher version wins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareRosters(self, request, context):
+        """Compares every agency's current roster of a region with the enrolment
+        register for a year, classes each certified person once and stores the
+        result (internal callers only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetComparison(self, request, context):
+        """One comparison: what it is of and how many persons are in each class.
+        An agency sees the comparisons of regions it submitted rosters of, with
+        counts of its own persons only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListComparisons(self, request, context):
+        """Comparisons newest first, optionally of one region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListComparisonEntries(self, request, context):
+        """The persons of a comparison in identity-number order, optionally of one
+        class. An agency sees only the persons on its own roster, with its own
+        statuses; the read is audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatashareServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +291,31 @@ def add_DatashareServiceServicer_to_server(servicer, server):
                     servicer.ListRosterSubmissions,
                     request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsRequest.FromString,
                     response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsResponse.SerializeToString,
+            ),
+            'RecordRegister': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRegister,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordRegisterRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordRegisterResponse.SerializeToString,
+            ),
+            'CompareRosters': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRosters,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CompareRostersRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CompareRostersResponse.SerializeToString,
+            ),
+            'GetComparison': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetComparison,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetComparisonRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetComparisonResponse.SerializeToString,
+            ),
+            'ListComparisons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListComparisons,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonsRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonsResponse.SerializeToString,
+            ),
+            'ListComparisonEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListComparisonEntries,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -452,6 +546,141 @@ class DatashareService:
             '/doudi.datashare.v1.DatashareService/ListRosterSubmissions',
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsRequest.SerializeToString,
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListRosterSubmissionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRegister(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/RecordRegister',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordRegisterRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordRegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRosters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/CompareRosters',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.CompareRostersRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.CompareRostersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetComparison(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/GetComparison',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetComparisonRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetComparisonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListComparisons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/ListComparisons',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonsRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListComparisonEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/ListComparisonEntries',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

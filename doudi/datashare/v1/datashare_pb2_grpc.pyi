@@ -88,6 +88,29 @@ class DatashareServiceStub:
     """Submissions newest first: an agency's own, or (internal callers) every
     agency's, optionally of one region.
     """
+    RecordRegister: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.RecordRegisterRequest, _datashare_pb2.RecordRegisterResponse]
+    """Records persons of the enrolment register as the enrollment service holds
+    them (internal callers only; enrollment sends every change, in batches):
+    the hub compares the agencies' rosters with this copy. Idempotent and
+    safe out of order: a person's higher version wins.
+    """
+    CompareRosters: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.CompareRostersRequest, _datashare_pb2.CompareRostersResponse]
+    """Compares every agency's current roster of a region with the enrolment
+    register for a year, classes each certified person once and stores the
+    result (internal callers only).
+    """
+    GetComparison: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.GetComparisonRequest, _datashare_pb2.GetComparisonResponse]
+    """One comparison: what it is of and how many persons are in each class.
+    An agency sees the comparisons of regions it submitted rosters of, with
+    counts of its own persons only.
+    """
+    ListComparisons: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListComparisonsRequest, _datashare_pb2.ListComparisonsResponse]
+    """Comparisons newest first, optionally of one region."""
+    ListComparisonEntries: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListComparisonEntriesRequest, _datashare_pb2.ListComparisonEntriesResponse]
+    """The persons of a comparison in identity-number order, optionally of one
+    class. An agency sees only the persons on its own roster, with its own
+    statuses; the read is audited.
+    """
 
 @_typing.type_check_only
 class DatashareServiceAsyncStub(DatashareServiceStub):
@@ -148,6 +171,29 @@ class DatashareServiceAsyncStub(DatashareServiceStub):
     ListRosterSubmissions: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListRosterSubmissionsRequest, _datashare_pb2.ListRosterSubmissionsResponse]  # type: ignore[assignment]
     """Submissions newest first: an agency's own, or (internal callers) every
     agency's, optionally of one region.
+    """
+    RecordRegister: _aio.UnaryUnaryMultiCallable[_datashare_pb2.RecordRegisterRequest, _datashare_pb2.RecordRegisterResponse]  # type: ignore[assignment]
+    """Records persons of the enrolment register as the enrollment service holds
+    them (internal callers only; enrollment sends every change, in batches):
+    the hub compares the agencies' rosters with this copy. Idempotent and
+    safe out of order: a person's higher version wins.
+    """
+    CompareRosters: _aio.UnaryUnaryMultiCallable[_datashare_pb2.CompareRostersRequest, _datashare_pb2.CompareRostersResponse]  # type: ignore[assignment]
+    """Compares every agency's current roster of a region with the enrolment
+    register for a year, classes each certified person once and stores the
+    result (internal callers only).
+    """
+    GetComparison: _aio.UnaryUnaryMultiCallable[_datashare_pb2.GetComparisonRequest, _datashare_pb2.GetComparisonResponse]  # type: ignore[assignment]
+    """One comparison: what it is of and how many persons are in each class.
+    An agency sees the comparisons of regions it submitted rosters of, with
+    counts of its own persons only.
+    """
+    ListComparisons: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListComparisonsRequest, _datashare_pb2.ListComparisonsResponse]  # type: ignore[assignment]
+    """Comparisons newest first, optionally of one region."""
+    ListComparisonEntries: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListComparisonEntriesRequest, _datashare_pb2.ListComparisonEntriesResponse]  # type: ignore[assignment]
+    """The persons of a comparison in identity-number order, optionally of one
+    class. An agency sees only the persons on its own roster, with its own
+    statuses; the read is audited.
     """
 
 class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -254,6 +300,59 @@ class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_datashare_pb2.ListRosterSubmissionsResponse, _abc.Awaitable[_datashare_pb2.ListRosterSubmissionsResponse]]:
         """Submissions newest first: an agency's own, or (internal callers) every
         agency's, optionally of one region.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordRegister(
+        self,
+        request: _datashare_pb2.RecordRegisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.RecordRegisterResponse, _abc.Awaitable[_datashare_pb2.RecordRegisterResponse]]:
+        """Records persons of the enrolment register as the enrollment service holds
+        them (internal callers only; enrollment sends every change, in batches):
+        the hub compares the agencies' rosters with this copy. Idempotent and
+        safe out of order: a person's higher version wins.
+        """
+
+    @_abc_1.abstractmethod
+    def CompareRosters(
+        self,
+        request: _datashare_pb2.CompareRostersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.CompareRostersResponse, _abc.Awaitable[_datashare_pb2.CompareRostersResponse]]:
+        """Compares every agency's current roster of a region with the enrolment
+        register for a year, classes each certified person once and stores the
+        result (internal callers only).
+        """
+
+    @_abc_1.abstractmethod
+    def GetComparison(
+        self,
+        request: _datashare_pb2.GetComparisonRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.GetComparisonResponse, _abc.Awaitable[_datashare_pb2.GetComparisonResponse]]:
+        """One comparison: what it is of and how many persons are in each class.
+        An agency sees the comparisons of regions it submitted rosters of, with
+        counts of its own persons only.
+        """
+
+    @_abc_1.abstractmethod
+    def ListComparisons(
+        self,
+        request: _datashare_pb2.ListComparisonsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.ListComparisonsResponse, _abc.Awaitable[_datashare_pb2.ListComparisonsResponse]]:
+        """Comparisons newest first, optionally of one region."""
+
+    @_abc_1.abstractmethod
+    def ListComparisonEntries(
+        self,
+        request: _datashare_pb2.ListComparisonEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.ListComparisonEntriesResponse, _abc.Awaitable[_datashare_pb2.ListComparisonEntriesResponse]]:
+        """The persons of a comparison in identity-number order, optionally of one
+        class. An agency sees only the persons on its own roster, with its own
+        statuses; the read is audited.
         """
 
 def add_DatashareServiceServicer_to_server(servicer: DatashareServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -808,7 +808,9 @@ class GetHospitalResponse(_message.Message):
 Global___GetHospitalResponse: _TypeAlias = GetHospitalResponse  # noqa: Y015
 
 @_typing.final
-class RecordPersonStatusesRequest(_message.Message):
+class PersonStatuses(_message.Message):
+    """A person's statuses as the datashare hub holds them."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PERSON_ID_FIELD_NUMBER: _builtins.int
@@ -834,30 +836,58 @@ class RecordPersonStatusesRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+Global___PersonStatuses: _TypeAlias = PersonStatuses  # noqa: Y015
+
+@_typing.final
+class RecordPersonStatusesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def persons(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonStatuses]:
+        """At most 1,000 persons."""
+
+    def __init__(
+        self,
+        *,
+        persons: _abc.Iterable[Global___PersonStatuses] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["persons", b"persons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
 Global___RecordPersonStatusesRequest: _TypeAlias = RecordPersonStatusesRequest  # noqa: Y015
 
 @_typing.final
 class RecordPersonStatusesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    VERSION_FIELD_NUMBER: _builtins.int
-    version: _builtins.int
-    """The version now stored: the request's, or a later one already recorded."""
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """For each person of the request, in order: the version now stored (the
+        request's, or a later one already recorded).
+        """
+
     def __init__(
         self,
         *,
-        version: _builtins.int = ...,
+        versions: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordPersonStatusesResponse: _TypeAlias = RecordPersonStatusesResponse  # noqa: Y015
 
 @_typing.final
-class RecordPersonCoverageRequest(_message.Message):
+class PersonCoverage(_message.Message):
+    """A person's region and enrolments as the enrollment service holds them."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PERSON_ID_FIELD_NUMBER: _builtins.int
@@ -887,23 +917,47 @@ class RecordPersonCoverageRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+Global___PersonCoverage: _TypeAlias = PersonCoverage  # noqa: Y015
+
+@_typing.final
+class RecordPersonCoverageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def persons(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonCoverage]:
+        """At most 1,000 persons."""
+
+    def __init__(
+        self,
+        *,
+        persons: _abc.Iterable[Global___PersonCoverage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["persons", b"persons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
 Global___RecordPersonCoverageRequest: _TypeAlias = RecordPersonCoverageRequest  # noqa: Y015
 
 @_typing.final
 class RecordPersonCoverageResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    VERSION_FIELD_NUMBER: _builtins.int
-    version: _builtins.int
-    """The version now stored: the request's, or a later one already recorded."""
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """For each person of the request, in order: the version now stored."""
+
     def __init__(
         self,
         *,
-        version: _builtins.int = ...,
+        versions: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

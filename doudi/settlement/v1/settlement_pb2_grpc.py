@@ -168,21 +168,21 @@ class SettlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordPersonStatuses(self, request, context):
-        """Records a person's statuses as the datashare hub computed them after an
-        assertion or revocation (internal callers only: the hub calls it before
-        it answers the agency, so the next settlement applies them). Idempotent
-        and safe out of order: a `version` not above the stored one changes
-        nothing.
+        """Records persons' statuses as the datashare hub computed them after an
+        assertion, a revocation or a roster (internal callers only: the hub
+        calls it before it answers the agency, so the next settlement applies
+        them), in batches. Idempotent and safe out of order: a person's `version`
+        not above the stored one changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RecordPersonCoverage(self, request, context):
-        """Records a person's pooling region and enrolments as the enrollment
+        """Records persons' pooling regions and enrolments as the enrollment
         service holds them (internal callers only: enrollment calls it before it
-        answers, so a person enrolled a moment ago settles at once). Idempotent
-        and safe out of order, as RecordPersonStatuses.
+        answers, so a person enrolled a moment ago settles at once), in batches.
+        Idempotent and safe out of order, as RecordPersonStatuses.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -68,17 +68,17 @@ class SettlementServiceStub:
     GetHospital: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetHospitalRequest, _settlement_pb2.GetHospitalResponse]
     """Answers a hospital: the caller's own, or any for internal callers."""
     RecordPersonStatuses: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]
-    """Records a person's statuses as the datashare hub computed them after an
-    assertion or revocation (internal callers only: the hub calls it before
-    it answers the agency, so the next settlement applies them). Idempotent
-    and safe out of order: a `version` not above the stored one changes
-    nothing.
+    """Records persons' statuses as the datashare hub computed them after an
+    assertion, a revocation or a roster (internal callers only: the hub
+    calls it before it answers the agency, so the next settlement applies
+    them), in batches. Idempotent and safe out of order: a person's `version`
+    not above the stored one changes nothing.
     """
     RecordPersonCoverage: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonCoverageRequest, _settlement_pb2.RecordPersonCoverageResponse]
-    """Records a person's pooling region and enrolments as the enrollment
+    """Records persons' pooling regions and enrolments as the enrollment
     service holds them (internal callers only: enrollment calls it before it
-    answers, so a person enrolled a moment ago settles at once). Idempotent
-    and safe out of order, as RecordPersonStatuses.
+    answers, so a person enrolled a moment ago settles at once), in batches.
+    Idempotent and safe out of order, as RecordPersonStatuses.
     """
 
 @_typing.type_check_only
@@ -121,17 +121,17 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     GetHospital: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetHospitalRequest, _settlement_pb2.GetHospitalResponse]  # type: ignore[assignment]
     """Answers a hospital: the caller's own, or any for internal callers."""
     RecordPersonStatuses: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]  # type: ignore[assignment]
-    """Records a person's statuses as the datashare hub computed them after an
-    assertion or revocation (internal callers only: the hub calls it before
-    it answers the agency, so the next settlement applies them). Idempotent
-    and safe out of order: a `version` not above the stored one changes
-    nothing.
+    """Records persons' statuses as the datashare hub computed them after an
+    assertion, a revocation or a roster (internal callers only: the hub
+    calls it before it answers the agency, so the next settlement applies
+    them), in batches. Idempotent and safe out of order: a person's `version`
+    not above the stored one changes nothing.
     """
     RecordPersonCoverage: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonCoverageRequest, _settlement_pb2.RecordPersonCoverageResponse]  # type: ignore[assignment]
-    """Records a person's pooling region and enrolments as the enrollment
+    """Records persons' pooling regions and enrolments as the enrollment
     service holds them (internal callers only: enrollment calls it before it
-    answers, so a person enrolled a moment ago settles at once). Idempotent
-    and safe out of order, as RecordPersonStatuses.
+    answers, so a person enrolled a moment ago settles at once), in batches.
+    Idempotent and safe out of order, as RecordPersonStatuses.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -225,11 +225,11 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.RecordPersonStatusesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.RecordPersonStatusesResponse, _abc.Awaitable[_settlement_pb2.RecordPersonStatusesResponse]]:
-        """Records a person's statuses as the datashare hub computed them after an
-        assertion or revocation (internal callers only: the hub calls it before
-        it answers the agency, so the next settlement applies them). Idempotent
-        and safe out of order: a `version` not above the stored one changes
-        nothing.
+        """Records persons' statuses as the datashare hub computed them after an
+        assertion, a revocation or a roster (internal callers only: the hub
+        calls it before it answers the agency, so the next settlement applies
+        them), in batches. Idempotent and safe out of order: a person's `version`
+        not above the stored one changes nothing.
         """
 
     @_abc_1.abstractmethod
@@ -238,10 +238,10 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.RecordPersonCoverageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.RecordPersonCoverageResponse, _abc.Awaitable[_settlement_pb2.RecordPersonCoverageResponse]]:
-        """Records a person's pooling region and enrolments as the enrollment
+        """Records persons' pooling regions and enrolments as the enrollment
         service holds them (internal callers only: enrollment calls it before it
-        answers, so a person enrolled a moment ago settles at once). Idempotent
-        and safe out of order, as RecordPersonStatuses.
+        answers, so a person enrolled a moment ago settles at once), in batches.
+        Idempotent and safe out of order, as RecordPersonStatuses.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

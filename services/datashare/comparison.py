@@ -1,0 +1,500 @@
+"""Everyone poor is insured: the agencies' rosters compared with the enrolment register.
+
+The hub keeps a copy of the register (``register_persons`` and
+``register_enrolments``), sent by the enrollment service as it changes
+(:func:`record_register`; see :mod:`doudi.common.outbox`). :func:`compare`
+takes every agency's current roster of a region, keeps the rows whose period
+touches the year, and classes each certified person once:
+
+* ``not_insured`` (the gap): not enrolled for the year, with why: not
+  registered at all, or registered but not enrolled;
+* ``insured_elsewhere``: enrolled for the year, registered in another region;
+* ``name_differs``: enrolled here, but a roster's name differs from the
+  registered one even after :func:`doudi.core.names.same_name` normalises
+  both (full-width forms, spaces, middle dots, traditional characters): for a
+  clerk to review;
+* ``insured``: enrolled here under the roster's name.
+
+A person on several agencies' rosters is one entry, marked ``duplicate``.
+One SQL statement classes everyone; only the persons whose names differ byte
+for byte are then read back and compared in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import String, and_, bindparam, case, func, insert, literal, select, update
+
+from doudi.common import outbox, paging
+from doudi.common.db import read_connection, write_transaction
+from doudi.common.errors import NotFound
+from doudi.core.errors import InvalidInput
+from doudi.core.names import same_name
+from doudi.core.statuses import owns
+from services.datashare import service
+from services.datashare.rosters import CURRENT, check_region
+from services.datashare.tables import (
+    comparison_entries,
+    comparison_submissions,
+    comparisons,
+    register_enrolments,
+    register_persons,
+    roster_rows,
+    roster_submissions,
+)
+
+INSURED = "insured"
+NOT_INSURED = "not_insured"
+INSURED_ELSEWHERE = "insured_elsewhere"
+NAME_DIFFERS = "name_differs"
+CLASSES = (INSURED, NOT_INSURED, INSURED_ELSEWHERE, NAME_DIFFERS)
+NOT_REGISTERED = "not_registered"
+NOT_ENROLLED = "not_enrolled"
+_NAME_CHECK = "name_check"  # stored for a moment: names differ byte for byte
+
+_COMMA = literal(",", String)
+
+FIRST_YEAR = 1990
+LAST_YEAR = 2100
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredPerson:
+    """A person of the enrolment register as the enrollment service sent them."""
+
+    person_id: str
+    version: int
+    name: str
+    region: str
+    years: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    comparison_id: int
+    region: str
+    year: int
+    compared_at: datetime
+    submission_ids: tuple[int, ...]
+    person_count: int
+    insured_count: int
+    not_insured_count: int
+    insured_elsewhere_count: int
+    name_differs_count: int
+    duplicate_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    person_id: str
+    klass: str
+    gap_reason: str | None
+    agencies: tuple[str, ...]
+    statuses: tuple[str, ...]
+    roster_name: str
+    household_id: str
+    registered_name: str | None
+    registered_region: str | None
+    duplicate: bool
+
+
+# -- the register's copy ---------------------------------------------------------
+
+
+def record_register(
+    *, connection: sqlalchemy.Connection, persons: list[RegisteredPerson], now: datetime
+) -> list[int]:
+    """Store each person unless a later version is stored; answer the versions stored."""
+    versions = outbox.store_newer(
+        connection,
+        register_persons,
+        [
+            {
+                "person_id": person.person_id,
+                "version": person.version,
+                "name": person.name,
+                "region": person.region,
+                "updated_at": now,
+            }
+            for person in persons
+        ],
+    )
+    # The years of the persons whose version is now the one sent (stored now, or sent
+    # again): replaced by the years sent.
+    current = {
+        person.person_id: person
+        for person, version in zip(persons, versions, strict=True)
+        if version == person.version
+    }
+    if current:
+        connection.execute(
+            register_enrolments.delete().where(register_enrolments.c.person_id.in_(current))
+        )
+        years = [
+            {"person_id": person_id, "year": year}
+            for person_id, person in current.items()
+            for year in sorted(set(person.years))
+        ]
+        if years:
+            connection.execute(insert(register_enrolments), years)
+    return versions
+
+
+# -- comparing -------------------------------------------------------------------
+
+
+def compare(
+    engine: sqlalchemy.Engine, *, region: str, year: int, regions: frozenset[str]
+) -> Comparison:
+    """Class every person on the region's current rosters against the register for
+    ``year`` and store the result."""
+    check_region(region, regions, "region")
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidInput("year", f"a year from {FIRST_YEAR} to {LAST_YEAR}")
+    now = datetime.now(UTC)
+    with write_transaction(engine) as connection:
+        comparison_id = connection.execute(
+            insert(comparisons)
+            .values(region=region, year=year, compared_at=now)
+            .returning(comparisons.c.comparison_id)
+        ).scalar_one()
+        connection.execute(
+            insert(comparison_submissions).from_select(
+                ["comparison_id", "submission_id", "agency"],
+                select(
+                    literal(comparison_id),
+                    roster_submissions.c.submission_id,
+                    roster_submissions.c.agency,
+                ).where(
+                    roster_submissions.c.region == region,
+                    roster_submissions.c.state == CURRENT,
+                ),
+            )
+        )
+        connection.execute(_classing(connection, comparison_id, region, year))
+        _review_names(connection, comparison_id)
+        counts = _counts(connection, comparison_id, agency=None)
+        connection.execute(
+            update(comparisons).where(comparisons.c.comparison_id == comparison_id).values(**counts)
+        )
+        return _comparison(connection, comparison_id, agency=None)
+
+
+def _classing(
+    connection: sqlalchemy.Connection, comparison_id: int, region: str, year: int
+) -> sqlalchemy.Insert:
+    """INSERT ... SELECT of one entry per certified person (names to review marked)."""
+    aggregate = _string_aggregate(connection)
+    compared = select(comparison_submissions.c.submission_id).where(
+        comparison_submissions.c.comparison_id == comparison_id
+    )
+    certified = (
+        select(
+            roster_rows.c.person_id,
+            aggregate(roster_submissions.c.agency.distinct()).label("agencies"),
+            aggregate(roster_rows.c.status).label("statuses"),
+            func.min(roster_rows.c.name).label("first_name"),
+            func.max(roster_rows.c.name).label("last_name"),
+            func.min(roster_rows.c.household_id).label("household_id"),
+            func.count(roster_submissions.c.agency.distinct()).label("agency_count"),
+        )
+        .select_from(
+            roster_rows.join(
+                roster_submissions,
+                roster_submissions.c.submission_id == roster_rows.c.submission_id,
+            )
+        )
+        .where(
+            roster_rows.c.submission_id.in_(compared),
+            roster_rows.c.valid_from <= date(year, 12, 31),
+            roster_rows.c.valid_to.is_(None) | (roster_rows.c.valid_to >= date(year, 1, 1)),
+        )
+        .group_by(roster_rows.c.person_id)
+        .cte("certified")
+    )
+    person = register_persons
+    enrolled = register_enrolments
+    klass = case(
+        (enrolled.c.person_id.is_(None), literal(NOT_INSURED)),
+        (person.c.region != region, literal(INSURED_ELSEWHERE)),
+        (
+            (certified.c.first_name != person.c.name) | (certified.c.last_name != person.c.name),
+            literal(_NAME_CHECK),
+        ),
+        else_=literal(INSURED),
+    )
+    gap_reason = case(
+        (person.c.person_id.is_(None), literal(NOT_REGISTERED)),
+        (enrolled.c.person_id.is_(None), literal(NOT_ENROLLED)),
+        else_=literal(None),
+    )
+    rows = select(
+        literal(comparison_id),
+        certified.c.person_id,
+        klass,
+        gap_reason,
+        _COMMA + certified.c.agencies + _COMMA,
+        _COMMA + certified.c.statuses + _COMMA,
+        certified.c.first_name,
+        certified.c.household_id,
+        person.c.name,
+        person.c.region,
+        certified.c.agency_count > 1,
+    ).select_from(
+        certified.outerjoin(person, person.c.person_id == certified.c.person_id).outerjoin(
+            enrolled,
+            and_(enrolled.c.person_id == certified.c.person_id, enrolled.c.year == year),
+        )
+    )
+    return insert(comparison_entries).from_select(
+        [
+            "comparison_id",
+            "person_id",
+            "class",
+            "gap_reason",
+            "agencies",
+            "statuses",
+            "roster_name",
+            "household_id",
+            "registered_name",
+            "registered_region",
+            "duplicate",
+        ],
+        rows,
+    )
+
+
+def _string_aggregate(connection: sqlalchemy.Connection) -> Any:
+    """The values of a group, comma-separated."""
+    if connection.dialect.name == "postgresql":
+        return lambda column: func.string_agg(column, literal(","), type_=String)
+    # SQLite: comma-separated by default; the only form that takes DISTINCT.
+    return lambda column: func.group_concat(column, type_=String)
+
+
+def _review_names(connection: sqlalchemy.Connection, comparison_id: int) -> None:
+    """Class the entries whose roster and registered names differ byte for byte: the same
+    name once normalised is insured, another name is for a clerk to review."""
+    entries = comparison_entries
+    compared = select(comparison_submissions.c.submission_id).where(
+        comparison_submissions.c.comparison_id == comparison_id
+    )
+    names: dict[str, tuple[str, list[str]]] = {}
+    for person_id, registered, roster_name in connection.execute(
+        select(entries.c.person_id, entries.c.registered_name, roster_rows.c.name)
+        .select_from(entries.join(roster_rows, roster_rows.c.person_id == entries.c.person_id))
+        .where(
+            entries.c.comparison_id == comparison_id,
+            entries.c["class"] == _NAME_CHECK,
+            roster_rows.c.submission_id.in_(compared),
+        )
+    ):
+        names.setdefault(person_id, (registered, []))[1].append(roster_name)
+    if not names:
+        return
+    connection.execute(
+        update(entries).where(
+            entries.c.comparison_id == comparison_id,
+            entries.c.person_id == bindparam("person"),
+        ),
+        [
+            {
+                "person": person_id,
+                "class": (
+                    INSURED
+                    if all(same_name(name, registered) for name in roster_names)
+                    else NAME_DIFFERS
+                ),
+            }
+            for person_id, (registered, roster_names) in names.items()
+        ],
+    )
+
+
+def _counts(
+    connection: sqlalchemy.Connection, comparison_id: int, agency: str | None
+) -> dict[str, int]:
+    """How many persons are in each class, and on several rosters (an agency: of its own
+    persons, duplicates not told)."""
+    entries = comparison_entries
+    query = (
+        select(entries.c["class"], func.count(), func.sum(case((entries.c.duplicate, 1), else_=0)))
+        .where(entries.c.comparison_id == comparison_id)
+        .group_by(entries.c["class"])
+    )
+    if agency is not None:
+        query = query.where(entries.c.agencies.like(f"%,{agency},%"))
+    counts = {f"{klass}_count": 0 for klass in CLASSES}
+    total = duplicates = 0
+    for klass, count, duplicate in connection.execute(query):
+        counts[f"{klass}_count"] = int(count)
+        total += int(count)
+        duplicates += int(duplicate or 0)
+    return {
+        **counts,
+        "person_count": total,
+        "duplicate_count": 0 if agency is not None else duplicates,
+    }
+
+
+# -- reads ------------------------------------------------------------------------
+
+
+def get(engine: sqlalchemy.Engine, *, comparison_id: int, agency: str | None) -> Comparison:
+    """One comparison; for an agency, only of a region it submitted a roster of, with the
+    counts of its own persons (the read is audited)."""
+    if agency is None:
+        with read_connection(engine) as connection:
+            return _comparison(connection, comparison_id, agency=None)
+    with write_transaction(engine) as connection:
+        comparison = _comparison(connection, comparison_id, agency=agency)
+        service.record_reads(
+            connection,
+            agency=agency,
+            method="GetComparison",
+            purpose="",
+            subject=f"comparison {comparison_id}",
+        )
+        return comparison
+
+
+def list_comparisons(
+    engine: sqlalchemy.Engine,
+    *,
+    agency: str | None,
+    region: str,
+    page_size: int,
+    page_token: str,
+) -> tuple[list[Comparison], str]:
+    """Comparisons newest first (an agency: those that compared one of its rosters)."""
+    size = paging.page_size(page_size)
+    query = select(comparisons.c.comparison_id)
+    if region:
+        query = query.where(comparisons.c.region == region)
+    if agency is not None:
+        query = query.where(
+            comparisons.c.comparison_id.in_(
+                select(comparison_submissions.c.comparison_id).where(
+                    comparison_submissions.c.agency == agency
+                )
+            )
+        )
+    position = paging.decode_token(page_token, 1)
+    if position is not None:
+        if not isinstance(position[0], int):
+            raise InvalidInput("page_token", "not a page token this service made")
+        query = query.where(comparisons.c.comparison_id < position[0])
+    with write_transaction(engine) if agency else read_connection(engine) as connection:
+        ids = list(
+            connection.execute(
+                query.order_by(comparisons.c.comparison_id.desc()).limit(size + 1)
+            ).scalars()
+        )
+        page = [_comparison(connection, comparison_id, agency) for comparison_id in ids[:size]]
+        if agency is not None:
+            service.record_reads(
+                connection,
+                agency=agency,
+                method="ListComparisons",
+                purpose="",
+                subject="comparisons" + (f" of {region}" if region else ""),
+            )
+    token = paging.encode_token([page[-1].comparison_id]) if len(ids) > size else ""
+    return page, token
+
+
+def list_entries(
+    engine: sqlalchemy.Engine,
+    *,
+    comparison_id: int,
+    agency: str | None,
+    klass: str | None,
+    duplicates_only: bool,
+    purpose: str,
+    page_size: int,
+    page_token: str,
+) -> tuple[list[Entry], str]:
+    """A page of a comparison's persons in identity-number order; an agency sees only the
+    persons on its own roster, with its own statuses, and each person it sees is audited."""
+    size = paging.page_size(page_size)
+    entries = comparison_entries
+    query = select(entries).where(entries.c.comparison_id == comparison_id)
+    if klass is not None:
+        query = query.where(entries.c["class"] == klass)
+    if duplicates_only:
+        query = query.where(entries.c.duplicate.is_(True))
+    if agency is not None:
+        why = service.checked_purpose(purpose)
+        query = query.where(entries.c.agencies.like(f"%,{agency},%"))
+    position = paging.decode_token(page_token, 1)
+    if position is not None:
+        if not isinstance(position[0], str):
+            raise InvalidInput("page_token", "not a page token this service made")
+        query = query.where(entries.c.person_id > position[0])
+    with write_transaction(engine) if agency else read_connection(engine) as connection:
+        _comparison(connection, comparison_id, agency)  # NOT_FOUND when not the agency's
+        rows = connection.execute(query.order_by(entries.c.person_id).limit(size + 1)).all()
+        page = [_entry(row, agency) for row in rows[:size]]
+        if agency is not None and page:
+            service.record_reads(
+                connection,
+                agency=agency,
+                method="ListComparisonEntries",
+                purpose=why,
+                person_ids=[entry.person_id for entry in page],
+            )
+    token = paging.encode_token([page[-1].person_id]) if len(rows) > size else ""
+    return page, token
+
+
+def _comparison(
+    connection: sqlalchemy.Connection, comparison_id: int, agency: str | None
+) -> Comparison:
+    row = connection.execute(
+        select(comparisons).where(comparisons.c.comparison_id == comparison_id)
+    ).one_or_none()
+    compared = [
+        (int(submission), str(agency))
+        for submission, agency in connection.execute(
+            select(comparison_submissions.c.submission_id, comparison_submissions.c.agency)
+            .where(comparison_submissions.c.comparison_id == comparison_id)
+            .order_by(comparison_submissions.c.submission_id)
+        )
+    ]
+    if row is None or (agency is not None and agency not in {a for _, a in compared}):
+        raise NotFound(f"no comparison {comparison_id}", field="comparison_id")
+    values = row._asdict()
+    if agency is not None:
+        values.update(_counts(connection, comparison_id, agency))
+        compared = [(s, a) for s, a in compared if a == agency]
+    return Comparison(
+        **{
+            **values,
+            "compared_at": service.utc(row.compared_at),
+            "submission_ids": tuple(submission for submission, _ in compared),
+        }
+    )
+
+
+def _entry(row: sqlalchemy.Row[Any], agency: str | None) -> Entry:
+    agencies = tuple(sorted(a for a in row.agencies.split(",") if a))
+    statuses = tuple(sorted(s for s in row.statuses.split(",") if s))
+    if agency is not None:
+        agencies = (agency,)
+        statuses = tuple(status for status in statuses if owns(agency, status))
+    return Entry(
+        person_id=row.person_id,
+        klass=row._mapping["class"],
+        gap_reason=row.gap_reason,
+        agencies=agencies,
+        statuses=statuses,
+        roster_name=row.roster_name,
+        household_id=row.household_id,
+        registered_name=row.registered_name,
+        registered_region=row.registered_region,
+        duplicate=bool(row.duplicate) and agency is None,
+    )
