@@ -23,9 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
+from doudi import demo
 from tests.conftest import new_database
 from tests.services import (
+    INTERNAL,
     ROOT,
     START_TIMEOUT_SECONDS,
     RunningService,
@@ -164,3 +167,29 @@ def running_platform(directory: Path, backend: str = "sqlite") -> Iterator[Platf
         platform = start_platform(directory, urls.get)
         stack.callback(platform.stop)  # before the databases are dropped
         yield platform
+
+
+@contextlib.contextmanager
+def demo_platforms(
+    tmp_path_factory: pytest.TempPathFactory, name: str, year: int
+) -> Iterator[Callable[[str], Platform]]:
+    """A module's platforms: on a backend, started with the demo data (for ``year``) when a
+    test first asks for it, stopped when the module is done."""
+    started: dict[str, Platform] = {}
+    with contextlib.ExitStack() as stack:
+
+        def on(backend: str) -> Platform:
+            if backend not in started:
+                directory = tmp_path_factory.mktemp(f"{name}-{backend}")
+                platform = stack.enter_context(running_platform(directory, backend))
+                demo.load(
+                    enrollment=platform.services["enrollment"].channel(),
+                    datashare=platform.services["datashare"].channel(),
+                    settlement=platform.services["settlement"].channel(),
+                    internal_token=INTERNAL[0][1].removeprefix("Bearer "),
+                    year=year,
+                )
+                started[backend] = platform
+            return started[backend]
+
+        yield on

@@ -8,7 +8,6 @@ registers persons of its own.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import re
@@ -32,7 +31,7 @@ from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement.tables import ledgers
-from tests.platform import Platform, running_platform
+from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL, bearer, start_service, stop_service
 from tests.support import with_check_digit
 
@@ -44,23 +43,7 @@ _serial = itertools.count(1)
 @pytest.fixture(scope="module")
 def platforms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Platform]]:
     """The platform on a backend, started when a test first asks for it, kept for the module."""
-    started: dict[str, Platform] = {}
-    with contextlib.ExitStack() as stack:
-
-        def on(backend: str) -> Platform:
-            if backend not in started:
-                directory = tmp_path_factory.mktemp(f"platform-{backend}")
-                platform = stack.enter_context(running_platform(directory, backend))
-                demo.load(
-                    enrollment=platform.services["enrollment"].channel(),
-                    datashare=platform.services["datashare"].channel(),
-                    settlement=platform.services["settlement"].channel(),
-                    internal_token=INTERNAL[0][1].removeprefix("Bearer "),
-                    year=YEAR,
-                )
-                started[backend] = platform
-            return started[backend]
-
+    with demo_platforms(tmp_path_factory, "platform", YEAR) as on:
         yield on
 
 

@@ -321,16 +321,15 @@ class Sender:
                 await asyncio.wait_for(self._wake.wait(), self._retry_seconds)
 
 
-def start(
-    stack: contextlib.AsyncExitStack,
-    address: str,
-    make: Callable[[grpc.aio.Channel], Sender],
-) -> Sender:
-    """Open the channel to the subscriber at ``address``, make the sender with it, and run
-    the sender's background loop until the service stops."""
+def open_channel(stack: contextlib.AsyncExitStack, address: str) -> grpc.aio.Channel:
+    """A channel to another service, closed when the service stops."""
     channel = grpc_client.channel(address)
     stack.push_async_callback(channel.close)
-    sender = make(channel)
+    return channel
+
+
+def start(stack: contextlib.AsyncExitStack, sender: Sender) -> Sender:
+    """Run the sender's background loop until the service stops."""
     loop = asyncio.create_task(sender.run(), name=f"sending {sender.what} to {sender.subscriber}")
     stack.callback(loop.cancel)
     return sender

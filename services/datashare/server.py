@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
@@ -367,11 +366,8 @@ def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        delivery = outbox.start(
-            stack,
-            settings.settlement_address,
-            functools.partial(status_sender, engine, settings),
-        )
+        settlement = outbox.open_channel(stack, settings.settlement_address)
+        delivery = outbox.start(stack, status_sender(engine, settings, settlement))
         registry = await asyncio.to_thread(PackRegistry.load)
         servicer = DatashareServicer(engine, delivery, registry.regions)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from doudi.common.enums import EMPLOYMENTS, PREMIUM_PAYERS, SCHEMES, TIERS
 from doudi.common.protos import from_date
 from doudi.enrollment.v1 import enrollment_pb2
-from services.enrollment import service
+from services.enrollment import service, subsidised
 
 
 def person_message(person: service.Person) -> enrollment_pb2.Person:
@@ -28,4 +28,17 @@ def enrolment_message(enrolment: service.Enrolment) -> enrollment_pb2.Enrolment:
         tier=TIERS.value(enrolment.tier),
         premium_fen=enrolment.premium_fen,
         premium_payer=PREMIUM_PAYERS.value(enrolment.premium_payer),
+        subsidy_fen=enrolment.subsidy_fen,
+        subsidy_category=enrolment.subsidy_category or "",
+    )
+
+
+def total_message(total: subsidised.Total) -> enrollment_pb2.SubsidyTotal:
+    return enrollment_pb2.SubsidyTotal(
+        category=total.category,
+        category_name=total.category_name,
+        person_count=total.person_count,
+        premium_fen=total.premium_fen,
+        assistance_fund_fen=total.assistance_fund_fen,
+        person_fen=total.person_fen,
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import sqlalchemy
 
 from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
-from doudi.common.enums import EMPLOYMENTS, PREMIUM_PAYERS, SCHEMES, TIERS
+from doudi.common.enums import EMPLOYMENTS, PREMIUM_PAYERS, SCHEMES, STATUSES, TIERS
+from doudi.common.errors import FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
     Registrar,
@@ -28,14 +30,19 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import Sender
+from doudi.common.outbox import Sender, internal_metadata
 from doudi.common.protos import to_date
+from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
+from doudi.core.policy import Pack
+from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
-from services.enrollment import service
+from services.enrollment import service, subsidised
 from services.enrollment.delivery import coverage_sender, register_sender
-from services.enrollment.messages import enrolment_message, person_message
+from services.enrollment.messages import enrolment_message, person_message, total_message
 from services.enrollment.settings import DEFAULT_PORT, Settings
+
+GAP_PAGE = 1000  # persons of the gap read and enrolled at a time
 
 SPEC = ServiceSpec(
     name="enrollment",
@@ -47,11 +54,17 @@ SPEC = ServiceSpec(
 
 class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
     def __init__(
-        self, engine: sqlalchemy.Engine, regions: frozenset[str], senders: tuple[Sender, ...]
+        self,
+        engine: sqlalchemy.Engine,
+        registry: PackRegistry,
+        senders: tuple[Sender, ...],
+        hub: Hub,
     ) -> None:
         self.engine = engine
-        self.regions = regions
+        self.registry = registry
+        self.regions = registry.regions
         self.senders = senders
+        self.hub = hub
 
     async def _send_now(self, person_id: str) -> None:
         """Send the person's coverage to every service that keeps a copy, before answering."""
@@ -150,25 +163,133 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             enrolment=enrolment_message(coverage.enrolment),
         )
 
+    async def EnrolGap(
+        self,
+        request: enrollment_pb2.EnrolGapRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.EnrolGapResponse:
+        require("internal")
+        if request.comparison_id < 1:
+            raise InvalidInput("comparison_id", "required: a datashare comparison's id")
+        comparison = await self.hub.comparison(request.comparison_id)
+        pack = self._pack(comparison.region, comparison.year)
+        choose = subsidised.Chooser(pack)
+        outcome = subsidised.Outcome()
+        async for gap in self.hub.gap(request.comparison_id):
+            await write_in_thread(
+                self.engine,
+                subsidised.enrol_page,
+                gap=gap,
+                region=comparison.region,
+                year=comparison.year,
+                choose=choose,
+                outcome=outcome,
+            )
+        # The first batch reaches settlement and the hub before the answer; the background
+        # loops send the rest at once.
+        first = outcome.enrolled_persons[: outbox.BATCH]
+        await asyncio.gather(*(sender.send_now(first) for sender in self.senders))
+        for sender in self.senders:
+            sender.wake()
+        return enrollment_pb2.EnrolGapResponse(
+            enrolled_count=outcome.enrolled,
+            registered_count=outcome.registered,
+            already_enrolled_count=outcome.already_enrolled,
+            not_subsidised_count=outcome.not_subsidised,
+            totals=[total_message(total) for total in outcome.total_rows(pack)],
+        )
+
+    async def GetSubsidySummary(
+        self,
+        request: enrollment_pb2.GetSubsidySummaryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.GetSubsidySummaryResponse:
+        require("internal")
+        if request.region not in self.regions:
+            raise InvalidInput("region", f"unknown region {request.region!r}")
+        pack = self._pack(request.region, request.year)
+        totals = await read_in_thread(
+            self.engine, subsidised.summary, region=request.region, year=request.year, pack=pack
+        )
+        return enrollment_pb2.GetSubsidySummaryResponse(
+            totals=[total_message(total) for total in totals]
+        )
+
+    def _pack(self, region: str, year: int) -> Pack:
+        """The region's policy pack in force at the start of ``year``."""
+        if not service.FIRST_YEAR <= year <= service.LAST_YEAR:
+            raise InvalidInput("year", f"a year from {service.FIRST_YEAR} to {service.LAST_YEAR}")
+        pack = self.registry.in_force(region, date(year, 1, 1))
+        if pack is None:
+            raise FailedPrecondition(f"no policy pack of {region} is in force in {year}")
+        return pack
+
+
+class Hub:
+    """What enrollment reads from the datashare hub: a comparison and its gap."""
+
+    def __init__(self, stub: datashare_pb2_grpc.DatashareServiceStub, settings: Settings) -> None:
+        self._stub = stub
+        self._metadata = internal_metadata(settings)
+        self._timeout = settings.peer_timeout_seconds
+
+    async def comparison(self, comparison_id: int) -> datashare_pb2.Comparison:
+        answer: datashare_pb2.GetComparisonResponse = await self._call(
+            self._stub.GetComparison,
+            datashare_pb2.GetComparisonRequest(comparison_id=comparison_id),
+        )
+        return answer.comparison
+
+    async def gap(self, comparison_id: int) -> AsyncIterator[list[subsidised.GapPerson]]:
+        """The comparison's persons not insured, a page at a time."""
+        token = ""
+        while True:
+            request = datashare_pb2.ListComparisonEntriesRequest(
+                comparison_id=comparison_id, page_size=GAP_PAGE, page_token=token
+            )
+            setattr(request, "class", datashare_pb2.COMPARISON_CLASS_NOT_INSURED)  # a keyword
+            page = await self._call(self._stub.ListComparisonEntries, request)
+            yield [
+                subsidised.GapPerson(
+                    person_id=entry.person_id,
+                    name=entry.roster_name,
+                    household_id=entry.household_id,
+                    statuses=tuple(STATUSES.code(s, "statuses") for s in entry.statuses),
+                )
+                for entry in page.entries
+            ]
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(error.details() or "not found", field="comparison_id") from None
+            raise FailedPrecondition(
+                f"the datashare hub did not answer ({error.code().name}: {error.details()})"
+            ) from None
+
 
 def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = await asyncio.to_thread(PackRegistry.load)
+        settlement = outbox.open_channel(stack, settings.settlement_address)
+        datashare = outbox.open_channel(stack, settings.datashare_address)
         senders = (
-            outbox.start(
-                stack,
-                settings.settlement_address,
-                functools.partial(coverage_sender, engine, settings),
-            ),
-            outbox.start(
-                stack,
-                settings.datashare_address,
-                functools.partial(register_sender, engine, settings),
-            ),
+            outbox.start(stack, coverage_sender(engine, settings, settlement)),
+            outbox.start(stack, register_sender(engine, settings, datashare)),
         )
-        servicer = EnrollmentServicer(engine, registry.regions, senders)
+        servicer = EnrollmentServicer(
+            engine,
+            registry,
+            senders,
+            Hub(datashare_pb2_grpc.DatashareServiceStub(datashare), settings),
+        )
 
         def register(server: grpc.aio.Server) -> None:
             enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)

@@ -66,6 +66,10 @@ class Enrolment:
     tier: str | None
     premium_fen: int
     premium_payer: str
+    subsidy_fen: int = 0
+    """The part of the premium the assistance fund paid (set by subsidised enrolment)."""
+    subsidy_category: str | None = None
+    """The policy pack's subsidy category it was paid under."""
 
 
 R = TypeVar("R", Person, Enrolment)

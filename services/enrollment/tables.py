@@ -52,9 +52,14 @@ enrolments = Table(
     Column("tier", String(16), nullable=True),
     Column("premium_fen", BigInteger, nullable=False),
     Column("premium_payer", String(32), nullable=False),
+    # Subsidised enrolment (资助参保): the assistance fund's part of the premium, and the
+    # policy pack's category it was paid under (NULL: not subsidised).
+    Column("subsidy_fen", BigInteger, nullable=False, server_default="0"),
+    Column("subsidy_category", String(32), nullable=True),
     _created_at(),
 )
 
-# Persons whose region and enrolments the settlement service has not received yet
-# (doudi.common.outbox); ``version`` counts the person's records (1 + enrolments).
+# Persons whose name, region and enrolments a subscriber (settlement, datashare) has not
+# received yet (doudi.common.outbox); ``version`` counts the person's records
+# (1 + enrolments).
 coverage_deliveries = outbox_table(metadata, "coverage_deliveries")

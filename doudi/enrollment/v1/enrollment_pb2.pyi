@@ -173,6 +173,8 @@ class Enrolment(_message.Message):
     TIER_FIELD_NUMBER: _builtins.int
     PREMIUM_FEN_FIELD_NUMBER: _builtins.int
     PREMIUM_PAYER_FIELD_NUMBER: _builtins.int
+    SUBSIDY_FEN_FIELD_NUMBER: _builtins.int
+    SUBSIDY_CATEGORY_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     year: _builtins.int
     scheme: Global___Scheme.ValueType
@@ -183,6 +185,14 @@ class Enrolment(_message.Message):
     premium_fen: _builtins.int
     """The personal premium for the year, in fen."""
     premium_payer: Global___PremiumPayer.ValueType
+    subsidy_fen: _builtins.int
+    """Output only: the part of the premium the medical-assistance fund paid
+    (资助参保), in fen; the person paid the rest.
+    """
+    subsidy_category: _builtins.str
+    """Output only: the policy pack's subsidy category it was paid under
+    (empty: not subsidised).
+    """
     def __init__(
         self,
         *,
@@ -193,10 +203,12 @@ class Enrolment(_message.Message):
         tier: Global___Tier.ValueType = ...,
         premium_fen: _builtins.int = ...,
         premium_payer: Global___PremiumPayer.ValueType = ...,
+        subsidy_fen: _builtins.int = ...,
+        subsidy_category: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["employment", b"employment", "person_id", b"person_id", "premium_fen", b"premium_fen", "premium_payer", b"premium_payer", "scheme", b"scheme", "tier", b"tier", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employment", b"employment", "person_id", b"person_id", "premium_fen", b"premium_fen", "premium_payer", b"premium_payer", "scheme", b"scheme", "subsidy_category", b"subsidy_category", "subsidy_fen", b"subsidy_fen", "tier", b"tier", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -465,3 +477,149 @@ class GetCoverageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCoverageResponse: _TypeAlias = GetCoverageResponse  # noqa: Y015
+
+@_typing.final
+class EnrolGapRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISON_ID_FIELD_NUMBER: _builtins.int
+    comparison_id: _builtins.int
+    """The datashare comparison whose gap to enrol."""
+    def __init__(
+        self,
+        *,
+        comparison_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_id", b"comparison_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrolGapRequest: _TypeAlias = EnrolGapRequest  # noqa: Y015
+
+@_typing.final
+class EnrolGapResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENROLLED_COUNT_FIELD_NUMBER: _builtins.int
+    REGISTERED_COUNT_FIELD_NUMBER: _builtins.int
+    ALREADY_ENROLLED_COUNT_FIELD_NUMBER: _builtins.int
+    NOT_SUBSIDISED_COUNT_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    enrolled_count: _builtins.int
+    """Persons enrolled by this call."""
+    registered_count: _builtins.int
+    """Of them, persons the register did not know, registered by this call."""
+    already_enrolled_count: _builtins.int
+    """Persons of the gap enrolled for the year already (by an earlier run, or
+    otherwise since the comparison): left alone.
+    """
+    not_subsidised_count: _builtins.int
+    """Persons of the gap holding no status the pack subsidises: left for a
+    case worker.
+    """
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubsidyTotal]:
+        """What this call enrolled, by category."""
+
+    def __init__(
+        self,
+        *,
+        enrolled_count: _builtins.int = ...,
+        registered_count: _builtins.int = ...,
+        already_enrolled_count: _builtins.int = ...,
+        not_subsidised_count: _builtins.int = ...,
+        totals: _abc.Iterable[Global___SubsidyTotal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_enrolled_count", b"already_enrolled_count", "enrolled_count", b"enrolled_count", "not_subsidised_count", b"not_subsidised_count", "registered_count", b"registered_count", "totals", b"totals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrolGapResponse: _TypeAlias = EnrolGapResponse  # noqa: Y015
+
+@_typing.final
+class SubsidyTotal(_message.Message):
+    """Subsidised enrolments of one category of a region's policy pack."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CATEGORY_NAME_FIELD_NUMBER: _builtins.int
+    PERSON_COUNT_FIELD_NUMBER: _builtins.int
+    PREMIUM_FEN_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_FUND_FEN_FIELD_NUMBER: _builtins.int
+    PERSON_FEN_FIELD_NUMBER: _builtins.int
+    category: _builtins.str
+    category_name: _builtins.str
+    """The category's Chinese name, as the pack gives it."""
+    person_count: _builtins.int
+    premium_fen: _builtins.int
+    """The persons' personal premiums, in fen: the assistance fund's part and
+    the persons' own.
+    """
+    assistance_fund_fen: _builtins.int
+    person_fen: _builtins.int
+    def __init__(
+        self,
+        *,
+        category: _builtins.str = ...,
+        category_name: _builtins.str = ...,
+        person_count: _builtins.int = ...,
+        premium_fen: _builtins.int = ...,
+        assistance_fund_fen: _builtins.int = ...,
+        person_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_fund_fen", b"assistance_fund_fen", "category", b"category", "category_name", b"category_name", "person_count", b"person_count", "person_fen", b"person_fen", "premium_fen", b"premium_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubsidyTotal: _TypeAlias = SubsidyTotal  # noqa: Y015
+
+@_typing.final
+class GetSubsidySummaryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    year: _builtins.int
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["region", b"region", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubsidySummaryRequest: _TypeAlias = GetSubsidySummaryRequest  # noqa: Y015
+
+@_typing.final
+class GetSubsidySummaryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubsidyTotal]:
+        """By category, in the pack's order."""
+
+    def __init__(
+        self,
+        *,
+        totals: _abc.Iterable[Global___SubsidyTotal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubsidySummaryResponse: _TypeAlias = GetSubsidySummaryResponse  # noqa: Y015

@@ -69,6 +69,16 @@ class EnrollmentServiceStub:
                 request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetCoverageRequest.SerializeToString,
                 response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetCoverageResponse.FromString,
                 _registered_method=True)
+        self.EnrolGap = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/EnrolGap',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EnrolGapRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EnrolGapResponse.FromString,
+                _registered_method=True)
+        self.GetSubsidySummary = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/GetSubsidySummary',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryResponse.FromString,
+                _registered_method=True)
 
 
 class EnrollmentServiceServicer:
@@ -126,6 +136,28 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrolGap(self, request, context):
+        """Enrols the gap a datashare comparison found (资助参保): every person it
+        classed not insured is registered if the register does not know them
+        (with the roster's name and household, in the comparison's region) and
+        enrolled in the resident scheme for the comparison's year, with the
+        premium, tier and assistance-fund subsidy the region's policy pack gives
+        for their statuses. A person enrolled for the year meanwhile, or holding
+        no status the pack subsidises, is counted and left alone: running it
+        again enrols nobody twice and charges no premium twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubsidySummary(self, request, context):
+        """What subsidised enrolment paid in a region for a year, by category:
+        persons, premiums, the assistance fund's part and the persons' own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnrollmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +190,16 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     servicer.GetCoverage,
                     request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetCoverageRequest.FromString,
                     response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetCoverageResponse.SerializeToString,
+            ),
+            'EnrolGap': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrolGap,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EnrolGapRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EnrolGapResponse.SerializeToString,
+            ),
+            'GetSubsidySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubsidySummary,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -327,6 +369,60 @@ class EnrollmentService:
             '/doudi.enrollment.v1.EnrollmentService/GetCoverage',
             doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetCoverageRequest.SerializeToString,
             doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetCoverageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrolGap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/EnrolGap',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EnrolGapRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EnrolGapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubsidySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/GetSubsidySummary',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryResponse.FromString,
             options,
             channel_credentials,
             insecure,

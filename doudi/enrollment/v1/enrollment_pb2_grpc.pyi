@@ -58,6 +58,20 @@ class EnrollmentServiceStub:
     """Answers what a settlement needs in one call: the person and their
     enrolment for the year of `date`. NOT_FOUND names which is missing.
     """
+    EnrolGap: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.EnrolGapRequest, _enrollment_pb2.EnrolGapResponse]
+    """Enrols the gap a datashare comparison found (资助参保): every person it
+    classed not insured is registered if the register does not know them
+    (with the roster's name and household, in the comparison's region) and
+    enrolled in the resident scheme for the comparison's year, with the
+    premium, tier and assistance-fund subsidy the region's policy pack gives
+    for their statuses. A person enrolled for the year meanwhile, or holding
+    no status the pack subsidises, is counted and left alone: running it
+    again enrols nobody twice and charges no premium twice.
+    """
+    GetSubsidySummary: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.GetSubsidySummaryRequest, _enrollment_pb2.GetSubsidySummaryResponse]
+    """What subsidised enrolment paid in a region for a year, by category:
+    persons, premiums, the assistance fund's part and the persons' own.
+    """
 
 @_typing.type_check_only
 class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
@@ -88,6 +102,20 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     GetCoverage: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.GetCoverageRequest, _enrollment_pb2.GetCoverageResponse]  # type: ignore[assignment]
     """Answers what a settlement needs in one call: the person and their
     enrolment for the year of `date`. NOT_FOUND names which is missing.
+    """
+    EnrolGap: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.EnrolGapRequest, _enrollment_pb2.EnrolGapResponse]  # type: ignore[assignment]
+    """Enrols the gap a datashare comparison found (资助参保): every person it
+    classed not insured is registered if the register does not know them
+    (with the roster's name and household, in the comparison's region) and
+    enrolled in the resident scheme for the comparison's year, with the
+    premium, tier and assistance-fund subsidy the region's policy pack gives
+    for their statuses. A person enrolled for the year meanwhile, or holding
+    no status the pack subsidises, is counted and left alone: running it
+    again enrols nobody twice and charges no premium twice.
+    """
+    GetSubsidySummary: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.GetSubsidySummaryRequest, _enrollment_pb2.GetSubsidySummaryResponse]  # type: ignore[assignment]
+    """What subsidised enrolment paid in a region for a year, by category:
+    persons, premiums, the assistance fund's part and the persons' own.
     """
 
 class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +180,32 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_enrollment_pb2.GetCoverageResponse, _abc.Awaitable[_enrollment_pb2.GetCoverageResponse]]:
         """Answers what a settlement needs in one call: the person and their
         enrolment for the year of `date`. NOT_FOUND names which is missing.
+        """
+
+    @_abc_1.abstractmethod
+    def EnrolGap(
+        self,
+        request: _enrollment_pb2.EnrolGapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.EnrolGapResponse, _abc.Awaitable[_enrollment_pb2.EnrolGapResponse]]:
+        """Enrols the gap a datashare comparison found (资助参保): every person it
+        classed not insured is registered if the register does not know them
+        (with the roster's name and household, in the comparison's region) and
+        enrolled in the resident scheme for the comparison's year, with the
+        premium, tier and assistance-fund subsidy the region's policy pack gives
+        for their statuses. A person enrolled for the year meanwhile, or holding
+        no status the pack subsidises, is counted and left alone: running it
+        again enrols nobody twice and charges no premium twice.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSubsidySummary(
+        self,
+        request: _enrollment_pb2.GetSubsidySummaryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.GetSubsidySummaryResponse, _abc.Awaitable[_enrollment_pb2.GetSubsidySummaryResponse]]:
+        """What subsidised enrolment paid in a region for a year, by category:
+        persons, premiums, the assistance fund's part and the persons' own.
         """
 
 def add_EnrollmentServiceServicer_to_server(servicer: EnrollmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
