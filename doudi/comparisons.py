@@ -1,0 +1,154 @@
+"""The bureau's side of 'everyone poor is insured': compare a region's rosters with the
+register, export who is where as CSV or Excel, and enrol the gap (``doudi roster
+compare``, ``doudi roster export``, ``doudi roster enrol``).
+
+The work is the services'; this module calls them with the platform's internal token
+(``DOUDI_INTERNAL_TOKEN``) and writes the clerk's file. An export holds identity
+numbers in full (a case worker needs them): it is written only where the clerk says.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from doudi.common.enums import AGENCIES, COMPARISON_CLASSES, GAP_REASONS, STATUSES
+from doudi.common.outbox import internal_metadata
+from doudi.common.settings import ProcessSettings
+from doudi.core.codes import STATUSES as STATUS_NAMES
+from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
+from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
+
+PAGE = 1000
+CLASS_NAMES = {
+    "insured": "已参保",
+    "not_insured": "未参保",
+    "insured_elsewhere": "异地参保",
+    "name_differs": "姓名不一致(待核)",
+}
+GAP_REASON_NAMES = {"not_registered": "未登记参保", "not_enrolled": "已登记, 本年未参保"}
+AGENCY_NAMES = {
+    "civil_affairs": "民政局",
+    "poverty_office": "乡村振兴局",
+    "trade_union": "工会",
+    "veteran_cadre_bureau": "老干局",
+    "disabled_persons_federation": "残联",
+    "veterans_affairs": "退役军人事务局",
+}
+COLUMNS = (
+    "身份证号",
+    "名单姓名",
+    "登记姓名",
+    "比对结果",
+    "未参保原因",
+    "报送机构",
+    "身份类别",
+    "户编号",
+    "参保地区",
+    "多机构重复",
+)
+FORMATS = ("csv", "xlsx")
+
+
+@dataclass(frozen=True, slots=True)
+class Bureau:
+    """Stubs of datashare and enrollment, called as the platform."""
+
+    datashare: datashare_pb2_grpc.DatashareServiceStub
+    enrollment: enrollment_pb2_grpc.EnrollmentServiceStub
+    metadata: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def connect(
+        cls, datashare: grpc.Channel, enrollment: grpc.Channel, settings: ProcessSettings
+    ) -> Bureau:
+        return cls(
+            datashare_pb2_grpc.DatashareServiceStub(datashare),
+            enrollment_pb2_grpc.EnrollmentServiceStub(enrollment),
+            internal_metadata(settings),
+        )
+
+    def compare(self, region: str, year: int) -> datashare_pb2.Comparison:
+        answer: datashare_pb2.CompareRostersResponse = self.datashare.CompareRosters(
+            datashare_pb2.CompareRostersRequest(region=region, year=year), metadata=self.metadata
+        )
+        return answer.comparison
+
+    def entries(
+        self, comparison_id: int, klass: str | None
+    ) -> Iterator[datashare_pb2.ComparisonEntry]:
+        """Every person of the comparison (of one class), in identity-number order."""
+        token = ""
+        while True:
+            request = datashare_pb2.ListComparisonEntriesRequest(
+                comparison_id=comparison_id, page_size=PAGE, page_token=token
+            )
+            setattr(request, "class", COMPARISON_CLASSES.value(klass))  # a keyword
+            page = self.datashare.ListComparisonEntries(request, metadata=self.metadata)
+            yield from page.entries
+            token = page.next_page_token
+            if not token:
+                return
+
+    def enrol_gap(self, comparison_id: int) -> enrollment_pb2.EnrolGapResponse:
+        answer: enrollment_pb2.EnrolGapResponse = self.enrollment.EnrolGap(
+            enrollment_pb2.EnrolGapRequest(comparison_id=comparison_id), metadata=self.metadata
+        )
+        return answer
+
+
+def export_row(entry: datashare_pb2.ComparisonEntry) -> tuple[str, ...]:
+    """A person's line of the export, in the clerk's words."""
+    klass = COMPARISON_CLASSES.code(getattr(entry, "class"), "class")
+    reason = GAP_REASONS.optional_code(entry.gap_reason, "gap_reason")
+    agencies = [AGENCIES.code(value, "agencies") for value in entry.agencies]
+    statuses = [STATUSES.code(value, "statuses") for value in entry.statuses]
+    return (
+        entry.person_id,
+        entry.roster_name,
+        entry.registered_name,
+        CLASS_NAMES[klass],
+        GAP_REASON_NAMES[reason] if reason else "",
+        "、".join(AGENCY_NAMES[agency] for agency in agencies),
+        "、".join(STATUS_NAMES[status][0] for status in statuses),
+        entry.household_id,
+        entry.registered_region,
+        "是" if entry.duplicate else "",
+    )
+
+
+def _cell(text: str) -> str:
+    """Text as a spreadsheet shows it, never as a formula (CSV injection): a leading
+    ``= + - @`` gets a quote."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def export(rows: Iterator[tuple[str, ...]], path: Path, file_format: str) -> int:
+    """Write the header and ``rows`` to ``path`` as CSV (UTF-8 with a byte-order mark, as
+    Excel opens it) or xlsx; answer how many rows."""
+    if file_format not in FORMATS:
+        raise ValueError(f"unknown format {file_format!r} (one of {', '.join(FORMATS)})")
+    count = 0
+    if file_format == "csv":
+        with path.open("w", encoding="utf-8-sig", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(COLUMNS)
+            for row in rows:
+                writer.writerow([_cell(text) for text in row])
+                count += 1
+        return count
+    from openpyxl import Workbook  # only when asked: it takes a moment to import
+
+    book = Workbook(write_only=True)
+    sheet: Any = book.create_sheet("比对结果")
+    sheet.append(COLUMNS)
+    for row in rows:
+        sheet.append([_cell(text) for text in row])
+        count += 1
+    book.save(path)
+    return count
