@@ -160,12 +160,12 @@ def test_bad_rows_are_reported_by_line_and_nothing_of_them_is_stored(
             row(7, WANG),  # the same person and status again
         ],
     )
-    assert [(r.line, r.field) for r in answer.rejections] == [
-        (3, "person_id"),
-        (4, "status"),
-        (5, "status"),
-        (6, "valid_from"),
-        (7, "person_id"),
+    assert [(r.line, r.field, r.code) for r in answer.rejections] == [
+        (3, "person_id", "INVALID_ARGUMENT"),
+        (4, "status", "INVALID_ARGUMENT"),
+        (5, "status", "PERMISSION_DENIED"),  # as AssertStatus would answer it
+        (6, "valid_from", "INVALID_ARGUMENT"),
+        (7, "person_id", "INVALID_ARGUMENT"),
     ]
     assert "may not certify" in answer.rejections[2].reason
     submission = answer.submission

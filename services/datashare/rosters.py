@@ -27,7 +27,7 @@ from sqlalchemy import and_, exists, func, insert, literal, select
 
 from doudi.common import outbox, paging
 from doudi.common.db import read_connection, write_transaction
-from doudi.common.errors import NotFound
+from doudi.common.errors import NotFound, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
 from doudi.core.statuses import ASSERT, REVOKE, check_period, owns
@@ -68,6 +68,8 @@ class Rejection:
     line: int
     field: str
     reason: str
+    code: str = "INVALID_ARGUMENT"
+    """As a call recording the row alone would be refused (``PERMISSION_DENIED``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,9 @@ def add_rows(
             values = _checked(row, receiving.agency)
         except InvalidInput as error:
             rejections.append(Rejection(row.line, error.field, error.message))
+            continue
+        except PermissionDenied as error:
+            rejections.append(Rejection(row.line, error.field, error.message, error.reason))
             continue
         key = f"{values['person_id']}/{values['status']}"
         if key in receiving.seen:
@@ -449,7 +454,7 @@ def _checked(row: RosterRow, agency: str) -> dict[str, Any]:
     if row.status is None:
         raise InvalidInput("status", "required: a status the hub knows")
     if not owns(agency, row.status):
-        raise InvalidInput("status", f"{agency} may not certify {row.status}")
+        raise PermissionDenied(f"{agency} may not certify {row.status}", field="status")
     if row.valid_from is None:
         raise InvalidInput("valid_from", "required")
     check_period(row.valid_from, row.valid_to)

@@ -203,7 +203,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         return datashare_pb2.SubmitRosterResponse(
             submission=submission_message(finished.submission),
             rejections=[
-                datashare_pb2.RowRejection(line=r.line, field=r.field, reason=r.reason)
+                datashare_pb2.RowRejection(line=r.line, field=r.field, reason=r.reason, code=r.code)
                 for r in sorted(rejections, key=lambda rejection: rejection.line)
             ],
             replayed=finished.replayed,

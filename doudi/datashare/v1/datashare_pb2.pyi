@@ -737,20 +737,27 @@ class RowRejection(_message.Message):
     LINE_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     line: _builtins.int
     field: _builtins.str
     """The field at fault (`person_id`, `status`, ...)."""
     reason: _builtins.str
+    code: _builtins.str
+    """The status code a call recording the row alone would get:
+    `INVALID_ARGUMENT` for a bad value, `PERMISSION_DENIED` for a status the
+    agency does not own.
+    """
     def __init__(
         self,
         *,
         line: _builtins.int = ...,
         field: _builtins.str = ...,
         reason: _builtins.str = ...,
+        code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "line", b"line", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field", b"field", "line", b"line", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
