@@ -4,26 +4,39 @@
     doudi packs                     list the policy packs
     doudi packs show ID             print a pack's layers and rules with their sources
     doudi run                       run the whole platform on SQLite with demo data (Ctrl-C stops)
+    doudi roster submit --agency AGENCY --region REGION --as-of YYYY-MM-DD FILE
+                                    submit an agency's roster file to the datashare hub
+    doudi roster compare --region REGION --year YEAR
+                                    compare the region's rosters with the register (the bureau)
+    doudi roster export ID --output FILE [--class CLASS]
+                                    write a comparison's persons to a .csv or .xlsx file
+    doudi roster enrol ID            enrol a comparison's gap with the pack's premiums
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
-naming the field.
+naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
+or refuses the call.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
 from doudi.core.cases import load_json, parse_case, result_document, settle_case
+from doudi.core.dates import parse_date
 from doudi.core.describe import describe_pack, pack_table
 from doudi.core.errors import InvalidInput, PolicyPackError
 from doudi.core.packs import PackRegistry
+from doudi.core.statuses import AGENCIES
 
+EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -41,6 +54,27 @@ def _at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return value
+
+
+def _day(text: str) -> date:
+    try:
+        return parse_date(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _agency(text: str) -> str:
+    if text not in AGENCIES:
+        raise argparse.ArgumentTypeError(
+            f"unknown agency {text!r} (known: {', '.join(sorted(AGENCIES))})"
+        )
+    return text
+
+
+def _region(text: str) -> str:
+    if not re.fullmatch(r"[0-9]{6}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 6-digit region code")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,14 +121,89 @@ def _parser() -> argparse.ArgumentParser:
         help="settlement processes sharing its database (1; one per core uses every core "
         "of the machine, as bench/settle.py does)",
     )
+    roster = commands.add_parser("roster", help="an agency's rosters at the datashare hub")
+    roster_commands = roster.add_subparsers(
+        dest="roster_command", required=True, parser_class=_Parser
+    )
+    submit = roster_commands.add_parser(
+        "submit",
+        help="submit an agency's full roster of a region from a CSV or Excel file",
+        description="Submit an agency's full current roster of a pooling region to the "
+        "datashare hub and print what became of it: counts, and every rejected line with "
+        "its reason. Exit 0 when the hub stored it (rejected lines and all), 1 when the hub "
+        "cannot be reached or refuses it, 2 on bad input or a file that is not a roster.",
+    )
+    submit.add_argument(
+        "file", type=Path, metavar="FILE", help="the roster: .csv (UTF-8 or GB18030) or .xlsx"
+    )
+    submit.add_argument(
+        "--agency",
+        required=True,
+        type=_agency,
+        help=f"the agency whose roster it is ({', '.join(sorted(AGENCIES))})",
+    )
+    submit.add_argument(
+        "--region", required=True, type=_region, help="the pooling region's 6-digit code"
+    )
+    submit.add_argument(
+        "--as-of",
+        required=True,
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="the day the roster is true on; persons no longer on it lose the status then",
+    )
+    submit.add_argument(
+        "--address",
+        help="the datashare hub, host:port (DOUDI_DATASHARE_ADDRESS, else 127.0.0.1:50052, "
+        "where doudi run starts it)",
+    )
+    submit.add_argument(
+        "--key",
+        help="the agency's API key (DOUDI_AGENCY_KEY; else the agency's demo key, which only "
+        "a hub with DOUDI_ENVIRONMENT=local accepts)",
+    )
+    submit.add_argument("--json", action="store_true", help="print the report as JSON")
+    compare = roster_commands.add_parser(
+        "compare",
+        help="compare every agency's current roster of a region with the register for a year",
+    )
+    compare.add_argument("--region", required=True, type=_region, help="the 6-digit region code")
+    compare.add_argument("--year", required=True, type=_at_least_one, help="the year insured")
+    export = roster_commands.add_parser(
+        "export", help="write a comparison's persons, in the clerk's words, to CSV or Excel"
+    )
+    export.add_argument("comparison_id", type=_at_least_one, metavar="ID")
+    export.add_argument(
+        "--output", required=True, type=Path, metavar="FILE", help="a .csv or .xlsx file"
+    )
+    export.add_argument(
+        "--class",
+        dest="klass",
+        choices=("insured", "not_insured", "insured_elsewhere", "name_differs"),
+        help="only persons of this class (not_insured: the gap)",
+    )
+    enrol = roster_commands.add_parser(
+        "enrol", help="enrol a comparison's gap with the premiums of the region's policy pack"
+    )
+    enrol.add_argument("comparison_id", type=_at_least_one, metavar="ID")
+    for bureau_command in (compare, export, enrol):
+        bureau_command.add_argument(
+            "--datashare",
+            help="the datashare hub, host:port (DOUDI_DATASHARE_ADDRESS, else 127.0.0.1:50052)",
+        )
+        bureau_command.add_argument(
+            "--enrollment",
+            help="the enrollment service, host:port (DOUDI_ENROLLMENT_ADDRESS, else "
+            "127.0.0.1:50051); the platform's token is DOUDI_INTERNAL_TOKEN",
+        )
     return parser
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     """One line on stderr, whatever the input's field names hold."""
     line = _CONTROL.sub(lambda match: repr(match.group())[1:-1], message)
     print(f"doudi: error: {line}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return code
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -110,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             gateway_port=args.port,
             settlement_processes=args.settlement_processes,
         )
+    if args.command == "roster":
+        if args.roster_command == "submit":
+            return _roster_submit(args)
+        return _roster_bureau(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:
@@ -143,4 +256,84 @@ def _calc(registry: PackRegistry, source: str, *, explain: bool) -> int:
     document = result_document(case, settle_case(case, explain=explain))
     json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
+    return 0
+
+
+def _roster_submit(args: argparse.Namespace) -> int:
+    # Imported here: gRPC is for this command only.
+    from doudi import rosterclient
+
+    path: Path = args.file
+    try:
+        key, demo = rosterclient.choose_key(args.agency, args.key)
+    except ValueError as error:
+        return _fail(str(error))
+    address = args.address or rosterclient.default_address()
+    try:
+        report = rosterclient.submit_roster(
+            path, agency=args.agency, region=args.region, as_of=args.as_of, key=key, address=address
+        )
+    except InvalidInput as error:
+        return _fail(f"{path}: {error.message if error.field == 'file' else error}")
+    except OSError as error:
+        return _fail(f"cannot read {path}: {error.strerror or error}")
+    except rosterclient.HubError as error:
+        _demo_note(demo, args.agency, key)
+        return _fail(str(error), EXIT_REFUSED)
+    _demo_note(demo, args.agency, key)
+    if args.json:
+        json.dump(report.document(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.text())
+    return 0
+
+
+def _demo_note(demo: bool, agency: str, key: str) -> None:
+    if demo:
+        print(
+            f"doudi: note: no --key or DOUDI_AGENCY_KEY: used the demo key of {agency}, {key}, "
+            "which only a hub with DOUDI_ENVIRONMENT=local accepts",
+            file=sys.stderr,
+        )
+
+
+def _roster_bureau(args: argparse.Namespace) -> int:
+    """``compare``, ``export`` and ``enrol``: the bureau's calls, with the platform's token."""
+    import grpc  # imported here: gRPC is for these commands only
+
+    from doudi import comparisons
+    from doudi.common.errors import decode_status
+    from doudi.common.settings import ProcessSettings
+
+    output: Path | None = getattr(args, "output", None)
+    if output is not None and output.suffix.lower().lstrip(".") not in comparisons.FORMATS:
+        return _fail(f"{output}: write a .csv or .xlsx file")
+    environ = os.environ
+    datashare = args.datashare or environ.get("DOUDI_DATASHARE_ADDRESS") or "127.0.0.1:50052"
+    enrollment = args.enrollment or environ.get("DOUDI_ENROLLMENT_ADDRESS") or "127.0.0.1:50051"
+    try:
+        settings = ProcessSettings()
+    except ValueError as error:
+        return _fail(str(error))
+    with grpc.insecure_channel(datashare) as hub, grpc.insecure_channel(enrollment) as register:
+        bureau = comparisons.Bureau.connect(hub, register, settings)
+        try:
+            if args.roster_command == "compare":
+                sys.stdout.write(
+                    comparisons.comparison_text(bureau.compare(args.region, args.year))
+                )
+            elif args.roster_command == "enrol":
+                sys.stdout.write(comparisons.enrolment_text(bureau.enrol_gap(args.comparison_id)))
+            else:
+                assert output is not None
+                rows = (
+                    comparisons.export_row(entry)
+                    for entry in bureau.entries(args.comparison_id, args.klass)
+                )
+                count = comparisons.export(rows, output, output.suffix.lower().lstrip("."))
+                print(f"{output}: {count:,} persons of comparison {args.comparison_id}")
+        except grpc.RpcError as error:
+            status = decode_status(error)  # type: ignore[arg-type]
+            return _fail(f"{status.code.name}: {status.message}", EXIT_REFUSED)
     return 0

@@ -133,17 +133,31 @@ def export(rows: Iterator[tuple[str, ...]], path: Path, file_format: str) -> int
     Excel opens it) or xlsx; answer how many rows."""
     if file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r} (one of {', '.join(FORMATS)})")
+    # Written aside and moved into place at the end: a failed export leaves no half file.
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        count = (_write_csv if file_format == "csv" else _write_xlsx)(rows, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def _write_csv(rows: Iterator[tuple[str, ...]], path: Path) -> int:
     count = 0
-    if file_format == "csv":
-        with path.open("w", encoding="utf-8-sig", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow(COLUMNS)
-            for row in rows:
-                writer.writerow([_cell(text) for text in row])
-                count += 1
-        return count
+    with path.open("w", encoding="utf-8-sig", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow([_cell(text) for text in row])
+            count += 1
+    return count
+
+
+def _write_xlsx(rows: Iterator[tuple[str, ...]], path: Path) -> int:
     from openpyxl import Workbook  # only when asked: it takes a moment to import
 
+    count = 0
     book = Workbook(write_only=True)
     sheet: Any = book.create_sheet("比对结果")
     sheet.append(COLUMNS)
@@ -152,3 +166,41 @@ def export(rows: Iterator[tuple[str, ...]], path: Path, file_format: str) -> int
         count += 1
     book.save(path)
     return count
+
+
+def comparison_text(comparison: datashare_pb2.Comparison) -> str:
+    """What a comparison found, for the clerk's terminal."""
+    return (
+        f"comparison {comparison.comparison_id}: region {comparison.region}, "
+        f"{comparison.year}, rosters {', '.join(map(str, comparison.submission_ids)) or 'none'}\n"
+        f"  persons certified   {comparison.person_count:>9,}\n"
+        f"  insured             {comparison.insured_count:>9,}\n"
+        f"  not insured (gap)   {comparison.not_insured_count:>9,}\n"
+        f"  insured elsewhere   {comparison.insured_elsewhere_count:>9,}\n"
+        f"  name differs        {comparison.name_differs_count:>9,}\n"
+        f"  on several rosters  {comparison.duplicate_count:>9,} (counted once)\n"
+    )
+
+
+def enrolment_text(answer: enrollment_pb2.EnrolGapResponse) -> str:
+    """What enrolling a gap did, with the totals by category, in yuan."""
+    lines = [
+        f"enrolled {answer.enrolled_count:,} (of them {answer.registered_count:,} newly "
+        f"registered); already enrolled {answer.already_enrolled_count:,}; no subsidised "
+        f"status {answer.not_subsidised_count:,}",
+    ]
+    if answer.totals:
+        lines.append(
+            f"  {'category':<24} {'persons':>9} {'premiums':>14} {'assistance fund':>16} "
+            f"{'persons paid':>14}"
+        )
+    for total in answer.totals:
+        lines.append(
+            f"  {total.category:<24} {total.person_count:>9,} {_yuan(total.premium_fen):>14} "
+            f"{_yuan(total.assistance_fund_fen):>16} {_yuan(total.person_fen):>14}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100:,}.{fen % 100:02d}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Final
 
 import grpc
 
@@ -51,6 +52,17 @@ PERSONS = (REGISTERED_POOR, NEIGHBOUR)
 # The personal premium: 400 yuan, assumed (the national minimum personal contribution
 # to resident insurance in 2025); the assistance fund pays it for the poor.
 
+DEMO_KEY_PREFIX: Final = "demo-"
+# The agencies' demo API keys: known to everyone who reads this file, so the datashare
+# hub accepts them only with DOUDI_ENVIRONMENT=local (services/datashare/settings.py).
+DEMO_AGENCY_KEYS: Final = {
+    "demo-civil-affairs": "civil_affairs",
+    "demo-poverty-office": "poverty_office",
+    "demo-trade-union": "trade_union",
+    "demo-veteran-cadre-bureau": "veteran_cadre_bureau",
+    "demo-disabled-persons-federation": "disabled_persons_federation",
+    "demo-veterans-affairs": "veterans_affairs",
+}
 POVERTY_OFFICE_KEY = "demo-poverty-office"
 REGISTERED_POOR_SINCE = date(2016, 1, 1)
 

@@ -14,6 +14,10 @@ place.
 Line numbers are what the clerk sees: the row number in Excel, the line on
 which the record starts in a text editor (the header is line 1 when it is the
 first line).
+
+:func:`read_roster` reads the whole file; :func:`read_roster_batches` reads the
+same lines a batch at a time, for rosters of a million rows (one reader: the
+first gathers the batches of the second).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import sys
 import zipfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
@@ -121,8 +126,9 @@ class LineError:
 
 @dataclass(frozen=True, slots=True)
 class RosterFile:
-    """A roster as read: ``encoding`` is ``utf-8-sig`` (UTF-8 with BOM), ``utf-8``,
-    ``gb18030`` or ``xlsx``; lines and errors each in file order.
+    """A roster as read, or (:func:`read_roster_batches`) consecutive lines of one:
+    ``encoding`` is ``utf-8-sig`` (UTF-8 with BOM), ``utf-8``, ``gb18030`` or ``xlsx``;
+    lines and errors each in file order.
     """
 
     encoding: str
@@ -130,22 +136,50 @@ class RosterFile:
     errors: list[LineError]
 
 
+BATCH_SIZE: Final = 10_000
+
+
 def read_roster(path: Path) -> RosterFile:
     """Read a ``.csv`` or ``.xlsx`` roster; InvalidInput on ``file`` when it is neither,
     cannot be read as one, or lacks a required column. OSError when it cannot be opened.
     """
+    encoding = ""
+    lines: list[RosterLine] = []
+    errors: list[LineError] = []
+    for batch in read_roster_batches(path, batch_size=sys.maxsize):
+        encoding = batch.encoding
+        lines += batch.lines
+        errors += batch.errors
+    return RosterFile(encoding, lines, errors)
+
+
+def read_roster_batches(path: Path, batch_size: int = BATCH_SIZE) -> Generator[RosterFile]:
+    """:func:`read_roster` a batch at a time, holding one batch in memory.
+
+    Each batch covers consecutive rows and holds at most ``batch_size`` lines: it ends
+    once its lines and errors together number ``batch_size`` (one row's errors stay in
+    one batch). There is at least one batch (empty when the roster has no rows), so
+    the first ``next()`` checks the file's format and header. The exceptions are
+    :func:`read_roster`'s, raised by the ``next()`` that meets them: a record deep in
+    the file may turn out not to be CSV after earlier batches came. Closing the
+    iterator closes the file.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         encoding = _csv_encoding(path)
         with path.open(encoding=encoding, newline="") as text:
             try:
-                return _read_rows(encoding, _csv_rows(text))
+                yield from _read_rows(encoding, _csv_rows(text), batch_size)
             except UnicodeDecodeError:
                 raise InvalidInput("file", "is neither UTF-8 nor GB18030 text") from None
+        return
     if suffix == ".xlsx":
         _check_xlsx(path)
         with closing(_xlsx_rows(path)) as rows:  # closes the workbook also when reading stops early
-            return _read_rows(XLSX, rows)
+            yield from _read_rows(XLSX, rows, batch_size)
+        return
     if suffix == ".xls":
         raise InvalidInput(
             "file", "is an Excel 97-2003 workbook (.xls); save it as .xlsx or CSV and submit that"
@@ -448,8 +482,11 @@ def _is_blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _read_rows(encoding: str, rows: Iterator[tuple[int, Sequence[object]]]) -> RosterFile:
-    """The header, then a RosterLine or LineErrors for every row with a roster value.
+def _read_rows(
+    encoding: str, rows: Iterator[tuple[int, Sequence[object]]], batch_size: int
+) -> Generator[RosterFile]:
+    """The header, then a RosterLine or LineErrors for every row with a roster value, in
+    batches cut once they number ``batch_size`` together (at least one batch).
 
     A row whose roster columns are all blank is skipped, as is one with text only
     in other columns (a template's pre-numbered 序号 rows).
@@ -479,6 +516,7 @@ def _read_rows(encoding: str, rows: Iterator[tuple[int, Sequence[object]]]) -> R
     )
     lines: list[RosterLine] = []
     errors: list[LineError] = []
+    batches = 0
     for line, row in rows:
         if len(row) < width:
             row = [*row, *(None,) * (width - len(row))]
@@ -505,4 +543,9 @@ def _read_rows(encoding: str, rows: Iterator[tuple[int, Sequence[object]]]) -> R
                         read(row[column])
                     except ValueError as error:
                         errors.append(LineError(line, field, str(error)))
-    return RosterFile(encoding, lines, errors)
+        if len(lines) + len(errors) >= batch_size:
+            yield RosterFile(encoding, lines, errors)
+            lines, errors = [], []
+            batches += 1
+    if lines or errors or not batches:
+        yield RosterFile(encoding, lines, errors)

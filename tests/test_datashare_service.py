@@ -26,9 +26,10 @@ from doudi.common.migrations import upgrade
 from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
+from doudi.demo import DEMO_AGENCY_KEYS
 from services.datashare import service
 from services.datashare.server import SPEC
-from services.datashare.settings import DEMO_AGENCY_KEYS, Settings
+from services.datashare.settings import Settings
 from services.datashare.tables import status_assertions
 from tests.services import INTERNAL, bearer, no_peers, running_service
 from tests.support import with_check_digit

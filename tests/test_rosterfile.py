@@ -17,7 +17,7 @@ from openpyxl import Workbook
 
 from doudi.core.codes import STATUSES
 from doudi.core.errors import InvalidInput
-from doudi.rosterfile import LineError, RosterLine, read_roster
+from doudi.rosterfile import LineError, RosterFile, RosterLine, read_roster, read_roster_batches
 
 ZHANG = "411323195003150014"
 LI = "411323196208120024"
@@ -461,3 +461,53 @@ def test_the_householders_number_is_the_household_only_without_a_household_numbe
     assert [(line.household_id, line.reference) for line in read_roster(fallback_only).lines] == [
         (ZHANG, "7")
     ]
+
+
+# -- a batch at a time ----------------------------------------------------------------------
+
+
+def test_batches_hold_the_lines_and_errors_read_roster_gives_in_order(tmp_path: Path) -> None:
+    rows = [f"{ZHANG},张建国,H1,低保,2024-01-01,,R{i}" for i in range(5)]
+    rows[2] = f"{LI},李桂兰,H2,临时救助,2024-02-30,,R2"  # two errors on line 4
+    path = write_csv(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n", encoding="gb18030")
+    batches = list(read_roster_batches(path, batch_size=2))
+    assert [([line.line for line in b.lines], [e.line for e in b.errors]) for b in batches] == [
+        ([2, 3], []),
+        ([], [4, 4]),  # one row's errors stay together
+        ([5, 6], []),
+    ]
+    assert {batch.encoding for batch in batches} == {"gb18030"}
+    whole = read_roster(path)
+    assert [line for batch in batches for line in batch.lines] == whole.lines
+    assert [error for batch in batches for error in batch.errors] == whole.errors
+
+
+def test_an_xlsx_roster_in_batches(tmp_path: Path) -> None:
+    rows: list[list[object]] = [list(HEADER.split(","))]
+    rows += ([ZHANG, "张建国", "H1", "低保", "2024-01-01", None, f"R{i}"] for i in range(3))
+    batches = list(read_roster_batches(write_xlsx(tmp_path, rows), batch_size=2))
+    assert [[line.line for line in batch.lines] for batch in batches] == [[2, 3], [4]]
+    assert {batch.encoding for batch in batches} == {"xlsx"}
+
+
+def test_a_roster_without_rows_is_one_empty_batch(tmp_path: Path) -> None:
+    assert list(read_roster_batches(write_csv(tmp_path, f"{HEADER}\n"))) == [
+        RosterFile("utf-8", [], [])
+    ]
+
+
+def test_a_bad_record_deep_in_the_file_is_raised_when_its_batch_is_read(tmp_path: Path) -> None:
+    big = "x" * 200_000  # more than a CSV field may hold
+    text = f"{HEADER}\n{ZHANG},张建国,H1,低保,2024-01-01,,R1\n{LI},{big},H2,低保,2024-01-01,,R2\n"
+    batches = read_roster_batches(write_csv(tmp_path, text), batch_size=1)
+    assert [line.line for line in next(batches).lines] == [2]
+    with pytest.raises(InvalidInput, match="line 3: not valid CSV: field larger than field limit"):
+        next(batches)
+
+
+def test_the_format_and_header_are_checked_by_the_first_batch(tmp_path: Path) -> None:
+    batches = read_roster_batches(write_csv(tmp_path, "姓名,身份证号码\n"))
+    with pytest.raises(InvalidInput, match="missing column household_id"):
+        next(batches)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        next(read_roster_batches(write_csv(tmp_path, f"{HEADER}\n"), batch_size=0))

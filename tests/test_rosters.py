@@ -198,6 +198,29 @@ def test_a_bad_header_is_refused_and_stores_nothing(
     assert counts(url) == (0, 0, 0)
 
 
+def test_a_roster_meant_for_another_agency_is_refused_and_stores_nothing(
+    hub: tuple[DatashareServiceStub, str],
+) -> None:
+    """A clerk's key of the wrong agency: the header names the agency meant."""
+    stub, url = hub
+    header = pb.RosterHeader(region=XIXIA, as_of=day("2026-03-01"), agency=pb.AGENCY_CIVIL_AFFAIRS)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.SubmitRoster(
+            iter([pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])]),
+            metadata=POVERTY_OFFICE,
+        )
+    error = decode_status(caught.value)  # type: ignore[arg-type]
+    assert error.code == grpc.StatusCode.PERMISSION_DENIED
+    assert "poverty_office's, not civil_affairs's" in error.message
+    assert counts(url) == (0, 0, 0)
+    header.agency = pb.AGENCY_POVERTY_OFFICE
+    answer = stub.SubmitRoster(
+        iter([pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])]),
+        metadata=POVERTY_OFFICE,
+    )
+    assert answer.submission.state == pb.ROSTER_STATE_CURRENT
+
+
 def test_an_unauthenticated_stream_is_refused(hub: tuple[DatashareServiceStub, str]) -> None:
     stub, url = hub
     with pytest.raises(grpc.RpcError) as caught:

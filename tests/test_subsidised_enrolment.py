@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from doudi import demo
 from doudi.core.packs import PackRegistry
@@ -22,7 +24,7 @@ from doudi.enrollment.v1 import enrollment_pb2 as en
 from doudi.enrollment.v1 import enrollment_pb2_grpc
 from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL, bearer
-from tests.support import with_check_digit
+from tests.support import run_cli, with_check_digit
 from tests.test_datashare_service import day
 from tests.test_settlement_flow import HOSPITAL_KEY, poverty_layers_paid
 
@@ -264,3 +266,42 @@ def test_tianjins_tiers_move_the_poor_up_and_pay_their_premium(platform: Platfor
     # The margin pays part of it itself.
     assert enrolment(platform, margin).premium_payer == en.PREMIUM_PAYER_PERSON
     assert 0 < enrolment(platform, margin).subsidy_fen < enrolment(platform, margin).premium_fen
+
+
+def test_a_clerk_compares_exports_and_enrols_with_the_doudi_command(
+    platform: Platform,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    region = "540400"  # Linzhi: no subsidy section, so the gap stays for a case worker
+    dibao = person(region, 1)
+    submit(platform, region, CIVIL_AFFAIRS, [(dibao, "次仁", ds.STATUS_DIBAO)])
+    monkeypatch.setenv("DOUDI_DATASHARE_ADDRESS", platform.services["datashare"].address)
+    monkeypatch.setenv("DOUDI_ENROLLMENT_ADDRESS", platform.services["enrollment"].address)
+
+    code, out, err = run_cli(["roster", "compare", "--region", region, "--year", str(YEAR)], capsys)
+    assert code == 0, err
+    comparison_id = int(out.split(":")[0].removeprefix("comparison "))
+    assert "not insured (gap)           1" in out
+
+    output = tmp_path / "gap.xlsx"
+    argv = ["roster", "export", str(comparison_id), "--output", str(output)]
+    code, out, err = run_cli([*argv, "--class", "not_insured"], capsys)
+    assert (code, out) == (0, f"{output}: 1 persons of comparison {comparison_id}\n"), err
+    sheet = load_workbook(output, read_only=True).active
+    assert sheet is not None
+    lines = list(sheet.iter_rows(values_only=True))
+    assert lines[1][:5] == (dibao, "次仁", None, "未参保", "未登记参保")
+
+    code, out, err = run_cli(["roster", "enrol", str(comparison_id)], capsys)
+    assert code == 0, err
+    assert out.startswith("enrolled 0 (of them 0 newly registered); already enrolled 0; ")
+    assert "no subsidised status 1" in out
+
+    code, out, err = run_cli(["roster", "enrol", "999999"], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("doudi: error: NOT_FOUND: no comparison 999999")
+    code, out, err = run_cli([*argv[:3], "--output", str(tmp_path / "gap.pdf")], capsys)
+    assert (code, out) == (2, "")
+    assert "write a .csv or .xlsx file" in err

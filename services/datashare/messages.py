@@ -7,6 +7,7 @@ from doudi.common.enums import (
     ASSERTION_KINDS,
     COMPARISON_CLASSES,
     GAP_REASONS,
+    ROSTER_STATES,
     STATUSES,
 )
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
@@ -71,6 +72,7 @@ def submission_message(submission: rosters.Submission) -> datashare_pb2.RosterSu
         changed_count=submission.changed_count,
         revoked_count=submission.revoked_count,
         unchanged_count=submission.unchanged_count,
+        state=ROSTER_STATES.value(submission.state),
     )
 
 

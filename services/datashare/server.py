@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import sqlalchemy
 
 from doudi.common import outbox
 from doudi.common.db import write_in_thread
-from doudi.common.enums import COMPARISON_CLASSES, STATUSES
+from doudi.common.enums import AGENCIES, COMPARISON_CLASSES, STATUSES
+from doudi.common.errors import PermissionDenied
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -50,6 +52,8 @@ from services.datashare.messages import (
     submission_message,
 )
 from services.datashare.settings import DEFAULT_PORT, Settings
+
+T = TypeVar("T")
 
 SPEC = ServiceSpec(
     name="datashare",
@@ -167,47 +171,64 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.SubmitRosterResponse:
         agency = require("agency").id
-        receiving: rosters.Receiving | None = None
+        # Each step runs to its end in its thread even if the call is cancelled meanwhile
+        # (the agency's client went away): what it did is then known, and undone unless
+        # the roster was recorded.
+        begun: list[rosters.Receiving] = []
+        finished: list[rosters.Finished] = []
         rejections: list[rosters.Rejection] = []
         try:
             async for message in request_iterator:
-                if receiving is None:
-                    if not message.HasField("header"):
-                        raise InvalidInput("header", "the first message must carry the header")
-                    region = message.header.region
-                    as_of = to_date(message.header.as_of, "header.as_of")
-                    rosters.check_region(region, self.regions)
-                    receiving = await asyncio.to_thread(
-                        rosters.begin, self.engine, agency=agency, region=region, as_of=as_of
+                if not begun:
+                    header = self._roster_header(message, agency)
+                    await _to_the_end(
+                        functools.partial(rosters.begin, self.engine, agency=agency, **header),
+                        begun.append,
                     )
                 elif message.HasField("header"):
                     raise InvalidInput("header", "only the first message carries the header")
                 rows = [roster_row(row) for row in message.rows]
-                rejections += await asyncio.to_thread(
-                    rosters.add_rows, self.engine, receiving, rows
+                rejections += await _to_the_end(
+                    functools.partial(rosters.add_rows, self.engine, begun[0], rows)
                 )
-            if receiving is None:
+            if not begun:
                 raise InvalidInput("header", "required: the stream carried no message")
-            finished = await asyncio.to_thread(rosters.finish, self.engine, receiving)
+            await _to_the_end(
+                functools.partial(rosters.finish, self.engine, begun[0]), finished.append
+            )
         except BaseException:
-            if receiving is not None:
+            if begun and not finished:
                 await asyncio.shield(
-                    asyncio.to_thread(rosters.abandon, self.engine, receiving.submission_id)
+                    asyncio.to_thread(rosters.abandon, self.engine, begun[0].submission_id)
                 )
             raise
+        (done,) = finished
         # The first batch of changed persons reaches settlement before the agency is
         # answered; the background loop sends the rest at once (and these, if settlement
         # is down).
-        await self.delivery.send_now(finished.first_persons)
+        await self.delivery.send_now(done.first_persons)
         self.delivery.wake()
         return datashare_pb2.SubmitRosterResponse(
-            submission=submission_message(finished.submission),
+            submission=submission_message(done.submission),
             rejections=[
                 datashare_pb2.RowRejection(line=r.line, field=r.field, reason=r.reason, code=r.code)
                 for r in sorted(rejections, key=lambda rejection: rejection.line)
             ],
-            replayed=finished.replayed,
+            replayed=done.replayed,
         )
+
+    def _roster_header(
+        self, message: datashare_pb2.SubmitRosterRequest, agency: str
+    ) -> dict[str, Any]:
+        """The first message's header, checked: what the roster is of."""
+        if not message.HasField("header"):
+            raise InvalidInput("header", "the first message must carry the header")
+        header = message.header
+        meant = AGENCIES.optional_code(header.agency, "header.agency")
+        if meant is not None and meant != agency:
+            raise PermissionDenied(f"the key is {agency}'s, not {meant}'s", field="header.agency")
+        rosters.check_region(header.region, self.regions)
+        return {"region": header.region, "as_of": to_date(header.as_of, "header.as_of")}
 
     async def GetRosterSubmission(
         self,
@@ -336,6 +357,25 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         return datashare_pb2.ListComparisonEntriesResponse(
             entries=[entry_message(entry) for entry in page], next_page_token=token
         )
+
+
+async def _to_the_end(call: Callable[[], T], keep: Callable[[T], object] | None = None) -> T:
+    """``call()`` in a worker thread; ``keep`` gets its result. If the caller is cancelled
+    meanwhile, the thread still runs to its end (its transaction committed or rolled back)
+    and ``keep`` still gets a result before the cancellation goes on."""
+    task = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        result = await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        if keep is not None and not task.cancelled() and task.exception() is None:
+            keep(task.result())
+        raise
+    if keep is not None:
+        keep(result)
+    return result
 
 
 def _reading_agency(caller: Caller) -> str | None:

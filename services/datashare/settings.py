@@ -10,25 +10,16 @@ than 24 characters.
 from __future__ import annotations
 
 import secrets
-from typing import Final, Self
+from typing import Self
 
 from pydantic import Field, model_validator
 
 from doudi.common.settings import SenderSettings
 from doudi.core.statuses import AGENCIES
+from doudi.demo import DEMO_AGENCY_KEYS, DEMO_KEY_PREFIX
 
 DEFAULT_PORT = 50052
 
-DEMO_KEY_PREFIX: Final = "demo-"
-# Known to everyone who reads this file: accepted only with DOUDI_ENVIRONMENT=local.
-DEMO_AGENCY_KEYS: Final = {
-    "demo-civil-affairs": "civil_affairs",
-    "demo-poverty-office": "poverty_office",
-    "demo-trade-union": "trade_union",
-    "demo-veteran-cadre-bureau": "veteran_cadre_bureau",
-    "demo-disabled-persons-federation": "disabled_persons_federation",
-    "demo-veterans-affairs": "veterans_affairs",
-}
 MIN_KEY_LENGTH = 24
 
 

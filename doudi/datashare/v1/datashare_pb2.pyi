@@ -147,6 +147,36 @@ ASSERTION_KIND_ASSERT: AssertionKind.ValueType  # 1
 ASSERTION_KIND_REVOKE: AssertionKind.ValueType  # 2
 Global___AssertionKind: _TypeAlias = AssertionKind  # noqa: Y015
 
+class _RosterState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RosterStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RosterState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROSTER_STATE_UNSPECIFIED: _RosterState.ValueType  # 0
+    ROSTER_STATE_RECEIVING: _RosterState.ValueType  # 1
+    """Its rows are arriving."""
+    ROSTER_STATE_CURRENT: _RosterState.ValueType  # 2
+    """The agency's roster of the region: compared, and the base of the next one."""
+    ROSTER_STATE_SUPERSEDED: _RosterState.ValueType  # 3
+    """A later roster of the agency and region is current."""
+    ROSTER_STATE_ABANDONED: _RosterState.ValueType  # 4
+    """The stream broke off or was refused: nothing of it was recorded."""
+
+class RosterState(_RosterState, metaclass=_RosterStateEnumTypeWrapper):
+    """Where a roster submission stands."""
+
+ROSTER_STATE_UNSPECIFIED: RosterState.ValueType  # 0
+ROSTER_STATE_RECEIVING: RosterState.ValueType  # 1
+"""Its rows are arriving."""
+ROSTER_STATE_CURRENT: RosterState.ValueType  # 2
+"""The agency's roster of the region: compared, and the base of the next one."""
+ROSTER_STATE_SUPERSEDED: RosterState.ValueType  # 3
+"""A later roster of the agency and region is current."""
+ROSTER_STATE_ABANDONED: RosterState.ValueType  # 4
+"""The stream broke off or was refused: nothing of it was recorded."""
+Global___RosterState: _TypeAlias = RosterState  # noqa: Y015
+
 class _ComparisonClass:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -680,8 +710,14 @@ class RosterHeader(_message.Message):
 
     REGION_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """The pooling region's 6-digit code."""
+    agency: Global___Agency.ValueType
+    """Optional: the agency the roster is of, as the clerk means it. If set and
+    not the agency of the caller's key, the stream is refused with
+    PERMISSION_DENIED before anything is stored.
+    """
     @_builtins.property
     def as_of(self) -> _date_pb2.Date:
         """The day the roster is true on; persons who left it lose the status from
@@ -693,10 +729,11 @@ class RosterHeader(_message.Message):
         *,
         region: _builtins.str = ...,
         as_of: _date_pb2.Date | None = ...,
+        agency: Global___Agency.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "as_of", b"as_of", "region", b"region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -781,6 +818,7 @@ class RosterSubmission(_message.Message):
     CHANGED_COUNT_FIELD_NUMBER: _builtins.int
     REVOKED_COUNT_FIELD_NUMBER: _builtins.int
     UNCHANGED_COUNT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
     submission_id: _builtins.int
     """Output only."""
     agency: Global___Agency.ValueType
@@ -798,6 +836,8 @@ class RosterSubmission(_message.Message):
     changed_count: _builtins.int
     revoked_count: _builtins.int
     unchanged_count: _builtins.int
+    state: Global___RosterState.ValueType
+    """Output only."""
     @_builtins.property
     def as_of(self) -> _date_pb2.Date: ...
     @_builtins.property
@@ -819,10 +859,11 @@ class RosterSubmission(_message.Message):
         changed_count: _builtins.int = ...,
         revoked_count: _builtins.int = ...,
         unchanged_count: _builtins.int = ...,
+        state: Global___RosterState.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_count", b"accepted_count", "agency", b"agency", "as_of", b"as_of", "asserted_count", b"asserted_count", "changed_count", b"changed_count", "region", b"region", "rejected_count", b"rejected_count", "revoked_count", b"revoked_count", "row_count", b"row_count", "submission_id", b"submission_id", "submit_time", b"submit_time", "unchanged_count", b"unchanged_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_count", b"accepted_count", "agency", b"agency", "as_of", b"as_of", "asserted_count", b"asserted_count", "changed_count", b"changed_count", "region", b"region", "rejected_count", b"rejected_count", "revoked_count", b"revoked_count", "row_count", b"row_count", "state", b"state", "submission_id", b"submission_id", "submit_time", b"submit_time", "unchanged_count", b"unchanged_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,413 @@
+"""Submitting an agency's roster file to the datashare hub: ``doudi roster submit``.
+
+The file is read a batch at a time (:func:`doudi.rosterfile.read_roster_batches`)
+and sent over one ``SubmitRoster`` stream: the header (region, as-of date) with
+the first rows, then the rows in messages of at most :data:`ROWS_PER_MESSAGE`.
+Lines the file's reader cannot read (a malformed date, an unknown status) are
+not sent; they and the rows the hub rejects make one report, by line. If the file
+turns out not to be readable part way through, the stream is cancelled and the
+hub drops what it received: nothing is stored.
+
+The hub takes the agency from the key; the header names the agency the clerk
+means, and the hub refuses the stream (PERMISSION_DENIED) before storing
+anything when the key is another agency's. A demo key of another agency is
+refused here, and a key the hub does not know by a first call, before anything
+is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import grpc
+from google.type import date_pb2
+
+from doudi.common.enums import AGENCIES, STATUSES
+from doudi.common.errors import decode_status
+from doudi.common.logs import mask_identity_numbers
+from doudi.common.protos import from_date
+from doudi.core.errors import InvalidInput
+from doudi.datashare.v1 import datashare_pb2 as pb
+from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
+from doudi.demo import DEMO_AGENCY_KEYS
+from doudi.rosterfile import LineError, RosterFile, read_roster_batches
+
+if TYPE_CHECKING:  # in the typing stubs only
+    pass
+
+ADDRESS_ENV: Final = "DOUDI_DATASHARE_ADDRESS"
+KEY_ENV: Final = "DOUDI_AGENCY_KEY"
+CONNECT_SECONDS: Final = 5.0  # how long to wait for a connection to the hub
+# Where `doudi run` starts datashare (services/datashare/settings.py DEFAULT_PORT).
+DEFAULT_ADDRESS: Final = "127.0.0.1:50052"
+ROWS_PER_MESSAGE: Final = 10_000  # the hub's limit (services.datashare.rosters)
+MESSAGE_BYTES: Final = 3 << 20  # a message stays below gRPC's default limit of 4 MiB
+
+ENCODINGS: Final = {
+    "utf-8-sig": "CSV, UTF-8 with BOM",
+    "utf-8": "CSV, UTF-8",
+    "gb18030": "CSV, GB18030",
+    "xlsx": "Excel workbook",
+}
+
+
+class HubError(Exception):
+    """The hub could not be reached, refused the submission, or knows the key as another
+    agency's (``doudi`` exits with 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What became of a roster file. ``rows`` counts the file's lines with a roster value
+    (sent, or unreadable here); ``rejected`` the lines not stored (unreadable, or
+    rejected by the hub); ``rejections`` every reason, by line, identity numbers masked.
+    A replayed roster changed nothing: its changes are 0 and every accepted row unchanged.
+    """
+
+    file: str
+    encoding: str
+    agency: str
+    region: str
+    as_of: date
+    submission_id: int
+    replayed: bool
+    rows: int
+    accepted: int
+    rejected: int
+    asserted: int
+    changed: int
+    revoked: int
+    unchanged: int
+    rejections: tuple[LineError, ...]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "asserted": self.asserted,
+            "changed": self.changed,
+            "revoked": self.revoked,
+            "unchanged": self.unchanged,
+        }
+
+    def document(self) -> dict[str, object]:
+        """The report as JSON values (``--json``)."""
+        return {
+            "file": self.file,
+            "encoding": self.encoding,
+            "agency": self.agency,
+            "region": self.region,
+            "as_of": self.as_of.isoformat(),
+            "submission_id": self.submission_id,
+            "replayed": self.replayed,
+            "counts": self.counts(),
+            "rejections": [
+                {"line": error.line, "field": error.field, "reason": error.reason}
+                for error in self.rejections
+            ],
+        }
+
+    def text(self) -> str:
+        """The report for the clerk."""
+        outcome = (
+            "replayed: the hub already holds this roster; nothing changed"
+            if self.replayed
+            else "stored"
+        )
+        lines = [
+            f"{self.file} ({ENCODINGS.get(self.encoding, self.encoding)}): roster of "
+            f"{self.agency} for region {self.region} as of {self.as_of.isoformat()}",
+            f"submission {self.submission_id}: {outcome}",
+            *(f"  {name:<10} {count:>9,}" for name, count in self.counts().items()),
+        ]
+        if self.rejections:
+            lines.append(f"rejected lines ({self.rejected:,}):")
+            digits = len(str(self.rejections[-1].line))
+            width = max(len(error.field) for error in self.rejections)
+            lines += [
+                f"  line {error.line:<{digits}}  {error.field:<{width}}  {error.reason}"
+                for error in self.rejections
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def default_address() -> str:
+    """``DOUDI_DATASHARE_ADDRESS``, else where ``doudi run`` starts the hub."""
+    return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+
+
+def choose_key(agency: str, given: str | None) -> tuple[str, bool]:
+    """The key to present: ``given``, else ``DOUDI_AGENCY_KEY``, else the agency's demo key
+    (then True: only a hub with ``DOUDI_ENVIRONMENT=local`` accepts it). ValueError when
+    there is none."""
+    key = given or os.environ.get(KEY_ENV)
+    if key:
+        return key, False
+    for demo, owner in DEMO_AGENCY_KEYS.items():
+        if owner == agency:
+            return demo, True
+    raise ValueError(f"no key for {agency}: give --key or set {KEY_ENV}")
+
+
+def merge_rejections(
+    unreadable: Iterable[LineError], rejected: Iterable[pb.RowRejection]
+) -> tuple[LineError, ...]:
+    """The file's unreadable values and the hub's rejections (the hub's
+    ``rosters.Rejection``, the same shape as LineError) as one list by line, identity
+    numbers in the reasons masked."""
+    merged = [
+        *unreadable,
+        *(LineError(rejection.line, rejection.field, rejection.reason) for rejection in rejected),
+    ]
+    merged.sort(key=lambda error: error.line)
+    return tuple(
+        LineError(error.line, error.field, mask_identity_numbers(error.reason)) for error in merged
+    )
+
+
+def submit_roster(
+    path: Path,
+    *,
+    agency: str,
+    region: str,
+    as_of: date,
+    key: str,
+    address: str,
+) -> Report:
+    """Submit the roster file ``path`` as ``agency``'s full roster of ``region`` on ``as_of``.
+
+    InvalidInput (field ``file``) when the file is not a roster that can be read, or
+    none of its lines can; OSError when it cannot be opened: nothing is sent, or
+    what was sent is dropped. HubError when the hub cannot be reached or refuses
+    (``key`` another agency's among the reasons).
+    """
+    reading = _Reading()
+    try:
+        with closing(read_roster_batches(path, ROWS_PER_MESSAGE)) as batches:
+            first = _first_lines(batches, reading)
+            demo_owner = DEMO_AGENCY_KEYS.get(key)
+            if demo_owner is not None and demo_owner != agency:
+                raise HubError(
+                    f"the key {key} is the demo key of {demo_owner}, not of {agency}; "
+                    "nothing was sent"
+                )
+            header = pb.RosterHeader(
+                region=region, as_of=from_date(as_of), agency=AGENCIES.value(agency)
+            )
+            requests = _requests(header, itertools.chain([first], batches), reading)
+            answer = asyncio.run(_submit(address, key, requests))
+    except grpc.aio.AioRpcError as error:
+        raise _hub_error(address, error, sent=reading.messages > 0) from None
+    except InvalidInput as error:
+        # A file found unreadable part way through: the stream was cancelled, not ended.
+        outcome = (
+            "the hub dropped the rows sent before: nothing was stored"
+            if reading.messages
+            else "nothing was sent"
+        )
+        raise InvalidInput(error.field, f"{error.message}; {outcome}") from None
+    submission = answer.submission
+    unreadable = len({error.line for error in reading.errors})
+    rows = reading.rows + unreadable
+    return Report(
+        file=path.name,
+        encoding=reading.encoding,
+        agency=agency,
+        region=region,
+        as_of=as_of,
+        submission_id=submission.submission_id,
+        replayed=answer.replayed,
+        rows=rows,
+        accepted=submission.accepted_count,
+        rejected=rows - submission.accepted_count,
+        asserted=0 if answer.replayed else submission.asserted_count,
+        changed=0 if answer.replayed else submission.changed_count,
+        revoked=0 if answer.replayed else submission.revoked_count,
+        unchanged=submission.accepted_count if answer.replayed else submission.unchanged_count,
+        rejections=merge_rejections(reading.errors, answer.rejections),
+    )
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reading:
+    """What was read and sent so far."""
+
+    encoding: str = ""
+    rows: int = 0
+    messages: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+
+def _first_lines(batches: Iterator[RosterFile], reading: _Reading) -> RosterFile:
+    """The first batch with a line to send (the errors before it noted); InvalidInput when
+    there is none: an empty roster would revoke every status of the agency's previous one."""
+    for batch in batches:
+        reading.encoding = batch.encoding
+        if batch.lines:
+            return batch
+        reading.errors += batch.errors
+    if not reading.errors:
+        raise InvalidInput("file", "has no rows below the header")
+    first = reading.errors[0]
+    raise InvalidInput(
+        "file",
+        f"none of its {len({error.line for error in reading.errors}):,} rows can be read "
+        f"(line {first.line}, {first.field}: {mask_identity_numbers(first.reason)})",
+    )
+
+
+def _requests(
+    header: pb.RosterHeader, batches: Iterator[RosterFile], reading: _Reading
+) -> Iterator[pb.SubmitRosterRequest]:
+    """The stream's messages: the header in the first; the rows of each batch (at most
+    ROWS_PER_MESSAGE lines) in one message, or several where one would be too large."""
+    dates: dict[date, date_pb2.Date] = {}  # a roster has few distinct dates
+
+    def day(value: date | None) -> date_pb2.Date | None:
+        if value is None:
+            return None
+        message = dates.get(value)
+        if message is None:
+            message = dates[value] = from_date(value)
+        return message
+
+    status = STATUSES.value
+    for batch in batches:
+        reading.errors += batch.errors
+        if not batch.lines:
+            continue
+        message = pb.SubmitRosterRequest()
+        add = message.rows.add
+        for line in batch.lines:
+            add(
+                line=line.line,
+                person_id=line.person_id,
+                name=line.name,
+                household_id=line.household_id,
+                status=status(line.status),  # none: UNSPECIFIED, which the hub rejects
+                valid_from=day(line.valid_from),
+                valid_to=day(line.valid_to),
+                reference=line.reference,
+            )
+        for part in _sized(message):
+            if reading.messages == 0:
+                part.header.CopyFrom(header)
+            reading.messages += 1
+            yield part
+        reading.rows += len(batch.lines)
+
+
+def _sized(message: pb.SubmitRosterRequest) -> Iterator[pb.SubmitRosterRequest]:
+    """The message, or its rows halved until each part is below MESSAGE_BYTES (a single
+    row always fits: a CSV field holds at most 131,072 characters)."""
+    rows = message.rows
+    if len(rows) == 1 or message.ByteSize() <= MESSAGE_BYTES:
+        yield message
+        return
+    middle = len(rows) // 2
+    yield from _sized(pb.SubmitRosterRequest(rows=rows[:middle]))
+    yield from _sized(pb.SubmitRosterRequest(rows=rows[middle:]))
+
+
+# -- the hub ------------------------------------------------------------------------------
+
+
+async def _submit(
+    address: str, key: str, requests: Iterator[pb.SubmitRosterRequest]
+) -> pb.SubmitRosterResponse:
+    metadata = (("authorization", f"Bearer {key}"),)
+    # The answer lists every rejected row: for a large roster, more than gRPC's 4 MiB.
+    options = [("grpc.max_receive_message_length", -1)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
+        if not await _connected(channel):
+            raise HubError(
+                f"the datashare hub at {address} could not be reached (no connection within "
+                f"{CONNECT_SECONDS:g} s); nothing was sent"
+            )
+        stub = DatashareServiceStub(channel)
+        # The key is checked by a call of its own before the stream: a hub that refuses a
+        # stream while rows are being written may end it with INTERNAL, not its reason.
+        await stub.ListRosterSubmissions(
+            pb.ListRosterSubmissionsRequest(page_size=1),
+            metadata=metadata,
+            timeout=CONNECT_SECONDS,
+        )
+        call = stub.SubmitRoster(metadata=metadata)
+        try:
+            try:
+                for request in requests:  # reading the file between writes
+                    await call.write(request)
+                await call.done_writing()
+            except asyncio.InvalidStateError:
+                pass  # the hub ended the call early; its answer says why
+            answer: pb.SubmitRosterResponse = await call
+        except BaseException:
+            # Not a half-close: the hub drops what it received instead of storing part
+            # of the roster (and revoking the statuses of everyone not sent yet).
+            call.cancel()
+            raise
+        return answer
+
+
+async def _connected(channel: grpc.aio.Channel) -> bool:
+    """Whether the channel connects (before a row is sent: a roster either reaches the hub
+    or is known not to have); False at the first failed attempt or after CONNECT_SECONDS."""
+    state = channel.get_state(try_to_connect=True)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CONNECT_SECONDS):
+            while state not in (
+                grpc.ChannelConnectivity.READY,
+                grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+            ):
+                await channel.wait_for_state_change(state)
+                state = channel.get_state(try_to_connect=True)
+    return state == grpc.ChannelConnectivity.READY
+
+
+def _hub_error(address: str, error: grpc.aio.AioRpcError, *, sent: bool) -> HubError:
+    status = decode_status(error)
+    said = status.message
+    for violation in status.violations:
+        if violation.description not in said:
+            said += f"; {violation.field}: {violation.description}"
+    code = status.code.name
+    if status.reason != code:
+        code += f" {status.reason}"
+    hub = f"the datashare hub at {address}"
+    nothing = "nothing was stored" if sent else "nothing was sent"
+    # The hub's own refusals carry google.rpc.Status details; gRPC's failures do not.
+    refused = any(key == _DETAILS for key, _value in error.trailing_metadata() or ())
+    if not refused and not sent and status.code in _UNREACHED:
+        message = f"{hub} could not be reached ({code}: {said}); {nothing}"
+    elif not refused and sent:
+        message = (
+            f"the submission to {hub} failed ({code}: {said}); the roster may or may not be "
+            "stored: submit it again (the same roster again changes nothing)"
+        )
+    elif status.code == grpc.StatusCode.UNIMPLEMENTED:
+        message = (
+            f"{address} does not answer as the datashare hub ({code}: {said}); "
+            f"is it the datashare service's address? {nothing}"
+        )
+    elif status.code == grpc.StatusCode.UNAUTHENTICATED:
+        message = f"{hub} refused the key ({code}: {said}); {nothing}"
+    else:
+        message = f"{hub} refused the roster ({code}: {said}); {nothing}"
+    return HubError(mask_identity_numbers(message))
+
+
+_DETAILS: Final = "grpc-status-details-bin"
+_UNREACHED: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
