@@ -151,6 +151,36 @@ def queue_many(
         connection.execute(statement, parameters)
 
 
+def queue_selected(
+    connection: sqlalchemy.Connection,
+    table: sqlalchemy.Table,
+    persons: sqlalchemy.Select[Any],
+    now: datetime,
+    subscribers: Collection[str],
+) -> None:
+    """Queue the (person, version) rows ``persons`` selects for each subscriber, in the
+    caller's transaction and in one statement each: for the many persons a roster changes."""
+    dialect = dialect_module(connection)
+    for subscriber in subscribers:
+        chosen = persons.subquery()
+        insert = dialect.insert(table).from_select(
+            ["subscriber", "person_id", "version", "queued_at"],
+            select(
+                sqlalchemy.literal(subscriber, String),
+                chosen.c[0],
+                chosen.c[1],
+                sqlalchemy.literal(now, DateTime(timezone=True)),
+            ).where(sqlalchemy.true()),  # SQLite: an upsert's SELECT needs a WHERE
+        )
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=[table.c.subscriber, table.c.person_id],
+                set_={"version": insert.excluded.version, "queued_at": insert.excluded.queued_at},
+                where=table.c.version < insert.excluded.version,
+            )
+        )
+
+
 def pending(
     engine: sqlalchemy.Engine,
     table: sqlalchemy.Table,

@@ -26,7 +26,7 @@ import sqlalchemy
 from sqlalchemy import and_, exists, func, insert, literal, select
 
 from doudi.common import outbox, paging
-from doudi.common.db import read_connection, write_transaction
+from doudi.common.db import bulk_insert, read_connection, write_transaction
 from doudi.common.errors import NotFound, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
@@ -165,8 +165,9 @@ def add_rows(
         accepted.append(values)
     if accepted:
         with write_transaction(engine) as connection:
-            connection.execute(
-                insert(roster_rows),
+            bulk_insert(
+                connection,
+                roster_rows,
                 [{**values, "submission_id": receiving.submission_id} for values in accepted],
             )
     receiving.accepted_count += len(accepted)
@@ -212,18 +213,22 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
         asserted = _assert_new(connection, submission, previous_id, now, changed=False)
         changed = _assert_new(connection, submission, previous_id, now, changed=True)
         revoked = _revoke_gone(connection, submission, previous_id, now)
-        persons = connection.execute(
+        # Every person whose records changed goes to settlement, versioned by the latest.
+        changed_persons = (
             select(status_assertions.c.person_id, func.max(status_assertions.c.assertion_id))
             .where(status_assertions.c.submission_id == new_id)
             .group_by(status_assertions.c.person_id)
-        ).all()
-        outbox.queue_many(
-            connection,
-            status_deliveries,
-            [(person, int(version)) for person, version in persons],
-            now,
-            service.SUBSCRIBERS,
         )
+        outbox.queue_selected(
+            connection, status_deliveries, changed_persons, now, service.SUBSCRIBERS
+        )
+        first = connection.execute(
+            select(status_assertions.c.person_id)
+            .where(status_assertions.c.submission_id == new_id)
+            .distinct()
+            .limit(outbox.BATCH)
+        ).scalars()
+        first_persons = list(first)
         if previous_id is not None:
             connection.execute(
                 roster_rows.delete().where(roster_rows.c.submission_id == previous_id)
@@ -251,7 +256,7 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
         return Finished(
             _submission(connection, new_id, None),
             False,
-            [person for person, _ in persons[: outbox.BATCH]],
+            first_persons,
         )
 
 
