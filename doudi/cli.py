@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -302,16 +301,15 @@ def _roster_bureau(args: argparse.Namespace) -> int:
     """``compare``, ``export`` and ``enrol``: the bureau's calls, with the platform's token."""
     import grpc  # imported here: gRPC is for these commands only
 
-    from doudi import comparisons
+    from doudi import comparisons, rosterclient
     from doudi.common.errors import decode_status
     from doudi.common.settings import ProcessSettings
 
     output: Path | None = getattr(args, "output", None)
     if output is not None and output.suffix.lower().lstrip(".") not in comparisons.FORMATS:
         return _fail(f"{output}: write a .csv or .xlsx file")
-    environ = os.environ
-    datashare = args.datashare or environ.get("DOUDI_DATASHARE_ADDRESS") or "127.0.0.1:50052"
-    enrollment = args.enrollment or environ.get("DOUDI_ENROLLMENT_ADDRESS") or "127.0.0.1:50051"
+    datashare = args.datashare or rosterclient.default_address("datashare")
+    enrollment = args.enrollment or rosterclient.default_address("enrollment")
     try:
         settings = ProcessSettings()
     except ValueError as error:

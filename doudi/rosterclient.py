@@ -26,7 +26,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import grpc
 from google.type import date_pb2
@@ -41,14 +41,11 @@ from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from doudi.demo import DEMO_AGENCY_KEYS
 from doudi.rosterfile import LineError, RosterFile, read_roster_batches
 
-if TYPE_CHECKING:  # in the typing stubs only
-    pass
-
 ADDRESS_ENV: Final = "DOUDI_DATASHARE_ADDRESS"
 KEY_ENV: Final = "DOUDI_AGENCY_KEY"
 CONNECT_SECONDS: Final = 5.0  # how long to wait for a connection to the hub
-# Where `doudi run` starts datashare (services/datashare/settings.py DEFAULT_PORT).
-DEFAULT_ADDRESS: Final = "127.0.0.1:50052"
+# Where `doudi run` starts the services (their settings' DEFAULT_PORT).
+DEFAULT_ADDRESSES: Final = {"enrollment": "127.0.0.1:50051", "datashare": "127.0.0.1:50052"}
 ROWS_PER_MESSAGE: Final = 10_000  # the hub's limit (services.datashare.rosters)
 MESSAGE_BYTES: Final = 3 << 20  # a message stays below gRPC's default limit of 4 MiB
 
@@ -141,9 +138,9 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
-def default_address() -> str:
-    """``DOUDI_DATASHARE_ADDRESS``, else where ``doudi run`` starts the hub."""
-    return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+def default_address(service: str = "datashare") -> str:
+    """``DOUDI_<SERVICE>_ADDRESS``, else where ``doudi run`` starts the service."""
+    return os.environ.get(f"DOUDI_{service.upper()}_ADDRESS") or DEFAULT_ADDRESSES[service]
 
 
 def choose_key(agency: str, given: str | None) -> tuple[str, bool]:

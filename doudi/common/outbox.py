@@ -26,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import sqlalchemy
@@ -47,6 +47,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from doudi.common import grpc_client
 from doudi.common.db import read_connection, write_transaction
 from doudi.common.settings import ProcessSettings
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import read_resident_id
 
 BATCH = 500  # persons per send: one call to the subscriber
 MAX_BATCH = 1000  # the most persons a subscriber takes in one call
@@ -90,6 +92,28 @@ def newer_version_upsert(table: sqlalchemy.Table, key: list[str], dialect: Any) 
         },
         where=table.c.version < insert.excluded.version,
     )
+
+
+T = TypeVar("T")
+
+
+def received_batch(persons: Sequence[T]) -> Iterator[tuple[str, T]]:
+    """The subscriber's side: the persons of a batch an owner sent, each with its field
+    path (``persons[3]``); InvalidInput for an empty or too large batch."""
+    if not persons:
+        raise InvalidInput("persons", "required: at least one person")
+    if len(persons) > MAX_BATCH:
+        raise InvalidInput("persons", f"at most {MAX_BATCH} persons per call")
+    for index, person in enumerate(persons):
+        yield f"persons[{index}]", person
+
+
+def received_person(person_id: str, version: int, where: str) -> str:
+    """A sent person's validated identity number; InvalidInput unless its version is set."""
+    number = read_resident_id(person_id, f"{where}.person_id").number
+    if version < 1:
+        raise InvalidInput(f"{where}.version", "required: the sender's version of the person")
+    return number
 
 
 _STORE_NEWER: dict[tuple[str, str], Any] = {}

@@ -7,6 +7,8 @@ import binascii
 import json
 from typing import Any
 
+import sqlalchemy
+
 from doudi.core.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 100
@@ -37,3 +39,30 @@ def decode_token(token: str, length: int, field: str = "page_token") -> list[Any
     if not isinstance(position, list) or len(position) != length:
         raise InvalidInput(field, "not a page token this service made")
     return position
+
+
+def keyset_page(
+    connection: sqlalchemy.Connection,
+    query: sqlalchemy.Select[Any],
+    key: sqlalchemy.ColumnElement[Any],
+    size: int,
+    token: str,
+    *,
+    newest_first: bool = False,
+) -> tuple[list[sqlalchemy.Row[Any]], str]:
+    """One page of ``query`` in ``key`` order (descending when ``newest_first``) of at most
+    ``size`` rows (0: the default), from after the row ``token`` names, and the token of the
+    next page ("" at the end)."""
+    limit = page_size(size)
+    position = decode_token(token, 1)
+    if position is not None:
+        (after,) = position
+        wanted = str if isinstance(key.type, sqlalchemy.String) else int
+        if type(after) is not wanted:
+            raise InvalidInput("page_token", "not a page token this service made")
+        query = query.where(key < after if newest_first else key > after)
+    ordered = query.order_by(key.desc() if newest_first else key).limit(limit + 1)
+    rows = list(connection.execute(ordered))
+    if len(rows) <= limit:
+        return rows, ""
+    return rows[:limit], encode_token([rows[limit - 1]._mapping[key]])

@@ -5,6 +5,12 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from doudi.core.errors import InvalidInput
+
+# The years an enrolment, a comparison or a subsidy summary may be of.
+FIRST_YEAR = 1990
+LAST_YEAR = 2100
+
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -33,3 +39,9 @@ def add_years(day: date, years: int) -> date:
 def age_on(birth: date, day: date) -> int:
     """Completed years of age on ``day`` (周岁)."""
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def check_year(year: int, field: str) -> None:
+    """InvalidInput on ``field`` unless ``year`` is one the platform keeps records of."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidInput(field, f"must be from {FIRST_YEAR} to {LAST_YEAR}, got {year}")

@@ -30,9 +30,9 @@ import sqlalchemy
 from sqlalchemy import String, and_, bindparam, case, func, insert, literal, select, update
 
 from doudi.common import outbox, paging
-from doudi.common.db import read_connection, write_transaction
+from doudi.common.db import write_transaction
 from doudi.common.errors import NotFound
-from doudi.core.errors import InvalidInput
+from doudi.core.dates import check_year
 from doudi.core.names import same_name
 from doudi.core.statuses import owns
 from services.datashare import service
@@ -57,9 +57,6 @@ NOT_ENROLLED = "not_enrolled"
 _NAME_CHECK = "name_check"  # stored for a moment: names differ byte for byte
 
 _COMMA = literal(",", String)
-
-FIRST_YEAR = 1990
-LAST_YEAR = 2100
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +150,7 @@ def compare(
     """Class every person on the region's current rosters against the register for
     ``year`` and store the result."""
     check_region(region, regions, "region")
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        raise InvalidInput("year", f"a year from {FIRST_YEAR} to {LAST_YEAR}")
+    check_year(year, "year")
     now = datetime.now(UTC)
     with write_transaction(engine) as connection:
         comparison_id = connection.execute(
@@ -347,11 +343,10 @@ def _counts(
 def get(engine: sqlalchemy.Engine, *, comparison_id: int, agency: str | None) -> Comparison:
     """One comparison; for an agency, only of a region it submitted a roster of, with the
     counts of its own persons (the read is audited)."""
-    if agency is None:
-        with read_connection(engine) as connection:
-            return _comparison(connection, comparison_id, agency=None)
-    with write_transaction(engine) as connection:
+    with service.agency_read(engine, agency) as connection:
         comparison = _comparison(connection, comparison_id, agency=agency)
+        if agency is None:
+            return comparison
         service.record_reads(
             connection,
             agency=agency,
@@ -371,7 +366,6 @@ def list_comparisons(
     page_token: str,
 ) -> tuple[list[Comparison], str]:
     """Comparisons newest first (an agency: those that compared one of its rosters)."""
-    size = paging.page_size(page_size)
     query = select(comparisons.c.comparison_id)
     if region:
         query = query.where(comparisons.c.region == region)
@@ -383,18 +377,11 @@ def list_comparisons(
                 )
             )
         )
-    position = paging.decode_token(page_token, 1)
-    if position is not None:
-        if not isinstance(position[0], int):
-            raise InvalidInput("page_token", "not a page token this service made")
-        query = query.where(comparisons.c.comparison_id < position[0])
-    with write_transaction(engine) if agency else read_connection(engine) as connection:
-        ids = list(
-            connection.execute(
-                query.order_by(comparisons.c.comparison_id.desc()).limit(size + 1)
-            ).scalars()
+    with service.agency_read(engine, agency) as connection:
+        rows, token = paging.keyset_page(
+            connection, query, comparisons.c.comparison_id, page_size, page_token, newest_first=True
         )
-        page = [_comparison(connection, comparison_id, agency) for comparison_id in ids[:size]]
+        page = [_comparison(connection, row.comparison_id, agency) for row in rows]
         if agency is not None:
             service.record_reads(
                 connection,
@@ -403,7 +390,6 @@ def list_comparisons(
                 purpose="",
                 subject="comparisons" + (f" of {region}" if region else ""),
             )
-    token = paging.encode_token([page[-1].comparison_id]) if len(ids) > size else ""
     return page, token
 
 
@@ -420,7 +406,6 @@ def list_entries(
 ) -> tuple[list[Entry], str]:
     """A page of a comparison's persons in identity-number order; an agency sees only the
     persons on its own roster, with its own statuses, and each person it sees is audited."""
-    size = paging.page_size(page_size)
     entries = comparison_entries
     query = select(entries).where(entries.c.comparison_id == comparison_id)
     if klass is not None:
@@ -430,15 +415,12 @@ def list_entries(
     if agency is not None:
         why = service.checked_purpose(purpose)
         query = query.where(entries.c.agencies.like(f"%,{agency},%"))
-    position = paging.decode_token(page_token, 1)
-    if position is not None:
-        if not isinstance(position[0], str):
-            raise InvalidInput("page_token", "not a page token this service made")
-        query = query.where(entries.c.person_id > position[0])
-    with write_transaction(engine) if agency else read_connection(engine) as connection:
+    with service.agency_read(engine, agency) as connection:
         _comparison(connection, comparison_id, agency)  # NOT_FOUND when not the agency's
-        rows = connection.execute(query.order_by(entries.c.person_id).limit(size + 1)).all()
-        page = [_entry(row, agency) for row in rows[:size]]
+        rows, token = paging.keyset_page(
+            connection, query, entries.c.person_id, page_size, page_token
+        )
+        page = [_entry(row, agency) for row in rows]
         if agency is not None and page:
             service.record_reads(
                 connection,
@@ -447,7 +429,6 @@ def list_entries(
                 purpose=why,
                 person_ids=[entry.person_id for entry in page],
             )
-    token = paging.encode_token([page[-1].person_id]) if len(rows) > size else ""
     return page, token
 
 

@@ -26,7 +26,7 @@ import sqlalchemy
 from sqlalchemy import and_, exists, func, insert, literal, select
 
 from doudi.common import outbox, paging
-from doudi.common.db import bulk_insert, read_connection, write_transaction
+from doudi.common.db import bulk_insert, write_transaction
 from doudi.common.errors import NotFound, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
@@ -375,11 +375,10 @@ _RECORD_COLUMNS = [
 def get(engine: sqlalchemy.Engine, *, submission_id: int, agency: str | None) -> Submission:
     """One submission; another agency's answers NOT_FOUND, as an unknown id does. An
     agency's read is audited."""
-    if agency is None:
-        with read_connection(engine) as connection:
-            return _submission(connection, submission_id, None)
-    with write_transaction(engine) as connection:
+    with service.agency_read(engine, agency) as connection:
         submission = _submission(connection, submission_id, agency)
+        if agency is None:
+            return submission
         service.record_reads(
             connection,
             agency=agency,
@@ -399,21 +398,20 @@ def list_submissions(
     page_token: str,
 ) -> tuple[list[Submission], str]:
     """Submissions newest first (``agency``'s own, or all for the platform)."""
-    size = paging.page_size(page_size)
     query = select(roster_submissions).where(roster_submissions.c.state != RECEIVING)
     if agency is not None:
         query = query.where(roster_submissions.c.agency == agency)
     if region:
         query = query.where(roster_submissions.c.region == region)
-    position = paging.decode_token(page_token, 1)
-    if position is not None:
-        if not isinstance(position[0], int):
-            raise InvalidInput("page_token", "not a page token this service made")
-        query = query.where(roster_submissions.c.submission_id < position[0])
-    with write_transaction(engine) if agency else read_connection(engine) as connection:
-        rows = connection.execute(
-            query.order_by(roster_submissions.c.submission_id.desc()).limit(size + 1)
-        ).all()
+    with service.agency_read(engine, agency) as connection:
+        rows, token = paging.keyset_page(
+            connection,
+            query,
+            roster_submissions.c.submission_id,
+            page_size,
+            page_token,
+            newest_first=True,
+        )
         if agency is not None:
             service.record_reads(
                 connection,
@@ -422,9 +420,7 @@ def list_submissions(
                 purpose="",
                 subject="roster submissions" + (f" of {region}" if region else ""),
             )
-    page = [_from_row(row) for row in rows[:size]]
-    token = paging.encode_token([page[-1].submission_id]) if len(rows) > size else ""
-    return page, token
+    return [_from_row(row) for row in rows], token
 
 
 def _submission(

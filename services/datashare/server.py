@@ -33,10 +33,9 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import MAX_BATCH, Sender
+from doudi.common.outbox import Sender, received_batch, received_person
 from doudi.common.protos import optional_date, to_date
 from doudi.core.errors import InvalidInput
-from doudi.core.identity import read_resident_id
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
@@ -268,20 +267,14 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.RecordRegisterResponse:
         require("internal")
-        if not request.persons:
-            raise InvalidInput("persons", "required: at least one person")
-        if len(request.persons) > MAX_BATCH:
-            raise InvalidInput("persons", f"at most {MAX_BATCH} persons per call")
         persons = []
-        for index, person in enumerate(request.persons):
-            where = f"persons[{index}]"
-            if person.version < 1:
-                raise InvalidInput(f"{where}.version", "required: the sender's version")
+        for where, person in received_batch(request.persons):
+            person_id = received_person(person.person_id, person.version, where)
             if not person.region or len(person.region) > 32:
                 raise InvalidInput(f"{where}.region", "required: the person's pooling region")
             persons.append(
                 comparison.RegisteredPerson(
-                    person_id=read_resident_id(person.person_id, f"{where}.person_id").number,
+                    person_id=person_id,
                     version=person.version,
                     name=service.text_field(person.name, f"{where}.name"),
                     region=person.region,

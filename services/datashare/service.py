@@ -252,7 +252,7 @@ def list_assertions(
     with _reading(
         engine, agency=agency, method="ListStatusAssertions", person_id=number, purpose=purpose
     ) as connection:
-        rows, token = _keyset_page(
+        rows, token = paging.keyset_page(
             connection, query, status_assertions.c.assertion_id, page_size, page_token
         )
     return Page(tuple(_assertion(row) for row in rows), token)
@@ -266,7 +266,7 @@ def list_audit_events(
     if person_id:
         query = query.where(audit_events.c.person_id == _person_id(person_id))
     with engine.connect() as connection:
-        rows, token = _keyset_page(
+        rows, token = paging.keyset_page(
             connection, query, audit_events.c.event_id, page_size, page_token
         )
     return Page(
@@ -280,14 +280,21 @@ def _reading(
     engine: sqlalchemy.Engine, *, agency: str | None, method: str, person_id: str, purpose: str
 ) -> Iterator[sqlalchemy.Connection]:
     """A connection to read with; for an agency, a transaction that also records the read."""
-    if agency is None:
-        with read_connection(engine) as connection:
-            yield connection
-        return
-    why = checked_purpose(purpose)
-    with write_transaction(engine) as connection:
-        record_reads(connection, agency=agency, method=method, purpose=why, person_ids=[person_id])
+    why = None if agency is None else checked_purpose(purpose)
+    with agency_read(engine, agency) as connection:
+        if agency is not None and why is not None:
+            record_reads(
+                connection, agency=agency, method=method, purpose=why, person_ids=[person_id]
+            )
         yield connection
+
+
+def agency_read(
+    engine: sqlalchemy.Engine, agency: str | None
+) -> contextlib.AbstractContextManager[sqlalchemy.Connection]:
+    """A connection to read with: for an agency, a write transaction, in which the reader
+    records the read (:func:`record_reads`); for the platform, a plain read."""
+    return write_transaction(engine) if agency is not None else read_connection(engine)
 
 
 def checked_purpose(purpose: str) -> str:
@@ -324,26 +331,6 @@ def record_reads(
         for person_id in (list(person_ids) if person_ids else [None])
     ]
     connection.execute(insert(audit_events), rows)
-
-
-def _keyset_page(
-    connection: sqlalchemy.Connection,
-    query: sqlalchemy.Select[Any],
-    key: sqlalchemy.ColumnElement[int],
-    page_size: int,
-    page_token: str,
-) -> tuple[list[sqlalchemy.Row[Any]], str]:
-    """One page of ``query`` in ``key`` order, and the token of the next page ("" at the end)."""
-    size = paging.page_size(page_size)
-    position = paging.decode_token(page_token, 1)
-    if position is not None:
-        if not isinstance(position[0], int):
-            raise InvalidInput("page_token", "not a page token this service made")
-        query = query.where(key > position[0])
-    rows = list(connection.execute(query.order_by(key).limit(size + 1)))
-    if len(rows) <= size:
-        return rows, ""
-    return rows[:size], paging.encode_token([rows[size - 1]._mapping[key]])
 
 
 # -- values ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ from doudi.common.grpc_server import (
 )
 from doudi.common.outbox import Sender, internal_metadata
 from doudi.common.protos import to_date
+from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
@@ -217,8 +218,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
 
     def _pack(self, region: str, year: int) -> Pack:
         """The region's policy pack in force at the start of ``year``."""
-        if not service.FIRST_YEAR <= year <= service.LAST_YEAR:
-            raise InvalidInput("year", f"a year from {service.FIRST_YEAR} to {service.LAST_YEAR}")
+        check_year(year, "year")
         pack = self.registry.in_force(region, date(year, 1, 1))
         if pack is None:
             raise FailedPrecondition(f"no policy pack of {region} is in force in {year}")

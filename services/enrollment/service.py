@@ -22,14 +22,13 @@ from doudi.common.db import read_connection
 from doudi.common.errors import AlreadyExists, not_enrolled, person_not_found
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.core import model
+from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, mask, read_resident_id
 from services.enrollment.tables import coverage_deliveries, enrolments, persons
 
 MAX_TEXT = 64
 """The longest name or household id, in characters."""
-FIRST_YEAR = 1990
-LAST_YEAR = 2100
 PREMIUM_PAYERS = frozenset({"person", "assistance_fund", "employer"})
 
 
@@ -103,7 +102,7 @@ def create_person(
         conflict=f"person {mask(wanted.person_id)} is registered",
         field="person.person_id",
     )
-    _queue_for_subscribers(connection, wanted.person_id)
+    queue_for_subscribers(connection, [wanted.person_id])
     return stored
 
 
@@ -150,14 +149,14 @@ def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment)
         conflict=f"person {mask(wanted.person_id)} is enrolled for {wanted.year}",
         field="enrolment.person_id",
     )
-    _queue_for_subscribers(connection, wanted.person_id)
+    queue_for_subscribers(connection, [wanted.person_id])
     return stored
 
 
 def get_enrolment(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Enrolment:
     """A person's enrolment for ``year``."""
     resident_id = read_resident_id(person_id, "person_id")
-    _check_year(year, "year")
+    check_year(year, "year")
     enrolment = _read_enrolment(connection, resident_id.number, year)
     if enrolment is None:
         raise not_enrolled(resident_id.number, year)
@@ -193,12 +192,22 @@ class PersonCoverage:
     enrolments: tuple[Enrolment, ...]
 
 
-def _queue_for_subscribers(connection: sqlalchemy.Connection, number: str) -> None:
-    """Queue the person's coverage for the subscribers, in the caller's transaction.
-    The version counts the person's records, which are only ever added."""
-    count = connection.execute(_ENROLMENT_COUNT, {"person_id": number}).scalar_one()
+def queue_for_subscribers(connection: sqlalchemy.Connection, numbers: Collection[str]) -> None:
+    """Queue the persons' coverage for the subscribers, in the caller's transaction. A
+    person's version counts their records (1 + enrolments), which are only ever added."""
+    enrolled: dict[str, int] = dict(
+        connection.execute(
+            select(enrolments.c.person_id, func.count())
+            .where(enrolments.c.person_id.in_(numbers))
+            .group_by(enrolments.c.person_id)
+        ).all()
+    )
     outbox.queue_many(
-        connection, coverage_deliveries, [(number, 1 + count)], datetime.now(UTC), SUBSCRIBERS
+        connection,
+        coverage_deliveries,
+        [(number, 1 + enrolled.get(number, 0)) for number in numbers],
+        datetime.now(UTC),
+        SUBSCRIBERS,
     )
 
 
@@ -263,7 +272,7 @@ def _check_text(value: str, field: str) -> None:
 
 def _checked_enrolment(enrolment: Enrolment) -> ResidentId:
     resident_id = read_resident_id(enrolment.person_id, "enrolment.person_id")
-    _check_year(enrolment.year, "enrolment.year")
+    check_year(enrolment.year, "enrolment.year")
     insured = model.Person(
         resident_id, enrolment.scheme, employment=enrolment.employment, tier=enrolment.tier
     )
@@ -281,11 +290,6 @@ def _checked_enrolment(enrolment: Enrolment) -> ResidentId:
             f"unknown payer {enrolment.premium_payer!r} (one of {', '.join(sorted(PREMIUM_PAYERS))})",
         )
     return resident_id
-
-
-def _check_year(year: int, field: str) -> None:
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        raise InvalidInput(field, f"must be from {FIRST_YEAR} to {LAST_YEAR}, got {year}")
 
 
 # Storage
@@ -323,11 +327,6 @@ def _store_once(
     raise AlreadyExists(f"{conflict} with another {', '.join(differing)}", field=field)
 
 
-_ENROLMENT_COUNT = (
-    select(func.count())
-    .select_from(enrolments)
-    .where(enrolments.c.person_id == bindparam("person_id"))
-)
 _PERSON_COLUMNS = tuple(persons.c[f.name] for f in fields(Person))
 _ENROLMENT_COLUMNS = tuple(enrolments.c[f.name] for f in fields(Enrolment))
 # Built once: every settlement asks for coverage, and building a statement costs more

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy
@@ -26,8 +25,8 @@ from doudi.core.identity import parse_resident_id
 from doudi.core.packs import subsidy_categories
 from doudi.core.policy import Pack
 from doudi.core.subsidy import SubsidisedPremium, subsidised_premium
-from services.enrollment.service import SUBSCRIBERS
-from services.enrollment.tables import coverage_deliveries, enrolments, persons
+from services.enrollment.service import queue_for_subscribers
+from services.enrollment.tables import enrolments, persons
 
 ASSISTANCE_FUND = "assistance_fund"
 PERSON = "person"
@@ -164,16 +163,7 @@ def enrol_page(
         total[1] += values["premium_fen"]
         total[2] += values["subsidy_fen"]
     outcome.registered += len(registered)
-    now = datetime.now(UTC)
-    versions = [
-        (number, 1 + count)
-        for number, count in connection.execute(
-            select(enrolments.c.person_id, func.count())
-            .where(enrolments.c.person_id.in_(sorted(inserted)))
-            .group_by(enrolments.c.person_id)
-        )
-    ]
-    outbox.queue_many(connection, coverage_deliveries, versions, now, SUBSCRIBERS)
+    queue_for_subscribers(connection, sorted(inserted))
 
 
 def _inserted(

@@ -13,10 +13,10 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -36,7 +36,7 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import MAX_BATCH
+from doudi.common.outbox import received_batch, received_person
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
@@ -66,7 +66,6 @@ STATES = {
     service.PREVIEW: settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED,
 }
 MAX_REQUEST_ID_LENGTH = 128
-T = TypeVar("T")
 HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as DOMAIN.md section 6
 
 
@@ -354,14 +353,14 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         require("internal")
         persons = [
             service.HeldStatuses(
-                _sent_person(person.person_id, person.version, where),
+                received_person(person.person_id, person.version, where),
                 person.version,
                 tuple(
                     _held_status(period, f"{where}.periods[{index}]")
                     for index, period in enumerate(person.periods)
                 ),
             )
-            for where, person in _batch(request.persons)
+            for where, person in received_batch(request.persons)
         ]
         versions = await write_in_thread(
             self.engine, service.record_statuses, persons=persons, now=datetime.now(UTC)
@@ -375,8 +374,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_pb2.RecordPersonCoverageResponse:
         require("internal")
         persons = []
-        for where, person in _batch(request.persons):
-            person_id = _sent_person(person.person_id, person.version, where)
+        for where, person in received_batch(request.persons):
+            person_id = received_person(person.person_id, person.version, where)
             if not person.region or len(person.region) > 32:
                 raise InvalidInput(f"{where}.region", "required: the person's pooling region")
             years: dict[int, tuple[str, str | None, str | None]] = {}
@@ -436,23 +435,6 @@ def _read_visit(
     resident_id = read_resident_id(person_id, "person_id")
     visit = visit_from_proto(message, hospital_level=hospital.level)
     return resident_id, visit
-
-
-def _batch(persons: Sequence[T]) -> Iterator[tuple[str, T]]:
-    """The persons of a batch sent by enrollment or datashare, each with its field path."""
-    if not persons:
-        raise InvalidInput("persons", "required: at least one person")
-    if len(persons) > MAX_BATCH:
-        raise InvalidInput("persons", f"at most {MAX_BATCH} persons per call")
-    for index, person in enumerate(persons):
-        yield f"persons[{index}]", person
-
-
-def _sent_person(person_id: str, version: int, where: str) -> str:
-    number = read_resident_id(person_id, f"{where}.person_id").number
-    if version < 1:
-        raise InvalidInput(f"{where}.version", "required: the sender's version of the person")
-    return number
 
 
 def _held_status(period: datashare_pb2.StatusPeriod, where: str) -> EffectivePeriod:
