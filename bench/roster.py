@@ -105,6 +105,7 @@ import sqlalchemy
 from sqlalchemy import func, literal, select
 from stdnum.cn import ric
 
+from doudi.common import db
 from doudi.common.db import create_engine_for, read_connection, write_transaction
 from doudi.common.enums import STATUSES
 from doudi.common.protos import from_date
@@ -542,25 +543,8 @@ def write_register(engine: sqlalchemy.Engine, register: Sequence[Registered]) ->
 def bulk_insert(
     connection: sqlalchemy.Connection, table: sqlalchemy.Table, rows: list[tuple[Any, ...]]
 ) -> None:
-    """Rows in the table's column order: COPY on PostgreSQL; on SQLite one executemany of
-    the values as SQLAlchemy stores them (dates as ISO text, times as naive UTC text)."""
-    columns = [column.name for column in table.columns]
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-
-    def stored(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value.isoformat() if isinstance(value, date) else value
-
-    connection.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        [tuple(stored(value) for value in row) for row in rows],
-    )
+    """Rows in the table's column order, as doudi.common.db.bulk_insert stores them."""
+    db.bulk_insert(connection, table, [column.name for column in table.columns], rows)
 
 
 def empty(engine: sqlalchemy.Engine, table: sqlalchemy.Table) -> bool:

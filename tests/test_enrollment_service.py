@@ -16,18 +16,12 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from google.type import date_pb2
 from sqlalchemy.pool import NullPool
 
-from doudi.common.db import create_engine_for
 from doudi.common.errors import DecodedStatus, decode_status
-from doudi.common.migrations import upgrade
 from doudi.enrollment.v1 import enrollment_pb2 as pb
 from doudi.enrollment.v1.enrollment_pb2_grpc import EnrollmentServiceStub
-from services.enrollment.server import SPEC
-from services.enrollment.tables import metadata
 from tests.conftest import new_database
 from tests.services import INTERNAL, no_peers, running_service
 from tests.support import with_check_digit
@@ -404,22 +398,6 @@ def test_a_call_without_a_token_is_unauthenticated(stub: EnrollmentServiceStub) 
         stub.ListPersons(pb.ListPersonsRequest())
 
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-
-
-# Schema
-
-
-def test_the_migrations_create_the_tables_the_service_uses(database_url: str) -> None:
-    upgrade(database_url, SPEC.migrations)
-
-    engine = create_engine_for(database_url)
-    try:
-        with engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), metadata)
-    finally:
-        engine.dispose()
-
-    assert differences == []
 
 
 # Helpers

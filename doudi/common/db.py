@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ __all__ = [
     "POSTGRES_MAX_OVERFLOW",
     "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "bulk_insert",
     "create_engine_for",
     "ping",
     "read_connection",
@@ -222,34 +224,48 @@ def _postgres_engine(url: URL) -> sqlalchemy.Engine:
 
 
 def bulk_insert(
-    connection: sqlalchemy.Connection, table: sqlalchemy.Table, rows: list[dict[str, Any]]
+    connection: sqlalchemy.Connection,
+    table: sqlalchemy.Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
 ) -> None:
-    """Insert many rows in the caller's transaction without SQLAlchemy's per-row work (a
-    roster brings a million): PostgreSQL's COPY, SQLite's executemany on plain tuples.
-    Values must be ints, strings, dates or None."""
-    if not rows:
-        return
-    names = list(rows[0])
+    """Insert many rows (values in ``columns`` order) in the caller's transaction without
+    SQLAlchemy's per-row work (a roster brings a million): PostgreSQL's COPY, SQLite's
+    executemany. Values must be ints, strings, booleans, dates, aware datetimes or None;
+    on SQLite dates and times are stored as SQLAlchemy stores them (ISO text, times in
+    naive UTC)."""
+    names = ", ".join(f'"{name}"' for name in columns)
     if connection.dialect.name == "postgresql":
         driver: Any = connection.connection.driver_connection
-        columns = ", ".join(f'"{name}"' for name in names)
         with (
             driver.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy,
+            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
         ):
             for row in rows:
-                copy.write_row([row[name] for name in names])
+                copy.write_row(row)
         return
-    # SQLAlchemy keeps SQLite dates as ISO text; the driver is given the same.
-    dates = [name for name in names if isinstance(table.c[name].type, sqlalchemy.Date)]
-    marks = ", ".join("?" for _ in names)
-    connection.exec_driver_sql(
-        f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({marks})',
-        [
-            tuple(
-                value.isoformat() if name in dates and value is not None else value
-                for name, value in row.items()
-            )
-            for row in rows
-        ],
-    )
+    kinds = [table.c[name].type for name in columns]
+    times = [
+        index
+        for index, kind in enumerate(kinds)
+        if isinstance(kind, sqlalchemy.Date | sqlalchemy.DateTime)
+    ]
+    if times:
+        rows = (_sqlite_times(row, times) for row in rows)
+    marks = ", ".join("?" for _ in columns)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:  # the driver's own executemany takes the rows as they come, not as a list
+        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
+    finally:
+        cursor.close()
+
+
+def _sqlite_times(row: Sequence[Any], positions: list[int]) -> list[Any]:
+    values = list(row)
+    for position in positions:
+        value = values[position]
+        if isinstance(value, datetime):
+            values[position] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif value is not None:
+            values[position] = value.isoformat()
+    return values

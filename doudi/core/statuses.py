@@ -31,6 +31,11 @@ def owns(agency: str, status: str) -> bool:
     return status in STATUSES and STATUSES[status][1] == agency
 
 
+def certifier(status: str) -> str:
+    """The agency that certifies ``status`` (a status STATUSES names)."""
+    return STATUSES[status][1]
+
+
 def owned_statuses(agency: str) -> frozenset[str]:
     """The statuses ``agency`` certifies (none for a code that is not an agency's)."""
     return frozenset(status for status in STATUSES if owns(agency, status))

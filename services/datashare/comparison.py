@@ -27,14 +27,26 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import String, and_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from doudi.common import outbox, paging
 from doudi.common.db import write_transaction
 from doudi.common.errors import NotFound
 from doudi.core.dates import check_year
 from doudi.core.names import same_name
-from doudi.core.statuses import owns
+from doudi.core.statuses import certifier, owned_statuses, owns
 from services.datashare import service
 from services.datashare.rosters import CURRENT, check_region
 from services.datashare.tables import (
@@ -171,7 +183,9 @@ def compare(
                 ),
             )
         )
-        connection.execute(_classing(connection, comparison_id, region, year))
+        classing = _classing(connection, comparison_id, region, year)
+        if classing is not None:
+            connection.execute(classing)
         _review_names(connection, comparison_id)
         counts = _counts(connection, comparison_id, agency=None)
         connection.execute(
@@ -182,34 +196,38 @@ def compare(
 
 def _classing(
     connection: sqlalchemy.Connection, comparison_id: int, region: str, year: int
-) -> sqlalchemy.Insert:
-    """INSERT ... SELECT of one entry per certified person (names to review marked)."""
+) -> sqlalchemy.Insert | None:
+    """INSERT ... SELECT of one entry per certified person (names to review marked); None
+    when the region has no roster."""
     aggregate = _string_aggregate(connection)
-    compared = select(comparison_submissions.c.submission_id).where(
-        comparison_submissions.c.comparison_id == comparison_id
+    submission_ids = sorted(
+        connection.execute(
+            select(comparison_submissions.c.submission_id).where(
+                comparison_submissions.c.comparison_id == comparison_id
+            )
+        ).scalars()
     )
+    if not submission_ids:  # no agency has a roster of the region
+        return None
+    # One group per person, read in the order of the persons; the agencies follow from
+    # the statuses (each status has one certifying agency), and a person is on several
+    # rosters when the rows come from several submissions.
+    row = roster_rows.c
     certified = (
         select(
-            roster_rows.c.person_id,
-            aggregate(roster_submissions.c.agency.distinct()).label("agencies"),
-            aggregate(roster_rows.c.status).label("statuses"),
-            func.min(roster_rows.c.name).label("first_name"),
-            func.max(roster_rows.c.name).label("last_name"),
-            func.min(roster_rows.c.household_id).label("household_id"),
-            func.count(roster_submissions.c.agency.distinct()).label("agency_count"),
-        )
-        .select_from(
-            roster_rows.join(
-                roster_submissions,
-                roster_submissions.c.submission_id == roster_rows.c.submission_id,
-            )
+            row.person_id,
+            aggregate(row.status).label("statuses"),
+            func.min(row.name).label("first_name"),
+            func.max(row.name).label("last_name"),
+            func.min(row.household_id).label("household_id"),
+            (func.min(row.submission_id) != func.max(row.submission_id)).label("duplicate"),
         )
         .where(
-            roster_rows.c.submission_id.in_(compared),
-            roster_rows.c.valid_from <= date(year, 12, 31),
-            roster_rows.c.valid_to.is_(None) | (roster_rows.c.valid_to >= date(year, 1, 1)),
+            row.submission_id.in_(submission_ids),
+            row.valid_from <= date(year, 12, 31),
+            row.valid_to.is_(None) | (row.valid_to >= date(year, 1, 1)),
         )
-        .group_by(roster_rows.c.person_id)
+        .group_by(row.person_id)
         .cte("certified")
     )
     person = register_persons
@@ -233,13 +251,12 @@ def _classing(
         certified.c.person_id,
         klass,
         gap_reason,
-        _COMMA + certified.c.agencies + _COMMA,
         _COMMA + certified.c.statuses + _COMMA,
         certified.c.first_name,
         certified.c.household_id,
         person.c.name,
         person.c.region,
-        certified.c.agency_count > 1,
+        certified.c.duplicate,
     ).select_from(
         certified.outerjoin(person, person.c.person_id == certified.c.person_id).outerjoin(
             enrolled,
@@ -252,7 +269,6 @@ def _classing(
             "person_id",
             "class",
             "gap_reason",
-            "agencies",
             "statuses",
             "roster_name",
             "household_id",
@@ -268,8 +284,7 @@ def _string_aggregate(connection: sqlalchemy.Connection) -> Any:
     """The values of a group, comma-separated."""
     if connection.dialect.name == "postgresql":
         return lambda column: func.string_agg(column, literal(","), type_=String)
-    # SQLite: comma-separated by default; the only form that takes DISTINCT.
-    return lambda column: func.group_concat(column, type_=String)
+    return lambda column: func.group_concat(column, literal(","), type_=String)
 
 
 def _review_names(connection: sqlalchemy.Connection, comparison_id: int) -> None:
@@ -311,6 +326,14 @@ def _review_names(connection: sqlalchemy.Connection, comparison_id: int) -> None
     )
 
 
+def _certified_by(agency: str) -> sqlalchemy.ColumnElement[bool]:
+    """The entries with a status ``agency`` certifies: the persons on its roster."""
+    return or_(
+        false(),
+        *(comparison_entries.c.statuses.like(f"%,{status},%") for status in owned_statuses(agency)),
+    )
+
+
 def _counts(
     connection: sqlalchemy.Connection, comparison_id: int, agency: str | None
 ) -> dict[str, int]:
@@ -323,7 +346,7 @@ def _counts(
         .group_by(entries.c["class"])
     )
     if agency is not None:
-        query = query.where(entries.c.agencies.like(f"%,{agency},%"))
+        query = query.where(_certified_by(agency))
     counts = {f"{klass}_count": 0 for klass in CLASSES}
     total = duplicates = 0
     for klass, count, duplicate in connection.execute(query):
@@ -414,7 +437,7 @@ def list_entries(
         query = query.where(entries.c.duplicate.is_(True))
     if agency is not None:
         why = service.checked_purpose(purpose)
-        query = query.where(entries.c.agencies.like(f"%,{agency},%"))
+        query = query.where(_certified_by(agency))
     with service.agency_read(engine, agency) as connection:
         _comparison(connection, comparison_id, agency)  # NOT_FOUND when not the agency's
         rows, token = paging.keyset_page(
@@ -462,8 +485,8 @@ def _comparison(
 
 
 def _entry(row: sqlalchemy.Row[Any], agency: str | None) -> Entry:
-    agencies = tuple(sorted(a for a in row.agencies.split(",") if a))
     statuses = tuple(sorted(s for s in row.statuses.split(",") if s))
+    agencies = tuple(sorted({certifier(status) for status in statuses}))
     if agency is not None:
         agencies = (agency,)
         statuses = tuple(status for status in statuses if owns(agency, status))

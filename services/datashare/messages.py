@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+from google.type import date_pb2
+
 from doudi.common.enums import (
     AGENCIES,
     ASSERTION_KINDS,
@@ -10,7 +14,7 @@ from doudi.common.enums import (
     ROSTER_STATES,
     STATUSES,
 )
-from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
+from doudi.common.protos import from_date, to_date, to_timestamp
 from doudi.core.errors import InvalidInput
 from doudi.core.statuses import EffectivePeriod
 from doudi.datashare.v1 import datashare_pb2
@@ -82,8 +86,9 @@ def roster_row(message: datashare_pb2.RosterRow) -> rosters.RosterRow:
     problem: InvalidInput | None = None
     valid_from = valid_to = None
     try:
-        valid_from = to_date(message.valid_from, "valid_from")
-        valid_to = optional_date(message, "valid_to", "valid_to")
+        valid_from = _roster_date(message.valid_from, "valid_from")
+        if message.HasField("valid_to"):
+            valid_to = _roster_date(message.valid_to, "valid_to")
     except InvalidInput as error:
         problem = error
     status = None
@@ -93,16 +98,31 @@ def roster_row(message: datashare_pb2.RosterRow) -> rosters.RosterRow:
         except InvalidInput as error:
             problem = problem or error
     return rosters.RosterRow(
-        line=message.line,
-        person_id=message.person_id,
-        name=message.name,
-        household_id=message.household_id,
-        status=status,
-        valid_from=valid_from,
-        valid_to=valid_to,
-        reference=message.reference,
-        problem=problem,
+        message.line,
+        message.person_id,
+        message.name,
+        message.household_id,
+        status,
+        valid_from,
+        valid_to,
+        message.reference,
+        problem,
     )
+
+
+_roster_dates: dict[tuple[int, int, int], date] = {}
+
+
+def _roster_date(value: date_pb2.Date, field: str) -> date:
+    """:func:`to_date`, remembered: a roster's million rows carry a few thousand dates."""
+    key = (value.year, value.month, value.day)
+    found = _roster_dates.get(key)
+    if found is None:
+        found = to_date(value, field)
+        if len(_roster_dates) >= 100_000:
+            _roster_dates.clear()
+        _roster_dates[key] = found
+    return found
 
 
 def comparison_message(comparison: comparison_module.Comparison) -> datashare_pb2.Comparison:

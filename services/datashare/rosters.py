@@ -3,8 +3,9 @@ the difference becomes assertions and revocations in the registry.
 
 A submission arrives in batches (:func:`begin`, :func:`add_rows`, :func:`finish`):
 rows are checked one by one (a bad row is reported by its line and not stored;
-the others count), accepted rows wait in ``roster_rows`` under the receiving
-submission, and :func:`finish` records the difference in one transaction:
+the others count), accepted rows wait in ``received_rows`` as they came, and
+:func:`finish` moves them into ``roster_rows`` in key order and records the
+difference in one transaction:
 
 * a person's status new on the roster: an assertion from the row's valid-from;
 * its period or household changed: a new assertion (the later record decides);
@@ -17,10 +18,9 @@ The superseded roster's rows are then dropped: the registry keeps the history.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy
 from sqlalchemy import and_, exists, func, insert, literal, select
@@ -29,10 +29,11 @@ from doudi.common import outbox, paging
 from doudi.common.db import bulk_insert, write_transaction
 from doudi.common.errors import NotFound, PermissionDenied
 from doudi.core.errors import InvalidInput
-from doudi.core.identity import parse_resident_id
-from doudi.core.statuses import ASSERT, REVOKE, check_period, owns
+from doudi.core.identity import resident_id_number
+from doudi.core.statuses import ASSERT, REVOKE, check_period, owned_statuses
 from services.datashare import service
 from services.datashare.tables import (
+    received_rows,
     roster_rows,
     roster_submissions,
     status_assertions,
@@ -47,10 +48,10 @@ SUPERSEDED = "superseded"
 ABANDONED = "abandoned"
 
 
-@dataclass(frozen=True, slots=True)
-class RosterRow:
+class RosterRow(NamedTuple):
     """A row as received; ``status`` None when the status is not one the hub knows, and
-    ``problem`` set when a value could not even be read (an impossible date)."""
+    ``problem`` set when a value could not even be read (an impossible date). A tuple:
+    a roster brings a million."""
 
     line: int
     person_id: str
@@ -104,8 +105,10 @@ class Receiving:
 
     submission_id: int
     agency: str
-    seen: set[str]
-    digest: int = 0
+    owned: frozenset[str]
+    """The statuses the agency certifies."""
+    seen: set[str] = field(default_factory=set)
+    """The person and status of each accepted row (a second row of them is rejected)."""
     row_count: int = 0
     accepted_count: int = 0
 
@@ -133,7 +136,7 @@ def begin(engine: sqlalchemy.Engine, *, agency: str, region: str, as_of: date) -
             )
             .returning(roster_submissions.c.submission_id)
         ).scalar_one()
-    return Receiving(submission_id, agency, set())
+    return Receiving(submission_id, agency, owned_statuses(agency))
 
 
 def add_rows(
@@ -143,33 +146,29 @@ def add_rows(
     if len(rows) > MAX_ROWS_PER_MESSAGE:
         raise InvalidInput("rows", f"at most {MAX_ROWS_PER_MESSAGE} rows per message")
     rejections: list[Rejection] = []
-    accepted: list[dict[str, Any]] = []
+    accepted: list[tuple[Any, ...]] = []
+    seen = receiving.seen
     for row in rows:
-        receiving.row_count += 1
         try:
-            values = _checked(row, receiving.agency)
+            values = _checked(row, receiving)
         except InvalidInput as error:
             rejections.append(Rejection(row.line, error.field, error.message))
             continue
         except PermissionDenied as error:
             rejections.append(Rejection(row.line, error.field, error.message, error.reason))
             continue
-        key = f"{values['person_id']}/{values['status']}"
-        if key in receiving.seen:
+        key = values[1] + values[2]  # the person, then the status
+        if key in seen:
             rejections.append(
                 Rejection(row.line, "person_id", "this person's status is on an earlier row")
             )
             continue
-        receiving.seen.add(key)
-        receiving.digest = (receiving.digest + _row_hash(values)) % (1 << 128)
+        seen.add(key)
         accepted.append(values)
+    receiving.row_count += len(rows)
     if accepted:
         with write_transaction(engine) as connection:
-            bulk_insert(
-                connection,
-                roster_rows,
-                [{**values, "submission_id": receiving.submission_id} for values in accepted],
-            )
+            bulk_insert(connection, received_rows, _STORED_COLUMNS, accepted)
     receiving.accepted_count += len(accepted)
     return rejections
 
@@ -177,7 +176,9 @@ def add_rows(
 def abandon(engine: sqlalchemy.Engine, submission_id: int) -> None:
     """The stream broke off: drop the rows received, keep the submission as abandoned."""
     with write_transaction(engine) as connection:
-        connection.execute(roster_rows.delete().where(roster_rows.c.submission_id == submission_id))
+        connection.execute(
+            received_rows.delete().where(received_rows.c.submission_id == submission_id)
+        )
         connection.execute(
             roster_submissions.update()
             .where(roster_submissions.c.submission_id == submission_id)
@@ -188,10 +189,10 @@ def abandon(engine: sqlalchemy.Engine, submission_id: int) -> None:
 def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
     """Record the difference from the agency's current roster of the region."""
     new_id = receiving.submission_id
-    digest = f"{receiving.digest:032x}"
     now = datetime.now(UTC)
     with write_transaction(engine) as connection:
         submission = _submission(connection, new_id, None)
+        _move_received(connection, new_id)
         previous = connection.execute(
             select(roster_submissions).where(
                 roster_submissions.c.agency == submission.agency,
@@ -199,10 +200,8 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
                 roster_submissions.c.state == CURRENT,
             )
         ).one_or_none()
-        if (
-            previous is not None
-            and previous.digest == digest
-            and previous.as_of == submission.as_of
+        if previous is not None and _same_roster(
+            connection, previous, new_id, submission.as_of, receiving.accepted_count
         ):
             connection.execute(roster_rows.delete().where(roster_rows.c.submission_id == new_id))
             connection.execute(
@@ -210,9 +209,12 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
             )
             return Finished(_submission(connection, previous.submission_id, None), True, [])
         previous_id = None if previous is None else previous.submission_id
-        asserted = _assert_new(connection, submission, previous_id, now, changed=False)
-        changed = _assert_new(connection, submission, previous_id, now, changed=True)
-        revoked = _revoke_gone(connection, submission, previous_id, now)
+        if previous_id is None:  # the agency's first roster of the region: all new
+            asserted, changed, revoked = _assert_all(connection, submission, now), 0, 0
+        else:
+            asserted = _assert_new(connection, submission, previous_id, now, changed=False)
+            changed = _assert_new(connection, submission, previous_id, now, changed=True)
+            revoked = _revoke_gone(connection, submission, previous_id, now)
         # Every person whose records changed goes to settlement, versioned by the latest.
         changed_persons = (
             select(status_assertions.c.person_id, func.max(status_assertions.c.assertion_id))
@@ -243,7 +245,6 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
             .where(roster_submissions.c.submission_id == new_id)
             .values(
                 state=CURRENT,
-                digest=digest,
                 row_count=receiving.row_count,
                 accepted_count=receiving.accepted_count,
                 rejected_count=receiving.row_count - receiving.accepted_count,
@@ -260,10 +261,70 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
         )
 
 
+def _move_received(connection: sqlalchemy.Connection, submission_id: int) -> None:
+    """The roster's rows from received_rows into roster_rows, in roster_rows' key order
+    (each page of the key written once)."""
+    received = received_rows.c
+    connection.execute(
+        insert(roster_rows).from_select(
+            _STORED_COLUMNS,
+            select(*(received[name] for name in _STORED_COLUMNS))
+            .where(received.submission_id == submission_id)
+            .order_by(received.person_id, received.status),
+        )
+    )
+    connection.execute(received_rows.delete().where(received.submission_id == submission_id))
+
+
+def _same_roster(
+    connection: sqlalchemy.Connection,
+    previous: sqlalchemy.Row[Any],
+    new_id: int,
+    as_of: date,
+    accepted: int,
+) -> bool:
+    """Whether the rows received are the previous roster's, in whatever order, as of the
+    same date: the same roster again."""
+    if previous.as_of != as_of or previous.accepted_count != accepted:
+        return False
+    new = roster_rows.alias("new")
+    old = roster_rows.alias("old")
+    same = new.join(
+        old,
+        and_(
+            old.c.submission_id == previous.submission_id,
+            old.c.person_id == new.c.person_id,
+            old.c.status == new.c.status,
+            old.c.name == new.c.name,
+            old.c.household_id == new.c.household_id,
+            old.c.valid_from == new.c.valid_from,
+            old.c.valid_to.is_not_distinct_from(new.c.valid_to),
+            old.c.reference == new.c.reference,
+        ),
+    )
+    matching = connection.execute(
+        select(func.count()).select_from(same).where(new.c.submission_id == new_id)
+    ).scalar_one()
+    # Persons and statuses are unique on a roster: as many matches as rows is every row.
+    return bool(matching == accepted)
+
+
+def _assert_all(connection: sqlalchemy.Connection, submission: Submission, now: datetime) -> int:
+    """An assertion for every row (the roster replaces none); answers how many. Records
+    are written in the order of the roster's key (each person's, front to back in the
+    index of persons' records), not of its lines."""
+    rows = (
+        select(*_record_values(roster_rows, submission, now))
+        .where(roster_rows.c.submission_id == submission.submission_id)
+        .order_by(roster_rows.c.person_id, roster_rows.c.status)
+    )
+    return _recorded(connection, rows)
+
+
 def _assert_new(
     connection: sqlalchemy.Connection,
     submission: Submission,
-    previous_id: int | None,
+    previous_id: int,
     now: datetime,
     *,
     changed: bool,
@@ -275,7 +336,7 @@ def _assert_new(
     joined = new.outerjoin(
         old,
         and_(
-            old.c.submission_id == (previous_id if previous_id is not None else -1),
+            old.c.submission_id == previous_id,
             old.c.person_id == new.c.person_id,
             old.c.status == new.c.status,
         ),
@@ -290,34 +351,37 @@ def _assert_new(
     else:
         which = old.c.person_id.is_(None)
     rows = (
-        select(
-            literal(ASSERT),
-            new.c.person_id,
-            new.c.household_id,
-            new.c.status,
-            literal(submission.agency),
-            new.c.valid_from,
-            new.c.valid_to,
-            new.c.reference,
-            literal(now, status_assertions.c.recorded_at.type),
-            literal(submission.submission_id),
-        )
+        select(*_record_values(new, submission, now))
         .select_from(joined)
         .where(new.c.submission_id == submission.submission_id, which)
-        .order_by(new.c.line)
+        .order_by(new.c.person_id, new.c.status)
     )
-    return _recorded(connection, submission.submission_id, rows)
+    return _recorded(connection, rows)
+
+
+def _record_values(new: sqlalchemy.FromClause, submission: Submission, now: datetime) -> list[Any]:
+    """The values of the assertion of a roster row (``_RECORD_COLUMNS``)."""
+    return [
+        literal(ASSERT),
+        new.c.person_id,
+        new.c.household_id,
+        new.c.status,
+        literal(submission.agency),
+        new.c.valid_from,
+        new.c.valid_to,
+        new.c.reference,
+        literal(now, status_assertions.c.recorded_at.type),
+        literal(submission.submission_id),
+    ]
 
 
 def _revoke_gone(
     connection: sqlalchemy.Connection,
     submission: Submission,
-    previous_id: int | None,
+    previous_id: int,
     now: datetime,
 ) -> int:
     """Revocations, from the roster's date, of the previous roster's rows not on this one."""
-    if previous_id is None:
-        return 0
     old = roster_rows.alias("old")
     new = roster_rows.alias("new")
     still = exists().where(
@@ -339,20 +403,18 @@ def _revoke_gone(
             literal(submission.submission_id),
         )
         .where(old.c.submission_id == previous_id, ~still)
-        .order_by(old.c.line)
+        .order_by(old.c.person_id, old.c.status)
     )
-    return _recorded(connection, submission.submission_id, rows)
+    return _recorded(connection, rows)
 
 
-def _recorded(
-    connection: sqlalchemy.Connection, submission_id: int, rows: sqlalchemy.Select[Any]
-) -> int:
-    """Insert the records ``rows`` selects; answer how many (counted, because drivers do
-    not all report the row count of an INSERT ... SELECT)."""
-    count = select(func.count()).where(status_assertions.c.submission_id == submission_id)
-    before = connection.execute(count).scalar_one()
-    connection.execute(insert(status_assertions).from_select(_RECORD_COLUMNS, rows))
-    return int(connection.execute(count).scalar_one() - before)
+def _recorded(connection: sqlalchemy.Connection, rows: sqlalchemy.Select[Any]) -> int:
+    """Insert the records ``rows`` selects; answer how many."""
+    inserted = connection.execute(
+        insert(status_assertions).from_select(_RECORD_COLUMNS, rows),
+        execution_options={"preserve_rowcount": True},
+    )
+    return int(inserted.rowcount)
 
 
 _RECORD_COLUMNS = [
@@ -436,53 +498,50 @@ def _submission(
 
 
 def _from_row(row: sqlalchemy.Row[Any]) -> Submission:
-    values = row._asdict()
-    values.pop("digest")
-    return Submission(**{**values, "submitted_at": service.utc(row.submitted_at)})
+    return Submission(**{**row._asdict(), "submitted_at": service.utc(row.submitted_at)})
 
 
 # -- rows -----------------------------------------------------------------------
 
+_STORED_COLUMNS = (
+    "submission_id",
+    "person_id",
+    "status",
+    "line",
+    "name",
+    "household_id",
+    "valid_from",
+    "valid_to",
+    "reference",
+)
 
-def _checked(row: RosterRow, agency: str) -> dict[str, Any]:
-    """The row's values to store, or InvalidInput naming the field at fault."""
+
+def _checked(row: RosterRow, receiving: Receiving) -> tuple[Any, ...]:
+    """The row's values to store (in ``_STORED_COLUMNS`` order), or InvalidInput naming the
+    field at fault (PermissionDenied for a status the agency does not certify)."""
     if row.problem is not None:
         raise row.problem
     try:
-        person_id = parse_resident_id(row.person_id).number
+        person_id = resident_id_number(row.person_id)
     except ValueError as error:
         raise InvalidInput("person_id", str(error)) from None
-    if row.status is None:
+    status = row.status
+    if status is None:
         raise InvalidInput("status", "required: a status the hub knows")
-    if not owns(agency, row.status):
-        raise PermissionDenied(f"{agency} may not certify {row.status}", field="status")
+    if status not in receiving.owned:
+        raise PermissionDenied(f"{receiving.agency} may not certify {status}", field="status")
     if row.valid_from is None:
         raise InvalidInput("valid_from", "required")
-    check_period(row.valid_from, row.valid_to)
-    return {
-        "person_id": person_id,
-        "status": row.status,
-        "line": row.line,
-        "name": service.text_field(row.name, "name"),
-        "household_id": service.text_field(row.household_id, "household_id"),
-        "valid_from": row.valid_from,
-        "valid_to": row.valid_to,
-        "reference": service.text_field(row.reference, "reference"),
-    }
-
-
-def _row_hash(values: dict[str, Any]) -> int:
-    """A row's contribution to the roster's digest (a sum, so row order does not matter)."""
-    text = "\x1f".join(
-        str(values[name])
-        for name in (
-            "person_id",
-            "status",
-            "name",
-            "household_id",
-            "valid_from",
-            "valid_to",
-            "reference",
-        )
+    if row.valid_to is not None:
+        check_period(row.valid_from, row.valid_to)
+    return (
+        receiving.submission_id,
+        person_id,
+        status,
+        row.line,
+        service.text_field(row.name, "name"),
+        service.text_field(row.household_id, "household_id"),
+        row.valid_from,
+        row.valid_to,
+        service.text_field(row.reference, "reference"),
     )
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "big")

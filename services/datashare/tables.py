@@ -3,9 +3,10 @@
 The registry and the audit are append-only: a row is never updated or
 deleted. ``status_deliveries`` is an outbox: the persons whose statuses a
 subscriber (the settlement service) has not yet received. ``roster_submissions``
-records every roster an agency submitted; ``roster_rows`` holds the rows of
-each agency's current roster of a region (a superseded roster's rows are
-dropped once the difference is recorded as assertions and revocations).
+records every roster an agency submitted; ``received_rows`` the rows of the
+rosters still arriving, ``roster_rows`` the rows of each agency's current roster
+of a region (a superseded roster's rows are dropped once the difference is
+recorded as assertions and revocations).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ status_assertions = Table(
     Column("reference", String(64), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     # The roster whose difference recorded it; NULL for AssertStatus and RevokeStatus.
-    Column("submission_id", Id, ForeignKey("roster_submissions.submission_id"), nullable=True),
+    # No foreign key: a roster records a million rows with the id it has just written,
+    # and PostgreSQL would check each (see migration 0005).
+    Column("submission_id", Id, nullable=True),
     # A person's records in recording order: statuses and history in one index range.
     Index("ix_status_assertions_person_id", "person_id", "assertion_id"),
     # AssertStatus and RevokeStatus are idempotent on the agency's reference; a roster's
@@ -72,8 +75,6 @@ roster_submissions = Table(
     # receiving (rows arriving), current (the agency's roster of the region),
     # superseded (a later one is current), abandoned (the stream broke off).
     Column("state", String(16), nullable=False),
-    # Of the accepted rows, whatever their order: the same roster again is a no-op.
-    Column("digest", String(64), nullable=True),
     Column("row_count", Integer, nullable=False, server_default="0"),
     Column("accepted_count", Integer, nullable=False, server_default="0"),
     Column("rejected_count", Integer, nullable=False, server_default="0"),
@@ -85,25 +86,43 @@ roster_submissions = Table(
     Index("ix_roster_submissions_agency_region", "agency", "region", "submission_id"),
 )
 
-# The accepted rows of each receiving or current roster.
+
+def _row_values() -> list[Column[object]]:
+    """What a roster row says of its person and status, besides them."""
+    return [
+        Column("line", Integer, nullable=False),
+        Column("name", String(64), nullable=False),
+        Column("household_id", String(64), nullable=False),
+        Column("valid_from", Date, nullable=False),
+        Column("valid_to", Date, nullable=True),
+        Column("reference", String(64), nullable=False),
+    ]
+
+
+# The accepted rows of each roster still being received, appended in the order they come:
+# written into roster_rows' key as they come, in no order, each batch would rewrite most
+# of the key's pages. The roster's finish moves them into roster_rows in key order.
+received_rows = Table(
+    "received_rows",
+    metadata,
+    Column("received_id", Id, primary_key=True, autoincrement=True),
+    Column("submission_id", Id, nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("status", String(32), nullable=False),
+    *_row_values(),
+)
+
+# The accepted rows of each current roster, stored in the order of their key
+# (WITHOUT ROWID on SQLite, as the other bulk tables: one B-tree, read in key order). No
+# foreign key on the submission: see status_assertions.
 roster_rows = Table(
     "roster_rows",
     metadata,
-    Column(
-        "submission_id",
-        Id,
-        ForeignKey("roster_submissions.submission_id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    Column("submission_id", Id, primary_key=True, autoincrement=False),
     Column("person_id", String(18), primary_key=True),
     Column("status", String(32), primary_key=True),
-    Column("line", Integer, nullable=False),
-    Column("name", String(64), nullable=False),
-    Column("household_id", String(64), nullable=False),
-    Column("valid_from", Date, nullable=False),
-    Column("valid_to", Date, nullable=True),
-    Column("reference", String(64), nullable=False),
+    *_row_values(),
+    sqlite_with_rowid=False,
 )
 
 # Every read by an agency: who, which method, whose data (or what, when no person's:
@@ -131,12 +150,14 @@ register_persons = Table(
     Column("name", String(64), nullable=False),
     Column("region", String(32), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    sqlite_with_rowid=False,
 )
 register_enrolments = Table(
     "register_enrolments",
     metadata,
     Column("person_id", String(18), primary_key=True),
     Column("year", Integer, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 # A comparison of a region's current rosters with the register for a year, and its counts.
@@ -175,36 +196,26 @@ comparison_submissions = Table(
     ),
     Column("agency", String(32), nullable=False),
 )
-# One row per certified person of a comparison: the class and why.
+# One row per certified person of a comparison: the class and why. Written once, by one
+# statement, in identity-number order; a page of one class reads in that order and skips
+# the others (no index on the class: it cost a tenth of a comparison's time).
 comparison_entries = Table(
     "comparison_entries",
     metadata,
-    Column(
-        "comparison_id",
-        Id,
-        ForeignKey("comparisons.comparison_id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    Column("comparison_id", Id, primary_key=True, autoincrement=False),
     Column("person_id", String(18), primary_key=True),
     # insured / not_insured / insured_elsewhere / name_differs
     Column("class", String(20), nullable=False),
     Column("gap_reason", String(16), nullable=True),  # not_registered / not_enrolled
-    # Comma-separated, with a comma at each end (",civil_affairs,poverty_office,"), so
-    # that one agency's persons are found by LIKE.
-    Column("agencies", String(400), nullable=False),
+    # Comma-separated, with a comma at each end (",dibao,registered_poor,"), so that an
+    # agency's persons are found by LIKE (the agencies follow from the statuses).
     Column("statuses", String(800), nullable=False),
     Column("roster_name", String(64), nullable=False),
     Column("household_id", String(64), nullable=False),
     Column("registered_name", String(64), nullable=True),
     Column("registered_region", String(32), nullable=True),
     Column("duplicate", sqlalchemy.Boolean, nullable=False),
-)
-Index(
-    "ix_comparison_entries_class",
-    comparison_entries.c.comparison_id,
-    comparison_entries.c["class"],
-    comparison_entries.c.person_id,
+    sqlite_with_rowid=False,
 )
 
 # Persons whose statuses the settlement service has not received yet (doudi.common.outbox).
