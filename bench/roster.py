@@ -30,8 +30,9 @@ and then:
    through the real ``SubmitRoster`` stream in messages of 10,000 rows with
    the demo API keys. The messages are built before the clock starts.
 3. **Background delivery** (not part of the goal): the persons whose statuses
-   the rosters changed go to settlement from datashare's ``status_deliveries``
-   outbox; the time until it is empty. The comparison waits for it (so it is
+   the rosters changed go to settlement, each roster queued as one row of
+   datashare's ``roster_deliveries`` and walked a batch at a time; the time until
+   it (and ``status_deliveries``) is empty. The comparison waits for it (so it is
    measured alone) unless ``--compare-at-once``.
 4. **Comparison**: ``CompareRosters`` for (411323, this year), its class
    counts checked against what the generator made.
@@ -850,12 +851,14 @@ def run_backend(
 
         # 3. The statuses to settlement, in the background.
         answered = time.perf_counter()
-        queued = count(datashare_db, datashare_tables.status_deliveries)
+        queued = count(datashare_db, datashare_tables.roster_deliveries)
 
         def delivered() -> bool:
-            return empty(datashare_db, datashare_tables.status_deliveries)
+            return empty(datashare_db, datashare_tables.status_deliveries) and empty(
+                datashare_db, datashare_tables.roster_deliveries
+            )
 
-        delivery = f"after the last submission answered ({queued:,} persons still queued then)"
+        delivery = f"after the last submission answered ({queued} rosters still queued then)"
         if not args.compare_at_once:
             with measured(meter, profiler, "status-delivery", ("datashare",)) as step:
                 drained = wait_until(

@@ -270,6 +270,67 @@ def test_statuses_asserted_while_settlement_is_down_apply_once_it_is_back(
     assert "not yet sent to the settlement service" in platform.services["datashare"].log()
 
 
+def test_a_roster_larger_than_a_batch_reaches_settlement_whole_after_it_was_down(
+    platform: Platform,
+) -> None:
+    """A roster queues one row for all its persons; the hub sends them a batch at a time
+    (500), from where it got to, once settlement is back."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    persons = [
+        with_check_digit(
+            f"440781{1950 + worker:04d}{1 + n // 28 % 12:02d}{1 + n % 28:02d}{n // 336:03d}"
+        )
+        for n in range(1_234)
+    ]
+    service = platform.services["settlement"]
+    assert stop_service(service) == 0
+    hub = datashare_pb2_grpc.DatashareServiceStub(platform.services["datashare"].channel())
+    header = datashare_pb2.RosterHeader(region="440781", as_of=from_date(date(YEAR, 1, 1)))
+    rows = [
+        datashare_pb2.RosterRow(
+            line=line,
+            person_id=person,
+            name="李四",
+            household_id=f"h-{person[-8:]}",
+            status=datashare_pb2.STATUS_REGISTERED_POOR,
+            valid_from=from_date(date(YEAR, 1, 1)),
+            reference=f"taishan-{line}",
+        )
+        for line, person in enumerate(persons, start=2)
+    ]
+    answer = hub.SubmitRoster(
+        iter(
+            [
+                datashare_pb2.SubmitRosterRequest(header=header, rows=rows[:700]),
+                datashare_pb2.SubmitRosterRequest(rows=rows[700:]),
+            ]
+        ),
+        metadata=bearer(demo.POVERTY_OFFICE_KEY),
+    )
+    assert answer.submission.asserted_count == len(persons)
+
+    platform.services["settlement"] = start_service(
+        "settlement",
+        platform.directory,
+        database_url=service.env.get("DOUDI_DATABASE_URL"),
+        env={"DOUDI_PORT": str(service.port)},
+    )
+    engine = settlement_engine(platform)
+    statuses = sqlalchemy.table("person_statuses", sqlalchemy.column("person_id"))
+    count = sqlalchemy.select(sqlalchemy.func.count()).where(statuses.c.person_id.in_(persons))
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            with engine.connect() as connection:
+                received = connection.execute(count).scalar_one()
+            if received == len(persons):
+                break
+            assert time.monotonic() < deadline, f"{received} of {len(persons)} reached settlement"
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
 def test_statuses_sent_twice_or_out_of_order_keep_the_latest(platform: Platform) -> None:
     client = platform.client(HOSPITAL_KEY)
     person = new_person(platform)

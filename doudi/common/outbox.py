@@ -19,6 +19,13 @@ other services own is sent to it, in batches of persons, by the owner:
    every ``retry_seconds`` (at once after :meth:`Sender.wake`) until it gets
    through. The receiver keeps the highest version it was sent, so repeats and
    crossed sends change nothing.
+
+A change of many persons at once (a roster of a million) queues one row naming
+the set instead of a row per person (:func:`queue_set`): the owner says which
+persons a set holds (:class:`Sets`), and the sender walks each set in
+identity-number order, a batch at a time, remembering how far it got. The
+background loop takes turns between the persons queued one by one and the sets,
+so that a large roster does not hold back a single change behind it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -175,34 +183,86 @@ def queue_many(
         connection.execute(statement, parameters)
 
 
-def queue_selected(
+def outbox_sets_table(metadata: sqlalchemy.MetaData, name: str) -> sqlalchemy.Table:
+    """A table of sets of persons a subscriber has not received yet (see :class:`Sets`):
+    ``after`` is the last person of the set sent so far ("" before the first)."""
+    return sqlalchemy.Table(
+        name,
+        metadata,
+        Column("subscriber", String(32), nullable=False),
+        Column("set_id", BigInteger, nullable=False),
+        Column("after", String(18), nullable=False),
+        Column("queued_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("subscriber", "set_id", name=f"pk_{name}"),
+    )
+
+
+def queue_set(
     connection: sqlalchemy.Connection,
     table: sqlalchemy.Table,
-    persons: sqlalchemy.Select[Any],
+    set_id: int,
     now: datetime,
     subscribers: Collection[str],
 ) -> None:
-    """Queue the (person, version) rows ``persons`` selects for each subscriber, in the
-    caller's transaction and in one statement each: for the many persons a roster changes."""
-    dialect = dialect_module(connection)
-    for subscriber in subscribers:
-        chosen = persons.subquery()
-        insert = dialect.insert(table).from_select(
-            ["subscriber", "person_id", "version", "queued_at"],
-            select(
-                sqlalchemy.literal(subscriber, String),
-                chosen.c[0],
-                chosen.c[1],
-                sqlalchemy.literal(now, DateTime(timezone=True)),
-            ).where(sqlalchemy.true()),  # SQLite: an upsert's SELECT needs a WHERE
-        )
-        connection.execute(
-            insert.on_conflict_do_update(
-                index_elements=[table.c.subscriber, table.c.person_id],
-                set_={"version": insert.excluded.version, "queued_at": insert.excluded.queued_at},
-                where=table.c.version < insert.excluded.version,
-            )
-        )
+    """Queue every person of a set for each subscriber, in the caller's transaction."""
+    connection.execute(
+        sqlalchemy.insert(table),
+        [
+            {"subscriber": subscriber, "set_id": set_id, "after": "", "queued_at": now}
+            for subscriber in subscribers
+        ],
+    )
+
+
+SetPersons = Callable[[sqlalchemy.Connection, int, str, int], list[str]]
+"""``(connection, set_id, after, limit)``: the set's persons after ``after``, in
+identity-number order, at most ``limit``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sets:
+    """The owner's sets of persons: the table queuing them, and who is in each."""
+
+    table: sqlalchemy.Table
+    persons: SetPersons
+
+
+def next_of_sets(
+    engine: sqlalchemy.Engine, sets: Sets, subscriber: str, limit: int
+) -> tuple[int, list[str]] | None:
+    """The first queued set with persons left to send, and its next persons; None when no
+    set is queued (a set found walked to its end is forgotten on the way)."""
+    table = sets.table
+    while True:
+        with read_connection(engine) as connection:
+            queued = connection.execute(
+                select(table.c.set_id, table.c.after)
+                .where(table.c.subscriber == subscriber)
+                .order_by(table.c.set_id)
+                .limit(1)
+            ).one_or_none()
+            if queued is None:
+                return None
+            persons = sets.persons(connection, queued.set_id, queued.after, limit)
+        if persons:
+            return int(queued.set_id), persons
+        set_walked(engine, table, subscriber, queued.set_id, None)
+
+
+def set_walked(
+    engine: sqlalchemy.Engine,
+    table: sqlalchemy.Table,
+    subscriber: str,
+    set_id: int,
+    after: str | None,
+) -> None:
+    """The set's persons up to ``after`` reached the subscriber (None: all of them)."""
+    where = (table.c.subscriber == subscriber) & (table.c.set_id == set_id)
+    with write_transaction(engine) as connection:
+        if after is None:
+            connection.execute(delete(table).where(where))
+        else:
+            connection.execute(sqlalchemy.update(table).where(where).values(after=after))
 
 
 def pending(
@@ -257,8 +317,9 @@ Send = Callable[[list[str]], Awaitable[Versions]]
 
 
 class Sender:
-    """Sends one kind of per-person state (``what``) from the owner's outbox ``table`` to
-    one subscriber, ``send`` doing one call for a batch of persons."""
+    """Sends one kind of per-person state (``what``) from the owner's outbox ``table``
+    (and its ``sets``, if it queues any) to one subscriber, ``send`` doing one call for a
+    batch of persons."""
 
     def __init__(
         self,
@@ -270,12 +331,14 @@ class Sender:
         subscriber: str,
         retry_seconds: float,
         log: logging.Logger,
+        sets: Sets | None = None,
     ) -> None:
         self.what = what
         self.subscriber = subscriber
         self._send = send
         self._engine = engine
         self._table = table
+        self._sets = sets
         self._retry_seconds = retry_seconds
         self._log = log
         self._after = ""  # where the background loop's walk of the outbox stands
@@ -307,26 +370,43 @@ class Sender:
         """Have the background loop send what is queued now, not after its pause."""
         self._wake.set()
 
-    async def send_queued(self) -> int:
-        """One round: send the next batch of queued persons and answer how many went.
-        Raises at UNAVAILABLE: the subscriber is likely down. A person it refuses stays
-        queued, with an error in the log, and the rest go on."""
+    async def send_queued(self) -> bool:
+        """One round: send the next batch of persons queued one by one, then the next
+        batch of the first queued set; answer whether more may be waiting. Raises at
+        UNAVAILABLE: the subscriber is likely down. A person it refuses is not sent
+        again, with an error in the log, and the rest go on."""
         queued = await asyncio.to_thread(
             pending, self._engine, self._table, self.subscriber, after=self._after, limit=BATCH
         )
         self._after = queued[-1] if len(queued) == BATCH else ""
+        await self._deliver_each_accepted(queued)
+        if self._sets is None:
+            return bool(self._after)
+        walk = await asyncio.to_thread(
+            next_of_sets, self._engine, self._sets, self.subscriber, BATCH
+        )
+        if walk is None:
+            return bool(self._after)
+        set_id, persons = walk
+        await self._deliver_each_accepted(persons)
+        last = persons[-1] if len(persons) == BATCH else None
+        await asyncio.to_thread(
+            set_walked, self._engine, self._sets.table, self.subscriber, set_id, last
+        )
+        return True
+
+    async def _deliver_each_accepted(self, person_ids: list[str]) -> None:
+        """Send the batch; if the subscriber refuses it, one by one to find whom it
+        refuses (logged), the rest delivered."""
         try:
-            await self._deliver(queued)
-            return len(queued)
+            await self._deliver(person_ids)
+            return
         except grpc.aio.AioRpcError as error:
-            if error.code() in _UNREACHABLE or len(queued) == 1:
+            if error.code() in _UNREACHABLE or len(person_ids) == 1:
                 raise
-        # The subscriber refused the batch: send one by one to find whom it refuses.
-        sent = 0
-        for person_id in queued:
+        for person_id in person_ids:
             try:
                 await self._deliver([person_id])
-                sent += 1
             except grpc.aio.AioRpcError as error:
                 if error.code() in _UNREACHABLE:
                     raise
@@ -338,7 +418,6 @@ class Sender:
                     error.code().name,
                     error.details(),
                 )
-        return sent
 
     async def _deliver(self, person_ids: list[str]) -> None:
         if person_ids:
@@ -351,12 +430,12 @@ class Sender:
         failing = False
         while True:
             try:
-                await self.send_queued()
+                more = await self.send_queued()
                 if failing:
                     self._log.info("%s reach the %s service again", self.what, self.subscriber)
                     failing = False
-                if self._after:
-                    continue  # more are waiting
+                if more:
+                    continue
             except grpc.aio.AioRpcError as error:
                 if not failing:
                     self._log.warning(

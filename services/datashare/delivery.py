@@ -1,8 +1,9 @@
 """Sending persons' statuses to the settlement service (instant identity, 即时认定).
 
 The settlement service keeps a copy of every person's statuses and reads it in
-the transaction that settles. Recording an assertion, a revocation or a roster
-queues the persons in ``status_deliveries``; the hub sends their periods
+the transaction that settles. Recording an assertion or a revocation queues the
+person in ``status_deliveries``; a roster queues itself in ``roster_deliveries``,
+standing for every person it changed. The hub sends their periods
 (computed from the whole history; the latest record's id is the version)
 before it answers the agency, a batch per call, and retries what fails: see
 :mod:`doudi.common.outbox`.
@@ -16,12 +17,12 @@ import logging
 import grpc
 import sqlalchemy
 
-from doudi.common.outbox import SETTLEMENT, Sender, Versions, internal_metadata
+from doudi.common.outbox import SETTLEMENT, Sender, Sets, Versions, internal_metadata
 from doudi.common.settings import SenderSettings
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
-from services.datashare import service
+from services.datashare import rosters, service
 from services.datashare.messages import period_message
-from services.datashare.tables import status_deliveries
+from services.datashare.tables import roster_deliveries, status_deliveries
 
 log = logging.getLogger("doudi.datashare.delivery")
 
@@ -60,6 +61,7 @@ def status_sender(
         send,
         engine=engine,
         table=status_deliveries,
+        sets=Sets(roster_deliveries, rosters.changed_persons),
         subscriber=SETTLEMENT,
         retry_seconds=settings.delivery_retry_seconds,
         log=log,

@@ -34,10 +34,10 @@ from doudi.core.statuses import ASSERT, REVOKE, check_period, owned_statuses
 from services.datashare import service
 from services.datashare.tables import (
     received_rows,
+    roster_deliveries,
     roster_rows,
     roster_submissions,
     status_assertions,
-    status_deliveries,
 )
 
 MAX_ROWS_PER_MESSAGE = 10_000
@@ -215,22 +215,9 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
             asserted = _assert_new(connection, submission, previous_id, now, changed=False)
             changed = _assert_new(connection, submission, previous_id, now, changed=True)
             revoked = _revoke_gone(connection, submission, previous_id, now)
-        # Every person whose records changed goes to settlement, versioned by the latest.
-        changed_persons = (
-            select(status_assertions.c.person_id, func.max(status_assertions.c.assertion_id))
-            .where(status_assertions.c.submission_id == new_id)
-            .group_by(status_assertions.c.person_id)
-        )
-        outbox.queue_selected(
-            connection, status_deliveries, changed_persons, now, service.SUBSCRIBERS
-        )
-        first = connection.execute(
-            select(status_assertions.c.person_id)
-            .where(status_assertions.c.submission_id == new_id)
-            .distinct()
-            .limit(outbox.BATCH)
-        ).scalars()
-        first_persons = list(first)
+        # Every person the roster changed goes to settlement: one row queues them all.
+        outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
+        first_persons = changed_persons(connection, new_id, "", outbox.BATCH)
         if previous_id is not None:
             connection.execute(
                 roster_rows.delete().where(roster_rows.c.submission_id == previous_id)
@@ -259,6 +246,24 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
             False,
             first_persons,
         )
+
+
+def changed_persons(
+    connection: sqlalchemy.Connection, submission_id: int, after: str, limit: int
+) -> list[str]:
+    """The persons with records of the roster after ``after``, in identity-number order, at
+    most ``limit``: the set of persons ``roster_deliveries`` queues (see
+    :class:`doudi.common.outbox.Sets`)."""
+    records = status_assertions.c
+    return list(
+        connection.execute(
+            select(records.person_id)
+            .where(records.submission_id == submission_id, records.person_id > after)
+            .group_by(records.person_id)
+            .order_by(records.person_id)
+            .limit(limit)
+        ).scalars()
+    )
 
 
 def _move_received(connection: sqlalchemy.Connection, submission_id: int) -> None:

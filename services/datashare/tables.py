@@ -2,7 +2,8 @@
 
 The registry and the audit are append-only: a row is never updated or
 deleted. ``status_deliveries`` is an outbox: the persons whose statuses a
-subscriber (the settlement service) has not yet received. ``roster_submissions``
+subscriber (the settlement service) has not yet received; ``roster_deliveries``
+the rosters whose changed persons it has not all received. ``roster_submissions``
 records every roster an agency submitted; ``received_rows`` the rows of the
 rosters still arriving, ``roster_rows`` the rows of each agency's current roster
 of a region (a superseded roster's rows are dropped once the difference is
@@ -24,7 +25,7 @@ from sqlalchemy import (
     text,
 )
 
-from doudi.common.outbox import outbox_table
+from doudi.common.outbox import outbox_sets_table, outbox_table
 
 metadata = sqlalchemy.MetaData()
 
@@ -61,7 +62,8 @@ status_assertions = Table(
         sqlite_where=text("submission_id IS NULL"),
         postgresql_where=text("submission_id IS NULL"),
     ),
-    Index("ix_status_assertions_submission_id", "submission_id"),
+    # A roster's records, each person's together: who a roster changed, in order.
+    Index("ix_status_assertions_submission_id", "submission_id", "person_id"),
 )
 
 # Every roster an agency submitted: what it is of, and what its difference recorded.
@@ -220,3 +222,6 @@ comparison_entries = Table(
 
 # Persons whose statuses the settlement service has not received yet (doudi.common.outbox).
 status_deliveries = outbox_table(metadata, "status_deliveries")
+# Rosters whose changed persons the settlement service has not all received yet: a set of
+# persons each (those with records of the roster), walked in identity-number order.
+roster_deliveries = outbox_sets_table(metadata, "roster_deliveries")

@@ -4,6 +4,10 @@ roster digest.
 
 * ``received_rows``: the rows of a roster still being received, appended as they come;
   the roster's finish moves them into ``roster_rows`` in key order.
+* ``roster_deliveries``: a roster's changed persons are queued for settlement as one
+  row naming the roster, not a row per person (a quarter of a roster's time on
+  PostgreSQL); ``ix_status_assertions_submission_id`` takes the person too, so that
+  the sender walks a roster's persons in order.
 * ``roster_rows``, ``comparison_entries`` and the register's copy
   (``register_persons``, ``register_enrolments``) become WITHOUT ROWID tables on
   SQLite: the row is stored in its primary key's B-tree, one structure to write and
@@ -99,7 +103,11 @@ def _tables(foreign_keys: bool) -> dict[str, sa.Table]:
             sqlite_where=WITHOUT_ROSTER,
             postgresql_where=WITHOUT_ROSTER,
         ),
-        sa.Index("ix_status_assertions_submission_id", "submission_id"),
+        sa.Index(
+            "ix_status_assertions_submission_id",
+            "submission_id",
+            *([] if foreign_keys else ["person_id"]),
+        ),
     )
     entries = sa.Table(
         "comparison_entries",
@@ -166,6 +174,14 @@ def upgrade() -> None:
         sa.Column("status", sa.String(32), nullable=False),
         *_row_values(),
     )
+    op.create_table(
+        "roster_deliveries",
+        sa.Column("subscriber", sa.String(32), nullable=False),
+        sa.Column("set_id", sa.BigInteger, nullable=False),
+        sa.Column("after", sa.String(18), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("subscriber", "set_id", name="pk_roster_deliveries"),
+    )
     op.drop_index("ix_comparison_entries_class", table_name="comparison_entries")
     with op.batch_alter_table("roster_submissions") as batch:
         batch.drop_column("digest")
@@ -175,6 +191,10 @@ def upgrade() -> None:
     op.drop_column("comparison_entries", "agencies")
     for name, table, _, _ in _FOREIGN_KEYS:
         op.drop_constraint(name, table, type_="foreignkey")
+    op.drop_index("ix_status_assertions_submission_id", table_name="status_assertions")
+    op.create_index(
+        "ix_status_assertions_submission_id", "status_assertions", ["submission_id", "person_id"]
+    )
 
 
 def downgrade() -> None:
@@ -183,6 +203,10 @@ def downgrade() -> None:
     else:
         for name, table, column, target in _FOREIGN_KEYS:
             op.create_foreign_key(name, table, target, [column], [column])
+        op.drop_index("ix_status_assertions_submission_id", table_name="status_assertions")
+        op.create_index(
+            "ix_status_assertions_submission_id", "status_assertions", ["submission_id"]
+        )
     with op.batch_alter_table("roster_submissions") as batch:
         batch.add_column(sa.Column("digest", sa.String(64), nullable=True))
     with op.batch_alter_table("comparison_entries") as batch:
@@ -193,6 +217,7 @@ def downgrade() -> None:
         ["comparison_id", "class", "person_id"],
     )
     op.drop_table("received_rows")
+    op.drop_table("roster_deliveries")
 
 
 def _rebuild(tables: dict[str, sa.Table], *, rowid: bool = False) -> None:
