@@ -290,17 +290,33 @@ def delivered(
     engine: sqlalchemy.Engine, table: sqlalchemy.Table, subscriber: str, versions: Versions
 ) -> None:
     """The subscriber holds each person's state up to its version: forget the queued rows,
-    unless a later change was queued meanwhile."""
+    unless a later change was queued meanwhile. One read finds the batch's queued rows
+    (often none: the persons of a set were never queued one by one); only those are
+    deleted, each at the version read, so that a change queued since stays."""
     if not versions:
+        return
+    stored = dict(versions)
+    with read_connection(engine) as connection:
+        queued = connection.execute(
+            select(table.c.person_id, table.c.version).where(
+                table.c.subscriber == subscriber, table.c.person_id.in_(stored)
+            )
+        ).all()
+    done = [
+        {"person": person_id, "version": version}
+        for person_id, version in queued
+        if version <= stored[person_id]
+    ]
+    if not done:
         return
     with write_transaction(engine) as connection:
         connection.execute(
             delete(table).where(
                 table.c.subscriber == subscriber,
                 table.c.person_id == bindparam("person"),
-                table.c.version <= bindparam("stored"),
+                table.c.version == bindparam("version"),
             ),
-            [{"person": person_id, "stored": version} for person_id, version in versions],
+            done,
         )
 
 
