@@ -46,7 +46,6 @@ from sqlalchemy import (
     DateTime,
     PrimaryKeyConstraint,
     String,
-    bindparam,
     delete,
     select,
 )
@@ -291,8 +290,8 @@ def delivered(
 ) -> None:
     """The subscriber holds each person's state up to its version: forget the queued rows,
     unless a later change was queued meanwhile. One read finds the batch's queued rows
-    (often none: the persons of a set were never queued one by one); only those are
-    deleted, each at the version read, so that a change queued since stays."""
+    (often none: the persons of a set were never queued one by one); one statement
+    deletes those, each at the version read, so that a change queued since stays."""
     if not versions:
         return
     stored = dict(versions)
@@ -302,21 +301,15 @@ def delivered(
                 table.c.subscriber == subscriber, table.c.person_id.in_(stored)
             )
         ).all()
-    done = [
-        {"person": person_id, "version": version}
-        for person_id, version in queued
-        if version <= stored[person_id]
-    ]
+    done = [(person_id, version) for person_id, version in queued if version <= stored[person_id]]
     if not done:
         return
     with write_transaction(engine) as connection:
         connection.execute(
             delete(table).where(
                 table.c.subscriber == subscriber,
-                table.c.person_id == bindparam("person"),
-                table.c.version == bindparam("version"),
-            ),
-            done,
+                sqlalchemy.tuple_(table.c.person_id, table.c.version).in_(done),
+            )
         )
 
 
