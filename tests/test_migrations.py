@@ -13,12 +13,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from doudi.common.db import create_engine_for
+from doudi.common.grpc_server import ServiceSpec
 from doudi.common.migrations import config, current_revision, upgrade
 
 SERVICES = ("enrollment", "settlement", "assistance", "datashare")
 
 
-def service_schema(name: str) -> tuple[object, sqlalchemy.MetaData]:
+def service_schema(name: str) -> tuple[ServiceSpec, sqlalchemy.MetaData]:
     spec = importlib.import_module(f"services.{name}.server").SPEC
     metadata = importlib.import_module(f"services.{name}.tables").metadata
     return spec, metadata
@@ -45,7 +46,7 @@ def revision(url: str) -> str | None:
 def test_the_migrations_create_the_tables_the_service_uses(name: str, database_url: str) -> None:
     spec, metadata = service_schema(name)
 
-    upgrade(database_url, spec.migrations)  # type: ignore[attr-defined]
+    upgrade(database_url, spec.migrations)
 
     assert differences(database_url, metadata) == []
 
@@ -53,13 +54,13 @@ def test_the_migrations_create_the_tables_the_service_uses(name: str, database_u
 @pytest.mark.parametrize("name", SERVICES)
 def test_every_revision_goes_down_and_up_again(name: str, database_url: str) -> None:
     spec, metadata = service_schema(name)
-    cfg = config(database_url, spec.migrations)  # type: ignore[attr-defined]
-    upgrade(database_url, spec.migrations)  # type: ignore[attr-defined]
+    cfg = config(database_url, spec.migrations)
+    upgrade(database_url, spec.migrations)
     head = revision(database_url)
 
     command.downgrade(cfg, "base")
     assert revision(database_url) is None
-    upgrade(database_url, spec.migrations)  # type: ignore[attr-defined]
+    upgrade(database_url, spec.migrations)
 
     assert revision(database_url) == head
     assert differences(database_url, metadata) == []

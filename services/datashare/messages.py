@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
 from google.type import date_pb2
@@ -110,19 +111,17 @@ def roster_row(message: datashare_pb2.RosterRow) -> rosters.RosterRow:
     )
 
 
-_roster_dates: dict[tuple[int, int, int], date] = {}
-
-
 def _roster_date(value: date_pb2.Date, field: str) -> date:
     """:func:`to_date`, remembered: a roster's million rows carry a few thousand dates."""
-    key = (value.year, value.month, value.day)
-    found = _roster_dates.get(key)
-    if found is None:
-        found = to_date(value, field)
-        if len(_roster_dates) >= 100_000:
-            _roster_dates.clear()
-        _roster_dates[key] = found
-    return found
+    try:
+        return _calendar_date(value.year, value.month, value.day)
+    except ValueError:
+        return to_date(value, field)  # raises InvalidInput saying what is wrong
+
+
+@functools.lru_cache(maxsize=65_536)
+def _calendar_date(year: int, month: int, day: int) -> date:
+    return date(year, month, day)
 
 
 def comparison_message(comparison: comparison_module.Comparison) -> datashare_pb2.Comparison:

@@ -537,8 +537,7 @@ def _checked(row: RosterRow, receiving: Receiving) -> tuple[Any, ...]:
         raise PermissionDenied(f"{receiving.agency} may not certify {status}", field="status")
     if row.valid_from is None:
         raise InvalidInput("valid_from", "required")
-    if row.valid_to is not None:
-        check_period(row.valid_from, row.valid_to)
+    check_period(row.valid_from, row.valid_to)
     return (
         receiving.submission_id,
         person_id,

@@ -56,13 +56,13 @@ def _row_values() -> list[sa.Column[object]]:
     ]
 
 
-def _tables(foreign_keys: bool) -> dict[str, sa.Table]:
-    """The tables rebuilt on SQLite as they are after this revision (``foreign_keys``: as
-    they were before it, but for ``comparison_entries.agencies``)."""
+def _tables(*, before: bool) -> dict[str, sa.Table]:
+    """The tables rebuilt on SQLite as they are after this revision (``before``: as they
+    were before it, but for ``comparison_entries.agencies``)."""
     metadata = sa.MetaData()
 
     def key(target: str) -> list[sa.ForeignKey]:
-        return [sa.ForeignKey(target)] if foreign_keys else []
+        return [sa.ForeignKey(target)] if before else []
 
     sa.Table("roster_submissions", metadata, sa.Column("submission_id", Id, primary_key=True))
     sa.Table("comparisons", metadata, sa.Column("comparison_id", Id, primary_key=True))
@@ -106,7 +106,7 @@ def _tables(foreign_keys: bool) -> dict[str, sa.Table]:
         sa.Index(
             "ix_status_assertions_submission_id",
             "submission_id",
-            *([] if foreign_keys else ["person_id"]),
+            *([] if before else ["person_id"]),
         ),
     )
     entries = sa.Table(
@@ -186,7 +186,7 @@ def upgrade() -> None:
     with op.batch_alter_table("roster_submissions") as batch:
         batch.drop_column("digest")
     if op.get_context().dialect.name == "sqlite":
-        _rebuild(_tables(foreign_keys=False))  # copies every column but the agencies
+        _rebuild(_tables(before=False))  # copies every column but the agencies
         return
     op.drop_column("comparison_entries", "agencies")
     for name, table, _, _ in _FOREIGN_KEYS:
@@ -199,7 +199,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "sqlite":
-        _rebuild(_tables(foreign_keys=True), rowid=True)
+        _rebuild(_tables(before=True), rowid=True)
     else:
         for name, table, column, target in _FOREIGN_KEYS:
             op.create_foreign_key(name, table, target, [column], [column])
