@@ -260,6 +260,15 @@ def bulk_insert(
         cursor.close()
 
 
+def analyze(connection: sqlalchemy.Connection, table: sqlalchemy.Table) -> None:
+    """Refresh PostgreSQL's statistics of ``table`` after a bulk write, in the caller's
+    transaction (its own rows count), so that the statements that follow are planned for
+    the rows now there: statistics from when the table was empty make a lookup of a few
+    hundred keys read the whole table. (SQLite plans without statistics: nothing to do.)"""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f'ANALYZE "{table.name}"')
+
+
 def _sqlite_times(row: Sequence[Any], positions: list[int]) -> list[Any]:
     values = list(row)
     for position in positions:

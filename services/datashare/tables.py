@@ -103,11 +103,12 @@ def _row_values() -> list[Column[object]]:
 
 # The accepted rows of each roster still being received, appended in the order they come:
 # written into roster_rows' key as they come, in no order, each batch would rewrite most
-# of the key's pages. The roster's finish moves them into roster_rows in key order.
+# of the key's pages. The roster's finish moves them into roster_rows in key order. No key
+# (SQLite's rowid is the arrival order): rows are only ever read and deleted a whole
+# submission at a time, and a key cost PostgreSQL a tenth of a roster's time.
 received_rows = Table(
     "received_rows",
     metadata,
-    Column("received_id", Id, primary_key=True, autoincrement=True),
     Column("submission_id", Id, nullable=False),
     Column("person_id", String(18), nullable=False),
     Column("status", String(32), nullable=False),
@@ -199,8 +200,11 @@ comparison_submissions = Table(
     Column("agency", String(32), nullable=False),
 )
 # One row per certified person of a comparison: the class and why. Written once, by one
-# statement, in identity-number order; a page of one class reads in that order and skips
-# the others (no index on the class: it cost a tenth of a comparison's time).
+# statement, in identity-number order. Most persons are insured and on one roster; the
+# others ("notable": the gap, insured elsewhere, names to review, duplicates), a tenth or
+# so, have an index of their own: the comparison's counts and its review of names read
+# only them (PostgreSQL also for a clerk's page of such a class; SQLite reads the
+# comparison's entries in order and skips the others).
 comparison_entries = Table(
     "comparison_entries",
     metadata,
@@ -218,6 +222,21 @@ comparison_entries = Table(
     Column("registered_region", String(32), nullable=True),
     Column("duplicate", sqlalchemy.Boolean, nullable=False),
     sqlite_with_rowid=False,
+)
+NOTABLE = text("(class <> 'insured' OR duplicate)")
+"""The entries in ``ix_comparison_entries_notable``: a query's WHERE names this very
+condition (SQLite uses a partial index only for a query that does). The index holds all
+that the comparison reads of them (class, duplicate, registered name), so that SQLite,
+without statistics, prefers it to the table."""
+Index(
+    "ix_comparison_entries_notable",
+    comparison_entries.c.comparison_id,
+    comparison_entries.c["class"],
+    comparison_entries.c.person_id,
+    comparison_entries.c.duplicate,
+    comparison_entries.c.registered_name,
+    sqlite_where=NOTABLE,
+    postgresql_where=NOTABLE,
 )
 
 # Persons whose statuses the settlement service has not received yet (doudi.common.outbox).
