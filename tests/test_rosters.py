@@ -20,6 +20,7 @@ from doudi.common.db import create_engine_for
 from doudi.common.errors import decode_status
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
+from services.datashare import rosters
 from services.datashare.tables import roster_rows, roster_submissions, status_assertions
 from tests.services import INTERNAL, bearer, no_peers, running_service
 from tests.support import with_check_digit
@@ -290,3 +291,45 @@ def test_direct_assertions_stay_idempotent_on_their_reference_beside_rosters(
     assert [reference for reference, _ in references] == ["PO-2", "PO-2"]
     assert references[0][1] is not None
     assert references[1][1] is None
+
+
+def walk(url: str, submission_id: int, limit: int) -> list[list[str]]:
+    """The batches of persons the sender walks for a roster (``roster_deliveries``)."""
+    engine = create_engine_for(url)
+    batches: list[list[str]] = []
+    position: str | None = ""
+    try:
+        with engine.connect() as connection:
+            while position is not None:
+                persons, position = rosters.changed_persons(
+                    connection, submission_id, position, limit
+                )
+                batches.append(persons)
+    finally:
+        engine.dispose()
+    return batches
+
+
+def test_the_sender_walks_the_persons_each_roster_changed_and_no_one_else(
+    hub: tuple[DatashareServiceStub, str],
+) -> None:
+    stub, url = hub
+    first = submit(stub, [row(2, WANG), row(3, LI), row(4, ZHAO)])
+    # A record of no roster between the two rosters' records.
+    stub.AssertStatus(
+        pb.AssertStatusRequest(
+            person_id=WANG,
+            household_id="H-1",
+            status=pb.STATUS_DIBAO,
+            valid_from=day("2026-01-01"),
+            reference="CA-1",
+        ),
+        metadata=CIVIL_AFFAIRS,
+    )
+    second = submit(stub, [row(2, WANG), row(4, ZHAO, household="H-9")], as_of="2026-06-01")
+
+    walked = [person for batch in walk(url, first.submission.submission_id, 2) for person in batch]
+    assert sorted(walked) == sorted(PERSONS)
+    # Zhao's household changed and Li left: Wang, unchanged, is not sent again.
+    batches = walk(url, second.submission.submission_id, 1)
+    assert batches == [[ZHAO], [LI], []]

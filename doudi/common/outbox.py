@@ -22,8 +22,8 @@ other services own is sent to it, in batches of persons, by the owner:
 
 A change of many persons at once (a roster of a million) queues one row naming
 the set instead of a row per person (:func:`queue_set`): the owner says which
-persons a set holds (:class:`Sets`), and the sender walks each set in
-identity-number order, a batch at a time, remembering how far it got. The
+persons a set holds (:class:`Sets`), and the sender walks each set a batch at a
+time, remembering how far it got. The
 background loop takes turns between the persons queued one by one and the sets,
 so that a large roster does not hold back a single change behind it.
 """
@@ -184,13 +184,14 @@ def queue_many(
 
 def outbox_sets_table(metadata: sqlalchemy.MetaData, name: str) -> sqlalchemy.Table:
     """A table of sets of persons a subscriber has not received yet (see :class:`Sets`):
-    ``after`` is the last person of the set sent so far ("" before the first)."""
+    ``after`` is how far the walk of the set got, a position the owner's
+    :data:`SetPersons` gives ("" before the first batch)."""
     return sqlalchemy.Table(
         name,
         metadata,
         Column("subscriber", String(32), nullable=False),
         Column("set_id", BigInteger, nullable=False),
-        Column("after", String(18), nullable=False),
+        Column("after", String(32), nullable=False),
         Column("queued_at", DateTime(timezone=True), nullable=False),
         PrimaryKeyConstraint("subscriber", "set_id", name=f"pk_{name}"),
     )
@@ -213,9 +214,10 @@ def queue_set(
     )
 
 
-SetPersons = Callable[[sqlalchemy.Connection, int, str, int], list[str]]
-"""``(connection, set_id, after, limit)``: the set's persons after ``after``, in
-identity-number order, at most ``limit``."""
+SetPersons = Callable[[sqlalchemy.Connection, int, str, int], tuple[list[str], str | None]]
+"""``(connection, set_id, after, limit)``: the set's next persons from position ``after``
+("": its start), a batch of about ``limit``, and the position after them (None: the set
+ends with them). A person may come in two batches: the receiver keeps the newest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +230,10 @@ class Sets:
 
 def next_of_sets(
     engine: sqlalchemy.Engine, sets: Sets, subscriber: str, limit: int
-) -> tuple[int, list[str]] | None:
-    """The first queued set with persons left to send, and its next persons; None when no
-    set is queued (a set found walked to its end is forgotten on the way)."""
+) -> tuple[int, list[str], str | None] | None:
+    """The first queued set with persons left to send, its next persons and the position
+    after them; None when no set is queued (a set found walked to its end is forgotten on
+    the way)."""
     table = sets.table
     while True:
         with read_connection(engine) as connection:
@@ -242,9 +245,9 @@ def next_of_sets(
             ).one_or_none()
             if queued is None:
                 return None
-            persons = sets.persons(connection, queued.set_id, queued.after, limit)
+            persons, position = sets.persons(connection, queued.set_id, queued.after, limit)
         if persons:
-            return int(queued.set_id), persons
+            return int(queued.set_id), persons, position
         set_walked(engine, table, subscriber, queued.set_id, None)
 
 
@@ -255,7 +258,8 @@ def set_walked(
     set_id: int,
     after: str | None,
 ) -> None:
-    """The set's persons up to ``after`` reached the subscriber (None: all of them)."""
+    """The set's persons up to position ``after`` reached the subscriber (None: all of
+    them)."""
     where = (table.c.subscriber == subscriber) & (table.c.set_id == set_id)
     with write_transaction(engine) as connection:
         if after is None:
@@ -396,11 +400,10 @@ class Sender:
         )
         if walk is None:
             return bool(self._after)
-        set_id, persons = walk
+        set_id, persons, position = walk
         await self._deliver_each_accepted(persons)
-        last = persons[-1] if len(persons) == BATCH else None
         await asyncio.to_thread(
-            set_walked, self._engine, self._sets.table, self.subscriber, set_id, last
+            set_walked, self._engine, self._sets.table, self.subscriber, set_id, position
         )
         return True
 

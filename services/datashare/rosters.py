@@ -88,6 +88,9 @@ class Submission:
     revoked_count: int
     unchanged_count: int
     submitted_at: datetime
+    records_from: int | None = None
+    records_to: int | None = None
+    """The range of assertion ids its records have (see ``roster_submissions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,15 +212,14 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
             )
             return Finished(_submission(connection, previous.submission_id, None), True, [])
         previous_id = None if previous is None else previous.submission_id
+        records_from = _last_record(connection) + 1
         if previous_id is None:  # the agency's first roster of the region: all new
             asserted, changed, revoked = _assert_all(connection, submission, now), 0, 0
         else:
             asserted = _assert_new(connection, submission, previous_id, now, changed=False)
             changed = _assert_new(connection, submission, previous_id, now, changed=True)
             revoked = _revoke_gone(connection, submission, previous_id, now)
-        # Every person the roster changed goes to settlement: one row queues them all.
-        outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
-        first_persons = changed_persons(connection, new_id, "", outbox.BATCH)
+        records_to = _last_record(connection)
         if previous_id is not None:
             connection.execute(
                 roster_rows.delete().where(roster_rows.c.submission_id == previous_id)
@@ -232,6 +234,8 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
             .where(roster_submissions.c.submission_id == new_id)
             .values(
                 state=CURRENT,
+                records_from=records_from,
+                records_to=records_to,
                 row_count=receiving.row_count,
                 accepted_count=receiving.accepted_count,
                 rejected_count=receiving.row_count - receiving.accepted_count,
@@ -241,6 +245,9 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
                 unchanged_count=receiving.accepted_count - asserted - changed,
             )
         )
+        # Every person the roster changed goes to settlement: one row queues them all.
+        outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
+        first_persons, _ = changed_persons(connection, new_id, "", outbox.BATCH)
         return Finished(
             _submission(connection, new_id, None),
             False,
@@ -250,19 +257,41 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
 
 def changed_persons(
     connection: sqlalchemy.Connection, submission_id: int, after: str, limit: int
-) -> list[str]:
-    """The persons with records of the roster after ``after``, in identity-number order, at
-    most ``limit``: the set of persons ``roster_deliveries`` queues (see
-    :class:`doudi.common.outbox.Sets`)."""
+) -> tuple[list[str], str | None]:
+    """The persons of the roster's next ``limit`` records after position ``after`` ("": from
+    the first), and the position after them (None: the roster's records end there): the
+    set of persons ``roster_deliveries`` queues (see :class:`doudi.common.outbox.Sets`).
+    Records are walked in recording order through the roster's range of assertion ids; a
+    person with several records may come in two batches."""
+    span = connection.execute(
+        select(roster_submissions.c.records_from, roster_submissions.c.records_to).where(
+            roster_submissions.c.submission_id == submission_id
+        )
+    ).one_or_none()
+    if span is None or span.records_from is None:
+        return [], None
     records = status_assertions.c
-    return list(
+    rows = connection.execute(
+        select(records.assertion_id, records.person_id)
+        .where(
+            records.assertion_id > (int(after) if after else span.records_from - 1),
+            records.assertion_id <= span.records_to,
+            records.submission_id == submission_id,
+        )
+        .order_by(records.assertion_id)
+        .limit(limit)
+    ).all()
+    persons = list(dict.fromkeys(row.person_id for row in rows))
+    return persons, (str(rows[-1].assertion_id) if len(rows) == limit else None)
+
+
+def _last_record(connection: sqlalchemy.Connection) -> int:
+    """The highest assertion id recorded (0 before the first): a roster's records, drawn
+    from the sequence after it, all lie above."""
+    return int(
         connection.execute(
-            select(records.person_id)
-            .where(records.submission_id == submission_id, records.person_id > after)
-            .group_by(records.person_id)
-            .order_by(records.person_id)
-            .limit(limit)
-        ).scalars()
+            select(func.coalesce(func.max(status_assertions.c.assertion_id), 0))
+        ).scalar_one()
     )
 
 

@@ -62,8 +62,6 @@ status_assertions = Table(
         sqlite_where=text("submission_id IS NULL"),
         postgresql_where=text("submission_id IS NULL"),
     ),
-    # A roster's records, each person's together: who a roster changed, in order.
-    Index("ix_status_assertions_submission_id", "submission_id", "person_id"),
 )
 
 # Every roster an agency submitted: what it is of, and what its difference recorded.
@@ -85,6 +83,12 @@ roster_submissions = Table(
     Column("revoked_count", Integer, nullable=False, server_default="0"),
     Column("unchanged_count", Integer, nullable=False, server_default="0"),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
+    # Where its records are: every record of the roster has an assertion_id from
+    # records_from to records_to (others' may lie between); NULL before the finish. The
+    # sender walks this range for the persons a roster changed, so that status_assertions
+    # needs no index of submissions (it cost a third of writing a roster's records).
+    Column("records_from", Id, nullable=True),
+    Column("records_to", Id, nullable=True),
     Index("ix_roster_submissions_agency_region", "agency", "region", "submission_id"),
 )
 
@@ -242,5 +246,6 @@ Index(
 # Persons whose statuses the settlement service has not received yet (doudi.common.outbox).
 status_deliveries = outbox_table(metadata, "status_deliveries")
 # Rosters whose changed persons the settlement service has not all received yet: a set of
-# persons each (those with records of the roster), walked in identity-number order.
+# persons each (those with records of the roster), walked in recording order through the
+# roster's range of assertion ids (roster_submissions.records_from/records_to).
 roster_deliveries = outbox_sets_table(metadata, "roster_deliveries")
