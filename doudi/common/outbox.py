@@ -312,6 +312,9 @@ def delivered(
         connection.execute(
             delete(table).where(
                 table.c.subscriber == subscriber,
+                # The persons alone first: SQLite finds rows by a key's columns, not by
+                # (person, version) pairs (which read the whole outbox at every batch).
+                table.c.person_id.in_([person_id for person_id, _ in done]),
                 sqlalchemy.tuple_(table.c.person_id, table.c.version).in_(done),
             )
         )
