@@ -7,6 +7,9 @@ Each test starts ``python -m services.datashare`` as a real process on each back
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,20 @@ from doudi.common.errors import decode_status
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from services.datashare import rosters
-from services.datashare.tables import roster_rows, roster_submissions, status_assertions
-from tests.services import INTERNAL, bearer, no_peers, running_service
+from services.datashare.tables import (
+    received_rows,
+    roster_rows,
+    roster_submissions,
+    status_assertions,
+)
+from tests.services import (
+    INTERNAL,
+    bearer,
+    no_peers,
+    running_service,
+    start_service,
+    stop_service,
+)
 from tests.support import with_check_digit
 from tests.test_datashare_service import audit_trail, day, history, statuses_on
 
@@ -95,6 +110,27 @@ def counts(database_url: str) -> tuple[int, int, int]:
             )
     finally:
         engine.dispose()
+
+
+def receiving(database_url: str) -> tuple[list[str], int]:
+    """The submissions' states, and the rows received and not yet recorded."""
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            states = connection.execute(
+                select(roster_submissions.c.state).order_by(roster_submissions.c.submission_id)
+            ).scalars()
+            waiting = connection.execute(select(func.count()).select_from(received_rows))
+            return list(states), waiting.scalar_one()
+    finally:
+        engine.dispose()
+
+
+def until(condition: Any, what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 def test_a_roster_asserts_its_persons_and_a_later_one_revokes_who_left(
@@ -228,6 +264,63 @@ def test_an_unauthenticated_stream_is_refused(hub: tuple[DatashareServiceStub, s
         submit(stub, [row(2, WANG)], metadata=bearer("not-a-key"))
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     assert counts(url) == (0, 0, 0)
+
+
+def test_a_stream_cut_by_a_killed_hub_is_abandoned_and_its_rows_dropped(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = {**no_peers(), "DOUDI_ROSTER_STREAM_MAX_SECONDS": "1"}
+    first = start_service("datashare", tmp_path, database_url=database_url, env=env)
+    release = threading.Event()
+
+    def stream() -> Iterator[pb.SubmitRosterRequest]:
+        header = pb.RosterHeader(region=XIXIA, as_of=day("2026-03-01"))
+        yield pb.SubmitRosterRequest(header=header, rows=[row(2, WANG), row(3, LI)])
+        release.wait(30)  # the stream stays open until the hub is killed
+
+    with grpc.insecure_channel(first.address) as channel:
+        call = DatashareServiceStub(channel).SubmitRoster.future(stream(), metadata=POVERTY_OFFICE)
+        until(lambda: receiving(database_url) == (["receiving"], 2), "the rows never arrived")
+        assert stop_service(first, signal.SIGKILL) == -signal.SIGKILL
+        release.set()
+        with pytest.raises(grpc.RpcError):
+            call.result()
+    assert receiving(database_url) == (["receiving"], 2)  # what the killed process left
+
+    with running_service("datashare", tmp_path, database_url=database_url, env=env) as again:
+        until(
+            lambda: receiving(database_url) == (["abandoned"], 0),
+            "the cut stream was never abandoned",
+        )
+        assert "abandoned 1 roster submissions receiving rows for more than 1 s" in again.log()
+        answer = submit(DatashareServiceStub(again.channel()), [row(2, WANG), row(3, LI)])
+    assert answer.submission.asserted_count == 2
+    assert counts(database_url) == (2, 2, 2)
+
+
+def test_a_stream_left_open_too_long_is_refused_at_its_end_and_stores_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = {**no_peers(), "DOUDI_ROSTER_STREAM_MAX_SECONDS": "1"}
+    with running_service("datashare", tmp_path, database_url=database_url, env=env) as hub:
+
+        def stream() -> Iterator[pb.SubmitRosterRequest]:
+            header = pb.RosterHeader(region=XIXIA, as_of=day("2026-03-01"))
+            yield pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])
+            until(
+                lambda: receiving(database_url)[0] == ["abandoned"],
+                "the open stream was never abandoned",
+            )
+            yield pb.SubmitRosterRequest(rows=[row(3, LI)])
+
+        with pytest.raises(grpc.RpcError) as caught:
+            DatashareServiceStub(hub.channel()).SubmitRoster(stream(), metadata=POVERTY_OFFICE)
+    error = decode_status(caught.value)  # type: ignore[arg-type]
+    assert error.code == grpc.StatusCode.ABORTED
+    assert error.reason == "ROSTER_ABANDONED"
+    assert "submit the roster again" in error.message
+    assert receiving(database_url) == (["abandoned"], 0)
+    assert counts(database_url)[:2] == (0, 0)
 
 
 def test_an_agency_sees_only_its_own_submissions(hub: tuple[DatashareServiceStub, str]) -> None:

@@ -168,8 +168,13 @@ def stored_count(platform: Platform) -> int:
 
 
 def settlement_engine(platform: Platform) -> sqlalchemy.Engine:
-    url = platform.services["settlement"].env.get("DOUDI_DATABASE_URL") or (
-        f"sqlite:///{platform.directory / 'settlement.db'}"
+    return service_engine(platform, "settlement")
+
+
+def service_engine(platform: Platform, name: str) -> sqlalchemy.Engine:
+    """An engine on the service's own database."""
+    url = platform.services[name].env.get("DOUDI_DATABASE_URL") or (
+        f"sqlite:///{platform.directory / f'{name}.db'}"
     )
     return sqlalchemy.create_engine(url)
 
@@ -270,20 +275,21 @@ def test_statuses_asserted_while_settlement_is_down_apply_once_it_is_back(
     assert "not yet sent to the settlement service" in platform.services["datashare"].log()
 
 
-def test_a_roster_larger_than_a_batch_reaches_settlement_whole_after_it_was_down(
-    platform: Platform,
-) -> None:
-    """A roster queues one row for all its persons; the hub sends them a batch at a time
-    (500), from where it got to, once settlement is back."""
+def taishan_persons(count: int, *, born: int) -> list[str]:
+    """``count`` Taishan residents born in ``born`` plus the worker's number, of one test."""
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    persons = [
+    return [
         with_check_digit(
-            f"440781{1950 + worker:04d}{1 + n // 28 % 12:02d}{1 + n % 28:02d}{n // 336:03d}"
+            f"440781{born + worker:04d}{1 + n // 28 % 12:02d}{1 + n % 28:02d}{n // 336:03d}"
         )
-        for n in range(1_234)
+        for n in range(count)
     ]
-    service = platform.services["settlement"]
-    assert stop_service(service) == 0
+
+
+def submit_poverty_roster(
+    platform: Platform, persons: list[str]
+) -> datashare_pb2.SubmitRosterResponse:
+    """The poverty office's roster of Taishan with these persons, in two messages."""
     hub = datashare_pb2_grpc.DatashareServiceStub(platform.services["datashare"].channel())
     header = datashare_pb2.RosterHeader(region="440781", as_of=from_date(date(YEAR, 1, 1)))
     rows = [
@@ -298,15 +304,63 @@ def test_a_roster_larger_than_a_batch_reaches_settlement_whole_after_it_was_down
         )
         for line, person in enumerate(persons, start=2)
     ]
-    answer = hub.SubmitRoster(
+    half = len(rows) // 2
+    answer: datashare_pb2.SubmitRosterResponse = hub.SubmitRoster(
         iter(
             [
-                datashare_pb2.SubmitRosterRequest(header=header, rows=rows[:700]),
-                datashare_pb2.SubmitRosterRequest(rows=rows[700:]),
+                datashare_pb2.SubmitRosterRequest(header=header, rows=rows[:half]),
+                datashare_pb2.SubmitRosterRequest(rows=rows[half:]),
             ]
         ),
         metadata=bearer(demo.POVERTY_OFFICE_KEY),
     )
+    return answer
+
+
+def test_a_roster_of_one_batch_is_sent_before_the_answer_and_not_again(
+    platform: Platform,
+) -> None:
+    """The hub sends a roster's first batch before it answers the agency, and the
+    background walk starts after that batch: a roster of one batch is then done."""
+    persons = taishan_persons(40, born=1960)
+    answer = submit_poverty_roster(platform, persons)
+    assert answer.submission.asserted_count == len(persons)
+
+    statuses = sqlalchemy.table("person_statuses", sqlalchemy.column("person_id"))
+    engine = settlement_engine(platform)
+    try:
+        with engine.connect() as connection:
+            received = connection.execute(
+                sqlalchemy.select(sqlalchemy.func.count()).where(statuses.c.person_id.in_(persons))
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert received == len(persons)
+    deliveries = sqlalchemy.table(
+        "roster_deliveries", sqlalchemy.column("set_id"), sqlalchemy.column("after")
+    )
+    engine = service_engine(platform, "datashare")
+    try:
+        with engine.connect() as connection:
+            queued = connection.execute(
+                sqlalchemy.select(deliveries.c.after).where(
+                    deliveries.c.set_id == answer.submission.submission_id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert queued == [], "the roster is still queued for the background walk"
+
+
+def test_a_roster_larger_than_a_batch_reaches_settlement_whole_after_it_was_down(
+    platform: Platform,
+) -> None:
+    """A roster queues one row for all its persons; the hub sends them a batch at a time
+    (500), from where it got to, once settlement is back."""
+    persons = taishan_persons(1_234, born=1950)
+    service = platform.services["settlement"]
+    assert stop_service(service) == 0
+    answer = submit_poverty_roster(platform, persons)
     assert answer.submission.asserted_count == len(persons)
 
     platform.services["settlement"] = start_service(

@@ -257,10 +257,15 @@ def set_walked(
     subscriber: str,
     set_id: int,
     after: str | None,
+    *,
+    walked_from: str | None = None,
 ) -> None:
     """The set's persons up to position ``after`` reached the subscriber (None: all of
-    them)."""
+    them); with ``walked_from``, only if the walk still stands there (a walk taken further
+    meanwhile is left as it is)."""
     where = (table.c.subscriber == subscriber) & (table.c.set_id == set_id)
+    if walked_from is not None:
+        where &= table.c.after == walked_from
     with write_transaction(engine) as connection:
         if after is None:
             connection.execute(delete(table).where(where))
@@ -360,9 +365,9 @@ class Sender:
         self._after = ""  # where the background loop's walk of the outbox stands
         self._wake = asyncio.Event()
 
-    async def send_now(self, person_ids: Sequence[str]) -> None:
+    async def send_now(self, person_ids: Sequence[str]) -> bool:
         """Send before the caller is answered; on failure log it and leave the persons
-        queued for :meth:`run`."""
+        queued for :meth:`run`. Answers whether all were sent."""
         for start in range(0, len(person_ids), BATCH):
             batch = list(person_ids[start : start + BATCH])
             try:
@@ -380,7 +385,24 @@ class Sender:
                     self._retry_seconds,
                 )
                 self.wake()
-                return
+                return False
+        return True
+
+    async def send_set_start(self, set_id: int, persons: list[str], after: str | None) -> None:
+        """Send a set's first batch (its persons up to position ``after``, None: the whole
+        set) before the caller is answered, as :meth:`send_now`; once they are delivered
+        the background walk of the set starts after them, so that they are not sent
+        twice (a small set is then done)."""
+        if await self.send_now(persons) and self._sets is not None:
+            await asyncio.to_thread(
+                set_walked,
+                self._engine,
+                self._sets.table,
+                self.subscriber,
+                set_id,
+                after,
+                walked_from="",
+            )
 
     def wake(self) -> None:
         """Have the background loop send what is queued now, not after its pause."""

@@ -27,7 +27,7 @@ from sqlalchemy import and_, exists, func, insert, literal, select
 
 from doudi.common import outbox, paging
 from doudi.common.db import bulk_insert, write_transaction
-from doudi.common.errors import NotFound, PermissionDenied
+from doudi.common.errors import Aborted, NotFound, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import resident_id_number
 from doudi.core.statuses import ASSERT, REVOKE, check_period, owned_statuses
@@ -100,6 +100,9 @@ class Finished:
     """The same roster again: nothing recorded."""
     first_persons: list[str]
     """The first persons whose statuses changed (a batch to send before answering)."""
+    first_until: str | None = None
+    """The position in the walk of the roster's persons after ``first_persons`` (None: they
+    are all of them; see :func:`changed_persons`)."""
 
 
 @dataclass
@@ -189,11 +192,49 @@ def abandon(engine: sqlalchemy.Engine, submission_id: int) -> None:
         )
 
 
+def abandon_stale(engine: sqlalchemy.Engine, *, opened_before: datetime) -> int:
+    """Abandon the submissions opened before ``opened_before`` that are still receiving
+    rows (streams cut by a killed process, or left open), and drop the received rows of
+    every submission no longer receiving; answer how many were abandoned."""
+    with write_transaction(engine) as connection:
+        abandoned = connection.execute(
+            roster_submissions.update()
+            .where(
+                roster_submissions.c.state == RECEIVING,
+                roster_submissions.c.submitted_at < opened_before,
+            )
+            .values(state=ABANDONED)
+        ).rowcount
+        # Rows still arriving for an abandoned submission are dropped at the next round.
+        connection.execute(
+            received_rows.delete().where(
+                received_rows.c.submission_id.not_in(
+                    select(roster_submissions.c.submission_id).where(
+                        roster_submissions.c.state == RECEIVING
+                    )
+                )
+            )
+        )
+    return int(abandoned)
+
+
 def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
     """Record the difference from the agency's current roster of the region."""
     new_id = receiving.submission_id
     now = datetime.now(UTC)
     with write_transaction(engine) as connection:
+        # Locked (on PostgreSQL) against abandon_stale until this transaction ends.
+        state = connection.execute(
+            select(roster_submissions.c.state)
+            .where(roster_submissions.c.submission_id == new_id)
+            .with_for_update()
+        ).scalar_one()
+        if state != RECEIVING:
+            raise Aborted(
+                f"roster submission {new_id} was abandoned while its rows were arriving: "
+                "the stream stayed open longer than the hub allows; submit the roster again",
+                reason="ROSTER_ABANDONED",
+            )
         submission = _submission(connection, new_id, None)
         _move_received(connection, new_id)
         previous = connection.execute(
@@ -247,12 +288,8 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
         )
         # Every person the roster changed goes to settlement: one row queues them all.
         outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
-        first_persons, _ = changed_persons(connection, new_id, "", outbox.BATCH)
-        return Finished(
-            _submission(connection, new_id, None),
-            False,
-            first_persons,
-        )
+        first_persons, first_until = changed_persons(connection, new_id, "", outbox.BATCH)
+        return Finished(_submission(connection, new_id, None), False, first_persons, first_until)
 
 
 def changed_persons(

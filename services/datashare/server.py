@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +54,8 @@ from services.datashare.messages import (
 from services.datashare.settings import DEFAULT_PORT, Settings
 
 T = TypeVar("T")
+
+log = logging.getLogger("doudi.datashare")
 
 SPEC = ServiceSpec(
     name="datashare",
@@ -204,7 +207,10 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         # The first batch of changed persons reaches settlement before the agency is
         # answered; the background loop sends the rest at once (and these, if settlement
         # is down).
-        await self.delivery.send_now(done.first_persons)
+        if not done.replayed:
+            await self.delivery.send_set_start(
+                done.submission.submission_id, done.first_persons, done.first_until
+            )
         self.delivery.wake()
         return datashare_pb2.SubmitRosterResponse(
             submission=submission_message(done.submission),
@@ -379,6 +385,28 @@ def _add_rows(
     return rosters.add_rows(engine, receiving, [roster_row(row) for row in rows])
 
 
+async def _abandon_stale_rosters(engine: sqlalchemy.Engine, max_seconds: float) -> None:
+    """Every half of ``max_seconds``, abandon the roster submissions receiving rows for
+    longer (:func:`rosters.abandon_stale`): a stream cut by a killed process leaves its
+    submission receiving and its rows in ``received_rows`` otherwise."""
+    while True:
+        opened_before = datetime.now(UTC) - timedelta(seconds=max_seconds)
+        try:
+            abandoned = await asyncio.to_thread(
+                rosters.abandon_stale, engine, opened_before=opened_before
+            )
+        except sqlalchemy.exc.DBAPIError as error:
+            log.warning("cannot abandon stale roster submissions: %s", error)
+        else:
+            if abandoned:
+                log.warning(
+                    "abandoned %d roster submissions receiving rows for more than %g s",
+                    abandoned,
+                    max_seconds,
+                )
+        await asyncio.sleep(max_seconds / 2)
+
+
 def _reading_agency(caller: Caller) -> str | None:
     """The agency whose reads are limited and audited; None for the platform."""
     return caller.id if caller.kind == "agency" else None
@@ -409,6 +437,11 @@ def setup(settings: Settings) -> Setup:
     ) -> tuple[Registrar, Authenticator]:
         settlement = outbox.open_channel(stack, settings.settlement_address)
         delivery = outbox.start(stack, status_sender(engine, settings, settlement))
+        sweep = asyncio.create_task(
+            _abandon_stale_rosters(engine, settings.roster_stream_max_seconds),
+            name="abandoning stale roster streams",
+        )
+        stack.callback(sweep.cancel)
         registry = await asyncio.to_thread(PackRegistry.load)
         servicer = DatashareServicer(engine, delivery, registry.regions)
 

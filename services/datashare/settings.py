@@ -29,6 +29,10 @@ class Settings(SenderSettings):
         repr=False,  # the keys are secrets
     )
     """API key → agency code (``DOUDI_AGENCY_KEYS``, JSON)."""
+    roster_stream_max_seconds: float = Field(default=3600.0, gt=0)
+    """The longest a roster's stream of rows may stay open (``SubmitRoster``: a million
+    rows take well under a minute). A submission still receiving rows after that is
+    abandoned and its rows dropped: what a stream cut by a killed process leaves."""
 
     @model_validator(mode="after")
     def _agency_keys_are_real(self) -> Self:
