@@ -1,11 +1,14 @@
-"""What several test modules share: the worked example, identity numbers, running the CLI."""
+"""What several test modules share: the worked example, identity numbers, the business
+day, running the CLI."""
 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from stdnum.cn import ric
@@ -25,6 +28,12 @@ def worked_case() -> dict[str, Any]:
 def with_check_digit(first17: str) -> str:
     """Complete 17 characters with their right check digit (calc_check_digit ignores the 18th)."""
     return first17 + ric.calc_check_digit(first17 + "X")
+
+
+def business_day() -> datetime.date:
+    """Today on the bureau's calendar (Asia/Shanghai): settlements are dated and cleared by
+    it, and from 16:00 UTC it is already tomorrow there."""
+    return datetime.datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import grpc
 import httpx
@@ -47,7 +46,7 @@ from gateway.upstream import CallingHospital
 from tests.conftest import BACKENDS
 from tests.platform import Platform, running_platform
 from tests.services import INTERNAL, bearer, stop_service
-from tests.support import run_cli, with_check_digit, worked_case
+from tests.support import business_day, run_cli, with_check_digit, worked_case
 
 XIXIA = "411323"
 POVERTY_OFFICE = bearer("demo-poverty-office")
@@ -61,11 +60,6 @@ WORKED_LAYERS = [
     {"layer": "medical_assistance", "fund": "610100", "paid_fen": 218400},
 ]
 _numbers = itertools.count(1)
-
-
-def business_day() -> datetime.date:
-    """Settlements are cleared on the bureau's day (Asia/Shanghai)."""
-    return datetime.datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
 TODAY = business_day()

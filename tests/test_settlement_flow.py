@@ -33,9 +33,9 @@ from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement.tables import ledgers
 from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL, bearer, start_service, stop_service
-from tests.support import with_check_digit
+from tests.support import business_day, with_check_digit
 
-YEAR = date.today().year
+YEAR = business_day().year
 HOSPITAL_KEY = demo.HOSPITALS[0].api_key  # level 2, Xixia
 _serial = itertools.count(1)
 
@@ -159,7 +159,7 @@ def stored_count(platform: Platform) -> int:
     answer = settlement_stub(platform).ListSettlements(
         settlement_pb2.ListSettlementsRequest(
             hospital_id=demo.HOSPITALS[0].hospital_id,
-            start_date=from_date(date.today()),
+            start_date=from_date(business_day()),
             page_size=1000,
         ),
         metadata=INTERNAL,
