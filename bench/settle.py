@@ -34,6 +34,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from types import FrameType
 
 import grpc
 import sqlalchemy
@@ -336,6 +338,9 @@ def running_platform(
     data_dir = Path(tempfile.mkdtemp(prefix="doudi-bench-"))
     os.environ["DOUDI_DATA_DIR"] = str(data_dir)
     platform = Platform(data_dir, ports[0], ports[-1], database_urls, settlement_processes)
+    # The services run in their own sessions: a bench stopped by SIGTERM (``timeout``,
+    # ``kill``) unwinds through here and stops them instead of leaving them running.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         platform.start()
         platform.wait_ready()
@@ -344,6 +349,11 @@ def running_platform(
     finally:
         platform.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager

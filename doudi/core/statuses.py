@@ -112,6 +112,16 @@ def _periods_of(status: str, records: list[StatusRecord]) -> list[EffectivePerio
     stretch from one boundary to the next or none of it, and the latest record
     covering a stretch's first day decides the stretch.
     """
+    if len(records) == 1:  # most persons: one assertion, its own period
+        (record,) = records
+        if record.kind != ASSERT:
+            return []
+        last = record.valid_to
+        return [
+            EffectivePeriod(
+                status, record.valid_from, None if last == date.max else last, record.agency
+            )
+        ]
     latest_first = sorted(records, key=lambda record: record.order, reverse=True)
     boundaries = {record.valid_from.toordinal() for record in records}
     boundaries |= {
