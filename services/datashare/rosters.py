@@ -224,18 +224,19 @@ def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
     now = datetime.now(UTC)
     with write_transaction(engine) as connection:
         # Locked (on PostgreSQL) against abandon_stale until this transaction ends.
-        state = connection.execute(
-            select(roster_submissions.c.state)
-            .where(roster_submissions.c.submission_id == new_id)
-            .with_for_update()
-        ).scalar_one()
-        if state != RECEIVING:
+        submission = _from_row(
+            connection.execute(
+                select(roster_submissions)
+                .where(roster_submissions.c.submission_id == new_id)
+                .with_for_update()
+            ).one()
+        )
+        if submission.state != RECEIVING:
             raise Aborted(
                 f"roster submission {new_id} was abandoned while its rows were arriving: "
                 "the stream stayed open longer than the hub allows; submit the roster again",
                 reason="ROSTER_ABANDONED",
             )
-        submission = _submission(connection, new_id, None)
         _move_received(connection, new_id)
         previous = connection.execute(
             select(roster_submissions).where(

@@ -58,11 +58,6 @@ class Assertion:
     # The roster whose difference recorded it (None: AssertStatus or RevokeStatus).
     submission_id: int | None = None
 
-    def record(self) -> StatusRecord:
-        return StatusRecord(
-            self.kind, self.status, self.agency, self.valid_from, self.valid_to, self.assertion_id
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
@@ -180,24 +175,27 @@ class PersonStatuses:
     periods: tuple[EffectivePeriod, ...]
 
 
+# A record's columns in StatusRecord's order: only what the periods need, read as plain
+# tuples (the sender reads every person a roster changed, a million; a whole Assertion
+# costs twice the read).
+_RECORD_COLUMNS = (
+    status_assertions.c.kind,
+    status_assertions.c.status,
+    status_assertions.c.agency,
+    status_assertions.c.valid_from,
+    status_assertions.c.valid_to,
+    status_assertions.c.assertion_id,
+)
+
+
 def statuses_to_deliver(engine: sqlalchemy.Engine, person_ids: list[str]) -> list[PersonStatuses]:
     """Everything the settlement service keeps of each person (persons with nothing on
     record left out)."""
     records = status_assertions.c
     with read_connection(engine) as connection:
-        # Only what the periods need, as plain tuples: the sender reads every person a
-        # roster changed (a million), and a whole Assertion costs twice the read.
         rows = (
             connection.execute(
-                select(
-                    records.person_id,
-                    records.kind,
-                    records.status,
-                    records.agency,
-                    records.valid_from,
-                    records.valid_to,
-                    records.assertion_id,
-                )
+                select(records.person_id, *_RECORD_COLUMNS)
                 .where(records.person_id.in_(person_ids))
                 .order_by(records.person_id, records.assertion_id)
             )
@@ -216,7 +214,7 @@ def statuses_to_deliver(engine: sqlalchemy.Engine, person_ids: list[str]) -> lis
 
 # Built once: the settlement service asks for a person's statuses on every settlement.
 _PERSON_HISTORY = (
-    select(status_assertions)
+    select(*_RECORD_COLUMNS)
     .where(status_assertions.c.person_id == bindparam("person_id"))
     .order_by(status_assertions.c.assertion_id)
 )
@@ -243,7 +241,7 @@ def person_statuses(
         engine, agency=agency, method="GetPersonStatuses", person_id=number, purpose=purpose
     ) as connection:
         records = [
-            _assertion(row).record() for row in connection.execute(query, {"person_id": number})
+            StatusRecord(*row) for row in connection.execute(query, {"person_id": number}).tuples()
         ]
     periods = effective_periods(records)
     if on_date is None:
