@@ -108,6 +108,7 @@ import sqlalchemy
 from sqlalchemy import func, literal, select
 from stdnum.cn import ric
 
+from doudi.cli.launcher import Platform
 from doudi.common import db
 from doudi.common.db import create_engine_for, read_connection, write_transaction
 from doudi.common.enums import STATUSES
@@ -117,7 +118,6 @@ from doudi.datashare.v1 import datashare_pb2 as ds
 from doudi.datashare.v1 import datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2 as en
 from doudi.enrollment.v1 import enrollment_pb2_grpc
-from doudi.launcher import Platform
 from services.datashare import tables as datashare_tables
 from services.enrollment import tables as enrollment_tables
 

@@ -51,11 +51,11 @@ import sqlalchemy
 import uvloop
 from stdnum.cn import ric
 
+from doudi.cli.launcher import Platform, free_ports
 from doudi.common.protos import from_date
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
-from doudi.launcher import Platform, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("enrollment", "datashare", "settlement", "assistance")

@@ -1,3 +1,3 @@
-from doudi.cli import main
+from doudi.cli.main import main
 
 raise SystemExit(main())

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doudi import demo
+from doudi.cli import demo
 from tests.conftest import new_database
 from tests.services import (
     INTERNAL,

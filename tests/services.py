@@ -12,6 +12,7 @@ test's directory, so tests can read what it logged.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import grpc
 
+from doudi.cli.demo import DEMO_AGENCY_KEYS
 from doudi.common.grpc_client import serving_status
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
 
@@ -77,6 +79,8 @@ def service_env(
         DOUDI_DATA_DIR=str(directory),
         DOUDI_PORT="0",
         DOUDI_SHUTDOWN_GRACE_SECONDS="2",
+        # The agencies' demo keys, as `doudi run` gives them to the hub.
+        DOUDI_AGENCY_KEYS=json.dumps(DEMO_AGENCY_KEYS),
         PYTHONUNBUFFERED="1",
     )
     if database_url:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from stdnum.cn import ric
 
-from doudi.cli import main
+from doudi.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from doudi.comparisons import COLUMNS, export, export_row
+from doudi.cli.comparisons import COLUMNS, export, export_row
 from doudi.datashare.v1 import datashare_pb2 as pb
 from tests.support import with_check_digit
 

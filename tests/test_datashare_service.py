@@ -20,13 +20,13 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from doudi.cli.demo import DEMO_AGENCY_KEYS
 from doudi.common.db import create_engine_for
 from doudi.common.errors import AlreadyExists, DecodedStatus, decode_status
 from doudi.common.migrations import upgrade
 from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
-from doudi.demo import DEMO_AGENCY_KEYS
 from services.datashare import service
 from services.datashare.server import SPEC
 from services.datashare.settings import Settings
@@ -359,8 +359,11 @@ REAL_KEYS = {"k" * 32: "poverty_office", "c" * 32: "civil_affairs"}
 PRODUCTION: dict[str, Any] = {"environment": "production", "internal_token": "t" * 32}
 
 
-def test_the_demo_keys_work_locally_and_name_every_agency() -> None:
-    assert Settings(environment="local").agency_keys == DEMO_AGENCY_KEYS
+def test_no_key_is_accepted_by_default_and_the_demo_keys_name_every_agency() -> None:
+    assert Settings(environment="local").agency_keys == {}
+    assert Settings(environment="local", agency_keys=DEMO_AGENCY_KEYS).agency_keys == (
+        DEMO_AGENCY_KEYS
+    )
     assert set(DEMO_AGENCY_KEYS.values()) == {
         "civil_affairs",
         "poverty_office",
@@ -381,15 +384,14 @@ def test_outside_local_real_keys_are_accepted_from_the_environment(
 @pytest.mark.parametrize(
     "keys",
     [
-        pytest.param(None, id="the-demo-keys-by-default"),
+        pytest.param(DEMO_AGENCY_KEYS, id="the-demo-keys"),
         pytest.param({"demo-" + "x" * 30: "poverty_office"}, id="a-demo-key"),
         pytest.param({"short": "poverty_office"}, id="a-short-key"),
     ],
 )
-def test_outside_local_demo_and_short_keys_are_refused(keys: dict[str, str] | None) -> None:
-    extra = {} if keys is None else {"agency_keys": keys}
+def test_outside_local_demo_and_short_keys_are_refused(keys: dict[str, str]) -> None:
     with pytest.raises(ValidationError, match="DOUDI_AGENCY_KEYS"):
-        Settings(**PRODUCTION, **extra)
+        Settings(**PRODUCTION, agency_keys=keys)
 
 
 @pytest.mark.parametrize("environment", ["local", "production"])

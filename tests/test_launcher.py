@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from doudi import demo
-from doudi.launcher import free_ports
+from doudi.cli import demo
+from doudi.cli.launcher import free_ports
 from tests.services import ROOT
 
 

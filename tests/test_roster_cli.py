@@ -18,14 +18,14 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
 
-from doudi import rosterclient
-from doudi.cli import main
+from doudi.cli import roster_client
+from doudi.cli.demo import DEMO_AGENCY_KEYS
+from doudi.cli.main import main
+from doudi.cli.roster_file import LineError
 from doudi.common.db import create_engine_for
 from doudi.core.identity import mask
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
-from doudi.demo import DEMO_AGENCY_KEYS
-from doudi.rosterfile import LineError
 from services.datashare import rosters
 from services.datashare.tables import roster_submissions
 from tests.services import INTERNAL, no_peers, running_service
@@ -88,8 +88,8 @@ class Hub:
 @pytest.fixture(autouse=True)
 def no_client_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests say the address and key; the environment they run in does not."""
-    monkeypatch.delenv(rosterclient.ADDRESS_ENV, raising=False)
-    monkeypatch.delenv(rosterclient.KEY_ENV, raising=False)
+    monkeypatch.delenv(roster_client.ADDRESS_ENV, raising=False)
+    monkeypatch.delenv(roster_client.KEY_ENV, raising=False)
 
 
 @pytest.fixture
@@ -229,8 +229,8 @@ def test_an_xlsx_roster_with_json_output(
     path = tmp_path / "roster.xlsx"
     workbook.save(path)
     # The address and the key from the environment.
-    monkeypatch.setenv(rosterclient.ADDRESS_ENV, hub.address)
-    monkeypatch.setenv(rosterclient.KEY_ENV, "demo-civil-affairs")
+    monkeypatch.setenv(roster_client.ADDRESS_ENV, hub.address)
+    monkeypatch.setenv(roster_client.KEY_ENV, "demo-civil-affairs")
     argv = [
         "roster",
         "submit",
@@ -282,8 +282,8 @@ def test_an_xlsx_roster_with_json_output(
 def test_rows_too_many_for_one_message_go_in_several_and_the_header_only_in_the_first(
     hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert rosterclient.ROWS_PER_MESSAGE == rosters.MAX_ROWS_PER_MESSAGE
-    monkeypatch.setattr(rosterclient, "MESSAGE_BYTES", 200)  # about two rows a message
+    assert roster_client.ROWS_PER_MESSAGE == rosters.MAX_ROWS_PER_MESSAGE
+    monkeypatch.setattr(roster_client, "MESSAGE_BYTES", 200)  # about two rows a message
     rows = [
         [
             with_check_digit(f"4113231960010100{i}"),
@@ -357,12 +357,12 @@ def test_a_file_unreadable_part_way_through_stores_nothing_of_what_was_sent(
         ]
         for i in range(1000)
     ]
-    rows = many * (rosterclient.ROWS_PER_MESSAGE // len(many))  # a full first message
+    rows = many * (roster_client.ROWS_PER_MESSAGE // len(many))  # a full first message
     rows.append([WANG, "x" * 200_000, "H", "低保", "2024-01-01", "", "R"])  # not CSV any more
     path = write_csv(tmp_path / "roster.csv", rows)
     code, out, err = run_cli(submit(path, hub.address), capsys)
     assert (code, out) == (2, "")
-    line = rosterclient.ROWS_PER_MESSAGE + 2
+    line = roster_client.ROWS_PER_MESSAGE + 2
     assert f"roster.csv: line {line}: not valid CSV: field larger than field limit" in err
     assert "the hub dropped the rows sent before: nothing was stored" in err
     # The hub received the first message, then the stream was cancelled: no roster of the
@@ -502,7 +502,7 @@ def test_a_missing_file_exits_2_without_calling_the_hub(
 
 
 def test_the_files_and_the_hubs_rejections_merge_by_line_with_identity_numbers_masked() -> None:
-    merged = rosterclient.merge_rejections(
+    merged = roster_client.merge_rejections(
         [LineError(7, "name", f"copied from {WANG}"), LineError(2, "status", "unknown")],
         [pb.RowRejection(line=4, field="person_id", reason=f"{LI} is on an earlier row")],
     )

@@ -1,4 +1,4 @@
-"""Reading an agency's roster file (doudi.rosterfile): CSV or Excel rows as typed lines.
+"""Reading an agency's roster file (doudi.cli.roster_file): CSV or Excel rows as typed lines.
 
 Values that cannot be read at all (dates, statuses, identity numbers Excel stored
 as numbers) are LineErrors with the line the clerk sees; everything else is
@@ -15,9 +15,15 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
+from doudi.cli.roster_file import (
+    LineError,
+    RosterFile,
+    RosterLine,
+    read_roster,
+    read_roster_batches,
+)
 from doudi.core.codes import STATUSES
 from doudi.core.errors import InvalidInput
-from doudi.rosterfile import LineError, RosterFile, RosterLine, read_roster, read_roster_batches
 
 ZHANG = "411323195003150014"
 LI = "411323196208120024"

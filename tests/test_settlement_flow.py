@@ -24,7 +24,7 @@ import httpx
 import pytest
 import sqlalchemy
 
-from doudi import demo
+from doudi.cli import demo
 from doudi.common.errors import decode_status
 from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from doudi import demo
+from doudi.cli import demo
 from doudi.core.packs import PackRegistry
 from doudi.core.subsidy import subsidised_premium
 from doudi.datashare.v1 import datashare_pb2 as ds

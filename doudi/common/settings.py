@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known to everyone who reads this file: accepted only with DOUDI_ENVIRONMENT=local.
 LOCAL_INTERNAL_TOKEN = "doudi-local-internal-token"
+# The demo API keys (`doudi run`'s hospitals and agencies) all begin with this, and are
+# refused outside DOUDI_ENVIRONMENT=local.
+DEMO_KEY_PREFIX = "demo-"
 
 
 class ProcessSettings(BaseSettings):

@@ -2,9 +2,9 @@
 
 Besides the common ones, the agencies' API keys: ``DOUDI_AGENCY_KEYS`` is a JSON
 object from each key to the agency code it authenticates
-(``{"<secret>": "poverty_office", ...}``). Locally the demo keys below work;
-outside ``DOUDI_ENVIRONMENT=local`` they are refused, as is any key shorter
-than 24 characters.
+(``{"<secret>": "poverty_office", ...}``); none by default. ``doudi run`` gives
+the hub the demo keys of :mod:`doudi.cli.demo`; outside ``DOUDI_ENVIRONMENT=local``
+they are refused, as is any key shorter than 24 characters.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from doudi.common.settings import SenderSettings
+from doudi.common.settings import DEMO_KEY_PREFIX, SenderSettings
 from doudi.core.statuses import AGENCIES
-from doudi.demo import DEMO_AGENCY_KEYS, DEMO_KEY_PREFIX
 
 DEFAULT_PORT = 50052
 
@@ -24,10 +23,7 @@ MIN_KEY_LENGTH = 24
 
 
 class Settings(SenderSettings):
-    agency_keys: dict[str, str] = Field(
-        default_factory=lambda: dict(DEMO_AGENCY_KEYS),
-        repr=False,  # the keys are secrets
-    )
+    agency_keys: dict[str, str] = Field(default_factory=dict, repr=False)  # secrets
     """API key → agency code (``DOUDI_AGENCY_KEYS``, JSON)."""
     roster_stream_max_seconds: float = Field(default=3600.0, gt=0)
     """The longest a roster's stream of rows may stay open (``SubmitRoster``: a million

@@ -52,9 +52,10 @@ PERSONS = (REGISTERED_POOR, NEIGHBOUR)
 # The personal premium: 400 yuan, assumed (the national minimum personal contribution
 # to resident insurance in 2025); the assistance fund pays it for the poor.
 
-DEMO_KEY_PREFIX: Final = "demo-"
-# The agencies' demo API keys: known to everyone who reads this file, so the datashare
-# hub accepts them only with DOUDI_ENVIRONMENT=local (services/datashare/settings.py).
+# The agencies' demo API keys, which `doudi run` gives the datashare hub (as
+# DOUDI_AGENCY_KEYS) unless that is set: known to everyone who reads this file, so the
+# hub accepts them only with DOUDI_ENVIRONMENT=local (DEMO_KEY_PREFIX,
+# doudi/common/settings.py).
 DEMO_AGENCY_KEYS: Final = {
     "demo-civil-affairs": "civil_affairs",
     "demo-poverty-office": "poverty_office",

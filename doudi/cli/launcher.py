@@ -18,6 +18,7 @@ service, PostgreSQL for the databases): see deploy/.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -35,7 +36,7 @@ from types import FrameType
 
 import grpc
 
-from doudi import demo
+from doudi.cli import demo
 from doudi.common.grpc_client import serving_status
 from doudi.common.settings import ProcessSettings
 
@@ -153,6 +154,8 @@ class Platform:
             env["DOUDI_DATABASE_URL"] = self.database_urls[part.name]
         for peer in part.peers:
             env[f"DOUDI_{peer.upper()}_ADDRESS"] = self.addresses[peer]
+        if part.name == "datashare":
+            env.setdefault("DOUDI_AGENCY_KEYS", json.dumps(demo.DEMO_AGENCY_KEYS))
         with self.log_path(name).open("ab") as log:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", part.module],

@@ -1,6 +1,6 @@
 """Submitting an agency's roster file to the datashare hub: ``doudi roster submit``.
 
-The file is read a batch at a time (:func:`doudi.rosterfile.read_roster_batches`)
+The file is read a batch at a time (:func:`doudi.cli.roster_file.read_roster_batches`)
 and sent over one ``SubmitRoster`` stream: the header (region, as-of date) with
 the first rows, then the rows in messages of at most :data:`ROWS_PER_MESSAGE`.
 Lines the file's reader cannot read (a malformed date, an unknown status) are
@@ -31,6 +31,8 @@ from typing import Final
 import grpc
 from google.type import date_pb2
 
+from doudi.cli.demo import DEMO_AGENCY_KEYS
+from doudi.cli.roster_file import LineError, RosterFile, read_roster_batches
 from doudi.common.enums import AGENCIES, STATUSES
 from doudi.common.errors import decode_status
 from doudi.common.logs import mask_identity_numbers
@@ -38,8 +40,6 @@ from doudi.common.protos import from_date
 from doudi.core.errors import InvalidInput
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
-from doudi.demo import DEMO_AGENCY_KEYS
-from doudi.rosterfile import LineError, RosterFile, read_roster_batches
 
 ADDRESS_ENV: Final = "DOUDI_DATASHARE_ADDRESS"
 KEY_ENV: Final = "DOUDI_AGENCY_KEY"

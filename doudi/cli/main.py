@@ -211,7 +211,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
-        from doudi.launcher import run
+        from doudi.cli.launcher import run
 
         return run(
             base_port=args.base_port,
@@ -260,23 +260,23 @@ def _calc(registry: PackRegistry, source: str, *, explain: bool) -> int:
 
 def _roster_submit(args: argparse.Namespace) -> int:
     # Imported here: gRPC is for this command only.
-    from doudi import rosterclient
+    from doudi.cli import roster_client
 
     path: Path = args.file
     try:
-        key, demo = rosterclient.choose_key(args.agency, args.key)
+        key, demo = roster_client.choose_key(args.agency, args.key)
     except ValueError as error:
         return _fail(str(error))
-    address = args.address or rosterclient.default_address()
+    address = args.address or roster_client.default_address()
     try:
-        report = rosterclient.submit_roster(
+        report = roster_client.submit_roster(
             path, agency=args.agency, region=args.region, as_of=args.as_of, key=key, address=address
         )
     except InvalidInput as error:
         return _fail(f"{path}: {error.message if error.field == 'file' else error}")
     except OSError as error:
         return _fail(f"cannot read {path}: {error.strerror or error}")
-    except rosterclient.HubError as error:
+    except roster_client.HubError as error:
         _demo_note(demo, args.agency, key)
         return _fail(str(error), EXIT_REFUSED)
     _demo_note(demo, args.agency, key)
@@ -301,15 +301,15 @@ def _roster_bureau(args: argparse.Namespace) -> int:
     """``compare``, ``export`` and ``enrol``: the bureau's calls, with the platform's token."""
     import grpc  # imported here: gRPC is for these commands only
 
-    from doudi import comparisons, rosterclient
+    from doudi.cli import comparisons, roster_client
     from doudi.common.errors import decode_status
     from doudi.common.settings import ProcessSettings
 
     output: Path | None = getattr(args, "output", None)
     if output is not None and output.suffix.lower().lstrip(".") not in comparisons.FORMATS:
         return _fail(f"{output}: write a .csv or .xlsx file")
-    datashare = args.datashare or rosterclient.default_address("datashare")
-    enrollment = args.enrollment or rosterclient.default_address("enrollment")
+    datashare = args.datashare or roster_client.default_address("datashare")
+    enrollment = args.enrollment or roster_client.default_address("enrollment")
     try:
         settings = ProcessSettings()
     except ValueError as error:
