@@ -38,15 +38,15 @@ class DemoPerson:
 
 
 HOSPITALS = (
-    DemoHospital("xixia-county-2", "西峡县第二级示范医院 (demo)", "411323", 2, "demo-xixia-2"),
-    DemoHospital("xixia-township-1", "西峡县示范乡镇卫生院 (demo)", "411323", 1, "demo-xixia-1"),
+    DemoHospital("xixia-county-2", "西峡县示范二级医院", "411323", 2, "demo-xixia-2"),
+    DemoHospital("xixia-township-1", "西峡县示范乡镇卫生院", "411323", 1, "demo-xixia-1"),
 )
 
 # The person of ../shared/cases/xixia-inpatient-level2.case.json, registered poor
 # since 2016 (asserted by the poverty office), and a neighbour with no status yet,
 # to show a status applying at the next settlement.
-REGISTERED_POOR = DemoPerson("411323195003150014", "张建国 (demo)", "411323-0001", "411323", 40000)
-NEIGHBOUR = DemoPerson("411323196208120024", "李桂兰 (demo)", "411323-0002", "411323", 40000)
+REGISTERED_POOR = DemoPerson("411323195003150014", "张建国", "411323-0001", "411323", 40000)
+NEIGHBOUR = DemoPerson("411323196208120024", "李桂兰", "411323-0002", "411323", 40000)
 PERSONS = (REGISTERED_POOR, NEIGHBOUR)
 
 # The personal premium: 400 yuan, assumed (the national minimum personal contribution

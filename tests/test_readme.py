@@ -1,0 +1,167 @@
+"""README.md's commands, run as written against a platform with the demo data.
+
+The README promises that every command in its ``sh`` blocks works as written in a
+second terminal while ``make run`` runs, from the repository root. This test runs
+those blocks, in order and in one shell (a block may use a variable an earlier one
+set), in a folder that holds only what a fresh clone has beside the README (``.venv``
+and ``examples``), against a platform started with ``doudi/cli/demo.py``'s data. The
+one change made to them is the address: the gateway and the services listen on free
+ports here, not on ``make run``'s. Blocks fenced as ``shell`` (``make run``, the
+benchmarks) are not run.
+
+What each command prints is then checked against what the README says it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from doudi.cli import demo
+from tests.platform import Platform, demo_platforms
+from tests.services import ROOT
+from tests.support import business_day
+
+README = ROOT / "README.md"
+MARKER = "::doudi-readme-block::"
+
+
+def fenced_blocks(text: str, info: str) -> list[str]:
+    """The contents of the README's blocks fenced with exactly ``info``."""
+    return re.findall(rf"^```{re.escape(info)}\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with demo_platforms(tmp_path_factory, "readme", business_day().year) as on:
+        yield on("sqlite")
+
+
+@pytest.fixture(scope="module")
+def outputs(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Each ``sh`` block's standard output, the blocks run in one shell."""
+    blocks = fenced_blocks(README.read_text(encoding="utf-8"), "sh")
+    assert len(blocks) >= 6, "the README's runnable blocks are fenced as sh"
+    clone = tmp_path_factory.mktemp("clone")
+    for name in (".venv", "examples"):
+        (clone / name).symlink_to(ROOT / name)
+    script = ["set -euo pipefail"]
+    for block in blocks:
+        script += [f"echo {MARKER}", block.replace("http://127.0.0.1:8000", platform.base_url)]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
+    env.update(
+        DOUDI_DATASHARE_ADDRESS=platform.services["datashare"].address,
+        DOUDI_ENROLLMENT_ADDRESS=platform.services["enrollment"].address,
+    )
+    done = subprocess.run(
+        ["bash", "-c", "\n".join(script)],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"a README command failed:\n{done.stdout}\n{done.stderr}"
+    printed = done.stdout.split(f"{MARKER}\n")[1:]
+    assert len(printed) == len(blocks)
+    assert (clone / "gap.xlsx").is_file()
+    return printed
+
+
+def json_documents(text: str) -> list[Any]:
+    """The JSON values printed one after another (curl ends none with a newline)."""
+    decoder = json.JSONDecoder()
+    documents: list[Any] = []
+    position = 0
+    while (position := len(text) - len(text[position:].lstrip())) < len(text):
+        document, position = decoder.raw_decode(text, position)
+        documents.append(document)
+    return documents
+
+
+def readme_number(key: str) -> int:
+    """The first ``"key": N`` of the README's shown answers."""
+    match = re.search(rf'"{key}": (\d+)', README.read_text(encoding="utf-8"))
+    assert match is not None
+    return int(match.group(1))
+
+
+def test_the_settlement_answers_what_the_readme_shows(outputs: list[str]) -> None:
+    settled = json.loads(outputs[0])
+    assert settled["state"] == "settled"
+    assert settled["person_id"] == demo.REGISTERED_POOR.person_id
+    assert settled["visit_id"] == f"ZY-{business_day().isoformat()}"
+    for key in ("total_fen", "fund_paid_fen", "self_pay_fen"):
+        assert settled[key] == readme_number(key), key
+    assert [layer["paid_fen"] for layer in settled["layers"]] == [
+        3960000,
+        0,
+        280000,
+        448000,
+        218400,
+    ]
+
+
+def test_the_clearing_the_reversal_and_the_health_check(outputs: list[str]) -> None:
+    clearing, reversed_settlement, health = json_documents(outputs[1])
+    assert clearing["net_fen"] == readme_number("fund_paid_fen")
+    assert reversed_settlement["state"] == "reversed"
+    assert reversed_settlement["visit_id"] == f"ZY-{business_day().isoformat()}"
+    assert health["status"] == "ok"
+
+
+def test_calc_prints_the_worked_example_three_ways(outputs: list[str]) -> None:
+    documents = json_documents(outputs[2])
+    assert len(documents) == 3
+    for document in documents:
+        (visit,) = document["visits"]
+        assert visit["self_pay_fen"] == readme_number("self_pay_fen")
+    assert "explanation" in documents[0]["visits"][0]["layers"][0]
+    assert "explanation" not in documents[2]["visits"][0]["layers"][0]
+
+
+def test_the_packs_table_names_every_pack_the_command_lists(outputs: list[str]) -> None:
+    text = README.read_text(encoding="utf-8")
+    listed = re.findall(r"^\S+", outputs[3], flags=re.MULTILINE)
+    for pack in ("xixia-2017", "tianjin-2017", "linzhi-2020", "taishan-2022"):
+        assert pack in listed
+        assert f"| `{pack}` |" in text
+    assert "120000" in outputs[3]  # packs show tianjin-2017 follows the list
+
+
+def test_the_roster_report_is_the_one_the_readme_shows(outputs: list[str]) -> None:
+    shown = next(
+        block
+        for block in fenced_blocks(README.read_text(encoding="utf-8"), "")
+        if "submission 1" in block
+    )
+    today = business_day().isoformat()
+    expected = re.sub(r"as of \d{4}-\d{2}-\d{2}", f"as of {today}", shown)
+    assert outputs[4] == expected
+
+
+def test_the_comparison_finds_the_two_uninsured_and_enrol_enrols_them_once(
+    outputs: list[str],
+) -> None:
+    compare_and_export_and_enrol = outputs[5]
+    assert "comparison 1: region 411323" in compare_and_export_and_enrol
+    assert re.search(r"insured\s+2\n", compare_and_export_and_enrol)
+    assert re.search(r"not insured \(gap\)\s+2\n", compare_and_export_and_enrol)
+    assert "gap.xlsx: 2 persons of comparison 1" in compare_and_export_and_enrol
+    assert "enrolled 2 (of them 2 newly registered)" in compare_and_export_and_enrol
+    assert "360.00" in compare_and_export_and_enrol
+
+
+def test_every_file_the_readme_names_exists() -> None:
+    text = README.read_text(encoding="utf-8")
+    for path in set(re.findall(r"`((?:docs|doudi|examples|services|tests|bench)/[^`* ]+)`", text)):
+        if "<" not in path:
+            assert (ROOT / path).exists(), path
+    assert not re.search(r"\.\./|/work/|shared/", text)
