@@ -26,7 +26,7 @@ from tests.support import run_cli, worked_case
 SHIPPED_DIR = Path(str(resources.files("doudi.packs")))
 XIXIA_TEXT = (SHIPPED_DIR / "xixia-2017.yaml").read_text(encoding="utf-8")
 
-# Layer ids of the seed packs, in order (CASES.md).
+# Layer ids of the shipped packs, in order (docs/case-format.md).
 SHIPPED_LAYERS = {
     "xixia-2017": [
         "basic",
@@ -181,15 +181,28 @@ def _cap_without_provenance(doc: Document) -> None:
 
 
 def _foreign_source(doc: Document) -> None:
+    """Cites a real document, but not one this pack lists."""
     rule(doc, "insurance_assistance", "outpatient_chronic")["ratio"]["source"] = (
-        "seed-999: 門診慢性病患者剩餘合規醫療費用按70%給予補助"
+        "taishan-2022: 門診慢性病患者剩餘合規醫療費用按70%給予補助"
     )
 
 
 def _source_without_colon(doc: Document) -> None:
     rule(doc, "insurance_assistance", "outpatient_chronic")["ratio"]["source"] = (
-        "seed-001 門診慢性病患者剩餘合規醫療費用按70%給予補助"
+        "xixia-2017 門診慢性病患者剩餘合規醫療費用按70%給予補助"
     )
+
+
+def _source_naming_a_file(doc: Document) -> None:
+    doc["sources"]["texts/001.txt"] = doc["sources"].pop("xixia-2017")
+
+
+def _source_without_publisher(doc: Document) -> None:
+    del doc["sources"]["xixia-2017"]["publisher"]
+
+
+def _source_as_bare_text(doc: Document) -> None:
+    doc["sources"]["xixia-2017"] = "西峡县人社部门医疗保险扶贫政策, 2017"
 
 
 def _bands(from_yuan: int) -> Mutation:
@@ -318,14 +331,32 @@ BROKEN = [
     pytest.param(
         _foreign_source,
         "layers[insurance_assistance].rules[outpatient_chronic].ratio.source",
-        "should start with one of this pack's sources",
+        "should start with the id of one of this pack's sources",
         id="source-not-of-this-pack",
     ),
     pytest.param(
         _source_without_colon,
         "layers[insurance_assistance].rules[outpatient_chronic].ratio.source",
-        "should start with one of this pack's sources",
+        "should start with the id of one of this pack's sources (xixia-2017, jiangsu-2022)",
         id="source-without-colon",
+    ),
+    pytest.param(
+        _source_naming_a_file,
+        "sources.texts/001.txt",
+        "a document id is lower-case words and digits joined by '-'",
+        id="source-naming-a-file",
+    ),
+    pytest.param(
+        _source_without_publisher,
+        "sources.xixia-2017",
+        "missing key 'publisher'",
+        id="source-without-publisher",
+    ),
+    pytest.param(
+        _source_as_bare_text,
+        "sources.xixia-2017",
+        "expected a mapping",
+        id="source-as-bare-text",
     ),
     pytest.param(
         _bands(10000),
@@ -636,10 +667,17 @@ def test_packs_show_xixia_prints_layers_funds_and_rules(capsys: pytest.CaptureFi
 def test_packs_show_prints_every_source_and_assumption(
     pack_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The documents first, by id, title, publisher and date; then every figure's source
+    sentence or assumption."""
     code, out, _ = run(["packs", "show", pack_id], capsys)
 
     assert code == 0
     document = yaml.safe_load((SHIPPED_DIR / f"{pack_id}.yaml").read_text(encoding="utf-8"))
+    cited = out.split("Sources:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert cited == [
+        f"  {key}: {source['title']}; {source['publisher']}; {source['date']}"
+        for key, source in document["sources"].items()
+    ]
     provenance = list(_provenance(document))
     assert provenance
     missing = [(kind, text) for kind, text in provenance if f"{kind}: {text}" not in out]

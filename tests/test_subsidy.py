@@ -111,7 +111,7 @@ def a_category(category_id: str, statuses: list[str], premium: Any, subsidy: Any
         "name": f"{category_id} 类",
         "statuses": statuses,
         "premium": {"yuan": premium, "assumed": "a test figure"},
-        "subsidy": {**subsidy_spec, "source": "seed-001: 想方設法幫其籌集參保費用"},
+        "subsidy": {**subsidy_spec, "source": "xixia-2017: 想方設法幫其籌集參保費用"},
     }
 
 
@@ -291,9 +291,9 @@ BROKEN = [
         id="subsidy-without-source-or-assumed",
     ),
     pytest.param(
-        _set("registered_poor", "premium", "source", value="seed-999: 180元"),
+        _set("registered_poor", "premium", "source", value="tianjin-2017: 180元"),
         f"{POOR}.premium.source",
-        "should start with one of this pack's sources",
+        "should start with the id of one of this pack's sources",
         id="source-not-of-this-pack",
     ),
     pytest.param(

@@ -396,8 +396,10 @@ def _instant_payouts(pack: Pack, ctx: VisitContext, made: Set[str]) -> tuple[Pay
     paid: list[Payout] = []
     done = set(made)
     for benefit in pack.payouts:
-        if benefit.eligible is not None and not benefit.eligible.test(ctx):
-            continue
+        if (benefit.in_force_from is not None and ctx.day < benefit.in_force_from) or (
+            benefit.eligible is not None and not benefit.eligible.test(ctx)
+        ):
+            continue  # nothing paid, and no class used up
         for diagnosis in ctx.visit.diagnoses:
             for disease_class in benefit.classes:
                 key = payout_key(benefit.id, disease_class.id)

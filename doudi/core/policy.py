@@ -263,6 +263,8 @@ class InstantPayout:
     name: str
     fund: str
     eligible: Described | None
+    in_force_from: date | None
+    """Diagnoses discharged (outpatient: seen) before it pay nothing and use up no class."""
     amount: IntSelector
     classes: tuple[DiseaseClass, ...]
 
