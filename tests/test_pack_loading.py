@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -21,7 +21,7 @@ from doudi.core.cases import parse_case, settle_case
 from doudi.core.errors import PolicyPackError
 from doudi.core.packs import PackRegistry, load_pack
 from doudi.core.policy import Pack
-from tests.support import run_cli, worked_case
+from tests.support import ROOT, provenance, run_cli, worked_case
 
 SHIPPED_DIR = Path(str(resources.files("doudi.packs")))
 XIXIA_TEXT = (SHIPPED_DIR / "xixia-2017.yaml").read_text(encoding="utf-8")
@@ -636,19 +636,6 @@ def test_packs_lists_the_four_packs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "2017-01-01" in xixia_row
 
 
-def _provenance(node: Any) -> Iterator[tuple[str, str]]:
-    """Every (kind, text) of ``source`` and ``assumed`` anywhere in a pack document."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("source", "assumed") and isinstance(value, str):
-                yield key, value
-            else:
-                yield from _provenance(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _provenance(value)
-
-
 def test_packs_show_xixia_prints_layers_funds_and_rules(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["packs", "show", "xixia-2017"], capsys)
 
@@ -678,9 +665,9 @@ def test_packs_show_prints_every_source_and_assumption(
         f"  {key}: {source['title']}; {source['publisher']}; {source['date']}"
         for key, source in document["sources"].items()
     ]
-    provenance = list(_provenance(document))
-    assert provenance
-    missing = [(kind, text) for kind, text in provenance if f"{kind}: {text}" not in out]
+    found = list(provenance(document))
+    assert found
+    missing = [(kind, text) for kind, text in found if f"{kind}: {text}" not in out]
     assert missing == []
 
 
@@ -706,3 +693,25 @@ def test_packs_show_of_an_unknown_pack_exits_2(capsys: pytest.CaptureFixture[str
     assert len(err.splitlines()) == 1
     assert "unknown policy pack 'nope'" in err
     assert "xixia-2017" in err
+
+
+def domain_sources() -> dict[str, str]:
+    """docs/domain.md section 9: each document id and its row of the table."""
+    text = (ROOT / "docs" / "domain.md").read_text(encoding="utf-8")
+    section = text.split("\n## 9. Sources\n", 1)[1]
+    return dict(re.findall(r"^\| `([a-z0-9-]+)` \|(.*)$", section, re.MULTILINE))
+
+
+@pytest.mark.parametrize("pack_id", sorted(SHIPPED_LAYERS))
+def test_every_document_a_pack_cites_is_in_docs_domain_md_with_the_same_citation(
+    pack_id: str,
+) -> None:
+    document = yaml.safe_load((SHIPPED_DIR / f"{pack_id}.yaml").read_text(encoding="utf-8"))
+    listed = domain_sources()
+    cited = {text.split(": ", 1)[0] for kind, text in provenance(document) if kind == "source"}
+
+    assert cited <= set(document["sources"])
+    for key, citation in document["sources"].items():
+        assert key in listed, key
+        for part in ("title", "publisher", "date"):
+            assert citation[part] in listed[key], (key, part)
