@@ -6,7 +6,7 @@ returns each layer's payment, the patient's remainder and the increments to
 the yearly accumulators; the caller stores them (the CLI in a ``PersonLedger``
 in memory, the settlement service in its database, in one transaction).
 
-The rules of DOMAIN.md section 6 that every pack obeys live here:
+The rules of docs/domain.md section 6 that every pack obeys live here:
 
 * costs split into class C, over-limit, class B pre-payment and in-scope;
 * each layer's base is what the earlier layers left (in-scope or whole);

@@ -1,4 +1,4 @@
-"""A policy pack once loaded: layers, rules, deductibles, bands, caps (DOMAIN.md section 6).
+"""A policy pack once loaded: layers, rules, deductibles, bands, caps (docs/domain.md section 6).
 
 Everything a pack says is turned by ``doudi.core.packs`` into the small objects
 below, whose numbers are already in fen and basis points and whose choices
