@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ _WORKED = json.loads((ROOT / "examples" / "xixia-inpatient-level2.case.json").re
 
 
 def worked_case() -> dict[str, Any]:
-    """A fresh copy of CASES.md's worked example (Xixia, level 2, 50,000 yuan, registered poor)."""
+    """A fresh copy of docs/case-format.md's worked example (Xixia, level 2, 50,000 yuan, registered poor)."""
     return copy.deepcopy(_WORKED)
 
 
@@ -41,3 +42,16 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def provenance(node: Any) -> Iterator[tuple[str, str]]:
+    """Every (kind, text) of ``source`` and ``assumed`` anywhere in a pack document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("source", "assumed") and isinstance(value, str):
+                yield key, value
+            else:
+                yield from provenance(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from provenance(value)

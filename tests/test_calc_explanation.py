@@ -1,4 +1,4 @@
-"""The per-layer explanation of ``doudi calc``, read on CASES.md's worked example.
+"""The per-layer explanation of ``doudi calc``, read on docs/case-format.md's worked example.
 
 | layer | base | rule | paid |
 | basic | 50,000 | (50,000 - 500) x 80% | 39,600 |
@@ -88,4 +88,4 @@ def test_a_layer_that_does_not_apply_says_why(
 
 def test_the_visit_reports_its_final_reimbursement_ratio(result: dict[str, Any]) -> None:
     assert result["fund_paid_fen"] == 4_906_400
-    assert result["reimbursement_ratio"] == "98.13%"  # CASES.md: 98.1%
+    assert result["reimbursement_ratio"] == "98.13%"  # docs/case-format.md: 98.1%

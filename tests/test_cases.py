@@ -1,15 +1,13 @@
-"""Every calculation case gives exactly its expected result (CASES.md).
+"""Every calculation case gives exactly its expected result (docs/case-format.md).
 
-Two folders: the project's shared worked cases (``../shared/cases`` beside the
-repository, or ``DOUDI_SHARED_DIR``) and our own hand-worked cases in
-``tests/cases``. Only the keys CASES.md defines are compared; the per-layer
-explanation and the cost breakdown are extra.
+The cases are the repository's own hand-worked ones in ``tests/cases`` (the
+worked example of ``examples/`` among them). Only the keys the format defines
+are compared; the per-layer explanation and the cost breakdown are extra.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,7 @@ from doudi.core.cases import load_json, parse_case, result_document, settle_case
 from doudi.core.packs import PackRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
-OWN_CASES = ROOT / "tests" / "cases"
-SHARED_CASES = Path(os.environ.get("DOUDI_SHARED_DIR", ROOT.parent / "shared")) / "cases"
+CASES = ROOT / "tests" / "cases"
 
 VISIT_KEYS = ("id", "total_fen", "out_of_scope_fen", "in_scope_fen", "layers", "self_pay_fen")
 LAYER_KEYS = ("layer", "fund", "paid_fen")
@@ -28,7 +25,7 @@ PAYOUT_KEYS = ("benefit", "disease_class", "paid_fen")
 
 
 def defined_keys(result: dict[str, Any]) -> dict[str, Any]:
-    """The result restricted to the keys CASES.md defines."""
+    """The result restricted to the keys docs/case-format.md defines."""
     visits = []
     for visit in result["visits"]:
         kept = {key: visit[key] for key in VISIT_KEYS if key in visit}
@@ -40,7 +37,7 @@ def defined_keys(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def case_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.case.json")) if folder.is_dir() else []
+    return sorted(folder.glob("*.case.json"))
 
 
 @pytest.fixture(scope="module")
@@ -62,28 +59,14 @@ def check_case(registry: PackRegistry, case_file: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "case_file", case_files(SHARED_CASES), ids=lambda p: p.name.removesuffix(".case.json")
+    "case_file", case_files(CASES), ids=lambda p: p.name.removesuffix(".case.json")
 )
-def test_shared_case(registry: PackRegistry, case_file: Path) -> None:
+def test_case(registry: PackRegistry, case_file: Path) -> None:
     check_case(registry, case_file)
 
 
-@pytest.mark.parametrize(
-    "case_file", case_files(OWN_CASES), ids=lambda p: p.name.removesuffix(".case.json")
-)
-def test_own_case(registry: PackRegistry, case_file: Path) -> None:
-    check_case(registry, case_file)
-
-
-def test_shared_cases_are_there() -> None:
-    """In CI the shared folder sits beside the clone; a silent skip would hide every case."""
-    if not SHARED_CASES.is_dir() and not os.environ.get("CI"):
-        pytest.skip(f"no shared cases at {SHARED_CASES} (set DOUDI_SHARED_DIR)")
-    assert len(case_files(SHARED_CASES)) >= 2
-
-
-def test_own_cases_have_results_and_notes() -> None:
-    files = case_files(OWN_CASES)
+def test_cases_have_results_and_notes() -> None:
+    files = case_files(CASES)
     assert len(files) >= 30
     for case_file in files:
         assert case_file.with_name(case_file.name.replace(".case.json", ".result.json")).exists(), (
@@ -96,9 +79,9 @@ def test_own_cases_have_results_and_notes() -> None:
 
 
 def test_every_rule_of_every_pack_is_exercised_by_a_case(registry: PackRegistry) -> None:
-    """Each rule of each pack pays something on at least one own or shared case."""
+    """Each rule of each pack pays something on at least one case."""
     exercised: set[tuple[str, str, str]] = set()
-    for case_file in case_files(OWN_CASES) + case_files(SHARED_CASES):
+    for case_file in case_files(CASES):
         case = parse_case(load_json(case_file.read_text(encoding="utf-8")), registry)
         for settlement in settle_case(case):
             for layer in settlement.layers:

@@ -1,4 +1,4 @@
-"""The datashare service: the status registry of the data-exchange hub (DOMAIN.md section 3).
+"""The datashare service: the status registry of the data-exchange hub (docs/domain.md section 3).
 
 Each test starts ``python -m services.datashare`` as a real process on each
 backend and calls it as the agencies (their demo keys) and as the platform (the

@@ -189,7 +189,7 @@ def _yearly_band_pack(deductible: int, steps: list[tuple[int, int]], cap: int | 
         "region": {"code": "411323", "name": "test"},
         "title": "test",
         "effective_from": "2017-01-01",
-        "sources": {"test": "test"},
+        "sources": {"test": {"title": "a test pack", "publisher": "the tests", "date": "2017"}},
         "catalogue": {"class_b_pre_self_pay_percent": 10, "assumed": "test"},
         "layers": [
             layer,

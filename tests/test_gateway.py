@@ -51,7 +51,7 @@ from tests.support import business_day, run_cli, with_check_digit, worked_case
 XIXIA = "411323"
 POVERTY_OFFICE = bearer("demo-poverty-office")
 PROBLEM_JSON = "application/problem+json"
-# The worked example of CASES.md: 50,000 yuan, all class A, level 2, registered poor.
+# The worked example of docs/case-format.md: 50,000 yuan, all class A, level 2, registered poor.
 WORKED_LAYERS = [
     {"layer": "basic", "fund": "390100", "paid_fen": 3960000},
     {"layer": "critical_illness", "fund": "390200", "paid_fen": 0},

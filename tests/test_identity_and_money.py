@@ -1,4 +1,4 @@
-"""The resident identity number (GB 11643-1999) and money in integer fen (DOMAIN.md section 2)."""
+"""The resident identity number (GB 11643-1999) and money in integer fen (docs/domain.md section 2)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_lower_case_x_check_digit_is_accepted_and_stored_upper_case() -> None:
 
 
 def test_xixia_code_created_in_1994_is_accepted_on_a_card_of_someone_born_in_1950() -> None:
-    """A card keeps the code of the county where it was first issued (DOMAIN.md section 2);
+    """A card keeps the code of the county where it was first issued (docs/domain.md section 2);
     stdnum's is_valid rejects this number because 411323 did not exist in 1950."""
     number = "411323195003150014"
 

@@ -77,7 +77,7 @@ def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path
             for number in range(4)
         ]
         assert [answer.status_code for answer in answers] == [201] * 4, answers[0].text
-        # The demo person is registered poor: all five Xixia layers run, as in CASES.md.
+        # The demo person is registered poor: all five Xixia layers run, as in docs/case-format.md.
         assert [layer["paid_fen"] for layer in answers[0].json()["layers"]] == [
             3960000,
             0,

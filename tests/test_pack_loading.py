@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -21,12 +21,12 @@ from doudi.core.cases import parse_case, settle_case
 from doudi.core.errors import PolicyPackError
 from doudi.core.packs import PackRegistry, load_pack
 from doudi.core.policy import Pack
-from tests.support import run_cli, worked_case
+from tests.support import ROOT, provenance, run_cli, worked_case
 
 SHIPPED_DIR = Path(str(resources.files("doudi.packs")))
 XIXIA_TEXT = (SHIPPED_DIR / "xixia-2017.yaml").read_text(encoding="utf-8")
 
-# Layer ids of the seed packs, in order (CASES.md).
+# Layer ids of the shipped packs, in order (docs/case-format.md).
 SHIPPED_LAYERS = {
     "xixia-2017": [
         "basic",
@@ -181,15 +181,28 @@ def _cap_without_provenance(doc: Document) -> None:
 
 
 def _foreign_source(doc: Document) -> None:
+    """Cites a real document, but not one this pack lists."""
     rule(doc, "insurance_assistance", "outpatient_chronic")["ratio"]["source"] = (
-        "seed-999: 門診慢性病患者剩餘合規醫療費用按70%給予補助"
+        "taishan-2022: 門診慢性病患者剩餘合規醫療費用按70%給予補助"
     )
 
 
 def _source_without_colon(doc: Document) -> None:
     rule(doc, "insurance_assistance", "outpatient_chronic")["ratio"]["source"] = (
-        "seed-001 門診慢性病患者剩餘合規醫療費用按70%給予補助"
+        "xixia-2017 門診慢性病患者剩餘合規醫療費用按70%給予補助"
     )
+
+
+def _source_naming_a_file(doc: Document) -> None:
+    doc["sources"]["texts/001.txt"] = doc["sources"].pop("xixia-2017")
+
+
+def _source_without_publisher(doc: Document) -> None:
+    del doc["sources"]["xixia-2017"]["publisher"]
+
+
+def _source_as_bare_text(doc: Document) -> None:
+    doc["sources"]["xixia-2017"] = "西峡县人社部门医疗保险扶贫政策, 2017"
 
 
 def _bands(from_yuan: int) -> Mutation:
@@ -318,14 +331,32 @@ BROKEN = [
     pytest.param(
         _foreign_source,
         "layers[insurance_assistance].rules[outpatient_chronic].ratio.source",
-        "should start with one of this pack's sources",
+        "should start with the id of one of this pack's sources",
         id="source-not-of-this-pack",
     ),
     pytest.param(
         _source_without_colon,
         "layers[insurance_assistance].rules[outpatient_chronic].ratio.source",
-        "should start with one of this pack's sources",
+        "should start with the id of one of this pack's sources (xixia-2017, jiangsu-2022)",
         id="source-without-colon",
+    ),
+    pytest.param(
+        _source_naming_a_file,
+        "sources.texts/001.txt",
+        "a document id is lower-case words and digits joined by '-'",
+        id="source-naming-a-file",
+    ),
+    pytest.param(
+        _source_without_publisher,
+        "sources.xixia-2017",
+        "missing key 'publisher'",
+        id="source-without-publisher",
+    ),
+    pytest.param(
+        _source_as_bare_text,
+        "sources.xixia-2017",
+        "expected a mapping",
+        id="source-as-bare-text",
     ),
     pytest.param(
         _bands(10000),
@@ -605,19 +636,6 @@ def test_packs_lists_the_four_packs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "2017-01-01" in xixia_row
 
 
-def _provenance(node: Any) -> Iterator[tuple[str, str]]:
-    """Every (kind, text) of ``source`` and ``assumed`` anywhere in a pack document."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("source", "assumed") and isinstance(value, str):
-                yield key, value
-            else:
-                yield from _provenance(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _provenance(value)
-
-
 def test_packs_show_xixia_prints_layers_funds_and_rules(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["packs", "show", "xixia-2017"], capsys)
 
@@ -636,13 +654,20 @@ def test_packs_show_xixia_prints_layers_funds_and_rules(capsys: pytest.CaptureFi
 def test_packs_show_prints_every_source_and_assumption(
     pack_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The documents first, by id, title, publisher and date; then every figure's source
+    sentence or assumption."""
     code, out, _ = run(["packs", "show", pack_id], capsys)
 
     assert code == 0
     document = yaml.safe_load((SHIPPED_DIR / f"{pack_id}.yaml").read_text(encoding="utf-8"))
-    provenance = list(_provenance(document))
-    assert provenance
-    missing = [(kind, text) for kind, text in provenance if f"{kind}: {text}" not in out]
+    cited = out.split("Sources:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert cited == [
+        f"  {key}: {source['title']}; {source['publisher']}; {source['date']}"
+        for key, source in document["sources"].items()
+    ]
+    found = list(provenance(document))
+    assert found
+    missing = [(kind, text) for kind, text in found if f"{kind}: {text}" not in out]
     assert missing == []
 
 
@@ -668,3 +693,25 @@ def test_packs_show_of_an_unknown_pack_exits_2(capsys: pytest.CaptureFixture[str
     assert len(err.splitlines()) == 1
     assert "unknown policy pack 'nope'" in err
     assert "xixia-2017" in err
+
+
+def domain_sources() -> dict[str, str]:
+    """docs/domain.md section 9: each document id and its row of the table."""
+    text = (ROOT / "docs" / "domain.md").read_text(encoding="utf-8")
+    section = text.split("\n## 9. Sources\n", 1)[1]
+    return dict(re.findall(r"^\| `([a-z0-9-]+)` \|(.*)$", section, re.MULTILINE))
+
+
+@pytest.mark.parametrize("pack_id", sorted(SHIPPED_LAYERS))
+def test_every_document_a_pack_cites_is_in_docs_domain_md_with_the_same_citation(
+    pack_id: str,
+) -> None:
+    document = yaml.safe_load((SHIPPED_DIR / f"{pack_id}.yaml").read_text(encoding="utf-8"))
+    listed = domain_sources()
+    cited = {text.split(": ", 1)[0] for kind, text in provenance(document) if kind == "source"}
+
+    assert cited <= set(document["sources"])
+    for key, citation in document["sources"].items():
+        assert key in listed, key
+        for part in ("title", "publisher", "date"):
+            assert citation[part] in listed[key], (key, part)

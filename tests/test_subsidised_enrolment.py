@@ -256,7 +256,7 @@ def test_tianjins_tiers_move_the_poor_up_and_pay_their_premium(platform: Platfor
             wanted.subsidy_fen,
             wanted.category,
         )
-    # Seed 004: dibao moved from the low tier to the middle one (350 yuan personal, paid);
+    # tianjin-2017: dibao moved from the low tier to the middle one (350 yuan personal, paid);
     # the severely disabled among them to the high tier (650 yuan personal), fully paid.
     assert enrolment(platform, dibao).tier == en.TIER_ADULT_MID
     assert enrolment(platform, dibao).premium_fen == 35_000

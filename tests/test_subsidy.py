@@ -2,14 +2,14 @@
 loaded, and ``subsidised_premium``, the category, tier, personal premium and subsidy for a
 person's statuses.
 
-The shipped packs' figures are checked against the sentences of the seed texts (and
-DOMAIN.md) they come from, read from the shared folder beside the repository.
+The shipped packs' figures are checked against the sentences they quote from their source
+documents (each cited by the id of a document the pack lists) and against
+``docs/domain.md``, which states the same figures for the project's readers.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -25,10 +25,10 @@ from doudi.core.errors import PolicyPackError
 from doudi.core.packs import SubsidyCategory, compile_pack, load_pack, subsidy_categories
 from doudi.core.policy import Pack
 from doudi.core.subsidy import SubsidisedPremium, subsidised_premium
-from tests.support import ROOT, run_cli
+from tests.support import ROOT, provenance, run_cli
 
 SHIPPED_DIR = Path(str(resources.files("doudi.packs")))
-SHARED = Path(os.environ.get("DOUDI_SHARED_DIR", ROOT.parent / "shared"))
+DOMAIN = ROOT / "docs" / "domain.md"
 SECTION = "enrolment_subsidy"
 
 Document = dict[str, Any]
@@ -53,34 +53,29 @@ def entry(document: Document, category_id: str) -> dict[str, Any]:
     return next(item for item in document[SECTION] if item["id"] == category_id)
 
 
-# -- the seed texts ------------------------------------------------------------
-
-# The seeds carry pinyin glosses after some characters from their original pages
-# ("醫(yī)保"); the packs quote the text without them.
-_GLOSS = re.compile(r"\([a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+\)")
+# -- the quoted sentences and docs/domain.md -----------------------------------
 
 
-def shared_text(pattern: str) -> str:
-    """The one file of the shared folder matching ``pattern``, without pinyin glosses."""
-    paths = sorted(SHARED.glob(pattern))
-    if not paths:
-        if os.environ.get("CI"):
-            raise AssertionError(f"no {SHARED / pattern}: the shared folder sits beside the clone")
-        pytest.skip(f"no {SHARED / pattern} (set DOUDI_SHARED_DIR)")
-    (path,) = paths
-    return _GLOSS.sub("", path.read_text(encoding="utf-8"))
+def sources(node: Any) -> Iterator[tuple[str, str]]:
+    """Every ``source:`` of a pack document as (document id, quoted sentence)."""
+    for kind, text in provenance(node):
+        if kind == "source":
+            reference, quote = text.split(": ", 1)
+            yield reference, quote
 
 
-def seed(number: str) -> str:
-    """The seed text ``number`` ("004")."""
-    return shared_text(f"seeds/{number}_*.txt")
+def quoted(pack_id: str, document: str) -> str:
+    """What the pack quotes from ``document`` ("tianjin-2017"), one source a line."""
+    return "\n".join(
+        quote for reference, quote in sources(shipped_document(pack_id)) if reference == document
+    )
 
 
 def domain_section(number: int) -> str:
-    """DOMAIN.md's section ``number``, its white space folded."""
-    text = shared_text("DOMAIN.md")
-    match = re.search(rf"^## {number}\. .*?(?=^## )", text, re.MULTILINE | re.DOTALL)
-    assert match is not None, f"DOMAIN.md has no section {number}"
+    """docs/domain.md's section ``number``, its white space folded."""
+    text = DOMAIN.read_text(encoding="utf-8")
+    match = re.search(rf"^## {number}\. .*?(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert match is not None, f"docs/domain.md has no section {number}"
     return re.sub(r"\s+", " ", match.group(0))
 
 
@@ -111,7 +106,7 @@ def a_category(category_id: str, statuses: list[str], premium: Any, subsidy: Any
         "name": f"{category_id} 类",
         "statuses": statuses,
         "premium": {"yuan": premium, "assumed": "a test figure"},
-        "subsidy": {**subsidy_spec, "source": "seed-001: 想方設法幫其籌集參保費用"},
+        "subsidy": {**subsidy_spec, "source": "xixia-2017: 想方設法幫其籌集參保費用"},
     }
 
 
@@ -291,9 +286,9 @@ BROKEN = [
         id="subsidy-without-source-or-assumed",
     ),
     pytest.param(
-        _set("registered_poor", "premium", "source", value="seed-999: 180元"),
+        _set("registered_poor", "premium", "source", value="tianjin-2017: 180元"),
         f"{POOR}.premium.source",
-        "should start with one of this pack's sources",
+        "should start with the id of one of this pack's sources",
         id="source-not-of-this-pack",
     ),
     pytest.param(
@@ -479,8 +474,8 @@ def test_tianjin_a_severely_disabled_dibao_person_gets_the_high_tier_fully_paid(
 
 
 def tianjin_tiers() -> dict[str, tuple[int, int]]:
-    """Seed 004's adult tiers: personal premium and total, in fen."""
-    text = seed("004")
+    """The adult tiers the Tianjin pack quotes: personal premium and total, in fen."""
+    text = quoted("tianjin-2017", "tianjin-2017")
     match = re.search(
         r"個人繳費標準分別為(\d+)元、(\d+)元、(\d+)元,在此基礎上財政分別補助(\d+)元,"
         r"使籌資標準分別達到(\d+)元、(\d+)元和(\d+)元",
@@ -493,17 +488,17 @@ def tianjin_tiers() -> dict[str, tuple[int, int]]:
     return {tier: (personal[tier], total) for tier, total in zip(personal, totals, strict=True)}
 
 
-def test_tianjin_premiums_are_the_personal_part_of_the_seeds_tiers() -> None:
+def test_tianjin_premiums_are_the_personal_part_of_the_quoted_tiers() -> None:
     tiers = tianjin_tiers()
     pack = shipped("tianjin-2017")
 
     for entry_ in subsidy_categories(pack):
         assert entry_.tier in tiers, entry_.id
         assert entry_.premium_fen == tiers[entry_.tier][0], entry_.id
-    # DOMAIN.md section 5 says the same: 120, 350 or 650 personal = 850, 1,080, 1,380.
+    # docs/domain.md section 5 says the same: 120, 350 or 650 personal = 850, 1,080, 1,380.
     domain = domain_section(5)
     figures = re.search(
-        r"adults choose ([\d,]+), ([\d,]+) or ([\d,]+) personal \+ ([\d,]+) subsidy = "
+        r"(?i)adults choose ([\d,]+), ([\d,]+) or ([\d,]+) personal \+ ([\d,]+) subsidy = "
         r"([\d,]+), ([\d,]+), ([\d,]+)",
         domain,
     )
@@ -516,7 +511,7 @@ def test_tianjin_premiums_are_the_personal_part_of_the_seeds_tiers() -> None:
 
 
 def test_tianjin_dibao_and_margin_are_moved_to_the_middle_tier() -> None:
-    text = seed("004")
+    text = quoted("tianjin-2017", "tianjin-2017")
     moved = re.search(r"籌資標準由低檔(\d+)元調整為中檔(\d+)元", text)
     assert moved is not None
     tiers = tianjin_tiers()
@@ -534,7 +529,7 @@ def test_tianjin_dibao_and_margin_are_moved_to_the_middle_tier() -> None:
 
 
 def test_tianjin_special_hardship_is_the_high_tier_fully_paid() -> None:
-    text = seed("004")
+    text = quoted("tianjin-2017", "tianjin-2017")
     high = re.search(r"參加居民醫保按高檔(\d+)元籌資,政府全額補助", text)
     assert high is not None
     special = category(shipped("tianjin-2017"), "special_hardship")
@@ -548,7 +543,7 @@ def test_tianjin_special_hardship_is_the_high_tier_fully_paid() -> None:
 
 
 def test_tianjin_severely_disabled_and_hardship_pay_nothing() -> None:
-    text = seed("004")
+    text = quoted("tianjin-2017", "tianjin-2017")
     assert re.search(r"對重度殘疾人、享受低保待遇的人員、特殊困難家庭人員.*?個人不繳費", text)
     full = category(shipped("tianjin-2017"), "full_subsidy")
 
@@ -568,14 +563,13 @@ TAISHAN_NAMES = {
 }
 
 
-def test_taishan_the_eight_categories_of_the_seed_have_their_whole_premium_paid() -> None:
-    text = seed("002")
+def test_taishan_the_eight_categories_have_their_whole_premium_paid() -> None:
+    text = quoted("taishan-2022", "taishan-2022")
     pack = shipped("taishan-2022")
     categories = subsidy_categories(pack)
 
     assert {c.name for c in categories} == set(TAISHAN_NAMES.values())
     for entry_ in categories:
-        assert entry_.name in text, entry_.name  # the seed's own words
         assert entry_.statuses == {entry_.id}
         assert entry_.name == TAISHAN_NAMES[entry_.id]
         assert entry_.also_one_of == frozenset()
@@ -585,13 +579,13 @@ def test_taishan_the_eight_categories_of_the_seed_have_their_whole_premium_paid(
         assert chosen is not None
         assert chosen.personal_fen == 0
     assert "新增的3类对象明确由医疗救助基金全额资助参加我市城乡居民医保,个人免缴费" in text
-    # DOMAIN.md section 4 names the eight in the same words.
+    # docs/domain.md section 4 names the eight in the same words.
     domain = domain_section(4)
     assert all(name in domain for name in TAISHAN_NAMES.values())
 
 
-def test_taishan_premium_is_the_assumed_national_figure_near_the_seeds_average() -> None:
-    text = seed("002")
+def test_taishan_premium_is_the_assumed_national_figure_near_the_sources_average() -> None:
+    text = quoted("taishan-2022", "taishan-2022")
     subsidised = re.search(r"资助困难居民(\d+)人参加城乡医保,资助金额达([\d.]+万)元", text)
     assert subsidised is not None
     people, amount_fen = int(subsidised.group(1)), yuan(subsidised.group(2))
@@ -613,7 +607,7 @@ def test_taishan_premium_is_the_assumed_national_figure_near_the_seeds_average()
 
 
 def test_xixia_the_uninsured_poor_have_the_premium_raised_for_them() -> None:
-    text = seed("001")
+    text = quoted("xixia-2017", "xixia-2017")
     assert "對篩查出的未參保貧困人員,想方設法幫其籌集參保費用" in text
     document = shipped_document("xixia-2017")
     (only,) = subsidy_categories(shipped("xixia-2017"))
@@ -621,7 +615,7 @@ def test_xixia_the_uninsured_poor_have_the_premium_raised_for_them() -> None:
     assert only.statuses == {"registered_poor"}
     assert only.subsidy_fen == only.premium_fen
     assert "籌集參保費用" in entry(document, "registered_poor")["subsidy"]["source"]
-    # The seed names no premium: 180 yuan is assumed, with its origin.
+    # The source names no premium: 180 yuan is assumed, with its origin.
     assert not re.search(r"參保費用[^。]*\d+元", text)
     premium = entry(document, "registered_poor")["premium"]
     assert "source" not in premium
@@ -670,20 +664,22 @@ def test_every_number_of_the_section_names_its_source_or_says_assumed(pack_id: s
 
 
 @pytest.mark.parametrize("pack_id", PACKS_WITH_SECTION)
-def test_every_source_of_the_section_is_in_its_seed(pack_id: str) -> None:
-    """Each ``source:`` quotes its seed: every part between '; ' and '...' stands in it."""
-    sources = [
-        node["source"]
-        for item in shipped_document(pack_id)[SECTION]
-        for node in (item, item["premium"], item["subsidy"])
-        if "source" in node
-    ]
-    assert sources
-    for source in sources:
-        reference, quote = source.split(": ", 1)
-        text = seed(reference.removeprefix("seed-"))
-        for part in re.split(r"; |\.\.\.", quote):
-            assert part.strip() in text, (source, part)
+def test_every_source_of_the_section_quotes_a_document_the_pack_lists(pack_id: str) -> None:
+    """Each ``source:`` names a document of the pack's ``sources`` (which docs/domain.md
+    section 9 lists too, ``tests/test_pack_loading.py``), and a premium's figure stands in
+    the sentence it quotes."""
+    document = shipped_document(pack_id)
+    section = document[SECTION]
+    cited = list(sources(section))
+
+    assert cited
+    for reference, quote in cited:
+        assert reference in document["sources"], reference
+        assert re.search(r"[\u4e00-\u9fff]", quote), quote  # the document's own words
+    for item in section:
+        premium = item["premium"]
+        if "source" in premium:
+            assert f"{premium['yuan']}元" in premium["source"], item["id"]
 
 
 # -- doudi packs show ------------------------------------------------------------

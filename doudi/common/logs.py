@@ -1,7 +1,7 @@
 """Logging for every process: one line per record, identity numbers masked.
 
 Masking happens in the formatter, on the finished line (message, arguments and
-traceback alike), so no call site can forget it (PIPL; DOMAIN.md section 2).
+traceback alike), so no call site can forget it (PIPL; docs/domain.md section 2).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The pure domain core: money, identity numbers, policy packs and the one-window engine.
 
 Nothing here imports a database, RPC or web framework; services and the gateway
-call into it (DOMAIN.md sections 2, 5, 6).
+call into it (docs/domain.md sections 2, 5, 6).
 """

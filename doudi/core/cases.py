@@ -1,4 +1,4 @@
-"""Calculation cases (CASES.md): read a case, settle its visits in order, write the result.
+"""Calculation cases (docs/case-format.md): read a case, settle its visits in order, write the result.
 
 The same readers (``parse_person``, ``parse_visit``) check visits wherever they
 arrive as JSON: ``doudi calc``, the gateway's pre-calculation and settlement.
@@ -166,7 +166,7 @@ def parse_person(data: Any, path: str = "person", *, today: date | None = None) 
 
 
 def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = None) -> Visit:
-    """A visit as CASES.md writes it. ``hospital_level``, when given, is the registered
+    """A visit as docs/case-format.md writes it. ``hospital_level``, when given, is the registered
     level of the hospital sending it (the gateway), and the visit must not contradict it."""
     if not isinstance(data, dict):
         raise InvalidInput(path, f"expected an object, got {_json_kind(data)}")
@@ -315,7 +315,7 @@ def settle_case(case: Case, *, explain: bool = True) -> list[VisitSettlement]:
 
 
 def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str, Any]:
-    """The result JSON of CASES.md, with a per-layer ``explanation`` and a cost breakdown."""
+    """The result JSON of docs/case-format.md, with a per-layer ``explanation`` and a cost breakdown."""
     visits = []
     for settlement in settlements:
         costs = settlement.costs

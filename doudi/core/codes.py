@@ -1,4 +1,4 @@
-"""The vocabularies that cases, packs and services share (CASES.md, DOMAIN.md sections 3-6)."""
+"""The vocabularies that cases, packs and services share (docs/case-format.md, docs/domain.md sections 3-6)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ ITEM_CLASSES: Final = {"A": "甲类", "B": "乙类", "C": "丙类 / 全自费"}
 
 HOSPITAL_LEVELS: Final = {1: "一级 (乡镇卫生院)", 2: "二级", 3: "三级"}
 
-# Status codes and the agency that may assert each (DOMAIN.md section 3).
+# Status codes and the agency that may assert each (docs/domain.md section 3).
 STATUSES: Final = {
     "extreme_poverty": ("特困供养", "civil_affairs"),
     "dibao": ("低保", "civil_affairs"),

@@ -106,7 +106,10 @@ def describe_pack(pack: Pack) -> str:
         "",
         "Sources:",
     ]
-    out += [f"  {key}: {text}" for key, text in doc["sources"].items()]
+    out += [
+        f"  {key}: {source['title']}; {source['publisher']}; {source['date']}"
+        for key, source in doc["sources"].items()
+    ]
     catalogue = doc["catalogue"]
     out += [
         "",
@@ -249,6 +252,12 @@ def _describe_payout(pack: Pack, payout: Mapping[str, Any]) -> list[str]:
         "once per person per disease class, ever",
     ]
     out += _provenance(payout, "    ")
+    if "in_force_from" in payout:
+        out.append(
+            f"  in force for diagnoses from {payout['in_force_from']['date']}; "
+            "one discharged earlier is paid nothing and uses up no class"
+        )
+        out += _provenance(payout["in_force_from"], "    ")
     listing = payout["disease_classes"]
     out.append(
         f"  disease classes ({len(listing['classes'])} classes, "
@@ -260,6 +269,7 @@ def _describe_payout(pack: Pack, payout: Mapping[str, Any]) -> list[str]:
             f"{d['name']} {', '.join(d['icd10'])}" for d in disease_class["diseases"]
         )
         out.append(f"    {disease_class['id']} {disease_class['name']}: {diseases}")
+        out += _provenance(disease_class, "      ")
     return out
 
 

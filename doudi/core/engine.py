@@ -6,7 +6,7 @@ returns each layer's payment, the patient's remainder and the increments to
 the yearly accumulators; the caller stores them (the CLI in a ``PersonLedger``
 in memory, the settlement service in its database, in one transaction).
 
-The rules of DOMAIN.md section 6 that every pack obeys live here:
+The rules of docs/domain.md section 6 that every pack obeys live here:
 
 * costs split into class C, over-limit, class B pre-payment and in-scope;
 * each layer's base is what the earlier layers left (in-scope or whole);
@@ -396,8 +396,10 @@ def _instant_payouts(pack: Pack, ctx: VisitContext, made: Set[str]) -> tuple[Pay
     paid: list[Payout] = []
     done = set(made)
     for benefit in pack.payouts:
-        if benefit.eligible is not None and not benefit.eligible.test(ctx):
-            continue
+        if (benefit.in_force_from is not None and ctx.day < benefit.in_force_from) or (
+            benefit.eligible is not None and not benefit.eligible.test(ctx)
+        ):
+            continue  # nothing paid, and no class used up
         for diagnosis in ctx.visit.diagnoses:
             for disease_class in benefit.classes:
                 key = payout_key(benefit.id, disease_class.id)

@@ -4,7 +4,7 @@ A person is keyed by this number everywhere. We check its length, digits,
 check digit (ISO 7064 MOD 11-2), birth date and province prefix, and we do
 *not* reject an address code created after the birth year, as
 ``stdnum.cn.ric.is_valid`` does: a card keeps the code of the county where it
-was first issued (DOMAIN.md section 2).
+was first issued (docs/domain.md section 2).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""Policy packs: one YAML file per region and year, loaded strictly (DOMAIN.md section 6).
+"""Policy packs: one YAML file per region and year, loaded strictly (docs/domain.md section 6).
 
-A pack is data, never code. Each number in it names its source (an entry of
-the pack's ``sources`` followed by the sentence's figure) or says ``assumed``
-and why. Loading rejects unknown keys, funds, statuses and visit types, floats,
+A pack is data, never code. Each number in it names its source (the id of a
+document the pack's ``sources`` lists, with its title, publisher and date,
+followed by the sentence that gives the figure) or says ``assumed`` and why. Loading rejects unknown keys, funds, statuses and visit types, floats,
 unsorted bands and missing sources, with an error naming the file and the rule
 (``xixia-2017.yaml: layers[basic].rules[inpatient].ratio: ...``).
 
 The file format is described in ``docs/policy-packs.md``; the optional
-``enrolment_subsidy`` section (资助参保, DOMAIN.md section 5) is read by
+``enrolment_subsidy`` section (资助参保, docs/domain.md section 5) is read by
 ``subsidy_categories``.
 """
 
@@ -58,6 +58,8 @@ from doudi.core.policy import (
 )
 
 PACK_ID = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*-\d{4}")
+_DOCUMENT_ID = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+_CITATION_KEYS = ("title", "publisher", "date")
 _SOURCE_KEYS = ("source", "assumed")
 _ICD10_CATEGORY = re.compile(r"[A-Z]\d{2}")
 _ICD10_CODE = re.compile(r"[A-Z]\d{2}\.[0-9A-Z]{1,4}")
@@ -193,7 +195,7 @@ def _members(data: Any, known: Mapping[Any, Any], path: str, what: str) -> froze
 
 @dataclass(frozen=True, slots=True)
 class SubsidyCategory:
-    """A category of subsidised enrolment (资助参保, DOMAIN.md section 5): who is in it, the
+    """A category of subsidised enrolment (资助参保, docs/domain.md section 5): who is in it, the
     resident tier they are enrolled at, their personal premium for the year and the part
     of it the medical-assistance fund pays (the rest the person pays)."""
 
@@ -245,7 +247,8 @@ class _PackCompiler:
         """Every rule carrying a number says where it comes from, or that it is assumed."""
         if not any(key in data for key in _SOURCE_KEYS):
             raise _Fail(
-                path, "needs 'source' (a source of this pack and its figure) or 'assumed' (why)"
+                path,
+                "needs 'source' (one of this pack's sources and its sentence) or 'assumed' (why)",
             )
         if "source" in data:
             source = _text(data["source"], f"{path}.source")
@@ -253,8 +256,9 @@ class _PackCompiler:
             if ":" not in source or reference not in self.sources:
                 raise _Fail(
                     f"{path}.source",
-                    f"should start with one of this pack's sources ({', '.join(self.sources)}) "
-                    f"and a colon, then the figure; got {source!r}",
+                    f"should start with the id of one of this pack's sources "
+                    f"({', '.join(self.sources)}) and a colon, then the document's sentence "
+                    f"that gives the figure; got {source!r}",
                 )
         if "assumed" in data:
             _text(data["assumed"], f"{path}.assumed")
@@ -546,11 +550,11 @@ class _PackCompiler:
             self.provenance(spec, path)
         if "base" in spec and spec["base"] not in ("in_scope_remainder", "remainder"):
             raise _Fail(f"{path}.base", "expected in_scope_remainder or remainder")
-        in_force_from = None
-        if "in_force_from" in spec:
-            entry = _mapping(spec["in_force_from"], f"{path}.in_force_from", ["date"], _SOURCE_KEYS)
-            self.provenance(entry, f"{path}.in_force_from")
-            in_force_from = _date(entry["date"], f"{path}.in_force_from.date")
+        in_force_from = (
+            self.in_force_from(spec["in_force_from"], f"{path}.in_force_from")
+            if "in_force_from" in spec
+            else None
+        )
         caps: dict[str, Cap] = {}
         for cap_index, cap_data in enumerate(
             _list(spec.get("caps", []), f"{path}.caps", non_empty=False)
@@ -580,6 +584,12 @@ class _PackCompiler:
             whole_remainder=spec.get("base") == "remainder",
             rules=tuple(rules),
         )
+
+    def in_force_from(self, data: Any, path: str) -> date:
+        """The day a layer or payout starts, later than its pack: ``{date: ..., source: ...}``."""
+        entry = _mapping(data, path, ["date"], _SOURCE_KEYS)
+        self.provenance(entry, path)
+        return _date(entry["date"], f"{path}.date")
 
     def cap(self, data: Any, path: str, layer_id: str) -> Cap:
         spec = _mapping(
@@ -771,11 +781,16 @@ class _PackCompiler:
             data,
             path,
             ["id", "name", "fund", "yuan", "disease_classes"],
-            ["eligible", "note", *_SOURCE_KEYS],
+            ["eligible", "in_force_from", "note", *_SOURCE_KEYS],
         )
         payout_id = _text(spec["id"], f"{path}.id")
         path = f"instant_payouts[{payout_id}]"
         self.provenance(spec, path)
+        in_force_from = (
+            self.in_force_from(spec["in_force_from"], f"{path}.in_force_from")
+            if "in_force_from" in spec
+            else None
+        )
         amount = self.number(spec["yuan"], f"{path}.yuan", "yuan")
         if amount.depends_on - {"level", "scheme", "age", "status", "employment"}:
             raise _Fail(
@@ -790,7 +805,9 @@ class _PackCompiler:
             _list(listing["classes"], f"{path}.disease_classes.classes")
         ):
             where = f"{path}.disease_classes.classes[{class_index}]"
-            item = _mapping(entry, where, ["id", "name", "diseases"])
+            item = _mapping(entry, where, ["id", "name", "diseases"], _SOURCE_KEYS)
+            if any(key in item for key in _SOURCE_KEYS):
+                self.provenance(item, where)
             patterns: list[str] = []
             for d_index, disease in enumerate(_list(item["diseases"], f"{where}.diseases")):
                 d_where = f"{where}.diseases[{d_index}]"
@@ -813,6 +830,7 @@ class _PackCompiler:
             eligible=self.condition(spec["eligible"], f"{path}.eligible")
             if "eligible" in spec
             else None,
+            in_force_from=in_force_from,
             amount=amount.select,
             classes=tuple(classes),
         )
@@ -899,11 +917,23 @@ class _PackCompiler:
     # -- the pack -----------------------------------------------------------
 
     def read_sources(self, data: Any) -> None:
-        """The pack's ``sources``: what a ``source:`` may cite."""
+        """The pack's ``sources``: the documents a ``source:`` may cite, each by an id with
+        its title, publisher and date (a citation a reader can look up, never a file)."""
         sources = _free_mapping(data, "sources")
         if not sources:
             raise _Fail("sources", "name at least one source document")
-        self.sources = {str(k): _text(v, f"sources.{k}") for k, v in sources.items()}
+        for key, entry in sources.items():
+            path = f"sources.{key}"
+            if not isinstance(key, str) or not _DOCUMENT_ID.fullmatch(key):
+                raise _Fail(
+                    path,
+                    f"a document id is lower-case words and digits joined by '-' "
+                    f"(xixia-2017), got {key!r}",
+                )
+            citation = _mapping(entry, path, _CITATION_KEYS)
+            self.sources[key] = ", ".join(
+                _text(citation[part], f"{path}.{part}") for part in _CITATION_KEYS
+            )
 
     def pack(self, file: str) -> Pack:
         spec = _mapping(

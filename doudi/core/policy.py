@@ -1,4 +1,4 @@
-"""A policy pack once loaded: layers, rules, deductibles, bands, caps (DOMAIN.md section 6).
+"""A policy pack once loaded: layers, rules, deductibles, bands, caps (docs/domain.md section 6).
 
 Everything a pack says is turned by ``doudi.core.packs`` into the small objects
 below, whose numbers are already in fen and basis points and whose choices
@@ -263,6 +263,8 @@ class InstantPayout:
     name: str
     fund: str
     eligible: Described | None
+    in_force_from: date | None
+    """Diagnoses discharged (outpatient: seen) before it pay nothing and use up no class."""
     amount: IntSelector
     classes: tuple[DiseaseClass, ...]
 

@@ -1,6 +1,6 @@
 """The status registry's rule: which statuses a person holds, from every assertion and revocation.
 
-Agencies assert and revoke statuses of persons for periods (DOMAIN.md section 3),
+Agencies assert and revoke statuses of persons for periods (docs/domain.md section 3),
 and nothing is ever overwritten. For each status and each day, the most recently
 recorded record that covers the day decides: an assertion grants the status that
 day, a revocation withdraws it. Held days of one status and one agency that follow

@@ -1,4 +1,4 @@
-"""Subsidised enrolment (资助参保, DOMAIN.md section 5): which premium a certified-poor person
+"""Subsidised enrolment (资助参保, docs/domain.md section 5): which premium a certified-poor person
 is enrolled with, and the part the medical-assistance fund pays.
 
 The figures are the region's policy pack's (its ``enrolment_subsidy`` section, read by

@@ -28,7 +28,7 @@ if _version_not_supported:
 class AssistanceServiceStub:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (DOMAIN.md section 7). Its methods arrive with
+    assistance by application (docs/domain.md section 7). Its methods arrive with
     the monitoring issue; today the service answers its health check and
     reports which schema its database is at.
     """
@@ -49,7 +49,7 @@ class AssistanceServiceStub:
 class AssistanceServiceServicer:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (DOMAIN.md section 7). Its methods arrive with
+    assistance by application (docs/domain.md section 7). Its methods arrive with
     the monitoring issue; today the service answers its health check and
     reports which schema its database is at.
     """
@@ -80,7 +80,7 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
 class AssistanceService:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (DOMAIN.md section 7). Its methods arrive with
+    assistance by application (docs/domain.md section 7). Its methods arrive with
     the monitoring issue; today the service answers its health check and
     reports which schema its database is at.
     """

@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class AssistanceServiceStub:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (DOMAIN.md section 7). Its methods arrive with
+    assistance by application (docs/domain.md section 7). Its methods arrive with
     the monitoring issue; today the service answers its health check and
     reports which schema its database is at.
     """
@@ -45,7 +45,7 @@ class AssistanceServiceStub:
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (DOMAIN.md section 7). Its methods arrive with
+    assistance by application (docs/domain.md section 7). Its methods arrive with
     the monitoring issue; today the service answers its health check and
     reports which schema its database is at.
     """
@@ -57,7 +57,7 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (DOMAIN.md section 7). Its methods arrive with
+    assistance by application (docs/domain.md section 7). Its methods arrive with
     the monitoring issue; today the service answers its health check and
     reports which schema its database is at.
     """

@@ -96,7 +96,7 @@ class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Status.ValueTy
     """优抚对象 (veterans' affairs)."""
 
 class Status(_Status, metaclass=_StatusEnumTypeWrapper):
-    """A status an agency certifies (CASES.md status codes)."""
+    """A status an agency certifies (docs/case-format.md status codes)."""
 
 STATUS_UNSPECIFIED: Status.ValueType  # 0
 STATUS_EXTREME_POVERTY: Status.ValueType  # 1

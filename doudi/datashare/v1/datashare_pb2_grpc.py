@@ -28,7 +28,7 @@ if _version_not_supported:
 class DatashareServiceStub:
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
     the agencies that certify who is poor or vulnerable: civil affairs, the
-    poverty office, trade unions and others (DOMAIN.md section 3).
+    poverty office, trade unions and others (docs/domain.md section 3).
 
     It keeps the status registry: each agency asserts and revokes its own
     statuses of persons; nothing is ever overwritten, so the registry can say
@@ -116,7 +116,7 @@ class DatashareServiceStub:
 class DatashareServiceServicer:
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
     the agencies that certify who is poor or vulnerable: civil affairs, the
-    poverty office, trade unions and others (DOMAIN.md section 3).
+    poverty office, trade unions and others (docs/domain.md section 3).
 
     It keeps the status registry: each agency asserts and revokes its own
     statuses of persons; nothing is ever overwritten, so the registry can say
@@ -328,7 +328,7 @@ def add_DatashareServiceServicer_to_server(servicer, server):
 class DatashareService:
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
     the agencies that certify who is poor or vulnerable: civil affairs, the
-    poverty office, trade unions and others (DOMAIN.md section 3).
+    poverty office, trade unions and others (docs/domain.md section 3).
 
     It keeps the status registry: each agency asserts and revokes its own
     statuses of persons; nothing is ever overwritten, so the registry can say

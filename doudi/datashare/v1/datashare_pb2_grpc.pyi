@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class DatashareServiceStub:
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
     the agencies that certify who is poor or vulnerable: civil affairs, the
-    poverty office, trade unions and others (DOMAIN.md section 3).
+    poverty office, trade unions and others (docs/domain.md section 3).
 
     It keeps the status registry: each agency asserts and revokes its own
     statuses of persons; nothing is ever overwritten, so the registry can say
@@ -116,7 +116,7 @@ class DatashareServiceStub:
 class DatashareServiceAsyncStub(DatashareServiceStub):
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
     the agencies that certify who is poor or vulnerable: civil affairs, the
-    poverty office, trade unions and others (DOMAIN.md section 3).
+    poverty office, trade unions and others (docs/domain.md section 3).
 
     It keeps the status registry: each agency asserts and revokes its own
     statuses of persons; nothing is ever overwritten, so the registry can say
@@ -199,7 +199,7 @@ class DatashareServiceAsyncStub(DatashareServiceStub):
 class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
     the agencies that certify who is poor or vulnerable: civil affairs, the
-    poverty office, trade unions and others (DOMAIN.md section 3).
+    poverty office, trade unions and others (docs/domain.md section 3).
 
     It keeps the status registry: each agency asserts and revokes its own
     statuses of persons; nothing is ever overwritten, so the registry can say
