@@ -7,7 +7,6 @@ settlements and register hospitals.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -22,9 +21,9 @@ from zoneinfo import ZoneInfo
 import grpc
 import sqlalchemy
 
-from doudi.common.db import read_in_thread, write_in_thread, write_transaction
+from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import AGENCIES, EMPLOYMENTS, SCHEMES, STATUSES, TIERS
-from doudi.common.errors import Aborted, FailedPrecondition, NotFound
+from doudi.common.errors import Aborted, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -164,11 +163,19 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 field="request_id",
             )
         self.in_flight.add(key)
+        command = SettleCommand(hospital, request_id, digest, resident_id, visit, self.registry)
+        now = datetime.now(UTC)
         try:
-            # A retry is found by the unique key when its settlement is stored (see
-            # _settle), not by a read before: retries are rare, settlements are not.
-            command = SettleCommand(hospital, request_id, digest, resident_id, visit, self.registry)
-            record, replayed = await asyncio.to_thread(self._settle, command)
+            # A retry is found by the unique key when its settlement is stored, not by a
+            # read before: retries are rare, settlements are not.
+            record = await write_in_thread(
+                self.engine, service.settle, command=command, now=now, day=self._day(now)
+            )
+            replayed = False
+        except sqlalchemy.exc.IntegrityError:
+            # Another process settled with the same key, or the visit already stands.
+            record = await read_in_thread(self.engine, service.replay, command=command)
+            replayed = True
         finally:
             self.in_flight.discard(key)
         if not replayed:
@@ -188,21 +195,6 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return settlement_pb2.SettleResponse(
             settlement=settlement_message(record), replayed=replayed
         )
-
-    def _settle(self, command: SettleCommand) -> tuple[SettlementRecord, bool]:
-        now = datetime.now(UTC)
-        try:
-            with write_transaction(self.engine) as connection:
-                record = service.settle(
-                    connection=connection, command=command, now=now, day=self._day(now)
-                )
-            return record, False
-        except sqlalchemy.exc.IntegrityError:
-            # Another process settled with the same key, or the visit already stands.
-            with self.engine.connect() as connection:
-                found = service.explain_conflict(connection=connection, command=command)
-            _replay(found, command.request_sha256)
-            return found[0], True
 
     async def ReverseSettlement(
         self,
@@ -468,17 +460,6 @@ def _request_digest(request: settlement_pb2.SettleRequest) -> str:
     """The fingerprint of what was asked, without the key: a retry must ask the same."""
     body = settlement_pb2.SettleRequest(person_id=request.person_id, visit=request.visit)
     return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
-
-
-def _replay(found: tuple[SettlementRecord, str], digest: str) -> settlement_pb2.SettleResponse:
-    record, stored_digest = found
-    if stored_digest != digest:
-        raise FailedPrecondition(
-            "this idempotency key was used for a different request",
-            reason="IDEMPOTENCY_KEY_REUSED",
-            field="request_id",
-        )
-    return settlement_pb2.SettleResponse(settlement=settlement_message(record), replayed=True)
 
 
 def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
