@@ -21,7 +21,7 @@ from doudi.common.outbox import SETTLEMENT, Sender, Sets, Versions, internal_met
 from doudi.common.settings import SenderSettings
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.datashare import rosters, service
-from services.datashare.messages import period_message
+from services.datashare.messages import settlement_period_message
 from services.datashare.tables import roster_deliveries, status_deliveries
 
 log = logging.getLogger("doudi.datashare.delivery")
@@ -43,7 +43,7 @@ def status_sender(
                     settlement_pb2.PersonStatuses(
                         person_id=person.person_id,
                         version=person.version,
-                        periods=[period_message(period) for period in person.periods],
+                        periods=[settlement_period_message(period) for period in person.periods],
                     )
                     for person in persons
                 ]

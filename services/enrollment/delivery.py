@@ -21,7 +21,7 @@ from doudi.common.settings import SenderSettings
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.enrollment import service
-from services.enrollment.messages import enrolment_message
+from services.enrollment.messages import settlement_enrolment_message
 from services.enrollment.service import PersonCoverage
 from services.enrollment.tables import coverage_deliveries
 
@@ -43,7 +43,7 @@ def coverage_sender(
                         person_id=person.person_id,
                         version=person.version,
                         region=person.region,
-                        enrolments=[enrolment_message(e) for e in person.enrolments],
+                        enrolments=[settlement_enrolment_message(e) for e in person.enrolments],
                     )
                     for person in persons
                 ]

@@ -22,7 +22,13 @@ import grpc
 import sqlalchemy
 
 from doudi.common.db import read_in_thread, write_in_thread
-from doudi.common.enums import AGENCIES, EMPLOYMENTS, SCHEMES, STATUSES, TIERS
+from doudi.common.enums import (
+    SETTLEMENT_AGENCIES,
+    SETTLEMENT_EMPLOYMENTS,
+    SETTLEMENT_SCHEMES,
+    SETTLEMENT_STATUSES,
+    SETTLEMENT_TIERS,
+)
 from doudi.common.errors import Aborted, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
@@ -44,7 +50,6 @@ from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import EffectivePeriod
-from doudi.datashare.v1 import datashare_pb2
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import service
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
@@ -376,9 +381,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 if enrolment.year in years:
                     raise InvalidInput(f"{at}.year", f"{enrolment.year} is given twice")
                 years[enrolment.year] = (
-                    SCHEMES.code(enrolment.scheme, f"{at}.scheme"),
-                    EMPLOYMENTS.optional_code(enrolment.employment, f"{at}.employment"),
-                    TIERS.optional_code(enrolment.tier, f"{at}.tier"),
+                    SETTLEMENT_SCHEMES.code(enrolment.scheme, f"{at}.scheme"),
+                    SETTLEMENT_EMPLOYMENTS.optional_code(enrolment.employment, f"{at}.employment"),
+                    SETTLEMENT_TIERS.optional_code(enrolment.tier, f"{at}.tier"),
                 )
             persons.append(service.HeldCoverage(person_id, person.version, person.region, years))
         versions = await write_in_thread(
@@ -429,16 +434,16 @@ def _read_visit(
     return resident_id, visit
 
 
-def _held_status(period: datashare_pb2.StatusPeriod, where: str) -> EffectivePeriod:
+def _held_status(period: settlement_pb2.StatusPeriod, where: str) -> EffectivePeriod:
     valid_from = to_date(period.valid_from, f"{where}.valid_from")
     valid_to = optional_date(period, "valid_to", f"{where}.valid_to")
     if valid_to is not None and valid_to < valid_from:
         raise InvalidInput(f"{where}.valid_to", "is before valid_from")
     return EffectivePeriod(
-        status=STATUSES.code(period.status, f"{where}.status"),
+        status=SETTLEMENT_STATUSES.code(period.status, f"{where}.status"),
         valid_from=valid_from,
         valid_to=valid_to,
-        agency=AGENCIES.code(period.agency, f"{where}.agency"),
+        agency=SETTLEMENT_AGENCIES.code(period.agency, f"{where}.agency"),
     )
 
 
