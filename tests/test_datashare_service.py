@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from doudi.cli.demo import DEMO_AGENCY_KEYS
-from doudi.common.db import create_engine_for
+from doudi.common.db import create_engine_for, write_transaction
 from doudi.common.errors import AlreadyExists, DecodedStatus, decode_status
 from doudi.common.migrations import upgrade
 from doudi.common.protos import from_date
@@ -289,8 +289,13 @@ def test_a_reference_a_concurrent_request_stored_first_is_answered_not_duplicate
         "valid_to": None,
         "reference": "XX-9",
     }
+
+    def record_status(**values: Any) -> service.Assertion:
+        with write_transaction(engine) as connection:
+            return service.record_status(connection=connection, **values)
+
     try:
-        stored = service.record_status(engine, **record)
+        stored = record_status(**record)
         look_up = service._by_reference
         misses = iter([True])
         monkeypatch.setattr(
@@ -298,10 +303,10 @@ def test_a_reference_a_concurrent_request_stored_first_is_answered_not_duplicate
             "_by_reference",
             lambda *args: None if next(misses, False) else look_up(*args),
         )
-        assert service.record_status(engine, **record) == stored
+        assert record_status(**record) == stored
         misses = iter([True])
         with pytest.raises(AlreadyExists):
-            service.record_status(engine, **{**record, "valid_from": date(2018, 1, 1)})
+            record_status(**{**record, "valid_from": date(2018, 1, 1)})
     finally:
         engine.dispose()
     assert stored_records(database_url) == 1

@@ -57,16 +57,21 @@ def platform(backend: str, platforms: Callable[[str], Platform]) -> Platform:
 
 def new_person(platform: Platform, *, registered_poor: bool = False) -> str:
     """A Xixia resident enrolled this year, of this test alone."""
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    serial = next(_serial)
-    number = with_check_digit(
-        f"411323{1940 + worker:04d}{1 + serial // 28 % 12:02d}{1 + serial % 28:02d}{serial // 336 % 1000:03d}"
-    )
+    number = person_number()
     register_person(platform, number)
     enrol(platform, number)
     if registered_poor:
         assert_registered_poor(platform, number)
     return number
+
+
+def person_number() -> str:
+    """An identity number of a Xixia resident of this test alone (registered nowhere)."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    serial = next(_serial)
+    return with_check_digit(
+        f"411323{1940 + worker:04d}{1 + serial // 28 % 12:02d}{1 + serial % 28:02d}{serial // 336 % 1000:03d}"
+    )
 
 
 def register_person(platform: Platform, number: str) -> None:
@@ -389,13 +394,13 @@ def test_statuses_sent_twice_or_out_of_order_keep_the_latest(platform: Platform)
     client = platform.client(HOSPITAL_KEY)
     person = new_person(platform)
     stub = settlement_stub(platform)
-    poor = datashare_pb2.StatusPeriod(
-        status=datashare_pb2.STATUS_REGISTERED_POOR,
+    poor = settlement_pb2.StatusPeriod(
+        status=settlement_pb2.STATUS_REGISTERED_POOR,
         valid_from=from_date(date(YEAR, 1, 1)),
-        agency=datashare_pb2.AGENCY_POVERTY_OFFICE,
+        agency=settlement_pb2.AGENCY_POVERTY_OFFICE,
     )
 
-    def sent(version: int, *periods: datashare_pb2.StatusPeriod) -> settlement_pb2.PersonStatuses:
+    def sent(version: int, *periods: settlement_pb2.StatusPeriod) -> settlement_pb2.PersonStatuses:
         return settlement_pb2.PersonStatuses(person_id=person, version=version, periods=periods)
 
     def record(*persons: settlement_pb2.PersonStatuses) -> list[int]:
@@ -429,6 +434,49 @@ def test_statuses_sent_twice_or_out_of_order_keep_the_latest(platform: Platform)
         status = decode_status(invalid.value)  # type: ignore[arg-type]
         assert [violation.field for violation in status.violations] == [field]
     assert poverty_layers_paid(client, person) is False
+
+
+def test_a_sender_on_the_contract_before_settlement_had_its_own_messages_is_understood(
+    platform: Platform,
+) -> None:
+    # Until settlement.proto had messages of its own, enrollment sent its whole Enrolment
+    # and the hub its StatusPeriod: their bytes are what settlement's messages read.
+    client = platform.client(HOSPITAL_KEY)
+    stub = settlement_stub(platform)
+    person = person_number()  # known to settlement alone, through the two calls
+    enrolment = enrollment_pb2.Enrolment(
+        person_id=person,
+        year=YEAR,
+        scheme=enrollment_pb2.SCHEME_RESIDENT,
+        premium_fen=40000,
+        premium_payer=enrollment_pb2.PREMIUM_PAYER_ASSISTANCE_FUND,
+        subsidy_fen=40000,
+        subsidy_category="registered_poor",
+    )
+    period = datashare_pb2.StatusPeriod(
+        status=datashare_pb2.STATUS_REGISTERED_POOR,
+        valid_from=from_date(date(YEAR, 1, 1)),
+        agency=datashare_pb2.AGENCY_POVERTY_OFFICE,
+    )
+    coverage = settlement_pb2.PersonCoverage(
+        person_id=person,
+        version=1,
+        region="411323",
+        enrolments=[settlement_pb2.Enrolment.FromString(enrolment.SerializeToString())],
+    )
+    statuses = settlement_pb2.PersonStatuses(
+        person_id=person,
+        version=1,
+        periods=[settlement_pb2.StatusPeriod.FromString(period.SerializeToString())],
+    )
+    stub.RecordPersonCoverage(
+        settlement_pb2.RecordPersonCoverageRequest(persons=[coverage]), metadata=INTERNAL
+    )
+    assert poverty_layers_paid(client, person) is False
+    stub.RecordPersonStatuses(
+        settlement_pb2.RecordPersonStatusesRequest(persons=[statuses]), metadata=INTERNAL
+    )
+    assert poverty_layers_paid(client, person) is True
 
 
 # --- reversal -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from doudi.common.protos import EnumCodes
 from doudi.datashare.v1 import datashare_pb2
 from doudi.enrollment.v1 import enrollment_pb2
+from doudi.settlement.v1 import settlement_pb2
 
 SCHEMES = EnumCodes(enrollment_pb2.Scheme, "SCHEME_")
 EMPLOYMENTS = EnumCodes(enrollment_pb2.Employment, "EMPLOYMENT_")
@@ -16,3 +17,12 @@ ASSERTION_KINDS = EnumCodes(datashare_pb2.AssertionKind, "ASSERTION_KIND_")
 COMPARISON_CLASSES = EnumCodes(datashare_pb2.ComparisonClass, "COMPARISON_CLASS_")
 GAP_REASONS = EnumCodes(datashare_pb2.GapReason, "GAP_REASON_")
 ROSTER_STATES = EnumCodes(datashare_pb2.RosterState, "ROSTER_STATE_")
+
+# Settlement's own copies of the vocabularies it keeps of a person (its contract imports
+# no other service's), with the owners' names and numbers: what enrollment and datashare
+# send it.
+SETTLEMENT_SCHEMES = EnumCodes(settlement_pb2.Scheme, "SCHEME_")
+SETTLEMENT_EMPLOYMENTS = EnumCodes(settlement_pb2.Employment, "EMPLOYMENT_")
+SETTLEMENT_TIERS = EnumCodes(settlement_pb2.Tier, "TIER_")
+SETTLEMENT_STATUSES = EnumCodes(settlement_pb2.Status, "STATUS_")
+SETTLEMENT_AGENCIES = EnumCodes(settlement_pb2.Agency, "AGENCY_")

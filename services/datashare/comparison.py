@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 
 from doudi.common import outbox, paging
-from doudi.common.db import analyze, write_transaction
+from doudi.common.db import analyze
 from doudi.common.errors import NotFound
 from doudi.core.dates import check_year
 from doudi.core.names import same_name
@@ -157,45 +157,44 @@ def record_register(
 
 
 def compare(
-    engine: sqlalchemy.Engine, *, region: str, year: int, regions: frozenset[str]
+    *, connection: sqlalchemy.Connection, region: str, year: int, regions: frozenset[str]
 ) -> Comparison:
     """Class every person on the region's current rosters against the register for
-    ``year`` and store the result."""
+    ``year`` and store the result, in the caller's write transaction."""
     check_region(region, regions, "region")
     check_year(year, "year")
     now = datetime.now(UTC)
-    with write_transaction(engine) as connection:
-        comparison_id = connection.execute(
-            insert(comparisons)
-            .values(region=region, year=year, compared_at=now)
-            .returning(comparisons.c.comparison_id)
-        ).scalar_one()
-        connection.execute(
-            insert(comparison_submissions).from_select(
-                ["comparison_id", "submission_id", "agency"],
-                select(
-                    literal(comparison_id),
-                    roster_submissions.c.submission_id,
-                    roster_submissions.c.agency,
-                ).where(
-                    roster_submissions.c.region == region,
-                    roster_submissions.c.state == CURRENT,
-                ),
-            )
+    comparison_id = connection.execute(
+        insert(comparisons)
+        .values(region=region, year=year, compared_at=now)
+        .returning(comparisons.c.comparison_id)
+    ).scalar_one()
+    connection.execute(
+        insert(comparison_submissions).from_select(
+            ["comparison_id", "submission_id", "agency"],
+            select(
+                literal(comparison_id),
+                roster_submissions.c.submission_id,
+                roster_submissions.c.agency,
+            ).where(
+                roster_submissions.c.region == region,
+                roster_submissions.c.state == CURRENT,
+            ),
         )
-        classing = _classing(connection, comparison_id, region, year)
-        person_count = 0
-        if classing is not None:
-            person_count = connection.execute(
-                classing, execution_options={"preserve_rowcount": True}
-            ).rowcount
-            analyze(connection, comparison_entries)
-        _review_names(connection, comparison_id)
-        counts = _whole_counts(connection, comparison_id, person_count)
-        connection.execute(
-            update(comparisons).where(comparisons.c.comparison_id == comparison_id).values(**counts)
-        )
-        return _comparison(connection, comparison_id, agency=None)
+    )
+    classing = _classing(connection, comparison_id, region, year)
+    person_count = 0
+    if classing is not None:
+        person_count = connection.execute(
+            classing, execution_options={"preserve_rowcount": True}
+        ).rowcount
+        analyze(connection, comparison_entries)
+    _review_names(connection, comparison_id)
+    counts = _whole_counts(connection, comparison_id, person_count)
+    connection.execute(
+        update(comparisons).where(comparisons.c.comparison_id == comparison_id).values(**counts)
+    )
+    return _comparison(connection, comparison_id, agency=None)
 
 
 def _classing(
@@ -383,26 +382,17 @@ def _agency_counts(
 # -- reads ------------------------------------------------------------------------
 
 
-def get(engine: sqlalchemy.Engine, *, comparison_id: int, agency: str | None) -> Comparison:
+def get(*, connection: sqlalchemy.Connection, comparison_id: int, agency: str | None) -> Comparison:
     """One comparison; for an agency, only of a region it submitted a roster of, with the
     counts of its own persons (the read is audited)."""
-    with service.agency_read(engine, agency) as connection:
-        comparison = _comparison(connection, comparison_id, agency=agency)
-        if agency is None:
-            return comparison
-        service.record_reads(
-            connection,
-            agency=agency,
-            method="GetComparison",
-            purpose="",
-            subject=f"comparison {comparison_id}",
-        )
-        return comparison
+    comparison = _comparison(connection, comparison_id, agency=agency)
+    service.record_subject_read(connection, agency, "GetComparison", f"comparison {comparison_id}")
+    return comparison
 
 
 def list_comparisons(
-    engine: sqlalchemy.Engine,
     *,
+    connection: sqlalchemy.Connection,
     agency: str | None,
     region: str,
     page_size: int,
@@ -420,25 +410,19 @@ def list_comparisons(
                 )
             )
         )
-    with service.agency_read(engine, agency) as connection:
-        rows, token = paging.keyset_page(
-            connection, query, comparisons.c.comparison_id, page_size, page_token, newest_first=True
-        )
-        page = [_comparison(connection, row.comparison_id, agency) for row in rows]
-        if agency is not None:
-            service.record_reads(
-                connection,
-                agency=agency,
-                method="ListComparisons",
-                purpose="",
-                subject="comparisons" + (f" of {region}" if region else ""),
-            )
+    rows, token = paging.keyset_page(
+        connection, query, comparisons.c.comparison_id, page_size, page_token, newest_first=True
+    )
+    page = [_comparison(connection, row.comparison_id, agency) for row in rows]
+    service.record_subject_read(
+        connection, agency, "ListComparisons", "comparisons" + (f" of {region}" if region else "")
+    )
     return page, token
 
 
 def list_entries(
-    engine: sqlalchemy.Engine,
     *,
+    connection: sqlalchemy.Connection,
     comparison_id: int,
     agency: str | None,
     klass: str | None,
@@ -460,20 +444,17 @@ def list_entries(
     if agency is not None:
         why = service.checked_purpose(purpose)
         query = query.where(_certified_by(agency))
-    with service.agency_read(engine, agency) as connection:
-        _comparison(connection, comparison_id, agency)  # NOT_FOUND when not the agency's
-        rows, token = paging.keyset_page(
-            connection, query, entries.c.person_id, page_size, page_token
+    _comparison(connection, comparison_id, agency)  # NOT_FOUND when not the agency's
+    rows, token = paging.keyset_page(connection, query, entries.c.person_id, page_size, page_token)
+    page = [_entry(row, agency) for row in rows]
+    if agency is not None and page:
+        service.record_reads(
+            connection,
+            agency=agency,
+            method="ListComparisonEntries",
+            purpose=why,
+            person_ids=[entry.person_id for entry in page],
         )
-        page = [_entry(row, agency) for row in rows]
-        if agency is not None and page:
-            service.record_reads(
-                connection,
-                agency=agency,
-                method="ListComparisonEntries",
-                purpose=why,
-                person_ids=[entry.person_id for entry in page],
-            )
     return page, token
 
 

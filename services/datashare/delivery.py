@@ -11,17 +11,17 @@ before it answers the agency, a batch per call, and retries what fails: see
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
 import sqlalchemy
 
+from doudi.common.db import read_in_thread
 from doudi.common.outbox import SETTLEMENT, Sender, Sets, Versions, internal_metadata
 from doudi.common.settings import SenderSettings
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.datashare import rosters, service
-from services.datashare.messages import period_message
+from services.datashare.messages import settlement_period_message
 from services.datashare.tables import roster_deliveries, status_deliveries
 
 log = logging.getLogger("doudi.datashare.delivery")
@@ -34,7 +34,7 @@ def status_sender(
     metadata = internal_metadata(settings)
 
     async def send(person_ids: list[str]) -> Versions:
-        persons = await asyncio.to_thread(service.statuses_to_deliver, engine, person_ids)
+        persons = await read_in_thread(engine, service.statuses_to_deliver, person_ids=person_ids)
         if not persons:
             return []
         answer = await stub.RecordPersonStatuses(
@@ -43,7 +43,7 @@ def status_sender(
                     settlement_pb2.PersonStatuses(
                         person_id=person.person_id,
                         version=person.version,
-                        periods=[period_message(period) for period in person.periods],
+                        periods=[settlement_period_message(period) for period in person.periods],
                     )
                     for person in persons
                 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import date
+from typing import TypeVar
 
 from google.type import date_pb2
 
@@ -13,12 +14,15 @@ from doudi.common.enums import (
     COMPARISON_CLASSES,
     GAP_REASONS,
     ROSTER_STATES,
+    SETTLEMENT_AGENCIES,
+    SETTLEMENT_STATUSES,
     STATUSES,
 )
-from doudi.common.protos import from_date, to_date, to_timestamp
+from doudi.common.protos import EnumCodes, from_date, to_date, to_timestamp
 from doudi.core.errors import InvalidInput
 from doudi.core.statuses import EffectivePeriod
 from doudi.datashare.v1 import datashare_pb2
+from doudi.settlement.v1 import settlement_pb2
 from services.datashare import comparison as comparison_module
 from services.datashare import rosters, service
 
@@ -40,11 +44,27 @@ def assertion_message(assertion: service.Assertion) -> datashare_pb2.StatusAsser
     return message
 
 
+Period = TypeVar("Period", datashare_pb2.StatusPeriod, settlement_pb2.StatusPeriod)
+
+
 def period_message(period: EffectivePeriod) -> datashare_pb2.StatusPeriod:
-    message = datashare_pb2.StatusPeriod(
-        status=STATUSES.value(period.status),
+    """A period as the hub's API answers it (``GetPersonStatuses``)."""
+    return _period(datashare_pb2.StatusPeriod, STATUSES, AGENCIES, period)
+
+
+def settlement_period_message(period: EffectivePeriod) -> settlement_pb2.StatusPeriod:
+    """A period as settlement's ``RecordPersonStatuses`` takes it (its own message, with the
+    hub's field numbers and enum values)."""
+    return _period(settlement_pb2.StatusPeriod, SETTLEMENT_STATUSES, SETTLEMENT_AGENCIES, period)
+
+
+def _period(
+    kind: type[Period], statuses: EnumCodes, agencies: EnumCodes, period: EffectivePeriod
+) -> Period:
+    message = kind(
+        status=statuses.value(period.status),
         valid_from=from_date(period.valid_from),
-        agency=AGENCIES.value(period.agency),
+        agency=agencies.value(period.agency),
     )
     if period.valid_to is not None:
         message.valid_to.CopyFrom(from_date(period.valid_to))

@@ -1,11 +1,13 @@
 """Agencies' rosters: a full roster replaces the agency's previous one of the region, and
 the difference becomes assertions and revocations in the registry.
 
-A submission arrives in batches (:func:`begin`, :func:`add_rows`, :func:`finish`):
-rows are checked one by one (a bad row is reported by its line and not stored;
-the others count), accepted rows wait in ``received_rows`` as they came, and
-:func:`finish` moves them into ``roster_rows`` in key order and records the
-difference in one transaction:
+A submission arrives in batches, each step a handler on a connection of its own
+transaction, which the servicer runs as the stream goes (:func:`begin`, then
+:func:`checked_rows` and :func:`store_rows` for each message, :func:`finish`, or
+:func:`abandon` when the stream breaks): rows are checked one by one (a bad row is
+reported by its line and not stored; the others count), accepted rows wait in
+``received_rows`` as they came, and :func:`finish` moves them into ``roster_rows``
+in key order and records the difference in one transaction:
 
 * a person's status new on the roster: an assertion from the row's valid-from;
 * its period or household changed: a new assertion (the later record decides);
@@ -26,7 +28,7 @@ import sqlalchemy
 from sqlalchemy import and_, exists, func, insert, literal, select
 
 from doudi.common import outbox, paging
-from doudi.common.db import bulk_insert, write_transaction
+from doudi.common.db import bulk_insert
 from doudi.common.errors import Aborted, NotFound, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import resident_id_number
@@ -128,27 +130,28 @@ def check_region(region: str, regions: frozenset[str], field: str = "header.regi
         )
 
 
-def begin(engine: sqlalchemy.Engine, *, agency: str, region: str, as_of: date) -> Receiving:
+def begin(*, connection: sqlalchemy.Connection, agency: str, region: str, as_of: date) -> Receiving:
     """Open a submission whose rows are about to arrive."""
-    with write_transaction(engine) as connection:
-        submission_id = connection.execute(
-            insert(roster_submissions)
-            .values(
-                agency=agency,
-                region=region,
-                as_of=as_of,
-                state=RECEIVING,
-                submitted_at=datetime.now(UTC),
-            )
-            .returning(roster_submissions.c.submission_id)
-        ).scalar_one()
+    submission_id = connection.execute(
+        insert(roster_submissions)
+        .values(
+            agency=agency,
+            region=region,
+            as_of=as_of,
+            state=RECEIVING,
+            submitted_at=datetime.now(UTC),
+        )
+        .returning(roster_submissions.c.submission_id)
+    ).scalar_one()
     return Receiving(submission_id, agency, owned_statuses(agency))
 
 
-def add_rows(
-    engine: sqlalchemy.Engine, receiving: Receiving, rows: list[RosterRow]
-) -> list[Rejection]:
-    """Check a batch of rows and store those accepted; answer the rejections."""
+def checked_rows(
+    receiving: Receiving, rows: list[RosterRow]
+) -> tuple[list[tuple[Any, ...]], list[Rejection]]:
+    """Check a batch of rows (no database: outside any transaction, so that a writer
+    waits for none of it): the accepted rows' values for :func:`store_rows`, and the
+    rejections. The submission's counts include the batch."""
     if len(rows) > MAX_ROWS_PER_MESSAGE:
         raise InvalidInput("rows", f"at most {MAX_ROWS_PER_MESSAGE} rows per message")
     rejections: list[Rejection] = []
@@ -172,125 +175,121 @@ def add_rows(
         seen.add(key)
         accepted.append(values)
     receiving.row_count += len(rows)
-    if accepted:
-        with write_transaction(engine) as connection:
-            bulk_insert(connection, received_rows, _STORED_COLUMNS, accepted)
     receiving.accepted_count += len(accepted)
-    return rejections
+    return accepted, rejections
 
 
-def abandon(engine: sqlalchemy.Engine, submission_id: int) -> None:
+def store_rows(*, connection: sqlalchemy.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Append accepted rows (:func:`checked_rows`) to ``received_rows``."""
+    bulk_insert(connection, received_rows, _STORED_COLUMNS, rows)
+
+
+def abandon(*, connection: sqlalchemy.Connection, submission_id: int) -> None:
     """The stream broke off: drop the rows received, keep the submission as abandoned."""
-    with write_transaction(engine) as connection:
-        connection.execute(
-            received_rows.delete().where(received_rows.c.submission_id == submission_id)
-        )
-        connection.execute(
-            roster_submissions.update()
-            .where(roster_submissions.c.submission_id == submission_id)
-            .values(state=ABANDONED)
-        )
+    connection.execute(received_rows.delete().where(received_rows.c.submission_id == submission_id))
+    connection.execute(
+        roster_submissions.update()
+        .where(roster_submissions.c.submission_id == submission_id)
+        .values(state=ABANDONED)
+    )
 
 
-def abandon_stale(engine: sqlalchemy.Engine, *, opened_before: datetime) -> int:
+def abandon_stale(*, connection: sqlalchemy.Connection, opened_before: datetime) -> int:
     """Abandon the submissions opened before ``opened_before`` that are still receiving
     rows (streams cut by a killed process, or left open), and drop the received rows of
     every submission no longer receiving; answer how many were abandoned."""
-    with write_transaction(engine) as connection:
-        abandoned = connection.execute(
-            roster_submissions.update()
-            .where(
-                roster_submissions.c.state == RECEIVING,
-                roster_submissions.c.submitted_at < opened_before,
-            )
-            .values(state=ABANDONED)
-        ).rowcount
-        # Rows still arriving for an abandoned submission are dropped at the next round.
-        connection.execute(
-            received_rows.delete().where(
-                received_rows.c.submission_id.not_in(
-                    select(roster_submissions.c.submission_id).where(
-                        roster_submissions.c.state == RECEIVING
-                    )
+    abandoned = connection.execute(
+        roster_submissions.update()
+        .where(
+            roster_submissions.c.state == RECEIVING,
+            roster_submissions.c.submitted_at < opened_before,
+        )
+        .values(state=ABANDONED)
+    ).rowcount
+    # Rows still arriving for an abandoned submission are dropped at the next round.
+    connection.execute(
+        received_rows.delete().where(
+            received_rows.c.submission_id.not_in(
+                select(roster_submissions.c.submission_id).where(
+                    roster_submissions.c.state == RECEIVING
                 )
             )
         )
+    )
     return int(abandoned)
 
 
-def finish(engine: sqlalchemy.Engine, receiving: Receiving) -> Finished:
-    """Record the difference from the agency's current roster of the region."""
+def finish(*, connection: sqlalchemy.Connection, receiving: Receiving) -> Finished:
+    """Record the difference from the agency's current roster of the region, in the
+    caller's write transaction."""
     new_id = receiving.submission_id
     now = datetime.now(UTC)
-    with write_transaction(engine) as connection:
-        # Locked (on PostgreSQL) against abandon_stale until this transaction ends.
-        submission = _from_row(
-            connection.execute(
-                select(roster_submissions)
-                .where(roster_submissions.c.submission_id == new_id)
-                .with_for_update()
-            ).one()
+    # Locked (on PostgreSQL) against abandon_stale until this transaction ends.
+    submission = _from_row(
+        connection.execute(
+            select(roster_submissions)
+            .where(roster_submissions.c.submission_id == new_id)
+            .with_for_update()
+        ).one()
+    )
+    if submission.state != RECEIVING:
+        raise Aborted(
+            f"roster submission {new_id} was abandoned while its rows were arriving: "
+            "the stream stayed open longer than the hub allows; submit the roster again",
+            reason="ROSTER_ABANDONED",
         )
-        if submission.state != RECEIVING:
-            raise Aborted(
-                f"roster submission {new_id} was abandoned while its rows were arriving: "
-                "the stream stayed open longer than the hub allows; submit the roster again",
-                reason="ROSTER_ABANDONED",
-            )
-        _move_received(connection, new_id)
-        previous = connection.execute(
-            select(roster_submissions).where(
-                roster_submissions.c.agency == submission.agency,
-                roster_submissions.c.region == submission.region,
-                roster_submissions.c.state == CURRENT,
-            )
-        ).one_or_none()
-        if previous is not None and _same_roster(
-            connection, previous, new_id, submission.as_of, receiving.accepted_count
-        ):
-            connection.execute(roster_rows.delete().where(roster_rows.c.submission_id == new_id))
-            connection.execute(
-                roster_submissions.delete().where(roster_submissions.c.submission_id == new_id)
-            )
-            return Finished(_submission(connection, previous.submission_id, None), True, [])
-        previous_id = None if previous is None else previous.submission_id
-        records_from = _last_record(connection) + 1
-        if previous_id is None:  # the agency's first roster of the region: all new
-            asserted, changed, revoked = _assert_all(connection, submission, now), 0, 0
-        else:
-            asserted = _assert_new(connection, submission, previous_id, now, changed=False)
-            changed = _assert_new(connection, submission, previous_id, now, changed=True)
-            revoked = _revoke_gone(connection, submission, previous_id, now)
-        records_to = _last_record(connection)
-        if previous_id is not None:
-            connection.execute(
-                roster_rows.delete().where(roster_rows.c.submission_id == previous_id)
-            )
-            connection.execute(
-                roster_submissions.update()
-                .where(roster_submissions.c.submission_id == previous_id)
-                .values(state=SUPERSEDED)
-            )
+    _move_received(connection, new_id)
+    previous = connection.execute(
+        select(roster_submissions).where(
+            roster_submissions.c.agency == submission.agency,
+            roster_submissions.c.region == submission.region,
+            roster_submissions.c.state == CURRENT,
+        )
+    ).one_or_none()
+    if previous is not None and _same_roster(
+        connection, previous, new_id, submission.as_of, receiving.accepted_count
+    ):
+        connection.execute(roster_rows.delete().where(roster_rows.c.submission_id == new_id))
+        connection.execute(
+            roster_submissions.delete().where(roster_submissions.c.submission_id == new_id)
+        )
+        return Finished(_submission(connection, previous.submission_id, None), True, [])
+    previous_id = None if previous is None else previous.submission_id
+    records_from = _last_record(connection) + 1
+    if previous_id is None:  # the agency's first roster of the region: all new
+        asserted, changed, revoked = _assert_all(connection, submission, now), 0, 0
+    else:
+        asserted = _assert_new(connection, submission, previous_id, now, changed=False)
+        changed = _assert_new(connection, submission, previous_id, now, changed=True)
+        revoked = _revoke_gone(connection, submission, previous_id, now)
+    records_to = _last_record(connection)
+    if previous_id is not None:
+        connection.execute(roster_rows.delete().where(roster_rows.c.submission_id == previous_id))
         connection.execute(
             roster_submissions.update()
-            .where(roster_submissions.c.submission_id == new_id)
-            .values(
-                state=CURRENT,
-                records_from=records_from,
-                records_to=records_to,
-                row_count=receiving.row_count,
-                accepted_count=receiving.accepted_count,
-                rejected_count=receiving.row_count - receiving.accepted_count,
-                asserted_count=asserted,
-                changed_count=changed,
-                revoked_count=revoked,
-                unchanged_count=receiving.accepted_count - asserted - changed,
-            )
+            .where(roster_submissions.c.submission_id == previous_id)
+            .values(state=SUPERSEDED)
         )
-        # Every person the roster changed goes to settlement: one row queues them all.
-        outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
-        first_persons, first_until = changed_persons(connection, new_id, "", outbox.BATCH)
-        return Finished(_submission(connection, new_id, None), False, first_persons, first_until)
+    connection.execute(
+        roster_submissions.update()
+        .where(roster_submissions.c.submission_id == new_id)
+        .values(
+            state=CURRENT,
+            records_from=records_from,
+            records_to=records_to,
+            row_count=receiving.row_count,
+            accepted_count=receiving.accepted_count,
+            rejected_count=receiving.row_count - receiving.accepted_count,
+            asserted_count=asserted,
+            changed_count=changed,
+            revoked_count=revoked,
+            unchanged_count=receiving.accepted_count - asserted - changed,
+        )
+    )
+    # Every person the roster changed goes to settlement: one row queues them all.
+    outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
+    first_persons, first_until = changed_persons(connection, new_id, "", outbox.BATCH)
+    return Finished(_submission(connection, new_id, None), False, first_persons, first_until)
 
 
 def changed_persons(
@@ -506,26 +505,19 @@ _RECORD_COLUMNS = [
 # -- reads ----------------------------------------------------------------------
 
 
-def get(engine: sqlalchemy.Engine, *, submission_id: int, agency: str | None) -> Submission:
+def get(*, connection: sqlalchemy.Connection, submission_id: int, agency: str | None) -> Submission:
     """One submission; another agency's answers NOT_FOUND, as an unknown id does. An
     agency's read is audited."""
-    with service.agency_read(engine, agency) as connection:
-        submission = _submission(connection, submission_id, agency)
-        if agency is None:
-            return submission
-        service.record_reads(
-            connection,
-            agency=agency,
-            method="GetRosterSubmission",
-            purpose="",
-            subject=f"roster submission {submission_id}",
-        )
-        return submission
+    submission = _submission(connection, submission_id, agency)
+    service.record_subject_read(
+        connection, agency, "GetRosterSubmission", f"roster submission {submission_id}"
+    )
+    return submission
 
 
 def list_submissions(
-    engine: sqlalchemy.Engine,
     *,
+    connection: sqlalchemy.Connection,
     agency: str | None,
     region: str,
     page_size: int,
@@ -537,23 +529,20 @@ def list_submissions(
         query = query.where(roster_submissions.c.agency == agency)
     if region:
         query = query.where(roster_submissions.c.region == region)
-    with service.agency_read(engine, agency) as connection:
-        rows, token = paging.keyset_page(
-            connection,
-            query,
-            roster_submissions.c.submission_id,
-            page_size,
-            page_token,
-            newest_first=True,
-        )
-        if agency is not None:
-            service.record_reads(
-                connection,
-                agency=agency,
-                method="ListRosterSubmissions",
-                purpose="",
-                subject="roster submissions" + (f" of {region}" if region else ""),
-            )
+    rows, token = paging.keyset_page(
+        connection,
+        query,
+        roster_submissions.c.submission_id,
+        page_size,
+        page_token,
+        newest_first=True,
+    )
+    service.record_subject_read(
+        connection,
+        agency,
+        "ListRosterSubmissions",
+        "roster submissions" + (f" of {region}" if region else ""),
+    )
     return [_from_row(row) for row in rows], token
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +19,7 @@ import grpc
 import sqlalchemy
 
 from doudi.common import outbox
-from doudi.common.db import write_in_thread
+from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import AGENCIES, COMPARISON_CLASSES, STATUSES
 from doudi.common.errors import PermissionDenied
 from doudi.common.grpc_server import (
@@ -96,9 +95,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         household_id: str | None,
     ) -> service.Assertion:
         agency = require("agency").id
-        assertion = await asyncio.to_thread(
-            service.record_status,
+        assertion = await write_in_thread(
             self.engine,
+            service.record_status,
             kind=kind,
             agency=agency,
             person_id=request.person_id,
@@ -118,10 +117,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.GetPersonStatusesResponse:
         reader = _reading_agency(require("internal", "agency"))
-        periods = await asyncio.to_thread(
+        periods = await self._agency_read(
+            reader,
             service.person_statuses,
-            self.engine,
-            agency=reader,
             person_id=request.person_id,
             on_date=optional_date(request, "on_date", "on_date"),
             purpose=request.purpose,
@@ -134,10 +132,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListStatusAssertionsResponse:
         reader = _reading_agency(require("internal", "agency"))
-        page = await asyncio.to_thread(
+        page = await self._agency_read(
+            reader,
             service.list_assertions,
-            self.engine,
-            agency=reader,
             person_id=request.person_id,
             purpose=request.purpose,
             page_size=request.page_size,
@@ -154,9 +151,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListAuditEventsResponse:
         require("internal")
-        page = await asyncio.to_thread(
-            service.list_audit_events,
+        page = await read_in_thread(
             self.engine,
+            service.list_audit_events,
             person_id=request.person_id,
             page_size=request.page_size,
             page_token=request.page_token,
@@ -164,6 +161,15 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         return datashare_pb2.ListAuditEventsResponse(
             events=[event_message(e) for e in page.items], next_page_token=page.next_page_token
         )
+
+    async def _agency_read(
+        self, agency: str | None, handler: Callable[..., T], /, **arguments: Any
+    ) -> T:
+        """``handler(connection=..., agency=agency, **arguments)`` in a worker thread: for an
+        agency in a write transaction, in which the handler records the read
+        (:func:`service.record_reads`); for the platform on a plain read connection."""
+        run = read_in_thread if agency is None else write_in_thread
+        return await run(self.engine, handler, agency=agency, **arguments)
 
     # --- rosters ----------------------------------------------------------------------
 
@@ -184,23 +190,23 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
                 if not begun:
                     header = self._roster_header(message, agency)
                     await _to_the_end(
-                        functools.partial(rosters.begin, self.engine, agency=agency, **header),
+                        write_in_thread(self.engine, rosters.begin, agency=agency, **header),
                         begun.append,
                     )
                 elif message.HasField("header"):
                     raise InvalidInput("header", "only the first message carries the header")
-                rejections += await _to_the_end(
-                    functools.partial(_add_rows, self.engine, begun[0], message.rows)
-                )
+                rejections += await _to_the_end(self._add_rows(begun[0], message.rows))
             if not begun:
                 raise InvalidInput("header", "required: the stream carried no message")
             await _to_the_end(
-                functools.partial(rosters.finish, self.engine, begun[0]), finished.append
+                write_in_thread(self.engine, rosters.finish, receiving=begun[0]), finished.append
             )
         except BaseException:
             if begun and not finished:
                 await asyncio.shield(
-                    asyncio.to_thread(rosters.abandon, self.engine, begun[0].submission_id)
+                    write_in_thread(
+                        self.engine, rosters.abandon, submission_id=begun[0].submission_id
+                    )
                 )
             raise
         (done,) = finished
@@ -221,6 +227,18 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             replayed=done.replayed,
         )
 
+    async def _add_rows(
+        self, receiving: rosters.Receiving, rows: Sequence[datashare_pb2.RosterRow]
+    ) -> list[rosters.Rejection]:
+        """One message's rows read and checked in a worker thread (10,000 rows take a
+        while), outside any transaction; the accepted ones stored in a transaction."""
+        accepted, rejections = await asyncio.to_thread(
+            lambda: rosters.checked_rows(receiving, [roster_row(row) for row in rows])
+        )
+        if accepted:
+            await write_in_thread(self.engine, rosters.store_rows, rows=accepted)
+        return rejections
+
     def _roster_header(
         self, message: datashare_pb2.SubmitRosterRequest, agency: str
     ) -> dict[str, Any]:
@@ -240,8 +258,8 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.GetRosterSubmissionResponse:
         reader = _reading_agency(require("internal", "agency"))
-        submission = await asyncio.to_thread(
-            rosters.get, self.engine, submission_id=request.submission_id, agency=reader
+        submission = await self._agency_read(
+            reader, rosters.get, submission_id=request.submission_id
         )
         return datashare_pb2.GetRosterSubmissionResponse(submission=submission_message(submission))
 
@@ -251,10 +269,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListRosterSubmissionsResponse:
         reader = _reading_agency(require("internal", "agency"))
-        page, token = await asyncio.to_thread(
+        page, token = await self._agency_read(
+            reader,
             rosters.list_submissions,
-            self.engine,
-            agency=reader,
             region=request.region,
             page_size=request.page_size,
             page_token=request.page_token,
@@ -297,9 +314,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.CompareRostersResponse:
         require("internal")
-        result = await asyncio.to_thread(
-            comparison.compare,
+        result = await write_in_thread(
             self.engine,
+            comparison.compare,
             region=request.region,
             year=request.year,
             regions=self.regions,
@@ -312,8 +329,8 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.GetComparisonResponse:
         reader = _reading_agency(require("internal", "agency"))
-        result = await asyncio.to_thread(
-            comparison.get, self.engine, comparison_id=request.comparison_id, agency=reader
+        result = await self._agency_read(
+            reader, comparison.get, comparison_id=request.comparison_id
         )
         return datashare_pb2.GetComparisonResponse(comparison=comparison_message(result))
 
@@ -323,10 +340,9 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListComparisonsResponse:
         reader = _reading_agency(require("internal", "agency"))
-        page, token = await asyncio.to_thread(
+        page, token = await self._agency_read(
+            reader,
             comparison.list_comparisons,
-            self.engine,
-            agency=reader,
             region=request.region,
             page_size=request.page_size,
             page_token=request.page_token,
@@ -341,11 +357,10 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListComparisonEntriesResponse:
         reader = _reading_agency(require("internal", "agency"))
-        page, token = await asyncio.to_thread(
+        page, token = await self._agency_read(
+            reader,
             comparison.list_entries,
-            self.engine,
             comparison_id=request.comparison_id,
-            agency=reader,
             klass=COMPARISON_CLASSES.optional_code(getattr(request, "class"), "class"),
             duplicates_only=request.duplicates_only,
             purpose=request.purpose,
@@ -357,11 +372,11 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         )
 
 
-async def _to_the_end(call: Callable[[], T], keep: Callable[[T], object] | None = None) -> T:
-    """``call()`` in a worker thread; ``keep`` gets its result. If the caller is cancelled
-    meanwhile, the thread still runs to its end (its transaction committed or rolled back)
-    and ``keep`` still gets a result before the cancellation goes on."""
-    task = asyncio.ensure_future(asyncio.to_thread(call))
+async def _to_the_end(step: Awaitable[T], keep: Callable[[T], object] | None = None) -> T:
+    """Await ``step`` (work in a worker thread); ``keep`` gets its result. If the caller is
+    cancelled meanwhile, the step still runs to its end (its transaction committed or
+    rolled back) and ``keep`` still gets a result before the cancellation goes on."""
+    task = asyncio.ensure_future(step)
     try:
         result = await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -376,15 +391,6 @@ async def _to_the_end(call: Callable[[], T], keep: Callable[[T], object] | None 
     return result
 
 
-def _add_rows(
-    engine: sqlalchemy.Engine,
-    receiving: rosters.Receiving,
-    rows: Sequence[datashare_pb2.RosterRow],
-) -> list[rosters.Rejection]:
-    """One message's rows read and stored (in a worker thread: 10,000 rows take a while)."""
-    return rosters.add_rows(engine, receiving, [roster_row(row) for row in rows])
-
-
 async def _abandon_stale_rosters(engine: sqlalchemy.Engine, max_seconds: float) -> None:
     """Every half of ``max_seconds``, abandon the roster submissions receiving rows for
     longer (:func:`rosters.abandon_stale`): a stream cut by a killed process leaves its
@@ -392,8 +398,8 @@ async def _abandon_stale_rosters(engine: sqlalchemy.Engine, max_seconds: float) 
     while True:
         opened_before = datetime.now(UTC) - timedelta(seconds=max_seconds)
         try:
-            abandoned = await asyncio.to_thread(
-                rosters.abandon_stale, engine, opened_before=opened_before
+            abandoned = await write_in_thread(
+                engine, rosters.abandon_stale, opened_before=opened_before
             )
         except sqlalchemy.exc.DBAPIError as error:
             log.warning("cannot abandon stale roster submissions: %s", error)

@@ -1,17 +1,19 @@
-"""The status registry's operations, as plain functions over the service's database.
+"""The status registry's handlers: plain functions on a database connection.
 
 No protobuf or gRPC here: ``server.py`` translates requests into these calls and
-their answers back. A reader is an agency (by its code) or the platform itself
-(``agency=None``): agencies must say why they read, see only their own statuses
-and records, and every read of theirs is audited in the transaction that reads.
+their answers back, and runs each in a worker thread on a connection from
+:func:`doudi.common.db.read_in_thread` or :func:`~doudi.common.db.write_in_thread`.
+A reader is an agency (by its code) or the platform itself (``agency=None``):
+agencies must say why they read, see only their own statuses and records, and
+every read of theirs is audited in the transaction that reads, so the servicer
+runs an agency's read in a write transaction (``DatashareServicer._agency_read``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -21,7 +23,6 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from doudi.common import outbox, paging
-from doudi.common.db import read_connection, write_transaction
 from doudi.common.errors import AlreadyExists, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
@@ -83,8 +84,8 @@ class Page(Generic[T]):
 
 
 def record_status(
-    engine: sqlalchemy.Engine,
     *,
+    connection: sqlalchemy.Connection,
     kind: str,
     agency: str,
     person_id: str,
@@ -96,6 +97,10 @@ def record_status(
 ) -> Assertion:
     """Record that ``agency`` asserts (``kind`` assert, for ``household_id``) or revokes
     ``status`` of a person from ``valid_from`` to ``valid_to``; idempotent on ``reference``.
+
+    A concurrent request may store the same reference between our read and our insert
+    (PostgreSQL; SQLite's write lock serialises the two): its row then makes our insert
+    fail, in a savepoint, and we answer as if we had read it.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
@@ -113,31 +118,29 @@ def record_status(
         "valid_to": valid_to,
         "reference": text_field(reference, "reference"),
     }
-    try:
-        with write_transaction(engine) as connection:
-            stored = _by_reference(connection, agency, values["reference"])
-            if stored is None:
-                recorded_at = datetime.now(UTC)
+    stored = _by_reference(connection, agency, values["reference"])
+    if stored is None:
+        recorded_at = datetime.now(UTC)
+        try:
+            with connection.begin_nested():
                 assertion_id = connection.execute(
                     insert(status_assertions)
                     .values(**values, recorded_at=recorded_at)
                     .returning(status_assertions.c.assertion_id)
                 ).scalar_one()
-                outbox.queue_many(
-                    connection,
-                    status_deliveries,
-                    [(values["person_id"], assertion_id)],
-                    recorded_at,
-                    SUBSCRIBERS,
-                )
-                return Assertion(assertion_id=assertion_id, recorded_at=recorded_at, **values)
-    except IntegrityError:
-        # A concurrent request stored the same reference between our read and our insert
-        # (PostgreSQL; SQLite's write lock serialises the two): answer as if we had read it.
-        with engine.connect() as connection:
+        except IntegrityError:
             stored = _by_reference(connection, agency, values["reference"])
-        if stored is None:
-            raise
+            if stored is None:
+                raise
+        else:
+            outbox.queue_many(
+                connection,
+                status_deliveries,
+                [(values["person_id"], assertion_id)],
+                recorded_at,
+                SUBSCRIBERS,
+            )
+            return Assertion(assertion_id=assertion_id, recorded_at=recorded_at, **values)
     if any(getattr(stored, name) != value for name, value in values.items()):
         raise AlreadyExists(
             f"reference {values['reference']!r} of {agency} is already recorded with other content",
@@ -188,20 +191,21 @@ _RECORD_COLUMNS = (
 )
 
 
-def statuses_to_deliver(engine: sqlalchemy.Engine, person_ids: list[str]) -> list[PersonStatuses]:
+def statuses_to_deliver(
+    *, connection: sqlalchemy.Connection, person_ids: list[str]
+) -> list[PersonStatuses]:
     """Everything the settlement service keeps of each person (persons with nothing on
     record left out)."""
     records = status_assertions.c
-    with read_connection(engine) as connection:
-        rows = (
-            connection.execute(
-                select(records.person_id, *_RECORD_COLUMNS)
-                .where(records.person_id.in_(person_ids))
-                .order_by(records.person_id, records.assertion_id)
-            )
-            .tuples()
-            .all()
+    rows = (
+        connection.execute(
+            select(records.person_id, *_RECORD_COLUMNS)
+            .where(records.person_id.in_(person_ids))
+            .order_by(records.person_id, records.assertion_id)
         )
+        .tuples()
+        .all()
+    )
     delivered = []
     for person_id, history in itertools.groupby(rows, key=operator.itemgetter(0)):
         held = [StatusRecord(*row[1:]) for row in history]
@@ -221,8 +225,8 @@ _PERSON_HISTORY = (
 
 
 def person_statuses(
-    engine: sqlalchemy.Engine,
     *,
+    connection: sqlalchemy.Connection,
     agency: str | None,
     person_id: str,
     on_date: date | None,
@@ -237,12 +241,10 @@ def person_statuses(
     query = _PERSON_HISTORY
     if agency is not None:
         query = query.where(status_assertions.c.status.in_(sorted(owned_statuses(agency))))
-    with _reading(
-        engine, agency=agency, method="GetPersonStatuses", person_id=number, purpose=purpose
-    ) as connection:
-        records = [
-            StatusRecord(*row) for row in connection.execute(query, {"person_id": number}).tuples()
-        ]
+    _audit_person_read(connection, agency, "GetPersonStatuses", number, purpose)
+    records = [
+        StatusRecord(*row) for row in connection.execute(query, {"person_id": number}).tuples()
+    ]
     periods = effective_periods(records)
     if on_date is None:
         return periods
@@ -250,8 +252,8 @@ def person_statuses(
 
 
 def list_assertions(
-    engine: sqlalchemy.Engine,
     *,
+    connection: sqlalchemy.Connection,
     agency: str | None,
     person_id: str,
     purpose: str,
@@ -263,52 +265,51 @@ def list_assertions(
     query = select(status_assertions).where(status_assertions.c.person_id == number)
     if agency is not None:
         query = query.where(status_assertions.c.agency == agency)
-    with _reading(
-        engine, agency=agency, method="ListStatusAssertions", person_id=number, purpose=purpose
-    ) as connection:
-        rows, token = paging.keyset_page(
-            connection, query, status_assertions.c.assertion_id, page_size, page_token
-        )
+    _audit_person_read(connection, agency, "ListStatusAssertions", number, purpose)
+    rows, token = paging.keyset_page(
+        connection, query, status_assertions.c.assertion_id, page_size, page_token
+    )
     return Page(tuple(_assertion(row) for row in rows), token)
 
 
 def list_audit_events(
-    engine: sqlalchemy.Engine, *, person_id: str, page_size: int, page_token: str
+    *, connection: sqlalchemy.Connection, person_id: str, page_size: int, page_token: str
 ) -> Page[AuditEvent]:
     """The audited reads oldest first, of one person's data when ``person_id`` is given."""
     query = select(audit_events)
     if person_id:
         query = query.where(audit_events.c.person_id == _person_id(person_id))
-    with engine.connect() as connection:
-        rows, token = paging.keyset_page(
-            connection, query, audit_events.c.event_id, page_size, page_token
-        )
+    rows, token = paging.keyset_page(
+        connection, query, audit_events.c.event_id, page_size, page_token
+    )
     return Page(
         tuple(AuditEvent(**{**row._asdict(), "event_time": utc(row.event_time)}) for row in rows),
         token,
     )
 
 
-@contextlib.contextmanager
-def _reading(
-    engine: sqlalchemy.Engine, *, agency: str | None, method: str, person_id: str, purpose: str
-) -> Iterator[sqlalchemy.Connection]:
-    """A connection to read with; for an agency, a transaction that also records the read."""
-    why = None if agency is None else checked_purpose(purpose)
-    with agency_read(engine, agency) as connection:
-        if agency is not None and why is not None:
-            record_reads(
-                connection, agency=agency, method=method, purpose=why, person_ids=[person_id]
-            )
-        yield connection
+def record_subject_read(
+    connection: sqlalchemy.Connection, agency: str | None, method: str, subject: str
+) -> None:
+    """An agency's read of no one person's data (a roster submission, a comparison: the
+    ``subject``) recorded in the transaction that reads; nothing for the platform."""
+    if agency is not None:
+        record_reads(connection, agency=agency, method=method, purpose="", subject=subject)
 
 
-def agency_read(
-    engine: sqlalchemy.Engine, agency: str | None
-) -> contextlib.AbstractContextManager[sqlalchemy.Connection]:
-    """A connection to read with: for an agency, a write transaction, in which the reader
-    records the read (:func:`record_reads`); for the platform, a plain read."""
-    return write_transaction(engine) if agency is not None else read_connection(engine)
+def _audit_person_read(
+    connection: sqlalchemy.Connection, agency: str | None, method: str, person_id: str, purpose: str
+) -> None:
+    """An agency's read of a person's data: why (required) recorded in the transaction that
+    reads; nothing for the platform."""
+    if agency is not None:
+        record_reads(
+            connection,
+            agency=agency,
+            method=method,
+            purpose=checked_purpose(purpose),
+            person_ids=[person_id],
+        )
 
 
 def checked_purpose(purpose: str) -> str:

@@ -9,19 +9,19 @@ fails: see :mod:`doudi.common.outbox`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
 import sqlalchemy
 
+from doudi.common.db import read_in_thread
 from doudi.common.outbox import DATASHARE, SETTLEMENT, Sender, Versions, internal_metadata
 from doudi.common.settings import SenderSettings
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.enrollment import service
-from services.enrollment.messages import enrolment_message
+from services.enrollment.messages import settlement_enrolment_message
 from services.enrollment.service import PersonCoverage
 from services.enrollment.tables import coverage_deliveries
 
@@ -43,7 +43,7 @@ def coverage_sender(
                         person_id=person.person_id,
                         version=person.version,
                         region=person.region,
-                        enrolments=[enrolment_message(e) for e in person.enrolments],
+                        enrolments=[settlement_enrolment_message(e) for e in person.enrolments],
                     )
                     for person in persons
                 ]
@@ -92,7 +92,7 @@ def _sender(
     record: Callable[[list[PersonCoverage]], Awaitable[list[int]]],
 ) -> Sender:
     async def send(person_ids: list[str]) -> Versions:
-        persons = await asyncio.to_thread(service.coverage_to_deliver, engine, person_ids)
+        persons = await read_in_thread(engine, service.coverage_to_deliver, person_ids=person_ids)
         if not persons:
             return []
         versions = await record(persons)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from doudi.common.enums import EMPLOYMENTS, PREMIUM_PAYERS, SCHEMES, TIERS
+from doudi.common.enums import (
+    EMPLOYMENTS,
+    PREMIUM_PAYERS,
+    SCHEMES,
+    SETTLEMENT_EMPLOYMENTS,
+    SETTLEMENT_SCHEMES,
+    SETTLEMENT_TIERS,
+    TIERS,
+)
 from doudi.common.protos import from_date
 from doudi.enrollment.v1 import enrollment_pb2
+from doudi.settlement.v1 import settlement_pb2
 from services.enrollment import service, subsidised
 
 
@@ -30,6 +39,17 @@ def enrolment_message(enrolment: service.Enrolment) -> enrollment_pb2.Enrolment:
         premium_payer=PREMIUM_PAYERS.value(enrolment.premium_payer),
         subsidy_fen=enrolment.subsidy_fen,
         subsidy_category=enrolment.subsidy_category or "",
+    )
+
+
+def settlement_enrolment_message(enrolment: service.Enrolment) -> settlement_pb2.Enrolment:
+    """What settlement keeps of an enrolment (its own message, with the field numbers and
+    enum values of enrollment's)."""
+    return settlement_pb2.Enrolment(
+        year=enrolment.year,
+        scheme=SETTLEMENT_SCHEMES.value(enrolment.scheme),
+        employment=SETTLEMENT_EMPLOYMENTS.value(enrolment.employment),
+        tier=SETTLEMENT_TIERS.value(enrolment.tier),
     )
 
 

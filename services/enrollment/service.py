@@ -18,7 +18,6 @@ from sqlalchemy import Row, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from doudi.common import outbox
-from doudi.common.db import read_connection
 from doudi.common.errors import AlreadyExists, not_enrolled, person_not_found
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.core import model
@@ -211,21 +210,22 @@ def queue_for_subscribers(connection: sqlalchemy.Connection, numbers: Collection
     )
 
 
-def coverage_to_deliver(engine: sqlalchemy.Engine, person_ids: list[str]) -> list[PersonCoverage]:
+def coverage_to_deliver(
+    *, connection: sqlalchemy.Connection, person_ids: list[str]
+) -> list[PersonCoverage]:
     """The persons as the subscribers keep them (persons not registered left out)."""
-    with read_connection(engine) as connection:
-        registered = connection.execute(
-            select(*_PERSON_COLUMNS)
-            .where(persons.c.person_id.in_(person_ids))
-            .order_by(persons.c.person_id)
-        ).all()
-        years: dict[str, list[Enrolment]] = {}
-        for row in connection.execute(
-            select(*_ENROLMENT_COLUMNS)
-            .where(enrolments.c.person_id.in_(person_ids))
-            .order_by(enrolments.c.person_id, enrolments.c.year)
-        ):
-            years.setdefault(row.person_id, []).append(_record(Enrolment, row))
+    registered = connection.execute(
+        select(*_PERSON_COLUMNS)
+        .where(persons.c.person_id.in_(person_ids))
+        .order_by(persons.c.person_id)
+    ).all()
+    years: dict[str, list[Enrolment]] = {}
+    for row in connection.execute(
+        select(*_ENROLMENT_COLUMNS)
+        .where(enrolments.c.person_id.in_(person_ids))
+        .order_by(enrolments.c.person_id, enrolments.c.year)
+    ):
+        years.setdefault(row.person_id, []).append(_record(Enrolment, row))
     return [
         PersonCoverage(
             row.person_id,

@@ -7,7 +7,6 @@ settlements and register hospitals.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -22,9 +21,15 @@ from zoneinfo import ZoneInfo
 import grpc
 import sqlalchemy
 
-from doudi.common.db import read_in_thread, write_in_thread, write_transaction
-from doudi.common.enums import AGENCIES, EMPLOYMENTS, SCHEMES, STATUSES, TIERS
-from doudi.common.errors import Aborted, FailedPrecondition, NotFound
+from doudi.common.db import read_in_thread, write_in_thread
+from doudi.common.enums import (
+    SETTLEMENT_AGENCIES,
+    SETTLEMENT_EMPLOYMENTS,
+    SETTLEMENT_SCHEMES,
+    SETTLEMENT_STATUSES,
+    SETTLEMENT_TIERS,
+)
+from doudi.common.errors import Aborted, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -45,7 +50,6 @@ from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import EffectivePeriod
-from doudi.datashare.v1 import datashare_pb2
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import service
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
@@ -164,11 +168,19 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 field="request_id",
             )
         self.in_flight.add(key)
+        command = SettleCommand(hospital, request_id, digest, resident_id, visit, self.registry)
+        now = datetime.now(UTC)
         try:
-            # A retry is found by the unique key when its settlement is stored (see
-            # _settle), not by a read before: retries are rare, settlements are not.
-            command = SettleCommand(hospital, request_id, digest, resident_id, visit, self.registry)
-            record, replayed = await asyncio.to_thread(self._settle, command)
+            # A retry is found by the unique key when its settlement is stored, not by a
+            # read before: retries are rare, settlements are not.
+            record = await write_in_thread(
+                self.engine, service.settle, command=command, now=now, day=self._day(now)
+            )
+            replayed = False
+        except sqlalchemy.exc.IntegrityError:
+            # Another process settled with the same key, or the visit already stands.
+            record = await read_in_thread(self.engine, service.replay, command=command)
+            replayed = True
         finally:
             self.in_flight.discard(key)
         if not replayed:
@@ -188,21 +200,6 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return settlement_pb2.SettleResponse(
             settlement=settlement_message(record), replayed=replayed
         )
-
-    def _settle(self, command: SettleCommand) -> tuple[SettlementRecord, bool]:
-        now = datetime.now(UTC)
-        try:
-            with write_transaction(self.engine) as connection:
-                record = service.settle(
-                    connection=connection, command=command, now=now, day=self._day(now)
-                )
-            return record, False
-        except sqlalchemy.exc.IntegrityError:
-            # Another process settled with the same key, or the visit already stands.
-            with self.engine.connect() as connection:
-                found = service.explain_conflict(connection=connection, command=command)
-            _replay(found, command.request_sha256)
-            return found[0], True
 
     async def ReverseSettlement(
         self,
@@ -384,9 +381,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 if enrolment.year in years:
                     raise InvalidInput(f"{at}.year", f"{enrolment.year} is given twice")
                 years[enrolment.year] = (
-                    SCHEMES.code(enrolment.scheme, f"{at}.scheme"),
-                    EMPLOYMENTS.optional_code(enrolment.employment, f"{at}.employment"),
-                    TIERS.optional_code(enrolment.tier, f"{at}.tier"),
+                    SETTLEMENT_SCHEMES.code(enrolment.scheme, f"{at}.scheme"),
+                    SETTLEMENT_EMPLOYMENTS.optional_code(enrolment.employment, f"{at}.employment"),
+                    SETTLEMENT_TIERS.optional_code(enrolment.tier, f"{at}.tier"),
                 )
             persons.append(service.HeldCoverage(person_id, person.version, person.region, years))
         versions = await write_in_thread(
@@ -437,16 +434,16 @@ def _read_visit(
     return resident_id, visit
 
 
-def _held_status(period: datashare_pb2.StatusPeriod, where: str) -> EffectivePeriod:
+def _held_status(period: settlement_pb2.StatusPeriod, where: str) -> EffectivePeriod:
     valid_from = to_date(period.valid_from, f"{where}.valid_from")
     valid_to = optional_date(period, "valid_to", f"{where}.valid_to")
     if valid_to is not None and valid_to < valid_from:
         raise InvalidInput(f"{where}.valid_to", "is before valid_from")
     return EffectivePeriod(
-        status=STATUSES.code(period.status, f"{where}.status"),
+        status=SETTLEMENT_STATUSES.code(period.status, f"{where}.status"),
         valid_from=valid_from,
         valid_to=valid_to,
-        agency=AGENCIES.code(period.agency, f"{where}.agency"),
+        agency=SETTLEMENT_AGENCIES.code(period.agency, f"{where}.agency"),
     )
 
 
@@ -468,17 +465,6 @@ def _request_digest(request: settlement_pb2.SettleRequest) -> str:
     """The fingerprint of what was asked, without the key: a retry must ask the same."""
     body = settlement_pb2.SettleRequest(person_id=request.person_id, visit=request.visit)
     return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
-
-
-def _replay(found: tuple[SettlementRecord, str], digest: str) -> settlement_pb2.SettleResponse:
-    record, stored_digest = found
-    if stored_digest != digest:
-        raise FailedPrecondition(
-            "this idempotency key was used for a different request",
-            reason="IDEMPOTENCY_KEY_REUSED",
-            field="request_id",
-        )
-    return settlement_pb2.SettleResponse(settlement=settlement_message(record), replayed=True)
 
 
 def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:

@@ -1,8 +1,8 @@
 """The settlement service's handlers: plain functions on a database connection.
 
-No gRPC here: ``server.py`` gathers what a settlement needs (the hospital, the
-person with their enrolment and statuses, the pack in force) and calls these
-with a connection from :func:`doudi.common.db.write_transaction`.
+No gRPC here: ``server.py`` checks each request (the calling hospital, the visit)
+and runs these in a worker thread on a connection from
+:func:`doudi.common.db.read_in_thread` or :func:`~doudi.common.db.write_in_thread`.
 
 A settlement is one transaction: lock the person's ledger row (reading, in the
 same statement, the person's statuses as the datashare hub last sent them),
@@ -213,7 +213,7 @@ def settle(
 
     ``day`` is the business day the settlement is cleared on. A second standing
     settlement of the same hospital visit, or a reused idempotency key, breaks a
-    unique constraint: the caller rolls back and asks :func:`explain_conflict`.
+    unique constraint: the caller rolls back and asks :func:`replay`.
     """
     person_id = command.resident_id.number
     ledger, version, known = _lock_ledger(connection, person_id, now)
@@ -250,18 +250,26 @@ def settle(
     return record
 
 
-def explain_conflict(
-    *, connection: sqlalchemy.Connection, command: SettleCommand
-) -> tuple[SettlementRecord, str]:
-    """After a unique-constraint failure: the settlement made with the same key, if that was
-    it; otherwise the visit already has a standing settlement (FAILED_PRECONDITION)."""
+def replay(*, connection: sqlalchemy.Connection, command: SettleCommand) -> SettlementRecord:
+    """After :func:`settle` broke a unique constraint (its transaction rolled back): the
+    settlement made with the same key and the same request, a retry to answer again.
+    The same key with another request is FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED);
+    another key for a visit that already has a standing settlement, FAILED_PRECONDITION
+    (VISIT_ALREADY_SETTLED)."""
     found = find_by_request(
         connection=connection,
         hospital_id=command.hospital.hospital_id,
         request_id=command.request_id,
     )
     if found is not None:
-        return found
+        record, request_sha256 = found
+        if request_sha256 != command.request_sha256:
+            raise FailedPrecondition(
+                "this idempotency key was used for a different request",
+                reason="IDEMPOTENCY_KEY_REUSED",
+                field="request_id",
+            )
+        return record
     standing = connection.execute(
         select(settlements.c.settlement_id).where(
             settlements.c.hospital_id == command.hospital.hospital_id,

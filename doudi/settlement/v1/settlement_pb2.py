@@ -22,83 +22,95 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from doudi.datashare.v1 import datashare_pb2 as doudi_dot_datashare_dot_v1_dot_datashare__pb2
-from doudi.enrollment.v1 import enrollment_pb2 as doudi_dot_enrollment_dot_v1_dot_enrollment__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/settlement/v1/settlement.proto\x12\x13\x64oudi.settlement.v1\x1a\"doudi/datashare/v1/datashare.proto\x1a$doudi/enrollment/v1/enrollment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"t\n\x04Item\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x32\n\nitem_class\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.ItemClass\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x04 \x01(\x03\"\x9e\x02\n\x05Visit\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x32\n\nvisit_type\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12%\n\ndischarged\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x1f\n\x04\x64\x61te\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0bout_of_area\x18\x06 \x01(\x08\x12\x10\n\x08referred\x18\x07 \x01(\x08\x12\x11\n\tdiagnoses\x18\x08 \x03(\t\x12(\n\x05items\x18\t \x03(\x0b\x32\x19.doudi.settlement.v1.Item\"=\n\x0cLayerPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"c\n\x06Payout\x12\x0f\n\x07\x62\x65nefit\x18\x01 \x01(\t\x12\x15\n\rdisease_class\x18\x02 \x01(\t\x12\x0c\n\x04\x66und\x18\x03 \x01(\t\x12\x11\n\tdiagnosis\x18\x04 \x01(\t\x12\x10\n\x08paid_fen\x18\x05 \x01(\x03\"\xf8\x04\n\nSettlement\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32$.doudi.settlement.v1.SettlementState\x12\x13\n\x0bhospital_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x10\n\x08visit_id\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12%\n\nsettles_on\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x13\n\x0b\x63lass_c_fen\x18\n \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x0b \x01(\x03\x12\x18\n\x10pre_self_pay_fen\x18\x0c \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\r \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\x0e \x01(\x03\x12\x31\n\x06layers\x18\x0f \x03(\x0b\x32!.doudi.settlement.v1.LayerPayment\x12\x15\n\rfund_paid_fen\x18\x10 \x01(\x03\x12\x14\n\x0cself_pay_fen\x18\x11 \x01(\x03\x12,\n\x07payouts\x18\x12 \x03(\x0b\x32\x1b.doudi.settlement.v1.Payout\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creverse_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x0c\x46undClearing\x12\x0c\n\x04\x66und\x18\x01 \x01(\t\x12\x13\n\x0bsettled_fen\x18\x02 \x01(\x03\x12\x14\n\x0creversed_fen\x18\x03 \x01(\x03\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\x12\x14\n\x0crecord_count\x18\x05 \x01(\x05\"L\n\x08Hospital\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\"X\n\x18PreviewSettlementRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12)\n\x05visit\x18\x02 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"P\n\x19PreviewSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"a\n\rSettleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12)\n\x05visit\x18\x03 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"W\n\x0eSettleResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"E\n\x18ReverseSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"b\n\x19ReverseSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"-\n\x14GetSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\"L\n\x15GetSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"\xa0\x01\n\x16ListSettlementsRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12%\n\nstart_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x17ListSettlementsResponse\x12\x34\n\x0bsettlements\x18\x01 \x03(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x17GetDailyClearingRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x93\x01\n\x18GetDailyClearingResponse\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x05\x66unds\x18\x03 \x03(\x0b\x32!.doudi.settlement.v1.FundClearing\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\"Y\n\x15\x43reateHospitalRequest\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"Z\n\x16\x43reateHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x12GetHospitalRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\"F\n\x13GetHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\"g\n\x0ePersonStatuses\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x31\n\x07periods\x18\x03 \x03(\x0b\x32 .doudi.datashare.v1.StatusPeriod\"S\n\x1bRecordPersonStatusesRequest\x12\x34\n\x07persons\x18\x01 \x03(\x0b\x32#.doudi.settlement.v1.PersonStatuses\"0\n\x1cRecordPersonStatusesResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03\"x\n\x0ePersonCoverage\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x32\n\nenrolments\x18\x04 \x03(\x0b\x32\x1e.doudi.enrollment.v1.Enrolment\"S\n\x1bRecordPersonCoverageRequest\x12\x34\n\x07persons\x18\x01 \x03(\x0b\x32#.doudi.settlement.v1.PersonCoverage\"0\n\x1cRecordPersonCoverageResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*]\n\tItemClass\x12\x1a\n\x16ITEM_CLASS_UNSPECIFIED\x10\x00\x12\x10\n\x0cITEM_CLASS_A\x10\x01\x12\x10\n\x0cITEM_CLASS_B\x10\x02\x12\x10\n\x0cITEM_CLASS_C\x10\x03*p\n\x0fSettlementState\x12 \n\x1cSETTLEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SETTLEMENT_STATE_SETTLED\x10\x01\x12\x1d\n\x19SETTLEMENT_STATE_REVERSED\x10\x02\x32\xdc\x08\n\x11SettlementService\x12r\n\x11PreviewSettlement\x12-.doudi.settlement.v1.PreviewSettlementRequest\x1a..doudi.settlement.v1.PreviewSettlementResponse\x12Q\n\x06Settle\x12\".doudi.settlement.v1.SettleRequest\x1a#.doudi.settlement.v1.SettleResponse\x12r\n\x11ReverseSettlement\x12-.doudi.settlement.v1.ReverseSettlementRequest\x1a..doudi.settlement.v1.ReverseSettlementResponse\x12\x66\n\rGetSettlement\x12).doudi.settlement.v1.GetSettlementRequest\x1a*.doudi.settlement.v1.GetSettlementResponse\x12l\n\x0fListSettlements\x12+.doudi.settlement.v1.ListSettlementsRequest\x1a,.doudi.settlement.v1.ListSettlementsResponse\x12o\n\x10GetDailyClearing\x12,.doudi.settlement.v1.GetDailyClearingRequest\x1a-.doudi.settlement.v1.GetDailyClearingResponse\x12i\n\x0e\x43reateHospital\x12*.doudi.settlement.v1.CreateHospitalRequest\x1a+.doudi.settlement.v1.CreateHospitalResponse\x12`\n\x0bGetHospital\x12\'.doudi.settlement.v1.GetHospitalRequest\x1a(.doudi.settlement.v1.GetHospitalResponse\x12{\n\x14RecordPersonStatuses\x12\x30.doudi.settlement.v1.RecordPersonStatusesRequest\x1a\x31.doudi.settlement.v1.RecordPersonStatusesResponse\x12{\n\x14RecordPersonCoverage\x12\x30.doudi.settlement.v1.RecordPersonCoverageRequest\x1a\x31.doudi.settlement.v1.RecordPersonCoverageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/settlement/v1/settlement.proto\x12\x13\x64oudi.settlement.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"t\n\x04Item\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x32\n\nitem_class\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.ItemClass\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x04 \x01(\x03\"\x9e\x02\n\x05Visit\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x32\n\nvisit_type\x18\x02 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12%\n\ndischarged\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x1f\n\x04\x64\x61te\x18\x05 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0bout_of_area\x18\x06 \x01(\x08\x12\x10\n\x08referred\x18\x07 \x01(\x08\x12\x11\n\tdiagnoses\x18\x08 \x03(\t\x12(\n\x05items\x18\t \x03(\x0b\x32\x19.doudi.settlement.v1.Item\"=\n\x0cLayerPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"c\n\x06Payout\x12\x0f\n\x07\x62\x65nefit\x18\x01 \x01(\t\x12\x15\n\rdisease_class\x18\x02 \x01(\t\x12\x0c\n\x04\x66und\x18\x03 \x01(\t\x12\x11\n\tdiagnosis\x18\x04 \x01(\t\x12\x10\n\x08paid_fen\x18\x05 \x01(\x03\"\xf8\x04\n\nSettlement\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32$.doudi.settlement.v1.SettlementState\x12\x13\n\x0bhospital_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x10\n\x08visit_id\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.settlement.v1.VisitType\x12%\n\nsettles_on\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x13\n\x0b\x63lass_c_fen\x18\n \x01(\x03\x12\x16\n\x0eover_limit_fen\x18\x0b \x01(\x03\x12\x18\n\x10pre_self_pay_fen\x18\x0c \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\r \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\x0e \x01(\x03\x12\x31\n\x06layers\x18\x0f \x03(\x0b\x32!.doudi.settlement.v1.LayerPayment\x12\x15\n\rfund_paid_fen\x18\x10 \x01(\x03\x12\x14\n\x0cself_pay_fen\x18\x11 \x01(\x03\x12,\n\x07payouts\x18\x12 \x03(\x0b\x32\x1b.doudi.settlement.v1.Payout\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creverse_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x0c\x46undClearing\x12\x0c\n\x04\x66und\x18\x01 \x01(\t\x12\x13\n\x0bsettled_fen\x18\x02 \x01(\x03\x12\x14\n\x0creversed_fen\x18\x03 \x01(\x03\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\x12\x14\n\x0crecord_count\x18\x05 \x01(\x05\"L\n\x08Hospital\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\"X\n\x18PreviewSettlementRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12)\n\x05visit\x18\x02 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"P\n\x19PreviewSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"a\n\rSettleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12)\n\x05visit\x18\x03 \x01(\x0b\x32\x1a.doudi.settlement.v1.Visit\"W\n\x0eSettleResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"E\n\x18ReverseSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"b\n\x19ReverseSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"-\n\x14GetSettlementRequest\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\"L\n\x15GetSettlementResponse\x12\x33\n\nsettlement\x18\x01 \x01(\x0b\x32\x1f.doudi.settlement.v1.Settlement\"\xa0\x01\n\x16ListSettlementsRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12%\n\nstart_date\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x17ListSettlementsResponse\x12\x34\n\x0bsettlements\x18\x01 \x03(\x0b\x32\x1f.doudi.settlement.v1.Settlement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x17GetDailyClearingRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x93\x01\n\x18GetDailyClearingResponse\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x30\n\x05\x66unds\x18\x03 \x03(\x0b\x32!.doudi.settlement.v1.FundClearing\x12\x0f\n\x07net_fen\x18\x04 \x01(\x03\"Y\n\x15\x43reateHospitalRequest\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"Z\n\x16\x43reateHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\")\n\x12GetHospitalRequest\x12\x13\n\x0bhospital_id\x18\x01 \x01(\t\"F\n\x13GetHospitalResponse\x12/\n\x08hospital\x18\x01 \x01(\x0b\x32\x1d.doudi.settlement.v1.Hospital\"\xb4\x01\n\x0cStatusPeriod\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.doudi.settlement.v1.Status\x12%\n\nvalid_from\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08valid_to\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12+\n\x06\x61gency\x18\x04 \x01(\x0e\x32\x1b.doudi.settlement.v1.Agency\"h\n\x0ePersonStatuses\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x32\n\x07periods\x18\x03 \x03(\x0b\x32!.doudi.settlement.v1.StatusPeriod\"S\n\x1bRecordPersonStatusesRequest\x12\x34\n\x07persons\x18\x01 \x03(\x0b\x32#.doudi.settlement.v1.PersonStatuses\"0\n\x1cRecordPersonStatusesResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03\"\xb0\x01\n\tEnrolment\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12+\n\x06scheme\x18\x03 \x01(\x0e\x32\x1b.doudi.settlement.v1.Scheme\x12\x33\n\nemployment\x18\x04 \x01(\x0e\x32\x1f.doudi.settlement.v1.Employment\x12\'\n\x04tier\x18\x05 \x01(\x0e\x32\x19.doudi.settlement.v1.TierJ\x04\x08\x01\x10\x02J\x04\x08\x06\x10\n\"x\n\x0ePersonCoverage\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x32\n\nenrolments\x18\x04 \x03(\x0b\x32\x1e.doudi.settlement.v1.Enrolment\"S\n\x1bRecordPersonCoverageRequest\x12\x34\n\x07persons\x18\x01 \x03(\x0b\x32#.doudi.settlement.v1.PersonCoverage\"0\n\x1cRecordPersonCoverageResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*]\n\tItemClass\x12\x1a\n\x16ITEM_CLASS_UNSPECIFIED\x10\x00\x12\x10\n\x0cITEM_CLASS_A\x10\x01\x12\x10\n\x0cITEM_CLASS_B\x10\x02\x12\x10\n\x0cITEM_CLASS_C\x10\x03*p\n\x0fSettlementState\x12 \n\x1cSETTLEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SETTLEMENT_STATE_SETTLED\x10\x01\x12\x1d\n\x19SETTLEMENT_STATE_REVERSED\x10\x02*\x87\x03\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16STATUS_EXTREME_POVERTY\x10\x01\x12\x10\n\x0cSTATUS_DIBAO\x10\x02\x12\x11\n\rSTATUS_ORPHAN\x10\x03\x12\x15\n\x11STATUS_LOW_INCOME\x10\x04\x12\x1f\n\x1bSTATUS_EXPENDITURE_HARDSHIP\x10\x05\x12\x1c\n\x18STATUS_UNSUPPORTED_CHILD\x10\x06\x12\x13\n\x0fSTATUS_MARGINAL\x10\x07\x12\x1a\n\x16STATUS_REGISTERED_POOR\x10\x08\x12\x19\n\x15STATUS_POVERTY_EXITED\x10\t\x12\x12\n\x0eSTATUS_AT_RISK\x10\n\x12\x1b\n\x17STATUS_DIFFICULT_WORKER\x10\x0b\x12\x18\n\x14STATUS_RETIRED_CADRE\x10\x0c\x12\x1c\n\x18STATUS_SEVERELY_DISABLED\x10\r\x12\x19\n\x15STATUS_ENTITLED_GROUP\x10\x0e*\xd3\x01\n\x06\x41gency\x12\x16\n\x12\x41GENCY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41GENCY_CIVIL_AFFAIRS\x10\x01\x12\x19\n\x15\x41GENCY_POVERTY_OFFICE\x10\x02\x12\x16\n\x12\x41GENCY_TRADE_UNION\x10\x03\x12\x1f\n\x1b\x41GENCY_VETERAN_CADRE_BUREAU\x10\x04\x12&\n\"AGENCY_DISABLED_PERSONS_FEDERATION\x10\x05\x12\x1b\n\x17\x41GENCY_VETERANS_AFFAIRS\x10\x06*J\n\x06Scheme\x12\x16\n\x12SCHEME_UNSPECIFIED\x10\x00\x12\x13\n\x0fSCHEME_RESIDENT\x10\x01\x12\x13\n\x0fSCHEME_EMPLOYEE\x10\x02*[\n\nEmployment\x12\x1a\n\x16\x45MPLOYMENT_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45MPLOYMENT_IN_SERVICE\x10\x01\x12\x16\n\x12\x45MPLOYMENT_RETIRED\x10\x02*i\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_CHILD\x10\x01\x12\x12\n\x0eTIER_ADULT_LOW\x10\x02\x12\x12\n\x0eTIER_ADULT_MID\x10\x03\x12\x13\n\x0fTIER_ADULT_HIGH\x10\x04\x32\xdc\x08\n\x11SettlementService\x12r\n\x11PreviewSettlement\x12-.doudi.settlement.v1.PreviewSettlementRequest\x1a..doudi.settlement.v1.PreviewSettlementResponse\x12Q\n\x06Settle\x12\".doudi.settlement.v1.SettleRequest\x1a#.doudi.settlement.v1.SettleResponse\x12r\n\x11ReverseSettlement\x12-.doudi.settlement.v1.ReverseSettlementRequest\x1a..doudi.settlement.v1.ReverseSettlementResponse\x12\x66\n\rGetSettlement\x12).doudi.settlement.v1.GetSettlementRequest\x1a*.doudi.settlement.v1.GetSettlementResponse\x12l\n\x0fListSettlements\x12+.doudi.settlement.v1.ListSettlementsRequest\x1a,.doudi.settlement.v1.ListSettlementsResponse\x12o\n\x10GetDailyClearing\x12,.doudi.settlement.v1.GetDailyClearingRequest\x1a-.doudi.settlement.v1.GetDailyClearingResponse\x12i\n\x0e\x43reateHospital\x12*.doudi.settlement.v1.CreateHospitalRequest\x1a+.doudi.settlement.v1.CreateHospitalResponse\x12`\n\x0bGetHospital\x12\'.doudi.settlement.v1.GetHospitalRequest\x1a(.doudi.settlement.v1.GetHospitalResponse\x12{\n\x14RecordPersonStatuses\x12\x30.doudi.settlement.v1.RecordPersonStatusesRequest\x1a\x31.doudi.settlement.v1.RecordPersonStatusesResponse\x12{\n\x14RecordPersonCoverage\x12\x30.doudi.settlement.v1.RecordPersonCoverageRequest\x1a\x31.doudi.settlement.v1.RecordPersonCoverageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'doudi.settlement.v1.settlement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VISITTYPE']._serialized_start=3540
-  _globals['_VISITTYPE']._serialized_end=3733
-  _globals['_ITEMCLASS']._serialized_start=3735
-  _globals['_ITEMCLASS']._serialized_end=3828
-  _globals['_SETTLEMENTSTATE']._serialized_start=3830
-  _globals['_SETTLEMENTSTATE']._serialized_end=3942
-  _globals['_ITEM']._serialized_start=192
-  _globals['_ITEM']._serialized_end=308
-  _globals['_VISIT']._serialized_start=311
-  _globals['_VISIT']._serialized_end=597
-  _globals['_LAYERPAYMENT']._serialized_start=599
-  _globals['_LAYERPAYMENT']._serialized_end=660
-  _globals['_PAYOUT']._serialized_start=662
-  _globals['_PAYOUT']._serialized_end=761
-  _globals['_SETTLEMENT']._serialized_start=764
-  _globals['_SETTLEMENT']._serialized_end=1396
-  _globals['_FUNDCLEARING']._serialized_start=1398
-  _globals['_FUNDCLEARING']._serialized_end=1508
-  _globals['_HOSPITAL']._serialized_start=1510
-  _globals['_HOSPITAL']._serialized_end=1586
-  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_start=1588
-  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_end=1676
-  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_start=1678
-  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_end=1758
-  _globals['_SETTLEREQUEST']._serialized_start=1760
-  _globals['_SETTLEREQUEST']._serialized_end=1857
-  _globals['_SETTLERESPONSE']._serialized_start=1859
-  _globals['_SETTLERESPONSE']._serialized_end=1946
-  _globals['_REVERSESETTLEMENTREQUEST']._serialized_start=1948
-  _globals['_REVERSESETTLEMENTREQUEST']._serialized_end=2017
-  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_start=2019
-  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_end=2117
-  _globals['_GETSETTLEMENTREQUEST']._serialized_start=2119
-  _globals['_GETSETTLEMENTREQUEST']._serialized_end=2164
-  _globals['_GETSETTLEMENTRESPONSE']._serialized_start=2166
-  _globals['_GETSETTLEMENTRESPONSE']._serialized_end=2242
-  _globals['_LISTSETTLEMENTSREQUEST']._serialized_start=2245
-  _globals['_LISTSETTLEMENTSREQUEST']._serialized_end=2405
-  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_start=2407
-  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_end=2511
-  _globals['_GETDAILYCLEARINGREQUEST']._serialized_start=2513
-  _globals['_GETDAILYCLEARINGREQUEST']._serialized_end=2592
-  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_start=2595
-  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_end=2742
-  _globals['_CREATEHOSPITALREQUEST']._serialized_start=2744
-  _globals['_CREATEHOSPITALREQUEST']._serialized_end=2833
-  _globals['_CREATEHOSPITALRESPONSE']._serialized_start=2835
-  _globals['_CREATEHOSPITALRESPONSE']._serialized_end=2925
-  _globals['_GETHOSPITALREQUEST']._serialized_start=2927
-  _globals['_GETHOSPITALREQUEST']._serialized_end=2968
-  _globals['_GETHOSPITALRESPONSE']._serialized_start=2970
-  _globals['_GETHOSPITALRESPONSE']._serialized_end=3040
-  _globals['_PERSONSTATUSES']._serialized_start=3042
-  _globals['_PERSONSTATUSES']._serialized_end=3145
-  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_start=3147
-  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_end=3230
-  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_start=3232
-  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_end=3280
-  _globals['_PERSONCOVERAGE']._serialized_start=3282
-  _globals['_PERSONCOVERAGE']._serialized_end=3402
-  _globals['_RECORDPERSONCOVERAGEREQUEST']._serialized_start=3404
-  _globals['_RECORDPERSONCOVERAGEREQUEST']._serialized_end=3487
-  _globals['_RECORDPERSONCOVERAGERESPONSE']._serialized_start=3489
-  _globals['_RECORDPERSONCOVERAGERESPONSE']._serialized_end=3537
-  _globals['_SETTLEMENTSERVICE']._serialized_start=3945
-  _globals['_SETTLEMENTSERVICE']._serialized_end=5061
+  _globals['_VISITTYPE']._serialized_start=3829
+  _globals['_VISITTYPE']._serialized_end=4022
+  _globals['_ITEMCLASS']._serialized_start=4024
+  _globals['_ITEMCLASS']._serialized_end=4117
+  _globals['_SETTLEMENTSTATE']._serialized_start=4119
+  _globals['_SETTLEMENTSTATE']._serialized_end=4231
+  _globals['_STATUS']._serialized_start=4234
+  _globals['_STATUS']._serialized_end=4625
+  _globals['_AGENCY']._serialized_start=4628
+  _globals['_AGENCY']._serialized_end=4839
+  _globals['_SCHEME']._serialized_start=4841
+  _globals['_SCHEME']._serialized_end=4915
+  _globals['_EMPLOYMENT']._serialized_start=4917
+  _globals['_EMPLOYMENT']._serialized_end=5008
+  _globals['_TIER']._serialized_start=5010
+  _globals['_TIER']._serialized_end=5115
+  _globals['_ITEM']._serialized_start=118
+  _globals['_ITEM']._serialized_end=234
+  _globals['_VISIT']._serialized_start=237
+  _globals['_VISIT']._serialized_end=523
+  _globals['_LAYERPAYMENT']._serialized_start=525
+  _globals['_LAYERPAYMENT']._serialized_end=586
+  _globals['_PAYOUT']._serialized_start=588
+  _globals['_PAYOUT']._serialized_end=687
+  _globals['_SETTLEMENT']._serialized_start=690
+  _globals['_SETTLEMENT']._serialized_end=1322
+  _globals['_FUNDCLEARING']._serialized_start=1324
+  _globals['_FUNDCLEARING']._serialized_end=1434
+  _globals['_HOSPITAL']._serialized_start=1436
+  _globals['_HOSPITAL']._serialized_end=1512
+  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_start=1514
+  _globals['_PREVIEWSETTLEMENTREQUEST']._serialized_end=1602
+  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_start=1604
+  _globals['_PREVIEWSETTLEMENTRESPONSE']._serialized_end=1684
+  _globals['_SETTLEREQUEST']._serialized_start=1686
+  _globals['_SETTLEREQUEST']._serialized_end=1783
+  _globals['_SETTLERESPONSE']._serialized_start=1785
+  _globals['_SETTLERESPONSE']._serialized_end=1872
+  _globals['_REVERSESETTLEMENTREQUEST']._serialized_start=1874
+  _globals['_REVERSESETTLEMENTREQUEST']._serialized_end=1943
+  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_start=1945
+  _globals['_REVERSESETTLEMENTRESPONSE']._serialized_end=2043
+  _globals['_GETSETTLEMENTREQUEST']._serialized_start=2045
+  _globals['_GETSETTLEMENTREQUEST']._serialized_end=2090
+  _globals['_GETSETTLEMENTRESPONSE']._serialized_start=2092
+  _globals['_GETSETTLEMENTRESPONSE']._serialized_end=2168
+  _globals['_LISTSETTLEMENTSREQUEST']._serialized_start=2171
+  _globals['_LISTSETTLEMENTSREQUEST']._serialized_end=2331
+  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_start=2333
+  _globals['_LISTSETTLEMENTSRESPONSE']._serialized_end=2437
+  _globals['_GETDAILYCLEARINGREQUEST']._serialized_start=2439
+  _globals['_GETDAILYCLEARINGREQUEST']._serialized_end=2518
+  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_start=2521
+  _globals['_GETDAILYCLEARINGRESPONSE']._serialized_end=2668
+  _globals['_CREATEHOSPITALREQUEST']._serialized_start=2670
+  _globals['_CREATEHOSPITALREQUEST']._serialized_end=2759
+  _globals['_CREATEHOSPITALRESPONSE']._serialized_start=2761
+  _globals['_CREATEHOSPITALRESPONSE']._serialized_end=2851
+  _globals['_GETHOSPITALREQUEST']._serialized_start=2853
+  _globals['_GETHOSPITALREQUEST']._serialized_end=2894
+  _globals['_GETHOSPITALRESPONSE']._serialized_start=2896
+  _globals['_GETHOSPITALRESPONSE']._serialized_end=2966
+  _globals['_STATUSPERIOD']._serialized_start=2969
+  _globals['_STATUSPERIOD']._serialized_end=3149
+  _globals['_PERSONSTATUSES']._serialized_start=3151
+  _globals['_PERSONSTATUSES']._serialized_end=3255
+  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_start=3257
+  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_end=3340
+  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_start=3342
+  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_end=3390
+  _globals['_ENROLMENT']._serialized_start=3393
+  _globals['_ENROLMENT']._serialized_end=3569
+  _globals['_PERSONCOVERAGE']._serialized_start=3571
+  _globals['_PERSONCOVERAGE']._serialized_end=3691
+  _globals['_RECORDPERSONCOVERAGEREQUEST']._serialized_start=3693
+  _globals['_RECORDPERSONCOVERAGEREQUEST']._serialized_end=3776
+  _globals['_RECORDPERSONCOVERAGERESPONSE']._serialized_start=3778
+  _globals['_RECORDPERSONCOVERAGERESPONSE']._serialized_end=3826
+  _globals['_SETTLEMENTSERVICE']._serialized_start=5118
+  _globals['_SETTLEMENTSERVICE']._serialized_end=6234
 # @@protoc_insertion_point(module_scope)

@@ -4,8 +4,6 @@ isort:skip_file
 """
 
 from collections import abc as _abc
-from doudi.datashare.v1 import datashare_pb2 as _datashare_pb2
-from doudi.enrollment.v1 import enrollment_pb2 as _enrollment_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -100,6 +98,186 @@ SETTLEMENT_STATE_UNSPECIFIED: SettlementState.ValueType  # 0
 SETTLEMENT_STATE_SETTLED: SettlementState.ValueType  # 1
 SETTLEMENT_STATE_REVERSED: SettlementState.ValueType  # 2
 Global___SettlementState: _TypeAlias = SettlementState  # noqa: Y015
+
+class _Status:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Status.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STATUS_UNSPECIFIED: _Status.ValueType  # 0
+    STATUS_EXTREME_POVERTY: _Status.ValueType  # 1
+    """特困供养 (civil affairs)."""
+    STATUS_DIBAO: _Status.ValueType  # 2
+    """低保 (civil affairs)."""
+    STATUS_ORPHAN: _Status.ValueType  # 3
+    """孤儿 (civil affairs)."""
+    STATUS_LOW_INCOME: _Status.ValueType  # 4
+    """低收入 / 低保边缘 (civil affairs)."""
+    STATUS_EXPENDITURE_HARDSHIP: _Status.ValueType  # 5
+    """支出型重病 (civil affairs)."""
+    STATUS_UNSUPPORTED_CHILD: _Status.ValueType  # 6
+    """事实无人抚养儿童 (civil affairs)."""
+    STATUS_MARGINAL: _Status.ValueType  # 7
+    """边缘家庭 (civil affairs)."""
+    STATUS_REGISTERED_POOR: _Status.ValueType  # 8
+    """建档立卡贫困户 (poverty office)."""
+    STATUS_POVERTY_EXITED: _Status.ValueType  # 9
+    """脱贫户, from the exit date (poverty office)."""
+    STATUS_AT_RISK: _Status.ValueType  # 10
+    """易返贫致贫 / 监测对象 (poverty office)."""
+    STATUS_DIFFICULT_WORKER: _Status.ValueType  # 11
+    """困难职工 (trade union)."""
+    STATUS_RETIRED_CADRE: _Status.ValueType  # 12
+    """离休干部 (veteran-cadre bureau)."""
+    STATUS_SEVERELY_DISABLED: _Status.ValueType  # 13
+    """重度残疾 (disabled persons' federation)."""
+    STATUS_ENTITLED_GROUP: _Status.ValueType  # 14
+    """优抚对象 (veterans' affairs)."""
+
+class Status(_Status, metaclass=_StatusEnumTypeWrapper):
+    """A status an agency certifies, as the datashare hub sends it (the names and
+    numbers of the hub's own Status).
+    """
+
+STATUS_UNSPECIFIED: Status.ValueType  # 0
+STATUS_EXTREME_POVERTY: Status.ValueType  # 1
+"""特困供养 (civil affairs)."""
+STATUS_DIBAO: Status.ValueType  # 2
+"""低保 (civil affairs)."""
+STATUS_ORPHAN: Status.ValueType  # 3
+"""孤儿 (civil affairs)."""
+STATUS_LOW_INCOME: Status.ValueType  # 4
+"""低收入 / 低保边缘 (civil affairs)."""
+STATUS_EXPENDITURE_HARDSHIP: Status.ValueType  # 5
+"""支出型重病 (civil affairs)."""
+STATUS_UNSUPPORTED_CHILD: Status.ValueType  # 6
+"""事实无人抚养儿童 (civil affairs)."""
+STATUS_MARGINAL: Status.ValueType  # 7
+"""边缘家庭 (civil affairs)."""
+STATUS_REGISTERED_POOR: Status.ValueType  # 8
+"""建档立卡贫困户 (poverty office)."""
+STATUS_POVERTY_EXITED: Status.ValueType  # 9
+"""脱贫户, from the exit date (poverty office)."""
+STATUS_AT_RISK: Status.ValueType  # 10
+"""易返贫致贫 / 监测对象 (poverty office)."""
+STATUS_DIFFICULT_WORKER: Status.ValueType  # 11
+"""困难职工 (trade union)."""
+STATUS_RETIRED_CADRE: Status.ValueType  # 12
+"""离休干部 (veteran-cadre bureau)."""
+STATUS_SEVERELY_DISABLED: Status.ValueType  # 13
+"""重度残疾 (disabled persons' federation)."""
+STATUS_ENTITLED_GROUP: Status.ValueType  # 14
+"""优抚对象 (veterans' affairs)."""
+Global___Status: _TypeAlias = Status  # noqa: Y015
+
+class _Agency:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AgencyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Agency.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AGENCY_UNSPECIFIED: _Agency.ValueType  # 0
+    AGENCY_CIVIL_AFFAIRS: _Agency.ValueType  # 1
+    """民政局."""
+    AGENCY_POVERTY_OFFICE: _Agency.ValueType  # 2
+    """扶贫办 / 乡村振兴局."""
+    AGENCY_TRADE_UNION: _Agency.ValueType  # 3
+    """工会."""
+    AGENCY_VETERAN_CADRE_BUREAU: _Agency.ValueType  # 4
+    """老干局."""
+    AGENCY_DISABLED_PERSONS_FEDERATION: _Agency.ValueType  # 5
+    """残联."""
+    AGENCY_VETERANS_AFFAIRS: _Agency.ValueType  # 6
+    """退役军人事务局."""
+
+class Agency(_Agency, metaclass=_AgencyEnumTypeWrapper):
+    """The agency that certified a status (the names and numbers of the hub's own
+    Agency).
+    """
+
+AGENCY_UNSPECIFIED: Agency.ValueType  # 0
+AGENCY_CIVIL_AFFAIRS: Agency.ValueType  # 1
+"""民政局."""
+AGENCY_POVERTY_OFFICE: Agency.ValueType  # 2
+"""扶贫办 / 乡村振兴局."""
+AGENCY_TRADE_UNION: Agency.ValueType  # 3
+"""工会."""
+AGENCY_VETERAN_CADRE_BUREAU: Agency.ValueType  # 4
+"""老干局."""
+AGENCY_DISABLED_PERSONS_FEDERATION: Agency.ValueType  # 5
+"""残联."""
+AGENCY_VETERANS_AFFAIRS: Agency.ValueType  # 6
+"""退役军人事务局."""
+Global___Agency: _TypeAlias = Agency  # noqa: Y015
+
+class _Scheme:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SchemeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Scheme.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCHEME_UNSPECIFIED: _Scheme.ValueType  # 0
+    SCHEME_RESIDENT: _Scheme.ValueType  # 1
+    """城乡居民基本医疗保险, insutype 390."""
+    SCHEME_EMPLOYEE: _Scheme.ValueType  # 2
+    """职工基本医疗保险, insutype 310."""
+
+class Scheme(_Scheme, metaclass=_SchemeEnumTypeWrapper):
+    """A person's insurance scheme (险种), as enrollment sends it (the names and
+    numbers of enrollment's own Scheme).
+    """
+
+SCHEME_UNSPECIFIED: Scheme.ValueType  # 0
+SCHEME_RESIDENT: Scheme.ValueType  # 1
+"""城乡居民基本医疗保险, insutype 390."""
+SCHEME_EMPLOYEE: Scheme.ValueType  # 2
+"""职工基本医疗保险, insutype 310."""
+Global___Scheme: _TypeAlias = Scheme  # noqa: Y015
+
+class _Employment:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EmploymentEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Employment.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EMPLOYMENT_UNSPECIFIED: _Employment.ValueType  # 0
+    EMPLOYMENT_IN_SERVICE: _Employment.ValueType  # 1
+    """在职."""
+    EMPLOYMENT_RETIRED: _Employment.ValueType  # 2
+    """退休."""
+
+class Employment(_Employment, metaclass=_EmploymentEnumTypeWrapper):
+    """An employee's employment (人员类别), as enrollment sends it."""
+
+EMPLOYMENT_UNSPECIFIED: Employment.ValueType  # 0
+EMPLOYMENT_IN_SERVICE: Employment.ValueType  # 1
+"""在职."""
+EMPLOYMENT_RETIRED: Employment.ValueType  # 2
+"""退休."""
+Global___Employment: _TypeAlias = Employment  # noqa: Y015
+
+class _Tier:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TierEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Tier.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TIER_UNSPECIFIED: _Tier.ValueType  # 0
+    TIER_CHILD: _Tier.ValueType  # 1
+    TIER_ADULT_LOW: _Tier.ValueType  # 2
+    TIER_ADULT_MID: _Tier.ValueType  # 3
+    TIER_ADULT_HIGH: _Tier.ValueType  # 4
+
+class Tier(_Tier, metaclass=_TierEnumTypeWrapper):
+    """A resident's premium tier (一制多档, Tianjin), as enrollment sends it."""
+
+TIER_UNSPECIFIED: Tier.ValueType  # 0
+TIER_CHILD: Tier.ValueType  # 1
+TIER_ADULT_LOW: Tier.ValueType  # 2
+TIER_ADULT_MID: Tier.ValueType  # 3
+TIER_ADULT_HIGH: Tier.ValueType  # 4
+Global___Tier: _TypeAlias = Tier  # noqa: Y015
 
 @_typing.final
 class Item(_message.Message):
@@ -808,6 +986,43 @@ class GetHospitalResponse(_message.Message):
 Global___GetHospitalResponse: _TypeAlias = GetHospitalResponse  # noqa: Y015
 
 @_typing.final
+class StatusPeriod(_message.Message):
+    """A period in which a person holds a status, as the hub computed it from the
+    agencies' records (the field numbers of the hub's own StatusPeriod).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    status: Global___Status.ValueType
+    agency: Global___Agency.ValueType
+    """The agency that certified it."""
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """Unset means open-ended."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___Status.ValueType = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+        agency: Global___Agency.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "status", b"status", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusPeriod: _TypeAlias = StatusPeriod  # noqa: Y015
+
+@_typing.final
 class PersonStatuses(_message.Message):
     """A person's statuses as the datashare hub holds them."""
 
@@ -820,7 +1035,7 @@ class PersonStatuses(_message.Message):
     version: _builtins.int
     """The hub's latest record of the person (its assertion_id); it only grows."""
     @_builtins.property
-    def periods(self) -> _containers.RepeatedCompositeFieldContainer[_datashare_pb2.StatusPeriod]:
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusPeriod]:
         """Every period in which the person holds a status, on any date."""
 
     def __init__(
@@ -828,7 +1043,7 @@ class PersonStatuses(_message.Message):
         *,
         person_id: _builtins.str = ...,
         version: _builtins.int = ...,
-        periods: _abc.Iterable[_datashare_pb2.StatusPeriod] | None = ...,
+        periods: _abc.Iterable[Global___StatusPeriod] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -885,6 +1100,41 @@ class RecordPersonStatusesResponse(_message.Message):
 Global___RecordPersonStatusesResponse: _TypeAlias = RecordPersonStatusesResponse  # noqa: Y015
 
 @_typing.final
+class Enrolment(_message.Message):
+    """What settlement keeps of a person's enrolment for one calendar year: what
+    the engine settles on. The field numbers are those of enrollment's own
+    Enrolment; its person (1), premium and subsidy (6 to 9) are not kept.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    EMPLOYMENT_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    scheme: Global___Scheme.ValueType
+    employment: Global___Employment.ValueType
+    """Set for employees."""
+    tier: Global___Tier.ValueType
+    """Set in regions with tiers."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        scheme: Global___Scheme.ValueType = ...,
+        employment: Global___Employment.ValueType = ...,
+        tier: Global___Tier.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employment", b"employment", "scheme", b"scheme", "tier", b"tier", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Enrolment: _TypeAlias = Enrolment  # noqa: Y015
+
+@_typing.final
 class PersonCoverage(_message.Message):
     """A person's region and enrolments as the enrollment service holds them."""
 
@@ -900,7 +1150,7 @@ class PersonCoverage(_message.Message):
     region: _builtins.str
     """The pooling region whose policy pack settles the person's visits."""
     @_builtins.property
-    def enrolments(self) -> _containers.RepeatedCompositeFieldContainer[_enrollment_pb2.Enrolment]:
+    def enrolments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Enrolment]:
         """Every enrolment of the person, one per year."""
 
     def __init__(
@@ -909,7 +1159,7 @@ class PersonCoverage(_message.Message):
         person_id: _builtins.str = ...,
         version: _builtins.int = ...,
         region: _builtins.str = ...,
-        enrolments: _abc.Iterable[_enrollment_pb2.Enrolment] | None = ...,
+        enrolments: _abc.Iterable[Global___Enrolment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

@@ -1,0 +1,68 @@
+"""Settlement's contract has messages of its own for what it keeps of a person (the
+coverage enrollment sends, the statuses the datashare hub sends), with the owners' field
+numbers, field types and enum values, so that what either sender puts on the wire means
+the same to settlement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+
+from doudi.common.enums import (
+    AGENCIES,
+    EMPLOYMENTS,
+    SCHEMES,
+    SETTLEMENT_AGENCIES,
+    SETTLEMENT_EMPLOYMENTS,
+    SETTLEMENT_SCHEMES,
+    SETTLEMENT_STATUSES,
+    SETTLEMENT_TIERS,
+    STATUSES,
+    TIERS,
+)
+from doudi.common.protos import EnumCodes
+from doudi.datashare.v1 import datashare_pb2
+from doudi.enrollment.v1 import enrollment_pb2
+from doudi.settlement.v1 import settlement_pb2
+
+
+@pytest.mark.parametrize(
+    ("owners", "settlements"),
+    [
+        (SCHEMES, SETTLEMENT_SCHEMES),
+        (EMPLOYMENTS, SETTLEMENT_EMPLOYMENTS),
+        (TIERS, SETTLEMENT_TIERS),
+        (STATUSES, SETTLEMENT_STATUSES),
+        (AGENCIES, SETTLEMENT_AGENCIES),
+    ],
+    ids=["scheme", "employment", "tier", "status", "agency"],
+)
+def test_every_value_an_owner_sends_is_the_same_code_to_settlement(
+    owners: EnumCodes, settlements: EnumCodes
+) -> None:
+    sent = {name: number for name, number in owners.enum.items() if number}
+    read = {name: number for name, number in settlements.enum.items() if number}
+    assert read == sent
+    for number in sent.values():
+        assert settlements.code(number, "field") == owners.code(number, "field")
+
+
+@pytest.mark.parametrize(
+    ("owners", "settlements"),
+    [
+        (enrollment_pb2.Enrolment, settlement_pb2.Enrolment),
+        (datashare_pb2.StatusPeriod, settlement_pb2.StatusPeriod),
+    ],
+    ids=["enrolment", "status period"],
+)
+def test_settlements_fields_have_the_owners_numbers_and_types(
+    owners: Any, settlements: Any
+) -> None:
+    theirs = owners.DESCRIPTOR.fields_by_name
+    for field in settlements.DESCRIPTOR.fields:
+        owner = theirs[field.name]
+        assert (field.number, field.type) == (owner.number, owner.type), field.name
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            assert field.enum_type.values_by_name.keys() == owner.enum_type.values_by_name.keys()
