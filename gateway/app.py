@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 
 from doudi import __version__
 from gateway import docs, problems
-from gateway.routes import bill_router, health_router, router
+from gateway.routes import TAGS, bill_router, health_router, router
 from gateway.settings import Settings
 from gateway.upstream import Upstream
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Doudi gateway",
         version=__version__,
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         # Served by gateway.docs from the gateway itself, not from a CDN.
         docs_url=None,

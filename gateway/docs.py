@@ -117,6 +117,7 @@ def openapi_document(app: FastAPI, examples: dict[str, OperationExamples]) -> di
         version=app.version,
         description=app.description,
         routes=app.routes,
+        tags=app.openapi_tags,
     )
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER_SCHEME_NAME] = BEARER_SCHEME

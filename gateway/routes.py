@@ -59,6 +59,31 @@ PROBLEMS: Final = {
 """What each error status means, for the OpenAPI document; a route may say more."""
 
 
+RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+PROBLEM_HEADERS: Final[dict[int, dict[str, Any]]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`: the scheme the key goes in.",
+            "schema": {"type": "string"},
+        }
+    },
+    409: RETRY_AFTER,
+    503: RETRY_AFTER,
+}
+REPLAYED: Final = {
+    "Idempotent-Replayed": {
+        "description": "`true` when the answer is that of an earlier request with the same "
+        "`Idempotency-Key`; absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
 def problems(
     *statuses: int, described: Mapping[int, str] | None = None
 ) -> dict[int | str, dict[str, Any]]:
@@ -66,7 +91,11 @@ def problems(
     gives a status the route's own description."""
     own = described or {}
     return {
-        status: {"model": ProblemRead, "description": own.get(status, PROBLEMS[status])}
+        status: {
+            "model": ProblemRead,
+            "description": own.get(status, PROBLEMS[status]),
+            **({"headers": PROBLEM_HEADERS[status]} if status in PROBLEM_HEADERS else {}),
+        }
         for status in statuses
     }
 
@@ -169,11 +198,25 @@ bill_router = APIRouter(
     generate_unique_id_function=operation_id,
 )
 """The hot path: views that read a bill."""
+TAGS: Final = [
+    {
+        "name": "settlements",
+        "description": "Settling bills at the window (一站式结算), "
+        "previewing, reading and reversing settlements (冲正).",
+    },
+    {
+        "name": "clearing",
+        "description": "What each fund owes the hospital for a day (清算 / 对账).",
+    },
+    {"name": "health", "description": "Whether the platform is serving."},
+]
+"""The OpenAPI document's groups of operations, in the order the pages show them."""
 health_router = APIRouter(generate_unique_id_function=operation_id)
 
 
 @bill_router.post(
     "/settlements",
+    tags=["settlements"],
     status_code=201,
     response_model=SettlementRead,
     responses={
@@ -181,6 +224,13 @@ health_router = APIRouter(generate_unique_id_function=operation_id)
             "description": "Settled: the settlement, with `Location: /v1/settlements/{id}`; "
             "a retry with the same key and bill answers the same settlement with "
             "`Idempotent-Replayed: true`.",
+            "headers": {
+                "Location": {
+                    "description": "/v1/settlements/{id}: where the settlement is read.",
+                    "schema": {"type": "string"},
+                },
+                **REPLAYED,
+            },
             "links": SETTLEMENT_LINKS,
         },
         **BODY_PROBLEMS,
@@ -238,6 +288,7 @@ async def settle(request: Request) -> JSONAnswer:
 
 @bill_router.post(
     "/settlements/preview",
+    tags=["settlements"],
     response_model=SettlementRead,
     openapi_extra=BILL_BODY,
     responses={
@@ -267,6 +318,7 @@ async def preview_settlement(request: Request) -> JSONAnswer:
 
 @router.get(
     "/settlements/{settlement_id}",
+    tags=["settlements"],
     response_model=SettlementRead,
     responses={
         200: {"description": "The settlement, `settled` or `reversed`."},
@@ -291,11 +343,13 @@ async def get_settlement(
 
 @router.post(
     "/settlements/{settlement_id}/reversal",
+    tags=["settlements"],
     response_model=SettlementRead,
     responses={
         200: {
             "description": "Reversed: the settlement, `state` `reversed`; asked again with "
-            "the same key, the same answer with `Idempotent-Replayed: true`."
+            "the same key, the same answer with `Idempotent-Replayed: true`.",
+            "headers": REPLAYED,
         },
         **problems(
             400,
@@ -337,6 +391,7 @@ async def reverse_settlement(
 
 @router.get(
     "/settlements",
+    tags=["settlements"],
     response_model=SettlementPage,
     responses={
         200: {"description": "One page of the day's settlements, oldest first."},
@@ -368,6 +423,7 @@ async def list_settlements(
 
 @router.get(
     "/clearing",
+    tags=["clearing"],
     response_model=ClearingRead,
     responses={
         200: {"description": "Per fund, the day's settled and reversed amounts and the net."},
@@ -392,6 +448,7 @@ async def daily_clearing(
 
 @health_router.get(
     "/healthz",
+    tags=["health"],
     response_model=HealthRead,
     responses={
         200: {"description": "Every service is serving."},
