@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+import grpc
+
 from doudi.cli import demo
+from doudi.common.errors import DecodedStatus, FieldViolation
 from doudi.common.protos import from_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES
 from doudi.core.errors import InvalidInput
@@ -32,6 +35,7 @@ from gateway.convert import clearing_json, settlement_json
 from gateway.problems import (
     FieldError,
     Problem,
+    from_rpc_status,
     internal_error,
     invalid_header,
     invalid_input,
@@ -156,47 +160,43 @@ def _problem(summary: str, problem: Problem) -> Example:
     return Example(summary, body)
 
 
-def _rpc_problem(
-    status: int, reason: str, title: str, detail: str, field_name: str = "", in_body: bool = True
+def _refused(
+    code: grpc.StatusCode, reason: str, message: str, field_name: str = "", field_detail: str = ""
 ) -> Problem:
-    """A refusal of the settlement service as :func:`gateway.problems.from_rpc_status`
-    answers it."""
-    errors = (FieldError(field_name, detail, in_body),) if field_name else ()
-    return Problem(status, reason, detail, title, errors)
+    """What the gateway answers when the settlement service refuses a call so (the
+    service's field names, as ``request_id`` for the Idempotency-Key)."""
+    violations = (FieldViolation(field_name, field_detail or message),) if field_name else ()
+    return from_rpc_status(DecodedStatus(code, message, reason, violations))
 
 
 _MISSING_KEY = _problem("No Idempotency-Key", invalid_header("Idempotency-Key", "Field required"))
 _KEY_REUSED = _problem(
     "The Idempotency-Key of another request",
-    _rpc_problem(
-        422,
+    _refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
         "IDEMPOTENCY_KEY_REUSED",
-        "Unprocessable request",
         "this idempotency key was used for a different request",
-        "Idempotency-Key",
-        in_body=False,
+        "request_id",
     ),
 )
 _IN_FLIGHT = _problem(
     "The same key is still being answered (Retry-After: 1)",
-    _rpc_problem(
-        409,
+    _refused(
+        grpc.StatusCode.ABORTED,
         "REQUEST_IN_FLIGHT",
-        "Conflict",
         "a request with this idempotency key is still being settled; retry later",
-        "Idempotency-Key",
-        in_body=False,
+        "request_id",
     ),
 )
+_NOT_A_DAY = "Input should be a valid date or datetime, day value is outside expected range"
 _BAD_DAY = _problem(
     "Not a calendar date",
-    _rpc_problem(
+    Problem(
         422,
         "INVALID_ARGUMENT",
+        f"date: {_NOT_A_DAY}",
         "Invalid input",
-        "date: Input should be a valid date or datetime, day value is outside expected range",
-        "date",
-        in_body=False,
+        (FieldError("date", _NOT_A_DAY, in_body=False),),
     ),
 )
 _BODY_ERRORS: Final[dict[int, dict[str, Example]]] = {
@@ -232,30 +232,27 @@ _BODY_ERRORS: Final[dict[int, dict[str, Example]]] = {
         ),
         "unknown_person": _problem(
             "A person the platform does not insure",
-            _rpc_problem(
-                422,
+            _refused(
+                grpc.StatusCode.NOT_FOUND,
                 "PERSON_NOT_FOUND",
-                "Unknown person",
                 "no person 110101********4477",
                 "person_id",
             ),
         ),
         "not_enrolled": _problem(
             "A person not enrolled for the visit's year",
-            _rpc_problem(
-                422,
+            _refused(
+                grpc.StatusCode.NOT_FOUND,
                 "NOT_ENROLLED",
-                "Unknown person",
                 "person 411323********0014 is not enrolled for 2015",
                 "person_id",
             ),
         ),
         "no_policy": _problem(
             "No policy pack in force for the person's region on the visit's day",
-            _rpc_problem(
-                422,
+            _refused(
+                grpc.StatusCode.FAILED_PRECONDITION,
                 "NO_POLICY_IN_FORCE",
-                "Unprocessable request",
                 "no policy pack of region '411323' is in force on 2015-08-10",
                 "visit.discharged",
             ),
@@ -284,13 +281,11 @@ _COMMON_ERRORS: Final[dict[int, dict[str, Example]]] = {
 _NOT_FOUND: Final = {
     "not_found": _problem(
         "An unknown settlement, or another hospital's",
-        _rpc_problem(
-            404,
+        _refused(
+            grpc.StatusCode.NOT_FOUND,
             "NOT_FOUND",
-            "Not found",
             f"no settlement '{SETTLEMENT_ID}'",
             "settlement_id",
-            in_body=False,
         ),
     )
 }
@@ -298,13 +293,12 @@ _NOT_FOUND: Final = {
 _BAD_ID: Final = {
     "bad_id": _problem(
         "Longer than any settlement id",
-        _rpc_problem(
-            422,
+        _refused(
+            grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_ARGUMENT",
-            "Invalid input",
             "settlement_id: required",
             "settlement_id",
-            in_body=False,
+            "required",
         ),
     )
 }
@@ -331,10 +325,9 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
                 409: {
                     "visit_settled": _problem(
                         "The visit already has a standing settlement",
-                        _rpc_problem(
-                            409,
+                        _refused(
+                            grpc.StatusCode.FAILED_PRECONDITION,
                             "VISIT_ALREADY_SETTLED",
-                            "Conflict",
                             f"visit '{bill(day)['visit']['id']}' already has a standing "
                             f"settlement {SETTLEMENT_ID}; reverse it before settling the "
                             "visit again",
