@@ -6,9 +6,9 @@ The requests are made for a business day, the day the gateway started on the
 bureau's calendar (:func:`business_day`), because ``doudi run`` enrols the demo
 persons for the year it starts in: the demo hospital (``demo-xixia-2``) settles
 the worked example's stay (``examples/xixia-inpatient-level2.case.json``: 50,000
-yuan, all class A, for the registered-poor demo person), discharged that day.
-The visit number and the idempotency keys carry the day, so the examples
-succeed every day on the same database. The answers are built by
+yuan, all class A, for the registered-poor demo person), discharged that day,
+as README's request does, with the same visit number and key: they carry the
+day, so the examples succeed every day on the same database. The answers are built by
 :mod:`gateway.convert` from settlement messages, as real answers are, and the
 errors by :mod:`gateway.problems`; ``tests/test_gateway_docs.py`` sends every
 request to the platform and checks the settlement's figures.
@@ -89,19 +89,18 @@ def business_day(now: datetime.datetime | None = None) -> datetime.date:
 
 
 def bill(day: datetime.date) -> dict[str, Any]:
-    """The worked example's stay of the registered-poor demo person, discharged on ``day``
-    (admitted nine days before, or on 1 January)."""
-    admitted = max(datetime.date(day.year, 1, 1), day - datetime.timedelta(days=9))
+    """The worked example's stay of the registered-poor demo person, admitted and
+    discharged on ``day``: the README's request, so that either answers the other's
+    settlement."""
     return {
         "person_id": PERSON,
         "visit": {
-            "id": f"ZY{day:%Y%m%d}001",
+            "id": f"ZY-{day.isoformat()}",
             "type": "inpatient",
-            "admitted": admitted.isoformat(),
+            "admitted": day.isoformat(),
             "discharged": day.isoformat(),
             "out_of_area": False,
             "referred": False,
-            "diagnoses": ["K80.1"],
             "items": [{"code": "X01", "class": "A", "amount_fen": _TOTAL_FEN}],
         },
     }
@@ -306,7 +305,6 @@ _BAD_ID: Final = {
 
 def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
     """Every operation's examples, by operation id, for requests made on ``day``."""
-    stamp = f"{day:%Y%m%d}"
     bill_example = Example(f"The worked example's stay, discharged on {day.isoformat()}", bill(day))
     settled = settlement(day, "settled")
     settlement_id = Example(
@@ -316,7 +314,7 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
     return {
         "settle": OperationExamples(
             parameters={
-                "Idempotency-Key": Example("A key of the hospital's own", f"settle-{stamp}-001")
+                "Idempotency-Key": Example("A key of the hospital's own", f"demo-{day.isoformat()}")
             },
             body=bill_example,
             responses={
@@ -362,7 +360,7 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
         "reverse_settlement": OperationExamples(
             parameters={
                 "settlement_id": settlement_id,
-                "Idempotency-Key": Example("A key of the hospital's own", f"reverse-{stamp}-001"),
+                "Idempotency-Key": Example("A key of the hospital's own", f"undo-{SETTLEMENT_ID}"),
             },
             responses={
                 200: {"reversed": Example("Reversed", settlement(day, "reversed"))},
