@@ -290,3 +290,148 @@ def test_every_request_example_succeeds_against_the_demo_data(platform: Platform
     )
     assert answers["reverse_settlement"]["state"] == "reversed"
     assert answers["get_settlement"]["id"] == settled["id"]
+
+
+def _error_example(document: dict[str, Any], path: str, method: str, status: int, name: str) -> Any:
+    media = document["paths"][path][method]["responses"][str(status)]["content"][PROBLEM_JSON]
+    return media["examples"][name]["value"]
+
+
+def test_the_error_examples_are_what_the_gateway_answers(sqlite_platform: Platform) -> None:
+    """Each error example a request can bring about, brought about: the same type, title,
+    status and fields. The conflict is another demo hospital's and person's, so that the
+    demo person's settlement and the demo hospital's day stay those documented."""
+    township = sqlite_platform.client(demo.HOSPITALS[1].api_key)
+    document = township.get("/openapi.json").json()
+    settle = document["paths"]["/v1/settlements"]["post"]
+    key = _example(settle["parameters"][0])
+    bill = _example(settle["requestBody"]["content"]["application/json"])
+    neighbour = {**bill, "person_id": demo.NEIGHBOUR.person_id}
+    assert (
+        township.post(
+            "/v1/settlements", json=neighbour, headers={"Idempotency-Key": key}
+        ).status_code
+        == 201
+    )
+    other_visit = {**neighbour, "visit": {**bill["visit"], "id": "another"}}
+    negative = {
+        **bill,
+        "visit": {**bill["visit"], "items": [{"code": "X01", "class": "A", "amount_fen": -1}]},
+    }
+    day = _example(document["paths"]["/v1/clearing"]["get"]["parameters"][0])
+    json_body = {"content-type": "application/json", "Idempotency-Key": "errors-1"}
+
+    cases: list[tuple[str, str, int, str, Callable[[], httpx.Response]]] = [
+        (
+            "/v1/settlements",
+            "post",
+            400,
+            "malformed",
+            lambda: township.post("/v1/settlements", content=b"{", headers=json_body),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            400,
+            "no_key",
+            lambda: township.post("/v1/settlements", json=bill),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            409,
+            "visit_settled",
+            lambda: township.post(
+                "/v1/settlements", json=neighbour, headers={"Idempotency-Key": "errors-2"}
+            ),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            413,
+            "too_large",
+            lambda: township.post("/v1/settlements", content=b" " * 2_000_000, headers=json_body),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            415,
+            "not_json",
+            lambda: township.post(
+                "/v1/settlements",
+                content=b"{}",
+                headers={"content-type": "text/plain", "Idempotency-Key": "errors-3"},
+            ),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            422,
+            "invalid_field",
+            lambda: township.post(
+                "/v1/settlements", json=negative, headers={"Idempotency-Key": "errors-4"}
+            ),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            422,
+            "unknown_person",
+            lambda: township.post(
+                "/v1/settlements",
+                json={**bill, "person_id": "110101199003074477"},
+                headers={"Idempotency-Key": "errors-5"},
+            ),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            422,
+            "key_reused",
+            lambda: township.post(
+                "/v1/settlements", json=other_visit, headers={"Idempotency-Key": key}
+            ),
+        ),
+        (
+            "/v1/settlements",
+            "post",
+            401,
+            "unknown_key",
+            lambda: sqlite_platform.client("not-a-key").post(
+                "/v1/settlements", json=bill, headers={"Idempotency-Key": key}
+            ),
+        ),
+        (
+            "/v1/settlements/{settlement_id}",
+            "get",
+            404,
+            "not_found",
+            lambda: township.get("/v1/settlements/00000000-0000-0000-0000-000000000000"),
+        ),
+        (
+            "/v1/settlements/{settlement_id}",
+            "get",
+            422,
+            "bad_id",
+            lambda: township.get(f"/v1/settlements/{'x' * 37}"),
+        ),
+        (
+            "/v1/clearing",
+            "get",
+            422,
+            "bad_date",
+            lambda: township.get("/v1/clearing", params={"date": f"{day[:4]}-02-30"}),
+        ),
+    ]
+    for path, method, status, name, send in cases:
+        documented = _error_example(document, path, method, status, name)
+        answer = send()
+        assert answer.status_code == status, (name, answer.text)
+        assert answer.headers["content-type"] == PROBLEM_JSON, name
+        found = answer.json()
+        for key_name in ("type", "title", "status"):
+            assert found[key_name] == documented[key_name], (name, found)
+        fields = [(error["field"], "pointer" in error) for error in found.get("errors", [])]
+        assert fields == [
+            (error["field"], "pointer" in error) for error in documented.get("errors", [])
+        ], name
