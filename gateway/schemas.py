@@ -14,12 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from doudi.core import codes
+
 Yuan = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["39600.00"])]
 """Yuan with exactly two decimals, as a string: never a float."""
 _YUAN = "Yuan (元) as a string with two decimals, never a float."
-Fen = Annotated[int, Field(examples=[5000000])]
-"""Money in integer fen (分, a hundredth of a yuan)."""
 
+_VISIT_TYPES = ", ".join(f"{code} ({name})" for code, name in codes.VISIT_TYPES.items())
 VisitType = Literal[
     "inpatient", "outpatient_chronic", "outpatient_major", "outpatient_general", "pharmacy"
 ]
@@ -43,7 +44,7 @@ class ItemCreate(_Create):
     )
     amount_fen: int = Field(ge=0, description="The item's amount in fen (分), the whole line.")
     over_limit_fen: int = Field(
-        default=0, ge=0, description="The part above the catalogue price limit (超限价)."
+        default=0, ge=0, description="The part above the catalogue price limit (超限价), in fen."
     )
 
 
@@ -52,13 +53,19 @@ class VisitCreate(_Create):
     from the hospital's registration; a ``hospital_level`` given here must equal it."""
 
     id: str = Field(min_length=1, max_length=64, description="The hospital's visit number.")
-    type: VisitType = Field(
-        description="inpatient (住院), outpatient_chronic (门诊慢性病), outpatient_major "
-        "(门诊重特大疾病), outpatient_general (普通门诊) or pharmacy (药店购药)."
+    type: VisitType = Field(description=f"The kind of visit: {_VISIT_TYPES}.")
+    admitted: datetime.date | None = Field(
+        default=None, description="The day of admission (入院日期); inpatient visits only."
     )
-    admitted: datetime.date | None = Field(default=None, description="Inpatient visits.")
-    discharged: datetime.date | None = Field(default=None, description="Inpatient visits.")
-    date: datetime.date | None = Field(default=None, description="Outpatient visits, pharmacy.")
+    discharged: datetime.date | None = Field(
+        default=None,
+        description="The day of discharge (出院日期), the day the stay is settled on; inpatient "
+        "visits only.",
+    )
+    date: datetime.date | None = Field(
+        default=None,
+        description="The day of the visit (就诊日期); outpatient and pharmacy visits only.",
+    )
     hospital_level: int | None = Field(
         default=None,
         ge=0,
@@ -74,7 +81,9 @@ class VisitCreate(_Create):
     referred: bool = Field(
         default=False, description="Out of the region with a referral (转诊转院备案)."
     )
-    diagnoses: list[str] = Field(default=[], description="ICD-10 codes, main diagnosis first.")
+    diagnoses: list[str] = Field(
+        default=[], description="The diagnoses (诊断) as ICD-10 codes, the main one first."
+    )
     items: list[ItemCreate] = Field(
         min_length=1, description="The bill's line items, at least one."
     )
@@ -97,7 +106,7 @@ class LayerRead(_Read):
 
     layer: str = Field(description="The pack's layer id, e.g. basic.")
     fund: str = Field(description="The paying fund: a national fund-pay-type code or the pack's.")
-    paid_fen: Fen = Field(description="What the layer paid, in fen; 0 when it did not apply.")
+    paid_fen: int = Field(description="What the layer paid, in fen; 0 when it did not apply.")
 
 
 class PayoutRead(_Read):
@@ -110,7 +119,7 @@ class PayoutRead(_Read):
     )
     fund: str = Field(description="The paying fund, e.g. instant_cover.")
     diagnosis: str = Field(description="The visit's ICD-10 code that qualified.")
-    paid_fen: Fen = Field(description="The fixed sum paid to the patient, in fen.")
+    paid_fen: int = Field(description="The fixed sum paid to the patient, in fen.")
 
 
 class SummaryRead(_Read):
@@ -186,19 +195,19 @@ class SettlementRead(_Read):
         pattern=r"^\d{4}-\d{2}-\d{2}$", description="The discharge (or visit) day."
     )
     policy: str = Field(description="The policy pack that settled it, e.g. xixia-2017.")
-    total_fen: Fen = Field(description="The whole bill, in fen (医疗费总额).")
-    out_of_scope_fen: Fen = Field(
+    total_fen: int = Field(description="The whole bill, in fen (医疗费总额).")
+    out_of_scope_fen: int = Field(
         description="Outside the policy scope, paid by the patient, in fen: class C, above the "
         "price limits, and class B's pre-self-payment."
     )
-    in_scope_fen: Fen = Field(
+    in_scope_fen: int = Field(
         description="Within the policy scope, in fen: total_fen - out_of_scope_fen."
     )
     layers: list[LayerRead] = Field(
         description="Every layer of the pack, in the order they pay, with what each paid."
     )
-    fund_paid_fen: Fen = Field(description="What the funds paid in all, in fen: Σ layers.paid_fen.")
-    self_pay_fen: Fen = Field(
+    fund_paid_fen: int = Field(description="What the funds paid in all, in fen: Σ layers.paid_fen.")
+    self_pay_fen: int = Field(
         description="What the patient pays, in fen: total_fen - fund_paid_fen."
     )
     payouts: list[PayoutRead] = Field(
@@ -223,7 +232,7 @@ class FundClearingRead(_Read):
     """One fund's day with the hospital."""
 
     fund: str = Field(description="The fund: a national fund-pay-type code or the pack's.")
-    settled_fen: Fen = Field(description="Paid on the settlements made that day, in fen.")
+    settled_fen: int = Field(description="Paid on the settlements made that day, in fen.")
     reversed_fen: int = Field(description="Taken back by reversals made that day (positive).")
     net_fen: int = Field(description="settled_fen - reversed_fen: what the fund owes, in fen.")
     record_count: int = Field(
