@@ -4,27 +4,34 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 
 from doudi import __version__
-from gateway import problems
-from gateway.deps import BEARER_SCHEME, BEARER_SCHEME_NAME
-from gateway.problems import PROBLEM_JSON
-from gateway.routes import bill_router, health_router, router
-from gateway.schemas import ProblemRead, SettlementCreate
+from gateway import docs, problems
+from gateway.routes import TAGS, bill_router, health_router, router
 from gateway.settings import Settings
 from gateway.upstream import Upstream
 
 DESCRIPTION = """\
 One-window settlement (一站式结算) for hospital systems: send a discharged
 patient's bill once, get every insurance and assistance layer's payment and
-the patient's remainder. Authenticate with the hospital's API key
-(`Authorization: Bearer <key>`). Money is integer fen; the `summary` carries
-the national settlement message's amounts in yuan as two-decimal strings.
-Errors are `application/problem+json` (RFC 9457).
+the patient's remainder.
+
+- **Authentication.** Every `/v1` operation takes the hospital's API key as
+  `Authorization: Bearer <key>` (the bureau issues it when it registers the
+  hospital). With `make run`, the demo hospital's key is `demo-xixia-2`
+  (Authorize, above); every operation's example succeeds against the demo
+  data, dated the day the gateway started.
+- **Money** is integer fen (分), never a float: `total_fen = Σ layers.paid_fen +
+  self_pay_fen` exactly. Only `summary` carries the national settlement
+  message's amounts, in yuan as two-decimal strings.
+- **Retries.** The settlement and the reversal take an `Idempotency-Key`:
+  the same request sent again with the same key answers the first answer and
+  never pays twice.
+- **Errors** are `application/problem+json` (RFC 9457): `type`
+  (`urn:doudi:problem:<reason>`), `title`, `status`, `detail`, and `errors`
+  naming each field at fault.
 """
 
 
@@ -43,7 +50,11 @@ def create_app(settings: Settings) -> FastAPI:
         title="Doudi gateway",
         version=__version__,
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served by gateway.docs from the gateway itself, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
         # The platform configures no OpenTelemetry; left on, FastAPI asks the global
         # providers whether one appeared on every request (about 2% of a settlement).
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -64,38 +75,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     problems.install(app, on_unauthenticated=forget_key)
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = _openapi_document(app)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    docs.install(app)
     return app
-
-
-def _openapi_document(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus what it cannot see: the request body the views read
-    themselves, the API key every ``/v1`` operation needs, and errors as problem+json."""
-    document = get_openapi(
-        title=app.title,
-        version=app.version,
-        description=app.description,
-        routes=app.routes,
-    )
-    components = document.setdefault("components", {})
-    components.setdefault("securitySchemes", {})[BEARER_SCHEME_NAME] = BEARER_SCHEME
-    schemas = components.setdefault("schemas", {})
-    body = SettlementCreate.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(body.pop("$defs", {}))
-    schemas[SettlementCreate.__name__] = body
-    problem_ref = f"#/components/schemas/{ProblemRead.__name__}"
-    for path, operations in document.get("paths", {}).items():
-        for operation in operations.values():
-            if path.startswith("/v1/"):
-                operation["security"] = [{BEARER_SCHEME_NAME: []}]
-            for response in operation.get("responses", {}).values():
-                content = response.get("content", {})
-                json_content = content.get("application/json", {})
-                if json_content.get("schema", {}).get("$ref") == problem_ref:
-                    content[PROBLEM_JSON] = content.pop("application/json")
-    return document

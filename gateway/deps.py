@@ -6,7 +6,7 @@ the channels, the header) took a fifth of the gateway's CPU per settlement. The
 settle and preview views call them directly; the other views take
 :data:`CurrentHospital`, one flat dependency. What FastAPI can no longer see is
 declared for the OpenAPI document here (:data:`IDEMPOTENCY_KEY_PARAMETER`,
-:data:`BEARER_SCHEME`) and added by the routes and :mod:`gateway.app`.
+:data:`BEARER_SCHEME`) and added by the routes and :mod:`gateway.docs`.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ body and header are documented through ``openapi_extra``.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, cast
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any, Final, cast
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -44,10 +44,60 @@ from gateway.schemas import (
     SettlementRead,
 )
 
+PROBLEMS: Final = {
+    400: "Malformed: the body is not JSON (or has duplicate keys, or is not UTF-8), or the "
+    "`Idempotency-Key` is missing, empty or over 128 characters.",
+    401: "No API key, or not a hospital's key the platform knows (`WWW-Authenticate: Bearer`).",
+    404: "No such settlement, or another hospital's.",
+    409: "A conflict with what is stored; `Retry-After` when the same key is still being answered.",
+    413: "The body is over `DOUDI_MAX_BODY_BYTES` (1 MiB by default).",
+    415: "The body is not `application/json`.",
+    422: "Input that breaks a rule; `errors` names each field at fault.",
+    500: "Anything unexpected; the detail says nothing of the internals (the log has them).",
+    503: "A service did not answer in time, or is restarting; retry after `Retry-After` seconds.",
+}
+"""What each error status means, for the OpenAPI document; a route may say more."""
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the errors a route may answer (problem+json)."""
-    return {status: {"model": ProblemRead} for status in statuses}
+
+RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+PROBLEM_HEADERS: Final[dict[int, dict[str, Any]]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`: the scheme the key goes in.",
+            "schema": {"type": "string"},
+        }
+    },
+    409: RETRY_AFTER,
+    503: RETRY_AFTER,
+}
+REPLAYED: Final = {
+    "Idempotent-Replayed": {
+        "description": "`true` when the answer is that of an earlier request with the same "
+        "`Idempotency-Key`; absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def problems(
+    *statuses: int, described: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the errors a route may answer (problem+json); ``described``
+    gives a status the route's own description."""
+    own = described or {}
+    return {
+        status: {
+            "model": ProblemRead,
+            "description": own.get(status, PROBLEMS[status]),
+            **({"headers": PROBLEM_HEADERS[status]} if status in PROBLEM_HEADERS else {}),
+        }
+        for status in statuses
+    }
 
 
 BILL_BODY = {
@@ -61,12 +111,37 @@ BILL_BODY = {
     }
 }
 KEY_HEADER = {"parameters": [IDEMPOTENCY_KEY_PARAMETER]}
-BODY_PROBLEMS = problems(400, 413, 415, 422)
+BILL_PROBLEMS = {
+    400: "Malformed JSON (or duplicate keys, or not UTF-8).",
+    422: "A bill that breaks a rule, naming the field (`errors`); a person the platform does "
+    "not insure, or not enrolled for the visit's year (`person_id`); no policy pack in force "
+    "on the visit's day.",
+}
+BAD_SETTLEMENT_ID = "A `settlement_id` of more than 36 characters (no id is)."
+BODY_PROBLEMS = problems(400, 413, 415, 422, described=BILL_PROBLEMS)
+SETTLEMENT_LINKS: Final = {
+    operation: {
+        "operationId": operation,
+        "parameters": {"settlement_id": "$response.body#/id"},
+        "description": f"The settlement's `id` is the `settlement_id` of {path}.",
+    }
+    for operation, path in (
+        ("get_settlement", "GET /v1/settlements/{settlement_id}"),
+        ("reverse_settlement", "POST /v1/settlements/{settlement_id}/reversal"),
+    )
+}
+"""Where a settlement's id goes next (OpenAPI links of the settlement's answer)."""
 BusinessDay = Annotated[
     datetime.date,
     Query(alias="date", description="The business day (Asia/Shanghai), YYYY-MM-DD."),
 ]
-SettlementId = Annotated[str, Path(description="The id the platform gave the settlement.")]
+SettlementId = Annotated[
+    str,
+    Path(
+        description="The `id` the platform gave the settlement: the `id` of the answer of "
+        "POST /v1/settlements, and the end of its `Location` header."
+    ),
+]
 
 
 class RequestRoute(APIRoute):
@@ -108,21 +183,92 @@ class RequestRoute(APIRoute):
         return cast(Callable[[Request], Coroutine[Any, Any, Response]], self.endpoint)
 
 
-router = APIRouter(prefix="/v1", responses=problems(401, 500, 503))
-bill_router = APIRouter(prefix="/v1", responses=problems(401, 500, 503), route_class=RequestRoute)
+def operation_id(route: APIRoute) -> str:
+    """The OpenAPI operation id: the view's name (settle, get_settlement, ...)."""
+    return route.name
+
+
+router = APIRouter(
+    prefix="/v1", responses=problems(401, 500, 503), generate_unique_id_function=operation_id
+)
+bill_router = APIRouter(
+    prefix="/v1",
+    responses=problems(401, 500, 503),
+    route_class=RequestRoute,
+    generate_unique_id_function=operation_id,
+)
 """The hot path: views that read a bill."""
-health_router = APIRouter()
+TAGS: Final = [
+    {
+        "name": "settlements",
+        "description": "Settling bills at the window (一站式结算), "
+        "previewing, reading and reversing settlements (冲正).",
+    },
+    {
+        "name": "clearing",
+        "description": "What each fund owes the hospital for a day (清算 / 对账).",
+    },
+    {"name": "health", "description": "Whether the platform is serving."},
+]
+"""The OpenAPI document's groups of operations, in the order the pages show them."""
+health_router = APIRouter(generate_unique_id_function=operation_id)
 
 
 @bill_router.post(
     "/settlements",
+    tags=["settlements"],
     status_code=201,
     response_model=SettlementRead,
-    responses={**BODY_PROBLEMS, **problems(409)},
+    responses={
+        201: {
+            "description": "Settled: the settlement, with `Location: /v1/settlements/{id}`; "
+            "a retry with the same key and bill answers the same settlement with "
+            "`Idempotent-Replayed: true`.",
+            "headers": {
+                "Location": {
+                    "description": "/v1/settlements/{id}: where the settlement is read.",
+                    "schema": {"type": "string"},
+                },
+                **REPLAYED,
+            },
+            "links": SETTLEMENT_LINKS,
+        },
+        **BODY_PROBLEMS,
+        **problems(
+            400,
+            409,
+            422,
+            503,
+            described={
+                400: f"{BILL_PROBLEMS[400]} The `Idempotency-Key` missing, empty or over 128 "
+                "characters.",
+                409: "The visit already has a standing settlement (`visit-already-settled`: "
+                "reverse it first); the same key is still being settled (`request-in-flight`, "
+                "`Retry-After`).",
+                422: f"{BILL_PROBLEMS[422]} The key already used for another bill "
+                "(`idempotency-key-reused`).",
+                503: f"{PROBLEMS[503]} If the settlement may have been made all the same, "
+                "the detail says its outcome is unknown: send the same request again with the "
+                "same `Idempotency-Key`, which never settles twice.",
+            },
+        ),
+    },
     openapi_extra={**KEY_HEADER, **BILL_BODY},
     summary="Settle a visit (一站式结算), once per Idempotency-Key",
 )
 async def settle(request: Request) -> JSONAnswer:
+    """Settle a discharged patient's bill at the window: every insurance and assistance
+    layer of the policy pack in force pays its part, in order, and the patient pays the
+    remainder (`self_pay_fen`). The settlement is stored, counted in the person's yearly
+    accumulators and in the hospital's clearing for the day.
+
+    The body is the person's identity number and the visit: its items with their
+    catalogue class and amount in fen, its dates (admitted and discharged for a stay, the
+    date otherwise) and diagnoses. The hospital's level is its registered one.
+
+    `Idempotency-Key` is required: sending the same bill again with the same key answers
+    the same settlement (201, `Idempotent-Replayed: true`) and never pays twice. A visit
+    is settled once: to settle it again, reverse its settlement first."""
     hospital = await current_hospital(request)
     bill = await request_bill(request, hospital)
     # The key after the body: errors come in the order hospitals have always seen them
@@ -142,12 +288,23 @@ async def settle(request: Request) -> JSONAnswer:
 
 @bill_router.post(
     "/settlements/preview",
+    tags=["settlements"],
     response_model=SettlementRead,
-    responses=BODY_PROBLEMS,
     openapi_extra=BILL_BODY,
+    responses={
+        200: {
+            "description": "The settlement that would be made: `state` `preview`, "
+            "`id` and `settled_at` null."
+        },
+        **BODY_PROBLEMS,
+    },
     summary="Pre-calculate a settlement (预结算); nothing is stored",
 )
 async def preview_settlement(request: Request) -> JSONAnswer:
+    """What settling this bill now would pay, layer by layer, on the person's stored
+    coverage, statuses and yearly accumulators: the same body and the same answer as
+    POST /v1/settlements, but nothing is stored, so it needs no `Idempotency-Key` and may
+    be asked any number of times."""
     hospital = await current_hospital(request)
     bill = await request_bill(request, hospital)
     upstream = upstream_of(request)
@@ -161,13 +318,20 @@ async def preview_settlement(request: Request) -> JSONAnswer:
 
 @router.get(
     "/settlements/{settlement_id}",
+    tags=["settlements"],
     response_model=SettlementRead,
-    responses=problems(404, 422),
+    responses={
+        200: {"description": "The settlement, `settled` or `reversed`."},
+        **problems(404, 422, described={422: BAD_SETTLEMENT_ID}),
+    },
     summary="One of the hospital's settlements",
 )
 async def get_settlement(
     request: Request, hospital: CurrentHospital, settlement_id: SettlementId
 ) -> JSONAnswer:
+    """One settlement the calling hospital made, as it was answered, with `state`
+    `reversed` and `reversed_at` once it is reversed. Another hospital's settlement is
+    not found (404), as an unknown one."""
     upstream = upstream_of(request)
     answer = await upstream.ask(
         upstream.settlement.GetSettlement,
@@ -179,14 +343,41 @@ async def get_settlement(
 
 @router.post(
     "/settlements/{settlement_id}/reversal",
+    tags=["settlements"],
     response_model=SettlementRead,
-    responses=problems(400, 404, 409, 422),
+    responses={
+        200: {
+            "description": "Reversed: the settlement, `state` `reversed`; asked again with "
+            "the same key, the same answer with `Idempotent-Replayed: true`.",
+            "headers": REPLAYED,
+        },
+        **problems(
+            400,
+            404,
+            409,
+            422,
+            described={
+                400: "The `Idempotency-Key` missing, empty or over 128 characters.",
+                409: "The settlement is already reversed; the same key is still being answered "
+                "(`request-in-flight`, `Retry-After`).",
+                422: f"{BAD_SETTLEMENT_ID} The key already used for another request "
+                "(`idempotency-key-reused`).",
+            },
+        ),
+    },
     openapi_extra=KEY_HEADER,
     summary="Reverse a settlement (冲正 / 退费); asking again answers the same reversal",
 )
 async def reverse_settlement(
     request: Request, hospital: CurrentHospital, settlement_id: SettlementId
 ) -> JSONAnswer:
+    """Reverse one of the hospital's settlements, as when the patient is refunded or the
+    bill was wrong: its amounts leave the person's yearly accumulators, and the funds'
+    totals for the day of the reversal go back (`reversed_fen` in the clearing). The
+    visit may then be settled again.
+
+    `Idempotency-Key` is required: asking again with the same key answers the same
+    reversal."""
     key = idempotency_key(request)
     upstream = upstream_of(request)
     answer = await upstream.ask(
@@ -200,8 +391,12 @@ async def reverse_settlement(
 
 @router.get(
     "/settlements",
+    tags=["settlements"],
     response_model=SettlementPage,
-    responses=problems(422),
+    responses={
+        200: {"description": "One page of the day's settlements, oldest first."},
+        **problems(422, described={422: "A bad `date`, `page_size` or `page_token`."}),
+    },
     summary="The hospital's settlements made on a business day, oldest first",
 )
 async def list_settlements(
@@ -211,6 +406,9 @@ async def list_settlements(
     page_size: Annotated[int, Query(ge=1, le=1000, description="Default 100.")] = 100,
     page_token: Annotated[str, Query(description="The previous page's next_page_token.")] = "",
 ) -> JSONAnswer:
+    """The settlements the calling hospital made on a business day (Asia/Shanghai), by
+    the time they were made, reversed ones included, a page at a time: pass the answer's
+    `next_page_token` as `page_token` until it is empty."""
     when = from_date(day)
     upstream = upstream_of(request)
     answer = await upstream.ask(
@@ -225,13 +423,20 @@ async def list_settlements(
 
 @router.get(
     "/clearing",
+    tags=["clearing"],
     response_model=ClearingRead,
-    responses=problems(422),
+    responses={
+        200: {"description": "Per fund, the day's settled and reversed amounts and the net."},
+        **problems(422, described={422: "A bad `date`."}),
+    },
     summary="What each fund owes the hospital for a business day (清算 / 对账)",
 )
 async def daily_clearing(
     request: Request, hospital: CurrentHospital, day: BusinessDay
 ) -> JSONAnswer:
+    """For reconciliation with each fund: what every fund that paid on the calling
+    hospital's settlements of a business day (Asia/Shanghai) owes it, net of the
+    reversals made that day. `net_fen` is the sum of the funds' `net_fen`."""
     upstream = upstream_of(request)
     answer = await upstream.ask(
         upstream.settlement.GetDailyClearing,
@@ -243,11 +448,19 @@ async def daily_clearing(
 
 @health_router.get(
     "/healthz",
+    tags=["health"],
     response_model=HealthRead,
-    responses={503: {"model": HealthRead, "description": "A service is not serving."}},
+    responses={
+        200: {"description": "Every service is serving."},
+        503: {"model": HealthRead, "description": "A service is not serving."},
+    },
     summary="Whether every service answers SERVING (no API key needed)",
 )
 async def health(request: Request) -> JSONAnswer:
+    """The standard gRPC health check of the four services (enrollment, datashare,
+    settlement, assistance), asked at once, each waited for `DOUDI_HEALTH_TIMEOUT_SECONDS`:
+    200 only if all are `SERVING`, else 503 with each one's state. For load balancers and
+    probes: no API key, and concurrent checks share one round."""
     services = await upstream_of(request).health()
     ok = all(state == "SERVING" for state in services.values())
     return JSONAnswer(

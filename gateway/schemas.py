@@ -14,9 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from doudi.core import codes
+
 Yuan = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["39600.00"])]
 """Yuan with exactly two decimals, as a string: never a float."""
+_YUAN = "Yuan (元) as a string with two decimals, never a float."
 
+_VISIT_TYPES = ", ".join(f"{code} ({name})" for code, name in codes.VISIT_TYPES.items())
 VisitType = Literal[
     "inpatient", "outpatient_chronic", "outpatient_major", "outpatient_general", "pharmacy"
 ]
@@ -38,140 +42,254 @@ class ItemCreate(_Create):
         alias="class",
         description="甲类 A (in scope), 乙类 B (after pre-payment), 丙类 C (self-pay).",
     )
-    amount_fen: int = Field(ge=0)
+    amount_fen: int = Field(ge=0, description="The item's amount in fen (分), the whole line.")
     over_limit_fen: int = Field(
-        default=0, ge=0, description="The part above the catalogue price limit (超限价)."
+        default=0, ge=0, description="The part above the catalogue price limit (超限价), in fen."
     )
 
 
 class VisitCreate(_Create):
-    """A visit as CASES.md writes it. The hospital level comes from the hospital's
-    registration; a ``hospital_level`` given here must equal it."""
+    """A visit as ``doudi calc`` reads it (docs/case-format.md). The hospital level comes
+    from the hospital's registration; a ``hospital_level`` given here must equal it."""
 
     id: str = Field(min_length=1, max_length=64, description="The hospital's visit number.")
-    type: VisitType
-    admitted: datetime.date | None = Field(default=None, description="Inpatient visits.")
-    discharged: datetime.date | None = Field(default=None, description="Inpatient visits.")
-    date: datetime.date | None = Field(default=None, description="Outpatient visits, pharmacy.")
-    hospital_level: int | None = Field(default=None, ge=0, le=3)
-    out_of_area: bool = False
-    referred: bool = False
-    diagnoses: list[str] = Field(default=[], description="ICD-10 codes, main diagnosis first.")
-    items: list[ItemCreate] = Field(min_length=1)
+    type: VisitType = Field(description=f"The kind of visit: {_VISIT_TYPES}.")
+    admitted: datetime.date | None = Field(
+        default=None, description="The day of admission (入院日期); inpatient visits only."
+    )
+    discharged: datetime.date | None = Field(
+        default=None,
+        description="The day of discharge (出院日期), the day the stay is settled on; inpatient "
+        "visits only.",
+    )
+    date: datetime.date | None = Field(
+        default=None,
+        description="The day of the visit (就诊日期); outpatient and pharmacy visits only.",
+    )
+    hospital_level: int | None = Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="Leave it out: the hospital's registered level (1 township, 2 county, 3 "
+        "city; 0 a pharmacy) is used; given, it must equal that.",
+    )
+    out_of_area: bool = Field(
+        default=False,
+        description="Treated outside the person's insured region (异地就医); set by the "
+        "platform when the hospital's region is not the person's.",
+    )
+    referred: bool = Field(
+        default=False, description="Out of the region with a referral (转诊转院备案)."
+    )
+    diagnoses: list[str] = Field(
+        default=[], description="The diagnoses (诊断) as ICD-10 codes, the main one first."
+    )
+    items: list[ItemCreate] = Field(
+        min_length=1, description="The bill's line items, at least one."
+    )
 
 
 class SettlementCreate(_Create):
     """What ``POST /v1/settlements`` and ``/v1/settlements/preview`` read."""
 
     person_id: str = Field(
-        min_length=18, max_length=18, description="The patient's resident identity number."
+        min_length=18,
+        max_length=18,
+        description="The patient's resident identity number (公民身份号码), 18 characters with "
+        "its check digit; the person must be registered and enrolled for the visit's year.",
     )
-    visit: VisitCreate
+    visit: VisitCreate = Field(description="The visit and its bill.")
 
 
 class LayerRead(_Read):
+    """What one layer of cover paid, in the order the pack applies them."""
+
     layer: str = Field(description="The pack's layer id, e.g. basic.")
     fund: str = Field(description="The paying fund: a national fund-pay-type code or the pack's.")
-    paid_fen: int
+    paid_fen: int = Field(description="What the layer paid, in fen; 0 when it did not apply.")
 
 
 class PayoutRead(_Read):
     """An instant payout to the patient, outside the settlement equation (Linzhi)."""
 
-    benefit: str
-    disease_class: str
-    fund: str
-    diagnosis: str
-    paid_fen: int
+    benefit: str = Field(description="The pack's payout id, e.g. instant_critical_illness.")
+    disease_class: str = Field(
+        description="The class of listed diseases the diagnosis belongs to (paid once per "
+        "person and class), e.g. malignant_tumour."
+    )
+    fund: str = Field(description="The paying fund, e.g. instant_cover.")
+    diagnosis: str = Field(description="The visit's ICD-10 code that qualified.")
+    paid_fen: int = Field(description="The fixed sum paid to the patient, in fen.")
 
 
 class SummaryRead(_Read):
-    """The settlement in the national settlement message's field names, in yuan."""
+    """The settlement in the national settlement message's (医保结算信息) field names, in
+    yuan as two-decimal strings. ``medfee_sumamt = fund_pay_sumamt + psn_cash_pay``; each
+    fund's payment goes to the field of its fund-pay type, every other fund to oth_pay."""
 
-    medfee_sumamt: Yuan
-    fulamt_ownpay_amt: Yuan
-    overlmt_selfpay: Yuan
-    preselfpay_amt: Yuan
-    inscp_scp_amt: Yuan
-    hifp_pay: Yuan
-    hifmi_pay: Yuan
-    hifob_pay: Yuan
-    cvlserv_pay: Yuan
-    maf_pay: Yuan
-    oth_pay: Yuan
-    fund_pay_sumamt: Yuan
-    psn_cash_pay: Yuan
+    medfee_sumamt: Yuan = Field(
+        description=f"Total medical expenses (医疗费总额): the whole bill. {_YUAN}"
+    )
+    fulamt_ownpay_amt: Yuan = Field(
+        description=f"Fully self-paid amount (全自费金额): class C items, outside every "
+        f"catalogue. {_YUAN}"
+    )
+    overlmt_selfpay: Yuan = Field(
+        description=f"Self-paid above the price limit (超限价自费费用): the items' "
+        f"over_limit_fen. {_YUAN}"
+    )
+    preselfpay_amt: Yuan = Field(
+        description=f"Pre-self-payment (先行自付金额): the share of class B items the patient "
+        f"pays before the policy applies. {_YUAN}"
+    )
+    inscp_scp_amt: Yuan = Field(
+        description=f"Amount within the policy scope (符合政策范围金额): what the layers settle "
+        f"on. {_YUAN}"
+    )
+    hifp_pay: Yuan = Field(
+        description=f"Basic medical insurance pooling fund payment (基本医疗保险统筹基金支出): "
+        f"funds 390100 (residents) and 310100 (employees). {_YUAN}"
+    )
+    hifmi_pay: Yuan = Field(
+        description=f"Residents' critical-illness insurance payment (居民大病保险资金支出): fund "
+        f"390200. {_YUAN}"
+    )
+    hifob_pay: Yuan = Field(
+        description=f"Employees' large medical expense subsidy (职工大额医疗费用补助基金支出): "
+        f"fund 330100. {_YUAN}"
+    )
+    cvlserv_pay: Yuan = Field(
+        description=f"Civil servants' medical subsidy (公务员医疗补助资金支出): fund 320100. {_YUAN}"
+    )
+    maf_pay: Yuan = Field(
+        description=f"Medical assistance fund payment (医疗救助基金支出): fund 610100. {_YUAN}"
+    )
+    oth_pay: Yuan = Field(
+        description=f"Other payments (其他支出): every other fund, such as a region's "
+        f"supplementary insurance or assistance project. {_YUAN}"
+    )
+    fund_pay_sumamt: Yuan = Field(
+        description=f"Total fund payment (基金支付总额): the sum of the funds' payments above. "
+        f"{_YUAN}"
+    )
+    psn_cash_pay: Yuan = Field(
+        description=f"Personal cash payment (个人现金支出): what the patient pays at the window. "
+        f"{_YUAN}"
+    )
 
 
 class SettlementRead(_Read):
     """A settlement. Always ``total_fen = Σ layers.paid_fen + self_pay_fen``."""
 
-    id: str | None = Field(description="Null in a preview.")
-    state: Literal["settled", "reversed", "preview"]
-    hospital_id: str
-    person_id: str
-    visit_id: str
-    visit_type: VisitType
+    id: str | None = Field(
+        description="The settlement's id, given by the platform (a UUID); null in a preview."
+    )
+    state: Literal["settled", "reversed", "preview"] = Field(
+        description="settled (已结算), reversed (已冲正) or preview (预结算, not stored)."
+    )
+    hospital_id: str = Field(description="The hospital that settled it: the caller.")
+    person_id: str = Field(description="The patient's identity number, as sent.")
+    visit_id: str = Field(description="The hospital's visit number, as sent.")
+    visit_type: VisitType = Field(description="The visit's type, as sent.")
     settles_on: str = Field(
         pattern=r"^\d{4}-\d{2}-\d{2}$", description="The discharge (or visit) day."
     )
     policy: str = Field(description="The policy pack that settled it, e.g. xixia-2017.")
-    total_fen: int
-    out_of_scope_fen: int
-    in_scope_fen: int
-    layers: list[LayerRead]
-    fund_paid_fen: int
-    self_pay_fen: int
-    payouts: list[PayoutRead]
+    total_fen: int = Field(description="The whole bill, in fen (医疗费总额).")
+    out_of_scope_fen: int = Field(
+        description="Outside the policy scope, paid by the patient, in fen: class C, above the "
+        "price limits, and class B's pre-self-payment."
+    )
+    in_scope_fen: int = Field(
+        description="Within the policy scope, in fen: total_fen - out_of_scope_fen."
+    )
+    layers: list[LayerRead] = Field(
+        description="Every layer of the pack, in the order they pay, with what each paid."
+    )
+    fund_paid_fen: int = Field(description="What the funds paid in all, in fen: Σ layers.paid_fen.")
+    self_pay_fen: int = Field(
+        description="What the patient pays, in fen: total_fen - fund_paid_fen."
+    )
+    payouts: list[PayoutRead] = Field(
+        description="Instant payouts to the patient, outside the settlement equation "
+        "(Linzhi's critical-illness cover); usually empty."
+    )
     settled_at: str | None = Field(description="RFC 3339, UTC; null in a preview.")
-    reversed_at: str | None
-    summary: SummaryRead
+    reversed_at: str | None = Field(description="RFC 3339, UTC; null unless reversed.")
+    summary: SummaryRead = Field(
+        description="The same settlement in the national settlement message's fields, in yuan."
+    )
 
 
 class SettlementPage(_Read):
-    settlements: list[SettlementRead]
+    """One page of a hospital's settlements."""
+
+    settlements: list[SettlementRead] = Field(description="Oldest first.")
     next_page_token: str = Field(description="Empty on the last page.")
 
 
 class FundClearingRead(_Read):
-    fund: str
-    settled_fen: int
+    """One fund's day with the hospital."""
+
+    fund: str = Field(description="The fund: a national fund-pay-type code or the pack's.")
+    settled_fen: int = Field(description="Paid on the settlements made that day, in fen.")
     reversed_fen: int = Field(description="Taken back by reversals made that day (positive).")
-    net_fen: int = Field(description="settled_fen - reversed_fen: what the fund owes.")
-    record_count: int
+    net_fen: int = Field(description="settled_fen - reversed_fen: what the fund owes, in fen.")
+    record_count: int = Field(
+        description="How many settlements and reversals of that day the fund paid on."
+    )
 
 
 class ClearingRead(_Read):
     """Per fund, what it owes the calling hospital for one business day (清算)."""
 
-    hospital_id: str
-    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
-    funds: list[FundClearingRead]
-    net_fen: int
+    hospital_id: str = Field(description="The hospital: the caller.")
+    date: str = Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}$", description="The business day (Asia/Shanghai)."
+    )
+    funds: list[FundClearingRead] = Field(
+        description="Every fund that paid on that day's settlements, by fund."
+    )
+    net_fen: int = Field(description="What the funds owe the hospital in all, in fen.")
 
 
 class HealthRead(_Read):
-    status: Literal["ok", "unavailable"]
+    """The platform's health."""
+
+    status: Literal["ok", "unavailable"] = Field(
+        description="ok when every service is SERVING, else unavailable."
+    )
     services: dict[str, str] = Field(
         description="Each service's health: SERVING, NOT_SERVING, or why it did not answer."
     )
 
 
 class ProblemFieldRead(_Read):
-    field: str = Field(examples=["visit.items[0].amount_fen"])
+    """A field at fault."""
+
+    field: str = Field(
+        description="The field at fault: a path into the body, or a header, path or query "
+        "parameter's name.",
+        examples=["visit.items[0].amount_fen"],
+    )
     pointer: str | None = Field(
         default=None,
         description="A JSON pointer into the request body; only for body fields.",
         examples=["#/visit/items/0/amount_fen"],
     )
-    detail: str
+    detail: str = Field(description="What is wrong with it.")
 
 
 class ProblemRead(_Read):
     """An error (RFC 9457), sent as ``application/problem+json``."""
 
-    type: str = Field(examples=["urn:doudi:problem:invalid-argument"])
-    title: str
-    status: int
-    detail: str
-    errors: list[ProblemFieldRead] | None = None
+    type: str = Field(
+        description="urn:doudi:problem: and a stable reason code, for programs to act on.",
+        examples=["urn:doudi:problem:invalid-argument"],
+    )
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, for a person.")
+    errors: list[ProblemFieldRead] | None = Field(
+        default=None, description="Each field at fault, when there are any."
+    )

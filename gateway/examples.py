@@ -1,0 +1,423 @@
+"""The examples of the OpenAPI document: a request for every operation that succeeds
+against the demo data ``doudi run`` loads, the answer it gets, and the errors each
+operation answers.
+
+The requests are made for a business day, the day the gateway started on the
+bureau's calendar (:func:`business_day`), because ``doudi run`` enrols the demo
+persons for the year it starts in: the demo hospital (``demo-xixia-2``) settles
+the worked example's stay (``examples/xixia-inpatient-level2.case.json``: 50,000
+yuan, all class A, for the registered-poor demo person), discharged that day,
+as README's request does, with the same visit number and key: they carry the
+day, so the examples succeed every day on the same database. The answers are built by
+:mod:`gateway.convert` from settlement messages, as real answers are, and the
+errors by :mod:`gateway.problems`; ``tests/test_gateway_docs.py`` sends every
+request to the platform and checks the settlement's figures.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import grpc
+
+from doudi.cli import demo
+from doudi.common.errors import DecodedStatus, FieldViolation
+from doudi.common.protos import from_date, to_timestamp
+from doudi.common.visits import VISIT_TYPES
+from doudi.core.errors import InvalidInput
+from doudi.settlement.v1 import settlement_pb2
+from gateway.convert import clearing_json, settlement_json
+from gateway.problems import (
+    FieldError,
+    Problem,
+    from_rpc_status,
+    internal_error,
+    invalid_header,
+    invalid_input,
+    unauthenticated,
+)
+
+BUREAU_ZONE: Final = ZoneInfo("Asia/Shanghai")
+"""The bureau's calendar, as the settlement service's default ``DOUDI_TIMEZONE``."""
+
+HOSPITAL: Final = demo.HOSPITALS[0]  # level 2, Xixia County: API key demo-xixia-2
+PERSON: Final = demo.REGISTERED_POOR.person_id
+SETTLEMENT_ID: Final = "676090f6-680f-4de3-8663-90e3962f20ec"
+"""What a settlement's id looks like; the platform gives each its own (a UUID)."""
+
+# The worked example as the Xixia pack settles it for a registered-poor resident at a
+# level-2 hospital (doudi calc examples/xixia-inpatient-level2.case.json).
+_TOTAL_FEN: Final = 5_000_000
+_LAYERS: Final = (
+    ("basic", "390100", 3_960_000),
+    ("critical_illness", "390200", 0),
+    ("supplementary_critical_illness", "supplementary", 280_000),
+    ("insurance_assistance", "assistance_project", 448_000),
+    ("medical_assistance", "610100", 218_400),
+)
+_FUND_PAID_FEN: Final = sum(paid for _, _, paid in _LAYERS)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One named example (an OpenAPI Example Object)."""
+
+    summary: str
+    value: Any
+
+    def as_openapi(self) -> dict[str, Any]:
+        return {"summary": self.summary, "value": self.value}
+
+
+@dataclass(frozen=True)
+class OperationExamples:
+    """An operation's request (parameters by name, the body) and its answers by status."""
+
+    parameters: Mapping[str, Example] = field(default_factory=dict)
+    body: Example | None = None
+    responses: Mapping[int, Mapping[str, Example]] = field(default_factory=dict)
+
+
+def business_day(now: datetime.datetime | None = None) -> datetime.date:
+    """Today on the bureau's calendar."""
+    return (now or datetime.datetime.now(datetime.UTC)).astimezone(BUREAU_ZONE).date()
+
+
+def bill(day: datetime.date) -> dict[str, Any]:
+    """The worked example's stay of the registered-poor demo person, admitted and
+    discharged on ``day``: the README's request, so that either answers the other's
+    settlement."""
+    return {
+        "person_id": PERSON,
+        "visit": {
+            "id": f"ZY-{day.isoformat()}",
+            "type": "inpatient",
+            "admitted": day.isoformat(),
+            "discharged": day.isoformat(),
+            "out_of_area": False,
+            "referred": False,
+            "items": [{"code": "X01", "class": "A", "amount_fen": _TOTAL_FEN}],
+        },
+    }
+
+
+def settlement(day: datetime.date, state: str) -> dict[str, Any]:
+    """The answer to :func:`bill`, as ``settled``, ``reversed`` or ``preview``."""
+    message = settlement_pb2.Settlement(
+        hospital_id=HOSPITAL.hospital_id,
+        person_id=PERSON,
+        visit_id=bill(day)["visit"]["id"],
+        visit_type=VISIT_TYPES.value("inpatient"),
+        settles_on=from_date(day),
+        policy="xixia-2017",
+        total_fen=_TOTAL_FEN,
+        in_scope_fen=_TOTAL_FEN,
+        layers=[
+            settlement_pb2.LayerPayment(layer=layer, fund=fund, paid_fen=paid)
+            for layer, fund, paid in _LAYERS
+        ],
+        fund_paid_fen=_FUND_PAID_FEN,
+        self_pay_fen=_TOTAL_FEN - _FUND_PAID_FEN,
+    )
+    if state != "preview":
+        settled = datetime.datetime.combine(day, datetime.time(10, 30), BUREAU_ZONE)
+        message.settlement_id = SETTLEMENT_ID
+        message.state = settlement_pb2.SETTLEMENT_STATE_SETTLED
+        message.create_time.CopyFrom(to_timestamp(settled))
+    if state == "reversed":
+        message.state = settlement_pb2.SETTLEMENT_STATE_REVERSED
+        reversed_at = datetime.datetime.combine(day, datetime.time(11, 5), BUREAU_ZONE)
+        message.reverse_time.CopyFrom(to_timestamp(reversed_at))
+    return settlement_json(message)
+
+
+def clearing(day: datetime.date) -> dict[str, Any]:
+    """The demo hospital's clearing for ``day`` after :func:`bill` was settled."""
+    paid = sorted((fund, fen) for _, fund, fen in _LAYERS if fen)
+    return clearing_json(
+        settlement_pb2.GetDailyClearingResponse(
+            hospital_id=HOSPITAL.hospital_id,
+            date=from_date(day),
+            funds=[
+                settlement_pb2.FundClearing(
+                    fund=fund, settled_fen=fen, reversed_fen=0, net_fen=fen, record_count=1
+                )
+                for fund, fen in paid
+            ],
+            net_fen=_FUND_PAID_FEN,
+        )
+    )
+
+
+def _problem(summary: str, problem: Problem) -> Example:
+    body: dict[str, Any] = json.loads(bytes(problem.response().body))
+    return Example(summary, body)
+
+
+def _refused(
+    code: grpc.StatusCode, reason: str, message: str, field_name: str = "", field_detail: str = ""
+) -> Problem:
+    """What the gateway answers when the settlement service refuses a call so (the
+    service's field names, as ``request_id`` for the Idempotency-Key)."""
+    violations = (FieldViolation(field_name, field_detail or message),) if field_name else ()
+    return from_rpc_status(DecodedStatus(code, message, reason, violations))
+
+
+_MISSING_KEY = _problem("No Idempotency-Key", invalid_header("Idempotency-Key", "Field required"))
+_KEY_REUSED = _problem(
+    "The Idempotency-Key of another request",
+    _refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "IDEMPOTENCY_KEY_REUSED",
+        "this idempotency key was used for a different request",
+        "request_id",
+    ),
+)
+_IN_FLIGHT = _problem(
+    "The same key is still being answered (Retry-After: 1)",
+    _refused(
+        grpc.StatusCode.ABORTED,
+        "REQUEST_IN_FLIGHT",
+        "a request with this idempotency key is still being settled; retry later",
+        "request_id",
+    ),
+)
+_NOT_A_DAY = "Input should be a valid date or datetime, day value is outside expected range"
+_BAD_DAY = _problem(
+    "Not a calendar date",
+    Problem(
+        422,
+        "INVALID_ARGUMENT",
+        f"date: {_NOT_A_DAY}",
+        "Invalid input",
+        (FieldError("date", _NOT_A_DAY, in_body=False),),
+    ),
+)
+_BODY_ERRORS: Final[dict[int, dict[str, Example]]] = {
+    400: {
+        "malformed": _problem(
+            "Not JSON",
+            Problem(
+                400,
+                "MALFORMED_JSON",
+                "malformed JSON at line 1 column 2: Expecting property name enclosed in double quotes",
+                "Malformed JSON",
+            ),
+        )
+    },
+    413: {
+        "too_large": _problem(
+            "Over DOUDI_MAX_BODY_BYTES",
+            Problem(413, "PAYLOAD_TOO_LARGE", "the body is larger than 1048576 bytes"),
+        )
+    },
+    415: {
+        "not_json": _problem(
+            "Not application/json",
+            Problem(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json"),
+        )
+    },
+    422: {
+        "invalid_field": _problem(
+            "A field that breaks a rule",
+            invalid_input(
+                InvalidInput("visit.items[0].amount_fen", "must not be negative, got -1")
+            ),
+        ),
+        "unknown_person": _problem(
+            "A person the platform does not insure",
+            _refused(
+                grpc.StatusCode.NOT_FOUND,
+                "PERSON_NOT_FOUND",
+                "no person 110101********4477",
+                "person_id",
+            ),
+        ),
+        "not_enrolled": _problem(
+            "A person not enrolled for the visit's year",
+            _refused(
+                grpc.StatusCode.NOT_FOUND,
+                "NOT_ENROLLED",
+                "person 411323********0014 is not enrolled for 2015",
+                "person_id",
+            ),
+        ),
+        "no_policy": _problem(
+            "No policy pack in force for the person's region on the visit's day",
+            _refused(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "NO_POLICY_IN_FORCE",
+                "no policy pack of region '411323' is in force on 2015-08-10",
+                "visit.discharged",
+            ),
+        ),
+    },
+}
+_COMMON_ERRORS: Final[dict[int, dict[str, Example]]] = {
+    401: {
+        "unknown_key": _problem(
+            "No API key, or one the platform does not know", unauthenticated("unknown API key")
+        )
+    },
+    500: {"internal": _problem("Anything unexpected (the log has it)", internal_error())},
+    503: {
+        "unavailable": _problem(
+            "A service did not answer in time (Retry-After: 1)",
+            Problem(
+                503,
+                "UNAVAILABLE",
+                "the platform did not answer in time; retry later",
+                "Service unavailable",
+            ),
+        )
+    },
+}
+_NOT_FOUND: Final = {
+    "not_found": _problem(
+        "An unknown settlement, or another hospital's",
+        _refused(
+            grpc.StatusCode.NOT_FOUND,
+            "NOT_FOUND",
+            f"no settlement '{SETTLEMENT_ID}'",
+            "settlement_id",
+        ),
+    )
+}
+
+_BAD_ID: Final = {
+    "bad_id": _problem(
+        "Longer than any settlement id",
+        _refused(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_ARGUMENT",
+            "settlement_id: required",
+            "settlement_id",
+            "required",
+        ),
+    )
+}
+
+
+def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
+    """Every operation's examples, by operation id, for requests made on ``day``."""
+    bill_example = Example(f"The worked example's stay, discharged on {day.isoformat()}", bill(day))
+    settled = settlement(day, "settled")
+    settlement_id = Example(
+        "The id POST /v1/settlements answered (its Location header)", SETTLEMENT_ID
+    )
+    on_day = Example("The business day", day.isoformat())
+    return {
+        "settle": OperationExamples(
+            parameters={
+                "Idempotency-Key": Example("A key of the hospital's own", f"demo-{day.isoformat()}")
+            },
+            body=bill_example,
+            responses={
+                201: {"settled": Example("Settled", settled)},
+                400: {**_BODY_ERRORS[400], "no_key": _MISSING_KEY},
+                409: {
+                    "visit_settled": _problem(
+                        "The visit already has a standing settlement",
+                        _refused(
+                            grpc.StatusCode.FAILED_PRECONDITION,
+                            "VISIT_ALREADY_SETTLED",
+                            f"visit '{bill(day)['visit']['id']}' already has a standing "
+                            f"settlement {SETTLEMENT_ID}; reverse it before settling the "
+                            "visit again",
+                            "visit.id",
+                        ),
+                    ),
+                    "in_flight": _IN_FLIGHT,
+                },
+                413: _BODY_ERRORS[413],
+                415: _BODY_ERRORS[415],
+                422: {**_BODY_ERRORS[422], "key_reused": _KEY_REUSED},
+                **_COMMON_ERRORS,
+            },
+        ),
+        "preview_settlement": OperationExamples(
+            body=bill_example,
+            responses={
+                200: {"preview": Example("Pre-calculated", settlement(day, "preview"))},
+                **{status: _BODY_ERRORS[status] for status in (400, 413, 415, 422)},
+                **_COMMON_ERRORS,
+            },
+        ),
+        "get_settlement": OperationExamples(
+            parameters={"settlement_id": settlement_id},
+            responses={
+                200: {"settled": Example("A settlement", settled)},
+                404: _NOT_FOUND,
+                422: _BAD_ID,
+                **_COMMON_ERRORS,
+            },
+        ),
+        "reverse_settlement": OperationExamples(
+            parameters={
+                "settlement_id": settlement_id,
+                "Idempotency-Key": Example("A key of the hospital's own", f"undo-{SETTLEMENT_ID}"),
+            },
+            responses={
+                200: {"reversed": Example("Reversed", settlement(day, "reversed"))},
+                400: {"no_key": _MISSING_KEY},
+                404: _NOT_FOUND,
+                409: {"in_flight": _IN_FLIGHT},
+                422: {**_BAD_ID, "key_reused": _KEY_REUSED},
+                **_COMMON_ERRORS,
+            },
+        ),
+        "list_settlements": OperationExamples(
+            parameters={
+                "date": on_day,
+                "page_size": Example("At most this many settlements", 100),
+                "page_token": Example("The first page", ""),
+            },
+            responses={
+                200: {
+                    "one_page": Example(
+                        "The day's settlements", {"settlements": [settled], "next_page_token": ""}
+                    )
+                },
+                422: {"bad_date": _BAD_DAY},
+                **_COMMON_ERRORS,
+            },
+        ),
+        "daily_clearing": OperationExamples(
+            parameters={"date": on_day},
+            responses={
+                200: {"cleared": Example("After the example's settlement", clearing(day))},
+                422: {"bad_date": _BAD_DAY},
+                **_COMMON_ERRORS,
+            },
+        ),
+        "health": OperationExamples(
+            responses={
+                200: {
+                    "ok": Example(
+                        "Every service serving",
+                        {"status": "ok", "services": dict.fromkeys(_SERVICES, "SERVING")},
+                    )
+                },
+                503: {
+                    "unavailable": Example(
+                        "A service down",
+                        {
+                            "status": "unavailable",
+                            "services": {
+                                **dict.fromkeys(_SERVICES, "SERVING"),
+                                "assistance": "UNAVAILABLE",
+                            },
+                        },
+                    )
+                },
+            },
+        ),
+    }
+
+
+_SERVICES: Final = ("enrollment", "datashare", "settlement", "assistance")
