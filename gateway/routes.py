@@ -21,9 +21,11 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
 from starlette.types import Receive, Scope, Send
 
 from doudi.common.protos import from_date
+from doudi.core.dates import parse_date
 from doudi.settlement.v1 import settlement_pb2
 from gateway.convert import JSONAnswer, clearing_json, settlement_json, settlement_page_json
 from gateway.deps import (
@@ -64,6 +66,8 @@ KEY_HEADER = {"parameters": [IDEMPOTENCY_KEY_PARAMETER]}
 BODY_PROBLEMS = problems(400, 413, 415, 422)
 BusinessDay = Annotated[
     datetime.date,
+    # YYYY-MM-DD and nothing else: pydantic alone would read 0 as 1970-01-01.
+    BeforeValidator(parse_date),
     Query(alias="date", description="The business day (Asia/Shanghai), YYYY-MM-DD."),
 ]
 SettlementId = Annotated[str, Path(description="The id the platform gave the settlement.")]
@@ -162,7 +166,7 @@ async def preview_settlement(request: Request) -> JSONAnswer:
 @router.get(
     "/settlements/{settlement_id}",
     response_model=SettlementRead,
-    responses=problems(404, 422),
+    responses=problems(400, 404),
     summary="One of the hospital's settlements",
 )
 async def get_settlement(
@@ -201,7 +205,7 @@ async def reverse_settlement(
 @router.get(
     "/settlements",
     response_model=SettlementPage,
-    responses=problems(422),
+    responses=problems(400),
     summary="The hospital's settlements made on a business day, oldest first",
 )
 async def list_settlements(
@@ -226,7 +230,7 @@ async def list_settlements(
 @router.get(
     "/clearing",
     response_model=ClearingRead,
-    responses=problems(422),
+    responses=problems(400),
     summary="What each fund owes the hospital for a business day (清算 / 对账)",
 )
 async def daily_clearing(

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from doudi.core.money import MAX_ITEM_FEN
+
 Yuan = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["39600.00"])]
 """Yuan with exactly two decimals, as a string: never a float."""
 
@@ -38,9 +40,12 @@ class ItemCreate(_Create):
         alias="class",
         description="甲类 A (in scope), 乙类 B (after pre-payment), 丙类 C (self-pay).",
     )
-    amount_fen: int = Field(ge=0)
+    amount_fen: int = Field(ge=0, le=MAX_ITEM_FEN)
     over_limit_fen: int = Field(
-        default=0, ge=0, description="The part above the catalogue price limit (超限价)."
+        default=0,
+        ge=0,
+        le=MAX_ITEM_FEN,
+        description="The part above the catalogue price limit (超限价).",
     )
 
 
@@ -175,3 +180,6 @@ class ProblemRead(_Read):
     status: int
     detail: str
     errors: list[ProblemFieldRead] | None = None
+    settlement_id: str | None = None
+    reversal_idempotency_key: str | None = None
+    reversed_at: str | None = None

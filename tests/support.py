@@ -1,5 +1,5 @@
 """What several test modules share: the worked example, identity numbers, the business
-day, running the CLI."""
+day, running the CLI, reading the gateway's problems."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from stdnum.cn import ric
 
 from doudi.cli.main import main
+from gateway.schemas import ProblemRead
 
 ROOT = Path(__file__).resolve().parent.parent
+PROBLEM_JSON = "application/problem+json"
 
 _WORKED = json.loads((ROOT / "examples" / "xixia-inpatient-level2.case.json").read_text("utf-8"))
 
@@ -41,3 +44,18 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
+    """The gateway's problem+json answer, checked against its schema."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = answer.json()
+    ProblemRead.model_validate(body)
+    assert body["status"] == status
+    return body
+
+
+def fields(body: dict[str, Any]) -> list[str]:
+    """The fields a problem names."""
+    return [error["field"] for error in body.get("errors", [])]
