@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from doudi.common.errors import DecodedStatus, decode_status
 from doudi.core.errors import InvalidInput
@@ -227,9 +228,24 @@ def _problem(
     if isinstance(error, StarletteHTTPException):
         status = HTTPStatus(error.status_code)
         detail = error.detail if isinstance(error.detail, str) else status.phrase
-        return Problem(error.status_code, status.name, detail, headers=error.headers or {})
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names the methods of the first route of the path only.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return Problem(error.status_code, status.name, detail, headers=headers)
     # Starlette re-raises the error after this answer; the server logs its traceback.
     return internal_error()
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the path the request matched (the first route that matched it, as
+    the router chose), from every route of that path."""
+    routes = request.app.router.routes
+    path = next(
+        (route.path for route in routes if route.matches(request.scope)[0] != Match.NONE), None
+    )
+    methods = (getattr(route, "methods", None) or () for route in routes if route.path == path)
+    return sorted({method for route_methods in methods for method in route_methods})
 
 
 def install(app: FastAPI, on_unauthenticated: Callable[[Request], None]) -> None:
