@@ -352,6 +352,27 @@ def test_doudi_calc_refuses_json_nested_thousands_deep(
     assert "malformed JSON" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "argument"),
+    [
+        pytest.param(["roster", "export", "9" * 24], "ID", id="comparison-id"),
+        pytest.param(["roster", "enrol", str(2**63)], "ID", id="comparison-id-2^63"),
+        pytest.param(
+            ["roster", "compare", "--region", "411323", "--year", "9" * 20], "--year", id="year"
+        ),
+    ],
+)
+def test_doudi_refuses_numbers_its_requests_cannot_carry(
+    argv: list[str], argument: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any service is asked (none runs here): exit 2 naming the argument."""
+    with pytest.raises(SystemExit) as exited:
+        run_cli(argv, capsys)
+
+    assert exited.value.code == 2
+    assert f"argument {argument}: " in capsys.readouterr().err
+
+
 # --- the internal token ------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ from doudi.common.errors import (
     person_not_found,
 )
 from doudi.common.outbox import store_newer
-from doudi.common.protos import to_timestamp
+from doudi.common.protos import INT64_MAX, INT64_MIN, to_timestamp
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
 from doudi.core.identity import ResidentId
@@ -53,10 +53,6 @@ from services.settlement.tables import (
 )
 
 Row = Any  # a result row; SQLAlchemy's Row generics add nothing for Core queries
-
-# The API's amounts are int64 fields.
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 
 SETTLED = "settled"
 REVERSED = "reversed"
