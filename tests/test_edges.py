@@ -311,10 +311,32 @@ def test_a_stored_settlement_beyond_64_bits_is_answered_as_a_clear_error(
         )
     engine.dispose()
 
-    body = problem(hospital.get(f"/v1/settlements/{settlement_id}"), 500)
+    read = problem(hospital.get(f"/v1/settlements/{settlement_id}"), 500)
+    reversal = problem(
+        hospital.post(
+            f"/v1/settlements/{settlement_id}/reversal", headers={"Idempotency-Key": "corrupt"}
+        ),
+        500,
+    )
 
-    assert body["type"] == "urn:doudi:problem:stored-amount-out-of-range"
-    assert settlement_id in body["detail"]
+    for body in (read, reversal):
+        assert body["type"] == "urn:doudi:problem:stored-amount-out-of-range"
+        assert settlement_id in body["detail"]
+    engine = settlement_engine(platform)
+    with engine.connect() as connection:
+        state = connection.execute(
+            sqlalchemy.select(settlements.c.state).where(
+                settlements.c.settlement_id == settlement_id
+            )
+        ).scalar_one()
+        records = connection.execute(
+            sqlalchemy.select(sqlalchemy.func.count()).where(
+                clearing_records.c.settlement_id == settlement_id
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert state == "settled"
+    assert records == sum(1 for layer in made.json()["layers"] if layer["paid_fen"])
 
 
 # --- JSON --------------------------------------------------------------------------------

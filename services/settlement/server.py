@@ -484,13 +484,7 @@ def _replay(found: tuple[SettlementRecord, str], digest: str) -> settlement_pb2.
 def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
     """The settlement as the API answers it; DATA_LOSS when a stored amount does not fit its
     int64 field (only a record written past the amount limits holds one)."""
-    try:
-        return _settlement_message(record)
-    except (TypeError, ValueError):
-        raise service.stored_out_of_range(f"settlement {record.settlement_id}") from None
-
-
-def _settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
+    service.check_amounts(record)
     message = settlement_pb2.Settlement(
         settlement_id=record.settlement_id,
         state=STATES[record.state],

@@ -318,6 +318,7 @@ def reverse(
     row = _settlement_row(connection, settlement_id, hospital_id)
     if row.state == REVERSED:
         return _reversed_before(row, request_id), True
+    check_amounts(_stored(row))  # before its negative clearing records are written
     ledger.apply_increments(
         row.year,
         {str(key): int(amount) for key, amount in row.deltas.items()},
@@ -456,6 +457,25 @@ def _exact_total(high: Any, low: Any) -> int:
 
 def _fits(amount: int) -> bool:
     return INT64_MIN <= amount <= INT64_MAX
+
+
+def check_amounts(record: SettlementRecord) -> None:
+    """DATA_LOSS unless every amount of a stored settlement fits the API's int64 fields."""
+    amounts = (
+        record.total_fen,
+        record.class_c_fen,
+        record.over_limit_fen,
+        record.pre_self_pay_fen,
+        record.in_scope_fen,
+        record.fund_paid_fen,
+        record.self_pay_fen,
+        *(layer.paid_fen for layer in record.layers),
+        *(payout.paid_fen for payout in record.payouts),
+    )
+    if not all(isinstance(amount, int) and _fits(amount) for amount in amounts) or not _fits(
+        record.out_of_scope_fen
+    ):
+        raise stored_out_of_range(f"settlement {record.settlement_id}")
 
 
 def stored_out_of_range(what: str) -> DataLoss:
