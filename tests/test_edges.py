@@ -26,7 +26,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from doudi.cli import demo
 from doudi.common.errors import decode_status
-from doudi.common.protos import from_date
+from doudi.common.protos import INT64_MAX, from_date
 from doudi.core.money import MAX_BILL_FEN, MAX_ITEM_FEN
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
@@ -38,7 +38,6 @@ from tests.support import PROBLEM_JSON, business_day, fields, problem, run_cli, 
 TODAY = business_day()
 HOSPITAL_KEY = demo.HOSPITALS[0].api_key  # level 2, Xixia
 PERSON = demo.REGISTERED_POOR.person_id
-INT64_MAX = 2**63 - 1
 _serial = itertools.count(1)
 
 
@@ -74,15 +73,13 @@ def visit(visit_id: str, *amounts: int) -> dict[str, Any]:
 
 
 def new_visit_id() -> str:
+    """An id no earlier run's platform has seen (visit ids stand once per hospital)."""
     return f"edge-{next(_serial)}-{datetime.datetime.now().timestamp()}"
 
 
-def settle(client: httpx.Client, body: Any, key: str | None = None) -> httpx.Response:
-    headers = {"Idempotency-Key": key or new_visit_id()}
-    if isinstance(body, bytes):
-        headers["Content-Type"] = "application/json"
-        return client.post("/v1/settlements", content=body, headers=headers)
-    return client.post("/v1/settlements", json=body, headers=headers)
+def settle(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    """POST the bill under a new Idempotency-Key."""
+    return client.post("/v1/settlements", json=body, headers={"Idempotency-Key": new_visit_id()})
 
 
 def settled_today(platform: Platform) -> int:
