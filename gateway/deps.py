@@ -47,6 +47,7 @@ IDEMPOTENCY_KEY_PARAMETER: Final[dict[str, Any]] = {
         "title": IDEMPOTENCY_KEY,
         "minLength": 1,
         "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+        "pattern": r"^[^\x00-\x1f\x7f-\xa0\xad]+$",  # printable, as header values go
         "description": _IDEMPOTENCY_KEY_DESCRIPTION,
     },
 }
@@ -84,7 +85,8 @@ async def request_bill(request: Request, hospital: CallingHospital) -> Bill:
 
 
 def idempotency_key(request: Request) -> str:
-    """The request's ``Idempotency-Key``: 400 when it is missing, empty or too long."""
+    """The request's ``Idempotency-Key``: 400 when it is missing, empty, too long or holds a
+    control character."""
     key = request.headers.get(IDEMPOTENCY_KEY)
     if key is None:
         raise invalid_header(IDEMPOTENCY_KEY, "Field required")
@@ -95,4 +97,6 @@ def idempotency_key(request: Request) -> str:
             IDEMPOTENCY_KEY,
             f"String should have at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
         )
+    if not key.isprintable():
+        raise invalid_header(IDEMPOTENCY_KEY, "must not contain control characters")
     return key

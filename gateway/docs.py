@@ -130,13 +130,25 @@ def openapi_document(app: FastAPI, examples: dict[str, OperationExamples]) -> di
         for operation in operations.values():
             if path.startswith("/v1/"):
                 operation["security"] = [{BEARER_SCHEME_NAME: []}]
+            # FastAPI documents a 422 of its own for every operation with parameters; the
+            # gateway answers a bad parameter 400 (gateway.problems), never that body.
+            responses = operation.get("responses", {})
+            if _is_fastapi_validation_error(responses.get("422", {})):
+                del responses["422"]
             for response in operation.get("responses", {}).values():
                 content = response.get("content", {})
                 json_content = content.get("application/json", {})
                 if json_content.get("schema", {}).get("$ref") == problem_ref:
                     content[PROBLEM_JSON] = content.pop("application/json")
             _add_examples(operation, examples.get(operation["operationId"]))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     return document
+
+
+def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
 
 
 def _add_examples(operation: dict[str, Any], examples: OperationExamples | None) -> None:

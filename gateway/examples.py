@@ -187,14 +187,32 @@ _IN_FLIGHT = _problem(
         "request_id",
     ),
 )
-_NOT_A_DAY = "Input should be a valid date or datetime, day value is outside expected range"
+_REVERSED_AT = "2026-08-10T03:20:00+00:00"
+_ALREADY_REVERSED = _problem(
+    "Reversed already, under another key",
+    from_rpc_status(
+        DecodedStatus(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"settlement {SETTLEMENT_ID} was already reversed at {_REVERSED_AT} by the request "
+            f"with idempotency key 'undo-{SETTLEMENT_ID}'",
+            "ALREADY_REVERSED",
+            (),
+            {
+                "settlement_id": SETTLEMENT_ID,
+                "reversal_request_id": f"undo-{SETTLEMENT_ID}",
+                "reverse_time": _REVERSED_AT,
+            },
+        )
+    ),
+)
+_NOT_A_DAY = "Value error, expected a date as YYYY-MM-DD, got '0'"
 _BAD_DAY = _problem(
-    "Not a calendar date",
+    "Not a date as YYYY-MM-DD",
     Problem(
-        422,
-        "INVALID_ARGUMENT",
+        400,
+        "INVALID_PARAMETER",
         f"date: {_NOT_A_DAY}",
-        "Invalid input",
+        "Invalid parameter",
         (FieldError("date", _NOT_A_DAY, in_body=False),),
     ),
 )
@@ -352,8 +370,8 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
             parameters={"settlement_id": settlement_id},
             responses={
                 200: {"settled": Example("A settlement", settled)},
+                400: _BAD_ID,
                 404: _NOT_FOUND,
-                422: _BAD_ID,
                 **_COMMON_ERRORS,
             },
         ),
@@ -364,10 +382,10 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
             },
             responses={
                 200: {"reversed": Example("Reversed", settlement(day, "reversed"))},
-                400: {"no_key": _MISSING_KEY},
+                400: {**_BAD_ID, "no_key": _MISSING_KEY},
                 404: _NOT_FOUND,
-                409: {"in_flight": _IN_FLIGHT},
-                422: {**_BAD_ID, "key_reused": _KEY_REUSED},
+                409: {"already_reversed": _ALREADY_REVERSED, "in_flight": _IN_FLIGHT},
+                422: {"key_reused": _KEY_REUSED},
                 **_COMMON_ERRORS,
             },
         ),
@@ -383,7 +401,7 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
                         "The day's settlements", {"settlements": [settled], "next_page_token": ""}
                     )
                 },
-                422: {"bad_date": _BAD_DAY},
+                400: {"bad_date": _BAD_DAY},
                 **_COMMON_ERRORS,
             },
         ),
@@ -391,7 +409,7 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
             parameters={"date": on_day},
             responses={
                 200: {"cleared": Example("After the example's settlement", clearing(day))},
-                422: {"bad_date": _BAD_DAY},
+                400: {"bad_date": _BAD_DAY},
                 **_COMMON_ERRORS,
             },
         ),

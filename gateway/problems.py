@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from doudi.common.errors import DecodedStatus, decode_status
 from doudi.core.errors import InvalidInput
@@ -53,6 +54,13 @@ _OUTSIDE_BODY = {
     "page_size": "page_size",
     "page_token": "page_token",
     "hospital_id": "hospital_id",
+}
+# The ErrorInfo metadata a problem carries as extension members, by the names the HTTP
+# client knows (the first reversal of a settlement reversed again under another key).
+_METADATA_MEMBERS = {
+    "settlement_id": "settlement_id",
+    "reversal_request_id": "reversal_idempotency_key",
+    "reverse_time": "reversed_at",
 }
 _SEGMENT = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 _RETRY_AFTER = {"Retry-After": "1"}
@@ -81,6 +89,8 @@ class Problem(Exception):
     title: str = ""
     errors: Sequence[FieldError] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    members: Mapping[str, str] = field(default_factory=dict)
+    """Extension members (RFC 9457 section 3.2), such as the id a conflict is about."""
 
     def response(self) -> JSONResponse:
         body: dict[str, Any] = {
@@ -88,6 +98,7 @@ class Problem(Exception):
             "title": self.title or HTTPStatus(self.status).phrase,
             "status": self.status,
             "detail": self.detail,
+            **self.members,
         }
         if self.errors:
             body["errors"] = [error.as_json() for error in self.errors]
@@ -137,6 +148,9 @@ def from_rpc_status(status: DecodedStatus) -> Problem:
     code, reason, message = status.code, status.reason, status.message
     errors = _field_errors(status)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
+        if errors and not any(error.in_body for error in errors):
+            # A header, path or query parameter the service refused: a malformed request.
+            return Problem(400, reason, message, "Bad request", errors)
         return Problem(422, reason, message, "Invalid input", errors)
     if code == grpc.StatusCode.NOT_FOUND:
         if any(error.field == "person_id" for error in errors):
@@ -146,7 +160,12 @@ def from_rpc_status(status: DecodedStatus) -> Problem:
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         if reason in ("IDEMPOTENCY_KEY_REUSED", "NO_POLICY_IN_FORCE"):
             return Problem(422, reason, message, "Unprocessable request", errors)
-        return Problem(409, reason, message, "Conflict", errors)
+        members = {
+            _METADATA_MEMBERS[key]: value
+            for key, value in status.metadata.items()
+            if key in _METADATA_MEMBERS
+        }
+        return Problem(409, reason, message, "Conflict", errors, members=members)
     if code == grpc.StatusCode.ABORTED:
         return Problem(409, reason, message, "Conflict", errors, _RETRY_AFTER)
     if code == grpc.StatusCode.ALREADY_EXISTS:
@@ -166,6 +185,10 @@ def from_rpc_status(status: DecodedStatus) -> Problem:
             headers=_RETRY_AFTER,
         )
     log.error("settlement call failed: %s %s %s", code.name, reason, message)
+    if code == grpc.StatusCode.DATA_LOSS and reason == "STORED_AMOUNT_OUT_OF_RANGE":
+        # A stored record the service cannot answer: say which, so the bureau can mend it
+        # (the service's own message, naming the record; gRPC's own DATA_LOSS says nothing).
+        return Problem(500, reason, message, "Stored data out of range")
     return internal_error()
 
 
@@ -174,8 +197,8 @@ def internal_error() -> Problem:
 
 
 def _validation_problem(error: RequestValidationError) -> Problem:
-    """FastAPI's own checks of path, query and header parameters: a bad header (the
-    Idempotency-Key) is a malformed request, 400; a bad parameter value 422."""
+    """FastAPI's own checks of path, query and header parameters: a missing or malformed
+    one is a malformed request, 400, naming it."""
     errors = []
     in_headers = False
     for entry in error.errors():
@@ -186,7 +209,7 @@ def _validation_problem(error: RequestValidationError) -> Problem:
     detail = "; ".join(f"{error.field}: {error.detail}" for error in errors)
     if in_headers:
         return Problem(400, "INVALID_HEADER", detail, "Invalid header", errors)
-    return Problem(422, INVALID_ARGUMENT, detail, "Invalid input", errors)
+    return Problem(400, "INVALID_PARAMETER", detail, "Invalid parameter", errors)
 
 
 def _problem(
@@ -205,9 +228,24 @@ def _problem(
     if isinstance(error, StarletteHTTPException):
         status = HTTPStatus(error.status_code)
         detail = error.detail if isinstance(error.detail, str) else status.phrase
-        return Problem(error.status_code, status.name, detail, headers=error.headers or {})
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names the methods of the first route of the path only.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return Problem(error.status_code, status.name, detail, headers=headers)
     # Starlette re-raises the error after this answer; the server logs its traceback.
     return internal_error()
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the path the request matched (the first route that matched it, as
+    the router chose), from every route of that path."""
+    routes = request.app.router.routes
+    path = next(
+        (route.path for route in routes if route.matches(request.scope)[0] != Match.NONE), None
+    )
+    methods = (getattr(route, "methods", None) or () for route in routes if route.path == path)
+    return sorted({method for route_methods in methods for method in route_methods})
 
 
 def install(app: FastAPI, on_unauthenticated: Callable[[Request], None]) -> None:

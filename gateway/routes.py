@@ -21,9 +21,11 @@ from typing import Annotated, Any, Final, cast
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
 from starlette.types import Receive, Scope, Send
 
 from doudi.common.protos import from_date
+from doudi.core.dates import parse_date
 from doudi.settlement.v1 import settlement_pb2
 from gateway.convert import JSONAnswer, clearing_json, settlement_json, settlement_page_json
 from gateway.deps import (
@@ -133,6 +135,8 @@ SETTLEMENT_LINKS: Final = {
 """Where a settlement's id goes next (OpenAPI links of the settlement's answer)."""
 BusinessDay = Annotated[
     datetime.date,
+    # YYYY-MM-DD and nothing else: pydantic alone would read 0 as 1970-01-01.
+    BeforeValidator(parse_date),
     Query(alias="date", description="The business day (Asia/Shanghai), YYYY-MM-DD."),
 ]
 SettlementId = Annotated[
@@ -240,8 +244,8 @@ health_router = APIRouter(generate_unique_id_function=operation_id)
             422,
             503,
             described={
-                400: f"{BILL_PROBLEMS[400]} The `Idempotency-Key` missing, empty or over 128 "
-                "characters.",
+                400: f"{BILL_PROBLEMS[400]} The `Idempotency-Key` missing, empty, over 128 "
+                "characters or with a control character.",
                 409: "The visit already has a standing settlement (`visit-already-settled`: "
                 "reverse it first); the same key is still being settled (`request-in-flight`, "
                 "`Retry-After`).",
@@ -322,7 +326,7 @@ async def preview_settlement(request: Request) -> JSONAnswer:
     response_model=SettlementRead,
     responses={
         200: {"description": "The settlement, `settled` or `reversed`."},
-        **problems(404, 422, described={422: BAD_SETTLEMENT_ID}),
+        **problems(400, 404, described={400: BAD_SETTLEMENT_ID}),
     },
     summary="One of the hospital's settlements",
 )
@@ -357,11 +361,13 @@ async def get_settlement(
             409,
             422,
             described={
-                400: "The `Idempotency-Key` missing, empty or over 128 characters.",
-                409: "The settlement is already reversed; the same key is still being answered "
-                "(`request-in-flight`, `Retry-After`).",
-                422: f"{BAD_SETTLEMENT_ID} The key already used for another request "
-                "(`idempotency-key-reused`).",
+                400: f"{BAD_SETTLEMENT_ID} The `Idempotency-Key` missing, empty, over 128 "
+                "characters or with a control character.",
+                409: "The settlement was already reversed under another key "
+                "(`already-reversed`, with `settlement_id`, `reversal_idempotency_key` and "
+                "`reversed_at`); the same key is still being answered (`request-in-flight`, "
+                "`Retry-After`).",
+                422: "The key already used for another request (`idempotency-key-reused`).",
             },
         ),
     },
@@ -395,7 +401,7 @@ async def reverse_settlement(
     response_model=SettlementPage,
     responses={
         200: {"description": "One page of the day's settlements, oldest first."},
-        **problems(422, described={422: "A bad `date`, `page_size` or `page_token`."}),
+        **problems(400, described={400: "A bad `date`, `page_size` or `page_token`."}),
     },
     summary="The hospital's settlements made on a business day, oldest first",
 )
@@ -427,7 +433,7 @@ async def list_settlements(
     response_model=ClearingRead,
     responses={
         200: {"description": "Per fund, the day's settled and reversed amounts and the net."},
-        **problems(422, described={422: "A bad `date`."}),
+        **problems(400, described={400: "A bad `date`."}),
     },
     summary="What each fund owes the hospital for a business day (清算 / 对账)",
 )

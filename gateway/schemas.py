@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from doudi.core import codes
+from doudi.core.money import MAX_ITEM_FEN
 
 Yuan = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["39600.00"])]
 """Yuan with exactly two decimals, as a string: never a float."""
@@ -42,9 +43,17 @@ class ItemCreate(_Create):
         alias="class",
         description="甲类 A (in scope), 乙类 B (after pre-payment), 丙类 C (self-pay).",
     )
-    amount_fen: int = Field(ge=0, description="The item's amount in fen (分), the whole line.")
+    amount_fen: int = Field(
+        ge=0,
+        le=MAX_ITEM_FEN,
+        description="The item's amount in fen (分), the whole line; at most 10,000,000,000 "
+        "(100 million yuan) an item, and 100,000,000,000 a bill.",
+    )
     over_limit_fen: int = Field(
-        default=0, ge=0, description="The part above the catalogue price limit (超限价), in fen."
+        default=0,
+        ge=0,
+        le=MAX_ITEM_FEN,
+        description="The part above the catalogue price limit (超限价), in fen.",
     )
 
 
@@ -292,4 +301,13 @@ class ProblemRead(_Read):
     detail: str = Field(description="What went wrong with this request, for a person.")
     errors: list[ProblemFieldRead] | None = Field(
         default=None, description="Each field at fault, when there are any."
+    )
+    settlement_id: str | None = Field(
+        default=None, description="already-reversed: the settlement that was reversed."
+    )
+    reversal_idempotency_key: str | None = Field(
+        default=None, description="already-reversed: the Idempotency-Key of its reversal."
+    )
+    reversed_at: str | None = Field(
+        default=None, description="already-reversed: when it was reversed (RFC 3339)."
     )

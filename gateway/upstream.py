@@ -27,6 +27,14 @@ RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
 
 
+# GetHospital's answers to a key that is no hospital's: an unknown key (UNAUTHENTICATED),
+# or the platform's internal token (the service asks an internal caller which hospital it
+# means, INVALID_ARGUMENT): the public edge answers both alike, 401.
+_NOT_A_HOSPITAL: Final = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CallingHospital:
     """The hospital an API key belongs to, and the metadata that authenticates it upstream."""
@@ -69,7 +77,7 @@ class HospitalKeys:
                 wait_for_ready=True,  # as Upstream.ask
             )
         except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            if error.code() in _NOT_A_HOSPITAL:
                 self._cache.pop(digest, None)
                 return None
             raise

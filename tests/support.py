@@ -1,5 +1,5 @@
 """What several test modules share: the worked example, identity numbers, the business
-day, running the CLI."""
+day, running the CLI, reading the gateway's problems."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from stdnum.cn import ric
 
 from doudi.cli.main import main
+from gateway.schemas import ProblemRead
 
 ROOT = Path(__file__).resolve().parent.parent
+PROBLEM_JSON = "application/problem+json"
 
 _WORKED = json.loads((ROOT / "examples" / "xixia-inpatient-level2.case.json").read_text("utf-8"))
 
@@ -55,3 +58,18 @@ def provenance(node: Any) -> Iterator[tuple[str, str]]:
     elif isinstance(node, list):
         for value in node:
             yield from provenance(value)
+
+
+def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
+    """The gateway's problem+json answer, checked against its schema."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = answer.json()
+    ProblemRead.model_validate(body)
+    assert body["status"] == status
+    return body
+
+
+def fields(body: dict[str, Any]) -> list[str]:
+    """The fields a problem names."""
+    return [error["field"] for error in body.get("errors", [])]

@@ -36,7 +36,6 @@ from gateway.problems import json_pointer
 from gateway.schemas import (
     ClearingRead,
     HealthRead,
-    ProblemRead,
     SettlementCreate,
     SettlementPage,
     SettlementRead,
@@ -46,7 +45,14 @@ from gateway.upstream import CallingHospital
 from tests.conftest import BACKENDS
 from tests.platform import Platform, running_platform
 from tests.services import INTERNAL, bearer, stop_service
-from tests.support import business_day, run_cli, with_check_digit, worked_case
+from tests.support import (
+    business_day,
+    fields,
+    problem,
+    run_cli,
+    with_check_digit,
+    worked_case,
+)
 
 XIXIA = "411323"
 POVERTY_OFFICE = bearer("demo-poverty-office")
@@ -172,20 +178,6 @@ def settled_today(client: httpx.Client) -> list[dict[str, Any]]:
         token = page["next_page_token"]
         if not token:
             return found
-
-
-def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
-    """The problem+json answer, checked against its schema."""
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = answer.json()
-    ProblemRead.model_validate(body)
-    assert body["status"] == status
-    return body
-
-
-def fields(body: dict[str, Any]) -> list[str]:
-    return [error["field"] for error in body.get("errors", [])]
 
 
 def assert_balanced(settlement: dict[str, Any]) -> None:
@@ -502,9 +494,9 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(hospital: httpx.Clie
 
 def test_a_bad_date_is_a_problem_naming_the_parameter(hospital: httpx.Client) -> None:
     for path in ("/v1/settlements", "/v1/clearing"):
-        body = problem(hospital.get(path, params={"date": "2026-13-01"}), 422)
+        body = problem(hospital.get(path, params={"date": "2026-13-01"}), 400)
         assert fields(body) == ["date"]
-        body = problem(hospital.get(path), 422)
+        body = problem(hospital.get(path), 400)
         assert fields(body) == ["date"]
 
 

@@ -314,11 +314,18 @@ def test_the_error_examples_are_what_the_gateway_answers(sqlite_platform: Platfo
         == 201
     )
     other_visit = {**neighbour, "visit": {**bill["visit"], "id": "another"}}
+    to_reverse = {**neighbour, "visit": {**bill["visit"], "id": "to-reverse"}}
+    reversed_id = township.post(
+        "/v1/settlements", json=to_reverse, headers={"Idempotency-Key": "errors-6"}
+    ).json()["id"]
+    undo = township.post(
+        f"/v1/settlements/{reversed_id}/reversal", headers={"Idempotency-Key": "errors-6-undo"}
+    )
+    assert undo.status_code == 200, undo.text
     negative = {
         **bill,
         "visit": {**bill["visit"], "items": [{"code": "X01", "class": "A", "amount_fen": -1}]},
     }
-    day = _example(document["paths"]["/v1/clearing"]["get"]["parameters"][0])
     json_body = {"content-type": "application/json", "Idempotency-Key": "errors-1"}
 
     cases: list[tuple[str, str, int, str, Callable[[], httpx.Response]]] = [
@@ -411,16 +418,25 @@ def test_the_error_examples_are_what_the_gateway_answers(sqlite_platform: Platfo
         (
             "/v1/settlements/{settlement_id}",
             "get",
-            422,
+            400,
             "bad_id",
             lambda: township.get(f"/v1/settlements/{'x' * 37}"),
         ),
         (
+            "/v1/settlements/{settlement_id}/reversal",
+            "post",
+            409,
+            "already_reversed",
+            lambda: township.post(
+                f"/v1/settlements/{reversed_id}/reversal", headers={"Idempotency-Key": "errors-7"}
+            ),
+        ),
+        (
             "/v1/clearing",
             "get",
-            422,
+            400,
             "bad_date",
-            lambda: township.get("/v1/clearing", params={"date": f"{day[:4]}-02-30"}),
+            lambda: township.get("/v1/clearing", params={"date": "0"}),
         ),
     ]
     for path, method, status, name, send in cases:
@@ -431,6 +447,8 @@ def test_the_error_examples_are_what_the_gateway_answers(sqlite_platform: Platfo
         found = answer.json()
         for key_name in ("type", "title", "status"):
             assert found[key_name] == documented[key_name], (name, found)
+        for key_name in ("settlement_id", "reversal_idempotency_key", "reversed_at"):
+            assert (key_name in found) == (key_name in documented), (name, key_name)
         fields = [(error["field"], "pointer" in error) for error in found.get("errors", [])]
         assert fields == [
             (error["field"], "pointer" in error) for error in documented.get("errors", [])

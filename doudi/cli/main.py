@@ -28,8 +28,9 @@ from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
+from doudi.common.protos import INT64_MAX
 from doudi.core.cases import load_json, parse_case, result_document, settle_case
-from doudi.core.dates import parse_date
+from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
 from doudi.core.describe import describe_pack, pack_table
 from doudi.core.errors import InvalidInput, PolicyPackError
 from doudi.core.packs import PackRegistry
@@ -50,9 +51,19 @@ def _at_least_one(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    if not 1 <= value <= INT64_MAX:  # an id: what the services' int64 fields carry
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {INT64_MAX}")
     return value
+
+
+def _year(text: str) -> int:
+    try:
+        year = int(text)
+    except ValueError:
+        year = 0
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a year from {FIRST_YEAR} to {LAST_YEAR}")
+    return year
 
 
 def _day(text: str) -> date:
@@ -167,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
         help="compare every agency's current roster of a region with the register for a year",
     )
     compare.add_argument("--region", required=True, type=_region, help="the 6-digit region code")
-    compare.add_argument("--year", required=True, type=_at_least_one, help="the year insured")
+    compare.add_argument("--year", required=True, type=_year, help="the year insured")
     export = roster_commands.add_parser(
         "export", help="write a comparison's persons, in the clerk's words, to CSV or Excel"
     )

@@ -8,7 +8,8 @@ details back (:func:`decode_status`) to answer problem+json.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import any_pb2
@@ -22,16 +23,25 @@ ERROR_DOMAIN = "doudi"
 
 
 class ServiceError(Exception):
-    """A request the service refuses; ``reason`` is a stable UPPER_SNAKE_CASE code."""
+    """A request the service refuses; ``reason`` is a stable UPPER_SNAKE_CASE code,
+    ``metadata`` what a program may need besides (``ErrorInfo.metadata``)."""
 
     code = grpc.StatusCode.INTERNAL
     default_reason = "INTERNAL"
 
-    def __init__(self, message: str, *, reason: str | None = None, field: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        field: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
         self.field = field
+        self.metadata = dict(metadata or {})
 
 
 class NotFound(ServiceError):
@@ -82,6 +92,14 @@ class Aborted(ServiceError):
     default_reason = "ABORTED"
 
 
+class DataLoss(ServiceError):
+    """A stored value the service cannot answer (out of every bound it enforces): the
+    bureau must correct the record; nothing the caller sends again helps."""
+
+    code = grpc.StatusCode.DATA_LOSS
+    default_reason = "DATA_LOSS"
+
+
 class Unavailable(ServiceError):
     """A service this one depends on did not answer."""
 
@@ -91,6 +109,7 @@ class Unavailable(ServiceError):
 
 def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
     """The status a gRPC server ends the call with (``context.abort_with_status``)."""
+    metadata: dict[str, str] = {}
     if isinstance(error, InvalidInput):
         code, message, reason, field = (
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -102,7 +121,10 @@ def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
     else:
         code, message, reason, field = error.code, error.message, error.reason, error.field
         description = error.message
-    details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))]
+        metadata = error.metadata
+    details = [
+        _pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata))
+    ]
     if field:
         violation = error_details_pb2.BadRequest.FieldViolation(
             field=field, description=description
@@ -126,12 +148,14 @@ class FieldViolation:
 
 @dataclass(frozen=True)
 class DecodedStatus:
-    """What a client learns from a failed call: the code, message, reason and field violations."""
+    """What a client learns from a failed call: the code, message, reason, field violations
+    and the ErrorInfo's metadata."""
 
     code: grpc.StatusCode
     message: str
     reason: str
     violations: tuple[FieldViolation, ...]
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
@@ -140,6 +164,7 @@ def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
     message = error.details() or ""
     reason = code.name
     violations: list[FieldViolation] = []
+    metadata: dict[str, str] = {}
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin" or not isinstance(value, bytes):
             continue
@@ -149,16 +174,18 @@ def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
             bad = error_details_pb2.BadRequest()
             if detail.Unpack(info):
                 reason = info.reason
+                metadata.update(info.metadata)
             elif detail.Unpack(bad):
                 violations.extend(
                     FieldViolation(v.field, v.description) for v in bad.field_violations
                 )
-    return DecodedStatus(code, message, reason, tuple(violations))
+    return DecodedStatus(code, message, reason, tuple(violations), metadata)
 
 
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "DataLoss",
     "DecodedStatus",
     "FailedPrecondition",
     "FieldViolation",

@@ -17,6 +17,10 @@ from google.type import date_pb2
 
 from doudi.core.errors import InvalidInput
 
+# The range of the int64 fields (amounts, ids): a Python int outside it cannot be sent.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
 
 def to_date(value: date_pb2.Date, field: str) -> date:
     """A complete calendar date, or InvalidInput (unset, partial or impossible dates)."""

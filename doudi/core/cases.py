@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -21,7 +22,7 @@ from doudi.core.engine import PersonLedger, VisitSettlement
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
 from doudi.core.model import Item, Person, StatusPeriod, Visit
-from doudi.core.money import Fen, round_half_up
+from doudi.core.money import MAX_BILL_FEN, Fen, round_half_up
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
 
@@ -35,7 +36,8 @@ class Case:
 
 
 def load_json(text: str) -> Any:
-    """Strict JSON: duplicate keys, NaN and Infinity are errors."""
+    """Strict JSON: duplicate keys, NaN and Infinity are errors, and so are arrays or objects
+    nested deeper than Python's recursion limit and integers of more than 4300 digits."""
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -53,6 +55,14 @@ def load_json(text: str) -> Any:
     except json.JSONDecodeError as error:
         raise InvalidInput(
             "", f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
+    except InvalidInput:
+        raise
+    except RecursionError:
+        raise InvalidInput("", "malformed JSON: arrays or objects nested too deep") from None
+    except ValueError:  # the only other: an integer of more digits than Python converts
+        raise InvalidInput(
+            "", f"malformed JSON: a number of more than {sys.get_int_max_str_digits()} digits"
         ) from None
 
 
@@ -306,6 +316,8 @@ def _history(data: Any, first_year: int) -> dict[int, Fen]:
         if year >= first_year:
             raise InvalidInput(where, f"history covers years before the first visit ({first_year})")
         history[year] = _fen(amount, where)
+        if history[year] > MAX_BILL_FEN:
+            raise InvalidInput(where, f"at most {MAX_BILL_FEN} fen (1 billion yuan), got {amount}")
     return history
 
 

@@ -21,7 +21,7 @@ from doudi.core.codes import (
 from doudi.core.dates import add_years
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId
-from doudi.core.money import Fen
+from doudi.core.money import MAX_BILL_FEN, MAX_ITEM_FEN, Fen
 
 # An ICD-10 code as hospitals write it, upper-cased: C34, C34.1, C341, E11.900.
 ICD10_CODE = re.compile(r"[A-Z]\d{2}(\.?[0-9A-Z]{1,8})?")
@@ -91,10 +91,16 @@ class Item:
     def check(self) -> None:
         if self.item_class not in ITEM_CLASSES:
             raise InvalidInput("class", f"unknown item class {self.item_class!r} (A, B or C)")
-        if self.amount_fen < 0:
-            raise InvalidInput("amount_fen", f"must not be negative, got {self.amount_fen}")
-        if self.over_limit_fen < 0:
-            raise InvalidInput("over_limit_fen", f"must not be negative, got {self.over_limit_fen}")
+        for name, amount in (
+            ("amount_fen", self.amount_fen),
+            ("over_limit_fen", self.over_limit_fen),
+        ):
+            if amount < 0:
+                raise InvalidInput(name, f"must not be negative, got {amount}")
+            if amount > MAX_ITEM_FEN:
+                raise InvalidInput(
+                    name, f"at most {MAX_ITEM_FEN} fen (100 million yuan) an item, got {amount}"
+                )
         if self.over_limit_fen > self.amount_fen:
             raise InvalidInput(
                 "over_limit_fen",
@@ -146,6 +152,11 @@ class Visit:
                 item.check()
             except InvalidInput as error:
                 raise error.under(f"items[{index}]") from None
+        total = sum(item.amount_fen for item in self.items)
+        if total > MAX_BILL_FEN:
+            raise InvalidInput(
+                "items", f"at most {MAX_BILL_FEN} fen (1 billion yuan) a bill, got {total}"
+            )
         for index, code in enumerate(self.diagnoses):
             if not ICD10_CODE.fullmatch(code):
                 raise InvalidInput(f"diagnoses[{index}]", f"not an ICD-10 code: {code!r}")

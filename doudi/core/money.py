@@ -19,6 +19,16 @@ BasisPoints: TypeAlias = int
 FEN_PER_YUAN = 100
 FULL_RATIO: BasisPoints = 10_000
 
+MAX_ITEM_FEN: Fen = 10**10
+"""The largest amount one line of a bill may carry: 100 million yuan (1亿元), thousands of
+times any real item. Any other single amount the platform takes (a premium) is bounded by
+it too."""
+MAX_BILL_FEN: Fen = 10**11
+"""The largest total one bill may carry: 1 billion yuan (10亿元). With it every amount the
+platform derives from a bill (layers, self-pay, clearing records) is at most 10^11 fen, and
+sums of them stay far inside 64 bits (2^63 - 1 is about 9.2 x 10^18): a day's clearing of
+one fund at one hospital would need more than 92 million bills at the limit to overflow."""
+
 
 def round_half_up(numerator: int, denominator: int) -> Fen:
     """``numerator / denominator`` rounded half-up to an integer (both non-negative)."""

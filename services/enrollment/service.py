@@ -24,6 +24,7 @@ from doudi.core import model
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, mask, read_resident_id
+from doudi.core.money import MAX_ITEM_FEN
 from services.enrollment.tables import coverage_deliveries, enrolments, persons
 
 MAX_TEXT = 64
@@ -283,6 +284,12 @@ def _checked_enrolment(enrolment: Enrolment) -> ResidentId:
     if enrolment.premium_fen < 0:
         raise InvalidInput(
             "enrolment.premium_fen", f"must not be negative, got {enrolment.premium_fen}"
+        )
+    if enrolment.premium_fen > MAX_ITEM_FEN:
+        # Also what keeps a region's sums of premiums (subsidised.summary) inside 64 bits.
+        raise InvalidInput(
+            "enrolment.premium_fen",
+            f"at most {MAX_ITEM_FEN} fen (100 million yuan), got {enrolment.premium_fen}",
         )
     if enrolment.premium_payer not in PREMIUM_PAYERS:
         raise InvalidInput(

@@ -468,6 +468,9 @@ def _request_digest(request: settlement_pb2.SettleRequest) -> str:
 
 
 def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
+    """The settlement as the API answers it; DATA_LOSS when a stored amount does not fit its
+    int64 field (only a record written past the amount limits holds one)."""
+    service.check_amounts(record)
     message = settlement_pb2.Settlement(
         settlement_id=record.settlement_id,
         state=STATES[record.state],

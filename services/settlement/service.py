@@ -28,12 +28,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from doudi.common.errors import (
     AlreadyExists,
+    DataLoss,
     FailedPrecondition,
     NotFound,
     not_enrolled,
     person_not_found,
 )
 from doudi.common.outbox import store_newer
+from doudi.common.protos import INT64_MAX, INT64_MIN, to_timestamp
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
 from doudi.core.identity import ResidentId
@@ -317,13 +319,14 @@ def reverse(
         )
     row = _settlement_row(connection, settlement_id, hospital_id)
     if row.state == REVERSED:
-        return _stored(row), True
+        return _reversed_before(row, request_id), True
     ledger, version, _known = _lock_ledger(connection, row.person_id, now)
     # Re-read under the ledger lock: a concurrent reversal of the same settlement
     # may have committed while we waited for it.
     row = _settlement_row(connection, settlement_id, hospital_id)
     if row.state == REVERSED:
-        return _stored(row), True
+        return _reversed_before(row, request_id), True
+    check_amounts(_stored(row))  # before its negative clearing records are written
     ledger.apply_increments(
         row.year,
         {str(key): int(amount) for key, amount in row.deltas.items()},
@@ -339,6 +342,24 @@ def reverse(
     _clear(connection, record, kind=REVERSED, sign=-1, now=now, day=day)
     _save_ledger(connection, row.person_id, ledger, version, now)
     return record, False
+
+
+def _reversed_before(row: Row, request_id: str) -> SettlementRecord:
+    """A settlement already reversed: the same reversal asked again (same key) answers it;
+    another key is another reversal, refused with the first one's key and time."""
+    if row.reversal_request_id != request_id:
+        reverse_time = to_timestamp(row.reversed_at).ToJsonString()
+        raise FailedPrecondition(
+            f"settlement {row.settlement_id} was already reversed at {reverse_time} by the "
+            f"request with idempotency key {row.reversal_request_id!r}",
+            reason="ALREADY_REVERSED",
+            metadata={
+                "settlement_id": row.settlement_id,
+                "reversal_request_id": row.reversal_request_id,
+                "reverse_time": reverse_time,
+            },
+        )
+    return _stored(row)
 
 
 def get(
@@ -383,25 +404,21 @@ def list_settlements(
 def daily_clearing(
     *, connection: sqlalchemy.Connection, hospital_id: str, day: date
 ) -> list[FundTotal]:
-    """Per fund, what settlements and reversals made on ``day`` left owing the hospital (对账)."""
-    settled = func.coalesce(
-        func.sum(
-            sqlalchemy.case(
-                (clearing_records.c.kind == SETTLED, clearing_records.c.amount_fen), else_=0
-            )
-        ),
-        0,
+    """Per fund, what settlements and reversals made on ``day`` left owing the hospital (对账).
+
+    The sums are exact whatever the records hold (:func:`_exact_sums`); a total outside
+    64 bits, which only records written past the amount limits can make, is DATA_LOSS
+    naming the fund."""
+    settled = sqlalchemy.case(
+        (clearing_records.c.kind == SETTLED, clearing_records.c.amount_fen), else_=0
     )
-    reversed_ = func.coalesce(
-        func.sum(
-            sqlalchemy.case(
-                (clearing_records.c.kind == REVERSED, -clearing_records.c.amount_fen), else_=0
-            )
-        ),
-        0,
+    reversed_ = sqlalchemy.case(
+        (clearing_records.c.kind == REVERSED, -clearing_records.c.amount_fen), else_=0
     )
     rows = connection.execute(
-        select(clearing_records.c.fund, settled, reversed_, func.count())
+        select(
+            clearing_records.c.fund, *_exact_sums(settled), *_exact_sums(reversed_), func.count()
+        )
         .where(
             clearing_records.c.hospital_id == hospital_id,
             clearing_records.c.clearing_date == day,
@@ -409,7 +426,74 @@ def daily_clearing(
         .group_by(clearing_records.c.fund)
         .order_by(clearing_records.c.fund)
     ).all()
-    return [FundTotal(fund, int(paid), int(back), int(count)) for fund, paid, back, count in rows]
+    totals = [
+        FundTotal(
+            fund, _exact_total(paid_high, paid_low), _exact_total(back_high, back_low), int(count)
+        )
+        for fund, paid_high, paid_low, back_high, back_low, count in rows
+    ]
+    for total in totals:
+        if not all(
+            _fits(amount) for amount in (total.settled_fen, total.reversed_fen, total.net_fen)
+        ):
+            raise stored_out_of_range(
+                f"the clearing of fund {total.fund} on {day.isoformat()} at {hospital_id}"
+            )
+    if not _fits(sum(total.net_fen for total in totals)):
+        raise stored_out_of_range(f"the clearing of {day.isoformat()} at {hospital_id}")
+    return totals
+
+
+# Each amount is summed as two parts, ``amount // 2^32`` and ``amount % 2^32`` (both
+# truncated toward zero, as SQLite and PostgreSQL divide integers): each part of a
+# record is below 2^32, so the sums stay inside 64 bits for 2^31 records of one fund on
+# one day, whatever amounts the records hold, and no stored record can make the SQL sum
+# overflow (SQLite's SUM fails on overflow).
+_SPLIT = 2**32
+
+
+def _exact_sums(amount: Any) -> tuple[Any, Any]:
+    return (
+        func.coalesce(func.sum(amount // _SPLIT), 0),
+        func.coalesce(func.sum(amount % _SPLIT), 0),
+    )
+
+
+def _exact_total(high: Any, low: Any) -> int:
+    return int(high) * _SPLIT + int(low)
+
+
+def _fits(amount: int) -> bool:
+    return INT64_MIN <= amount <= INT64_MAX
+
+
+def check_amounts(record: SettlementRecord) -> None:
+    """DATA_LOSS unless every amount of a stored settlement fits the API's int64 fields."""
+    amounts = (
+        record.total_fen,
+        record.class_c_fen,
+        record.over_limit_fen,
+        record.pre_self_pay_fen,
+        record.in_scope_fen,
+        record.fund_paid_fen,
+        record.self_pay_fen,
+        *(layer.paid_fen for layer in record.layers),
+        *(payout.paid_fen for payout in record.payouts),
+    )
+    if not all(isinstance(amount, int) and _fits(amount) for amount in amounts) or not _fits(
+        record.out_of_scope_fen
+    ):
+        raise stored_out_of_range(f"settlement {record.settlement_id}")
+
+
+def stored_out_of_range(what: str) -> DataLoss:
+    """A stored amount, or a sum of stored amounts, that the API's 64-bit fields cannot
+    carry: only records written past the amount limits make one."""
+    return DataLoss(
+        f"{what} holds an amount beyond 64 bits, outside the platform's limits; "
+        "the bureau must correct the stored records",
+        reason="STORED_AMOUNT_OUT_OF_RANGE",
+    )
 
 
 # --- statuses ----------------------------------------------------------------------------
