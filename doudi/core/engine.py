@@ -23,7 +23,14 @@ from typing import Any, NamedTuple
 
 from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES, PHARMACY
 from doudi.core.model import Item, Person, Visit
-from doudi.core.money import FULL_RATIO, BasisPoints, Fen, apply_ratio, format_percent
+from doudi.core.money import (
+    FULL_RATIO,
+    BasisPoints,
+    Fen,
+    apply_ratio,
+    format_percent,
+    round_half_up,
+)
 from doudi.core.policy import Band, Cap, Layer, Pack, Rule, VisitContext
 
 STAYS = "stays"
@@ -259,16 +266,16 @@ def _pay(
         ratio = rule.flat_ratio(ctx) + points
         ratio = FULL_RATIO if ratio > FULL_RATIO else 0 if ratio < 0 else ratio
         above = after - deductible
-        computed = (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO) if above > 0 else 0
+        computed = round_half_up(above * ratio, FULL_RATIO) if above > 0 else 0
         if yearly:
             above = before - deductible
             if above > 0:
-                computed -= (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO)
+                computed -= round_half_up(above * ratio, FULL_RATIO)
     elif rule.schedule is not None and not points:
         schedule = rule.schedule
-        computed = (2 * schedule.value(after) + FULL_RATIO) // (2 * FULL_RATIO)
+        computed = round_half_up(schedule.value(after), FULL_RATIO)
         if yearly:
-            computed -= (2 * schedule.value(before) + FULL_RATIO) // (2 * FULL_RATIO)
+            computed -= round_half_up(schedule.value(before), FULL_RATIO)
     else:
         ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
         computed = _rounded_band_value(bands, ratios, deductible, after)
@@ -351,7 +358,7 @@ def _rounded_band_value(
                 top = high
         if top > low:
             numerator += (top - low) * ratios[index]
-    return (2 * numerator + FULL_RATIO) // (2 * FULL_RATIO)
+    return round_half_up(numerator, FULL_RATIO)
 
 
 def _band_trace(
