@@ -257,12 +257,14 @@ def parse_case(data: Any, registry: PackRegistry, *, today: date | None = None) 
     if not isinstance(visits_data, list) or not visits_data:
         raise InvalidInput("visits", "expected a non-empty array of visits")
     visits: list[Visit] = []
+    ids: set[str] = set()  # a long history has tens of thousands of visits
     for index, entry in enumerate(visits_data):
         path = f"visits[{index}]"
         visit = parse_visit(entry, path)
         date_field = f"{path}.{'discharged' if visit.visit_type == INPATIENT else 'date'}"
-        if any(v.id == visit.id for v in visits):
+        if visit.id in ids:
             raise InvalidInput(f"{path}.id", f"visit id {visit.id!r} is used twice")
+        ids.add(visit.id)
         if visits and visit.settles_on < visits[-1].settles_on:
             raise InvalidInput(
                 date_field,
