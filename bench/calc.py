@@ -167,13 +167,14 @@ def bench_long_history(visits: int, repeat: int) -> None:
         case = Path(folder) / "long.case.json"
         case.write_text(json.dumps(long_history_case(visits), ensure_ascii=False), "utf-8")
         output = Path(folder) / "result.json"
-        best = float("inf")
+        best = cpu = float("inf")
         for _ in range(repeat):
             with output.open("w", encoding="utf-8") as out, redirect_stdout(out):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 code = doudi(["calc", str(case)])
                 out.flush()
                 best = min(best, time.perf_counter() - started)
+                cpu = min(cpu, time.process_time() - cpu_started)
             if code != 0:
                 raise SystemExit(f"doudi calc exited with {code}")
         size = output.stat().st_size
@@ -184,7 +185,7 @@ def bench_long_history(visits: int, repeat: int) -> None:
     )
     print(
         f"{best:.3f} s, {best / visits * 1e6:.1f} µs/visit; {best / goal:.2f}x the goal of "
-        f"{goal:g} s"
+        f"{goal:g} s (CPU {cpu:.3f} s: on a shared machine the wall time waits for the others)"
     )
 
 
