@@ -398,9 +398,9 @@ def test_the_hub_refusing_the_roster_exits_1_saying_why(
     code, out, err = run_cli(argv, capsys)
     assert (code, out) == (1, "")
     assert err.splitlines()[-1] == (
-        f"doudi: error: the datashare hub at {hub.address} refused the roster (INVALID_ARGUMENT: "
+        f"doudi: error: the datashare hub at {hub.address} refused the roster as invalid: "
         "header.region: '999999' is not a pooling region with a policy pack (known: 120000, "
-        "411323, 440781, 540400)); nothing was stored"
+        "411323, 440781, 540400); nothing was stored"
     )
     assert counts(hub.database_url)[0] == 0
 
@@ -440,9 +440,8 @@ def test_a_key_of_another_agency_is_refused_before_anything_is_sent(
         code, out, err = run_cli(submit(path, hub.address, "--key", TRADE_UNION_KEY), capsys)
         assert (code, out) == (1, "")
         assert err == (
-            f"doudi: error: the datashare hub at {hub.address} refused the roster "
-            "(PERMISSION_DENIED: the key is trade_union's, not civil_affairs's); "
-            "nothing was stored\n"
+            f"doudi: error: the datashare hub at {hub.address} refused the roster: "
+            "the key is trade_union's, not civil_affairs's; nothing was stored\n"
         )
         assert TRADE_UNION_KEY not in err
         assert [s.state for s in hub.submissions()] in ([], [pb.ROSTER_STATE_CURRENT])
@@ -455,8 +454,8 @@ def test_a_key_of_another_agency_is_refused_before_anything_is_sent(
     code, out, err = run_cli(submit(path, hub.address, "--key", "not-a-key"), capsys)
     assert (code, out) == (1, "")
     assert err == (
-        f"doudi: error: the datashare hub at {hub.address} refused the key (UNAUTHENTICATED: "
-        "unknown token); nothing was sent\n"
+        f"doudi: error: the datashare hub at {hub.address} did not accept the key: "
+        "unknown token; nothing was sent\n"
     )
     assert len(hub.submissions()) == 1
     assert statuses_on(hub.stub, WANG, "2026-02-01") == [pb.STATUS_DIFFICULT_WORKER]
@@ -510,4 +509,34 @@ def test_the_files_and_the_hubs_rejections_merge_by_line_with_identity_numbers_m
         LineError(2, "status", "unknown"),
         LineError(4, "person_id", f"{mask(LI)} is on an earlier row"),
         LineError(7, "name", f"copied from {mask(WANG)}"),
+    )
+
+
+# -- the bureau's commands: refusals in words ---------------------------------------------
+
+
+def test_the_bureaus_commands_say_in_words_what_the_services_answered(
+    hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "gap.csv"
+    argv = ["roster", "export", "99", "--output", str(output), "--datashare", hub.address]
+    code, out, err = run_cli(argv, capsys)
+    assert (code, out) == (1, "")
+    assert err == "doudi: error: comparison 99 does not exist\n"
+    assert not output.exists()
+    code, out, err = run_cli(
+        ["roster", "compare", "--region", "999999", "--year", "2026", "--datashare", hub.address],
+        capsys,
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        f"doudi: error: the datashare hub at {hub.address} refused the request as invalid: "
+    )
+    assert "'999999' is not a pooling region" in err
+    address = unused_address()
+    code, out, err = run_cli(["roster", "enrol", "1", "--enrollment", address], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"doudi: error: the enrollment service at {address} could not be reached (is it "
+        "running, and is that its address?)\n"
     )

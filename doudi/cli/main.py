@@ -322,7 +322,7 @@ def _roster_bureau(args: argparse.Namespace) -> int:
     """``compare``, ``export`` and ``enrol``: the bureau's calls, with the platform's token."""
     import grpc  # imported here: gRPC is for these commands only
 
-    from doudi.cli import comparisons, roster_client
+    from doudi.cli import comparisons, roster_client, rpc_errors
     from doudi.common.errors import decode_status
     from doudi.common.settings import ProcessSettings
 
@@ -354,5 +354,9 @@ def _roster_bureau(args: argparse.Namespace) -> int:
                 print(f"{output}: {count:,} persons of comparison {args.comparison_id}")
         except grpc.RpcError as error:
             status = decode_status(error)  # type: ignore[arg-type]
-            return _fail(f"{status.code.name}: {status.message}", EXIT_REFUSED)
+            if args.roster_command == "enrol":
+                service, address = "the enrollment service", enrollment
+            else:
+                service, address = "the datashare hub", datashare
+            return _fail(rpc_errors.sentence(status, service, address), EXIT_REFUSED)
     return 0

@@ -31,6 +31,7 @@ from typing import Final
 import grpc
 from google.type import date_pb2
 
+from doudi.cli import rpc_errors
 from doudi.cli.demo import DEMO_AGENCY_KEYS
 from doudi.cli.roster_file import LineError, RosterFile, read_roster_batches
 from doudi.common.enums import AGENCIES, STATUSES
@@ -376,35 +377,15 @@ async def _connected(channel: grpc.aio.Channel) -> bool:
 
 def _hub_error(address: str, error: grpc.aio.AioRpcError, *, sent: bool) -> HubError:
     status = decode_status(error)
-    said = status.message
-    for violation in status.violations:
-        if violation.description not in said:
-            said += f"; {violation.field}: {violation.description}"
-    code = status.code.name
-    if status.reason != code:
-        code += f" {status.reason}"
-    hub = f"the datashare hub at {address}"
-    nothing = "nothing was stored" if sent else "nothing was sent"
+    why = rpc_errors.sentence(status, "the datashare hub", address, "the roster")
     # The hub's own refusals carry google.rpc.Status details; gRPC's failures do not.
     refused = any(key == _DETAILS for key, _value in error.trailing_metadata() or ())
-    if not refused and not sent and status.code in _UNREACHED:
-        message = f"{hub} could not be reached ({code}: {said}); {nothing}"
-    elif not refused and sent:
-        message = (
-            f"the submission to {hub} failed ({code}: {said}); the roster may or may not be "
-            "stored: submit it again (the same roster again changes nothing)"
+    if not refused and sent:
+        return HubError(
+            f"the submission failed part way: {why}; the roster may or may not be stored: "
+            "submit it again (the same roster again changes nothing)"
         )
-    elif status.code == grpc.StatusCode.UNIMPLEMENTED:
-        message = (
-            f"{address} does not answer as the datashare hub ({code}: {said}); "
-            f"is it the datashare service's address? {nothing}"
-        )
-    elif status.code == grpc.StatusCode.UNAUTHENTICATED:
-        message = f"{hub} refused the key ({code}: {said}); {nothing}"
-    else:
-        message = f"{hub} refused the roster ({code}: {said}); {nothing}"
-    return HubError(mask_identity_numbers(message))
+    return HubError(f"{why}; {'nothing was stored' if sent else 'nothing was sent'}")
 
 
 _DETAILS: Final = "grpc-status-details-bin"
-_UNREACHED: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
