@@ -427,7 +427,7 @@ def write_json(document: object) -> None:
 
 def _roster_submit(args: argparse.Namespace) -> int:
     # Imported here: gRPC is for this command only.
-    from doudi.cli import roster_client
+    from doudi.cli import progress, roster_client, roster_file
 
     path: Path = args.file
     try:
@@ -436,9 +436,17 @@ def _roster_submit(args: argparse.Namespace) -> int:
         return _fail(str(error))
     address = args.address or roster_client.default_address()
     try:
-        report = roster_client.submit_roster(
-            path, agency=args.agency, region=args.region, as_of=args.as_of, key=key, address=address
-        )
+        total = roster_file.line_count(path) if progress.shown() else None
+        with progress.bar(f"{path.name} to the hub", total, "lines") as bar:
+            report = roster_client.submit_roster(
+                path,
+                agency=args.agency,
+                region=args.region,
+                as_of=args.as_of,
+                key=key,
+                address=address,
+                progress=lambda line: progress.advance_to(bar, line),
+            )
     except InvalidInput as error:
         return _fail(f"{path}: {error.message if error.field == 'file' else error}")
     except OSError as error:
@@ -467,7 +475,7 @@ def _roster_bureau(args: argparse.Namespace) -> int:
     """``compare``, ``export`` and ``enrol``: the bureau's calls, with the platform's token."""
     import grpc  # imported here: gRPC is for these commands only
 
-    from doudi.cli import comparisons, roster_client, rpc_errors
+    from doudi.cli import comparisons, progress, roster_client, rpc_errors
     from doudi.common.errors import decode_status
     from doudi.common.settings import ProcessSettings
 
@@ -491,11 +499,15 @@ def _roster_bureau(args: argparse.Namespace) -> int:
                 sys.stdout.write(comparisons.enrolment_text(bureau.enrol_gap(args.comparison_id)))
             else:
                 assert output is not None
-                rows = (
-                    comparisons.export_row(entry)
-                    for entry in bureau.entries(args.comparison_id, args.klass)
-                )
-                count = comparisons.export(rows, output, output.suffix.lower().lstrip("."))
+                total = comparisons.class_count(bureau.comparison(args.comparison_id), args.klass)
+                with progress.bar(output.name, total, "persons") as bar:
+                    rows = (
+                        comparisons.export_row(entry)
+                        for entry in progress.counted(
+                            bureau.entries(args.comparison_id, args.klass), bar
+                        )
+                    )
+                    count = comparisons.export(rows, output, output.suffix.lower().lstrip("."))
                 print(f"{output}: {count:,} persons of comparison {args.comparison_id}")
         except grpc.RpcError as error:
             status = decode_status(error)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
@@ -181,8 +181,10 @@ def submit_roster(
     as_of: date,
     key: str,
     address: str,
+    progress: Callable[[int], object] = lambda line: None,
 ) -> Report:
-    """Submit the roster file ``path`` as ``agency``'s full roster of ``region`` on ``as_of``.
+    """Submit the roster file ``path`` as ``agency``'s full roster of ``region`` on ``as_of``;
+    ``progress`` is told the file's last line read each time a batch has been sent.
 
     InvalidInput (field ``file``) when the file is not a roster that can be read, or
     none of its lines can; OSError when it cannot be opened: nothing is sent, or
@@ -202,7 +204,7 @@ def submit_roster(
             header = pb.RosterHeader(
                 region=region, as_of=from_date(as_of), agency=AGENCIES.value(agency)
             )
-            requests = _requests(header, itertools.chain([first], batches), reading)
+            requests = _requests(header, itertools.chain([first], batches), reading, progress)
             answer = asyncio.run(_submit(address, key, requests))
     except grpc.aio.AioRpcError as error:
         raise _hub_error(address, error, sent=reading.messages > 0) from None
@@ -268,10 +270,14 @@ def _first_lines(batches: Iterator[RosterFile], reading: _Reading) -> RosterFile
 
 
 def _requests(
-    header: pb.RosterHeader, batches: Iterator[RosterFile], reading: _Reading
+    header: pb.RosterHeader,
+    batches: Iterator[RosterFile],
+    reading: _Reading,
+    progress: Callable[[int], object],
 ) -> Iterator[pb.SubmitRosterRequest]:
     """The stream's messages: the header in the first; the rows of each batch (at most
-    ROWS_PER_MESSAGE lines) in one message, or several where one would be too large."""
+    ROWS_PER_MESSAGE lines) in one message, or several where one would be too large.
+    ``progress`` is told each batch's last line once it is sent."""
     dates: dict[date, date_pb2.Date] = {}  # a roster has few distinct dates
 
     def day(value: date | None) -> date_pb2.Date | None:
@@ -306,6 +312,7 @@ def _requests(
             reading.messages += 1
             yield part
         reading.rows += len(batch.lines)
+        progress(max(batch.lines[-1].line, batch.errors[-1].line if batch.errors else 0))
 
 
 def _sized(message: pb.SubmitRosterRequest) -> Iterator[pb.SubmitRosterRequest]:
