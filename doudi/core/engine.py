@@ -18,6 +18,7 @@ The rules of DOMAIN.md section 6 that every pack obeys live here:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
@@ -366,21 +367,26 @@ def _band_trace(
 ) -> list[dict[str, Any]]:
     """The part of this visit's base (``start`` to ``end`` on the band axis) in each band."""
     rows: list[dict[str, Any]] = []
+    last = len(bands) - 1
     for index, band in enumerate(bands):
-        low = max(band.lower, deductible)
-        high = bands[index + 1].lower if index + 1 < len(bands) else None
+        low = band.lower if band.lower > deductible else deductible
+        high = bands[index + 1].lower if index < last else None
         if high is not None and high <= low:
             continue
-        portion = max(0, (end if high is None else min(end, high)) - max(start, low))
+        portion = (end if high is None or end < high else high) - (start if start > low else low)
         rows.append(
             {
                 "from_fen": low,
                 "to_fen": high,
-                "ratio": format_percent(ratios[index]),
-                "portion_fen": portion,
+                "ratio": _percent(ratios[index]),
+                "portion_fen": portion if portion > 0 else 0,
             }
         )
     return rows
+
+
+_percent = functools.lru_cache(maxsize=256)(format_percent)
+"""A band's ratio in words, remembered: a pack has a few dozen ratios."""
 
 
 def carried_quota(pack: Pack, ctx: VisitContext) -> Fen:
