@@ -39,11 +39,13 @@ def load_json(text: str) -> Any:
     """Strict JSON: duplicate keys, NaN and Infinity are errors."""
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise InvalidInput(key, "appears twice in the same object")
-            result[key] = value
+        result = dict(pairs)
+        if len(result) < len(pairs):  # a key twice: the first one seen again
+            seen: set[str] = set()
+            for key, _value in pairs:
+                if key in seen:
+                    raise InvalidInput(key, "appears twice in the same object")
+                seen.add(key)
         return result
 
     def no_constants(name: str) -> Any:
@@ -229,18 +231,10 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
         raise InvalidInput(_join(path, "items"), "expected a non-empty array of line items")
     items = []
     for index, entry in enumerate(items_data):
-        where = f"{path}.items[{index}]"
-        item = _object(entry, where, ("code", "class", "amount_fen"), ("over_limit_fen",))
-        items.append(
-            Item(
-                code=_string(item["code"], where, "code"),
-                item_class=_string(item["class"], where, "class"),
-                amount_fen=_fen(item["amount_fen"], where, "amount_fen"),
-                over_limit_fen=0
-                if item.get("over_limit_fen") is None
-                else _fen(item["over_limit_fen"], where, "over_limit_fen"),
-            )
-        )
+        try:
+            items.append(_item(entry))
+        except InvalidInput as error:
+            raise error.under(f"{path}.items[{index}]") from None
     diagnoses = spec.get("diagnoses") or []
     if not isinstance(diagnoses, list):
         raise InvalidInput(
@@ -262,6 +256,18 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
     )
     _check(path, visit)
     return visit
+
+
+def _item(data: Any) -> Item:
+    """A line item; an error names its field alone (the caller places it under the item)."""
+    item = _object(data, "", ("code", "class", "amount_fen"), ("over_limit_fen",))
+    over_limit = item.get("over_limit_fen")
+    return Item(
+        _string(item["code"], "", "code"),
+        _string(item["class"], "", "class"),
+        _fen(item["amount_fen"], "", "amount_fen"),
+        0 if over_limit is None else _fen(over_limit, "", "over_limit_fen"),
+    )
 
 
 def parse_case(data: Any, registry: PackRegistry, *, today: date | None = None) -> Case:
