@@ -13,9 +13,6 @@ import grpc
 from doudi.common.errors import DecodedStatus
 from doudi.common.logs import mask_identity_numbers
 
-UNREACHED: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-"""Codes of a call that may never have reached the service."""
-
 _NO_SUCH: Final = re.compile(r"no (?P<thing>.+)")
 
 
