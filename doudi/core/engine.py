@@ -262,8 +262,9 @@ def _pay(
     yearly = rule.yearly
     before = totals.get(rule.accumulator, 0) if yearly else 0
     after = before + base
+    ratios: list[BasisPoints] | None = None  # each band's, once known
     if rule.flat_ratio is not None:
-        # One ratio above the deductible: the common case, kept short.
+        # One ratio above the deductible (the rule's one band): the common case, kept short.
         ratio = rule.flat_ratio(ctx) + points
         ratio = FULL_RATIO if ratio > FULL_RATIO else 0 if ratio < 0 else ratio
         above = after - deductible
@@ -272,6 +273,8 @@ def _pay(
             above = before - deductible
             if above > 0:
                 computed -= round_half_up(above * ratio, FULL_RATIO)
+        if trace is not None:
+            ratios = [ratio]
     elif rule.schedule is not None and not points:
         schedule = rule.schedule
         computed = round_half_up(schedule.value(after), FULL_RATIO)
@@ -311,7 +314,8 @@ def _pay(
         trace["deductible_note"] = why
     if points:
         trace["ratio_adjustment_points"] = points // 100
-    ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
+    if ratios is None:
+        ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
     trace["bands"] = _band_trace(bands, ratios, deductible, before, after)
     trace["computed_fen"] = computed
     if rule.caps:
