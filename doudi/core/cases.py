@@ -302,7 +302,8 @@ def parse_case(data: Any, registry: PackRegistry, *, today: date | None = None) 
                 f"{visit.settles_on.isoformat()} is before {pack.id} takes effect "
                 f"({pack.effective_from.isoformat()})",
             )
-        newer = registry.superseded_on(pack, visit.settles_on)
+        if not visits or visit.settles_on != visits[-1].settles_on:  # else as the one before
+            newer = registry.superseded_on(pack, visit.settles_on)
         if newer is not None:
             raise InvalidInput(
                 _join(path, date_field),
