@@ -7,11 +7,17 @@ one real key of the trade union's.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import socket
+import struct
+import subprocess
+import termios
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +36,7 @@ from services.datashare import rosters
 from services.datashare.tables import roster_submissions
 from tests.services import INTERNAL, no_peers, running_service
 from tests.support import run_cli, with_check_digit
+from tests.test_cli_manners import DOUDI
 from tests.test_datashare_service import statuses_on
 from tests.test_rosters import counts
 
@@ -398,9 +405,9 @@ def test_the_hub_refusing_the_roster_exits_1_saying_why(
     code, out, err = run_cli(argv, capsys)
     assert (code, out) == (1, "")
     assert err.splitlines()[-1] == (
-        f"doudi: error: the datashare hub at {hub.address} refused the roster (INVALID_ARGUMENT: "
+        f"doudi: error: the datashare hub at {hub.address} refused the roster as invalid: "
         "header.region: '999999' is not a pooling region with a policy pack (known: 120000, "
-        "411323, 440781, 540400)); nothing was stored"
+        "411323, 440781, 540400); nothing was stored"
     )
     assert counts(hub.database_url)[0] == 0
 
@@ -440,9 +447,8 @@ def test_a_key_of_another_agency_is_refused_before_anything_is_sent(
         code, out, err = run_cli(submit(path, hub.address, "--key", TRADE_UNION_KEY), capsys)
         assert (code, out) == (1, "")
         assert err == (
-            f"doudi: error: the datashare hub at {hub.address} refused the roster "
-            "(PERMISSION_DENIED: the key is trade_union's, not civil_affairs's); "
-            "nothing was stored\n"
+            f"doudi: error: the datashare hub at {hub.address} refused the roster: "
+            "the key is trade_union's, not civil_affairs's; nothing was stored\n"
         )
         assert TRADE_UNION_KEY not in err
         assert [s.state for s in hub.submissions()] in ([], [pb.ROSTER_STATE_CURRENT])
@@ -455,8 +461,8 @@ def test_a_key_of_another_agency_is_refused_before_anything_is_sent(
     code, out, err = run_cli(submit(path, hub.address, "--key", "not-a-key"), capsys)
     assert (code, out) == (1, "")
     assert err == (
-        f"doudi: error: the datashare hub at {hub.address} refused the key (UNAUTHENTICATED: "
-        "unknown token); nothing was sent\n"
+        f"doudi: error: the datashare hub at {hub.address} did not accept the key: "
+        "unknown token; nothing was sent\n"
     )
     assert len(hub.submissions()) == 1
     assert statuses_on(hub.stub, WANG, "2026-02-01") == [pb.STATUS_DIFFICULT_WORKER]
@@ -511,3 +517,119 @@ def test_the_files_and_the_hubs_rejections_merge_by_line_with_identity_numbers_m
         LineError(4, "person_id", f"{mask(LI)} is on an earlier row"),
         LineError(7, "name", f"copied from {mask(WANG)}"),
     )
+
+
+# -- the bureau's commands: refusals in words ---------------------------------------------
+
+
+def test_the_bureaus_commands_say_in_words_what_the_services_answered(
+    hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "gap.csv"
+    argv = ["roster", "export", "99", "--output", str(output), "--datashare", hub.address]
+    code, out, err = run_cli(argv, capsys)
+    assert (code, out) == (1, "")
+    assert err == "doudi: error: comparison 99 does not exist\n"
+    assert not output.exists()
+    code, out, err = run_cli(
+        ["roster", "compare", "--region", "999999", "--year", "2026", "--datashare", hub.address],
+        capsys,
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        f"doudi: error: the datashare hub at {hub.address} refused the request as invalid: "
+    )
+    assert "'999999' is not a pooling region" in err
+    address = unused_address()
+    code, out, err = run_cli(["roster", "enrol", "1", "--enrollment", address], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"doudi: error: the enrollment service at {address} could not be reached (is it "
+        "running, and is that its address?)\n"
+    )
+
+
+# -- progress on a terminal, quiet when piped -------------------------------------------------
+
+
+def many_rows(count: int) -> list[list[str]]:
+    """``count`` dibao rows of distinct persons of Xixia."""
+    rows = []
+    for n in range(count):
+        born = date(1940, 1, 1) + timedelta(days=n // 1000)
+        person = with_check_digit(f"{XIXIA}{born:%Y%m%d}{n % 1000:03d}")
+        rows.append([person, f"人{n}", f"H-{n}", "低保", "2024-01-01", "", f"R{n}"])
+    return rows
+
+
+def on_terminal(argv: list[str]) -> tuple[int, str, str]:
+    """Run the real ``doudi`` with stderr on a pseudo-terminal and stdout on a pipe: its exit
+    code, stdout, and what the terminal was sent."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
+    try:
+        with subprocess.Popen(
+            [DOUDI, *argv], stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL
+        ) as process:
+            os.close(terminal)
+            shown = bytearray()
+            while True:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: the command has closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            assert process.stdout is not None
+            out = process.stdout.read()
+            code = process.wait(timeout=120)
+    finally:
+        os.close(controller)
+    return code, out.decode(), shown.decode(errors="replace")
+
+
+def piped(argv: list[str]) -> tuple[int, str, str]:
+    done = subprocess.run(
+        [DOUDI, *argv], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_long_work_shows_progress_on_a_terminal_and_nothing_when_piped(
+    hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = 2 * roster_client.ROWS_PER_MESSAGE + 5  # three batches
+    path = write_csv(tmp_path / "roster.csv", many_rows(rows))
+    argv = submit(path, hub.address, "--key", "demo-civil-affairs")
+    code, out, shown = on_terminal(argv)
+    assert code == 0, shown
+    assert report_counts(out)["accepted"] == rows
+    # A bar of the file's lines, header and all, drawn on the terminal.
+    assert "roster.csv to the hub:" in shown
+    assert "%|" in shown
+    assert f"/{rows + 1} [" in shown
+    assert "lines/s" in shown
+    # Piped, the same command prints its report and nothing on stderr.
+    code, out, err = piped(argv)
+    assert (code, err) == (0, "")
+    assert report_counts(out)["unchanged"] == rows
+
+    code, out, err = run_cli(
+        ["roster", "compare", "--region", XIXIA, "--year", "2026", "--datashare", hub.address],
+        capsys,
+    )
+    assert code == 0, err
+    comparison_id = out.split(":")[0].removeprefix("comparison ")
+    output = tmp_path / "all.csv"
+    export = ["roster", "export", comparison_id, "--output", output, "--datashare", hub.address]
+    code, out, shown = on_terminal([str(word) for word in export])
+    assert (code, out) == (0, f"{output}: {rows:,} persons of comparison {comparison_id}\n")
+    assert "all.csv:" in shown
+    assert "%|" in shown
+    assert f"/{rows} [" in shown
+    assert "persons/s" in shown
+    code, out, err = piped([str(word) for word in export])
+    assert (code, err) == (0, "")
+    assert out == f"{output}: {rows:,} persons of comparison {comparison_id}\n"
+    assert len(output.read_text("utf-8-sig").splitlines()) == rows + 1

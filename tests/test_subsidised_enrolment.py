@@ -301,7 +301,7 @@ def test_a_clerk_compares_exports_and_enrols_with_the_doudi_command(
 
     code, out, err = run_cli(["roster", "enrol", "999999"], capsys)
     assert (code, out) == (1, "")
-    assert err.startswith("doudi: error: NOT_FOUND: no comparison 999999")
+    assert err == "doudi: error: comparison 999999 does not exist\n"
     code, out, err = run_cli([*argv[:3], "--output", str(tmp_path / "gap.pdf")], capsys)
     assert (code, out) == (2, "")
     assert "write a .csv or .xlsx file" in err

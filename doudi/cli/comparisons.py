@@ -79,6 +79,12 @@ class Bureau:
         )
         return answer.comparison
 
+    def comparison(self, comparison_id: int) -> datashare_pb2.Comparison:
+        answer: datashare_pb2.GetComparisonResponse = self.datashare.GetComparison(
+            datashare_pb2.GetComparisonRequest(comparison_id=comparison_id), metadata=self.metadata
+        )
+        return answer.comparison
+
     def entries(
         self, comparison_id: int, klass: str | None
     ) -> Iterator[datashare_pb2.ComparisonEntry]:
@@ -100,6 +106,14 @@ class Bureau:
             enrollment_pb2.EnrolGapRequest(comparison_id=comparison_id), metadata=self.metadata
         )
         return answer
+
+
+def class_count(comparison: datashare_pb2.Comparison, klass: str | None) -> int:
+    """How many persons of the comparison are of ``klass`` (None: all)."""
+    if klass is None:
+        return comparison.person_count
+    count: int = getattr(comparison, f"{klass}_count")
+    return count
 
 
 def export_row(entry: datashare_pb2.ComparisonEntry) -> tuple[str, ...]:

@@ -14,19 +14,24 @@
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
-or refuses the call.
+or refuses the call. A reader that goes away (``doudi calc ... | head``) ends the command
+quietly, with 1 as Python's own status on a broken pipe.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
+
+import orjson
 
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import load_json, parse_case, result_document, settle_case
@@ -87,39 +92,109 @@ def _region(text: str) -> str:
     return text
 
 
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return path
+
+
+_CLASSES = ("insured", "not_insured", "insured_elsewhere", "name_differs")
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, dest: str, summary: str, *, required: bool = True
+) -> argparse._SubParsersAction[_Parser]:
+    return parser.add_subparsers(
+        dest=dest,
+        required=required,
+        parser_class=_Parser,
+        metavar="COMMAND",
+        title="commands",
+        help=summary,
+    )
+
+
+def _command(
+    commands: argparse._SubParsersAction[_Parser], name: str, summary: str, description: str
+) -> _Parser:
+    """A subcommand: ``summary`` in its parent's list, ``description`` atop its own help."""
+    return commands.add_parser(name, help=summary, description=description)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="doudi",
-        description="Doudi (兜底): one-window settlement against poverty caused by illness",
+        description="Doudi (兜底): one-window settlement against poverty caused by illness. "
+        "Policy analysts settle cases and read the policy packs; an operator runs the "
+        "platform; agencies submit rosters; the bureau compares them with the register and "
+        "enrols the uninsured.",
+        epilog="Bad input exits with 2, printing one line on stderr naming what is wrong; a "
+        "service that cannot be reached or refuses exits with 1.",
     )
     parser.add_argument(
         "--packs-dir",
         action="append",
-        type=Path,
+        type=_directory,
         default=[],
         metavar="DIR",
-        help="also load the policy packs (*.yaml) in DIR; may be repeated",
+        help="also load the policy packs (*.yaml) in the directory DIR, a region's own beside "
+        "the shipped ones; may be repeated",
     )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    calc = commands.add_parser("calc", help="settle a calculation case and print the result JSON")
-    calc.add_argument("case", help="the case file (CASES.md), or - for standard input")
+    commands = _subcommands(parser, "command", "one of these ('doudi COMMAND --help' tells more):")
+    calc = _command(
+        commands,
+        "calc",
+        "settle a calculation case and print the result JSON",
+        "Settle a calculation case (one person, their statuses and visits, under one policy "
+        "pack; docs/case-format.md) and print what every layer paid on each visit, in fen, "
+        "as JSON on stdout. Exits with 2 and one line on stderr naming the field when the "
+        "case is not valid.",
+    )
     calc.add_argument(
-        "--no-explain", action="store_true", help="leave out the per-layer explanation"
+        "case", metavar="CASE", help="the case file (JSON, UTF-8), or - to read standard input"
     )
-    packs = commands.add_parser("packs", help="list the policy packs, or show one")
-    pack_commands = packs.add_subparsers(dest="pack_command", parser_class=_Parser)
-    show = pack_commands.add_parser(
-        "show", help="print a pack's layers and rules with their sources"
+    calc.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="leave out each layer's explanation (rule, base, deductible, bands, caps)",
     )
-    show.add_argument("pack_id", metavar="ID")
-    run = commands.add_parser(
-        "run", help="run the four services and the gateway on SQLite with the demo data"
+    packs = _command(
+        commands,
+        "packs",
+        "list the policy packs, or show one",
+        "List the policy packs Doudi knows (region, period, layers), or show one pack's "
+        "layers and rules with the source of every figure.",
     )
-    run.add_argument("--port", type=int, default=8000, help="the gateway's port (8000)")
+    pack_commands = _subcommands(
+        packs, "pack_command", "without one, the list of packs:", required=False
+    )
+    show = _command(
+        pack_commands,
+        "show",
+        "print a pack's layers and rules with their sources",
+        "Print a policy pack's layers, rules, deductibles, bands and caps in words, each "
+        "figure with its source.",
+    )
+    show.add_argument("pack_id", metavar="ID", help="the pack's id, as 'doudi packs' lists it")
+    run = _command(
+        commands,
+        "run",
+        "run the four services and the gateway on SQLite with the demo data",
+        "Run the whole platform on this machine: enrollment, datashare, settlement and "
+        "assistance on SQLite (under var/, or DOUDI_DATA_DIR) and the gateway, with the demo "
+        "hospitals, persons and agency keys loaded; Ctrl-C stops it all.",
+    )
+    run.add_argument(
+        "--port", type=int, default=8000, metavar="PORT", help="the gateway's port (8000)"
+    )
     run.add_argument(
         "--base-port",
         type=int,
         default=50051,
+        metavar="PORT",
         help="the first of the four services' ports (50051: enrollment, datashare, "
         "settlement, assistance; further settlement processes take the ports after)",
     )
@@ -131,17 +206,27 @@ def _parser() -> argparse.ArgumentParser:
         help="settlement processes sharing its database (1; one per core uses every core "
         "of the machine, as bench/settle.py does)",
     )
-    roster = commands.add_parser("roster", help="an agency's rosters at the datashare hub")
-    roster_commands = roster.add_subparsers(
-        dest="roster_command", required=True, parser_class=_Parser
+    roster = _command(
+        commands,
+        "roster",
+        "rosters: an agency submits its own; the bureau compares, exports and enrols",
+        "An agency's clerk submits the agency's roster file to the datashare hub ('submit'). "
+        "The bureau compares every agency's roster of a region with the enrolment register "
+        "('compare'), exports the result for its clerks ('export') and enrols the uninsured "
+        "with the premiums of the region's policy pack ('enrol').",
     )
-    submit = roster_commands.add_parser(
+    roster_commands = _subcommands(
+        roster, "roster_command", "one of these ('doudi roster COMMAND --help' tells more):"
+    )
+    submit = _command(
+        roster_commands,
         "submit",
-        help="submit an agency's full roster of a region from a CSV or Excel file",
-        description="Submit an agency's full current roster of a pooling region to the "
-        "datashare hub and print what became of it: counts, and every rejected line with "
-        "its reason. Exit 0 when the hub stored it (rejected lines and all), 1 when the hub "
-        "cannot be reached or refuses it, 2 on bad input or a file that is not a roster.",
+        "an agency: submit its full roster of a region from a CSV or Excel file",
+        "Submit an agency's full current roster of a pooling region to the datashare hub and "
+        "print what became of it: counts, and every rejected line with its reason. A progress "
+        "bar shows on a terminal. Exit 0 when the hub stored it (rejected lines and all), 1 "
+        "when the hub cannot be reached or refuses it, 2 on bad input or a file that is not a "
+        "roster.",
     )
     submit.add_argument(
         "file", type=Path, metavar="FILE", help="the roster: .csv (UTF-8 or GB18030) or .xlsx"
@@ -150,10 +235,15 @@ def _parser() -> argparse.ArgumentParser:
         "--agency",
         required=True,
         type=_agency,
+        metavar="AGENCY",
         help=f"the agency whose roster it is ({', '.join(sorted(AGENCIES))})",
     )
     submit.add_argument(
-        "--region", required=True, type=_region, help="the pooling region's 6-digit code"
+        "--region",
+        required=True,
+        type=_region,
+        metavar="REGION",
+        help="the pooling region's 6-digit code",
     )
     submit.add_argument(
         "--as-of",
@@ -164,47 +254,91 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit.add_argument(
         "--address",
-        help="the datashare hub, host:port (DOUDI_DATASHARE_ADDRESS, else 127.0.0.1:50052, "
-        "where doudi run starts it)",
+        metavar="HOST:PORT",
+        help="the datashare hub (DOUDI_DATASHARE_ADDRESS, else 127.0.0.1:50052, where "
+        "doudi run starts it)",
     )
     submit.add_argument(
         "--key",
+        metavar="KEY",
         help="the agency's API key (DOUDI_AGENCY_KEY; else the agency's demo key, which only "
         "a hub with DOUDI_ENVIRONMENT=local accepts)",
     )
     submit.add_argument("--json", action="store_true", help="print the report as JSON")
-    compare = roster_commands.add_parser(
+    bureau = (
+        " The bureau's command: it calls datashare and enrollment with the platform's token "
+        "(DOUDI_INTERNAL_TOKEN). Exit 1 when a service cannot be reached or refuses."
+    )
+    compare = _command(
+        roster_commands,
         "compare",
-        help="compare every agency's current roster of a region with the register for a year",
+        "the bureau: compare a region's rosters with the enrolment register for a year",
+        "Compare every agency's current roster of a region with the enrolment register for a "
+        "year and print the comparison's id and how many certified persons are insured, not "
+        "insured (the gap), insured elsewhere, or under another name." + bureau,
     )
-    compare.add_argument("--region", required=True, type=_region, help="the 6-digit region code")
-    compare.add_argument("--year", required=True, type=_year, help="the year insured")
-    export = roster_commands.add_parser(
-        "export", help="write a comparison's persons, in the clerk's words, to CSV or Excel"
+    compare.add_argument(
+        "--region",
+        required=True,
+        type=_region,
+        metavar="REGION",
+        help="the pooling region's 6-digit code",
     )
-    export.add_argument("comparison_id", type=_at_least_one, metavar="ID")
+    compare.add_argument(
+        "--year", required=True, type=_year, metavar="YEAR", help="the year insured"
+    )
+    export = _command(
+        roster_commands,
+        "export",
+        "the bureau: write a comparison's persons, in the clerks' words, to CSV or Excel",
+        "Write every person of a comparison (or of one class) to a .csv or .xlsx file, "
+        "with Chinese headers and values, identity numbers in full. A progress bar shows on "
+        "a terminal." + bureau,
+    )
     export.add_argument(
-        "--output", required=True, type=Path, metavar="FILE", help="a .csv or .xlsx file"
+        "comparison_id",
+        type=_at_least_one,
+        metavar="ID",
+        help="the comparison's id, as 'doudi roster compare' printed it",
+    )
+    export.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the file to write: .csv (UTF-8 with a byte-order mark, as Excel opens it) or .xlsx",
     )
     export.add_argument(
         "--class",
         dest="klass",
-        choices=("insured", "not_insured", "insured_elsewhere", "name_differs"),
-        help="only persons of this class (not_insured: the gap)",
+        choices=_CLASSES,
+        metavar="CLASS",
+        help=f"only persons of this class ({', '.join(_CLASSES)}; not_insured: the gap)",
     )
-    enrol = roster_commands.add_parser(
-        "enrol", help="enrol a comparison's gap with the premiums of the region's policy pack"
+    enrol = _command(
+        roster_commands,
+        "enrol",
+        "the bureau: enrol a comparison's gap with the premiums of the region's policy pack",
+        "Enrol the persons a comparison found not insured, with the premium and the "
+        "assistance fund's subsidy the region's policy pack gives their statuses, and print "
+        "the totals by category. Enrolling again enrols nobody twice." + bureau,
     )
-    enrol.add_argument("comparison_id", type=_at_least_one, metavar="ID")
+    enrol.add_argument(
+        "comparison_id",
+        type=_at_least_one,
+        metavar="ID",
+        help="the comparison's id, as 'doudi roster compare' printed it",
+    )
     for bureau_command in (compare, export, enrol):
         bureau_command.add_argument(
             "--datashare",
-            help="the datashare hub, host:port (DOUDI_DATASHARE_ADDRESS, else 127.0.0.1:50052)",
+            metavar="HOST:PORT",
+            help="the datashare hub (DOUDI_DATASHARE_ADDRESS, else 127.0.0.1:50052)",
         )
         bureau_command.add_argument(
             "--enrollment",
-            help="the enrollment service, host:port (DOUDI_ENROLLMENT_ADDRESS, else "
-            "127.0.0.1:50051); the platform's token is DOUDI_INTERNAL_TOKEN",
+            metavar="HOST:PORT",
+            help="the enrollment service (DOUDI_ENROLLMENT_ADDRESS, else 127.0.0.1:50051)",
         )
     return parser
 
@@ -220,7 +354,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        return _run(_parser().parse_args(argv))
+    except BrokenPipeError:
+        # The reader went away (doudi calc ... | head): stop quietly, as Python's signal
+        # documentation says: what is left to flush goes to /dev/null, and the exit
+        # status is 1, as for Python itself on EPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_REFUSED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "run":
         from doudi.cli.launcher import run
 
@@ -259,19 +404,41 @@ def _calc(registry: PackRegistry, source: str, *, explain: bool) -> int:
         return _fail(f"cannot read {name}: {error.strerror}")
     except UnicodeDecodeError:
         return _fail(f"{name}: not UTF-8 text")
+    # A long history is millions of small objects, none in a cycle: the cyclic garbage
+    # collector, run again and again as they are made, would only walk them.
+    gc.disable()
     try:
         case = parse_case(load_json(text), registry)
+        document = result_document(case, settle_case(case, explain=explain))
     except InvalidInput as error:
         return _fail(f"{name}: {error}")
-    document = result_document(case, settle_case(case, explain=explain))
-    json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    finally:
+        gc.enable()
+    write_json(document)
     return 0
+
+
+def write_json(document: object) -> None:
+    """``document`` on stdout as UTF-8 JSON indented by two, as ``json.dumps(document,
+    ensure_ascii=False, indent=2)`` writes it, with a newline: by orjson (a long history's
+    result is tens of megabytes, which the standard library's indenting encoder, written in
+    Python, takes seconds over), by the standard library where orjson cannot (an integer
+    beyond 64 bits)."""
+    try:
+        data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    view = memoryview(data)
+    while view:  # a pipe may take part of it: a reader gone shows at the next write
+        view = view[out.write(view) :]
+    out.flush()
 
 
 def _roster_submit(args: argparse.Namespace) -> int:
     # Imported here: gRPC is for this command only.
-    from doudi.cli import roster_client
+    from doudi.cli import progress, roster_client, roster_file
 
     path: Path = args.file
     try:
@@ -280,9 +447,17 @@ def _roster_submit(args: argparse.Namespace) -> int:
         return _fail(str(error))
     address = args.address or roster_client.default_address()
     try:
-        report = roster_client.submit_roster(
-            path, agency=args.agency, region=args.region, as_of=args.as_of, key=key, address=address
-        )
+        total = roster_file.line_count(path) if progress.shown() else None
+        with progress.bar(f"{path.name} to the hub", total, "lines") as bar:
+            report = roster_client.submit_roster(
+                path,
+                agency=args.agency,
+                region=args.region,
+                as_of=args.as_of,
+                key=key,
+                address=address,
+                progress=lambda line: progress.advance_to(bar, line),
+            )
     except InvalidInput as error:
         return _fail(f"{path}: {error.message if error.field == 'file' else error}")
     except OSError as error:
@@ -292,8 +467,7 @@ def _roster_submit(args: argparse.Namespace) -> int:
         return _fail(str(error), EXIT_REFUSED)
     _demo_note(demo, args.agency, key)
     if args.json:
-        json.dump(report.document(), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        write_json(report.document())
     else:
         sys.stdout.write(report.text())
     return 0
@@ -312,7 +486,7 @@ def _roster_bureau(args: argparse.Namespace) -> int:
     """``compare``, ``export`` and ``enrol``: the bureau's calls, with the platform's token."""
     import grpc  # imported here: gRPC is for these commands only
 
-    from doudi.cli import comparisons, roster_client
+    from doudi.cli import comparisons, progress, roster_client, rpc_errors
     from doudi.common.errors import decode_status
     from doudi.common.settings import ProcessSettings
 
@@ -336,13 +510,21 @@ def _roster_bureau(args: argparse.Namespace) -> int:
                 sys.stdout.write(comparisons.enrolment_text(bureau.enrol_gap(args.comparison_id)))
             else:
                 assert output is not None
-                rows = (
-                    comparisons.export_row(entry)
-                    for entry in bureau.entries(args.comparison_id, args.klass)
-                )
-                count = comparisons.export(rows, output, output.suffix.lower().lstrip("."))
+                total = comparisons.class_count(bureau.comparison(args.comparison_id), args.klass)
+                with progress.bar(output.name, total, "persons") as bar:
+                    rows = (
+                        comparisons.export_row(entry)
+                        for entry in progress.counted(
+                            bureau.entries(args.comparison_id, args.klass), bar
+                        )
+                    )
+                    count = comparisons.export(rows, output, output.suffix.lower().lstrip("."))
                 print(f"{output}: {count:,} persons of comparison {args.comparison_id}")
         except grpc.RpcError as error:
             status = decode_status(error)  # type: ignore[arg-type]
-            return _fail(f"{status.code.name}: {status.message}", EXIT_REFUSED)
+            if args.roster_command == "enrol":
+                service, address = "the enrollment service", enrollment
+            else:
+                service, address = "the datashare hub", datashare
+            return _fail(rpc_errors.sentence(status, service, address), EXIT_REFUSED)
     return 0

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +31,7 @@ from typing import Final
 import grpc
 from google.type import date_pb2
 
+from doudi.cli import rpc_errors
 from doudi.cli.demo import DEMO_AGENCY_KEYS
 from doudi.cli.roster_file import LineError, RosterFile, read_roster_batches
 from doudi.common.enums import AGENCIES, STATUSES
@@ -180,8 +181,10 @@ def submit_roster(
     as_of: date,
     key: str,
     address: str,
+    progress: Callable[[int], object] = lambda line: None,
 ) -> Report:
-    """Submit the roster file ``path`` as ``agency``'s full roster of ``region`` on ``as_of``.
+    """Submit the roster file ``path`` as ``agency``'s full roster of ``region`` on ``as_of``;
+    ``progress`` is told the file's last line read each time a batch has been sent.
 
     InvalidInput (field ``file``) when the file is not a roster that can be read, or
     none of its lines can; OSError when it cannot be opened: nothing is sent, or
@@ -201,7 +204,7 @@ def submit_roster(
             header = pb.RosterHeader(
                 region=region, as_of=from_date(as_of), agency=AGENCIES.value(agency)
             )
-            requests = _requests(header, itertools.chain([first], batches), reading)
+            requests = _requests(header, itertools.chain([first], batches), reading, progress)
             answer = asyncio.run(_submit(address, key, requests))
     except grpc.aio.AioRpcError as error:
         raise _hub_error(address, error, sent=reading.messages > 0) from None
@@ -267,10 +270,14 @@ def _first_lines(batches: Iterator[RosterFile], reading: _Reading) -> RosterFile
 
 
 def _requests(
-    header: pb.RosterHeader, batches: Iterator[RosterFile], reading: _Reading
+    header: pb.RosterHeader,
+    batches: Iterator[RosterFile],
+    reading: _Reading,
+    progress: Callable[[int], object],
 ) -> Iterator[pb.SubmitRosterRequest]:
     """The stream's messages: the header in the first; the rows of each batch (at most
-    ROWS_PER_MESSAGE lines) in one message, or several where one would be too large."""
+    ROWS_PER_MESSAGE lines) in one message, or several where one would be too large.
+    ``progress`` is told each batch's last line once it is sent."""
     dates: dict[date, date_pb2.Date] = {}  # a roster has few distinct dates
 
     def day(value: date | None) -> date_pb2.Date | None:
@@ -305,6 +312,7 @@ def _requests(
             reading.messages += 1
             yield part
         reading.rows += len(batch.lines)
+        progress(max(batch.lines[-1].line, batch.errors[-1].line if batch.errors else 0))
 
 
 def _sized(message: pb.SubmitRosterRequest) -> Iterator[pb.SubmitRosterRequest]:
@@ -376,35 +384,15 @@ async def _connected(channel: grpc.aio.Channel) -> bool:
 
 def _hub_error(address: str, error: grpc.aio.AioRpcError, *, sent: bool) -> HubError:
     status = decode_status(error)
-    said = status.message
-    for violation in status.violations:
-        if violation.description not in said:
-            said += f"; {violation.field}: {violation.description}"
-    code = status.code.name
-    if status.reason != code:
-        code += f" {status.reason}"
-    hub = f"the datashare hub at {address}"
-    nothing = "nothing was stored" if sent else "nothing was sent"
+    why = rpc_errors.sentence(status, "the datashare hub", address, "the roster")
     # The hub's own refusals carry google.rpc.Status details; gRPC's failures do not.
     refused = any(key == _DETAILS for key, _value in error.trailing_metadata() or ())
-    if not refused and not sent and status.code in _UNREACHED:
-        message = f"{hub} could not be reached ({code}: {said}); {nothing}"
-    elif not refused and sent:
-        message = (
-            f"the submission to {hub} failed ({code}: {said}); the roster may or may not be "
-            "stored: submit it again (the same roster again changes nothing)"
+    if not refused and sent:
+        return HubError(
+            f"the submission failed part way: {why}; the roster may or may not be stored: "
+            "submit it again (the same roster again changes nothing)"
         )
-    elif status.code == grpc.StatusCode.UNIMPLEMENTED:
-        message = (
-            f"{address} does not answer as the datashare hub ({code}: {said}); "
-            f"is it the datashare service's address? {nothing}"
-        )
-    elif status.code == grpc.StatusCode.UNAUTHENTICATED:
-        message = f"{hub} refused the key ({code}: {said}); {nothing}"
-    else:
-        message = f"{hub} refused the roster ({code}: {said}); {nothing}"
-    return HubError(mask_identity_numbers(message))
+    return HubError(f"{why}; {'nothing was stored' if sent else 'nothing was sent'}")
 
 
 _DETAILS: Final = "grpc-status-details-bin"
-_UNREACHED: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})

@@ -190,6 +190,21 @@ def read_roster_batches(path: Path, batch_size: int = BATCH_SIZE) -> Generator[R
     )
 
 
+def line_count(path: Path) -> int | None:
+    """How many lines a CSV roster has (a last line without a line break counted), the
+    measure of its progress: batches carry line numbers. None for a workbook, whose rows
+    are known only by reading them. OSError when the file cannot be read."""
+    if path.suffix.lower() != ".csv":
+        return None
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
 # -- file formats -------------------------------------------------------------------------
 
 _CHUNK = 1 << 20

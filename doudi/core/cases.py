@@ -7,6 +7,7 @@ Every problem is an ``InvalidInput`` naming the field (``visits[0].items[1].clas
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -40,11 +41,13 @@ def load_json(text: str) -> Any:
     nested deeper than Python's recursion limit and integers of more than 4300 digits."""
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise InvalidInput(key, "appears twice in the same object")
-            result[key] = value
+        result = dict(pairs)
+        if len(result) < len(pairs):  # a key twice: the first one seen again
+            seen: set[str] = set()
+            for key, _value in pairs:
+                if key in seen:
+                    raise InvalidInput(key, "appears twice in the same object")
+                seen.add(key)
         return result
 
     def no_constants(name: str) -> Any:
@@ -71,9 +74,9 @@ def _object(
 ) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput(path, f"expected an object, got {_json_kind(data)}")
-    allowed = {*required, *optional, "note"}
     for key in data:
-        if key not in allowed:
+        if key not in required and key not in optional and key != "note":
+            allowed = {*required, *optional, "note"}
             raise InvalidInput(
                 _join(path, key), f"unknown field (expected {', '.join(sorted(allowed))})"
             )
@@ -101,38 +104,56 @@ def _json_kind(data: Any) -> str:
     return "a number"
 
 
-def _string(data: Any, path: str) -> str:
+# The readers below take a field's parent path and key apart and join them only to name a
+# field at fault: a long history has hundreds of thousands of fields.
+
+
+def _string(data: Any, path: str, key: str) -> str:
     if not isinstance(data, str) or not data.strip():
-        raise InvalidInput(path, f"expected a non-empty string, got {_json_kind(data)}")
+        raise InvalidInput(_join(path, key), f"expected a non-empty string, got {_json_kind(data)}")
+    if not data.isascii() and _SURROGATE.search(data):
+        # JSON's \ud800 escape: half of a UTF-16 pair, no character, cannot be written out
+        raise InvalidInput(
+            _join(path, key), "holds a lone UTF-16 surrogate (\\ud800-\\udfff), not text"
+        )
     return data
 
 
-def _fen(data: Any, path: str) -> Fen:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _fen(data: Any, path: str, key: str) -> Fen:
     if isinstance(data, bool) or not isinstance(data, int | float):
-        raise InvalidInput(path, f"expected a whole number of fen, got {_json_kind(data)}")
+        raise InvalidInput(
+            _join(path, key), f"expected a whole number of fen, got {_json_kind(data)}"
+        )
     if isinstance(data, float):
         if not math.isfinite(data) or data != int(data):
-            raise InvalidInput(path, f"expected a whole number of fen, got {data}")
+            raise InvalidInput(_join(path, key), f"expected a whole number of fen, got {data}")
         raise InvalidInput(
-            path, f"expected a whole number of fen without a decimal point, got {data}"
+            _join(path, key), f"expected a whole number of fen without a decimal point, got {data}"
         )
     if data < 0:
-        raise InvalidInput(path, f"must not be negative, got {data}")
+        raise InvalidInput(_join(path, key), f"must not be negative, got {data}")
     return data
 
 
-def _date_field(data: Any, path: str) -> date:
+def _date_field(data: Any, path: str, key: str) -> date:
     try:
-        return parse_date(data)
+        return _day(data) if type(data) is str else parse_date(data)
     except ValueError as error:
-        raise InvalidInput(path, str(error)) from None
+        raise InvalidInput(_join(path, key), str(error)) from None
 
 
-def _flag(data: Any, path: str) -> bool:
+_day = functools.lru_cache(maxsize=8192)(parse_date)
+"""parse_date remembered: a long history has a visit on most days, often two dates each."""
+
+
+def _flag(data: Any, path: str, key: str) -> bool:
     if data is None:
         return False
     if not isinstance(data, bool):
-        raise InvalidInput(path, f"expected true or false, got {_json_kind(data)}")
+        raise InvalidInput(_join(path, key), f"expected true or false, got {_json_kind(data)}")
     return data
 
 
@@ -157,18 +178,18 @@ def parse_person(data: Any, path: str = "person", *, today: date | None = None) 
         status = _object(entry, where, ("code", "from"), ("to",))
         statuses.append(
             StatusPeriod(
-                code=_string(status["code"], f"{where}.code"),
-                start=_date_field(status["from"], f"{where}.from"),
-                end=None if status.get("to") is None else _date_field(status["to"], f"{where}.to"),
+                code=_string(status["code"], where, "code"),
+                start=_date_field(status["from"], where, "from"),
+                end=None if status.get("to") is None else _date_field(status["to"], where, "to"),
             )
         )
     person = Person(
         resident_id=resident_id,
-        scheme=_string(spec["scheme"], _join(path, "scheme")),
+        scheme=_string(spec["scheme"], path, "scheme"),
         employment=None
         if spec.get("employment") is None
-        else _string(spec["employment"], _join(path, "employment")),
-        tier=None if spec.get("tier") is None else _string(spec["tier"], _join(path, "tier")),
+        else _string(spec["employment"], path, "employment"),
+        tier=None if spec.get("tier") is None else _string(spec["tier"], path, "tier"),
         statuses=tuple(statuses),
     )
     _check(path, person)
@@ -183,7 +204,7 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
     visit_type = data.get("type")
     if visit_type is None:
         raise InvalidInput(_join(path, "type"), "missing required field")
-    if visit_type not in VISIT_TYPES:
+    if not isinstance(visit_type, str) or visit_type not in VISIT_TYPES:
         raise InvalidInput(
             _join(path, "type"),
             f"unknown visit type {visit_type!r} (one of {', '.join(VISIT_TYPES)})",
@@ -200,12 +221,12 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
         )
     if visit_type == INPATIENT:
         spec = _object(data, path, ("id", "type", "admitted", "discharged", "items"), common)
-        admitted: date | None = _date_field(spec["admitted"], _join(path, "admitted"))
-        settles_on = _date_field(spec["discharged"], _join(path, "discharged"))
+        admitted: date | None = _date_field(spec["admitted"], path, "admitted")
+        settles_on = _date_field(spec["discharged"], path, "discharged")
     else:
         spec = _object(data, path, ("id", "type", "date", "items"), common)
         admitted = None
-        settles_on = _date_field(spec["date"], _join(path, "date"))
+        settles_on = _date_field(spec["date"], path, "date")
     level = spec.get("hospital_level", hospital_level)
     if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
         raise InvalidInput(
@@ -220,18 +241,10 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
         raise InvalidInput(_join(path, "items"), "expected a non-empty array of line items")
     items = []
     for index, entry in enumerate(items_data):
-        where = f"{path}.items[{index}]"
-        item = _object(entry, where, ("code", "class", "amount_fen"), ("over_limit_fen",))
-        items.append(
-            Item(
-                code=_string(item["code"], f"{where}.code"),
-                item_class=_string(item["class"], f"{where}.class"),
-                amount_fen=_fen(item["amount_fen"], f"{where}.amount_fen"),
-                over_limit_fen=0
-                if item.get("over_limit_fen") is None
-                else _fen(item["over_limit_fen"], f"{where}.over_limit_fen"),
-            )
-        )
+        try:
+            items.append(_item(entry))
+        except InvalidInput as error:
+            raise error.under(f"{path}.items[{index}]") from None
     diagnoses = spec.get("diagnoses") or []
     if not isinstance(diagnoses, list):
         raise InvalidInput(
@@ -241,23 +254,35 @@ def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = 
         if not isinstance(code, str):
             raise InvalidInput(f"{path}.diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
     visit = Visit(
-        id=_string(spec["id"], _join(path, "id")),
+        id=_string(spec["id"], path, "id"),
         visit_type=visit_type,
         settles_on=settles_on,
         items=tuple(items),
         hospital_level=level,
         admitted=admitted,
-        out_of_area=_flag(spec.get("out_of_area"), _join(path, "out_of_area")),
-        referred=_flag(spec.get("referred"), _join(path, "referred")),
+        out_of_area=_flag(spec.get("out_of_area"), path, "out_of_area"),
+        referred=_flag(spec.get("referred"), path, "referred"),
         diagnoses=tuple(code.strip().upper() for code in diagnoses),
     )
     _check(path, visit)
     return visit
 
 
+def _item(data: Any) -> Item:
+    """A line item; an error names its field alone (the caller places it under the item)."""
+    item = _object(data, "", ("code", "class", "amount_fen"), ("over_limit_fen",))
+    over_limit = item.get("over_limit_fen")
+    return Item(
+        _string(item["code"], "", "code"),
+        _string(item["class"], "", "class"),
+        _fen(item["amount_fen"], "", "amount_fen"),
+        0 if over_limit is None else _fen(over_limit, "", "over_limit_fen"),
+    )
+
+
 def parse_case(data: Any, registry: PackRegistry, *, today: date | None = None) -> Case:
     spec = _object(data, "", ("policy", "person", "visits"), ("history",))
-    policy = _string(spec["policy"], "policy")
+    policy = _string(spec["policy"], "", "policy")
     pack = registry.get(policy)
     if pack is None:
         known = ", ".join(p.id for p in registry)
@@ -267,32 +292,35 @@ def parse_case(data: Any, registry: PackRegistry, *, today: date | None = None) 
     if not isinstance(visits_data, list) or not visits_data:
         raise InvalidInput("visits", "expected a non-empty array of visits")
     visits: list[Visit] = []
+    ids: set[str] = set()  # a long history has tens of thousands of visits
     for index, entry in enumerate(visits_data):
         path = f"visits[{index}]"
         visit = parse_visit(entry, path)
-        date_field = f"{path}.{'discharged' if visit.visit_type == INPATIENT else 'date'}"
-        if any(v.id == visit.id for v in visits):
+        date_field = "discharged" if visit.visit_type == INPATIENT else "date"
+        if visit.id in ids:
             raise InvalidInput(f"{path}.id", f"visit id {visit.id!r} is used twice")
+        ids.add(visit.id)
         if visits and visit.settles_on < visits[-1].settles_on:
             raise InvalidInput(
-                date_field,
+                _join(path, date_field),
                 f"visits out of order: {visit.settles_on.isoformat()} comes after "
                 f"{visits[-1].settles_on.isoformat()} of visit {visits[-1].id!r}",
             )
         if visit.settles_on < pack.effective_from:
             raise InvalidInput(
-                date_field,
+                _join(path, date_field),
                 f"{visit.settles_on.isoformat()} is before {pack.id} takes effect "
                 f"({pack.effective_from.isoformat()})",
             )
-        newer = registry.superseded_on(pack, visit.settles_on)
+        if not visits or visit.settles_on != visits[-1].settles_on:  # else as the one before
+            newer = registry.superseded_on(pack, visit.settles_on)
         if newer is not None:
             raise InvalidInput(
-                date_field,
+                _join(path, date_field),
                 f"on {visit.settles_on.isoformat()} {newer.id} is in force, not {pack.id}",
             )
         if visit.settles_on < person.resident_id.birth_date:
-            raise InvalidInput(date_field, "is before the person's birth date")
+            raise InvalidInput(_join(path, date_field), "is before the person's birth date")
         visits.append(visit)
     history = _history(spec.get("history"), visits[0].year)
     return Case(pack, person, history, tuple(visits))
@@ -315,7 +343,7 @@ def _history(data: Any, first_year: int) -> dict[int, Fen]:
         year = int(year_text)
         if year >= first_year:
             raise InvalidInput(where, f"history covers years before the first visit ({first_year})")
-        history[year] = _fen(amount, where)
+        history[year] = _fen(amount, "history.outpatient_cost_fen", year_text)
         if history[year] > MAX_BILL_FEN:
             raise InvalidInput(where, f"at most {MAX_BILL_FEN} fen (1 billion yuan), got {amount}")
     return history
@@ -331,16 +359,25 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
     visits = []
     for settlement in settlements:
         costs = settlement.costs
-        layers = []
-        for layer in settlement.layers:
-            entry: dict[str, Any] = {
-                "layer": layer.layer,
-                "fund": layer.fund,
-                "paid_fen": layer.paid_fen,
-            }
-            if layer.explanation is not None:
-                entry["explanation"] = layer.explanation
-            layers.append(entry)
+        explanations = settlement.explanations
+        if explanations is None:
+            layers = [
+                {"layer": layer, "fund": fund, "paid_fen": paid}
+                for layer, fund, paid in zip(
+                    settlement.layer_ids, settlement.funds, settlement.paid, strict=True
+                )
+            ]
+        else:
+            layers = [
+                {"layer": layer, "fund": fund, "paid_fen": paid, "explanation": explanation}
+                for layer, fund, paid, explanation in zip(
+                    settlement.layer_ids,
+                    settlement.funds,
+                    settlement.paid,
+                    explanations,
+                    strict=True,
+                )
+            ]
         visit: dict[str, Any] = {
             "id": settlement.visit_id,
             "total_fen": costs.total_fen,

@@ -18,12 +18,20 @@ The rules of docs/domain.md section 6 that every pack obeys live here:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
 from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES, PHARMACY
 from doudi.core.model import Item, Person, Visit
-from doudi.core.money import FULL_RATIO, BasisPoints, Fen, apply_ratio, format_percent
+from doudi.core.money import (
+    FULL_RATIO,
+    BasisPoints,
+    Fen,
+    apply_ratio,
+    format_percent,
+    round_half_up,
+)
 from doudi.core.policy import Band, Cap, Layer, Pack, Rule, VisitContext
 
 STAYS = "stays"
@@ -254,21 +262,24 @@ def _pay(
     yearly = rule.yearly
     before = totals.get(rule.accumulator, 0) if yearly else 0
     after = before + base
+    ratios: list[BasisPoints] | None = None  # each band's, once known
     if rule.flat_ratio is not None:
-        # One ratio above the deductible: the common case, kept short.
+        # One ratio above the deductible (the rule's one band): the common case, kept short.
         ratio = rule.flat_ratio(ctx) + points
         ratio = FULL_RATIO if ratio > FULL_RATIO else 0 if ratio < 0 else ratio
         above = after - deductible
-        computed = (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO) if above > 0 else 0
+        computed = round_half_up(above * ratio, FULL_RATIO) if above > 0 else 0
         if yearly:
             above = before - deductible
             if above > 0:
-                computed -= (2 * above * ratio + FULL_RATIO) // (2 * FULL_RATIO)
+                computed -= round_half_up(above * ratio, FULL_RATIO)
+        if trace is not None:
+            ratios = [ratio]
     elif rule.schedule is not None and not points:
         schedule = rule.schedule
-        computed = (2 * schedule.value(after) + FULL_RATIO) // (2 * FULL_RATIO)
+        computed = round_half_up(schedule.value(after), FULL_RATIO)
         if yearly:
-            computed -= (2 * schedule.value(before) + FULL_RATIO) // (2 * FULL_RATIO)
+            computed -= round_half_up(schedule.value(before), FULL_RATIO)
     else:
         ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
         computed = _rounded_band_value(bands, ratios, deductible, after)
@@ -303,7 +314,8 @@ def _pay(
         trace["deductible_note"] = why
     if points:
         trace["ratio_adjustment_points"] = points // 100
-    ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
+    if ratios is None:
+        ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
     trace["bands"] = _band_trace(bands, ratios, deductible, before, after)
     trace["computed_fen"] = computed
     if rule.caps:
@@ -351,7 +363,7 @@ def _rounded_band_value(
                 top = high
         if top > low:
             numerator += (top - low) * ratios[index]
-    return (2 * numerator + FULL_RATIO) // (2 * FULL_RATIO)
+    return round_half_up(numerator, FULL_RATIO)
 
 
 def _band_trace(
@@ -359,21 +371,26 @@ def _band_trace(
 ) -> list[dict[str, Any]]:
     """The part of this visit's base (``start`` to ``end`` on the band axis) in each band."""
     rows: list[dict[str, Any]] = []
+    last = len(bands) - 1
     for index, band in enumerate(bands):
-        low = max(band.lower, deductible)
-        high = bands[index + 1].lower if index + 1 < len(bands) else None
+        low = band.lower if band.lower > deductible else deductible
+        high = bands[index + 1].lower if index < last else None
         if high is not None and high <= low:
             continue
-        portion = max(0, (end if high is None else min(end, high)) - max(start, low))
+        portion = (end if high is None or end < high else high) - (start if start > low else low)
         rows.append(
             {
                 "from_fen": low,
                 "to_fen": high,
-                "ratio": format_percent(ratios[index]),
-                "portion_fen": portion,
+                "ratio": _percent(ratios[index]),
+                "portion_fen": portion if portion > 0 else 0,
             }
         )
     return rows
+
+
+_percent = functools.lru_cache(maxsize=256)(format_percent)
+"""A band's ratio in words, remembered: a pack has a few dozen ratios."""
 
 
 def carried_quota(pack: Pack, ctx: VisitContext) -> Fen:

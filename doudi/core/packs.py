@@ -67,7 +67,7 @@ _ICD10_RANGE = re.compile(r"([A-Z]\d{2})-([A-Z]\d{2})")
 _CATEGORY_ID = re.compile(r"[a-z][a-z0-9_]*")
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(yaml.CSafeLoader):
     """Safe YAML without implicit dates or floats (they stay strings, parsed exactly by us)
     and without duplicate keys."""
 
