@@ -42,7 +42,7 @@ HOSPITALS = (
     DemoHospital("xixia-township-1", "西峡县示范乡镇卫生院", "411323", 1, "demo-xixia-1"),
 )
 
-# The person of ../shared/cases/xixia-inpatient-level2.case.json, registered poor
+# The person of examples/xixia-inpatient-level2.case.json, registered poor
 # since 2016 (asserted by the poverty office), and a neighbour with no status yet,
 # to show a status applying at the next settlement.
 REGISTERED_POOR = DemoPerson("411323195003150014", "张建国", "411323-0001", "411323", 40000)

@@ -1,6 +1,6 @@
 """The ``doudi`` command: what policy analysts and operators type.
 
-    doudi calc CASE.json | -        settle a case (CASES.md) and print the result JSON
+    doudi calc CASE.json | -        settle a case (docs/case-format.md) and print the result JSON
     doudi packs                     list the policy packs
     doudi packs show ID             print a pack's layers and rules with their sources
     doudi run                       run the whole platform on SQLite with demo data (Ctrl-C stops)

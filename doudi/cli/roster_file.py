@@ -67,7 +67,7 @@ FALLBACK_ALIASES: Final[dict[str, tuple[str, ...]]] = {
 REQUIRED_FIELDS: Final = (PERSON_ID, NAME, HOUSEHOLD_ID, STATUS, VALID_FROM, REFERENCE)
 
 # The Chinese names agencies write for each status code of doudi.core.codes.STATUSES
-# (DOMAIN.md sections 3 and 4). The codes themselves are accepted too, in any case.
+# (docs/domain.md sections 3 and 4). The codes themselves are accepted too, in any case.
 STATUS_NAMES: Final[dict[str, str]] = {
     "特困供养": "extreme_poverty",
     "特困供养人员": "extreme_poverty",

@@ -70,7 +70,7 @@ STATES = {
     service.PREVIEW: settlement_pb2.SETTLEMENT_STATE_UNSPECIFIED,
 }
 MAX_REQUEST_ID_LENGTH = 128
-HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as DOMAIN.md section 6
+HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as docs/domain.md section 6
 
 
 class HospitalDirectory:

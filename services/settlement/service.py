@@ -618,7 +618,7 @@ def _status_periods(stored: list[list[str | None]] | None) -> tuple[StatusPeriod
 
 
 def visit_document(visit: Visit) -> dict[str, Any]:
-    """The visit in CASES.md's format, as stored with its settlement."""
+    """The visit in the case format (docs/case-format.md), as stored with its settlement."""
     document: dict[str, Any] = {"id": visit.id, "type": visit.visit_type}
     if visit.visit_type == INPATIENT:
         assert visit.admitted is not None
