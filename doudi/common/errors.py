@@ -132,6 +132,9 @@ class DecodedStatus:
     message: str
     reason: str
     violations: tuple[FieldViolation, ...]
+    from_service: bool = False
+    """Whether a Doudi service ended the call (its ``ErrorInfo`` came back), rather than
+    gRPC itself: a deadline, a connection that broke, a channel closed."""
 
 
 def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
@@ -139,6 +142,7 @@ def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
     code = error.code()
     message = error.details() or ""
     reason = code.name
+    from_service = False
     violations: list[FieldViolation] = []
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin" or not isinstance(value, bytes):
@@ -149,11 +153,12 @@ def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
             bad = error_details_pb2.BadRequest()
             if detail.Unpack(info):
                 reason = info.reason
+                from_service = info.domain == ERROR_DOMAIN
             elif detail.Unpack(bad):
                 violations.extend(
                     FieldViolation(v.field, v.description) for v in bad.field_violations
                 )
-    return DecodedStatus(code, message, reason, tuple(violations))
+    return DecodedStatus(code, message, reason, tuple(violations), from_service)
 
 
 __all__ = [

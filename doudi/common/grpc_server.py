@@ -200,7 +200,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 )
             outcome = "INTERNAL"
             log.exception("%s failed", short)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+            # With its ErrorInfo, as every status a service answers: a caller tells the
+            # service's own failure from a call that broke on the way.
+            await context.abort_with_status(
+                to_rpc_status(ServiceError("internal error; see the service log"))
+            )
         finally:
             # Refusals and failures at INFO; each successful call only at DEBUG, as
             # a line per call costs more than a cheap call itself.
