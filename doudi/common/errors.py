@@ -89,6 +89,18 @@ class Unavailable(ServiceError):
     default_reason = "UNAVAILABLE"
 
 
+MAX_MESSAGE_CHARACTERS = 1000
+"""An error's message and field violation are cut to this length: they may quote what the
+caller sent, and a status goes back in the call's trailers, which clients refuse beyond a
+few kilobytes (RESOURCE_EXHAUSTED, and the error lost)."""
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARACTERS:
+        return text
+    return text[: MAX_MESSAGE_CHARACTERS - 1] + "…"
+
+
 def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
     """The status a gRPC server ends the call with (``context.abort_with_status``)."""
     if isinstance(error, InvalidInput):
@@ -105,10 +117,10 @@ def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
     details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))]
     if field:
         violation = error_details_pb2.BadRequest.FieldViolation(
-            field=field, description=description
+            field=_clip(field), description=_clip(description)
         )
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
-    status = status_pb2.Status(code=code.value[0], message=message, details=details)
+    status = status_pb2.Status(code=code.value[0], message=_clip(message), details=details)
     return rpc_status.to_status(status)
 
 
