@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from doudi.assistance.v1 import assistance_pb2
 from doudi.cli import demo
-from doudi.common.errors import MAX_MESSAGE_CHARACTERS, decode_status
+from doudi.common.errors import MAX_MESSAGE_BYTES, decode_status
 from doudi.common.grpc_client import serving_status
 from doudi.datashare.v1 import datashare_pb2
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
@@ -451,21 +451,24 @@ def test_raw_bytes_get_a_deliberate_answer(platform: Platform, method: Method) -
     assert_every_service_serves(platform)
 
 
-def test_an_error_quoting_a_huge_value_still_reaches_the_caller(platform: Platform) -> None:
-    """A status travels in the call's trailers, which clients refuse beyond a few kilobytes
+@pytest.mark.parametrize("character", ["9", "名"])
+def test_an_error_quoting_a_huge_value_still_reaches_the_caller(
+    platform: Platform, character: str
+) -> None:
+    """A status travels in the call's trailers, which clients refuse beyond 8 KiB
     (RESOURCE_EXHAUSTED, the service's answer lost): an error quoting what the caller sent
-    is cut short."""
+    is cut short, the more so for characters that take several bytes."""
     stub = enrollment_pb2_grpc.EnrollmentServiceStub(platform.services["enrollment"].channel())
     with pytest.raises(grpc.RpcError) as raised:
         stub.GetSubsidySummary(
-            enrollment_pb2.GetSubsidySummaryRequest(region="9" * 70_000, year=YEAR),
+            enrollment_pb2.GetSubsidySummaryRequest(region=character * 70_000, year=YEAR),
             metadata=INTERNAL,
         )
     status = decode_status(raised.value)  # type: ignore[arg-type]
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT, status
     assert [violation.field for violation in status.violations] == ["region"]
-    assert status.message.startswith("region: unknown region '999")
-    assert len(status.message) <= MAX_MESSAGE_CHARACTERS
+    assert status.message.startswith(f"region: unknown region '{character * 3}")
+    assert len(status.message.encode()) <= MAX_MESSAGE_BYTES
 
 
 @pytest.mark.parametrize(

@@ -89,16 +89,18 @@ class Unavailable(ServiceError):
     default_reason = "UNAVAILABLE"
 
 
-MAX_MESSAGE_CHARACTERS = 1000
-"""An error's message and field violation are cut to this length: they may quote what the
-caller sent, and a status goes back in the call's trailers, which clients refuse beyond a
-few kilobytes (RESOURCE_EXHAUSTED, and the error lost)."""
+MAX_MESSAGE_BYTES = 1000
+"""An error's message and field violation are cut to this many bytes of UTF-8: they may
+quote what the caller sent, and a status goes back in the call's trailers (the message
+percent-encoded, up to three times as long, and again in the details), which clients
+refuse beyond 8 KiB (RESOURCE_EXHAUSTED, and the error lost)."""
 
 
 def _clip(text: str) -> str:
-    if len(text) <= MAX_MESSAGE_CHARACTERS:
+    encoded = text.encode()
+    if len(encoded) <= MAX_MESSAGE_BYTES:
         return text
-    return text[: MAX_MESSAGE_CHARACTERS - 1] + "…"
+    return encoded[: MAX_MESSAGE_BYTES - 3].decode(errors="ignore") + "…"
 
 
 def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
