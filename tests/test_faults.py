@@ -29,8 +29,10 @@ YEAR = business_day().year
 HOSPITAL_KEY = demo.HOSPITALS[0].api_key
 PERSON = demo.REGISTERED_POOR.person_id
 # The gateway gives up on a call after 5 s here (10 s by default) and stops within 2 s
-# (tests.services.service_env), so a call still waiting when it stops is cut short.
-GATEWAY = {"DOUDI_UPSTREAM_TIMEOUT_SECONDS": "5"}
+# (tests.services.service_env), so a call still waiting when it stops is cut short. It
+# remembers the hospital's key for the whole module: a request that fails while the key
+# is being resolved never sent its settlement, and answers `unavailable`.
+GATEWAY = {"DOUDI_UPSTREAM_TIMEOUT_SECONDS": "5", "DOUDI_HOSPITAL_CACHE_SECONDS": "3600"}
 PROBLEM_JSON = "application/problem+json"
 UNAVAILABLE = "urn:doudi:problem:unavailable"
 OUTCOME_UNKNOWN = "urn:doudi:problem:outcome-unknown"
@@ -68,6 +70,13 @@ def kill_settlement(platform: Platform) -> None:
     assert stop_service(platform.services["settlement"], signal.SIGKILL) == -signal.SIGKILL
 
 
+def hospital_client(platform: Platform) -> httpx.Client:
+    """A client of the demo hospital, whose key the gateway has resolved (and remembers)."""
+    client = platform.client(HOSPITAL_KEY)
+    assert client.get(f"/v1/clearing?date={business_day().isoformat()}").status_code == 200
+    return client
+
+
 def bill(visit_id: str) -> dict[str, Any]:
     return {
         "person_id": PERSON,
@@ -99,19 +108,23 @@ def assert_unavailable(answer: httpx.Response, problem_type: str) -> None:
 def test_with_settlement_down_a_read_is_unavailable_and_a_write_outcome_unknown(
     platform: Platform,
 ) -> None:
-    client = platform.client(HOSPITAL_KEY)
+    client = hospital_client(platform)
     made = settle(client, "down-0")
     assert made.status_code == 201, made.text
     kill_settlement(platform)
 
     settlement = f"/v1/settlements/{made.json()['id']}"
-    with ThreadPoolExecutor(4) as pool:  # each waits for the gateway's timeout
+    with ThreadPoolExecutor(5) as pool:  # each waits for the gateway's timeout
         clearing = pool.submit(client.get, f"/v1/clearing?date={business_day().isoformat()}")
         found = pool.submit(client.get, settlement)
         settled = pool.submit(settle, client, "down-1")
         reversed_ = pool.submit(
             client.post, f"{settlement}/reversal", headers={"Idempotency-Key": "undo-down"}
         )
+        # Another hospital, whose key the gateway has yet to resolve: the settlement was
+        # never sent.
+        unsent = pool.submit(settle, platform.client(demo.HOSPITALS[1].api_key), "down-2")
+        assert_unavailable(unsent.result(), UNAVAILABLE)
         assert_unavailable(clearing.result(), UNAVAILABLE)
         assert_unavailable(found.result(), UNAVAILABLE)
         assert_unavailable(settled.result(), OUTCOME_UNKNOWN)
@@ -130,7 +143,7 @@ def test_with_settlement_down_a_read_is_unavailable_and_a_write_outcome_unknown(
 def test_calls_in_flight_when_settlement_is_killed_answer_503_and_a_retry_settles_once(
     platform: Platform,
 ) -> None:
-    client = platform.client(HOSPITAL_KEY)
+    client = hospital_client(platform)
     keys = [f"flight-{number}" for number in range(40)]
     with ThreadPoolExecutor(16) as pool:
         futures = [pool.submit(settle, client, key) for key in keys]
@@ -162,7 +175,7 @@ def test_a_call_still_waiting_when_the_gateway_stops_answers_503_not_500(
     """Before ``doudi run`` restarted crashed services it stopped the platform, and a
     request still waiting for settlement was cut off by the gateway's shutdown: 500
     text/plain."""
-    client = platform.client(HOSPITAL_KEY)
+    client = hospital_client(platform)
     kill_settlement(platform)
     with ThreadPoolExecutor(4) as pool:
         writes = [pool.submit(settle, client, f"stopping-{number}") for number in range(2)]
