@@ -156,7 +156,7 @@ def test_doudi_run_restarts_a_crashed_service_with_backoff_and_settles_again(
         # Crashed again soon after: twice the wait.
         os.kill(again, signal.SIGKILL)
         run.wait_for(r"settlement exited with code -9; restarting it in 2 s")
-        run.wait_for(r"settlement restarted")
+        pids["settlement"] = int(run.wait_for(r"settlement restarted \(pid (\d+)\)").group(1))
         assert settle_demo(url, "after-again").status_code == 201
         # The other processes ran on throughout.
         for name in ("enrollment", "datashare", "assistance", "gateway"):
@@ -165,7 +165,7 @@ def test_doudi_run_restarts_a_crashed_service_with_backoff_and_settles_again(
         output = run.interrupt()
     assert run.process.returncode == 0, run.output()
     assert "doudi: stopped" in output
-    for pid in pids.values():  # every process stopped, the restarted ones too
+    for pid in pids.values():  # every process stopped, the restarted settlement too
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
