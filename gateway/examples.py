@@ -39,7 +39,9 @@ from gateway.problems import (
     internal_error,
     invalid_header,
     invalid_input,
+    outcome_unknown,
     unauthenticated,
+    unavailable,
 )
 
 BUREAU_ZONE: Final = ZoneInfo("Asia/Shanghai")
@@ -165,7 +167,7 @@ def _refused(
     """What the gateway answers when the settlement service refuses a call so (the
     service's field names, as ``request_id`` for the Idempotency-Key)."""
     violations = (FieldViolation(field_name, field_detail or message),) if field_name else ()
-    return from_rpc_status(DecodedStatus(code, message, reason, violations))
+    return from_rpc_status(DecodedStatus(code, message, reason, violations, from_service=True))
 
 
 _MISSING_KEY = _problem("No Idempotency-Key", invalid_header("Idempotency-Key", "Field required"))
@@ -202,6 +204,7 @@ _ALREADY_REVERSED = _problem(
                 "reversal_request_id": f"undo-{SETTLEMENT_ID}",
                 "reverse_time": _REVERSED_AT,
             },
+            from_service=True,
         )
     ),
 )
@@ -284,16 +287,14 @@ _COMMON_ERRORS: Final[dict[int, dict[str, Example]]] = {
     },
     500: {"internal": _problem("Anything unexpected (the log has it)", internal_error())},
     503: {
-        "unavailable": _problem(
-            "A service did not answer in time (Retry-After: 1)",
-            Problem(
-                503,
-                "UNAVAILABLE",
-                "the platform did not answer in time; retry later",
-                "Service unavailable",
-            ),
-        )
+        "unavailable": _problem("A service did not answer in time (Retry-After: 1)", unavailable())
     },
+}
+_OUTCOME_UNKNOWN: Final = {
+    "outcome_unknown": _problem(
+        "Sent, but not confirmed: send it again with the same key (Retry-After: 1)",
+        outcome_unknown(),
+    ),
 }
 _NOT_FOUND: Final = {
     "not_found": _problem(
@@ -356,6 +357,7 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
                 415: _BODY_ERRORS[415],
                 422: {**_BODY_ERRORS[422], "key_reused": _KEY_REUSED},
                 **_COMMON_ERRORS,
+                503: {**_COMMON_ERRORS[503], **_OUTCOME_UNKNOWN},
             },
         ),
         "preview_settlement": OperationExamples(
@@ -387,6 +389,7 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
                 409: {"already_reversed": _ALREADY_REVERSED, "in_flight": _IN_FLIGHT},
                 422: {"key_reused": _KEY_REUSED},
                 **_COMMON_ERRORS,
+                503: {**_COMMON_ERRORS[503], **_OUTCOME_UNKNOWN},
             },
         ),
         "list_settlements": OperationExamples(

@@ -174,22 +174,52 @@ def from_rpc_status(status: DecodedStatus) -> Problem:
         return unauthenticated("the API key is not (or no longer) valid")
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return Problem(403, reason, message, "Forbidden")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if upstream_failed(status):
         # The message may name internal addresses: it goes to the log only.
         log.warning("settlement call failed: %s %s", code.name, message)
-        return Problem(
-            503,
-            "UNAVAILABLE",
-            "the platform did not answer in time; retry later",
-            "Service unavailable",
-            headers=_RETRY_AFTER,
-        )
+        return unavailable()
     log.error("settlement call failed: %s %s %s", code.name, reason, message)
     if code == grpc.StatusCode.DATA_LOSS and reason == "STORED_AMOUNT_OUT_OF_RANGE":
         # A stored record the service cannot answer: say which, so the bureau can mend it
         # (the service's own message, naming the record; gRPC's own DATA_LOSS says nothing).
         return Problem(500, reason, message, "Stored data out of range")
     return internal_error()
+
+
+# A call that did not get the service's answer: the gateway gave up waiting, or the
+# connection broke (the process died) or the channel closed on the way.
+_GAVE_UP = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_BROKE = (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED)
+
+
+def upstream_failed(status: DecodedStatus) -> bool:
+    """Whether the call failed for want of the settlement service (503), not because the
+    service answered so: UNAVAILABLE or DEADLINE_EXCEEDED, or a broken call that no
+    service ended (no ``ErrorInfo``: a service's own INTERNAL stays a 500)."""
+    return status.code in _GAVE_UP or (status.code in _BROKE and not status.from_service)
+
+
+def unavailable() -> Problem:
+    """The settlement service did not answer a read: nothing changed; retry later."""
+    return Problem(
+        503,
+        "UNAVAILABLE",
+        "the platform did not answer in time; retry later",
+        "Service unavailable",
+        headers=_RETRY_AFTER,
+    )
+
+
+def outcome_unknown() -> Problem:
+    """The gateway gave up on a settlement or reversal that may still have been made."""
+    return Problem(
+        503,
+        "OUTCOME_UNKNOWN",
+        "the platform did not confirm the request in time, and it may still have been made: "
+        "send it again with the same Idempotency-Key, which answers its one outcome",
+        "Outcome unknown",
+        headers=_RETRY_AFTER,
+    )
 
 
 def internal_error() -> Problem:

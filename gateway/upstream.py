@@ -4,26 +4,40 @@ Only the settlement service is called on the hospital path; the others are
 asked for their health. Hospitals are resolved from their API key by the
 settlement service (``GetHospital`` with the key forwarded) and remembered
 for ``hospital_cache_seconds``, so a settlement costs one gRPC call.
+
+A call the settlement service does not answer (it is down past the timeout, its
+process died with the call in flight, the gateway stops with the call still
+waiting) answers 503: ``unavailable`` for a read, ``outcome-unknown`` for a
+request with an idempotency key (``request_id``: a settlement, a reversal),
+which may still have been made (:func:`settlement_failures`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from doudi.common import grpc_client
+from doudi.common.errors import decode_status
 from doudi.common.grpc_client import serving_status_async
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
+from gateway.problems import outcome_unknown, unavailable, upstream_failed
 from gateway.settings import Settings
+
+log = logging.getLogger("doudi.gateway")
 
 SERVICES: Final = ("enrollment", "datashare", "settlement", "assistance")
 Metadata = tuple[tuple[str, str], ...]
-RequestT = TypeVar("RequestT")
+RequestT = TypeVar("RequestT", bound=Message)
 ResponseT = TypeVar("ResponseT")
 
 
@@ -33,6 +47,31 @@ ResponseT = TypeVar("ResponseT")
 _NOT_A_HOSPITAL: Final = frozenset(
     {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT}
 )
+
+
+@contextlib.contextmanager
+def settlement_failures(*, may_commit: bool) -> Iterator[None]:
+    """Around a call to the settlement service: when it fails for want of the service (see
+    :func:`gateway.problems.upstream_failed`) and ``may_commit`` (the request writes, with
+    an idempotency key), raise the ``outcome-unknown`` problem; a read's failure goes on to
+    the problem mapping (``unavailable``). A request still waiting when the gateway stops
+    is cancelled (uvicorn, at the end of the shutdown grace): it answers the same 503
+    instead of uvicorn's 500 text/plain."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        if may_commit and upstream_failed(decode_status(error)):
+            log.warning(
+                "settlement call failed, its outcome unknown: %s %s",
+                error.code().name,
+                error.details(),
+            )
+            raise outcome_unknown() from error
+        raise
+    except asyncio.CancelledError:
+        # Nothing else cancels a request's task: the gateway is stopping.
+        log.warning("stopping: a call to the settlement service was still waiting")
+        raise (outcome_unknown() if may_commit else unavailable()) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +109,13 @@ class HospitalKeys:
             return cached[0]
         metadata = (("authorization", f"Bearer {api_key}"),)
         try:
-            answer = await self._stub.GetHospital(
-                settlement_pb2.GetHospitalRequest(),
-                metadata=metadata,
-                timeout=self._timeout,
-                wait_for_ready=True,  # as Upstream.ask
-            )
+            with settlement_failures(may_commit=False):
+                answer = await self._stub.GetHospital(
+                    settlement_pb2.GetHospitalRequest(),
+                    metadata=metadata,
+                    timeout=self._timeout,
+                    wait_for_ready=True,  # as Upstream.ask
+                )
         except grpc.aio.AioRpcError as error:
             if error.code() in _NOT_A_HOSPITAL:
                 self._cache.pop(digest, None)
@@ -124,10 +164,12 @@ class Upstream:
 
         It waits (up to the timeout) for a settlement service that is restarting or not
         yet connected, rather than failing at once: a hospital's request then succeeds a
-        moment late instead of answering 503."""
-        return await method(
-            request, metadata=hospital.metadata, timeout=self.timeout, wait_for_ready=True
-        )
+        moment late instead of answering 503. A request with an idempotency key that
+        fails so answers ``outcome-unknown`` (:func:`settlement_failures`)."""
+        with settlement_failures(may_commit="request_id" in request.DESCRIPTOR.fields_by_name):
+            return await method(
+                request, metadata=hospital.metadata, timeout=self.timeout, wait_for_ready=True
+            )
 
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +91,11 @@ class Platform:
             stop_service(service)
 
 
-def start_platform(directory: Path, database_url_for: DatabaseUrlFor) -> Platform:
-    """Start every service and the gateway; on failure, stop whatever had started."""
+def start_platform(
+    directory: Path, database_url_for: DatabaseUrlFor, gateway_env: Mapping[str, str] | None = None
+) -> Platform:
+    """Start every service and the gateway (``gateway_env``: its further settings); on
+    failure, stop whatever had started."""
     directory.mkdir(parents=True, exist_ok=True)
     platform = Platform(directory, {})
 
@@ -111,14 +114,16 @@ def start_platform(directory: Path, database_url_for: DatabaseUrlFor) -> Platfor
             to_settlement = {"DOUDI_SETTLEMENT_ADDRESS": settlement.address}
             datashare = start("datashare", to_settlement)
             start("enrollment", {**to_settlement, "DOUDI_DATASHARE_ADDRESS": datashare.address})
-        _start_gateway(platform, settlement)
+        start_gateway(platform, gateway_env)
     except BaseException:
         platform.stop()
         raise
     return platform
 
 
-def _start_gateway(platform: Platform, settlement: RunningService) -> None:
+def start_gateway(platform: Platform, extra_env: Mapping[str, str] | None = None) -> None:
+    """Start the gateway in front of the platform's services (again, after
+    :meth:`Platform.stop_gateway`)."""
     port_file = platform.directory / "gateway.port"
     port_file.unlink(missing_ok=True)
     services = platform.services
@@ -127,10 +132,11 @@ def _start_gateway(platform: Platform, settlement: RunningService) -> None:
         None,
         {
             "DOUDI_PORT_FILE": str(port_file),
-            "DOUDI_SETTLEMENT_ADDRESS": settlement.address,
+            "DOUDI_SETTLEMENT_ADDRESS": services["settlement"].address,
             "DOUDI_ENROLLMENT_ADDRESS": services["enrollment"].address,
             "DOUDI_DATASHARE_ADDRESS": services["datashare"].address,
             "DOUDI_ASSISTANCE_ADDRESS": services["assistance"].address,
+            **(extra_env or {}),
         },
     )
     with platform.gateway_log_path.open("ab") as log:
@@ -158,20 +164,25 @@ def _start_gateway(platform: Platform, settlement: RunningService) -> None:
 
 
 @contextlib.contextmanager
-def running_platform(directory: Path, backend: str = "sqlite") -> Iterator[Platform]:
+def running_platform(
+    directory: Path, backend: str = "sqlite", gateway_env: Mapping[str, str] | None = None
+) -> Iterator[Platform]:
     """The platform on ``backend`` (``sqlite`` or ``postgresql``), stopped afterwards."""
     with contextlib.ExitStack() as stack:
         urls = {
             name: stack.enter_context(new_database(backend, directory, name)) for name in SERVICES
         }
-        platform = start_platform(directory, urls.get)
+        platform = start_platform(directory, urls.get, gateway_env)
         stack.callback(platform.stop)  # before the databases are dropped
         yield platform
 
 
 @contextlib.contextmanager
 def demo_platforms(
-    tmp_path_factory: pytest.TempPathFactory, name: str, year: int
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    year: int,
+    gateway_env: Mapping[str, str] | None = None,
 ) -> Iterator[Callable[[str], Platform]]:
     """A module's platforms: on a backend, started with the demo data (for ``year``) when a
     test first asks for it, stopped when the module is done."""
@@ -181,7 +192,7 @@ def demo_platforms(
         def on(backend: str) -> Platform:
             if backend not in started:
                 directory = tmp_path_factory.mktemp(f"{name}-{backend}")
-                platform = stack.enter_context(running_platform(directory, backend))
+                platform = stack.enter_context(running_platform(directory, backend, gateway_env))
                 demo.load(
                     enrollment=platform.services["enrollment"].channel(),
                     datashare=platform.services["datashare"].channel(),

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from google.type import date_pb2
 
+from doudi.common.errors import ServiceError, to_rpc_status
 from doudi.datashare.v1 import datashare_pb2
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from doudi.enrollment.v1 import enrollment_pb2
@@ -627,9 +628,16 @@ class _FailingUpstream:
         raise self.error
 
 
-def _rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+def _rpc_error(code: grpc.StatusCode, *, from_service: bool = False) -> grpc.aio.AioRpcError:
+    """A failed call; ``from_service``: ended by a service (with its ErrorInfo), not by
+    gRPC on the way."""
+    trailing = grpc.aio.Metadata()
+    if from_service:
+        error = ServiceError("failed at 10.0.0.7:50053")
+        error.code = code
+        trailing = grpc.aio.Metadata(*to_rpc_status(error).trailing_metadata)
     return grpc.aio.AioRpcError(
-        code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="failed at 10.0.0.7:50053"
+        code, grpc.aio.Metadata(), trailing, details="failed at 10.0.0.7:50053"
     )
 
 
@@ -637,10 +645,16 @@ def _rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     ("error", "status", "reason"),
     [
         (RuntimeError("bug near postgresql://doudi:secret@10.0.0.7"), 500, "internal"),
-        (_rpc_error(grpc.StatusCode.INTERNAL), 500, "internal"),
+        (_rpc_error(grpc.StatusCode.INTERNAL, from_service=True), 500, "internal"),
+        (_rpc_error(grpc.StatusCode.UNKNOWN, from_service=True), 500, "internal"),
         (_rpc_error(grpc.StatusCode.DATA_LOSS), 500, "internal"),
         (_rpc_error(grpc.StatusCode.UNAVAILABLE), 503, "unavailable"),
+        (_rpc_error(grpc.StatusCode.UNAVAILABLE, from_service=True), 503, "unavailable"),
         (_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED), 503, "unavailable"),
+        # The connection broke on the way (RST_STREAM, "Stream removed"), the channel closed.
+        (_rpc_error(grpc.StatusCode.INTERNAL), 503, "unavailable"),
+        (_rpc_error(grpc.StatusCode.UNKNOWN), 503, "unavailable"),
+        (_rpc_error(grpc.StatusCode.CANCELLED), 503, "unavailable"),
     ],
 )
 def test_a_failure_upstream_answers_without_internals(

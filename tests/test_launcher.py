@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,71 +12,102 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pytest
 
 from doudi.cli import demo
-from doudi.cli.launcher import free_ports
+from doudi.cli.launcher import Backoff, free_ports
 from tests.services import ROOT
+
+
+class DoudiRun:
+    """``doudi run`` as a subprocess, its output read line by line."""
+
+    def __init__(self, data_dir: Path, settlement_processes: int) -> None:
+        # The services on base onwards (settlement's further processes after assistance's),
+        # the gateway after them.
+        base = free_ports(5 + settlement_processes)[0]
+        self.gateway_url = f"http://127.0.0.1:{base + 4 + settlement_processes}"
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
+        env.update(DOUDI_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "doudi",
+                "run",
+                "--base-port",
+                str(base),
+                "--port",
+                self.gateway_url.rsplit(":", 1)[1],
+                "--settlement-processes",
+                str(settlement_processes),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """The first line from now on that matches ``pattern``."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.process.stdout.readline()
+            assert line or self.process.poll() is None, self.output()
+            self.lines.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+            assert time.monotonic() < deadline, self.output()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def pids(self) -> dict[str, int]:
+        """Each process's pid, as the start-up table printed them."""
+        return {
+            found.group(1): int(found.group(2))
+            for found in re.finditer(r"^  (\S+) +127\.0\.0\.1:\d+ +pid (\d+)", self.output(), re.M)
+        }
+
+    def interrupt(self) -> str:
+        """Ctrl-C; answer the rest of the output once it has exited."""
+        self.process.send_signal(signal.SIGINT)
+        rest, _ = self.process.communicate(timeout=60)
+        self.lines.append(rest)
+        return rest
+
+
+def settle_demo(url: str, key: str, timeout: float = 30) -> httpx.Response:
+    """Settle a stay of the demo's registered-poor person at the demo level-2 hospital."""
+    return httpx.post(
+        f"{url}/v1/settlements",
+        headers={"Authorization": f"Bearer {demo.HOSPITALS[0].api_key}", "Idempotency-Key": key},
+        json={
+            "person_id": demo.REGISTERED_POOR.person_id,
+            "visit": {
+                "id": key,
+                "type": "inpatient",
+                "admitted": f"{date.today().year}-01-02",
+                "discharged": f"{date.today().year}-01-05",
+                "items": [{"code": "X01", "class": "A", "amount_fen": 5000000}],
+            },
+        },
+        timeout=timeout,
+    )
 
 
 def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     # Two settlement processes (the second on base + 4), the gateway after them.
-    base = free_ports(6)[0]
-    gateway = base + 5
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
-    env.update(DOUDI_DATA_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "doudi",
-            "run",
-            "--base-port",
-            str(base),
-            "--port",
-            str(gateway),
-            "--settlement-processes",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
+    run = DoudiRun(tmp_path / "var", settlement_processes=2)
     try:
-        deadline = time.monotonic() + 60
-        while not any("the gateway is at" in line for line in lines):
-            line = process.stdout.readline()
-            assert line or process.poll() is None, "".join(lines)
-            lines.append(line)
-            assert time.monotonic() < deadline, "".join(lines)
-        url = f"http://127.0.0.1:{gateway}"
-        assert f"the gateway is at {url}" in "".join(lines)
+        url = run.wait_for(r"the gateway is at (\S+)").group(1)
+        assert url == run.gateway_url
 
-        hospital = demo.HOSPITALS[0]
-        answers = [
-            httpx.post(
-                f"{url}/v1/settlements",
-                headers={
-                    "Authorization": f"Bearer {hospital.api_key}",
-                    "Idempotency-Key": f"run-{number}",
-                },
-                json={
-                    "person_id": demo.REGISTERED_POOR.person_id,
-                    "visit": {
-                        "id": f"run-{number}",
-                        "type": "inpatient",
-                        "admitted": f"{date.today().year}-01-02",
-                        "discharged": f"{date.today().year}-01-05",
-                        "items": [{"code": "X01", "class": "A", "amount_fen": 5000000}],
-                    },
-                },
-                timeout=30,
-            )
-            for number in range(4)
-        ]
+        answers = [settle_demo(url, f"run-{number}") for number in range(4)]
         assert [answer.status_code for answer in answers] == [201] * 4, answers[0].text
         # The demo person is registered poor: all five Xixia layers run, as in docs/case-format.md.
         assert [layer["paid_fen"] for layer in answers[0].json()["layers"]] == [
@@ -90,9 +122,8 @@ def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path
         for name in ("settlement.log", "settlement-2.log"):
             assert "settled " in (logs / name).read_text(), name
     finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, "".join(lines) + output
+        output = run.interrupt()
+    assert run.process.returncode == 0, run.output()
     assert "doudi: stopped" in output
     assert sorted(path.name for path in (tmp_path / "var").glob("*.db")) == [
         "assistance.db",
@@ -100,3 +131,55 @@ def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path
         "enrollment.db",
         "settlement.db",
     ]
+
+
+def test_doudi_run_restarts_a_crashed_service_with_backoff_and_settles_again(
+    tmp_path: Path,
+) -> None:
+    run = DoudiRun(tmp_path / "var", settlement_processes=1)
+    pids: dict[str, int] = {}
+    try:
+        url = run.wait_for(r"the gateway is at (\S+)").group(1)
+        assert settle_demo(url, "before").status_code == 201
+        pids = run.pids()
+        assert set(pids) == {"enrollment", "datashare", "settlement", "assistance", "gateway"}
+
+        os.kill(pids["settlement"], signal.SIGKILL)
+        run.wait_for(r"settlement exited with code -9; restarting it in 1 s")
+        again = int(run.wait_for(r"settlement restarted \(pid (\d+)\)").group(1))
+        assert again != pids["settlement"]
+        # The gateway waits for it (within its timeout): the hospital settles as before.
+        after = settle_demo(url, "after")
+        assert after.status_code == 201, after.text
+        assert after.json()["layers"][0]["paid_fen"] > 0
+
+        # Crashed again soon after: twice the wait.
+        os.kill(again, signal.SIGKILL)
+        run.wait_for(r"settlement exited with code -9; restarting it in 2 s")
+        pids["settlement"] = int(run.wait_for(r"settlement restarted \(pid (\d+)\)").group(1))
+        assert settle_demo(url, "after-again").status_code == 201
+        # The other processes ran on throughout.
+        for name in ("enrollment", "datashare", "assistance", "gateway"):
+            os.kill(pids[name], 0)
+    finally:
+        output = run.interrupt()
+    assert run.process.returncode == 0, run.output()
+    assert "doudi: stopped" in output
+    for pid in pids.values():  # every process stopped, the restarted settlement too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize(
+    ("runs", "delays"),
+    [
+        pytest.param([0.5] * 8, [1, 2, 4, 8, 16, 30, 30, 30], id="crash-looping: doubled, capped"),
+        pytest.param([0.5, 0.5, 0.5, 61, 0.5], [1, 2, 4, 1, 2], id="reset once it stayed up"),
+        pytest.param([120], [1], id="first crash after a long run"),
+    ],
+)
+def test_a_crashed_process_waits_longer_each_time_until_it_stays_up(
+    runs: list[float], delays: list[float]
+) -> None:
+    backoff = Backoff()
+    assert [backoff.delay(up_for) for up_for in runs] == delays

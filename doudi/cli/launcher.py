@@ -3,8 +3,13 @@
 Starts the four gRPC services and the gateway as child processes, each with
 its own SQLite file and log under the data directory (``var/`` or
 ``DOUDI_DATA_DIR``), loads the demo data, prints the gateway's URL, and on
-Ctrl-C (or SIGTERM) stops every process gracefully. If any process dies, the
-others are stopped too and the command fails, naming its log.
+Ctrl-C (or SIGTERM) stops every process gracefully. A process that dies while
+the platform runs is restarted on its port, as Kubernetes restarts a crashed
+container: after 1 s, then 2 s, 4 s ... up to 30 s while it keeps crashing,
+1 s again once it has stayed up a minute (:class:`Backoff`); each exit and
+restart is printed. The others run on meanwhile: the gateway and the services'
+senders wait for it and retry. A process that dies while the platform starts
+fails the command, naming its log.
 
 ``--settlement-processes N`` runs N settlement processes on its one database,
 as replicas run on Kubernetes: each on its own port, and the gateway balancing
@@ -42,6 +47,26 @@ from doudi.common.settings import ProcessSettings
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass
+class Backoff:
+    """How long to wait before restarting a process that exited, as Kubernetes does for a
+    crashed container: ``first``, doubled at each exit up to ``cap``, and ``first`` again
+    when the process had stayed up ``reset_after`` seconds."""
+
+    first: float = 1.0
+    cap: float = 30.0
+    reset_after: float = 60.0
+    _next: float = 0.0
+
+    def delay(self, up_for: float) -> float:
+        """The wait before restarting a process that exited after running ``up_for`` s."""
+        if not self._next or up_for >= self.reset_after:
+            self._next = self.first
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,9 @@ class Platform:
         self.ports = {part.name: part.port for part in self.parts}
         self.addresses = {part.name: part.address for part in self.parts}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._started_at: dict[str, float] = {}
+        self._backoffs: dict[str, Backoff] = {}
+        self._restart_at: dict[str, float] = {}
         (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
 
     def log_path(self, name: str) -> Path:
@@ -164,6 +192,7 @@ class Platform:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
             )
+        self._started_at[name] = time.monotonic()
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -197,6 +226,29 @@ class Platform:
                 raise RuntimeError(
                     f"{name} exited with code {process.returncode}; see {self.log_path(name)}"
                 )
+
+    def supervise(self) -> list[str]:
+        """Restart the processes that have exited, each after its :class:`Backoff`; answer
+        what happened, one sentence per exit or restart."""
+        events = []
+        now = time.monotonic()
+        for part in self.parts:
+            for name, port in part.processes():
+                process = self.processes.get(name)
+                if name in self._restart_at:
+                    if now >= self._restart_at[name]:
+                        del self._restart_at[name]
+                        self._start(part, name, port)
+                        events.append(f"{name} restarted (pid {self.processes[name].pid})")
+                elif process is not None and process.poll() is not None:
+                    backoff = self._backoffs.setdefault(name, Backoff())
+                    delay = backoff.delay(now - self._started_at[name])
+                    self._restart_at[name] = now + delay
+                    events.append(
+                        f"{name} exited with code {process.returncode}; restarting it in "
+                        f"{delay:g} s (see {self.log_path(name)})"
+                    )
+        return events
 
     def load_demo(self, internal_token: str) -> None:
         def channel(name: str) -> grpc.Channel:
@@ -252,7 +304,10 @@ def run(*, base_port: int, gateway_port: int, settlement_processes: int = 1) -> 
         platform.load_demo(settings.internal_token.get_secret_value())
         for part in platform.parts:
             for name, port in part.processes():
-                print(f"  {name:<12} 127.0.0.1:{port:<6} log {platform.log_path(name)}")
+                pid = platform.processes[name].pid
+                print(
+                    f"  {name:<12} 127.0.0.1:{port:<6} pid {pid:<8} log {platform.log_path(name)}"
+                )
         print(
             f"\ndoudi: the gateway is at {platform.gateway_url}  (API docs: {platform.gateway_url}/docs)"
         )
@@ -261,8 +316,9 @@ def run(*, base_port: int, gateway_port: int, settlement_processes: int = 1) -> 
             flush=True,
         )
         while True:
-            platform.check_alive()
-            time.sleep(0.5)
+            for event in platform.supervise():
+                print(f"doudi: {event}", flush=True)
+            time.sleep(0.2)
     except _Stop:
         print("\ndoudi: stopping", flush=True)
         return 0

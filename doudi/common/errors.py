@@ -107,6 +107,20 @@ class Unavailable(ServiceError):
     default_reason = "UNAVAILABLE"
 
 
+MAX_MESSAGE_BYTES = 1000
+"""An error's message and field violation are cut to this many bytes of UTF-8: they may
+quote what the caller sent, and a status goes back in the call's trailers (the message
+percent-encoded, up to three times as long, and again in the details), which clients
+refuse beyond 8 KiB (RESOURCE_EXHAUSTED, and the error lost)."""
+
+
+def _clip(text: str) -> str:
+    encoded = text.encode()
+    if len(encoded) <= MAX_MESSAGE_BYTES:
+        return text
+    return encoded[: MAX_MESSAGE_BYTES - 3].decode(errors="ignore") + "…"
+
+
 def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
     """The status a gRPC server ends the call with (``context.abort_with_status``)."""
     metadata: dict[str, str] = {}
@@ -127,10 +141,10 @@ def to_rpc_status(error: ServiceError | InvalidInput) -> grpc.Status:
     ]
     if field:
         violation = error_details_pb2.BadRequest.FieldViolation(
-            field=field, description=description
+            field=_clip(field), description=_clip(description)
         )
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
-    status = status_pb2.Status(code=code.value[0], message=message, details=details)
+    status = status_pb2.Status(code=code.value[0], message=_clip(message), details=details)
     return rpc_status.to_status(status)
 
 
@@ -156,6 +170,9 @@ class DecodedStatus:
     reason: str
     violations: tuple[FieldViolation, ...]
     metadata: Mapping[str, str] = field(default_factory=dict)
+    from_service: bool = False
+    """Whether a Doudi service ended the call (its ``ErrorInfo`` came back), rather than
+    gRPC itself: a deadline, a connection that broke, a channel closed."""
 
 
 def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
@@ -163,6 +180,7 @@ def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
     code = error.code()
     message = error.details() or ""
     reason = code.name
+    from_service = False
     violations: list[FieldViolation] = []
     metadata: dict[str, str] = {}
     for key, value in error.trailing_metadata() or ():
@@ -175,11 +193,14 @@ def decode_status(error: grpc.aio.AioRpcError) -> DecodedStatus:
             if detail.Unpack(info):
                 reason = info.reason
                 metadata.update(info.metadata)
+                from_service = info.domain == ERROR_DOMAIN
             elif detail.Unpack(bad):
                 violations.extend(
                     FieldViolation(v.field, v.description) for v in bad.field_violations
                 )
-    return DecodedStatus(code, message, reason, tuple(violations), metadata)
+    return DecodedStatus(
+        code, message, reason, tuple(violations), metadata=metadata, from_service=from_service
+    )
 
 
 __all__ = [

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import grpc
 import sqlalchemy
 import uvloop
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -136,26 +137,35 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not method.startswith(self._prefix):
             return handler
         short = method.rsplit("/", 1)[-1]
-        serializers = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None or handler.stream_unary is not None:
-            inner = handler.unary_unary or handler.stream_unary
+        # Requests arrive as bytes and are parsed inside the guard: bytes that are not the
+        # method's message are INVALID_ARGUMENT, not gRPC's UNKNOWN.
+        read = _reader(handler.request_deserializer)
+        serializers = {"response_serializer": handler.response_serializer}
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
 
-            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async def call(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 async with self._guard(short, context):
-                    return await inner(request, context)  # type: ignore[misc,arg-type]
+                    return await unary(read(request), context)  # type: ignore[arg-type]
 
-            if handler.unary_unary is not None:
-                return grpc.unary_unary_rpc_method_handler(call, **serializers)
-            return grpc.stream_unary_rpc_method_handler(call, **serializers)
+            return grpc.unary_unary_rpc_method_handler(call, **serializers)
+        if handler.stream_unary is not None:
+            gather = handler.stream_unary
+
+            async def take(
+                requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> Any:
+                async with self._guard(short, context):
+                    parsed = (read(request) async for request in requests)
+                    return await gather(parsed, context)  # type: ignore[arg-type]
+
+            return grpc.stream_unary_rpc_method_handler(take, **serializers)
         if handler.unary_stream is not None:
             stream = handler.unary_stream
 
-            async def answer(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 async with self._guard(short, context):
-                    async for message in stream(request, context):  # type: ignore[attr-defined,arg-type]
+                    async for message in stream(read(request), context):  # type: ignore[attr-defined,arg-type]
                         yield message
 
             return grpc.unary_stream_rpc_method_handler(answer, **serializers)
@@ -198,9 +208,22 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort_with_status(
                     to_rpc_status(Unavailable("the database connection was lost; retry"))
                 )
+            if unstorable_text(error):
+                outcome = "INVALID_ARGUMENT unstorable text"
+                await context.abort_with_status(
+                    to_rpc_status(
+                        InvalidInput(
+                            "", "a text is longer than its field allows or has a NUL character"
+                        )
+                    )
+                )
             outcome = "INTERNAL"
             log.exception("%s failed", short)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+            # With its ErrorInfo, as every status a service answers: a caller tells the
+            # service's own failure from a call that broke on the way.
+            await context.abort_with_status(
+                to_rpc_status(ServiceError("internal error; see the service log"))
+            )
         finally:
             # Refusals and failures at INFO; each successful call only at DEBUG, as
             # a line per call costs more than a cheap call itself.
@@ -209,6 +232,37 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
                 elapsed = (time.perf_counter() - started) * 1e3
                 log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed)
+
+
+# SQLSTATEs of text the database cannot take: too long for its column (22001), not in
+# the database's encoding (22021, 22P05).
+_UNSTORABLE_TEXT = frozenset({"22001", "22021", "22P05"})
+
+
+def unstorable_text(error: Exception) -> bool:
+    """Whether the database refused a text the request carried (PostgreSQL: one longer than
+    its column, or with a NUL character, which psycopg refuses before sending): bad input
+    that a handler did not check, not a server error."""
+    if not isinstance(error, sqlalchemy.exc.DataError):
+        return False
+    cause = error.orig
+    state = getattr(cause, "sqlstate", None)
+    return state in _UNSTORABLE_TEXT or (state is None and "NUL (0x00)" in str(cause))
+
+
+def _reader(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """``parse`` (a method's request deserializer), raising InvalidInput for bytes that are
+    not a valid message of its type."""
+
+    def read(raw: bytes) -> Any:
+        if parse is None:
+            return raw
+        try:
+            return parse(raw)
+        except DecodeError as error:
+            raise InvalidInput("", f"the request is not a valid message: {error}") from None
+
+    return read
 
 
 READINESS_INTERVAL_SECONDS = 2.0
