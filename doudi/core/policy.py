@@ -294,6 +294,11 @@ class Pack:
         init=False, repr=False, compare=False
     )
     """For each visit type, the layers with a rule for it: (position, layer, its rules)."""
+    engine_memo: dict[object, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """What the engine derives from the pack once, for itself: an explanation's unchanging parts
+    (a layer that does not apply, a fixed band's row), built at the first visit that needs them."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layer_ids", tuple(layer.id for layer in self.layers))
