@@ -502,6 +502,7 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
                     strict=True,
                 )
             ]
+        fund_paid = settlement.fund_paid_fen
         visit: dict[str, Any] = {
             "id": settlement.visit_id,
             "total_fen": costs.total_fen,
@@ -509,8 +510,8 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
             "in_scope_fen": costs.in_scope_fen,
             "layers": layers,
             "self_pay_fen": settlement.self_pay_fen,
-            "fund_paid_fen": settlement.fund_paid_fen,
-            "reimbursement_ratio": _percent(settlement.fund_paid_fen, costs.total_fen),
+            "fund_paid_fen": fund_paid,
+            "reimbursement_ratio": _percent(fund_paid, costs.total_fen),
             "out_of_scope_breakdown": {
                 "class_c_fen": costs.class_c_fen,
                 "over_limit_fen": costs.over_limit_fen,

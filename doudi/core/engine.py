@@ -32,7 +32,7 @@ from doudi.core.money import (
     format_percent,
     round_half_up,
 )
-from doudi.core.policy import Band, Layer, Pack, Rule, VisitContext
+from doudi.core.policy import Band, Pack, Rule, VisitContext
 
 STAYS = "stays"
 """Yearly ledger key: inpatient stays settled in the year (for n-th stay deductibles)."""
@@ -222,9 +222,16 @@ def settle_visit(
         paid_so_far += amount
         paid[index] = amount
     if traces is not None:
-        for index, trace in enumerate(traces):
-            if trace is None:
-                traces[index] = _not_applying(pack.layers[index], skips[index], ctx)
+        # The layers without a rule for this kind of visit: why they do not apply.
+        for index, layer in pack.uncovering[visit_type]:
+            in_force_from = layer.in_force_from
+            eligible = layer.eligible
+            if in_force_from is not None and day < in_force_from:
+                traces[index] = skips[index][0]
+            elif eligible is not None and not eligible.test(ctx):
+                traces[index] = skips[index][1]
+            else:
+                traces[index] = skips[index][2][visit_type]
     if visit_type == INPATIENT:
         deltas[STAYS] = 1
     elif visit_type in OUTPATIENT_TYPES:
@@ -278,15 +285,6 @@ def _skips(pack: Pack) -> tuple[_Skip, ...]:
 
 def _skipped(reason: str) -> Mapping[str, Any]:
     return {"applies": False, "reason": reason}
-
-
-def _not_applying(layer: Layer, skip: _Skip, ctx: VisitContext) -> Mapping[str, Any]:
-    """Why a layer without a rule for the visit's type does not apply."""
-    if layer.in_force_from is not None and ctx.day < layer.in_force_from:
-        return skip[0]
-    if layer.eligible is not None and not layer.eligible.test(ctx):
-        return skip[1]
-    return skip[2][ctx.visit_type]
 
 
 def _pay(
@@ -569,10 +567,11 @@ class PersonLedger:
 
     def apply(self, settlement: VisitSettlement, sign: int = 1) -> None:
         """Add a settlement's increments (``sign=-1`` takes them away again: a reversal)."""
+        payouts = settlement.payouts
         self.apply_increments(
             settlement.year,
             settlement.deltas,
-            [payout.ledger_key for payout in settlement.payouts],
+            [payout.ledger_key for payout in payouts] if payouts else (),
             sign,
         )
 
