@@ -5,14 +5,27 @@ checks."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doudi.core.cases import _read_visit, _well_formed_visit, parse_visit
+from doudi.core.cases import (
+    Case,
+    _read_visit,
+    _well_formed_visit,
+    load_json,
+    parse_case,
+    parse_visit,
+    read_case,
+)
 from doudi.core.errors import InvalidInput
 from doudi.core.money import MAX_BILL_FEN, MAX_ITEM_FEN
+from doudi.core.packs import PackRegistry
+from tests.support import worked_case
 
 ODD: list[Any] = [None, True, False, 0, -1, 1.0, 2.5, "", " ", [], {}, "\ud800", "x"]
 DATES: list[Any] = ["2018-03-01", "2018-03-05", "2018-02-30", "2018-3-1", "20180301", *ODD]
@@ -103,7 +116,7 @@ def visits(draw: st.DrawFn) -> dict[str, Any]:
     return changed(document, draw(changes(FIELDS)))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(visits())
 def test_the_quick_reader_accepts_only_what_the_detailed_one_does(document: dict[str, Any]) -> None:
     data = document
@@ -138,3 +151,65 @@ def test_well_formed_visits_are_read_quickly() -> None:
         quick = _well_formed_visit(data)
         assert quick is not None
         assert quick == _read_visit(data, "visit", None) == parse_visit(data)
+
+
+def _outcome(read: Callable[[], Case]) -> Case | str:
+    try:
+        return read()
+    except InvalidInput as error:
+        return str(error)
+
+
+def _texts() -> list[str]:
+    good = worked_case()
+    text = json.dumps(good, ensure_ascii=False)
+    visit = json.dumps(good["visits"][0], ensure_ascii=False)
+    item = json.dumps(good["visits"][0]["items"][0])
+    deep = "[" * 990 + "]" * 990
+
+    def with_visit(replacement: str) -> str:
+        return text.replace(visit, replacement, 1)
+
+    return [
+        text,
+        with_visit(visit[:-1] + ', "note": "a note: with a colon"}'),
+        with_visit(visit[:-1] + ', "type": "inpatient"}'),  # a key twice
+        with_visit(visit[:-1] + ', "note": {"a": 1, "a": 2}}'),
+        with_visit(visit[:-1] + f', "note": {deep}}}'),
+        with_visit(visit.replace(item, item[:-1] + f', "note": {deep}}}')),
+        with_visit(visit.replace(item, item[:-1] + ', "note": {"x": 1, "x": 1}}')),
+        with_visit(visit.replace(item, item[:-1] + ', "class": "A"}')),
+        text[:-1] + f', "note": {deep}}}',
+        text[:-1] + ', "note": {"a\\u003a": 1, "a:": 2}}',
+        text[:-1] + ', "history": {"outpatient_cost_fen": {"2016": 100000000000000000000}}}',
+        text.replace('"person": {', f'"person": {{"note": {deep}, ', 1),
+        with_visit(visit.replace('"amount_fen": ', '"amount_fen": 100000000000000000000', 1)),
+        with_visit(visit.replace('"amount_fen": ', '"amount_fen": -100000000000000000000', 1)),
+        with_visit(visit.replace('"amount_fen": ', '"amount_fen": NaN, "x": ', 1)),
+        with_visit(visit.replace('"hospital_level": 2', '"hospital_level": 2.0', 1)),
+        with_visit(visit.replace('"id": "v1"', '"id": "v\\ud800"', 1)),
+        text.replace('"visits": [', '"visits": [' + visit + ", ", 1),  # an id twice
+        text[: len(text) // 2],
+    ]
+
+
+@pytest.mark.parametrize("text", _texts())
+def test_read_case_reads_as_parse_case_does(text: str) -> None:
+    """The quick way of reading a whole case (orjson, every visit by the quick reader) gives
+    the same case, or the same error, as the standard library and the detailed readers:
+    keys given twice, numbers beyond 64 bits, nesting the standard library refuses."""
+    registry = PackRegistry.load()
+    expected = _outcome(lambda: parse_case(load_json(text), registry))
+    assert _outcome(lambda: read_case(text, registry)) == expected
+
+
+def test_a_case_without_a_fault_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = json.dumps(worked_case(), ensure_ascii=False)
+    registry = PackRegistry.load()
+    expected = parse_case(load_json(text), registry)
+
+    def not_again(_text: str) -> None:
+        raise AssertionError("read again by the standard library")
+
+    monkeypatch.setattr("doudi.core.cases.load_json", not_again)
+    assert read_case(text, registry) == expected

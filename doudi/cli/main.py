@@ -34,7 +34,7 @@ from typing import NoReturn
 import orjson
 
 from doudi.common.protos import INT64_MAX
-from doudi.core.cases import load_json, parse_case, result_document, settle_case
+from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
 from doudi.core.describe import describe_pack, pack_table
 from doudi.core.errors import InvalidInput, PolicyPackError
@@ -417,7 +417,7 @@ def _calc(registry: PackRegistry, source: str, *, explain: bool) -> int:
 
 def _settle_and_write(registry: PackRegistry, text: str, name: str, *, explain: bool) -> int:
     try:
-        case = parse_case(load_json(text), registry)
+        case = read_case(text, registry)
         document = result_document(case, settle_case(case, explain=explain))
     except InvalidInput as error:
         return _fail(f"{name}: {error}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from doudi.core.codes import (
     EMPLOYMENTS,
@@ -160,6 +161,68 @@ class Visit:
         for index, code in enumerate(self.diagnoses):
             if not ICD10_CODE.fullmatch(code):
                 raise InvalidInput(f"diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
+
+
+def _setters(cls: type, names: str) -> tuple[Callable[[object, Any], None], ...]:
+    """The slots' own setters, which a frozen class's ``__setattr__`` does not guard."""
+    return tuple(getattr(cls, name).__set__ for name in names.split())
+
+
+_new = object.__new__
+_set_code, _set_class, _set_amount, _set_over_limit = _setters(
+    Item, "code item_class amount_fen over_limit_fen"
+)
+(
+    _set_id,
+    _set_type,
+    _set_settles_on,
+    _set_items,
+    _set_level,
+    _set_admitted,
+    _set_out_of_area,
+    _set_referred,
+    _set_diagnoses,
+) = _setters(
+    Visit,
+    "id visit_type settles_on items hospital_level admitted out_of_area referred diagnoses",
+)
+
+
+def new_item(code: str, item_class: str, amount_fen: Fen, over_limit_fen: Fen) -> Item:
+    """``Item(code, item_class, amount_fen, over_limit_fen)``, made in a third of the time (a
+    frozen class's ``__init__`` sets each field through ``object.__setattr__``): for a reader
+    that makes tens of thousands."""
+    item = _new(Item)
+    _set_code(item, code)
+    _set_class(item, item_class)
+    _set_amount(item, amount_fen)
+    _set_over_limit(item, over_limit_fen)
+    return item
+
+
+def new_visit(
+    id: str,
+    visit_type: str,
+    settles_on: date,
+    items: tuple[Item, ...],
+    hospital_level: int | None,
+    admitted: date | None,
+    out_of_area: bool,
+    referred: bool,
+    diagnoses: tuple[str, ...],
+) -> Visit:
+    """``Visit(...)`` of every field, made as :func:`new_item` makes an item."""
+    visit = _new(Visit)
+    _set_id(visit, id)
+    _set_type(visit, visit_type)
+    _set_settles_on(visit, settles_on)
+    _set_items(visit, items)
+    _set_level(visit, hospital_level)
+    _set_admitted(visit, admitted)
+    _set_out_of_area(visit, out_of_area)
+    _set_referred(visit, referred)
+    _set_diagnoses(visit, diagnoses)
+    return visit
 
 
 def _list(names: Iterable[object]) -> str:
