@@ -299,11 +299,6 @@ _ITEM_FIELDS = frozenset(("code", "class", "amount_fen", "over_limit_fen", "note
 _NESTED = (dict, list)
 
 
-def _text(data: str) -> bool:
-    """What :func:`_string` accepts."""
-    return bool(data.strip()) and (data.isascii() or not _SURROGATE.search(data))
-
-
 def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
     """The visit :func:`parse_visit` reads from ``data``, read in fewer steps (a long history
     has tens of thousands), or None for anything this does not plainly accept: parse_visit
@@ -338,7 +333,11 @@ def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
     elif type(level) is not int or level not in HOSPITAL_LEVELS:
         return None
     visit_id = data.get("id")
-    if type(visit_id) is not str or not _text(visit_id):
+    if (
+        type(visit_id) is not str
+        or not visit_id.strip()
+        or not (visit_id.isascii() or not _SURROGATE.search(visit_id))
+    ):
         return None
     entries = data.get("items")
     if type(entries) is not list or not entries:
@@ -358,7 +357,8 @@ def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
             over_limit = 0
         if (
             type(code) is not str
-            or not _text(code)
+            or not code.strip()
+            or not (code.isascii() or not _SURROGATE.search(code))
             or type(item_class) is not str
             or item_class not in ITEM_CLASSES
             or type(amount) is not int

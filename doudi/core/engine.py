@@ -547,6 +547,7 @@ class PersonLedger:
         self.payouts: set[str] = set()
         self.first_year: int | None = None
         self._views: dict[int, LedgerView] = {}
+        self._views_until = 0  # no view is of a later year
 
     def outpatient_costs_before(self, year: int) -> dict[int, Fen]:
         """Known outpatient costs of the years before ``year``."""
@@ -563,6 +564,8 @@ class PersonLedger:
             totals = self.years.setdefault(year, {})
             view = LedgerView(totals, self.outpatient_costs_before(year), self.payouts)
             self._views[year] = view
+            if year > self._views_until:
+                self._views_until = year
         return view
 
     def apply(self, settlement: VisitSettlement, sign: int = 1) -> None:
@@ -586,9 +589,10 @@ class PersonLedger:
         if self.first_year is None or year < self.first_year:
             self.first_year = year
             self._views.clear()
-        elif OUTPATIENT_COST in deltas and len(self._views) > 1:
+        elif OUTPATIENT_COST in deltas and self._views_until > year:
             for later in [y for y in self._views if y > year]:
                 del self._views[later]
+            self._views_until = year
         totals = self.years.get(year)
         if totals is None:
             totals = self.years[year] = {}
@@ -625,8 +629,12 @@ class PersonLedger:
     def settle(
         self, pack: Pack, person: Person, visit: Visit, *, explain: bool = False
     ) -> VisitSettlement:
+        year = visit.settles_on.year
         settlement = settle_visit(
-            pack, person, visit, self.view(visit.settles_on.year), explain=explain
+            pack, person, visit, self._views.get(year) or self.view(year), explain=explain
         )
-        self.apply(settlement)
+        payouts = settlement.payouts
+        self.apply_increments(
+            year, settlement.deltas, [payout.ledger_key for payout in payouts] if payouts else ()
+        )
         return settlement
