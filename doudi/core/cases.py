@@ -307,16 +307,13 @@ def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
     or an object."""
     if type(data) is not dict:
         return None
-    if shallow and "note" in data and type(data["note"]) in _NESTED:
-        return None
-    visit_type = data.get("type")
-    if type(visit_type) is not str:
-        return None
-    fields = _VISIT_FIELDS.get(visit_type)
-    if fields is None or not data.keys() <= fields:
-        return None
-    admitted: date | None = None
     try:
+        visit_type = data["type"]
+        if type(visit_type) is not str or not data.keys() <= _VISIT_FIELDS[visit_type]:
+            return None
+        if shallow and "note" in data and type(data["note"]) in _NESTED:
+            return None
+        admitted: date | None = None
         if visit_type == INPATIENT:
             admitted = _day(data["admitted"])
             settles_on = _day(data["discharged"])
@@ -324,71 +321,71 @@ def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
                 return None
         else:
             settles_on = _day(data["date"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    level = data.get("hospital_level")
-    if level is None:
-        if visit_type != PHARMACY:
+        level = data.get("hospital_level")
+        if level is None:
+            if visit_type != PHARMACY:
+                return None
+        elif type(level) is not int or level not in HOSPITAL_LEVELS:
             return None
-    elif type(level) is not int or level not in HOSPITAL_LEVELS:
-        return None
-    visit_id = data.get("id")
-    if (
-        type(visit_id) is not str
-        or not visit_id.strip()
-        or not (visit_id.isascii() or not _SURROGATE.search(visit_id))
-    ):
-        return None
-    entries = data.get("items")
-    if type(entries) is not list or not entries:
-        return None
-    items = []
-    total = 0
-    for entry in entries:
-        if type(entry) is not dict or not entry.keys() <= _ITEM_FIELDS:
-            return None
-        if shallow and "note" in entry and type(entry["note"]) in _NESTED:
-            return None
-        code = entry.get("code")
-        item_class = entry.get("class")
-        amount = entry.get("amount_fen")
-        over_limit = entry.get("over_limit_fen")
-        if over_limit is None:
-            over_limit = 0
+        visit_id = data["id"]
         if (
-            type(code) is not str
-            or not code.strip()
-            or not (code.isascii() or not _SURROGATE.search(code))
-            or type(item_class) is not str
-            or item_class not in ITEM_CLASSES
-            or type(amount) is not int
-            or not 0 <= amount <= MAX_ITEM_FEN
-            or type(over_limit) is not int
-            or not 0 <= over_limit <= amount
+            type(visit_id) is not str
+            or not visit_id.strip()
+            or not (visit_id.isascii() or not _SURROGATE.search(visit_id))
         ):
             return None
-        total += amount
-        items.append(new_item(code, item_class, amount, over_limit))
-    if total > MAX_BILL_FEN:
-        return None
-    out_of_area = data.get("out_of_area")
-    referred = data.get("referred")
-    if (out_of_area is not None and type(out_of_area) is not bool) or (
-        referred is not None and type(referred) is not bool
-    ):
-        return None
-    diagnoses = data.get("diagnoses")
-    codes: tuple[str, ...] = ()
-    if diagnoses is not None:
-        if type(diagnoses) is not list:
+        entries = data["items"]
+        if type(entries) is not list or not entries:
             return None
-        for diagnosis in diagnoses:
-            if type(diagnosis) is not str:
+        items = []
+        total = 0
+        for entry in entries:
+            if type(entry) is not dict or not entry.keys() <= _ITEM_FIELDS:
                 return None
-        codes = tuple(diagnosis.strip().upper() for diagnosis in diagnoses)
-        for diagnosis in codes:
-            if not ICD10_CODE.fullmatch(diagnosis):
+            if shallow and "note" in entry and type(entry["note"]) in _NESTED:
                 return None
+            code = entry["code"]
+            item_class = entry["class"]
+            amount = entry["amount_fen"]
+            over_limit = entry.get("over_limit_fen")
+            if over_limit is None:
+                over_limit = 0
+            if (
+                type(code) is not str
+                or not code.strip()
+                or not (code.isascii() or not _SURROGATE.search(code))
+                or type(item_class) is not str
+                or item_class not in ITEM_CLASSES
+                or type(amount) is not int
+                or not 0 <= amount <= MAX_ITEM_FEN
+                or type(over_limit) is not int
+                or not 0 <= over_limit <= amount
+            ):
+                return None
+            total += amount
+            items.append(new_item(code, item_class, amount, over_limit))
+        if total > MAX_BILL_FEN:
+            return None
+        out_of_area = data.get("out_of_area")
+        referred = data.get("referred")
+        if (out_of_area is not None and type(out_of_area) is not bool) or (
+            referred is not None and type(referred) is not bool
+        ):
+            return None
+        codes: tuple[str, ...] = ()
+        if "diagnoses" in data and data["diagnoses"] is not None:
+            diagnoses = data["diagnoses"]
+            if type(diagnoses) is not list:
+                return None
+            for diagnosis in diagnoses:
+                if type(diagnosis) is not str:
+                    return None
+            codes = tuple(diagnosis.strip().upper() for diagnosis in diagnoses)
+            for diagnosis in codes:
+                if not ICD10_CODE.fullmatch(diagnosis):
+                    return None
+    except (KeyError, TypeError, ValueError):  # a field missing, a date that is not one
+        return None
     return new_visit(
         visit_id,
         visit_type,
