@@ -190,7 +190,7 @@ def settle_visit(
     traces: list[Mapping[str, Any] | None] | None = None
     if explain:
         traces = [None] * len(pack.layers)
-        skips = _skips(pack)
+        skips = pack.engine_memo.get("skips") or _skips(pack)
     day = ctx.day
     visit_type = visit.visit_type
     # Only the layers with a rule for this kind of visit; the others pay nothing.
@@ -382,9 +382,13 @@ def _pay(
             "deductible_fen": deductible,
             "deductible_applied_fen": applied if applied > 0 else 0,
         }
-    why = "" if rule.deductible is None else rule.deductible.why(ctx)
-    if why:
-        trace["deductible_note"] = why
+    lowered = rule.deductible
+    if lowered is not None and (
+        lowered.after_low_outpatient_year is not None or lowered.quiet_year_reductions is not None
+    ):
+        why = lowered.why(ctx)
+        if why:
+            trace["deductible_note"] = why
     if points:
         trace["ratio_adjustment_points"] = points // 100
     if ratios is None:  # the fixed bands of a schedule
