@@ -30,7 +30,6 @@ from doudi.core.model import (
     Person,
     StatusPeriod,
     Visit,
-    new_item,
     new_visit,
 )
 from doudi.core.money import MAX_BILL_FEN, MAX_ITEM_FEN, Fen, round_half_up
@@ -297,6 +296,8 @@ _VISIT_FIELDS = {
 }
 _ITEM_FIELDS = frozenset(("code", "class", "amount_fen", "over_limit_fen", "note"))
 _NESTED = (dict, list)
+_new_tuple = tuple.__new__
+"""Makes an Item from a tuple of its fields, without a NamedTuple's keyword handling."""
 
 
 def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
@@ -363,7 +364,7 @@ def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
             ):
                 return None
             total += amount
-            items.append(new_item(code, item_class, amount, over_limit))
+            items.append(_new_tuple(Item, (code, item_class, amount, over_limit)))
         if total > MAX_BILL_FEN:
             return None
         out_of_area = data.get("out_of_area")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from doudi.core.codes import (
     EMPLOYMENTS,
@@ -80,9 +80,9 @@ class Person:
                 raise InvalidInput(f"{where}.to", "ends before it starts")
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A line item of a bill (费用明细), classed by the catalogue."""
+class Item(NamedTuple):
+    """A line item of a bill (费用明细), classed by the catalogue (a tuple: a long history
+    has tens of thousands, made from a tuple by the case reader)."""
 
     code: str
     item_class: str
@@ -169,9 +169,6 @@ def _setters(cls: type, names: str) -> tuple[Callable[[object, Any], None], ...]
 
 
 _new = object.__new__
-_set_code, _set_class, _set_amount, _set_over_limit = _setters(
-    Item, "code item_class amount_fen over_limit_fen"
-)
 (
     _set_id,
     _set_type,
@@ -188,18 +185,6 @@ _set_code, _set_class, _set_amount, _set_over_limit = _setters(
 )
 
 
-def new_item(code: str, item_class: str, amount_fen: Fen, over_limit_fen: Fen) -> Item:
-    """``Item(code, item_class, amount_fen, over_limit_fen)``, made in a third of the time (a
-    frozen class's ``__init__`` sets each field through ``object.__setattr__``): for a reader
-    that makes tens of thousands."""
-    item = _new(Item)
-    _set_code(item, code)
-    _set_class(item, item_class)
-    _set_amount(item, amount_fen)
-    _set_over_limit(item, over_limit_fen)
-    return item
-
-
 def new_visit(
     id: str,
     visit_type: str,
@@ -211,7 +196,9 @@ def new_visit(
     referred: bool,
     diagnoses: tuple[str, ...],
 ) -> Visit:
-    """``Visit(...)`` of every field, made as :func:`new_item` makes an item."""
+    """``Visit(...)`` of every field, made in a third of the time: a frozen class's
+    ``__init__`` sets each field through ``object.__setattr__``, this through the slots' own
+    setters."""
     visit = _new(Visit)
     _set_id(visit, id)
     _set_type(visit, visit_type)
