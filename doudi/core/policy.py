@@ -294,6 +294,15 @@ class Pack:
         init=False, repr=False, compare=False
     )
     """For each visit type, the layers with a rule for it: (position, layer, its rules)."""
+    uncovering: Mapping[str, tuple[tuple[int, Layer], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """For each visit type, the layers without a rule for it: (position, layer)."""
+    engine_memo: dict[object, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """What the engine derives from the pack once, for itself: an explanation's unchanging parts
+    (a layer that does not apply, a fixed band's row), built at the first visit that needs them."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layer_ids", tuple(layer.id for layer in self.layers))
@@ -306,6 +315,15 @@ class Pack:
             for visit_type in VISIT_TYPES
         }
         object.__setattr__(self, "covering", covering)
+        uncovering = {
+            visit_type: tuple(
+                (index, layer)
+                for index, layer in enumerate(self.layers)
+                if visit_type not in layer.rules_by_type
+            )
+            for visit_type in VISIT_TYPES
+        }
+        object.__setattr__(self, "uncovering", uncovering)
         schemes = {scheme for layer in self.layers for scheme in layer.fund}
         object.__setattr__(
             self,
