@@ -162,12 +162,20 @@ def _problem(summary: str, problem: Problem) -> Example:
 
 
 def _refused(
-    code: grpc.StatusCode, reason: str, message: str, field_name: str = "", field_detail: str = ""
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    field_name: str = "",
+    field_detail: str = "",
+    metadata: Mapping[str, str] | None = None,
 ) -> Problem:
     """What the gateway answers when the settlement service refuses a call so (the
-    service's field names, as ``request_id`` for the Idempotency-Key)."""
+    service's field names, as ``request_id`` for the Idempotency-Key, and its ErrorInfo's
+    metadata)."""
     violations = (FieldViolation(field_name, field_detail or message),) if field_name else ()
-    return from_rpc_status(DecodedStatus(code, message, reason, violations, from_service=True))
+    return from_rpc_status(
+        DecodedStatus(code, message, reason, violations, dict(metadata or {}), from_service=True)
+    )
 
 
 _MISSING_KEY = _problem("No Idempotency-Key", invalid_header("Idempotency-Key", "Field required"))
@@ -192,20 +200,16 @@ _IN_FLIGHT = _problem(
 _REVERSED_AT = "2026-08-10T03:20:00+00:00"
 _ALREADY_REVERSED = _problem(
     "Reversed already, under another key",
-    from_rpc_status(
-        DecodedStatus(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"settlement {SETTLEMENT_ID} was already reversed at {_REVERSED_AT} by the request "
-            f"with idempotency key 'undo-{SETTLEMENT_ID}'",
-            "ALREADY_REVERSED",
-            (),
-            {
-                "settlement_id": SETTLEMENT_ID,
-                "reversal_request_id": f"undo-{SETTLEMENT_ID}",
-                "reverse_time": _REVERSED_AT,
-            },
-            from_service=True,
-        )
+    _refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ALREADY_REVERSED",
+        f"settlement {SETTLEMENT_ID} was already reversed at {_REVERSED_AT} by the request "
+        f"with idempotency key 'undo-{SETTLEMENT_ID}'",
+        metadata={
+            "settlement_id": SETTLEMENT_ID,
+            "reversal_request_id": f"undo-{SETTLEMENT_ID}",
+            "reverse_time": _REVERSED_AT,
+        },
     ),
 )
 _NOT_A_DAY = "Value error, expected a date as YYYY-MM-DD, got '0'"
