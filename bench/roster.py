@@ -113,6 +113,7 @@ from doudi.common import db
 from doudi.common.db import create_engine_for, read_connection, write_transaction
 from doudi.common.enums import STATUSES
 from doudi.common.protos import from_date
+from doudi.common.roster_stream import ended
 from doudi.core.names import same_name
 from doudi.datashare.v1 import datashare_pb2 as ds
 from doudi.datashare.v1 import datashare_pb2_grpc
@@ -848,7 +849,7 @@ def run_backend(
             for agency, agency_messages in messages.items():
                 with measured(meter, profiler, f"submission-{agency}") as step:
                     answer: ds.SubmitRosterResponse = hub.SubmitRoster(
-                        iter(agency_messages),
+                        ended(agency_messages),
                         metadata=(("authorization", f"Bearer {AGENCY_KEYS[agency]}"),),
                     )
                 seconds = step.seconds

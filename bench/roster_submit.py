@@ -25,10 +25,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from roster import chinese_name, identity_numbers  # noqa: E402
-from settle import running_platform  # noqa: E402
+if __package__ in (None, ""):  # run as a script: bench/ is on the path, not the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.roster import chinese_name, identity_numbers
+from bench.settle import running_platform
 
 HEADER = ("身份证号码", "姓名", "户编号", "救助类别", "认定日期", "终止日期", "业务编号")
 
@@ -39,7 +39,15 @@ def write_roster(path: Path, persons: list[tuple[str, str]]) -> None:
         writer.writerow(HEADER)
         for index, (number, name) in enumerate(persons):
             writer.writerow(
-                (number, name, f"H{index // 3:07d}", "建档立卡贫困户", "2024-01-01", "", f"R{index:07d}")
+                (
+                    number,
+                    name,
+                    f"H{index // 3:07d}",
+                    "建档立卡贫困户",
+                    "2024-01-01",
+                    "",
+                    f"R{index:07d}",
+                )
             )
 
 
@@ -54,8 +62,11 @@ def submit(path: Path, as_of: date, address: str, *extra: str) -> float:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"doudi roster submit exited with {done.returncode}:\n{done.stderr}")
-    summary = [line for line in done.stdout.splitlines() if line.strip().startswith(
-        ("accepted", "asserted", "revoked", "rejected"))]
+    summary = [
+        line
+        for line in done.stdout.splitlines()
+        if line.strip().startswith(("accepted", "asserted", "revoked", "rejected"))
+    ]
     print("   ", "; ".join(" ".join(line.split()) for line in summary))
     return seconds
 
@@ -77,7 +88,9 @@ def main() -> None:
         one, two = Path(folder) / "roster.csv", Path(folder) / "next.csv"
         write_roster(one, first)
         write_roster(two, following)
-        print(f"doudi roster submit, {args.rows:,} rows (UTF-8 CSV, {one.stat().st_size / 1e6:.1f} MB), SQLite")
+        print(
+            f"doudi roster submit, {args.rows:,} rows (UTF-8 CSV, {one.stat().st_size / 1e6:.1f} MB), SQLite"
+        )
         runs = (
             ("first submission", one, date(2024, 1, 1), ()),
             ("the same file again", one, date(2024, 1, 1), ()),

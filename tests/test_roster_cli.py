@@ -204,7 +204,9 @@ def test_a_csv_roster_is_stored_with_its_bad_lines_reported_and_the_same_file_ag
 
     # Later Wang has left the roster: his status ends on its date.
     later = write_csv(tmp_path / "later.csv", CIVIL_AFFAIRS_ROWS[1:])
-    code, out, err = run_cli(submit(later, hub.address, as_of="2026-06-01"), capsys)
+    code, out, err = run_cli(
+        submit(later, hub.address, "--confirm-revocations", "1", as_of="2026-06-01"), capsys
+    )
     assert code == 0, err
     assert report_counts(out) == {
         "rows": 5,
@@ -260,7 +262,9 @@ def test_an_xlsx_roster_with_json_output(
         "as_of": "2026-03-01",
         "submission_id": submission.submission_id,
         "replayed": False,
+        "preview": False,
         "counts": FIRST_COUNTS,
+        "revocations": [],
     }
     assert [(r["line"], r["field"]) for r in report["rejections"]] == [
         (3, "person_id"),

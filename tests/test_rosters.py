@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from doudi.common.db import create_engine_for
 from doudi.common.errors import decode_status
+from doudi.common.roster_stream import RowsDigest, ended
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from services.datashare import rosters
@@ -87,15 +88,20 @@ def submit(
     as_of: str = "2026-03-01",
     metadata: Any = POVERTY_OFFICE,
     batch: int = 2,
+    *,
+    confirm: int | None = None,
+    preview: bool = False,
 ) -> pb.SubmitRosterResponse:
-    header = pb.RosterHeader(region=XIXIA, as_of=day(as_of))
+    header = pb.RosterHeader(
+        region=XIXIA, as_of=day(as_of), confirmed_revocations=confirm, preview=preview
+    )
 
     def messages() -> Iterator[pb.SubmitRosterRequest]:
         yield pb.SubmitRosterRequest(header=header, rows=rows[:batch])
         for start in range(batch, len(rows), batch):
             yield pb.SubmitRosterRequest(rows=rows[start : start + batch])
 
-    answer: pb.SubmitRosterResponse = hub.SubmitRoster(messages(), metadata=metadata)
+    answer: pb.SubmitRosterResponse = hub.SubmitRoster(ended(messages()), metadata=metadata)
     return answer
 
 
@@ -147,7 +153,10 @@ def test_a_roster_asserts_its_persons_and_a_later_one_revokes_who_left(
 
     # Li left the roster; Zhao's household changed.
     second = submit(
-        stub, [row(2, WANG), row(3, ZHAO, start="2020-05-01", household="H-9")], as_of="2026-06-01"
+        stub,
+        [row(2, WANG), row(3, ZHAO, start="2020-05-01", household="H-9")],
+        as_of="2026-06-01",
+        confirm=1,
     )
     assert second.submission.submission_id != first.submission.submission_id
     assert (
@@ -243,7 +252,7 @@ def test_a_roster_meant_for_another_agency_is_refused_and_stores_nothing(
     header = pb.RosterHeader(region=XIXIA, as_of=day("2026-03-01"), agency=pb.AGENCY_CIVIL_AFFAIRS)
     with pytest.raises(grpc.RpcError) as caught:
         stub.SubmitRoster(
-            iter([pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])]),
+            ended([pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])]),
             metadata=POVERTY_OFFICE,
         )
     error = decode_status(caught.value)  # type: ignore[arg-type]
@@ -252,7 +261,7 @@ def test_a_roster_meant_for_another_agency_is_refused_and_stores_nothing(
     assert counts(url) == (0, 0, 0)
     header.agency = pb.AGENCY_POVERTY_OFFICE
     answer = stub.SubmitRoster(
-        iter([pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])]),
+        ended([pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])]),
         metadata=POVERTY_OFFICE,
     )
     assert answer.submission.state == pb.ROSTER_STATE_CURRENT
@@ -306,12 +315,18 @@ def test_a_stream_left_open_too_long_is_refused_at_its_end_and_stores_nothing(
 
         def stream() -> Iterator[pb.SubmitRosterRequest]:
             header = pb.RosterHeader(region=XIXIA, as_of=day("2026-03-01"))
-            yield pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])
+            digest = RowsDigest()
+            first = pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])
+            digest.add(first.rows)
+            yield first
             until(
                 lambda: receiving(database_url)[0] == ["abandoned"],
                 "the open stream was never abandoned",
             )
-            yield pb.SubmitRosterRequest(rows=[row(3, LI)])
+            last = pb.SubmitRosterRequest(rows=[row(3, LI)])
+            digest.add(last.rows)
+            last.end.CopyFrom(digest.end())
+            yield last
 
         with pytest.raises(grpc.RpcError) as caught:
             DatashareServiceStub(hub.channel()).SubmitRoster(stream(), metadata=POVERTY_OFFICE)
@@ -419,7 +434,9 @@ def test_the_sender_walks_the_persons_each_roster_changed_and_no_one_else(
         ),
         metadata=CIVIL_AFFAIRS,
     )
-    second = submit(stub, [row(2, WANG), row(4, ZHAO, household="H-9")], as_of="2026-06-01")
+    second = submit(
+        stub, [row(2, WANG), row(4, ZHAO, household="H-9")], as_of="2026-06-01", confirm=1
+    )
 
     walked = [person for batch in walk(url, first.submission.submission_id, 2) for person in batch]
     assert sorted(walked) == sorted(PERSONS)

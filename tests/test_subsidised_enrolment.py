@@ -16,6 +16,7 @@ import pytest
 from openpyxl import load_workbook
 
 from doudi.cli import demo
+from doudi.common.roster_stream import ended
 from doudi.core.packs import PackRegistry
 from doudi.core.subsidy import subsidised_premium
 from doudi.datashare.v1 import datashare_pb2 as ds
@@ -106,7 +107,7 @@ def submit(
             ],
         )
     ]
-    hub(platform).SubmitRoster(iter(messages), metadata=metadata)
+    hub(platform).SubmitRoster(ended(messages), metadata=metadata)
 
 
 def compare(platform: Platform, region: str) -> ds.Comparison:

@@ -61,6 +61,17 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    """A number of things, 0 included (int32, as the hub's field carries it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {2**31 - 1}")
+    return value
+
+
 def _year(text: str) -> int:
     try:
         year = int(text)
@@ -223,10 +234,14 @@ def _parser() -> argparse.ArgumentParser:
         "submit",
         "an agency: submit its full roster of a region from a CSV or Excel file",
         "Submit an agency's full current roster of a pooling region to the datashare hub and "
-        "print what became of it: counts, and every rejected line with its reason. A progress "
-        "bar shows on a terminal. Exit 0 when the hub stored it (rejected lines and all), 1 "
-        "when the hub cannot be reached or refuses it, 2 on bad input or a file that is not a "
-        "roster.",
+        "print what became of it: counts, every rejected line with its reason, and every "
+        "person no longer on the roster, whose status is revoked. The hub stores the whole "
+        "roster or nothing. It refuses a roster that would revoke more than its share (5% by "
+        "default) of the agency's current roster of the region, or that has no accepted row, "
+        "unless --confirm-revocations gives the number of revocations; --dry-run shows what "
+        "the roster would change and stores nothing. A progress bar shows on a terminal. Exit "
+        "0 when the hub stored it (rejected lines and all) or answered the dry run, 1 when the "
+        "hub cannot be reached or refuses it, 2 on bad input or a file that is not a roster.",
     )
     submit.add_argument(
         "file", type=Path, metavar="FILE", help="the roster: .csv (UTF-8 or GB18030) or .xlsx"
@@ -263,6 +278,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="the agency's API key (DOUDI_AGENCY_KEY; else the agency's demo key, which only "
         "a hub with DOUDI_ENVIRONMENT=local accepts)",
+    )
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only show what the roster would assert, change and revoke (and whose statuses "
+        "it would revoke); store nothing",
+    )
+    submit.add_argument(
+        "--confirm-revocations",
+        type=_count,
+        metavar="N",
+        help="the number of revocations you accept, as --dry-run showed it: needed when the "
+        "roster revokes more than the hub's share of the current roster or has no accepted "
+        "row; the hub refuses the roster if it revokes another number",
     )
     submit.add_argument("--json", action="store_true", help="print the report as JSON")
     bureau = (
@@ -463,6 +492,8 @@ def _roster_submit(args: argparse.Namespace) -> int:
                 as_of=args.as_of,
                 key=key,
                 address=address,
+                preview=args.dry_run,
+                confirmed_revocations=args.confirm_revocations,
                 progress=lambda line: progress.advance_to(bar, line),
             )
     except InvalidInput as error:

@@ -2,11 +2,20 @@
 
 The file is read a batch at a time (:func:`doudi.cli.roster_file.read_roster_batches`)
 and sent over one ``SubmitRoster`` stream: the header (region, as-of date) with
-the first rows, then the rows in messages of at most :data:`ROWS_PER_MESSAGE`.
-Lines the file's reader cannot read (a malformed date, an unknown status) are
-not sent; they and the rows the hub rejects make one report, by line. If the file
-turns out not to be readable part way through, the stream is cancelled and the
-hub drops what it received: nothing is stored.
+the first rows, then the rows in messages of at most :data:`ROWS_PER_MESSAGE` rows and
+:data:`MESSAGE_BYTES` bytes, then the stream's end: how many rows were sent and their
+digest (:mod:`doudi.common.roster_stream`). The hub records the roster only once the
+end has arrived and matches what it received, so a stream that breaks off for any
+reason stores nothing, and the clerk is told so. Lines the file's reader cannot read
+(a malformed date, an unknown status) are not sent; they and the rows the hub rejects
+make one report, by line. If the file turns out not to be readable part way through,
+the stream is cancelled before its end: nothing is stored.
+
+A preview (``--dry-run``) is the same stream with the header's ``preview``: the report
+says what the roster would change, whose statuses it would revoke, and that nothing was
+stored. A roster that would revoke more than the hub's share of the agency's current
+roster, or has no accepted row, is refused unless the clerk confirms the number of
+revocations (``--confirm-revocations N``).
 
 The hub takes the agency from the key; the header names the agency the clerk
 means, and the hub refuses the stream (PERMISSION_DENIED) before storing
@@ -21,7 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,7 +47,9 @@ from doudi.common.enums import AGENCIES, STATUSES
 from doudi.common.errors import decode_status
 from doudi.common.logs import mask_identity_numbers
 from doudi.common.protos import from_date
+from doudi.common.roster_stream import ended
 from doudi.core.errors import InvalidInput
+from doudi.core.identity import mask
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 
@@ -64,6 +75,17 @@ class HubError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Revoked:
+    """A status the roster revokes: the person's row on the previous roster."""
+
+    person_id: str
+    name: str
+    status: str
+    reference: str
+    previous_line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """What became of a roster file. ``rows`` counts the file's lines with a roster value
     (sent, or unreadable here); ``rejected`` the lines not stored (unreadable, or
@@ -86,6 +108,9 @@ class Report:
     revoked: int
     unchanged: int
     rejections: tuple[LineError, ...]
+    revocations: tuple[Revoked, ...] = ()
+    preview: bool = False
+    """A dry run: what the roster would change; nothing was stored."""
 
     def counts(self) -> dict[str, int]:
         return {
@@ -108,24 +133,39 @@ class Report:
             "as_of": self.as_of.isoformat(),
             "submission_id": self.submission_id,
             "replayed": self.replayed,
+            "preview": self.preview,
             "counts": self.counts(),
             "rejections": [
                 {"line": error.line, "field": error.field, "reason": error.reason}
                 for error in self.rejections
             ],
+            "revocations": [
+                {
+                    "person_id": mask(revoked.person_id),
+                    "name": revoked.name,
+                    "status": revoked.status,
+                    "reference": revoked.reference,
+                    "previous_line": revoked.previous_line,
+                }
+                for revoked in self.revocations
+            ],
         }
 
     def text(self) -> str:
         """The report for the clerk."""
-        outcome = (
-            "replayed: the hub already holds this roster; nothing changed"
-            if self.replayed
-            else "stored"
-        )
+        if self.replayed:
+            outcome = (
+                f"submission {self.submission_id}: replayed: the hub already holds this "
+                f"roster; nothing {'would change' if self.preview else 'changed'}"
+            )
+        elif self.preview:
+            outcome = "dry run: what the roster would change; nothing was stored"
+        else:
+            outcome = f"submission {self.submission_id}: stored"
         lines = [
             f"{self.file} ({ENCODINGS.get(self.encoding, self.encoding)}): roster of "
             f"{self.agency} for region {self.region} as of {self.as_of.isoformat()}",
-            f"submission {self.submission_id}: {outcome}",
+            outcome,
             *(f"  {name:<10} {count:>9,}" for name, count in self.counts().items()),
         ]
         if self.rejections:
@@ -135,6 +175,18 @@ class Report:
             lines += [
                 f"  line {error.line:<{digits}}  {error.field:<{width}}  {error.reason}"
                 for error in self.rejections
+            ]
+        if self.revocations:
+            verb = "would lose" if self.preview else "lost"
+            lines.append(
+                f"persons no longer on the roster, who {verb} the status from "
+                f"{self.as_of.isoformat()} ({len(self.revocations):,}):"
+            )
+            digits = len(str(max(revoked.previous_line for revoked in self.revocations)))
+            lines += [
+                f"  previous line {revoked.previous_line:<{digits}}  {mask(revoked.person_id)}  "
+                f"{revoked.name}  {revoked.status}  {revoked.reference}"
+                for revoked in self.revocations
             ]
         return "\n".join(lines) + "\n"
 
@@ -181,10 +233,14 @@ def submit_roster(
     as_of: date,
     key: str,
     address: str,
+    preview: bool = False,
+    confirmed_revocations: int | None = None,
     progress: Callable[[int], object] = lambda line: None,
 ) -> Report:
-    """Submit the roster file ``path`` as ``agency``'s full roster of ``region`` on ``as_of``;
-    ``progress`` is told the file's last line read each time a batch has been sent.
+    """Submit the roster file ``path`` as ``agency``'s full roster of ``region`` on ``as_of``
+    (``preview``: only ask what it would change); ``confirmed_revocations`` is the number
+    of revocations the clerk accepts. ``progress`` is told the file's last line read each
+    time a batch has been sent.
 
     InvalidInput (field ``file``) when the file is not a roster that can be read, or
     none of its lines can; OSError when it cannot be opened: nothing is sent, or
@@ -202,12 +258,18 @@ def submit_roster(
                     "nothing was sent"
                 )
             header = pb.RosterHeader(
-                region=region, as_of=from_date(as_of), agency=AGENCIES.value(agency)
+                region=region,
+                as_of=from_date(as_of),
+                agency=AGENCIES.value(agency),
+                preview=preview,
+                confirmed_revocations=confirmed_revocations,
             )
-            requests = _requests(header, itertools.chain([first], batches), reading, progress)
+            requests = _ended(
+                _requests(header, itertools.chain([first], batches), reading, progress), reading
+            )
             answer = asyncio.run(_submit(address, key, requests))
     except grpc.aio.AioRpcError as error:
-        raise _hub_error(address, error, sent=reading.messages > 0) from None
+        raise _hub_error(address, error, reading) from None
     except InvalidInput as error:
         # A file found unreadable part way through: the stream was cancelled, not ended.
         outcome = (
@@ -235,6 +297,17 @@ def submit_roster(
         revoked=0 if answer.replayed else submission.revoked_count,
         unchanged=submission.accepted_count if answer.replayed else submission.unchanged_count,
         rejections=merge_rejections(reading.errors, answer.rejections),
+        revocations=tuple(
+            Revoked(
+                revoked.person_id,
+                revoked.name,
+                STATUSES.code(revoked.status, "revocations.status"),
+                revoked.reference,
+                revoked.previous_line,
+            )
+            for revoked in answer.revocations
+        ),
+        preview=preview,
     )
 
 
@@ -248,6 +321,8 @@ class _Reading:
     encoding: str = ""
     rows: int = 0
     messages: int = 0
+    ended: bool = False
+    """The stream's end was handed to gRPC: the hub may have recorded the roster."""
     errors: list[LineError] = field(default_factory=list)
 
 
@@ -275,8 +350,8 @@ def _requests(
     reading: _Reading,
     progress: Callable[[int], object],
 ) -> Iterator[pb.SubmitRosterRequest]:
-    """The stream's messages: the header in the first; the rows of each batch (at most
-    ROWS_PER_MESSAGE lines) in one message, or several where one would be too large.
+    """The stream's messages but its end: the header in the first; the rows of each batch
+    (at most ROWS_PER_MESSAGE lines) in as many messages as MESSAGE_BYTES needs.
     ``progress`` is told each batch's last line once it is sent."""
     dates: dict[date, date_pb2.Date] = {}  # a roster has few distinct dates
 
@@ -293,10 +368,8 @@ def _requests(
         reading.errors += batch.errors
         if not batch.lines:
             continue
-        message = pb.SubmitRosterRequest()
-        add = message.rows.add
-        for line in batch.lines:
-            add(
+        rows = [
+            pb.RosterRow(
                 line=line.line,
                 person_id=line.person_id,
                 name=line.name,
@@ -306,25 +379,53 @@ def _requests(
                 valid_to=day(line.valid_to),
                 reference=line.reference,
             )
-        for part in _sized(message):
+            for line in batch.lines
+        ]
+        for part in _sized(rows):
+            message = pb.SubmitRosterRequest(rows=part)
             if reading.messages == 0:
-                part.header.CopyFrom(header)
+                message.header.CopyFrom(header)
             reading.messages += 1
-            yield part
+            yield message
         reading.rows += len(batch.lines)
         progress(max(batch.lines[-1].line, batch.errors[-1].line if batch.errors else 0))
 
 
-def _sized(message: pb.SubmitRosterRequest) -> Iterator[pb.SubmitRosterRequest]:
-    """The message, or its rows halved until each part is below MESSAGE_BYTES (a single
-    row always fits: a CSV field holds at most 131,072 characters)."""
-    rows = message.rows
-    if len(rows) == 1 or message.ByteSize() <= MESSAGE_BYTES:
+def _ended(
+    messages: Iterator[pb.SubmitRosterRequest], reading: _Reading
+) -> Iterator[pb.SubmitRosterRequest]:
+    """The messages, then the stream's end, noting when the end is handed over."""
+    for message in ended(messages):
+        if message.HasField("end"):
+            reading.ended = True
         yield message
+
+
+def _sized(rows: list[pb.RosterRow]) -> Iterator[list[pb.RosterRow]]:
+    """``rows`` in consecutive parts whose messages stay below MESSAGE_BYTES, by the size
+    each row takes encoded. A row that alone is larger cannot be sent (the file's reader
+    bounds every cell far below it): InvalidInput naming its line."""
+    if pb.SubmitRosterRequest(rows=rows).ByteSize() <= MESSAGE_BYTES:
+        yield rows
         return
-    middle = len(rows) // 2
-    yield from _sized(pb.SubmitRosterRequest(rows=rows[:middle]))
-    yield from _sized(pb.SubmitRosterRequest(rows=rows[middle:]))
+    part: list[pb.RosterRow] = []
+    size = 0
+    for row in rows:
+        # A repeated field's element: its bytes, a tag and a length of up to 5 bytes.
+        row_size = row.ByteSize() + 6
+        if row_size > MESSAGE_BYTES:
+            raise InvalidInput(
+                "file",
+                f"line {row.line}: the row is {row_size:,} bytes, more than one message of "
+                f"the stream carries ({MESSAGE_BYTES:,})",
+            )
+        if size + row_size > MESSAGE_BYTES:
+            yield part
+            part, size = [], 0
+        part.append(row)
+        size += row_size
+    if part:
+        yield part
 
 
 # -- the hub ------------------------------------------------------------------------------
@@ -382,17 +483,51 @@ async def _connected(channel: grpc.aio.Channel) -> bool:
     return state == grpc.ChannelConnectivity.READY
 
 
-def _hub_error(address: str, error: grpc.aio.AioRpcError, *, sent: bool) -> HubError:
+def _hub_error(address: str, error: grpc.aio.AioRpcError, reading: _Reading) -> HubError:
     status = decode_status(error)
+    if status.reason in _REVOCATION_REASONS:
+        return HubError(_revocation_refusal(status.reason, status.metadata))
     why = rpc_errors.sentence(status, "the datashare hub", address, "the roster")
-    # The hub's own refusals carry google.rpc.Status details; gRPC's failures do not.
-    refused = any(key == _DETAILS for key, _value in error.trailing_metadata() or ())
-    if not refused and sent:
+    if not reading.messages:
+        return HubError(f"{why}; nothing was sent")
+    # The hub records a roster only once the stream's end has arrived: before it was
+    # handed over, nothing can have been stored. After, the hub's own refusals (with
+    # google.rpc.Status details) stored nothing; gRPC's failures may have come after the
+    # hub recorded it.
+    if reading.ended and not status.from_service:
         return HubError(
-            f"the submission failed part way: {why}; the roster may or may not be stored: "
+            f"the submission failed at its end: {why}; the roster may or may not be stored: "
             "submit it again (the same roster again changes nothing)"
         )
-    return HubError(f"{why}; {'nothing was stored' if sent else 'nothing was sent'}")
+    return HubError(f"{why}; nothing was stored")
 
 
-_DETAILS: Final = "grpc-status-details-bin"
+_REVOCATION_REASONS: Final = ("MASS_REVOCATION", "NO_ACCEPTED_ROWS", "REVOCATIONS_NOT_AS_CONFIRMED")
+
+
+def _revocation_refusal(reason: str, metadata: Mapping[str, str]) -> str:
+    """The hub's refusal of a roster's revocations, in the command's own words."""
+    revocations = int(metadata.get("revocations", "0"))
+    current = int(metadata.get("current_rows", "0"))
+    confirm = (
+        f"run the command again with --dry-run to see whose statuses it revokes, and with "
+        f"--confirm-revocations {revocations} to store it if that is meant"
+    )
+    if reason == "NO_ACCEPTED_ROWS":
+        return (
+            f"the hub refused the roster: none of its rows was accepted, so it would revoke "
+            f"every status on the agency's current roster of the region ({revocations:,}); "
+            f"nothing was stored. Check the rejected lines; {confirm}"
+        )
+    if reason == "MASS_REVOCATION":
+        limit = metadata.get("limit_percent", "?")
+        return (
+            f"the hub refused the roster: it would revoke {revocations:,} of the {current:,} "
+            f"statuses on the agency's current roster of the region, more than the {limit}% "
+            f"it takes unconfirmed (a file cut short, or of another region?); nothing was "
+            f"stored. {confirm[0].upper()}{confirm[1:]}"
+        )
+    return (
+        f"the hub refused the roster: it revokes {revocations:,} statuses, not the number "
+        f"given to --confirm-revocations; nothing was stored. {confirm[0].upper()}{confirm[1:]}"
+    )

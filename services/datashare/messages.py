@@ -101,6 +101,17 @@ def submission_message(submission: rosters.Submission) -> datashare_pb2.RosterSu
     )
 
 
+def revocation_message(revocation: rosters.Revocation) -> datashare_pb2.RosterRevocation:
+    return datashare_pb2.RosterRevocation(
+        person_id=revocation.person_id,
+        name=revocation.name,
+        status=STATUSES.value(revocation.status),
+        reference=revocation.reference,
+        previous_line=revocation.previous_line,
+        previous_submission_id=revocation.previous_submission_id,
+    )
+
+
 def roster_row(message: datashare_pb2.RosterRow) -> rosters.RosterRow:
     """A row as received; a value that cannot be read becomes the row's problem, so that
     the row is rejected by its line instead of failing the whole submission."""

@@ -16,11 +16,19 @@ in key order and records the difference in one transaction:
   is answered.
 
 The superseded roster's rows are then dropped: the registry keeps the history.
+
+All or nothing: the roster becomes current only in :func:`finish`'s transaction, which
+the servicer runs once the stream's end has arrived and matches the rows received; a
+stream that breaks off is abandoned and leaves the current roster as it was. A roster
+that would revoke more than ``revocation_limit_percent`` of the agency's current roster
+of the region, or that has no accepted row, is refused (and so rolled back) unless the
+clerk confirmed exactly the number of revocations it makes; a preview does all of it in
+a savepoint that is rolled back, and answers what would have changed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
@@ -29,7 +37,8 @@ from sqlalchemy import and_, exists, func, insert, literal, select
 
 from doudi.common import outbox, paging
 from doudi.common.db import bulk_insert
-from doudi.common.errors import Aborted, NotFound, PermissionDenied
+from doudi.common.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
+from doudi.common.roster_stream import RowsDigest
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import resident_id_number
 from doudi.core.statuses import ASSERT, REVOKE, check_period, owned_statuses
@@ -48,6 +57,8 @@ RECEIVING = "receiving"
 CURRENT = "current"
 SUPERSEDED = "superseded"
 ABANDONED = "abandoned"
+PREVIEWED = "previewed"
+"""A preview's answer only: a previewed submission is not kept."""
 
 
 class RosterRow(NamedTuple):
@@ -96,6 +107,18 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
+class Revocation:
+    """A status the roster revokes: the previous roster's row of it."""
+
+    person_id: str
+    name: str
+    status: str
+    reference: str
+    previous_line: int
+    previous_submission_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     submission: Submission
     replayed: bool
@@ -105,6 +128,8 @@ class Finished:
     first_until: str | None = None
     """The position in the walk of the roster's persons after ``first_persons`` (None: they
     are all of them; see :func:`changed_persons`)."""
+    revocations: list[Revocation] = field(default_factory=list)
+    """Every status the roster revoked (or, previewed, would revoke), by person."""
 
 
 @dataclass
@@ -115,8 +140,17 @@ class Receiving:
     agency: str
     owned: frozenset[str]
     """The statuses the agency certifies."""
+    preview: bool = False
+    """Answer what the roster would change and store nothing."""
+    confirmed_revocations: int | None = None
+    """The number of revocations the clerk accepts (None: not given)."""
+    revocation_limit_percent: int = 5
+    """More revocations than this share of the current roster need the clerk's
+    confirmation."""
     seen: set[str] = field(default_factory=set)
     """The person and status of each accepted row (a second row of them is rejected)."""
+    digest: RowsDigest = field(default_factory=RowsDigest)
+    """The count and digest of every row received, for the stream's end to match."""
     row_count: int = 0
     accepted_count: int = 0
 
@@ -130,7 +164,16 @@ def check_region(region: str, regions: frozenset[str], field: str = "header.regi
         )
 
 
-def begin(*, connection: sqlalchemy.Connection, agency: str, region: str, as_of: date) -> Receiving:
+def begin(
+    *,
+    connection: sqlalchemy.Connection,
+    agency: str,
+    region: str,
+    as_of: date,
+    preview: bool = False,
+    confirmed_revocations: int | None = None,
+    revocation_limit_percent: int = 5,
+) -> Receiving:
     """Open a submission whose rows are about to arrive."""
     submission_id = connection.execute(
         insert(roster_submissions)
@@ -143,7 +186,14 @@ def begin(*, connection: sqlalchemy.Connection, agency: str, region: str, as_of:
         )
         .returning(roster_submissions.c.submission_id)
     ).scalar_one()
-    return Receiving(submission_id, agency, owned_statuses(agency))
+    return Receiving(
+        submission_id,
+        agency,
+        owned_statuses(agency),
+        preview=preview,
+        confirmed_revocations=confirmed_revocations,
+        revocation_limit_percent=revocation_limit_percent,
+    )
 
 
 def checked_rows(
@@ -221,9 +271,9 @@ def abandon_stale(*, connection: sqlalchemy.Connection, opened_before: datetime)
 
 def finish(*, connection: sqlalchemy.Connection, receiving: Receiving) -> Finished:
     """Record the difference from the agency's current roster of the region, in the
-    caller's write transaction."""
+    caller's write transaction; a preview does it all in a savepoint rolled back at the
+    end, and drops the submission and its rows."""
     new_id = receiving.submission_id
-    now = datetime.now(UTC)
     # Locked (on PostgreSQL) against abandon_stale until this transaction ends.
     submission = _from_row(
         connection.execute(
@@ -238,6 +288,26 @@ def finish(*, connection: sqlalchemy.Connection, receiving: Receiving) -> Finish
             "the stream stayed open longer than the hub allows; submit the roster again",
             reason="ROSTER_ABANDONED",
         )
+    if not receiving.preview:
+        return _record(connection, receiving, submission)
+    savepoint = connection.begin_nested()
+    finished = _record(connection, receiving, submission)
+    savepoint.rollback()
+    connection.execute(received_rows.delete().where(received_rows.c.submission_id == new_id))
+    connection.execute(
+        roster_submissions.delete().where(roster_submissions.c.submission_id == new_id)
+    )
+    if finished.replayed:
+        return finished
+    previewed = replace(finished.submission, submission_id=0, state=PREVIEWED)
+    return Finished(previewed, False, [], None, finished.revocations)
+
+
+def _record(
+    connection: sqlalchemy.Connection, receiving: Receiving, submission: Submission
+) -> Finished:
+    new_id = receiving.submission_id
+    now = datetime.now(UTC)
     _move_received(connection, new_id)
     previous = connection.execute(
         select(roster_submissions).where(
@@ -256,12 +326,16 @@ def finish(*, connection: sqlalchemy.Connection, receiving: Receiving) -> Finish
         return Finished(_submission(connection, previous.submission_id, None), True, [])
     previous_id = None if previous is None else previous.submission_id
     records_from = _last_record(connection) + 1
+    revocations: list[Revocation] = []
     if previous_id is None:  # the agency's first roster of the region: all new
         asserted, changed, revoked = _assert_all(connection, submission, now), 0, 0
     else:
         asserted = _assert_new(connection, submission, previous_id, now, changed=False)
         changed = _assert_new(connection, submission, previous_id, now, changed=True)
         revoked = _revoke_gone(connection, submission, previous_id, now)
+        if revoked:
+            revocations = _revocations(connection, new_id, previous_id)
+    _check_revocations(receiving, 0 if previous is None else previous.accepted_count, revoked)
     records_to = _last_record(connection)
     if previous_id is not None:
         connection.execute(roster_rows.delete().where(roster_rows.c.submission_id == previous_id))
@@ -289,7 +363,62 @@ def finish(*, connection: sqlalchemy.Connection, receiving: Receiving) -> Finish
     # Every person the roster changed goes to settlement: one row queues them all.
     outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
     first_persons, first_until = changed_persons(connection, new_id, "", outbox.BATCH)
-    return Finished(_submission(connection, new_id, None), False, first_persons, first_until)
+    return Finished(
+        _submission(connection, new_id, None), False, first_persons, first_until, revocations
+    )
+
+
+def _check_revocations(receiving: Receiving, current_rows: int, revoked: int) -> None:
+    """Refuse (FailedPrecondition) a roster that revokes more than the limit's share of
+    the ``current_rows`` of the agency's current roster, or has no accepted row, unless
+    the clerk confirmed exactly its number of revocations; and any roster whose number
+    of revocations is not the one confirmed. A preview is never refused."""
+    if receiving.preview:
+        return
+    confirmed = receiving.confirmed_revocations
+    counts = {"revocations": str(revoked), "current_rows": str(current_rows)}
+    if confirmed is not None:
+        if confirmed != revoked:
+            raise FailedPrecondition(
+                f"the roster revokes {revoked:,} statuses, not the {confirmed:,} confirmed: "
+                "nothing was stored; preview it to see whose",
+                reason="REVOCATIONS_NOT_AS_CONFIRMED",
+                field="header.confirmed_revocations",
+                metadata=counts,
+            )
+        return
+    if receiving.accepted_count == 0:
+        raise FailedPrecondition(
+            f"the roster has no accepted row: it would revoke every status on the agency's "
+            f"current roster of the region ({revoked:,}); nothing was stored. If that is "
+            f"meant, confirm {revoked:,} revocations",
+            reason="NO_ACCEPTED_ROWS",
+            metadata=counts,
+        )
+    limit = receiving.revocation_limit_percent
+    if revoked * 100 > limit * current_rows:
+        tenths = (revoked * 1000 + current_rows // 2) // current_rows
+        raise FailedPrecondition(
+            f"the roster would revoke {revoked:,} of the {current_rows:,} statuses on the "
+            f"agency's current roster of the region ({tenths // 10}.{tenths % 10}%), more "
+            f"than the {limit}% the hub takes unconfirmed; nothing was stored. Preview it "
+            f"to see whose, and confirm {revoked:,} revocations if that is meant",
+            reason="MASS_REVOCATION",
+            metadata={**counts, "limit_percent": str(limit)},
+        )
+
+
+def _revocations(
+    connection: sqlalchemy.Connection, new_id: int, previous_id: int
+) -> list[Revocation]:
+    """The previous roster's rows not on the new one, by person and status."""
+    old, gone = _gone(new_id, previous_id)
+    rows = connection.execute(
+        select(old.c.person_id, old.c.name, old.c.status, old.c.reference, old.c.line)
+        .where(gone)
+        .order_by(old.c.person_id, old.c.status)
+    )
+    return [Revocation(*row, previous_id) for row in rows]
 
 
 def changed_persons(
@@ -453,13 +582,7 @@ def _revoke_gone(
     now: datetime,
 ) -> int:
     """Revocations, from the roster's date, of the previous roster's rows not on this one."""
-    old = roster_rows.alias("old")
-    new = roster_rows.alias("new")
-    still = exists().where(
-        new.c.submission_id == submission.submission_id,
-        new.c.person_id == old.c.person_id,
-        new.c.status == old.c.status,
-    )
+    old, gone = _gone(submission.submission_id, previous_id)
     rows = (
         select(
             literal(REVOKE),
@@ -473,10 +596,23 @@ def _revoke_gone(
             literal(now, status_assertions.c.recorded_at.type),
             literal(submission.submission_id),
         )
-        .where(old.c.submission_id == previous_id, ~still)
+        .where(gone)
         .order_by(old.c.person_id, old.c.status)
     )
     return _recorded(connection, rows)
+
+
+def _gone(new_id: int, previous_id: int) -> tuple[sqlalchemy.FromClause, Any]:
+    """The previous roster's rows (``old``) and the condition that one is not on the new
+    roster (its person and status are not)."""
+    old = roster_rows.alias("old")
+    new = roster_rows.alias("new")
+    still = exists().where(
+        new.c.submission_id == new_id,
+        new.c.person_id == old.c.person_id,
+        new.c.status == old.c.status,
+    )
+    return old, and_(old.c.submission_id == previous_id, ~still)
 
 
 def _recorded(connection: sqlalchemy.Connection, rows: sqlalchemy.Select[Any]) -> int:

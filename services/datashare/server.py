@@ -47,6 +47,7 @@ from services.datashare.messages import (
     entry_message,
     event_message,
     period_message,
+    revocation_message,
     roster_row,
     submission_message,
 )
@@ -66,11 +67,16 @@ SPEC = ServiceSpec(
 
 class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
     def __init__(
-        self, engine: sqlalchemy.Engine, delivery: Sender, regions: frozenset[str]
+        self,
+        engine: sqlalchemy.Engine,
+        delivery: Sender,
+        regions: frozenset[str],
+        revocation_limit_percent: int = 5,
     ) -> None:
         self.engine = engine
         self.delivery = delivery
         self.regions = regions
+        self.revocation_limit_percent = revocation_limit_percent
 
     async def AssertStatus(
         self,
@@ -185,8 +191,11 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         begun: list[rosters.Receiving] = []
         finished: list[rosters.Finished] = []
         rejections: list[rosters.Rejection] = []
+        end: datashare_pb2.RosterEnd | None = None
         try:
             async for message in request_iterator:
+                if end is not None:
+                    raise InvalidInput("end", "only the stream's last message carries its end")
                 if not begun:
                     header = self._roster_header(message, agency)
                     await _to_the_end(
@@ -196,8 +205,11 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
                 elif message.HasField("header"):
                     raise InvalidInput("header", "only the first message carries the header")
                 rejections += await _to_the_end(self._add_rows(begun[0], message.rows))
+                if message.HasField("end"):
+                    end = message.end
             if not begun:
                 raise InvalidInput("header", "required: the stream carried no message")
+            _check_end(begun[0], end)
             await _to_the_end(
                 write_in_thread(self.engine, rosters.finish, receiving=begun[0]), finished.append
             )
@@ -213,11 +225,11 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         # The first batch of changed persons reaches settlement before the agency is
         # answered; the background loop sends the rest at once (and these, if settlement
         # is down).
-        if not done.replayed:
+        if not done.replayed and done.submission.state == rosters.CURRENT:
             await self.delivery.send_set_start(
                 done.submission.submission_id, done.first_persons, done.first_until
             )
-        self.delivery.wake()
+            self.delivery.wake()
         return datashare_pb2.SubmitRosterResponse(
             submission=submission_message(done.submission),
             rejections=[
@@ -225,6 +237,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
                 for r in sorted(rejections, key=lambda rejection: rejection.line)
             ],
             replayed=done.replayed,
+            revocations=[revocation_message(revocation) for revocation in done.revocations],
         )
 
     async def _add_rows(
@@ -232,9 +245,12 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
     ) -> list[rosters.Rejection]:
         """One message's rows read and checked in a worker thread (10,000 rows take a
         while), outside any transaction; the accepted ones stored in a transaction."""
-        accepted, rejections = await asyncio.to_thread(
-            lambda: rosters.checked_rows(receiving, [roster_row(row) for row in rows])
-        )
+
+        def check() -> tuple[list[tuple[Any, ...]], list[rosters.Rejection]]:
+            receiving.digest.add(rows)
+            return rosters.checked_rows(receiving, [roster_row(row) for row in rows])
+
+        accepted, rejections = await asyncio.to_thread(check)
         if accepted:
             await write_in_thread(self.engine, rosters.store_rows, rows=accepted)
         return rejections
@@ -250,7 +266,20 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         if meant is not None and meant != agency:
             raise PermissionDenied(f"the key is {agency}'s, not {meant}'s", field="header.agency")
         rosters.check_region(header.region, self.regions)
-        return {"region": header.region, "as_of": to_date(header.as_of, "header.as_of")}
+        confirmed = None
+        if header.HasField("confirmed_revocations"):
+            confirmed = header.confirmed_revocations
+            if confirmed < 0:
+                raise InvalidInput(
+                    "header.confirmed_revocations", f"a number of revocations, not {confirmed}"
+                )
+        return {
+            "region": header.region,
+            "as_of": to_date(header.as_of, "header.as_of"),
+            "preview": header.preview,
+            "confirmed_revocations": confirmed,
+            "revocation_limit_percent": self.revocation_limit_percent,
+        }
 
     async def GetRosterSubmission(
         self,
@@ -372,6 +401,29 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         )
 
 
+def _check_end(receiving: rosters.Receiving, end: datashare_pb2.RosterEnd | None) -> None:
+    """InvalidInput unless the stream's end arrived and declares the rows received."""
+    if end is None:
+        raise InvalidInput(
+            "end",
+            "the stream ended without its end (the row count and digest of what was sent): "
+            "it was cut short; nothing was stored",
+        )
+    received = receiving.digest.count
+    if end.row_count != received:
+        raise InvalidInput(
+            "end.row_count",
+            f"the stream's end declares {end.row_count:,} rows, but {received:,} arrived: "
+            "nothing was stored",
+        )
+    if not receiving.digest.matches(end):
+        raise InvalidInput(
+            "end.rows_digest",
+            "the rows that arrived are not the rows sent (their digest differs): "
+            "nothing was stored",
+        )
+
+
 async def _to_the_end(step: Awaitable[T], keep: Callable[[T], object] | None = None) -> T:
     """Await ``step`` (work in a worker thread); ``keep`` gets its result. If the caller is
     cancelled meanwhile, the step still runs to its end (its transaction committed or
@@ -449,7 +501,9 @@ def setup(settings: Settings) -> Setup:
         )
         stack.callback(sweep.cancel)
         registry = await asyncio.to_thread(PackRegistry.load)
-        servicer = DatashareServicer(engine, delivery, registry.regions)
+        servicer = DatashareServicer(
+            engine, delivery, registry.regions, settings.roster_revocation_limit_percent
+        )
 
         def register(server: grpc.aio.Server) -> None:
             datashare_pb2_grpc.add_DatashareServiceServicer_to_server(servicer, server)

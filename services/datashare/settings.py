@@ -29,6 +29,11 @@ class Settings(SenderSettings):
     """The longest a roster's stream of rows may stay open (``SubmitRoster``: a million
     rows take well under a minute). A submission still receiving rows after that is
     abandoned and its rows dropped: what a stream cut by a killed process leaves."""
+    roster_revocation_limit_percent: int = Field(default=5, ge=0, le=100)
+    """A roster that would revoke more than this share of the agency's current roster of
+    the region (``DOUDI_ROSTER_REVOCATION_LIMIT_PERCENT``) is refused unless the clerk
+    confirms the number of revocations (assumed: a month's usual turnover of a roster is
+    well under it, and a file cut short or of the wrong region far above)."""
 
     @model_validator(mode="after")
     def _agency_keys_are_real(self) -> Self:

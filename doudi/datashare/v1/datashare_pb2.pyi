@@ -162,6 +162,8 @@ class _RosterStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RosterSta
     """A later roster of the agency and region is current."""
     ROSTER_STATE_ABANDONED: _RosterState.ValueType  # 4
     """The stream broke off or was refused: nothing of it was recorded."""
+    ROSTER_STATE_PREVIEWED: _RosterState.ValueType  # 5
+    """A preview's answer: what the roster would change; nothing was recorded."""
 
 class RosterState(_RosterState, metaclass=_RosterStateEnumTypeWrapper):
     """Where a roster submission stands."""
@@ -175,6 +177,8 @@ ROSTER_STATE_SUPERSEDED: RosterState.ValueType  # 3
 """A later roster of the agency and region is current."""
 ROSTER_STATE_ABANDONED: RosterState.ValueType  # 4
 """The stream broke off or was refused: nothing of it was recorded."""
+ROSTER_STATE_PREVIEWED: RosterState.ValueType  # 5
+"""A preview's answer: what the roster would change; nothing was recorded."""
 Global___RosterState: _TypeAlias = RosterState  # noqa: Y015
 
 class _ComparisonClass:
@@ -711,12 +715,27 @@ class RosterHeader(_message.Message):
     REGION_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     AGENCY_FIELD_NUMBER: _builtins.int
+    PREVIEW_FIELD_NUMBER: _builtins.int
+    CONFIRMED_REVOCATIONS_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """The pooling region's 6-digit code."""
     agency: Global___Agency.ValueType
     """Optional: the agency the roster is of, as the clerk means it. If set and
     not the agency of the caller's key, the stream is refused with
     PERMISSION_DENIED before anything is stored.
+    """
+    preview: _builtins.bool
+    """A preview (a dry run): the rows are checked and the answer says what the
+    roster would assert, change and revoke (every revocation listed), but
+    nothing is stored; the answer's submission has no id and the state
+    ROSTER_STATE_PREVIEWED.
+    """
+    confirmed_revocations: _builtins.int
+    """The number of revocations the clerk accepts, as a preview showed it.
+    Needed when the roster would revoke more than the hub's share of the
+    agency's current roster of the region, or has no accepted row; when set,
+    a roster that would revoke another number is refused
+    (FAILED_PRECONDITION, `REVOCATIONS_NOT_AS_CONFIRMED`).
     """
     @_builtins.property
     def as_of(self) -> _date_pb2.Date:
@@ -730,14 +749,51 @@ class RosterHeader(_message.Message):
         region: _builtins.str = ...,
         as_of: _date_pb2.Date | None = ...,
         agency: Global___Agency.ValueType = ...,
+        preview: _builtins.bool = ...,
+        confirmed_revocations: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_confirmed_revocations", b"_confirmed_revocations", "as_of", b"as_of", "confirmed_revocations", b"confirmed_revocations"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "as_of", b"as_of", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confirmed_revocations", b"_confirmed_revocations", "agency", b"agency", "as_of", b"as_of", "confirmed_revocations", b"confirmed_revocations", "preview", b"preview", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__confirmed_revocations: _TypeAlias = _typing.Literal["confirmed_revocations"]  # noqa: Y015
+    _WhichOneofArgType__confirmed_revocations: _TypeAlias = _typing.Literal["_confirmed_revocations", b"_confirmed_revocations"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__confirmed_revocations) -> _WhichOneofReturnType__confirmed_revocations | None: ...
+
+Global___RosterHeader: _TypeAlias = RosterHeader  # noqa: Y015
+
+@_typing.final
+class RosterEnd(_message.Message):
+    """The end of a roster stream: what the client sent, for the hub to check
+    that it received exactly that.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_COUNT_FIELD_NUMBER: _builtins.int
+    ROWS_DIGEST_FIELD_NUMBER: _builtins.int
+    row_count: _builtins.int
+    """How many rows all the stream's messages carried."""
+    rows_digest: _builtins.bytes
+    """SHA-256 of the rows in the order sent, each written as its fields in
+    field-number order (`line` in decimal, `person_id`, `name`,
+    `household_id`, `status` as its number in decimal, `valid_from` and
+    `valid_to` as YYYY-MM-DD or empty when unset, `reference`), separated by
+    U+001F and each row followed by U+001E, in UTF-8.
+    """
+    def __init__(
+        self,
+        *,
+        row_count: _builtins.int = ...,
+        rows_digest: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["row_count", b"row_count", "rows_digest", b"rows_digest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RosterHeader: _TypeAlias = RosterHeader  # noqa: Y015
+Global___RosterEnd: _TypeAlias = RosterEnd  # noqa: Y015
 
 @_typing.final
 class SubmitRosterRequest(_message.Message):
@@ -745,21 +801,29 @@ class SubmitRosterRequest(_message.Message):
 
     HEADER_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def header(self) -> Global___RosterHeader:
         """In the first message only."""
 
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___RosterRow]: ...
+    @_builtins.property
+    def end(self) -> Global___RosterEnd:
+        """In the last message only (which may carry rows too): without it the
+        hub stores nothing.
+        """
+
     def __init__(
         self,
         *,
         header: Global___RosterHeader | None = ...,
         rows: _abc.Iterable[Global___RosterRow] | None = ...,
+        end: Global___RosterEnd | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "header", b"header", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -876,6 +940,7 @@ class SubmitRosterResponse(_message.Message):
     SUBMISSION_FIELD_NUMBER: _builtins.int
     REJECTIONS_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    REVOCATIONS_FIELD_NUMBER: _builtins.int
     replayed: _builtins.bool
     """The same roster had been submitted already: nothing changed."""
     @_builtins.property
@@ -884,20 +949,66 @@ class SubmitRosterResponse(_message.Message):
     def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___RowRejection]:
         """Every row refused, in line order."""
 
+    @_builtins.property
+    def revocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___RosterRevocation]:
+        """Every status the roster revoked (or, previewed, would revoke), in
+        identity-number order: the previous roster's rows not on this one.
+        """
+
     def __init__(
         self,
         *,
         submission: Global___RosterSubmission | None = ...,
         rejections: _abc.Iterable[Global___RowRejection] | None = ...,
         replayed: _builtins.bool = ...,
+        revocations: _abc.Iterable[Global___RosterRevocation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submission", b"submission"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rejections", b"rejections", "replayed", b"replayed", "submission", b"submission"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rejections", b"rejections", "replayed", b"replayed", "revocations", b"revocations", "submission", b"submission"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitRosterResponse: _TypeAlias = SubmitRosterResponse  # noqa: Y015
+
+@_typing.final
+class RosterRevocation(_message.Message):
+    """A person's status revoked because the person is no longer on the roster:
+    the previous roster's row.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_LINE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SUBMISSION_ID_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    name: _builtins.str
+    status: Global___Status.ValueType
+    reference: _builtins.str
+    previous_line: _builtins.int
+    """The row's line in the previous roster's file, and that roster's id."""
+    previous_submission_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        status: Global___Status.ValueType = ...,
+        reference: _builtins.str = ...,
+        previous_line: _builtins.int = ...,
+        previous_submission_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "person_id", b"person_id", "previous_line", b"previous_line", "previous_submission_id", b"previous_submission_id", "reference", b"reference", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterRevocation: _TypeAlias = RosterRevocation  # noqa: Y015
 
 @_typing.final
 class GetRosterSubmissionRequest(_message.Message):

@@ -175,7 +175,13 @@ class DatashareServiceServicer:
     def SubmitRoster(self, request_iterator, context):
         """Replaces the calling agency's roster of a pooling region with the rows
         streamed: the first message carries the header (region, as-of date),
-        every message may carry rows, at most 10,000 each. The hub turns the
+        every message may carry rows, at most 10,000 each, and the last message
+        carries the stream's `end` (how many rows were sent and their digest).
+        All or nothing: the rows wait apart and become the agency's roster in one
+        transaction only once the end arrived and matches the rows received; a
+        stream cut, cancelled, refused or failed, or one without its end, stores
+        nothing and leaves the current roster and every status as they were. The
+        hub turns the
         difference from the agency's previous roster of the region into
         assertions (a person or status new on the roster, or its period or
         household changed) and revocations (a person who left has the status
@@ -184,7 +190,13 @@ class DatashareServiceServicer:
         a bad period is rejected with its line and reason in the answer and
         nothing of it is stored; the valid rows still count. The same roster
         again (same rows, same date) changes nothing and answers the stored
-        submission.
+        submission. A roster that would revoke more than the hub's share
+        (`DOUDI_ROSTER_REVOCATION_LIMIT_PERCENT`, 5% by default) of the
+        agency's current roster of the region, or that has no accepted row, is
+        refused (FAILED_PRECONDITION, `MASS_REVOCATION` or `NO_ACCEPTED_ROWS`)
+        unless the header's `confirmed_revocations` names exactly the number of
+        revocations it makes; a header with `preview` answers what the roster
+        would change, every revocation listed, and stores nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
