@@ -249,7 +249,8 @@ def test_a_mass_revocation_is_refused_unless_confirmed_and_lists_every_person_re
     error = refusal(caught)
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "MASS_REVOCATION")
     assert error.metadata == {"revocations": "3", "current_rows": "40", "limit_percent": "5"}
-    assert "3 of the 40" in error.message and "nothing was stored" in error.message
+    assert "3 of the 40" in error.message
+    assert "nothing was stored" in error.message
     assert held(stub, url) == before
 
     with pytest.raises(grpc.RpcError) as caught:
@@ -375,13 +376,15 @@ def test_the_command_previews_refuses_a_mass_revocation_and_stores_it_confirmed(
     code, out, err = run_cli(command(path, address), capsys)
     assert (code, out) == (1, "")
     assert "would revoke 4 of the 40 statuses" in err
-    assert "--dry-run" in err and "--confirm-revocations 4" in err
+    assert "--dry-run" in err
+    assert "--confirm-revocations 4" in err
     assert "nothing was stored" in err
     assert held(stub, url) == before
 
     code, out, err = run_cli(command(path, address, "--confirm-revocations", "4"), capsys)
     assert (code, err) == (0, "")
-    assert "stored" in out and "who lost the status from 2026-04-01 (4):" in out
+    assert "stored" in out
+    assert "who lost the status from 2026-04-01 (4):" in out
     assert statuses_on(stub, PERSONS[0], "2026-04-01") == []
 
 
