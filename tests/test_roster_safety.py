@@ -132,7 +132,7 @@ def test_an_end_that_does_not_declare_the_rows_received_stores_nothing(
     sent = messages(CURRENT[:30], NEXT_MONTH)
     digest = RowsDigest()
     for message in sent:
-        digest.add(message.rows)
+        digest.add(message)
     end = digest.end()
     if fault == "count":
         end.row_count = 40  # ten rows lost on the way
@@ -420,11 +420,11 @@ def test_the_command_says_nothing_was_stored_when_the_stream_breaks_before_its_e
 
 def test_messages_are_split_by_their_encoded_size_whatever_a_field_holds() -> None:
     rows = [row(line, PERSONS[0], name="周" * 100_000) for line in range(2, 42)]  # 300 KB each
-    parts = list(roster_client._sized(rows))
+    parts = list(roster_client._sized(pb.SubmitRosterRequest(rows=rows)))
     assert len(parts) > 3
-    assert [r for part in parts for r in part] == rows
+    assert [r for part in parts for r in part.rows] == rows
     for part in parts:
-        assert pb.SubmitRosterRequest(rows=part).ByteSize() <= roster_client.MESSAGE_BYTES
+        assert part.ByteSize() <= roster_client.MESSAGE_BYTES
     too_large = row(7, PERSONS[0], name="周" * 1_200_000)
     with pytest.raises(InvalidInput, match="line 7: the row is"):
-        list(roster_client._sized([rows[0], too_large]))
+        list(roster_client._sized(pb.SubmitRosterRequest(rows=[rows[0], too_large])))

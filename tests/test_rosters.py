@@ -317,14 +317,14 @@ def test_a_stream_left_open_too_long_is_refused_at_its_end_and_stores_nothing(
             header = pb.RosterHeader(region=XIXIA, as_of=day("2026-03-01"))
             digest = RowsDigest()
             first = pb.SubmitRosterRequest(header=header, rows=[row(2, WANG)])
-            digest.add(first.rows)
+            digest.add(first)
             yield first
             until(
                 lambda: receiving(database_url)[0] == ["abandoned"],
                 "the open stream was never abandoned",
             )
             last = pb.SubmitRosterRequest(rows=[row(3, LI)])
-            digest.add(last.rows)
+            digest.add(last)
             last.end.CopyFrom(digest.end())
             yield last
 

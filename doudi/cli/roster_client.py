@@ -368,8 +368,10 @@ def _requests(
         reading.errors += batch.errors
         if not batch.lines:
             continue
-        rows = [
-            pb.RosterRow(
+        message = pb.SubmitRosterRequest()
+        add = message.rows.add
+        for line in batch.lines:
+            add(
                 line=line.line,
                 person_id=line.person_id,
                 name=line.name,
@@ -379,14 +381,11 @@ def _requests(
                 valid_to=day(line.valid_to),
                 reference=line.reference,
             )
-            for line in batch.lines
-        ]
-        for part in _sized(rows):
-            message = pb.SubmitRosterRequest(rows=part)
+        for part in _sized(message):
             if reading.messages == 0:
-                message.header.CopyFrom(header)
+                part.header.CopyFrom(header)
             reading.messages += 1
-            yield message
+            yield part
         reading.rows += len(batch.lines)
         progress(max(batch.lines[-1].line, batch.errors[-1].line if batch.errors else 0))
 
@@ -394,24 +393,24 @@ def _requests(
 def _ended(
     messages: Iterator[pb.SubmitRosterRequest], reading: _Reading
 ) -> Iterator[pb.SubmitRosterRequest]:
-    """The messages, then the stream's end, noting when the end is handed over."""
+    """The messages, the last with the stream's end; notes when the end is handed over."""
     for message in ended(messages):
         if message.HasField("end"):
             reading.ended = True
         yield message
 
 
-def _sized(rows: list[pb.RosterRow]) -> Iterator[list[pb.RosterRow]]:
-    """``rows`` in consecutive parts whose messages stay below MESSAGE_BYTES, by the size
-    each row takes encoded. A row that alone is larger cannot be sent (the file's reader
-    bounds every cell far below it): InvalidInput naming its line."""
-    if pb.SubmitRosterRequest(rows=rows).ByteSize() <= MESSAGE_BYTES:
-        yield rows
+def _sized(message: pb.SubmitRosterRequest) -> Iterator[pb.SubmitRosterRequest]:
+    """The message, or its rows in consecutive messages that each stay below MESSAGE_BYTES,
+    by the size each row takes encoded. A row that alone is larger cannot be sent (the
+    file's reader bounds every cell far below it): InvalidInput naming its line."""
+    if message.ByteSize() <= MESSAGE_BYTES:
+        yield message
         return
-    part: list[pb.RosterRow] = []
+    part = pb.SubmitRosterRequest()
     size = 0
-    for row in rows:
-        # A repeated field's element: its bytes, a tag and a length of up to 5 bytes.
+    for row in message.rows:
+        # A repeated field's entry: the row's bytes, a tag and a length of up to 5 bytes.
         row_size = row.ByteSize() + 6
         if row_size > MESSAGE_BYTES:
             raise InvalidInput(
@@ -421,10 +420,10 @@ def _sized(rows: list[pb.RosterRow]) -> Iterator[list[pb.RosterRow]]:
             )
         if size + row_size > MESSAGE_BYTES:
             yield part
-            part, size = [], 0
-        part.append(row)
+            part, size = pb.SubmitRosterRequest(), 0
+        part.rows.append(row)
         size += row_size
-    if part:
+    if part.rows:
         yield part
 
 

@@ -4,37 +4,21 @@ The client counts and digests the rows as it sends them and puts the result in t
 stream's last message (``RosterEnd``); the hub does the same with the rows it received
 and records the roster only when both agree. A stream that ends any other way (cut,
 cancelled, a message lost, an old client that sends no end) stores nothing. The
-digest is SHA-256 of each row's fields in field-number order, separated by U+001F,
-each row followed by U+001E, in UTF-8 (``datashare.proto``, ``RosterEnd``): any
-agency's client, in any language, computes it from the values it sends.
+digest is SHA-256 of the encoding of the rows in the order sent, as one
+``SubmitRosterRequest`` holding only them would be written (``datashare.proto``,
+``RosterEnd``): the same bytes however the rows were split into messages, since a
+message's encoding is its rows' entries one after another. Any agency's client computes
+it from the messages it sends, the hub from the messages it received, each by the
+protobuf library's own serializer (a tenth of a second for 200,000 rows, against
+seconds for a digest written out field by field in Python).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-
-from google.type import date_pb2
+from collections.abc import Iterable, Iterator
 
 from doudi.datashare.v1 import datashare_pb2 as pb
-
-_FIELD = "\x1f"
-_ROW = "\x1e"
-
-
-def _day(message: pb.RosterRow, name: str) -> str:
-    if not message.HasField(name):  # type: ignore[arg-type]
-        return ""
-    value: date_pb2.Date = getattr(message, name)
-    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
-
-
-def _row_text(row: pb.RosterRow) -> str:
-    return (
-        f"{row.line}{_FIELD}{row.person_id}{_FIELD}{row.name}{_FIELD}{row.household_id}"
-        f"{_FIELD}{row.status}{_FIELD}{_day(row, 'valid_from')}{_FIELD}"
-        f"{_day(row, 'valid_to')}{_FIELD}{row.reference}{_ROW}"
-    )
 
 
 class RowsDigest:
@@ -44,9 +28,16 @@ class RowsDigest:
         self._hash = hashlib.sha256()
         self.count = 0
 
-    def add(self, rows: Sequence[pb.RosterRow]) -> None:
-        self._hash.update("".join(map(_row_text, rows)).encode())
-        self.count += len(rows)
+    def add(self, message: pb.SubmitRosterRequest) -> None:
+        """Count and digest the rows of ``message`` (left as it is)."""
+        if message.HasField("header") or message.HasField("end"):
+            rows_only = pb.SubmitRosterRequest()
+            rows_only.CopyFrom(message)
+            rows_only.ClearField("header")
+            rows_only.ClearField("end")
+            message = rows_only
+        self._hash.update(message.SerializeToString(deterministic=True))
+        self.count += len(message.rows)
 
     def end(self) -> pb.RosterEnd:
         return pb.RosterEnd(row_count=self.count, rows_digest=self._hash.digest())
@@ -64,7 +55,7 @@ def ended(messages: Iterable[pb.SubmitRosterRequest]) -> Iterator[pb.SubmitRoste
     for message in messages:
         if last is not None:
             yield last
-        digest.add(message.rows)
+        digest.add(message)
         last = message
     final = pb.SubmitRosterRequest()
     if last is not None:

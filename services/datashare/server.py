@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -204,7 +204,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
                     )
                 elif message.HasField("header"):
                     raise InvalidInput("header", "only the first message carries the header")
-                rejections += await _to_the_end(self._add_rows(begun[0], message.rows))
+                rejections += await _to_the_end(self._add_rows(begun[0], message))
                 if message.HasField("end"):
                     end = message.end
             if not begun:
@@ -241,14 +241,14 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         )
 
     async def _add_rows(
-        self, receiving: rosters.Receiving, rows: Sequence[datashare_pb2.RosterRow]
+        self, receiving: rosters.Receiving, message: datashare_pb2.SubmitRosterRequest
     ) -> list[rosters.Rejection]:
         """One message's rows read and checked in a worker thread (10,000 rows take a
         while), outside any transaction; the accepted ones stored in a transaction."""
 
         def check() -> tuple[list[tuple[Any, ...]], list[rosters.Rejection]]:
-            receiving.digest.add(rows)
-            return rosters.checked_rows(receiving, [roster_row(row) for row in rows])
+            receiving.digest.add(message)
+            return rosters.checked_rows(receiving, [roster_row(row) for row in message.rows])
 
         accepted, rejections = await asyncio.to_thread(check)
         if accepted:

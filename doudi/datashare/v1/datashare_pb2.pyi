@@ -775,11 +775,10 @@ class RosterEnd(_message.Message):
     row_count: _builtins.int
     """How many rows all the stream's messages carried."""
     rows_digest: _builtins.bytes
-    """SHA-256 of the rows in the order sent, each written as its fields in
-    field-number order (`line` in decimal, `person_id`, `name`,
-    `household_id`, `status` as its number in decimal, `valid_from` and
-    `valid_to` as YYYY-MM-DD or empty when unset, `reference`), separated by
-    U+001F and each row followed by U+001E, in UTF-8.
+    """SHA-256 of the encoding of the rows in the order sent, as one
+    SubmitRosterRequest holding only them (no header, no end) is written,
+    fields in field-number order (deterministic serialization): the same
+    bytes however the rows were split into messages.
     """
     def __init__(
         self,
