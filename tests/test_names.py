@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from doudi.core.names import normalise_name, same_name
+from doudi.core.names import hidden_character, normalise_name, same_name
 
 # -- the same name ---------------------------------------------------------------
 
@@ -163,3 +163,23 @@ def test_a_name_is_the_same_as_its_normal_form_and_itself(name: str) -> None:
     assert same_name(name, name)
     assert same_name(name, normalise_name(name))
     assert not any(c.isspace() for c in normalise_name(name))
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("张三", None),
+        ("张\u3000三", None),  # an ideographic space: shown, normalised when compared
+        ("JOHN F. KENNEDY", None),
+        ("买买提·艾力", None),
+        ("\ufeff周丽", "\ufeff"),
+        ("周\u200b丽", "\u200b"),
+        ("周丽\r", "\r"),
+        ("周\t丽", "\t"),
+        ("周\x01丽", "\x01"),
+        ("周\u2028丽", "\u2028"),
+        ("周\ue000丽", "\ue000"),
+    ],
+)
+def test_hidden_characters_are_found_and_nothing_else(text: str, hidden: str | None) -> None:
+    assert hidden_character(text) == hidden

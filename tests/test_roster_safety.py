@@ -235,6 +235,21 @@ def test_a_message_too_large_for_the_hub_stores_nothing(
     assert states(url) == (["current", "abandoned"], 0)
 
 
+def test_a_row_with_an_invisible_or_control_character_is_rejected_by_its_line(
+    hub: tuple[DatashareServiceStub, str, str],
+) -> None:
+    """Sent over gRPC, not read from a file: the hub stores no name an export could not
+    write or a clerk could not see."""
+    stub, _url, _address = hub
+    rows = [*CURRENT]
+    rows[3] = row(5, PERSONS[3], name="居民\u200b4")
+    rows[4] = row(6, PERSONS[4], name="居民\x015")
+    answer = submit(stub, rows, as_of="2026-04-01", batch=10, confirm=2)
+    assert [(r.line, r.field) for r in answer.rejections] == [(5, "name"), (6, "name")]
+    assert "U+200B" in answer.rejections[0].reason
+    assert "invisible or control character" in answer.rejections[1].reason
+
+
 # -- revocations need confirming --------------------------------------------------------------
 
 

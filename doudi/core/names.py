@@ -45,6 +45,8 @@ import unicodedata
 
 import opencc
 
+from doudi.core.errors import InvalidInput
+
 _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 _DOT_LOOK_ALIKES = "\u2022\u2027\u2219\u22c5\u2e31\u30fb\ua78f"
 _DROP_AND_DOT = str.maketrans(
@@ -108,3 +110,26 @@ def normalise_name(name: str) -> str:
 def same_name(a: str, b: str) -> bool:
     """Whether a roster name and a register name are the same name (see :func:`normalise_name`)."""
     return a == b or normalise_name(a) == normalise_name(b)
+
+
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories of characters that show nothing or control the text (controls,
+formats such as U+200B and U+FEFF, surrogates, private use, unassigned, line and
+paragraph separators): no name, household number or reference holds one."""
+
+
+def hidden_character(text: str) -> str | None:
+    """The first character of ``text`` in :data:`HIDDEN_CATEGORIES`, or None."""
+    if text.isprintable():  # the usual case, in C; spaces other than U+0020 are not printable
+        return None
+    return next((c for c in text if unicodedata.category(c) in HIDDEN_CATEGORIES), None)
+
+
+def check_visible(text: str, field: str) -> None:
+    """InvalidInput on ``field`` when ``text`` holds a hidden character (named by code)."""
+    hidden = hidden_character(text)
+    if hidden is not None:
+        raise InvalidInput(
+            field,
+            f"holds an invisible or control character (U+{ord(hidden):04X}); remove it",
+        )

@@ -26,6 +26,7 @@ from doudi.common import outbox, paging
 from doudi.common.errors import AlreadyExists, PermissionDenied
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import parse_resident_id
+from doudi.core.names import check_visible
 from doudi.core.statuses import (
     ASSERT,
     KINDS,
@@ -366,6 +367,7 @@ def text_field(value: str, field: str) -> str:
         raise InvalidInput(field, "required")
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidInput(field, f"at most {MAX_TEXT_LENGTH} characters, got {len(text)}")
+    check_visible(text, field)
     return text
 
 

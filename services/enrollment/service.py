@@ -25,6 +25,7 @@ from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, mask, read_resident_id
 from doudi.core.money import MAX_ITEM_FEN
+from doudi.core.names import check_visible
 from services.enrollment.tables import coverage_deliveries, enrolments, persons
 
 MAX_TEXT = 64
@@ -269,6 +270,7 @@ def _check_text(value: str, field: str) -> None:
         raise InvalidInput(field, "required")
     if len(value) > MAX_TEXT:
         raise InvalidInput(field, f"at most {MAX_TEXT} characters, got {len(value)}")
+    check_visible(value, field)
 
 
 def _checked_enrolment(enrolment: Enrolment) -> ResidentId:
