@@ -158,6 +158,20 @@ def test_xlsx_writes_every_cell_as_text_never_a_formula(tmp_path: Path) -> None:
     assert set(types) == {"inlineStr"}
 
 
+def test_a_control_character_stored_before_it_was_refused_does_not_fail_the_xlsx(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.xlsx"
+    assert export(iter([(PERSON, "周\x01丽", "H-1")]), path, "xlsx") == 1
+    sheet = load_workbook(path).active
+    assert sheet is not None
+    assert [cell.value for cell in next(sheet.iter_rows(min_row=2))] == [
+        PERSON,
+        "周\ufffd丽",
+        "H-1",
+    ]
+
+
 def test_an_unknown_format_is_refused_before_writing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown format"):
         export(iter([]), tmp_path / "x.pdf", "pdf")

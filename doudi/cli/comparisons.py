@@ -196,6 +196,7 @@ def _write_csv(rows: Iterator[tuple[str, ...]], path: Path) -> int:
 def _write_xlsx(rows: Iterator[tuple[str, ...]], path: Path) -> int:
     from openpyxl import Workbook  # only when asked: it takes a moment to import
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
     sheet: Any = book.create_sheet("比对结果")
@@ -205,7 +206,9 @@ def _write_xlsx(rows: Iterator[tuple[str, ...]], path: Path) -> int:
         # typed as a string holds the text as it is.
         cells = []
         for text in texts:
-            cell = WriteOnlyCell(sheet, text)
+            # A control character no XML can hold (the services refuse them, but a record
+            # stored before may have one) shows as U+FFFD instead of failing the export.
+            cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
             cell.data_type = "s"
             cells.append(cell)
         return cells
