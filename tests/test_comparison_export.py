@@ -165,11 +165,8 @@ def test_a_control_character_stored_before_it_was_refused_does_not_fail_the_xlsx
     assert export(iter([(PERSON, "周\x01丽", "H-1")]), path, "xlsx") == 1
     sheet = load_workbook(path).active
     assert sheet is not None
-    assert [cell.value for cell in next(sheet.iter_rows(min_row=2))] == [
-        PERSON,
-        "周\ufffd丽",
-        "H-1",
-    ]
+    values = [cell.value for cell in next(sheet.iter_rows(min_row=2))]
+    assert values[:3] == [PERSON, "周\ufffd丽", "H-1"]
 
 
 def test_an_unknown_format_is_refused_before_writing(tmp_path: Path) -> None:
