@@ -332,9 +332,10 @@ def _record(
     else:
         asserted = _assert_new(connection, submission, previous_id, now, changed=False)
         changed = _assert_new(connection, submission, previous_id, now, changed=True)
+        before_revocations = _last_record(connection)
         revoked = _revoke_gone(connection, submission, previous_id, now)
         if revoked:
-            revocations = _revocations(connection, new_id, previous_id)
+            revocations = _revocations(connection, new_id, before_revocations, previous_id)
     _check_revocations(receiving, 0 if previous is None else previous.accepted_count, revoked)
     records_to = _last_record(connection)
     if previous_id is not None:
@@ -409,14 +410,32 @@ def _check_revocations(receiving: Receiving, current_rows: int, revoked: int) ->
 
 
 def _revocations(
-    connection: sqlalchemy.Connection, new_id: int, previous_id: int
+    connection: sqlalchemy.Connection, new_id: int, after: int, previous_id: int
 ) -> list[Revocation]:
-    """The previous roster's rows not on the new one, by person and status."""
-    old, gone = _gone(new_id, previous_id)
+    """The revocations roster ``new_id`` just recorded (assertion ids above ``after``: the
+    range keeps the lookup to the primary key), each with the
+    previous roster's row it ends (its name and line): looked up by key, not found again
+    by comparing the two rosters."""
+    records = status_assertions.c
+    old = roster_rows.alias("old")
     rows = connection.execute(
         select(old.c.person_id, old.c.name, old.c.status, old.c.reference, old.c.line)
-        .where(gone)
-        .order_by(old.c.person_id, old.c.status)
+        .select_from(
+            status_assertions.join(
+                old,
+                and_(
+                    old.c.submission_id == previous_id,
+                    old.c.person_id == records.person_id,
+                    old.c.status == records.status,
+                ),
+            )
+        )
+        .where(
+            records.assertion_id > after,
+            records.submission_id == new_id,
+            records.kind == REVOKE,
+        )
+        .order_by(records.assertion_id)
     )
     return [Revocation(*row, previous_id) for row in rows]
 
@@ -582,7 +601,13 @@ def _revoke_gone(
     now: datetime,
 ) -> int:
     """Revocations, from the roster's date, of the previous roster's rows not on this one."""
-    old, gone = _gone(submission.submission_id, previous_id)
+    old = roster_rows.alias("old")
+    new = roster_rows.alias("new")
+    still = exists().where(
+        new.c.submission_id == submission.submission_id,
+        new.c.person_id == old.c.person_id,
+        new.c.status == old.c.status,
+    )
     rows = (
         select(
             literal(REVOKE),
@@ -596,23 +621,10 @@ def _revoke_gone(
             literal(now, status_assertions.c.recorded_at.type),
             literal(submission.submission_id),
         )
-        .where(gone)
+        .where(old.c.submission_id == previous_id, ~still)
         .order_by(old.c.person_id, old.c.status)
     )
     return _recorded(connection, rows)
-
-
-def _gone(new_id: int, previous_id: int) -> tuple[sqlalchemy.FromClause, Any]:
-    """The previous roster's rows (``old``) and the condition that one is not on the new
-    roster (its person and status are not)."""
-    old = roster_rows.alias("old")
-    new = roster_rows.alias("new")
-    still = exists().where(
-        new.c.submission_id == new_id,
-        new.c.person_id == old.c.person_id,
-        new.c.status == old.c.status,
-    )
-    return old, and_(old.c.submission_id == previous_id, ~still)
 
 
 def _recorded(connection: sqlalchemy.Connection, rows: sqlalchemy.Select[Any]) -> int:
