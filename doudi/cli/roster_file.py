@@ -41,6 +41,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO, Final, TypeVar
@@ -188,10 +189,13 @@ def read_roster_batches(path: Path, batch_size: int = BATCH_SIZE) -> Generator[R
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        encoding = _csv_encoding(path)
-        _read_through(_csv_rows(path, encoding))
-        with closing(_csv_rows(path, encoding)) as rows:
-            yield from _read_rows(encoding, rows, batch_size)
+        scan = _scan_csv(path)
+        if scan.quoted or scan.longest > MAX_CELL_CHARS or scan.widest > MAX_COLUMNS:
+            # What the scan cannot rule out: a quote that never closes or joins lines, a
+            # cell or a row too large, found before the first batch.
+            _read_through(_csv_rows(path, scan))
+        with closing(_csv_rows(path, scan)) as rows:
+            yield from _read_rows(scan.encoding, rows, batch_size)
         return
     if suffix == ".xlsx":
         _check_xlsx(path)
@@ -268,9 +272,23 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-def _csv_encoding(path: Path) -> str:
-    """``utf-8-sig``, ``utf-8`` or ``gb18030``, decided once for the file in one pass over
-    its bytes, a chunk at a time, which also refuses control bytes and overlong lines.
+@dataclass(frozen=True, slots=True)
+class _CsvScan:
+    """What one pass over a CSV file's bytes found: ``clean`` when every line decodes in
+    ``encoding``; whether it holds a quote; its longest line (bytes) and the most
+    commas of a line, plus one."""
+
+    encoding: str
+    clean: bool
+    quoted: bool
+    longest: int
+    widest: int
+
+
+def _scan_csv(path: Path) -> _CsvScan:
+    """The file's encoding, ``utf-8-sig``, ``utf-8`` or ``gb18030``, decided once for the
+    file in one pass over its bytes, a chunk at a time, which also refuses control bytes,
+    overlong lines and files of more than :data:`MAX_ROWS` lines.
 
     A file with a BOM is UTF-8. Otherwise it is UTF-8 unless as many of its lines that
     are not ASCII fail to decode as UTF-8 as decode; lines in the other encoding are
@@ -285,14 +303,16 @@ def _csv_encoding(path: Path) -> str:
             raise InvalidInput("file", f"is {what}, not CSV text")
         bom = chunk.startswith(codecs.BOM_UTF8)
         utf8 = not_utf8 = 0  # lines that are not ASCII, by whether they decode as UTF-8
-        lines_before = 0
+        lines_before = longest = commas = 0
+        quoted = False
         rest = b""
         while chunk or rest:
             text = rest + chunk
             end = text.rfind(b"\n") + 1 if chunk else len(text)
             text, rest = text[:end], text[end:]
             lines = text.split(b"\n")
-            if len(rest) > MAX_LINE_BYTES or max(map(len, lines)) > MAX_LINE_BYTES:
+            longest = max(longest, *map(len, lines))
+            if len(rest) > MAX_LINE_BYTES or longest > MAX_LINE_BYTES:
                 long = next((n for n, line in enumerate(lines) if len(line) > MAX_LINE_BYTES), -1)
                 number = lines_before + (long if long >= 0 else len(lines) - 1) + 1
                 raise InvalidInput(
@@ -318,11 +338,19 @@ def _csv_encoding(path: Path) -> str:
                                 utf8 += 1
                             else:
                                 not_utf8 += 1
+            quoted = quoted or b'"' in text
+            commas = max(commas, *map(bytes.count, lines, repeat(b",")))
             lines_before += len(lines) - 1
+            if lines_before > MAX_ROWS:
+                raise InvalidInput(
+                    "file", f"has more than {MAX_ROWS:,} lines, the most a roster holds"
+                )
             chunk = file.read(_CHUNK)
+    encoding = "utf-8" if utf8 > not_utf8 or not not_utf8 else "gb18030"
     if bom:
-        return "utf-8-sig"
-    return "utf-8" if utf8 > not_utf8 or not not_utf8 else "gb18030"
+        encoding = "utf-8-sig"
+    clean = encoding != "gb18030" and not not_utf8
+    return _CsvScan(encoding, clean, quoted, longest, commas + 1)
 
 
 _SURROGATES = re.compile("[\udc80-\udcff]")  # the bytes errors="surrogateescape" kept
@@ -353,13 +381,15 @@ _CSV_ERRORS: Final = (
 )
 
 
-def _csv_rows(path: Path, encoding: str) -> Generator[tuple[int, Sequence[object]]]:
+def _csv_rows(path: Path, scan: _CsvScan) -> Generator[tuple[int, Sequence[object]]]:
     """Each record with the line on which it starts, read strictly: InvalidInput at its line
     for a quote never closed, a stray quote, a value holding both a line break and a comma
     (a quote closed lines later, which would join those lines into one value) and for a
     record beyond the limits. The values of a line not in ``encoding`` are _Unreadable.
     """
+    encoding = scan.encoding
     misfits: list[str] = []  # why lines of the record being read are not in ``encoding``
+    cells = scan.longest > MAX_CELL_CHARS  # whether a line may hold a cell too long
 
     def lines(text: Iterator[str]) -> Iterator[str]:
         for line in text:
@@ -370,14 +400,14 @@ def _csv_rows(path: Path, encoding: str) -> Generator[tuple[int, Sequence[object
             yield line
 
     with path.open(encoding=encoding, errors="surrogateescape", newline="") as text:
-        reader = csv.reader(lines(text), strict=True)
+        reader = csv.reader(text if scan.clean else lines(text), strict=True)
         start = 1
         records = 0
         try:
             for row in reader:
                 end = reader.line_num
                 records += 1
-                _check_record(start, end, row, records)
+                _check_record(start, end, row, records, cells)
                 if misfits:
                     reason = misfits[0]
                     misfits.clear()
@@ -395,15 +425,16 @@ def _csv_rows(path: Path, encoding: str) -> Generator[tuple[int, Sequence[object
             ) from None
 
 
-def _check_record(start: int, end: int, row: list[str], records: int) -> None:
-    """InvalidInput for a record beyond the limits or holding lines a stray quote joined."""
+def _check_record(start: int, end: int, row: list[str], records: int, cells: bool) -> None:
+    """InvalidInput for a record beyond the limits or holding lines a stray quote joined;
+    the length of its cells is checked when ``cells`` or the record spans lines."""
     if records > MAX_ROWS:
         raise InvalidInput("file", f"has more than {MAX_ROWS:,} rows, the most a roster holds")
     if len(row) > MAX_COLUMNS:
         raise InvalidInput(
             "file", f"line {start}: {len(row)} columns, more than the {MAX_COLUMNS} a roster holds"
         )
-    if max(map(len, row), default=0) > MAX_CELL_CHARS:
+    if (cells or end > start) and max(map(len, row), default=0) > MAX_CELL_CHARS:
         raise InvalidInput(
             "file",
             f"line {start}: a value of more than {MAX_CELL_CHARS:,} characters, "
@@ -1022,6 +1053,8 @@ def _number_text(value: int | float) -> str:
 
 def _text(value: object) -> str:
     if isinstance(value, str):
+        if len(value) <= MAX_VALUE_CHARS and value.isprintable():  # the usual case
+            return value.strip()
         return _value_text(value)
     if value is None:
         return ""
