@@ -795,8 +795,9 @@ class _SheetReader:
         self.inline = False
         self.phonetic = False
 
-    def start(self, name: str, attributes: dict[str, str]) -> None:
-        tag = _local(name)
+    def start(self, tag: str, attributes: dict[str, str]) -> None:
+        if ":" in tag:  # a prefixed name, x:c: inlined, the sheet's elements are many
+            tag = _local(tag)
         if tag == "c":
             self._cell(attributes)
         elif tag == "v":
@@ -810,8 +811,9 @@ class _SheetReader:
         elif tag == "rPh":
             self.phonetic = True
 
-    def end(self, name: str) -> None:
-        tag = _local(name)
+    def end(self, tag: str) -> None:
+        if ":" in tag:
+            tag = _local(tag)
         if tag == "c":
             if self.pieces:
                 self._value("".join(self.pieces))
