@@ -303,7 +303,7 @@ def _scan_csv(path: Path) -> _CsvScan:
             raise InvalidInput("file", f"is {what}, not CSV text")
         bom = chunk.startswith(codecs.BOM_UTF8)
         utf8 = not_utf8 = 0  # lines that are not ASCII, by whether they decode as UTF-8
-        lines_before = longest = commas = 0
+        lines_before = longest = commas = offset = 0
         quoted = False
         rest = b""
         while chunk or rest:
@@ -325,8 +325,8 @@ def _scan_csv(path: Path) -> _CsvScan:
                 number = lines_before + text.count(b"\n", 0, control.start()) + 1
                 raise InvalidInput(
                     "file",
-                    f"is not CSV text: line {number} holds the control character "
-                    f"0x{control.group()[0]:02x}",
+                    f"is not CSV text: byte 0x{control.group()[0]:02x} at offset "
+                    f"{offset + control.start()}, on line {number}, is a control character",
                 )
             if not text.isascii():
                 if _is_utf8(text):
@@ -341,6 +341,7 @@ def _scan_csv(path: Path) -> _CsvScan:
             quoted = quoted or b'"' in text
             commas = max(commas, *map(bytes.count, lines, repeat(b",")))
             lines_before += len(lines) - 1
+            offset += len(text)
             if lines_before > MAX_ROWS:
                 raise InvalidInput(
                     "file", f"has more than {MAX_ROWS:,} lines, the most a roster holds"
@@ -375,8 +376,8 @@ _CSV_ERRORS: Final = (
     ),
     (
         "expected after",
-        "line {line}: a stray quote: text follows a value's closing quote (a quote inside "
-        'a value is written twice, "")',
+        "line {line}: a stray quote: text follows the closing quote of a value{opened} (a "
+        'quote inside a value is written twice, "")',
     ),
 )
 
@@ -419,9 +420,12 @@ def _csv_rows(path: Path, scan: _CsvScan) -> Generator[tuple[int, Sequence[objec
             message = str(error)
             template = next((t for key, t in _CSV_ERRORS if key in message), None)
             if template is None:
-                template = "line {start}: not valid CSV: " + message
+                template = "line {start}: not valid CSV: " + message.replace("{", "{{")
+            line = reader.line_num
+            opened = f" quoted from line {start}" if line > start else ""
             raise InvalidInput(
-                "file", template.format(start=start, line=reader.line_num, cell=MAX_CELL_CHARS)
+                "file",
+                template.format(start=start, line=line, opened=opened, cell=MAX_CELL_CHARS),
             ) from None
 
 
