@@ -20,6 +20,7 @@ import pytest
 from openpyxl import Workbook
 from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
+from doudi.cli import roster_file
 from doudi.cli.roster_file import (
     LineError,
     RosterFile,
@@ -773,3 +774,12 @@ def test_an_xlsx_date_in_a_custom_format_of_a_1904_workbook_is_a_date(tmp_path: 
     path = tmp_path / "roster.xlsx"
     workbook_.save(path)
     assert [line.valid_from for line in read_roster(path).lines] == [date(2024, 3, 1)]
+
+
+def test_too_many_records_are_refused_before_the_first_batch_also_when_cr_ends_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(roster_file, "MAX_ROWS", 5)
+    path = write_csv(tmp_path, "\r".join([HEADER, *ROWS[:6]]) + "\r")  # old Mac line ends
+    with pytest.raises(InvalidInput, match="has more than 5 rows"):
+        next(read_roster_batches(path, batch_size=1))

@@ -190,9 +190,15 @@ def read_roster_batches(path: Path, batch_size: int = BATCH_SIZE) -> Generator[R
     suffix = path.suffix.lower()
     if suffix == ".csv":
         scan = _scan_csv(path)
-        if scan.quoted or scan.longest > MAX_CELL_CHARS or scan.widest > MAX_COLUMNS:
+        if (
+            scan.quoted
+            or scan.longest > MAX_CELL_CHARS
+            or scan.widest > MAX_COLUMNS
+            or scan.breaks > MAX_ROWS
+        ):
             # What the scan cannot rule out: a quote that never closes or joins lines, a
-            # cell or a row too large, found before the first batch.
+            # cell or a row too large, too many records (CR ends a line too), found
+            # before the first batch.
             _read_through(_csv_rows(path, scan))
         with closing(_csv_rows(path, scan)) as rows:
             yield from _read_rows(scan.encoding, rows, batch_size)
@@ -275,14 +281,15 @@ def _is_utf8(line: bytes) -> bool:
 @dataclass(frozen=True, slots=True)
 class _CsvScan:
     """What one pass over a CSV file's bytes found: ``clean`` when every line decodes in
-    ``encoding``; whether it holds a quote; its longest line (bytes) and the most
-    commas of a line, plus one."""
+    ``encoding``; whether it holds a quote; its longest line (bytes), the most commas
+    of a line, plus one, and how many CR and LF bytes it holds."""
 
     encoding: str
     clean: bool
     quoted: bool
     longest: int
     widest: int
+    breaks: int
 
 
 def _scan_csv(path: Path) -> _CsvScan:
@@ -303,7 +310,7 @@ def _scan_csv(path: Path) -> _CsvScan:
             raise InvalidInput("file", f"is {what}, not CSV text")
         bom = chunk.startswith(codecs.BOM_UTF8)
         utf8 = not_utf8 = 0  # lines that are not ASCII, by whether they decode as UTF-8
-        lines_before = longest = commas = offset = 0
+        lines_before = longest = commas = offset = breaks = 0
         quoted = False
         rest = b""
         while chunk or rest:
@@ -342,6 +349,7 @@ def _scan_csv(path: Path) -> _CsvScan:
             commas = max(commas, *map(bytes.count, lines, repeat(b",")))
             lines_before += len(lines) - 1
             offset += len(text)
+            breaks += len(lines) - 1 + text.count(b"\r")
             if lines_before > MAX_ROWS:
                 raise InvalidInput(
                     "file", f"has more than {MAX_ROWS:,} lines, the most a roster holds"
@@ -351,7 +359,7 @@ def _scan_csv(path: Path) -> _CsvScan:
     if bom:
         encoding = "utf-8-sig"
     clean = encoding != "gb18030" and not not_utf8
-    return _CsvScan(encoding, clean, quoted, longest, commas + 1)
+    return _CsvScan(encoding, clean, quoted, longest, commas + 1, breaks)
 
 
 _SURROGATES = re.compile("[\udc80-\udcff]")  # the bytes errors="surrogateescape" kept
