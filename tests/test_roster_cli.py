@@ -353,7 +353,7 @@ def test_a_file_that_is_not_a_roster_is_refused_and_nothing_is_sent(
     assert counts(hub.database_url) == (0, 0, 0)
 
 
-def test_a_file_unreadable_part_way_through_stores_nothing_of_what_was_sent(
+def test_a_file_unreadable_part_way_through_is_refused_before_anything_is_sent(
     hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     many = [
@@ -374,10 +374,11 @@ def test_a_file_unreadable_part_way_through_stores_nothing_of_what_was_sent(
     code, out, err = run_cli(submit(path, hub.address), capsys)
     assert (code, out) == (2, "")
     line = roster_client.ROWS_PER_MESSAGE + 2
-    assert f"roster.csv: line {line}: not valid CSV: field larger than field limit" in err
-    assert "the hub dropped the rows sent before: nothing was stored" in err
-    # The hub received the first message, then the stream was cancelled: no roster of the
-    # agency's is current, nothing is in the registry, and the next roster starts afresh.
+    assert f"roster.csv: line {line}: a value of more than 32,767 characters" in err
+    # The whole file is read before the first batch (roster_file.read_roster_batches):
+    # the hub receives nothing, no roster of the agency's is current, nothing is in the
+    # registry, and the next roster starts afresh.
+    assert "nothing was sent" in err
     engine = create_engine_for(hub.database_url)
     try:
         with engine.connect() as connection:

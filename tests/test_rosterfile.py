@@ -7,14 +7,20 @@ passed through for the datashare service to judge.
 
 from __future__ import annotations
 
+import codecs
+import random
 import re
+import time
 import zipfile
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
+from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
+from doudi.cli import roster_file
 from doudi.cli.roster_file import (
     LineError,
     RosterFile,
@@ -24,6 +30,7 @@ from doudi.cli.roster_file import (
 )
 from doudi.core.codes import STATUSES
 from doudi.core.errors import InvalidInput
+from tests import roster_corpus as corpus
 
 ZHANG = "411323195003150014"
 LI = "411323196208120024"
@@ -375,7 +382,6 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
         ("roster.csv", b"name,id\n\x1b[31mred\n", "is not CSV text"),
         ("roster.csv", b"", "is empty"),
         ("roster.csv", "姓名\n张".encode("utf-16"), "is UTF-16 text"),
-        ("roster.csv", b"\xef\xbb\xbfname\n\xd5\xc5\n", "is not UTF-8 text throughout"),
         ("roster.xlsx", f"{HEADER}\n".encode(), "is not an Excel (.xlsx) workbook"),
         ("roster.xlsx", PNG, "is not an Excel (.xlsx) workbook: it is a PNG image"),
         ("roster.xlsx", b"PK\x03\x04 truncated", "is not a readable Excel (.xlsx) workbook"),
@@ -502,12 +508,12 @@ def test_a_roster_without_rows_is_one_empty_batch(tmp_path: Path) -> None:
     ]
 
 
-def test_a_bad_record_deep_in_the_file_is_raised_when_its_batch_is_read(tmp_path: Path) -> None:
-    big = "x" * 200_000  # more than a CSV field may hold
+def test_a_bad_record_deep_in_the_file_is_raised_before_the_first_batch(tmp_path: Path) -> None:
+    # Before: the first batch came, and the error only with the second, after rows were sent.
+    big = "x" * 200_000  # more than a cell may hold
     text = f"{HEADER}\n{ZHANG},张建国,H1,低保,2024-01-01,,R1\n{LI},{big},H2,低保,2024-01-01,,R2\n"
     batches = read_roster_batches(write_csv(tmp_path, text), batch_size=1)
-    assert [line.line for line in next(batches).lines] == [2]
-    with pytest.raises(InvalidInput, match="line 3: not valid CSV: field larger than field limit"):
+    with pytest.raises(InvalidInput, match="line 3: a value of more than 32,767 characters"):
         next(batches)
 
 
@@ -517,3 +523,263 @@ def test_the_format_and_header_are_checked_by_the_first_batch(tmp_path: Path) ->
         next(batches)
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         next(read_roster_batches(write_csv(tmp_path, f"{HEADER}\n"), batch_size=0))
+
+
+# -- read strictly, within bounds -----------------------------------------------------------
+
+ROWS = [f"{ZHANG},张建国,H1,低保,2024-01-01,,R{i}" for i in range(30)]
+
+
+def test_a_quote_never_closed_is_refused_at_its_line_before_any_batch(tmp_path: Path) -> None:
+    rows = ROWS[:]
+    rows[3] = f'{ZHANG},"张建国,H1,低保,2024-01-01,,R3'
+    batches = read_roster_batches(write_csv(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    with pytest.raises(
+        InvalidInput, match=r"^file: line 5: a quote opened on this line is never closed$"
+    ):
+        next(batches)
+
+
+def test_a_quote_closed_lines_later_is_refused_not_read_as_one_merged_name(tmp_path: Path) -> None:
+    rows = ROWS[:]
+    rows[3] = f'{ZHANG},"周丽,H1,低保,2024-01-01,,R3'
+    rows[12] = f'{ZHANG},王五",H1,低保,2024-01-01,,R12'
+    with pytest.raises(
+        InvalidInput, match="line 5: a quote opened on this line is closed only on line 14"
+    ):
+        read_roster(write_csv(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    # A line break inside quotes, without a comma (Alt+Enter in a 备注 cell), is one value.
+    path = write_csv(
+        tmp_path,
+        f'{HEADER},备注\n{ZHANG},张建国,H1,低保,2024-01-01,,R1,"复核\n待定"\n'
+        f"{LI},李桂兰,H2,低保,2024-01-01,,R2,\n",
+        name="note.csv",
+    )
+    assert [line.line for line in read_roster(path).lines] == [2, 4]
+
+
+def test_a_stray_quote_after_a_closing_quote_is_refused_at_its_line(tmp_path: Path) -> None:
+    rows = ROWS[:]
+    rows[5] = f'{ZHANG},"张"建国,H1,低保,2024-01-01,,R5'
+    with pytest.raises(InvalidInput, match="line 7: a stray quote"):
+        read_roster(write_csv(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+
+
+@pytest.mark.parametrize(("major", "minor"), [("utf-8", "gb18030"), ("gb18030", "utf-8")])
+def test_a_line_in_another_encoding_is_an_error_at_that_line_not_garbled_text(
+    tmp_path: Path, major: str, minor: str
+) -> None:
+    names = ["张建国", "李桂兰", "王秀英", "刘洋", "周丽"]
+    records = [f"{HEADER}\n".encode(major)]
+    records += [
+        f"{ZHANG},{name},H{i},低保,2024-01-01,,R{i}\n".encode(major) for i, name in enumerate(names)
+    ]
+    records[5] = f"{LI},周丽,H4,低保,2024-01-01,,R4\n".encode(minor)  # line 6
+    path = tmp_path / "roster.csv"
+    path.write_bytes(b"".join(records))
+    roster = read_roster(path)
+    assert roster.encoding == major
+    assert [line.name for line in roster.lines] == names[:4]
+    assert [(error.line, error.field) for error in roster.errors] == [(6, "name"), (6, "status")]
+    assert major.upper().replace("-", "") in roster.errors[0].reason.upper().replace("-", "")
+
+
+def test_a_line_not_utf8_in_a_file_with_a_bom_is_an_error_at_that_line(tmp_path: Path) -> None:
+    path = tmp_path / "roster.csv"
+    path.write_bytes(
+        codecs.BOM_UTF8
+        + f"{HEADER}\n{ZHANG},张建国,H1,低保,2024-01-01,,R1\n".encode()
+        + f"{LI},李桂兰,H2,低保,2024-01-01,,R2\n".encode("gb18030")
+    )
+    roster = read_roster(path)
+    assert [line.line for line in roster.lines] == [2]
+    assert [(error.line, error.field) for error in roster.errors] == [(3, "name"), (3, "status")]
+    assert "does not decode as UTF-8" in roster.errors[0].reason
+
+
+def test_invisible_and_control_characters_are_removed_from_values(tmp_path: Path) -> None:
+    hidden = "\ufeff\u200b\u200d\u2060\u202e\u2028\t\r\x85\xad"
+    path = write_csv(
+        tmp_path,
+        f'{HEADER}\n"\ufeff{ZHANG[:9]}\u200b{ZHANG[9:]}\t","周\u200b丽\r","\u2060H1\u202e",低保,2024-01-01,,"R\u20281{hidden}"\n',
+    )
+    roster = read_roster(path)
+    assert roster.errors == []
+    assert [
+        (line.person_id, line.name, line.household_id, line.reference) for line in roster.lines
+    ] == [(ZHANG, "周丽", "H1", "R1")]
+
+
+def test_a_header_holding_an_invisible_character_is_named(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path,
+        HEADER.replace("姓名", "姓\u200b名") + f"\n{ZHANG},张建国,H1,低保,2024-01-01,,R1\n",
+    )
+    with pytest.raises(
+        InvalidInput,
+        match=r"line 1: the header '姓名' holds an invisible character \(U\+200B ZERO WIDTH SPACE\)",
+    ):
+        read_roster(path)
+
+
+def test_a_value_longer_than_a_roster_value_may_be_is_an_error_of_its_line(tmp_path: Path) -> None:
+    lines, errors = one_row(tmp_path, f"{ZHANG},{'张' * 5_000},H1,低保,2024-01-01,,R1")
+    assert lines == []
+    assert [(error.line, error.field) for error in errors] == [(2, "name")]
+    assert "5,000 characters" in errors[0].reason
+    assert len(errors[0].reason) < 200
+
+
+def test_a_csv_beyond_the_column_limit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="line 2: 250 columns, more than the 200"):
+        read_roster(
+            write_csv(tmp_path, f"{HEADER}\n{ZHANG},张建国,H1,低保,2024-01-01,,R1{',' * 243}\n")
+        )
+
+
+def workbook(tmp_path: Path, parts: dict[str, bytes]) -> Path:
+    path = tmp_path / "roster.xlsx"
+    path.write_bytes(corpus.zip_bytes(parts))
+    return path
+
+
+def numbered(numbers: list[int]) -> list[tuple[int, list[str]]]:
+    rows = [(1, HEADER.split(","))]
+    return rows + [
+        (n, [f"{ZHANG[:-2]}{i:02d}", f"人{i}", "H1", "低保", "2024-01-01", "", f"R{i}"])
+        for i, n in enumerate(numbers)
+    ]
+
+
+def test_xlsx_rows_numbered_again_or_out_of_order_are_refused(tmp_path: Path) -> None:
+    path = workbook(
+        tmp_path,
+        corpus.workbook_parts(
+            [("名单", corpus.sheet_xml(numbered([2, 3, 3, 2, 4, 5])), "visible")]
+        ),
+    )
+    with pytest.raises(InvalidInput, match="its rows are out of order: row 3 comes after row 3"):
+        next(read_roster_batches(path))
+
+
+def test_xlsx_rows_numbered_beyond_excel_are_refused_at_once(tmp_path: Path) -> None:
+    path = workbook(
+        tmp_path,
+        corpus.workbook_parts([("名单", corpus.sheet_xml(numbered([2, 10**12])), "visible")]),
+    )
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput, match="row 1000000000000 lies beyond Excel's last row"):
+        read_roster(path)
+    assert time.perf_counter() - started < 2
+
+
+def test_the_active_visible_sheet_is_read_not_a_hidden_first_one(tmp_path: Path) -> None:
+    hidden = corpus.sheet_xml(
+        [(1, HEADER.split(",")), (2, [LI, "旧名", "H9", "低保", "2020-01-01", "", "OLD"])]
+    )
+    parts = corpus.workbook_parts(
+        [
+            ("旧", hidden, "hidden"),
+            ("名单", corpus.sheet_xml(numbered([2, 3])), "visible"),
+            ("备用", hidden, "visible"),
+        ],
+        active=1,
+    )
+    assert [line.name for line in read_roster(workbook(tmp_path, parts)).lines] == ["人0", "人1"]
+
+
+def sheet_parts() -> dict[str, bytes]:
+    return corpus.workbook_parts([("名单", corpus.sheet_xml(numbered([2, 3])), "visible")])
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (
+            lambda data: corpus.patch_method(data, b"xl/worksheets/sheet1.xml", 8, flags=1),
+            "is an encrypted",
+        ),
+        (
+            lambda data: corpus.patch_method(data, b"xl/worksheets/sheet1.xml", 9),
+            "compressed with method 9",
+        ),
+        (
+            lambda data: data[:300] + bytes(b ^ 0xFF for b in data[300:330]) + data[330:],
+            "is not a readable Excel",
+        ),
+    ],
+)
+def test_a_damaged_workbook_is_refused_in_one_line_not_a_traceback(
+    tmp_path: Path, damage: Callable[[bytes], bytes], reason: str
+) -> None:
+    path = tmp_path / "roster.xlsx"
+    path.write_bytes(damage(corpus.zip_bytes(sheet_parts())))
+    with pytest.raises(InvalidInput, match=reason) as raised:
+        read_roster(path)
+    assert "\n" not in raised.value.message
+
+
+def test_a_shared_string_index_out_of_range_is_refused(tmp_path: Path) -> None:
+    shared: dict[str, int] = {}
+    xml = corpus.sheet_xml(numbered([2, 3]), shared).replace(b"<v>8</v>", b"<v>99</v>", 1)
+    parts = corpus.workbook_parts([("名单", xml, "visible")], shared=corpus.shared_xml(shared))
+    with pytest.raises(InvalidInput, match="refers to shared string '99', but the workbook holds"):
+        read_roster(workbook(tmp_path, parts))
+
+
+@pytest.mark.parametrize(
+    ("head", "repeated", "times", "tail"),
+    [
+        (b"", b"<row/>", 40_000_000, b""),  # 40 million empty rows
+        (b'<row r="1">', b"<c/>", 5_000_000, b"</row>"),  # 5 million empty cells
+    ],
+)
+def test_a_zip_bomb_is_refused_at_once(
+    tmp_path: Path, head: bytes, repeated: bytes, times: int, tail: bytes
+) -> None:
+    start = f'<worksheet xmlns="{corpus.MAIN}"><sheetData>'.encode()
+    path = tmp_path / "roster.xlsx"
+    path.write_bytes(
+        corpus.stream_zip(
+            "xl/worksheets/sheet1.xml",
+            start + head,
+            repeated,
+            times,
+            tail + b"</sheetData></worksheet>",
+        )
+    )
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput, match="is refused as a zip bomb"):
+        read_roster(path)
+    assert time.perf_counter() - started < 2
+
+
+def test_an_xlsx_cell_of_two_million_characters_is_refused(tmp_path: Path) -> None:
+    rows = numbered([2, 3])
+    rows[1][1][1] = "".join(random.Random(1).choices("周丽张建国王秀英刘洋陈静", k=2_000_000))
+    with pytest.raises(InvalidInput, match="cell B2 holds more than 32,767 characters"):
+        read_roster(
+            workbook(tmp_path, corpus.workbook_parts([("名单", corpus.sheet_xml(rows), "visible")]))
+        )
+
+
+def test_an_xlsx_date_in_a_custom_format_of_a_1904_workbook_is_a_date(tmp_path: Path) -> None:
+    workbook_ = Workbook()
+    sheet = workbook_.active
+    assert sheet is not None
+    sheet.append(HEADER.split(","))
+    sheet.append([ZHANG, "张建国", "H1", "低保", datetime(2024, 3, 1), None, "R1"])
+    sheet["E2"].number_format = 'yyyy"年"m"月"d"日"'
+    workbook_.epoch = CALENDAR_MAC_1904
+    path = tmp_path / "roster.xlsx"
+    workbook_.save(path)
+    assert [line.valid_from for line in read_roster(path).lines] == [date(2024, 3, 1)]
+
+
+def test_too_many_records_are_refused_before_the_first_batch_also_when_cr_ends_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(roster_file, "MAX_ROWS", 5)
+    path = write_csv(tmp_path, "\r".join([HEADER, *ROWS[:6]]) + "\r")  # old Mac line ends
+    with pytest.raises(InvalidInput, match="has more than 5 rows"):
+        next(read_roster_batches(path, batch_size=1))
