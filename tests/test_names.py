@@ -178,7 +178,7 @@ def test_a_name_is_the_same_as_its_normal_form_and_itself(name: str) -> None:
         ("周\t丽", "\t"),
         ("周\x01丽", "\x01"),
         ("周\u2028丽", "\u2028"),
-        ("周\ue000丽", "\ue000"),
+        ("周\ue000丽", None),  # private use: a rare name character in some GB18030 systems
     ],
 )
 def test_hidden_characters_are_found_and_nothing_else(text: str, hidden: str | None) -> None:

@@ -49,6 +49,7 @@ from xml.parsers import expat
 
 from doudi.core.codes import STATUSES
 from doudi.core.errors import InvalidInput
+from doudi.core.names import HIDDEN_CATEGORIES, visible
 
 PERSON_ID: Final = "person_id"
 NAME: Final = "name"
@@ -972,15 +973,15 @@ def _columns(line: int, header: Sequence[object]) -> dict[str, int]:
         if isinstance(cell, _Unreadable):
             raise InvalidInput("file", f"line {line}: the header {cell.reason}")
         key = _key(cell)
-        if not key.isprintable() and _key(_visible(key)) in _PRIMARY.keys() | _FALLBACK.keys():
+        if not key.isprintable() and _key(visible(key)) in _PRIMARY.keys() | _FALLBACK.keys():
             hidden = ", ".join(
                 f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
                 for char in dict.fromkeys(key)
-                if unicodedata.category(char) in _INVISIBLE
+                if unicodedata.category(char) in HIDDEN_CATEGORIES
             )
             raise InvalidInput(
                 "file",
-                f"line {line}: the header {_visible(key).strip()!r} holds an invisible "
+                f"line {line}: the header {visible(key).strip()!r} holds an invisible "
                 f"character ({hidden}); type the header again",
             )
         if key in _PRIMARY:
@@ -1024,22 +1025,11 @@ _CACHE_LIMIT = 1 << 16  # distinct date and status texts remembered per file
 
 T = TypeVar("T")
 
-# Unicode's control and format characters and its line and paragraph separators
-# (a BOM, zero-width spaces, direction marks, tabs, line breaks): removed from values.
-_INVISIBLE: Final = frozenset(("Cc", "Cf", "Zl", "Zp"))
-
-
-def _visible(text: str) -> str:
-    """``text`` without its invisible characters (:data:`_INVISIBLE`)."""
-    if text.isprintable():
-        return text
-    return "".join(char for char in text if unicodedata.category(char) not in _INVISIBLE)
-
 
 def _value_text(value: str) -> str:
     """A text cell as a value: trimmed, without invisible characters, at most
     :data:`MAX_VALUE_CHARS` long (ValueError)."""
-    text = _visible(value).strip()
+    text = visible(value).strip()
     if len(text) > MAX_VALUE_CHARS:
         raise ValueError(
             f"the cell holds {len(text):,} characters ({_short(text)}); a roster value "

@@ -112,10 +112,19 @@ def same_name(a: str, b: str) -> bool:
     return a == b or normalise_name(a) == normalise_name(b)
 
 
-HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 """Unicode categories of characters that show nothing or control the text (controls,
-formats such as U+200B and U+FEFF, surrogates, private use, unassigned, line and
-paragraph separators): no name, household number or reference holds one."""
+formats such as U+200B and U+FEFF, surrogates, line and paragraph separators): no name,
+household number or reference holds one. Private-use characters (rare name characters
+some GB18030 systems still map there) and characters newer than this Python's Unicode
+tables (unassigned to it) are kept."""
+
+
+def visible(text: str) -> str:
+    """``text`` without its characters of :data:`HIDDEN_CATEGORIES`."""
+    if text.isprintable():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) not in HIDDEN_CATEGORIES)
 
 
 def hidden_character(text: str) -> str | None:
