@@ -19,7 +19,6 @@ from pathlib import Path
 
 from doudi.cli import roster_client
 from doudi.core.errors import InvalidInput
-
 from tests.roster_corpus import LIMIT_SECONDS, write_corpus
 from tests.services import no_peers, running_service
 
