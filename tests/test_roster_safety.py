@@ -27,11 +27,11 @@ from doudi.core.errors import InvalidInput
 from doudi.core.identity import mask
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
-from services.datashare.tables import received_rows, roster_rows, roster_submissions
+from services.datashare.tables import roster_rows, roster_submissions
 from tests.services import no_peers, running_service
 from tests.support import run_cli, with_check_digit
 from tests.test_datashare_service import day, statuses_on
-from tests.test_rosters import POVERTY_OFFICE, XIXIA, row, submit, until
+from tests.test_rosters import POVERTY_OFFICE, XIXIA, receiving, row, submit, until
 
 PERSONS = [with_check_digit(f"41132319600101{index:03d}") for index in range(1, 41)]
 NAMES = [f"居民{index}" for index in range(1, 41)]
@@ -75,20 +75,6 @@ def held(stub: DatashareServiceStub, url: str) -> dict[str, Any]:
     }
 
 
-def states(url: str) -> tuple[list[str], int]:
-    """Every submission's state, and the rows waiting in received_rows."""
-    engine = create_engine_for(url)
-    try:
-        with engine.connect() as connection:
-            kept = connection.execute(
-                select(roster_submissions.c.state).order_by(roster_submissions.c.submission_id)
-            ).scalars()
-            waiting = connection.execute(select(received_rows.c.line)).all()
-            return list(kept), len(waiting)
-    finally:
-        engine.dispose()
-
-
 def refusal(error: pytest.ExceptionInfo[grpc.RpcError]) -> Any:
     return decode_status(error.value)  # type: ignore[arg-type]
 
@@ -120,7 +106,7 @@ def test_a_stream_that_stops_after_half_its_rows_without_its_end_stores_nothing(
     assert [violation.field for violation in error.violations] == ["end"]
     assert "nothing was stored" in error.message
     assert held(stub, url) == before
-    assert states(url) == (["current", "abandoned"], 0)
+    assert receiving(url) == (["current", "abandoned"], 0)
 
 
 @pytest.mark.parametrize("fault", ["count", "digest"])
@@ -150,7 +136,7 @@ def test_an_end_that_does_not_declare_the_rows_received_stores_nothing(
     assert [violation.field for violation in error.violations] == [field]
     assert "nothing was stored" in error.message
     assert held(stub, url) == before
-    assert states(url) == (["current", "abandoned"], 0)
+    assert receiving(url) == (["current", "abandoned"], 0)
 
 
 def test_a_cancelled_stream_stores_nothing(hub: tuple[DatashareServiceStub, str, str]) -> None:
@@ -163,10 +149,10 @@ def test_a_cancelled_stream_stores_nothing(hub: tuple[DatashareServiceStub, str,
         release.wait(30)  # the clerk gives up here
 
     call = stub.SubmitRoster.future(stream(), metadata=POVERTY_OFFICE)
-    until(lambda: states(url) == (["current", "receiving"], 20), "the rows never arrived")
+    until(lambda: receiving(url) == (["current", "receiving"], 20), "the rows never arrived")
     call.cancel()
     release.set()
-    until(lambda: states(url) == (["current", "abandoned"], 0), "the stream was never abandoned")
+    until(lambda: receiving(url) == (["current", "abandoned"], 0), "the stream was never abandoned")
     assert call.cancelled()
     assert held(stub, url) == before
 
@@ -212,7 +198,7 @@ def test_a_server_error_mid_roster_stores_nothing(
         stub.SubmitRoster(ended(messages(shorter, NEXT_MONTH)), metadata=POVERTY_OFFICE)
     assert refusal(caught).code == grpc.StatusCode.INTERNAL
     assert held(stub, url) == before
-    assert states(url) == (["current", "abandoned"], 0)
+    assert receiving(url) == (["current", "abandoned"], 0)
 
 
 def test_a_message_too_large_for_the_hub_stores_nothing(
@@ -230,9 +216,9 @@ def test_a_message_too_large_for_the_hub_stores_nothing(
     with pytest.raises(grpc.RpcError) as caught:
         stub.SubmitRoster(ended(sent), metadata=POVERTY_OFFICE)
     assert refusal(caught).code != grpc.StatusCode.OK
-    until(lambda: states(url)[0][-1] != "receiving", "the stream was never abandoned")
+    until(lambda: receiving(url)[0][-1] != "receiving", "the stream was never abandoned")
     assert held(stub, url) == before
-    assert states(url) == (["current", "abandoned"], 0)
+    assert receiving(url) == (["current", "abandoned"], 0)
 
 
 def test_a_row_with_an_invisible_or_control_character_is_rejected_by_its_line(
@@ -339,7 +325,7 @@ def test_a_preview_stores_nothing_and_lists_the_revocations(
     ) == (1, 1, 5, 34)
     assert [revoked.person_id for revoked in answer.revocations] == PERSONS[:5]
     assert held(stub, url) == before
-    assert states(url) == (["current"], 0)  # not even the preview's submission is kept
+    assert receiving(url) == (["current"], 0)  # not even the preview's submission is kept
     assert statuses_on(stub, newcomer, "2026-12-31") == []
 
     same = submit(stub, CURRENT, batch=10, preview=True)
@@ -427,9 +413,9 @@ def test_the_command_says_nothing_was_stored_when_the_stream_breaks_before_its_e
     assert "line 23: the disk could not be read" in err
     assert "nothing was stored" in err
     # Cancelled so soon, the stream may not have reached the hub at all.
-    until(lambda: states(url)[0][-1] != "receiving", "the stream was never abandoned")
+    until(lambda: receiving(url)[0][-1] != "receiving", "the stream was never abandoned")
     assert held(stub, url) == before
-    assert states(url)[1] == 0
+    assert receiving(url)[1] == 0
 
 
 # -- messages by their encoded size -----------------------------------------------------------
