@@ -27,6 +27,7 @@ import sqlalchemy
 from doudi.cli import demo
 from doudi.common.errors import decode_status
 from doudi.common.protos import from_date
+from doudi.common.roster_stream import ended
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
@@ -311,7 +312,7 @@ def submit_poverty_roster(
     ]
     half = len(rows) // 2
     answer: datashare_pb2.SubmitRosterResponse = hub.SubmitRoster(
-        iter(
+        ended(
             [
                 datashare_pb2.SubmitRosterRequest(header=header, rows=rows[:half]),
                 datashare_pb2.SubmitRosterRequest(rows=rows[half:]),
