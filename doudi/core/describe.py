@@ -7,7 +7,8 @@ from typing import Any
 
 from doudi.core.codes import NATIONAL_FUNDS, TIERS, VISIT_TYPES
 from doudi.core.money import format_percent, percent_to_basis_points, yuan_to_fen
-from doudi.core.packs import subsidy_categories
+from doudi.core.monitoring import IMPOVERISHMENT, RETURN_TO_POVERTY
+from doudi.core.packs import monitoring_rules, subsidy_categories
 from doudi.core.policy import Described, Pack
 
 
@@ -132,6 +133,7 @@ def describe_pack(pack: Pack) -> str:
     for payout in doc.get("instant_payouts", []):
         out += ["", *_describe_payout(pack, payout)]
     out += ["", *_describe_enrolment_subsidy(pack)]
+    out += ["", *_describe_monitoring(pack)]
     return "\n".join(out) + "\n"
 
 
@@ -303,3 +305,35 @@ def _describe_enrolment_subsidy(pack: Pack) -> list[str]:
             *_provenance(entry["subsidy"], "      "),
         ]
     return out
+
+
+def _describe_monitoring(pack: Pack) -> list[str]:
+    title = "Watching the burden (docs/domain.md section 7)"
+    rules = monitoring_rules(pack)
+    if rules is None:
+        return [
+            f"{title}: none in this pack; no warning is raised and no secondary assistance paid"
+        ]
+    section = pack.document["monitoring"]
+    income = _fen_text(rules.reference_income_fen)
+    returning = rules.warning_line(RETURN_TO_POVERTY)
+    falling = rules.warning_line(IMPOVERISHMENT)
+    return [
+        f"{title}:",
+        f"  reference income: {income} a person ({rules.reference_year})",
+        *_provenance(section["reference_income"], "    "),
+        f"  因病返贫 warning: a household's yearly burden above "
+        f"{format_percent(rules.return_to_poverty_share)} of it ({_fen_text(returning)}), "
+        f"when a member holds {' or '.join(sorted(rules.return_to_poverty_statuses))}",
+        *_provenance(section["return_to_poverty"], "    "),
+        f"  因病致贫 warning: any other household's yearly burden above "
+        f"{format_percent(rules.impoverishment_share)} of it ({_fen_text(falling)})",
+        *_provenance(section["impoverishment"], "    "),
+        f"  a warning undecided after {rules.overdue_days} days is overdue",
+        *_provenance(section["overdue_days"], "    "),
+        f"  secondary assistance (二次救助): {format_percent(rules.secondary_share)} of the "
+        f"yearly eligible burden above {_fen_text(rules.secondary_threshold_fen)}, at most "
+        f"{_fen_text(rules.secondary_yearly_cap_fen)} a year, for "
+        f"{', '.join(sorted(rules.secondary_statuses))}",
+        *_provenance(section["secondary_assistance"], "    "),
+    ]

@@ -8,7 +8,8 @@ unsorted bands and missing sources, with an error naming the file and the rule
 
 The file format is described in ``docs/policy-packs.md``; the optional
 ``enrolment_subsidy`` section (资助参保, docs/domain.md section 5) is read by
-``subsidy_categories``.
+``subsidy_categories``, the ``monitoring`` section (the dual early warning and secondary
+assistance, docs/domain.md section 7) by ``monitoring_rules``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from doudi.core.codes import (
 from doudi.core.dates import parse_date
 from doudi.core.errors import PolicyPackError
 from doudi.core.money import percent_to_basis_points, yuan_to_fen
+from doudi.core.monitoring import MonitoringRules
 from doudi.core.policy import (
     Adjustment,
     Band,
@@ -159,6 +161,13 @@ def _text(data: Any, path: str) -> str:
 def _bool(data: Any, path: str) -> bool:
     if not isinstance(data, bool):
         raise _Fail(path, f"expected true or false, got {_kind(data)}")
+    return data
+
+
+def _whole(data: Any, path: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` (a year, a number of days)."""
+    if isinstance(data, bool) or not isinstance(data, int) or not low <= data <= high:
+        raise _Fail(path, f"expected a whole number from {low} to {high}, got {data!r}")
     return data
 
 
@@ -908,6 +917,80 @@ class _PackCompiler:
             subsidy_fen=subsidy_fen,
         )
 
+    # -- watching the burden (docs/domain.md section 7) ----------------------
+
+    def monitoring(self, data: Any) -> MonitoringRules:
+        spec = _mapping(
+            data,
+            "monitoring",
+            [
+                "reference_income",
+                "return_to_poverty",
+                "impoverishment",
+                "overdue_days",
+                "secondary_assistance",
+            ],
+            ["note"],
+        )
+        path = "monitoring.reference_income"
+        income = _mapping(spec["reference_income"], path, ["yuan", "year"], _SOURCE_KEYS)
+        self.provenance(income, path)
+        path = "monitoring.return_to_poverty"
+        returning = _mapping(
+            spec["return_to_poverty"], path, ["percent_of_reference", "statuses"], _SOURCE_KEYS
+        )
+        self.provenance(returning, path)
+        path = "monitoring.impoverishment"
+        falling = _mapping(spec["impoverishment"], path, ["percent_of_reference"], _SOURCE_KEYS)
+        self.provenance(falling, path)
+        path = "monitoring.overdue_days"
+        overdue = _mapping(spec["overdue_days"], path, ["days"], _SOURCE_KEYS)
+        self.provenance(overdue, path)
+        path = "monitoring.secondary_assistance"
+        secondary = _mapping(
+            spec["secondary_assistance"],
+            path,
+            ["statuses", "threshold_yuan", "percent", "yearly_cap_yuan"],
+            _SOURCE_KEYS,
+        )
+        self.provenance(secondary, path)
+        return MonitoringRules(
+            reference_income_fen=self.positive_yuan(
+                income["yuan"], "monitoring.reference_income.yuan"
+            ),
+            reference_year=_whole(income["year"], "monitoring.reference_income.year", 1978, 2100),
+            return_to_poverty_share=self.positive_percent(
+                returning["percent_of_reference"],
+                "monitoring.return_to_poverty.percent_of_reference",
+            ),
+            return_to_poverty_statuses=_members(
+                returning["statuses"], STATUSES, "monitoring.return_to_poverty.statuses", "status"
+            ),
+            impoverishment_share=self.positive_percent(
+                falling["percent_of_reference"], "monitoring.impoverishment.percent_of_reference"
+            ),
+            overdue_days=_whole(overdue["days"], "monitoring.overdue_days.days", 1, 366),
+            secondary_statuses=_members(
+                secondary["statuses"],
+                STATUSES,
+                "monitoring.secondary_assistance.statuses",
+                "status",
+            ),
+            secondary_threshold_fen=self.scalar(
+                secondary["threshold_yuan"], f"{path}.threshold_yuan", "yuan"
+            ),
+            secondary_share=self.positive_percent(secondary["percent"], f"{path}.percent"),
+            secondary_yearly_cap_fen=self.positive_yuan(
+                secondary["yearly_cap_yuan"], f"{path}.yearly_cap_yuan"
+            ),
+        )
+
+    def positive_percent(self, data: Any, path: str) -> int:
+        value = self.scalar(data, path, "percent")
+        if value == 0:
+            raise _Fail(path, "must be above 0")
+        return value
+
     def positive_yuan(self, data: Any, path: str) -> int:
         value = self.scalar(data, path, "yuan")
         if value == 0:
@@ -945,6 +1028,7 @@ class _PackCompiler:
                 "outpatient_quota_carry_over",
                 "instant_payouts",
                 "enrolment_subsidy",
+                "monitoring",
                 "note",
             ],
         )
@@ -1004,6 +1088,8 @@ class _PackCompiler:
         )
         if "enrolment_subsidy" in spec:
             self.enrolment_subsidy(spec["enrolment_subsidy"])  # checked now, read on demand
+        if "monitoring" in spec:
+            self.monitoring(spec["monitoring"])  # likewise
         return Pack(
             id=pack_id,
             region_code=region_code,
@@ -1085,6 +1171,20 @@ def subsidy_categories(pack: Pack) -> tuple[SubsidyCategory, ...]:
     try:
         compiler.read_sources(pack.document["sources"])
         return compiler.enrolment_subsidy(pack.document["enrolment_subsidy"])
+    except _Fail as failure:
+        raise PolicyPackError(pack.file, failure.path, failure.message) from None
+
+
+def monitoring_rules(pack: Pack) -> MonitoringRules | None:
+    """The pack's rules for watching the burden (docs/domain.md section 7); None when the
+    pack has no ``monitoring`` section. Compiled from the checked document, as
+    :func:`subsidy_categories` is."""
+    if "monitoring" not in pack.document:
+        return None
+    compiler = _PackCompiler(pack.document)
+    try:
+        compiler.read_sources(pack.document["sources"])
+        return compiler.monitoring(pack.document["monitoring"])
     except _Fail as failure:
         raise PolicyPackError(pack.file, failure.path, failure.message) from None
 
