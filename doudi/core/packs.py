@@ -21,7 +21,7 @@ from datetime import date
 from importlib import resources
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import yaml
 
@@ -1159,32 +1159,31 @@ def compile_pack(document: Any, file: str) -> Pack:
 
 def subsidy_categories(pack: Pack) -> tuple[SubsidyCategory, ...]:
     """The pack's subsidised-enrolment categories (资助参保), in its order; none when the
-    pack has no ``enrolment_subsidy`` section (nobody's premium is paid there).
-
-    ``Pack`` (``doudi.core.policy``) keeps the pack's document, which loading has
-    checked; the section is compiled from it here, a few entries, outside any
-    settlement.
-    """
+    pack has no ``enrolment_subsidy`` section (nobody's premium is paid there)."""
     if "enrolment_subsidy" not in pack.document:
         return ()
-    compiler = _PackCompiler(pack.document)
-    try:
-        compiler.read_sources(pack.document["sources"])
-        return compiler.enrolment_subsidy(pack.document["enrolment_subsidy"])
-    except _Fail as failure:
-        raise PolicyPackError(pack.file, failure.path, failure.message) from None
+    return _section(pack, "enrolment_subsidy", _PackCompiler.enrolment_subsidy)
 
 
 def monitoring_rules(pack: Pack) -> MonitoringRules | None:
     """The pack's rules for watching the burden (docs/domain.md section 7); None when the
-    pack has no ``monitoring`` section. Compiled from the checked document, as
-    :func:`subsidy_categories` is."""
+    pack has no ``monitoring`` section."""
     if "monitoring" not in pack.document:
         return None
+    return _section(pack, "monitoring", _PackCompiler.monitoring)
+
+
+_T = TypeVar("_T")
+
+
+def _section(pack: Pack, name: str, compile_section: Callable[[_PackCompiler, Any], _T]) -> _T:
+    """A section of the pack compiled on demand. ``Pack`` (``doudi.core.policy``) keeps the
+    pack's document, which loading has checked; a section the engine does not use is
+    compiled from it here, a few entries, outside any settlement."""
     compiler = _PackCompiler(pack.document)
     try:
         compiler.read_sources(pack.document["sources"])
-        return compiler.monitoring(pack.document["monitoring"])
+        return compile_section(compiler, pack.document[name])
     except _Fail as failure:
         raise PolicyPackError(pack.file, failure.path, failure.message) from None
 
