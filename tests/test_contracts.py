@@ -1,7 +1,8 @@
 """Settlement's contract has messages of its own for what it keeps of a person (the
 coverage enrollment sends, the statuses the datashare hub sends), with the owners' field
 numbers, field types and enum values, so that what either sender puts on the wire means
-the same to settlement."""
+the same to settlement. Assistance likewise keeps its own copies of the vocabularies of
+the settlements it is sent (visit types, statuses), with settlement's numbers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from doudi.common.enums import (
     AGENCIES,
+    ASSISTANCE_STATUSES,
+    ASSISTANCE_VISIT_TYPES,
     EMPLOYMENTS,
     SCHEMES,
     SETTLEMENT_AGENCIES,
@@ -36,8 +39,18 @@ from doudi.settlement.v1 import settlement_pb2
         (TIERS, SETTLEMENT_TIERS),
         (STATUSES, SETTLEMENT_STATUSES),
         (AGENCIES, SETTLEMENT_AGENCIES),
+        (SETTLEMENT_STATUSES, ASSISTANCE_STATUSES),
+        (EnumCodes(settlement_pb2.VisitType, "VISIT_TYPE_"), ASSISTANCE_VISIT_TYPES),
     ],
-    ids=["scheme", "employment", "tier", "status", "agency"],
+    ids=[
+        "scheme",
+        "employment",
+        "tier",
+        "status",
+        "agency",
+        "status (assistance)",
+        "visit type (assistance)",
+    ],
 )
 def test_every_value_an_owner_sends_is_the_same_code_to_settlement(
     owners: EnumCodes, settlements: EnumCodes

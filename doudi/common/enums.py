@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from doudi.assistance.v1 import assistance_pb2
 from doudi.common.protos import EnumCodes
 from doudi.datashare.v1 import datashare_pb2
 from doudi.enrollment.v1 import enrollment_pb2
@@ -26,3 +27,9 @@ SETTLEMENT_EMPLOYMENTS = EnumCodes(settlement_pb2.Employment, "EMPLOYMENT_")
 SETTLEMENT_TIERS = EnumCodes(settlement_pb2.Tier, "TIER_")
 SETTLEMENT_STATUSES = EnumCodes(settlement_pb2.Status, "STATUS_")
 SETTLEMENT_AGENCIES = EnumCodes(settlement_pb2.Agency, "AGENCY_")
+
+# Assistance's own copies of what it keeps of settlements (its contract imports no other
+# service's), with the owners' names and numbers: what settlement sends it.
+ASSISTANCE_VISIT_TYPES = EnumCodes(assistance_pb2.VisitType, "VISIT_TYPE_")
+ASSISTANCE_STATUSES = EnumCodes(assistance_pb2.Status, "STATUS_")
+SETTLEMENT_EVENT_KINDS = EnumCodes(assistance_pb2.SettlementEventKind, "SETTLEMENT_EVENT_KIND_")

@@ -12,6 +12,8 @@ import sqlalchemy
 
 from doudi import __version__
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+from doudi.common.db import read_in_thread, write_in_thread
+from doudi.common.enums import ASSISTANCE_STATUSES, ASSISTANCE_VISIT_TYPES, SETTLEMENT_EVENT_KINDS
 from doudi.common.grpc_server import (
     Authenticator,
     Registrar,
@@ -22,6 +24,12 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.migrations import current_revision
+from doudi.common.protos import optional_date, to_date
+from doudi.core.dates import check_year
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import resident_id_number
+from doudi.core.money import MAX_BILL_FEN
+from services.assistance import service
 from services.assistance.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(
@@ -46,6 +54,120 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         return assistance_pb2.GetServiceInfoResponse(
             schema_revision=revision or "", version=__version__
         )
+
+    async def RecordSettlementEvents(
+        self,
+        request: assistance_pb2.RecordSettlementEventsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.RecordSettlementEventsResponse:
+        require("internal")
+        if len(request.events) > service.MAX_EVENTS:
+            raise InvalidInput("events", f"at most {service.MAX_EVENTS} events per call")
+        events = [
+            settlement_event(event, f"events[{index}]")
+            for index, event in enumerate(request.events)
+        ]
+        recorded = await write_in_thread(
+            self.engine, service.record_settlement_events, events=events
+        )
+        return assistance_pb2.RecordSettlementEventsResponse(recorded_count=recorded)
+
+    async def GetBurden(
+        self,
+        request: assistance_pb2.GetBurdenRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetBurdenResponse:
+        require("internal")
+        person_id = _person(request.person_id, "person_id")
+        check_year(request.year, "year")
+        burden = await read_in_thread(
+            self.engine, service.get_burden, person_id=person_id, year=request.year
+        )
+        return assistance_pb2.GetBurdenResponse(
+            burden=assistance_pb2.Burden(
+                person_id=burden.person_id,
+                year=burden.year,
+                total_fen=burden.total_fen,
+                fund_paid_fen=burden.fund_paid_fen,
+                personal_burden_fen=burden.personal_burden_fen,
+                eligible_burden_fen=burden.eligible_burden_fen,
+                fund_payments=[
+                    assistance_pb2.FundPayment(fund=fund, paid_fen=fen)
+                    for fund, fen in burden.fund_payments
+                ],
+                **{f"{kind}_visits": count for kind, count in burden.visits.items()},
+            )
+        )
+
+
+def _person(text: str, field: str) -> str:
+    try:
+        return resident_id_number(text)
+    except ValueError as error:
+        raise InvalidInput(field, str(error)) from None
+
+
+def _fen(value: int, field: str) -> int:
+    if not 0 <= value <= MAX_BILL_FEN:
+        raise InvalidInput(field, f"from 0 to {MAX_BILL_FEN} fen, got {value}")
+    return value
+
+
+def _code(text: str, field: str, limit: int = 32) -> str:
+    if not text or len(text) > limit or not text.isprintable():
+        raise InvalidInput(field, f"required: a code of at most {limit} printable characters")
+    return text
+
+
+def settlement_event(
+    message: assistance_pb2.SettlementEvent, where: str
+) -> service.SettlementEvent:
+    """An event as sent, checked: InvalidInput names ``where`` and the field at fault."""
+    for name in ("event_id", "settlement_id"):
+        if getattr(message, name) < 1:
+            raise InvalidInput(f"{where}.{name}", "required: a positive id")
+    total = _fen(message.total_fen, f"{where}.total_fen")
+    in_scope = _fen(message.in_scope_fen, f"{where}.in_scope_fen")
+    out_of_scope = _fen(message.out_of_scope_fen, f"{where}.out_of_scope_fen")
+    if in_scope + out_of_scope != total:
+        raise InvalidInput(
+            f"{where}.total_fen", "must be in_scope_fen + out_of_scope_fen, to the fen"
+        )
+    payments = tuple(
+        (
+            _code(payment.layer, f"{where}.payments[{index}].layer", 64),
+            _code(payment.fund, f"{where}.payments[{index}].fund", 16),
+            _fen(payment.paid_fen, f"{where}.payments[{index}].paid_fen"),
+        )
+        for index, payment in enumerate(message.payments)
+    )
+    self_pay = _fen(message.self_pay_fen, f"{where}.self_pay_fen")
+    if sum(fen for _layer, _fund, fen in payments) + self_pay != total:
+        raise InvalidInput(
+            f"{where}.total_fen", "must be the payments and self_pay_fen together, to the fen"
+        )
+    settled_on = to_date(message.settled_on, f"{where}.settled_on")
+    check_year(settled_on.year, f"{where}.settled_on")
+    return service.SettlementEvent(
+        event_id=message.event_id,
+        kind=SETTLEMENT_EVENT_KINDS.code(message.kind, f"{where}.kind"),
+        settlement_id=message.settlement_id,
+        person_id=_person(message.person_id, f"{where}.person_id"),
+        region=_code(message.region, f"{where}.region"),
+        visit_type=ASSISTANCE_VISIT_TYPES.code(message.visit_type, f"{where}.visit_type"),
+        admitted=optional_date(message, "admitted", f"{where}.admitted"),
+        settled_on=settled_on,
+        total_fen=total,
+        in_scope_fen=in_scope,
+        out_of_scope_fen=out_of_scope,
+        payments=payments,
+        self_pay_fen=self_pay,
+        statuses=tuple(
+            ASSISTANCE_STATUSES.code(status, f"{where}.statuses[{index}]")
+            for index, status in enumerate(message.statuses)
+        ),
+        policy=_code(message.policy, f"{where}.policy", 64),
+    )
 
 
 def setup(settings: Settings) -> Setup:

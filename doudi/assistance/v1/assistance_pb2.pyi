@@ -3,8 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.type import date_pb2 as _date_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -15,6 +19,131 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _VisitType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VisitTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VisitType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VISIT_TYPE_UNSPECIFIED: _VisitType.ValueType  # 0
+    VISIT_TYPE_INPATIENT: _VisitType.ValueType  # 1
+    """住院."""
+    VISIT_TYPE_OUTPATIENT_CHRONIC: _VisitType.ValueType  # 2
+    """门诊慢性病."""
+    VISIT_TYPE_OUTPATIENT_MAJOR: _VisitType.ValueType  # 3
+    """重特大疾病门诊 / 门诊特殊病."""
+    VISIT_TYPE_OUTPATIENT_GENERAL: _VisitType.ValueType  # 4
+    """普通门诊."""
+    VISIT_TYPE_PHARMACY: _VisitType.ValueType  # 5
+    """定点药店购药."""
+
+class VisitType(_VisitType, metaclass=_VisitTypeEnumTypeWrapper):
+    """The kind of visit (the settlement service's VisitType, same names and numbers)."""
+
+VISIT_TYPE_UNSPECIFIED: VisitType.ValueType  # 0
+VISIT_TYPE_INPATIENT: VisitType.ValueType  # 1
+"""住院."""
+VISIT_TYPE_OUTPATIENT_CHRONIC: VisitType.ValueType  # 2
+"""门诊慢性病."""
+VISIT_TYPE_OUTPATIENT_MAJOR: VisitType.ValueType  # 3
+"""重特大疾病门诊 / 门诊特殊病."""
+VISIT_TYPE_OUTPATIENT_GENERAL: VisitType.ValueType  # 4
+"""普通门诊."""
+VISIT_TYPE_PHARMACY: VisitType.ValueType  # 5
+"""定点药店购药."""
+Global___VisitType: _TypeAlias = VisitType  # noqa: Y015
+
+class _Status:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Status.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STATUS_UNSPECIFIED: _Status.ValueType  # 0
+    STATUS_EXTREME_POVERTY: _Status.ValueType  # 1
+    """特困供养 (civil affairs)."""
+    STATUS_DIBAO: _Status.ValueType  # 2
+    """低保 (civil affairs)."""
+    STATUS_ORPHAN: _Status.ValueType  # 3
+    """孤儿 (civil affairs)."""
+    STATUS_LOW_INCOME: _Status.ValueType  # 4
+    """低收入 / 低保边缘 (civil affairs)."""
+    STATUS_EXPENDITURE_HARDSHIP: _Status.ValueType  # 5
+    """支出型重病 (civil affairs)."""
+    STATUS_UNSUPPORTED_CHILD: _Status.ValueType  # 6
+    """事实无人抚养儿童 (civil affairs)."""
+    STATUS_MARGINAL: _Status.ValueType  # 7
+    """边缘家庭 (civil affairs)."""
+    STATUS_REGISTERED_POOR: _Status.ValueType  # 8
+    """建档立卡贫困户 (poverty office)."""
+    STATUS_POVERTY_EXITED: _Status.ValueType  # 9
+    """脱贫户, from the exit date (poverty office)."""
+    STATUS_AT_RISK: _Status.ValueType  # 10
+    """易返贫致贫 / 监测对象 (poverty office)."""
+    STATUS_DIFFICULT_WORKER: _Status.ValueType  # 11
+    """困难职工 (trade union)."""
+    STATUS_RETIRED_CADRE: _Status.ValueType  # 12
+    """离休干部 (veteran-cadre bureau)."""
+    STATUS_SEVERELY_DISABLED: _Status.ValueType  # 13
+    """重度残疾 (disabled persons' federation)."""
+    STATUS_ENTITLED_GROUP: _Status.ValueType  # 14
+    """优抚对象 (veterans' affairs)."""
+
+class Status(_Status, metaclass=_StatusEnumTypeWrapper):
+    """A person's status (the hub's Status, same names and numbers)."""
+
+STATUS_UNSPECIFIED: Status.ValueType  # 0
+STATUS_EXTREME_POVERTY: Status.ValueType  # 1
+"""特困供养 (civil affairs)."""
+STATUS_DIBAO: Status.ValueType  # 2
+"""低保 (civil affairs)."""
+STATUS_ORPHAN: Status.ValueType  # 3
+"""孤儿 (civil affairs)."""
+STATUS_LOW_INCOME: Status.ValueType  # 4
+"""低收入 / 低保边缘 (civil affairs)."""
+STATUS_EXPENDITURE_HARDSHIP: Status.ValueType  # 5
+"""支出型重病 (civil affairs)."""
+STATUS_UNSUPPORTED_CHILD: Status.ValueType  # 6
+"""事实无人抚养儿童 (civil affairs)."""
+STATUS_MARGINAL: Status.ValueType  # 7
+"""边缘家庭 (civil affairs)."""
+STATUS_REGISTERED_POOR: Status.ValueType  # 8
+"""建档立卡贫困户 (poverty office)."""
+STATUS_POVERTY_EXITED: Status.ValueType  # 9
+"""脱贫户, from the exit date (poverty office)."""
+STATUS_AT_RISK: Status.ValueType  # 10
+"""易返贫致贫 / 监测对象 (poverty office)."""
+STATUS_DIFFICULT_WORKER: Status.ValueType  # 11
+"""困难职工 (trade union)."""
+STATUS_RETIRED_CADRE: Status.ValueType  # 12
+"""离休干部 (veteran-cadre bureau)."""
+STATUS_SEVERELY_DISABLED: Status.ValueType  # 13
+"""重度残疾 (disabled persons' federation)."""
+STATUS_ENTITLED_GROUP: Status.ValueType  # 14
+"""优抚对象 (veterans' affairs)."""
+Global___Status: _TypeAlias = Status  # noqa: Y015
+
+class _SettlementEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SettlementEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SettlementEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SETTLEMENT_EVENT_KIND_UNSPECIFIED: _SettlementEventKind.ValueType  # 0
+    SETTLEMENT_EVENT_KIND_SETTLED: _SettlementEventKind.ValueType  # 1
+    """A visit settled: its amounts count toward the burden."""
+    SETTLEMENT_EVENT_KIND_REVERSED: _SettlementEventKind.ValueType  # 2
+    """A settlement reversed: its amounts no longer count."""
+
+class SettlementEventKind(_SettlementEventKind, metaclass=_SettlementEventKindEnumTypeWrapper): ...
+
+SETTLEMENT_EVENT_KIND_UNSPECIFIED: SettlementEventKind.ValueType  # 0
+SETTLEMENT_EVENT_KIND_SETTLED: SettlementEventKind.ValueType  # 1
+"""A visit settled: its amounts count toward the burden."""
+SETTLEMENT_EVENT_KIND_REVERSED: SettlementEventKind.ValueType  # 2
+"""A settlement reversed: its amounts no longer count."""
+Global___SettlementEventKind: _TypeAlias = SettlementEventKind  # noqa: Y015
 
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
@@ -54,3 +183,257 @@ class GetServiceInfoResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServiceInfoResponse: _TypeAlias = GetServiceInfoResponse  # noqa: Y015
+
+@_typing.final
+class FundPayment(_message.Message):
+    """What one layer paid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAYER_FIELD_NUMBER: _builtins.int
+    FUND_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    layer: _builtins.str
+    """The pack's layer id (`basic`, `critical_illness`, ...)."""
+    fund: _builtins.str
+    """The fund that paid it (a fund-pay-type code such as `390100`)."""
+    paid_fen: _builtins.int
+    def __init__(
+        self,
+        *,
+        layer: _builtins.str = ...,
+        fund: _builtins.str = ...,
+        paid_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fund", b"fund", "layer", b"layer", "paid_fen", b"paid_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FundPayment: _TypeAlias = FundPayment  # noqa: Y015
+
+@_typing.final
+class SettlementEvent(_message.Message):
+    """A settlement or its reversal, as the settlement service recorded it. A
+    reversal carries the settlement's own figures: it takes them away.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    ADMITTED_FIELD_NUMBER: _builtins.int
+    SETTLED_ON_FIELD_NUMBER: _builtins.int
+    TOTAL_FEN_FIELD_NUMBER: _builtins.int
+    IN_SCOPE_FEN_FIELD_NUMBER: _builtins.int
+    OUT_OF_SCOPE_FEN_FIELD_NUMBER: _builtins.int
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    SELF_PAY_FEN_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.int
+    """The settlement service's id of the event: unique, never reused."""
+    kind: Global___SettlementEventKind.ValueType
+    settlement_id: _builtins.int
+    person_id: _builtins.str
+    """The person's identity number."""
+    region: _builtins.str
+    """The pooling region whose pack settled the visit."""
+    visit_type: Global___VisitType.ValueType
+    total_fen: _builtins.int
+    """total = in_scope + out_of_scope = Σ payments + self_pay, to the fen."""
+    in_scope_fen: _builtins.int
+    out_of_scope_fen: _builtins.int
+    self_pay_fen: _builtins.int
+    policy: _builtins.str
+    """The policy pack that settled it."""
+    @_builtins.property
+    def admitted(self) -> _date_pb2.Date:
+        """Inpatient stays only."""
+
+    @_builtins.property
+    def settled_on(self) -> _date_pb2.Date:
+        """The discharge or visit date: the calendar year the burden counts in."""
+
+    @_builtins.property
+    def payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___FundPayment]: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___Status.ValueType]:
+        """The statuses the settlement applied."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.int = ...,
+        kind: Global___SettlementEventKind.ValueType = ...,
+        settlement_id: _builtins.int = ...,
+        person_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        visit_type: Global___VisitType.ValueType = ...,
+        admitted: _date_pb2.Date | None = ...,
+        settled_on: _date_pb2.Date | None = ...,
+        total_fen: _builtins.int = ...,
+        in_scope_fen: _builtins.int = ...,
+        out_of_scope_fen: _builtins.int = ...,
+        payments: _abc.Iterable[Global___FundPayment] | None = ...,
+        self_pay_fen: _builtins.int = ...,
+        statuses: _abc.Iterable[Global___Status.ValueType] | None = ...,
+        policy: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admitted", b"admitted", "settled_on", b"settled_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admitted", b"admitted", "event_id", b"event_id", "in_scope_fen", b"in_scope_fen", "kind", b"kind", "out_of_scope_fen", b"out_of_scope_fen", "payments", b"payments", "person_id", b"person_id", "policy", b"policy", "region", b"region", "self_pay_fen", b"self_pay_fen", "settled_on", b"settled_on", "settlement_id", b"settlement_id", "statuses", b"statuses", "total_fen", b"total_fen", "visit_type", b"visit_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementEvent: _TypeAlias = SettlementEvent  # noqa: Y015
+
+@_typing.final
+class RecordSettlementEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___SettlementEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordSettlementEventsRequest: _TypeAlias = RecordSettlementEventsRequest  # noqa: Y015
+
+@_typing.final
+class RecordSettlementEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_COUNT_FIELD_NUMBER: _builtins.int
+    recorded_count: _builtins.int
+    """How many events were new (the others had been recorded before)."""
+    def __init__(
+        self,
+        *,
+        recorded_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recorded_count", b"recorded_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordSettlementEventsResponse: _TypeAlias = RecordSettlementEventsResponse  # noqa: Y015
+
+@_typing.final
+class GetBurdenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    year: _builtins.int
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBurdenRequest: _TypeAlias = GetBurdenRequest  # noqa: Y015
+
+@_typing.final
+class Burden(_message.Message):
+    """A person's year: what the visits cost and who paid it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    TOTAL_FEN_FIELD_NUMBER: _builtins.int
+    FUND_PAID_FEN_FIELD_NUMBER: _builtins.int
+    PERSONAL_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    FUND_PAYMENTS_FIELD_NUMBER: _builtins.int
+    INPATIENT_VISITS_FIELD_NUMBER: _builtins.int
+    OUTPATIENT_CHRONIC_VISITS_FIELD_NUMBER: _builtins.int
+    OUTPATIENT_MAJOR_VISITS_FIELD_NUMBER: _builtins.int
+    OUTPATIENT_GENERAL_VISITS_FIELD_NUMBER: _builtins.int
+    PHARMACY_VISITS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    year: _builtins.int
+    total_fen: _builtins.int
+    fund_paid_fen: _builtins.int
+    """What the funds paid, all layers together."""
+    personal_burden_fen: _builtins.int
+    """What the person paid (个人负担): the self-pay of every visit."""
+    eligible_burden_fen: _builtins.int
+    """The in-scope part of it (政策范围内个人负担): self-pay less the out-of-scope
+    costs, never below zero, visit by visit.
+    """
+    inpatient_visits: _builtins.int
+    """Settled visits by type (a reversed one no longer counts)."""
+    outpatient_chronic_visits: _builtins.int
+    outpatient_major_visits: _builtins.int
+    outpatient_general_visits: _builtins.int
+    pharmacy_visits: _builtins.int
+    @_builtins.property
+    def fund_payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___FundPayment]:
+        """Each fund's payments, in fund order."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        year: _builtins.int = ...,
+        total_fen: _builtins.int = ...,
+        fund_paid_fen: _builtins.int = ...,
+        personal_burden_fen: _builtins.int = ...,
+        eligible_burden_fen: _builtins.int = ...,
+        fund_payments: _abc.Iterable[Global___FundPayment] | None = ...,
+        inpatient_visits: _builtins.int = ...,
+        outpatient_chronic_visits: _builtins.int = ...,
+        outpatient_major_visits: _builtins.int = ...,
+        outpatient_general_visits: _builtins.int = ...,
+        pharmacy_visits: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eligible_burden_fen", b"eligible_burden_fen", "fund_paid_fen", b"fund_paid_fen", "fund_payments", b"fund_payments", "inpatient_visits", b"inpatient_visits", "outpatient_chronic_visits", b"outpatient_chronic_visits", "outpatient_general_visits", b"outpatient_general_visits", "outpatient_major_visits", b"outpatient_major_visits", "person_id", b"person_id", "personal_burden_fen", b"personal_burden_fen", "pharmacy_visits", b"pharmacy_visits", "total_fen", b"total_fen", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Burden: _TypeAlias = Burden  # noqa: Y015
+
+@_typing.final
+class GetBurdenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BURDEN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def burden(self) -> Global___Burden: ...
+    def __init__(
+        self,
+        *,
+        burden: Global___Burden | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["burden", b"burden"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burden", b"burden"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBurdenResponse: _TypeAlias = GetBurdenResponse  # noqa: Y015

@@ -28,9 +28,9 @@ if _version_not_supported:
 class AssistanceServiceStub:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (docs/domain.md section 7). Its methods arrive with
-    the monitoring issue; today the service answers its health check and
-    reports which schema its database is at.
+    assistance by application (docs/domain.md section 7). Its contract imports
+    no other service's: what it keeps of settlements comes in its own messages,
+    with the owners' enum names and numbers.
     """
 
     def __init__(self, channel):
@@ -44,18 +44,50 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetServiceInfoRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetServiceInfoResponse.FromString,
                 _registered_method=True)
+        self.RecordSettlementEvents = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/RecordSettlementEvents',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordSettlementEventsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordSettlementEventsResponse.FromString,
+                _registered_method=True)
+        self.GetBurden = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/GetBurden',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenResponse.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (docs/domain.md section 7). Its methods arrive with
-    the monitoring issue; today the service answers its health check and
-    reports which schema its database is at.
+    assistance by application (docs/domain.md section 7). Its contract imports
+    no other service's: what it keeps of settlements comes in its own messages,
+    with the owners' enum names and numbers.
     """
 
     def GetServiceInfo(self, request, context):
         """Answers the service's build and database schema revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordSettlementEvents(self, request, context):
+        """Records settlements and their reversals as the settlement service sends
+        them (internal callers only), at most 1,000 events a call, and adds each
+        to the burden ledger of its person and year. All or nothing: an event
+        that is not well formed refuses the call (INVALID_ARGUMENT naming
+        `events[i].field`) and nothing is recorded. Idempotent: an event already
+        recorded (its `event_id`, or a second event of the same kind for a
+        settlement) changes nothing, so a sender may send again whatever it does
+        not know to have arrived.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBurden(self, request, context):
+        """A person's burden for a calendar year, as the ledger holds it (internal
+        callers only); zeros for a year without a settlement.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -69,6 +101,16 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetServiceInfoRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetServiceInfoResponse.SerializeToString,
             ),
+            'RecordSettlementEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSettlementEvents,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordSettlementEventsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordSettlementEventsResponse.SerializeToString,
+            ),
+            'GetBurden': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBurden,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'doudi.assistance.v1.AssistanceService', rpc_method_handlers)
@@ -80,9 +122,9 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
 class AssistanceService:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (docs/domain.md section 7). Its methods arrive with
-    the monitoring issue; today the service answers its health check and
-    reports which schema its database is at.
+    assistance by application (docs/domain.md section 7). Its contract imports
+    no other service's: what it keeps of settlements comes in its own messages,
+    with the owners' enum names and numbers.
     """
 
     @staticmethod
@@ -102,6 +144,60 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/GetServiceInfo',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetServiceInfoRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetServiceInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSettlementEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/RecordSettlementEvents',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordSettlementEventsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordSettlementEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBurden(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/GetBurden',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,9 +29,9 @@ GRPC_VERSION: str
 class AssistanceServiceStub:
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (docs/domain.md section 7). Its methods arrive with
-    the monitoring issue; today the service answers its health check and
-    reports which schema its database is at.
+    assistance by application (docs/domain.md section 7). Its contract imports
+    no other service's: what it keeps of settlements comes in its own messages,
+    with the owners' enum names and numbers.
     """
 
     @_typing.overload
@@ -40,26 +40,54 @@ class AssistanceServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AssistanceServiceAsyncStub: ...
     GetServiceInfo: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetServiceInfoRequest, _assistance_pb2.GetServiceInfoResponse]
     """Answers the service's build and database schema revision."""
+    RecordSettlementEvents: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.RecordSettlementEventsRequest, _assistance_pb2.RecordSettlementEventsResponse]
+    """Records settlements and their reversals as the settlement service sends
+    them (internal callers only), at most 1,000 events a call, and adds each
+    to the burden ledger of its person and year. All or nothing: an event
+    that is not well formed refuses the call (INVALID_ARGUMENT naming
+    `events[i].field`) and nothing is recorded. Idempotent: an event already
+    recorded (its `event_id`, or a second event of the same kind for a
+    settlement) changes nothing, so a sender may send again whatever it does
+    not know to have arrived.
+    """
+    GetBurden: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetBurdenRequest, _assistance_pb2.GetBurdenResponse]
+    """A person's burden for a calendar year, as the ledger holds it (internal
+    callers only); zeros for a year without a settlement.
+    """
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (docs/domain.md section 7). Its methods arrive with
-    the monitoring issue; today the service answers its health check and
-    reports which schema its database is at.
+    assistance by application (docs/domain.md section 7). Its contract imports
+    no other service's: what it keeps of settlements comes in its own messages,
+    with the owners' enum names and numbers.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServiceInfo: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetServiceInfoRequest, _assistance_pb2.GetServiceInfoResponse]  # type: ignore[assignment]
     """Answers the service's build and database schema revision."""
+    RecordSettlementEvents: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RecordSettlementEventsRequest, _assistance_pb2.RecordSettlementEventsResponse]  # type: ignore[assignment]
+    """Records settlements and their reversals as the settlement service sends
+    them (internal callers only), at most 1,000 events a call, and adds each
+    to the burden ledger of its person and year. All or nothing: an event
+    that is not well formed refuses the call (INVALID_ARGUMENT naming
+    `events[i].field`) and nothing is recorded. Idempotent: an event already
+    recorded (its `event_id`, or a second event of the same kind for a
+    settlement) changes nothing, so a sender may send again whatever it does
+    not know to have arrived.
+    """
+    GetBurden: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetBurdenRequest, _assistance_pb2.GetBurdenResponse]  # type: ignore[assignment]
+    """A person's burden for a calendar year, as the ledger holds it (internal
+    callers only); zeros for a year without a settlement.
+    """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
     burdens, dual early warnings, secondary and proactive assistance, and
-    assistance by application (docs/domain.md section 7). Its methods arrive with
-    the monitoring issue; today the service answers its health check and
-    reports which schema its database is at.
+    assistance by application (docs/domain.md section 7). Its contract imports
+    no other service's: what it keeps of settlements comes in its own messages,
+    with the owners' enum names and numbers.
     """
 
     @_abc_1.abstractmethod
@@ -69,5 +97,31 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.GetServiceInfoResponse, _abc.Awaitable[_assistance_pb2.GetServiceInfoResponse]]:
         """Answers the service's build and database schema revision."""
+
+    @_abc_1.abstractmethod
+    def RecordSettlementEvents(
+        self,
+        request: _assistance_pb2.RecordSettlementEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.RecordSettlementEventsResponse, _abc.Awaitable[_assistance_pb2.RecordSettlementEventsResponse]]:
+        """Records settlements and their reversals as the settlement service sends
+        them (internal callers only), at most 1,000 events a call, and adds each
+        to the burden ledger of its person and year. All or nothing: an event
+        that is not well formed refuses the call (INVALID_ARGUMENT naming
+        `events[i].field`) and nothing is recorded. Idempotent: an event already
+        recorded (its `event_id`, or a second event of the same kind for a
+        settlement) changes nothing, so a sender may send again whatever it does
+        not know to have arrived.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBurden(
+        self,
+        request: _assistance_pb2.GetBurdenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetBurdenResponse, _abc.Awaitable[_assistance_pb2.GetBurdenResponse]]:
+        """A person's burden for a calendar year, as the ledger holds it (internal
+        callers only); zeros for a year without a settlement.
+        """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

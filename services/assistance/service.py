@@ -1,0 +1,185 @@
+"""The assistance service's handlers: plain functions on a connection, which the servicer
+runs through ``read_in_thread`` / ``write_in_thread``.
+
+Settlement events come in batches; each is recorded once (its event id, and one event of
+each kind per settlement, are unique) and the new ones are added to the burden ledger of
+their person and year in the same transaction (docs/domain.md section 7, personal
+burden): a settlement adds its figures, a reversal takes them away.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+import sqlalchemy
+from sqlalchemy import select
+
+from doudi.common.outbox import dialect_module
+from doudi.core.codes import VISIT_TYPES
+from services.assistance.tables import burden_payments, burdens, settlement_events
+
+SETTLED: Final = "settled"
+REVERSED: Final = "reversed"
+MAX_EVENTS = 1000
+"""The most events one call records."""
+
+_VISIT_COLUMNS: Final = {visit_type: f"{visit_type}_visits" for visit_type in VISIT_TYPES}
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementEvent:
+    """A settlement or its reversal, checked (the servicer reads it from the message)."""
+
+    event_id: int
+    kind: str
+    settlement_id: int
+    person_id: str
+    region: str
+    visit_type: str
+    admitted: date | None
+    settled_on: date
+    total_fen: int
+    in_scope_fen: int
+    out_of_scope_fen: int
+    payments: tuple[tuple[str, str, int], ...]
+    """(layer, fund, fen) of each layer that paid."""
+    self_pay_fen: int
+    statuses: tuple[str, ...]
+    policy: str
+
+    @property
+    def fund_paid_fen(self) -> int:
+        return sum(fen for _layer, _fund, fen in self.payments)
+
+    @property
+    def eligible_burden_fen(self) -> int:
+        """The in-scope part of what the person paid: self-pay less the out-of-scope costs,
+        never below zero (a layer paying the whole remainder may have paid some of them)."""
+        return max(0, self.self_pay_fen - self.out_of_scope_fen)
+
+
+@dataclass(frozen=True, slots=True)
+class Burden:
+    person_id: str
+    year: int
+    total_fen: int
+    fund_paid_fen: int
+    personal_burden_fen: int
+    eligible_burden_fen: int
+    fund_payments: tuple[tuple[str, int], ...]
+    """(fund, fen), in fund order."""
+    visits: dict[str, int]
+    """Settled visits by type."""
+
+
+def record_settlement_events(
+    *, connection: sqlalchemy.Connection, events: Sequence[SettlementEvent]
+) -> int:
+    """Record the events not recorded before and add them to the ledger; answer how many
+    were new."""
+    if not events:
+        return 0
+    dialect = dialect_module(connection)
+    inserted = connection.execute(
+        dialect.insert(settlement_events)
+        .values([_event_row(event) for event in events])
+        .on_conflict_do_nothing()
+        .returning(settlement_events.c.event_id)
+    )
+    new_ids = set(inserted.scalars())
+    new = [event for event in events if event.event_id in new_ids]
+    if not new:
+        return 0
+    totals: dict[tuple[str, int], Counter[str]] = {}
+    paid: Counter[tuple[str, int, str]] = Counter()
+    for event in new:
+        sign = 1 if event.kind == SETTLED else -1
+        key = (event.person_id, event.settled_on.year)
+        counts = totals.setdefault(key, Counter())
+        counts["total_fen"] += sign * event.total_fen
+        counts["fund_paid_fen"] += sign * event.fund_paid_fen
+        counts["personal_burden_fen"] += sign * event.self_pay_fen
+        counts["eligible_burden_fen"] += sign * event.eligible_burden_fen
+        counts[_VISIT_COLUMNS[event.visit_type]] += sign
+        for _layer, fund, fen in event.payments:
+            paid[(*key, fund)] += sign * fen
+    columns = ["total_fen", "fund_paid_fen", "personal_burden_fen", "eligible_burden_fen"]
+    columns += list(_VISIT_COLUMNS.values())
+    rows = [
+        {"person_id": person, "year": year, **{column: counts[column] for column in columns}}
+        for (person, year), counts in totals.items()
+    ]
+    upsert = dialect.insert(burdens).values(rows)
+    connection.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["person_id", "year"],
+            set_={column: burdens.c[column] + upsert.excluded[column] for column in columns},
+        )
+    )
+    if paid:
+        upsert = dialect.insert(burden_payments).values(
+            [
+                {"person_id": person, "year": year, "fund": fund, "paid_fen": fen}
+                for (person, year, fund), fen in paid.items()
+            ]
+        )
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["person_id", "year", "fund"],
+                set_={"paid_fen": burden_payments.c.paid_fen + upsert.excluded.paid_fen},
+            )
+        )
+    return len(new)
+
+
+def get_burden(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Burden:
+    """The person's burden of ``year``; zeros when no settlement counts in it."""
+    row = connection.execute(
+        select(burdens).where(burdens.c.person_id == person_id, burdens.c.year == year)
+    ).one_or_none()
+    funds = connection.execute(
+        select(burden_payments.c.fund, burden_payments.c.paid_fen)
+        .where(
+            burden_payments.c.person_id == person_id,
+            burden_payments.c.year == year,
+            burden_payments.c.paid_fen != 0,
+        )
+        .order_by(burden_payments.c.fund)
+    ).all()
+    values: dict[str, Any] = {} if row is None else row._asdict()
+    return Burden(
+        person_id=person_id,
+        year=year,
+        total_fen=values.get("total_fen", 0),
+        fund_paid_fen=values.get("fund_paid_fen", 0),
+        personal_burden_fen=values.get("personal_burden_fen", 0),
+        eligible_burden_fen=values.get("eligible_burden_fen", 0),
+        fund_payments=tuple((fund, fen) for fund, fen in funds),
+        visits={kind: values.get(column, 0) for kind, column in _VISIT_COLUMNS.items()},
+    )
+
+
+def _event_row(event: SettlementEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "kind": event.kind,
+        "settlement_id": event.settlement_id,
+        "person_id": event.person_id,
+        "region": event.region,
+        "visit_type": event.visit_type,
+        "admitted": event.admitted,
+        "settled_on": event.settled_on,
+        "total_fen": event.total_fen,
+        "in_scope_fen": event.in_scope_fen,
+        "out_of_scope_fen": event.out_of_scope_fen,
+        "fund_paid_fen": event.fund_paid_fen,
+        "self_pay_fen": event.self_pay_fen,
+        "payments": json.dumps([list(payment) for payment in event.payments]),
+        "statuses": " ".join(event.statuses),
+        "policy": event.policy,
+    }
