@@ -35,7 +35,7 @@ def assistance(tmp_path: Path, database_url: str) -> Iterator[AssistanceServiceS
 
 def stay(
     event_id: int,
-    settlement_id: int,
+    settlement_id: str,
     *,
     person: str = ZHANG,
     kind: int = pb.SETTLEMENT_EVENT_KIND_SETTLED,
@@ -65,7 +65,7 @@ def stay(
     )
 
 
-def pharmacy(event_id: int, settlement_id: int) -> pb.SettlementEvent:
+def pharmacy(event_id: int, settlement_id: str) -> pb.SettlementEvent:
     """300 yuan at a pharmacy, all out of scope: the person pays all of it."""
     return pb.SettlementEvent(
         event_id=event_id,
@@ -107,7 +107,12 @@ def figures(found: pb.Burden) -> tuple[int, ...]:
 
 
 def test_settlements_add_up_per_person_and_year(assistance: AssistanceServiceStub) -> None:
-    assert record(assistance, stay(1, 101), pharmacy(2, 102), stay(3, 103, on="2025-12-30")) == 3
+    assert (
+        record(
+            assistance, stay(1, "s-101"), pharmacy(2, "s-102"), stay(3, "s-103", on="2025-12-30")
+        )
+        == 3
+    )
     # 2026: the stay (self-pay 12,000, of it 7,000 in scope) and the pharmacy (300, none).
     assert figures(burden(assistance)) == (5_030_000, 3_800_000, 1_230_000, 700_000, 1, 1)
     assert [(p.fund, p.paid_fen) for p in burden(assistance).fund_payments] == [
@@ -126,17 +131,17 @@ def test_settlements_add_up_per_person_and_year(assistance: AssistanceServiceStu
 
 
 def test_an_event_sent_again_changes_nothing(assistance: AssistanceServiceStub) -> None:
-    assert record(assistance, stay(1, 101)) == 1
+    assert record(assistance, stay(1, "s-101")) == 1
     before = burden(assistance)
-    assert record(assistance, stay(1, 101), stay(1, 101)) == 0
+    assert record(assistance, stay(1, "s-101"), stay(1, "s-101")) == 0
     # The same settlement's event again under another id (a sender that lost its ids).
-    assert record(assistance, stay(7, 101)) == 0
+    assert record(assistance, stay(7, "s-101")) == 0
     assert burden(assistance) == before
 
 
 def test_a_reversal_takes_its_settlement_away_once(assistance: AssistanceServiceStub) -> None:
-    assert record(assistance, stay(1, 101), pharmacy(2, 102)) == 2
-    reversed_stay = stay(3, 101, kind=pb.SETTLEMENT_EVENT_KIND_REVERSED)
+    assert record(assistance, stay(1, "s-101"), pharmacy(2, "s-102")) == 2
+    reversed_stay = stay(3, "s-101", kind=pb.SETTLEMENT_EVENT_KIND_REVERSED)
     assert record(assistance, reversed_stay) == 1
     assert record(assistance, reversed_stay) == 0
     assert figures(burden(assistance)) == (30_000, 0, 30_000, 0, 0, 1)
@@ -161,16 +166,17 @@ def refusal(call: Any) -> Any:
         (lambda e: e.settled_on.__setattr__("day", 31), "events[1].settled_on"),
         (lambda e: setattr(e, "event_id", 0), "events[1].event_id"),
         (lambda e: setattr(e, "policy", ""), "events[1].policy"),
+        (lambda e: setattr(e, "settlement_id", ""), "events[1].settlement_id"),
     ],
 )
 def test_a_malformed_event_refuses_the_batch_and_records_nothing(
     assistance: AssistanceServiceStub, change: Any, field: str
 ) -> None:
-    bad = stay(2, 102)
+    bad = stay(2, "s-102")
     bad.settled_on.month = 6  # 31 June does not exist
     bad.settled_on.day = 30
     change(bad)
-    error = refusal(lambda: record(assistance, stay(1, 101), bad))
+    error = refusal(lambda: record(assistance, stay(1, "s-101"), bad))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert [violation.field for violation in error.violations] == [field]
     assert figures(burden(assistance)) == (0, 0, 0, 0, 0, 0)
@@ -179,7 +185,7 @@ def test_a_malformed_event_refuses_the_batch_and_records_nothing(
 def test_only_the_platform_may_send_or_read(assistance: AssistanceServiceStub) -> None:
     error = refusal(
         lambda: assistance.RecordSettlementEvents(
-            pb.RecordSettlementEventsRequest(events=[stay(1, 101)]),
+            pb.RecordSettlementEventsRequest(events=[stay(1, "s-101")]),
             metadata=bearer("demo-poverty-office"),
         )
     )

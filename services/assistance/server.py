@@ -123,9 +123,8 @@ def settlement_event(
     message: assistance_pb2.SettlementEvent, where: str
 ) -> service.SettlementEvent:
     """An event as sent, checked: InvalidInput names ``where`` and the field at fault."""
-    for name in ("event_id", "settlement_id"):
-        if getattr(message, name) < 1:
-            raise InvalidInput(f"{where}.{name}", "required: a positive id")
+    if message.event_id < 1:
+        raise InvalidInput(f"{where}.event_id", "required: a positive id")
     total = _fen(message.total_fen, f"{where}.total_fen")
     in_scope = _fen(message.in_scope_fen, f"{where}.in_scope_fen")
     out_of_scope = _fen(message.out_of_scope_fen, f"{where}.out_of_scope_fen")
@@ -151,7 +150,7 @@ def settlement_event(
     return service.SettlementEvent(
         event_id=message.event_id,
         kind=SETTLEMENT_EVENT_KINDS.code(message.kind, f"{where}.kind"),
-        settlement_id=message.settlement_id,
+        settlement_id=_code(message.settlement_id, f"{where}.settlement_id", 64),
         person_id=_person(message.person_id, f"{where}.person_id"),
         region=_code(message.region, f"{where}.region"),
         visit_type=ASSISTANCE_VISIT_TYPES.code(message.visit_type, f"{where}.visit_type"),

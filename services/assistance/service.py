@@ -37,7 +37,7 @@ class SettlementEvent:
 
     event_id: int
     kind: str
-    settlement_id: int
+    settlement_id: str
     person_id: str
     region: str
     visit_type: str

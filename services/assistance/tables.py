@@ -19,7 +19,7 @@ settlement_events = Table(
     Column("event_id", BigInteger, primary_key=True, autoincrement=False),
     # settled or reversed
     Column("kind", String(16), nullable=False),
-    Column("settlement_id", BigInteger, nullable=False),
+    Column("settlement_id", String(64), nullable=False),
     Column("person_id", String(18), nullable=False),
     Column("region", String(32), nullable=False),
     Column("visit_type", String(32), nullable=False),

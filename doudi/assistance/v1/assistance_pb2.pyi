@@ -239,7 +239,8 @@ class SettlementEvent(_message.Message):
     event_id: _builtins.int
     """The settlement service's id of the event: unique, never reused."""
     kind: Global___SettlementEventKind.ValueType
-    settlement_id: _builtins.int
+    settlement_id: _builtins.str
+    """The settlement service's id of the settlement (a UUID)."""
     person_id: _builtins.str
     """The person's identity number."""
     region: _builtins.str
@@ -271,7 +272,7 @@ class SettlementEvent(_message.Message):
         *,
         event_id: _builtins.int = ...,
         kind: Global___SettlementEventKind.ValueType = ...,
-        settlement_id: _builtins.int = ...,
+        settlement_id: _builtins.str = ...,
         person_id: _builtins.str = ...,
         region: _builtins.str = ...,
         visit_type: Global___VisitType.ValueType = ...,

@@ -21,7 +21,7 @@ def upgrade() -> None:
         "settlement_events",
         sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("settlement_id", sa.BigInteger, nullable=False),
+        sa.Column("settlement_id", sa.String(64), nullable=False),
         sa.Column("person_id", sa.String(18), nullable=False),
         sa.Column("region", sa.String(32), nullable=False),
         sa.Column("visit_type", sa.String(32), nullable=False),
