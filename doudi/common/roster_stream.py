@@ -42,9 +42,6 @@ class RowsDigest:
     def end(self) -> pb.RosterEnd:
         return pb.RosterEnd(row_count=self.count, rows_digest=self._hash.digest())
 
-    def matches(self, end: pb.RosterEnd) -> bool:
-        return end.row_count == self.count and end.rows_digest == self._hash.digest()
-
 
 def ended(messages: Iterable[pb.SubmitRosterRequest]) -> Iterator[pb.SubmitRosterRequest]:
     """A roster stream's messages, the last with the stream's end (the count and digest of

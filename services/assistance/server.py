@@ -27,7 +27,7 @@ from doudi.common.migrations import current_revision
 from doudi.common.protos import optional_date, to_date
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
-from doudi.core.identity import resident_id_number
+from doudi.core.identity import read_resident_id
 from doudi.core.money import MAX_BILL_FEN
 from services.assistance import service
 from services.assistance.settings import DEFAULT_PORT, Settings
@@ -78,7 +78,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> assistance_pb2.GetBurdenResponse:
         require("internal")
-        person_id = _person(request.person_id, "person_id")
+        person_id = read_resident_id(request.person_id, "person_id").number
         check_year(request.year, "year")
         burden = await read_in_thread(
             self.engine, service.get_burden, person_id=person_id, year=request.year
@@ -98,13 +98,6 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
                 **{f"{kind}_visits": count for kind, count in burden.visits.items()},
             )
         )
-
-
-def _person(text: str, field: str) -> str:
-    try:
-        return resident_id_number(text)
-    except ValueError as error:
-        raise InvalidInput(field, str(error)) from None
 
 
 def _fen(value: int, field: str) -> int:
@@ -151,7 +144,7 @@ def settlement_event(
         event_id=message.event_id,
         kind=SETTLEMENT_EVENT_KINDS.code(message.kind, f"{where}.kind"),
         settlement_id=_code(message.settlement_id, f"{where}.settlement_id", 64),
-        person_id=_person(message.person_id, f"{where}.person_id"),
+        person_id=read_resident_id(message.person_id, f"{where}.person_id").number,
         region=_code(message.region, f"{where}.region"),
         visit_type=ASSISTANCE_VISIT_TYPES.code(message.visit_type, f"{where}.visit_type"),
         admitted=optional_date(message, "admitted", f"{where}.admitted"),

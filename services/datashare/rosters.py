@@ -361,6 +361,8 @@ def _record(
             unchanged_count=receiving.accepted_count - asserted - changed,
         )
     )
+    if receiving.preview:  # rolled back: nothing to send
+        return Finished(_submission(connection, new_id, None), False, [], None, revocations)
     # Every person the roster changed goes to settlement: one row queues them all.
     outbox.queue_set(connection, roster_deliveries, new_id, now, service.SUBSCRIBERS)
     first_persons, first_until = changed_persons(connection, new_id, "", outbox.BATCH)

@@ -416,7 +416,7 @@ def _check_end(receiving: rosters.Receiving, end: datashare_pb2.RosterEnd | None
             f"the stream's end declares {end.row_count:,} rows, but {received:,} arrived: "
             "nothing was stored",
         )
-    if not receiving.digest.matches(end):
+    if end.rows_digest != receiving.digest.end().rows_digest:
         raise InvalidInput(
             "end.rows_digest",
             "the rows that arrived are not the rows sent (their digest differs): "
