@@ -3,8 +3,9 @@
     with running_platform(tmp_path, "sqlite") as platform:
         httpx.get(f"{platform.base_url}/healthz")
 
-Enrollment, datashare and assistance start first (at once), then settlement
-pointed at the first two, then ``python -m gateway`` pointed at all four; the
+Assistance starts first, then settlement, datashare and enrollment, each pointed at
+those started before it (whom it sends to), then ``python -m gateway`` pointed at all
+four; the
 platform is ready when the gateway's ``/healthz`` answers 200. Each service
 gets a database of its own (``tests.conftest.new_database``: a SQLite file, or
 a PostgreSQL database dropped afterwards).
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,15 +105,13 @@ def start_platform(
         return service
 
     try:
-        with ThreadPoolExecutor(2) as pool:
-            # Datashare sends what it owns to settlement, enrollment to both; assistance
-            # needs no one.
-            first = [pool.submit(start, name) for name in ("settlement", "assistance")]
-            settlement = first[0].result()
-            first[1].result()
-            to_settlement = {"DOUDI_SETTLEMENT_ADDRESS": settlement.address}
-            datashare = start("datashare", to_settlement)
-            start("enrollment", {**to_settlement, "DOUDI_DATASHARE_ADDRESS": datashare.address})
+        # Settlement sends its events to assistance; datashare sends what it owns to
+        # settlement and assistance, enrollment to all three.
+        assistance = start("assistance")
+        peers = {"DOUDI_ASSISTANCE_ADDRESS": assistance.address}
+        peers["DOUDI_SETTLEMENT_ADDRESS"] = start("settlement", peers).address
+        peers["DOUDI_DATASHARE_ADDRESS"] = start("datashare", peers).address
+        start("enrollment", peers)
         start_gateway(platform, gateway_env)
     except BaseException:
         platform.stop()

@@ -98,7 +98,7 @@ def no_peers() -> dict[str, str]:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     nowhere = f"127.0.0.1:{port}"  # nothing listens there
-    return {"DOUDI_SETTLEMENT_ADDRESS": nowhere, "DOUDI_DATASHARE_ADDRESS": nowhere}
+    return {f"DOUDI_{peer}_ADDRESS": nowhere for peer in ("SETTLEMENT", "DATASHARE", "ASSISTANCE")}
 
 
 def start_service(

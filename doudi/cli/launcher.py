@@ -108,10 +108,15 @@ def parts(base_port: int, gateway_port: int, settlement_processes: int = 1) -> t
     extra = base_port + len(services)
     ports["settlement"] += tuple(range(extra, extra + settlement_processes - 1))
     return (
-        Part("enrollment", "services.enrollment", ports["enrollment"], ("settlement", "datashare")),
-        Part("datashare", "services.datashare", ports["datashare"], ("settlement",)),
-        Part("settlement", "services.settlement", ports["settlement"]),
-        Part("assistance", "services.assistance", ports["assistance"]),
+        Part(
+            "enrollment",
+            "services.enrollment",
+            ports["enrollment"],
+            ("settlement", "datashare", "assistance"),
+        ),
+        Part("datashare", "services.datashare", ports["datashare"], ("settlement", "assistance")),
+        Part("settlement", "services.settlement", ports["settlement"], ("assistance",)),
+        Part("assistance", "services.assistance", ports["assistance"], ("datashare",)),
         Part("gateway", "gateway", (gateway_port,), services),
     )
 

@@ -64,6 +64,7 @@ _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # The subscribers: the services that keep copies.
 SETTLEMENT = "settlement"
 DATASHARE = "datashare"
+ASSISTANCE = "assistance"
 
 Versions = list[tuple[str, int]]
 """(person, version) pairs: what a subscriber now holds of each person sent."""

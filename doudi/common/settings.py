@@ -78,6 +78,9 @@ class SenderSettings(ServiceSettings):
 
     settlement_address: str = "127.0.0.1:50053"
     """Where the settlement service answers."""
+    assistance_address: str = "127.0.0.1:50054"
+    """Where the assistance service answers (it watches the burden: docs/domain.md
+    section 7)."""
     peer_timeout_seconds: float = 5.0
     """How long one send (a batch of persons) to another service may take."""
     delivery_retry_seconds: float = 2.0
