@@ -392,6 +392,9 @@ class Loop:
                 failing = True
             except sqlalchemy.exc.DBAPIError as error:
                 self._log.warning("cannot read the queued %s: %s", self.what, error)
+            except Exception:
+                # A bug must not end the loop for good: what stays queued is tried again.
+                self._log.exception("sending %s to the %s failed", self.what, self.subscriber)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._retry_seconds)
