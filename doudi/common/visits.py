@@ -9,6 +9,7 @@ an HTTP caller get the same errors with the same field names.
 
 from __future__ import annotations
 
+from doudi.assistance.v1 import assistance_pb2
 from doudi.common.protos import EnumCodes, from_date, optional_date, to_date
 from doudi.core.codes import INPATIENT
 from doudi.core.errors import InvalidInput
@@ -105,3 +106,24 @@ def _visit(message: settlement_pb2.Visit, hospital_level: int | None) -> Visit:
     )
     visit.check()
     return visit
+
+
+# Assistance's contract has its own Visit, Item and ItemClass with settlement's field
+# numbers and enum values (tests/test_assistance_bills.py checks them): the same bytes
+# mean the same visit, so the one reader and its checks serve both.
+
+
+def assistance_visit_to_proto(visit: Visit) -> assistance_pb2.Visit:
+    """A visit as assistance's ``Visit`` (a bill paid outside the window)."""
+    return assistance_pb2.Visit.FromString(visit_to_proto(visit).SerializeToString())
+
+
+def assistance_visit_from_proto(
+    message: assistance_pb2.Visit, *, hospital_level: int | None
+) -> Visit:
+    """The visit assistance's ``Visit`` describes, checked as :func:`visit_from_proto`
+    checks settlement's; errors name fields under ``visit``."""
+    return visit_from_proto(
+        settlement_pb2.Visit.FromString(message.SerializeToString()),
+        hospital_level=hospital_level,
+    )
