@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -30,23 +31,30 @@ from tests.test_datashare_service import day
 _serial = itertools.count(1)
 
 
+@dataclass(frozen=True)
+class Assistance:
+    stub: AssistanceServiceStub
+    address: str
+
+
 @pytest.fixture(scope="module")
-def services(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[str], AssistanceServiceStub]]:
-    started: dict[str, AssistanceServiceStub] = {}
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Assistance]]:
+    """The assistance service on a backend, started when a test first asks for it."""
+    started: dict[str, Assistance] = {}
     logs: list[Callable[[], str]] = []
     with contextlib.ExitStack() as stack:
 
-        def on(backend: str) -> AssistanceServiceStub:
+        def on(backend: str) -> Assistance:
             if backend not in started:
-                directory = tmp_path_factory.mktemp(f"bills-{backend}")
+                directory = tmp_path_factory.mktemp(f"assistance-{backend}")
                 url = stack.enter_context(new_database(backend, directory, "assistance"))
                 running = stack.enter_context(
                     running_service("assistance", directory, database_url=url)
                 )
                 logs.append(running.log)
-                started[backend] = AssistanceServiceStub(running.channel())
+                started[backend] = Assistance(
+                    AssistanceServiceStub(running.channel()), running.address
+                )
             return started[backend]
 
         yield on
@@ -55,8 +63,8 @@ def services(
 
 
 @pytest.fixture
-def assistance(backend: str, services: Callable[[str], AssistanceServiceStub]) -> Any:
-    return services(backend)
+def assistance(backend: str, services: Callable[[str], Assistance]) -> AssistanceServiceStub:
+    return services(backend).stub
 
 
 def someone() -> str:

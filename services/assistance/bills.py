@@ -25,8 +25,8 @@ from sqlalchemy import select
 from doudi.common.errors import FailedPrecondition
 from doudi.common.outbox import dialect_module
 from doudi.common.paging import keyset_page
+from doudi.common.visits import visit_document
 from doudi.core.cases import parse_visit
-from doudi.core.codes import INPATIENT
 from doudi.core.engine import classify_costs
 from doudi.core.errors import InvalidInput
 from doudi.core.model import Visit
@@ -197,33 +197,6 @@ def list_bills(
         )
     rows, next_token = keyset_page(connection, query, bills.bill_id, size, token)
     return [_stored(row) for row in rows], next_token
-
-
-def visit_document(visit: Visit) -> dict[str, Any]:
-    """The visit in docs/case-format.md's shape (what :func:`parse_visit` reads back)."""
-    document: dict[str, Any] = {"id": visit.id, "type": visit.visit_type}
-    if visit.hospital_level is not None:
-        document["hospital_level"] = visit.hospital_level
-    if visit.visit_type == INPATIENT:
-        assert visit.admitted is not None
-        document["admitted"] = visit.admitted.isoformat()
-        document["discharged"] = visit.settles_on.isoformat()
-    else:
-        document["date"] = visit.settles_on.isoformat()
-    document["out_of_area"] = visit.out_of_area
-    document["referred"] = visit.referred
-    if visit.diagnoses:
-        document["diagnoses"] = list(visit.diagnoses)
-    document["items"] = [
-        {
-            "code": item.code,
-            "class": item.item_class,
-            "amount_fen": item.amount_fen,
-            "over_limit_fen": item.over_limit_fen,
-        }
-        for item in visit.items
-    ]
-    return document
 
 
 def _entry(bill: Bill) -> LedgerEntry:
