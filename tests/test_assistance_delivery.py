@@ -22,9 +22,8 @@ from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from tests.platform import Platform, running_platform
 from tests.services import INTERNAL, bearer, start_service, stop_service
 from tests.support import with_check_digit
-from tests.test_settlement_flow import submit_poverty_roster, taishan_persons
-
-YEAR = 2026
+from tests.test_settlement_flow import YEAR, submit_poverty_roster, taishan_persons
+from tests.test_subsidised_enrolment import compare, enrol_gap, submit
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +152,27 @@ def test_a_rosters_statuses_reach_assistance(platform: Platform) -> None:
                 assistance_pb2.AGENCY_POVERTY_OFFICE,
             )
         ]
+
+
+def test_persons_a_subsidised_enrolment_registers_reach_assistance_with_their_households(
+    platform: Platform,
+) -> None:
+    persons = taishan_persons(2, born=1933)
+    submit(
+        platform,
+        "440781",
+        bearer("demo-civil-affairs"),
+        [(person, "次仁", datashare_pb2.STATUS_DIBAO) for person in persons],
+    )
+    assert year_of(platform, persons[0]).household_id == ""  # not registered yet
+
+    enrolled = enrol_gap(platform, compare(platform, "440781"))
+
+    assert enrolled.registered_count == len(persons)
+    for line, person in enumerate(persons, start=2):  # the roster's households
+        answer = year_of(platform, person)
+        assert answer.household_id == f"H-{line}"
+        assert [m.name for m in answer.members] == ["次仁"]
 
 
 def test_what_is_written_while_assistance_is_down_arrives_once_it_is_back(

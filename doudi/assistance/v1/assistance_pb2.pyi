@@ -457,7 +457,9 @@ class Burden(_message.Message):
     costs, never below zero, visit by visit.
     """
     inpatient_visits: _builtins.int
-    """Settled visits by type (a reversed one no longer counts)."""
+    """Visits by type, settled (a reversed one no longer counts) or billed
+    outside the window.
+    """
     outpatient_chronic_visits: _builtins.int
     outpatient_major_visits: _builtins.int
     outpatient_general_visits: _builtins.int
