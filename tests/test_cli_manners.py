@@ -45,6 +45,10 @@ def test_the_walk_finds_every_command() -> None:
         "roster compare",
         "roster export",
         "roster enrol",
+        "burden",
+        "bills",
+        "bills add",
+        "bills list",
     ]
 
 

@@ -58,6 +58,7 @@ def outputs(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> lis
     env.update(
         DOUDI_DATASHARE_ADDRESS=platform.services["datashare"].address,
         DOUDI_ENROLLMENT_ADDRESS=platform.services["enrollment"].address,
+        DOUDI_ASSISTANCE_ADDRESS=platform.services["assistance"].address,
     )
     done = subprocess.run(
         ["bash", "-c", "\n".join(script)],

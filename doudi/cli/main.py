@@ -11,6 +11,10 @@
     doudi roster export ID --output FILE [--class CLASS]
                                     write a comparison's persons to a .csv or .xlsx file
     doudi roster enrol ID            enrol a comparison's gap with the pack's premiums
+    doudi burden PERSON_ID --year YYYY [--json]
+                                    a person's and their household's burden of a year
+    doudi bills add FILE.json | bills list (--person ID | --region CODE) [--year YYYY]
+                                    enter or list bills paid outside the window
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -33,6 +37,7 @@ from typing import NoReturn
 
 import orjson
 
+from doudi.cli import burden
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
@@ -369,6 +374,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar="HOST:PORT",
             help="the enrollment service (DOUDI_ENROLLMENT_ADDRESS, else 127.0.0.1:50051)",
         )
+    burden.add_commands(commands)
     return parser
 
 
@@ -403,6 +409,8 @@ def _run(args: argparse.Namespace) -> int:
             gateway_port=args.port,
             settlement_processes=args.settlement_processes,
         )
+    if args.command in burden.COMMANDS:
+        return burden.run(args)
     if args.command == "roster":
         if args.roster_command == "submit":
             return _roster_submit(args)

@@ -4,11 +4,16 @@ The gateway reads a hospital's JSON with :func:`doudi.core.cases.parse_visit`
 (the reader ``doudi calc`` uses) and sends :func:`visit_to_proto`; the
 settlement service turns what it receives back with :func:`visit_from_proto`,
 which checks it with the same :meth:`Visit.check` rules, so a gRPC caller and
-an HTTP caller get the same errors with the same field names.
+an HTTP caller get the same errors with the same field names. Assistance's own
+``Visit`` (a bill paid outside the window) goes through the same functions, and
+:func:`visit_document` writes a visit back in docs/case-format.md's shape.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from doudi.assistance.v1 import assistance_pb2
 from doudi.common.protos import EnumCodes, from_date, optional_date, to_date
 from doudi.core.codes import INPATIENT
 from doudi.core.errors import InvalidInput
@@ -105,3 +110,51 @@ def _visit(message: settlement_pb2.Visit, hospital_level: int | None) -> Visit:
     )
     visit.check()
     return visit
+
+
+# Assistance's contract has its own Visit, Item and ItemClass with settlement's field
+# numbers and enum values (tests/test_assistance_bills.py checks them): the same bytes
+# mean the same visit, so the one reader and its checks serve both.
+
+
+def assistance_visit_to_proto(visit: Visit) -> assistance_pb2.Visit:
+    """A visit as assistance's ``Visit`` (a bill paid outside the window)."""
+    return assistance_pb2.Visit.FromString(visit_to_proto(visit).SerializeToString())
+
+
+def assistance_visit_from_proto(
+    message: assistance_pb2.Visit, *, hospital_level: int | None
+) -> Visit:
+    """The visit assistance's ``Visit`` describes, checked as :func:`visit_from_proto`
+    checks settlement's; errors name fields under ``visit``."""
+    return visit_from_proto(
+        settlement_pb2.Visit.FromString(message.SerializeToString()),
+        hospital_level=hospital_level,
+    )
+
+
+def visit_document(visit: Visit) -> dict[str, Any]:
+    """The visit in docs/case-format.md's shape (what :func:`parse_visit` reads back)."""
+    document: dict[str, Any] = {"id": visit.id, "type": visit.visit_type}
+    if visit.hospital_level is not None:
+        document["hospital_level"] = visit.hospital_level
+    if visit.visit_type == INPATIENT:
+        assert visit.admitted is not None
+        document["admitted"] = visit.admitted.isoformat()
+        document["discharged"] = visit.settles_on.isoformat()
+    else:
+        document["date"] = visit.settles_on.isoformat()
+    document["out_of_area"] = visit.out_of_area
+    document["referred"] = visit.referred
+    if visit.diagnoses:
+        document["diagnoses"] = list(visit.diagnoses)
+    document["items"] = [
+        {
+            "code": item.code,
+            "class": item.item_class,
+            "amount_fen": item.amount_fen,
+            "over_limit_fen": item.over_limit_fen,
+        }
+        for item in visit.items
+    ]
+    return document

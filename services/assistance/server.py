@@ -32,14 +32,17 @@ from doudi.common.grpc_server import (
 )
 from doudi.common.migrations import current_revision
 from doudi.common.outbox import received_batch, received_period, received_person
-from doudi.common.protos import from_date, optional_date, to_date
+from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
+from doudi.common.visits import assistance_visit_from_proto, assistance_visit_to_proto
+from doudi.core.codes import HOSPITAL_LEVELS
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
 from doudi.core.money import MAX_BILL_FEN
 from doudi.core.names import check_visible
+from doudi.core.packs import PackRegistry
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import people, service
+from services.assistance import bills, people, service
 from services.assistance.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(
@@ -51,8 +54,9 @@ SPEC = ServiceSpec(
 
 
 class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
-    def __init__(self, engine: sqlalchemy.Engine) -> None:
+    def __init__(self, engine: sqlalchemy.Engine, registry: PackRegistry) -> None:
         self.engine = engine
+        self.registry = registry
 
     async def GetServiceInfo(
         self,
@@ -174,6 +178,99 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         )
         return assistance_pb2.RecordPersonStatusesResponse(versions=versions)
 
+    # --- bills paid outside the window -------------------------------------------------
+
+    async def RecordBill(
+        self,
+        request: assistance_pb2.RecordBillRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.RecordBillResponse:
+        require("internal")
+        given = request.bill
+        try:
+            checked = bill_from_message(given, self.registry)
+        except InvalidInput as error:
+            raise error.under("bill") from None
+        done = await write_in_thread(
+            self.engine, bills.record_bill, bill=checked, now=datetime.now(UTC)
+        )
+        return assistance_pb2.RecordBillResponse(
+            bill=bill_message(done.stored),
+            recorded=done.recorded,
+            person_on_record=done.person_on_record,
+        )
+
+    async def ListBills(
+        self,
+        request: assistance_pb2.ListBillsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListBillsResponse:
+        require("internal")
+        person_id = region = year = None
+        if request.person_id:
+            person_id = read_resident_id(request.person_id, "person_id").number
+            if request.region:
+                raise InvalidInput("region", "give a person or a region, not both")
+        elif request.region:
+            region = _code(request.region, "region")
+        else:
+            raise InvalidInput("person_id", "required: a person, or a region and a year")
+        if request.year or region is not None:
+            year = request.year
+            check_year(year, "year")
+        found, token = await read_in_thread(
+            self.engine,
+            bills.list_bills,
+            person_id=person_id,
+            region=region,
+            year=year,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return assistance_pb2.ListBillsResponse(
+            bills=[bill_message(bill) for bill in found], next_page_token=token
+        )
+
+
+def bill_from_message(message: assistance_pb2.Bill, registry: PackRegistry) -> bills.Bill:
+    """A bill as sent, checked: InvalidInput names the field at fault."""
+    person_id = read_resident_id(message.person_id, "person_id").number
+    level = message.hospital_level
+    if level and level not in HOSPITAL_LEVELS:
+        raise InvalidInput("hospital_level", f"must be 1, 2 or 3, got {level}")
+    return bills.checked_bill(
+        registry=registry,
+        request_id=message.request_id,
+        person_id=person_id,
+        region=message.region,
+        hospital_name=message.hospital_name,
+        visit=assistance_visit_from_proto(message.visit, hospital_level=level or None),
+        insurance_payments=[(p.fund, p.paid_fen) for p in message.insurance_payments],
+        self_pay_fen=message.self_pay_fen,
+    )
+
+
+def bill_message(stored: bills.StoredBill) -> assistance_pb2.Bill:
+    bill = stored.bill
+    return assistance_pb2.Bill(
+        bill_id=stored.bill_id,
+        request_id=bill.request_id,
+        person_id=bill.person_id,
+        region=bill.region,
+        hospital_name=bill.hospital_name,
+        hospital_level=bill.visit.hospital_level or 0,
+        visit=assistance_visit_to_proto(bill.visit),
+        insurance_payments=[
+            assistance_pb2.BillPayment(fund=fund, paid_fen=fen)
+            for fund, fen in bill.insurance_payments
+        ],
+        self_pay_fen=bill.self_pay_fen,
+        total_fen=bill.total_fen,
+        out_of_scope_fen=bill.out_of_scope_fen,
+        eligible_burden_fen=bill.eligible_burden_fen,
+        record_time=to_timestamp(stored.recorded_at),
+    )
+
 
 def status_period_message(period: EffectivePeriod) -> assistance_pb2.StatusPeriod:
     message = assistance_pb2.StatusPeriod(
@@ -268,7 +365,8 @@ def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, _stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        servicer = AssistanceServicer(engine)
+        registry = await asyncio.to_thread(PackRegistry.load)
+        servicer = AssistanceServicer(engine, registry)
 
         def register(server: grpc.aio.Server) -> None:
             assistance_pb2_grpc.add_AssistanceServiceServicer_to_server(servicer, server)

@@ -4,7 +4,9 @@ runs through ``read_in_thread`` / ``write_in_thread``.
 Settlement events come in batches; each is recorded once (its event id, and one event of
 each kind per settlement, are unique) and the new ones are added to the burden ledger of
 their person and year in the same transaction (docs/domain.md section 7, personal
-burden): a settlement adds its figures, a reversal takes them away.
+burden): a settlement adds its figures, a reversal takes them away. Bills paid outside
+the window (``services/assistance/bills.py``) are added the same way: every change of
+the ledger goes through :func:`add_to_ledger`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,22 @@ class Burden:
     """Settled visits by type."""
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """What one visit adds to its person's year in the burden ledger (a settlement, a bill
+    paid outside the window) or, with ``sign`` -1, takes away (a reversal)."""
+
+    person_id: str
+    year: int
+    sign: int
+    visit_type: str
+    total_fen: int
+    fund_payments: tuple[tuple[str, int], ...]
+    """(fund, fen) of each fund that paid."""
+    self_pay_fen: int
+    eligible_burden_fen: int
+
+
 def record_settlement_events(
     *, connection: sqlalchemy.Connection, events: Sequence[SettlementEvent]
 ) -> int:
@@ -86,26 +104,36 @@ def record_settlement_events(
     were new."""
     if not events:
         return 0
-    statements = _statements(connection)
     # executemany with a statement built once: a 1,000-row VALUES list compiled anew at
     # every call cost about a second of CPU (SQLAlchemy renders each bound parameter).
-    inserted = connection.execute(statements.events, [_event_row(event) for event in events])
+    inserted = connection.execute(
+        _statements(connection).events, [_event_row(event) for event in events]
+    )
     new_ids = set(inserted.scalars())
     new = [event for event in events if event.event_id in new_ids]
-    if not new:
-        return 0
+    add_to_ledger(connection, [_event_entry(event) for event in new])
+    return len(new)
+
+
+def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]) -> None:
+    """Add the entries to the burden ledger (``burdens``, ``burden_payments``) in the
+    caller's transaction: the one place the ledger changes, whatever the entries come from
+    (settlement events, bills paid outside the window)."""
+    if not entries:
+        return
+    statements = _statements(connection)
     totals: dict[tuple[str, int], Counter[str]] = {}
     paid: Counter[tuple[str, int, str]] = Counter()
-    for event in new:
-        sign = 1 if event.kind == SETTLED else -1
-        key = (event.person_id, event.settled_on.year)
+    for entry in entries:
+        sign = entry.sign
+        key = (entry.person_id, entry.year)
         counts = totals.setdefault(key, Counter())
-        counts["total_fen"] += sign * event.total_fen
-        counts["fund_paid_fen"] += sign * event.fund_paid_fen
-        counts["personal_burden_fen"] += sign * event.self_pay_fen
-        counts["eligible_burden_fen"] += sign * event.eligible_burden_fen
-        counts[_VISIT_COLUMNS[event.visit_type]] += sign
-        for _layer, fund, fen in event.payments:
+        counts["total_fen"] += sign * entry.total_fen
+        counts["fund_paid_fen"] += sign * sum(fen for _fund, fen in entry.fund_payments)
+        counts["personal_burden_fen"] += sign * entry.self_pay_fen
+        counts["eligible_burden_fen"] += sign * entry.eligible_burden_fen
+        counts[_VISIT_COLUMNS[entry.visit_type]] += sign
+        for fund, fen in entry.fund_payments:
             paid[(*key, fund)] += sign * fen
     # In key order: two batches touching the same persons lock their rows in one order
     # (PostgreSQL), so they wait for each other instead of deadlocking.
@@ -124,7 +152,19 @@ def record_settlement_events(
                 for (person, year, fund), fen in sorted(paid.items())
             ],
         )
-    return len(new)
+
+
+def _event_entry(event: SettlementEvent) -> LedgerEntry:
+    return LedgerEntry(
+        person_id=event.person_id,
+        year=event.settled_on.year,
+        sign=1 if event.kind == SETTLED else -1,
+        visit_type=event.visit_type,
+        total_fen=event.total_fen,
+        fund_payments=tuple((fund, fen) for _layer, fund, fen in event.payments),
+        self_pay_fen=event.self_pay_fen,
+        eligible_burden_fen=event.eligible_burden_fen,
+    )
 
 
 _COUNTED: Final = (

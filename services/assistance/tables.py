@@ -5,7 +5,8 @@
 ``burden_payments`` are the ledger they add up to, per person and calendar year
 (docs/domain.md section 7). ``assistance_persons`` and ``assistance_statuses`` are the
 copies enrollment and the datashare hub send (doudi.common.outbox): who belongs to which
-household, and who holds which status when. Codes are the core's lower-case strings;
+household, and who holds which status when. ``assistance_bills`` are the bills paid
+outside the window that clerks enter; they count in the ledger as settlements do. Codes are the core's lower-case strings;
 money ``int`` fen.
 """
 
@@ -15,6 +16,7 @@ import sqlalchemy
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -106,3 +108,40 @@ assistance_statuses = Table(
     Column("periods", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- bills paid outside the window ---------------------------------------------------
+
+# A bill a clerk entered from receipts (docs/domain.md section 7), once per request id:
+# ``digest`` is the content's, to tell a repeat from another bill under the same id.
+# ``visit`` is the visit in docs/case-format.md's shape (JSON), so that screening can
+# run the engine on it; ``insurance_payments`` [[fund, fen], ...].
+assistance_bills = Table(
+    "assistance_bills",
+    metadata,
+    Column(
+        "bill_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("digest", String(64), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("hospital_name", String(128), nullable=False),
+    Column("hospital_level", Integer, nullable=True),
+    Column("visit_type", String(32), nullable=False),
+    Column("out_of_area", Boolean, nullable=False),
+    Column("admitted", Date, nullable=True),
+    Column("settled_on", Date, nullable=False),
+    Column("visit", JSON, nullable=False),
+    Column("insurance_payments", JSON, nullable=False),
+    Column("total_fen", BigInteger, nullable=False),
+    Column("insurance_paid_fen", BigInteger, nullable=False),
+    Column("out_of_scope_fen", BigInteger, nullable=False),
+    Column("self_pay_fen", BigInteger, nullable=False),
+    Column("eligible_burden_fen", BigInteger, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_assistance_bills_person", assistance_bills.c.person_id, assistance_bills.c.settled_on)
+Index("ix_assistance_bills_region", assistance_bills.c.region, assistance_bills.c.settled_on)

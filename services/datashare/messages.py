@@ -8,9 +8,12 @@ from typing import TypeVar
 
 from google.type import date_pb2
 
+from doudi.assistance.v1 import assistance_pb2
 from doudi.common.enums import (
     AGENCIES,
     ASSERTION_KINDS,
+    ASSISTANCE_AGENCIES,
+    ASSISTANCE_STATUSES,
     COMPARISON_CLASSES,
     GAP_REASONS,
     ROSTER_STATES,
@@ -44,7 +47,12 @@ def assertion_message(assertion: service.Assertion) -> datashare_pb2.StatusAsser
     return message
 
 
-Period = TypeVar("Period", datashare_pb2.StatusPeriod, settlement_pb2.StatusPeriod)
+Period = TypeVar(
+    "Period",
+    datashare_pb2.StatusPeriod,
+    settlement_pb2.StatusPeriod,
+    assistance_pb2.StatusPeriod,
+)
 
 
 def period_message(period: EffectivePeriod) -> datashare_pb2.StatusPeriod:
@@ -56,6 +64,12 @@ def settlement_period_message(period: EffectivePeriod) -> settlement_pb2.StatusP
     """A period as settlement's ``RecordPersonStatuses`` takes it (its own message, with the
     hub's field numbers and enum values)."""
     return _period(settlement_pb2.StatusPeriod, SETTLEMENT_STATUSES, SETTLEMENT_AGENCIES, period)
+
+
+def assistance_period_message(period: EffectivePeriod) -> assistance_pb2.StatusPeriod:
+    """A period as assistance's ``RecordPersonStatuses`` takes it (its own message, with the
+    hub's field numbers and enum values)."""
+    return _period(assistance_pb2.StatusPeriod, ASSISTANCE_STATUSES, ASSISTANCE_AGENCIES, period)
 
 
 def _period(

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import grpc
 import sqlalchemy
 
-from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import AGENCIES, COMPARISON_CLASSES, STATUSES
 from doudi.common.errors import PermissionDenied
@@ -33,14 +32,14 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import Sender, received_batch, received_person
+from doudi.common.outbox import received_batch, received_person
 from doudi.common.protos import optional_date, to_date
 from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from services.datashare import comparison, rosters, service
-from services.datashare.delivery import status_sender
+from services.datashare.delivery import Deliveries, start_deliveries
 from services.datashare.messages import (
     assertion_message,
     comparison_message,
@@ -69,7 +68,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
     def __init__(
         self,
         engine: sqlalchemy.Engine,
-        delivery: Sender,
+        delivery: Deliveries,
         regions: frozenset[str],
         revocation_limit_percent: int = 5,
     ) -> None:
@@ -493,8 +492,7 @@ def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        settlement = outbox.open_channel(stack, settings.settlement_address)
-        delivery = outbox.start(stack, status_sender(engine, settings, settlement))
+        delivery = start_deliveries(stack, engine, settings)
         sweep = asyncio.create_task(
             _abandon_stale_rosters(engine, settings.roster_stream_max_seconds),
             name="abandoning stale roster streams",

@@ -166,8 +166,9 @@ def _by_reference(
 # -- deliveries to the settlement service ---------------------------------------
 
 
-SUBSCRIBERS = (outbox.SETTLEMENT,)
-"""Who keeps a copy of the persons' statuses."""
+SUBSCRIBERS = (outbox.SETTLEMENT, outbox.ASSISTANCE)
+"""Who keeps a copy of the persons' statuses: settlement settles on it, assistance reads
+who held what status in a year."""
 
 
 @dataclass(frozen=True, slots=True)

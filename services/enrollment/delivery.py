@@ -1,8 +1,10 @@
-"""Sending persons' coverage (name, region and enrolments) to the services that keep a copy.
+"""Sending persons' coverage (name, household, region and enrolments) to the services that
+keep a copy.
 
 The settlement service settles on its copy, in the transaction that settles;
-the datashare hub compares the agencies' rosters with its copy. Registering a
-person or an enrolment queues the person in ``coverage_deliveries`` for both;
+the datashare hub compares the agencies' rosters with its copy; the assistance
+service adds a household's burdens together on its copy. Registering a person
+or an enrolment queues the person in ``coverage_deliveries`` for all three;
 the service sends before it answers, a batch per call, and retries what
 fails: see :mod:`doudi.common.outbox`.
 """
@@ -15,8 +17,16 @@ from collections.abc import Awaitable, Callable
 import grpc
 import sqlalchemy
 
+from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from doudi.common.db import read_in_thread
-from doudi.common.outbox import DATASHARE, SETTLEMENT, Sender, Versions, internal_metadata
+from doudi.common.outbox import (
+    ASSISTANCE,
+    DATASHARE,
+    SETTLEMENT,
+    Sender,
+    Versions,
+    internal_metadata,
+)
 from doudi.common.settings import SenderSettings
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
@@ -83,6 +93,36 @@ def register_sender(
         return list(answer.versions)
 
     return _sender(engine, settings, DATASHARE, record)
+
+
+def household_sender(
+    engine: sqlalchemy.Engine, settings: SenderSettings, assistance: grpc.aio.Channel
+) -> Sender:
+    """To assistance: each person's name, household, region and enrolled years."""
+    stub = assistance_pb2_grpc.AssistanceServiceStub(assistance)
+    metadata = internal_metadata(settings)
+
+    async def record(persons: list[PersonCoverage]) -> list[int]:
+        answer = await stub.RecordPersons(
+            assistance_pb2.RecordPersonsRequest(
+                persons=[
+                    assistance_pb2.InsuredPerson(
+                        person_id=person.person_id,
+                        version=person.version,
+                        name=person.name,
+                        household_id=person.household_id,
+                        region=person.region,
+                        years=[enrolment.year for enrolment in person.enrolments],
+                    )
+                    for person in persons
+                ]
+            ),
+            metadata=metadata,
+            timeout=settings.peer_timeout_seconds,
+        )
+        return list(answer.versions)
+
+    return _sender(engine, settings, ASSISTANCE, record)
 
 
 def _sender(

@@ -39,7 +39,7 @@ from doudi.core.policy import Pack
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from services.enrollment import service, subsidised
-from services.enrollment.delivery import coverage_sender, register_sender
+from services.enrollment.delivery import coverage_sender, household_sender, register_sender
 from services.enrollment.messages import enrolment_message, person_message, total_message
 from services.enrollment.settings import DEFAULT_PORT, Settings
 
@@ -280,9 +280,11 @@ def setup(settings: Settings) -> Setup:
         registry = await asyncio.to_thread(PackRegistry.load)
         settlement = outbox.open_channel(stack, settings.settlement_address)
         datashare = outbox.open_channel(stack, settings.datashare_address)
+        assistance = outbox.open_channel(stack, settings.assistance_address)
         senders = (
             outbox.start(stack, coverage_sender(engine, settings, settlement)),
             outbox.start(stack, register_sender(engine, settings, datashare)),
+            outbox.start(stack, household_sender(engine, settings, assistance)),
         )
         servicer = EnrollmentServicer(
             engine,

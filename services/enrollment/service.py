@@ -175,20 +175,22 @@ def get_coverage(*, connection: sqlalchemy.Connection, person_id: str, day: date
     return Coverage(_record(Person, row), _record(Enrolment, row))
 
 
-# The copies the settlement service and the datashare hub keep (doudi.common.outbox)
+# The copies the settlement, datashare and assistance services keep (doudi.common.outbox)
 
-SUBSCRIBERS = (outbox.SETTLEMENT, outbox.DATASHARE)
+SUBSCRIBERS = (outbox.SETTLEMENT, outbox.DATASHARE, outbox.ASSISTANCE)
 """Who keeps a copy of the register: settlement settles on it, datashare compares the
-agencies' rosters with it."""
+agencies' rosters with it, assistance adds a household's burdens together."""
 
 
 @dataclass(frozen=True, slots=True)
 class PersonCoverage:
-    """What the subscribers keep of a person: name, region and every year's enrolment."""
+    """What the subscribers keep of a person: name, household, region and every year's
+    enrolment."""
 
     person_id: str
     version: int
     name: str
+    household_id: str
     region: str
     enrolments: tuple[Enrolment, ...]
 
@@ -233,6 +235,7 @@ def coverage_to_deliver(
             row.person_id,
             1 + len(years.get(row.person_id, ())),
             row.name,
+            row.household_id,
             row.region,
             tuple(years.get(row.person_id, ())),
         )

@@ -59,7 +59,7 @@ enrolments = Table(
     _created_at(),
 )
 
-# Persons whose name, region and enrolments a subscriber (settlement, datashare) has not
-# received yet (doudi.common.outbox); ``version`` counts the person's records
-# (1 + enrolments).
+# Persons whose name, household, region and enrolments a subscriber (settlement,
+# datashare, assistance) has not received yet (doudi.common.outbox); ``version`` counts
+# the person's records (1 + enrolments).
 coverage_deliveries = outbox_table(metadata, "coverage_deliveries")

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.type import date_pb2 as _date_pb2
@@ -184,6 +185,36 @@ AGENCY_DISABLED_PERSONS_FEDERATION: Agency.ValueType  # 5
 AGENCY_VETERANS_AFFAIRS: Agency.ValueType  # 6
 """退役军人事务局."""
 Global___Agency: _TypeAlias = Agency  # noqa: Y015
+
+class _ItemClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ItemClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ItemClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ITEM_CLASS_UNSPECIFIED: _ItemClass.ValueType  # 0
+    ITEM_CLASS_A: _ItemClass.ValueType  # 1
+    """甲类: fully in scope."""
+    ITEM_CLASS_B: _ItemClass.ValueType  # 2
+    """乙类: in scope after the personal pre-payment share."""
+    ITEM_CLASS_C: _ItemClass.ValueType  # 3
+    """丙类 / 全自费: out of scope."""
+
+class ItemClass(_ItemClass, metaclass=_ItemClassEnumTypeWrapper):
+    """--- bills paid outside the window ---
+
+    A line item's class in the catalogue (the settlement service's ItemClass,
+    same names and numbers).
+    """
+
+ITEM_CLASS_UNSPECIFIED: ItemClass.ValueType  # 0
+ITEM_CLASS_A: ItemClass.ValueType  # 1
+"""甲类: fully in scope."""
+ITEM_CLASS_B: ItemClass.ValueType  # 2
+"""乙类: in scope after the personal pre-payment share."""
+ITEM_CLASS_C: ItemClass.ValueType  # 3
+"""丙类 / 全自费: out of scope."""
+Global___ItemClass: _TypeAlias = ItemClass  # noqa: Y015
 
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
@@ -426,7 +457,9 @@ class Burden(_message.Message):
     costs, never below zero, visit by visit.
     """
     inpatient_visits: _builtins.int
-    """Settled visits by type (a reversed one no longer counts)."""
+    """Visits by type, settled (a reversed one no longer counts) or billed
+    outside the window.
+    """
     outpatient_chronic_visits: _builtins.int
     outpatient_major_visits: _builtins.int
     outpatient_general_visits: _builtins.int
@@ -739,3 +772,312 @@ class RecordPersonStatusesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordPersonStatusesResponse: _TypeAlias = RecordPersonStatusesResponse  # noqa: Y015
+
+@_typing.final
+class Item(_message.Message):
+    """A line item of the bill (the settlement service's Item, same field
+    numbers).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    ITEM_CLASS_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    OVER_LIMIT_FEN_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    item_class: Global___ItemClass.ValueType
+    amount_fen: _builtins.int
+    over_limit_fen: _builtins.int
+    """The part of the amount above the catalogue price limit (超限价)."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        item_class: Global___ItemClass.ValueType = ...,
+        amount_fen: _builtins.int = ...,
+        over_limit_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "code", b"code", "item_class", b"item_class", "over_limit_fen", b"over_limit_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Item: _TypeAlias = Item  # noqa: Y015
+
+@_typing.final
+class Visit(_message.Message):
+    """The visit a bill is for, as the engine reads a visit (the settlement
+    service's Visit, same field numbers), so that screening can assess it
+    under the pack.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    ADMITTED_FIELD_NUMBER: _builtins.int
+    DISCHARGED_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    OUT_OF_AREA_FIELD_NUMBER: _builtins.int
+    REFERRED_FIELD_NUMBER: _builtins.int
+    DIAGNOSES_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    visit_id: _builtins.str
+    """The hospital's visit or receipt number."""
+    visit_type: Global___VisitType.ValueType
+    out_of_area: _builtins.bool
+    """Outside the person's pooling region."""
+    referred: _builtins.bool
+    @_builtins.property
+    def admitted(self) -> _date_pb2.Date:
+        """Inpatient visits: admission and discharge days."""
+
+    @_builtins.property
+    def discharged(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def date(self) -> _date_pb2.Date:
+        """Outpatient visits and pharmacy purchases: the day of the visit."""
+
+    @_builtins.property
+    def diagnoses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ICD-10 codes, main diagnosis first."""
+
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Item]: ...
+    def __init__(
+        self,
+        *,
+        visit_id: _builtins.str = ...,
+        visit_type: Global___VisitType.ValueType = ...,
+        admitted: _date_pb2.Date | None = ...,
+        discharged: _date_pb2.Date | None = ...,
+        date: _date_pb2.Date | None = ...,
+        out_of_area: _builtins.bool = ...,
+        referred: _builtins.bool = ...,
+        diagnoses: _abc.Iterable[_builtins.str] | None = ...,
+        items: _abc.Iterable[Global___Item] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admitted", b"admitted", "date", b"date", "discharged", b"discharged"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admitted", b"admitted", "date", b"date", "diagnoses", b"diagnoses", "discharged", b"discharged", "items", b"items", "out_of_area", b"out_of_area", "referred", b"referred", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Visit: _TypeAlias = Visit  # noqa: Y015
+
+@_typing.final
+class BillPayment(_message.Message):
+    """What one fund already paid on the bill where it was paid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FUND_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    fund: _builtins.str
+    """A fund-pay-type code such as `310100`."""
+    paid_fen: _builtins.int
+    def __init__(
+        self,
+        *,
+        fund: _builtins.str = ...,
+        paid_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fund", b"fund", "paid_fen", b"paid_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillPayment: _TypeAlias = BillPayment  # noqa: Y015
+
+@_typing.final
+class Bill(_message.Message):
+    """A bill paid outside the window. Σ visit.items.amount_fen = total_fen =
+    Σ insurance_payments.paid_fen + self_pay_fen, to the fen.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    HOSPITAL_NAME_FIELD_NUMBER: _builtins.int
+    HOSPITAL_LEVEL_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    INSURANCE_PAYMENTS_FIELD_NUMBER: _builtins.int
+    SELF_PAY_FEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FEN_FIELD_NUMBER: _builtins.int
+    OUT_OF_SCOPE_FEN_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    RECORD_TIME_FIELD_NUMBER: _builtins.int
+    bill_id: _builtins.int
+    """Output only: the service's id of the bill."""
+    request_id: _builtins.str
+    """The caller's id of the request (at most 64 characters): the same id is
+    the same bill.
+    """
+    person_id: _builtins.str
+    region: _builtins.str
+    """The pooling region whose pack applies (the person's, for screening)."""
+    hospital_name: _builtins.str
+    """The hospital where it was paid, and its level (1, 2 or 3; 0 for a
+    pharmacy purchase without one).
+    """
+    hospital_level: _builtins.int
+    self_pay_fen: _builtins.int
+    total_fen: _builtins.int
+    """Output only: the items together."""
+    out_of_scope_fen: _builtins.int
+    """Output only: the out-of-scope part under the region's pack (class C,
+    over-limit, the class B pre-payment).
+    """
+    eligible_burden_fen: _builtins.int
+    """Output only: what the bill adds to the eligible burden (the self-pay
+    less the out-of-scope part, never below zero).
+    """
+    @_builtins.property
+    def visit(self) -> Global___Visit: ...
+    @_builtins.property
+    def insurance_payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___BillPayment]:
+        """What insurance already paid there, by fund."""
+
+    @_builtins.property
+    def record_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        bill_id: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        hospital_name: _builtins.str = ...,
+        hospital_level: _builtins.int = ...,
+        visit: Global___Visit | None = ...,
+        insurance_payments: _abc.Iterable[Global___BillPayment] | None = ...,
+        self_pay_fen: _builtins.int = ...,
+        total_fen: _builtins.int = ...,
+        out_of_scope_fen: _builtins.int = ...,
+        eligible_burden_fen: _builtins.int = ...,
+        record_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record_time", b"record_time", "visit", b"visit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_id", b"bill_id", "eligible_burden_fen", b"eligible_burden_fen", "hospital_level", b"hospital_level", "hospital_name", b"hospital_name", "insurance_payments", b"insurance_payments", "out_of_scope_fen", b"out_of_scope_fen", "person_id", b"person_id", "record_time", b"record_time", "region", b"region", "request_id", b"request_id", "self_pay_fen", b"self_pay_fen", "total_fen", b"total_fen", "visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Bill: _TypeAlias = Bill  # noqa: Y015
+
+@_typing.final
+class RecordBillRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> Global___Bill: ...
+    def __init__(
+        self,
+        *,
+        bill: Global___Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordBillRequest: _TypeAlias = RecordBillRequest  # noqa: Y015
+
+@_typing.final
+class RecordBillResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    RECORDED_FIELD_NUMBER: _builtins.int
+    PERSON_ON_RECORD_FIELD_NUMBER: _builtins.int
+    recorded: _builtins.bool
+    """False when the bill was recorded before under this request id (nothing
+    changed).
+    """
+    person_on_record: _builtins.bool
+    """Whether enrollment has sent the person (their household is known); a
+    bill of a person it has not is recorded all the same.
+    """
+    @_builtins.property
+    def bill(self) -> Global___Bill: ...
+    def __init__(
+        self,
+        *,
+        bill: Global___Bill | None = ...,
+        recorded: _builtins.bool = ...,
+        person_on_record: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill", "person_on_record", b"person_on_record", "recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordBillResponse: _TypeAlias = RecordBillResponse  # noqa: Y015
+
+@_typing.final
+class ListBillsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    """Either a person (with `year`, optional: 0 means every year) ..."""
+    region: _builtins.str
+    """... or a region and a year."""
+    year: _builtins.int
+    page_size: _builtins.int
+    """At most 1,000 (0: 100)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id", "region", b"region", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBillsRequest: _TypeAlias = ListBillsRequest  # noqa: Y015
+
+@_typing.final
+class ListBillsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILLS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def bills(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bill]: ...
+    def __init__(
+        self,
+        *,
+        bills: _abc.Iterable[Global___Bill] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bills", b"bills", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBillsResponse: _TypeAlias = ListBillsResponse  # noqa: Y015

@@ -64,6 +64,16 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesResponse.FromString,
                 _registered_method=True)
+        self.RecordBill = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/RecordBill',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordBillRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordBillResponse.FromString,
+                _registered_method=True)
+        self.ListBills = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ListBills',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsResponse.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
@@ -123,6 +133,30 @@ class AssistanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordBill(self, request, context):
+        """--- bills paid outside the window ---
+        Records a bill the one-stop window did not settle (an out-of-area stay
+        paid in full, receipts a clerk enters; internal callers only) and adds it
+        to the burden ledger of its person and discharge year, in one
+        transaction. Idempotent by the caller's `request_id`: the same id with
+        the same bill answers the stored bill and changes nothing; with another
+        bill FAILED_PRECONDITION. The items must add up to what insurance paid
+        and the self-pay, to the fen (INVALID_ARGUMENT naming the field). A
+        person enrollment has not sent is recorded all the same (the burden is
+        real): `person_on_record` says so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBills(self, request, context):
+        """The bills of a person (optionally of a year), or of a region and year,
+        in recording order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssistanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +184,16 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     servicer.RecordPersonStatuses,
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesResponse.SerializeToString,
+            ),
+            'RecordBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordBill,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordBillRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordBillResponse.SerializeToString,
+            ),
+            'ListBills': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBills,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -292,6 +336,60 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/RecordPersonStatuses',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/RecordBill',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordBillRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordBillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBills(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ListBills',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsResponse.FromString,
             options,
             channel_credentials,
             insecure,

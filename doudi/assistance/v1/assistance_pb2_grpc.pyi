@@ -66,6 +66,22 @@ class AssistanceServiceStub:
     """Records each person's status periods as the datashare hub sends them
     (internal callers only; at most 1,000 a call), newest version kept.
     """
+    RecordBill: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.RecordBillRequest, _assistance_pb2.RecordBillResponse]
+    """--- bills paid outside the window ---
+    Records a bill the one-stop window did not settle (an out-of-area stay
+    paid in full, receipts a clerk enters; internal callers only) and adds it
+    to the burden ledger of its person and discharge year, in one
+    transaction. Idempotent by the caller's `request_id`: the same id with
+    the same bill answers the stored bill and changes nothing; with another
+    bill FAILED_PRECONDITION. The items must add up to what insurance paid
+    and the self-pay, to the fen (INVALID_ARGUMENT naming the field). A
+    person enrollment has not sent is recorded all the same (the burden is
+    real): `person_on_record` says so.
+    """
+    ListBills: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListBillsRequest, _assistance_pb2.ListBillsResponse]
+    """The bills of a person (optionally of a year), or of a region and year,
+    in recording order, a page at a time.
+    """
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
@@ -104,6 +120,22 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     RecordPersonStatuses: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RecordPersonStatusesRequest, _assistance_pb2.RecordPersonStatusesResponse]  # type: ignore[assignment]
     """Records each person's status periods as the datashare hub sends them
     (internal callers only; at most 1,000 a call), newest version kept.
+    """
+    RecordBill: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RecordBillRequest, _assistance_pb2.RecordBillResponse]  # type: ignore[assignment]
+    """--- bills paid outside the window ---
+    Records a bill the one-stop window did not settle (an out-of-area stay
+    paid in full, receipts a clerk enters; internal callers only) and adds it
+    to the burden ledger of its person and discharge year, in one
+    transaction. Idempotent by the caller's `request_id`: the same id with
+    the same bill answers the stored bill and changes nothing; with another
+    bill FAILED_PRECONDITION. The items must add up to what insurance paid
+    and the self-pay, to the fen (INVALID_ARGUMENT naming the field). A
+    person enrollment has not sent is recorded all the same (the burden is
+    real): `person_on_record` says so.
+    """
+    ListBills: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListBillsRequest, _assistance_pb2.ListBillsResponse]  # type: ignore[assignment]
+    """The bills of a person (optionally of a year), or of a region and year,
+    in recording order, a page at a time.
     """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -170,6 +202,34 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_assistance_pb2.RecordPersonStatusesResponse, _abc.Awaitable[_assistance_pb2.RecordPersonStatusesResponse]]:
         """Records each person's status periods as the datashare hub sends them
         (internal callers only; at most 1,000 a call), newest version kept.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordBill(
+        self,
+        request: _assistance_pb2.RecordBillRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.RecordBillResponse, _abc.Awaitable[_assistance_pb2.RecordBillResponse]]:
+        """--- bills paid outside the window ---
+        Records a bill the one-stop window did not settle (an out-of-area stay
+        paid in full, receipts a clerk enters; internal callers only) and adds it
+        to the burden ledger of its person and discharge year, in one
+        transaction. Idempotent by the caller's `request_id`: the same id with
+        the same bill answers the stored bill and changes nothing; with another
+        bill FAILED_PRECONDITION. The items must add up to what insurance paid
+        and the self-pay, to the fen (INVALID_ARGUMENT naming the field). A
+        person enrollment has not sent is recorded all the same (the burden is
+        real): `person_on_record` says so.
+        """
+
+    @_abc_1.abstractmethod
+    def ListBills(
+        self,
+        request: _assistance_pb2.ListBillsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListBillsResponse, _abc.Awaitable[_assistance_pb2.ListBillsResponse]]:
+        """The bills of a person (optionally of a year), or of a region and year,
+        in recording order, a page at a time.
         """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
