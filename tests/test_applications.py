@@ -24,6 +24,7 @@ import sqlalchemy
 
 from doudi.assistance.v1 import assistance_pb2 as pb
 from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+from doudi.cli import applications as cli_applications
 from doudi.cli import demo
 from doudi.cli.launcher import free_ports
 from doudi.common.errors import decode_status
@@ -41,7 +42,7 @@ from tests.services import (
     start_service,
     stop_service,
 )
-from tests.support import business_day, with_check_digit
+from tests.support import business_day, run_cli, with_check_digit
 
 ZHANG = with_check_digit("41132319500315001")
 LI = with_check_digit("41132319620812002")
@@ -536,3 +537,104 @@ def test_an_agency_may_not_assert_for_another_agency(
     error = refusal(lambda: hub.AssertStatus(message, metadata=INTERNAL))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert hub_assertions(hub, LI) == []
+
+
+# --- doudi applications ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def address(tmp_path: Path, database_url: str) -> Iterator[str]:
+    service = start_assistance(tmp_path, database_url)
+    try:
+        yield service.address
+    finally:
+        stop_service(service)
+
+
+def doudi(capsys: pytest.CaptureFixture[str], address: str, *argv: str) -> tuple[int, str, str]:
+    """``doudi applications ...`` in this process (argparse's refusals exit)."""
+    try:
+        return run_cli(["applications", *argv, "--address", address], capsys)
+    except SystemExit as exit:
+        captured = capsys.readouterr()
+        return int(exit.code or 0), captured.out, captured.err
+
+
+def test_the_window_accepts_lists_and_decides_from_the_command_line(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accept_argv = [
+        "accept", "--person", ZHANG, "--household", "h-1", "--region", "411323",
+        "--kind", "temporary", "--accepted-on", "2025-09-26", "--received", "身份证",
+        "--missing", "诊断证明=2025-10-15", "--commitment", "家庭收入证明",
+        "--case-worker", "王芳", "--json",
+    ]  # fmt: skip
+    code, out, err = doudi(capsys, address, *accept_argv)
+    assert (code, err) == (0, "")
+    accepted = json.loads(out)
+    assert accepted["deadline"] == "2025-11-13"
+    assert accepted["missing_documents"] == [
+        {"name": "诊断证明", "due_on": "2025-10-15", "supplied_on": None}
+    ]
+    code, out, _ = doudi(capsys, address, *accept_argv)  # run again: the same application
+    assert json.loads(out)["application_id"] == accepted["application_id"]
+
+    code, out, _ = doudi(capsys, address, "list", "--overdue")
+    assert code == 0
+    assert "逾期" in out
+    assert "\033[" not in out  # no colour when not on a terminal
+    assert ZHANG not in out  # masked in the table
+
+    number = str(accepted["application_id"])
+    code, _, err = doudi(
+        capsys, address, "decide", number, "--approve", "--amount", "5200", "--reason", "属实",
+        "--case-worker", "李", "--on", "2025-10-20",
+    )  # fmt: skip
+    assert code == 1
+    assert "诊断证明" in err  # still missing
+    code, _, _ = doudi(
+        capsys, address, "supply", number, "--document", "诊断证明", "--on", "2025-10-14"
+    )
+    assert code == 0
+    code, out, _ = doudi(
+        capsys, address, "decide", number, "--approve", "--amount", "5200.50", "--reason", "属实",
+        "--case-worker", "李", "--on", "2025-10-20", "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["approved_amount_fen"] == 520_050
+    code, out, _ = doudi(capsys, address, "show", number)
+    assert "5200.50 yuan" in out
+    code, _, err = doudi(
+        capsys, address, "decide", number, "--refuse", "--reason", "再议", "--case-worker", "李"
+    )
+    assert code == 1
+    assert "already approved" in err
+
+
+def test_bad_input_on_the_command_line_exits_2_naming_it(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["accept", "--household", "h-1", "--region", "411323", "--kind", "temporary",
+            "--case-worker", "王芳"]  # fmt: skip
+    code, _, err = doudi(capsys, address, *base, "--person", "411323")
+    assert code == 2
+    assert "person_id" in err
+    code, _, err = doudi(capsys, address, *base, "--person", ZHANG, "--accepted-on", "2026-02-30")
+    assert code == 2
+    assert "--accepted-on" in err
+    code, _, err = doudi(capsys, address, "decide", "1", "--approve", "--amount", "-5",
+                         "--reason", "x", "--case-worker", "李")  # fmt: skip
+    assert code == 2
+    assert "--amount" in err
+    code, out, _ = doudi(capsys, address, "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_an_overdue_line_is_red_on_a_terminal(assistance: AssistanceServiceStub) -> None:
+    late = accept(assistance, request("late", accepted_on="2025-09-26")).application
+    fresh = accept(assistance, request("fresh")).application
+    lines = cli_applications.table([late, fresh], color=True).splitlines()
+    assert lines[1].startswith(cli_applications.RED)
+    assert cli_applications.RED not in lines[2]
+    assert "逾期" in lines[1]
+    assert "30" in lines[2].split()

@@ -33,6 +33,7 @@ from typing import NoReturn
 
 import orjson
 
+from doudi.cli import applications
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
@@ -358,6 +359,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the comparison's id, as 'doudi roster compare' printed it",
     )
+    applications.add_commands(commands)
     for bureau_command in (compare, export, enrol):
         bureau_command.add_argument(
             "--datashare",
@@ -403,6 +405,8 @@ def _run(args: argparse.Namespace) -> int:
             gateway_port=args.port,
             settlement_processes=args.settlement_processes,
         )
+    if args.command == "applications":
+        return applications.run(args)
     if args.command == "roster":
         if args.roster_command == "submit":
             return _roster_submit(args)
