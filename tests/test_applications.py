@@ -535,6 +535,10 @@ def test_an_agency_may_not_assert_for_another_agency(
     )
     assert error.code == grpc.StatusCode.PERMISSION_DENIED
     error = refusal(lambda: hub.AssertStatus(message, metadata=INTERNAL))
+    assert error.code == grpc.StatusCode.PERMISSION_DENIED
+    error = refusal(
+        lambda: hub.AssertStatus(message, metadata=(*INTERNAL, ("doudi-acting-for", "hospital")))
+    )
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert hub_assertions(hub, LI) == []
 

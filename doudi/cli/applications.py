@@ -78,7 +78,13 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     accept.add_argument(
         "--region", required=True, type=cli._region, metavar="REGION", help="6-digit code"
     )
-    accept.add_argument("--kind", required=True, choices=sorted(KINDS))
+    accept.add_argument(
+        "--kind",
+        required=True,
+        choices=sorted(KINDS),
+        metavar="KIND",
+        help=f"what is applied for ({', '.join(sorted(KINDS))})",
+    )
     accept.add_argument(
         "--accepted-on", type=cli._day, metavar="YYYY-MM-DD", help="the day (today)"
     )
@@ -100,7 +106,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="NAME",
         help="a proof the applicant's signed commitment replaces",
     )
-    accept.add_argument("--case-worker", required=True, metavar="NAME")
+    accept.add_argument("--case-worker", required=True, metavar="NAME", help="who accepts it")
     accept.add_argument("--request-id", metavar="ID", help="the request's id, for retries")
     listing = sub.add_parser(
         "list",
@@ -108,33 +114,57 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         description="List applications, oldest first, with the working days left to their "
         "deadline; an overdue one (undecided after it) in red on a terminal.",
     )
-    listing.add_argument("--region", type=cli._region, metavar="REGION")
-    listing.add_argument("--state", choices=sorted(STATES))
-    listing.add_argument("--kind", choices=sorted(KINDS))
+    listing.add_argument("--region", type=cli._region, metavar="REGION", help="only this region's")
+    listing.add_argument(
+        "--state",
+        choices=sorted(STATES),
+        metavar="STATE",
+        help=f"only in this state ({', '.join(sorted(STATES))})",
+    )
+    listing.add_argument(
+        "--kind",
+        choices=sorted(KINDS),
+        metavar="KIND",
+        help=f"only of this kind ({', '.join(sorted(KINDS))})",
+    )
     listing.add_argument("--overdue", action="store_true", help="only the overdue")
-    show = sub.add_parser("show", help="show one application", description="Show one.")
-    show.add_argument("application_id", type=cli._at_least_one, metavar="ID")
+    show = sub.add_parser(
+        "show",
+        help="show one application",
+        description="Show one application: documents, deadline, decision, status.",
+    )
+    show.add_argument(
+        "application_id", type=cli._at_least_one, metavar="ID", help="the application's number"
+    )
     decide = sub.add_parser(
         "decide",
         help="approve or refuse an application, once",
         description="Approve or refuse an application; a second decision is refused. "
         "Approving temporary or out-of-area assistance needs --amount.",
     )
-    decide.add_argument("application_id", type=cli._at_least_one, metavar="ID")
+    decide.add_argument(
+        "application_id", type=cli._at_least_one, metavar="ID", help="the application's number"
+    )
     verdict = decide.add_mutually_exclusive_group(required=True)
-    verdict.add_argument("--approve", action="store_true")
-    verdict.add_argument("--refuse", action="store_true")
-    decide.add_argument("--reason", required=True, metavar="TEXT")
+    verdict.add_argument("--approve", action="store_true", help="approve it")
+    verdict.add_argument("--refuse", action="store_true", help="refuse it")
+    decide.add_argument(
+        "--reason", required=True, metavar="TEXT", help="why (told to the applicant)"
+    )
     decide.add_argument("--amount", type=_yuan, metavar="YUAN", help="one-off amount, yuan")
     decide.add_argument("--on", type=cli._day, metavar="YYYY-MM-DD", help="the day (today)")
-    decide.add_argument("--case-worker", required=True, metavar="NAME")
+    decide.add_argument("--case-worker", required=True, metavar="NAME", help="who decides")
     supply = sub.add_parser(
         "supply",
         help="record a missing document brought",
         description="Record that a missing document was brought.",
     )
-    supply.add_argument("application_id", type=cli._at_least_one, metavar="ID")
-    supply.add_argument("--document", required=True, metavar="NAME")
+    supply.add_argument(
+        "application_id", type=cli._at_least_one, metavar="ID", help="the application's number"
+    )
+    supply.add_argument(
+        "--document", required=True, metavar="NAME", help="the missing document's name"
+    )
     supply.add_argument("--on", type=cli._day, metavar="YYYY-MM-DD", help="the day (today)")
     for command in (accept, listing, show, decide, supply):
         command.add_argument("--json", action="store_true", help="print JSON (amounts in fen)")

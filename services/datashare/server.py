@@ -488,6 +488,12 @@ def acting_agency(caller: Caller, metadata: Iterable[tuple[str, Any]] | None) ->
                 f"{caller.id} may not assert a status for another agency", field=ACTING_FOR
             )
         return caller.id
+    if not named:
+        raise PermissionDenied(
+            f"the platform certifies no status of its own: it names the agency it acts for "
+            f"in {ACTING_FOR}",
+            field=ACTING_FOR,
+        )
     if len(named) != 1 or named[0] not in STATUS_AGENCIES:
         raise InvalidInput(
             ACTING_FOR,
