@@ -280,6 +280,36 @@ def test_missing_documents_are_supplied_before_approval(assistance: AssistanceSe
     assert as_date(approved.decided_on) == TODAY
 
 
+def supply(assistance: AssistanceServiceStub, application_id: int, name: str, on: str) -> Any:
+    return assistance.SupplyDocument(
+        pb.SupplyDocumentRequest(application_id=application_id, name=name, supplied_on=day(on)),
+        metadata=INTERNAL,
+    ).application
+
+
+def test_a_document_is_supplied_once_and_only_if_it_was_missing(
+    assistance: AssistanceServiceStub,
+) -> None:
+    accepted = accept(
+        assistance, request(accepted_on="2026-02-10", missing=(("诊断证明", "2026-02-20"),))
+    )
+    number = accepted.application.application_id
+    error = refusal(lambda: supply(assistance, number, "户口簿", "2026-02-12"))
+    assert (error.code, [v.field for v in error.violations]) == (
+        grpc.StatusCode.NOT_FOUND,
+        ["name"],
+    )
+    error = refusal(lambda: supply(assistance, number, "诊断证明", "2026-02-09"))
+    assert [v.field for v in error.violations] == ["supplied_on"]
+    assert get(assistance, number) == accepted.application
+
+    supplied = supply(assistance, number, "诊断证明", "2026-02-12")
+    assert supply(assistance, number, "诊断证明", "2026-02-12") == supplied  # a retry
+    error = refusal(lambda: supply(assistance, number, "诊断证明", "2026-02-13"))
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert as_date(get(assistance, number).missing_documents[0].supplied_on) == date(2026, 2, 12)
+
+
 def test_a_second_decision_is_refused_and_changes_nothing(
     assistance: AssistanceServiceStub,
 ) -> None:
@@ -447,6 +477,17 @@ def test_an_approval_while_the_hub_is_down_reaches_it_once_it_is_back(
                 ("platform", "AssertStatus")
             ]
         assert "not yet sent to the datashare service" in service.log()
+        engine = engine_of(service, tmp_path)
+        with engine.connect() as connection:
+            requested = connection.execute(
+                sqlalchemy.select(
+                    screening_requests.c.person_id,
+                    screening_requests.c.year,
+                    screening_requests.c.reason,
+                )
+            ).all()
+        engine.dispose()
+        assert requested == [(ZHANG, 2026, "expenditure_hardship_certified")]
     finally:
         stop_service(service)
 
@@ -493,10 +534,7 @@ def test_an_approved_expenditure_hardship_applies_at_the_next_settlement(
     assert after.status_code == 201, after.text
     assert paid(after.json())["medical_assistance"] > 0
 
-    engine = sqlalchemy.create_engine(
-        platform.services["assistance"].env.get("DOUDI_DATABASE_URL")
-        or f"sqlite:///{platform.directory / 'assistance.db'}"
-    )
+    engine = engine_of(platform.services["assistance"], platform.directory)
     with engine.connect() as connection:
         requested = connection.execute(
             sqlalchemy.select(
