@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from doudi.cli import demo
+from doudi.cli.launcher import free_ports
 from tests.conftest import new_database
 from tests.services import (
     INTERNAL,
@@ -107,10 +108,15 @@ def start_platform(
     try:
         # Settlement sends its events to assistance; datashare sends what it owns to
         # settlement and assistance, enrollment to all three.
-        assistance = start("assistance")
+        # Assistance also sends to datashare (statuses it certifies): datashare's port is
+        # chosen up front.
+        (datashare_port,) = free_ports(1)
+        datashare_address = f"127.0.0.1:{datashare_port}"
+        assistance = start("assistance", {"DOUDI_DATASHARE_ADDRESS": datashare_address})
         peers = {"DOUDI_ASSISTANCE_ADDRESS": assistance.address}
         peers["DOUDI_SETTLEMENT_ADDRESS"] = start("settlement", peers).address
-        peers["DOUDI_DATASHARE_ADDRESS"] = start("datashare", peers).address
+        start("datashare", {**peers, "DOUDI_PORT": str(datashare_port)})
+        peers["DOUDI_DATASHARE_ADDRESS"] = datashare_address
         start("enrollment", peers)
         start_gateway(platform, gateway_env)
     except BaseException:

@@ -37,7 +37,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import burden
+from doudi.cli import applications, burden
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
@@ -363,6 +363,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the comparison's id, as 'doudi roster compare' printed it",
     )
+    applications.add_commands(commands)
     for bureau_command in (compare, export, enrol):
         bureau_command.add_argument(
             "--datashare",
@@ -411,6 +412,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.command in burden.COMMANDS:
         return burden.run(args)
+    if args.command == "applications":
+        return applications.run(args)
     if args.command == "roster":
         if args.roster_command == "submit":
             return _roster_submit(args)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 import sqlalchemy
+import yaml
 
 from doudi import __version__
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     ASSISTANCE_AGENCIES,
@@ -31,8 +34,8 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.migrations import current_revision
-from doudi.common.outbox import received_batch, received_period, received_person
-from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
+from doudi.common.outbox import Sender, received_batch, received_period, received_person
+from doudi.common.protos import EnumCodes, from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import assistance_visit_from_proto, assistance_visit_to_proto
 from doudi.core.codes import HOSPITAL_LEVELS
 from doudi.core.dates import check_year
@@ -42,7 +45,9 @@ from doudi.core.money import MAX_BILL_FEN
 from doudi.core.names import check_visible
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import bills, people, service
+from doudi.core.workdays import WorkingCalendar
+from services.assistance import applications, bills, people, service
+from services.assistance.certifying import certification_sender
 from services.assistance.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(
@@ -54,9 +59,23 @@ SPEC = ServiceSpec(
 
 
 class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
-    def __init__(self, engine: sqlalchemy.Engine, registry: PackRegistry) -> None:
+    def __init__(
+        self,
+        engine: sqlalchemy.Engine,
+        *,
+        registry: PackRegistry,
+        calendar: WorkingCalendar,
+        time_zone: ZoneInfo,
+        regions: frozenset[str],
+        certifying: Sender,
+    ) -> None:
         self.engine = engine
         self.registry = registry
+        # applications
+        self.calendar = calendar
+        self.time_zone = time_zone
+        self.regions = regions
+        self.certifying = certifying
 
     async def GetServiceInfo(
         self,
@@ -231,6 +250,106 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
             bills=[bill_message(bill) for bill in found], next_page_token=token
         )
 
+    # --- applications (依申请救助; services/assistance/applications.py) ---------------------
+
+    def _today(self) -> applications.Today:
+        return applications.Today(self.calendar, datetime.now(self.time_zone).date())
+
+    async def AcceptApplication(
+        self,
+        request: assistance_pb2.AcceptApplicationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.AcceptApplicationResponse:
+        require("internal")
+        today = self._today()
+        checked = new_application(request, self.regions, today.day)
+        application, replayed = await write_in_thread(
+            self.engine, applications.accept, application=checked, today=today
+        )
+        return assistance_pb2.AcceptApplicationResponse(
+            application=application_message(application), replayed=replayed
+        )
+
+    async def GetApplication(
+        self,
+        request: assistance_pb2.GetApplicationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetApplicationResponse:
+        require("internal")
+        application = await read_in_thread(
+            self.engine,
+            applications.get,
+            application_id=_application_id(request.application_id),
+            today=self._today(),
+        )
+        return assistance_pb2.GetApplicationResponse(application=application_message(application))
+
+    async def ListApplications(
+        self,
+        request: assistance_pb2.ListApplicationsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListApplicationsResponse:
+        require("internal")
+        found, token = await read_in_thread(
+            self.engine,
+            applications.list_applications,
+            region=request.region or None,
+            state=APPLICATION_STATES.optional_code(request.state, "state"),
+            kind=APPLICATION_KINDS.optional_code(request.kind, "kind"),
+            overdue_only=request.overdue_only,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            today=self._today(),
+        )
+        return assistance_pb2.ListApplicationsResponse(
+            applications=[application_message(item) for item in found], next_page_token=token
+        )
+
+    async def DecideApplication(
+        self,
+        request: assistance_pb2.DecideApplicationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.DecideApplicationResponse:
+        require("internal")
+        today = self._today()
+        application_id = _application_id(request.application_id)
+        decision = application_decision(request, today.day)
+        application = await write_in_thread(
+            self.engine,
+            applications.decide,
+            application_id=application_id,
+            decision=decision,
+            today=today,
+        )
+        # The hub has the status before the case worker is answered, or the sender's loop
+        # sends it once the hub answers again.
+        if application.status_valid_from is not None and await self.certifying.send_now(
+            [application.person_id]
+        ):
+            application = await read_in_thread(
+                self.engine, applications.get, application_id=application_id, today=today
+            )
+        return assistance_pb2.DecideApplicationResponse(
+            application=application_message(application)
+        )
+
+    async def SupplyDocument(
+        self,
+        request: assistance_pb2.SupplyDocumentRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.SupplyDocumentResponse:
+        require("internal")
+        today = self._today()
+        application = await write_in_thread(
+            self.engine,
+            applications.supply,
+            application_id=_application_id(request.application_id),
+            name=_name(request.name, "name"),
+            supplied_on=_past_day(request, "supplied_on", today.day),
+            today=today,
+        )
+        return assistance_pb2.SupplyDocumentResponse(application=application_message(application))
+
 
 def bill_from_message(message: assistance_pb2.Bill, registry: PackRegistry) -> bills.Bill:
     """A bill as sent, checked: InvalidInput names the field at fault."""
@@ -361,12 +480,188 @@ def settlement_event(
     )
 
 
+# --- applications: messages to checked values and back ---------------------------------------
+
+APPLICATION_KINDS = EnumCodes(assistance_pb2.ApplicationKind, "APPLICATION_KIND_")
+APPLICATION_STATES = EnumCodes(assistance_pb2.ApplicationState, "APPLICATION_STATE_")
+
+
+def new_application(
+    message: assistance_pb2.AcceptApplicationRequest, regions: frozenset[str], today: date
+) -> applications.NewApplication:
+    """The application as the window sent it, checked: InvalidInput names the field."""
+    if message.region not in regions:
+        raise InvalidInput(
+            "region", f"{message.region!r} is not a pooling region the platform has a pack for"
+        )
+    accepted_on = _past_day(message, "accepted_on", today)
+    documents = [
+        _name(name, f"documents_received[{i}]") for i, name in enumerate(message.documents_received)
+    ]
+    missing = []
+    for index, document in enumerate(message.missing_documents):
+        where = f"missing_documents[{index}]"
+        due_on = to_date(document.due_on, f"{where}.due_on")
+        if due_on < accepted_on:
+            raise InvalidInput(
+                f"{where}.due_on",
+                f"{due_on.isoformat()} is before acceptance ({accepted_on.isoformat()})",
+            )
+        if document.HasField("supplied_on"):
+            raise InvalidInput(f"{where}.supplied_on", "a missing document is supplied later")
+        missing.append((_name(document.name, f"{where}.name"), due_on))
+    commitments = [_name(name, f"commitments[{i}]") for i, name in enumerate(message.commitments)]
+    seen: set[str] = set()
+    for field, name in [
+        *((f"documents_received[{i}]", name) for i, name in enumerate(documents)),
+        *((f"missing_documents[{i}].name", name) for i, (name, _due) in enumerate(missing)),
+    ]:
+        if name in seen:
+            raise InvalidInput(field, f"{name!r} is listed twice")
+        seen.add(name)
+    return applications.NewApplication(
+        request_id=_code(message.request_id, "request_id", 64),
+        person_id=read_resident_id(message.person_id, "person_id").number,
+        household_id=_name(message.household_id, "household_id", 64),
+        region=message.region,
+        kind=APPLICATION_KINDS.code(message.kind, "kind"),
+        accepted_on=accepted_on,
+        documents_received=tuple(documents),
+        missing_documents=tuple(missing),
+        commitments=tuple(commitments),
+        case_worker=_name(message.case_worker, "case_worker", 64),
+    )
+
+
+def application_decision(
+    message: assistance_pb2.DecideApplicationRequest, today: date
+) -> applications.Decision:
+    approve = DECISIONS.code(message.decision, "decision") == "approve"
+    if not 0 <= message.approved_amount_fen <= applications.MAX_ONE_OFF_FEN:
+        raise InvalidInput(
+            "approved_amount_fen",
+            f"from 0 to {applications.MAX_ONE_OFF_FEN} fen, got {message.approved_amount_fen}",
+        )
+    decided_on = (
+        _past_day(message, "decided_on", today) if message.HasField("decided_on") else today
+    )
+    return applications.Decision(
+        approve=approve,
+        reason=_name(message.reason, "reason", 500),
+        decided_on=decided_on,
+        approved_amount_fen=message.approved_amount_fen,
+        case_worker=_name(message.case_worker, "case_worker", 64),
+    )
+
+
+DECISIONS = EnumCodes(assistance_pb2.Decision, "DECISION_")
+
+
+def application_message(application: applications.Application) -> assistance_pb2.Application:
+    message = assistance_pb2.Application(
+        application_id=application.application_id,
+        request_id=application.request_id,
+        person_id=application.person_id,
+        household_id=application.household_id,
+        region=application.region,
+        kind=APPLICATION_KINDS.value(application.kind),
+        accepted_on=from_date(application.accepted_on),
+        documents_received=application.documents_received,
+        missing_documents=[
+            assistance_pb2.MissingDocument(
+                name=document.name,
+                due_on=from_date(document.due_on),
+                supplied_on=None
+                if document.supplied_on is None
+                else from_date(document.supplied_on),
+            )
+            for document in application.missing_documents
+        ],
+        commitments=application.commitments,
+        case_worker=application.case_worker,
+        state=APPLICATION_STATES.value(application.state),
+        deadline=from_date(application.deadline),
+        deadline_provisional=application.deadline_provisional,
+        working_days_left=application.working_days_left,
+        overdue=application.overdue,
+        decision_reason=application.decision_reason or "",
+        approved_amount_fen=application.approved_amount_fen,
+        status_certified=application.status_certified,
+    )
+    for name in ("decided_on", "status_valid_from", "status_valid_to"):
+        value = getattr(application, name)
+        if value is not None:
+            getattr(message, name).CopyFrom(from_date(value))
+    return message
+
+
+def _application_id(value: int) -> int:
+    if value < 1:
+        raise InvalidInput("application_id", "required: a positive id")
+    return value
+
+
+def _name(text: str, field: str, limit: int = 100) -> str:
+    """A name or short text as a clerk typed it: required, stripped, at most ``limit``."""
+    value = text.strip()
+    if not value:
+        raise InvalidInput(field, "required")
+    if len(value) > limit:
+        raise InvalidInput(field, f"at most {limit} characters, got {len(value)}")
+    check_visible(value, field)
+    return value
+
+
+def _past_day(message: Any, name: str, today: date) -> date:
+    """A required date of the message, in a year the platform keeps and not after today."""
+    day = to_date(getattr(message, name), name)
+    check_year(day.year, name)
+    if day > today:
+        raise InvalidInput(name, f"{day.isoformat()} is after today ({today.isoformat()})")
+    return day
+
+
+def working_calendar(path: Path | None) -> WorkingCalendar:
+    """The calendar with the bureau's table from ``path`` (JSON or YAML); SystemExit with
+    one line naming the file and the entry at fault."""
+    if path is None:
+        return WorkingCalendar()
+    where = f"DOUDI_WORKING_CALENDAR_FILE {path}"
+    try:
+        table = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+        return WorkingCalendar.from_table(table)
+    except OSError as error:
+        raise SystemExit(f"{where}: cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise SystemExit(f"{where}: not JSON or YAML ({error})") from None
+    except InvalidInput as error:
+        raise SystemExit(f"{where}: {error}") from None
+
+
 def setup(settings: Settings) -> Setup:
+    calendar = working_calendar(settings.working_calendar_file)
+    try:
+        time_zone = ZoneInfo(settings.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SystemExit(f"DOUDI_TIME_ZONE {settings.time_zone!r}: not a time zone") from None
+
     async def build(
-        engine: sqlalchemy.Engine, _stack: contextlib.AsyncExitStack
+        engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
+        # applications: provisional deadlines counted again (the table may know their year
+        # now); approved expenditure_hardship statuses sent to the hub.
+        await write_in_thread(engine, applications.recount_provisional, calendar=calendar)
+        datashare = outbox.open_channel(stack, settings.datashare_address)
+        certifying = outbox.start(stack, certification_sender(engine, settings, datashare))
         registry = await asyncio.to_thread(PackRegistry.load)
-        servicer = AssistanceServicer(engine, registry)
+        servicer = AssistanceServicer(
+            engine,
+            registry=registry,
+            calendar=calendar,
+            time_zone=time_zone,
+            regions=registry.regions,
+            certifying=certifying,
+        )
 
         def register(server: grpc.aio.Server) -> None:
             assistance_pb2_grpc.add_AssistanceServiceServicer_to_server(servicer, server)

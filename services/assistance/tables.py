@@ -27,6 +27,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from doudi.common.outbox import outbox_table
+
 metadata = sqlalchemy.MetaData()
 
 settlement_events = Table(
@@ -145,3 +147,68 @@ assistance_bills = Table(
 )
 Index("ix_assistance_bills_person", assistance_bills.c.person_id, assistance_bills.c.settled_on)
 Index("ix_assistance_bills_region", assistance_bills.c.region, assistance_bills.c.settled_on)
+# --- applications (依申请救助; services/assistance/applications.py) ----------------------
+
+# A 64-bit key on PostgreSQL; on SQLite an INTEGER PRIMARY KEY, the only type it autoincrements.
+_Id = BigInteger().with_variant(Integer, "sqlite")
+
+# Applications accepted at the window, one row each; the caller's request id makes a
+# retried acceptance answer the same row.
+applications = Table(
+    "applications",
+    metadata,
+    Column("application_id", _Id, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("person_id", String(18), nullable=False),
+    Column("household_id", String(64), nullable=False),
+    Column("region", String(32), nullable=False),
+    # expenditure_hardship / temporary / out_of_area_hardship
+    Column("kind", String(32), nullable=False),
+    Column("accepted_on", Date, nullable=False),
+    # JSON lists of names: the documents received, the proofs a commitment replaces.
+    Column("documents_received", String, nullable=False),
+    Column("commitments", String, nullable=False),
+    Column("case_worker", String(64), nullable=False),
+    # accepted / under_review / approved / refused
+    Column("state", String(16), nullable=False),
+    Column("deadline", Date, nullable=False),
+    # Counted in a year the calendar did not know: recounted at each start.
+    Column("deadline_provisional", Boolean, nullable=False),
+    Column("decided_on", Date, nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decision_reason", String(500), nullable=True),
+    Column("approved_amount_fen", BigInteger, nullable=False),
+    # expenditure_hardship approved: the status's period, and the hub's assertion once sent.
+    Column("status_valid_from", Date, nullable=True),
+    Column("status_valid_to", Date, nullable=True),
+    Column("status_assertion_id", BigInteger, nullable=True),
+)
+Index("ix_applications_region", applications.c.region, applications.c.application_id)
+Index("ix_applications_person", applications.c.person_id, applications.c.application_id)
+
+# The documents an application was accepted without (容缺受理), and when each came.
+application_documents = Table(
+    "application_documents",
+    metadata,
+    Column("application_id", _Id, primary_key=True, autoincrement=False),
+    Column("name", String(100), primary_key=True),
+    Column("due_on", Date, nullable=False),
+    Column("supplied_on", Date, nullable=True),
+)
+
+# Persons and years to screen again (主动救助): screening runs read them.
+screening_requests = Table(
+    "screening_requests",
+    metadata,
+    Column("request_id", _Id, primary_key=True, autoincrement=True),
+    Column("person_id", String(18), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    # What asked for it, e.g. "application 12".
+    Column("source", String(64), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+)
+
+# Persons with an approved expenditure_hardship application the hub has not recorded yet
+# (doudi.common.outbox; the version is the latest such application's id).
+assertion_deliveries = outbox_table(metadata, "assertion_deliveries")

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ from doudi.common.outbox import received_batch, received_person
 from doudi.common.protos import optional_date, to_date
 from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
+from doudi.core.statuses import AGENCIES as STATUS_AGENCIES
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from services.datashare import comparison, rosters, service
@@ -82,7 +83,10 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.AssertStatusRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.AssertStatusResponse:
-        assertion = await self._record(ASSERT, request, request.household_id)
+        caller = require("agency", "internal")
+        agency = acting_agency(caller, context.invocation_metadata())
+        handler = service.record_status if caller.kind == "agency" else record_status_for_agency
+        assertion = await self._record(ASSERT, request, request.household_id, agency, handler)
         return datashare_pb2.AssertStatusResponse(assertion=assertion_message(assertion))
 
     async def RevokeStatus(
@@ -90,7 +94,8 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.RevokeStatusRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.RevokeStatusResponse:
-        assertion = await self._record(REVOKE, request, None)
+        agency = require("agency").id
+        assertion = await self._record(REVOKE, request, None, agency, service.record_status)
         return datashare_pb2.RevokeStatusResponse(assertion=assertion_message(assertion))
 
     async def _record(
@@ -98,11 +103,12 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         kind: str,
         request: datashare_pb2.AssertStatusRequest | datashare_pb2.RevokeStatusRequest,
         household_id: str | None,
+        agency: str,
+        handler: Callable[..., service.Assertion],
     ) -> service.Assertion:
-        agency = require("agency").id
         assertion = await write_in_thread(
             self.engine,
-            service.record_status,
+            handler,
             kind=kind,
             agency=agency,
             person_id=request.person_id,
@@ -462,6 +468,55 @@ async def _abandon_stale_rosters(engine: sqlalchemy.Engine, max_seconds: float) 
                     max_seconds,
                 )
         await asyncio.sleep(max_seconds / 2)
+
+
+# --- the platform asserting on an agency's behalf (issue 18: applications) ---------------
+
+ACTING_FOR = "doudi-acting-for"
+"""The call metadata in which the platform names the agency it asserts a status for."""
+
+
+def acting_agency(caller: Caller, metadata: Iterable[tuple[str, Any]] | None) -> str:
+    """The agency an assertion is recorded for: an agency caller's own (it may name only
+    itself in ``doudi-acting-for``); the agency the platform names there (the bureau
+    certifying expenditure_hardship on behalf of civil affairs, docs/domain.md section 7)."""
+    named = [str(value) for key, value in metadata or () if key == ACTING_FOR]
+    if caller.kind == "agency":
+        if any(name != caller.id for name in named):
+            raise PermissionDenied(
+                f"{caller.id} may not assert a status for another agency", field=ACTING_FOR
+            )
+        return caller.id
+    if not named:
+        raise PermissionDenied(
+            f"the platform certifies no status of its own: it names the agency it acts for "
+            f"in {ACTING_FOR}",
+            field=ACTING_FOR,
+        )
+    if len(named) != 1 or named[0] not in STATUS_AGENCIES:
+        raise InvalidInput(
+            ACTING_FOR,
+            "the platform names the one agency it asserts for "
+            f"(one of {', '.join(sorted(STATUS_AGENCIES))})",
+        )
+    return named[0]
+
+
+def record_status_for_agency(
+    *, connection: sqlalchemy.Connection, agency: str, **arguments: Any
+) -> service.Assertion:
+    """The platform's assertion for ``agency``, recorded as the agency's (it owns the
+    status), and audited as the platform's in the same transaction: caller ``platform``,
+    the purpose naming the agency and the reference."""
+    assertion = service.record_status(connection=connection, agency=agency, **arguments)
+    service.record_reads(
+        connection,
+        agency="platform",
+        method="AssertStatus",
+        purpose=f"asserted for {agency}: {assertion.reference}",
+        person_ids=[assertion.person_id],
+    )
+    return assertion
 
 
 def _reading_agency(caller: Caller) -> str | None:

@@ -216,6 +216,81 @@ ITEM_CLASS_C: ItemClass.ValueType  # 3
 """丙类 / 全自费: out of scope."""
 Global___ItemClass: _TypeAlias = ItemClass  # noqa: Y015
 
+class _ApplicationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ApplicationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApplicationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    APPLICATION_KIND_UNSPECIFIED: _ApplicationKind.ValueType  # 0
+    APPLICATION_KIND_EXPENDITURE_HARDSHIP: _ApplicationKind.ValueType  # 1
+    """支出型重病: certifies the status expenditure_hardship when approved."""
+    APPLICATION_KIND_TEMPORARY: _ApplicationKind.ValueType  # 2
+    """临时救助: a one-off amount."""
+    APPLICATION_KIND_OUT_OF_AREA_HARDSHIP: _ApplicationKind.ValueType  # 3
+    """异地就医未转诊困难: a one-off amount."""
+
+class ApplicationKind(_ApplicationKind, metaclass=_ApplicationKindEnumTypeWrapper):
+    """--- applications ---
+
+    What assistance is applied for.
+    """
+
+APPLICATION_KIND_UNSPECIFIED: ApplicationKind.ValueType  # 0
+APPLICATION_KIND_EXPENDITURE_HARDSHIP: ApplicationKind.ValueType  # 1
+"""支出型重病: certifies the status expenditure_hardship when approved."""
+APPLICATION_KIND_TEMPORARY: ApplicationKind.ValueType  # 2
+"""临时救助: a one-off amount."""
+APPLICATION_KIND_OUT_OF_AREA_HARDSHIP: ApplicationKind.ValueType  # 3
+"""异地就医未转诊困难: a one-off amount."""
+Global___ApplicationKind: _TypeAlias = ApplicationKind  # noqa: Y015
+
+class _ApplicationState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ApplicationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApplicationState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    APPLICATION_STATE_UNSPECIFIED: _ApplicationState.ValueType  # 0
+    APPLICATION_STATE_ACCEPTED: _ApplicationState.ValueType  # 1
+    """已受理: accepted; some documents are still missing."""
+    APPLICATION_STATE_UNDER_REVIEW: _ApplicationState.ValueType  # 2
+    """审核中: every document is in; awaiting the decision."""
+    APPLICATION_STATE_APPROVED: _ApplicationState.ValueType  # 3
+    """已批准."""
+    APPLICATION_STATE_REFUSED: _ApplicationState.ValueType  # 4
+    """不予批准."""
+
+class ApplicationState(_ApplicationState, metaclass=_ApplicationStateEnumTypeWrapper): ...
+
+APPLICATION_STATE_UNSPECIFIED: ApplicationState.ValueType  # 0
+APPLICATION_STATE_ACCEPTED: ApplicationState.ValueType  # 1
+"""已受理: accepted; some documents are still missing."""
+APPLICATION_STATE_UNDER_REVIEW: ApplicationState.ValueType  # 2
+"""审核中: every document is in; awaiting the decision."""
+APPLICATION_STATE_APPROVED: ApplicationState.ValueType  # 3
+"""已批准."""
+APPLICATION_STATE_REFUSED: ApplicationState.ValueType  # 4
+"""不予批准."""
+Global___ApplicationState: _TypeAlias = ApplicationState  # noqa: Y015
+
+class _Decision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_UNSPECIFIED: _Decision.ValueType  # 0
+    DECISION_APPROVE: _Decision.ValueType  # 1
+    DECISION_REFUSE: _Decision.ValueType  # 2
+
+class Decision(_Decision, metaclass=_DecisionEnumTypeWrapper): ...
+
+DECISION_UNSPECIFIED: Decision.ValueType  # 0
+DECISION_APPROVE: Decision.ValueType  # 1
+DECISION_REFUSE: Decision.ValueType  # 2
+Global___Decision: _TypeAlias = Decision  # noqa: Y015
+
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1081,3 +1156,424 @@ class ListBillsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBillsResponse: _TypeAlias = ListBillsResponse  # noqa: Y015
+
+@_typing.final
+class MissingDocument(_message.Message):
+    """A document accepted as missing (容缺), to be supplied by `due_on`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DUE_ON_FIELD_NUMBER: _builtins.int
+    SUPPLIED_ON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    @_builtins.property
+    def due_on(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def supplied_on(self) -> _date_pb2.Date:
+        """Unset until supplied."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        due_on: _date_pb2.Date | None = ...,
+        supplied_on: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_on", b"due_on", "supplied_on", b"supplied_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_on", b"due_on", "name", b"name", "supplied_on", b"supplied_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MissingDocument: _TypeAlias = MissingDocument  # noqa: Y015
+
+@_typing.final
+class Application(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACCEPTED_ON_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_RECEIVED_FIELD_NUMBER: _builtins.int
+    MISSING_DOCUMENTS_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    DEADLINE_PROVISIONAL_FIELD_NUMBER: _builtins.int
+    WORKING_DAYS_LEFT_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    DECISION_REASON_FIELD_NUMBER: _builtins.int
+    APPROVED_AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    STATUS_VALID_FROM_FIELD_NUMBER: _builtins.int
+    STATUS_VALID_TO_FIELD_NUMBER: _builtins.int
+    STATUS_CERTIFIED_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.int
+    """Output only."""
+    request_id: _builtins.str
+    person_id: _builtins.str
+    household_id: _builtins.str
+    region: _builtins.str
+    kind: Global___ApplicationKind.ValueType
+    case_worker: _builtins.str
+    state: Global___ApplicationState.ValueType
+    """Output only from here."""
+    deadline_provisional: _builtins.bool
+    """The deadline counted a day of a year whose holidays are not known yet."""
+    working_days_left: _builtins.int
+    """Working days after today up to the deadline (0 once decided or past it)."""
+    overdue: _builtins.bool
+    """Undecided after the deadline (today in the bureau's time zone)."""
+    decision_reason: _builtins.str
+    approved_amount_fen: _builtins.int
+    """One-off assistance approved, in fen."""
+    status_certified: _builtins.bool
+    @_builtins.property
+    def accepted_on(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def documents_received(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def missing_documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissingDocument]: ...
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The proofs the applicant's signed commitment replaces (承诺制)."""
+
+    @_builtins.property
+    def deadline(self) -> _date_pb2.Date:
+        """The 30th working day after acceptance."""
+
+    @_builtins.property
+    def decided_on(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def status_valid_from(self) -> _date_pb2.Date:
+        """expenditure_hardship approved: the status's period, and whether the hub
+        has recorded it yet.
+        """
+
+    @_builtins.property
+    def status_valid_to(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        household_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        kind: Global___ApplicationKind.ValueType = ...,
+        accepted_on: _date_pb2.Date | None = ...,
+        documents_received: _abc.Iterable[_builtins.str] | None = ...,
+        missing_documents: _abc.Iterable[Global___MissingDocument] | None = ...,
+        commitments: _abc.Iterable[_builtins.str] | None = ...,
+        case_worker: _builtins.str = ...,
+        state: Global___ApplicationState.ValueType = ...,
+        deadline: _date_pb2.Date | None = ...,
+        deadline_provisional: _builtins.bool = ...,
+        working_days_left: _builtins.int = ...,
+        overdue: _builtins.bool = ...,
+        decided_on: _date_pb2.Date | None = ...,
+        decision_reason: _builtins.str = ...,
+        approved_amount_fen: _builtins.int = ...,
+        status_valid_from: _date_pb2.Date | None = ...,
+        status_valid_to: _date_pb2.Date | None = ...,
+        status_certified: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_on", b"accepted_on", "deadline", b"deadline", "decided_on", b"decided_on", "status_valid_from", b"status_valid_from", "status_valid_to", b"status_valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_on", b"accepted_on", "application_id", b"application_id", "approved_amount_fen", b"approved_amount_fen", "case_worker", b"case_worker", "commitments", b"commitments", "deadline", b"deadline", "deadline_provisional", b"deadline_provisional", "decided_on", b"decided_on", "decision_reason", b"decision_reason", "documents_received", b"documents_received", "household_id", b"household_id", "kind", b"kind", "missing_documents", b"missing_documents", "overdue", b"overdue", "person_id", b"person_id", "region", b"region", "request_id", b"request_id", "state", b"state", "status_certified", b"status_certified", "status_valid_from", b"status_valid_from", "status_valid_to", b"status_valid_to", "working_days_left", b"working_days_left"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Application: _TypeAlias = Application  # noqa: Y015
+
+@_typing.final
+class AcceptApplicationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACCEPTED_ON_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_RECEIVED_FIELD_NUMBER: _builtins.int
+    MISSING_DOCUMENTS_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required: the caller's id of this request; a retry sends the same."""
+    person_id: _builtins.str
+    household_id: _builtins.str
+    """The household book number (户号) the status is certified for."""
+    region: _builtins.str
+    kind: Global___ApplicationKind.ValueType
+    case_worker: _builtins.str
+    @_builtins.property
+    def accepted_on(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def documents_received(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def missing_documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissingDocument]:
+        """Each with `due_on` (on or after `accepted_on`); `supplied_on` unset."""
+
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        household_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        kind: Global___ApplicationKind.ValueType = ...,
+        accepted_on: _date_pb2.Date | None = ...,
+        documents_received: _abc.Iterable[_builtins.str] | None = ...,
+        missing_documents: _abc.Iterable[Global___MissingDocument] | None = ...,
+        commitments: _abc.Iterable[_builtins.str] | None = ...,
+        case_worker: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_on", b"accepted_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_on", b"accepted_on", "case_worker", b"case_worker", "commitments", b"commitments", "documents_received", b"documents_received", "household_id", b"household_id", "kind", b"kind", "missing_documents", b"missing_documents", "person_id", b"person_id", "region", b"region", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptApplicationRequest: _TypeAlias = AcceptApplicationRequest  # noqa: Y015
+
+@_typing.final
+class AcceptApplicationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when the request id was accepted before: nothing new was recorded."""
+    @_builtins.property
+    def application(self) -> Global___Application: ...
+    def __init__(
+        self,
+        *,
+        application: Global___Application | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptApplicationResponse: _TypeAlias = AcceptApplicationResponse  # noqa: Y015
+
+@_typing.final
+class GetApplicationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetApplicationRequest: _TypeAlias = GetApplicationRequest  # noqa: Y015
+
+@_typing.final
+class GetApplicationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def application(self) -> Global___Application: ...
+    def __init__(
+        self,
+        *,
+        application: Global___Application | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetApplicationResponse: _TypeAlias = GetApplicationResponse  # noqa: Y015
+
+@_typing.final
+class ListApplicationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Empty: every region."""
+    state: Global___ApplicationState.ValueType
+    """Unspecified: every state."""
+    kind: Global___ApplicationKind.ValueType
+    overdue_only: _builtins.bool
+    """Only undecided applications past their deadline."""
+    page_size: _builtins.int
+    """At most 1,000; 0 means the default."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        state: Global___ApplicationState.ValueType = ...,
+        kind: Global___ApplicationKind.ValueType = ...,
+        overdue_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "region", b"region", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApplicationsRequest: _TypeAlias = ListApplicationsRequest  # noqa: Y015
+
+@_typing.final
+class ListApplicationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def applications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Application]: ...
+    def __init__(
+        self,
+        *,
+        applications: _abc.Iterable[Global___Application] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applications", b"applications", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApplicationsResponse: _TypeAlias = ListApplicationsResponse  # noqa: Y015
+
+@_typing.final
+class DecideApplicationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    APPROVED_AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.int
+    decision: Global___Decision.ValueType
+    reason: _builtins.str
+    """Required: why (a refusal's reason is told to the applicant)."""
+    approved_amount_fen: _builtins.int
+    """Required (positive) to approve temporary or out-of-area assistance; 0
+    otherwise.
+    """
+    case_worker: _builtins.str
+    @_builtins.property
+    def decided_on(self) -> _date_pb2.Date:
+        """Unset: today in the bureau's time zone."""
+
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.int = ...,
+        decision: Global___Decision.ValueType = ...,
+        reason: _builtins.str = ...,
+        decided_on: _date_pb2.Date | None = ...,
+        approved_amount_fen: _builtins.int = ...,
+        case_worker: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_on", b"decided_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "approved_amount_fen", b"approved_amount_fen", "case_worker", b"case_worker", "decided_on", b"decided_on", "decision", b"decision", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideApplicationRequest: _TypeAlias = DecideApplicationRequest  # noqa: Y015
+
+@_typing.final
+class DecideApplicationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def application(self) -> Global___Application: ...
+    def __init__(
+        self,
+        *,
+        application: Global___Application | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideApplicationResponse: _TypeAlias = DecideApplicationResponse  # noqa: Y015
+
+@_typing.final
+class SupplyDocumentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SUPPLIED_ON_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.int
+    name: _builtins.str
+    """The missing document's name, as accepted."""
+    @_builtins.property
+    def supplied_on(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.int = ...,
+        name: _builtins.str = ...,
+        supplied_on: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["supplied_on", b"supplied_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "name", b"name", "supplied_on", b"supplied_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplyDocumentRequest: _TypeAlias = SupplyDocumentRequest  # noqa: Y015
+
+@_typing.final
+class SupplyDocumentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def application(self) -> Global___Application: ...
+    def __init__(
+        self,
+        *,
+        application: Global___Application | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplyDocumentResponse: _TypeAlias = SupplyDocumentResponse  # noqa: Y015

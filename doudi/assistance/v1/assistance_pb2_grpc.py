@@ -74,6 +74,31 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsResponse.FromString,
                 _registered_method=True)
+        self.AcceptApplication = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/AcceptApplication',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.AcceptApplicationRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.AcceptApplicationResponse.FromString,
+                _registered_method=True)
+        self.GetApplication = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/GetApplication',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetApplicationRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetApplicationResponse.FromString,
+                _registered_method=True)
+        self.ListApplications = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ListApplications',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListApplicationsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListApplicationsResponse.FromString,
+                _registered_method=True)
+        self.DecideApplication = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/DecideApplication',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.DecideApplicationRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.DecideApplicationResponse.FromString,
+                _registered_method=True)
+        self.SupplyDocument = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/SupplyDocument',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentResponse.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
@@ -157,6 +182,52 @@ class AssistanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcceptApplication(self, request, context):
+        """--- applications (依申请救助, docs/domain.md section 7), internal callers only ---
+        Accepts an application at the window: the documents received, those
+        missing with the date by which each is to be supplied (容缺受理), and the
+        proofs a signed commitment replaces (承诺制). The deadline is 30 working
+        days from acceptance on the Chinese working calendar; in a year the
+        calendar does not know yet it is provisional (counted Monday to Friday).
+        Idempotent by `request_id`: a retry answers the application accepted the
+        first time (`replayed`); the same id with other content is ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetApplication(self, request, context):
+        """One application, with its working days left and whether it is overdue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApplications(self, request, context):
+        """Applications, oldest first, by region, state, kind, or only the overdue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideApplication(self, request, context):
+        """Approves or refuses an application, once: a second decision is
+        FAILED_PRECONDITION and changes nothing. Approving an
+        expenditure_hardship application certifies that status through the hub
+        (on behalf of civil affairs), valid 12 months from the decision, and
+        requests screening of the person's year, in the same transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SupplyDocument(self, request, context):
+        """Records that a missing document was supplied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssistanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +265,31 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     servicer.ListBills,
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsResponse.SerializeToString,
+            ),
+            'AcceptApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptApplication,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.AcceptApplicationRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.AcceptApplicationResponse.SerializeToString,
+            ),
+            'GetApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetApplication,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetApplicationRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetApplicationResponse.SerializeToString,
+            ),
+            'ListApplications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApplications,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListApplicationsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListApplicationsResponse.SerializeToString,
+            ),
+            'DecideApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideApplication,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.DecideApplicationRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.DecideApplicationResponse.SerializeToString,
+            ),
+            'SupplyDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.SupplyDocument,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +486,141 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/ListBills',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListBillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/AcceptApplication',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.AcceptApplicationRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.AcceptApplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/GetApplication',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetApplicationRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetApplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApplications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ListApplications',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListApplicationsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListApplicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/DecideApplication',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.DecideApplicationRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.DecideApplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SupplyDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/SupplyDocument',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,29 @@ class AssistanceServiceStub:
     """The bills of a person (optionally of a year), or of a region and year,
     in recording order, a page at a time.
     """
+    AcceptApplication: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.AcceptApplicationRequest, _assistance_pb2.AcceptApplicationResponse]
+    """--- applications (依申请救助, docs/domain.md section 7), internal callers only ---
+    Accepts an application at the window: the documents received, those
+    missing with the date by which each is to be supplied (容缺受理), and the
+    proofs a signed commitment replaces (承诺制). The deadline is 30 working
+    days from acceptance on the Chinese working calendar; in a year the
+    calendar does not know yet it is provisional (counted Monday to Friday).
+    Idempotent by `request_id`: a retry answers the application accepted the
+    first time (`replayed`); the same id with other content is ALREADY_EXISTS.
+    """
+    GetApplication: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetApplicationRequest, _assistance_pb2.GetApplicationResponse]
+    """One application, with its working days left and whether it is overdue."""
+    ListApplications: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListApplicationsRequest, _assistance_pb2.ListApplicationsResponse]
+    """Applications, oldest first, by region, state, kind, or only the overdue."""
+    DecideApplication: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.DecideApplicationRequest, _assistance_pb2.DecideApplicationResponse]
+    """Approves or refuses an application, once: a second decision is
+    FAILED_PRECONDITION and changes nothing. Approving an
+    expenditure_hardship application certifies that status through the hub
+    (on behalf of civil affairs), valid 12 months from the decision, and
+    requests screening of the person's year, in the same transaction.
+    """
+    SupplyDocument: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.SupplyDocumentRequest, _assistance_pb2.SupplyDocumentResponse]
+    """Records that a missing document was supplied."""
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
@@ -137,6 +160,29 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """The bills of a person (optionally of a year), or of a region and year,
     in recording order, a page at a time.
     """
+    AcceptApplication: _aio.UnaryUnaryMultiCallable[_assistance_pb2.AcceptApplicationRequest, _assistance_pb2.AcceptApplicationResponse]  # type: ignore[assignment]
+    """--- applications (依申请救助, docs/domain.md section 7), internal callers only ---
+    Accepts an application at the window: the documents received, those
+    missing with the date by which each is to be supplied (容缺受理), and the
+    proofs a signed commitment replaces (承诺制). The deadline is 30 working
+    days from acceptance on the Chinese working calendar; in a year the
+    calendar does not know yet it is provisional (counted Monday to Friday).
+    Idempotent by `request_id`: a retry answers the application accepted the
+    first time (`replayed`); the same id with other content is ALREADY_EXISTS.
+    """
+    GetApplication: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetApplicationRequest, _assistance_pb2.GetApplicationResponse]  # type: ignore[assignment]
+    """One application, with its working days left and whether it is overdue."""
+    ListApplications: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListApplicationsRequest, _assistance_pb2.ListApplicationsResponse]  # type: ignore[assignment]
+    """Applications, oldest first, by region, state, kind, or only the overdue."""
+    DecideApplication: _aio.UnaryUnaryMultiCallable[_assistance_pb2.DecideApplicationRequest, _assistance_pb2.DecideApplicationResponse]  # type: ignore[assignment]
+    """Approves or refuses an application, once: a second decision is
+    FAILED_PRECONDITION and changes nothing. Approving an
+    expenditure_hardship application certifies that status through the hub
+    (on behalf of civil affairs), valid 12 months from the decision, and
+    requests screening of the person's year, in the same transaction.
+    """
+    SupplyDocument: _aio.UnaryUnaryMultiCallable[_assistance_pb2.SupplyDocumentRequest, _assistance_pb2.SupplyDocumentResponse]  # type: ignore[assignment]
+    """Records that a missing document was supplied."""
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
@@ -231,5 +277,58 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         """The bills of a person (optionally of a year), or of a region and year,
         in recording order, a page at a time.
         """
+
+    @_abc_1.abstractmethod
+    def AcceptApplication(
+        self,
+        request: _assistance_pb2.AcceptApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.AcceptApplicationResponse, _abc.Awaitable[_assistance_pb2.AcceptApplicationResponse]]:
+        """--- applications (依申请救助, docs/domain.md section 7), internal callers only ---
+        Accepts an application at the window: the documents received, those
+        missing with the date by which each is to be supplied (容缺受理), and the
+        proofs a signed commitment replaces (承诺制). The deadline is 30 working
+        days from acceptance on the Chinese working calendar; in a year the
+        calendar does not know yet it is provisional (counted Monday to Friday).
+        Idempotent by `request_id`: a retry answers the application accepted the
+        first time (`replayed`); the same id with other content is ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def GetApplication(
+        self,
+        request: _assistance_pb2.GetApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetApplicationResponse, _abc.Awaitable[_assistance_pb2.GetApplicationResponse]]:
+        """One application, with its working days left and whether it is overdue."""
+
+    @_abc_1.abstractmethod
+    def ListApplications(
+        self,
+        request: _assistance_pb2.ListApplicationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListApplicationsResponse, _abc.Awaitable[_assistance_pb2.ListApplicationsResponse]]:
+        """Applications, oldest first, by region, state, kind, or only the overdue."""
+
+    @_abc_1.abstractmethod
+    def DecideApplication(
+        self,
+        request: _assistance_pb2.DecideApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.DecideApplicationResponse, _abc.Awaitable[_assistance_pb2.DecideApplicationResponse]]:
+        """Approves or refuses an application, once: a second decision is
+        FAILED_PRECONDITION and changes nothing. Approving an
+        expenditure_hardship application certifies that status through the hub
+        (on behalf of civil affairs), valid 12 months from the decision, and
+        requests screening of the person's year, in the same transaction.
+        """
+
+    @_abc_1.abstractmethod
+    def SupplyDocument(
+        self,
+        request: _assistance_pb2.SupplyDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.SupplyDocumentResponse, _abc.Awaitable[_assistance_pb2.SupplyDocumentResponse]]:
+        """Records that a missing document was supplied."""
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
