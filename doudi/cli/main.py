@@ -11,6 +11,8 @@
     doudi roster export ID --output FILE [--class CLASS]
                                     write a comparison's persons to a .csv or .xlsx file
     doudi roster enrol ID            enrol a comparison's gap with the pack's premiums
+    doudi secondary run|list|show|approve|export
+                                    secondary assistance runs (doudi/cli/secondary.py)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -33,6 +35,7 @@ from typing import NoReturn
 
 import orjson
 
+from doudi.cli import secondary
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
@@ -369,6 +372,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar="HOST:PORT",
             help="the enrollment service (DOUDI_ENROLLMENT_ADDRESS, else 127.0.0.1:50051)",
         )
+    secondary.add_commands(commands)
     return parser
 
 
@@ -407,6 +411,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.roster_command == "submit":
             return _roster_submit(args)
         return _roster_bureau(args)
+    if args.command == "secondary":
+        return secondary.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

@@ -22,40 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/assistance/v1/assistance.proto\x12\x13\x64oudi.assistance.v1\x1a\x16google/type/date.proto\"\x17\n\x15GetServiceInfoRequest\"B\n\x16GetServiceInfoResponse\x12\x17\n\x0fschema_revision\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"<\n\x0b\x46undPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"\xe1\x03\n\x0fSettlementEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12\x36\n\x04kind\x18\x02 \x01(\x0e\x32(.doudi.assistance.v1.SettlementEventKind\x12\x15\n\rsettlement_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.assistance.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12%\n\nsettled_on\x18\x08 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\n \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\x0b \x01(\x03\x12\x32\n\x08payments\x18\x0c \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x14\n\x0cself_pay_fen\x18\r \x01(\x03\x12-\n\x08statuses\x18\x0e \x03(\x0e\x32\x1b.doudi.assistance.v1.Status\x12\x0e\n\x06policy\x18\x0f \x01(\t\"U\n\x1dRecordSettlementEventsRequest\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32$.doudi.assistance.v1.SettlementEvent\"8\n\x1eRecordSettlementEventsResponse\x12\x16\n\x0erecorded_count\x18\x01 \x01(\x05\"3\n\x10GetBurdenRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\"\xe0\x02\n\x06\x42urden\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x11\n\ttotal_fen\x18\x03 \x01(\x03\x12\x15\n\rfund_paid_fen\x18\x04 \x01(\x03\x12\x1b\n\x13personal_burden_fen\x18\x05 \x01(\x03\x12\x1b\n\x13\x65ligible_burden_fen\x18\x06 \x01(\x03\x12\x37\n\rfund_payments\x18\x07 \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x18\n\x10inpatient_visits\x18\x08 \x01(\x05\x12!\n\x19outpatient_chronic_visits\x18\t \x01(\x05\x12\x1f\n\x17outpatient_major_visits\x18\n \x01(\x05\x12!\n\x19outpatient_general_visits\x18\x0b \x01(\x05\x12\x17\n\x0fpharmacy_visits\x18\x0c \x01(\x05\"@\n\x11GetBurdenResponse\x12+\n\x06\x62urden\x18\x01 \x01(\x0b\x32\x1b.doudi.assistance.v1.Burden*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*\x87\x03\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16STATUS_EXTREME_POVERTY\x10\x01\x12\x10\n\x0cSTATUS_DIBAO\x10\x02\x12\x11\n\rSTATUS_ORPHAN\x10\x03\x12\x15\n\x11STATUS_LOW_INCOME\x10\x04\x12\x1f\n\x1bSTATUS_EXPENDITURE_HARDSHIP\x10\x05\x12\x1c\n\x18STATUS_UNSUPPORTED_CHILD\x10\x06\x12\x13\n\x0fSTATUS_MARGINAL\x10\x07\x12\x1a\n\x16STATUS_REGISTERED_POOR\x10\x08\x12\x19\n\x15STATUS_POVERTY_EXITED\x10\t\x12\x12\n\x0eSTATUS_AT_RISK\x10\n\x12\x1b\n\x17STATUS_DIFFICULT_WORKER\x10\x0b\x12\x18\n\x14STATUS_RETIRED_CADRE\x10\x0c\x12\x1c\n\x18STATUS_SEVERELY_DISABLED\x10\r\x12\x19\n\x15STATUS_ENTITLED_GROUP\x10\x0e*\x83\x01\n\x13SettlementEventKind\x12%\n!SETTLEMENT_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dSETTLEMENT_EVENT_KIND_SETTLED\x10\x01\x12\"\n\x1eSETTLEMENT_EVENT_KIND_REVERSED\x10\x02\x32\xde\x02\n\x11\x41ssistanceService\x12i\n\x0eGetServiceInfo\x12*.doudi.assistance.v1.GetServiceInfoRequest\x1a+.doudi.assistance.v1.GetServiceInfoResponse\x12\x81\x01\n\x16RecordSettlementEvents\x12\x32.doudi.assistance.v1.RecordSettlementEventsRequest\x1a\x33.doudi.assistance.v1.RecordSettlementEventsResponse\x12Z\n\tGetBurden\x12%.doudi.assistance.v1.GetBurdenRequest\x1a&.doudi.assistance.v1.GetBurdenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/assistance/v1/assistance.proto\x12\x13\x64oudi.assistance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\x17\n\x15GetServiceInfoRequest\"B\n\x16GetServiceInfoResponse\x12\x17\n\x0fschema_revision\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"<\n\x0b\x46undPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"\xe1\x03\n\x0fSettlementEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12\x36\n\x04kind\x18\x02 \x01(\x0e\x32(.doudi.assistance.v1.SettlementEventKind\x12\x15\n\rsettlement_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.assistance.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12%\n\nsettled_on\x18\x08 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\n \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\x0b \x01(\x03\x12\x32\n\x08payments\x18\x0c \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x14\n\x0cself_pay_fen\x18\r \x01(\x03\x12-\n\x08statuses\x18\x0e \x03(\x0e\x32\x1b.doudi.assistance.v1.Status\x12\x0e\n\x06policy\x18\x0f \x01(\t\"U\n\x1dRecordSettlementEventsRequest\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32$.doudi.assistance.v1.SettlementEvent\"8\n\x1eRecordSettlementEventsResponse\x12\x16\n\x0erecorded_count\x18\x01 \x01(\x05\"3\n\x10GetBurdenRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\"\xe0\x02\n\x06\x42urden\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x11\n\ttotal_fen\x18\x03 \x01(\x03\x12\x15\n\rfund_paid_fen\x18\x04 \x01(\x03\x12\x1b\n\x13personal_burden_fen\x18\x05 \x01(\x03\x12\x1b\n\x13\x65ligible_burden_fen\x18\x06 \x01(\x03\x12\x37\n\rfund_payments\x18\x07 \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x18\n\x10inpatient_visits\x18\x08 \x01(\x05\x12!\n\x19outpatient_chronic_visits\x18\t \x01(\x05\x12\x1f\n\x17outpatient_major_visits\x18\n \x01(\x05\x12!\n\x19outpatient_general_visits\x18\x0b \x01(\x05\x12\x17\n\x0fpharmacy_visits\x18\x0c \x01(\x05\"@\n\x11GetBurdenResponse\x12+\n\x06\x62urden\x18\x01 \x01(\x0b\x32\x1b.doudi.assistance.v1.Burden\"\x86\x01\n\x19\x43reateSecondaryRunRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0c\n\x04year\x18\x03 \x01(\x05\x12\"\n\x07through\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0b\x63\x61se_worker\x18\x05 \x01(\t\"L\n\x1a\x43reateSecondaryRunResponse\x12.\n\x03run\x18\x01 \x01(\x0b\x32!.doudi.assistance.v1.SecondaryRun\"\x82\x03\n\x0cSecondaryRun\x12\x0e\n\x06run_id\x18\x01 \x01(\x03\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0c\n\x04year\x18\x03 \x01(\x05\x12\"\n\x07through\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0b\x63\x61se_worker\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61pprover\x18\x07 \x01(\t\x12\x30\n\x0c\x61pprove_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_count\x18\t \x01(\x05\x12\x15\n\rpayable_count\x18\n \x01(\x05\x12\x12\n\nto_pay_fen\x18\x0b \x01(\x03\x12\x15\n\rflagged_count\x18\x0c \x01(\x05\x12\x12\n\npaid_count\x18\r \x01(\x05\x12\x10\n\x08paid_fen\x18\x0e \x01(\x03\x12\x19\n\x11unjudged_policies\x18\x0f \x03(\t\"\xae\x02\n\x11SecondaryRunEntry\x12\x0e\n\x06run_id\x18\x01 \x01(\x03\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06policy\x18\x04 \x01(\t\x12\x1b\n\x13\x65ligible_burden_fen\x18\x05 \x01(\x03\x12\x15\n\rthreshold_fen\x18\x06 \x01(\x03\x12\x1a\n\x12share_basis_points\x18\x07 \x01(\x05\x12\x16\n\x0eyearly_cap_fen\x18\x08 \x01(\x03\x12\x10\n\x08owed_fen\x18\t \x01(\x03\x12\x17\n\x0fpaid_before_fen\x18\n \x01(\x03\x12\x12\n\nto_pay_fen\x18\x0b \x01(\x03\x12\x0f\n\x07\x66lagged\x18\x0c \x01(\x08\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x10\n\x08paid_fen\x18\x0e \x01(\x03\"(\n\x16GetSecondaryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\x03\"I\n\x17GetSecondaryRunResponse\x12.\n\x03run\x18\x01 \x01(\x0b\x32!.doudi.assistance.v1.SecondaryRun\"_\n\x18ListSecondaryRunsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"e\n\x19ListSecondaryRunsResponse\x12/\n\x04runs\x18\x01 \x03(\x0b\x32!.doudi.assistance.v1.SecondaryRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"j\n\x1eListSecondaryRunEntriesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\x03\x12\x11\n\tpaid_only\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"s\n\x1fListSecondaryRunEntriesResponse\x12\x37\n\x07\x65ntries\x18\x01 \x03(\x0b\x32&.doudi.assistance.v1.SecondaryRunEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x1a\x41pproveSecondaryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\x03\x12\x10\n\x08\x61pprover\x18\x02 \x01(\t\"M\n\x1b\x41pproveSecondaryRunResponse\x12.\n\x03run\x18\x01 \x01(\x0b\x32!.doudi.assistance.v1.SecondaryRun*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*\x87\x03\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16STATUS_EXTREME_POVERTY\x10\x01\x12\x10\n\x0cSTATUS_DIBAO\x10\x02\x12\x11\n\rSTATUS_ORPHAN\x10\x03\x12\x15\n\x11STATUS_LOW_INCOME\x10\x04\x12\x1f\n\x1bSTATUS_EXPENDITURE_HARDSHIP\x10\x05\x12\x1c\n\x18STATUS_UNSUPPORTED_CHILD\x10\x06\x12\x13\n\x0fSTATUS_MARGINAL\x10\x07\x12\x1a\n\x16STATUS_REGISTERED_POOR\x10\x08\x12\x19\n\x15STATUS_POVERTY_EXITED\x10\t\x12\x12\n\x0eSTATUS_AT_RISK\x10\n\x12\x1b\n\x17STATUS_DIFFICULT_WORKER\x10\x0b\x12\x18\n\x14STATUS_RETIRED_CADRE\x10\x0c\x12\x1c\n\x18STATUS_SEVERELY_DISABLED\x10\r\x12\x19\n\x15STATUS_ENTITLED_GROUP\x10\x0e*\x83\x01\n\x13SettlementEventKind\x12%\n!SETTLEMENT_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dSETTLEMENT_EVENT_KIND_SETTLED\x10\x01\x12\"\n\x1eSETTLEMENT_EVENT_KIND_REVERSED\x10\x02\x32\xb8\x07\n\x11\x41ssistanceService\x12i\n\x0eGetServiceInfo\x12*.doudi.assistance.v1.GetServiceInfoRequest\x1a+.doudi.assistance.v1.GetServiceInfoResponse\x12\x81\x01\n\x16RecordSettlementEvents\x12\x32.doudi.assistance.v1.RecordSettlementEventsRequest\x1a\x33.doudi.assistance.v1.RecordSettlementEventsResponse\x12Z\n\tGetBurden\x12%.doudi.assistance.v1.GetBurdenRequest\x1a&.doudi.assistance.v1.GetBurdenResponse\x12u\n\x12\x43reateSecondaryRun\x12..doudi.assistance.v1.CreateSecondaryRunRequest\x1a/.doudi.assistance.v1.CreateSecondaryRunResponse\x12l\n\x0fGetSecondaryRun\x12+.doudi.assistance.v1.GetSecondaryRunRequest\x1a,.doudi.assistance.v1.GetSecondaryRunResponse\x12r\n\x11ListSecondaryRuns\x12-.doudi.assistance.v1.ListSecondaryRunsRequest\x1a..doudi.assistance.v1.ListSecondaryRunsResponse\x12\x84\x01\n\x17ListSecondaryRunEntries\x12\x33.doudi.assistance.v1.ListSecondaryRunEntriesRequest\x1a\x34.doudi.assistance.v1.ListSecondaryRunEntriesResponse\x12x\n\x13\x41pproveSecondaryRun\x12/.doudi.assistance.v1.ApproveSecondaryRunRequest\x1a\x30.doudi.assistance.v1.ApproveSecondaryRunResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'doudi.assistance.v1.assistance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VISITTYPE']._serialized_start=1344
-  _globals['_VISITTYPE']._serialized_end=1537
-  _globals['_STATUS']._serialized_start=1540
-  _globals['_STATUS']._serialized_end=1931
-  _globals['_SETTLEMENTEVENTKIND']._serialized_start=1934
-  _globals['_SETTLEMENTEVENTKIND']._serialized_end=2065
-  _globals['_GETSERVICEINFOREQUEST']._serialized_start=85
-  _globals['_GETSERVICEINFOREQUEST']._serialized_end=108
-  _globals['_GETSERVICEINFORESPONSE']._serialized_start=110
-  _globals['_GETSERVICEINFORESPONSE']._serialized_end=176
-  _globals['_FUNDPAYMENT']._serialized_start=178
-  _globals['_FUNDPAYMENT']._serialized_end=238
-  _globals['_SETTLEMENTEVENT']._serialized_start=241
-  _globals['_SETTLEMENTEVENT']._serialized_end=722
-  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_start=724
-  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_end=809
-  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_start=811
-  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_end=867
-  _globals['_GETBURDENREQUEST']._serialized_start=869
-  _globals['_GETBURDENREQUEST']._serialized_end=920
-  _globals['_BURDEN']._serialized_start=923
-  _globals['_BURDEN']._serialized_end=1275
-  _globals['_GETBURDENRESPONSE']._serialized_start=1277
-  _globals['_GETBURDENRESPONSE']._serialized_end=1341
-  _globals['_ASSISTANCESERVICE']._serialized_start=2068
-  _globals['_ASSISTANCESERVICE']._serialized_end=2418
+  _globals['_VISITTYPE']._serialized_start=2971
+  _globals['_VISITTYPE']._serialized_end=3164
+  _globals['_STATUS']._serialized_start=3167
+  _globals['_STATUS']._serialized_end=3558
+  _globals['_SETTLEMENTEVENTKIND']._serialized_start=3561
+  _globals['_SETTLEMENTEVENTKIND']._serialized_end=3692
+  _globals['_GETSERVICEINFOREQUEST']._serialized_start=118
+  _globals['_GETSERVICEINFOREQUEST']._serialized_end=141
+  _globals['_GETSERVICEINFORESPONSE']._serialized_start=143
+  _globals['_GETSERVICEINFORESPONSE']._serialized_end=209
+  _globals['_FUNDPAYMENT']._serialized_start=211
+  _globals['_FUNDPAYMENT']._serialized_end=271
+  _globals['_SETTLEMENTEVENT']._serialized_start=274
+  _globals['_SETTLEMENTEVENT']._serialized_end=755
+  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_start=757
+  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_end=842
+  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_start=844
+  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_end=900
+  _globals['_GETBURDENREQUEST']._serialized_start=902
+  _globals['_GETBURDENREQUEST']._serialized_end=953
+  _globals['_BURDEN']._serialized_start=956
+  _globals['_BURDEN']._serialized_end=1308
+  _globals['_GETBURDENRESPONSE']._serialized_start=1310
+  _globals['_GETBURDENRESPONSE']._serialized_end=1374
+  _globals['_CREATESECONDARYRUNREQUEST']._serialized_start=1377
+  _globals['_CREATESECONDARYRUNREQUEST']._serialized_end=1511
+  _globals['_CREATESECONDARYRUNRESPONSE']._serialized_start=1513
+  _globals['_CREATESECONDARYRUNRESPONSE']._serialized_end=1589
+  _globals['_SECONDARYRUN']._serialized_start=1592
+  _globals['_SECONDARYRUN']._serialized_end=1978
+  _globals['_SECONDARYRUNENTRY']._serialized_start=1981
+  _globals['_SECONDARYRUNENTRY']._serialized_end=2283
+  _globals['_GETSECONDARYRUNREQUEST']._serialized_start=2285
+  _globals['_GETSECONDARYRUNREQUEST']._serialized_end=2325
+  _globals['_GETSECONDARYRUNRESPONSE']._serialized_start=2327
+  _globals['_GETSECONDARYRUNRESPONSE']._serialized_end=2400
+  _globals['_LISTSECONDARYRUNSREQUEST']._serialized_start=2402
+  _globals['_LISTSECONDARYRUNSREQUEST']._serialized_end=2497
+  _globals['_LISTSECONDARYRUNSRESPONSE']._serialized_start=2499
+  _globals['_LISTSECONDARYRUNSRESPONSE']._serialized_end=2600
+  _globals['_LISTSECONDARYRUNENTRIESREQUEST']._serialized_start=2602
+  _globals['_LISTSECONDARYRUNENTRIESREQUEST']._serialized_end=2708
+  _globals['_LISTSECONDARYRUNENTRIESRESPONSE']._serialized_start=2710
+  _globals['_LISTSECONDARYRUNENTRIESRESPONSE']._serialized_end=2825
+  _globals['_APPROVESECONDARYRUNREQUEST']._serialized_start=2827
+  _globals['_APPROVESECONDARYRUNREQUEST']._serialized_end=2889
+  _globals['_APPROVESECONDARYRUNRESPONSE']._serialized_start=2891
+  _globals['_APPROVESECONDARYRUNRESPONSE']._serialized_end=2968
+  _globals['_ASSISTANCESERVICE']._serialized_start=3695
+  _globals['_ASSISTANCESERVICE']._serialized_end=4647
 # @@protoc_insertion_point(module_scope)
