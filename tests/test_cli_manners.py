@@ -45,6 +45,12 @@ def test_the_walk_finds_every_command() -> None:
         "roster compare",
         "roster export",
         "roster enrol",
+        "secondary",
+        "secondary run",
+        "secondary list",
+        "secondary show",
+        "secondary approve",
+        "secondary export",
     ]
 
 

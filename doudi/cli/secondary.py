@@ -64,8 +64,16 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "now. Persons owed less than was paid before (a reversal lowered it) are flagged; "
         "nothing is taken back. Prints the run's id and totals.",
     )
-    run.add_argument("--region", required=True, type=cli._region, metavar="REGION")
-    run.add_argument("--year", required=True, type=cli._year, metavar="YEAR")
+    run.add_argument(
+        "--region",
+        required=True,
+        type=cli._region,
+        metavar="REGION",
+        help="the pooling region's 6-digit code",
+    )
+    run.add_argument(
+        "--year", required=True, type=cli._year, metavar="YEAR", help="the calendar year"
+    )
     run.add_argument(
         "--through",
         type=cli._day,
@@ -81,8 +89,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     listing = cli._command(
         actions, "list", "list runs, newest first", "List runs of a region, newest first."
     )
-    listing.add_argument("--region", type=cli._region, metavar="REGION")
-    listing.add_argument("--year", type=cli._year, metavar="YEAR")
+    listing.add_argument(
+        "--region", type=cli._region, metavar="REGION", help="only this region's runs"
+    )
+    listing.add_argument("--year", type=cli._year, metavar="YEAR", help="only this year's runs")
     show = cli._command(
         actions,
         "show",

@@ -253,9 +253,7 @@ def _recipients(
         person.in_region = person.in_region or bool(in_region)
         person.eligible_fen += int(fen)
         person.policies.add(policy)
-        # SQLite hands a MAX of dates back as text.
-        day = latest if isinstance(latest, date) else date.fromisoformat(latest)
-        group = (int(visits) > 0, day, policy)
+        group = (int(visits) > 0, latest, policy)
         if person.latest is None or group > person.latest:
             person.latest = group
     return {key: person for key, person in persons.items() if person.in_region}, unjudged
