@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
+from doudi.assistance.v1 import assistance_pb2
 from doudi.common.enums import (
     AGENCIES,
+    ASSISTANCE_AGENCIES,
     ASSISTANCE_STATUSES,
     ASSISTANCE_VISIT_TYPES,
     EMPLOYMENTS,
@@ -40,6 +42,7 @@ from doudi.settlement.v1 import settlement_pb2
         (STATUSES, SETTLEMENT_STATUSES),
         (AGENCIES, SETTLEMENT_AGENCIES),
         (SETTLEMENT_STATUSES, ASSISTANCE_STATUSES),
+        (AGENCIES, ASSISTANCE_AGENCIES),
         (EnumCodes(settlement_pb2.VisitType, "VISIT_TYPE_"), ASSISTANCE_VISIT_TYPES),
     ],
     ids=[
@@ -49,6 +52,7 @@ from doudi.settlement.v1 import settlement_pb2
         "status",
         "agency",
         "status (assistance)",
+        "agency (assistance)",
         "visit type (assistance)",
     ],
 )
@@ -67,8 +71,9 @@ def test_every_value_an_owner_sends_is_the_same_code_to_settlement(
     [
         (enrollment_pb2.Enrolment, settlement_pb2.Enrolment),
         (datashare_pb2.StatusPeriod, settlement_pb2.StatusPeriod),
+        (datashare_pb2.StatusPeriod, assistance_pb2.StatusPeriod),
     ],
-    ids=["enrolment", "status period"],
+    ids=["enrolment", "status period", "status period (assistance)"],
 )
 def test_settlements_fields_have_the_owners_numbers_and_types(
     owners: Any, settlements: Any

@@ -507,10 +507,22 @@ def test_the_bank_file_holds_what_the_approval_paid(
     assert code == 1
     assert "approving again pays nothing" in err
 
+    # Names come from enrollment's copies; one a spreadsheet would take for a formula.
+    assistance.stub.RecordPersons(
+        pb.RecordPersonsRequest(
+            persons=[
+                pb.InsuredPerson(
+                    person_id=person, version=1, name=name, region=XIXIA, household_id=f"h-{name}"
+                )
+                for person, name in ((ANNA, "张安娜"), (BO, "=1+1"))
+            ]
+        ),
+        metadata=INTERNAL,
+    )
     expected = [
         ["身份证号", "姓名", "年度", "金额(元)", "批次"],
-        [ANNA, "", "2026", "6500.00", str(run_id)],
-        [BO, "", "2026", "20000.00", str(run_id)],
+        [ANNA, "张安娜", "2026", "6500.00", str(run_id)],
+        [BO, "=1+1", "2026", "20000.00", str(run_id)],
     ]
     code, out, _ = doudi(
         assistance,
@@ -523,7 +535,8 @@ def test_the_bank_file_holds_what_the_approval_paid(
     )
     assert code == 0
     with (tmp_path / "bank.csv").open(encoding="utf-8-sig", newline="") as file:
-        assert list(csv.reader(file)) == expected
+        # The CSV neutralises the formula with a quote; the xlsx holds it as text.
+        assert list(csv.reader(file)) == [*expected[:2], [BO, "'=1+1", *expected[2][2:]]]
 
     code, out, _ = doudi(
         assistance,

@@ -29,7 +29,9 @@ SETTLEMENT_STATUSES = EnumCodes(settlement_pb2.Status, "STATUS_")
 SETTLEMENT_AGENCIES = EnumCodes(settlement_pb2.Agency, "AGENCY_")
 
 # Assistance's own copies of what it keeps of settlements (its contract imports no other
-# service's), with the owners' names and numbers: what settlement sends it.
+# service's), with the owners' names and numbers: what settlement, enrollment and the
+# hub send it.
 ASSISTANCE_VISIT_TYPES = EnumCodes(assistance_pb2.VisitType, "VISIT_TYPE_")
 ASSISTANCE_STATUSES = EnumCodes(assistance_pb2.Status, "STATUS_")
 SETTLEMENT_EVENT_KINDS = EnumCodes(assistance_pb2.SettlementEventKind, "SETTLEMENT_EVENT_KIND_")
+ASSISTANCE_AGENCIES = EnumCodes(assistance_pb2.Agency, "AGENCY_")

@@ -53,9 +53,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from doudi.common import grpc_client
 from doudi.common.db import read_connection, write_transaction
+from doudi.common.protos import EnumCodes, optional_date, to_date
 from doudi.common.settings import ProcessSettings
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
+from doudi.core.statuses import EffectivePeriod
 
 BATCH = 500  # persons per send: one call to the subscriber
 MAX_BATCH = 1000  # the most persons a subscriber takes in one call
@@ -122,6 +124,37 @@ def received_person(person_id: str, version: int, where: str) -> str:
     if version < 1:
         raise InvalidInput(f"{where}.version", "required: the sender's version of the person")
     return number
+
+
+def received_period(
+    period: Any, where: str, statuses: EnumCodes, agencies: EnumCodes
+) -> EffectivePeriod:
+    """The subscriber's side: a status period the hub sent (in the subscriber's own
+    ``StatusPeriod``, with the hub's numbers), checked; InvalidInput names the field."""
+    valid_from = to_date(period.valid_from, f"{where}.valid_from")
+    valid_to = optional_date(period, "valid_to", f"{where}.valid_to")
+    if valid_to is not None and valid_to < valid_from:
+        raise InvalidInput(f"{where}.valid_to", "is before valid_from")
+    return EffectivePeriod(
+        status=statuses.code(period.status, f"{where}.status"),
+        valid_from=valid_from,
+        valid_to=valid_to,
+        agency=agencies.code(period.agency, f"{where}.agency"),
+    )
+
+
+def stored_periods(periods: Iterable[EffectivePeriod]) -> list[list[str | None]]:
+    """Status periods as a subscriber stores them: ``[[status, valid_from, valid_to or
+    None, agency], ...]`` in ISO dates."""
+    return [
+        [
+            period.status,
+            period.valid_from.isoformat(),
+            None if period.valid_to is None else period.valid_to.isoformat(),
+            period.agency,
+        ]
+        for period in periods
+    ]
 
 
 _STORE_NEWER: dict[tuple[str, str], Any] = {}

@@ -42,6 +42,7 @@ from doudi.core.money import fen_to_yuan, format_percent
 from doudi.core.monitoring import MonitoringRules
 from doudi.core.packs import PackRegistry, monitoring_rules
 from services.assistance.tables import (
+    assistance_persons,
     secondary_entries,
     secondary_paid,
     secondary_runs,
@@ -499,14 +500,18 @@ def list_entries(
     condition = secondary_entries.c.run_id == run_id
     if paid_only:
         condition = and_(condition, secondary_entries.c.paid_fen > 0)
+    # The name as enrollment last sent it ("" for a person it has not sent).
+    named = secondary_entries.outerjoin(
+        assistance_persons, assistance_persons.c.person_id == secondary_entries.c.person_id
+    )
     rows, token = keyset_page(
         connection,
-        select(secondary_entries).where(condition),
+        select(secondary_entries, assistance_persons.c.name).select_from(named).where(condition),
         secondary_entries.c.person_id,
         page_size,
         page_token,
     )
-    return [_entry(row, "") for row in rows], token
+    return [_entry(row, row.name or "") for row in rows], token
 
 
 def _run(row: sqlalchemy.Row[Any]) -> Run:

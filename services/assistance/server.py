@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,12 @@ import sqlalchemy
 from doudi import __version__
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from doudi.common.db import read_in_thread, write_in_thread
-from doudi.common.enums import ASSISTANCE_STATUSES, ASSISTANCE_VISIT_TYPES, SETTLEMENT_EVENT_KINDS
+from doudi.common.enums import (
+    ASSISTANCE_AGENCIES,
+    ASSISTANCE_STATUSES,
+    ASSISTANCE_VISIT_TYPES,
+    SETTLEMENT_EVENT_KINDS,
+)
 from doudi.common.grpc_server import (
     Authenticator,
     Registrar,
@@ -26,14 +32,17 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.migrations import current_revision
+from doudi.common.outbox import received_batch, received_period, received_person
 from doudi.common.paging import page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
 from doudi.core.money import MAX_BILL_FEN
+from doudi.core.names import check_visible
 from doudi.core.packs import PackRegistry
-from services.assistance import secondary, service
+from doudi.core.statuses import EffectivePeriod
+from services.assistance import people, secondary, service
 from services.assistance.settings import DEFAULT_PORT, Settings
 
 SPEC = ServiceSpec(
@@ -85,9 +94,10 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         require("internal")
         person_id = read_resident_id(request.person_id, "person_id").number
         check_year(request.year, "year")
-        burden = await read_in_thread(
-            self.engine, service.get_burden, person_id=person_id, year=request.year
+        found = await read_in_thread(
+            self.engine, service.get_persons_year, person_id=person_id, year=request.year
         )
+        burden = found.burden
         return assistance_pb2.GetBurdenResponse(
             burden=assistance_pb2.Burden(
                 person_id=burden.person_id,
@@ -101,8 +111,72 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
                     for fund, fen in burden.fund_payments
                 ],
                 **{f"{kind}_visits": count for kind, count in burden.visits.items()},
-            )
+            ),
+            household_id=found.household_id,
+            household_burden_fen=found.household_burden_fen,
+            household_eligible_burden_fen=found.household_eligible_burden_fen,
+            members=[
+                assistance_pb2.HouseholdMember(
+                    person_id=member.person_id,
+                    name=member.name,
+                    personal_burden_fen=member.personal_burden_fen,
+                    eligible_burden_fen=member.eligible_burden_fen,
+                )
+                for member in found.members
+            ],
+            statuses=[status_period_message(period) for period in found.statuses],
         )
+
+    # --- the copies of persons and statuses -----------------------------------------
+
+    async def RecordPersons(
+        self,
+        request: assistance_pb2.RecordPersonsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.RecordPersonsResponse:
+        require("internal")
+        persons = [
+            people.InsuredPerson(
+                person_id=received_person(person.person_id, person.version, where),
+                version=person.version,
+                name=_text(person.name, f"{where}.name"),
+                household_id=_text(person.household_id, f"{where}.household_id"),
+                region=_code(person.region, f"{where}.region"),
+                years=_years(person.years, where),
+            )
+            for where, person in received_batch(request.persons)
+        ]
+        versions = await write_in_thread(
+            self.engine, people.record_persons, persons=persons, now=datetime.now(UTC)
+        )
+        return assistance_pb2.RecordPersonsResponse(versions=versions)
+
+    async def RecordPersonStatuses(
+        self,
+        request: assistance_pb2.RecordPersonStatusesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.RecordPersonStatusesResponse:
+        require("internal")
+        persons = [
+            people.HeldStatuses(
+                received_person(person.person_id, person.version, where),
+                person.version,
+                tuple(
+                    received_period(
+                        period,
+                        f"{where}.periods[{index}]",
+                        ASSISTANCE_STATUSES,
+                        ASSISTANCE_AGENCIES,
+                    )
+                    for index, period in enumerate(person.periods)
+                ),
+            )
+            for where, person in received_batch(request.persons)
+        ]
+        versions = await write_in_thread(
+            self.engine, people.record_statuses, persons=persons, now=datetime.now(UTC)
+        )
+        return assistance_pb2.RecordPersonStatusesResponse(versions=versions)
 
     # --- secondary assistance ---
 
@@ -211,6 +285,33 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         return assistance_pb2.ApproveSecondaryRunResponse(run=secondary_run_message(run))
 
     # --- end of secondary assistance ---
+
+
+def status_period_message(period: EffectivePeriod) -> assistance_pb2.StatusPeriod:
+    message = assistance_pb2.StatusPeriod(
+        status=ASSISTANCE_STATUSES.value(period.status),
+        valid_from=from_date(period.valid_from),
+        agency=ASSISTANCE_AGENCIES.value(period.agency),
+    )
+    if period.valid_to is not None:
+        message.valid_to.CopyFrom(from_date(period.valid_to))
+    return message
+
+
+def _years(years: Sequence[int], where: str) -> tuple[int, ...]:
+    for index, year in enumerate(years):
+        check_year(year, f"{where}.years[{index}]")
+    return tuple(years)
+
+
+def _text(value: str, field: str, limit: int = 64) -> str:
+    """A name or household id: required, at most ``limit`` characters, nothing hidden."""
+    if not value.strip():
+        raise InvalidInput(field, "required")
+    if len(value) > limit:
+        raise InvalidInput(field, f"at most {limit} characters, got {len(value)}")
+    check_visible(value, field)
+    return value
 
 
 def _fen(value: int, field: str) -> int:

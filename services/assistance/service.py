@@ -21,6 +21,8 @@ from sqlalchemy import select
 
 from doudi.common.outbox import dialect_module
 from doudi.core.codes import VISIT_TYPES
+from doudi.core.statuses import EffectivePeriod
+from services.assistance import people
 from services.assistance.tables import burden_payments, burdens, settlement_events
 
 SETTLED: Final = "settled"
@@ -161,6 +163,66 @@ def get_burden(*, connection: sqlalchemy.Connection, person_id: str, year: int) 
         eligible_burden_fen=values.get("eligible_burden_fen", 0),
         fund_payments=tuple((fund, fen) for fund, fen in funds),
         visits={kind: values.get(column, 0) for kind, column in _VISIT_COLUMNS.items()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    person_id: str
+    name: str
+    personal_burden_fen: int
+    eligible_burden_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersonsYear:
+    """A person's burden of a year, their household's, and the statuses they held."""
+
+    burden: Burden
+    household_id: str
+    """"" when enrollment has not sent the person: the household is then the person."""
+    members: tuple[Member, ...]
+    statuses: tuple[EffectivePeriod, ...]
+    """The person's status periods that overlap the year."""
+
+    @property
+    def household_burden_fen(self) -> int:
+        return sum(member.personal_burden_fen for member in self.members)
+
+    @property
+    def household_eligible_burden_fen(self) -> int:
+        return sum(member.eligible_burden_fen for member in self.members)
+
+
+def get_persons_year(
+    *, connection: sqlalchemy.Connection, person_id: str, year: int
+) -> PersonsYear:
+    """The person's burden of ``year`` with their household's and their statuses in it."""
+    burden = get_burden(connection=connection, person_id=person_id, year=year)
+    person = people.persons(connection, [person_id]).get(person_id)
+    if person is None:
+        household_id, names = "", {person_id: ""}
+    else:
+        household_id = person.household_id
+        members = people.household_members(connection, [household_id])[household_id]
+        names = {member.person_id: member.name for member in members}
+    burdens_of = {
+        row.person_id: (row.personal_burden_fen, row.eligible_burden_fen)
+        for row in connection.execute(
+            select(
+                burdens.c.person_id, burdens.c.personal_burden_fen, burdens.c.eligible_burden_fen
+            ).where(burdens.c.person_id.in_(names), burdens.c.year == year)
+        )
+    }
+    periods = people.status_periods(connection, [person_id]).get(person_id, ())
+    return PersonsYear(
+        burden=burden,
+        household_id=household_id,
+        members=tuple(
+            Member(member, name, *burdens_of.get(member, (0, 0)))
+            for member, name in sorted(names.items())
+        ),
+        statuses=people.periods_in_year(periods, year),
     )
 
 

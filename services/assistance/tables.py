@@ -3,13 +3,17 @@
 ``settlement_events`` keeps every settlement and reversal the settlement service sent
 (once: by its event id, and by settlement and kind); ``burdens`` and
 ``burden_payments`` are the ledger they add up to, per person and calendar year
-(docs/domain.md section 7). Codes are the core's lower-case strings; money ``int`` fen.
+(docs/domain.md section 7). ``assistance_persons`` and ``assistance_statuses`` are the
+copies enrollment and the datashare hub send (doudi.common.outbox): who belongs to which
+household, and who holds which status when. Codes are the core's lower-case strings;
+money ``int`` fen.
 """
 
 from __future__ import annotations
 
 import sqlalchemy
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -74,6 +78,34 @@ burden_payments = Table(
     Column("year", Integer, primary_key=True, autoincrement=False),
     Column("fund", String(16), primary_key=True),
     Column("paid_fen", BigInteger, nullable=False),
+)
+
+# --- the copies of persons and statuses ----------------------------------------------
+
+assistance_persons = Table(
+    "assistance_persons",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("household_id", String(64), nullable=False),
+    Column("region", String(32), nullable=False),
+    # The years enrolled, ascending: [2025, 2026].
+    Column("years", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_assistance_persons_household", assistance_persons.c.household_id)
+Index("ix_assistance_persons_region", assistance_persons.c.region)
+
+assistance_statuses = Table(
+    "assistance_statuses",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    # [[status, valid_from, valid_to or null, agency], ...] in ISO dates, as the hub
+    # computed them (settlement keeps the same shape).
+    Column("periods", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # --- secondary assistance (services/assistance/secondary.py) ---

@@ -41,7 +41,7 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import received_batch, received_person
+from doudi.common.outbox import received_batch, received_period, received_person
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
@@ -49,7 +49,6 @@ from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
-from doudi.core.statuses import EffectivePeriod
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import service
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
@@ -353,7 +352,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 received_person(person.person_id, person.version, where),
                 person.version,
                 tuple(
-                    _held_status(period, f"{where}.periods[{index}]")
+                    received_period(
+                        period,
+                        f"{where}.periods[{index}]",
+                        SETTLEMENT_STATUSES,
+                        SETTLEMENT_AGENCIES,
+                    )
                     for index, period in enumerate(person.periods)
                 ),
             )
@@ -432,19 +436,6 @@ def _read_visit(
     resident_id = read_resident_id(person_id, "person_id")
     visit = visit_from_proto(message, hospital_level=hospital.level)
     return resident_id, visit
-
-
-def _held_status(period: settlement_pb2.StatusPeriod, where: str) -> EffectivePeriod:
-    valid_from = to_date(period.valid_from, f"{where}.valid_from")
-    valid_to = optional_date(period, "valid_to", f"{where}.valid_to")
-    if valid_to is not None and valid_to < valid_from:
-        raise InvalidInput(f"{where}.valid_to", "is before valid_from")
-    return EffectivePeriod(
-        status=SETTLEMENT_STATUSES.code(period.status, f"{where}.status"),
-        valid_from=valid_from,
-        valid_to=valid_to,
-        agency=SETTLEMENT_AGENCIES.code(period.agency, f"{where}.agency"),
-    )
 
 
 def _request_id(value: str) -> str:

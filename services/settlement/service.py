@@ -34,7 +34,7 @@ from doudi.common.errors import (
     not_enrolled,
     person_not_found,
 )
-from doudi.common.outbox import store_newer
+from doudi.common.outbox import store_newer, stored_periods
 from doudi.common.protos import INT64_MAX, INT64_MIN, to_timestamp
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
@@ -531,15 +531,7 @@ def record_statuses(
             {
                 "person_id": person.person_id,
                 "version": person.version,
-                "periods": [
-                    [
-                        period.status,
-                        period.valid_from.isoformat(),
-                        None if period.valid_to is None else period.valid_to.isoformat(),
-                        period.agency,
-                    ]
-                    for period in person.periods
-                ],
+                "periods": stored_periods(person.periods),
                 "updated_at": now,
             }
             for person in persons

@@ -146,6 +146,46 @@ SETTLEMENT_EVENT_KIND_REVERSED: SettlementEventKind.ValueType  # 2
 """A settlement reversed: its amounts no longer count."""
 Global___SettlementEventKind: _TypeAlias = SettlementEventKind  # noqa: Y015
 
+class _Agency:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AgencyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Agency.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AGENCY_UNSPECIFIED: _Agency.ValueType  # 0
+    AGENCY_CIVIL_AFFAIRS: _Agency.ValueType  # 1
+    """民政局."""
+    AGENCY_POVERTY_OFFICE: _Agency.ValueType  # 2
+    """扶贫办 / 乡村振兴局."""
+    AGENCY_TRADE_UNION: _Agency.ValueType  # 3
+    """工会."""
+    AGENCY_VETERAN_CADRE_BUREAU: _Agency.ValueType  # 4
+    """老干局."""
+    AGENCY_DISABLED_PERSONS_FEDERATION: _Agency.ValueType  # 5
+    """残联."""
+    AGENCY_VETERANS_AFFAIRS: _Agency.ValueType  # 6
+    """退役军人事务局."""
+
+class Agency(_Agency, metaclass=_AgencyEnumTypeWrapper):
+    """The agency that certifies a status (the hub's Agency, same names and
+    numbers).
+    """
+
+AGENCY_UNSPECIFIED: Agency.ValueType  # 0
+AGENCY_CIVIL_AFFAIRS: Agency.ValueType  # 1
+"""民政局."""
+AGENCY_POVERTY_OFFICE: Agency.ValueType  # 2
+"""扶贫办 / 乡村振兴局."""
+AGENCY_TRADE_UNION: Agency.ValueType  # 3
+"""工会."""
+AGENCY_VETERAN_CADRE_BUREAU: Agency.ValueType  # 4
+"""老干局."""
+AGENCY_DISABLED_PERSONS_FEDERATION: Agency.ValueType  # 5
+"""残联."""
+AGENCY_VETERANS_AFFAIRS: Agency.ValueType  # 6
+"""退役军人事务局."""
+Global___Agency: _TypeAlias = Agency  # noqa: Y015
+
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -421,24 +461,285 @@ class Burden(_message.Message):
 Global___Burden: _TypeAlias = Burden  # noqa: Y015
 
 @_typing.final
+class HouseholdMember(_message.Message):
+    """A member of a household and their burden of the year."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PERSONAL_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    name: _builtins.str
+    personal_burden_fen: _builtins.int
+    eligible_burden_fen: _builtins.int
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        personal_burden_fen: _builtins.int = ...,
+        eligible_burden_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eligible_burden_fen", b"eligible_burden_fen", "name", b"name", "person_id", b"person_id", "personal_burden_fen", b"personal_burden_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HouseholdMember: _TypeAlias = HouseholdMember  # noqa: Y015
+
+@_typing.final
 class GetBurdenResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BURDEN_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ELIGIBLE_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    household_id: _builtins.str
+    """The household of the enrolment register ("" when enrollment has not sent
+    the person: then the household is the person alone).
+    """
+    household_burden_fen: _builtins.int
+    """The members' personal burdens together (个人负担, the household's)."""
+    household_eligible_burden_fen: _builtins.int
+    """The members' eligible burdens together."""
     @_builtins.property
     def burden(self) -> Global___Burden: ...
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___HouseholdMember]:
+        """Every member on record, in identity-number order, with their burdens."""
+
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusPeriod]:
+        """The person's status periods that overlap the year, as the hub sent them."""
+
     def __init__(
         self,
         *,
         burden: Global___Burden | None = ...,
+        household_id: _builtins.str = ...,
+        household_burden_fen: _builtins.int = ...,
+        household_eligible_burden_fen: _builtins.int = ...,
+        members: _abc.Iterable[Global___HouseholdMember] | None = ...,
+        statuses: _abc.Iterable[Global___StatusPeriod] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["burden", b"burden"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["burden", b"burden"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burden", b"burden", "household_burden_fen", b"household_burden_fen", "household_eligible_burden_fen", b"household_eligible_burden_fen", "household_id", b"household_id", "members", b"members", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBurdenResponse: _TypeAlias = GetBurdenResponse  # noqa: Y015
+
+@_typing.final
+class InsuredPerson(_message.Message):
+    """--- the copies of persons and statuses ---
+
+    A person as the enrollment service registers them (the field numbers of
+    its own messages where they have one).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEARS_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    version: _builtins.int
+    """Grows with every change of the person at the enrollment service."""
+    name: _builtins.str
+    """The registered name."""
+    region: _builtins.str
+    """The pooling region the person is registered in."""
+    household_id: _builtins.str
+    """The household (户) of the enrolment register."""
+    @_builtins.property
+    def years(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The years the person is enrolled for (any scheme)."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        name: _builtins.str = ...,
+        region: _builtins.str = ...,
+        years: _abc.Iterable[_builtins.int] | None = ...,
+        household_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["household_id", b"household_id", "name", b"name", "person_id", b"person_id", "region", b"region", "version", b"version", "years", b"years"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InsuredPerson: _TypeAlias = InsuredPerson  # noqa: Y015
+
+@_typing.final
+class RecordPersonsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def persons(self) -> _containers.RepeatedCompositeFieldContainer[Global___InsuredPerson]:
+        """At most 1,000."""
+
+    def __init__(
+        self,
+        *,
+        persons: _abc.Iterable[Global___InsuredPerson] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["persons", b"persons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonsRequest: _TypeAlias = RecordPersonsRequest  # noqa: Y015
+
+@_typing.final
+class RecordPersonsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """For each person of the request, in order: the version now stored (the
+        request's, or a later one already recorded).
+        """
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonsResponse: _TypeAlias = RecordPersonsResponse  # noqa: Y015
+
+@_typing.final
+class StatusPeriod(_message.Message):
+    """A period in which a person holds a status, as the hub computed it from the
+    agencies' records (the field numbers of the hub's own StatusPeriod).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    status: Global___Status.ValueType
+    agency: Global___Agency.ValueType
+    """The agency that certified it."""
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """Unset means open-ended."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___Status.ValueType = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+        agency: Global___Agency.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "status", b"status", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusPeriod: _TypeAlias = StatusPeriod  # noqa: Y015
+
+@_typing.final
+class PersonStatuses(_message.Message):
+    """A person's statuses as the datashare hub holds them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    version: _builtins.int
+    """The hub's latest record of the person (its assertion_id); it only grows."""
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusPeriod]:
+        """Every period in which the person holds a status, on any date."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        periods: _abc.Iterable[Global___StatusPeriod] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["periods", b"periods", "person_id", b"person_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonStatuses: _TypeAlias = PersonStatuses  # noqa: Y015
+
+@_typing.final
+class RecordPersonStatusesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def persons(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonStatuses]:
+        """At most 1,000 persons."""
+
+    def __init__(
+        self,
+        *,
+        persons: _abc.Iterable[Global___PersonStatuses] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["persons", b"persons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonStatusesRequest: _TypeAlias = RecordPersonStatusesRequest  # noqa: Y015
+
+@_typing.final
+class RecordPersonStatusesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """For each person of the request, in order: the version now stored."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonStatusesResponse: _TypeAlias = RecordPersonStatusesResponse  # noqa: Y015
 
 @_typing.final
 class CreateSecondaryRunRequest(_message.Message):

@@ -54,6 +54,16 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenResponse.FromString,
                 _registered_method=True)
+        self.RecordPersons = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/RecordPersons',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonsResponse.FromString,
+                _registered_method=True)
+        self.RecordPersonStatuses = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/RecordPersonStatuses',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesResponse.FromString,
+                _registered_method=True)
         self.CreateSecondaryRun = channel.unary_unary(
                 '/doudi.assistance.v1.AssistanceService/CreateSecondaryRun',
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.CreateSecondaryRunRequest.SerializeToString,
@@ -111,8 +121,28 @@ class AssistanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetBurden(self, request, context):
-        """A person's burden for a calendar year, as the ledger holds it (internal
-        callers only); zeros for a year without a settlement.
+        """A person's burden for a calendar year, as the ledger holds it, with their
+        household's and the statuses they held in it (internal callers only);
+        zeros for a year without a settlement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPersons(self, request, context):
+        """--- the copies of persons and statuses ---
+        Records each person's name, household and region as the enrollment
+        service sends them (internal callers only; at most 1,000 a call): a
+        household's burden is its members' together. A person's version only
+        grows; an older one than stored changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPersonStatuses(self, request, context):
+        """Records each person's status periods as the datashare hub sends them
+        (internal callers only; at most 1,000 a call), newest version kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,6 +215,16 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     servicer.GetBurden,
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenResponse.SerializeToString,
+            ),
+            'RecordPersons': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPersons,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonsResponse.SerializeToString,
+            ),
+            'RecordPersonStatuses': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPersonStatuses,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesResponse.SerializeToString,
             ),
             'CreateSecondaryRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSecondaryRun,
@@ -298,6 +338,60 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/GetBurden',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetBurdenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPersons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/RecordPersons',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPersonStatuses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/RecordPersonStatuses',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordPersonStatusesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,8 +51,20 @@ class AssistanceServiceStub:
     not know to have arrived.
     """
     GetBurden: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetBurdenRequest, _assistance_pb2.GetBurdenResponse]
-    """A person's burden for a calendar year, as the ledger holds it (internal
-    callers only); zeros for a year without a settlement.
+    """A person's burden for a calendar year, as the ledger holds it, with their
+    household's and the statuses they held in it (internal callers only);
+    zeros for a year without a settlement.
+    """
+    RecordPersons: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.RecordPersonsRequest, _assistance_pb2.RecordPersonsResponse]
+    """--- the copies of persons and statuses ---
+    Records each person's name, household and region as the enrollment
+    service sends them (internal callers only; at most 1,000 a call): a
+    household's burden is its members' together. A person's version only
+    grows; an older one than stored changes nothing.
+    """
+    RecordPersonStatuses: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.RecordPersonStatusesRequest, _assistance_pb2.RecordPersonStatusesResponse]
+    """Records each person's status periods as the datashare hub sends them
+    (internal callers only; at most 1,000 a call), newest version kept.
     """
     CreateSecondaryRun: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.CreateSecondaryRunRequest, _assistance_pb2.CreateSecondaryRunResponse]
     """--- secondary assistance (二次救助, docs/domain.md section 7) ---
@@ -105,8 +117,20 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     not know to have arrived.
     """
     GetBurden: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetBurdenRequest, _assistance_pb2.GetBurdenResponse]  # type: ignore[assignment]
-    """A person's burden for a calendar year, as the ledger holds it (internal
-    callers only); zeros for a year without a settlement.
+    """A person's burden for a calendar year, as the ledger holds it, with their
+    household's and the statuses they held in it (internal callers only);
+    zeros for a year without a settlement.
+    """
+    RecordPersons: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RecordPersonsRequest, _assistance_pb2.RecordPersonsResponse]  # type: ignore[assignment]
+    """--- the copies of persons and statuses ---
+    Records each person's name, household and region as the enrollment
+    service sends them (internal callers only; at most 1,000 a call): a
+    household's burden is its members' together. A person's version only
+    grows; an older one than stored changes nothing.
+    """
+    RecordPersonStatuses: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RecordPersonStatusesRequest, _assistance_pb2.RecordPersonStatusesResponse]  # type: ignore[assignment]
+    """Records each person's status periods as the datashare hub sends them
+    (internal callers only; at most 1,000 a call), newest version kept.
     """
     CreateSecondaryRun: _aio.UnaryUnaryMultiCallable[_assistance_pb2.CreateSecondaryRunRequest, _assistance_pb2.CreateSecondaryRunResponse]  # type: ignore[assignment]
     """--- secondary assistance (二次救助, docs/domain.md section 7) ---
@@ -174,8 +198,32 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assistance_pb2.GetBurdenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.GetBurdenResponse, _abc.Awaitable[_assistance_pb2.GetBurdenResponse]]:
-        """A person's burden for a calendar year, as the ledger holds it (internal
-        callers only); zeros for a year without a settlement.
+        """A person's burden for a calendar year, as the ledger holds it, with their
+        household's and the statuses they held in it (internal callers only);
+        zeros for a year without a settlement.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordPersons(
+        self,
+        request: _assistance_pb2.RecordPersonsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.RecordPersonsResponse, _abc.Awaitable[_assistance_pb2.RecordPersonsResponse]]:
+        """--- the copies of persons and statuses ---
+        Records each person's name, household and region as the enrollment
+        service sends them (internal callers only; at most 1,000 a call): a
+        household's burden is its members' together. A person's version only
+        grows; an older one than stored changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordPersonStatuses(
+        self,
+        request: _assistance_pb2.RecordPersonStatusesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.RecordPersonStatusesResponse, _abc.Awaitable[_assistance_pb2.RecordPersonStatusesResponse]]:
+        """Records each person's status periods as the datashare hub sends them
+        (internal callers only; at most 1,000 a call), newest version kept.
         """
 
     @_abc_1.abstractmethod

@@ -1,7 +1,7 @@
 """Secondary assistance (二次救助): runs, their entries, and what was paid per person and year.
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-# The lead rechains the reserved numbers (0003-0005) at merge.
-down_revision: str | None = "0002"
+# The lead rechains the reserved numbers (0004, 0005) at merge.
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
