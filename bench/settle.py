@@ -18,6 +18,12 @@ insert) measured in the same run, with the ratio. Goal: at least half the
 reference path's rate on PostgreSQL (the issue's 500 per second with p99
 under 100 ms assumed a reference near 1,000 per second); both are printed.
 
+Settlement sends each settlement to assistance in the background (its event outbox):
+while the load runs the benchmark samples, every 0.1 s, how long the oldest event not
+yet delivered has waited (the commit-to-burden lag of the slowest event at that moment),
+and after it how long the outbox takes to empty and whether assistance recorded one
+event per settlement.
+
 The load generator is a raw asyncio HTTP/1.1 client on uvloop (an httpx client
 saturates near 400 requests per second here); it prints its own share of a
 core, to show it is not the bottleneck. ``--profile DIR`` records each
@@ -39,10 +45,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -511,6 +518,72 @@ def cpu_report(before: dict[str, float], after: dict[str, float], requests: int)
 # --- the benchmark ----------------------------------------------------------------------
 
 
+def _database(platform: Platform, name: str) -> sqlalchemy.Engine:
+    url = platform.database_urls.get(name) or f"sqlite:///{platform.data_dir / f'{name}.db'}"
+    return sqlalchemy.create_engine(url)
+
+
+def _oldest_wait(connection: sqlalchemy.Connection) -> tuple[float, int]:
+    """Seconds the oldest queued event has waited (0 when none), and how many are queued."""
+    oldest, count = connection.exec_driver_sql(
+        "SELECT MIN(queued_at), COUNT(*) FROM event_outbox"
+    ).one()
+    if oldest is None:
+        return 0.0, 0
+    if isinstance(oldest, str):  # SQLite: naive UTC text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - oldest).total_seconds(), int(count)
+
+
+@contextlib.contextmanager
+def delivery_lag(platform: Platform) -> Iterator[list[str]]:
+    """Sample the oldest undelivered settlement event's wait every 0.1 s while the load
+    runs; then wait for the outbox to empty and compare what assistance recorded (a line
+    of report in the list yielded)."""
+    engine = _database(platform, "settlement")
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        with engine.connect() as connection:
+            while not stop.wait(0.1):
+                waits.append(_oldest_wait(connection)[0])
+                connection.rollback()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    lines: list[str] = []
+    try:
+        yield lines
+    finally:
+        stop.set()
+        sampler.join()
+    ended = time.monotonic()
+    with engine.connect() as connection:
+        while (queued := _oldest_wait(connection))[1] and time.monotonic() - ended < 60:
+            connection.rollback()
+            time.sleep(0.05)
+        settled = connection.exec_driver_sql("SELECT COUNT(*) FROM settlements").scalar_one()
+    drained = time.monotonic() - ended
+    engine.dispose()
+    assistance = _database(platform, "assistance")
+    with assistance.connect() as connection:
+        recorded = connection.exec_driver_sql("SELECT COUNT(*) FROM settlement_events").scalar_one()
+    assistance.dispose()
+    waits.sort()
+    if waits:
+        lines.append(
+            f"  events to assistance: oldest undelivered waited p50 "
+            f"{waits[len(waits) // 2] * 1000:.0f} ms, p99 {waits[int(len(waits) * 0.99)] * 1000:.0f} ms, "
+            f"max {waits[-1] * 1000:.0f} ms ({len(waits)} samples); "
+            f"outbox empty {drained:.2f} s after the load"
+            + (f" (still {queued[1]} queued)" if queued[1] else "")
+            + f"; assistance recorded {recorded} events for {settled} settlements"
+        )
+
+
 def report(label: str, run: Run, clients: int) -> None:
     errors = {status: count for status, count in run.statuses.items() if not 200 <= status < 300}
     print(
@@ -555,7 +628,10 @@ def main() -> None:
                 )
                 pids = {name: process.pid for name, process in platform.processes.items()}
                 before = cpu_seconds(pids)
-                with profiling(platform, profile_dir, WARMUP_SECONDS + args.duration):
+                with (
+                    delivery_lag(platform) as lag,
+                    profiling(platform, profile_dir, WARMUP_SECONDS + args.duration),
+                ):
                     run = drive(
                         platform.ports["gateway"],
                         args.clients,
@@ -568,6 +644,7 @@ def main() -> None:
                 # Every request of the warm-up and the measured run, at the measured rate.
                 requests = int(run.ok * (args.duration + WARMUP_SECONDS) / args.duration)
                 cpu_report(before, after, requests)
+                print(*lag, sep="\n")
                 if profile_dir is not None:
                     for name in ("gateway", "settlement", "enrollment", "datashare"):
                         path = profile_dir / f"{name}.txt"

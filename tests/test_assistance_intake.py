@@ -57,7 +57,7 @@ def stay(
         out_of_scope_fen=500_000,
         payments=[
             pb.FundPayment(layer="basic", fund="390100", paid_fen=3_000_000),
-            pb.FundPayment(layer="medical_assistance", fund="610100", paid_fen=800_000),
+            pb.FundPayment(layer="medical_assistance", fund="assistance_project", paid_fen=800_000),
         ],
         self_pay_fen=1_200_000,
         statuses=[pb.STATUS_REGISTERED_POOR],
@@ -117,7 +117,7 @@ def test_settlements_add_up_per_person_and_year(assistance: AssistanceServiceStu
     assert figures(burden(assistance)) == (5_030_000, 3_800_000, 1_230_000, 700_000, 1, 1)
     assert [(p.fund, p.paid_fen) for p in burden(assistance).fund_payments] == [
         ("390100", 3_000_000),
-        ("610100", 800_000),
+        ("assistance_project", 800_000),
     ]
     assert figures(burden(assistance, year=2025)) == (
         5_000_000,
@@ -161,6 +161,7 @@ def refusal(call: Any) -> Any:
         (lambda e: setattr(e, "self_pay_fen", 1_200_001), "events[1].total_fen"),
         (lambda e: setattr(e, "in_scope_fen", 4_500_001), "events[1].total_fen"),
         (lambda e: e.payments[0].__setattr__("paid_fen", -1), "events[1].payments[0].paid_fen"),
+        (lambda e: e.payments[0].__setattr__("fund", "f" * 33), "events[1].payments[0].fund"),
         (lambda e: setattr(e, "kind", 0), "events[1].kind"),
         (lambda e: setattr(e, "visit_type", 9), "events[1].visit_type"),
         (lambda e: e.settled_on.__setattr__("day", 31), "events[1].settled_on"),

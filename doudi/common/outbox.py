@@ -26,6 +26,11 @@ persons a set holds (:class:`Sets`), and the sender walks each set a batch at a
 time, remembering how far it got. The
 background loop takes turns between the persons queued one by one and the sets,
 so that a large roster does not hold back a single change behind it.
+
+Settlement sends each settlement and reversal to assistance the same way, but as events
+rather than per-person state (services/settlement/delivery.py): its own loop
+(:class:`Loop`, the retry and wake-up of :meth:`Sender.run`) takes them from an outbox
+of events in the order they were queued.
 """
 
 from __future__ import annotations
@@ -371,7 +376,86 @@ Send = Callable[[list[str]], Awaitable[Versions]]
 """Reads the persons' state, sends it in one call and answers what the subscriber holds."""
 
 
-class Sender:
+class Loop:
+    """A background loop that sends what an owner has queued for one subscriber (``what``,
+    to ``subscriber``), a round (:meth:`send_queued`) at a time: at once after
+    :meth:`wake`, every ``retry_seconds`` otherwise, and again straight away while a
+    round says more is waiting."""
+
+    def __init__(
+        self, what: str, *, subscriber: str, retry_seconds: float, log: logging.Logger
+    ) -> None:
+        self.what = what
+        self.subscriber = subscriber
+        self._retry_seconds = retry_seconds
+        self._log = log
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Have the background loop send what is queued now, not after its pause."""
+        self._wake.set()
+
+    async def send_queued(self) -> bool:
+        """One round; answer whether more may be waiting. Raises at UNAVAILABLE: the
+        subscriber is likely down."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Send what is queued (left by a failed send, by a large change such as a roster,
+        or by a migration) until cancelled."""
+        failing = False
+        while True:
+            try:
+                more = await self.send_queued()
+                if failing:
+                    self._log.info("%s reach the %s service again", self.what, self.subscriber)
+                    failing = False
+                if more:
+                    continue
+            except grpc.aio.AioRpcError as error:
+                if not failing:
+                    self._log.warning(
+                        "cannot send %s to the %s service (%s: %s); retrying every %g s",
+                        self.what,
+                        self.subscriber,
+                        error.code().name,
+                        error.details(),
+                        self._retry_seconds,
+                    )
+                failing = True
+            except sqlalchemy.exc.DBAPIError as error:
+                self._log.warning("cannot read the queued %s: %s", self.what, error)
+            except Exception:
+                # A bug must not end the loop for good: what stays queued is tried again.
+                self._log.exception("sending %s to the %s failed", self.what, self.subscriber)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._retry_seconds)
+
+
+async def deliver_each_accepted(
+    deliver: Callable[[list[T]], Awaitable[None]],
+    items: list[T],
+    refused: Callable[[T, grpc.aio.AioRpcError], None],
+) -> None:
+    """Deliver the batch; if the subscriber refuses it, one by one to find what it refuses
+    (``refused`` is told of each), the rest delivered. Raises at UNAVAILABLE."""
+    try:
+        await deliver(items)
+        return
+    except grpc.aio.AioRpcError as error:
+        if error.code() in _UNREACHABLE or len(items) == 1:
+            raise
+    for item in items:
+        try:
+            await deliver([item])
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _UNREACHABLE:
+                raise
+            refused(item, error)
+
+
+class Sender(Loop):
     """Sends one kind of per-person state (``what``) from the owner's outbox ``table``
     (and its ``sets``, if it queues any) to one subscriber, ``send`` doing one call for a
     batch of persons."""
@@ -388,16 +472,12 @@ class Sender:
         log: logging.Logger,
         sets: Sets | None = None,
     ) -> None:
-        self.what = what
-        self.subscriber = subscriber
+        super().__init__(what, subscriber=subscriber, retry_seconds=retry_seconds, log=log)
         self._send = send
         self._engine = engine
         self._table = table
         self._sets = sets
-        self._retry_seconds = retry_seconds
-        self._log = log
         self._after = ""  # where the background loop's walk of the outbox stands
-        self._wake = asyncio.Event()
 
     async def send_now(self, person_ids: Sequence[str]) -> bool:
         """Send before the caller is answered; on failure log it and leave the persons
@@ -438,10 +518,6 @@ class Sender:
                 walked_from="",
             )
 
-    def wake(self) -> None:
-        """Have the background loop send what is queued now, not after its pause."""
-        self._wake.set()
-
     async def send_queued(self) -> bool:
         """One round: send the next batch of persons queued one by one, then the next
         batch of the first queued set; answer whether more may be waiting. Raises at
@@ -467,62 +543,22 @@ class Sender:
         return True
 
     async def _deliver_each_accepted(self, person_ids: list[str]) -> None:
-        """Send the batch; if the subscriber refuses it, one by one to find whom it
-        refuses (logged), the rest delivered."""
-        try:
-            await self._deliver(person_ids)
-            return
-        except grpc.aio.AioRpcError as error:
-            if error.code() in _UNREACHABLE or len(person_ids) == 1:
-                raise
-        for person_id in person_ids:
-            try:
-                await self._deliver([person_id])
-            except grpc.aio.AioRpcError as error:
-                if error.code() in _UNREACHABLE:
-                    raise
-                self._log.error(
-                    "the %s service refused the %s of person %s (%s: %s)",
-                    self.subscriber,
-                    self.what,
-                    person_id,  # masked by the log formatter
-                    error.code().name,
-                    error.details(),
-                )
+        await deliver_each_accepted(self._deliver, person_ids, self._refused)
+
+    def _refused(self, person_id: str, error: grpc.aio.AioRpcError) -> None:
+        self._log.error(
+            "the %s service refused the %s of person %s (%s: %s)",
+            self.subscriber,
+            self.what,
+            person_id,  # masked by the log formatter
+            error.code().name,
+            error.details(),
+        )
 
     async def _deliver(self, person_ids: list[str]) -> None:
         if person_ids:
             versions = await self._send(person_ids)
             await asyncio.to_thread(delivered, self._engine, self._table, self.subscriber, versions)
-
-    async def run(self) -> None:
-        """Send what is queued (left by a failed send, by a large change such as a roster,
-        or by a migration) until cancelled."""
-        failing = False
-        while True:
-            try:
-                more = await self.send_queued()
-                if failing:
-                    self._log.info("%s reach the %s service again", self.what, self.subscriber)
-                    failing = False
-                if more:
-                    continue
-            except grpc.aio.AioRpcError as error:
-                if not failing:
-                    self._log.warning(
-                        "cannot send %s to the %s service (%s: %s); retrying every %g s",
-                        self.what,
-                        self.subscriber,
-                        error.code().name,
-                        error.details(),
-                        self._retry_seconds,
-                    )
-                failing = True
-            except sqlalchemy.exc.DBAPIError as error:
-                self._log.warning("cannot read the queued %s: %s", self.what, error)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._retry_seconds)
 
 
 def open_channel(stack: contextlib.AsyncExitStack, address: str) -> grpc.aio.Channel:
@@ -532,7 +568,10 @@ def open_channel(stack: contextlib.AsyncExitStack, address: str) -> grpc.aio.Cha
     return channel
 
 
-def start(stack: contextlib.AsyncExitStack, sender: Sender) -> Sender:
+LoopT = TypeVar("LoopT", bound=Loop)
+
+
+def start(stack: contextlib.AsyncExitStack, sender: LoopT) -> LoopT:
     """Run the sender's background loop until the service stops."""
     loop = asyncio.create_task(sender.run(), name=f"sending {sender.what} to {sender.subscriber}")
     stack.callback(loop.cancel)

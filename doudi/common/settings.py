@@ -72,16 +72,22 @@ class ServiceSettings(ProcessSettings):
         return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
 
 
-class SenderSettings(ServiceSettings):
+class PeerSettings(ServiceSettings):
+    """What a service that sends what it owns to other services reads besides (settlement
+    sends its settlements to assistance; see doudi.common.outbox)."""
+
+    assistance_address: str = "127.0.0.1:50054"
+    """Where the assistance service answers (it watches the burden: docs/domain.md
+    section 7)."""
+    peer_timeout_seconds: float = 5.0
+    """How long one send (a batch of persons or events) to another service may take."""
+    delivery_retry_seconds: float = 2.0
+    """How often what could not be sent is sent again."""
+
+
+class SenderSettings(PeerSettings):
     """What a service that sends per-person state to other services reads besides
     (enrollment and datashare; see doudi.common.outbox)."""
 
     settlement_address: str = "127.0.0.1:50053"
     """Where the settlement service answers."""
-    assistance_address: str = "127.0.0.1:50054"
-    """Where the assistance service answers (it watches the burden: docs/domain.md
-    section 7)."""
-    peer_timeout_seconds: float = 5.0
-    """How long one send (a batch of persons) to another service may take."""
-    delivery_retry_seconds: float = 2.0
-    """How often what could not be sent is sent again."""

@@ -342,7 +342,7 @@ def settlement_event(
     payments = tuple(
         (
             _code(payment.layer, f"{where}.payments[{index}].layer", 64),
-            _code(payment.fund, f"{where}.payments[{index}].fund", 16),
+            _code(payment.fund, f"{where}.payments[{index}].fund"),
             _fen(payment.paid_fen, f"{where}.payments[{index}].paid_fen"),
         )
         for index, payment in enumerate(message.payments)

@@ -76,7 +76,8 @@ burden_payments = Table(
     metadata,
     Column("person_id", String(18), primary_key=True),
     Column("year", Integer, primary_key=True, autoincrement=False),
-    Column("fund", String(16), primary_key=True),
+    # A fund code as the pack names it (``assistance_project``), as wide as settlement's.
+    Column("fund", String(32), primary_key=True),
     Column("paid_fen", BigInteger, nullable=False),
 )
 

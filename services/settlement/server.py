@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import sqlalchemy
 
+from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     SETTLEMENT_AGENCIES,
@@ -41,7 +42,7 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import received_batch, received_period, received_person
+from doudi.common.outbox import Loop, received_batch, received_period, received_person
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
@@ -51,6 +52,7 @@ from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import service
+from services.settlement.delivery import EventSender
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
 from services.settlement.settings import DEFAULT_PORT, Settings
 
@@ -129,8 +131,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         registry: PackRegistry,
         hospitals: HospitalDirectory,
         timezone: ZoneInfo,
+        events: Loop,
     ) -> None:
         self.engine = engine
+        # Sends each settlement's and reversal's event to assistance in the background:
+        # woken after each commit, never awaited by the caller.
+        self.events = events
         self.registry = registry
         self.hospitals = hospitals
         self.timezone = timezone
@@ -176,6 +182,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 self.engine, service.settle, command=command, now=now, day=self._day(now)
             )
             replayed = False
+            self.events.wake()
         except sqlalchemy.exc.IntegrityError:
             # Another process settled with the same key, or the visit already stands.
             record = await read_in_thread(self.engine, service.replay, command=command)
@@ -220,6 +227,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             now=now,
             day=self._day(now),
         )
+        if not replayed:
+            self.events.wake()
         return settlement_pb2.ReverseSettlementResponse(
             settlement=settlement_message(record), replayed=replayed
         )
@@ -512,15 +521,17 @@ def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:
 
 def setup(settings: Settings) -> Setup:
     async def build(
-        engine: sqlalchemy.Engine, _stack: contextlib.AsyncExitStack
+        engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = PackRegistry.load([settings.packs_dir] if settings.packs_dir else [])
         hospitals = HospitalDirectory(engine, settings.hospital_cache_seconds)
+        assistance = outbox.open_channel(stack, settings.assistance_address)
         servicer = SettlementServicer(
             engine=engine,
             registry=registry,
             hospitals=hospitals,
             timezone=ZoneInfo(settings.timezone),
+            events=outbox.start(stack, EventSender(engine, settings, assistance)),
         )
 
         def register(server: grpc.aio.Server) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doudi.common.settings import ServiceSettings
+from doudi.common.settings import PeerSettings
 
 DEFAULT_PORT = 50053
 
 
-class Settings(ServiceSettings):
+class Settings(PeerSettings):
+    """Besides its own: where assistance answers, to which it sends each settlement and
+    reversal (services/settlement/delivery.py), and how long it waits and retries."""
+
     timezone: str = "Asia/Shanghai"
     """The bureau's time zone: it decides which business day a settlement is cleared on."""
     packs_dir: Path | None = None

@@ -9,6 +9,9 @@
 * ``ledgers``: each person's yearly accumulators (年度累计), one row per person,
   locked by every settlement of that person so that yearly caps hold under
   concurrency;
+* ``event_outbox``: settlements and reversals not yet delivered to the assistance
+  service, one row each, written in the settlement's (or reversal's) transaction; its
+  id, never reused, is the event's id (services/settlement/delivery.py sends them);
 * ``person_statuses`` and ``person_coverage``: each person's statuses as the
   datashare hub last sent them, and region and enrolments as the enrollment
   service last sent them (copies kept at the highest version sent, see
@@ -78,6 +81,10 @@ settlements = Table(
     Column("settled_on", Date, nullable=False),
     Column("reversal_request_id", String(128)),
     Column("reversed_at", DateTime(timezone=True)),
+    # The pooling region whose pack settled the visit, and the statuses (codes) the
+    # person held on the visit's date, which the engine applied.
+    Column("region", String(32), nullable=False),
+    Column("statuses", JSON, nullable=False),
     UniqueConstraint("hospital_id", "request_id", name="uq_settlements_request"),
     Index("ix_settlements_hospital_day", "hospital_id", "settled_on", "settled_at"),
     Index("ix_settlements_person", "person_id"),
@@ -136,4 +143,16 @@ person_coverage = Table(
     # {"region": "411323", "years": {"2026": [scheme, employment or null, tier or null]}}
     Column("coverage", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    # AUTOINCREMENT on SQLite too: an id is never given again once its row is deleted,
+    # so an event delivered before never hides a later one from the receiver.
+    Column("event_id", BigId, primary_key=True, autoincrement=True),
+    Column("settlement_id", String(36), ForeignKey("settlements.settlement_id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # settled or reversed
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )

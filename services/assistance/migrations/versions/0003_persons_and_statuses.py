@@ -1,4 +1,5 @@
-"""The copies of persons (households) and statuses that enrollment and datashare send.
+"""The copies of persons (households) and statuses that enrollment and datashare send;
+a fund's code as wide as settlement's (a pack's fund may be named, ``assistance_project``).
 
 Revision ID: 0003
 Revises: 0002
@@ -17,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("burden_payments") as table:
+        table.alter_column("fund", type_=sa.String(32), existing_type=sa.String(16))
     op.create_table(
         "assistance_persons",
         sa.Column("person_id", sa.String(18), primary_key=True),
@@ -39,5 +42,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("burden_payments") as table:
+        table.alter_column("fund", type_=sa.String(16), existing_type=sa.String(32))
     op.drop_table("assistance_statuses")
     op.drop_table("assistance_persons")
