@@ -55,6 +55,12 @@ def test_the_walk_finds_every_command() -> None:
         "bills",
         "bills add",
         "bills list",
+        "secondary",
+        "secondary run",
+        "secondary list",
+        "secondary show",
+        "secondary approve",
+        "secondary export",
     ]
 
 

@@ -24,7 +24,6 @@ from doudi.core.money import fen_to_yuan, yuan_to_fen
 if TYPE_CHECKING:
     from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 
-DEFAULT_ADDRESS: Final = "127.0.0.1:50054"
 KINDS: Final = {
     "expenditure_hardship": "支出型重病",
     "temporary": "临时救助",
@@ -180,12 +179,15 @@ def run(args: argparse.Namespace) -> int:
 
     from doudi.assistance.v1 import assistance_pb2_grpc
     from doudi.cli import main as cli
-    from doudi.cli import rpc_errors
+    from doudi.cli import (
+        roster_client,  # imported here: gRPC is for these commands only
+        rpc_errors,
+    )
     from doudi.common.errors import decode_status
     from doudi.common.outbox import internal_metadata
     from doudi.common.settings import ProcessSettings
 
-    address = args.address or os.environ.get("DOUDI_ASSISTANCE_ADDRESS") or DEFAULT_ADDRESS
+    address = args.address or roster_client.default_address("assistance")
     try:
         metadata = internal_metadata(ProcessSettings())
     except ValueError as error:

@@ -12,7 +12,6 @@ asked for. ``--json`` is for machines: fen as integers, identity numbers in full
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,16 +25,9 @@ if TYPE_CHECKING:
     from doudi.assistance.v1 import assistance_pb2
 
 COMMANDS: Final = ("burden", "bills")
-ADDRESS_ENV: Final = "DOUDI_ASSISTANCE_ADDRESS"
-DEFAULT_ADDRESS: Final = "127.0.0.1:50054"
 _BILL_FIELDS: Final = ("request_id", "person_id", "region", "hospital", "visit", "self_pay_fen")
 _BILL_OPTIONAL: Final = ("insurance_paid", "note")
 _ASSISTANCE = "the assistance service"
-
-
-def assistance_address() -> str:
-    """``DOUDI_ASSISTANCE_ADDRESS``, else where ``doudi run`` starts assistance."""
-    return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -99,7 +91,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--assistance",
         metavar="HOST:PORT",
-        help=f"the assistance service ({ADDRESS_ENV}, else {DEFAULT_ADDRESS})",
+        help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
     )
 
 
@@ -108,13 +100,16 @@ def run(args: argparse.Namespace) -> int:
     import grpc  # imported here: gRPC is for these commands only
 
     from doudi.assistance.v1 import assistance_pb2_grpc
-    from doudi.cli import rpc_errors
+    from doudi.cli import (
+        roster_client,  # imported here: gRPC is for these commands only
+        rpc_errors,
+    )
     from doudi.cli.main import EXIT_BAD_INPUT, EXIT_REFUSED, _fail
     from doudi.common.errors import decode_status
     from doudi.common.outbox import internal_metadata
     from doudi.common.settings import ProcessSettings
 
-    address = args.assistance or assistance_address()
+    address = args.assistance or roster_client.default_address("assistance")
     try:
         settings = ProcessSettings()
         if args.command == "burden":

@@ -167,39 +167,53 @@ def _csv_cell(text: str) -> str:
     return _FORMULA_START.sub(r"\1'", text) if _FORMULA_START.search(text) else text
 
 
-def export(rows: Iterator[tuple[str, ...]], path: Path, file_format: str) -> int:
-    """Write the header and ``rows`` to ``path`` as CSV (UTF-8 with a byte-order mark, as
-    Excel opens it) or xlsx; answer how many rows."""
+def export(
+    rows: Iterator[tuple[str, ...]],
+    path: Path,
+    file_format: str,
+    *,
+    columns: tuple[str, ...] = COLUMNS,
+    sheet: str = "比对结果",
+) -> int:
+    """Write the header ``columns`` and ``rows`` to ``path`` as CSV (UTF-8 with a byte-order
+    mark, as Excel opens it) or xlsx (one sheet named ``sheet``); answer how many rows. The
+    other exports of the bureau's commands (the bank file of doudi/cli/secondary.py) write
+    through here too."""
     if file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r} (one of {', '.join(FORMATS)})")
     # Written aside and moved into place at the end: a failed export leaves no half file.
     partial = path.with_name(f".{path.name}.part")
     try:
-        count = (_write_csv if file_format == "csv" else _write_xlsx)(rows, partial)
+        if file_format == "csv":
+            count = _write_csv(rows, partial, columns)
+        else:
+            count = _write_xlsx(rows, partial, columns, sheet)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
     return count
 
 
-def _write_csv(rows: Iterator[tuple[str, ...]], path: Path) -> int:
+def _write_csv(rows: Iterator[tuple[str, ...]], path: Path, columns: tuple[str, ...]) -> int:
     count = 0
     with path.open("w", encoding="utf-8-sig", newline="") as file:
         writer = csv.writer(file, quoting=csv.QUOTE_ALL)
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         for row in rows:
             writer.writerow([_csv_cell(text) for text in row])
             count += 1
     return count
 
 
-def _write_xlsx(rows: Iterator[tuple[str, ...]], path: Path) -> int:
+def _write_xlsx(
+    rows: Iterator[tuple[str, ...]], path: Path, columns: tuple[str, ...], sheet_name: str
+) -> int:
     from openpyxl import Workbook  # only when asked: it takes a moment to import
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
-    sheet: Any = book.create_sheet("比对结果")
+    sheet: Any = book.create_sheet(sheet_name)
 
     def text_cells(texts: tuple[str, ...]) -> list[Any]:
         # Given a str, openpyxl writes "=..." as a formula and "#N/A" as an error; a cell
@@ -214,7 +228,7 @@ def _write_xlsx(rows: Iterator[tuple[str, ...]], path: Path) -> int:
         return cells
 
     count = 0
-    sheet.append(text_cells(COLUMNS))
+    sheet.append(text_cells(columns))
     for row in rows:
         sheet.append(text_cells(row))
         count += 1

@@ -15,6 +15,8 @@
                                     a person's and their household's burden of a year
     doudi bills add FILE.json | bills list (--person ID | --region CODE) [--year YYYY]
                                     enter or list bills paid outside the window
+    doudi secondary run|list|show|approve|export
+                                    secondary assistance runs (doudi/cli/secondary.py)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -37,7 +39,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import applications, burden
+from doudi.cli import applications, burden, secondary
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
@@ -376,6 +378,7 @@ def _parser() -> argparse.ArgumentParser:
             help="the enrollment service (DOUDI_ENROLLMENT_ADDRESS, else 127.0.0.1:50051)",
         )
     burden.add_commands(commands)
+    secondary.add_commands(commands)
     return parser
 
 
@@ -418,6 +421,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.roster_command == "submit":
             return _roster_submit(args)
         return _roster_bureau(args)
+    if args.command == "secondary":
+        return secondary.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from doudi.common.grpc_server import (
 )
 from doudi.common.migrations import current_revision
 from doudi.common.outbox import Sender, received_batch, received_period, received_person
+from doudi.common.paging import page_size
 from doudi.common.protos import EnumCodes, from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import assistance_visit_from_proto, assistance_visit_to_proto
 from doudi.core.codes import HOSPITAL_LEVELS
@@ -46,7 +48,7 @@ from doudi.core.names import check_visible
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import EffectivePeriod
 from doudi.core.workdays import WorkingCalendar
-from services.assistance import applications, bills, people, service
+from services.assistance import applications, bills, people, secondary, service
 from services.assistance.certifying import certification_sender
 from services.assistance.settings import DEFAULT_PORT, Settings
 
@@ -350,6 +352,114 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         )
         return assistance_pb2.SupplyDocumentResponse(application=application_message(application))
 
+    # --- secondary assistance ---
+
+    async def CreateSecondaryRun(
+        self,
+        request: assistance_pb2.CreateSecondaryRunRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.CreateSecondaryRunResponse:
+        require("internal")
+        asked = secondary_run_request(request)
+        try:
+            run = await write_in_thread(
+                self.engine,
+                secondary.create_run,
+                packs=self.registry,
+                request=asked,
+                now=datetime.now(UTC),
+            )
+        except sqlalchemy.exc.IntegrityError:
+            # Another call with the same request id stored its run a moment before.
+            run = await read_in_thread(self.engine, secondary.find_run_by_request, request=asked)
+        return assistance_pb2.CreateSecondaryRunResponse(run=secondary_run_message(run))
+
+    async def GetSecondaryRun(
+        self,
+        request: assistance_pb2.GetSecondaryRunRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetSecondaryRunResponse:
+        require("internal")
+        run = await read_in_thread(self.engine, secondary.get_run, run_id=_run_id(request.run_id))
+        return assistance_pb2.GetSecondaryRunResponse(run=secondary_run_message(run))
+
+    async def ListSecondaryRuns(
+        self,
+        request: assistance_pb2.ListSecondaryRunsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListSecondaryRunsResponse:
+        require("internal")
+        region = _region(request.region) if request.region else None
+        if request.year:
+            check_year(request.year, "year")
+        runs, token = await read_in_thread(
+            self.engine,
+            secondary.list_runs,
+            region=region,
+            year=request.year or None,
+            page_size=page_size(request.page_size),
+            page_token=request.page_token,
+        )
+        return assistance_pb2.ListSecondaryRunsResponse(
+            runs=[secondary_run_message(run) for run in runs], next_page_token=token
+        )
+
+    async def ListSecondaryRunEntries(
+        self,
+        request: assistance_pb2.ListSecondaryRunEntriesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListSecondaryRunEntriesResponse:
+        require("internal")
+        entries, token = await read_in_thread(
+            self.engine,
+            secondary.list_entries,
+            run_id=_run_id(request.run_id),
+            paid_only=request.paid_only,
+            page_size=page_size(request.page_size),
+            page_token=request.page_token,
+        )
+        return assistance_pb2.ListSecondaryRunEntriesResponse(
+            entries=[
+                assistance_pb2.SecondaryRunEntry(
+                    run_id=entry.run_id,
+                    person_id=entry.person_id,
+                    name=entry.name,
+                    policy=entry.policy,
+                    eligible_burden_fen=entry.eligible_burden_fen,
+                    threshold_fen=entry.threshold_fen,
+                    share_basis_points=entry.share_basis_points,
+                    yearly_cap_fen=entry.yearly_cap_fen,
+                    owed_fen=entry.owed_fen,
+                    paid_before_fen=entry.paid_before_fen,
+                    to_pay_fen=entry.to_pay_fen,
+                    flagged=entry.flagged,
+                    reason=entry.reason,
+                    paid_fen=entry.paid_fen,
+                )
+                for entry in entries
+            ],
+            next_page_token=token,
+        )
+
+    async def ApproveSecondaryRun(
+        self,
+        request: assistance_pb2.ApproveSecondaryRunRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ApproveSecondaryRunResponse:
+        require("internal")
+        run_id = _run_id(request.run_id)
+        approver = _person_name(request.approver, "approver")
+        run = await write_in_thread(
+            self.engine,
+            secondary.approve_run,
+            run_id=run_id,
+            approver=approver,
+            now=datetime.now(UTC),
+        )
+        return assistance_pb2.ApproveSecondaryRunResponse(run=secondary_run_message(run))
+
+    # --- end of secondary assistance ---
+
 
 def bill_from_message(message: assistance_pb2.Bill, registry: PackRegistry) -> bills.Bill:
     """A bill as sent, checked: InvalidInput names the field at fault."""
@@ -636,6 +746,80 @@ def working_calendar(path: Path | None) -> WorkingCalendar:
         raise SystemExit(f"{where}: not JSON or YAML ({error})") from None
     except InvalidInput as error:
         raise SystemExit(f"{where}: {error}") from None
+
+
+# --- secondary assistance ---
+
+_REGION = re.compile(r"[0-9]{6}")
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def _region(text: str) -> str:
+    if not _REGION.fullmatch(text):
+        raise InvalidInput("region", f"required: a 6-digit region code, got {text!r}")
+    return text
+
+
+def _run_id(value: int) -> int:
+    if value < 1:
+        raise InvalidInput("run_id", "required: a positive run id")
+    return value
+
+
+def _person_name(text: str, field: str) -> str:
+    text = text.strip()
+    if not text or len(text) > 64 or not text.isprintable():
+        raise InvalidInput(field, "required: who it is, at most 64 printable characters")
+    return text
+
+
+def secondary_run_request(
+    request: assistance_pb2.CreateSecondaryRunRequest,
+) -> secondary.RunRequest:
+    """The run asked for, checked: InvalidInput names the field at fault."""
+    request_id = request.request_id
+    if not request_id or len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
+        raise InvalidInput(
+            "request_id",
+            f"required: an idempotency key of 1 to {MAX_REQUEST_ID_LENGTH} printable characters",
+        )
+    region = _region(request.region)
+    check_year(request.year, "year")
+    through = to_date(request.through, "through")
+    if through.year != request.year:
+        raise InvalidInput("through", f"must be a day of {request.year}, got {through}")
+    return secondary.RunRequest(
+        request_id=request_id,
+        region=region,
+        year=request.year,
+        through=through,
+        case_worker=_person_name(request.case_worker, "case_worker"),
+    )
+
+
+def secondary_run_message(run: secondary.Run) -> assistance_pb2.SecondaryRun:
+    message = assistance_pb2.SecondaryRun(
+        run_id=run.run_id,
+        region=run.region,
+        year=run.year,
+        through=from_date(run.through),
+        case_worker=run.case_worker,
+        create_time=to_timestamp(run.created_at),
+        approver=run.approver or "",
+        entry_count=run.entry_count,
+        payable_count=run.payable_count,
+        to_pay_fen=run.to_pay_fen,
+        flagged_count=run.flagged_count,
+        paid_count=run.paid_count,
+        paid_fen=run.paid_fen,
+        unjudged_policies=run.unjudged_policies,
+    )
+    if run.approved_at is not None:
+        message.approve_time.CopyFrom(to_timestamp(run.approved_at))
+    return message
+
+
+# --- end of secondary assistance ---
 
 
 def setup(settings: Settings) -> Setup:

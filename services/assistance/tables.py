@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -212,3 +213,61 @@ screening_requests = Table(
 # Persons with an approved expenditure_hardship application the hub has not recorded yet
 # (doudi.common.outbox; the version is the latest such application's id).
 assertion_deliveries = outbox_table(metadata, "assertion_deliveries")
+# --- secondary assistance (services/assistance/secondary.py) ---
+
+secondary_runs = Table(
+    "secondary_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("region", String(32), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("through", Date, nullable=False),
+    Column("case_worker", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("approver", String(64), nullable=True),
+    Column("approved_at", DateTime(timezone=True), nullable=True),
+    Column("entry_count", Integer, nullable=False),
+    Column("payable_count", Integer, nullable=False),
+    Column("to_pay_fen", BigInteger, nullable=False),
+    Column("flagged_count", Integer, nullable=False),
+    Column("paid_count", Integer, nullable=False),
+    Column("paid_fen", BigInteger, nullable=False),
+    # Space-separated pack ids whose visits could not be judged.
+    Column("unjudged_policies", String(512), nullable=False),
+)
+Index("ix_secondary_runs_region_year", secondary_runs.c.region, secondary_runs.c.year)
+
+secondary_entries = Table(
+    "secondary_entries",
+    metadata,
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("secondary_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("person_id", String(18), primary_key=True),
+    Column("policy", String(64), nullable=False),
+    Column("eligible_burden_fen", BigInteger, nullable=False),
+    Column("threshold_fen", BigInteger, nullable=False),
+    Column("share_basis_points", Integer, nullable=False),
+    Column("yearly_cap_fen", BigInteger, nullable=False),
+    Column("owed_fen", BigInteger, nullable=False),
+    Column("paid_before_fen", BigInteger, nullable=False),
+    Column("to_pay_fen", BigInteger, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("reason", String(1024), nullable=False),
+    # What the approval paid; 0 before it.
+    Column("paid_fen", BigInteger, nullable=False),
+)
+
+secondary_paid = Table(
+    "secondary_paid",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    # What every approved run together paid the person for the year.
+    Column("paid_fen", BigInteger, nullable=False),
+)

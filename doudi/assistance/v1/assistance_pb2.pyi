@@ -1577,3 +1577,401 @@ class SupplyDocumentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SupplyDocumentResponse: _TypeAlias = SupplyDocumentResponse  # noqa: Y015
+
+@_typing.final
+class CreateSecondaryRunRequest(_message.Message):
+    """--- secondary assistance ---"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    THROUGH_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """An idempotency key of 1 to 128 printable characters."""
+    region: _builtins.str
+    """The pooling region's 6-digit code."""
+    year: _builtins.int
+    case_worker: _builtins.str
+    """Who created the run."""
+    @_builtins.property
+    def through(self) -> _date_pb2.Date:
+        """Visits settled (discharged) on or before this day of `year` count."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        through: _date_pb2.Date | None = ...,
+        case_worker: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["through", b"through"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_worker", b"case_worker", "region", b"region", "request_id", b"request_id", "through", b"through", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSecondaryRunRequest: _TypeAlias = CreateSecondaryRunRequest  # noqa: Y015
+
+@_typing.final
+class CreateSecondaryRunResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___SecondaryRun: ...
+    def __init__(
+        self,
+        *,
+        run: Global___SecondaryRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSecondaryRunResponse: _TypeAlias = CreateSecondaryRunResponse  # noqa: Y015
+
+@_typing.final
+class SecondaryRun(_message.Message):
+    """A secondary-assistance run and its totals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    THROUGH_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    APPROVER_FIELD_NUMBER: _builtins.int
+    APPROVE_TIME_FIELD_NUMBER: _builtins.int
+    ENTRY_COUNT_FIELD_NUMBER: _builtins.int
+    PAYABLE_COUNT_FIELD_NUMBER: _builtins.int
+    TO_PAY_FEN_FIELD_NUMBER: _builtins.int
+    FLAGGED_COUNT_FIELD_NUMBER: _builtins.int
+    PAID_COUNT_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    UNJUDGED_POLICIES_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    region: _builtins.str
+    year: _builtins.int
+    case_worker: _builtins.str
+    approver: _builtins.str
+    """Empty until the run is approved."""
+    entry_count: _builtins.int
+    """The region's recipients, one entry each."""
+    payable_count: _builtins.int
+    """Entries with something to pay, and their sum."""
+    to_pay_fen: _builtins.int
+    flagged_count: _builtins.int
+    """Entries owed less than earlier runs paid them (told, not clawed back)."""
+    paid_count: _builtins.int
+    """What the approval paid, and to how many persons (0 before it)."""
+    paid_fen: _builtins.int
+    @_builtins.property
+    def through(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def approve_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def unjudged_policies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Packs that settled visits of the region's persons but that this service
+        does not know or that have no monitoring section: those visits were not
+        counted.
+        """
+
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        through: _date_pb2.Date | None = ...,
+        case_worker: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        approver: _builtins.str = ...,
+        approve_time: _timestamp_pb2.Timestamp | None = ...,
+        entry_count: _builtins.int = ...,
+        payable_count: _builtins.int = ...,
+        to_pay_fen: _builtins.int = ...,
+        flagged_count: _builtins.int = ...,
+        paid_count: _builtins.int = ...,
+        paid_fen: _builtins.int = ...,
+        unjudged_policies: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approve_time", b"approve_time", "create_time", b"create_time", "through", b"through"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve_time", b"approve_time", "approver", b"approver", "case_worker", b"case_worker", "create_time", b"create_time", "entry_count", b"entry_count", "flagged_count", b"flagged_count", "paid_count", b"paid_count", "paid_fen", b"paid_fen", "payable_count", b"payable_count", "region", b"region", "run_id", b"run_id", "through", b"through", "to_pay_fen", b"to_pay_fen", "unjudged_policies", b"unjudged_policies", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecondaryRun: _TypeAlias = SecondaryRun  # noqa: Y015
+
+@_typing.final
+class SecondaryRunEntry(_message.Message):
+    """A person of a run: their year, the rule applied and what they are paid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FEN_FIELD_NUMBER: _builtins.int
+    SHARE_BASIS_POINTS_FIELD_NUMBER: _builtins.int
+    YEARLY_CAP_FEN_FIELD_NUMBER: _builtins.int
+    OWED_FEN_FIELD_NUMBER: _builtins.int
+    PAID_BEFORE_FEN_FIELD_NUMBER: _builtins.int
+    TO_PAY_FEN_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    person_id: _builtins.str
+    name: _builtins.str
+    """The person's name as enrollment sent it (empty if not known)."""
+    policy: _builtins.str
+    """The pack whose rule applied (the latest recipient visit's)."""
+    eligible_burden_fen: _builtins.int
+    """The recipient visits' eligible burden (self-pay less out-of-scope costs),
+    net of reversals.
+    """
+    threshold_fen: _builtins.int
+    share_basis_points: _builtins.int
+    yearly_cap_fen: _builtins.int
+    owed_fen: _builtins.int
+    """What the rule owes for the year to date."""
+    paid_before_fen: _builtins.int
+    """What approved runs had paid for the year when this run was created."""
+    to_pay_fen: _builtins.int
+    """owed - paid_before, never below zero."""
+    flagged: _builtins.bool
+    """Owed less than was paid before (a reversal lowered it)."""
+    reason: _builtins.str
+    """The figures in words."""
+    paid_fen: _builtins.int
+    """What the approval paid (0 before it; less than to_pay when another run
+    approved in between paid part of it).
+    """
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+        person_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        policy: _builtins.str = ...,
+        eligible_burden_fen: _builtins.int = ...,
+        threshold_fen: _builtins.int = ...,
+        share_basis_points: _builtins.int = ...,
+        yearly_cap_fen: _builtins.int = ...,
+        owed_fen: _builtins.int = ...,
+        paid_before_fen: _builtins.int = ...,
+        to_pay_fen: _builtins.int = ...,
+        flagged: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        paid_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eligible_burden_fen", b"eligible_burden_fen", "flagged", b"flagged", "name", b"name", "owed_fen", b"owed_fen", "paid_before_fen", b"paid_before_fen", "paid_fen", b"paid_fen", "person_id", b"person_id", "policy", b"policy", "reason", b"reason", "run_id", b"run_id", "share_basis_points", b"share_basis_points", "threshold_fen", b"threshold_fen", "to_pay_fen", b"to_pay_fen", "yearly_cap_fen", b"yearly_cap_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecondaryRunEntry: _TypeAlias = SecondaryRunEntry  # noqa: Y015
+
+@_typing.final
+class GetSecondaryRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSecondaryRunRequest: _TypeAlias = GetSecondaryRunRequest  # noqa: Y015
+
+@_typing.final
+class GetSecondaryRunResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___SecondaryRun: ...
+    def __init__(
+        self,
+        *,
+        run: Global___SecondaryRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSecondaryRunResponse: _TypeAlias = GetSecondaryRunResponse  # noqa: Y015
+
+@_typing.final
+class ListSecondaryRunsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Optional: only this region's (6 digits)."""
+    year: _builtins.int
+    """Optional: only this year's."""
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSecondaryRunsRequest: _TypeAlias = ListSecondaryRunsRequest  # noqa: Y015
+
+@_typing.final
+class ListSecondaryRunsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___SecondaryRun]: ...
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___SecondaryRun] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSecondaryRunsResponse: _TypeAlias = ListSecondaryRunsResponse  # noqa: Y015
+
+@_typing.final
+class ListSecondaryRunEntriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    PAID_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    paid_only: _builtins.bool
+    """Only the persons the approval paid (the bank file's)."""
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+        paid_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "paid_only", b"paid_only", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSecondaryRunEntriesRequest: _TypeAlias = ListSecondaryRunEntriesRequest  # noqa: Y015
+
+@_typing.final
+class ListSecondaryRunEntriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SecondaryRunEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___SecondaryRunEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSecondaryRunEntriesResponse: _TypeAlias = ListSecondaryRunEntriesResponse  # noqa: Y015
+
+@_typing.final
+class ApproveSecondaryRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    APPROVER_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    approver: _builtins.str
+    """Who approves it."""
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+        approver: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approver", b"approver", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveSecondaryRunRequest: _TypeAlias = ApproveSecondaryRunRequest  # noqa: Y015
+
+@_typing.final
+class ApproveSecondaryRunResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___SecondaryRun: ...
+    def __init__(
+        self,
+        *,
+        run: Global___SecondaryRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveSecondaryRunResponse: _TypeAlias = ApproveSecondaryRunResponse  # noqa: Y015

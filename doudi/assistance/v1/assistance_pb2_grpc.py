@@ -99,6 +99,31 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentResponse.FromString,
                 _registered_method=True)
+        self.CreateSecondaryRun = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/CreateSecondaryRun',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.CreateSecondaryRunRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.CreateSecondaryRunResponse.FromString,
+                _registered_method=True)
+        self.GetSecondaryRun = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/GetSecondaryRun',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetSecondaryRunRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetSecondaryRunResponse.FromString,
+                _registered_method=True)
+        self.ListSecondaryRuns = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ListSecondaryRuns',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunsResponse.FromString,
+                _registered_method=True)
+        self.ListSecondaryRunEntries = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ListSecondaryRunEntries',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunEntriesRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunEntriesResponse.FromString,
+                _registered_method=True)
+        self.ApproveSecondaryRun = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ApproveSecondaryRun',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunResponse.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
@@ -228,6 +253,56 @@ class AssistanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSecondaryRun(self, request, context):
+        """--- secondary assistance (二次救助, docs/domain.md section 7) ---
+        A case worker's run for a region and a year, through a day (internal
+        callers only): every recipient of the region (a person a settlement of the
+        year, settled on or before `through`, applied a status of its pack's
+        secondary statuses to), their eligible burden net of reversals, what the
+        pack's rule owes them to date, what earlier approved runs paid, and what
+        to pay now (never below zero), with the reason. A person owed less than
+        was paid (a reversal lowered it) is flagged, never clawed back.
+        Idempotent on `request_id`: a retry answers the stored run; the same
+        `request_id` with other parameters answers FAILED_PRECONDITION (reason
+        IDEMPOTENCY_KEY_REUSED). Bad input is INVALID_ARGUMENT naming the field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecondaryRun(self, request, context):
+        """A run and its totals, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecondaryRuns(self, request, context):
+        """Runs, newest first, of a region (and year) if given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecondaryRunEntries(self, request, context):
+        """A run's persons, in identity-number order, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveSecondaryRun(self, request, context):
+        """Approves a run, once (again: FAILED_PRECONDITION, reason ALREADY_APPROVED,
+        and nothing paid). Each person is paid the least of the entry's amount and
+        what the entry owes less what every approval so far paid them for that
+        year, against a ledger per person and year updated in the same
+        transaction: two runs approved one after the other, or at the same time,
+        never pay the same money twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssistanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +365,31 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     servicer.SupplyDocument,
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentResponse.SerializeToString,
+            ),
+            'CreateSecondaryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSecondaryRun,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.CreateSecondaryRunRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.CreateSecondaryRunResponse.SerializeToString,
+            ),
+            'GetSecondaryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecondaryRun,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetSecondaryRunRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetSecondaryRunResponse.SerializeToString,
+            ),
+            'ListSecondaryRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecondaryRuns,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunsResponse.SerializeToString,
+            ),
+            'ListSecondaryRunEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecondaryRunEntries,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunEntriesRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunEntriesResponse.SerializeToString,
+            ),
+            'ApproveSecondaryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveSecondaryRun,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -621,6 +721,141 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/SupplyDocument',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.SupplyDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSecondaryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/CreateSecondaryRun',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.CreateSecondaryRunRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.CreateSecondaryRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecondaryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/GetSecondaryRun',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetSecondaryRunRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetSecondaryRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecondaryRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ListSecondaryRuns',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecondaryRunEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ListSecondaryRunEntries',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunEntriesRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListSecondaryRunEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveSecondaryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ApproveSecondaryRun',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -105,6 +105,33 @@ class AssistanceServiceStub:
     """
     SupplyDocument: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.SupplyDocumentRequest, _assistance_pb2.SupplyDocumentResponse]
     """Records that a missing document was supplied."""
+    CreateSecondaryRun: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.CreateSecondaryRunRequest, _assistance_pb2.CreateSecondaryRunResponse]
+    """--- secondary assistance (二次救助, docs/domain.md section 7) ---
+    A case worker's run for a region and a year, through a day (internal
+    callers only): every recipient of the region (a person a settlement of the
+    year, settled on or before `through`, applied a status of its pack's
+    secondary statuses to), their eligible burden net of reversals, what the
+    pack's rule owes them to date, what earlier approved runs paid, and what
+    to pay now (never below zero), with the reason. A person owed less than
+    was paid (a reversal lowered it) is flagged, never clawed back.
+    Idempotent on `request_id`: a retry answers the stored run; the same
+    `request_id` with other parameters answers FAILED_PRECONDITION (reason
+    IDEMPOTENCY_KEY_REUSED). Bad input is INVALID_ARGUMENT naming the field.
+    """
+    GetSecondaryRun: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetSecondaryRunRequest, _assistance_pb2.GetSecondaryRunResponse]
+    """A run and its totals, or NOT_FOUND."""
+    ListSecondaryRuns: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunsRequest, _assistance_pb2.ListSecondaryRunsResponse]
+    """Runs, newest first, of a region (and year) if given."""
+    ListSecondaryRunEntries: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunEntriesRequest, _assistance_pb2.ListSecondaryRunEntriesResponse]
+    """A run's persons, in identity-number order, paged."""
+    ApproveSecondaryRun: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ApproveSecondaryRunRequest, _assistance_pb2.ApproveSecondaryRunResponse]
+    """Approves a run, once (again: FAILED_PRECONDITION, reason ALREADY_APPROVED,
+    and nothing paid). Each person is paid the least of the entry's amount and
+    what the entry owes less what every approval so far paid them for that
+    year, against a ledger per person and year updated in the same
+    transaction: two runs approved one after the other, or at the same time,
+    never pay the same money twice.
+    """
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
@@ -183,6 +210,33 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """
     SupplyDocument: _aio.UnaryUnaryMultiCallable[_assistance_pb2.SupplyDocumentRequest, _assistance_pb2.SupplyDocumentResponse]  # type: ignore[assignment]
     """Records that a missing document was supplied."""
+    CreateSecondaryRun: _aio.UnaryUnaryMultiCallable[_assistance_pb2.CreateSecondaryRunRequest, _assistance_pb2.CreateSecondaryRunResponse]  # type: ignore[assignment]
+    """--- secondary assistance (二次救助, docs/domain.md section 7) ---
+    A case worker's run for a region and a year, through a day (internal
+    callers only): every recipient of the region (a person a settlement of the
+    year, settled on or before `through`, applied a status of its pack's
+    secondary statuses to), their eligible burden net of reversals, what the
+    pack's rule owes them to date, what earlier approved runs paid, and what
+    to pay now (never below zero), with the reason. A person owed less than
+    was paid (a reversal lowered it) is flagged, never clawed back.
+    Idempotent on `request_id`: a retry answers the stored run; the same
+    `request_id` with other parameters answers FAILED_PRECONDITION (reason
+    IDEMPOTENCY_KEY_REUSED). Bad input is INVALID_ARGUMENT naming the field.
+    """
+    GetSecondaryRun: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetSecondaryRunRequest, _assistance_pb2.GetSecondaryRunResponse]  # type: ignore[assignment]
+    """A run and its totals, or NOT_FOUND."""
+    ListSecondaryRuns: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunsRequest, _assistance_pb2.ListSecondaryRunsResponse]  # type: ignore[assignment]
+    """Runs, newest first, of a region (and year) if given."""
+    ListSecondaryRunEntries: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunEntriesRequest, _assistance_pb2.ListSecondaryRunEntriesResponse]  # type: ignore[assignment]
+    """A run's persons, in identity-number order, paged."""
+    ApproveSecondaryRun: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ApproveSecondaryRunRequest, _assistance_pb2.ApproveSecondaryRunResponse]  # type: ignore[assignment]
+    """Approves a run, once (again: FAILED_PRECONDITION, reason ALREADY_APPROVED,
+    and nothing paid). Each person is paid the least of the entry's amount and
+    what the entry owes less what every approval so far paid them for that
+    year, against a ledger per person and year updated in the same
+    transaction: two runs approved one after the other, or at the same time,
+    never pay the same money twice.
+    """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Assistance beyond the one window (医疗救助): monitoring of out-of-pocket
@@ -330,5 +384,62 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.SupplyDocumentResponse, _abc.Awaitable[_assistance_pb2.SupplyDocumentResponse]]:
         """Records that a missing document was supplied."""
+
+    @_abc_1.abstractmethod
+    def CreateSecondaryRun(
+        self,
+        request: _assistance_pb2.CreateSecondaryRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.CreateSecondaryRunResponse, _abc.Awaitable[_assistance_pb2.CreateSecondaryRunResponse]]:
+        """--- secondary assistance (二次救助, docs/domain.md section 7) ---
+        A case worker's run for a region and a year, through a day (internal
+        callers only): every recipient of the region (a person a settlement of the
+        year, settled on or before `through`, applied a status of its pack's
+        secondary statuses to), their eligible burden net of reversals, what the
+        pack's rule owes them to date, what earlier approved runs paid, and what
+        to pay now (never below zero), with the reason. A person owed less than
+        was paid (a reversal lowered it) is flagged, never clawed back.
+        Idempotent on `request_id`: a retry answers the stored run; the same
+        `request_id` with other parameters answers FAILED_PRECONDITION (reason
+        IDEMPOTENCY_KEY_REUSED). Bad input is INVALID_ARGUMENT naming the field.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSecondaryRun(
+        self,
+        request: _assistance_pb2.GetSecondaryRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetSecondaryRunResponse, _abc.Awaitable[_assistance_pb2.GetSecondaryRunResponse]]:
+        """A run and its totals, or NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListSecondaryRuns(
+        self,
+        request: _assistance_pb2.ListSecondaryRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListSecondaryRunsResponse, _abc.Awaitable[_assistance_pb2.ListSecondaryRunsResponse]]:
+        """Runs, newest first, of a region (and year) if given."""
+
+    @_abc_1.abstractmethod
+    def ListSecondaryRunEntries(
+        self,
+        request: _assistance_pb2.ListSecondaryRunEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListSecondaryRunEntriesResponse, _abc.Awaitable[_assistance_pb2.ListSecondaryRunEntriesResponse]]:
+        """A run's persons, in identity-number order, paged."""
+
+    @_abc_1.abstractmethod
+    def ApproveSecondaryRun(
+        self,
+        request: _assistance_pb2.ApproveSecondaryRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ApproveSecondaryRunResponse, _abc.Awaitable[_assistance_pb2.ApproveSecondaryRunResponse]]:
+        """Approves a run, once (again: FAILED_PRECONDITION, reason ALREADY_APPROVED,
+        and nothing paid). Each person is paid the least of the entry's amount and
+        what the entry owes less what every approval so far paid them for that
+        year, against a ledger per person and year updated in the same
+        transaction: two runs approved one after the other, or at the same time,
+        never pay the same money twice.
+        """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,7 +1,7 @@
 """Bills paid outside the window, entered by clerks from receipts (issue 18, item 2).
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "0007"
 # The lead rechains this after 0006 at merge (numbers 0004-0006 are reserved).
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
