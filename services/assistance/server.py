@@ -346,7 +346,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
             self.engine,
             applications.supply,
             application_id=_application_id(request.application_id),
-            name=_name(request.name, "name"),
+            name=_text(request.name, "name", 100),
             supplied_on=_past_day(request, "supplied_on", today.day),
             today=today,
         )
@@ -448,7 +448,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
     ) -> assistance_pb2.ApproveSecondaryRunResponse:
         require("internal")
         run_id = _run_id(request.run_id)
-        approver = _person_name(request.approver, "approver")
+        approver = _text(request.approver, "approver")
         run = await write_in_thread(
             self.engine,
             secondary.approve_run,
@@ -516,16 +516,6 @@ def _years(years: Sequence[int], where: str) -> tuple[int, ...]:
     for index, year in enumerate(years):
         check_year(year, f"{where}.years[{index}]")
     return tuple(years)
-
-
-def _text(value: str, field: str, limit: int = 64) -> str:
-    """A name or household id: required, at most ``limit`` characters, nothing hidden."""
-    if not value.strip():
-        raise InvalidInput(field, "required")
-    if len(value) > limit:
-        raise InvalidInput(field, f"at most {limit} characters, got {len(value)}")
-    check_visible(value, field)
-    return value
 
 
 def _fen(value: int, field: str) -> int:
@@ -606,7 +596,8 @@ def new_application(
         )
     accepted_on = _past_day(message, "accepted_on", today)
     documents = [
-        _name(name, f"documents_received[{i}]") for i, name in enumerate(message.documents_received)
+        _text(name, f"documents_received[{i}]", 100)
+        for i, name in enumerate(message.documents_received)
     ]
     missing = []
     for index, document in enumerate(message.missing_documents):
@@ -619,8 +610,10 @@ def new_application(
             )
         if document.HasField("supplied_on"):
             raise InvalidInput(f"{where}.supplied_on", "a missing document is supplied later")
-        missing.append((_name(document.name, f"{where}.name"), due_on))
-    commitments = [_name(name, f"commitments[{i}]") for i, name in enumerate(message.commitments)]
+        missing.append((_text(document.name, f"{where}.name", 100), due_on))
+    commitments = [
+        _text(name, f"commitments[{i}]", 100) for i, name in enumerate(message.commitments)
+    ]
     seen: set[str] = set()
     for field, name in [
         *((f"documents_received[{i}]", name) for i, name in enumerate(documents)),
@@ -632,14 +625,14 @@ def new_application(
     return applications.NewApplication(
         request_id=_code(message.request_id, "request_id", 64),
         person_id=read_resident_id(message.person_id, "person_id").number,
-        household_id=_name(message.household_id, "household_id", 64),
+        household_id=_text(message.household_id, "household_id", 64),
         region=message.region,
         kind=APPLICATION_KINDS.code(message.kind, "kind"),
         accepted_on=accepted_on,
         documents_received=tuple(documents),
         missing_documents=tuple(missing),
         commitments=tuple(commitments),
-        case_worker=_name(message.case_worker, "case_worker", 64),
+        case_worker=_text(message.case_worker, "case_worker", 64),
     )
 
 
@@ -657,10 +650,10 @@ def application_decision(
     )
     return applications.Decision(
         approve=approve,
-        reason=_name(message.reason, "reason", 500),
+        reason=_text(message.reason, "reason", 500),
         decided_on=decided_on,
         approved_amount_fen=message.approved_amount_fen,
-        case_worker=_name(message.case_worker, "case_worker", 64),
+        case_worker=_text(message.case_worker, "case_worker", 64),
     )
 
 
@@ -711,7 +704,7 @@ def _application_id(value: int) -> int:
     return value
 
 
-def _name(text: str, field: str, limit: int = 100) -> str:
+def _text(text: str, field: str, limit: int = 64) -> str:
     """A name or short text as a clerk typed it: required, stripped, at most ``limit``."""
     value = text.strip()
     if not value:
@@ -766,13 +759,6 @@ def _run_id(value: int) -> int:
     return value
 
 
-def _person_name(text: str, field: str) -> str:
-    text = text.strip()
-    if not text or len(text) > 64 or not text.isprintable():
-        raise InvalidInput(field, "required: who it is, at most 64 printable characters")
-    return text
-
-
 def secondary_run_request(
     request: assistance_pb2.CreateSecondaryRunRequest,
 ) -> secondary.RunRequest:
@@ -793,7 +779,7 @@ def secondary_run_request(
         region=region,
         year=request.year,
         through=through,
-        case_worker=_person_name(request.case_worker, "case_worker"),
+        case_worker=_text(request.case_worker, "case_worker"),
     )
 
 
