@@ -32,6 +32,7 @@ from tests.services import (
     ROOT,
     START_TIMEOUT_SECONDS,
     RunningService,
+    free_port,
     service_env,
     start_service,
     stop_service,
@@ -106,11 +107,16 @@ def start_platform(
 
     try:
         # Settlement sends its events to assistance; datashare sends what it owns to
-        # settlement and assistance, enrollment to all three.
-        assistance = start("assistance")
+        # settlement and assistance, enrollment to all three. Assistance sends its
+        # warnings to datashare, which starts after it: datashare's port is chosen first.
+        hub_port = free_port()
+        hub = {"DOUDI_DATASHARE_ADDRESS": f"127.0.0.1:{hub_port}"}
+        assistance = start("assistance", hub)
         peers = {"DOUDI_ASSISTANCE_ADDRESS": assistance.address}
         peers["DOUDI_SETTLEMENT_ADDRESS"] = start("settlement", peers).address
-        peers["DOUDI_DATASHARE_ADDRESS"] = start("datashare", peers).address
+        peers["DOUDI_DATASHARE_ADDRESS"] = start(
+            "datashare", {**peers, "DOUDI_PORT": str(hub_port)}
+        ).address
         start("enrollment", peers)
         start_gateway(platform, gateway_env)
     except BaseException:

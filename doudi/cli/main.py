@@ -11,6 +11,8 @@
     doudi roster export ID --output FILE [--class CLASS]
                                     write a comparison's persons to a .csv or .xlsx file
     doudi roster enrol ID            enrol a comparison's gap with the pack's premiums
+    doudi warnings list --region REGION --year YEAR [--json]
+                                    the dual early warnings raised (the bureau)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -33,6 +35,7 @@ from typing import NoReturn
 
 import orjson
 
+from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
@@ -358,6 +361,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the comparison's id, as 'doudi roster compare' printed it",
     )
+    warnings_cli.add_commands(commands)  # issue 18: the dual early warning
     for bureau_command in (compare, export, enrol):
         bureau_command.add_argument(
             "--datashare",
@@ -403,6 +407,8 @@ def _run(args: argparse.Namespace) -> int:
             gateway_port=args.port,
             settlement_processes=args.settlement_processes,
         )
+    if args.command == "warnings":
+        return warnings_cli.run(args)
     if args.command == "roster":
         if args.roster_command == "submit":
             return _roster_submit(args)

@@ -57,7 +57,11 @@ ADDRESS_ENV: Final = "DOUDI_DATASHARE_ADDRESS"
 KEY_ENV: Final = "DOUDI_AGENCY_KEY"
 CONNECT_SECONDS: Final = 5.0  # how long to wait for a connection to the hub
 # Where `doudi run` starts the services (their settings' DEFAULT_PORT).
-DEFAULT_ADDRESSES: Final = {"enrollment": "127.0.0.1:50051", "datashare": "127.0.0.1:50052"}
+DEFAULT_ADDRESSES: Final = {
+    "enrollment": "127.0.0.1:50051",
+    "datashare": "127.0.0.1:50052",
+    "assistance": "127.0.0.1:50054",
+}
 ROWS_PER_MESSAGE: Final = 10_000  # the hub's limit (services.datashare.rosters)
 MESSAGE_BYTES: Final = 3 << 20  # a message stays below gRPC's default limit of 4 MiB
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import sqlalchemy
 
 from doudi import __version__
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+from doudi.common import outbox
+from doudi.common import warnings as common_warnings
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     ASSISTANCE_AGENCIES,
@@ -31,7 +33,7 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.migrations import current_revision
-from doudi.common.outbox import received_batch, received_period, received_person
+from doudi.common.outbox import Sender, received_batch, received_period, received_person
 from doudi.common.protos import from_date, optional_date, to_date
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
@@ -39,8 +41,9 @@ from doudi.core.identity import read_resident_id
 from doudi.core.money import MAX_BILL_FEN
 from doudi.core.names import check_visible
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import people, service
+from services.assistance import people, service, warnings
 from services.assistance.settings import DEFAULT_PORT, Settings
+from services.assistance.warning_delivery import warning_sender
 
 SPEC = ServiceSpec(
     name="assistance",
@@ -51,8 +54,9 @@ SPEC = ServiceSpec(
 
 
 class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
-    def __init__(self, engine: sqlalchemy.Engine) -> None:
+    def __init__(self, engine: sqlalchemy.Engine, warning_sender: Sender) -> None:
         self.engine = engine
+        self.warning_sender = warning_sender
 
     async def GetServiceInfo(
         self,
@@ -80,6 +84,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         recorded = await write_in_thread(
             self.engine, service.record_settlement_events, events=events
         )
+        if recorded:
+            self.warning_sender.wake()  # a warning it raised goes to the hub now
         return assistance_pb2.RecordSettlementEventsResponse(recorded_count=recorded)
 
     async def GetBurden(
@@ -174,6 +180,74 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         )
         return assistance_pb2.RecordPersonStatusesResponse(versions=versions)
 
+    # --- dual early warning ---------------------------------------------------------
+
+    async def ListWarnings(
+        self,
+        request: assistance_pb2.ListWarningsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListWarningsResponse:
+        require("internal")
+        region = _code(request.region, "region")
+        check_year(request.year, "year")
+        on = common_warnings.as_of(request)
+        found, token = await read_in_thread(
+            self.engine,
+            warnings.list_warnings,
+            region=region,
+            year=request.year,
+            **common_warnings.listing_filters(common_warnings.ASSISTANCE, request),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return assistance_pb2.ListWarningsResponse(
+            warnings=[_warning_message(warning, on) for warning in found],
+            next_page_token=token,
+        )
+
+    async def GetWarning(
+        self,
+        request: assistance_pb2.GetWarningRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetWarningResponse:
+        require("internal")
+        if request.warning_id < 1:
+            raise InvalidInput("warning_id", "required: a positive id")
+        found = await read_in_thread(
+            self.engine, warnings.get_warning, warning_id=request.warning_id
+        )
+        return assistance_pb2.GetWarningResponse(
+            warning=_warning_message(found, common_warnings.as_of(request))
+        )
+
+    async def RecordWarningDecisions(
+        self,
+        request: assistance_pb2.RecordWarningDecisionsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.RecordWarningDecisionsResponse:
+        require("internal")
+        if not request.decisions:
+            raise InvalidInput("decisions", "required: at least one decision")
+        if len(request.decisions) > common_warnings.MAX_BATCH:
+            raise InvalidInput("decisions", f"at most {common_warnings.MAX_BATCH} per call")
+        decisions = [
+            common_warnings.received_decision(
+                common_warnings.ASSISTANCE, decision, f"decisions[{index}]"
+            )
+            for index, decision in enumerate(request.decisions)
+        ]
+        versions = await write_in_thread(
+            self.engine, warnings.record_decisions, decisions=decisions
+        )
+        return assistance_pb2.RecordWarningDecisionsResponse(versions=versions)
+
+
+def _warning_message(warning: common_warnings.Warning, on: date) -> assistance_pb2.Warning:
+    message: assistance_pb2.Warning = common_warnings.warning_message(
+        common_warnings.ASSISTANCE, warning, on
+    )
+    return message
+
 
 def status_period_message(period: EffectivePeriod) -> assistance_pb2.StatusPeriod:
     message = assistance_pb2.StatusPeriod(
@@ -266,9 +340,12 @@ def settlement_event(
 
 def setup(settings: Settings) -> Setup:
     async def build(
-        engine: sqlalchemy.Engine, _stack: contextlib.AsyncExitStack
+        engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        servicer = AssistanceServicer(engine)
+        datashare = outbox.open_channel(stack, settings.datashare_address)
+        sender = outbox.start(stack, warning_sender(engine, settings, datashare))
+        await asyncio.to_thread(warnings.packs)  # loaded before the first settlement
+        servicer = AssistanceServicer(engine, sender)
 
         def register(server: grpc.aio.Server) -> None:
             assistance_pb2_grpc.add_AssistanceServiceServicer_to_server(servicer, server)

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import sqlalchemy
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from doudi.common.outbox import dialect_module
 from doudi.core.codes import VISIT_TYPES
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import people
+from services.assistance import people, warnings
 from services.assistance.tables import burden_payments, burdens, settlement_events
 
 SETTLED: Final = "settled"
@@ -136,6 +136,22 @@ def record_settlement_events(
                 set_={"paid_fen": burden_payments.c.paid_fen + upsert.excluded.paid_fen},
             )
         )
+    # --- dual early warning: raised in the transaction that adds to the ledger ---
+    warnings.raise_warnings(
+        connection,
+        [
+            warnings.BurdenChange(
+                person_id=event.person_id,
+                year=event.settled_on.year,
+                region=event.region,
+                personal_burden_fen=(1 if event.kind == SETTLED else -1) * event.self_pay_fen,
+                on=event.settled_on,
+                raised_by=f"settlement event {event.event_id}",
+            )
+            for event in new
+        ],
+        datetime.now(UTC),
+    )
     return len(new)
 
 

@@ -25,6 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from doudi.common.outbox import outbox_table
+from doudi.common.warnings import warnings_table
+
 metadata = sqlalchemy.MetaData()
 
 settlement_events = Table(
@@ -105,3 +108,11 @@ assistance_statuses = Table(
     Column("periods", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- dual early warning ---------------------------------------------------------------
+
+# Each warning raised, and what the agencies did with it (doudi.common.warnings).
+warnings = warnings_table(metadata, raised_here=True)
+
+# Warnings the datashare hub has not received yet (doudi.common.outbox), by warning id.
+warning_deliveries = outbox_table(metadata, "warning_deliveries", "warning_id", 20)

@@ -22,58 +22,81 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/assistance/v1/assistance.proto\x12\x13\x64oudi.assistance.v1\x1a\x16google/type/date.proto\"\x17\n\x15GetServiceInfoRequest\"B\n\x16GetServiceInfoResponse\x12\x17\n\x0fschema_revision\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"<\n\x0b\x46undPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"\xe1\x03\n\x0fSettlementEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12\x36\n\x04kind\x18\x02 \x01(\x0e\x32(.doudi.assistance.v1.SettlementEventKind\x12\x15\n\rsettlement_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.assistance.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12%\n\nsettled_on\x18\x08 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\n \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\x0b \x01(\x03\x12\x32\n\x08payments\x18\x0c \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x14\n\x0cself_pay_fen\x18\r \x01(\x03\x12-\n\x08statuses\x18\x0e \x03(\x0e\x32\x1b.doudi.assistance.v1.Status\x12\x0e\n\x06policy\x18\x0f \x01(\t\"U\n\x1dRecordSettlementEventsRequest\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32$.doudi.assistance.v1.SettlementEvent\"8\n\x1eRecordSettlementEventsResponse\x12\x16\n\x0erecorded_count\x18\x01 \x01(\x05\"3\n\x10GetBurdenRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\"\xe0\x02\n\x06\x42urden\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x11\n\ttotal_fen\x18\x03 \x01(\x03\x12\x15\n\rfund_paid_fen\x18\x04 \x01(\x03\x12\x1b\n\x13personal_burden_fen\x18\x05 \x01(\x03\x12\x1b\n\x13\x65ligible_burden_fen\x18\x06 \x01(\x03\x12\x37\n\rfund_payments\x18\x07 \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x18\n\x10inpatient_visits\x18\x08 \x01(\x05\x12!\n\x19outpatient_chronic_visits\x18\t \x01(\x05\x12\x1f\n\x17outpatient_major_visits\x18\n \x01(\x05\x12!\n\x19outpatient_general_visits\x18\x0b \x01(\x05\x12\x17\n\x0fpharmacy_visits\x18\x0c \x01(\x05\"l\n\x0fHouseholdMember\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13personal_burden_fen\x18\x03 \x01(\x03\x12\x1b\n\x13\x65ligible_burden_fen\x18\x04 \x01(\x03\"\x87\x02\n\x11GetBurdenResponse\x12+\n\x06\x62urden\x18\x01 \x01(\x0b\x32\x1b.doudi.assistance.v1.Burden\x12\x14\n\x0chousehold_id\x18\x02 \x01(\t\x12\x1c\n\x14household_burden_fen\x18\x03 \x01(\x03\x12%\n\x1dhousehold_eligible_burden_fen\x18\x04 \x01(\x03\x12\x35\n\x07members\x18\x05 \x03(\x0b\x32$.doudi.assistance.v1.HouseholdMember\x12\x33\n\x08statuses\x18\x06 \x03(\x0b\x32!.doudi.assistance.v1.StatusPeriod\"v\n\rInsuredPerson\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\r\n\x05years\x18\x05 \x03(\x05\x12\x14\n\x0chousehold_id\x18\x06 \x01(\t\"K\n\x14RecordPersonsRequest\x12\x33\n\x07persons\x18\x01 \x03(\x0b\x32\".doudi.assistance.v1.InsuredPerson\")\n\x15RecordPersonsResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03\"\xb4\x01\n\x0cStatusPeriod\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.doudi.assistance.v1.Status\x12%\n\nvalid_from\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08valid_to\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12+\n\x06\x61gency\x18\x04 \x01(\x0e\x32\x1b.doudi.assistance.v1.Agency\"h\n\x0ePersonStatuses\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x32\n\x07periods\x18\x03 \x03(\x0b\x32!.doudi.assistance.v1.StatusPeriod\"S\n\x1bRecordPersonStatusesRequest\x12\x34\n\x07persons\x18\x01 \x03(\x0b\x32#.doudi.assistance.v1.PersonStatuses\"0\n\x1cRecordPersonStatusesResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*\x87\x03\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16STATUS_EXTREME_POVERTY\x10\x01\x12\x10\n\x0cSTATUS_DIBAO\x10\x02\x12\x11\n\rSTATUS_ORPHAN\x10\x03\x12\x15\n\x11STATUS_LOW_INCOME\x10\x04\x12\x1f\n\x1bSTATUS_EXPENDITURE_HARDSHIP\x10\x05\x12\x1c\n\x18STATUS_UNSUPPORTED_CHILD\x10\x06\x12\x13\n\x0fSTATUS_MARGINAL\x10\x07\x12\x1a\n\x16STATUS_REGISTERED_POOR\x10\x08\x12\x19\n\x15STATUS_POVERTY_EXITED\x10\t\x12\x12\n\x0eSTATUS_AT_RISK\x10\n\x12\x1b\n\x17STATUS_DIFFICULT_WORKER\x10\x0b\x12\x18\n\x14STATUS_RETIRED_CADRE\x10\x0c\x12\x1c\n\x18STATUS_SEVERELY_DISABLED\x10\r\x12\x19\n\x15STATUS_ENTITLED_GROUP\x10\x0e*\x83\x01\n\x13SettlementEventKind\x12%\n!SETTLEMENT_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dSETTLEMENT_EVENT_KIND_SETTLED\x10\x01\x12\"\n\x1eSETTLEMENT_EVENT_KIND_REVERSED\x10\x02*\xd3\x01\n\x06\x41gency\x12\x16\n\x12\x41GENCY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41GENCY_CIVIL_AFFAIRS\x10\x01\x12\x19\n\x15\x41GENCY_POVERTY_OFFICE\x10\x02\x12\x16\n\x12\x41GENCY_TRADE_UNION\x10\x03\x12\x1f\n\x1b\x41GENCY_VETERAN_CADRE_BUREAU\x10\x04\x12&\n\"AGENCY_DISABLED_PERSONS_FEDERATION\x10\x05\x12\x1b\n\x17\x41GENCY_VETERANS_AFFAIRS\x10\x06\x32\xc3\x04\n\x11\x41ssistanceService\x12i\n\x0eGetServiceInfo\x12*.doudi.assistance.v1.GetServiceInfoRequest\x1a+.doudi.assistance.v1.GetServiceInfoResponse\x12\x81\x01\n\x16RecordSettlementEvents\x12\x32.doudi.assistance.v1.RecordSettlementEventsRequest\x1a\x33.doudi.assistance.v1.RecordSettlementEventsResponse\x12Z\n\tGetBurden\x12%.doudi.assistance.v1.GetBurdenRequest\x1a&.doudi.assistance.v1.GetBurdenResponse\x12\x66\n\rRecordPersons\x12).doudi.assistance.v1.RecordPersonsRequest\x1a*.doudi.assistance.v1.RecordPersonsResponse\x12{\n\x14RecordPersonStatuses\x12\x30.doudi.assistance.v1.RecordPersonStatusesRequest\x1a\x31.doudi.assistance.v1.RecordPersonStatusesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$doudi/assistance/v1/assistance.proto\x12\x13\x64oudi.assistance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\x17\n\x15GetServiceInfoRequest\"B\n\x16GetServiceInfoResponse\x12\x17\n\x0fschema_revision\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"<\n\x0b\x46undPayment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x0c\n\x04\x66und\x18\x02 \x01(\t\x12\x10\n\x08paid_fen\x18\x03 \x01(\x03\"\xe1\x03\n\x0fSettlementEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12\x36\n\x04kind\x18\x02 \x01(\x0e\x32(.doudi.assistance.v1.SettlementEventKind\x12\x15\n\rsettlement_id\x18\x03 \x01(\t\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x32\n\nvisit_type\x18\x06 \x01(\x0e\x32\x1e.doudi.assistance.v1.VisitType\x12#\n\x08\x61\x64mitted\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12%\n\nsettled_on\x18\x08 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\ttotal_fen\x18\t \x01(\x03\x12\x14\n\x0cin_scope_fen\x18\n \x01(\x03\x12\x18\n\x10out_of_scope_fen\x18\x0b \x01(\x03\x12\x32\n\x08payments\x18\x0c \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x14\n\x0cself_pay_fen\x18\r \x01(\x03\x12-\n\x08statuses\x18\x0e \x03(\x0e\x32\x1b.doudi.assistance.v1.Status\x12\x0e\n\x06policy\x18\x0f \x01(\t\"U\n\x1dRecordSettlementEventsRequest\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32$.doudi.assistance.v1.SettlementEvent\"8\n\x1eRecordSettlementEventsResponse\x12\x16\n\x0erecorded_count\x18\x01 \x01(\x05\"3\n\x10GetBurdenRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\"\xe0\x02\n\x06\x42urden\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x11\n\ttotal_fen\x18\x03 \x01(\x03\x12\x15\n\rfund_paid_fen\x18\x04 \x01(\x03\x12\x1b\n\x13personal_burden_fen\x18\x05 \x01(\x03\x12\x1b\n\x13\x65ligible_burden_fen\x18\x06 \x01(\x03\x12\x37\n\rfund_payments\x18\x07 \x03(\x0b\x32 .doudi.assistance.v1.FundPayment\x12\x18\n\x10inpatient_visits\x18\x08 \x01(\x05\x12!\n\x19outpatient_chronic_visits\x18\t \x01(\x05\x12\x1f\n\x17outpatient_major_visits\x18\n \x01(\x05\x12!\n\x19outpatient_general_visits\x18\x0b \x01(\x05\x12\x17\n\x0fpharmacy_visits\x18\x0c \x01(\x05\"l\n\x0fHouseholdMember\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13personal_burden_fen\x18\x03 \x01(\x03\x12\x1b\n\x13\x65ligible_burden_fen\x18\x04 \x01(\x03\"\x87\x02\n\x11GetBurdenResponse\x12+\n\x06\x62urden\x18\x01 \x01(\x0b\x32\x1b.doudi.assistance.v1.Burden\x12\x14\n\x0chousehold_id\x18\x02 \x01(\t\x12\x1c\n\x14household_burden_fen\x18\x03 \x01(\x03\x12%\n\x1dhousehold_eligible_burden_fen\x18\x04 \x01(\x03\x12\x35\n\x07members\x18\x05 \x03(\x0b\x32$.doudi.assistance.v1.HouseholdMember\x12\x33\n\x08statuses\x18\x06 \x03(\x0b\x32!.doudi.assistance.v1.StatusPeriod\"v\n\rInsuredPerson\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\r\n\x05years\x18\x05 \x03(\x05\x12\x14\n\x0chousehold_id\x18\x06 \x01(\t\"K\n\x14RecordPersonsRequest\x12\x33\n\x07persons\x18\x01 \x03(\x0b\x32\".doudi.assistance.v1.InsuredPerson\")\n\x15RecordPersonsResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03\"\xb4\x01\n\x0cStatusPeriod\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.doudi.assistance.v1.Status\x12%\n\nvalid_from\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08valid_to\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12+\n\x06\x61gency\x18\x04 \x01(\x0e\x32\x1b.doudi.assistance.v1.Agency\"h\n\x0ePersonStatuses\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x32\n\x07periods\x18\x03 \x03(\x0b\x32!.doudi.assistance.v1.StatusPeriod\"S\n\x1bRecordPersonStatusesRequest\x12\x34\n\x07persons\x18\x01 \x03(\x0b\x32#.doudi.assistance.v1.PersonStatuses\"0\n\x1cRecordPersonStatusesResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03\"M\n\rWarningMember\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13personal_burden_fen\x18\x03 \x01(\x03\"\xc7\x03\n\x0fWarningDecision\x12\x12\n\nwarning_id\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.doudi.assistance.v1.WarningState\x12\x34\n\x0f\x61\x63knowledged_by\x18\x04 \x01(\x0e\x32\x1b.doudi.assistance.v1.Agency\x12\x33\n\x0f\x61\x63knowledged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\ndecided_by\x18\x06 \x01(\x0e\x32\x1b.doudi.assistance.v1.Agency\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x10\x63\x65rtified_status\x18\x08 \x01(\x0e\x32\x1b.doudi.assistance.v1.Status\x12%\n\nvalid_from\x18\t \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08valid_to\x18\n \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06reason\x18\x0b \x01(\t\"\xb0\x03\n\x07Warning\x12\x12\n\nwarning_id\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .doudi.assistance.v1.WarningKind\x12\x14\n\x0chousehold_id\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x0c\n\x04year\x18\x06 \x01(\x05\x12\x12\n\nburden_fen\x18\x07 \x01(\x03\x12\x15\n\rthreshold_fen\x18\x08 \x01(\x03\x12\x33\n\x07members\x18\t \x03(\x0b\x32\".doudi.assistance.v1.WarningMember\x12\x11\n\traised_by\x18\n \x01(\t\x12-\n\traised_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06\x64ue_on\x18\x0c \x01(\x0b\x32\x11.google.type.Date\x12\x0e\n\x06policy\x18\r \x01(\t\x12\x36\n\x08\x64\x65\x63ision\x18\x0e \x01(\x0b\x32$.doudi.assistance.v1.WarningDecision\x12\x0f\n\x07overdue\x18\x0f \x01(\x08\"\xf4\x01\n\x13ListWarningsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .doudi.assistance.v1.WarningKind\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32!.doudi.assistance.v1.WarningState\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12 \n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"_\n\x14ListWarningsResponse\x12.\n\x08warnings\x18\x01 \x03(\x0b\x32\x1c.doudi.assistance.v1.Warning\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x11GetWarningRequest\x12\x12\n\nwarning_id\x18\x01 \x01(\x03\x12 \n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"C\n\x12GetWarningResponse\x12-\n\x07warning\x18\x01 \x01(\x0b\x32\x1c.doudi.assistance.v1.Warning\"X\n\x1dRecordWarningDecisionsRequest\x12\x37\n\tdecisions\x18\x01 \x03(\x0b\x32$.doudi.assistance.v1.WarningDecision\"2\n\x1eRecordWarningDecisionsResponse\x12\x10\n\x08versions\x18\x01 \x03(\x03*\xc1\x01\n\tVisitType\x12\x1a\n\x16VISIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_TYPE_INPATIENT\x10\x01\x12!\n\x1dVISIT_TYPE_OUTPATIENT_CHRONIC\x10\x02\x12\x1f\n\x1bVISIT_TYPE_OUTPATIENT_MAJOR\x10\x03\x12!\n\x1dVISIT_TYPE_OUTPATIENT_GENERAL\x10\x04\x12\x17\n\x13VISIT_TYPE_PHARMACY\x10\x05*\x87\x03\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16STATUS_EXTREME_POVERTY\x10\x01\x12\x10\n\x0cSTATUS_DIBAO\x10\x02\x12\x11\n\rSTATUS_ORPHAN\x10\x03\x12\x15\n\x11STATUS_LOW_INCOME\x10\x04\x12\x1f\n\x1bSTATUS_EXPENDITURE_HARDSHIP\x10\x05\x12\x1c\n\x18STATUS_UNSUPPORTED_CHILD\x10\x06\x12\x13\n\x0fSTATUS_MARGINAL\x10\x07\x12\x1a\n\x16STATUS_REGISTERED_POOR\x10\x08\x12\x19\n\x15STATUS_POVERTY_EXITED\x10\t\x12\x12\n\x0eSTATUS_AT_RISK\x10\n\x12\x1b\n\x17STATUS_DIFFICULT_WORKER\x10\x0b\x12\x18\n\x14STATUS_RETIRED_CADRE\x10\x0c\x12\x1c\n\x18STATUS_SEVERELY_DISABLED\x10\r\x12\x19\n\x15STATUS_ENTITLED_GROUP\x10\x0e*\x83\x01\n\x13SettlementEventKind\x12%\n!SETTLEMENT_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dSETTLEMENT_EVENT_KIND_SETTLED\x10\x01\x12\"\n\x1eSETTLEMENT_EVENT_KIND_REVERSED\x10\x02*\xd3\x01\n\x06\x41gency\x12\x16\n\x12\x41GENCY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41GENCY_CIVIL_AFFAIRS\x10\x01\x12\x19\n\x15\x41GENCY_POVERTY_OFFICE\x10\x02\x12\x16\n\x12\x41GENCY_TRADE_UNION\x10\x03\x12\x1f\n\x1b\x41GENCY_VETERAN_CADRE_BUREAU\x10\x04\x12&\n\"AGENCY_DISABLED_PERSONS_FEDERATION\x10\x05\x12\x1b\n\x17\x41GENCY_VETERANS_AFFAIRS\x10\x06*p\n\x0bWarningKind\x12\x1c\n\x18WARNING_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bWARNING_KIND_IMPOVERISHMENT\x10\x01\x12\"\n\x1eWARNING_KIND_RETURN_TO_POVERTY\x10\x02*\xa1\x01\n\x0cWarningState\x12\x1d\n\x19WARNING_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14WARNING_STATE_RAISED\x10\x01\x12\x1e\n\x1aWARNING_STATE_ACKNOWLEDGED\x10\x02\x12\x1b\n\x17WARNING_STATE_CERTIFIED\x10\x03\x12\x1b\n\x17WARNING_STATE_DISMISSED\x10\x04\x32\x8b\x07\n\x11\x41ssistanceService\x12i\n\x0eGetServiceInfo\x12*.doudi.assistance.v1.GetServiceInfoRequest\x1a+.doudi.assistance.v1.GetServiceInfoResponse\x12\x81\x01\n\x16RecordSettlementEvents\x12\x32.doudi.assistance.v1.RecordSettlementEventsRequest\x1a\x33.doudi.assistance.v1.RecordSettlementEventsResponse\x12Z\n\tGetBurden\x12%.doudi.assistance.v1.GetBurdenRequest\x1a&.doudi.assistance.v1.GetBurdenResponse\x12\x66\n\rRecordPersons\x12).doudi.assistance.v1.RecordPersonsRequest\x1a*.doudi.assistance.v1.RecordPersonsResponse\x12{\n\x14RecordPersonStatuses\x12\x30.doudi.assistance.v1.RecordPersonStatusesRequest\x1a\x31.doudi.assistance.v1.RecordPersonStatusesResponse\x12\x63\n\x0cListWarnings\x12(.doudi.assistance.v1.ListWarningsRequest\x1a).doudi.assistance.v1.ListWarningsResponse\x12]\n\nGetWarning\x12&.doudi.assistance.v1.GetWarningRequest\x1a\'.doudi.assistance.v1.GetWarningResponse\x12\x81\x01\n\x16RecordWarningDecisions\x12\x32.doudi.assistance.v1.RecordWarningDecisionsRequest\x1a\x33.doudi.assistance.v1.RecordWarningDecisionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'doudi.assistance.v1.assistance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VISITTYPE']._serialized_start=2318
-  _globals['_VISITTYPE']._serialized_end=2511
-  _globals['_STATUS']._serialized_start=2514
-  _globals['_STATUS']._serialized_end=2905
-  _globals['_SETTLEMENTEVENTKIND']._serialized_start=2908
-  _globals['_SETTLEMENTEVENTKIND']._serialized_end=3039
-  _globals['_AGENCY']._serialized_start=3042
-  _globals['_AGENCY']._serialized_end=3253
-  _globals['_GETSERVICEINFOREQUEST']._serialized_start=85
-  _globals['_GETSERVICEINFOREQUEST']._serialized_end=108
-  _globals['_GETSERVICEINFORESPONSE']._serialized_start=110
-  _globals['_GETSERVICEINFORESPONSE']._serialized_end=176
-  _globals['_FUNDPAYMENT']._serialized_start=178
-  _globals['_FUNDPAYMENT']._serialized_end=238
-  _globals['_SETTLEMENTEVENT']._serialized_start=241
-  _globals['_SETTLEMENTEVENT']._serialized_end=722
-  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_start=724
-  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_end=809
-  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_start=811
-  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_end=867
-  _globals['_GETBURDENREQUEST']._serialized_start=869
-  _globals['_GETBURDENREQUEST']._serialized_end=920
-  _globals['_BURDEN']._serialized_start=923
-  _globals['_BURDEN']._serialized_end=1275
-  _globals['_HOUSEHOLDMEMBER']._serialized_start=1277
-  _globals['_HOUSEHOLDMEMBER']._serialized_end=1385
-  _globals['_GETBURDENRESPONSE']._serialized_start=1388
-  _globals['_GETBURDENRESPONSE']._serialized_end=1651
-  _globals['_INSUREDPERSON']._serialized_start=1653
-  _globals['_INSUREDPERSON']._serialized_end=1771
-  _globals['_RECORDPERSONSREQUEST']._serialized_start=1773
-  _globals['_RECORDPERSONSREQUEST']._serialized_end=1848
-  _globals['_RECORDPERSONSRESPONSE']._serialized_start=1850
-  _globals['_RECORDPERSONSRESPONSE']._serialized_end=1891
-  _globals['_STATUSPERIOD']._serialized_start=1894
-  _globals['_STATUSPERIOD']._serialized_end=2074
-  _globals['_PERSONSTATUSES']._serialized_start=2076
-  _globals['_PERSONSTATUSES']._serialized_end=2180
-  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_start=2182
-  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_end=2265
-  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_start=2267
-  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_end=2315
-  _globals['_ASSISTANCESERVICE']._serialized_start=3256
-  _globals['_ASSISTANCESERVICE']._serialized_end=3835
+  _globals['_VISITTYPE']._serialized_start=3953
+  _globals['_VISITTYPE']._serialized_end=4146
+  _globals['_STATUS']._serialized_start=4149
+  _globals['_STATUS']._serialized_end=4540
+  _globals['_SETTLEMENTEVENTKIND']._serialized_start=4543
+  _globals['_SETTLEMENTEVENTKIND']._serialized_end=4674
+  _globals['_AGENCY']._serialized_start=4677
+  _globals['_AGENCY']._serialized_end=4888
+  _globals['_WARNINGKIND']._serialized_start=4890
+  _globals['_WARNINGKIND']._serialized_end=5002
+  _globals['_WARNINGSTATE']._serialized_start=5005
+  _globals['_WARNINGSTATE']._serialized_end=5166
+  _globals['_GETSERVICEINFOREQUEST']._serialized_start=118
+  _globals['_GETSERVICEINFOREQUEST']._serialized_end=141
+  _globals['_GETSERVICEINFORESPONSE']._serialized_start=143
+  _globals['_GETSERVICEINFORESPONSE']._serialized_end=209
+  _globals['_FUNDPAYMENT']._serialized_start=211
+  _globals['_FUNDPAYMENT']._serialized_end=271
+  _globals['_SETTLEMENTEVENT']._serialized_start=274
+  _globals['_SETTLEMENTEVENT']._serialized_end=755
+  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_start=757
+  _globals['_RECORDSETTLEMENTEVENTSREQUEST']._serialized_end=842
+  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_start=844
+  _globals['_RECORDSETTLEMENTEVENTSRESPONSE']._serialized_end=900
+  _globals['_GETBURDENREQUEST']._serialized_start=902
+  _globals['_GETBURDENREQUEST']._serialized_end=953
+  _globals['_BURDEN']._serialized_start=956
+  _globals['_BURDEN']._serialized_end=1308
+  _globals['_HOUSEHOLDMEMBER']._serialized_start=1310
+  _globals['_HOUSEHOLDMEMBER']._serialized_end=1418
+  _globals['_GETBURDENRESPONSE']._serialized_start=1421
+  _globals['_GETBURDENRESPONSE']._serialized_end=1684
+  _globals['_INSUREDPERSON']._serialized_start=1686
+  _globals['_INSUREDPERSON']._serialized_end=1804
+  _globals['_RECORDPERSONSREQUEST']._serialized_start=1806
+  _globals['_RECORDPERSONSREQUEST']._serialized_end=1881
+  _globals['_RECORDPERSONSRESPONSE']._serialized_start=1883
+  _globals['_RECORDPERSONSRESPONSE']._serialized_end=1924
+  _globals['_STATUSPERIOD']._serialized_start=1927
+  _globals['_STATUSPERIOD']._serialized_end=2107
+  _globals['_PERSONSTATUSES']._serialized_start=2109
+  _globals['_PERSONSTATUSES']._serialized_end=2213
+  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_start=2215
+  _globals['_RECORDPERSONSTATUSESREQUEST']._serialized_end=2298
+  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_start=2300
+  _globals['_RECORDPERSONSTATUSESRESPONSE']._serialized_end=2348
+  _globals['_WARNINGMEMBER']._serialized_start=2350
+  _globals['_WARNINGMEMBER']._serialized_end=2427
+  _globals['_WARNINGDECISION']._serialized_start=2430
+  _globals['_WARNINGDECISION']._serialized_end=2885
+  _globals['_WARNING']._serialized_start=2888
+  _globals['_WARNING']._serialized_end=3320
+  _globals['_LISTWARNINGSREQUEST']._serialized_start=3323
+  _globals['_LISTWARNINGSREQUEST']._serialized_end=3567
+  _globals['_LISTWARNINGSRESPONSE']._serialized_start=3569
+  _globals['_LISTWARNINGSRESPONSE']._serialized_end=3664
+  _globals['_GETWARNINGREQUEST']._serialized_start=3666
+  _globals['_GETWARNINGREQUEST']._serialized_end=3739
+  _globals['_GETWARNINGRESPONSE']._serialized_start=3741
+  _globals['_GETWARNINGRESPONSE']._serialized_end=3808
+  _globals['_RECORDWARNINGDECISIONSREQUEST']._serialized_start=3810
+  _globals['_RECORDWARNINGDECISIONSREQUEST']._serialized_end=3898
+  _globals['_RECORDWARNINGDECISIONSRESPONSE']._serialized_start=3900
+  _globals['_RECORDWARNINGDECISIONSRESPONSE']._serialized_end=3950
+  _globals['_ASSISTANCESERVICE']._serialized_start=5169
+  _globals['_ASSISTANCESERVICE']._serialized_end=6076
 # @@protoc_insertion_point(module_scope)
