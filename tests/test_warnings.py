@@ -30,6 +30,7 @@ from google.type import date_pb2
 
 from doudi.assistance.v1 import assistance_pb2 as pb
 from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+from doudi.cli import demo
 from doudi.common.enums import (
     HUB_WARNING_KINDS,
     HUB_WARNING_STATES,
@@ -39,6 +40,7 @@ from doudi.common.enums import (
 from doudi.datashare.v1 import datashare_pb2 as hub_pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from tests.conftest import new_database
+from tests.platform import Platform, demo_platforms
 from tests.services import (
     INTERNAL,
     RunningService,
@@ -51,6 +53,7 @@ from tests.support import run_cli, with_check_digit
 from tests.test_assistance_copies import WANG, held, period, send_persons, send_statuses
 from tests.test_assistance_intake import LI, ZHANG, record, refusal
 from tests.test_datashare_service import day
+from tests.test_settlement_flow import HOSPITAL_KEY, YEAR, new_person, paid, settle, stay
 
 TIANJIN_PERSON = with_check_digit("12010119800101005")  # not sent by enrollment
 XIXIA = "411323"
@@ -743,3 +746,100 @@ def test_the_day_a_warning_is_due_is_the_bureaus() -> None:
 
     # 20:00 UTC on 31 May is already 1 June in Shanghai.
     assert warning_due_on(datetime(2026, 5, 31, 20, tzinfo=ZoneInfo("UTC")), 30) == date(2026, 7, 1)
+
+
+# --- the whole platform: a certified status applies at the next settlement -------------
+
+
+@pytest.fixture(scope="module")
+def platforms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Platform]]:
+    with demo_platforms(tmp_path_factory, "warnings", YEAR) as on:
+        yield on
+
+
+def event_of(number: int, person: str, settled: dict[str, Any], on: str) -> pb.SettlementEvent:
+    """A settlement the gateway answered, as settlement's sender sends it to assistance."""
+    return pb.SettlementEvent(
+        event_id=number,
+        kind=pb.SETTLEMENT_EVENT_KIND_SETTLED,
+        settlement_id=settled["id"],
+        person_id=person,
+        region=XIXIA,
+        visit_type=pb.VISIT_TYPE_INPATIENT,
+        settled_on=day(on),
+        total_fen=settled["total_fen"],
+        in_scope_fen=settled["in_scope_fen"],
+        out_of_scope_fen=settled["out_of_scope_fen"],
+        payments=[
+            pb.FundPayment(layer=layer["layer"], fund=layer["fund"], paid_fen=layer["paid_fen"])
+            for layer in settled["layers"]
+            if layer["paid_fen"]
+        ],
+        self_pay_fen=settled["self_pay_fen"],
+        policy=settled["policy"],
+    )
+
+
+def test_a_status_certified_on_a_warning_applies_at_the_next_settlement_through_the_gateway(
+    backend: str, platforms: Callable[[str], Platform]
+) -> None:
+    platform = platforms(backend)
+    client = platform.client(HOSPITAL_KEY)
+    person = new_person(platform)  # enrolled in Xixia, no status
+    assistance = AssistanceServiceStub(platform.services["assistance"].channel())
+    hub = DatashareServiceStub(platform.services["datashare"].channel())
+    send_persons(
+        assistance,
+        pb.InsuredPerson(
+            person_id=person, version=1, name="测试", household_id=f"h-{person[-8:]}", region=XIXIA
+        ),
+    )
+    # 15,000 yuan of class C: out of scope, all the patient's, past the 因病致贫 line.
+    first = settle(client, person, stay("w1", "03-10", 15_000, item_class="C"))
+    assert first.status_code == 201, first.text
+    assert first.json()["self_pay_fen"] > IMPOVERISHMENT_LINE
+    record(assistance, event_of(1, person, first.json(), f"{YEAR}-03-10"))
+    (warning,) = [w for w in listed_in(assistance, YEAR) if w.household_id == f"h-{person[-8:]}"]
+    # The demo's poverty office key (a bare agency code: every region) sees it.
+    poverty_office = bearer(demo.POVERTY_OFFICE_KEY)
+    eventually(
+        lambda: hub.GetWarning(
+            hub_pb.GetWarningRequest(warning_id=warning.warning_id, purpose=PURPOSE),
+            metadata=poverty_office,
+        ),
+        bool,
+    )
+    hub.DecideWarning(
+        hub_pb.DecideWarningRequest(
+            warning_id=warning.warning_id,
+            certify=hub_pb.WarningCertification(
+                status=hub_pb.STATUS_AT_RISK, valid_from=day(f"{YEAR}-01-01")
+            ),
+        ),
+        metadata=poverty_office,
+    )
+    # The next settlement: medical assistance (at_risk among its statuses, 70% of the
+    # in-scope remainder) pays at once.
+    second = settle(client, person, stay("w2", "03-20", 20_000))
+    assert second.status_code == 201, second.text
+    layers = paid(second.json())
+    others = sum(fen for layer, fen in layers.items() if layer != "medical_assistance")
+    assert layers["medical_assistance"] == (20_000 * 100 - others) * 70 // 100
+    assert layers["medical_assistance"] > 0
+    back = eventually(
+        lambda: (
+            assistance.GetWarning(
+                pb.GetWarningRequest(warning_id=warning.warning_id), metadata=INTERNAL
+            ).warning
+        ),
+        lambda found: found.decision.state == pb.WARNING_STATE_CERTIFIED,
+    )
+    assert back.decision.certified_status == pb.STATUS_AT_RISK
+
+
+def listed_in(stub: AssistanceServiceStub, year: int) -> list[Any]:
+    return list(
+        stub.ListWarnings(
+            pb.ListWarningsRequest(region=XIXIA, year=year), metadata=INTERNAL
+        ).warnings
+    )
