@@ -16,8 +16,10 @@ Tianjin (2016) 20,076 yuan: 因病致贫 above 2,007,600 fen.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -843,3 +845,64 @@ def listed_in(stub: AssistanceServiceStub, year: int) -> list[Any]:
             pb.ListWarningsRequest(region=XIXIA, year=year), metadata=INTERNAL
         ).warnings
     )
+
+
+def test_members_settled_at_the_same_moment_raise_their_households_warning_once(
+    pair: Pair,
+) -> None:
+    """Two members' visits recorded by two calls at once, each below the line alone and
+    past it together: the crossing is seen once (PostgreSQL runs the two transactions at
+    the same time; the household's lock orders them)."""
+    households = 12
+    people = [
+        (with_check_digit(f"4113231980{month:02d}{day_:02d}{serial:03d}"), f"C-{month}")
+        for month in range(1, households + 1)
+        for serial, day_ in ((1, 1), (2, 2))
+    ]
+    send_persons(
+        pair.assistance,
+        *(
+            pb.InsuredPerson(
+                person_id=person, version=1, name="并发", household_id=household, region=XIXIA
+            )
+            for person, household in people
+        ),
+    )
+    half = IMPOVERISHMENT_LINE // 2 + 1
+    barrier = threading.Barrier(2)
+    channel = pair.running["assistance"]
+
+    def send(offset: int) -> None:
+        stub = AssistanceServiceStub(channel.channel())
+        for index in range(offset, len(people), 2):
+            barrier.wait()
+            record(stub, visit(index + 1, people[index][0], half))
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(send, (0, 1)))
+    found = listed(pair.assistance)
+    assert sorted(warning.household_id for warning in found) == sorted(
+        f"C-{month}" for month in range(1, households + 1)
+    )
+    assert {warning.burden_fen for warning in found} == {2 * half}
+
+
+def test_a_key_may_name_its_agency_and_regions() -> None:
+    from pydantic import ValidationError
+
+    from services.datashare.settings import AgencyKey, Settings
+
+    keys = {"k" * 24: {"agency": "civil_affairs", "regions": [XIXIA]}, "j" * 24: "trade_union"}
+    settings = Settings(environment="local", agency_keys=keys)
+    assert settings.agency_credentials == {
+        "k" * 24: AgencyKey(agency="civil_affairs", regions=frozenset({XIXIA})),
+        "j" * 24: AgencyKey(agency="trade_union", regions=None),
+    }
+    for bad in (
+        {"k" * 24: {"agency": "hospital", "regions": [XIXIA]}},
+        {"k" * 24: {"agency": "civil_affairs", "regions": []}},
+        {"k" * 24: {"agency": "civil_affairs", "region": [XIXIA]}},
+    ):
+        with pytest.raises(ValidationError, match="DOUDI_AGENCY_KEYS") as refused:
+            Settings(environment="local", agency_keys=bad)
+        assert "k" * 24 not in str(refused.value)  # a key is a secret

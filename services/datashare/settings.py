@@ -14,9 +14,9 @@ they are refused, as is any key shorter than 24 characters.
 from __future__ import annotations
 
 import secrets
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from doudi.common.settings import DEMO_KEY_PREFIX, SenderSettings
 from doudi.core.statuses import AGENCIES
@@ -48,6 +48,26 @@ class Settings(SenderSettings):
     the region (``DOUDI_ROSTER_REVOCATION_LIMIT_PERCENT``) is refused unless the clerk
     confirms the number of revocations (assumed: a month's usual turnover of a roster is
     well under it, and a file cut short or of the wrong region far above)."""
+
+    @field_validator("agency_keys", mode="before")
+    @classmethod
+    def _read_agency_keys(cls, value: Any) -> Any:
+        """Each entry read here, so that a refusal never names the key (a secret)."""
+        if not isinstance(value, dict):
+            return value
+        read: dict[Any, Any] = {}
+        for place, (key, entry) in enumerate(value.items(), 1):
+            if isinstance(entry, str | AgencyKey):
+                read[key] = entry
+                continue
+            try:
+                read[key] = AgencyKey.model_validate(entry)
+            except ValidationError:
+                raise ValueError(
+                    f"DOUDI_AGENCY_KEYS: entry {place} must be an agency code or "
+                    '{"agency": CODE, "regions": [REGION, ...]} with at least one region'
+                ) from None
+        return read
 
     @model_validator(mode="after")
     def _agency_keys_are_real(self) -> Self:
