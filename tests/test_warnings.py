@@ -804,13 +804,11 @@ def test_a_status_certified_on_a_warning_applies_at_the_next_settlement_through_
     (warning,) = [w for w in listed_in(assistance, YEAR) if w.household_id == f"h-{person[-8:]}"]
     # The demo's poverty office key (a bare agency code: every region) sees it.
     poverty_office = bearer(demo.POVERTY_OFFICE_KEY)
-    eventually(
-        lambda: hub.GetWarning(
-            hub_pb.GetWarningRequest(warning_id=warning.warning_id, purpose=PURPOSE),
-            metadata=poverty_office,
-        ),
-        bool,
+    arrived = eventually(
+        lambda: seen_by(hub, demo.POVERTY_OFFICE_KEY, region=XIXIA, year=YEAR),
+        lambda found: any(w.warning_id == warning.warning_id for w in found),
     )
+    assert warning.warning_id in [w.warning_id for w in arrived]
     hub.DecideWarning(
         hub_pb.DecideWarningRequest(
             warning_id=warning.warning_id,
