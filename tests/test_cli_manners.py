@@ -45,6 +45,8 @@ def test_the_walk_finds_every_command() -> None:
         "roster compare",
         "roster export",
         "roster enrol",
+        "warnings",
+        "warnings list",
     ]
 
 

@@ -59,8 +59,18 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     listing.add_argument(
         "--year", required=True, type=_year, metavar="YEAR", help="the year of the burden"
     )
-    listing.add_argument("--kind", choices=tuple(KIND_NAMES), help="only warnings of this kind")
-    listing.add_argument("--state", choices=tuple(STATE_NAMES), help="only in this state")
+    listing.add_argument(
+        "--kind",
+        choices=tuple(KIND_NAMES),
+        metavar="KIND",
+        help=f"only warnings of this kind ({', '.join(KIND_NAMES)})",
+    )
+    listing.add_argument(
+        "--state",
+        choices=tuple(STATE_NAMES),
+        metavar="STATE",
+        help=f"only warnings in this state ({', '.join(STATE_NAMES)})",
+    )
     listing.add_argument("--overdue", action="store_true", help="only the overdue ones")
     listing.add_argument(
         "--json", action="store_true", help="print JSON (money in fen) instead of a table"
