@@ -107,6 +107,7 @@ def raise_warnings(
     _lock_households(connection, sorted(groups))
     everyone = {person for members in members_of.values() for person, _ in members}
     periods = people.status_periods(connection, everyone)
+    burdens_of = _burdens(connection, everyone, {year for _, year in groups})
     raised: list[int] = []
     for (household, year), group in sorted(groups.items()):
         members = members_of[household]
@@ -116,7 +117,7 @@ def raise_warnings(
             year=year,
             region=region_of[household],
             members=members,
-            burdens_now=_burdens(connection, [person for person, _ in members], year),
+            burdens_now={person: burdens_of.get((person, year), 0) for person, _ in members},
             statuses=_household_statuses(
                 (period for person, _ in members for period in periods.get(person, ())), year
             ),
@@ -206,22 +207,28 @@ def _rules(region: str, day: date) -> tuple[Pack, MonitoringRules] | None:
 
 def _lock_households(connection: sqlalchemy.Connection, keys: list[tuple[str, int]]) -> None:
     """PostgreSQL: hold each household-year's lock to the end of the transaction, taken in
-    one order by every transaction (no deadlock between two)."""
-    if connection.dialect.name != "postgresql":
+    one order (the keys sorted) by every transaction, so that two never wait on each other
+    in a circle; one statement for them all."""
+    if connection.dialect.name != "postgresql" or not keys:
         return
-    for household, year in keys:
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 18))"),
-            {"key": f"warning {household} {year}"},
-        )
+    connection.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(key, 18))) "
+            "FROM (SELECT unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS sorted"
+        ),
+        {"keys": [f"warning {household} {year}" for household, year in keys]},
+    )
 
 
-def _burdens(connection: sqlalchemy.Connection, persons: list[str], year: int) -> dict[str, int]:
+def _burdens(
+    connection: sqlalchemy.Connection, persons: set[str], years: set[int]
+) -> dict[tuple[str, int], int]:
+    """Each person's personal burden of each year (as the caller's transaction sees it)."""
     return {
-        row.person_id: row.personal_burden_fen
+        (row.person_id, row.year): row.personal_burden_fen
         for row in connection.execute(
-            select(burdens.c.person_id, burdens.c.personal_burden_fen).where(
-                burdens.c.person_id.in_(persons), burdens.c.year == year
+            select(burdens.c.person_id, burdens.c.year, burdens.c.personal_burden_fen).where(
+                burdens.c.person_id.in_(persons), burdens.c.year.in_(years)
             )
         )
     }
