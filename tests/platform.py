@@ -26,13 +26,13 @@ import httpx
 import pytest
 
 from doudi.cli import demo
-from doudi.cli.launcher import free_ports
 from tests.conftest import new_database
 from tests.services import (
     INTERNAL,
     ROOT,
     START_TIMEOUT_SECONDS,
     RunningService,
+    free_port,
     service_env,
     start_service,
     stop_service,
@@ -108,9 +108,9 @@ def start_platform(
     try:
         # Settlement sends its events to assistance; datashare sends what it owns to
         # settlement and assistance, enrollment to all three.
-        # Assistance also sends to datashare (statuses it certifies): datashare's port is
+        # Assistance also sends to datashare (warnings, statuses it certifies): datashare's port is
         # chosen up front.
-        (datashare_port,) = free_ports(1)
+        datashare_port = free_port()
         datashare_address = f"127.0.0.1:{datashare_port}"
         assistance = start("assistance", {"DOUDI_DATASHARE_ADDRESS": datashare_address})
         peers = {"DOUDI_ASSISTANCE_ADDRESS": assistance.address}

@@ -89,15 +89,19 @@ def service_env(
     return env
 
 
+def free_port() -> int:
+    """A port nothing listens on now (a service may be told to take it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def no_peers() -> dict[str, str]:
     """The environment of enrollment or datashare started alone: the services they send to
     (settlement; datashare for enrollment) cannot be reached, so each send fails, is logged
     and is retried, and they answer all the same (tests/test_settlement_flow.py checks the
     sending)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    nowhere = f"127.0.0.1:{port}"  # nothing listens there
+    nowhere = f"127.0.0.1:{free_port()}"  # nothing listens there
     return {f"DOUDI_{peer}_ADDRESS": nowhere for peer in ("SETTLEMENT", "DATASHARE", "ASSISTANCE")}
 
 

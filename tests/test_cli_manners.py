@@ -51,6 +51,8 @@ def test_the_walk_finds_every_command() -> None:
         "applications show",
         "applications decide",
         "applications supply",
+        "warnings",
+        "warnings list",
         "burden",
         "bills",
         "bills add",

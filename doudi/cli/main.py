@@ -17,6 +17,8 @@
                                     enter or list bills paid outside the window
     doudi secondary run|list|show|approve|export
                                     secondary assistance runs (doudi/cli/secondary.py)
+    doudi warnings list --region REGION --year YEAR [--json]
+                                    the dual early warnings raised (the bureau)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -40,6 +42,7 @@ from typing import NoReturn
 import orjson
 
 from doudi.cli import applications, burden, secondary
+from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
 from doudi.core.dates import FIRST_YEAR, LAST_YEAR, parse_date
@@ -366,6 +369,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the comparison's id, as 'doudi roster compare' printed it",
     )
     applications.add_commands(commands)
+    warnings_cli.add_commands(commands)  # issue 18: the dual early warning
     for bureau_command in (compare, export, enrol):
         bureau_command.add_argument(
             "--datashare",
@@ -417,6 +421,8 @@ def _run(args: argparse.Namespace) -> int:
         return burden.run(args)
     if args.command == "applications":
         return applications.run(args)
+    if args.command == "warnings":
+        return warnings_cli.run(args)
     if args.command == "roster":
         if args.roster_command == "submit":
             return _roster_submit(args)

@@ -35,3 +35,10 @@ ASSISTANCE_VISIT_TYPES = EnumCodes(assistance_pb2.VisitType, "VISIT_TYPE_")
 ASSISTANCE_STATUSES = EnumCodes(assistance_pb2.Status, "STATUS_")
 SETTLEMENT_EVENT_KINDS = EnumCodes(assistance_pb2.SettlementEventKind, "SETTLEMENT_EVENT_KIND_")
 ASSISTANCE_AGENCIES = EnumCodes(assistance_pb2.Agency, "AGENCY_")
+
+# The dual early warning (issue 18): assistance raises, the hub's agencies decide; the
+# hub's copies of the kinds and states have assistance's names and numbers.
+WARNING_KINDS = EnumCodes(assistance_pb2.WarningKind, "WARNING_KIND_")
+WARNING_STATES = EnumCodes(assistance_pb2.WarningState, "WARNING_STATE_")
+HUB_WARNING_KINDS = EnumCodes(datashare_pb2.WarningKind, "WARNING_KIND_")
+HUB_WARNING_STATES = EnumCodes(datashare_pb2.WarningState, "WARNING_STATE_")

@@ -80,18 +80,27 @@ Versions = list[tuple[str, int]]
 # --- the outbox table -------------------------------------------------------------------
 
 
-def outbox_table(metadata: sqlalchemy.MetaData, name: str) -> sqlalchemy.Table:
+def outbox_table(
+    metadata: sqlalchemy.MetaData, name: str, key: str = "person_id", key_length: int = 18
+) -> sqlalchemy.Table:
     """A table of persons whose state a subscriber has not received yet; ``version`` is
-    the state it must reach. Each owner's migrations create its own."""
+    the state it must reach. Each owner's migrations create its own. Another kind of
+    record than a person (a warning) is queued the same way under its own ``key``, a
+    string (the functions below read the table's key, whatever its name)."""
     return sqlalchemy.Table(
         name,
         metadata,
         Column("subscriber", String(32), nullable=False),
-        Column("person_id", String(18), nullable=False),
+        Column(key, String(key_length), nullable=False),
         Column("version", BigInteger, nullable=False),
         Column("queued_at", DateTime(timezone=True), nullable=False),
-        PrimaryKeyConstraint("subscriber", "person_id", name=f"pk_{name}"),
+        PrimaryKeyConstraint("subscriber", key, name=f"pk_{name}"),
     )
+
+
+def _key(table: sqlalchemy.Table) -> sqlalchemy.Column[Any]:
+    """An outbox table's key column after ``subscriber``: ``person_id``, or another."""
+    return list(table.primary_key.columns)[1]
 
 
 def newer_version_upsert(table: sqlalchemy.Table, key: list[str], dialect: Any) -> Any:
@@ -207,13 +216,14 @@ def queue_many(
 ) -> None:
     """Queue each (person, version) for each subscriber, in the caller's transaction."""
     dialect = connection.dialect.name
+    key = _key(table).name
     statement = _QUEUES.get((table.name, dialect))
     if statement is None:
         statement = _QUEUES[(table.name, dialect)] = newer_version_upsert(
-            table, ["subscriber", "person_id"], dialect_module(connection)
+            table, ["subscriber", key], dialect_module(connection)
         )
     parameters = [
-        {"subscriber": subscriber, "person_id": person_id, "version": version, "queued_at": now}
+        {"subscriber": subscriber, key: person_id, "version": version, "queued_at": now}
         for person_id, version in versions
         for subscriber in subscribers
     ]
@@ -322,12 +332,13 @@ def pending(
 ) -> list[str]:
     """Persons the subscriber has not received yet, in identity-number order from ``after``
     (the primary key's order: a full outbox is walked, never sorted)."""
+    key = _key(table)
     with read_connection(engine) as connection:
         return list(
             connection.execute(
-                select(table.c.person_id)
-                .where(table.c.subscriber == subscriber, table.c.person_id > after)
-                .order_by(table.c.person_id)
+                select(key)
+                .where(table.c.subscriber == subscriber, key > after)
+                .order_by(key)
                 .limit(limit)
             ).scalars()
         )
@@ -343,11 +354,10 @@ def delivered(
     if not versions:
         return
     stored = dict(versions)
+    key = _key(table)
     with read_connection(engine) as connection:
         queued = connection.execute(
-            select(table.c.person_id, table.c.version).where(
-                table.c.subscriber == subscriber, table.c.person_id.in_(stored)
-            )
+            select(key, table.c.version).where(table.c.subscriber == subscriber, key.in_(stored))
         ).all()
     done = [(person_id, version) for person_id, version in queued if version <= stored[person_id]]
     if not done:
@@ -358,8 +368,8 @@ def delivered(
                 table.c.subscriber == subscriber,
                 # The persons alone first: SQLite finds rows by a key's columns, not by
                 # (person, version) pairs (which read the whole outbox at every batch).
-                table.c.person_id.in_([person_id for person_id, _ in done]),
-                sqlalchemy.tuple_(table.c.person_id, table.c.version).in_(done),
+                key.in_([person_id for person_id, _ in done]),
+                sqlalchemy.tuple_(key, table.c.version).in_(done),
             )
         )
 

@@ -10,7 +10,9 @@ once per household, kind and year.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from doudi.core.money import BasisPoints, Fen, apply_ratio
 
@@ -69,3 +71,20 @@ class MonitoringRules:
 def passes(before_fen: Fen, after_fen: Fen, line_fen: Fen) -> bool:
     """Whether a burden going from ``before_fen`` to ``after_fen`` passes ``line_fen``."""
     return before_fen <= line_fen < after_fen
+
+
+# --- the bureau's day (dual early warning: when a warning is overdue) ------------------
+
+BUREAU_TIMEZONE: Final = ZoneInfo("Asia/Shanghai")
+
+
+def bureau_day(moment: datetime) -> date:
+    """The bureau's calendar day of ``moment`` (a naive moment is UTC, as stored)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(BUREAU_TIMEZONE).date()
+
+
+def warning_due_on(raised_at: datetime, overdue_days: int) -> date:
+    """The first day a warning raised at ``raised_at`` is overdue if still undecided:
+    ``overdue_days`` after the bureau's day it was raised."""
+    return bureau_day(raised_at) + timedelta(days=overdue_days)

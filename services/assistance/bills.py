@@ -161,7 +161,7 @@ def record_bill(*, connection: sqlalchemy.Connection, bill: Bill, now: datetime)
     ).scalar_one_or_none()
     on_record = bill.person_id in people.persons(connection, [bill.person_id])
     if bill_id is not None:
-        add_to_ledger(connection, [_entry(bill)])
+        add_to_ledger(connection, [_entry(bill, bill_id)])
         return Recorded(StoredBill(bill_id, bill, now), True, on_record)
     row = connection.execute(
         select(assistance_bills).where(assistance_bills.c.request_id == bill.request_id)
@@ -199,7 +199,7 @@ def list_bills(
     return [_stored(row) for row in rows], next_token
 
 
-def _entry(bill: Bill) -> LedgerEntry:
+def _entry(bill: Bill, bill_id: int) -> LedgerEntry:
     return LedgerEntry(
         person_id=bill.person_id,
         year=bill.visit.year,
@@ -209,6 +209,9 @@ def _entry(bill: Bill) -> LedgerEntry:
         fund_payments=bill.insurance_payments,
         self_pay_fen=bill.self_pay_fen,
         eligible_burden_fen=bill.eligible_burden_fen,
+        region=bill.region,
+        on=bill.visit.settles_on,
+        source=f"bill {bill_id}",
     )
 
 

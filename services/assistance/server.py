@@ -18,6 +18,7 @@ import yaml
 from doudi import __version__
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from doudi.common import outbox
+from doudi.common import warnings as common_warnings
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     ASSISTANCE_AGENCIES,
@@ -48,9 +49,10 @@ from doudi.core.names import check_visible
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import EffectivePeriod
 from doudi.core.workdays import WorkingCalendar
-from services.assistance import applications, bills, people, secondary, service
+from services.assistance import applications, bills, people, secondary, service, warnings
 from services.assistance.certifying import certification_sender
 from services.assistance.settings import DEFAULT_PORT, Settings
+from services.assistance.warning_delivery import warning_sender
 
 SPEC = ServiceSpec(
     name="assistance",
@@ -70,6 +72,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         time_zone: ZoneInfo,
         regions: frozenset[str],
         certifying: Sender,
+        warning_sender: Sender,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -78,6 +81,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         self.time_zone = time_zone
         self.regions = regions
         self.certifying = certifying
+        # dual early warning
+        self.warning_sender = warning_sender
 
     async def GetServiceInfo(
         self,
@@ -105,6 +110,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         recorded = await write_in_thread(
             self.engine, service.record_settlement_events, events=events
         )
+        if recorded:
+            self.warning_sender.wake()  # a warning it raised goes to the hub now
         return assistance_pb2.RecordSettlementEventsResponse(recorded_count=recorded)
 
     async def GetBurden(
@@ -215,6 +222,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         done = await write_in_thread(
             self.engine, bills.record_bill, bill=checked, now=datetime.now(UTC)
         )
+        if done.recorded:
+            self.warning_sender.wake()  # a warning the bill raised goes to the hub now
         return assistance_pb2.RecordBillResponse(
             bill=bill_message(done.stored),
             recorded=done.recorded,
@@ -460,6 +469,67 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
 
     # --- end of secondary assistance ---
 
+    # --- dual early warning ---------------------------------------------------------
+
+    async def ListWarnings(
+        self,
+        request: assistance_pb2.ListWarningsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListWarningsResponse:
+        require("internal")
+        region = _code(request.region, "region")
+        check_year(request.year, "year")
+        on = common_warnings.as_of(request)
+        found, token = await read_in_thread(
+            self.engine,
+            warnings.list_warnings,
+            region=region,
+            year=request.year,
+            **common_warnings.listing_filters(common_warnings.ASSISTANCE, request),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return assistance_pb2.ListWarningsResponse(
+            warnings=[_warning_message(warning, on) for warning in found],
+            next_page_token=token,
+        )
+
+    async def GetWarning(
+        self,
+        request: assistance_pb2.GetWarningRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetWarningResponse:
+        require("internal")
+        if request.warning_id < 1:
+            raise InvalidInput("warning_id", "required: a positive id")
+        found = await read_in_thread(
+            self.engine, warnings.get_warning, warning_id=request.warning_id
+        )
+        return assistance_pb2.GetWarningResponse(
+            warning=_warning_message(found, common_warnings.as_of(request))
+        )
+
+    async def RecordWarningDecisions(
+        self,
+        request: assistance_pb2.RecordWarningDecisionsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.RecordWarningDecisionsResponse:
+        require("internal")
+        if not request.decisions:
+            raise InvalidInput("decisions", "required: at least one decision")
+        if len(request.decisions) > common_warnings.MAX_BATCH:
+            raise InvalidInput("decisions", f"at most {common_warnings.MAX_BATCH} per call")
+        decisions = [
+            common_warnings.received_decision(
+                common_warnings.ASSISTANCE, decision, f"decisions[{index}]"
+            )
+            for index, decision in enumerate(request.decisions)
+        ]
+        versions = await write_in_thread(
+            self.engine, warnings.record_decisions, decisions=decisions
+        )
+        return assistance_pb2.RecordWarningDecisionsResponse(versions=versions)
+
 
 def bill_from_message(message: assistance_pb2.Bill, registry: PackRegistry) -> bills.Bill:
     """A bill as sent, checked: InvalidInput names the field at fault."""
@@ -499,6 +569,13 @@ def bill_message(stored: bills.StoredBill) -> assistance_pb2.Bill:
         eligible_burden_fen=bill.eligible_burden_fen,
         record_time=to_timestamp(stored.recorded_at),
     )
+
+
+def _warning_message(warning: common_warnings.Warning, on: date) -> assistance_pb2.Warning:
+    message: assistance_pb2.Warning = common_warnings.warning_message(
+        common_warnings.ASSISTANCE, warning, on
+    )
+    return message
 
 
 def status_period_message(period: EffectivePeriod) -> assistance_pb2.StatusPeriod:
@@ -823,7 +900,10 @@ def setup(settings: Settings) -> Setup:
         await write_in_thread(engine, applications.recount_provisional, calendar=calendar)
         datashare = outbox.open_channel(stack, settings.datashare_address)
         certifying = outbox.start(stack, certification_sender(engine, settings, datashare))
+        # dual early warning: the warnings raised go to the hub
+        warned = outbox.start(stack, warning_sender(engine, settings, datashare))
         registry = await asyncio.to_thread(PackRegistry.load)
+        await asyncio.to_thread(warnings.packs)  # loaded before the first settlement
         servicer = AssistanceServicer(
             engine,
             registry=registry,
@@ -831,6 +911,7 @@ def setup(settings: Settings) -> Setup:
             time_zone=time_zone,
             regions=registry.regions,
             certifying=certifying,
+            warning_sender=warned,
         )
 
         def register(server: grpc.aio.Server) -> None:

@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import sqlalchemy
@@ -24,7 +24,7 @@ from sqlalchemy import select
 from doudi.common.outbox import dialect_module
 from doudi.core.codes import VISIT_TYPES
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import people
+from services.assistance import people, warnings
 from services.assistance.tables import burden_payments, burdens, settlement_events
 
 SETTLED: Final = "settled"
@@ -95,6 +95,12 @@ class LedgerEntry:
     """(fund, fen) of each fund that paid."""
     self_pay_fen: int
     eligible_burden_fen: int
+    region: str
+    """The region of the settlement or bill (its pack draws the warning lines)."""
+    on: date
+    """The day it counts on (a visit's discharge)."""
+    source: str
+    """What it is, for a warning it may raise (``settlement event 12``, ``bill 3``)."""
 
 
 def record_settlement_events(
@@ -118,7 +124,8 @@ def record_settlement_events(
 def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]) -> None:
     """Add the entries to the burden ledger (``burdens``, ``burden_payments``) in the
     caller's transaction: the one place the ledger changes, whatever the entries come from
-    (settlement events, bills paid outside the window)."""
+    (settlement events, bills paid outside the window); a household's burden that passes
+    a warning line raises its warning in the same transaction."""
     if not entries:
         return
     statements = _statements(connection)
@@ -152,6 +159,22 @@ def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEnt
                 for (person, year, fund), fen in sorted(paid.items())
             ],
         )
+    # --- dual early warning: raised in the transaction that adds to the ledger ---
+    warnings.raise_warnings(
+        connection,
+        [
+            warnings.BurdenChange(
+                person_id=entry.person_id,
+                year=entry.year,
+                region=entry.region,
+                personal_burden_fen=entry.sign * entry.self_pay_fen,
+                on=entry.on,
+                raised_by=entry.source,
+            )
+            for entry in entries
+        ],
+        datetime.now(UTC),
+    )
 
 
 def _event_entry(event: SettlementEvent) -> LedgerEntry:
@@ -164,6 +187,9 @@ def _event_entry(event: SettlementEvent) -> LedgerEntry:
         fund_payments=tuple((fund, fen) for _layer, fund, fen in event.payments),
         self_pay_fen=event.self_pay_fen,
         eligible_burden_fen=event.eligible_burden_fen,
+        region=event.region,
+        on=event.settled_on,
+        source=f"settlement event {event.event_id}",
     )
 
 

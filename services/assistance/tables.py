@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 
 from doudi.common.outbox import outbox_table
+from doudi.common.warnings import warnings_table
 
 metadata = sqlalchemy.MetaData()
 
@@ -271,3 +272,10 @@ secondary_paid = Table(
     # What every approved run together paid the person for the year.
     Column("paid_fen", BigInteger, nullable=False),
 )
+# --- dual early warning ---------------------------------------------------------------
+
+# Each warning raised, and what the agencies did with it (doudi.common.warnings).
+warnings = warnings_table(metadata, raised_here=True)
+
+# Warnings the datashare hub has not received yet (doudi.common.outbox), by warning id.
+warning_deliveries = outbox_table(metadata, "warning_deliveries", "warning_id", 20)

@@ -11,15 +11,21 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import sqlalchemy
 
+from doudi.common import outbox
+from doudi.common import warnings as common_warnings
 from doudi.common.db import read_in_thread, write_in_thread
-from doudi.common.enums import AGENCIES, COMPARISON_CLASSES, STATUSES
+from doudi.common.enums import (
+    AGENCIES,
+    COMPARISON_CLASSES,
+    STATUSES,
+)
 from doudi.common.errors import PermissionDenied
 from doudi.common.grpc_server import (
     Authenticator,
@@ -32,14 +38,15 @@ from doudi.common.grpc_server import (
     require,
     run_service,
 )
-from doudi.common.outbox import received_batch, received_person
+from doudi.common.outbox import Sender, received_batch, received_person
 from doudi.common.protos import optional_date, to_date
+from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import AGENCIES as STATUS_AGENCIES
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
-from services.datashare import comparison, rosters, service
+from services.datashare import comparison, rosters, service, warnings
 from services.datashare.delivery import Deliveries, start_deliveries
 from services.datashare.messages import (
     assertion_message,
@@ -51,7 +58,8 @@ from services.datashare.messages import (
     roster_row,
     submission_message,
 )
-from services.datashare.settings import DEFAULT_PORT, Settings
+from services.datashare.settings import DEFAULT_PORT, AgencyKey, Settings
+from services.datashare.warning_delivery import decision_sender
 
 T = TypeVar("T")
 
@@ -72,11 +80,14 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         delivery: Deliveries,
         regions: frozenset[str],
         revocation_limit_percent: int = 5,
+        *,
+        decisions: Sender,
     ) -> None:
         self.engine = engine
         self.delivery = delivery
         self.regions = regions
         self.revocation_limit_percent = revocation_limit_percent
+        self.decisions = decisions
 
     async def AssertStatus(
         self,
@@ -405,6 +416,135 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             entries=[entry_message(entry) for entry in page], next_page_token=token
         )
 
+    # --- dual early warning -----------------------------------------------------------
+
+    async def RecordWarnings(
+        self,
+        request: datashare_pb2.RecordWarningsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.RecordWarningsResponse:
+        require("internal")
+        if not request.warnings:
+            raise InvalidInput("warnings", "required: at least one warning")
+        if len(request.warnings) > common_warnings.MAX_BATCH:
+            raise InvalidInput("warnings", f"at most {common_warnings.MAX_BATCH} per call")
+        received = [
+            common_warnings.received_warning(common_warnings.HUB, warning, f"warnings[{index}]")
+            for index, warning in enumerate(request.warnings)
+        ]
+        versions = await write_in_thread(self.engine, warnings.record_warnings, received=received)
+        return datashare_pb2.RecordWarningsResponse(versions=versions)
+
+    async def ListWarnings(
+        self,
+        request: datashare_pb2.ListWarningsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.ListWarningsResponse:
+        reader = _warning_reader(require("internal", "agency"))
+        if request.year:
+            check_year(request.year, "year")
+        on = common_warnings.as_of(request)
+        found, token = await self._agency_read(
+            reader.agency,
+            warnings.list_warnings,
+            regions=reader.regions,
+            region=request.region,
+            year=request.year,
+            **common_warnings.listing_filters(common_warnings.HUB, request),
+            purpose=request.purpose,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return datashare_pb2.ListWarningsResponse(
+            warnings=[_warning_message(warning, on) for warning in found],
+            next_page_token=token,
+        )
+
+    async def GetWarning(
+        self,
+        request: datashare_pb2.GetWarningRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.GetWarningResponse:
+        reader = _warning_reader(require("internal", "agency"))
+        found = await self._agency_read(
+            reader.agency,
+            warnings.get_warning,
+            regions=reader.regions,
+            warning_id=request.warning_id,
+            purpose=request.purpose,
+        )
+        return datashare_pb2.GetWarningResponse(
+            warning=_warning_message(found, common_warnings.as_of(request))
+        )
+
+    async def AcknowledgeWarning(
+        self,
+        request: datashare_pb2.AcknowledgeWarningRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.AcknowledgeWarningResponse:
+        reader = _warning_reader(require("agency"))
+        found = await write_in_thread(
+            self.engine,
+            warnings.acknowledge,
+            agency=reader.agency,
+            regions=reader.regions,
+            warning_id=request.warning_id,
+            now=datetime.now(UTC),
+        )
+        await self.decisions.send_now([str(found.warning_id)])
+        return datashare_pb2.AcknowledgeWarningResponse(
+            warning=_warning_message(found, common_warnings.as_of(None))
+        )
+
+    async def DecideWarning(
+        self,
+        request: datashare_pb2.DecideWarningRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.DecideWarningResponse:
+        reader = _warning_reader(require("agency"))
+        which = request.WhichOneof("decision")
+        if which is None:
+            raise InvalidInput("decision", "required: certify or dismiss")
+        certification = None
+        if which == "certify":
+            certify = request.certify
+            certification = warnings.Certification(
+                status=STATUSES.code(certify.status, "certify.status"),
+                valid_from=to_date(certify.valid_from, "certify.valid_from"),
+                valid_to=optional_date(certify, "valid_to", "certify.valid_to"),
+            )
+        found, changed = await write_in_thread(
+            self.engine,
+            warnings.decide,
+            agency=reader.agency,
+            regions=reader.regions,
+            warning_id=request.warning_id,
+            certification=certification,
+            reason=request.dismiss.reason if which == "dismiss" else None,
+            now=datetime.now(UTC),
+        )
+        # The statuses certified reach settlement before the agency is answered, as any
+        # assertion's; the decision goes back to assistance.
+        await self.delivery.send_now(changed)
+        await self.decisions.send_now([str(found.warning_id)])
+        return datashare_pb2.DecideWarningResponse(
+            warning=_warning_message(found, common_warnings.as_of(None))
+        )
+
+
+def _warning_reader(caller: Caller) -> warnings.Reader:
+    """An agency with the regions its key serves, or the platform (every region)."""
+    if caller.kind != "agency":
+        return warnings.Reader(None, None)
+    return warnings.Reader(caller.id, warnings.key_regions())
+
+
+def _warning_message(warning: common_warnings.Warning, on: date) -> datashare_pb2.Warning:
+    message: datashare_pb2.Warning = common_warnings.warning_message(
+        common_warnings.HUB, warning, on
+    )
+    return message
+
 
 def _check_end(receiving: rosters.Receiving, end: datashare_pb2.RosterEnd | None) -> None:
     """InvalidInput unless the stream's end arrived and declares the rows received."""
@@ -524,17 +664,21 @@ def _reading_agency(caller: Caller) -> str | None:
     return caller.id if caller.kind == "agency" else None
 
 
-def agency_authenticator(keys: Mapping[str, str]) -> Authenticator:
-    """Accepts an agency's API key as the caller ``agency/<code>``.
+def agency_authenticator(keys: Mapping[str, AgencyKey]) -> Authenticator:
+    """Accepts an agency's API key as the caller ``agency/<code>``; the regions the key
+    serves hold for the call (:func:`warnings.key_regions`).
 
     Keys are looked up by their SHA-256 digest, so the time a lookup takes says
     nothing about how much of a key a guess got right.
     """
-    by_digest = {_digest(key): agency for key, agency in keys.items()}
+    by_digest = {_digest(key): credential for key, credential in keys.items()}
 
     async def authenticate(token: str) -> Caller | None:
-        agency = by_digest.get(_digest(token))
-        return None if agency is None else Caller("agency", agency)
+        credential = by_digest.get(_digest(token))
+        if credential is None:
+            return None
+        warnings.serving(credential.regions)
+        return Caller("agency", credential.agency)
 
     return authenticate
 
@@ -554,15 +698,22 @@ def setup(settings: Settings) -> Setup:
         )
         stack.callback(sweep.cancel)
         registry = await asyncio.to_thread(PackRegistry.load)
+        # --- dual early warning: decisions go back to assistance ---
+        assistance = outbox.open_channel(stack, settings.assistance_address)
+        decisions = outbox.start(stack, decision_sender(engine, settings, assistance))
         servicer = DatashareServicer(
-            engine, delivery, registry.regions, settings.roster_revocation_limit_percent
+            engine,
+            delivery,
+            registry.regions,
+            settings.roster_revocation_limit_percent,
+            decisions=decisions,
         )
 
         def register(server: grpc.aio.Server) -> None:
             datashare_pb2_grpc.add_DatashareServiceServicer_to_server(servicer, server)
 
         return register, chain(
-            internal_authenticator(settings), agency_authenticator(settings.agency_keys)
+            internal_authenticator(settings), agency_authenticator(settings.agency_credentials)
         )
 
     return build

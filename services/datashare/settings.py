@@ -2,7 +2,11 @@
 
 Besides the common ones, the agencies' API keys: ``DOUDI_AGENCY_KEYS`` is a JSON
 object from each key to the agency code it authenticates
-(``{"<secret>": "poverty_office", ...}``); none by default. ``doudi run`` gives
+(``{"<secret>": "poverty_office", ...}``); none by default. A key may instead name
+the agency and the pooling regions it serves
+(``{"<secret>": {"agency": "civil_affairs", "regions": ["411323"]}}``): such a key
+sees the dual early warnings of those regions only; a key given as a bare agency code
+serves every region the hub has a pack of. ``doudi run`` gives
 the hub the demo keys of :mod:`doudi.cli.demo`; outside ``DOUDI_ENVIRONMENT=local``
 they are refused, as is any key shorter than 24 characters.
 """
@@ -10,9 +14,9 @@ they are refused, as is any key shorter than 24 characters.
 from __future__ import annotations
 
 import secrets
-from typing import Self
+from typing import Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from doudi.common.settings import DEMO_KEY_PREFIX, SenderSettings
 from doudi.core.statuses import AGENCIES
@@ -22,9 +26,19 @@ DEFAULT_PORT = 50052
 MIN_KEY_LENGTH = 24
 
 
+class AgencyKey(BaseModel):
+    """What an agency's key stands for: the agency, and the regions it serves (None: every
+    region)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agency: str
+    regions: frozenset[str] | None = Field(default=None, min_length=1)
+
+
 class Settings(SenderSettings):
-    agency_keys: dict[str, str] = Field(default_factory=dict, repr=False)  # secrets
-    """API key → agency code (``DOUDI_AGENCY_KEYS``, JSON)."""
+    agency_keys: dict[str, str | AgencyKey] = Field(default_factory=dict, repr=False)  # secrets
+    """API key → agency code, or agency and regions (``DOUDI_AGENCY_KEYS``, JSON)."""
     roster_stream_max_seconds: float = Field(default=3600.0, gt=0)
     """The longest a roster's stream of rows may stay open (``SubmitRoster``: a million
     rows take well under a minute). A submission still receiving rows after that is
@@ -35,9 +49,29 @@ class Settings(SenderSettings):
     confirms the number of revocations (assumed: a month's usual turnover of a roster is
     well under it, and a file cut short or of the wrong region far above)."""
 
+    @field_validator("agency_keys", mode="before")
+    @classmethod
+    def _read_agency_keys(cls, value: Any) -> Any:
+        """Each entry read here, so that a refusal never names the key (a secret)."""
+        if not isinstance(value, dict):
+            return value
+        read: dict[Any, Any] = {}
+        for place, (key, entry) in enumerate(value.items(), 1):
+            if isinstance(entry, str | AgencyKey):
+                read[key] = entry
+                continue
+            try:
+                read[key] = AgencyKey.model_validate(entry)
+            except ValidationError:
+                raise ValueError(
+                    f"DOUDI_AGENCY_KEYS: entry {place} must be an agency code or "
+                    '{"agency": CODE, "regions": [REGION, ...]} with at least one region'
+                ) from None
+        return read
+
     @model_validator(mode="after")
     def _agency_keys_are_real(self) -> Self:
-        unknown = sorted(set(self.agency_keys.values()) - AGENCIES)
+        unknown = sorted({key.agency for key in self.agency_credentials.values()} - AGENCIES)
         if unknown:
             raise ValueError(
                 f"DOUDI_AGENCY_KEYS names unknown agencies {', '.join(unknown)} "
@@ -54,3 +88,11 @@ class Settings(SenderSettings):
                 f"not the {DEMO_KEY_PREFIX}* keys, outside DOUDI_ENVIRONMENT=local"
             )
         return self
+
+    @property
+    def agency_credentials(self) -> dict[str, AgencyKey]:
+        """Each key's agency and regions, a bare agency code serving every region."""
+        return {
+            key: value if isinstance(value, AgencyKey) else AgencyKey(agency=value)
+            for key, value in self.agency_keys.items()
+        }

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from doudi.common.outbox import outbox_sets_table, outbox_table
+from doudi.common.warnings import warnings_table
 
 metadata = sqlalchemy.MetaData()
 
@@ -249,3 +250,13 @@ status_deliveries = outbox_table(metadata, "status_deliveries")
 # persons each (those with records of the roster), walked in recording order through the
 # roster's range of assertion ids (roster_submissions.records_from/records_to).
 roster_deliveries = outbox_sets_table(metadata, "roster_deliveries")
+
+# --- dual early warning ---------------------------------------------------------------
+
+# The warnings the assistance service raised (its ids and versions), and what the agencies
+# did with them here (doudi.common.warnings).
+warnings = warnings_table(metadata, raised_here=False)
+# Warnings whose decisions the assistance service has not received yet (doudi.common.outbox).
+warning_decision_deliveries = outbox_table(
+    metadata, "warning_decision_deliveries", "warning_id", 20
+)

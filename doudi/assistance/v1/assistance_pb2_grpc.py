@@ -124,6 +124,21 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunResponse.FromString,
                 _registered_method=True)
+        self.ListWarnings = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ListWarnings',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListWarningsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListWarningsResponse.FromString,
+                _registered_method=True)
+        self.GetWarning = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/GetWarning',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetWarningRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetWarningResponse.FromString,
+                _registered_method=True)
+        self.RecordWarningDecisions = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/RecordWarningDecisions',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsResponse.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
@@ -303,6 +318,35 @@ class AssistanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWarnings(self, request, context):
+        """--- dual early warning ---
+        The warnings raised (internal callers only), newest first, of a region
+        and year, optionally of one kind, in one state, or only the overdue ones
+        (undecided `overdue_days` after they were raised, on the bureau's date).
+        A warning is raised when an addition to the burden ledger takes a
+        household's yearly burden past the line of its kind, once per household,
+        kind and year, and sent to the datashare hub, where the agencies decide.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWarning(self, request, context):
+        """One warning (internal callers only); NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordWarningDecisions(self, request, context):
+        """Records what the agencies did with warnings, as the datashare hub sends
+        it (internal callers only; at most 1,000 a call): acknowledged, certified
+        or dismissed. The hub's version only grows; an older one changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssistanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -390,6 +434,21 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     servicer.ApproveSecondaryRun,
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunResponse.SerializeToString,
+            ),
+            'ListWarnings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWarnings,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListWarningsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListWarningsResponse.SerializeToString,
+            ),
+            'GetWarning': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWarning,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetWarningRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetWarningResponse.SerializeToString,
+            ),
+            'RecordWarningDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordWarningDecisions,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -856,6 +915,87 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/ApproveSecondaryRun',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.ApproveSecondaryRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWarnings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ListWarnings',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListWarningsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListWarningsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWarning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/GetWarning',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetWarningRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetWarningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordWarningDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/RecordWarningDecisions',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

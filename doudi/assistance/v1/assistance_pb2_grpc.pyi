@@ -132,6 +132,22 @@ class AssistanceServiceStub:
     transaction: two runs approved one after the other, or at the same time,
     never pay the same money twice.
     """
+    ListWarnings: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListWarningsRequest, _assistance_pb2.ListWarningsResponse]
+    """--- dual early warning ---
+    The warnings raised (internal callers only), newest first, of a region
+    and year, optionally of one kind, in one state, or only the overdue ones
+    (undecided `overdue_days` after they were raised, on the bureau's date).
+    A warning is raised when an addition to the burden ledger takes a
+    household's yearly burden past the line of its kind, once per household,
+    kind and year, and sent to the datashare hub, where the agencies decide.
+    """
+    GetWarning: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetWarningRequest, _assistance_pb2.GetWarningResponse]
+    """One warning (internal callers only); NOT_FOUND for an unknown id."""
+    RecordWarningDecisions: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.RecordWarningDecisionsRequest, _assistance_pb2.RecordWarningDecisionsResponse]
+    """Records what the agencies did with warnings, as the datashare hub sends
+    it (internal callers only; at most 1,000 a call): acknowledged, certified
+    or dismissed. The hub's version only grows; an older one changes nothing.
+    """
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
@@ -236,6 +252,22 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     year, against a ledger per person and year updated in the same
     transaction: two runs approved one after the other, or at the same time,
     never pay the same money twice.
+    """
+    ListWarnings: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListWarningsRequest, _assistance_pb2.ListWarningsResponse]  # type: ignore[assignment]
+    """--- dual early warning ---
+    The warnings raised (internal callers only), newest first, of a region
+    and year, optionally of one kind, in one state, or only the overdue ones
+    (undecided `overdue_days` after they were raised, on the bureau's date).
+    A warning is raised when an addition to the burden ledger takes a
+    household's yearly burden past the line of its kind, once per household,
+    kind and year, and sent to the datashare hub, where the agencies decide.
+    """
+    GetWarning: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetWarningRequest, _assistance_pb2.GetWarningResponse]  # type: ignore[assignment]
+    """One warning (internal callers only); NOT_FOUND for an unknown id."""
+    RecordWarningDecisions: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RecordWarningDecisionsRequest, _assistance_pb2.RecordWarningDecisionsResponse]  # type: ignore[assignment]
+    """Records what the agencies did with warnings, as the datashare hub sends
+    it (internal callers only; at most 1,000 a call): acknowledged, certified
+    or dismissed. The hub's version only grows; an older one changes nothing.
     """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -440,6 +472,40 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         year, against a ledger per person and year updated in the same
         transaction: two runs approved one after the other, or at the same time,
         never pay the same money twice.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWarnings(
+        self,
+        request: _assistance_pb2.ListWarningsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListWarningsResponse, _abc.Awaitable[_assistance_pb2.ListWarningsResponse]]:
+        """--- dual early warning ---
+        The warnings raised (internal callers only), newest first, of a region
+        and year, optionally of one kind, in one state, or only the overdue ones
+        (undecided `overdue_days` after they were raised, on the bureau's date).
+        A warning is raised when an addition to the burden ledger takes a
+        household's yearly burden past the line of its kind, once per household,
+        kind and year, and sent to the datashare hub, where the agencies decide.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWarning(
+        self,
+        request: _assistance_pb2.GetWarningRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetWarningResponse, _abc.Awaitable[_assistance_pb2.GetWarningResponse]]:
+        """One warning (internal callers only); NOT_FOUND for an unknown id."""
+
+    @_abc_1.abstractmethod
+    def RecordWarningDecisions(
+        self,
+        request: _assistance_pb2.RecordWarningDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.RecordWarningDecisionsResponse, _abc.Awaitable[_assistance_pb2.RecordWarningDecisionsResponse]]:
+        """Records what the agencies did with warnings, as the datashare hub sends
+        it (internal callers only; at most 1,000 a call): acknowledged, certified
+        or dismissed. The hub's version only grows; an older one changes nothing.
         """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -243,6 +243,54 @@ GAP_REASON_NOT_ENROLLED: GapReason.ValueType  # 2
 """Registered, but not enrolled for the year."""
 Global___GapReason: _TypeAlias = GapReason  # noqa: Y015
 
+class _WarningKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WarningKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarningKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WARNING_KIND_UNSPECIFIED: _WarningKind.ValueType  # 0
+    WARNING_KIND_IMPOVERISHMENT: _WarningKind.ValueType  # 1
+    """因病致贫."""
+    WARNING_KIND_RETURN_TO_POVERTY: _WarningKind.ValueType  # 2
+    """因病返贫."""
+
+class WarningKind(_WarningKind, metaclass=_WarningKindEnumTypeWrapper):
+    """--- dual early warning ---
+
+    The kind of a warning (the assistance service's WarningKind, same names and
+    numbers).
+    """
+
+WARNING_KIND_UNSPECIFIED: WarningKind.ValueType  # 0
+WARNING_KIND_IMPOVERISHMENT: WarningKind.ValueType  # 1
+"""因病致贫."""
+WARNING_KIND_RETURN_TO_POVERTY: WarningKind.ValueType  # 2
+"""因病返贫."""
+Global___WarningKind: _TypeAlias = WarningKind  # noqa: Y015
+
+class _WarningState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WarningStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarningState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WARNING_STATE_UNSPECIFIED: _WarningState.ValueType  # 0
+    WARNING_STATE_RAISED: _WarningState.ValueType  # 1
+    WARNING_STATE_ACKNOWLEDGED: _WarningState.ValueType  # 2
+    WARNING_STATE_CERTIFIED: _WarningState.ValueType  # 3
+    WARNING_STATE_DISMISSED: _WarningState.ValueType  # 4
+
+class WarningState(_WarningState, metaclass=_WarningStateEnumTypeWrapper):
+    """Where a warning stands (the assistance service's WarningState)."""
+
+WARNING_STATE_UNSPECIFIED: WarningState.ValueType  # 0
+WARNING_STATE_RAISED: WarningState.ValueType  # 1
+WARNING_STATE_ACKNOWLEDGED: WarningState.ValueType  # 2
+WARNING_STATE_CERTIFIED: WarningState.ValueType  # 3
+WARNING_STATE_DISMISSED: WarningState.ValueType  # 4
+Global___WarningState: _TypeAlias = WarningState  # noqa: Y015
+
 @_typing.final
 class StatusAssertion(_message.Message):
     """One record of the registry: an agency certified (or withdrew) a status of
@@ -1485,3 +1533,464 @@ class ListComparisonEntriesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListComparisonEntriesResponse: _TypeAlias = ListComparisonEntriesResponse  # noqa: Y015
+
+@_typing.final
+class WarningMember(_message.Message):
+    """A member of the household and their burden when the warning was raised."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PERSONAL_BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    name: _builtins.str
+    personal_burden_fen: _builtins.int
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        personal_burden_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "person_id", b"person_id", "personal_burden_fen", b"personal_burden_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarningMember: _TypeAlias = WarningMember  # noqa: Y015
+
+@_typing.final
+class WarningDecision(_message.Message):
+    """What the agencies did with a warning."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    CERTIFIED_STATUS_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    warning_id: _builtins.int
+    version: _builtins.int
+    """Grows with every act of an agency."""
+    state: Global___WarningState.ValueType
+    acknowledged_by: Global___Agency.ValueType
+    decided_by: Global___Agency.ValueType
+    certified_status: Global___Status.ValueType
+    reason: _builtins.str
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        warning_id: _builtins.int = ...,
+        version: _builtins.int = ...,
+        state: Global___WarningState.ValueType = ...,
+        acknowledged_by: Global___Agency.ValueType = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        decided_by: Global___Agency.ValueType = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        certified_status: Global___Status.ValueType = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "decided_at", b"decided_at", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "certified_status", b"certified_status", "decided_at", b"decided_at", "decided_by", b"decided_by", "reason", b"reason", "state", b"state", "valid_from", b"valid_from", "valid_to", b"valid_to", "version", b"version", "warning_id", b"warning_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarningDecision: _TypeAlias = WarningDecision  # noqa: Y015
+
+@_typing.final
+class Warning(_message.Message):
+    """A warning as the assistance service raised it (fields 1 to 13, its own
+    numbers), with what the agencies did with it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    BURDEN_FEN_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FEN_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    RAISED_BY_FIELD_NUMBER: _builtins.int
+    RAISED_AT_FIELD_NUMBER: _builtins.int
+    DUE_ON_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    warning_id: _builtins.int
+    version: _builtins.int
+    kind: Global___WarningKind.ValueType
+    household_id: _builtins.str
+    region: _builtins.str
+    year: _builtins.int
+    burden_fen: _builtins.int
+    threshold_fen: _builtins.int
+    raised_by: _builtins.str
+    policy: _builtins.str
+    overdue: _builtins.bool
+    """Undecided on or after `due_on` (on the request's `as_of`, or today)."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarningMember]: ...
+    @_builtins.property
+    def raised_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def due_on(self) -> _date_pb2.Date:
+        """The first day (Asia/Shanghai) it is overdue if undecided."""
+
+    @_builtins.property
+    def decision(self) -> Global___WarningDecision:
+        """Unset in what assistance sends."""
+
+    def __init__(
+        self,
+        *,
+        warning_id: _builtins.int = ...,
+        version: _builtins.int = ...,
+        kind: Global___WarningKind.ValueType = ...,
+        household_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        burden_fen: _builtins.int = ...,
+        threshold_fen: _builtins.int = ...,
+        members: _abc.Iterable[Global___WarningMember] | None = ...,
+        raised_by: _builtins.str = ...,
+        raised_at: _timestamp_pb2.Timestamp | None = ...,
+        due_on: _date_pb2.Date | None = ...,
+        policy: _builtins.str = ...,
+        decision: Global___WarningDecision | None = ...,
+        overdue: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "due_on", b"due_on", "raised_at", b"raised_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burden_fen", b"burden_fen", "decision", b"decision", "due_on", b"due_on", "household_id", b"household_id", "kind", b"kind", "members", b"members", "overdue", b"overdue", "policy", b"policy", "raised_at", b"raised_at", "raised_by", b"raised_by", "region", b"region", "threshold_fen", b"threshold_fen", "version", b"version", "warning_id", b"warning_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Warning: _TypeAlias = Warning  # noqa: Y015
+
+@_typing.final
+class RecordWarningsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Warning]:
+        """At most 1,000."""
+
+    def __init__(
+        self,
+        *,
+        warnings: _abc.Iterable[Global___Warning] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordWarningsRequest: _TypeAlias = RecordWarningsRequest  # noqa: Y015
+
+@_typing.final
+class RecordWarningsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """For each warning, in order: the version now stored."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordWarningsResponse: _TypeAlias = RecordWarningsResponse  # noqa: Y015
+
+@_typing.final
+class ListWarningsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Unset: every region of the agency's key."""
+    year: _builtins.int
+    """Unset: every year."""
+    kind: Global___WarningKind.ValueType
+    state: Global___WarningState.ValueType
+    overdue_only: _builtins.bool
+    purpose: _builtins.str
+    """Agencies: why they read (required)."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    @_builtins.property
+    def as_of(self) -> _date_pb2.Date:
+        """The day to judge overdue on; unset: today (Asia/Shanghai)."""
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        kind: Global___WarningKind.ValueType = ...,
+        state: Global___WarningState.ValueType = ...,
+        overdue_only: _builtins.bool = ...,
+        as_of: _date_pb2.Date | None = ...,
+        purpose: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "kind", b"kind", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "purpose", b"purpose", "region", b"region", "state", b"state", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWarningsRequest: _TypeAlias = ListWarningsRequest  # noqa: Y015
+
+@_typing.final
+class ListWarningsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Warning]: ...
+    def __init__(
+        self,
+        *,
+        warnings: _abc.Iterable[Global___Warning] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWarningsResponse: _TypeAlias = ListWarningsResponse  # noqa: Y015
+
+@_typing.final
+class GetWarningRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    warning_id: _builtins.int
+    purpose: _builtins.str
+    """Agencies: why they read (required)."""
+    @_builtins.property
+    def as_of(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        warning_id: _builtins.int = ...,
+        as_of: _date_pb2.Date | None = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "purpose", b"purpose", "warning_id", b"warning_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWarningRequest: _TypeAlias = GetWarningRequest  # noqa: Y015
+
+@_typing.final
+class GetWarningResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def warning(self) -> Global___Warning: ...
+    def __init__(
+        self,
+        *,
+        warning: Global___Warning | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["warning", b"warning"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["warning", b"warning"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWarningResponse: _TypeAlias = GetWarningResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeWarningRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_ID_FIELD_NUMBER: _builtins.int
+    warning_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        warning_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["warning_id", b"warning_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeWarningRequest: _TypeAlias = AcknowledgeWarningRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeWarningResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def warning(self) -> Global___Warning: ...
+    def __init__(
+        self,
+        *,
+        warning: Global___Warning | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["warning", b"warning"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["warning", b"warning"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeWarningResponse: _TypeAlias = AcknowledgeWarningResponse  # noqa: Y015
+
+@_typing.final
+class WarningCertification(_message.Message):
+    """Certify a status of the household's members."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    status: Global___Status.ValueType
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """Unset: open-ended."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___Status.ValueType = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarningCertification: _TypeAlias = WarningCertification  # noqa: Y015
+
+@_typing.final
+class WarningDismissal(_message.Message):
+    """Dismiss the warning."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Required: why (at most 200 characters)."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarningDismissal: _TypeAlias = WarningDismissal  # noqa: Y015
+
+@_typing.final
+class DecideWarningRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_ID_FIELD_NUMBER: _builtins.int
+    CERTIFY_FIELD_NUMBER: _builtins.int
+    DISMISS_FIELD_NUMBER: _builtins.int
+    warning_id: _builtins.int
+    @_builtins.property
+    def certify(self) -> Global___WarningCertification: ...
+    @_builtins.property
+    def dismiss(self) -> Global___WarningDismissal: ...
+    def __init__(
+        self,
+        *,
+        warning_id: _builtins.int = ...,
+        certify: Global___WarningCertification | None = ...,
+        dismiss: Global___WarningDismissal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certify", b"certify", "decision", b"decision", "dismiss", b"dismiss"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certify", b"certify", "decision", b"decision", "dismiss", b"dismiss", "warning_id", b"warning_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_decision: _TypeAlias = _typing.Literal["certify", "dismiss"]  # noqa: Y015
+    _WhichOneofArgType_decision: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_decision) -> _WhichOneofReturnType_decision | None: ...
+
+Global___DecideWarningRequest: _TypeAlias = DecideWarningRequest  # noqa: Y015
+
+@_typing.final
+class DecideWarningResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def warning(self) -> Global___Warning: ...
+    def __init__(
+        self,
+        *,
+        warning: Global___Warning | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["warning", b"warning"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["warning", b"warning"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideWarningResponse: _TypeAlias = DecideWarningResponse  # noqa: Y015

@@ -111,6 +111,31 @@ class DatashareServiceStub:
                 request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesRequest.SerializeToString,
                 response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesResponse.FromString,
                 _registered_method=True)
+        self.RecordWarnings = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/RecordWarnings',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordWarningsRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordWarningsResponse.FromString,
+                _registered_method=True)
+        self.ListWarnings = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/ListWarnings',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListWarningsRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListWarningsResponse.FromString,
+                _registered_method=True)
+        self.GetWarning = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/GetWarning',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetWarningRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetWarningResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeWarning = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/AcknowledgeWarning',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AcknowledgeWarningRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AcknowledgeWarningResponse.FromString,
+                _registered_method=True)
+        self.DecideWarning = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/DecideWarning',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningResponse.FromString,
+                _registered_method=True)
 
 
 class DatashareServiceServicer:
@@ -261,6 +286,54 @@ class DatashareServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordWarnings(self, request, context):
+        """--- dual early warning ---
+        Records warnings as the assistance service raised them (internal callers
+        only; at most 1,000 a call), newest version kept; what agencies did with
+        them stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWarnings(self, request, context):
+        """The warnings of the calling agency's regions (civil affairs and the
+        poverty office; other agencies PERMISSION_DENIED), newest first,
+        filtered as asked; a region not the key's is PERMISSION_DENIED. Agencies
+        give a `purpose`; the read is audited (one record per member seen).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWarning(self, request, context):
+        """One warning of the agency's regions (NOT_FOUND otherwise); audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeWarning(self, request, context):
+        """The agency has seen the warning and is looking into it. Again: no
+        change. A decided warning: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideWarning(self, request, context):
+        """Decides a warning once: certify a status the agency owns (civil affairs:
+        low_income or expenditure_hardship; the poverty office: at_risk) of every
+        member of the household, recorded as the agency's assertions (reference
+        `warning:<id>:<person>`) and sent to settlement like any other, or
+        dismiss it with a reason. A status the agency does not own:
+        PERMISSION_DENIED; a decided warning: FAILED_PRECONDITION; nothing changes
+        then. The decision goes back to the assistance service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatashareServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -328,6 +401,31 @@ def add_DatashareServiceServicer_to_server(servicer, server):
                     servicer.ListComparisonEntries,
                     request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesRequest.FromString,
                     response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesResponse.SerializeToString,
+            ),
+            'RecordWarnings': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordWarnings,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordWarningsRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordWarningsResponse.SerializeToString,
+            ),
+            'ListWarnings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWarnings,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListWarningsRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListWarningsResponse.SerializeToString,
+            ),
+            'GetWarning': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWarning,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetWarningRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetWarningResponse.SerializeToString,
+            ),
+            'AcknowledgeWarning': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeWarning,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AcknowledgeWarningRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AcknowledgeWarningResponse.SerializeToString,
+            ),
+            'DecideWarning': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideWarning,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -693,6 +791,141 @@ class DatashareService:
             '/doudi.datashare.v1.DatashareService/ListComparisonEntries',
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesRequest.SerializeToString,
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListComparisonEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordWarnings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/RecordWarnings',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordWarningsRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordWarningsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWarnings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/ListWarnings',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListWarningsRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListWarningsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWarning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/GetWarning',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetWarningRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetWarningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeWarning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/AcknowledgeWarning',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.AcknowledgeWarningRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.AcknowledgeWarningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideWarning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/DecideWarning',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -123,6 +123,33 @@ class DatashareServiceStub:
     class. An agency sees only the persons on its own roster, with its own
     statuses; the read is audited.
     """
+    RecordWarnings: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.RecordWarningsRequest, _datashare_pb2.RecordWarningsResponse]
+    """--- dual early warning ---
+    Records warnings as the assistance service raised them (internal callers
+    only; at most 1,000 a call), newest version kept; what agencies did with
+    them stays.
+    """
+    ListWarnings: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListWarningsRequest, _datashare_pb2.ListWarningsResponse]
+    """The warnings of the calling agency's regions (civil affairs and the
+    poverty office; other agencies PERMISSION_DENIED), newest first,
+    filtered as asked; a region not the key's is PERMISSION_DENIED. Agencies
+    give a `purpose`; the read is audited (one record per member seen).
+    """
+    GetWarning: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.GetWarningRequest, _datashare_pb2.GetWarningResponse]
+    """One warning of the agency's regions (NOT_FOUND otherwise); audited."""
+    AcknowledgeWarning: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.AcknowledgeWarningRequest, _datashare_pb2.AcknowledgeWarningResponse]
+    """The agency has seen the warning and is looking into it. Again: no
+    change. A decided warning: FAILED_PRECONDITION.
+    """
+    DecideWarning: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.DecideWarningRequest, _datashare_pb2.DecideWarningResponse]
+    """Decides a warning once: certify a status the agency owns (civil affairs:
+    low_income or expenditure_hardship; the poverty office: at_risk) of every
+    member of the household, recorded as the agency's assertions (reference
+    `warning:<id>:<person>`) and sent to settlement like any other, or
+    dismiss it with a reason. A status the agency does not own:
+    PERMISSION_DENIED; a decided warning: FAILED_PRECONDITION; nothing changes
+    then. The decision goes back to the assistance service.
+    """
 
 @_typing.type_check_only
 class DatashareServiceAsyncStub(DatashareServiceStub):
@@ -218,6 +245,33 @@ class DatashareServiceAsyncStub(DatashareServiceStub):
     """The persons of a comparison in identity-number order, optionally of one
     class. An agency sees only the persons on its own roster, with its own
     statuses; the read is audited.
+    """
+    RecordWarnings: _aio.UnaryUnaryMultiCallable[_datashare_pb2.RecordWarningsRequest, _datashare_pb2.RecordWarningsResponse]  # type: ignore[assignment]
+    """--- dual early warning ---
+    Records warnings as the assistance service raised them (internal callers
+    only; at most 1,000 a call), newest version kept; what agencies did with
+    them stays.
+    """
+    ListWarnings: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListWarningsRequest, _datashare_pb2.ListWarningsResponse]  # type: ignore[assignment]
+    """The warnings of the calling agency's regions (civil affairs and the
+    poverty office; other agencies PERMISSION_DENIED), newest first,
+    filtered as asked; a region not the key's is PERMISSION_DENIED. Agencies
+    give a `purpose`; the read is audited (one record per member seen).
+    """
+    GetWarning: _aio.UnaryUnaryMultiCallable[_datashare_pb2.GetWarningRequest, _datashare_pb2.GetWarningResponse]  # type: ignore[assignment]
+    """One warning of the agency's regions (NOT_FOUND otherwise); audited."""
+    AcknowledgeWarning: _aio.UnaryUnaryMultiCallable[_datashare_pb2.AcknowledgeWarningRequest, _datashare_pb2.AcknowledgeWarningResponse]  # type: ignore[assignment]
+    """The agency has seen the warning and is looking into it. Again: no
+    change. A decided warning: FAILED_PRECONDITION.
+    """
+    DecideWarning: _aio.UnaryUnaryMultiCallable[_datashare_pb2.DecideWarningRequest, _datashare_pb2.DecideWarningResponse]  # type: ignore[assignment]
+    """Decides a warning once: certify a status the agency owns (civil affairs:
+    low_income or expenditure_hardship; the poverty office: at_risk) of every
+    member of the household, recorded as the agency's assertions (reference
+    `warning:<id>:<person>`) and sent to settlement like any other, or
+    dismiss it with a reason. A status the agency does not own:
+    PERMISSION_DENIED; a decided warning: FAILED_PRECONDITION; nothing changes
+    then. The decision goes back to the assistance service.
     """
 
 class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -389,6 +443,63 @@ class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
         """The persons of a comparison in identity-number order, optionally of one
         class. An agency sees only the persons on its own roster, with its own
         statuses; the read is audited.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordWarnings(
+        self,
+        request: _datashare_pb2.RecordWarningsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.RecordWarningsResponse, _abc.Awaitable[_datashare_pb2.RecordWarningsResponse]]:
+        """--- dual early warning ---
+        Records warnings as the assistance service raised them (internal callers
+        only; at most 1,000 a call), newest version kept; what agencies did with
+        them stays.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWarnings(
+        self,
+        request: _datashare_pb2.ListWarningsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.ListWarningsResponse, _abc.Awaitable[_datashare_pb2.ListWarningsResponse]]:
+        """The warnings of the calling agency's regions (civil affairs and the
+        poverty office; other agencies PERMISSION_DENIED), newest first,
+        filtered as asked; a region not the key's is PERMISSION_DENIED. Agencies
+        give a `purpose`; the read is audited (one record per member seen).
+        """
+
+    @_abc_1.abstractmethod
+    def GetWarning(
+        self,
+        request: _datashare_pb2.GetWarningRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.GetWarningResponse, _abc.Awaitable[_datashare_pb2.GetWarningResponse]]:
+        """One warning of the agency's regions (NOT_FOUND otherwise); audited."""
+
+    @_abc_1.abstractmethod
+    def AcknowledgeWarning(
+        self,
+        request: _datashare_pb2.AcknowledgeWarningRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.AcknowledgeWarningResponse, _abc.Awaitable[_datashare_pb2.AcknowledgeWarningResponse]]:
+        """The agency has seen the warning and is looking into it. Again: no
+        change. A decided warning: FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def DecideWarning(
+        self,
+        request: _datashare_pb2.DecideWarningRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.DecideWarningResponse, _abc.Awaitable[_datashare_pb2.DecideWarningResponse]]:
+        """Decides a warning once: certify a status the agency owns (civil affairs:
+        low_income or expenditure_hardship; the poverty office: at_risk) of every
+        member of the household, recorded as the agency's assertions (reference
+        `warning:<id>:<person>`) and sent to settlement like any other, or
+        dismiss it with a reason. A status the agency does not own:
+        PERMISSION_DENIED; a decided warning: FAILED_PRECONDITION; nothing changes
+        then. The decision goes back to the assistance service.
         """
 
 def add_DatashareServiceServicer_to_server(servicer: DatashareServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

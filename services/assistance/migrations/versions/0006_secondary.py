@@ -1,7 +1,7 @@
 """Secondary assistance (二次救助): runs, their entries, and what was paid per person and year.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "0006"
 # The lead rechains the reserved numbers (0004, 0005) at merge.
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,208 @@
+"""``doudi warnings list``: the bureau reads the dual early warnings (双预警) the assistance
+service raised for a region and year, with what the agencies did with them.
+
+The bureau's command: it calls the assistance service (``--assistance``, else
+``DOUDI_ASSISTANCE_ADDRESS``, else 127.0.0.1:50054) with the platform's internal token
+(``DOUDI_INTERNAL_TOKEN``). ``--json`` prints a list of objects, money in fen; without
+it, a table for people, money in yuan with two decimals, kinds and states in Chinese.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import Any, Final
+
+from doudi.core.codes import STATUSES as STATUS_NAMES
+
+KIND_NAMES: Final = {"impoverishment": "因病致贫", "return_to_poverty": "因病返贫"}
+STATE_NAMES: Final = {
+    "raised": "待处理",
+    "acknowledged": "已接收",
+    "certified": "已认定",
+    "dismissed": "已排除",
+}
+AGENCY_NAMES: Final = {"civil_affairs": "民政局", "poverty_office": "乡村振兴局"}
+PAGE: Final = 1000
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """``doudi warnings list``, registered under the top level's ``commands``."""
+    from doudi.cli.main import _region, _year  # the top level's argument types
+
+    warnings = commands.add_parser(
+        "warnings",
+        help="the bureau: the dual early warnings (双预警) raised, and what agencies did",
+        description="The dual early warnings the assistance service raised: households whose "
+        "yearly burden passed the line of their kind (因病致贫 or 因病返贫), and what civil "
+        "affairs or the poverty office did with each.",
+    )
+    listing = warnings.add_subparsers(
+        dest="warnings_command",
+        required=True,
+        parser_class=type(warnings),
+        metavar="COMMAND",
+        title="commands",
+        help="one of these ('doudi warnings COMMAND --help' tells more):",
+    ).add_parser(
+        "list",
+        help="list a region's warnings of a year, newest first",
+        description="List a region's warnings of a year, newest first: the household, its "
+        "burden and the line it passed, the members, the state and whether it is overdue "
+        "(undecided 30 days after it was raised, the pack's figure). Calls the assistance "
+        "service with the platform's token (DOUDI_INTERNAL_TOKEN).",
+    )
+    listing.add_argument(
+        "--region", required=True, type=_region, metavar="REGION", help="the 6-digit code"
+    )
+    listing.add_argument(
+        "--year", required=True, type=_year, metavar="YEAR", help="the year of the burden"
+    )
+    listing.add_argument(
+        "--kind",
+        choices=tuple(KIND_NAMES),
+        metavar="KIND",
+        help=f"only warnings of this kind ({', '.join(KIND_NAMES)})",
+    )
+    listing.add_argument(
+        "--state",
+        choices=tuple(STATE_NAMES),
+        metavar="STATE",
+        help=f"only warnings in this state ({', '.join(STATE_NAMES)})",
+    )
+    listing.add_argument("--overdue", action="store_true", help="only the overdue ones")
+    listing.add_argument(
+        "--json", action="store_true", help="print JSON (money in fen) instead of a table"
+    )
+    listing.add_argument(
+        "--assistance",
+        metavar="HOST:PORT",
+        help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import grpc  # imported here: gRPC is for these commands only
+
+    from doudi.cli import roster_client, rpc_errors
+    from doudi.cli.main import EXIT_REFUSED, write_json
+    from doudi.common.errors import decode_status
+    from doudi.common.settings import ProcessSettings
+
+    address = args.assistance or roster_client.default_address("assistance")
+    try:
+        settings = ProcessSettings()
+    except ValueError as error:
+        print(f"doudi: error: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    with grpc.insecure_channel(address) as channel:
+        try:
+            found = list(_warnings(channel, settings, args))
+        except grpc.RpcError as error:
+            status = decode_status(error)  # type: ignore[arg-type]
+            message = rpc_errors.sentence(status, "the assistance service", address)
+            print(f"doudi: error: {message}", file=sys.stderr)
+            return EXIT_REFUSED
+    if args.json:
+        write_json(found)
+    else:
+        sys.stdout.write(table(found, args.region, args.year))
+    return 0
+
+
+def _warnings(channel: Any, settings: Any, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+    from doudi.common.enums import WARNING_KINDS, WARNING_STATES
+    from doudi.common.outbox import internal_metadata
+
+    stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+    token = ""
+    while True:
+        page = stub.ListWarnings(
+            assistance_pb2.ListWarningsRequest(
+                region=args.region,
+                year=args.year,
+                kind=WARNING_KINDS.value(args.kind),
+                state=WARNING_STATES.value(args.state),
+                overdue_only=args.overdue,
+                page_size=PAGE,
+                page_token=token,
+            ),
+            metadata=internal_metadata(settings),
+        )
+        yield from (document(warning) for warning in page.warnings)
+        token = page.next_page_token
+        if not token:
+            return
+
+
+def document(warning: Any) -> dict[str, Any]:
+    """A warning as ``--json`` prints it (money in fen)."""
+    from doudi.common.enums import AGENCIES, STATUSES, WARNING_KINDS, WARNING_STATES
+
+    decision = warning.decision
+    found: dict[str, Any] = {
+        "id": warning.warning_id,
+        "kind": WARNING_KINDS.code(warning.kind, "kind"),
+        "household_id": warning.household_id,
+        "region": warning.region,
+        "year": warning.year,
+        "burden_fen": warning.burden_fen,
+        "threshold_fen": warning.threshold_fen,
+        "state": WARNING_STATES.code(decision.state, "state"),
+        "overdue": warning.overdue,
+        "raised_at": warning.raised_at.ToDatetime().isoformat() + "Z",
+        "raised_by": warning.raised_by,
+        "due_on": f"{warning.due_on.year:04d}-{warning.due_on.month:02d}-{warning.due_on.day:02d}",
+        "policy": warning.policy,
+        "members": [
+            {
+                "person_id": member.person_id,
+                "name": member.name,
+                "personal_burden_fen": member.personal_burden_fen,
+            }
+            for member in warning.members
+        ],
+        "decided_by": AGENCIES.optional_code(decision.decided_by, "decided_by"),
+        "certified_status": STATUSES.optional_code(decision.certified_status, "status"),
+        "reason": decision.reason or None,
+    }
+    return found
+
+
+def yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
+def table(found: list[dict[str, Any]], region: str, year: int) -> str:
+    """The warnings for people: one block per warning, its members beneath it."""
+    if not found:
+        return f"{region} {year}: 无预警 (no warnings)\n"
+    lines = [f"{region} {year}: {len(found)} 条预警 (warnings)", ""]
+    for warning in found:
+        state = STATE_NAMES[warning["state"]]
+        if warning["overdue"]:
+            state += " (逾期 overdue)"
+        decision = ""
+        if warning["decided_by"]:
+            decision = AGENCY_NAMES.get(warning["decided_by"], warning["decided_by"])
+            if warning["certified_status"]:
+                decision += f" 认定 {STATUS_NAMES[warning['certified_status']][0]}"
+            if warning["reason"]:
+                decision += f" 排除: {warning['reason']}"
+        lines.append(
+            f"#{warning['id']}  {KIND_NAMES[warning['kind']]}  户 {warning['household_id']}  "
+            f"负担 {yuan(warning['burden_fen'])} 元 > 预警线 {yuan(warning['threshold_fen'])} 元"
+            f"  {state}{'  ' + decision if decision else ''}"
+        )
+        lines.append(f"    raised {warning['raised_at']} by {warning['raised_by']}")
+        for member in warning["members"]:
+            name = member["name"] or "(未登记)"
+            lines.append(
+                f"    {member['person_id']}  {name}  {yuan(member['personal_burden_fen'])} 元"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,337 @@
+"""The dual early warning (双预警, docs/domain.md section 7): raised in the transaction
+that adds to the burden ledger, read by the bureau, decided by the agencies at the hub.
+
+For each household and year an addition touches, the household's burden is its members'
+personal burdens together (a person enrollment has not sent is a household alone, under
+their identity number); its kind follows the statuses its members held in the year (a
+poverty status that ended counts as 脱贫); its line is the pack's, of the household's
+region, in force on the day of the addition. When an addition takes the burden past the
+line (:func:`doudi.core.monitoring.passes`), a warning is raised, listing the members
+and their burdens, once per household, kind and year: a reversal that drops the burden
+below the line leaves the warning, and passing the line again raises no second one.
+
+Two transactions adding to members of one household at once (PostgreSQL) take the
+household's lock, in the same order, before they read its burden: the second reads the
+first's addition and counts from there, so the crossing is seen exactly once. SQLite
+writes one transaction at a time.
+
+Each warning raised is queued in ``warning_deliveries`` for the datashare hub (the
+platform's outbox, :mod:`doudi.common.outbox`); the agencies decide there and the hub
+sends back what they did (:func:`record_decisions`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+
+import sqlalchemy
+from sqlalchemy import select, text
+
+from doudi.common import outbox, paging
+from doudi.common.errors import NotFound
+from doudi.common.outbox import dialect_module
+from doudi.common.warnings import DECISION_COLUMNS, RAISED, Decision, Warning, filtered, from_row
+from doudi.core.monitoring import MonitoringRules, passes, warning_due_on
+from doudi.core.packs import PackRegistry, monitoring_rules
+from doudi.core.policy import Pack
+from doudi.core.statuses import EffectivePeriod
+from services.assistance import people
+from services.assistance.tables import burdens, warning_deliveries, warnings
+
+POVERTY_EXITED: Final = "poverty_exited"
+_POVERTY: Final = ("registered_poor", POVERTY_EXITED)
+
+SUBSCRIBERS: Final = (outbox.DATASHARE,)
+"""Who keeps a copy of the warnings: the hub, where the agencies decide."""
+
+
+@dataclass(frozen=True, slots=True)
+class BurdenChange:
+    """An addition to a person's personal burden of a year (negative: taken away), and
+    what made it: the one input of :func:`raise_warnings`."""
+
+    person_id: str
+    year: int
+    region: str
+    """The region of the settlement or bill: the person's, when enrollment has not sent
+    the person."""
+    personal_burden_fen: int
+    on: date
+    """The day it counts on (a visit's discharge): the pack in force then draws the line."""
+    raised_by: str
+    """What it is, for the warning it may raise (``settlement event 12``)."""
+
+
+@functools.cache
+def packs() -> PackRegistry:
+    """The packs the deployment knows (loaded once per process)."""
+    return PackRegistry.load()
+
+
+# --- raising ----------------------------------------------------------------------------
+
+
+def raise_warnings(
+    connection: sqlalchemy.Connection, changes: Sequence[BurdenChange], now: datetime
+) -> list[int]:
+    """Raise the warnings ``changes`` call for, in the caller's transaction, which has
+    added them to ``burdens`` already; answers the ids of the warnings raised."""
+    if not changes:
+        return []
+    touched = sorted({change.person_id for change in changes})
+    known = people.persons(connection, touched)
+    households = people.household_members(
+        connection, {person.household_id for person in known.values()}
+    )
+    groups: dict[tuple[str, int], list[BurdenChange]] = defaultdict(list)
+    members_of: dict[str, list[tuple[str, str]]] = {}
+    region_of: dict[str, str] = {}
+    for change in changes:
+        person = known.get(change.person_id)
+        if person is None:
+            household = change.person_id
+            members_of[household] = [(change.person_id, "")]
+            region_of[household] = change.region
+        else:
+            household = person.household_id
+            members_of[household] = [
+                (member.person_id, member.name) for member in households[household]
+            ]
+            region_of[household] = person.region
+        groups[(household, change.year)].append(change)
+    _lock_households(connection, sorted(groups))
+    everyone = {person for members in members_of.values() for person, _ in members}
+    periods = people.status_periods(connection, everyone)
+    burdens_of = _burdens(connection, everyone, {year for _, year in groups})
+    raised: list[int] = []
+    for (household, year), group in sorted(groups.items()):
+        members = members_of[household]
+        found = _raise_one(
+            connection,
+            household=household,
+            year=year,
+            region=region_of[household],
+            members=members,
+            burdens_now={person: burdens_of.get((person, year), 0) for person, _ in members},
+            statuses=_household_statuses(
+                (period for person, _ in members for period in periods.get(person, ())), year
+            ),
+            changes=group,
+            now=now,
+        )
+        if found is not None:
+            raised.append(found)
+    if raised:
+        outbox.queue_many(
+            connection, warning_deliveries, [(str(id_), 1) for id_ in raised], now, SUBSCRIBERS
+        )
+    return raised
+
+
+def _raise_one(
+    connection: sqlalchemy.Connection,
+    *,
+    household: str,
+    year: int,
+    region: str,
+    members: list[tuple[str, str]],
+    burdens_now: dict[str, int],
+    statuses: frozenset[str],
+    changes: list[BurdenChange],
+    now: datetime,
+) -> int | None:
+    """Walk the household's changes of the year in order from the burden before them;
+    raise at the first that passes its line (None: none did, or it was raised before)."""
+    after = sum(burdens_now.values())
+    running = after - sum(change.personal_burden_fen for change in changes)
+    for index, change in enumerate(changes):
+        before, running = running, running + change.personal_burden_fen
+        found = _rules(region, change.on)
+        if found is None:
+            continue
+        pack, rules = found
+        kind = rules.warning_kind(statuses)
+        line = rules.warning_line(kind)
+        if not passes(before, running, line):
+            continue
+        later: defaultdict[str, int] = defaultdict(int)
+        for following in changes[index + 1 :]:
+            later[following.person_id] += following.personal_burden_fen
+        listed = [
+            [person, name, burdens_now.get(person, 0) - later[person]] for person, name in members
+        ]
+        dialect = dialect_module(connection)
+        return connection.execute(
+            dialect.insert(warnings)
+            .values(
+                version=1,
+                kind=kind,
+                household_id=household,
+                region=region,
+                year=year,
+                burden_fen=running,
+                threshold_fen=line,
+                members=listed,
+                raised_by=change.raised_by,
+                raised_at=now,
+                due_on=warning_due_on(now, rules.overdue_days),
+                policy=pack.id,
+                state=RAISED,
+                hub_version=0,
+            )
+            .on_conflict_do_nothing(index_elements=["household_id", "kind", "year"])
+            .returning(warnings.c.warning_id)
+        ).scalar_one_or_none()
+    return None
+
+
+@functools.cache
+def _rules_of(pack_id: str) -> MonitoringRules | None:
+    pack = packs().get(pack_id)
+    return None if pack is None else monitoring_rules(pack)
+
+
+def _rules(region: str, day: date) -> tuple[Pack, MonitoringRules] | None:
+    """The pack in force in ``region`` on ``day`` and its monitoring rules, if it has any."""
+    pack = packs().in_force(region, day)
+    if pack is None:
+        return None
+    rules = _rules_of(pack.id)
+    return None if rules is None else (pack, rules)
+
+
+def _lock_households(connection: sqlalchemy.Connection, keys: list[tuple[str, int]]) -> None:
+    """PostgreSQL: hold each household-year's lock to the end of the transaction, taken in
+    one order (the keys sorted) by every transaction, so that two never wait on each other
+    in a circle; one statement for them all."""
+    if connection.dialect.name != "postgresql" or not keys:
+        return
+    connection.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(key, 18))) "
+            "FROM (SELECT unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS sorted"
+        ),
+        {"keys": [f"warning {household} {year}" for household, year in keys]},
+    )
+
+
+def _burdens(
+    connection: sqlalchemy.Connection, persons: set[str], years: set[int]
+) -> dict[tuple[str, int], int]:
+    """Each person's personal burden of each year (as the caller's transaction sees it)."""
+    return {
+        (row.person_id, row.year): row.personal_burden_fen
+        for row in connection.execute(
+            select(burdens.c.person_id, burdens.c.year, burdens.c.personal_burden_fen).where(
+                burdens.c.person_id.in_(persons), burdens.c.year.in_(years)
+            )
+        )
+    }
+
+
+def _household_statuses(periods: Iterable[EffectivePeriod], year: int) -> frozenset[str]:
+    """The statuses the members held in ``year``; 脱贫 also for a poverty status that
+    ended on or before its last day, or a 脱贫 that began before it."""
+    held = set()
+    last = date(year, 12, 31)
+    for period in periods:
+        if period.valid_from > last:
+            continue
+        if period.status in _POVERTY and (
+            period.status == POVERTY_EXITED
+            or (period.valid_to is not None and period.valid_to <= last)
+        ):
+            held.add(POVERTY_EXITED)
+        if period.valid_to is None or period.valid_to >= date(year, 1, 1):
+            held.add(period.status)
+    return frozenset(held)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def list_warnings(
+    *,
+    connection: sqlalchemy.Connection,
+    region: str,
+    year: int,
+    kind: str | None,
+    state: str | None,
+    overdue_on: date | None,
+    page_size: int,
+    page_token: str,
+) -> tuple[list[Warning], str]:
+    """A page of the region's warnings of ``year``, newest first; with ``overdue_on``,
+    only those overdue that day."""
+    query = select(warnings).where(warnings.c.region == region, warnings.c.year == year)
+    query = filtered(query, warnings, kind=kind, state=state, overdue_on=overdue_on)
+    rows, token = paging.keyset_page(
+        connection, query, warnings.c.warning_id, page_size, page_token, newest_first=True
+    )
+    return [from_row(row) for row in rows], token
+
+
+def get_warning(*, connection: sqlalchemy.Connection, warning_id: int) -> Warning:
+    found = by_ids(connection=connection, warning_ids=[warning_id])
+    if not found:
+        raise NotFound(f"no warning {warning_id}", reason="WARNING_NOT_FOUND", field="warning_id")
+    return found[0]
+
+
+def by_ids(*, connection: sqlalchemy.Connection, warning_ids: Iterable[int]) -> list[Warning]:
+    """The warnings among ``warning_ids``, in id order."""
+    rows = connection.execute(
+        select(warnings)
+        .where(warnings.c.warning_id.in_(set(warning_ids)))
+        .order_by(warnings.c.warning_id)
+    )
+    return [from_row(row) for row in rows]
+
+
+# --- what the agencies did (sent back by the hub) ---------------------------------------
+
+
+def record_decisions(
+    *, connection: sqlalchemy.Connection, decisions: Sequence[Decision]
+) -> list[int]:
+    """Store each decision on its warning unless the hub's later version is stored;
+    answers the hub's version now stored of each. NotFound for a warning not raised here
+    (nothing stored)."""
+    wanted = {decision.warning_id for decision in decisions}
+    known = set(
+        connection.execute(
+            select(warnings.c.warning_id).where(warnings.c.warning_id.in_(wanted))
+        ).scalars()
+    )
+    for index, decision in enumerate(decisions):
+        if decision.warning_id not in known:
+            raise NotFound(
+                f"no warning {decision.warning_id}",
+                reason="WARNING_NOT_FOUND",
+                field=f"decisions[{index}].warning_id",
+            )
+    for decision in decisions:
+        values: dict[str, Any] = {name: getattr(decision, name) for name in DECISION_COLUMNS}
+        values["hub_version"] = values.pop("version")
+        connection.execute(
+            sqlalchemy.update(warnings)
+            .where(
+                warnings.c.warning_id == decision.warning_id,
+                warnings.c.hub_version < decision.version,
+            )
+            .values(**values)
+        )
+    stored = {
+        row[0]: row[1]
+        for row in connection.execute(
+            select(warnings.c.warning_id, warnings.c.hub_version).where(
+                warnings.c.warning_id.in_(wanted)
+            )
+        )
+    }
+    return [int(stored[decision.warning_id]) for decision in decisions]
