@@ -219,7 +219,7 @@ assertion_deliveries = outbox_table(metadata, "assertion_deliveries")
 secondary_runs = Table(
     "secondary_runs",
     metadata,
-    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", _Id, primary_key=True, autoincrement=True),
     Column("request_id", String(128), nullable=False, unique=True),
     Column("region", String(32), nullable=False),
     Column("year", Integer, nullable=False),
@@ -244,7 +244,7 @@ secondary_entries = Table(
     metadata,
     Column(
         "run_id",
-        Integer,
+        BigInteger,
         ForeignKey("secondary_runs.run_id", ondelete="CASCADE"),
         primary_key=True,
         autoincrement=False,

@@ -20,7 +20,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "secondary_runs",
-        sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "run_id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("request_id", sa.String(128), nullable=False, unique=True),
         sa.Column("region", sa.String(32), nullable=False),
         sa.Column("year", sa.Integer, nullable=False),
@@ -42,7 +47,7 @@ def upgrade() -> None:
         "secondary_entries",
         sa.Column(
             "run_id",
-            sa.Integer,
+            sa.BigInteger,
             sa.ForeignKey("secondary_runs.run_id", ondelete="CASCADE"),
             primary_key=True,
             autoincrement=False,
