@@ -187,7 +187,7 @@ def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
 
 
 def test_the_demo_cases_show_a_warning_a_secondary_amount_a_bill_and_an_open_application(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Valid numbers (check digit), a woman and a man as the names say.
     assert [parse_resident_id(p.person_id).sex for p in demo.CASE_PERSONS] == ["female", "male"]
@@ -217,10 +217,11 @@ def test_the_demo_cases_show_a_warning_a_secondary_amount_a_bill_and_an_open_app
         # `doudi run` loaded them before it printed the gateway's address.
         assert bills() == [(demo.RECIPIENT.person_id, True)]
         assert [a.person_id for a in applications()] == [demo.WARNED.person_id]
-        # Loaded again, as at a restart: every call answers the stored record.
-        demo.load_cases(
-            **channels, internal_token=LOCAL_INTERNAL_TOKEN, year=year, today=date.today()
-        )
+        # Loaded again, as at a restart the same day (every call answers the stored record)
+        # and on another (the stays dated 3 January, the application accepted that day: the
+        # request ids are taken, so the records are there).
+        for today in (date.today(), date(year, 1, 3)):
+            demo.load_cases(**channels, internal_token=LOCAL_INTERNAL_TOKEN, year=year, today=today)
 
         def warned() -> list[pb.Warning]:
             answer = assistance.ListWarnings(
@@ -270,6 +271,16 @@ def test_the_demo_cases_show_a_warning_a_secondary_amount_a_bill_and_an_open_app
             for person in demo.CASE_PERSONS
         }
         assert visits == {demo.WARNED.name: 1, demo.RECIPIENT.name: 2}  # his stay and his bill
+
+        # Assistance not answering: the loader says so and goes on (the start does not fail).
+        with grpc.insecure_channel(f"127.0.0.1:{free_ports(1)[0]}") as nobody:
+            demo.load_cases(
+                **{**channels, "assistance": nobody},
+                internal_token=LOCAL_INTERNAL_TOKEN,
+                year=year,
+                today=date.today(),
+            )
+        assert "entered at the next start" in capsys.readouterr().err
         for channel in channels.values():
             channel.close()
     finally:

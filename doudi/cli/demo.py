@@ -11,16 +11,19 @@ The README lists it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Final
+from typing import Final, cast
 
 import grpc
 
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from doudi.cli.burden import read_bill
+from doudi.common.errors import decode_status
 from doudi.common.logs import mask_identity_numbers
 from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
@@ -82,12 +85,12 @@ REGISTERED_POOR_SINCE = date(2016, 1, 1)
 # the pack's reference income), who has applied for 支出型重病 assistance with a document
 # still missing; and a 低保 recipient (civil affairs, since 2020) whose stay leaves an
 # eligible burden above the secondary-assistance threshold, with an out-of-area bill.
-WARNED = DemoPerson("411323196709210044", "王秀英", "411323-0003", "411323", 40000)
-RECIPIENT = DemoPerson("411323195804050013", "赵德福", "411323-0004", "411323", 40000)
+WARNED = DemoPerson("411323196709210044", "刘春梅", "411323-0005", "411323", 40000)
+RECIPIENT = DemoPerson("411323195804050013", "孙德福", "411323-0006", "411323", 40000)
 CASE_PERSONS = (WARNED, RECIPIENT)
 RECIPIENT_SINCE = date(2020, 1, 1)
-# A stay of 100,000 yuan (class A) at the level-2 hospital: 17,700 yuan left to 王秀英;
-# 150,000 yuan for 赵德福, of which medical assistance leaves him 6,810 (xixia-2017).
+# A stay of 100,000 yuan (class A) at the level-2 hospital: 17,700 yuan left to 刘春梅;
+# 150,000 yuan for 孙德福, of which medical assistance leaves him 6,810 (xixia-2017).
 CASE_STAYS: Final = {WARNED: 10_000_000, RECIPIENT: 15_000_000}
 # Calls to assistance wait this long; a slow assistance is reported, never waited for.
 ASSISTANCE_TIMEOUT_SECONDS = 10.0
@@ -159,37 +162,42 @@ def load_cases(
         CIVIL_AFFAIRS_KEY,
     )
     hospital = HOSPITALS[0]
+    admitted, discharged = _stay(year, today)
     settlements = settlement_pb2_grpc.SettlementServiceStub(settlement)
     for person, amount_fen in CASE_STAYS.items():
         visit_id = f"DEMO-{year}-{person.household_id}"
-        settlements.Settle(
-            settlement_pb2.SettleRequest(
-                request_id=f"demo-settlement-{visit_id}",
-                person_id=person.person_id,
-                visit=settlement_pb2.Visit(
-                    visit_id=visit_id,
-                    visit_type=settlement_pb2.VISIT_TYPE_INPATIENT,
-                    admitted=from_date(date(year, 1, 2)),
-                    discharged=from_date(date(year, 1, 5)),
-                    diagnoses=["C34.9"],
-                    items=[
-                        settlement_pb2.Item(
-                            code="X01",
-                            item_class=settlement_pb2.ITEM_CLASS_A,
-                            amount_fen=amount_fen,
-                        )
-                    ],
+        with _unless_there():
+            settlements.Settle(
+                settlement_pb2.SettleRequest(
+                    request_id=f"demo-settlement-{visit_id}",
+                    person_id=person.person_id,
+                    visit=settlement_pb2.Visit(
+                        visit_id=visit_id,
+                        visit_type=settlement_pb2.VISIT_TYPE_INPATIENT,
+                        admitted=from_date(admitted),
+                        discharged=from_date(discharged),
+                        diagnoses=["C34.9"],
+                        items=[
+                            settlement_pb2.Item(
+                                code="X01",
+                                item_class=settlement_pb2.ITEM_CLASS_A,
+                                amount_fen=amount_fen,
+                            )
+                        ],
+                    ),
                 ),
-            ),
-            metadata=(("authorization", f"Bearer {hospital.api_key}"),),
-        )
+                metadata=(("authorization", f"Bearer {hospital.api_key}"),),
+            )
     clerk = assistance_pb2_grpc.AssistanceServiceStub(assistance)
     try:
-        clerk.RecordBill(
-            assistance_pb2.RecordBillRequest(bill=_out_of_area_bill(year)),
-            metadata=internal,
-            timeout=ASSISTANCE_TIMEOUT_SECONDS,
-        )
+        with _unless_there():
+            clerk.RecordBill(
+                assistance_pb2.RecordBillRequest(
+                    bill=_out_of_area_bill(year, admitted, discharged)
+                ),
+                metadata=internal,
+                timeout=ASSISTANCE_TIMEOUT_SECONDS,
+            )
         _accept_application(clerk, internal, year, today)
     except grpc.RpcError as error:
         if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -200,6 +208,29 @@ def load_cases(
             file=sys.stderr,
             flush=True,
         )
+
+
+def _stay(year: int, today: date) -> tuple[date, date]:
+    """The demo stays' admission and discharge: 2 to 5 January of ``year``, or up to
+    today in its first days (a discharge after today would be refused)."""
+    discharged = min(date(year, 1, 5), today) if today.year == year else date(year, 1, 5)
+    return max(date(year, 1, 1), discharged - timedelta(days=3)), discharged
+
+
+@contextlib.contextmanager
+def _unless_there() -> Iterator[None]:
+    """Pass over a refusal that says the request id is taken by another request: the
+    demo's record of it is there, entered on an earlier day (its stay dated otherwise,
+    in the first days of January)."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        status = decode_status(cast(grpc.aio.AioRpcError, error))
+        if status.code != grpc.StatusCode.FAILED_PRECONDITION or not (
+            status.reason == "IDEMPOTENCY_KEY_REUSED"
+            or any(violation.field == "request_id" for violation in status.violations)
+        ):
+            raise
 
 
 def _enrol(
@@ -258,8 +289,8 @@ def _assert_status(
     )
 
 
-def _out_of_area_bill(year: int) -> assistance_pb2.Bill:
-    """赵德福's stay in Zhengzhou, paid at the hospital's window: 5,800 yuan, of which
+def _out_of_area_bill(year: int, admitted: date, discharged: date) -> assistance_pb2.Bill:
+    """孙德福's stay in Zhengzhou, paid at the hospital's window: 5,800 yuan, of which
     insurance paid 3,000 (services/assistance/README.md's shape, read by its one reader)."""
     return read_bill(
         json.dumps(
@@ -272,8 +303,8 @@ def _out_of_area_bill(year: int) -> assistance_pb2.Bill:
                     "id": f"ZZ-{year}-0107",
                     "type": "inpatient",
                     "hospital_level": 3,
-                    "admitted": date(year, 1, 2).isoformat(),
-                    "discharged": date(year, 1, 5).isoformat(),
+                    "admitted": admitted.isoformat(),
+                    "discharged": discharged.isoformat(),
                     "out_of_area": True,
                     "items": [
                         {"code": "BED", "class": "A", "amount_fen": 400000},
