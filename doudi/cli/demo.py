@@ -148,8 +148,9 @@ def load_cases(
     ``year``, the recipient's 低保 asserted by civil affairs, a stay of each settled at
     the level-2 demo hospital (settlement sends them on to assistance in the background:
     the warning follows a moment later), the recipient's out-of-area bill entered and
-    WARNED's application accepted with a document missing. Calls to assistance that fail
-    or time out are reported on stderr and skipped (the next start enters them)."""
+    WARNED's application accepted with a document missing. When assistance cannot be
+    reached or does not answer within ASSISTANCE_TIMEOUT_SECONDS, that is said on stderr
+    and the bill and application wait for the next start; other refusals are raised."""
     internal = (("authorization", f"Bearer {internal_token}"),)
     for person in CASE_PERSONS:
         _enrol(enrollment, internal, person, year, paid_by_fund=False)
