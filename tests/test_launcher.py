@@ -8,15 +8,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
+from doudi.assistance.v1 import assistance_pb2 as pb
+from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
 from doudi.cli import demo
 from doudi.cli.launcher import Backoff, free_ports
-from tests.services import ROOT
+from doudi.common.protos import from_date
+from doudi.common.settings import LOCAL_INTERNAL_TOKEN
+from doudi.core.identity import parse_resident_id
+from tests.services import INTERNAL, ROOT
 
 
 class DoudiRun:
@@ -26,6 +33,7 @@ class DoudiRun:
         # The services on base onwards (settlement's further processes after assistance's),
         # the gateway after them.
         base = free_ports(5 + settlement_processes)[0]
+        self.base_port = base
         self.gateway_url = f"http://127.0.0.1:{base + 4 + settlement_processes}"
         env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
         env.update(DOUDI_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
@@ -168,6 +176,116 @@ def test_doudi_run_restarts_a_crashed_service_with_backoff_and_settles_again(
     for pid in pids.values():  # every process stopped, the restarted settlement too
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
+    """Wait until ``check()`` holds (what settlement's outbox sends arrives a moment later)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "never held"
+        time.sleep(0.2)
+
+
+def test_the_demo_cases_show_a_warning_a_secondary_amount_a_bill_and_an_open_application(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Valid numbers (check digit), a woman and a man as the names say.
+    assert [parse_resident_id(p.person_id).sex for p in demo.CASE_PERSONS] == ["female", "male"]
+    year = date.today().year
+    run = DoudiRun(tmp_path / "var", settlement_processes=1)
+    try:
+        run.wait_for(r"the gateway is at (\S+)")
+        # enrollment, datashare, settlement, assistance from the base port on.
+        channels = {
+            name: grpc.insecure_channel(f"127.0.0.1:{run.base_port + index}")
+            for index, name in enumerate(("enrollment", "datashare", "settlement", "assistance"))
+        }
+        assistance = AssistanceServiceStub(channels["assistance"])
+
+        def bills() -> list[tuple[str, bool]]:
+            answer = assistance.ListBills(
+                pb.ListBillsRequest(region="411323", year=year), metadata=INTERNAL
+            )
+            return [(bill.person_id, bill.visit.out_of_area) for bill in answer.bills]
+
+        def applications() -> list[pb.Application]:
+            answer = assistance.ListApplications(
+                pb.ListApplicationsRequest(region="411323"), metadata=INTERNAL
+            )
+            return list(answer.applications)
+
+        # `doudi run` loaded them before it printed the gateway's address.
+        assert bills() == [(demo.RECIPIENT.person_id, True)]
+        assert [a.person_id for a in applications()] == [demo.WARNED.person_id]
+        # Loaded again, as at a restart the same day (every call answers the stored record)
+        # and on another (the stays dated 3 January, the application accepted that day: the
+        # request ids are taken, so the records are there).
+        for today in (date.today(), date(year, 1, 3)):
+            demo.load_cases(**channels, internal_token=LOCAL_INTERNAL_TOKEN, year=year, today=today)
+
+        def warned() -> list[pb.Warning]:
+            answer = assistance.ListWarnings(
+                pb.ListWarningsRequest(region="411323", year=year), metadata=INTERNAL
+            )
+            return list(answer.warnings)
+
+        eventually(lambda: bool(warned()))
+        warnings = warned()
+        assert [(w.household_id, w.kind) for w in warnings] == [
+            (demo.WARNED.household_id, pb.WARNING_KIND_IMPOVERISHMENT)
+        ]
+        assert warnings[0].burden_fen > warnings[0].threshold_fen
+
+        runs = iter(range(1000))
+
+        def owed() -> dict[str, int]:
+            """A new secondary run's amounts to pay by person (once the stay has arrived)."""
+            created = assistance.CreateSecondaryRun(
+                pb.CreateSecondaryRunRequest(
+                    request_id=f"test-run-{next(runs)}",
+                    region="411323",
+                    year=year,
+                    through=from_date(date.today()),
+                    case_worker="王芳",
+                ),
+                metadata=INTERNAL,
+            ).run
+            entries = assistance.ListSecondaryRunEntries(
+                pb.ListSecondaryRunEntriesRequest(run_id=created.run_id), metadata=INTERNAL
+            ).entries
+            return {entry.person_id: entry.to_pay_fen for entry in entries}
+
+        eventually(lambda: owed().get(demo.RECIPIENT.person_id, 0) > 0)
+
+        # Each once, the stay settled once: loading again changed nothing.
+        assert bills() == [(demo.RECIPIENT.person_id, True)]
+        accepted = applications()
+        assert [(a.person_id, a.state) for a in accepted] == [
+            (demo.WARNED.person_id, pb.APPLICATION_STATE_ACCEPTED)
+        ]
+        assert [d.name for d in accepted[0].missing_documents] == ["住院病历"]
+        visits = {
+            person.name: assistance.GetBurden(
+                pb.GetBurdenRequest(person_id=person.person_id, year=year), metadata=INTERNAL
+            ).burden.inpatient_visits
+            for person in demo.CASE_PERSONS
+        }
+        assert visits == {demo.WARNED.name: 1, demo.RECIPIENT.name: 2}  # his stay and his bill
+
+        # Assistance not answering: the loader says so and goes on (the start does not fail).
+        with grpc.insecure_channel(f"127.0.0.1:{free_ports(1)[0]}") as nobody:
+            demo.load_cases(
+                **{**channels, "assistance": nobody},
+                internal_token=LOCAL_INTERNAL_TOKEN,
+                year=year,
+                today=date.today(),
+            )
+        assert "entered at the next start" in capsys.readouterr().err
+        for channel in channels.values():
+            channel.close()
+    finally:
+        run.interrupt()
+    assert run.process.returncode == 0, run.output()
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,30 @@
-"""The demo data ``doudi run`` loads on start: a Xixia county hospital and a poor patient.
+"""The demo data ``doudi run`` loads on start: a Xixia county hospital and a poor patient
+(``load``), and the cases the monitoring commands show (``load_cases``): a household past
+a dual-early-warning line, a recipient owed secondary assistance, a bill paid outside the
+window and an open application.
 
-Loaded through the services' own APIs, as an operator and an agency would, and
-idempotent (every create answers the stored record when it is there), so
-loading it on every start changes nothing after the first. The README lists it.
+Loaded through the services' own APIs, as an operator, an agency, a hospital and a
+clerk would, and idempotent (every create answers the stored record when it is there,
+by its fixed request id), so loading it on every start changes nothing after the first.
+The README lists it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
-from typing import Final
+from datetime import date, timedelta
+from typing import Final, cast
 
 import grpc
 
+from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+from doudi.cli.burden import read_bill
+from doudi.common.errors import decode_status
+from doudi.common.logs import mask_identity_numbers
 from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
@@ -65,7 +77,23 @@ DEMO_AGENCY_KEYS: Final = {
     "demo-veterans-affairs": "veterans_affairs",
 }
 POVERTY_OFFICE_KEY = "demo-poverty-office"
+CIVIL_AFFAIRS_KEY = "demo-civil-affairs"
 REGISTERED_POOR_SINCE = date(2016, 1, 1)
+
+# The cases of load_cases, each a household of its own, enrolled paying their premium:
+# a patient with no status whose stay puts the household past the 因病致贫 line (100% of
+# the pack's reference income), who has applied for 支出型重病 assistance with a document
+# still missing; and a 低保 recipient (civil affairs, since 2020) whose stay leaves an
+# eligible burden above the secondary-assistance threshold, with an out-of-area bill.
+WARNED = DemoPerson("411323196709210044", "刘春梅", "411323-0005", "411323", 40000)
+RECIPIENT = DemoPerson("411323195804050013", "孙德福", "411323-0006", "411323", 40000)
+CASE_PERSONS = (WARNED, RECIPIENT)
+RECIPIENT_SINCE = date(2020, 1, 1)
+# A stay of 100,000 yuan (class A) at the level-2 hospital: 17,700 yuan left to 刘春梅;
+# 150,000 yuan for 孙德福, of which medical assistance leaves him 6,810 (xixia-2017).
+CASE_STAYS: Final = {WARNED: 10_000_000, RECIPIENT: 15_000_000}
+# Calls to assistance wait this long; a slow assistance is reported, never waited for.
+ASSISTANCE_TIMEOUT_SECONDS = 10.0
 
 
 def load(
@@ -93,43 +121,240 @@ def load(
             ),
             metadata=internal,
         )
-    register = enrollment_pb2_grpc.EnrollmentServiceStub(enrollment)
     for person in PERSONS:
-        register.CreatePerson(
-            enrollment_pb2.CreatePersonRequest(
-                person=enrollment_pb2.Person(
-                    person_id=person.person_id,
-                    name=person.name,
-                    household_id=person.household_id,
-                    region=person.region,
-                )
-            ),
-            metadata=internal,
-        )
-        poor = person is REGISTERED_POOR
-        register.CreateEnrolment(
-            enrollment_pb2.CreateEnrolmentRequest(
-                enrolment=enrollment_pb2.Enrolment(
-                    person_id=person.person_id,
-                    year=year,
-                    scheme=enrollment_pb2.SCHEME_RESIDENT,
-                    premium_fen=person.premium_fen,
-                    # The poor are enrolled with the premium paid by the assistance fund.
-                    premium_payer=enrollment_pb2.PREMIUM_PAYER_ASSISTANCE_FUND
-                    if poor
-                    else enrollment_pb2.PREMIUM_PAYER_PERSON,
-                )
-            ),
-            metadata=internal,
-        )
-    hub = datashare_pb2_grpc.DatashareServiceStub(datashare)
-    hub.AssertStatus(
-        datashare_pb2.AssertStatusRequest(
-            person_id=REGISTERED_POOR.person_id,
-            household_id=REGISTERED_POOR.household_id,
-            status=datashare_pb2.STATUS_REGISTERED_POOR,
-            valid_from=from_date(REGISTERED_POOR_SINCE),
-            reference="XX-FPB-2016-0001",
-        ),
-        metadata=(("authorization", f"Bearer {POVERTY_OFFICE_KEY}"),),
+        # The poor are enrolled with the premium paid by the assistance fund.
+        _enrol(enrollment, internal, person, year, paid_by_fund=person is REGISTERED_POOR)
+    _assert_status(
+        datashare,
+        REGISTERED_POOR,
+        datashare_pb2.STATUS_REGISTERED_POOR,
+        REGISTERED_POOR_SINCE,
+        "XX-FPB-2016-0001",
+        POVERTY_OFFICE_KEY,
     )
+
+
+def load_cases(
+    *,
+    enrollment: grpc.Channel,
+    datashare: grpc.Channel,
+    settlement: grpc.Channel,
+    assistance: grpc.Channel,
+    internal_token: str,
+    year: int,
+    today: date,
+) -> None:
+    """The monitoring commands' cases (after ``load``): WARNED and RECIPIENT enrolled for
+    ``year``, the recipient's 低保 asserted by civil affairs, a stay of each settled at
+    the level-2 demo hospital (settlement sends them on to assistance in the background:
+    the warning follows a moment later), the recipient's out-of-area bill entered and
+    WARNED's application accepted with a document missing. When assistance cannot be
+    reached or does not answer within ASSISTANCE_TIMEOUT_SECONDS, that is said on stderr
+    and the bill and application wait for the next start; other refusals are raised."""
+    internal = (("authorization", f"Bearer {internal_token}"),)
+    for person in CASE_PERSONS:
+        _enrol(enrollment, internal, person, year, paid_by_fund=False)
+    _assert_status(
+        datashare,
+        RECIPIENT,
+        datashare_pb2.STATUS_DIBAO,
+        RECIPIENT_SINCE,
+        "XX-MZJ-2020-0107",
+        CIVIL_AFFAIRS_KEY,
+    )
+    hospital = HOSPITALS[0]
+    admitted, discharged = _stay(year, today)
+    settlements = settlement_pb2_grpc.SettlementServiceStub(settlement)
+    for person, amount_fen in CASE_STAYS.items():
+        visit_id = f"DEMO-{year}-{person.household_id}"
+        with _unless_there():
+            settlements.Settle(
+                settlement_pb2.SettleRequest(
+                    request_id=f"demo-settlement-{visit_id}",
+                    person_id=person.person_id,
+                    visit=settlement_pb2.Visit(
+                        visit_id=visit_id,
+                        visit_type=settlement_pb2.VISIT_TYPE_INPATIENT,
+                        admitted=from_date(admitted),
+                        discharged=from_date(discharged),
+                        diagnoses=["C34.9"],
+                        items=[
+                            settlement_pb2.Item(
+                                code="X01",
+                                item_class=settlement_pb2.ITEM_CLASS_A,
+                                amount_fen=amount_fen,
+                            )
+                        ],
+                    ),
+                ),
+                metadata=(("authorization", f"Bearer {hospital.api_key}"),),
+            )
+    clerk = assistance_pb2_grpc.AssistanceServiceStub(assistance)
+    try:
+        with _unless_there():
+            clerk.RecordBill(
+                assistance_pb2.RecordBillRequest(
+                    bill=_out_of_area_bill(year, admitted, discharged)
+                ),
+                metadata=internal,
+                timeout=ASSISTANCE_TIMEOUT_SECONDS,
+            )
+        _accept_application(clerk, internal, year, today)
+    except grpc.RpcError as error:
+        if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise
+        print(
+            "doudi: the assistance service did not answer in time; the demo's bill and "
+            f"application are entered at the next start ({mask_identity_numbers(str(error.details()))})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _stay(year: int, today: date) -> tuple[date, date]:
+    """The demo stays' admission and discharge: 2 to 5 January of ``year``, or up to
+    today in its first days (a discharge after today would be refused)."""
+    discharged = min(date(year, 1, 5), today) if today.year == year else date(year, 1, 5)
+    return max(date(year, 1, 1), discharged - timedelta(days=3)), discharged
+
+
+@contextlib.contextmanager
+def _unless_there() -> Iterator[None]:
+    """Pass over a refusal that says the request id is taken by another request: the
+    demo's record of it is there, entered on an earlier day (its stay dated otherwise,
+    in the first days of January)."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        status = decode_status(cast(grpc.aio.AioRpcError, error))
+        if status.code != grpc.StatusCode.FAILED_PRECONDITION or not (
+            status.reason == "IDEMPOTENCY_KEY_REUSED"
+            or any(violation.field == "request_id" for violation in status.violations)
+        ):
+            raise
+
+
+def _enrol(
+    enrollment: grpc.Channel,
+    internal: tuple[tuple[str, str], ...],
+    person: DemoPerson,
+    year: int,
+    *,
+    paid_by_fund: bool,
+) -> None:
+    register = enrollment_pb2_grpc.EnrollmentServiceStub(enrollment)
+    register.CreatePerson(
+        enrollment_pb2.CreatePersonRequest(
+            person=enrollment_pb2.Person(
+                person_id=person.person_id,
+                name=person.name,
+                household_id=person.household_id,
+                region=person.region,
+            )
+        ),
+        metadata=internal,
+    )
+    register.CreateEnrolment(
+        enrollment_pb2.CreateEnrolmentRequest(
+            enrolment=enrollment_pb2.Enrolment(
+                person_id=person.person_id,
+                year=year,
+                scheme=enrollment_pb2.SCHEME_RESIDENT,
+                premium_fen=person.premium_fen,
+                premium_payer=enrollment_pb2.PREMIUM_PAYER_ASSISTANCE_FUND
+                if paid_by_fund
+                else enrollment_pb2.PREMIUM_PAYER_PERSON,
+            )
+        ),
+        metadata=internal,
+    )
+
+
+def _assert_status(
+    datashare: grpc.Channel,
+    person: DemoPerson,
+    status: datashare_pb2.Status.ValueType,
+    since: date,
+    reference: str,
+    agency_key: str,
+) -> None:
+    datashare_pb2_grpc.DatashareServiceStub(datashare).AssertStatus(
+        datashare_pb2.AssertStatusRequest(
+            person_id=person.person_id,
+            household_id=person.household_id,
+            status=status,
+            valid_from=from_date(since),
+            reference=reference,
+        ),
+        metadata=(("authorization", f"Bearer {agency_key}"),),
+    )
+
+
+def _out_of_area_bill(year: int, admitted: date, discharged: date) -> assistance_pb2.Bill:
+    """孙德福's stay in Zhengzhou, paid at the hospital's window: 5,800 yuan, of which
+    insurance paid 3,000 (services/assistance/README.md's shape, read by its one reader)."""
+    return read_bill(
+        json.dumps(
+            {
+                "request_id": f"demo-receipt-ZZ-{year}-0107",
+                "person_id": RECIPIENT.person_id,
+                "region": RECIPIENT.region,
+                "hospital": "郑州大学第一附属医院",
+                "visit": {
+                    "id": f"ZZ-{year}-0107",
+                    "type": "inpatient",
+                    "hospital_level": 3,
+                    "admitted": admitted.isoformat(),
+                    "discharged": discharged.isoformat(),
+                    "out_of_area": True,
+                    "items": [
+                        {"code": "BED", "class": "A", "amount_fen": 400000},
+                        {
+                            "code": "DRUG-B",
+                            "class": "B",
+                            "amount_fen": 150000,
+                            "over_limit_fen": 10000,
+                        },
+                        {"code": "SELF", "class": "C", "amount_fen": 30000},
+                    ],
+                },
+                "insurance_paid": [{"fund": "390100", "paid_fen": 300000}],
+                "self_pay_fen": 280000,
+            }
+        )
+    )
+
+
+def _accept_application(
+    clerk: assistance_pb2_grpc.AssistanceServiceStub,
+    internal: tuple[tuple[str, str], ...],
+    year: int,
+    today: date,
+) -> None:
+    """WARNED's 支出型重病 application, accepted today with the inpatient record missing
+    (容缺受理). Accepted once a year: on a later day the same request id answers
+    ALREADY_EXISTS (its day differs), which means it is there."""
+    try:
+        clerk.AcceptApplication(
+            assistance_pb2.AcceptApplicationRequest(
+                request_id=f"demo-application-{year}-{WARNED.household_id}",
+                person_id=WARNED.person_id,
+                household_id=WARNED.household_id,
+                region=WARNED.region,
+                kind=assistance_pb2.APPLICATION_KIND_EXPENDITURE_HARDSHIP,
+                accepted_on=from_date(today),
+                documents_received=["身份证", "户口簿", "医疗费用发票"],
+                missing_documents=[
+                    assistance_pb2.MissingDocument(
+                        name="住院病历", due_on=from_date(today + timedelta(days=10))
+                    )
+                ],
+                commitments=["家庭收入证明"],
+                case_worker="王芳",
+            ),
+            metadata=internal,
+            timeout=ASSISTANCE_TIMEOUT_SECONDS,
+        )
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise

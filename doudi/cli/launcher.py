@@ -263,13 +263,24 @@ class Platform:
             channel("enrollment") as enrollment,
             channel("datashare") as datashare,
             channel("settlement") as settlement,
+            channel("assistance") as assistance,
         ):
+            today = date.today()
             demo.load(
                 enrollment=enrollment,
                 datashare=datashare,
                 settlement=settlement,
                 internal_token=internal_token,
-                year=date.today().year,
+                year=today.year,
+            )
+            demo.load_cases(
+                enrollment=enrollment,
+                datashare=datashare,
+                settlement=settlement,
+                assistance=assistance,
+                internal_token=internal_token,
+                year=today.year,
+                today=today,
             )
 
     def stop(self) -> None:
