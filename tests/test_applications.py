@@ -596,7 +596,7 @@ def address(tmp_path: Path, database_url: str) -> Iterator[str]:
 def doudi(capsys: pytest.CaptureFixture[str], address: str, *argv: str) -> tuple[int, str, str]:
     """``doudi applications ...`` in this process (argparse's refusals exit)."""
     try:
-        return run_cli(["applications", *argv, "--address", address], capsys)
+        return run_cli(["applications", *argv, "--assistance", address], capsys)
     except SystemExit as exit:
         captured = capsys.readouterr()
         return int(exit.code or 0), captured.out, captured.err

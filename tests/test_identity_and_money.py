@@ -12,6 +12,7 @@ from doudi.core.identity import ResidentId, mask, parse_resident_id
 from doudi.core.money import (
     apply_ratio,
     fen_to_yuan,
+    format_yuan,
     percent_to_basis_points,
     round_half_up,
     yuan_to_fen,
@@ -277,6 +278,20 @@ def test_fen_to_yuan_writes_two_decimals(fen: int, text: str) -> None:
 @pytest.mark.parametrize("fen", [0, 1, 99, 100, 101, 12345, 987654321])
 def test_fen_to_yuan_and_back_is_the_identity(fen: int) -> None:
     assert yuan_to_fen(fen_to_yuan(fen)) == fen
+
+
+@pytest.mark.parametrize(
+    ("fen", "text"),
+    [
+        pytest.param(0, "0.00", id="zero"),
+        pytest.param(5, "0.05", id="fen"),
+        pytest.param(123456, "1,234.56", id="thousands"),
+        pytest.param(1_500_000_000, "15,000,000.00", id="millions"),
+        pytest.param(-123456, "-1,234.56", id="negative"),
+    ],
+)
+def test_format_yuan_is_for_people_to_read(fen: int, text: str) -> None:
+    assert format_yuan(fen) == text
 
 
 # -- money: percentages --------------------------------------------------------

@@ -168,7 +168,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     for command in (accept, listing, show, decide, supply):
         command.add_argument("--json", action="store_true", help="print JSON (amounts in fen)")
         command.add_argument(
-            "--address",
+            "--assistance",
             metavar="HOST:PORT",
             help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
         )
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     from doudi.common.outbox import internal_metadata
     from doudi.common.settings import ProcessSettings
 
-    address = args.address or roster_client.default_address("assistance")
+    address = args.assistance or roster_client.default_address("assistance")
     try:
         metadata = internal_metadata(ProcessSettings())
     except ValueError as error:

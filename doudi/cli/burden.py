@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from doudi.common.logs import mask_identity_numbers
 from doudi.core.codes import STATUSES, VISIT_TYPES
 from doudi.core.errors import InvalidInput
+from doudi.core.money import format_yuan
 
 if TYPE_CHECKING:
     from doudi.assistance.v1 import assistance_pb2
@@ -229,8 +230,8 @@ def burden_text(document: dict[str, Any]) -> str:
             number = member["person_id"]
             shown = number if number == person else mask_identity_numbers(number)
             lines.append(
-                f"  {shown:<18}  {_yuan(member['personal_burden_fen']):>14}  "
-                f"{_yuan(member['eligible_burden_fen']):>14}  {member['name']}"
+                f"  {shown:<18}  {format_yuan(member['personal_burden_fen']):>14}  "
+                f"{format_yuan(member['eligible_burden_fen']):>14}  {member['name']}"
             )
     if document["statuses"]:
         lines += ["", "statuses held in the year"]
@@ -246,13 +247,7 @@ def burden_text(document: dict[str, Any]) -> str:
 
 
 def _row(label: str, fen: int, term: str = "") -> str:
-    return f"{label:<20}{_yuan(fen):>14}  {term}".rstrip()
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
+    return f"{label:<20}{format_yuan(fen):>14}  {term}".rstrip()
 
 
 # --- doudi bills ------------------------------------------------------------------------
@@ -440,10 +435,10 @@ def bills_text(documents: list[dict[str, Any]], *, show: str) -> str:
             f"{number if number == show else mask_identity_numbers(number):<18}  "
             f"{visit.get('discharged') or visit.get('date'):<10}  "
             f"{visit['type']:<18}  "
-            f"{_yuan(bill['total_fen']):>12}  "
-            f"{_yuan(bill['total_fen'] - bill['self_pay_fen']):>12}  "
-            f"{_yuan(bill['self_pay_fen']):>12}  "
-            f"{_yuan(bill['eligible_burden_fen']):>12}  "
+            f"{format_yuan(bill['total_fen']):>12}  "
+            f"{format_yuan(bill['total_fen'] - bill['self_pay_fen']):>12}  "
+            f"{format_yuan(bill['self_pay_fen']):>12}  "
+            f"{format_yuan(bill['eligible_burden_fen']):>12}  "
             f"{bill['hospital']}{' (out of area 异地)' if visit['out_of_area'] else ''}"
         )
     lines.append("amounts in yuan")

@@ -39,6 +39,7 @@ from doudi.common.enums import AGENCIES, COMPARISON_CLASSES, GAP_REASONS, STATUS
 from doudi.common.outbox import internal_metadata
 from doudi.common.settings import ProcessSettings
 from doudi.core.codes import STATUSES as STATUS_NAMES
+from doudi.core.money import format_yuan
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 
@@ -264,11 +265,7 @@ def enrolment_text(answer: enrollment_pb2.EnrolGapResponse) -> str:
         )
     for total in answer.totals:
         lines.append(
-            f"  {total.category:<24} {total.person_count:>9,} {_yuan(total.premium_fen):>14} "
-            f"{_yuan(total.assistance_fund_fen):>16} {_yuan(total.person_fen):>14}"
+            f"  {total.category:<24} {total.person_count:>9,} {format_yuan(total.premium_fen):>14} "
+            f"{format_yuan(total.assistance_fund_fen):>16} {format_yuan(total.person_fen):>14}"
         )
     return "\n".join(lines) + "\n"
-
-
-def _yuan(fen: int) -> str:
-    return f"{fen // 100:,}.{fen % 100:02d}"

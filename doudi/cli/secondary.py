@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from doudi.core.identity import mask
-from doudi.core.money import fen_to_yuan
+from doudi.core.money import fen_to_yuan, format_yuan
 
 if TYPE_CHECKING:  # gRPC is imported when a command calls the service, not for `doudi calc`
     from doudi.assistance.v1 import assistance_pb2 as pb
@@ -341,7 +341,7 @@ def entry_document(entry: pb.SecondaryRunEntry) -> dict[str, object]:
 def run_text(found: pb.SecondaryRun) -> str:
     approved = (
         f"approved by {found.approver} on {found.approve_time.ToDatetime().date()}: paid "
-        f"{found.paid_count:,} persons {_yuan(found.paid_fen)} yuan"
+        f"{found.paid_count:,} persons {format_yuan(found.paid_fen)} yuan"
         if found.approver
         else "not approved"
     )
@@ -349,7 +349,7 @@ def run_text(found: pb.SecondaryRun) -> str:
         f"secondary run {found.run_id}: region {found.region}, {found.year} through "
         f"{_date_text(found.through)}, by {found.case_worker}; {approved}\n"
         f"  recipients          {found.entry_count:>9,}\n"
-        f"  to pay              {found.payable_count:>9,} persons {_yuan(found.to_pay_fen)} yuan\n"
+        f"  to pay              {found.payable_count:>9,} persons {format_yuan(found.to_pay_fen)} yuan\n"
         f"  flagged             {found.flagged_count:>9,} (owed less than paid before)\n"
     )
     if found.unjudged_policies:
@@ -371,9 +371,9 @@ def entries_text(entries: list[pb.SecondaryRunEntry]) -> str:
         flag = "  FLAGGED" if entry.flagged else ""
         lines.append(
             f"  {mask(entry.person_id):<18} {entry.name:<8} "
-            f"{_yuan(entry.eligible_burden_fen):>12} {_yuan(entry.owed_fen):>10} "
-            f"{_yuan(entry.paid_before_fen):>11} {_yuan(entry.to_pay_fen):>10} "
-            f"{_yuan(entry.paid_fen):>10}{flag}"
+            f"{format_yuan(entry.eligible_burden_fen):>12} {format_yuan(entry.owed_fen):>10} "
+            f"{format_yuan(entry.paid_before_fen):>11} {format_yuan(entry.to_pay_fen):>10} "
+            f"{format_yuan(entry.paid_fen):>10}{flag}"
         )
         lines.append(f"      {entry.reason}")
     return "\n".join(lines) + "\n"
@@ -381,8 +381,3 @@ def entries_text(entries: list[pb.SecondaryRunEntry]) -> str:
 
 def _date_text(value: Any) -> str:
     return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from doudi.core.codes import STATUSES as STATUS_NAMES
+from doudi.core.identity import mask
+from doudi.core.money import format_yuan
 
 KIND_NAMES: Final = {"impoverishment": "因病致贫", "return_to_poverty": "因病返贫"}
 STATE_NAMES: Final = {
@@ -171,12 +173,6 @@ def document(warning: Any) -> dict[str, Any]:
     return found
 
 
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
-
-
 def table(found: list[dict[str, Any]], region: str, year: int) -> str:
     """The warnings for people: one block per warning, its members beneath it."""
     if not found:
@@ -195,14 +191,15 @@ def table(found: list[dict[str, Any]], region: str, year: int) -> str:
                 decision += f" 排除: {warning['reason']}"
         lines.append(
             f"#{warning['id']}  {KIND_NAMES[warning['kind']]}  户 {warning['household_id']}  "
-            f"负担 {yuan(warning['burden_fen'])} 元 > 预警线 {yuan(warning['threshold_fen'])} 元"
+            f"负担 {format_yuan(warning['burden_fen'])} 元 > 预警线 {format_yuan(warning['threshold_fen'])} 元"
             f"  {state}{'  ' + decision if decision else ''}"
         )
         lines.append(f"    raised {warning['raised_at']} by {warning['raised_by']}")
         for member in warning["members"]:
             name = member["name"] or "(未登记)"
             lines.append(
-                f"    {member['person_id']}  {name}  {yuan(member['personal_burden_fen'])} 元"
+                f"    {mask(member['person_id'])}  {name}  "
+                f"{format_yuan(member['personal_burden_fen'])} 元"
             )
         lines.append("")
     return "\n".join(lines)

@@ -83,6 +83,13 @@ def fen_to_yuan(amount: Fen) -> str:
     return f"{sign}{whole}.{cents:02d}"
 
 
+def format_yuan(amount: Fen) -> str:
+    """Fen as yuan for people to read: two decimals, thousands separated (``-1,234.50``)."""
+    sign = "-" if amount < 0 else ""
+    whole, cents = divmod(abs(amount), FEN_PER_YUAN)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
 def format_percent(ratio: BasisPoints) -> str:
     """Basis points as a percentage for people: ``80%``, ``72.5%``."""
     whole, rest = divmod(ratio, 100)
