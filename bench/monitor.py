@@ -27,6 +27,14 @@ in the server at ``DOUDI_BENCH_POSTGRES_URL``) and then:
 3. **Checked**: the events recorded and the ledger's sums (all persons' total,
    personal and eligible burden) equal the generated events' own sums, and a
    sample of persons' ``GetBurden`` equals DuckDB's figures for them.
+4. **Warnings.** The dual early warning is raised inside the intake's
+   transactions (its cost is part of step 2, not separable): it prints how many
+   were raised, beside DuckDB's count of households over their line (the pack's,
+   by the household's status) in the events' order; checked: at least the
+   households over the line at the end, at most those over it by their
+   settlements alone (concurrent senders may apply batches out of order).
+5. **Secondary run** (timed): ``CreateSecondaryRun`` for Xixia through December
+   31, then ``ApproveSecondaryRun``, each with its time.
 
 The floor: DuckDB (in memory, from Python) holding the same events aggregates them
 per person and year, and per household and year (what the ledger keeps); the best
@@ -58,8 +66,12 @@ import sqlalchemy
 from doudi.assistance.v1 import assistance_pb2 as pb
 from doudi.assistance.v1 import assistance_pb2_grpc
 from doudi.common.db import create_engine_for
+from doudi.common.enums import ASSISTANCE_STATUSES
 from doudi.common.protos import from_date
+from doudi.core.monitoring import MonitoringRules
+from doudi.core.packs import monitoring_rules
 from services.assistance import tables as assistance_tables
+from services.assistance import warnings as assistance_warnings
 
 if __package__ in (None, ""):  # run as a script: bench/ is on the path, not the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -113,7 +125,7 @@ class Year:
     batches: list[bytes] = field(default_factory=list)
     events: int = 0
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    """(person, household, sign, total, fund paid, self-pay, eligible) per event."""
+    """(person, household, sign, total, fund paid, self-pay, eligible, order) per event."""
 
 
 def generate(persons: int, households: int, events: int, year: int, seed: int) -> Year:
@@ -145,6 +157,7 @@ def generate(persons: int, households: int, events: int, year: int, seed: int) -
                 sum(payment.paid_fen for payment in event.payments),
                 event.self_pay_fen,
                 max(0, event.self_pay_fen - event.out_of_scope_fen),
+                len(data.rows),
             )
         )
         if len(batch) == BATCH:
@@ -293,8 +306,9 @@ class Floor:
         self.db = duckdb.connect()
         self.db.execute(
             "CREATE TABLE events (person_id VARCHAR, household VARCHAR, sign INTEGER, "
-            "total BIGINT, fund_paid BIGINT, self_pay BIGINT, eligible BIGINT)"
+            "total BIGINT, fund_paid BIGINT, self_pay BIGINT, eligible BIGINT, seq BIGINT)"
         )
+        self.db.execute("CREATE TABLE lines (household VARCHAR, line BIGINT)")
         with tempfile.NamedTemporaryFile("w", suffix=".csv") as file:
             for row in data.rows:
                 file.write(",".join(map(str, row)) + "\n")
@@ -328,6 +342,31 @@ class Floor:
         assert row is not None
         return int(row[0]), int(row[1]), int(row[2])
 
+    def households_over(self, data: Year, rules: MonitoringRules) -> tuple[int, int, int]:
+        """Households past their warning line: at the end of the year, ever in the
+        events' order, and by their settlements alone (reversals left out)."""
+        lines = {}
+        for person in data.persons:
+            held = (
+                frozenset({ASSISTANCE_STATUSES.code(person.status, "status")})
+                if person.status
+                else frozenset()
+            )
+            lines[person.household] = rules.warning_line(rules.warning_kind(held))
+        self.db.execute("DELETE FROM lines")
+        self.db.executemany("INSERT INTO lines VALUES (?, ?)", list(lines.items()))
+        row = self.db.execute(
+            "SELECT count(*) FILTER (WHERE final > line), count(*) FILTER (WHERE peak > line), "
+            "count(*) FILTER (WHERE settled > line) FROM ("
+            " SELECT household, max(running) AS peak, "
+            " arg_max(running, seq) AS final, sum(greatest(sign, 0) * self_pay) AS settled"
+            " FROM (SELECT household, seq, sign, self_pay, sum(sign * self_pay) OVER"
+            "  (PARTITION BY household ORDER BY seq) AS running FROM events)"
+            " GROUP BY household) JOIN lines USING (household)"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
     def person(self, person_id: str) -> tuple[int, int, int]:
         row = self.db.execute(
             "SELECT coalesce(sum(sign * total), 0), coalesce(sum(sign * self_pay), 0), "
@@ -353,6 +392,69 @@ def ledger_sums(engine: sqlalchemy.Engine, year: int) -> tuple[int, int, int, in
             ).where(burdens.c.year == year)
         ).one()
         return int(recorded.scalar_one()), *(int(value or 0) for value in totals)
+
+
+def check_warnings(engine: sqlalchemy.Engine, data: Year, floor: Floor) -> None:
+    """The warnings the intake raised, against DuckDB's households over their line."""
+    pack = assistance_warnings.packs().in_force(XIXIA, date(data.year, 12, 31))
+    rules = None if pack is None else monitoring_rules(pack)
+    table = assistance_tables.warnings
+    with engine.connect() as connection:
+        raised = connection.execute(
+            sqlalchemy.select(sqlalchemy.func.count())
+            .select_from(table)
+            .where(table.c.region == XIXIA, table.c.year == data.year)
+        ).scalar_one()
+    if rules is None:
+        print(f"  warnings: {raised:,} raised; Xixia's pack has no monitoring rules", flush=True)
+        return
+    final, in_order, settled = floor.households_over(data, rules)
+    print(
+        f"  warnings: {raised:,} raised; DuckDB: {in_order:,} households past their line "
+        f"in the events' order ({final:,} at the end of the year)",
+        flush=True,
+    )
+    if not final <= raised <= settled:
+        raise SystemExit(
+            f"{raised} warnings raised: not from {final} (over the line at the end) "
+            f"to {settled} (over it by settlements alone)"
+        )
+
+
+def secondary_run(
+    stub: assistance_pb2_grpc.AssistanceServiceStub,
+    meter: Meter,
+    profiler: Profiler,
+    result: Result,
+    year: int,
+) -> None:
+    """A secondary-assistance run over Xixia's year, then its approval, each timed."""
+    with measured(meter, profiler, "secondary run") as step:
+        run = stub.CreateSecondaryRun(
+            pb.CreateSecondaryRunRequest(
+                request_id=f"bench-{year}",
+                region=XIXIA,
+                year=year,
+                through=from_date(date(year, 12, 31)),
+                case_worker="bench",
+            ),
+            metadata=INTERNAL,
+            timeout=600,
+        ).run
+    result.add(
+        "secondary run: create",
+        step.seconds,
+        f"{run.entry_count:,} recipients, {run.payable_count:,} to pay, "
+        f"{run.to_pay_fen / 100:,.2f} yuan",
+        step.cpu,
+    )
+    with measured(meter, profiler, "secondary approval") as step:
+        stub.ApproveSecondaryRun(
+            pb.ApproveSecondaryRunRequest(run_id=run.run_id, approver="bench-approver"),
+            metadata=INTERNAL,
+            timeout=600,
+        )
+    result.add("secondary run: approve", step.seconds, f"run {run.run_id}", step.cpu)
 
 
 def run_backend(
@@ -406,6 +508,8 @@ def run_backend(
                 if figures != floor.person(person.person_id):
                     raise SystemExit(f"GetBurden of a person: {figures}, not as DuckDB sums")
             print("  checked: every event once; the ledger's sums equal the events'", flush=True)
+            check_warnings(engine, data, floor)
+            secondary_run(stub, meter, profiler, result, data.year)
     return result
 
 

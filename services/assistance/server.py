@@ -103,8 +103,9 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         require("internal")
         if len(request.events) > service.MAX_EVENTS:
             raise InvalidInput("events", f"at most {service.MAX_EVENTS} events per call")
+        persons: dict[str, str] = {}  # a batch repeats persons: each number checked once
         events = [
-            settlement_event(event, f"events[{index}]")
+            settlement_event(event, f"events[{index}]", persons)
             for index, event in enumerate(request.events)
         ]
         recorded = await write_in_thread(
@@ -608,9 +609,10 @@ def _code(text: str, field: str, limit: int = 32) -> str:
 
 
 def settlement_event(
-    message: assistance_pb2.SettlementEvent, where: str
+    message: assistance_pb2.SettlementEvent, where: str, persons: dict[str, str] | None = None
 ) -> service.SettlementEvent:
-    """An event as sent, checked: InvalidInput names ``where`` and the field at fault."""
+    """An event as sent, checked: InvalidInput names ``where`` and the field at fault.
+    ``persons`` keeps the identity numbers checked already (as sent: as read)."""
     if message.event_id < 1:
         raise InvalidInput(f"{where}.event_id", "required: a positive id")
     total = _fen(message.total_fen, f"{where}.total_fen")
@@ -639,7 +641,7 @@ def settlement_event(
         event_id=message.event_id,
         kind=SETTLEMENT_EVENT_KINDS.code(message.kind, f"{where}.kind"),
         settlement_id=_code(message.settlement_id, f"{where}.settlement_id", 64),
-        person_id=read_resident_id(message.person_id, f"{where}.person_id").number,
+        person_id=_person_id(message.person_id, f"{where}.person_id", persons),
         region=_code(message.region, f"{where}.region"),
         visit_type=ASSISTANCE_VISIT_TYPES.code(message.visit_type, f"{where}.visit_type"),
         admitted=optional_date(message, "admitted", f"{where}.admitted"),
@@ -655,6 +657,17 @@ def settlement_event(
         ),
         policy=_code(message.policy, f"{where}.policy", 64),
     )
+
+
+def _person_id(text: str, field: str, checked: dict[str, str] | None) -> str:
+    """The identity number ``text`` reads as, looked up in ``checked`` first (the check
+    digit and the birth date cost more than the rest of an event's checks)."""
+    found = None if checked is None else checked.get(text)
+    if found is None:
+        found = read_resident_id(text, field).number
+        if checked is not None:
+            checked[text] = found
+    return found
 
 
 # --- applications: messages to checked values and back ---------------------------------------

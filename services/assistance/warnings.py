@@ -108,11 +108,10 @@ def raise_warnings(
     everyone = {person for members in members_of.values() for person, _ in members}
     periods = people.status_periods(connection, everyone)
     burdens_of = _burdens(connection, everyone, {year for _, year in groups})
-    raised: list[int] = []
+    rows: list[dict[str, Any]] = []
     for (household, year), group in sorted(groups.items()):
         members = members_of[household]
         found = _raise_one(
-            connection,
             household=household,
             year=year,
             region=region_of[household],
@@ -125,7 +124,8 @@ def raise_warnings(
             now=now,
         )
         if found is not None:
-            raised.append(found)
+            rows.append(found)
+    raised = _insert_warnings(connection, rows)
     if raised:
         outbox.queue_many(
             connection, warning_deliveries, [(str(id_), 1) for id_ in raised], now, SUBSCRIBERS
@@ -134,7 +134,6 @@ def raise_warnings(
 
 
 def _raise_one(
-    connection: sqlalchemy.Connection,
     *,
     household: str,
     year: int,
@@ -144,9 +143,9 @@ def _raise_one(
     statuses: frozenset[str],
     changes: list[BurdenChange],
     now: datetime,
-) -> int | None:
+) -> dict[str, Any] | None:
     """Walk the household's changes of the year in order from the burden before them;
-    raise at the first that passes its line (None: none did, or it was raised before)."""
+    the warning of the first that passes its line (None: none did)."""
     after = sum(burdens_now.values())
     running = after - sum(change.personal_burden_fen for change in changes)
     for index, change in enumerate(changes):
@@ -165,29 +164,43 @@ def _raise_one(
         listed = [
             [person, name, burdens_now.get(person, 0) - later[person]] for person, name in members
         ]
-        dialect = dialect_module(connection)
-        return connection.execute(
-            dialect.insert(warnings)
-            .values(
-                version=1,
-                kind=kind,
-                household_id=household,
-                region=region,
-                year=year,
-                burden_fen=running,
-                threshold_fen=line,
-                members=listed,
-                raised_by=change.raised_by,
-                raised_at=now,
-                due_on=warning_due_on(now, rules.overdue_days),
-                policy=pack.id,
-                state=RAISED,
-                hub_version=0,
-            )
+        return {
+            "version": 1,
+            "kind": kind,
+            "household_id": household,
+            "region": region,
+            "year": year,
+            "burden_fen": running,
+            "threshold_fen": line,
+            "members": listed,
+            "raised_by": change.raised_by,
+            "raised_at": now,
+            "due_on": warning_due_on(now, rules.overdue_days),
+            "policy": pack.id,
+            "state": RAISED,
+            "hub_version": 0,
+        }
+    return None
+
+
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_warnings(connection: sqlalchemy.Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the warnings not raised before (one per household, kind and year), in one
+    statement built once per dialect (a statement built per warning cost more than the
+    rest of the pass); answers the ids of those inserted."""
+    if not rows:
+        return []
+    statement = _INSERTS.get(connection.dialect.name)
+    if statement is None:
+        statement = _INSERTS[connection.dialect.name] = (
+            dialect_module(connection)
+            .insert(warnings)
             .on_conflict_do_nothing(index_elements=["household_id", "kind", "year"])
             .returning(warnings.c.warning_id)
-        ).scalar_one_or_none()
-    return None
+        )
+    return list(connection.execute(statement, rows).scalars())
 
 
 @functools.cache
@@ -196,6 +209,7 @@ def _rules_of(pack_id: str) -> MonitoringRules | None:
     return None if pack is None else monitoring_rules(pack)
 
 
+@functools.lru_cache(maxsize=4096)
 def _rules(region: str, day: date) -> tuple[Pack, MonitoringRules] | None:
     """The pack in force in ``region`` on ``day`` and its monitoring rules, if it has any."""
     pack = packs().in_force(region, day)
