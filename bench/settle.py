@@ -351,7 +351,7 @@ def running_platform(
     try:
         platform.start()
         platform.wait_ready()
-        platform.load_demo(LOCAL_INTERNAL_TOKEN)
+        platform.load_demo(LOCAL_INTERNAL_TOKEN, cases=False)
         yield platform
     finally:
         platform.stop()
