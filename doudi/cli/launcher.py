@@ -259,6 +259,7 @@ class Platform:
         """The demo hospitals, persons and keys; with ``cases``, also the settlements,
         bill and application that show job 4 (benchmarks leave them out: their own events
         and figures must be the only ones)."""
+
         def channel(name: str) -> grpc.Channel:
             return grpc.insecure_channel(f"127.0.0.1:{self.ports[name]}")
 
