@@ -58,12 +58,14 @@ class Deliveries:
 
 
 def start_deliveries(
-    stack: contextlib.AsyncExitStack, engine: sqlalchemy.Engine, settings: SenderSettings
+    stack: contextlib.AsyncExitStack,
+    engine: sqlalchemy.Engine,
+    settings: SenderSettings,
+    assistance: grpc.aio.Channel,
 ) -> Deliveries:
-    """Open the channels to settlement and assistance and run a sender to each until the
-    service stops."""
+    """Open the channel to settlement and run a sender to it and to assistance (on the
+    service's one channel there) until the service stops."""
     settlement = outbox.open_channel(stack, settings.settlement_address)
-    assistance = outbox.open_channel(stack, settings.assistance_address)
     return Deliveries(
         (
             outbox.start(stack, status_sender(engine, settings, settlement)),

@@ -691,7 +691,8 @@ def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        delivery = start_deliveries(stack, engine, settings)
+        assistance = outbox.open_channel(stack, settings.assistance_address)
+        delivery = start_deliveries(stack, engine, settings, assistance)
         sweep = asyncio.create_task(
             _abandon_stale_rosters(engine, settings.roster_stream_max_seconds),
             name="abandoning stale roster streams",
@@ -699,7 +700,6 @@ def setup(settings: Settings) -> Setup:
         stack.callback(sweep.cancel)
         registry = await asyncio.to_thread(PackRegistry.load)
         # --- dual early warning: decisions go back to assistance ---
-        assistance = outbox.open_channel(stack, settings.assistance_address)
         decisions = outbox.start(stack, decision_sender(engine, settings, assistance))
         servicer = DatashareServicer(
             engine,
