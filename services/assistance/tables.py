@@ -279,3 +279,55 @@ warnings = warnings_table(metadata, raised_here=True)
 
 # Warnings the datashare hub has not received yet (doudi.common.outbox), by warning id.
 warning_deliveries = outbox_table(metadata, "warning_deliveries", "warning_id", 20)
+# --- proactive screening (主动救助; services/assistance/screening.py) -------------------
+
+# A run a case worker starts for a region and year (or the screening requests alone).
+screening_runs = Table(
+    "screening_runs",
+    metadata,
+    Column("run_id", _Id, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("region", String(32), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("case_worker", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("offer_count", Integer, nullable=False),
+    Column("offered_fen", BigInteger, nullable=False),
+)
+Index("ix_screening_runs_region_year", screening_runs.c.region, screening_runs.c.year)
+
+# One offer per finding: a settled visit recomputed under a status certified later
+# (source ``settlement``, reference its settlement id) or a bill paid outside the window
+# (source ``bill``, reference its bill id). A visit or bill is paid at most once: the
+# confirmed offer of a (source, reference) is unique; a later run re-offers what is not
+# confirmed yet.
+screening_offers = Table(
+    "screening_offers",
+    metadata,
+    Column("offer_id", _Id, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("year", Integer, nullable=False),
+    # The visit's or bill's discharge day: the month the reports count it in.
+    Column("settled_on", Date, nullable=False),
+    Column("visit_type", String(32), nullable=False),
+    # Space-separated status codes the person held on that day (the reports' categories).
+    Column("statuses", String(512), nullable=False),
+    Column("policy", String(64), nullable=False),
+    # What the person paid, what the assistance would have paid, and the offer.
+    Column("self_pay_fen", BigInteger, nullable=False),
+    Column("offered_fen", BigInteger, nullable=False),
+    # The figures behind the offer (layers then and recomputed, rules applied), as JSON.
+    Column("details", JSON, nullable=False),
+    # offered / confirmed / superseded (a later run found other figures)
+    Column("state", String(16), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True), nullable=True),
+    Column("confirmed_by", String(64), nullable=True),
+    # What the confirmation paid; 0 before it.
+    Column("paid_fen", BigInteger, nullable=False),
+)
+Index("ix_screening_offers_region", screening_offers.c.region, screening_offers.c.year)
+Index("ix_screening_offers_reference", screening_offers.c.source, screening_offers.c.reference)

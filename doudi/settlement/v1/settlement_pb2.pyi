@@ -1212,3 +1212,125 @@ class RecordPersonCoverageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordPersonCoverageResponse: _TypeAlias = RecordPersonCoverageResponse  # noqa: Y015
+
+@_typing.final
+class ScreenSettlementsRequest(_message.Message):
+    """--- proactive screening (主动救助) ---"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_IDS_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The calendar year of the visits' discharge."""
+    @_builtins.property
+    def person_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 1,000 identity numbers; an unknown one has no findings."""
+
+    def __init__(
+        self,
+        *,
+        person_ids: _abc.Iterable[_builtins.str] | None = ...,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_ids", b"person_ids", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScreenSettlementsRequest: _TypeAlias = ScreenSettlementsRequest  # noqa: Y015
+
+@_typing.final
+class ScreeningFinding(_message.Message):
+    """A settled visit that would have left the patient less to pay under the
+    statuses held now.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    SETTLES_ON_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    STATUSES_APPLIED_FIELD_NUMBER: _builtins.int
+    STATUSES_NOW_FIELD_NUMBER: _builtins.int
+    SETTLED_LAYERS_FIELD_NUMBER: _builtins.int
+    RECOMPUTED_LAYERS_FIELD_NUMBER: _builtins.int
+    SETTLED_SELF_PAY_FEN_FIELD_NUMBER: _builtins.int
+    RECOMPUTED_SELF_PAY_FEN_FIELD_NUMBER: _builtins.int
+    DIFFERENCE_FEN_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    person_id: _builtins.str
+    region: _builtins.str
+    """The pooling region whose pack settled the visit."""
+    visit_type: Global___VisitType.ValueType
+    policy: _builtins.str
+    settled_self_pay_fen: _builtins.int
+    recomputed_self_pay_fen: _builtins.int
+    difference_fen: _builtins.int
+    """settled_self_pay_fen - recomputed_self_pay_fen, above zero: what the
+    patient paid that the layers would have.
+    """
+    @_builtins.property
+    def settles_on(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def statuses_applied(self) -> _containers.RepeatedScalarFieldContainer[Global___Status.ValueType]:
+        """The statuses the settlement applied, and those held on that day now."""
+
+    @_builtins.property
+    def statuses_now(self) -> _containers.RepeatedScalarFieldContainer[Global___Status.ValueType]: ...
+    @_builtins.property
+    def settled_layers(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayerPayment]:
+        """Every layer's payment as settled, and as recomputed, in the pack's order."""
+
+    @_builtins.property
+    def recomputed_layers(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayerPayment]: ...
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        visit_type: Global___VisitType.ValueType = ...,
+        settles_on: _date_pb2.Date | None = ...,
+        policy: _builtins.str = ...,
+        statuses_applied: _abc.Iterable[Global___Status.ValueType] | None = ...,
+        statuses_now: _abc.Iterable[Global___Status.ValueType] | None = ...,
+        settled_layers: _abc.Iterable[Global___LayerPayment] | None = ...,
+        recomputed_layers: _abc.Iterable[Global___LayerPayment] | None = ...,
+        settled_self_pay_fen: _builtins.int = ...,
+        recomputed_self_pay_fen: _builtins.int = ...,
+        difference_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settles_on", b"settles_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["difference_fen", b"difference_fen", "person_id", b"person_id", "policy", b"policy", "recomputed_layers", b"recomputed_layers", "recomputed_self_pay_fen", b"recomputed_self_pay_fen", "region", b"region", "settled_layers", b"settled_layers", "settled_self_pay_fen", b"settled_self_pay_fen", "settlement_id", b"settlement_id", "settles_on", b"settles_on", "statuses_applied", b"statuses_applied", "statuses_now", b"statuses_now", "visit_type", b"visit_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScreeningFinding: _TypeAlias = ScreeningFinding  # noqa: Y015
+
+@_typing.final
+class ScreenSettlementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScreeningFinding]:
+        """By person in the request's order, then settlement order."""
+
+    def __init__(
+        self,
+        *,
+        findings: _abc.Iterable[Global___ScreeningFinding] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScreenSettlementsResponse: _TypeAlias = ScreenSettlementsResponse  # noqa: Y015

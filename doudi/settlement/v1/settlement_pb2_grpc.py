@@ -91,6 +91,11 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageResponse.FromString,
                 _registered_method=True)
+        self.ScreenSettlements = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/ScreenSettlements',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -188,6 +193,19 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScreenSettlements(self, request, context):
+        """--- proactive screening (主动救助) ---
+        Recomputes persons' settled visits of a year under the statuses held now
+        (internal callers only; changes nothing): each person's unreversed
+        settlements of the year are settled again in their order, with that
+        year's accumulators replayed from the first, and every visit whose
+        patient would have paid less answers a finding. A status certified after
+        a visit with a valid-from on or before it is what makes the difference.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -240,6 +258,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.RecordPersonCoverage,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageResponse.SerializeToString,
+            ),
+            'ScreenSettlements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScreenSettlements,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -519,6 +542,33 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/RecordPersonCoverage',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonCoverageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScreenSettlements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/ScreenSettlements',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

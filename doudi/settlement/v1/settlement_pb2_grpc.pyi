@@ -80,6 +80,15 @@ class SettlementServiceStub:
     answers, so a person enrolled a moment ago settles at once), in batches.
     Idempotent and safe out of order, as RecordPersonStatuses.
     """
+    ScreenSettlements: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ScreenSettlementsRequest, _settlement_pb2.ScreenSettlementsResponse]
+    """--- proactive screening (主动救助) ---
+    Recomputes persons' settled visits of a year under the statuses held now
+    (internal callers only; changes nothing): each person's unreversed
+    settlements of the year are settled again in their order, with that
+    year's accumulators replayed from the first, and every visit whose
+    patient would have paid less answers a finding. A status certified after
+    a visit with a valid-from on or before it is what makes the difference.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -132,6 +141,15 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     service holds them (internal callers only: enrollment calls it before it
     answers, so a person enrolled a moment ago settles at once), in batches.
     Idempotent and safe out of order, as RecordPersonStatuses.
+    """
+    ScreenSettlements: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ScreenSettlementsRequest, _settlement_pb2.ScreenSettlementsResponse]  # type: ignore[assignment]
+    """--- proactive screening (主动救助) ---
+    Recomputes persons' settled visits of a year under the statuses held now
+    (internal callers only; changes nothing): each person's unreversed
+    settlements of the year are settled again in their order, with that
+    year's accumulators replayed from the first, and every visit whose
+    patient would have paid less answers a finding. A status certified after
+    a visit with a valid-from on or before it is what makes the difference.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -242,6 +260,21 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         service holds them (internal callers only: enrollment calls it before it
         answers, so a person enrolled a moment ago settles at once), in batches.
         Idempotent and safe out of order, as RecordPersonStatuses.
+        """
+
+    @_abc_1.abstractmethod
+    def ScreenSettlements(
+        self,
+        request: _settlement_pb2.ScreenSettlementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ScreenSettlementsResponse, _abc.Awaitable[_settlement_pb2.ScreenSettlementsResponse]]:
+        """--- proactive screening (主动救助) ---
+        Recomputes persons' settled visits of a year under the statuses held now
+        (internal callers only; changes nothing): each person's unreversed
+        settlements of the year are settled again in their order, with that
+        year's accumulators replayed from the first, and every visit whose
+        patient would have paid less answers a finding. A status certified after
+        a visit with a valid-from on or before it is what makes the difference.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
