@@ -17,6 +17,8 @@
                                     enter or list bills paid outside the window
     doudi secondary run|list|show|approve|export
                                     secondary assistance runs (doudi/cli/secondary.py)
+    doudi screening run|list|show|confirm
+                                    proactive screening runs and offers (doudi/cli/screening.py)
     doudi warnings list --region REGION --year YEAR [--json]
                                     the dual early warnings raised (the bureau)
 
@@ -41,7 +43,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import applications, burden, secondary
+from doudi.cli import applications, burden, screening, secondary
 from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
@@ -383,6 +385,7 @@ def _parser() -> argparse.ArgumentParser:
         )
     burden.add_commands(commands)
     secondary.add_commands(commands)
+    screening.add_commands(commands)
     return parser
 
 
@@ -429,6 +432,8 @@ def _run(args: argparse.Namespace) -> int:
         return _roster_bureau(args)
     if args.command == "secondary":
         return secondary.run(args)
+    if args.command == "screening":
+        return screening.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -49,7 +50,17 @@ from doudi.core.names import check_visible
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import EffectivePeriod
 from doudi.core.workdays import WorkingCalendar
-from services.assistance import applications, bills, people, secondary, service, warnings
+from doudi.settlement.v1 import settlement_pb2_grpc
+from services.assistance import (
+    applications,
+    bills,
+    people,
+    screening,
+    screening_calls,
+    secondary,
+    service,
+    warnings,
+)
 from services.assistance.certifying import certification_sender
 from services.assistance.settings import DEFAULT_PORT, Settings
 from services.assistance.warning_delivery import warning_sender
@@ -73,6 +84,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         regions: frozenset[str],
         certifying: Sender,
         warning_sender: Sender,
+        settlement: settlement_pb2_grpc.SettlementServiceAsyncStub | None = None,
+        internal: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -83,6 +96,9 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         self.certifying = certifying
         # dual early warning
         self.warning_sender = warning_sender
+        # proactive screening: settlement recomputes the settled visits
+        self.settlement = settlement
+        self.internal = internal
 
     async def GetServiceInfo(
         self,
@@ -469,6 +485,134 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         return assistance_pb2.ApproveSecondaryRunResponse(run=secondary_run_message(run))
 
     # --- end of secondary assistance ---
+
+    # --- proactive screening ---
+
+    async def RunScreening(
+        self,
+        request: assistance_pb2.RunScreeningRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.RunScreeningResponse:
+        require("internal")
+        asked = screening_run_request(request, self.regions)
+        plan = await read_in_thread(
+            self.engine, screening.to_screen, packs=self.registry, request=asked
+        )
+        if plan.stored is not None:
+            return assistance_pb2.RunScreeningResponse(run=screening_run_message(plan.stored))
+        found: list[screening.Finding] = []
+        if plan.person_ids:
+            assert self.settlement is not None
+            found = await screening_calls.findings(
+                self.settlement, self.internal, plan.person_ids, asked.year, SCREEN_TIMEOUT_SECONDS
+            )
+        try:
+            run = await write_in_thread(
+                self.engine,
+                screening.create_run,
+                packs=self.registry,
+                request=asked,
+                screened=plan,
+                findings=found,
+                now=datetime.now(UTC),
+            )
+        except sqlalchemy.exc.IntegrityError:
+            # Another call with the same request id stored its run a moment before.
+            run = await read_in_thread(self.engine, screening.find_run_by_request, request=asked)
+        return assistance_pb2.RunScreeningResponse(run=screening_run_message(run))
+
+    async def GetScreeningRun(
+        self,
+        request: assistance_pb2.GetScreeningRunRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetScreeningRunResponse:
+        require("internal")
+        run = await read_in_thread(self.engine, screening.get_run, run_id=_run_id(request.run_id))
+        return assistance_pb2.GetScreeningRunResponse(run=screening_run_message(run))
+
+    async def ListScreeningRuns(
+        self,
+        request: assistance_pb2.ListScreeningRunsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListScreeningRunsResponse:
+        require("internal")
+        region = _region(request.region) if request.region else None
+        if request.year:
+            check_year(request.year, "year")
+        runs, token = await read_in_thread(
+            self.engine,
+            screening.list_runs,
+            region=region,
+            year=request.year or None,
+            page_size=page_size(request.page_size),
+            page_token=request.page_token,
+        )
+        return assistance_pb2.ListScreeningRunsResponse(
+            runs=[screening_run_message(run) for run in runs], next_page_token=token
+        )
+
+    async def ListScreeningOffers(
+        self,
+        request: assistance_pb2.ListScreeningOffersRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ListScreeningOffersResponse:
+        require("internal")
+        run_id = region = year = None
+        if request.run_id:
+            run_id = _run_id(request.run_id)
+        else:
+            region = _region(request.region)
+            check_year(request.year, "year")
+            year = request.year
+        states = [
+            OFFER_STATES.code(state, f"states[{index}]")
+            for index, state in enumerate(request.states)
+        ]
+        offers, token = await read_in_thread(
+            self.engine,
+            screening.list_offers,
+            run_id=run_id,
+            region=region,
+            year=year,
+            states=states,
+            page_size=page_size(request.page_size),
+            page_token=request.page_token,
+        )
+        return assistance_pb2.ListScreeningOffersResponse(
+            offers=[screening_offer_message(offer) for offer in offers], next_page_token=token
+        )
+
+    async def GetScreeningOffer(
+        self,
+        request: assistance_pb2.GetScreeningOfferRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetScreeningOfferResponse:
+        require("internal")
+        offer = await read_in_thread(
+            self.engine, screening.get_offer, offer_id=_offer_id(request.offer_id)
+        )
+        return assistance_pb2.GetScreeningOfferResponse(offer=screening_offer_message(offer))
+
+    async def ConfirmScreeningOffer(
+        self,
+        request: assistance_pb2.ConfirmScreeningOfferRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.ConfirmScreeningOfferResponse:
+        require("internal")
+        offer_id = _offer_id(request.offer_id)
+        case_worker = _text(request.case_worker, "case_worker")
+        note = _text(request.note, "note", 500)
+        offer = await write_in_thread(
+            self.engine,
+            screening.confirm_offer,
+            offer_id=offer_id,
+            case_worker=case_worker,
+            note=note,
+            now=datetime.now(UTC),
+        )
+        return assistance_pb2.ConfirmScreeningOfferResponse(offer=screening_offer_message(offer))
+
+    # --- end of proactive screening ---
 
     # --- dual early warning ---------------------------------------------------------
 
@@ -897,6 +1041,89 @@ def secondary_run_message(run: secondary.Run) -> assistance_pb2.SecondaryRun:
 
 # --- end of secondary assistance ---
 
+# --- proactive screening ---
+
+SCREEN_TIMEOUT_SECONDS = 300.0
+"""How long settlement may take to recompute a thousand persons' years."""
+OFFER_STATES = EnumCodes(assistance_pb2.OfferState, "OFFER_STATE_")
+SCREENING_SOURCES = EnumCodes(assistance_pb2.ScreeningSource, "SCREENING_SOURCE_")
+
+
+def screening_run_request(
+    request: assistance_pb2.RunScreeningRequest, regions: frozenset[str]
+) -> screening.RunRequest:
+    """The run asked for, checked: InvalidInput names the field at fault."""
+    request_id = request.request_id
+    if not request_id or len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
+        raise InvalidInput(
+            "request_id",
+            f"required: an idempotency key of 1 to {MAX_REQUEST_ID_LENGTH} printable characters",
+        )
+    region = _region(request.region)
+    if region not in regions:
+        raise InvalidInput(
+            "region", f"{region} is not a pooling region the platform has a pack for"
+        )
+    check_year(request.year, "year")
+    return screening.RunRequest(
+        request_id=request_id,
+        region=region,
+        year=request.year,
+        case_worker=_text(request.case_worker, "case_worker"),
+    )
+
+
+def _offer_id(value: int) -> int:
+    if value < 1:
+        raise InvalidInput("offer_id", "required: a positive offer id")
+    return value
+
+
+def screening_run_message(run: screening.Run) -> assistance_pb2.ScreeningRun:
+    return assistance_pb2.ScreeningRun(
+        run_id=run.run_id,
+        region=run.region,
+        year=run.year,
+        case_worker=run.case_worker,
+        create_time=to_timestamp(run.created_at),
+        offer_count=run.offer_count,
+        offered_fen=run.offered_fen,
+    )
+
+
+def screening_offer_message(offer: screening.Offer) -> assistance_pb2.ScreeningOffer:
+    details = offer.details
+    message = assistance_pb2.ScreeningOffer(
+        offer_id=offer.offer_id,
+        run_id=offer.run_id,
+        source=SCREENING_SOURCES.value(offer.source),
+        reference=offer.reference,
+        person_id=offer.person_id,
+        name=offer.name,
+        region=offer.region,
+        year=offer.year,
+        settles_on=from_date(offer.settled_on),
+        visit_type=ASSISTANCE_VISIT_TYPES.value(offer.visit_type),
+        statuses=[ASSISTANCE_STATUSES.value(status) for status in offer.statuses],
+        policy=offer.policy,
+        self_pay_fen=offer.self_pay_fen,
+        owed_fen=int(details.get("owed_fen", offer.offered_fen)),
+        paid_before_fen=int(details.get("paid_before_fen", 0)),
+        offered_fen=offer.offered_fen,
+        explanation=str(details.get("explanation", "")),
+        details_json=json.dumps(details, ensure_ascii=False, sort_keys=True),
+        state=OFFER_STATES.value(offer.state),
+        confirmed_by=offer.confirmed_by or "",
+        confirm_note=offer.confirm_note or "",
+        paid_fen=offer.paid_fen,
+    )
+    if offer.confirmed_at is not None:
+        message.confirm_time.CopyFrom(to_timestamp(offer.confirmed_at))
+    return message
+
+
+# --- end of proactive screening ---
+
 
 def setup(settings: Settings) -> Setup:
     calendar = working_calendar(settings.working_calendar_file)
@@ -917,6 +1144,10 @@ def setup(settings: Settings) -> Setup:
         warned = outbox.start(stack, warning_sender(engine, settings, datashare))
         registry = await asyncio.to_thread(PackRegistry.load)
         await asyncio.to_thread(warnings.packs)  # loaded before the first settlement
+        # proactive screening: settlement recomputes settled visits
+        settlement = settlement_pb2_grpc.SettlementServiceStub(
+            outbox.open_channel(stack, settings.settlement_address)
+        )
         servicer = AssistanceServicer(
             engine,
             registry=registry,
@@ -925,6 +1156,8 @@ def setup(settings: Settings) -> Setup:
             regions=registry.regions,
             certifying=certifying,
             warning_sender=warned,
+            settlement=settlement,
+            internal=outbox.internal_metadata(settings),
         )
 
         def register(server: grpc.aio.Server) -> None:

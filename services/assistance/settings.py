@@ -14,6 +14,9 @@ class Settings(PeerSettings):
     """Where the datashare hub answers (``DOUDI_DATASHARE_ADDRESS``): assistance sends it
     the warnings it raises, which the agencies decide there, and the statuses approved
     applications certify."""
+    settlement_address: str = "127.0.0.1:50053"
+    """Where the settlement service answers (``DOUDI_SETTLEMENT_ADDRESS``): a screening run
+    asks it to recompute settled visits under the statuses held now."""
     # --- applications (services/assistance/applications.py) ---
     working_calendar_file: Path | None = None
     """The bureau's holiday table (``DOUDI_WORKING_CALENDAR_FILE``, JSON or YAML in the

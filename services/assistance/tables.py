@@ -328,6 +328,20 @@ screening_offers = Table(
     Column("confirmed_by", String(64), nullable=True),
     # What the confirmation paid; 0 before it.
     Column("paid_fen", BigInteger, nullable=False),
+    # The case worker's note on confirming (the person contacted, the account); 0009.
+    Column("confirm_note", String(500), nullable=True),
 )
 Index("ix_screening_offers_region", screening_offers.c.region, screening_offers.c.year)
 Index("ix_screening_offers_reference", screening_offers.c.source, screening_offers.c.reference)
+
+# What confirmations paid per visit or bill (migration 0009): the row a confirmation
+# locks, so that two confirmations of offers of the same visit pay it once.
+screening_paid = Table(
+    "screening_paid",
+    metadata,
+    Column("source", String(16), primary_key=True),
+    Column("reference", String(64), primary_key=True),
+    Column("person_id", String(18), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("paid_fen", BigInteger, nullable=False),
+)

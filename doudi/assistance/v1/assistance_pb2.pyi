@@ -354,6 +354,53 @@ WARNING_STATE_DISMISSED: WarningState.ValueType  # 4
 """An agency dismissed it, with a reason."""
 Global___WarningState: _TypeAlias = WarningState  # noqa: Y015
 
+class _ScreeningSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ScreeningSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ScreeningSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCREENING_SOURCE_UNSPECIFIED: _ScreeningSource.ValueType  # 0
+    SCREENING_SOURCE_SETTLEMENT: _ScreeningSource.ValueType  # 1
+    """A settled visit recomputed under a status certified later."""
+    SCREENING_SOURCE_BILL: _ScreeningSource.ValueType  # 2
+    """A bill paid outside the window."""
+
+class ScreeningSource(_ScreeningSource, metaclass=_ScreeningSourceEnumTypeWrapper):
+    """Where a finding comes from."""
+
+SCREENING_SOURCE_UNSPECIFIED: ScreeningSource.ValueType  # 0
+SCREENING_SOURCE_SETTLEMENT: ScreeningSource.ValueType  # 1
+"""A settled visit recomputed under a status certified later."""
+SCREENING_SOURCE_BILL: ScreeningSource.ValueType  # 2
+"""A bill paid outside the window."""
+Global___ScreeningSource: _TypeAlias = ScreeningSource  # noqa: Y015
+
+class _OfferState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OfferStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OfferState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OFFER_STATE_UNSPECIFIED: _OfferState.ValueType  # 0
+    OFFER_STATE_OFFERED: _OfferState.ValueType  # 1
+    """Waiting for a case worker."""
+    OFFER_STATE_CONFIRMED: _OfferState.ValueType  # 2
+    """Confirmed and paid (`paid_fen`)."""
+    OFFER_STATE_SUPERSEDED: _OfferState.ValueType  # 3
+    """A later run screened its visit or bill again."""
+
+class OfferState(_OfferState, metaclass=_OfferStateEnumTypeWrapper): ...
+
+OFFER_STATE_UNSPECIFIED: OfferState.ValueType  # 0
+OFFER_STATE_OFFERED: OfferState.ValueType  # 1
+"""Waiting for a case worker."""
+OFFER_STATE_CONFIRMED: OfferState.ValueType  # 2
+"""Confirmed and paid (`paid_fen`)."""
+OFFER_STATE_SUPERSEDED: OfferState.ValueType  # 3
+"""A later run screened its visit or bill again."""
+Global___OfferState: _TypeAlias = OfferState  # noqa: Y015
+
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -2375,3 +2422,448 @@ class RecordWarningDecisionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordWarningDecisionsResponse: _TypeAlias = RecordWarningDecisionsResponse  # noqa: Y015
+
+@_typing.final
+class RunScreeningRequest(_message.Message):
+    """--- proactive screening ---"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """An idempotency key of 1 to 128 printable characters."""
+    region: _builtins.str
+    """The pooling region's 6-digit code."""
+    year: _builtins.int
+    """The calendar year of the visits' and bills' discharge."""
+    case_worker: _builtins.str
+    """Who runs it."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        case_worker: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_worker", b"case_worker", "region", b"region", "request_id", b"request_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunScreeningRequest: _TypeAlias = RunScreeningRequest  # noqa: Y015
+
+@_typing.final
+class RunScreeningResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___ScreeningRun: ...
+    def __init__(
+        self,
+        *,
+        run: Global___ScreeningRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunScreeningResponse: _TypeAlias = RunScreeningResponse  # noqa: Y015
+
+@_typing.final
+class ScreeningRun(_message.Message):
+    """A screening run and its totals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    OFFER_COUNT_FIELD_NUMBER: _builtins.int
+    OFFERED_FEN_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    region: _builtins.str
+    year: _builtins.int
+    case_worker: _builtins.str
+    offer_count: _builtins.int
+    """The offers the run made and their sum."""
+    offered_fen: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        case_worker: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        offer_count: _builtins.int = ...,
+        offered_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_worker", b"case_worker", "create_time", b"create_time", "offer_count", b"offer_count", "offered_fen", b"offered_fen", "region", b"region", "run_id", b"run_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScreeningRun: _TypeAlias = ScreeningRun  # noqa: Y015
+
+@_typing.final
+class ScreeningOffer(_message.Message):
+    """What a run offers for one settled visit or bill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFER_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    SETTLES_ON_FIELD_NUMBER: _builtins.int
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    SELF_PAY_FEN_FIELD_NUMBER: _builtins.int
+    OWED_FEN_FIELD_NUMBER: _builtins.int
+    PAID_BEFORE_FEN_FIELD_NUMBER: _builtins.int
+    OFFERED_FEN_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    DETAILS_JSON_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CONFIRMED_BY_FIELD_NUMBER: _builtins.int
+    CONFIRM_TIME_FIELD_NUMBER: _builtins.int
+    CONFIRM_NOTE_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    offer_id: _builtins.int
+    run_id: _builtins.int
+    source: Global___ScreeningSource.ValueType
+    reference: _builtins.str
+    """The settlement id, or the bill id."""
+    person_id: _builtins.str
+    name: _builtins.str
+    """The person's name as enrollment sent it (empty if not known)."""
+    region: _builtins.str
+    year: _builtins.int
+    visit_type: Global___VisitType.ValueType
+    policy: _builtins.str
+    """The pack the figures come from."""
+    self_pay_fen: _builtins.int
+    """What the person paid."""
+    owed_fen: _builtins.int
+    """What the assistance layers owe, what confirmations paid before, and the
+    offer: owed_fen - paid_before_fen.
+    """
+    paid_before_fen: _builtins.int
+    offered_fen: _builtins.int
+    explanation: _builtins.str
+    """The figures in words."""
+    details_json: _builtins.str
+    """The figures as JSON: the rule, every layer then and recomputed (or as
+    the pack pays the bill), what was paid where the bill was paid.
+    """
+    state: Global___OfferState.ValueType
+    confirmed_by: _builtins.str
+    """Who confirmed it, when, and the note (the person contacted, the account)."""
+    confirm_note: _builtins.str
+    paid_fen: _builtins.int
+    """What the confirmation paid (0 before it)."""
+    @_builtins.property
+    def settles_on(self) -> _date_pb2.Date:
+        """The visit's or bill's discharge (or visit) day."""
+
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___Status.ValueType]:
+        """The statuses the person held that day."""
+
+    @_builtins.property
+    def confirm_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        offer_id: _builtins.int = ...,
+        run_id: _builtins.int = ...,
+        source: Global___ScreeningSource.ValueType = ...,
+        reference: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        settles_on: _date_pb2.Date | None = ...,
+        visit_type: Global___VisitType.ValueType = ...,
+        statuses: _abc.Iterable[Global___Status.ValueType] | None = ...,
+        policy: _builtins.str = ...,
+        self_pay_fen: _builtins.int = ...,
+        owed_fen: _builtins.int = ...,
+        paid_before_fen: _builtins.int = ...,
+        offered_fen: _builtins.int = ...,
+        explanation: _builtins.str = ...,
+        details_json: _builtins.str = ...,
+        state: Global___OfferState.ValueType = ...,
+        confirmed_by: _builtins.str = ...,
+        confirm_time: _timestamp_pb2.Timestamp | None = ...,
+        confirm_note: _builtins.str = ...,
+        paid_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirm_time", b"confirm_time", "settles_on", b"settles_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirm_note", b"confirm_note", "confirm_time", b"confirm_time", "confirmed_by", b"confirmed_by", "details_json", b"details_json", "explanation", b"explanation", "name", b"name", "offer_id", b"offer_id", "offered_fen", b"offered_fen", "owed_fen", b"owed_fen", "paid_before_fen", b"paid_before_fen", "paid_fen", b"paid_fen", "person_id", b"person_id", "policy", b"policy", "reference", b"reference", "region", b"region", "run_id", b"run_id", "self_pay_fen", b"self_pay_fen", "settles_on", b"settles_on", "source", b"source", "state", b"state", "statuses", b"statuses", "visit_type", b"visit_type", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScreeningOffer: _TypeAlias = ScreeningOffer  # noqa: Y015
+
+@_typing.final
+class GetScreeningRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetScreeningRunRequest: _TypeAlias = GetScreeningRunRequest  # noqa: Y015
+
+@_typing.final
+class GetScreeningRunResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___ScreeningRun: ...
+    def __init__(
+        self,
+        *,
+        run: Global___ScreeningRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetScreeningRunResponse: _TypeAlias = GetScreeningRunResponse  # noqa: Y015
+
+@_typing.final
+class ListScreeningRunsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Optional: only this region's (6 digits)."""
+    year: _builtins.int
+    """Optional: only this year's."""
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListScreeningRunsRequest: _TypeAlias = ListScreeningRunsRequest  # noqa: Y015
+
+@_typing.final
+class ListScreeningRunsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScreeningRun]: ...
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___ScreeningRun] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListScreeningRunsResponse: _TypeAlias = ListScreeningRunsResponse  # noqa: Y015
+
+@_typing.final
+class ListScreeningOffersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.int
+    """A run's offers; or (run_id 0) a region's of a year."""
+    region: _builtins.str
+    year: _builtins.int
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[Global___OfferState.ValueType]:
+        """Only offers in these states (none: all)."""
+
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.int = ...,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        states: _abc.Iterable[Global___OfferState.ValueType] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region", "run_id", b"run_id", "states", b"states", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListScreeningOffersRequest: _TypeAlias = ListScreeningOffersRequest  # noqa: Y015
+
+@_typing.final
+class ListScreeningOffersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def offers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScreeningOffer]: ...
+    def __init__(
+        self,
+        *,
+        offers: _abc.Iterable[Global___ScreeningOffer] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "offers", b"offers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListScreeningOffersResponse: _TypeAlias = ListScreeningOffersResponse  # noqa: Y015
+
+@_typing.final
+class GetScreeningOfferRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFER_ID_FIELD_NUMBER: _builtins.int
+    offer_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        offer_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offer_id", b"offer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetScreeningOfferRequest: _TypeAlias = GetScreeningOfferRequest  # noqa: Y015
+
+@_typing.final
+class GetScreeningOfferResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def offer(self) -> Global___ScreeningOffer: ...
+    def __init__(
+        self,
+        *,
+        offer: Global___ScreeningOffer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["offer", b"offer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offer", b"offer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetScreeningOfferResponse: _TypeAlias = GetScreeningOfferResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmScreeningOfferRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFER_ID_FIELD_NUMBER: _builtins.int
+    CASE_WORKER_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    offer_id: _builtins.int
+    case_worker: _builtins.str
+    """Who confirms it."""
+    note: _builtins.str
+    """How the person was reached and where the money goes (at most 500
+    characters).
+    """
+    def __init__(
+        self,
+        *,
+        offer_id: _builtins.int = ...,
+        case_worker: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_worker", b"case_worker", "note", b"note", "offer_id", b"offer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmScreeningOfferRequest: _TypeAlias = ConfirmScreeningOfferRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmScreeningOfferResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def offer(self) -> Global___ScreeningOffer: ...
+    def __init__(
+        self,
+        *,
+        offer: Global___ScreeningOffer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["offer", b"offer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offer", b"offer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmScreeningOfferResponse: _TypeAlias = ConfirmScreeningOfferResponse  # noqa: Y015

@@ -139,6 +139,36 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsResponse.FromString,
                 _registered_method=True)
+        self.RunScreening = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/RunScreening',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RunScreeningRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RunScreeningResponse.FromString,
+                _registered_method=True)
+        self.GetScreeningRun = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/GetScreeningRun',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningRunRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningRunResponse.FromString,
+                _registered_method=True)
+        self.ListScreeningRuns = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ListScreeningRuns',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningRunsRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningRunsResponse.FromString,
+                _registered_method=True)
+        self.ListScreeningOffers = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ListScreeningOffers',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningOffersRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningOffersResponse.FromString,
+                _registered_method=True)
+        self.GetScreeningOffer = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/GetScreeningOffer',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningOfferRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningOfferResponse.FromString,
+                _registered_method=True)
+        self.ConfirmScreeningOffer = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/ConfirmScreeningOffer',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferResponse.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
@@ -347,6 +377,69 @@ class AssistanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunScreening(self, request, context):
+        """--- proactive screening (主动救助, docs/domain.md section 7) ---
+        A case worker's screening run for a region and a year (internal callers
+        only). It finds (a) settled visits the settlement service recomputes
+        under the statuses held now (ScreenSettlements, for the region's persons
+        holding a status of its packs' assistance layers in the year and the
+        persons whose screening was requested: an approved application, a
+        certified warning), and (b) the region's bills of the year paid outside
+        the window by persons holding such a status on the bill's day, settled
+        again under the pack in force with its out-of-area rules: what the
+        assistance layers owe less what their funds paid there. Each finding
+        owed more than confirmations paid for its visit or bill is an offer with
+        its figures (`details`); older unconfirmed offers of what the run
+        screened become superseded. Idempotent on `request_id` (other parameters:
+        FAILED_PRECONDITION, IDEMPOTENCY_KEY_REUSED). UNAVAILABLE when the
+        settlement service cannot be reached (nothing stored). Bad input is
+        INVALID_ARGUMENT naming the field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetScreeningRun(self, request, context):
+        """A run and its totals, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListScreeningRuns(self, request, context):
+        """Runs, newest first, of a region (and year) if given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListScreeningOffers(self, request, context):
+        """Offers of a run, or of a region and year, optionally in some states, in
+        the order they were made, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetScreeningOffer(self, request, context):
+        """One offer, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmScreeningOffer(self, request, context):
+        """A case worker confirms an offer (the person contacted, the account
+        known): it pays the least of the offer and what is owed less what
+        confirmations paid for its visit or bill, once. Confirmed or superseded
+        already, or its visit paid by another confirmation: FAILED_PRECONDITION
+        (ALREADY_CONFIRMED, OFFER_SUPERSEDED, ALREADY_PAID) and nothing paid.
+        Nothing paid is taken back by a later reversal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssistanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -449,6 +542,36 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     servicer.RecordWarningDecisions,
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsResponse.SerializeToString,
+            ),
+            'RunScreening': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunScreening,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RunScreeningRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.RunScreeningResponse.SerializeToString,
+            ),
+            'GetScreeningRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScreeningRun,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningRunRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningRunResponse.SerializeToString,
+            ),
+            'ListScreeningRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListScreeningRuns,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningRunsRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningRunsResponse.SerializeToString,
+            ),
+            'ListScreeningOffers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListScreeningOffers,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningOffersRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningOffersResponse.SerializeToString,
+            ),
+            'GetScreeningOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScreeningOffer,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningOfferRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningOfferResponse.SerializeToString,
+            ),
+            'ConfirmScreeningOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmScreeningOffer,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -996,6 +1119,168 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/RecordWarningDecisions',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.RecordWarningDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunScreening(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/RunScreening',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RunScreeningRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.RunScreeningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScreeningRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/GetScreeningRun',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningRunRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListScreeningRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ListScreeningRuns',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningRunsRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListScreeningOffers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ListScreeningOffers',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningOffersRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ListScreeningOffersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScreeningOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/GetScreeningOffer',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningOfferRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetScreeningOfferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmScreeningOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/ConfirmScreeningOffer',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -148,6 +148,42 @@ class AssistanceServiceStub:
     it (internal callers only; at most 1,000 a call): acknowledged, certified
     or dismissed. The hub's version only grows; an older one changes nothing.
     """
+    RunScreening: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.RunScreeningRequest, _assistance_pb2.RunScreeningResponse]
+    """--- proactive screening (主动救助, docs/domain.md section 7) ---
+    A case worker's screening run for a region and a year (internal callers
+    only). It finds (a) settled visits the settlement service recomputes
+    under the statuses held now (ScreenSettlements, for the region's persons
+    holding a status of its packs' assistance layers in the year and the
+    persons whose screening was requested: an approved application, a
+    certified warning), and (b) the region's bills of the year paid outside
+    the window by persons holding such a status on the bill's day, settled
+    again under the pack in force with its out-of-area rules: what the
+    assistance layers owe less what their funds paid there. Each finding
+    owed more than confirmations paid for its visit or bill is an offer with
+    its figures (`details`); older unconfirmed offers of what the run
+    screened become superseded. Idempotent on `request_id` (other parameters:
+    FAILED_PRECONDITION, IDEMPOTENCY_KEY_REUSED). UNAVAILABLE when the
+    settlement service cannot be reached (nothing stored). Bad input is
+    INVALID_ARGUMENT naming the field.
+    """
+    GetScreeningRun: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetScreeningRunRequest, _assistance_pb2.GetScreeningRunResponse]
+    """A run and its totals, or NOT_FOUND."""
+    ListScreeningRuns: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningRunsRequest, _assistance_pb2.ListScreeningRunsResponse]
+    """Runs, newest first, of a region (and year) if given."""
+    ListScreeningOffers: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningOffersRequest, _assistance_pb2.ListScreeningOffersResponse]
+    """Offers of a run, or of a region and year, optionally in some states, in
+    the order they were made, paged.
+    """
+    GetScreeningOffer: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetScreeningOfferRequest, _assistance_pb2.GetScreeningOfferResponse]
+    """One offer, or NOT_FOUND."""
+    ConfirmScreeningOffer: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ConfirmScreeningOfferRequest, _assistance_pb2.ConfirmScreeningOfferResponse]
+    """A case worker confirms an offer (the person contacted, the account
+    known): it pays the least of the offer and what is owed less what
+    confirmations paid for its visit or bill, once. Confirmed or superseded
+    already, or its visit paid by another confirmation: FAILED_PRECONDITION
+    (ALREADY_CONFIRMED, OFFER_SUPERSEDED, ALREADY_PAID) and nothing paid.
+    Nothing paid is taken back by a later reversal.
+    """
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
@@ -268,6 +304,42 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """Records what the agencies did with warnings, as the datashare hub sends
     it (internal callers only; at most 1,000 a call): acknowledged, certified
     or dismissed. The hub's version only grows; an older one changes nothing.
+    """
+    RunScreening: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RunScreeningRequest, _assistance_pb2.RunScreeningResponse]  # type: ignore[assignment]
+    """--- proactive screening (主动救助, docs/domain.md section 7) ---
+    A case worker's screening run for a region and a year (internal callers
+    only). It finds (a) settled visits the settlement service recomputes
+    under the statuses held now (ScreenSettlements, for the region's persons
+    holding a status of its packs' assistance layers in the year and the
+    persons whose screening was requested: an approved application, a
+    certified warning), and (b) the region's bills of the year paid outside
+    the window by persons holding such a status on the bill's day, settled
+    again under the pack in force with its out-of-area rules: what the
+    assistance layers owe less what their funds paid there. Each finding
+    owed more than confirmations paid for its visit or bill is an offer with
+    its figures (`details`); older unconfirmed offers of what the run
+    screened become superseded. Idempotent on `request_id` (other parameters:
+    FAILED_PRECONDITION, IDEMPOTENCY_KEY_REUSED). UNAVAILABLE when the
+    settlement service cannot be reached (nothing stored). Bad input is
+    INVALID_ARGUMENT naming the field.
+    """
+    GetScreeningRun: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetScreeningRunRequest, _assistance_pb2.GetScreeningRunResponse]  # type: ignore[assignment]
+    """A run and its totals, or NOT_FOUND."""
+    ListScreeningRuns: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningRunsRequest, _assistance_pb2.ListScreeningRunsResponse]  # type: ignore[assignment]
+    """Runs, newest first, of a region (and year) if given."""
+    ListScreeningOffers: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningOffersRequest, _assistance_pb2.ListScreeningOffersResponse]  # type: ignore[assignment]
+    """Offers of a run, or of a region and year, optionally in some states, in
+    the order they were made, paged.
+    """
+    GetScreeningOffer: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetScreeningOfferRequest, _assistance_pb2.GetScreeningOfferResponse]  # type: ignore[assignment]
+    """One offer, or NOT_FOUND."""
+    ConfirmScreeningOffer: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ConfirmScreeningOfferRequest, _assistance_pb2.ConfirmScreeningOfferResponse]  # type: ignore[assignment]
+    """A case worker confirms an offer (the person contacted, the account
+    known): it pays the least of the offer and what is owed less what
+    confirmations paid for its visit or bill, once. Confirmed or superseded
+    already, or its visit paid by another confirmation: FAILED_PRECONDITION
+    (ALREADY_CONFIRMED, OFFER_SUPERSEDED, ALREADY_PAID) and nothing paid.
+    Nothing paid is taken back by a later reversal.
     """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -506,6 +578,78 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records what the agencies did with warnings, as the datashare hub sends
         it (internal callers only; at most 1,000 a call): acknowledged, certified
         or dismissed. The hub's version only grows; an older one changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RunScreening(
+        self,
+        request: _assistance_pb2.RunScreeningRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.RunScreeningResponse, _abc.Awaitable[_assistance_pb2.RunScreeningResponse]]:
+        """--- proactive screening (主动救助, docs/domain.md section 7) ---
+        A case worker's screening run for a region and a year (internal callers
+        only). It finds (a) settled visits the settlement service recomputes
+        under the statuses held now (ScreenSettlements, for the region's persons
+        holding a status of its packs' assistance layers in the year and the
+        persons whose screening was requested: an approved application, a
+        certified warning), and (b) the region's bills of the year paid outside
+        the window by persons holding such a status on the bill's day, settled
+        again under the pack in force with its out-of-area rules: what the
+        assistance layers owe less what their funds paid there. Each finding
+        owed more than confirmations paid for its visit or bill is an offer with
+        its figures (`details`); older unconfirmed offers of what the run
+        screened become superseded. Idempotent on `request_id` (other parameters:
+        FAILED_PRECONDITION, IDEMPOTENCY_KEY_REUSED). UNAVAILABLE when the
+        settlement service cannot be reached (nothing stored). Bad input is
+        INVALID_ARGUMENT naming the field.
+        """
+
+    @_abc_1.abstractmethod
+    def GetScreeningRun(
+        self,
+        request: _assistance_pb2.GetScreeningRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetScreeningRunResponse, _abc.Awaitable[_assistance_pb2.GetScreeningRunResponse]]:
+        """A run and its totals, or NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListScreeningRuns(
+        self,
+        request: _assistance_pb2.ListScreeningRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListScreeningRunsResponse, _abc.Awaitable[_assistance_pb2.ListScreeningRunsResponse]]:
+        """Runs, newest first, of a region (and year) if given."""
+
+    @_abc_1.abstractmethod
+    def ListScreeningOffers(
+        self,
+        request: _assistance_pb2.ListScreeningOffersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListScreeningOffersResponse, _abc.Awaitable[_assistance_pb2.ListScreeningOffersResponse]]:
+        """Offers of a run, or of a region and year, optionally in some states, in
+        the order they were made, paged.
+        """
+
+    @_abc_1.abstractmethod
+    def GetScreeningOffer(
+        self,
+        request: _assistance_pb2.GetScreeningOfferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetScreeningOfferResponse, _abc.Awaitable[_assistance_pb2.GetScreeningOfferResponse]]:
+        """One offer, or NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ConfirmScreeningOffer(
+        self,
+        request: _assistance_pb2.ConfirmScreeningOfferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ConfirmScreeningOfferResponse, _abc.Awaitable[_assistance_pb2.ConfirmScreeningOfferResponse]]:
+        """A case worker confirms an offer (the person contacted, the account
+        known): it pays the least of the offer and what is owed less what
+        confirmations paid for its visit or bill, once. Confirmed or superseded
+        already, or its visit paid by another confirmation: FAILED_PRECONDITION
+        (ALREADY_CONFIRMED, OFFER_SUPERSEDED, ALREADY_PAID) and nothing paid.
+        Nothing paid is taken back by a later reversal.
         """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
