@@ -108,13 +108,24 @@ def start_platform(
     try:
         # Settlement sends its events to assistance; datashare sends what it owns to
         # settlement and assistance, enrollment to all three.
-        # Assistance also sends to datashare (warnings, statuses it certifies): datashare's port is
-        # chosen up front.
-        datashare_port = free_port()
+        # Assistance also sends to datashare (warnings, statuses it certifies) and calls
+        # settlement (screening): their ports are chosen up front.
+        datashare_port = settlement_port = free_port()
+        while settlement_port == datashare_port:
+            settlement_port = free_port()
         datashare_address = f"127.0.0.1:{datashare_port}"
-        assistance = start("assistance", {"DOUDI_DATASHARE_ADDRESS": datashare_address})
+        settlement_address = f"127.0.0.1:{settlement_port}"
+        assistance = start(
+            "assistance",
+            {
+                "DOUDI_DATASHARE_ADDRESS": datashare_address,
+                "DOUDI_SETTLEMENT_ADDRESS": settlement_address,
+            },
+        )
         peers = {"DOUDI_ASSISTANCE_ADDRESS": assistance.address}
-        peers["DOUDI_SETTLEMENT_ADDRESS"] = start("settlement", peers).address
+        peers["DOUDI_SETTLEMENT_ADDRESS"] = start(
+            "settlement", {**peers, "DOUDI_PORT": str(settlement_port)}
+        ).address
         start("datashare", {**peers, "DOUDI_PORT": str(datashare_port)})
         peers["DOUDI_DATASHARE_ADDRESS"] = datashare_address
         start("enrollment", peers)

@@ -116,7 +116,7 @@ def parts(base_port: int, gateway_port: int, settlement_processes: int = 1) -> t
         ),
         Part("datashare", "services.datashare", ports["datashare"], ("settlement", "assistance")),
         Part("settlement", "services.settlement", ports["settlement"], ("assistance",)),
-        Part("assistance", "services.assistance", ports["assistance"], ("datashare",)),
+        Part("assistance", "services.assistance", ports["assistance"], ("datashare", "settlement")),
         Part("gateway", "gateway", (gateway_port,), services),
     )
 

@@ -26,7 +26,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import sqlalchemy
@@ -35,13 +35,21 @@ from sqlalchemy import select, text
 from doudi.common import outbox, paging
 from doudi.common.errors import NotFound
 from doudi.common.outbox import dialect_module
-from doudi.common.warnings import DECISION_COLUMNS, RAISED, Decision, Warning, filtered, from_row
+from doudi.common.warnings import (
+    CERTIFIED,
+    DECISION_COLUMNS,
+    RAISED,
+    Decision,
+    Warning,
+    filtered,
+    from_row,
+)
 from doudi.core.monitoring import MonitoringRules, passes, warning_due_on
 from doudi.core.packs import PackRegistry, monitoring_rules
 from doudi.core.policy import Pack
 from doudi.core.statuses import EffectivePeriod
 from services.assistance import people
-from services.assistance.tables import burdens, warning_deliveries, warnings
+from services.assistance.tables import burdens, screening_requests, warning_deliveries, warnings
 
 POVERTY_EXITED: Final = "poverty_exited"
 _POVERTY: Final = ("registered_poor", POVERTY_EXITED)
@@ -329,6 +337,7 @@ def record_decisions(
                 reason="WARNING_NOT_FOUND",
                 field=f"decisions[{index}].warning_id",
             )
+    _request_screening(connection, decisions)
     for decision in decisions:
         values: dict[str, Any] = {name: getattr(decision, name) for name in DECISION_COLUMNS}
         values["hub_version"] = values.pop("version")
@@ -349,3 +358,46 @@ def record_decisions(
         )
     }
     return [int(stored[decision.warning_id]) for decision in decisions]
+
+
+SCREENING_REASON: Final = "warning_certified"
+
+
+def _request_screening(connection: sqlalchemy.Connection, decisions: Sequence[Decision]) -> None:
+    """Ask for screening (主动救助) of every member's year of each warning the agencies
+    certify now: a decision newer than the stored one that certifies a warning not certified
+    before (a resend, or a later act on a certified warning, asks nothing)."""
+    newest: dict[int, Decision] = {}
+    for decision in decisions:
+        if (
+            decision.warning_id not in newest
+            or decision.version > newest[decision.warning_id].version
+        ):
+            newest[decision.warning_id] = decision
+    certified = [d.warning_id for d in newest.values() if d.state == CERTIFIED]
+    if not certified:
+        return
+    rows = connection.execute(
+        select(
+            warnings.c.warning_id,
+            warnings.c.year,
+            warnings.c.members,
+            warnings.c.state,
+            warnings.c.hub_version,
+        ).where(warnings.c.warning_id.in_(certified))
+    )
+    now = datetime.now(UTC)
+    requests = [
+        {
+            "person_id": str(member[0]),
+            "year": row.year,
+            "reason": SCREENING_REASON,
+            "source": f"warning {row.warning_id}",
+            "requested_at": now,
+        }
+        for row in rows
+        if row.state != CERTIFIED and row.hub_version < newest[row.warning_id].version
+        for member in row.members
+    ]
+    if requests:
+        connection.execute(screening_requests.insert(), requests)
