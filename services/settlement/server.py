@@ -46,12 +46,14 @@ from doudi.common.outbox import Loop, received_batch, received_period, received_
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
+from doudi.core.dates import check_year
+from doudi.core.engine import LayerPayment
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
-from services.settlement import service
+from services.settlement import screening, service
 from services.settlement.delivery import EventSender
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
 from services.settlement.settings import DEFAULT_PORT, Settings
@@ -404,6 +406,32 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         )
         return settlement_pb2.RecordPersonCoverageResponse(versions=versions)
 
+    # --- proactive screening (主动救助) ---------------------------------------------------
+
+    async def ScreenSettlements(
+        self,
+        request: settlement_pb2.ScreenSettlementsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.ScreenSettlementsResponse:
+        require("internal")
+        if len(request.person_ids) > screening.MAX_PERSONS:
+            raise InvalidInput("person_ids", f"at most {screening.MAX_PERSONS:,} persons per call")
+        person_ids = [
+            read_resident_id(person_id, f"person_ids[{index}]").number
+            for index, person_id in enumerate(request.person_ids)
+        ]
+        check_year(request.year, "year")
+        findings = await read_in_thread(
+            self.engine,
+            screening.screen,
+            person_ids=person_ids,
+            year=request.year,
+            packs=self.registry,
+        )
+        return settlement_pb2.ScreenSettlementsResponse(
+            findings=[finding_message(finding) for finding in findings]
+        )
+
     # --- helpers ----------------------------------------------------------------------
 
     async def _calling_hospital(self) -> Hospital:
@@ -486,10 +514,7 @@ def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
         pre_self_pay_fen=record.pre_self_pay_fen,
         out_of_scope_fen=record.out_of_scope_fen,
         in_scope_fen=record.in_scope_fen,
-        layers=[
-            settlement_pb2.LayerPayment(layer=layer.layer, fund=layer.fund, paid_fen=layer.paid_fen)
-            for layer in record.layers
-        ],
+        layers=[layer_message(layer) for layer in record.layers],
         fund_paid_fen=record.fund_paid_fen,
         self_pay_fen=record.self_pay_fen,
         payouts=[
@@ -508,6 +533,28 @@ def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
     if record.reversed_at is not None:
         message.reverse_time.CopyFrom(to_timestamp(record.reversed_at))
     return message
+
+
+def finding_message(finding: screening.Finding) -> settlement_pb2.ScreeningFinding:
+    return settlement_pb2.ScreeningFinding(
+        settlement_id=finding.settlement_id,
+        person_id=finding.person_id,
+        region=finding.region,
+        visit_type=VISIT_TYPES.value(finding.visit_type),
+        settles_on=from_date(finding.settles_on),
+        policy=finding.policy,
+        statuses_applied=[SETTLEMENT_STATUSES.value(code) for code in finding.statuses_applied],
+        statuses_now=[SETTLEMENT_STATUSES.value(code) for code in finding.statuses_now],
+        settled_layers=[layer_message(layer) for layer in finding.settled_layers],
+        recomputed_layers=[layer_message(layer) for layer in finding.recomputed_layers],
+        settled_self_pay_fen=finding.settled_self_pay_fen,
+        recomputed_self_pay_fen=finding.recomputed_self_pay_fen,
+        difference_fen=finding.difference_fen,
+    )
+
+
+def layer_message(layer: LayerPayment) -> settlement_pb2.LayerPayment:
+    return settlement_pb2.LayerPayment(layer=layer.layer, fund=layer.fund, paid_fen=layer.paid_fen)
 
 
 def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:

@@ -208,7 +208,7 @@ def find_by_request(
             settlements.c.hospital_id == hospital_id, settlements.c.request_id == request_id
         )
     ).one_or_none()
-    return None if row is None else (_stored(row), row.request_sha256)
+    return None if row is None else (stored_record(row), row.request_sha256)
 
 
 def settle(
@@ -333,7 +333,7 @@ def reverse(
     row = _settlement_row(connection, settlement_id, hospital_id)
     if row.state == REVERSED:
         return _reversed_before(row, request_id), True
-    check_amounts(_stored(row))  # before its negative clearing records are written
+    check_amounts(stored_record(row))  # before its negative clearing records are written
     ledger.apply_increments(
         row.year,
         {str(key): int(amount) for key, amount in row.deltas.items()},
@@ -345,7 +345,7 @@ def reverse(
         .where(settlements.c.settlement_id == settlement_id)
         .values(state=REVERSED, reversal_request_id=request_id, reversed_at=now)
     )
-    record = dataclasses.replace(_stored(row), state=REVERSED, reversed_at=now)
+    record = dataclasses.replace(stored_record(row), state=REVERSED, reversed_at=now)
     _clear(connection, record, kind=REVERSED, sign=-1, now=now, day=day)
     _queue_event(connection, settlement_id, REVERSED, now)
     _save_ledger(connection, row.person_id, ledger, version, now)
@@ -367,14 +367,14 @@ def _reversed_before(row: Row, request_id: str) -> SettlementRecord:
                 "reverse_time": reverse_time,
             },
         )
-    return _stored(row)
+    return stored_record(row)
 
 
 def get(
     *, connection: sqlalchemy.Connection, settlement_id: str, hospital_id: str | None
 ) -> SettlementRecord:
     """One settlement; another hospital's answers NOT_FOUND, as an unknown id does."""
-    return _stored(_settlement_row(connection, settlement_id, hospital_id))
+    return stored_record(_settlement_row(connection, settlement_id, hospital_id))
 
 
 def list_settlements(
@@ -402,7 +402,7 @@ def list_settlements(
         page_size + 1
     )
     rows = connection.execute(query).all()
-    page = [_stored(row) for row in rows[:page_size]]
+    page = [stored_record(row) for row in rows[:page_size]]
     if len(rows) <= page_size:
         return page, None
     last = rows[page_size - 1]
@@ -596,11 +596,11 @@ def _insured(
     if command.hospital.region != region and not visit.out_of_area:
         visit = dataclasses.replace(visit, out_of_area=True)
     scheme, employment, tier = enrolment
-    person = Person(command.resident_id, scheme, employment, tier, _status_periods(statuses))
+    person = Person(command.resident_id, scheme, employment, tier, status_periods(statuses))
     return pack, person, visit
 
 
-def _status_periods(stored: list[list[str | None]] | None) -> tuple[StatusPeriod, ...]:
+def status_periods(stored: list[list[str | None]] | None) -> tuple[StatusPeriod, ...]:
     """The engine's periods from the stored projection (None: the hub sent nothing)."""
     if not stored:
         return ()
@@ -680,7 +680,7 @@ def _record(
     )
 
 
-def _stored(row: Row) -> SettlementRecord:
+def stored_record(row: Row) -> SettlementRecord:
     return SettlementRecord(
         settlement_id=row.settlement_id,
         state=row.state,

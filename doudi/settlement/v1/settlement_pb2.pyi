@@ -1225,7 +1225,9 @@ class ScreenSettlementsRequest(_message.Message):
     """The calendar year of the visits' discharge."""
     @_builtins.property
     def person_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """At most 1,000 identity numbers; an unknown one has no findings."""
+        """At most 1,000 identity numbers; an unknown one has no findings, one given
+        twice is screened once. A bad one is INVALID_ARGUMENT naming person_ids[i].
+        """
 
     def __init__(
         self,

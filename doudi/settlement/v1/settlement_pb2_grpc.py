@@ -197,10 +197,13 @@ class SettlementServiceServicer:
         """--- proactive screening (主动救助) ---
         Recomputes persons' settled visits of a year under the statuses held now
         (internal callers only; changes nothing): each person's unreversed
-        settlements of the year are settled again in their order, with that
-        year's accumulators replayed from the first, and every visit whose
-        patient would have paid less answers a finding. A status certified after
-        a visit with a valid-from on or before it is what makes the difference.
+        settlements of the year are settled again in their order, under the pack
+        that settled each, with that year's accumulators replayed from the first,
+        and every visit whose patient would have paid less, and on whose day the
+        person now holds a status the settlement did not apply, answers a finding.
+        A status certified after a visit with a valid-from on or before it is
+        what makes the difference (a visit that would pay less only because an
+        earlier one of its year was reversed is no finding).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

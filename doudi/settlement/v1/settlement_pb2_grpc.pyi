@@ -84,10 +84,13 @@ class SettlementServiceStub:
     """--- proactive screening (主动救助) ---
     Recomputes persons' settled visits of a year under the statuses held now
     (internal callers only; changes nothing): each person's unreversed
-    settlements of the year are settled again in their order, with that
-    year's accumulators replayed from the first, and every visit whose
-    patient would have paid less answers a finding. A status certified after
-    a visit with a valid-from on or before it is what makes the difference.
+    settlements of the year are settled again in their order, under the pack
+    that settled each, with that year's accumulators replayed from the first,
+    and every visit whose patient would have paid less, and on whose day the
+    person now holds a status the settlement did not apply, answers a finding.
+    A status certified after a visit with a valid-from on or before it is
+    what makes the difference (a visit that would pay less only because an
+    earlier one of its year was reversed is no finding).
     """
 
 @_typing.type_check_only
@@ -146,10 +149,13 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """--- proactive screening (主动救助) ---
     Recomputes persons' settled visits of a year under the statuses held now
     (internal callers only; changes nothing): each person's unreversed
-    settlements of the year are settled again in their order, with that
-    year's accumulators replayed from the first, and every visit whose
-    patient would have paid less answers a finding. A status certified after
-    a visit with a valid-from on or before it is what makes the difference.
+    settlements of the year are settled again in their order, under the pack
+    that settled each, with that year's accumulators replayed from the first,
+    and every visit whose patient would have paid less, and on whose day the
+    person now holds a status the settlement did not apply, answers a finding.
+    A status certified after a visit with a valid-from on or before it is
+    what makes the difference (a visit that would pay less only because an
+    earlier one of its year was reversed is no finding).
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -271,10 +277,13 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """--- proactive screening (主动救助) ---
         Recomputes persons' settled visits of a year under the statuses held now
         (internal callers only; changes nothing): each person's unreversed
-        settlements of the year are settled again in their order, with that
-        year's accumulators replayed from the first, and every visit whose
-        patient would have paid less answers a finding. A status certified after
-        a visit with a valid-from on or before it is what makes the difference.
+        settlements of the year are settled again in their order, under the pack
+        that settled each, with that year's accumulators replayed from the first,
+        and every visit whose patient would have paid less, and on whose day the
+        person now holds a status the settlement did not apply, answers a finding.
+        A status certified after a visit with a valid-from on or before it is
+        what makes the difference (a visit that would pay less only because an
+        earlier one of its year was reversed is no finding).
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
