@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,20 @@ import pytest
 
 from doudi.assistance.v1 import assistance_pb2 as pb
 from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+from doudi.cli import demo
 from doudi.cli.main import main
+from doudi.common.protos import from_date
 from doudi.core.identity import mask
-from tests.services import INTERNAL, running_service
+from doudi.datashare.v1 import datashare_pb2 as hub_pb
+from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
+from tests.platform import Platform, demo_platforms
+from tests.services import INTERNAL, bearer, running_service
 from tests.support import with_check_digit
-from tests.test_assistance_intake import refusal
+from tests.test_assistance_intake import ZHANG, record, refusal
 from tests.test_datashare_service import day
+from tests.test_settlement_flow import HOSPITAL_KEY, YEAR, new_person, paid, settle, stay
+from tests.test_warnings import IMPOVERISHMENT_LINE, eventually, household_of_two, listed
+from tests.test_warnings import visit as warned_visit
 
 TAISHAN = "440781"
 XIXIA = "411323"
@@ -495,3 +504,139 @@ def test_the_command_line_refuses_bad_input(
         assistance, monkeypatch, capsys, "confirm", "3", "--case-worker", "陈社工", "--note", "x"
     )
     assert (code, err) == (1, "doudi: error: screening offer 3 does not exist\n")
+
+
+# --- a certified warning asks for screening ---
+
+
+def test_a_certified_warning_asks_for_screening_of_its_members(
+    assistance: Assistance,
+) -> None:
+    # Zhang's household (Xixia, no status) passes the 因病致贫 line: a warning. Nobody of
+    # Xixia holds a status, so a run asks the settlement service nothing (none runs here).
+    household_of_two(assistance.stub)
+    record(assistance.stub, warned_visit(1, ZHANG, IMPOVERISHMENT_LINE + 1))
+    (warning,) = listed(assistance.stub)
+    assert assistance.run("before", region=XIXIA, year=2026).offer_count == 0
+    # The hub says the agency acknowledged it: still nothing to screen.
+    decided = pb.RecordWarningDecisionsRequest(
+        decisions=[
+            pb.WarningDecision(
+                warning_id=warning.warning_id, version=1, state=pb.WARNING_STATE_ACKNOWLEDGED
+            )
+        ]
+    )
+    assistance.stub.RecordWarningDecisions(decided, metadata=INTERNAL)
+    assert assistance.run("acknowledged", region=XIXIA, year=2026).offer_count == 0
+    # Certified: the members' year is to be screened, so the next run asks settlement,
+    # which cannot be reached here: UNAVAILABLE, and no run stored.
+    decided.decisions[0].version = 2
+    decided.decisions[0].state = pb.WARNING_STATE_CERTIFIED
+    decided.decisions[0].certified_status = pb.STATUS_AT_RISK
+    decided.decisions[0].valid_from.CopyFrom(day("2026-01-01"))
+    assistance.stub.RecordWarningDecisions(decided, metadata=INTERNAL)
+    error = refusal(lambda: assistance.run("certified", region=XIXIA, year=2026))
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert "nothing was stored" in error.message
+    runs = assistance.stub.ListScreeningRuns(pb.ListScreeningRunsRequest(), metadata=INTERNAL)
+    assert len(runs.runs) == 2
+
+
+# --- the whole platform: settled visits recomputed by the settlement service ---
+
+
+@pytest.fixture(scope="module")
+def platforms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Platform]]:
+    with demo_platforms(tmp_path_factory, "screening", YEAR) as on:
+        yield on
+
+
+def certify_low_income(platform: Platform, person: str) -> None:
+    """Civil affairs certifies the person 低收入 today, valid from 1 January."""
+    hub = DatashareServiceStub(platform.services["datashare"].channel())
+    hub.AssertStatus(
+        hub_pb.AssertStatusRequest(
+            person_id=person,
+            household_id=f"h-{person[-8:]}",
+            status=hub_pb.STATUS_LOW_INCOME,
+            valid_from=from_date(date(YEAR, 1, 1)),
+            reference=f"screening-{person}",
+        ),
+        metadata=bearer(demo.CIVIL_AFFAIRS_KEY),
+    )
+
+
+def offers_of(stub: AssistanceServiceStub, run: pb.ScreeningRun, person: str) -> list[Any]:
+    answer = stub.ListScreeningOffers(
+        pb.ListScreeningOffersRequest(run_id=run.run_id, page_size=1000), metadata=INTERNAL
+    )
+    return [offer for offer in answer.offers if offer.person_id == person]
+
+
+def test_a_status_certified_later_is_found_on_the_settled_visit_with_the_right_difference(
+    backend: str, platforms: Callable[[str], Platform]
+) -> None:
+    platform = platforms(backend)
+    client = platform.client(HOSPITAL_KEY)
+    assistance = AssistanceServiceStub(platform.services["assistance"].channel())
+    person = new_person(platform)  # enrolled in Xixia, no status
+    # A stay of 20,000 yuan, class A, at the level-2 hospital in March, settled without a
+    # status: basic (20,000 - 500) x 80% = 15,600; critical illness's yearly base 4,400 is
+    # below its 15,000 deductible; the patient paid 4,400.
+    settled = settle(client, person, stay("sc-1", "03-10", 20_000))
+    assert settled.status_code == 201, settled.text
+    assert paid(settled.json())["medical_assistance"] == 0
+    assert settled.json()["self_pay_fen"] == 440_000
+    settlement_id = settled.json()["id"]
+    # Certified in December, valid from January: medical assistance (xixia-2017: 70% of
+    # the in-scope remainder) would have paid 70% of 4,400 = 3,080.
+    certify_low_income(platform, person)
+    serial = itertools.count()
+
+    def run() -> pb.ScreeningRun:
+        answer = assistance.RunScreening(
+            pb.RunScreeningRequest(
+                request_id=f"{person}-{next(serial)}", region=XIXIA, year=YEAR, case_worker="王芳"
+            ),
+            metadata=INTERNAL,
+        )
+        return answer.run
+
+    # The status reaches settlement and assistance a moment later.
+    found = eventually(lambda: offers_of(assistance, run(), person), bool)
+    (offer,) = found
+    assert (offer.source, offer.reference, offer.offered_fen, offer.owed_fen) == (
+        pb.SCREENING_SOURCE_SETTLEMENT,
+        settlement_id,
+        308_000,
+        308_000,
+    )
+    assert (offer.self_pay_fen, list(offer.statuses), offer.policy) == (
+        440_000,
+        [pb.STATUS_LOW_INCOME],
+        "xixia-2017",
+    )
+    details = json.loads(offer.details_json)
+    assert details["statuses_applied"] == []
+    assert details["recomputed_self_pay_fen"] == 440_000 - 308_000
+    assert ["medical_assistance", "610100", 308_000] in details["recomputed_layers"]
+    assert "medical_assistance 0.00 -> 3080.00" in offer.explanation
+
+    confirmed = assistance.ConfirmScreeningOffer(
+        pb.ConfirmScreeningOfferRequest(
+            offer_id=offer.offer_id, case_worker="王芳", note="上门核实,打卡发放"
+        ),
+        metadata=INTERNAL,
+    ).offer
+    assert confirmed.paid_fen == 308_000
+    assert offers_of(assistance, run(), person) == []  # paid: nothing offered again
+    # The hospital reverses the visit after payment: nothing is taken back, nothing offered.
+    reversed_ = client.post(
+        f"/v1/settlements/{settlement_id}/reversal", headers={"Idempotency-Key": f"rev-{person}"}
+    )
+    assert reversed_.status_code == 200, reversed_.text
+    assert offers_of(assistance, run(), person) == []
+    stored = assistance.GetScreeningOffer(
+        pb.GetScreeningOfferRequest(offer_id=offer.offer_id), metadata=INTERNAL
+    ).offer
+    assert (stored.state, stored.paid_fen) == (pb.OFFER_STATE_CONFIRMED, 308_000)

@@ -167,12 +167,14 @@ def assistance_layers(pack: Pack) -> tuple[int, ...]:
 
 
 def assistance_statuses(pack: Pack) -> frozenset[str]:
-    """The statuses that make a person eligible for one of the pack's assistance layers."""
+    """The statuses that make a person eligible for one of the pack's assistance layers (a
+    status the pack names with conditions, such as 脱贫 within a year, counts too: the engine
+    applies the condition)."""
     layers = pack.document["layers"]
     return frozenset(
-        status
+        entry if isinstance(entry, str) else str(entry["status"])
         for index in assistance_layers(pack)
-        for status in layers[index]["eligible"]["statuses"]
+        for entry in layers[index]["eligible"]["statuses"]
     )
 
 
