@@ -63,6 +63,11 @@ def test_the_walk_finds_every_command() -> None:
         "secondary show",
         "secondary approve",
         "secondary export",
+        "screening",
+        "screening run",
+        "screening list",
+        "screening show",
+        "screening confirm",
     ]
 
 

@@ -87,7 +87,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     listing.add_argument(
         "--year", required=True, type=cli._year, metavar="YEAR", help="the calendar year"
     )
-    listing.add_argument("--state", choices=STATES, help="only offers in this state (default: all)")
+    listing.add_argument(
+        "--state",
+        choices=STATES,
+        metavar="STATE",
+        help=f"only offers in this state: {', '.join(STATES)} (default: all)",
+    )
     show = cli._command(
         actions,
         "show",
