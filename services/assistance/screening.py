@@ -458,10 +458,15 @@ def _bill_details(
     """The rule and its figures: every layer as the pack pays it, the assistance layers'
     rules in words, what was paid where the bill was paid, what is owed."""
     explanations = settled.explanations or ()
-    words = []
+    words, idle = [], []
     for index in layers:
         trace = explanations[index] if index < len(explanations) else {}
-        words.append(_layer_words(settled.layer_ids[index], settled.funds[index], trace))
+        if trace.get("applies"):
+            words.append(_layer_words(settled.layer_ids[index], settled.funds[index], trace))
+        else:
+            idle.append(settled.layer_ids[index])
+    if idle:
+        words.append(f"{', '.join(idle)} not for this person or visit")
     computed = sum(settled.paid[index] for index in layers)
     where = "out of area" if row.out_of_area else "in the region"
     referred = bool(row.visit.get("referred", False))
@@ -499,8 +504,6 @@ def _bill_details(
 def _layer_words(layer: str, fund: str, trace: Mapping[str, Any]) -> str:
     """One assistance layer's payment in words: ratio (and its out-of-area adjustment),
     base, deductible, caps."""
-    if not trace.get("applies"):
-        return f"{layer} ({fund}) does not apply: {trace.get('reason', '')}".rstrip(": ")
     bands = trace.get("bands") or []
     ratio = ", ".join(str(band.get("ratio")) for band in bands) or "?"
     text = f"{layer} ({fund}) {ratio}"
