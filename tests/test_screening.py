@@ -341,6 +341,8 @@ def test_concurrent_runs_and_confirmations_pay_once(assistance: Assistance) -> N
     with ThreadPoolExecutor(max_workers=4) as pool:
         runs = list(pool.map(lambda n: assistance.run(f"s-{n}"), range(4)))
     assert {run.offered_fen for run in runs} == {MEI_FIRST + MEI_SECOND}
+    # Runs of a region and year take turns: only the last one's offers are open.
+    assert len(assistance.offers(0, pb.OFFER_STATE_OFFERED)) == 2
     # Every offer ever made, of any run, confirmed eight times over at once.
     offer_ids = [o.offer_id for run in runs for o in assistance.offers(run.run_id)]
 

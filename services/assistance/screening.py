@@ -43,7 +43,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 import sqlalchemy
-from sqlalchemy import and_, delete, func, literal, select, update
+from sqlalchemy import and_, delete, func, literal, select, text, update
 
 from doudi.common.errors import FailedPrecondition, NotFound
 from doudi.common.outbox import dialect_module
@@ -242,7 +242,16 @@ def create_run(
     """Store the run: its offers for the settlement service's ``findings`` on the persons
     ``screened`` sent and for the region's bills of the year; the older unconfirmed offers
     of what it screened superseded, the screening requests it read consumed. Or the run
-    stored before under the same request id (FAILED_PRECONDITION when asked otherwise)."""
+    stored before under the same request id (FAILED_PRECONDITION when asked otherwise).
+
+    Runs of one region and year take turns (PostgreSQL: an advisory lock to the end of the
+    transaction; SQLite's write lock): each supersedes the open offers the one before left,
+    so a visit has one open offer at a time."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 18))"),
+            {"key": f"screening {request.region} {request.year}"},
+        )
     before = connection.execute(
         select(screening_runs).where(screening_runs.c.request_id == request.request_id)
     ).one_or_none()
