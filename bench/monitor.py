@@ -35,6 +35,10 @@ in the server at ``DOUDI_BENCH_POSTGRES_URL``) and then:
    settlements alone (concurrent senders may apply batches out of order).
 5. **Secondary run** (timed): ``CreateSecondaryRun`` for Xixia through December
    31, then ``ApproveSecondaryRun``, each with its time.
+6. **Screening run** (timed): 2,000 out-of-area bills of persons holding a status
+   entered (not timed), then ``RunScreening`` for Xixia's year: every person holding
+   a status sent to settlement's ``ScreenSettlements`` (a thousand a call) and the
+   bills settled again under the pack.
 
 The floor: DuckDB (in memory, from Python) holding the same events aggregates them
 per person and year, and per household and year (what the ledger keeps); the best
@@ -457,6 +461,69 @@ def secondary_run(
     result.add("secondary run: approve", step.seconds, f"run {run.run_id}", step.cpu)
 
 
+SCREENED_BILLS = 2000
+
+
+def screening_run(
+    stub: assistance_pb2_grpc.AssistanceServiceStub,
+    meter: Meter,
+    profiler: Profiler,
+    result: Result,
+    data: Year,
+) -> None:
+    """A proactive-screening run over Xixia's year, timed: every person holding a status is
+    sent to settlement (``ScreenSettlements``, which holds none of the benchmark's visits:
+    the round trips and assistance's side are what is timed), and the bills of the year
+    entered first (not timed), out-of-area stays of persons holding a status, are settled
+    again under the pack."""
+    holders = [person for person in data.persons if person.status]
+    picked = random.Random(data.year).sample(holders, min(SCREENED_BILLS, len(holders)))
+    for number, person in enumerate(picked):
+        discharged = date(data.year, 1, 1) + timedelta(days=number % 300 + 5)
+        stub.RecordBill(
+            pb.RecordBillRequest(
+                bill=pb.Bill(
+                    request_id=f"bench-bill-{number}",
+                    person_id=person.person_id,
+                    region=XIXIA,
+                    hospital_name="郑州大学第一附属医院",
+                    hospital_level=3,
+                    visit=pb.Visit(
+                        visit_id=f"ZZ-{number}",
+                        visit_type=pb.VISIT_TYPE_INPATIENT,
+                        admitted=from_date(discharged - timedelta(days=4)),
+                        discharged=from_date(discharged),
+                        out_of_area=True,
+                        items=[
+                            pb.Item(code="BED", item_class=pb.ITEM_CLASS_A, amount_fen=1_200_000)
+                        ],
+                    ),
+                    insurance_payments=[pb.BillPayment(fund="390100", paid_fen=600_000)],
+                    self_pay_fen=600_000,
+                )
+            ),
+            metadata=INTERNAL,
+        )
+    with measured(meter, profiler, "screening run") as step:
+        run = stub.RunScreening(
+            pb.RunScreeningRequest(
+                request_id=f"bench-screening-{data.year}",
+                region=XIXIA,
+                year=data.year,
+                case_worker="bench",
+            ),
+            metadata=INTERNAL,
+            timeout=1200,
+        ).run
+    result.add(
+        "screening run",
+        step.seconds,
+        f"{len(holders):,} persons with a status sent to settlement, {len(picked):,} bills; "
+        f"{run.offer_count:,} offers, {run.offered_fen / 100:,.2f} yuan",
+        step.cpu,
+    )
+
+
 def run_backend(
     backend: str, admin_url: str | None, data: Year, floor: Floor, args: argparse.Namespace
 ) -> Result:
@@ -510,6 +577,7 @@ def run_backend(
             print("  checked: every event once; the ledger's sums equal the events'", flush=True)
             check_warnings(engine, data, floor)
             secondary_run(stub, meter, profiler, result, data.year)
+            screening_run(stub, meter, profiler, result, data)
     return result
 
 
