@@ -195,6 +195,7 @@ def _person_ids() -> st.SearchStrategy[str]:
 # What a plausible caller sends in the fields that name something.
 KNOWN: dict[str, st.SearchStrategy[Any]] = {
     "person_id": _person_ids(),
+    "person_ids": _person_ids(),  # ScreenSettlements
     "household_id": st.sampled_from([person.household_id for person in demo.PERSONS]),
     "region": st.sampled_from(["411323", "440781", "540400", "120000"]),
     "hospital_id": st.sampled_from([hospital.hospital_id for hospital in demo.HOSPITALS]),

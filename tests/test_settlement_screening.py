@@ -315,3 +315,14 @@ def test_bad_input_and_strangers_are_refused_and_change_nothing(
     assert code == grpc.StatusCode.UNAUTHENTICATED
 
     assert screen(settlement, [person] * 1000) == findings  # a person given twice: once
+    assert screen(settlement, []) == []
+
+
+def test_findings_come_by_person_in_the_order_asked(settlement: RunningService) -> None:
+    first, second = new_person(settlement), new_person(settlement)
+    for person in (first, second):
+        chronic(settlement, person, "c1", date(YEAR, 3, 10), 10_000)
+        certify(settlement, person, settlement_pb2.STATUS_LOW_INCOME, date(YEAR, 1, 1))
+
+    assert [f.person_id for f in screen(settlement, [second, first])] == [second, first]
+    assert [f.person_id for f in screen(settlement, [first, second])] == [first, second]

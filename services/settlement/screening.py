@@ -34,7 +34,7 @@ from doudi.core.engine import LayerPayment, Payout, PersonLedger
 from doudi.core.identity import parse_resident_id
 from doudi.core.model import Person
 from doudi.core.packs import PackRegistry
-from services.settlement.service import SETTLED, status_periods, stored_record
+from services.settlement.service import SETTLED, check_amounts, status_periods, stored_record
 from services.settlement.tables import ledgers, person_coverage, person_statuses, settlements
 
 MAX_PERSONS = 1000
@@ -128,6 +128,7 @@ def _screen_person(
     findings: list[Finding] = []
     for row in rows:
         record = stored_record(row)
+        check_amounts(record)  # DATA_LOSS for a record written past the amount limits
         visit = parse_visit(row.visit)
         pack = packs.get(record.policy) or packs.in_force(row.region, visit.settles_on)
         if pack is None:

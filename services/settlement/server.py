@@ -428,6 +428,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             year=request.year,
             packs=self.registry,
         )
+        log.info(
+            "screened %d persons' settlements of %d: %d findings",
+            len(set(person_ids)),
+            request.year,
+            len(findings),
+        )
         return settlement_pb2.ScreenSettlementsResponse(
             findings=[finding_message(finding) for finding in findings]
         )

@@ -1322,7 +1322,11 @@ class ScreenSettlementsResponse(_message.Message):
     FINDINGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScreeningFinding]:
-        """By person in the request's order, then settlement order."""
+        """By person in the request's order, then settlement order. About 450 bytes
+        a finding (a five-layer pack): a caller whose persons may have more than
+        some 8,000 findings a call raises its channel's receive limit (gRPC's
+        default is 4 MiB) or sends fewer persons.
+        """
 
     def __init__(
         self,
