@@ -278,6 +278,30 @@ def test_the_same_bill_referred_keeps_the_full_ratio(assistance: Assistance) -> 
     assert "points" not in offer.explanation
 
 
+def test_a_persons_bills_of_the_year_share_its_accumulators(assistance: Assistance) -> None:
+    # Two stays of 30,000, the later one entered first. Each alone: basic 20,440, 9,560
+    # left, assistance 50% = 4,780. Together, in date order, critical illness's yearly
+    # base reaches 9,560 + 9,560 = 19,120 on the second: 50% of the 4,120 above its
+    # 15,000 deductible = 2,060; assistance 50% of 30,000 - 20,440 - 2,060 = 7,500:
+    # 3,750.
+    assistance.status(MEI, "2022-01-01")
+    later = assistance.bill(
+        MEI, "mei-later", yuan=30_000, insurance_yuan=15_000, admitted="2022-06-01",
+        discharged="2022-06-10",
+    )  # fmt: skip
+    earlier = assistance.bill(
+        MEI, "mei-earlier", yuan=30_000, insurance_yuan=15_000, admitted="2022-03-01",
+        discharged="2022-03-20",
+    )  # fmt: skip
+    offers = assistance.offers(assistance.run("s-1").run_id)
+    assert {o.reference: o.offered_fen for o in offers} == {
+        str(earlier): MEI_FIRST,
+        str(later): 375_000,
+    }
+    (second,) = [o for o in offers if o.reference == str(later)]
+    assert ["critical_illness", "390200", 206_000] in json.loads(second.details_json)["layers"]
+
+
 def test_a_status_certified_later_with_an_earlier_valid_from_counts(
     assistance: Assistance,
 ) -> None:
