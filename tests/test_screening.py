@@ -614,6 +614,10 @@ def test_a_status_certified_later_is_found_on_the_settled_visit_with_the_right_d
     assert paid(settled.json())["medical_assistance"] == 0
     assert settled.json()["self_pay_fen"] == 440_000
     settlement_id = settled.json()["id"]
+    # A second stay, 10,000 in April: basic 7,600; critical illness's yearly base 6,800,
+    # still below 15,000; medical assistance would have paid 70% of 2,400 = 1,680.
+    april = settle(client, person, stay("sc-2", "04-10", 10_000))
+    assert april.status_code == 201, april.text
     # Certified in December, valid from January: medical assistance (xixia-2017: 70% of
     # the in-scope remainder) would have paid 70% of 4,400 = 3,080.
     certify_low_income(platform, person)
@@ -630,7 +634,29 @@ def test_a_status_certified_later_is_found_on_the_settled_visit_with_the_right_d
 
     # The status reaches settlement and assistance a moment later.
     found = eventually(lambda: offers_of(assistance, run(), person), bool)
-    (offer,) = found
+    assert [o.offered_fen for o in found] == [308_000, 168_000]
+    offer, second = found
+    # The April stay is reversed before its offer is confirmed: confirming pays nothing.
+    undone = client.post(
+        f"/v1/settlements/{april.json()['id']}/reversal",
+        headers={"Idempotency-Key": f"rev2-{person}"},
+    )
+    assert undone.status_code == 200, undone.text
+    eventually(
+        lambda: (
+            assistance.GetBurden(
+                pb.GetBurdenRequest(person_id=person, year=YEAR), metadata=INTERNAL
+            ).burden.inpatient_visits
+        ),
+        lambda visits: visits == 1,
+    )
+    error = refusal(
+        lambda: assistance.ConfirmScreeningOffer(
+            pb.ConfirmScreeningOfferRequest(offer_id=second.offer_id, case_worker="王芳", note="x"),
+            metadata=INTERNAL,
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "VISIT_REVERSED")
     assert (offer.source, offer.reference, offer.offered_fen, offer.owed_fen) == (
         pb.SCREENING_SOURCE_SETTLEMENT,
         settlement_id,

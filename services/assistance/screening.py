@@ -28,7 +28,7 @@ unconfirmed offers of what it screened ``superseded``. A case worker confirms an
 (the person contacted, the account known: who and a note); the confirmation locks the
 visit's row of ``screening_paid`` and pays the least of the offer and what is owed less
 what is paid, so two confirmations, at once or one after the other, of offers of the same
-visit pay it once. Nothing paid is taken back: a visit reversed, or a status revoked,
+visit pay it once; a visit reversed since its offer was made is not paid. Nothing paid is taken back: a visit reversed, or a status revoked,
 after payment leaves the confirmed offer as it is, and later runs offer nothing more.
 
 Who is assessed as a resident (城乡居民): assistance keeps no scheme, and the assistance
@@ -64,6 +64,7 @@ from services.assistance.tables import (
     screening_paid,
     screening_requests,
     screening_runs,
+    settlement_events,
 )
 
 SETTLEMENT: Final = "settlement"
@@ -76,6 +77,8 @@ STATES: Final = (OFFERED, CONFIRMED, SUPERSEDED)
 MAX_SCREENED: Final = 1000
 """The most persons one ``ScreenSettlements`` call takes."""
 ASSUMED_SCHEME: Final = "resident"
+REVERSED: Final = "reversed"
+"""A settlement event's kind (``services.assistance.service.REVERSED``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,6 +633,20 @@ def confirm_offer(
             field="offer_id",
             metadata={"newest_offer_id": str(newer)},
         )
+    if row.source == SETTLEMENT:
+        events = settlement_events.c
+        reversed_ = connection.execute(
+            select(events.event_id).where(
+                events.settlement_id == row.reference, events.kind == REVERSED
+            )
+        ).first()
+        if reversed_ is not None:
+            raise FailedPrecondition(
+                f"the visit of offer {offer_id} (settlement {row.reference}) was reversed "
+                "after the offer was made: nothing to pay",
+                reason="VISIT_REVERSED",
+                field="offer_id",
+            )
     paid = screening_paid.c
     connection.execute(
         dialect_module(connection)

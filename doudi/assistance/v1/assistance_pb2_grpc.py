@@ -432,8 +432,9 @@ class AssistanceServiceServicer:
         """A case worker confirms an offer (the person contacted, the account
         known): it pays the least of the offer and what is owed less what
         confirmations paid for its visit or bill, once. Confirmed or superseded
-        already, or its visit paid by another confirmation: FAILED_PRECONDITION
-        (ALREADY_CONFIRMED, OFFER_SUPERSEDED, ALREADY_PAID) and nothing paid.
+        already, its visit paid by another confirmation, or its settlement
+        reversed since the offer: FAILED_PRECONDITION (ALREADY_CONFIRMED,
+        OFFER_SUPERSEDED, ALREADY_PAID, VISIT_REVERSED) and nothing paid.
         Nothing paid is taken back by a later reversal.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
