@@ -44,6 +44,9 @@ OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # Answers between the platform's services may pass gRPC's 4 MiB default: a screening
+    # batch of 1,000 persons answers every visit they had in a year (~450 bytes each).
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
 
 
