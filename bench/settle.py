@@ -649,19 +649,23 @@ def commit_to_burden(platform: Platform, lag: Lag) -> Iterator[None]:
         queued: dict[int, datetime] = {}
         previous = datetime.now(UTC)
         with settlement.connect() as outbox, assistance.connect() as recorded:
-            high = recorded.exec_driver_sql(
+            start = recorded.exec_driver_sql(
                 "SELECT COALESCE(MAX(event_id), 0) FROM settlement_events"
             ).scalar_one()
+            counted: set[int] = set()
             while True:
                 polled = datetime.now(UTC)
                 rows = outbox.exec_driver_sql("SELECT event_id, queued_at FROM event_outbox").all()
                 outbox.rollback()
                 for event_id, queued_at in rows:
-                    if event_id > high and event_id not in queued:
+                    if event_id > start and event_id not in queued and event_id not in counted:
                         queued[event_id] = max(_moment(queued_at), previous)
+                # Ids are taken before commit: a lower one may reach assistance after a
+                # higher one, so look from the lowest still awaited.
+                low = min([*queued, max(counted, default=start) + 1]) - 1
                 arrived = (
                     recorded.exec_driver_sql(
-                        f"SELECT event_id FROM settlement_events WHERE event_id > {int(high)}"
+                        f"SELECT event_id FROM settlement_events WHERE event_id > {int(low)}"
                     )
                     .scalars()
                     .all()
@@ -670,7 +674,9 @@ def commit_to_burden(platform: Platform, lag: Lag) -> Iterator[None]:
                 now = datetime.now(UTC)
                 lag.spacing = max(lag.spacing, (now - previous).total_seconds())
                 for event_id in arrived:
-                    high = max(high, event_id)
+                    if event_id in counted:
+                        continue
+                    counted.add(event_id)
                     started = queued.pop(event_id, None)
                     if started is None:
                         lag.unseen += 1
