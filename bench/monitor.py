@@ -4,6 +4,7 @@ ledger, against DuckDB's plain aggregate of the same events as the floor.
     .venv/bin/python bench/monitor.py [--persons 100000] [--households 40000]
                                       [--events 1000000] [--senders 2]
                                       [--backends sqlite,postgresql] [--seed 7]
+                                      [--duration 15] [--clients 64]
 
 ``--persons 10000 --households 4000 --events 100000`` is a quick try (under a
 minute for both backends).
@@ -39,6 +40,12 @@ in the server at ``DOUDI_BENCH_POSTGRES_URL``) and then:
    entered (not timed), then ``RunScreening`` for Xixia's year: every person holding
    a status sent to settlement's ``ScreenSettlements`` (a thousand a call) and the
    bills settled again under the pack.
+7. **Settlement with assistance receiving** (``--duration`` seconds a phase, 0: not
+   run): bench/settle.py's load (``--clients``, ``--settle-persons``,
+   ``--settlement-processes``) on a platform of its own, first with assistance paused,
+   then receiving: both rates and their ratio (goal: at least 0.9x) and each
+   settlement's wait from its commit to its burden (goal: p99 under 2 s); see
+   ``bench/settle.py --assistance-ratio``.
 
 The floor: DuckDB (in memory, from Python) holding the same events aggregates them
 per person and year, and per household and year (what the ledger keeps); the best
@@ -52,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import sys
 import tempfile
@@ -89,7 +97,7 @@ from bench.roster import (
     measured,
     platform_on,
 )
-from bench.settle import INTERNAL, postgres_server
+from bench.settle import INTERNAL, assistance_ratio, bench_persons, postgres_server
 
 BATCH = 1000
 GOAL_EVENTS_PER_SECOND = 10_000
@@ -593,6 +601,15 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=15.0,
+        help="seconds of each phase of bench/settle.py's load (0: not run)",
+    )
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--settle-persons", type=int, default=500)
+    parser.add_argument("--settlement-processes", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     if not 0 < args.households <= args.persons:
         parser.error("--households must be from 1 to --persons")
@@ -610,6 +627,11 @@ def main() -> None:
         admin_url = stack.enter_context(postgres_server()) if "postgresql" in backends else None
         for backend in backends:
             run_backend(backend, admin_url, data, floor, args)
+            if args.duration > 0:
+                print(
+                    f"\n== {backend}: bench/settle.py's load, assistance paused then receiving =="
+                )
+                assistance_ratio(backend, admin_url, bench_persons(args.settle_persons), args)
 
 
 if __name__ == "__main__":

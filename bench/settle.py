@@ -24,6 +24,13 @@ yet delivered has waited (the commit-to-burden lag of the slowest event at that 
 and after it how long the outbox takes to empty and whether assistance recorded one
 event per settlement.
 
+``--assistance-ratio`` measures instead, on each backend's one platform, the load with
+assistance paused (SIGSTOP: settlement still queues each event and its sender's call
+waits, but nothing is delivered or recorded), then, the queue drained, the same load with
+assistance receiving: both rates and their ratio (goal: at least 0.9x), and each event's
+wait from its commit to assistance's acknowledgement, its burden committed (goal: p99
+under 2 s). bench/monitor.py runs the same after its intake.
+
 The load generator is a raw asyncio HTTP/1.1 client on uvloop (an httpx client
 saturates near 400 requests per second here); it prints its own share of a
 core, to show it is not the bottleneck. ``--profile DIR`` records each
@@ -584,6 +591,201 @@ def delivery_lag(platform: Platform) -> Iterator[list[str]]:
         )
 
 
+LAG_POLL_SECONDS = 0.1
+GOAL_LAG_P99_SECONDS = 2.0
+GOAL_SUBSCRIBED_RATIO = 0.9
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A stored moment as an aware datetime (SQLite hands back naive UTC text)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class Lag:
+    """Each settlement event's wait from its commit to its burden's (assistance recorded
+    the event: the same transaction adds it to the ledger), seen by polling settlement's
+    outbox and assistance's events every :data:`LAG_POLL_SECONDS`. A wait counts from the
+    later of the event's ``queued_at`` (taken when its settlement began) and the start of
+    the last outbox poll that did not see it (both before its commit), to the end of the
+    poll of assistance that found it: at most two polls' spacing too long, never too
+    short. An event that committed and reached assistance between two polls counts as
+    their longest spacing."""
+
+    waits: list[float] = field(default_factory=list)
+    unseen: int = 0
+    spacing: float = LAG_POLL_SECONDS
+    drained_seconds: float = 0.0
+    left: int = 0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.waits + [self.spacing] * self.unseen)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+    def line(self) -> str:
+        count = len(self.waits) + self.unseen
+        return (
+            f"commit to burden: p50 {self.percentile(0.5) * 1000:.0f} ms, "
+            f"p99 {self.percentile(0.99) * 1000:.0f} ms, "
+            f"max {self.percentile(1.0) * 1000:.0f} ms over {count} events "
+            f"(goal p99 < {GOAL_LAG_P99_SECONDS:.0f} s: "
+            f"{'met' if self.percentile(0.99) < GOAL_LAG_P99_SECONDS else 'NOT met'}); "
+            f"assistance had every event at most {self.drained_seconds:.2f} s after a load"
+            + (f" ({self.left} still missing)" if self.left else "")
+        )
+
+
+@contextlib.contextmanager
+def commit_to_burden(platform: Platform, lag: Lag) -> Iterator[None]:
+    """Track every event settlement queues while the block runs, then until assistance
+    has them all (at most a minute), adding to ``lag``."""
+    settlement = _database(platform, "settlement")
+    assistance = _database(platform, "assistance")
+    stop = threading.Event()
+    ended = [0.0]
+
+    def poll() -> None:
+        queued: dict[int, datetime] = {}
+        previous = datetime.now(UTC)
+        with settlement.connect() as outbox, assistance.connect() as recorded:
+            start = recorded.exec_driver_sql(
+                "SELECT COALESCE(MAX(event_id), 0) FROM settlement_events"
+            ).scalar_one()
+            counted: set[int] = set()
+            while True:
+                polled = datetime.now(UTC)
+                rows = outbox.exec_driver_sql("SELECT event_id, queued_at FROM event_outbox").all()
+                outbox.rollback()
+                for event_id, queued_at in rows:
+                    if event_id > start and event_id not in queued and event_id not in counted:
+                        queued[event_id] = max(_moment(queued_at), previous)
+                # Ids are taken before commit: a lower one may reach assistance after a
+                # higher one, so look from the lowest still awaited.
+                low = min([*queued, max(counted, default=start) + 1]) - 1
+                arrived = (
+                    recorded.exec_driver_sql(
+                        f"SELECT event_id FROM settlement_events WHERE event_id > {int(low)}"
+                    )
+                    .scalars()
+                    .all()
+                )
+                recorded.rollback()
+                now = datetime.now(UTC)
+                lag.spacing = max(lag.spacing, (now - previous).total_seconds())
+                for event_id in arrived:
+                    if event_id in counted:
+                        continue
+                    counted.add(event_id)
+                    started = queued.pop(event_id, None)
+                    if started is None:
+                        lag.unseen += 1
+                    else:
+                        lag.waits.append((now - started).total_seconds())
+                if stop.is_set() and (
+                    (not rows and not queued) or time.monotonic() - ended[0] > 60
+                ):
+                    lag.drained_seconds = max(lag.drained_seconds, time.monotonic() - ended[0])
+                    lag.left += len(queued)
+                    return
+                previous = polled
+                time.sleep(LAG_POLL_SECONDS)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        ended[0] = time.monotonic()
+        stop.set()
+        poller.join()
+        settlement.dispose()
+        assistance.dispose()
+
+
+PHASES = ("without", "with", "with", "without")
+"""The order of the phases (ABBA): a drift of the machine's speed over the run, or the
+platform's warming up, weighs on both sides alike."""
+
+
+def subscribed_ratio(
+    platform: Platform, persons: list[str], year: int, clients: int, duration: float, seed: int
+) -> tuple[list[Run], list[Run], Lag]:
+    """The settlement load without assistance receiving (its process paused: settlement
+    still queues each event, the sender's call waits, nothing is recorded; the queue is
+    drained after, unmeasured) and with it receiving, tracking each event's commit to
+    burden, in the order of :data:`PHASES`; prints each, the ratio of the rates summed
+    and the lag, and answers them."""
+    assistance = platform.processes["assistance"]
+    pids = {name: process.pid for name, process in platform.processes.items()}
+    runs: dict[str, list[Run]] = {"without": [], "with": []}
+    lag = Lag()
+    for index, phase in enumerate(PHASES):
+        requests = settlement_requests(persons, year, seed + index)
+        before = cpu_seconds(pids)
+        if phase == "without":
+            os.kill(assistance.pid, signal.SIGSTOP)
+            try:
+                run = drive(platform.ports["gateway"], clients, duration, requests)
+            finally:
+                os.kill(assistance.pid, signal.SIGCONT)
+        else:
+            with commit_to_burden(platform, lag):
+                run = drive(platform.ports["gateway"], clients, duration, requests)
+        after = cpu_seconds(pids)
+        runs[phase].append(run)
+        label = (
+            "assistance paused (not receiving)" if phase == "without" else "assistance receiving"
+        )
+        report(f"  settlements, {label}", run, clients)
+        cpu_report(before, after, int(run.ok * (duration + WARMUP_SECONDS) / duration))
+        if phase == "without":
+            print(
+                f"  the events queued meanwhile delivered in {drain(platform):.1f} s (not measured)"
+            )
+    without, with_ = (sum(run.ok for run in runs[phase]) for phase in ("without", "with"))
+    ratio = with_ / without if without else 0.0
+    print(
+        f"  with assistance receiving: {ratio:.2f}x the rate without "
+        f"(goal >= {GOAL_SUBSCRIBED_RATIO}x: {'met' if ratio >= GOAL_SUBSCRIBED_RATIO else 'NOT met'}); "
+        + lag.line(),
+        flush=True,
+    )
+    return runs["without"], runs["with"], lag
+
+
+def assistance_ratio(
+    backend: str, admin_url: str | None, persons: list[str], args: argparse.Namespace
+) -> tuple[list[Run], list[Run], Lag]:
+    """:func:`subscribed_ratio` on a platform of its own, started as the plain run's is
+    (``args``: clients, duration, settlement_processes)."""
+    urls = None if backend == "sqlite" else create_databases(admin_url or "", list(SERVICES))
+    with running_platform(urls, args.settlement_processes) as platform:
+        year = date.today().year
+        register(platform, persons, year)
+        print(
+            f"{backend}: {args.clients} clients, {args.duration:.0f} s a phase after "
+            f"{WARMUP_SECONDS:.0f} s of warm-up, {len(persons)} persons, "
+            f"{args.settlement_processes} settlement processes",
+            flush=True,
+        )
+        return subscribed_ratio(platform, persons, year, args.clients, args.duration, seed=0)
+
+
+def drain(platform: Platform, limit: float = 300.0) -> float:
+    """Seconds until settlement's outbox is empty (assistance has every event)."""
+    engine = _database(platform, "settlement")
+    started = time.monotonic()
+    try:
+        with engine.connect() as connection:
+            while _oldest_wait(connection)[1] and time.monotonic() - started < limit:
+                connection.rollback()
+                time.sleep(0.1)
+    finally:
+        engine.dispose()
+    return time.monotonic() - started
+
+
 def report(label: str, run: Run, clients: int) -> None:
     errors = {status: count for status, count in run.statuses.items() if not 200 <= status < 300}
     print(
@@ -602,6 +804,12 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--profile", type=Path, metavar="DIR")
     parser.add_argument(
+        "--assistance-ratio",
+        action="store_true",
+        help="instead: the load with assistance paused, then receiving (the rate of each, "
+        "the ratio, each event's commit-to-burden lag); no reference path",
+    )
+    parser.add_argument(
         "--settlement-processes",
         type=int,
         default=os.cpu_count() or 1,
@@ -618,6 +826,9 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         admin_url = stack.enter_context(postgres_server()) if "postgresql" in backends else None
         for backend in backends:
+            if args.assistance_ratio:
+                assistance_ratio(backend, admin_url, persons, args)
+                continue
             urls = (
                 None if backend == "sqlite" else create_databases(admin_url or "", list(SERVICES))
             )
@@ -654,7 +865,7 @@ def main() -> None:
                             )
                             for line in summarise_profile(path):
                                 print(f"    {line}")
-        if admin_url is not None:
+        if admin_url is not None and not args.assistance_ratio:
             references: dict[str, Run] = {}
             for driver, label in (
                 ("sqlalchemy", "the platform's database layer"),

@@ -98,6 +98,23 @@ def persons(
     return {row.person_id: _person(row) for row in rows}
 
 
+def households_of(
+    connection: sqlalchemy.Connection, person_ids: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    """The household and region of each person on record among ``person_ids`` (the two
+    columns alone: the intake asks it of every person a batch touches)."""
+    wanted = set(person_ids)
+    if not wanted:
+        return {}
+    table = assistance_persons
+    rows = connection.execute(
+        select(table.c.person_id, table.c.household_id, table.c.region).where(
+            table.c.person_id.in_(wanted)
+        )
+    )
+    return {person: (household, region) for person, household, region in rows}
+
+
 def household_members(
     connection: sqlalchemy.Connection, household_ids: Iterable[str]
 ) -> dict[str, list[InsuredPerson]]:

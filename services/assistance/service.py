@@ -21,7 +21,6 @@ from typing import Any, Final
 import sqlalchemy
 from sqlalchemy import select, text
 
-from doudi.common.outbox import dialect_module
 from doudi.core.codes import VISIT_TYPES
 from doudi.core.statuses import EffectivePeriod
 from services.assistance import people, warnings
@@ -110,14 +109,13 @@ def record_settlement_events(
     were new."""
     if not events:
         return 0
-    # executemany with a statement built once: a 1,000-row VALUES list compiled anew at
-    # every call cost about a second of CPU (SQLAlchemy renders each bound parameter).
     statements = _statements(connection)
-    inserted = statements.run(connection, statements.events, [_event_row(e) for e in events])
+    inserted = statements.events.run(connection, [_event_row(event) for event in events])
     new_ids = set(inserted.scalars())
-    new = [event for event in events if event.event_id in new_ids]
-    add_to_ledger(connection, [_event_entry(event) for event in new])
-    return len(new)
+    add_to_ledger(
+        connection, [_event_entry(event) for event in events if event.event_id in new_ids]
+    )
+    return len(new_ids)
 
 
 def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]) -> None:
@@ -128,38 +126,28 @@ def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEnt
     if not entries:
         return
     statements = _statements(connection)
-    totals: dict[tuple[str, int], Counter[str]] = {}
+    totals: dict[tuple[str, int], list[int]] = {}
     paid: Counter[tuple[str, int, str]] = Counter()
     for entry in entries:
         sign = entry.sign
         key = (entry.person_id, entry.year)
-        counts = totals.setdefault(key, Counter())
-        counts["total_fen"] += sign * entry.total_fen
-        counts["fund_paid_fen"] += sign * sum(fen for _fund, fen in entry.fund_payments)
-        counts["personal_burden_fen"] += sign * entry.self_pay_fen
-        counts["eligible_burden_fen"] += sign * entry.eligible_burden_fen
-        counts[_VISIT_COLUMNS[entry.visit_type]] += sign
+        sums = totals.get(key)
+        if sums is None:
+            sums = totals[key] = [0] * len(_COUNTED)
+        fund_paid = 0
         for fund, fen in entry.fund_payments:
+            fund_paid += fen
             paid[(*key, fund)] += sign * fen
+        sums[0] += sign * entry.total_fen
+        sums[1] += sign * fund_paid
+        sums[2] += sign * entry.self_pay_fen
+        sums[3] += sign * entry.eligible_burden_fen
+        sums[_VISIT_INDEX[entry.visit_type]] += sign
     # In key order: two batches touching the same persons lock their rows in one order
     # (PostgreSQL), so they wait for each other instead of deadlocking.
-    statements.run(
-        connection,
-        statements.burdens,
-        [
-            {"person_id": person, "year": year, **{column: counts[column] for column in _COUNTED}}
-            for (person, year), counts in sorted(totals.items())
-        ],
-    )
+    statements.burdens.run(connection, [(*key, *sums) for key, sums in sorted(totals.items())])
     if paid:
-        statements.run(
-            connection,
-            statements.payments,
-            [
-                {"person_id": person, "year": year, "fund": fund, "paid_fen": fen}
-                for (person, year, fund), fen in sorted(paid.items())
-            ],
-        )
+        statements.payments.run(connection, [(*key, fen) for key, fen in sorted(paid.items())])
     # --- dual early warning: raised in the transaction that adds to the ledger ---
     warnings.raise_warnings(
         connection,
@@ -201,30 +189,68 @@ _COUNTED: Final = (
     "eligible_burden_fen",
     *_VISIT_COLUMNS.values(),
 )
+"""The ledger's sums of a person's year, in the order :func:`add_to_ledger` adds them."""
+_VISIT_INDEX: Final = {
+    visit_type: _COUNTED.index(column) for visit_type, column in _VISIT_COLUMNS.items()
+}
+
+_EVENT_COLUMNS: Final = (
+    "event_id",
+    "kind",
+    "settlement_id",
+    "person_id",
+    "region",
+    "visit_type",
+    "admitted",
+    "settled_on",
+    "total_fen",
+    "in_scope_fen",
+    "out_of_scope_fen",
+    "fund_paid_fen",
+    "self_pay_fen",
+    "payments",
+    "statuses",
+    "policy",
+)
+"""The columns of :func:`_event_row`'s values, in its order."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Insert:
+    """An insert of many rows in one statement with one bound parameter per column
+    (PostgreSQL: an array each, ``unnest``) or one for them all (SQLite: a JSON array of
+    the rows, ``json_each``): SQLAlchemy's executemany spent about as long building each
+    row's parameters as the database spent inserting it, and a 1,000-row VALUES list
+    (16,000 bound parameters for the events) took PostgreSQL twice the CPU
+    (docs/performance.md)."""
+
+    statement: sqlalchemy.TextClause
+    columns: tuple[str, ...]
+    by_columns: bool
+
+    def run(
+        self, connection: sqlalchemy.Connection, rows: list[tuple[Any, ...]]
+    ) -> sqlalchemy.CursorResult[Any]:
+        """Insert ``rows`` (values in ``columns``' order), in the rows' order."""
+        if self.by_columns:
+            arrays = [list(values) for values in zip(*rows, strict=True)]
+            return connection.execute(self.statement, dict(zip(self.columns, arrays, strict=True)))
+        return connection.execute(self.statement, {"rows": json.dumps(rows, default=_iso)})
+
+
+def _iso(value: date) -> str:
+    """A date in a row as SQLite stores it (the Date type's ``YYYY-MM-DD``)."""
+    return value.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    events: Any
+    events: _Insert
     """Insert an event unless recorded before, returning its id when new."""
-    burdens: Any
+    burdens: _Insert
     """Add to a person's year."""
-    payments: Any
+    payments: _Insert
     """Add to a fund's payments of a person's year."""
-    by_columns: bool
-    """PostgreSQL: the statements take each column's values as one array (``unnest``)."""
-
-    def run(
-        self, connection: sqlalchemy.Connection, statement: Any, rows: list[dict[str, Any]]
-    ) -> sqlalchemy.CursorResult[Any]:
-        """Run ``statement`` for every row, in the rows' order. On PostgreSQL one array
-        per column: with 1,000-row VALUES lists (16,000 bound parameters for the events)
-        the server spent about twice the CPU on the intake (docs/performance.md)."""
-        if not self.by_columns:
-            return connection.execute(statement, rows)
-        return connection.execute(
-            statement, {name: [row[name] for row in rows] for name in rows[0]}
-        )
 
 
 _STATEMENTS: dict[str, _Statements] = {}
@@ -234,59 +260,44 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
     """The ledger's statements for the connection's dialect, built once."""
     found = _STATEMENTS.get(connection.dialect.name)
     if found is None:
-        if connection.dialect.name == "postgresql":
-            found = _unnested(connection.dialect)
-        else:
-            dialect = dialect_module(connection)
-            add_burdens = dialect.insert(burdens)
-            add_payments = dialect.insert(burden_payments)
-            found = _Statements(
-                events=dialect.insert(settlement_events)
-                .on_conflict_do_nothing()
-                .returning(settlement_events.c.event_id),
-                burdens=add_burdens.on_conflict_do_update(
-                    index_elements=["person_id", "year"],
-                    set_={
-                        column: burdens.c[column] + add_burdens.excluded[column]
-                        for column in _COUNTED
-                    },
-                ),
-                payments=add_payments.on_conflict_do_update(
-                    index_elements=["person_id", "year", "fund"],
-                    set_={"paid_fen": burden_payments.c.paid_fen + add_payments.excluded.paid_fen},
-                ),
-                by_columns=False,
+        dialect = connection.dialect
+        by_columns = dialect.name == "postgresql"
+
+        def insert(table: sqlalchemy.Table, columns: Sequence[str], conflict: str) -> _Insert:
+            if by_columns:
+                arrays = ", ".join(
+                    f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
+                    for name in columns
+                )
+                rows = f"SELECT * FROM unnest({arrays})"
+            else:  # WHERE true: SQLite's INSERT ... SELECT before an ON CONFLICT clause
+                values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+                rows = f"SELECT {values} FROM json_each(:rows) WHERE true"
+            return _Insert(
+                text(f"INSERT INTO {table.name} ({', '.join(columns)}) {rows} {conflict}"),
+                tuple(columns),
+                by_columns,
             )
-        _STATEMENTS[connection.dialect.name] = found
+
+        def adding(table: sqlalchemy.Table, keys: Sequence[str], columns: Sequence[str]) -> str:
+            added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in columns)
+            return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+
+        burden_key, payment_key = ("person_id", "year"), ("person_id", "year", "fund")
+        found = _STATEMENTS[dialect.name] = _Statements(
+            events=insert(
+                settlement_events, _EVENT_COLUMNS, "ON CONFLICT DO NOTHING RETURNING event_id"
+            ),
+            burdens=insert(
+                burdens, (*burden_key, *_COUNTED), adding(burdens, burden_key, _COUNTED)
+            ),
+            payments=insert(
+                burden_payments,
+                (*payment_key, "paid_fen"),
+                adding(burden_payments, payment_key, ["paid_fen"]),
+            ),
+        )
     return found
-
-
-def _unnested(dialect: sqlalchemy.Dialect) -> _Statements:
-    """The same statements for PostgreSQL, each row from the columns' arrays."""
-
-    def insert(table: sqlalchemy.Table, conflict: str) -> sqlalchemy.TextClause:
-        names = [column.name for column in table.columns]
-        arrays = ", ".join(
-            f"CAST(:{column.name} AS {column.type.compile(dialect=dialect)}[])"
-            for column in table.columns
-        )
-        return text(
-            f"INSERT INTO {table.name} ({', '.join(names)}) "
-            f"SELECT * FROM unnest({arrays}) {conflict}"
-        )
-
-    def adding(table: sqlalchemy.Table, keys: Sequence[str], columns: Sequence[str]) -> str:
-        added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in columns)
-        return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
-
-    return _Statements(
-        events=insert(settlement_events, "ON CONFLICT DO NOTHING RETURNING event_id"),
-        burdens=insert(burdens, adding(burdens, ["person_id", "year"], _COUNTED)),
-        payments=insert(
-            burden_payments, adding(burden_payments, ["person_id", "year", "fund"], ["paid_fen"])
-        ),
-        by_columns=True,
-    )
 
 
 def get_burden(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Burden:
@@ -376,22 +387,23 @@ def get_persons_year(
     )
 
 
-def _event_row(event: SettlementEvent) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "kind": event.kind,
-        "settlement_id": event.settlement_id,
-        "person_id": event.person_id,
-        "region": event.region,
-        "visit_type": event.visit_type,
-        "admitted": event.admitted,
-        "settled_on": event.settled_on,
-        "total_fen": event.total_fen,
-        "in_scope_fen": event.in_scope_fen,
-        "out_of_scope_fen": event.out_of_scope_fen,
-        "fund_paid_fen": event.fund_paid_fen,
-        "self_pay_fen": event.self_pay_fen,
-        "payments": json.dumps([list(payment) for payment in event.payments]),
-        "statuses": " ".join(event.statuses),
-        "policy": event.policy,
-    }
+def _event_row(event: SettlementEvent) -> tuple[Any, ...]:
+    """The event's values in :data:`_EVENT_COLUMNS`' order."""
+    return (
+        event.event_id,
+        event.kind,
+        event.settlement_id,
+        event.person_id,
+        event.region,
+        event.visit_type,
+        event.admitted,
+        event.settled_on,
+        event.total_fen,
+        event.in_scope_fen,
+        event.out_of_scope_fen,
+        event.fund_paid_fen,
+        event.self_pay_fen,
+        json.dumps([list(payment) for payment in event.payments]),
+        " ".join(event.statuses),
+        event.policy,
+    )

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import sqlalchemy
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from doudi.common import outbox, paging
 from doudi.common.errors import NotFound
@@ -44,12 +44,18 @@ from doudi.common.warnings import (
     filtered,
     from_row,
 )
-from doudi.core.monitoring import MonitoringRules, passes, warning_due_on
+from doudi.core.monitoring import WARNING_KINDS, MonitoringRules, passes, warning_due_on
 from doudi.core.packs import PackRegistry, monitoring_rules
 from doudi.core.policy import Pack
 from doudi.core.statuses import EffectivePeriod
 from services.assistance import people
-from services.assistance.tables import burdens, screening_requests, warning_deliveries, warnings
+from services.assistance.tables import (
+    assistance_persons,
+    burdens,
+    screening_requests,
+    warning_deliveries,
+    warnings,
+)
 
 POVERTY_EXITED: Final = "poverty_exited"
 _POVERTY: Final = ("registered_poor", POVERTY_EXITED)
@@ -88,38 +94,49 @@ def raise_warnings(
     connection: sqlalchemy.Connection, changes: Sequence[BurdenChange], now: datetime
 ) -> list[int]:
     """Raise the warnings ``changes`` call for, in the caller's transaction, which has
-    added them to ``burdens`` already; answers the ids of the warnings raised."""
+    added them to ``burdens`` already; answers the ids of the warnings raised.
+
+    Most households a batch touches pass no line in it: their burden is read as one sum
+    per household and year, and only those whose walk passes one of the lines (either
+    kind's) read their members, names and statuses."""
     if not changes:
         return []
-    touched = sorted({change.person_id for change in changes})
-    known = people.persons(connection, touched)
-    households = people.household_members(
-        connection, {person.household_id for person in known.values()}
-    )
+    known = people.households_of(connection, {change.person_id for change in changes})
     groups: dict[tuple[str, int], list[BurdenChange]] = defaultdict(list)
-    members_of: dict[str, list[tuple[str, str]]] = {}
     region_of: dict[str, str] = {}
+    alone: set[str] = set()
+    """Persons enrollment has not sent: each a household of one, under their number."""
     for change in changes:
-        person = known.get(change.person_id)
-        if person is None:
-            household = change.person_id
-            members_of[household] = [(change.person_id, "")]
-            region_of[household] = change.region
+        found = known.get(change.person_id)
+        if found is None:
+            household, region_of[change.person_id] = change.person_id, change.region
+            alone.add(household)
         else:
-            household = person.household_id
-            members_of[household] = [
-                (member.person_id, member.name) for member in households[household]
-            ]
-            region_of[household] = person.region
+            household, region_of[household] = found
         groups[(household, change.year)].append(change)
     _lock_households(connection, sorted(groups))
+    years = {year for _, year in groups}
+    sums = _household_burdens(connection, set(region_of) - alone, alone, years)
+    passing = {
+        key: group
+        for key, group in groups.items()
+        if _may_pass(region_of[key[0]], sums.get(key, 0), group)
+    }
+    if not passing:
+        return []
+    households = {household for household, _ in passing}
+    members_of: dict[str, list[tuple[str, str]]] = {
+        household: [(member.person_id, member.name) for member in members]
+        for household, members in people.household_members(connection, households - alone).items()
+    }
+    members_of.update({household: [(household, "")] for household in households & alone})
     everyone = {person for members in members_of.values() for person, _ in members}
     periods = people.status_periods(connection, everyone)
-    burdens_of = _burdens(connection, everyone, {year for _, year in groups})
+    burdens_of = _burdens(connection, everyone, {year for _, year in passing})
     rows: list[dict[str, Any]] = []
-    for (household, year), group in sorted(groups.items()):
+    for (household, year), group in sorted(passing.items()):
         members = members_of[household]
-        found = _raise_one(
+        found_row = _raise_one(
             household=household,
             year=year,
             region=region_of[household],
@@ -131,14 +148,33 @@ def raise_warnings(
             changes=group,
             now=now,
         )
-        if found is not None:
-            rows.append(found)
+        if found_row is not None:
+            rows.append(found_row)
     raised = _insert_warnings(connection, rows)
     if raised:
         outbox.queue_many(
             connection, warning_deliveries, [(str(id_), 1) for id_ in raised], now, SUBSCRIBERS
         )
     return raised
+
+
+def _may_pass(region: str, after: int, changes: list[BurdenChange]) -> bool:
+    """Whether a change of the household's walk from ``after`` less the changes passes the
+    line of either kind (whatever the household's statuses): if none does, no warning."""
+    running = after - sum(change.personal_burden_fen for change in changes)
+    for change in changes:
+        before, running = running, running + change.personal_burden_fen
+        if running <= before:
+            continue
+        found = _rules(region, change.on)
+        if found is not None and any(passes(before, running, line) for line in _lines(found[1])):
+            return True
+    return False
+
+
+@functools.cache
+def _lines(rules: MonitoringRules) -> tuple[int, ...]:
+    return tuple(rules.warning_line(kind) for kind in WARNING_KINDS)
 
 
 def _raise_one(
@@ -254,6 +290,31 @@ def _burdens(
             )
         )
     }
+
+
+def _household_burdens(
+    connection: sqlalchemy.Connection, households: set[str], alone: set[str], years: set[int]
+) -> dict[tuple[str, int], int]:
+    """Each household's burden of each year: its members' personal burdens together (as
+    the caller's transaction sees them), summed by the database; a person in ``alone``
+    (not sent by enrollment) is their own household."""
+    found: dict[tuple[str, int], int] = {}
+    if households:
+        members = assistance_persons
+        found.update(
+            ((household, year), int(fen))
+            for household, year, fen in connection.execute(
+                select(
+                    members.c.household_id, burdens.c.year, func.sum(burdens.c.personal_burden_fen)
+                )
+                .select_from(members.join(burdens, burdens.c.person_id == members.c.person_id))
+                .where(members.c.household_id.in_(households), burdens.c.year.in_(years))
+                .group_by(members.c.household_id, burdens.c.year)
+            )
+        )
+    if alone:
+        found.update(_burdens(connection, alone, years))
+    return found
 
 
 def _household_statuses(periods: Iterable[EffectivePeriod], year: int) -> frozenset[str]:
