@@ -148,6 +148,13 @@ class AssistanceServiceStub:
     it (internal callers only; at most 1,000 a call): acknowledged, certified
     or dismissed. The hub's version only grows; an older one changes nothing.
     """
+    GetReport: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetReportRequest, _assistance_pb2.GetReportResponse]
+    """--- reports ---
+    The monitoring figures of a region's year (docs/domain.md section 8;
+    internal callers only): for the month asked, and for the year to its end
+    (no month: the whole year), by category and visit type, one row a figure.
+    INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
+    """
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
@@ -268,6 +275,13 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """Records what the agencies did with warnings, as the datashare hub sends
     it (internal callers only; at most 1,000 a call): acknowledged, certified
     or dismissed. The hub's version only grows; an older one changes nothing.
+    """
+    GetReport: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetReportRequest, _assistance_pb2.GetReportResponse]  # type: ignore[assignment]
+    """--- reports ---
+    The monitoring figures of a region's year (docs/domain.md section 8;
+    internal callers only): for the month asked, and for the year to its end
+    (no month: the whole year), by category and visit type, one row a figure.
+    INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
     """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -506,6 +520,19 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records what the agencies did with warnings, as the datashare hub sends
         it (internal callers only; at most 1,000 a call): acknowledged, certified
         or dismissed. The hub's version only grows; an older one changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def GetReport(
+        self,
+        request: _assistance_pb2.GetReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetReportResponse, _abc.Awaitable[_assistance_pb2.GetReportResponse]]:
+        """--- reports ---
+        The monitoring figures of a region's year (docs/domain.md section 8;
+        internal callers only): for the month asked, and for the year to its end
+        (no month: the whole year), by category and visit type, one row a figure.
+        INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
         """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
