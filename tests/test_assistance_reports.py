@@ -810,3 +810,41 @@ def test_the_command_refuses_bad_input(
     assert (code, out) == (1, "")
     assert "region" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# --- enrollment's enrolments reach the report ---
+
+
+def test_a_subsidised_enrolment_reaches_the_report_through_enrollment(
+    tmp_path: Path, backend: str
+) -> None:
+    from doudi.assistance.v1 import assistance_pb2_grpc
+    from doudi.datashare.v1 import datashare_pb2
+    from tests.platform import running_platform
+    from tests.services import bearer
+    from tests.test_settlement_flow import YEAR, taishan_persons
+    from tests.test_subsidised_enrolment import compare, enrol_gap, submit
+
+    with running_platform(tmp_path, backend) as platform:
+        persons = taishan_persons(3, born=1935)
+        submit(
+            platform,
+            "440781",
+            bearer("demo-civil-affairs"),
+            [(person, "次仁", datashare_pb2.STATUS_DIBAO) for person in persons[:2]]
+            + [(persons[2], "次仁", datashare_pb2.STATUS_ORPHAN)],
+        )
+        enrolled = enrol_gap(platform, compare(platform, "440781"))
+        assert enrolled.enrolled_count == 3
+        stub = assistance_pb2_grpc.AssistanceServiceStub(platform.services["assistance"].channel())
+        answer = stub.GetReport(
+            pb.GetReportRequest(region="440781", year=YEAR), metadata=INTERNAL
+        )  # no waiting: enrollment sent them before it answered
+
+    found = {(r.figure, r.category, r.fund): (r.category_name, r.year_to_date) for r in answer.rows}
+    # Taishan's premium, 350 yuan, paid whole by the assistance fund for both categories.
+    assert found[("subsidised_enrolments", "", "")] == ("合计", 3)
+    assert found[("subsidised_enrolments", "dibao", "")] == ("最低生活保障家庭成员", 2)
+    assert found[("subsidised_enrolments", "orphan", "")] == ("孤儿", 1)
+    assert found[("subsidised_premium_fen", "", "assistance_fund")][1] == 3 * 35_000
+    assert found[("subsidised_premium_fen", "", "person")][1] == 0
