@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
 import sqlalchemy
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select
 
 from doudi.common.outbox import dialect_module
 from doudi.common.warnings import CERTIFIED, DISMISSED
@@ -161,27 +162,42 @@ _KEY: Final = ("region", "year", "month", "category", "visit_type")
 
 def add_visits(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]) -> None:
     """Add the ledger's entries to the monthly aggregate, in the caller's transaction."""
-    visits: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
-    funds: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    # First by what tells entries apart here (most of a batch shares a few keys), then
+    # each group once into each of its categories.
+    groups: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
+    paid: Counter[tuple[Any, ...]] = Counter()
     for entry in entries:
         sign = entry.sign
-        statuses = tuple(dict.fromkeys(entry.statuses))
-        categories = (ALL, MONITORED, *statuses) if statuses else (ALL,)
-        window = not entry.source.startswith("bill ")
-        paid = sum(fen for _fund, fen in entry.fund_payments)
-        for category in categories:
-            key = (entry.region, entry.year, entry.on.month, category, entry.visit_type)
-            sums = visits[key]
-            sums[0] += sign
-            sums[1] += sign * entry.total_fen
-            sums[2] += sign * paid
-            sums[3] += sign * entry.self_pay_fen
-            sums[4] += sign * entry.eligible_burden_fen
-            for fund, fen in entry.fund_payments:
-                fund_sums = funds[(*key, fund)]
-                fund_sums[0] += sign * fen
-                if window:
-                    fund_sums[1] += sign * fen
+        group = (
+            entry.region,
+            entry.year,
+            entry.on.month,
+            entry.visit_type,
+            entry.statuses,
+            not entry.source.startswith("bill "),
+        )
+        sums = groups[group]
+        sums[0] += sign
+        sums[1] += sign * entry.total_fen
+        sums[3] += sign * entry.self_pay_fen
+        sums[4] += sign * entry.eligible_burden_fen
+        for fund, fen in entry.fund_payments:
+            sums[2] += sign * fen
+            paid[(group, fund)] += sign * fen
+    visits: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
+    funds: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for group, sums in groups.items():
+        for key in _keys(group):
+            added = visits[key]
+            for index, value in enumerate(sums):
+                added[index] += value
+    for (group, fund), fen in paid.items():
+        window = group[5]
+        for key in _keys(group):
+            fund_sums = funds[(*key, fund)]
+            fund_sums[0] += fen
+            if window:
+                fund_sums[1] += fen
     if not visits:
         return
     statements = _statements(connection)
@@ -204,6 +220,14 @@ def add_visits(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]
                 for key, sums in sorted(funds.items())
             ],
         )
+
+
+def _keys(group: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The aggregate's keys a group of entries counts under: every visit (""), and with
+    statuses once under ``monitored`` and once under each status."""
+    region, year, month, visit_type, statuses = group[:5]
+    categories = (ALL, MONITORED, *dict.fromkeys(statuses)) if statuses else (ALL,)
+    return [(region, year, month, category, visit_type) for category in categories]
 
 
 _STATEMENTS: dict[str, tuple[Any, Any]] = {}
@@ -297,6 +321,8 @@ class _Figures:
         self.values: dict[tuple[str, str, str, str], list[int]] = {}
         self.units: dict[str, str] = {}
         self.names: dict[str, str] = {}
+        self.ratios: set[tuple[str, str]] = set()
+        """The (category, visit type) pairs whose reimbursement ratio to report."""
 
     def add(
         self,
@@ -323,6 +349,16 @@ class _Figures:
         self.units[figure] = kwargs.get("unit", COUNT)
 
     def rows(self) -> tuple[Row, ...]:
+        for category, visit_type in self.ratios:
+            total = self.values[("total_fen", category, visit_type, ALL)]
+            personal = self.values[("personal_burden_fen", category, visit_type, ALL)]
+            self.set(
+                "reimbursement_ratio_bp",
+                category,
+                [_ratio(total[index], personal[index]) for index in (0, 1)],
+                visit_type=visit_type,
+                unit=BASIS_POINTS,
+            )
         order = {figure: index for index, figure in enumerate(FIGURES)}
         visit_order = {visit_type: index for index, visit_type in enumerate((ALL, *VISIT_TYPES))}
         return tuple(
@@ -386,74 +422,80 @@ def get_report(
 
 def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
     period = figures.period
-    months = select(report_visits).where(
-        report_visits.c.region == region,
-        report_visits.c.year == period.year,
-        report_visits.c.month <= period.last.month,
-    )
-    sums: dict[tuple[str, str], list[list[int]]] = {}
-    for row in connection.execute(months):
-        in_month = row.month == period.month
-        for visit_type in (ALL, row.visit_type):
-            pair = sums.setdefault((row.category, visit_type), [[0] * 5, [0] * 5])
-            for index, name in enumerate(_VISIT_SUMS):
-                if in_month:
-                    pair[0][index] += getattr(row, name)
-                pair[1][index] += getattr(row, name)
-    sums.setdefault((ALL, ALL), [[0] * 5, [0] * 5])
-    for (category, visit_type), (in_month, to_date) in sums.items():
+    for table, keys, sums in (
+        (report_visits, ("category", "visit_type"), _VISIT_SUMS),
+        (report_fund_payments, ("category", "visit_type", "fund"), _FUND_SUMS),
+    ):
+        # The month's and the year's sums by the database: a few hundred rows come back.
+        in_month = table.c.month == period.month
+        query = (
+            select(
+                *(table.c[key] for key in keys),
+                *(func.sum(case((in_month, table.c[name]), else_=0)) for name in sums),
+                *(func.sum(table.c[name]) for name in sums),
+            )
+            .where(
+                table.c.region == region,
+                table.c.year == period.year,
+                table.c.month <= period.last.month,
+            )
+            .group_by(*(table.c[key] for key in keys))
+        )
+        width = len(sums)
+        for row in connection.execute(query):
+            key, values = row[: len(keys)], [int(value or 0) for value in row[len(keys) :]]
+            if table is report_visits:
+                _add_visits(figures, key[0], key[1], values[:width], values[width:])
+            else:
+                _add_funds(figures, key[0], key[1], key[2], values[:width], values[width:])
+    if ("visits", ALL, ALL, ALL) not in figures.values:
+        _add_visits(figures, ALL, ALL, [0] * 5, [0] * 5)
+
+
+def _add_visits(
+    figures: _Figures, category: str, visit_type: str, in_month: list[int], to_date: list[int]
+) -> None:
+    """A row of the aggregate into its visit type's figures and every type's."""
+    for shown_type in dict.fromkeys((ALL, visit_type)):
         for index, name in enumerate(_VISIT_SUMS):
-            figures.set(
+            figures.add(
                 name,
                 category,
-                (in_month[index], to_date[index]),
-                visit_type=visit_type,
+                None,
+                0,
+                visit_type=shown_type,
                 unit=COUNT if name == "visits" else FEN,
             )
-        figures.set(
-            "reimbursement_ratio_bp",
-            category,
-            (_ratio(in_month), _ratio(to_date)),
-            visit_type=visit_type,
-            unit=BASIS_POINTS,
-        )
-    funds = (
-        select(report_fund_payments)
-        .where(
-            report_fund_payments.c.region == region,
-            report_fund_payments.c.year == period.year,
-            report_fund_payments.c.month <= period.last.month,
-        )
-        .order_by(report_fund_payments.c.fund)
-    )
-    for row in connection.execute(funds):
-        day = date(period.year, row.month, 1)
-        for visit_type in (ALL, row.visit_type):
+            sums = figures.values[(name, category, shown_type, ALL)]
+            sums[0] += in_month[index]
+            sums[1] += to_date[index]
+        figures.ratios.add((category, shown_type))
+
+
+def _add_funds(
+    figures: _Figures,
+    category: str,
+    visit_type: str,
+    fund: str,
+    in_month: list[int],
+    to_date: list[int],
+) -> None:
+    """A fund's row of the aggregate: its payments, and (every visit) its clearing."""
+    for shown_type in dict.fromkeys((ALL, visit_type)):
+        targets = [("fund_paid_fen", category, fund, 0)]
+        if category == ALL:
+            targets += [("clearing_fen", ALL, ALL, 1), ("clearing_fen", ALL, fund, 1)]
+        for figure, shown_category, shown_fund, index in targets:
             figures.add(
-                "fund_paid_fen",
-                row.category,
-                day,
-                row.paid_fen,
-                visit_type=visit_type,
-                fund=row.fund,
-                unit=FEN,
+                figure, shown_category, None, 0, visit_type=shown_type, fund=shown_fund, unit=FEN
             )
-            if row.category == ALL:
-                for fund in (ALL, row.fund):
-                    figures.add(
-                        "clearing_fen",
-                        ALL,
-                        day,
-                        row.cleared_fen,
-                        visit_type=visit_type,
-                        fund=fund,
-                        unit=FEN,
-                    )
+            sums = figures.values[(figure, shown_category, shown_type, shown_fund)]
+            sums[0] += in_month[index]
+            sums[1] += to_date[index]
 
 
-def _ratio(sums: Sequence[int]) -> int:
+def _ratio(total: int, personal: int) -> int:
     """(total - personal burden) / total in basis points, rounded half up; 0 for no cost."""
-    total, personal = sums[1], sums[3]
     if total <= 0:
         return 0
     return ((total - personal) * 20_000 + total) // (2 * total)
@@ -463,8 +505,10 @@ def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _
     """Persons of the region holding a status on a day of the period: in each status's
     category, and once in ``monitored``."""
     period = figures.period
+    # As text, parsed by orjson: the JSON type's own parsing took most of the report's
+    # time with tens of thousands of persons holding a status.
     rows = connection.execute(
-        select(assistance_statuses.c.periods)
+        select(sqlalchemy.cast(assistance_statuses.c.periods, sqlalchemy.Text))
         .select_from(
             assistance_statuses.join(
                 assistance_persons,
@@ -473,18 +517,19 @@ def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _
         )
         .where(assistance_persons.c.region == region)
     )
+    first, last = period.first.isoformat(), period.last.isoformat()
     month_first = period.month_first
     counted: Counter[tuple[str, int]] = Counter()
-    for (stored,) in rows:
+    month_from = "" if month_first is None else month_first.isoformat()
+    for (text,) in rows:
         held_month: set[str] = set()
         held_year: set[str] = set()
-        for status, valid_from, valid_to, _agency in stored:
-            start = date.fromisoformat(valid_from)
-            end = None if valid_to is None else date.fromisoformat(valid_to)
-            if start > period.last or (end is not None and end < period.first):
+        # ISO dates compare as the days they name.
+        for status, valid_from, valid_to, _agency in orjson.loads(text):
+            if valid_from > last or (valid_to is not None and valid_to < first):
                 continue
             held_year.add(status)
-            if month_first is not None and (end is None or end >= month_first):
+            if month_from and (valid_to is None or valid_to >= month_from):
                 held_month.add(status)
         for index, held in enumerate((held_month, held_year)):
             for status in held:
