@@ -672,12 +672,19 @@ def _enrolments(
                 premium_fen=premium,
                 subsidy_fen=message.subsidy_fen,
                 subsidy_category=_code(category, f"{field}.subsidy_category") if category else None,
-                enrolled_at=message.enrolled_at.ToDatetime(UTC)
+                enrolled_at=_moment(message.enrolled_at, f"{field}.enrolled_at")
                 if message.HasField("enrolled_at")
                 else None,
             )
         )
     return tuple(checked)
+
+
+def _moment(stamp: Any, field: str) -> datetime:
+    try:
+        return stamp.ToDatetime(UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError):
+        raise InvalidInput(field, "not a moment a calendar holds") from None
 
 
 def _years(years: Sequence[int], where: str) -> tuple[int, ...]:
