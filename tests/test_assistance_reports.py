@@ -34,6 +34,7 @@ from doudi.enrollment.v1 import enrollment_pb2
 from services.assistance.tables import screening_offers
 from tests.services import INTERNAL, running_service
 from tests.support import with_check_digit
+from tests.test_assistance_bills import out_of_area_stay
 from tests.test_assistance_intake import record, refusal
 from tests.test_datashare_service import day
 
@@ -133,42 +134,6 @@ def event(
         self_pay_fen=self_pay,
         statuses=statuses,
         policy="xixia-2017",
-    )
-
-
-def out_of_area_bill(person: str) -> pb.Bill:
-    """40,000 yuan in Zhengzhou, discharged 20 April: insurance paid 15,000 (310100) and
-    3,000 (390200) there; the person 22,000, of which out of scope: class C 3,000,
-    over-limit 1,000 and the class B pre-payment (10% of 10,000) 1,000: eligible 17,000."""
-    return pb.Bill(
-        request_id="receipt-1",
-        person_id=person,
-        region=XIXIA,
-        hospital_name="郑州大学第一附属医院",
-        hospital_level=3,
-        visit=pb.Visit(
-            visit_id="ZZ-1",
-            visit_type=pb.VISIT_TYPE_INPATIENT,
-            admitted=day("2026-04-01"),
-            discharged=day("2026-04-20"),
-            out_of_area=True,
-            diagnoses=["G04.9"],
-            items=[
-                pb.Item(code="BED", item_class=pb.ITEM_CLASS_A, amount_fen=2_600_000),
-                pb.Item(
-                    code="DRUG-B",
-                    item_class=pb.ITEM_CLASS_B,
-                    amount_fen=1_100_000,
-                    over_limit_fen=100_000,
-                ),
-                pb.Item(code="SELF", item_class=pb.ITEM_CLASS_C, amount_fen=300_000),
-            ],
-        ),
-        insurance_payments=[
-            pb.BillPayment(fund="310100", paid_fen=1_500_000),
-            pb.BillPayment(fund="390200", paid_fen=300_000),
-        ],
-        self_pay_fen=2_200_000,
     )
 
 
@@ -300,7 +265,10 @@ def small_region(assistance: Assistance) -> None:
         event(5, BO, inpatient, "2026-04-20", 2_000_000, {"390100": 1_200_000, "390200": 200_000}, 600_000, 100_000, pb.STATUS_REGISTERED_POOR),
     )  # fmt: skip
     # April: Anna's bill paid out of area, under dibao (low income ended in March).
-    stub.RecordBill(pb.RecordBillRequest(bill=out_of_area_bill(ANNA)), metadata=INTERNAL)
+    # 40,000 yuan in Zhengzhou, discharged 20 April: insurance paid 15,000 (310100) and
+    # 3,000 (390200) there; she paid 22,000, of which out of scope: class C 3,000,
+    # over-limit 1,000 and the class B pre-payment (10% of 10,000) 1,000: eligible 17,000.
+    stub.RecordBill(pb.RecordBillRequest(bill=out_of_area_stay(ANNA)), metadata=INTERNAL)
     # Applications: decided in 10 working days in March (3 March to 16 March), in 8 in
     # April (20 March to 1 April); one of January undecided, past its deadline (mid
     # February) ever since.
@@ -705,18 +673,22 @@ def test_the_report_as_a_table_json_csv_and_xlsx(
     tmp_path: Path,
 ) -> None:
     small_region(assistance)
-    code, out, err = doudi(
-        assistance,
-        monkeypatch,
-        capsys,
-        "--region",
-        XIXIA,
-        "--year",
-        "2026",
-        "--month",
-        "4",
-        "--json",
-    )
+
+    def april(*options: str) -> tuple[int, str, str]:
+        return doudi(
+            assistance,
+            monkeypatch,
+            capsys,
+            "--region",
+            XIXIA,
+            "--year",
+            "2026",
+            "--month",
+            "4",
+            *options,
+        )
+
+    code, out, err = april("--json")
     assert (code, err) == (0, "")
     document = json.loads(out)
     rows = {(r["figure"], r["category"], r["visit_type"], r["fund"]): r for r in document["rows"]}
@@ -729,28 +701,14 @@ def test_the_report_as_a_table_json_csv_and_xlsx(
         == "未参保的建档立卡贫困人员"
     )
 
-    code, out, err = doudi(
-        assistance, monkeypatch, capsys, "--region", XIXIA, "--year", "2026", "--month", "4"
-    )
+    code, out, err = april()
     assert (code, err) == (0, "")
     assert "110,300.00" in out
     assert "监测人员" in out
     assert "63.46" in out
 
     path = tmp_path / "report.csv"
-    code, out, err = doudi(
-        assistance,
-        monkeypatch,
-        capsys,
-        "--region",
-        XIXIA,
-        "--year",
-        "2026",
-        "--month",
-        "4",
-        "--csv",
-        str(path),
-    )
+    code, out, err = april("--csv", str(path))
     assert (code, err) == (0, "")
     with path.open(encoding="utf-8-sig", newline="") as file:
         lines = list(csv.reader(file))
@@ -760,19 +718,7 @@ def test_the_report_as_a_table_json_csv_and_xlsx(
     assert len(lines) == 1 + len(document["rows"])
 
     workbook_path = tmp_path / "report.xlsx"
-    code, _, err = doudi(
-        assistance,
-        monkeypatch,
-        capsys,
-        "--region",
-        XIXIA,
-        "--year",
-        "2026",
-        "--month",
-        "4",
-        "--xlsx",
-        str(workbook_path),
-    )
+    code, _, err = april("--xlsx", str(workbook_path))
     assert (code, err) == (0, "")
     sheet = openpyxl.load_workbook(workbook_path).active
     assert sheet is not None
