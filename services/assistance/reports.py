@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -27,7 +27,7 @@ from sqlalchemy import and_, case, delete, func, or_, select
 from doudi.common.outbox import dialect_module
 from doudi.common.warnings import CERTIFIED, DISMISSED
 from doudi.core.codes import STATUSES, VISIT_TYPES
-from doudi.core.monitoring import bureau_day
+from doudi.core.monitoring import BUREAU_TIMEZONE, bureau_day
 from doudi.core.packs import PackRegistry, subsidy_categories
 from doudi.core.workdays import WorkingCalendar
 from services.assistance import people
@@ -505,10 +505,13 @@ def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _
     """Persons of the region holding a status on a day of the period: in each status's
     category, and once in ``monitored``."""
     period = figures.period
-    # As text, parsed by orjson: the JSON type's own parsing took most of the report's
-    # time with tens of thousands of persons holding a status.
+    # As text, parsed by orjson, each distinct history once with how many persons have it
+    # (the database groups them: a roster gives many persons the same periods): the JSON
+    # type's own parsing of each person's took most of the report's time with tens of
+    # thousands of persons holding a status.
+    periods = sqlalchemy.cast(assistance_statuses.c.periods, sqlalchemy.Text)
     rows = connection.execute(
-        select(sqlalchemy.cast(assistance_statuses.c.periods, sqlalchemy.Text))
+        select(periods, func.count())
         .select_from(
             assistance_statuses.join(
                 assistance_persons,
@@ -516,12 +519,13 @@ def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _
             )
         )
         .where(assistance_persons.c.region == region)
-    )
+        .group_by(periods)
+    ).all()
     first, last = period.first.isoformat(), period.last.isoformat()
     month_first = period.month_first
     counted: Counter[tuple[str, int]] = Counter()
     month_from = "" if month_first is None else month_first.isoformat()
-    for (text,) in rows:
+    for text, persons in rows:
         held_month: set[str] = set()
         held_year: set[str] = set()
         # ISO dates compare as the days they name.
@@ -533,9 +537,9 @@ def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _
                 held_month.add(status)
         for index, held in enumerate((held_month, held_year)):
             for status in held:
-                counted[(status, index)] += 1
+                counted[(status, index)] += persons
             if held:
-                counted[(MONITORED, index)] += 1
+                counted[(MONITORED, index)] += persons
     for category in sorted({category for category, _index in counted} | {MONITORED}):
         figures.set("monitored_people", category, (counted[(category, 0)], counted[(category, 1)]))
 
@@ -544,79 +548,127 @@ def _subsidised_enrolments(
     connection: sqlalchemy.Connection, region: str, figures: _Figures, registry: PackRegistry
 ) -> None:
     """The year's subsidised enrolments of the region's persons, by the day enrollment
-    recorded them (one recorded before the year counts in January, after it in December)."""
+    recorded them (one recorded before the year, or not said when, counts in January; one
+    recorded after it in December)."""
     period = figures.period
     for pack in registry:
         if pack.region_code == region:
             figures.names.update({c.id: c.name for c in subsidy_categories(pack)})
-    rows = connection.execute(
-        select(assistance_enrolments)
+    table = assistance_enrolments
+    windows = [_clamped(table.c.enrolled_at, first, period.last) for first in _firsts(period)]
+    query = (
+        select(
+            table.c.subsidy_category,
+            *(_count(window) for window in windows),
+            *(_sum(window, table.c.premium_fen) for window in windows),
+            *(_sum(window, table.c.subsidy_fen) for window in windows),
+        )
         .select_from(
-            assistance_enrolments.join(
-                assistance_persons,
-                assistance_persons.c.person_id == assistance_enrolments.c.person_id,
-            )
+            table.join(assistance_persons, assistance_persons.c.person_id == table.c.person_id)
         )
         .where(
             assistance_persons.c.region == region,
-            assistance_enrolments.c.year == period.year,
-            assistance_enrolments.c.subsidy_category.is_not(None),
+            table.c.year == period.year,
+            table.c.subsidy_category.is_not(None),
         )
+        .group_by(table.c.subsidy_category)
     )
     figures.set("subsidised_enrolments", ALL, (0, 0))
-    for row in rows:
-        day = period.first if row.enrolled_at is None else bureau_day(row.enrolled_at)
-        day = min(max(day, period.first), date(period.year, 12, 31))
-        for category in (ALL, row.subsidy_category):
-            figures.add("subsidised_enrolments", category, day)
-            for fund, fen in (
-                (ALL, row.premium_fen),
-                (ASSISTANCE_FUND, row.subsidy_fen),
-                (PERSON, row.premium_fen - row.subsidy_fen),
-            ):
-                figures.add("subsidised_premium_fen", category, day, fen, fund=fund, unit=FEN)
+    for category, *values in connection.execute(query):
+        count, premium, subsidy = (values[0:2], values[2:4], values[4:6])
+        person = [premium[index] - subsidy[index] for index in (0, 1)]
+        for shown in (ALL, category):
+            figures.add("subsidised_enrolments", shown, None, 0)
+            _accumulate(figures, ("subsidised_enrolments", shown, ALL, ALL), count)
+            for fund, fen in ((ALL, premium), (ASSISTANCE_FUND, subsidy), (PERSON, person)):
+                figures.add("subsidised_premium_fen", shown, None, 0, fund=fund, unit=FEN)
+                _accumulate(figures, ("subsidised_premium_fen", shown, ALL, fund), fen)
 
 
-def _moments(period: _Period) -> tuple[datetime, datetime]:
-    """UTC bounds wide enough for every moment of the period's bureau days (then each is
-    judged by its bureau day)."""
-    return (
-        datetime.combine(period.first - timedelta(days=1), datetime.min.time()),
-        datetime.combine(period.last + timedelta(days=2), datetime.min.time()),
-    )
+def _accumulate(figures: _Figures, key: tuple[str, str, str, str], values: Sequence[int]) -> None:
+    sums = figures.values[key]
+    sums[0] += int(values[0] or 0)
+    sums[1] += int(values[1] or 0)
+
+
+def _firsts(period: _Period) -> tuple[date | None, date]:
+    """The first days of the month (None: no month) and of the year to its end."""
+    return period.month_first, period.first
+
+
+def _instant(day: date) -> datetime:
+    """The first moment of the bureau's ``day`` (Asia/Shanghai), in UTC."""
+    return datetime.combine(day, time.min, BUREAU_TIMEZONE).astimezone(UTC)
+
+
+def _on_days(column: Any, first: date | None, last: date) -> Any:
+    """The moment in ``column`` falls on a bureau day from ``first`` to ``last`` (never
+    when ``first`` is None: no month asked)."""
+    if first is None:
+        return sqlalchemy.false()
+    return and_(column >= _instant(first), column < _instant(last + timedelta(days=1)))
+
+
+def _clamped(column: Any, first: date | None, last: date) -> Any:
+    """As :func:`_on_days`, with a moment before the year (or none) on 1 January and one
+    after it on 31 December."""
+    if first is None:
+        return sqlalchemy.false()
+    conditions = []
+    if (first.month, first.day) != (1, 1):
+        conditions.append(column >= _instant(first))
+    if (last.month, last.day) != (12, 31):
+        conditions.append(column < _instant(last + timedelta(days=1)))
+    within = and_(sqlalchemy.true(), *conditions)
+    return or_(within, column.is_(None)) if (first.month, first.day) == (1, 1) else within
+
+
+def _count(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _sum(condition: Any, column: Any) -> Any:
+    return func.sum(case((condition, column), else_=0))
 
 
 def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
+    """Warnings raised and decided in the month and the year to date, and overdue on the
+    period's last day, by kind: summed by the database, each moment on its bureau day."""
     period = figures.period
-    start, end = _moments(period)
-    rows = connection.execute(
+    table = warnings
+    raised = [_on_days(table.c.raised_at, first, period.last) for first in _firsts(period)]
+    decided = [_on_days(table.c.decided_at, first, period.last) for first in _firsts(period)]
+    end_of_as_of = _instant(period.as_of + timedelta(days=1))
+    overdue = and_(
+        table.c.raised_at < end_of_as_of,
+        table.c.due_on <= period.as_of,
+        or_(table.c.decided_at.is_(None), table.c.decided_at >= end_of_as_of),
+    )
+    query = (
         select(
-            warnings.c.kind,
-            warnings.c.raised_at,
-            warnings.c.due_on,
-            warnings.c.state,
-            warnings.c.decided_at,
-        ).where(
-            warnings.c.region == region,
-            warnings.c.raised_at < end,
-            or_(warnings.c.decided_at.is_(None), warnings.c.decided_at >= start),
+            table.c.kind,
+            *(_count(window) for window in raised),
+            *(_count(and_(table.c.state == CERTIFIED, window)) for window in decided),
+            *(_count(and_(table.c.state == DISMISSED, window)) for window in decided),
+            _count(overdue),
         )
+        .where(
+            table.c.region == region, table.c.raised_at < _instant(period.last + timedelta(days=1))
+        )
+        .group_by(table.c.kind)
     )
     for name in ("warnings_raised", "warnings_certified", "warnings_dismissed"):
         figures.set(name, ALL, (0, 0))
-    overdue: Counter[str] = Counter()
-    for row in rows:
-        raised = bureau_day(row.raised_at)
-        for category in (ALL, row.kind):
-            figures.add("warnings_raised", category, raised)
-        decided = None if row.decided_at is None else bureau_day(row.decided_at)
-        if decided is not None and row.state in (CERTIFIED, DISMISSED):
-            for category in (ALL, row.kind):
-                figures.add(f"warnings_{row.state}", category, decided)
-        on = period.as_of
-        if raised <= on and row.due_on <= on and (decided is None or decided > on):
-            overdue[row.kind] += 1
-    _overdue(figures, "warnings_overdue", overdue)
+    late: Counter[str] = Counter()
+    for kind, *values in connection.execute(query):
+        for shown in (ALL, kind):
+            for index, name in enumerate(
+                ("warnings_raised", "warnings_certified", "warnings_dismissed")
+            ):
+                figures.add(name, shown, None, 0)
+                _accumulate(figures, (name, shown, ALL, ALL), values[2 * index : 2 * index + 2])
+        late[kind] += int(values[6] or 0)
+    _overdue(figures, "warnings_overdue", +late)
 
 
 def _overdue(figures: _Figures, figure: str, overdue: Counter[str]) -> None:
@@ -684,41 +736,35 @@ def _hundredths(days: int, count: int) -> int:
 def _assistance_paid(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
     """Secondary assistance by the approval day of its run, proactive by the day its offer
     was confirmed: persons (each once), payments and what they paid."""
-    start, end = _moments(figures.period)
-    secondary = connection.execute(
+    period = figures.period
+    runs, entries = secondary_runs, secondary_entries
+    windows = [_on_days(runs.c.approved_at, first, period.last) for first in _firsts(period)]
+    query = (
         select(
-            secondary_entries.c.person_id,
-            secondary_entries.c.paid_fen,
-            secondary_runs.c.approved_at,
+            *(func.count(sqlalchemy.distinct(case((w, entries.c.person_id)))) for w in windows),
+            *(_count(window) for window in windows),
+            *(_sum(window, entries.c.paid_fen) for window in windows),
         )
-        .select_from(
-            secondary_entries.join(
-                secondary_runs, secondary_runs.c.run_id == secondary_entries.c.run_id
-            )
-        )
-        .where(
-            secondary_runs.c.region == region,
-            secondary_runs.c.approved_at >= start,
-            secondary_runs.c.approved_at < end,
-            secondary_entries.c.paid_fen > 0,
-        )
+        .select_from(entries.join(runs, runs.c.run_id == entries.c.run_id))
+        .where(runs.c.region == region, entries.c.paid_fen > 0)
     )
-    _paid(
-        figures,
-        "secondary",
-        ((row.person_id, (), row.paid_fen, row.approved_at) for row in secondary),
-    )
+    values = connection.execute(query).one()
+    for index, name in enumerate(("people", "person_times", "paid_fen")):
+        figures.set(
+            f"secondary_{name}",
+            ALL,
+            [int(value or 0) for value in values[2 * index : 2 * index + 2]],
+            unit=FEN if name == "paid_fen" else COUNT,
+        )
+    offers = screening_offers
     proactive = connection.execute(
         select(
-            screening_offers.c.person_id,
-            screening_offers.c.statuses,
-            screening_offers.c.paid_fen,
-            screening_offers.c.confirmed_at,
+            offers.c.person_id, offers.c.statuses, offers.c.paid_fen, offers.c.confirmed_at
         ).where(
-            screening_offers.c.region == region,
-            screening_offers.c.state == "confirmed",
-            and_(screening_offers.c.confirmed_at >= start, screening_offers.c.confirmed_at < end),
-            screening_offers.c.paid_fen > 0,
+            offers.c.region == region,
+            offers.c.state == "confirmed",
+            _on_days(offers.c.confirmed_at, period.first, period.last),
+            offers.c.paid_fen > 0,
         )
     )
     _paid(
