@@ -696,6 +696,8 @@ def test_the_report_as_a_table_json_csv_and_xlsx(
     assert rows[("total_fen", "", "", "")]["month"] == 6_000_000
     assert rows[("total_fen", "", "", "")]["year_to_date"] == 11_030_000
     assert rows[("visits", "dibao", "inpatient", "")]["category_name"] == "低保"
+    # The status 建档立卡贫困户 and Xixia's subsidy category of the same code, each its name.
+    assert rows[("visits", "registered_poor", "", "")]["category_name"] == "建档立卡贫困户"
     assert (
         rows[("subsidised_enrolments", "registered_poor", "", "")]["category_name"]
         == "未参保的建档立卡贫困人员"

@@ -320,7 +320,9 @@ class _Figures:
         self.period = period
         self.values: dict[tuple[str, str, str, str], list[int]] = {}
         self.units: dict[str, str] = {}
-        self.names: dict[str, str] = {}
+        self.subsidy_names: dict[str, str] = {}
+        """The region's packs' names of their subsidy categories (the enrolments' only: an
+        id may also be a status's code, ``registered_poor``)."""
         self.ratios: set[tuple[str, str]] = set()
         """The (category, visit type) pairs whose reimbursement ratio to report."""
 
@@ -365,7 +367,7 @@ class _Figures:
             Row(
                 figure=figure,
                 category=category,
-                category_name=self.names.get(category, _category_name(category)),
+                category_name=self._name(figure, category),
                 visit_type=visit_type,
                 fund=fund,
                 unit=self.units[figure],
@@ -384,6 +386,11 @@ class _Figures:
                 ),
             )
         )
+
+    def _name(self, figure: str, category: str) -> str:
+        if figure.startswith("subsidised_") and category in self.subsidy_names:
+            return self.subsidy_names[category]
+        return _category_name(category)
 
 
 def _category_name(category: str) -> str:
@@ -553,7 +560,7 @@ def _subsidised_enrolments(
     period = figures.period
     for pack in registry:
         if pack.region_code == region:
-            figures.names.update({c.id: c.name for c in subsidy_categories(pack)})
+            figures.subsidy_names.update({c.id: c.name for c in subsidy_categories(pack)})
     table = assistance_enrolments
     windows = [_clamped(table.c.enrolled_at, first, period.last) for first in _firsts(period)]
     query = (
