@@ -63,6 +63,7 @@ def test_the_walk_finds_every_command() -> None:
         "secondary show",
         "secondary approve",
         "secondary export",
+        "report",
     ]
 
 
