@@ -17,8 +17,6 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_KEY = ("region", "year", "month", "category", "visit_type")
-
 
 def _key() -> list[sa.Column[object]]:
     return [
