@@ -651,6 +651,36 @@ def test_assistances_enrolment_has_enrollments_numbers_and_types() -> None:
         assert (field.number, field.type) == (owner.number, owner.type), field.name
 
 
+def test_the_migration_adds_up_what_the_ledger_held_before_it(assistance: Assistance) -> None:
+    """Migration 0009 on a database with settlements, a reversal and a bill makes the same
+    aggregate as adding them one batch after another did."""
+    from alembic import command
+
+    from doudi.common.migrations import config
+    from services.assistance.server import SPEC
+    from services.assistance.tables import report_fund_payments, report_visits
+
+    small_region(assistance)
+    engine = create_engine_for(assistance.database_url)
+
+    def aggregate() -> tuple[list[Any], list[Any]]:
+        with engine.connect() as connection:
+            return tuple(  # type: ignore[return-value]
+                sorted(tuple(row) for row in connection.execute(table.select()))
+                for table in (report_visits, report_fund_payments)
+            )
+
+    try:
+        added = aggregate()
+        assert added[0]
+        cfg = config(assistance.database_url, SPEC.migrations)
+        command.downgrade(cfg, "0008")
+        command.upgrade(cfg, "head")
+        assert aggregate() == added
+    finally:
+        engine.dispose()
+
+
 # --- the command line ---
 
 
