@@ -36,11 +36,16 @@ in the server at ``DOUDI_BENCH_POSTGRES_URL``) and then:
    settlements alone (concurrent senders may apply batches out of order).
 5. **Secondary run** (timed): ``CreateSecondaryRun`` for Xixia through December
    31, then ``ApproveSecondaryRun``, each with its time.
-6. **Screening run** (timed): 2,000 out-of-area bills of persons holding a status
+6. **The year's report** (timed): ``GetReport`` for Xixia's year (every figure by
+   category and visit type, from the monthly aggregate the intake keeps), best of three,
+   beside DuckDB's plain aggregate of the same events per month, visit type and status
+   (best of three) as the floor; goal: within 10x of it and under 1 s. Checked: the
+   report's visits and total cost equal the events'.
+7. **Screening run** (timed): 2,000 out-of-area bills of persons holding a status
    entered (not timed), then ``RunScreening`` for Xixia's year: every person holding
    a status sent to settlement's ``ScreenSettlements`` (a thousand a call) and the
    bills settled again under the pack.
-7. **Settlement with assistance receiving** (``--duration`` seconds a phase, 0: not
+8. **Settlement with assistance receiving** (``--duration`` seconds a phase, 0: not
    run): bench/settle.py's load (``--clients``, ``--settle-persons``,
    ``--settlement-processes``) on a platform of its own, first with assistance paused,
    then receiving: both rates and their ratio (goal: at least 0.9x) and each
@@ -469,6 +474,76 @@ def secondary_run(
     result.add("secondary run: approve", step.seconds, f"run {run.run_id}", step.cpu)
 
 
+GOAL_REPORT_SECONDS = 1.0
+GOAL_REPORT_TIMES_FLOOR = 10
+
+
+def yearly_report(
+    stub: assistance_pb2_grpc.AssistanceServiceStub,
+    meter: Meter,
+    profiler: Profiler,
+    result: Result,
+    data: Year,
+) -> None:
+    """The year's report of Xixia, best of three, beside DuckDB's plain aggregate of the
+    same events (decoded from the batches sent) per month, visit type and status."""
+    db = duckdb.connect()
+    db.execute(
+        "CREATE TABLE visits (month INTEGER, visit_type INTEGER, status INTEGER, "
+        "sign INTEGER, total BIGINT, fund_paid BIGINT, self_pay BIGINT, eligible BIGINT)"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".csv") as file:
+        for batch in data.batches:
+            for e in pb.RecordSettlementEventsRequest.FromString(batch).events:
+                sign = -1 if e.kind == pb.SETTLEMENT_EVENT_KIND_REVERSED else 1
+                paid = sum(payment.paid_fen for payment in e.payments)
+                eligible = max(0, e.self_pay_fen - e.out_of_scope_fen)
+                status = e.statuses[0] if e.statuses else 0
+                file.write(
+                    f"{e.settled_on.month},{e.visit_type},{status},{sign},{e.total_fen},"
+                    f"{paid},{e.self_pay_fen},{eligible}\n"
+                )
+        file.flush()
+        db.execute(f"INSERT INTO visits SELECT * FROM read_csv('{file.name}', header=false)")
+    floor = []
+    for _ in range(3):
+        started = time.perf_counter()
+        db.execute(
+            "SELECT month, visit_type, status, sum(sign), sum(sign * total), "
+            "sum(sign * fund_paid), sum(sign * self_pay), sum(sign * eligible) "
+            "FROM visits GROUP BY month, visit_type, status"
+        ).fetchall()
+        floor.append(time.perf_counter() - started)
+    expected = db.execute("SELECT sum(sign), sum(sign * total) FROM visits").fetchone()
+    db.close()
+    times = []
+    with measured(meter, profiler, "report") as step:
+        for _ in range(3):
+            started = time.perf_counter()
+            answer = stub.GetReport(
+                pb.GetReportRequest(region=XIXIA, year=data.year),
+                metadata=INTERNAL,
+                timeout=600,
+            )
+            times.append(time.perf_counter() - started)
+    found = {
+        row.figure: row.year_to_date
+        for row in answer.rows
+        if (row.category, row.visit_type, row.fund) == ("", 0, "")
+    }
+    if expected is None or (found["visits"], found["total_fen"]) != tuple(expected):
+        raise SystemExit(f"the report's visits and total {found}: not the events' {expected}")
+    best, fastest_floor = min(times), min(floor)
+    result.add(
+        "the year's report",
+        best,
+        f"{len(answer.rows):,} figures (first call {times[0]:.3f} s); DuckDB's aggregate "
+        f"{fastest_floor:.3f} s: {best / fastest_floor:.1f}x (goal <= "
+        f"{GOAL_REPORT_TIMES_FLOOR}x and < {GOAL_REPORT_SECONDS:.0f} s)",
+        step.cpu,
+    )
+
+
 SCREENED_BILLS = 2000
 
 
@@ -585,6 +660,7 @@ def run_backend(
             print("  checked: every event once; the ledger's sums equal the events'", flush=True)
             check_warnings(engine, data, floor)
             secondary_run(stub, meter, profiler, result, data.year)
+            yearly_report(stub, meter, profiler, result, data)
             screening_run(stub, meter, profiler, result, data)
     return result
 

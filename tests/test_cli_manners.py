@@ -68,6 +68,7 @@ def test_the_walk_finds_every_command() -> None:
         "screening list",
         "screening show",
         "screening confirm",
+        "report",
     ]
 
 

@@ -21,6 +21,8 @@
                                     proactive screening runs and offers (doudi/cli/screening.py)
     doudi warnings list --region REGION --year YEAR [--json]
                                     the dual early warnings raised (the bureau)
+    doudi report --region CODE --year YYYY [--month M] [--json|--csv FILE|--xlsx FILE]
+                                    a region's monitoring figures (doudi/cli/report.py)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -43,7 +45,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import applications, burden, screening, secondary
+from doudi.cli import applications, burden, report, screening, secondary
 from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
@@ -386,6 +388,7 @@ def _parser() -> argparse.ArgumentParser:
     burden.add_commands(commands)
     secondary.add_commands(commands)
     screening.add_commands(commands)
+    report.add_commands(commands)
     return parser
 
 
@@ -434,6 +437,8 @@ def _run(args: argparse.Namespace) -> int:
         return secondary.run(args)
     if args.command == "screening":
         return screening.run(args)
+    if args.command == "report":
+        return report.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

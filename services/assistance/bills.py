@@ -161,7 +161,9 @@ def record_bill(*, connection: sqlalchemy.Connection, bill: Bill, now: datetime)
     ).scalar_one_or_none()
     on_record = bill.person_id in people.persons(connection, [bill.person_id])
     if bill_id is not None:
-        add_to_ledger(connection, [_entry(bill, bill_id)])
+        periods = people.status_periods(connection, [bill.person_id]).get(bill.person_id, ())
+        held = people.statuses_on(periods, bill.visit.settles_on)
+        add_to_ledger(connection, [_entry(bill, bill_id, tuple(sorted(held)))])
         return Recorded(StoredBill(bill_id, bill, now), True, on_record)
     row = connection.execute(
         select(assistance_bills).where(assistance_bills.c.request_id == bill.request_id)
@@ -199,7 +201,7 @@ def list_bills(
     return [_stored(row) for row in rows], next_token
 
 
-def _entry(bill: Bill, bill_id: int) -> LedgerEntry:
+def _entry(bill: Bill, bill_id: int, statuses: tuple[str, ...]) -> LedgerEntry:
     return LedgerEntry(
         person_id=bill.person_id,
         year=bill.visit.year,
@@ -212,6 +214,7 @@ def _entry(bill: Bill, bill_id: int) -> LedgerEntry:
         region=bill.region,
         on=bill.visit.settles_on,
         source=f"bill {bill_id}",
+        statuses=statuses,
     )
 
 

@@ -56,6 +56,7 @@ from services.assistance import (
     applications,
     bills,
     people,
+    reports,
     screening,
     screening_calls,
     secondary,
@@ -192,8 +193,16 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
             )
             for where, person in received_batch(request.persons)
         ]
+        enrolments = [
+            _enrolments(person.enrolments, f"persons[{index}]")
+            for index, person in enumerate(request.persons)
+        ]
         versions = await write_in_thread(
-            self.engine, people.record_persons, persons=persons, now=datetime.now(UTC)
+            self.engine,
+            reports.record_persons,
+            persons=persons,
+            enrolments=enrolments,
+            now=datetime.now(UTC),
         )
         return assistance_pb2.RecordPersonsResponse(versions=versions)
 
@@ -676,6 +685,51 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         )
         return assistance_pb2.RecordWarningDecisionsResponse(versions=versions)
 
+    # --- reports ---------------------------------------------------------------------
+
+    async def GetReport(
+        self,
+        request: assistance_pb2.GetReportRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> assistance_pb2.GetReportResponse:
+        require("internal")
+        region = _region(request.region)
+        if region not in self.registry.regions:
+            known = ", ".join(sorted(self.registry.regions))
+            raise InvalidInput("region", f"no pack for region {region} (one of {known})")
+        check_year(request.year, "year")
+        if not 0 <= request.month <= 12:
+            raise InvalidInput("month", f"1 to 12, or 0 for the whole year; got {request.month}")
+        report = await read_in_thread(
+            self.engine,
+            reports.get_report,
+            region=region,
+            year=request.year,
+            month=request.month,
+            as_of=common_warnings.as_of(request),
+            registry=self.registry,
+            calendar=self.calendar,
+        )
+        return assistance_pb2.GetReportResponse(
+            region=report.region,
+            year=report.year,
+            month=report.month,
+            as_of=from_date(report.as_of),
+            rows=[
+                assistance_pb2.ReportRow(
+                    figure=row.figure,
+                    category=row.category,
+                    category_name=row.category_name,
+                    visit_type=ASSISTANCE_VISIT_TYPES.value(row.visit_type or None),
+                    fund=row.fund,
+                    unit=row.unit,
+                    month=row.month,
+                    year_to_date=row.year_to_date,
+                )
+                for row in report.rows
+            ],
+        )
+
 
 def bill_from_message(message: assistance_pb2.Bill, registry: PackRegistry) -> bills.Bill:
     """A bill as sent, checked: InvalidInput names the field at fault."""
@@ -733,6 +787,42 @@ def status_period_message(period: EffectivePeriod) -> assistance_pb2.StatusPerio
     if period.valid_to is not None:
         message.valid_to.CopyFrom(from_date(period.valid_to))
     return message
+
+
+def _enrolments(
+    messages: Sequence[assistance_pb2.Enrolment], where: str
+) -> tuple[reports.Enrolment, ...]:
+    """A person's enrolments as enrollment sent them, checked."""
+    checked = []
+    for index, message in enumerate(messages):
+        field = f"{where}.enrolments[{index}]"
+        check_year(message.year, f"{field}.year")
+        premium = _fen(message.premium_fen, f"{field}.premium_fen")
+        if not 0 <= message.subsidy_fen <= premium:
+            raise InvalidInput(
+                f"{field}.subsidy_fen",
+                f"from 0 to the premium ({premium}), got {message.subsidy_fen}",
+            )
+        category = message.subsidy_category
+        checked.append(
+            reports.Enrolment(
+                year=message.year,
+                premium_fen=premium,
+                subsidy_fen=message.subsidy_fen,
+                subsidy_category=_code(category, f"{field}.subsidy_category") if category else None,
+                enrolled_at=_moment(message.enrolled_at, f"{field}.enrolled_at")
+                if message.HasField("enrolled_at")
+                else None,
+            )
+        )
+    return tuple(checked)
+
+
+def _moment(stamp: Any, field: str) -> datetime:
+    try:
+        return stamp.ToDatetime(UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError):
+        raise InvalidInput(field, "not a moment a calendar holds") from None
 
 
 def _years(years: Sequence[int], where: str) -> tuple[int, ...]:

@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 
 from doudi.core.codes import VISIT_TYPES
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import people, warnings
+from services.assistance import people, reports, warnings
 from services.assistance.tables import burden_payments, burdens, settlement_events
 
 SETTLED: Final = "settled"
@@ -100,6 +100,9 @@ class LedgerEntry:
     """The day it counts on (a visit's discharge)."""
     source: str
     """What it is, for a warning it may raise (``settlement event 12``, ``bill 3``)."""
+    statuses: tuple[str, ...] = ()
+    """The statuses applied (a settlement's; a bill's: those held on its day): the
+    categories the reports count it in."""
 
 
 def record_settlement_events(
@@ -164,6 +167,8 @@ def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEnt
         ],
         datetime.now(UTC),
     )
+    # --- reports: the month's figures of each region, category and visit type ---
+    reports.add_visits(connection, entries)
 
 
 def _event_entry(event: SettlementEvent) -> LedgerEntry:
@@ -179,6 +184,7 @@ def _event_entry(event: SettlementEvent) -> LedgerEntry:
         region=event.region,
         on=event.settled_on,
         source=f"settlement event {event.event_id}",
+        statuses=event.statuses,
     )
 
 

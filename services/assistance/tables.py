@@ -345,3 +345,58 @@ screening_paid = Table(
     Column("year", Integer, nullable=False),
     Column("paid_fen", BigInteger, nullable=False),
 )
+
+# --- reports (services/assistance/reports.py) -------------------------------------------
+
+# Each person's enrolments as enrollment sent them with the person (replaced whole with
+# each newer version): the reports count the subsidised ones (``subsidy_category``).
+assistance_enrolments = Table(
+    "assistance_enrolments",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("premium_fen", BigInteger, nullable=False),
+    # The medical-assistance fund's part of the premium; the person paid the rest.
+    Column("subsidy_fen", BigInteger, nullable=False),
+    Column("subsidy_category", String(32), nullable=True),
+    # When enrollment recorded it (NULL: an older enrollment that did not say).
+    Column("enrolled_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_assistance_enrolments_year", assistance_enrolments.c.year)
+
+
+def _report_key() -> list[Column[object]]:
+    """A month's row of the ledger's visits: the region whose pack settled them, the
+    discharge month, the category (a status code, ``monitored`` for anyone with a status,
+    "" for every visit) and the visit type."""
+    return [
+        Column("region", String(32), primary_key=True),
+        Column("year", Integer, primary_key=True, autoincrement=False),
+        Column("month", Integer, primary_key=True, autoincrement=False),
+        Column("category", String(32), primary_key=True),
+        Column("visit_type", String(32), primary_key=True),
+    ]
+
+
+# What ``service.add_to_ledger`` added, net of reversals, per month, category and type.
+report_visits = Table(
+    "report_visits",
+    metadata,
+    *_report_key(),
+    Column("visits", BigInteger, nullable=False),
+    Column("total_fen", BigInteger, nullable=False),
+    Column("fund_paid_fen", BigInteger, nullable=False),
+    Column("personal_burden_fen", BigInteger, nullable=False),
+    Column("eligible_burden_fen", BigInteger, nullable=False),
+)
+
+# Each fund's payments of those visits; ``cleared_fen`` the window's settlements' alone
+# (what the fund owes the hospitals; a bill paid outside the window was paid there).
+report_fund_payments = Table(
+    "report_fund_payments",
+    metadata,
+    *_report_key(),
+    Column("fund", String(32), primary_key=True),
+    Column("paid_fen", BigInteger, nullable=False),
+    Column("cleared_fen", BigInteger, nullable=False),
+)

@@ -31,7 +31,10 @@ from doudi.common.settings import SenderSettings
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.enrollment import service
-from services.enrollment.messages import settlement_enrolment_message
+from services.enrollment.messages import (
+    assistance_enrolment_message,
+    settlement_enrolment_message,
+)
 from services.enrollment.service import PersonCoverage
 from services.enrollment.tables import coverage_deliveries
 
@@ -98,7 +101,8 @@ def register_sender(
 def household_sender(
     engine: sqlalchemy.Engine, settings: SenderSettings, assistance: grpc.aio.Channel
 ) -> Sender:
-    """To assistance: each person's name, household, region and enrolled years."""
+    """To assistance: each person's name, household, region, enrolled years and enrolments
+    (the reports count the subsidised ones)."""
     stub = assistance_pb2_grpc.AssistanceServiceStub(assistance)
     metadata = internal_metadata(settings)
 
@@ -113,6 +117,12 @@ def household_sender(
                         household_id=person.household_id,
                         region=person.region,
                         years=[enrolment.year for enrolment in person.enrolments],
+                        enrolments=[
+                            assistance_enrolment_message(enrolment, enrolled_at)
+                            for enrolment, enrolled_at in zip(
+                                person.enrolments, person.enrolled_at, strict=True
+                            )
+                        ],
                     )
                     for person in persons
                 ]

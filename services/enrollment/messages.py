@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from doudi.assistance.v1 import assistance_pb2
 from doudi.common.enums import (
     EMPLOYMENTS,
     PREMIUM_PAYERS,
@@ -11,7 +14,7 @@ from doudi.common.enums import (
     SETTLEMENT_TIERS,
     TIERS,
 )
-from doudi.common.protos import from_date
+from doudi.common.protos import from_date, to_timestamp
 from doudi.enrollment.v1 import enrollment_pb2
 from doudi.settlement.v1 import settlement_pb2
 from services.enrollment import service, subsidised
@@ -50,6 +53,20 @@ def settlement_enrolment_message(enrolment: service.Enrolment) -> settlement_pb2
         scheme=SETTLEMENT_SCHEMES.value(enrolment.scheme),
         employment=SETTLEMENT_EMPLOYMENTS.value(enrolment.employment),
         tier=SETTLEMENT_TIERS.value(enrolment.tier),
+    )
+
+
+def assistance_enrolment_message(
+    enrolment: service.Enrolment, enrolled_at: datetime
+) -> assistance_pb2.Enrolment:
+    """What assistance keeps of an enrolment (its own message, with enrollment's field
+    numbers), and when it was recorded."""
+    return assistance_pb2.Enrolment(
+        year=enrolment.year,
+        premium_fen=enrolment.premium_fen,
+        subsidy_fen=enrolment.subsidy_fen,
+        subsidy_category=enrolment.subsidy_category or "",
+        enrolled_at=to_timestamp(enrolled_at),
     )
 
 

@@ -193,6 +193,8 @@ class PersonCoverage:
     household_id: str
     region: str
     enrolments: tuple[Enrolment, ...]
+    enrolled_at: tuple[datetime, ...] = ()
+    """When each of ``enrolments`` was recorded (assistance's reports count it then)."""
 
 
 def queue_for_subscribers(connection: sqlalchemy.Connection, numbers: Collection[str]) -> None:
@@ -224,12 +226,15 @@ def coverage_to_deliver(
         .order_by(persons.c.person_id)
     ).all()
     years: dict[str, list[Enrolment]] = {}
-    for row in connection.execute(
-        select(*_ENROLMENT_COLUMNS)
+    recorded: dict[str, list[datetime]] = {}
+    rows: sqlalchemy.Result[Any] = connection.execute(
+        select(*_ENROLMENT_COLUMNS, enrolments.c.created_at)
         .where(enrolments.c.person_id.in_(person_ids))
         .order_by(enrolments.c.person_id, enrolments.c.year)
-    ):
+    )
+    for row in rows:
         years.setdefault(row.person_id, []).append(_record(Enrolment, row))
+        recorded.setdefault(row.person_id, []).append(row.created_at)
     return [
         PersonCoverage(
             row.person_id,
@@ -238,6 +243,7 @@ def coverage_to_deliver(
             row.household_id,
             row.region,
             tuple(years.get(row.person_id, ())),
+            tuple(recorded.get(row.person_id, ())),
         )
         for row in registered
     ]

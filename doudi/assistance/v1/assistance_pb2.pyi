@@ -769,6 +769,7 @@ class InsuredPerson(_message.Message):
     REGION_FIELD_NUMBER: _builtins.int
     YEARS_FIELD_NUMBER: _builtins.int
     HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
+    ENROLMENTS_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     version: _builtins.int
     """Grows with every change of the person at the enrollment service."""
@@ -782,6 +783,10 @@ class InsuredPerson(_message.Message):
     def years(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The years the person is enrolled for (any scheme)."""
 
+    @_builtins.property
+    def enrolments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Enrolment]:
+        """Every year's enrolment (the reports count the subsidised ones)."""
+
     def __init__(
         self,
         *,
@@ -791,14 +796,61 @@ class InsuredPerson(_message.Message):
         region: _builtins.str = ...,
         years: _abc.Iterable[_builtins.int] | None = ...,
         household_id: _builtins.str = ...,
+        enrolments: _abc.Iterable[Global___Enrolment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["household_id", b"household_id", "name", b"name", "person_id", b"person_id", "region", b"region", "version", b"version", "years", b"years"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolments", b"enrolments", "household_id", b"household_id", "name", b"name", "person_id", b"person_id", "region", b"region", "version", b"version", "years", b"years"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InsuredPerson: _TypeAlias = InsuredPerson  # noqa: Y015
+
+@_typing.final
+class Enrolment(_message.Message):
+    """What assistance keeps of an enrolment (enrollment's Enrolment, same field
+    numbers and types; `enrolled_at`, the day it counts in the reports, is
+    read from enrollment's table and sent here only).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    PREMIUM_FEN_FIELD_NUMBER: _builtins.int
+    SUBSIDY_FEN_FIELD_NUMBER: _builtins.int
+    SUBSIDY_CATEGORY_FIELD_NUMBER: _builtins.int
+    ENROLLED_AT_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    premium_fen: _builtins.int
+    """The premium for the year, in fen."""
+    subsidy_fen: _builtins.int
+    """The part the medical-assistance fund paid (资助参保), in fen; the person
+    paid the rest.
+    """
+    subsidy_category: _builtins.str
+    """The policy pack's subsidy category it was paid under (empty: not
+    subsidised).
+    """
+    @_builtins.property
+    def enrolled_at(self) -> _timestamp_pb2.Timestamp:
+        """When enrollment recorded it."""
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        premium_fen: _builtins.int = ...,
+        subsidy_fen: _builtins.int = ...,
+        subsidy_category: _builtins.str = ...,
+        enrolled_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enrolled_at", b"enrolled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolled_at", b"enrolled_at", "premium_fen", b"premium_fen", "subsidy_category", b"subsidy_category", "subsidy_fen", b"subsidy_fen", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Enrolment: _TypeAlias = Enrolment  # noqa: Y015
 
 @_typing.final
 class RecordPersonsRequest(_message.Message):
@@ -2867,3 +2919,133 @@ class ConfirmScreeningOfferResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConfirmScreeningOfferResponse: _TypeAlias = ConfirmScreeningOfferResponse  # noqa: Y015
+
+@_typing.final
+class GetReportRequest(_message.Message):
+    """--- reports ---"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Required: the pooling region."""
+    year: _builtins.int
+    """Required: the calendar year."""
+    month: _builtins.int
+    """1 to 12; 0: the whole year (the rows' `month` is then 0 too)."""
+    @_builtins.property
+    def as_of(self) -> _date_pb2.Date:
+        """The day to judge overdue on (no later than the period's end); unset:
+        today (Asia/Shanghai).
+        """
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        as_of: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "month", b"month", "region", b"region", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportRequest: _TypeAlias = GetReportRequest  # noqa: Y015
+
+@_typing.final
+class ReportRow(_message.Message):
+    """One figure: what it counts, for which category, visit type and fund, in the
+    month and in the year to the month's end. docs/domain.md section 8 and
+    services/assistance/README.md define each.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIGURE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CATEGORY_NAME_FIELD_NUMBER: _builtins.int
+    VISIT_TYPE_FIELD_NUMBER: _builtins.int
+    FUND_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    YEAR_TO_DATE_FIELD_NUMBER: _builtins.int
+    figure: _builtins.str
+    """e.g. `visits`, `total_fen`, `reimbursement_ratio_bp`."""
+    category: _builtins.str
+    """A status code, `monitored` (anyone with a status, once), a pack's subsidy
+    category, a warning or application kind; empty: all of them together.
+    """
+    category_name: _builtins.str
+    """The category's name (Chinese, as the packs and the code lists give it)."""
+    visit_type: Global___VisitType.ValueType
+    """Unset: every visit type together (and the figures that have none)."""
+    fund: _builtins.str
+    """A fund code (or `assistance_fund` / `person` for premiums); empty: all."""
+    unit: _builtins.str
+    """`count`, `fen`, `basis_points` (ratio × 10,000) or `hundredths` (of a
+    working day).
+    """
+    month: _builtins.int
+    """The month's figure (0 when the request named no month)."""
+    year_to_date: _builtins.int
+    """From 1 January to the month's end (the whole year without a month)."""
+    def __init__(
+        self,
+        *,
+        figure: _builtins.str = ...,
+        category: _builtins.str = ...,
+        category_name: _builtins.str = ...,
+        visit_type: Global___VisitType.ValueType = ...,
+        fund: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        month: _builtins.int = ...,
+        year_to_date: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "category_name", b"category_name", "figure", b"figure", "fund", b"fund", "month", b"month", "unit", b"unit", "visit_type", b"visit_type", "year_to_date", b"year_to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRow: _TypeAlias = ReportRow  # noqa: Y015
+
+@_typing.final
+class GetReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    year: _builtins.int
+    month: _builtins.int
+    @_builtins.property
+    def as_of(self) -> _date_pb2.Date:
+        """The day overdue was judged on."""
+
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportRow]: ...
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        as_of: _date_pb2.Date | None = ...,
+        rows: _abc.Iterable[Global___ReportRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "month", b"month", "region", b"region", "rows", b"rows", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportResponse: _TypeAlias = GetReportResponse  # noqa: Y015

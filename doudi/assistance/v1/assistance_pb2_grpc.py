@@ -169,6 +169,11 @@ class AssistanceServiceStub:
                 request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferRequest.SerializeToString,
                 response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferResponse.FromString,
                 _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/doudi.assistance.v1.AssistanceService/GetReport',
+                request_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetReportResponse.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
@@ -441,6 +446,17 @@ class AssistanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReport(self, request, context):
+        """--- reports ---
+        The monitoring figures of a region's year (docs/domain.md section 8;
+        internal callers only): for the month asked, and for the year to its end
+        (no month: the whole year), by category and visit type, one row a figure.
+        INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssistanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -573,6 +589,11 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     servicer.ConfirmScreeningOffer,
                     request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferRequest.FromString,
                     response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferResponse.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetReportRequest.FromString,
+                    response_serializer=doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1282,6 +1303,33 @@ class AssistanceService:
             '/doudi.assistance.v1.AssistanceService/ConfirmScreeningOffer',
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferRequest.SerializeToString,
             doudi_dot_assistance_dot_v1_dot_assistance__pb2.ConfirmScreeningOfferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.assistance.v1.AssistanceService/GetReport',
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetReportRequest.SerializeToString,
+            doudi_dot_assistance_dot_v1_dot_assistance__pb2.GetReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

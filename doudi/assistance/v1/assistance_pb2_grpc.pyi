@@ -185,6 +185,13 @@ class AssistanceServiceStub:
     OFFER_SUPERSEDED, ALREADY_PAID, VISIT_REVERSED) and nothing paid.
     Nothing paid is taken back by a later reversal.
     """
+    GetReport: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetReportRequest, _assistance_pb2.GetReportResponse]
+    """--- reports ---
+    The monitoring figures of a region's year (docs/domain.md section 8;
+    internal callers only): for the month asked, and for the year to its end
+    (no month: the whole year), by category and visit type, one row a figure.
+    INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
+    """
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
@@ -342,6 +349,13 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     reversed since the offer: FAILED_PRECONDITION (ALREADY_CONFIRMED,
     OFFER_SUPERSEDED, ALREADY_PAID, VISIT_REVERSED) and nothing paid.
     Nothing paid is taken back by a later reversal.
+    """
+    GetReport: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetReportRequest, _assistance_pb2.GetReportResponse]  # type: ignore[assignment]
+    """--- reports ---
+    The monitoring figures of a region's year (docs/domain.md section 8;
+    internal callers only): for the month asked, and for the year to its end
+    (no month: the whole year), by category and visit type, one row a figure.
+    INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
     """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -653,6 +667,19 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         reversed since the offer: FAILED_PRECONDITION (ALREADY_CONFIRMED,
         OFFER_SUPERSEDED, ALREADY_PAID, VISIT_REVERSED) and nothing paid.
         Nothing paid is taken back by a later reversal.
+        """
+
+    @_abc_1.abstractmethod
+    def GetReport(
+        self,
+        request: _assistance_pb2.GetReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.GetReportResponse, _abc.Awaitable[_assistance_pb2.GetReportResponse]]:
+        """--- reports ---
+        The monitoring figures of a region's year (docs/domain.md section 8;
+        internal callers only): for the month asked, and for the year to its end
+        (no month: the whole year), by category and visit type, one row a figure.
+        INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
         """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

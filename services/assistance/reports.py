@@ -1,0 +1,809 @@
+"""The monitoring figures (docs/domain.md section 8): a region's month and year to date,
+by category and visit type.
+
+Visits are read from a monthly aggregate, not from the events: :func:`add_visits`, which
+``service.add_to_ledger`` calls once per batch in the ledger's transaction, adds every
+entry (a settlement, a reversal, a bill) to ``report_visits`` and ``report_fund_payments``
+under its region, discharge month, visit type and each category it counts in (every
+status it applied, ``monitored`` once if it applied any, and "" for every visit), grouped
+in Python first, so that a batch of 1,000 events is a few dozen upserts. A report then
+reads at most a few thousand rows. The other figures come from the tables their features
+keep (``assistance_enrolments``, ``warnings``, ``applications``, the approved secondary
+runs, the confirmed screening offers), each dated by its own day (:data:`FIGURES`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+import sqlalchemy
+from sqlalchemy import and_, case, delete, func, or_, select
+
+from doudi.common.outbox import dialect_module
+from doudi.common.warnings import CERTIFIED, DISMISSED
+from doudi.core.codes import STATUSES, VISIT_TYPES
+from doudi.core.monitoring import BUREAU_TIMEZONE, bureau_day
+from doudi.core.packs import PackRegistry, subsidy_categories
+from doudi.core.workdays import WorkingCalendar
+from services.assistance import people
+from services.assistance.tables import (
+    applications,
+    assistance_enrolments,
+    assistance_persons,
+    assistance_statuses,
+    report_fund_payments,
+    report_visits,
+    screening_offers,
+    secondary_entries,
+    secondary_runs,
+    warnings,
+)
+
+if TYPE_CHECKING:
+    from services.assistance.service import LedgerEntry
+
+ALL: Final = ""
+"""The category (or visit type, or fund) of every one together."""
+MONITORED: Final = "monitored"
+"""The category of anyone with a status, each counted once."""
+ASSISTANCE_FUND: Final = "assistance_fund"
+PERSON: Final = "person"
+
+WARNING_KIND_NAMES: Final = {"impoverishment": "因病致贫", "return_to_poverty": "因病返贫"}
+APPLICATION_KIND_NAMES: Final = {
+    "expenditure_hardship": "支出型重病",
+    "temporary": "临时救助",
+    "out_of_area_hardship": "异地就医未转诊困难",
+}
+
+COUNT: Final = "count"
+FEN: Final = "fen"
+BASIS_POINTS: Final = "basis_points"
+HUNDREDTHS: Final = "hundredths"
+
+FIGURES: Final = {
+    "monitored_people": "persons of the region (enrollment's copy) holding a status on a day of the period",
+    "visits": "settlements and bills discharged in the period, less reversals of such",
+    "total_fen": "their total cost",
+    "fund_paid_fen": "what the funds paid of them (each fund, and all)",
+    "personal_burden_fen": "what the patients paid (self-pay)",
+    "eligible_burden_fen": "the in-scope part of it",
+    "reimbursement_ratio_bp": "(total - personal burden) / total, in basis points",
+    "clearing_fen": "what the funds owe the hospitals: the window's settlements' fund payments",
+    "subsidised_enrolments": "subsidised enrolments of the year recorded in the period",
+    "subsidised_premium_fen": "their premiums (all, the assistance fund's, the persons')",
+    "warnings_raised": "warnings raised on a day of the period",
+    "warnings_certified": "warnings certified on a day of the period",
+    "warnings_dismissed": "warnings dismissed on a day of the period",
+    "warnings_overdue": "warnings undecided on their due day or later, at the period's end",
+    "applications_accepted": "applications accepted on a day of the period",
+    "applications_decided": "applications approved or refused on a day of the period",
+    "applications_overdue": "applications undecided after their deadline, at the period's end",
+    "decision_working_days": "the working days from acceptance to decision, all decided",
+    "decision_working_days_average": "their average, in hundredths of a working day",
+    "secondary_people": "persons an approved secondary run paid (approval day)",
+    "secondary_person_times": "payments of approved secondary runs",
+    "secondary_paid_fen": "what they paid",
+    "proactive_people": "persons paid by a confirmed screening offer (confirmation day)",
+    "proactive_person_times": "confirmed screening offers that paid",
+    "proactive_paid_fen": "what they paid",
+}
+"""Each figure's name and what it counts (services/assistance/README.md, reports)."""
+
+
+# --- the persons' enrolments ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A person's enrolment of a year as enrollment sent it."""
+
+    year: int
+    premium_fen: int
+    subsidy_fen: int
+    subsidy_category: str | None
+    enrolled_at: datetime | None
+
+
+def record_persons(
+    *,
+    connection: sqlalchemy.Connection,
+    persons: Sequence[people.InsuredPerson],
+    enrolments: Sequence[Sequence[Enrolment]],
+    now: datetime,
+) -> list[int]:
+    """Store each person (``people.record_persons``) and, where the version sent is the one
+    stored, their enrolments (``enrolments[i]`` are ``persons[i]``'s), replacing those kept
+    before; answers the versions stored."""
+    versions = people.record_persons(connection=connection, persons=persons, now=now)
+    current = {
+        person.person_id: person_enrolments
+        for person, person_enrolments, version in zip(persons, enrolments, versions, strict=True)
+        if version == person.version
+    }
+    if current:
+        connection.execute(
+            delete(assistance_enrolments).where(assistance_enrolments.c.person_id.in_(current))
+        )
+        rows = [
+            {
+                "person_id": person_id,
+                "year": enrolment.year,
+                "premium_fen": enrolment.premium_fen,
+                "subsidy_fen": enrolment.subsidy_fen,
+                "subsidy_category": enrolment.subsidy_category,
+                "enrolled_at": enrolment.enrolled_at,
+            }
+            for person_id, person_enrolments in sorted(current.items())
+            for enrolment in {e.year: e for e in person_enrolments}.values()
+        ]
+        if rows:
+            connection.execute(assistance_enrolments.insert(), rows)
+    return versions
+
+
+# --- the visits' monthly aggregate -----------------------------------------------------
+
+_VISIT_SUMS: Final = (
+    "visits",
+    "total_fen",
+    "fund_paid_fen",
+    "personal_burden_fen",
+    "eligible_burden_fen",
+)
+_FUND_SUMS: Final = ("paid_fen", "cleared_fen")
+_KEY: Final = ("region", "year", "month", "category", "visit_type")
+
+
+def add_visits(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]) -> None:
+    """Add the ledger's entries to the monthly aggregate, in the caller's transaction."""
+    # First by what tells entries apart here (most of a batch shares a few keys), then
+    # each group once into each of its categories.
+    groups: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
+    paid: Counter[tuple[Any, ...]] = Counter()
+    for entry in entries:
+        sign = entry.sign
+        group = (
+            entry.region,
+            entry.year,
+            entry.on.month,
+            entry.visit_type,
+            entry.statuses,
+            not entry.source.startswith("bill "),
+        )
+        sums = groups[group]
+        sums[0] += sign
+        sums[1] += sign * entry.total_fen
+        sums[3] += sign * entry.self_pay_fen
+        sums[4] += sign * entry.eligible_burden_fen
+        for fund, fen in entry.fund_payments:
+            sums[2] += sign * fen
+            paid[(group, fund)] += sign * fen
+    visits: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
+    funds: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for group, sums in groups.items():
+        for key in _keys(group):
+            added = visits[key]
+            for index, value in enumerate(sums):
+                added[index] += value
+    for (group, fund), fen in paid.items():
+        window = group[5]
+        for key in _keys(group):
+            fund_sums = funds[(*key, fund)]
+            fund_sums[0] += fen
+            if window:
+                fund_sums[1] += fen
+    if not visits:
+        return
+    statements = _statements(connection)
+    # In key order: batches lock the rows they share in one order (PostgreSQL).
+    connection.execute(
+        statements[0],
+        [
+            {**dict(zip(_KEY, key, strict=True)), **dict(zip(_VISIT_SUMS, sums, strict=True))}
+            for key, sums in sorted(visits.items())
+        ],
+    )
+    if funds:
+        connection.execute(
+            statements[1],
+            [
+                {
+                    **dict(zip((*_KEY, "fund"), key, strict=True)),
+                    **dict(zip(_FUND_SUMS, sums, strict=True)),
+                }
+                for key, sums in sorted(funds.items())
+            ],
+        )
+
+
+def _keys(group: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The aggregate's keys a group of entries counts under: every visit (""), and with
+    statuses once under ``monitored`` and once under each status."""
+    region, year, month, visit_type, statuses = group[:5]
+    categories = (ALL, MONITORED, *dict.fromkeys(statuses)) if statuses else (ALL,)
+    return [(region, year, month, category, visit_type) for category in categories]
+
+
+_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _statements(connection: sqlalchemy.Connection) -> tuple[Any, Any]:
+    """The aggregate's adding upserts for the connection's dialect, built once."""
+    found = _STATEMENTS.get(connection.dialect.name)
+    if found is None:
+        dialect = dialect_module(connection)
+
+        def adding(table: sqlalchemy.Table, keys: Sequence[str], sums: Sequence[str]) -> Any:
+            insert = dialect.insert(table)
+            return insert.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={name: table.c[name] + insert.excluded[name] for name in sums},
+            )
+
+        found = _STATEMENTS[connection.dialect.name] = (
+            adding(report_visits, _KEY, _VISIT_SUMS),
+            adding(report_fund_payments, (*_KEY, "fund"), _FUND_SUMS),
+        )
+    return found
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One figure of a report: the month's and the year's to the month's end."""
+
+    figure: str
+    category: str
+    category_name: str
+    visit_type: str
+    """A visit type, or "" (every type, or a figure without one)."""
+    fund: str
+    unit: str
+    month: int
+    year_to_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    region: str
+    year: int
+    month: int
+    """0: the whole year."""
+    as_of: date
+    """The day overdue is judged on: the period's end, or the day asked if earlier."""
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Period:
+    """The month's days and the year's to the month's end (``month`` 0: no month)."""
+
+    year: int
+    month: int
+    as_of: date
+
+    @property
+    def first(self) -> date:
+        return date(self.year, 1, 1)
+
+    @property
+    def last(self) -> date:
+        if self.month in (0, 12):
+            return date(self.year, 12, 31)
+        return date(self.year, self.month + 1, 1) - timedelta(days=1)
+
+    @property
+    def month_first(self) -> date | None:
+        return None if self.month == 0 else date(self.year, self.month, 1)
+
+    def in_month(self, day: date) -> bool:
+        first = self.month_first
+        return first is not None and first <= day <= self.last
+
+    def in_year(self, day: date) -> bool:
+        return self.first <= day <= self.last
+
+
+class _Figures:
+    """The rows of a report as they are added up: (figure, category, visit type, fund) →
+    [month, year to date]."""
+
+    def __init__(self, period: _Period) -> None:
+        self.period = period
+        self.values: dict[tuple[str, str, str, str], list[int]] = {}
+        self.units: dict[str, str] = {}
+        self.subsidy_names: dict[str, str] = {}
+        """The region's packs' names of their subsidy categories (the enrolments' only: an
+        id may also be a status's code, ``registered_poor``)."""
+        self.ratios: set[tuple[str, str]] = set()
+        """The (category, visit type) pairs whose reimbursement ratio to report."""
+
+    def add(
+        self,
+        figure: str,
+        category: str,
+        day: date | None,
+        value: int = 1,
+        *,
+        visit_type: str = ALL,
+        fund: str = ALL,
+        unit: str = COUNT,
+    ) -> None:
+        """Add ``value`` dated ``day`` (None: in both the month and the year)."""
+        sums = self.values.setdefault((figure, category, visit_type, fund), [0, 0])
+        self.units[figure] = unit
+        if day is None or self.period.in_month(day):
+            sums[0] += value
+        if day is None or self.period.in_year(day):
+            sums[1] += value
+
+    def set(self, figure: str, category: str, values: Sequence[int], **kwargs: str) -> None:
+        key = (figure, category, kwargs.get("visit_type", ALL), kwargs.get("fund", ALL))
+        self.values[key] = list(values)
+        self.units[figure] = kwargs.get("unit", COUNT)
+
+    def rows(self) -> tuple[Row, ...]:
+        for category, visit_type in self.ratios:
+            total = self.values[("total_fen", category, visit_type, ALL)]
+            personal = self.values[("personal_burden_fen", category, visit_type, ALL)]
+            self.set(
+                "reimbursement_ratio_bp",
+                category,
+                [_ratio(total[index], personal[index]) for index in (0, 1)],
+                visit_type=visit_type,
+                unit=BASIS_POINTS,
+            )
+        order = {figure: index for index, figure in enumerate(FIGURES)}
+        visit_order = {visit_type: index for index, visit_type in enumerate((ALL, *VISIT_TYPES))}
+        return tuple(
+            Row(
+                figure=figure,
+                category=category,
+                category_name=self._name(figure, category),
+                visit_type=visit_type,
+                fund=fund,
+                unit=self.units[figure],
+                month=values[0] if self.period.month else 0,
+                year_to_date=values[1],
+            )
+            for (figure, category, visit_type, fund), values in sorted(
+                self.values.items(),
+                key=lambda item: (
+                    order[item[0][0]],
+                    item[0][1] not in (ALL, MONITORED),
+                    item[0][1] != ALL,
+                    item[0][1],
+                    visit_order[item[0][2]],
+                    item[0][3],
+                ),
+            )
+        )
+
+    def _name(self, figure: str, category: str) -> str:
+        if figure.startswith("subsidised_") and category in self.subsidy_names:
+            return self.subsidy_names[category]
+        return _category_name(category)
+
+
+def _category_name(category: str) -> str:
+    if category == ALL:
+        return "合计"
+    if category == MONITORED:
+        return "监测人员"
+    if category in STATUSES:
+        return STATUSES[category][0]
+    return WARNING_KIND_NAMES.get(category) or APPLICATION_KIND_NAMES.get(category, category)
+
+
+def get_report(
+    *,
+    connection: sqlalchemy.Connection,
+    region: str,
+    year: int,
+    month: int,
+    as_of: date,
+    registry: PackRegistry,
+    calendar: WorkingCalendar,
+) -> Report:
+    """The region's figures of ``month`` (0: none) and of the year to its end; overdue is
+    judged on the period's last day, or on ``as_of`` if that is earlier."""
+    period = _Period(year, month, as_of)
+    period = _Period(year, month, min(as_of, period.last))
+    figures = _Figures(period)
+    _visit_figures(connection, region, figures)
+    _monitored_people(connection, region, figures)
+    _subsidised_enrolments(connection, region, figures, registry)
+    _warning_figures(connection, region, figures)
+    _application_figures(connection, region, figures, calendar)
+    _assistance_paid(connection, region, figures)
+    return Report(region, year, month, period.as_of, figures.rows())
+
+
+def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
+    period = figures.period
+    for table, keys, sums in (
+        (report_visits, ("category", "visit_type"), _VISIT_SUMS),
+        (report_fund_payments, ("category", "visit_type", "fund"), _FUND_SUMS),
+    ):
+        # The month's and the year's sums by the database: a few hundred rows come back.
+        in_month = table.c.month == period.month
+        query = (
+            select(
+                *(table.c[key] for key in keys),
+                *(func.sum(case((in_month, table.c[name]), else_=0)) for name in sums),
+                *(func.sum(table.c[name]) for name in sums),
+            )
+            .where(
+                table.c.region == region,
+                table.c.year == period.year,
+                table.c.month <= period.last.month,
+            )
+            .group_by(*(table.c[key] for key in keys))
+        )
+        width = len(sums)
+        for row in connection.execute(query):
+            key, values = row[: len(keys)], [int(value or 0) for value in row[len(keys) :]]
+            if table is report_visits:
+                _add_visits(figures, key[0], key[1], values[:width], values[width:])
+            else:
+                _add_funds(figures, key[0], key[1], key[2], values[:width], values[width:])
+    if ("visits", ALL, ALL, ALL) not in figures.values:
+        _add_visits(figures, ALL, ALL, [0] * 5, [0] * 5)
+
+
+def _add_visits(
+    figures: _Figures, category: str, visit_type: str, in_month: list[int], to_date: list[int]
+) -> None:
+    """A row of the aggregate into its visit type's figures and every type's."""
+    for shown_type in dict.fromkeys((ALL, visit_type)):
+        for index, name in enumerate(_VISIT_SUMS):
+            figures.add(
+                name,
+                category,
+                None,
+                0,
+                visit_type=shown_type,
+                unit=COUNT if name == "visits" else FEN,
+            )
+            sums = figures.values[(name, category, shown_type, ALL)]
+            sums[0] += in_month[index]
+            sums[1] += to_date[index]
+        figures.ratios.add((category, shown_type))
+
+
+def _add_funds(
+    figures: _Figures,
+    category: str,
+    visit_type: str,
+    fund: str,
+    in_month: list[int],
+    to_date: list[int],
+) -> None:
+    """A fund's row of the aggregate: its payments, and (every visit) its clearing."""
+    for shown_type in dict.fromkeys((ALL, visit_type)):
+        targets = [("fund_paid_fen", category, fund, 0)]
+        if category == ALL:
+            targets += [("clearing_fen", ALL, ALL, 1), ("clearing_fen", ALL, fund, 1)]
+        for figure, shown_category, shown_fund, index in targets:
+            figures.add(
+                figure, shown_category, None, 0, visit_type=shown_type, fund=shown_fund, unit=FEN
+            )
+            sums = figures.values[(figure, shown_category, shown_type, shown_fund)]
+            sums[0] += in_month[index]
+            sums[1] += to_date[index]
+
+
+def _ratio(total: int, personal: int) -> int:
+    """(total - personal burden) / total in basis points, rounded half up; 0 for no cost."""
+    if total <= 0:
+        return 0
+    return ((total - personal) * 20_000 + total) // (2 * total)
+
+
+def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
+    """Persons of the region holding a status on a day of the period: in each status's
+    category, and once in ``monitored``."""
+    period = figures.period
+    # As text, parsed by orjson, each distinct history once with how many persons have it
+    # (the database groups them: a roster gives many persons the same periods): the JSON
+    # type's own parsing of each person's took most of the report's time with tens of
+    # thousands of persons holding a status.
+    periods = sqlalchemy.cast(assistance_statuses.c.periods, sqlalchemy.Text)
+    rows = connection.execute(
+        select(periods, func.count())
+        .select_from(
+            assistance_statuses.join(
+                assistance_persons,
+                assistance_persons.c.person_id == assistance_statuses.c.person_id,
+            )
+        )
+        .where(assistance_persons.c.region == region)
+        .group_by(periods)
+    ).all()
+    first, last = period.first.isoformat(), period.last.isoformat()
+    month_first = period.month_first
+    counted: Counter[tuple[str, int]] = Counter()
+    month_from = "" if month_first is None else month_first.isoformat()
+    for text, persons in rows:
+        held_month: set[str] = set()
+        held_year: set[str] = set()
+        # ISO dates compare as the days they name.
+        for status, valid_from, valid_to, _agency in orjson.loads(text):
+            if valid_from > last or (valid_to is not None and valid_to < first):
+                continue
+            held_year.add(status)
+            if month_from and (valid_to is None or valid_to >= month_from):
+                held_month.add(status)
+        for index, held in enumerate((held_month, held_year)):
+            for status in held:
+                counted[(status, index)] += persons
+            if held:
+                counted[(MONITORED, index)] += persons
+    for category in sorted({category for category, _index in counted} | {MONITORED}):
+        figures.set("monitored_people", category, (counted[(category, 0)], counted[(category, 1)]))
+
+
+def _subsidised_enrolments(
+    connection: sqlalchemy.Connection, region: str, figures: _Figures, registry: PackRegistry
+) -> None:
+    """The year's subsidised enrolments of the region's persons, by the day enrollment
+    recorded them (one recorded before the year, or not said when, counts in January; one
+    recorded after it in December)."""
+    period = figures.period
+    for pack in registry:
+        if pack.region_code == region:
+            figures.subsidy_names.update({c.id: c.name for c in subsidy_categories(pack)})
+    table = assistance_enrolments
+    windows = [_clamped(table.c.enrolled_at, first, period.last) for first in _firsts(period)]
+    query = (
+        select(
+            table.c.subsidy_category,
+            *(_count(window) for window in windows),
+            *(_sum(window, table.c.premium_fen) for window in windows),
+            *(_sum(window, table.c.subsidy_fen) for window in windows),
+        )
+        .select_from(
+            table.join(assistance_persons, assistance_persons.c.person_id == table.c.person_id)
+        )
+        .where(
+            assistance_persons.c.region == region,
+            table.c.year == period.year,
+            table.c.subsidy_category.is_not(None),
+        )
+        .group_by(table.c.subsidy_category)
+    )
+    figures.set("subsidised_enrolments", ALL, (0, 0))
+    for category, *values in connection.execute(query):
+        count, premium, subsidy = (values[0:2], values[2:4], values[4:6])
+        person = [premium[index] - subsidy[index] for index in (0, 1)]
+        for shown in (ALL, category):
+            figures.add("subsidised_enrolments", shown, None, 0)
+            _accumulate(figures, ("subsidised_enrolments", shown, ALL, ALL), count)
+            for fund, fen in ((ALL, premium), (ASSISTANCE_FUND, subsidy), (PERSON, person)):
+                figures.add("subsidised_premium_fen", shown, None, 0, fund=fund, unit=FEN)
+                _accumulate(figures, ("subsidised_premium_fen", shown, ALL, fund), fen)
+
+
+def _accumulate(figures: _Figures, key: tuple[str, str, str, str], values: Sequence[int]) -> None:
+    sums = figures.values[key]
+    sums[0] += int(values[0] or 0)
+    sums[1] += int(values[1] or 0)
+
+
+def _firsts(period: _Period) -> tuple[date | None, date]:
+    """The first days of the month (None: no month) and of the year to its end."""
+    return period.month_first, period.first
+
+
+def _instant(day: date) -> datetime:
+    """The first moment of the bureau's ``day`` (Asia/Shanghai), in UTC."""
+    return datetime.combine(day, time.min, BUREAU_TIMEZONE).astimezone(UTC)
+
+
+def _on_days(column: Any, first: date | None, last: date) -> Any:
+    """The moment in ``column`` falls on a bureau day from ``first`` to ``last`` (never
+    when ``first`` is None: no month asked)."""
+    if first is None:
+        return sqlalchemy.false()
+    return and_(column >= _instant(first), column < _instant(last + timedelta(days=1)))
+
+
+def _clamped(column: Any, first: date | None, last: date) -> Any:
+    """As :func:`_on_days`, with a moment before the year (or none) on 1 January and one
+    after it on 31 December."""
+    if first is None:
+        return sqlalchemy.false()
+    conditions = []
+    if (first.month, first.day) != (1, 1):
+        conditions.append(column >= _instant(first))
+    if (last.month, last.day) != (12, 31):
+        conditions.append(column < _instant(last + timedelta(days=1)))
+    within = and_(sqlalchemy.true(), *conditions)
+    return or_(within, column.is_(None)) if (first.month, first.day) == (1, 1) else within
+
+
+def _count(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _sum(condition: Any, column: Any) -> Any:
+    return func.sum(case((condition, column), else_=0))
+
+
+def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
+    """Warnings raised and decided in the month and the year to date, and overdue on the
+    period's last day, by kind: summed by the database, each moment on its bureau day."""
+    period = figures.period
+    table = warnings
+    raised = [_on_days(table.c.raised_at, first, period.last) for first in _firsts(period)]
+    decided = [_on_days(table.c.decided_at, first, period.last) for first in _firsts(period)]
+    end_of_as_of = _instant(period.as_of + timedelta(days=1))
+    overdue = and_(
+        table.c.raised_at < end_of_as_of,
+        table.c.due_on <= period.as_of,
+        or_(table.c.decided_at.is_(None), table.c.decided_at >= end_of_as_of),
+    )
+    query = (
+        select(
+            table.c.kind,
+            *(_count(window) for window in raised),
+            *(_count(and_(table.c.state == CERTIFIED, window)) for window in decided),
+            *(_count(and_(table.c.state == DISMISSED, window)) for window in decided),
+            _count(overdue),
+        )
+        .where(
+            table.c.region == region, table.c.raised_at < _instant(period.last + timedelta(days=1))
+        )
+        .group_by(table.c.kind)
+    )
+    for name in ("warnings_raised", "warnings_certified", "warnings_dismissed"):
+        figures.set(name, ALL, (0, 0))
+    late: Counter[str] = Counter()
+    for kind, *values in connection.execute(query):
+        for shown in (ALL, kind):
+            for index, name in enumerate(
+                ("warnings_raised", "warnings_certified", "warnings_dismissed")
+            ):
+                figures.add(name, shown, None, 0)
+                _accumulate(figures, (name, shown, ALL, ALL), values[2 * index : 2 * index + 2])
+        late[kind] += int(values[6] or 0)
+    _overdue(figures, "warnings_overdue", +late)
+
+
+def _overdue(figures: _Figures, figure: str, overdue: Counter[str]) -> None:
+    """A state on the period's last day: the same in the month and the year to date."""
+    figures.set(figure, ALL, (overdue.total(), overdue.total()))
+    for category, count in overdue.items():
+        figures.set(figure, category, (count, count))
+
+
+def _application_figures(
+    connection: sqlalchemy.Connection,
+    region: str,
+    figures: _Figures,
+    calendar: WorkingCalendar,
+) -> None:
+    period = figures.period
+    rows = connection.execute(
+        select(
+            applications.c.kind,
+            applications.c.accepted_on,
+            applications.c.deadline,
+            applications.c.decided_on,
+        ).where(
+            applications.c.region == region,
+            applications.c.accepted_on <= period.last,
+            or_(applications.c.decided_on.is_(None), applications.c.decided_on >= period.first),
+        )
+    )
+    for name in ("applications_accepted", "applications_decided", "decision_working_days"):
+        figures.set(name, ALL, (0, 0))
+    overdue: Counter[str] = Counter()
+    decided_days: dict[str, list[list[int]]] = {}
+    for row in rows:
+        for category in (ALL, row.kind):
+            figures.add("applications_accepted", category, row.accepted_on)
+        decided = row.decided_on
+        if decided is not None:
+            days = calendar.working_days_between(row.accepted_on, decided)
+            for category in (ALL, row.kind):
+                figures.add("applications_decided", category, decided)
+                figures.add("decision_working_days", category, decided, days)
+                counts = decided_days.setdefault(category, [[0, 0], [0, 0]])
+                for index, inside in enumerate((period.in_month(decided), period.in_year(decided))):
+                    if inside:
+                        counts[index][0] += days
+                        counts[index][1] += 1
+        on = period.as_of
+        if row.accepted_on <= on and (decided is None or decided > on) and on > row.deadline:
+            overdue[row.kind] += 1
+    _overdue(figures, "applications_overdue", overdue)
+    for category, ((month_days, month_n), (year_days, year_n)) in decided_days.items():
+        figures.set(
+            "decision_working_days_average",
+            category,
+            (_hundredths(month_days, month_n), _hundredths(year_days, year_n)),
+            unit=HUNDREDTHS,
+        )
+
+
+def _hundredths(days: int, count: int) -> int:
+    """days / count in hundredths, rounded half up; 0 for none."""
+    return 0 if count == 0 else (days * 200 + count) // (2 * count)
+
+
+def _assistance_paid(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
+    """Secondary assistance by the approval day of its run, proactive by the day its offer
+    was confirmed: persons (each once), payments and what they paid."""
+    period = figures.period
+    runs, entries = secondary_runs, secondary_entries
+    windows = [_on_days(runs.c.approved_at, first, period.last) for first in _firsts(period)]
+    query = (
+        select(
+            *(func.count(sqlalchemy.distinct(case((w, entries.c.person_id)))) for w in windows),
+            *(_count(window) for window in windows),
+            *(_sum(window, entries.c.paid_fen) for window in windows),
+        )
+        .select_from(entries.join(runs, runs.c.run_id == entries.c.run_id))
+        .where(runs.c.region == region, entries.c.paid_fen > 0)
+    )
+    values = connection.execute(query).one()
+    for index, name in enumerate(("people", "person_times", "paid_fen")):
+        figures.set(
+            f"secondary_{name}",
+            ALL,
+            [int(value or 0) for value in values[2 * index : 2 * index + 2]],
+            unit=FEN if name == "paid_fen" else COUNT,
+        )
+    offers = screening_offers
+    proactive = connection.execute(
+        select(
+            offers.c.person_id, offers.c.statuses, offers.c.paid_fen, offers.c.confirmed_at
+        ).where(
+            offers.c.region == region,
+            offers.c.state == "confirmed",
+            _on_days(offers.c.confirmed_at, period.first, period.last),
+            offers.c.paid_fen > 0,
+        )
+    )
+    _paid(
+        figures,
+        "proactive",
+        (
+            (row.person_id, row.statuses.split(), row.paid_fen, row.confirmed_at)
+            for row in proactive
+        ),
+    )
+
+
+def _paid(
+    figures: _Figures,
+    kind: str,
+    payments: Iterable[tuple[str, Sequence[str], int, datetime]],
+) -> None:
+    period = figures.period
+    people_in: dict[str, list[set[str]]] = {}
+    figures.set(f"{kind}_people", ALL, (0, 0))
+    figures.set(f"{kind}_person_times", ALL, (0, 0))
+    figures.set(f"{kind}_paid_fen", ALL, (0, 0), unit=FEN)
+    for person_id, statuses, paid_fen, at in payments:
+        day = bureau_day(at)
+        if not period.in_year(day):
+            continue
+        for category in (ALL, *dict.fromkeys(statuses)):
+            figures.add(f"{kind}_person_times", category, day)
+            figures.add(f"{kind}_paid_fen", category, day, paid_fen, unit=FEN)
+            seen = people_in.setdefault(category, [set(), set()])
+            if period.in_month(day):
+                seen[0].add(person_id)
+            seen[1].add(person_id)
+    for category, (in_month, in_year) in people_in.items():
+        figures.set(f"{kind}_people", category, (len(in_month), len(in_year)))
