@@ -785,7 +785,7 @@ def test_the_command_refuses_bad_input(
         f"doudi: error: --csv: {missing.parent} is not a directory\n",
     )
     code, out, err = doudi(assistance, monkeypatch, capsys, "--region", "999999", "--year", "2026")
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")  # the service refused it as bad input
     assert "region" in err
     assert len(err.strip().splitlines()) == 1
 

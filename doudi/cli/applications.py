@@ -20,15 +20,12 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
 from doudi.core.money import fen_to_yuan, yuan_to_fen
+from doudi.core.monitoring import APPLICATION_KIND_NAMES
 
 if TYPE_CHECKING:
     from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 
-KINDS: Final = {
-    "expenditure_hardship": "支出型重病",
-    "temporary": "临时救助",
-    "out_of_area_hardship": "异地就医未转诊困难",
-}
+KINDS: Final = APPLICATION_KIND_NAMES
 STATES: Final = {
     "accepted": "已受理(缺件)",
     "under_review": "审核中",
@@ -175,35 +172,16 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import grpc  # imported here: gRPC is for these commands only
+    from doudi.cli import rpc_errors  # imported here: gRPC is for these commands only
 
-    from doudi.assistance.v1 import assistance_pb2_grpc
-    from doudi.cli import main as cli
-    from doudi.cli import (
-        roster_client,  # imported here: gRPC is for these commands only
-        rpc_errors,
+    return rpc_errors.call_assistance(
+        args.assistance, lambda stub, metadata: _show(_call(stub, args, metadata), args)
     )
-    from doudi.common.errors import decode_status
-    from doudi.common.outbox import internal_metadata
-    from doudi.common.settings import ProcessSettings
 
-    address = args.assistance or roster_client.default_address("assistance")
-    try:
-        metadata = internal_metadata(ProcessSettings())
-    except ValueError as error:
-        return cli._fail(str(error))
-    with grpc.insecure_channel(address) as channel:
-        stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
-        try:
-            found = _call(stub, args, metadata)
-        except grpc.RpcError as error:
-            status = decode_status(error)  # type: ignore[arg-type]
-            code = (
-                cli.EXIT_BAD_INPUT
-                if status.code == grpc.StatusCode.INVALID_ARGUMENT
-                else cli.EXIT_REFUSED
-            )
-            return cli._fail(rpc_errors.sentence(status, "the assistance service", address), code)
+
+def _show(found: list[assistance_pb2.Application], args: argparse.Namespace) -> int:
+    from doudi.cli import main as cli
+
     if args.json:
         documents = [document(item) for item in found]
         cli.write_json(documents if args.applications_command == "list" else documents[0])

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 COMMANDS: Final = ("burden", "bills")
 _BILL_FIELDS: Final = ("request_id", "person_id", "region", "hospital", "visit", "self_pay_fen")
 _BILL_OPTIONAL: Final = ("insurance_paid", "note")
-_ASSISTANCE = "the assistance service"
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -98,21 +97,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``doudi burden`` or ``doudi bills ...``; the exit code."""
-    import grpc  # imported here: gRPC is for these commands only
+    from doudi.cli import rpc_errors  # imported here: gRPC is for these commands only
+    from doudi.cli.main import EXIT_BAD_INPUT, _fail
 
-    from doudi.assistance.v1 import assistance_pb2_grpc
-    from doudi.cli import (
-        roster_client,  # imported here: gRPC is for these commands only
-        rpc_errors,
-    )
-    from doudi.cli.main import EXIT_BAD_INPUT, EXIT_REFUSED, _fail
-    from doudi.common.errors import decode_status
-    from doudi.common.outbox import internal_metadata
-    from doudi.common.settings import ProcessSettings
-
-    address = args.assistance or roster_client.default_address("assistance")
     try:
-        settings = ProcessSettings()
         if args.command == "burden":
             action: Callable[[Any, Any], int] = _burden_action(args)
         elif args.bills_command == "add":
@@ -121,16 +109,7 @@ def run(args: argparse.Namespace) -> int:
             action = _list_action(args)
     except (InvalidInput, ValueError) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
-    with grpc.insecure_channel(address) as channel:
-        stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
-        try:
-            return action(stub, internal_metadata(settings))
-        except grpc.RpcError as error:
-            status = decode_status(error)  # type: ignore[arg-type]
-            code = (
-                EXIT_BAD_INPUT if status.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_REFUSED
-            )
-            return _fail(rpc_errors.sentence(status, _ASSISTANCE, address), code)
+    return rpc_errors.call_assistance(args.assistance, action)
 
 
 # --- doudi burden ---------------------------------------------------------------------

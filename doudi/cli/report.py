@@ -22,6 +22,7 @@ from doudi.core.money import fen_to_yuan, format_yuan
 
 if TYPE_CHECKING:  # gRPC is imported when the command calls the service, not for `doudi calc`
     from doudi.assistance.v1 import assistance_pb2 as pb
+    from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
 
 COLUMNS: Final = ("指标", "类别", "类别名称", "就诊类型", "基金", "单位", "当月", "年初至今")
 SHEET: Final = "监测报表"
@@ -109,35 +110,26 @@ def _month(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``doudi report``; its exit status."""
-    import grpc
-
-    from doudi.assistance.v1 import assistance_pb2 as pb
-    from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
-    from doudi.cli import comparisons, roster_client, rpc_errors
     from doudi.cli import main as cli
-    from doudi.common.errors import decode_status
-    from doudi.common.outbox import internal_metadata
-    from doudi.common.settings import ProcessSettings
+    from doudi.cli import rpc_errors
 
     for option, path in (("--csv", args.csv), ("--xlsx", args.xlsx)):
         if path is not None and not path.parent.is_dir():
             return cli._fail(f"{option}: {path.parent} is not a directory")
-    try:
-        settings = ProcessSettings()
-    except ValueError as error:
-        return cli._fail(str(error))
-    address = args.assistance or roster_client.default_address("assistance")
-    with grpc.insecure_channel(address) as channel:
-        try:
-            answer = AssistanceServiceStub(channel).GetReport(
-                pb.GetReportRequest(region=args.region, year=args.year, month=args.month or 0),
-                metadata=internal_metadata(settings),
-            )
-        except grpc.RpcError as error:
-            status = decode_status(error)  # type: ignore[arg-type]
-            return cli._fail(
-                rpc_errors.sentence(status, "the assistance service", address), cli.EXIT_REFUSED
-            )
+    return rpc_errors.call_assistance(
+        args.assistance, lambda stub, metadata: _report(stub, metadata, args)
+    )
+
+
+def _report(stub: AssistanceServiceStub, metadata: Any, args: argparse.Namespace) -> int:
+    from doudi.assistance.v1 import assistance_pb2 as pb
+    from doudi.cli import comparisons
+    from doudi.cli import main as cli
+
+    answer = stub.GetReport(
+        pb.GetReportRequest(region=args.region, year=args.year, month=args.month or 0),
+        metadata=metadata,
+    )
     if args.json:
         cli.write_json(report_document(answer))
         return 0

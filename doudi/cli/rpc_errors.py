@@ -6,12 +6,19 @@ comparison 99`` is "comparison 99 does not exist").
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
 import grpc
 
 from doudi.common.errors import DecodedStatus
 from doudi.common.logs import mask_identity_numbers
+
+if TYPE_CHECKING:
+    from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+
+Metadata = tuple[tuple[str, str], ...]
+"""A call's metadata (the platform's token)."""
 
 _NO_SUCH: Final = re.compile(r"no (?P<thing>.+)")
 
@@ -58,3 +65,34 @@ def sentence(status: DecodedStatus, name: str, address: str, what: str = "the re
             service=f"{name} at {address}", name=name, address=address, what=what, text=text
         )
     )
+
+
+def call_assistance(
+    address: str | None, action: Callable[[AssistanceServiceStub, Metadata], int]
+) -> int:
+    """Run a bureau command's calls on the assistance service (``address``, else
+    ``DOUDI_ASSISTANCE_ADDRESS``) with the platform's token: ``action`` gets the stub and
+    the metadata and answers the exit status. A refusal is a sentence on stderr and exit
+    2 for bad input (INVALID_ARGUMENT), 1 for any other."""
+    from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+    from doudi.cli import main as cli
+    from doudi.cli import roster_client
+    from doudi.common.errors import decode_status
+    from doudi.common.outbox import internal_metadata
+    from doudi.common.settings import ProcessSettings
+
+    address = address or roster_client.default_address("assistance")
+    try:
+        metadata = internal_metadata(ProcessSettings())
+    except ValueError as error:
+        return cli._fail(str(error))
+    with grpc.insecure_channel(address) as channel:
+        try:
+            return action(AssistanceServiceStub(channel), metadata)
+        except grpc.RpcError as error:
+            status = decode_status(error)  # type: ignore[arg-type]
+            bad_input = status.code == grpc.StatusCode.INVALID_ARGUMENT
+            return cli._fail(
+                sentence(status, "the assistance service", address),
+                cli.EXIT_BAD_INPUT if bad_input else cli.EXIT_REFUSED,
+            )

@@ -130,30 +130,11 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """One ``doudi screening`` command; its exit status."""
-    import grpc
+    from doudi.cli import rpc_errors
 
-    from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
-    from doudi.cli import main as cli
-    from doudi.cli import roster_client, rpc_errors
-    from doudi.common.errors import decode_status
-    from doudi.common.outbox import internal_metadata
-    from doudi.common.settings import ProcessSettings
-
-    try:
-        settings = ProcessSettings()
-    except ValueError as error:
-        return cli._fail(str(error))
-    address = args.assistance or roster_client.default_address("assistance")
-    metadata = internal_metadata(settings)
-    with grpc.insecure_channel(address) as channel:
-        stub = AssistanceServiceStub(channel)
-        try:
-            return _call(stub, metadata, args)
-        except grpc.RpcError as error:
-            status = decode_status(error)  # type: ignore[arg-type]
-            return cli._fail(
-                rpc_errors.sentence(status, "the assistance service", address), cli.EXIT_REFUSED
-            )
+    return rpc_errors.call_assistance(
+        args.assistance, lambda stub, metadata: _call(stub, metadata, args)
+    )
 
 
 def _call(stub: AssistanceServiceStub, metadata: Any, args: argparse.Namespace) -> int:

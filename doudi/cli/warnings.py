@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from typing import Any, Final
 
 from doudi.core.codes import STATUSES as STATUS_NAMES
 from doudi.core.identity import mask
 from doudi.core.money import format_yuan
+from doudi.core.monitoring import WARNING_KIND_NAMES
 
-KIND_NAMES: Final = {"impoverishment": "因病致贫", "return_to_poverty": "因病返贫"}
+KIND_NAMES: Final = WARNING_KIND_NAMES
 STATE_NAMES: Final = {
     "raised": "待处理",
     "acknowledged": "已接收",
@@ -85,40 +85,19 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import grpc  # imported here: gRPC is for these commands only
+    from doudi.cli import rpc_errors
 
-    from doudi.cli import roster_client, rpc_errors
-    from doudi.cli.main import EXIT_REFUSED, write_json
-    from doudi.common.errors import decode_status
-    from doudi.common.settings import ProcessSettings
-
-    address = args.assistance or roster_client.default_address("assistance")
-    try:
-        settings = ProcessSettings()
-    except ValueError as error:
-        print(f"doudi: error: {error}", file=sys.stderr)
-        return EXIT_REFUSED
-    with grpc.insecure_channel(address) as channel:
-        try:
-            found = list(_warnings(channel, settings, args))
-        except grpc.RpcError as error:
-            status = decode_status(error)  # type: ignore[arg-type]
-            message = rpc_errors.sentence(status, "the assistance service", address)
-            print(f"doudi: error: {message}", file=sys.stderr)
-            return EXIT_REFUSED
-    if args.json:
-        write_json(found)
-    else:
-        sys.stdout.write(table(found, args.region, args.year))
-    return 0
+    return rpc_errors.call_assistance(
+        args.assistance, lambda stub, metadata: _list(stub, metadata, args)
+    )
 
 
-def _warnings(channel: Any, settings: Any, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+def _list(stub: Any, metadata: Any, args: argparse.Namespace) -> int:
+    from doudi.assistance.v1 import assistance_pb2
+    from doudi.cli.main import write_json
     from doudi.common.enums import WARNING_KINDS, WARNING_STATES
-    from doudi.common.outbox import internal_metadata
 
-    stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+    found: list[dict[str, Any]] = []
     token = ""
     while True:
         page = stub.ListWarnings(
@@ -131,12 +110,17 @@ def _warnings(channel: Any, settings: Any, args: argparse.Namespace) -> Iterator
                 page_size=PAGE,
                 page_token=token,
             ),
-            metadata=internal_metadata(settings),
+            metadata=metadata,
         )
-        yield from (document(warning) for warning in page.warnings)
+        found.extend(document(warning) for warning in page.warnings)
         token = page.next_page_token
         if not token:
-            return
+            break
+    if args.json:
+        write_json(found)
+    else:
+        sys.stdout.write(table(found, args.region, args.year))
+    return 0
 
 
 def document(warning: Any) -> dict[str, Any]:

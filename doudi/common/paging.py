@@ -66,3 +66,22 @@ def keyset_page(
     if len(rows) <= limit:
         return rows, ""
     return rows[:limit], encode_token([rows[limit - 1]._mapping[key]])
+
+
+def runs_page(
+    connection: sqlalchemy.Connection,
+    runs: sqlalchemy.Table,
+    *,
+    region: str | None,
+    year: int | None,
+    size: int,
+    token: str,
+) -> tuple[list[sqlalchemy.Row[Any]], str]:
+    """One page of a table of runs (a ``run_id``, a ``region`` and a ``year``), newest
+    first, of the region and the year if given."""
+    query = sqlalchemy.select(runs)
+    if region is not None:
+        query = query.where(runs.c.region == region)
+    if year is not None:
+        query = query.where(runs.c.year == year)
+    return keyset_page(connection, query, runs.c.run_id, size, token, newest_first=True)

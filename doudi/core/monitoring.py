@@ -21,6 +21,14 @@ RETURN_TO_POVERTY: Final = "return_to_poverty"
 IMPOVERISHMENT: Final = "impoverishment"
 """因病致贫: any other insured household."""
 WARNING_KINDS: Final = (IMPOVERISHMENT, RETURN_TO_POVERTY)
+WARNING_KIND_NAMES: Final = {IMPOVERISHMENT: "因病致贫", RETURN_TO_POVERTY: "因病返贫"}
+"""Each warning kind's name, as the bureau and the agencies say it."""
+APPLICATION_KIND_NAMES: Final = {
+    "expenditure_hardship": "支出型重病",
+    "temporary": "临时救助",
+    "out_of_area_hardship": "异地就医未转诊困难",
+}
+"""What one applies for at the window (依申请救助, docs/domain.md section 7), by name."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound
 from doudi.core.dates import add_years
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import mask
+from doudi.core.monitoring import APPLICATION_KIND_NAMES
 from doudi.core.workdays import WorkingCalendar
 from services.assistance.tables import (
     application_documents,
@@ -49,7 +50,7 @@ MAX_ONE_OFF_FEN: Final = 10_000_000
 against a mistyped amount; a region may need it higher)."""
 
 EXPENDITURE_HARDSHIP: Final = "expenditure_hardship"
-KINDS: Final = frozenset({EXPENDITURE_HARDSHIP, "temporary", "out_of_area_hardship"})
+KINDS: Final = frozenset(APPLICATION_KIND_NAMES)
 ACCEPTED: Final = "accepted"
 UNDER_REVIEW: Final = "under_review"
 APPROVED: Final = "approved"

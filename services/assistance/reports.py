@@ -27,7 +27,12 @@ from sqlalchemy import and_, case, delete, func, or_, select
 from doudi.common.outbox import dialect_module
 from doudi.common.warnings import CERTIFIED, DISMISSED
 from doudi.core.codes import STATUSES, VISIT_TYPES
-from doudi.core.monitoring import BUREAU_TIMEZONE, bureau_day
+from doudi.core.monitoring import (
+    APPLICATION_KIND_NAMES,
+    BUREAU_TIMEZONE,
+    WARNING_KIND_NAMES,
+    bureau_day,
+)
 from doudi.core.packs import PackRegistry, subsidy_categories
 from doudi.core.workdays import WorkingCalendar
 from services.assistance import people
@@ -54,12 +59,6 @@ MONITORED: Final = "monitored"
 ASSISTANCE_FUND: Final = "assistance_fund"
 PERSON: Final = "person"
 
-WARNING_KIND_NAMES: Final = {"impoverishment": "因病致贫", "return_to_poverty": "因病返贫"}
-APPLICATION_KIND_NAMES: Final = {
-    "expenditure_hardship": "支出型重病",
-    "temporary": "临时救助",
-    "out_of_area_hardship": "异地就医未转诊困难",
-}
 
 COUNT: Final = "count"
 FEN: Final = "fen"

@@ -47,7 +47,7 @@ from sqlalchemy import and_, delete, func, literal, select, text, update
 
 from doudi.common.errors import FailedPrecondition, NotFound
 from doudi.common.outbox import dialect_module
-from doudi.common.paging import keyset_page
+from doudi.common.paging import keyset_page, runs_page
 from doudi.core.cases import parse_visit
 from doudi.core.engine import PersonLedger, VisitSettlement
 from doudi.core.identity import parse_resident_id
@@ -714,13 +714,8 @@ def list_runs(
     page_token: str,
 ) -> tuple[list[Run], str]:
     """Runs, newest first, of the region and the year if given."""
-    query = select(screening_runs)
-    if region is not None:
-        query = query.where(screening_runs.c.region == region)
-    if year is not None:
-        query = query.where(screening_runs.c.year == year)
-    rows, token = keyset_page(
-        connection, query, screening_runs.c.run_id, page_size, page_token, newest_first=True
+    rows, token = runs_page(
+        connection, screening_runs, region=region, year=year, size=page_size, token=page_token
     )
     return [_run(row) for row in rows], token
 

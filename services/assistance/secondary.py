@@ -37,7 +37,7 @@ from sqlalchemy import and_, case, func, literal, select, update
 from doudi.common.db import analyze, bulk_insert
 from doudi.common.errors import FailedPrecondition, NotFound
 from doudi.common.outbox import dialect_module
-from doudi.common.paging import keyset_page
+from doudi.common.paging import keyset_page, runs_page
 from doudi.core.money import fen_to_yuan, format_percent
 from doudi.core.monitoring import MonitoringRules
 from doudi.core.packs import PackRegistry, monitoring_rules
@@ -468,13 +468,8 @@ def list_runs(
     page_token: str,
 ) -> tuple[list[Run], str]:
     """Runs, newest first, of the region and the year if given."""
-    query = select(secondary_runs)
-    if region is not None:
-        query = query.where(secondary_runs.c.region == region)
-    if year is not None:
-        query = query.where(secondary_runs.c.year == year)
-    rows, token = keyset_page(
-        connection, query, secondary_runs.c.run_id, page_size, page_token, newest_first=True
+    rows, token = runs_page(
+        connection, secondary_runs, region=region, year=year, size=page_size, token=page_token
     )
     return [_run(row) for row in rows], token
 
