@@ -826,3 +826,38 @@ def test_a_subsidised_enrolment_reaches_the_report_through_enrollment(
     assert found[("subsidised_enrolments", "orphan", "")] == ("孤儿", 1)
     assert found[("subsidised_premium_fen", "", "assistance_fund")][1] == 3 * 35_000
     assert found[("subsidised_premium_fen", "", "person")][1] == 0
+
+
+# --- the table for people --------------------------------------------------------------
+
+
+def test_the_table_lines_up_its_columns_whatever_the_chinese_names() -> None:
+    """A Chinese character takes two terminal columns: every line of the table has its
+    figures end in the same column, whatever the category names' lengths."""
+    from doudi.cli import columns
+    from doudi.cli.report import report_text
+
+    answer = pb.GetReportResponse(
+        region="411323",
+        year=2026,
+        month=1,
+        rows=[
+            pb.ReportRow(figure="people", category="monitored", category_name="监测人员",
+                         unit="count", month=2, year_to_date=2),
+            pb.ReportRow(figure="people", category="registered_poor",
+                         category_name="建档立卡贫困户", unit="count", month=1, year_to_date=1),
+            pb.ReportRow(figure="total", category="", category_name="合计", unit="fen",
+                         month=25_580_000, year_to_date=25_580_000),
+        ],
+    )  # fmt: skip
+    assert answer.as_of.year == 0  # the header's day is not what this test looks at
+    lines = report_text(answer).splitlines()[1:]
+    assert len(lines) == 4
+    assert len({columns.width(line) for line in lines}) == 1
+    assert lines[3].endswith("255,800.00  255,800.00")
+    # every line's category name starts in the same terminal column
+    names = ["类别名称", "监测人员", "建档立卡贫困户", "合计"]
+    starts = {
+        columns.width(line[: line.index(name)]) for line, name in zip(lines, names, strict=True)
+    }
+    assert len(starts) == 1

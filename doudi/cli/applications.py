@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
+from doudi.cli import columns
 from doudi.core.money import fen_to_yuan, yuan_to_fen
 from doudi.core.monitoring import APPLICATION_KIND_NAMES
 
@@ -335,11 +336,11 @@ def table(applications: list[assistance_pb2.Application], *, color: bool) -> str
             )
         )
         overdue.append(item["overdue"])
-    widths = [max(_width(row[column]) for row in rows) for column in range(len(header))]
+    widths = [max(columns.width(row[column]) for row in rows) for column in range(len(header))]
     lines = []
     for row, late in zip(rows, overdue, strict=True):
         line = "  ".join(
-            cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)
+            columns.left(cell, width) for cell, width in zip(row, widths, strict=True)
         ).rstrip()
         lines.append(f"{RED}{line}{RESET}" if late and color else line)
     if any(application.deadline_provisional for application in applications):
@@ -437,10 +438,3 @@ def _masked(number: str) -> str:
     from doudi.core.identity import mask
 
     return mask(number)
-
-
-def _width(text: str) -> int:
-    """Columns on a terminal: a CJK character takes two."""
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

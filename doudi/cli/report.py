@@ -200,22 +200,25 @@ def value_text(value: int, unit: str, money: Callable[[int], str] = fen_to_yuan)
 
 
 def report_text(answer: pb.GetReportResponse) -> str:
+    from doudi.cli import columns
+
     lines = [f"{answer.region} {_period(answer)} (逾期按 {_day(answer)})\n"]
-    widths = (20, 12, 8, 10, 6)
-    lines.append(
-        "  ".join(
-            name.ljust(width)
-            for name, width in zip(COLUMNS[:1] + COLUMNS[2:6], widths, strict=True)
-        )
-        + f"  {'当月':>14}  {'年初至今':>14}\n"
-    )
+    header = [COLUMNS[0], *COLUMNS[2:6]]
+    shown_rows = []
     for row in answer.rows:
         cells = line(row, format_yuan)
-        shown = (cells[0], cells[2], cells[3], cells[4], cells[5])
         month = cells[6] if answer.month else ""
+        shown_rows.append([cells[0], cells[2], cells[3], cells[4], cells[5], month, cells[7]])
+    texts = [[*header, "当月", "年初至今"], *shown_rows]
+    widths = [max(columns.width(texts[i][c]) for i in range(len(texts))) for c in range(7)]
+    for shown in texts:
+        left = zip(shown[:5], widths[:5], strict=True)
+        right = zip(shown[5:], widths[5:], strict=True)
         lines.append(
-            "  ".join(text.ljust(width) for text, width in zip(shown, widths, strict=True))
-            + f"  {month:>14}  {cells[7]:>14}\n"
+            "  ".join(columns.left(text, width) for text, width in left)
+            + "  "
+            + "  ".join(columns.right(text, width) for text, width in right)
+            + "\n"
         )
     return "".join(lines)
 

@@ -281,6 +281,7 @@ def run_text(found: pb.ScreeningRun) -> str:
 
 def offers_text(offers: list[pb.ScreeningOffer]) -> str:
     from doudi.assistance.v1 import assistance_pb2 as pb
+    from doudi.cli import columns
 
     if not offers:
         return "  no offers\n"
@@ -293,7 +294,7 @@ def offers_text(offers: list[pb.ScreeningOffer]) -> str:
         lines.append(
             f"  {offer.offer_id:>6} "
             f"{_name(pb.ScreeningSource, offer.source, 'SCREENING_SOURCE_'):<10} "
-            f"{mask(offer.person_id):<18} {offer.name:<8} {_date_text(offer.settles_on):<10} "
+            f"{mask(offer.person_id):<18} {columns.left(offer.name, 8)} {_date_text(offer.settles_on):<10} "
             f"{format_yuan(offer.self_pay_fen):>12} {format_yuan(offer.owed_fen):>10} "
             f"{format_yuan(offer.paid_before_fen):>11} {format_yuan(offer.offered_fen):>10} "
             f"{_name(pb.OfferState, offer.state, 'OFFER_STATE_'):<10} "

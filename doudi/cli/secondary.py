@@ -343,6 +343,8 @@ def run_text(found: pb.SecondaryRun) -> str:
 
 
 def entries_text(entries: list[pb.SecondaryRunEntry]) -> str:
+    from doudi.cli import columns
+
     if not entries:
         return "  no recipients\n"
     lines = [
@@ -352,7 +354,7 @@ def entries_text(entries: list[pb.SecondaryRunEntry]) -> str:
     for entry in entries:
         flag = "  FLAGGED" if entry.flagged else ""
         lines.append(
-            f"  {mask(entry.person_id):<18} {entry.name:<8} "
+            f"  {mask(entry.person_id):<18} {columns.left(entry.name, 8)} "
             f"{format_yuan(entry.eligible_burden_fen):>12} {format_yuan(entry.owed_fen):>10} "
             f"{format_yuan(entry.paid_before_fen):>11} {format_yuan(entry.to_pay_fen):>10} "
             f"{format_yuan(entry.paid_fen):>10}{flag}"
