@@ -85,6 +85,9 @@ def service_env(
     )
     if database_url:
         env["DOUDI_DATABASE_URL"] = database_url
+    # A service started alone reaches no peer unless the test says which: never the
+    # platform a developer may be running on the default ports (`make run`).
+    env.update(no_peers())
     env.update(extra or {})
     return env
 
@@ -97,12 +100,13 @@ def free_port() -> int:
 
 
 def no_peers() -> dict[str, str]:
-    """The environment of enrollment or datashare started alone: the services they send to
-    (settlement; datashare for enrollment) cannot be reached, so each send fails, is logged
+    """The environment of a service started alone (every service's, unless the test names
+    its peers): the services it sends to cannot be reached, so each send fails, is logged
     and is retried, and they answer all the same (tests/test_settlement_flow.py checks the
     sending)."""
     nowhere = f"127.0.0.1:{free_port()}"  # nothing listens there
-    return {f"DOUDI_{peer}_ADDRESS": nowhere for peer in ("SETTLEMENT", "DATASHARE", "ASSISTANCE")}
+    peers = ("ENROLLMENT", "SETTLEMENT", "DATASHARE", "ASSISTANCE")
+    return {f"DOUDI_{peer}_ADDRESS": nowhere for peer in peers}
 
 
 def start_service(
