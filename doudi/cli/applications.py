@@ -40,6 +40,7 @@ RESET: Final = "\033[0m"
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """The ``applications`` command and its subcommands, under ``doudi``."""
     from doudi.cli import main as cli
+    from doudi.cli.main import add_assistance_option  # loaded by now
 
     parser = commands.add_parser(
         "applications",
@@ -165,11 +166,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     supply.add_argument("--on", type=cli._day, metavar="YYYY-MM-DD", help="the day (today)")
     for command in (accept, listing, show, decide, supply):
         command.add_argument("--json", action="store_true", help="print JSON (amounts in fen)")
-        command.add_argument(
-            "--assistance",
-            metavar="HOST:PORT",
-            help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
-        )
+        add_assistance_option(command)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -87,12 +87,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    from doudi.cli.main import add_assistance_option  # loaded by now
+
     parser.add_argument("--json", action="store_true", help="print JSON (fen) for machines")
-    parser.add_argument(
-        "--assistance",
-        metavar="HOST:PORT",
-        help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
-    )
+    add_assistance_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

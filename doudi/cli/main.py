@@ -392,6 +392,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_assistance_option(parser: argparse.ArgumentParser) -> None:
+    """``--assistance HOST:PORT``, the address ``rpc_errors.call_assistance`` calls."""
+    parser.add_argument(
+        "--assistance",
+        metavar="HOST:PORT",
+        help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
+    )
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     """One line on stderr, whatever the input's field names hold."""
     line = _CONTROL.sub(lambda match: repr(match.group())[1:-1], message)

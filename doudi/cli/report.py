@@ -67,6 +67,7 @@ UNIT_NAMES: Final = {"count": "", "fen": "元", "basis_points": "%", "hundredths
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """``doudi report`` under the command list ``commands`` of ``doudi``."""
     from doudi.cli import main as cli  # its argument types; loaded by now
+    from doudi.cli.main import add_assistance_option  # loaded by now
 
     report = cli._command(
         commands,
@@ -95,11 +96,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "--csv", type=Path, metavar="FILE", help="write the figures as CSV (UTF-8, BOM)"
     )
     output.add_argument("--xlsx", type=Path, metavar="FILE", help="write the figures as xlsx")
-    report.add_argument(
-        "--assistance",
-        metavar="HOST:PORT",
-        help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
-    )
+    add_assistance_option(report)
 
 
 def _month(text: str) -> int:

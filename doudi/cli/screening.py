@@ -34,6 +34,7 @@ STATES: Final = ("offered", "confirmed", "superseded")
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """``doudi screening ...`` under the command list ``commands`` of ``doudi``."""
     from doudi.cli import main as cli  # its argument types; loaded by now
+    from doudi.cli.main import add_assistance_option  # loaded by now
 
     screening = cli._command(
         commands,
@@ -118,11 +119,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help="how the person was reached and the account paid into (at most 500 characters)",
     )
     for command in (run, listing, show, confirm):
-        command.add_argument(
-            "--assistance",
-            metavar="HOST:PORT",
-            help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
-        )
+        add_assistance_option(command)
         command.add_argument(
             "--json", action="store_true", help="print JSON (amounts in fen) instead of a table"
         )

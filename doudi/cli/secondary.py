@@ -36,6 +36,7 @@ BANK_SHEET: Final = "二次救助发放"
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """``doudi secondary ...`` under the command list ``commands`` of ``doudi``."""
     from doudi.cli import main as cli  # its argument types; loaded by now
+    from doudi.cli.main import add_assistance_option  # loaded by now
 
     secondary = cli._command(
         commands,
@@ -128,11 +129,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help="the file to write: .csv (UTF-8 with a byte-order mark) or .xlsx",
     )
     for command in (run, listing, show, approve, export):
-        command.add_argument(
-            "--assistance",
-            metavar="HOST:PORT",
-            help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
-        )
+        add_assistance_option(command)
     for command in (run, listing, show, approve):
         command.add_argument(
             "--json", action="store_true", help="print JSON (amounts in fen) instead of a table"

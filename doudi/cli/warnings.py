@@ -31,7 +31,11 @@ PAGE: Final = 1000
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """``doudi warnings list``, registered under the top level's ``commands``."""
-    from doudi.cli.main import _region, _year  # the top level's argument types
+    from doudi.cli.main import (  # the top level's argument types
+        _region,
+        _year,
+        add_assistance_option,  # loaded by now
+    )
 
     warnings = commands.add_parser(
         "warnings",
@@ -77,11 +81,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     listing.add_argument(
         "--json", action="store_true", help="print JSON (money in fen) instead of a table"
     )
-    listing.add_argument(
-        "--assistance",
-        metavar="HOST:PORT",
-        help="the assistance service (DOUDI_ASSISTANCE_ADDRESS, else 127.0.0.1:50054)",
-    )
+    add_assistance_option(listing)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1286,8 +1286,9 @@ def setup(settings: Settings) -> Setup:
         certifying = outbox.start(stack, certification_sender(engine, settings, datashare))
         # dual early warning: the warnings raised go to the hub
         warned = outbox.start(stack, warning_sender(engine, settings, datashare))
-        registry = await asyncio.to_thread(PackRegistry.load)
-        await asyncio.to_thread(warnings.packs)  # loaded before the first settlement
+        # One registry, loaded before the first settlement: the servicer's and the
+        # warning pass's (warnings.packs, which the ledger's callers reach).
+        registry = await asyncio.to_thread(warnings.packs)
         # proactive screening: settlement recomputes settled visits
         settlement = settlement_pb2_grpc.SettlementServiceStub(
             outbox.open_channel(stack, settings.settlement_address)
