@@ -215,6 +215,7 @@ def _entry(bill: Bill, bill_id: int, statuses: tuple[str, ...]) -> LedgerEntry:
         on=bill.visit.settles_on,
         source=f"bill {bill_id}",
         statuses=statuses,
+        in_window=False,
     )
 
 

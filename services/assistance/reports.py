@@ -173,7 +173,7 @@ def add_visits(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]
             entry.on.month,
             entry.visit_type,
             entry.statuses,
-            not entry.source.startswith("bill "),
+            entry.in_window,
         )
         sums = groups[group]
         sums[0] += sign

@@ -103,6 +103,9 @@ class LedgerEntry:
     statuses: tuple[str, ...] = ()
     """The statuses applied (a settlement's; a bill's: those held on its day): the
     categories the reports count it in."""
+    in_window: bool = True
+    """Settled at the one-stop window (its funds owe the hospital: clearing), not a bill
+    paid outside it."""
 
 
 def record_settlement_events(
