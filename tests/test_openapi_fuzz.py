@@ -64,7 +64,11 @@ FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "con
 
 
 def test_the_document_fuzzed_is_the_one_the_gateway_serves(platform: Platform) -> None:
-    assert httpx.get(f"{platform.base_url}/openapi.json").json() == DOCUMENT
+    served = httpx.get(f"{platform.base_url}/openapi.json").json()
+    # The examples are dated the bureau's day the gateway started: when midnight in
+    # Beijing falls between this module's collection and the gateway's start, the served
+    # document is the one built now, a day later; otherwise it is the one collected.
+    assert served in (DOCUMENT, create_app(Settings()).openapi())
 
 
 @api.parametrize()
