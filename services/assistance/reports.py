@@ -5,8 +5,9 @@ Visits are read from a monthly aggregate, not from the events: :func:`add_visits
 ``service.add_to_ledger`` calls once per batch in the ledger's transaction, adds every
 entry (a settlement, a reversal, a bill) to ``report_visits`` and ``report_fund_payments``
 under its region, discharge month, visit type and each category it counts in (every
-status it applied, ``monitored`` once if it applied any, and "" for every visit), grouped
-in Python first, so that a batch of 1,000 events is a few dozen upserts. A report then
+status it applied, ``monitored`` once if it applied any, and "" for every visit), summed
+by the database first (the batch, :mod:`services.assistance.ledger_batch`), so that a
+batch of 1,000 events is a few dozen upserts. A report then
 reads at most a few thousand rows. The other figures come from the tables their features
 keep (``assistance_enrolments``, ``warnings``, ``applications``, the approved secondary
 runs, the confirmed screening offers), each dated by its own day (:data:`FIGURES`).
@@ -18,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 import sqlalchemy
@@ -35,7 +36,7 @@ from doudi.core.monitoring import (
 )
 from doudi.core.packs import PackRegistry, subsidy_categories
 from doudi.core.workdays import WorkingCalendar
-from services.assistance import people
+from services.assistance import ledger_batch, people
 from services.assistance.tables import (
     applications,
     assistance_enrolments,
@@ -48,9 +49,6 @@ from services.assistance.tables import (
     secondary_runs,
     warnings,
 )
-
-if TYPE_CHECKING:
-    from services.assistance.service import LedgerEntry
 
 ALL: Final = ""
 """The category (or visit type, or fund) of every one together."""
@@ -159,44 +157,27 @@ _FUND_SUMS: Final = ("paid_fen", "cleared_fen")
 _KEY: Final = ("region", "year", "month", "category", "visit_type")
 
 
-def add_visits(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]) -> None:
-    """Add the ledger's entries to the monthly aggregate, in the caller's transaction."""
-    # First by what tells entries apart here (most of a batch shares a few keys), then
-    # each group once into each of its categories.
-    groups: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
-    paid: Counter[tuple[Any, ...]] = Counter()
-    for entry in entries:
-        sign = entry.sign
-        group = (
-            entry.region,
-            entry.year,
-            entry.on.month,
-            entry.visit_type,
-            entry.statuses,
-            entry.in_window,
-        )
-        sums = groups[group]
-        sums[0] += sign
-        sums[1] += sign * entry.total_fen
-        sums[3] += sign * entry.self_pay_fen
-        sums[4] += sign * entry.eligible_burden_fen
-        for fund, fen in entry.fund_payments:
-            sums[2] += sign * fen
-            paid[(group, fund)] += sign * fen
+def add_visits(connection: sqlalchemy.Connection) -> None:
+    """Add the connection's ledger batch (:mod:`services.assistance.ledger_batch`) to the
+    monthly aggregate, in the caller's transaction."""
+    # The database sums the batch by what tells its visits apart here (a batch shares a
+    # few keys); each sum is then added once into each of its categories.
+    visits_of, funds_of = _batch_sums(connection)
     visits: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 5)
     funds: defaultdict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
-    for group, sums in groups.items():
+    for *group, count, total, fund_paid, personal, eligible in connection.execute(visits_of):
+        sums = (count, total, fund_paid, personal, eligible)
         for key in _keys(group):
             added = visits[key]
             for index, value in enumerate(sums):
-                added[index] += value
-    for (group, fund), fen in paid.items():
-        window = group[5]
+                added[index] += int(value)
+    for *group, fund, fen in connection.execute(funds_of):
+        window = bool(group[5])
         for key in _keys(group):
             fund_sums = funds[(*key, fund)]
-            fund_sums[0] += fen
+            fund_sums[0] += int(fen)
             if window:
-                fund_sums[1] += fen
+                fund_sums[1] += int(fen)
     if not visits:
         return
     statements = _statements(connection)
@@ -221,11 +202,38 @@ def add_visits(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]
         )
 
 
-def _keys(group: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The aggregate's keys a group of entries counts under: every visit (""), and with
-    statuses once under ``monitored`` and once under each status."""
+_GROUP: Final = "b.region, b.year, b.month, b.visit_type, b.statuses, b.in_window"
+_BATCH_SUMS: dict[str, tuple[sqlalchemy.TextClause, sqlalchemy.TextClause]] = {}
+
+
+def _batch_sums(
+    connection: sqlalchemy.Connection,
+) -> tuple[sqlalchemy.TextClause, sqlalchemy.TextClause]:
+    """The batch's visits summed by :data:`_GROUP`, and its payments by group and fund."""
+    found = _BATCH_SUMS.get(connection.dialect.name)
+    if found is None:
+        batch = ledger_batch.sql(connection)
+        found = _BATCH_SUMS[connection.dialect.name] = (
+            sqlalchemy.text(
+                f"SELECT {_GROUP}, SUM(b.sign), SUM(b.sign * b.total_fen), "
+                "SUM(b.sign * b.fund_paid_fen), SUM(b.sign * b.self_pay_fen), "
+                f"SUM(b.sign * b.eligible_burden_fen) FROM ledger_batch AS b GROUP BY {_GROUP}"
+            ),
+            sqlalchemy.text(
+                f"SELECT {_GROUP}, {batch.fund}, SUM(b.sign * {batch.fen}) "
+                f"FROM {batch.payments_from} GROUP BY {_GROUP}, {batch.fund}"
+            ),
+        )
+    return found
+
+
+def _keys(group: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The aggregate's keys a group of visits counts under: every visit (""), and with
+    statuses (space-separated codes) once under ``monitored`` and once under each
+    status."""
     region, year, month, visit_type, statuses = group[:5]
-    categories = (ALL, MONITORED, *dict.fromkeys(statuses)) if statuses else (ALL,)
+    held = statuses.split()
+    categories = (ALL, MONITORED, *dict.fromkeys(held)) if held else (ALL,)
     return [(region, year, month, category, visit_type) for category in categories]
 
 

@@ -204,10 +204,8 @@ def _recipients(
     here = case((events.region == request.region, 1), else_=0)
     # One row per person and group of like visits: summing in the database keeps a year of a
     # million events from crossing into Python one by one. Every person of the year with a
-    # status is summed (their visits elsewhere count too); ``here`` tells the region's. The
-    # person comes last in the GROUP BY: first, SQLite would walk the person index and
-    # fetch the rows one by one in its order (a million random reads, three times slower
-    # than a scan and a sort, measured on a year of a million events).
+    # status is summed (their visits elsewhere count too); ``here`` tells the region's: a
+    # scan of the year's events and a sort.
     groups = connection.execute(
         select(
             events.person_id,

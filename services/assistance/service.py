@@ -11,19 +11,18 @@ the ledger goes through :func:`add_to_ledger`.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
+import orjson
 import sqlalchemy
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from doudi.core.codes import VISIT_TYPES
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import people, reports, warnings
+from services.assistance import ledger_batch, people, reports, warnings
 from services.assistance.tables import burden_payments, burdens, settlement_events
 
 SETTLED: Final = "settled"
@@ -111,16 +110,19 @@ class LedgerEntry:
 def record_settlement_events(
     *, connection: sqlalchemy.Connection, events: Sequence[SettlementEvent]
 ) -> int:
-    """Record the events not recorded before and add them to the ledger; answer how many
+    """Record the events not recorded before and add them to the ledger; answers how many
     were new."""
     if not events:
         return 0
     statements = _statements(connection)
-    inserted = statements.events.run(connection, [_event_row(event) for event in events])
-    new_ids = set(inserted.scalars())
-    add_to_ledger(
-        connection, [_event_entry(event) for event in events if event.event_id in new_ids]
-    )
+    new_ids = statements.events.run(connection, [_event_row(e) for e in events]).scalars().all()
+    if not new_ids:
+        return 0
+    batch = ledger_batch.begin(connection)
+    # The new events as the ledger's batch, from the rows just written (the database
+    # reads them back by id: no Python object per event).
+    connection.execute(statements.stage_events, {"ids": batch.bound(list(new_ids))})
+    _add_batch(connection, statements)
     return len(new_ids)
 
 
@@ -131,64 +133,48 @@ def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEnt
     a warning line raises its warning in the same transaction."""
     if not entries:
         return
-    statements = _statements(connection)
-    totals: dict[tuple[str, int], list[int]] = {}
-    paid: Counter[tuple[str, int, str]] = Counter()
-    for entry in entries:
-        sign = entry.sign
-        key = (entry.person_id, entry.year)
-        sums = totals.get(key)
-        if sums is None:
-            sums = totals[key] = [0] * len(_COUNTED)
-        fund_paid = 0
-        for fund, fen in entry.fund_payments:
-            fund_paid += fen
-            paid[(*key, fund)] += sign * fen
-        sums[0] += sign * entry.total_fen
-        sums[1] += sign * fund_paid
-        sums[2] += sign * entry.self_pay_fen
-        sums[3] += sign * entry.eligible_burden_fen
-        sums[_VISIT_INDEX[entry.visit_type]] += sign
-    # In key order: two batches touching the same persons lock their rows in one order
-    # (PostgreSQL), so they wait for each other instead of deadlocking.
-    statements.burdens.run(connection, [(*key, *sums) for key, sums in sorted(totals.items())])
-    if paid:
-        statements.payments.run(connection, [(*key, fen) for key, fen in sorted(paid.items())])
-    # --- dual early warning: raised in the transaction that adds to the ledger ---
-    warnings.raise_warnings(
-        connection,
+    ledger_batch.begin(connection)
+    connection.execute(
+        insert(ledger_batch.ledger_batch),
         [
-            warnings.BurdenChange(
-                person_id=entry.person_id,
-                year=entry.year,
-                region=entry.region,
-                personal_burden_fen=entry.sign * entry.self_pay_fen,
-                on=entry.on,
-                raised_by=entry.source,
-            )
-            for entry in entries
+            {
+                "seq": index,
+                "person_id": entry.person_id,
+                "year": entry.year,
+                "sign": entry.sign,
+                "visit_type": entry.visit_type,
+                "total_fen": entry.total_fen,
+                "fund_paid_fen": sum(fen for _fund, fen in entry.fund_payments),
+                "self_pay_fen": entry.self_pay_fen,
+                "eligible_burden_fen": entry.eligible_burden_fen,
+                "region": entry.region,
+                "on_day": entry.on,
+                "month": entry.on.month,
+                "statuses": " ".join(entry.statuses),
+                "in_window": entry.in_window,
+                "source": entry.source,
+                "payments": orjson.dumps(
+                    [["", fund, fen] for fund, fen in entry.fund_payments]
+                ).decode(),
+            }
+            for index, entry in enumerate(entries)
         ],
-        datetime.now(UTC),
     )
+    _add_batch(connection, _statements(connection))
+
+
+def _add_batch(connection: sqlalchemy.Connection, statements: _Statements) -> None:
+    """Add the connection's batch (:mod:`services.assistance.ledger_batch`) to the ledger,
+    then raise the warnings it calls for and add it to the reports' aggregate."""
+    # In key order (the statements' ORDER BY): two batches touching the same persons lock
+    # their rows in one order (PostgreSQL), so they wait for each other instead of
+    # deadlocking.
+    connection.execute(statements.burdens)
+    connection.execute(statements.payments)
+    # --- dual early warning: raised in the transaction that adds to the ledger ---
+    warnings.raise_warnings(connection, datetime.now(UTC))
     # --- reports: the month's figures of each region, category and visit type ---
-    reports.add_visits(connection, entries)
-
-
-def _event_entry(event: SettlementEvent) -> LedgerEntry:
-    return LedgerEntry(
-        person_id=event.person_id,
-        year=event.settled_on.year,
-        sign=1 if event.kind == SETTLED else -1,
-        visit_type=event.visit_type,
-        total_fen=event.total_fen,
-        fund_payments=tuple((fund, fen) for _layer, fund, fen in event.payments),
-        self_pay_fen=event.self_pay_fen,
-        eligible_burden_fen=event.eligible_burden_fen,
-        region=event.region,
-        on=event.settled_on,
-        source=f"settlement event {event.event_id}",
-        statuses=event.statuses,
-    )
+    reports.add_visits(connection)
 
 
 _COUNTED: Final = (
@@ -199,10 +185,6 @@ _COUNTED: Final = (
     *_VISIT_COLUMNS.values(),
 )
 """The ledger's sums of a person's year, in the order :func:`add_to_ledger` adds them."""
-_VISIT_INDEX: Final = {
-    visit_type: _COUNTED.index(column) for visit_type, column in _VISIT_COLUMNS.items()
-}
-
 _EVENT_COLUMNS: Final = (
     "event_id",
     "kind",
@@ -244,22 +226,20 @@ class _Insert:
         if self.by_columns:
             arrays = [list(values) for values in zip(*rows, strict=True)]
             return connection.execute(self.statement, dict(zip(self.columns, arrays, strict=True)))
-        return connection.execute(self.statement, {"rows": json.dumps(rows, default=_iso)})
-
-
-def _iso(value: date) -> str:
-    """A date in a row as SQLite stores it (the Date type's ``YYYY-MM-DD``)."""
-    return value.isoformat()
+        # orjson writes a date as SQLite stores it (the Date type's ``YYYY-MM-DD``).
+        return connection.execute(self.statement, {"rows": orjson.dumps(rows).decode()})
 
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
     events: _Insert
     """Insert an event unless recorded before, returning its id when new."""
-    burdens: _Insert
-    """Add to a person's year."""
-    payments: _Insert
-    """Add to a fund's payments of a person's year."""
+    stage_events: sqlalchemy.TextClause
+    """The new events (ids ``:ids``) into the ledger's batch."""
+    burdens: sqlalchemy.TextClause
+    """Add the batch to its persons' years."""
+    payments: sqlalchemy.TextClause
+    """Add the batch's payments to its persons' years, by fund."""
 
 
 _STATEMENTS: dict[str, _Statements] = {}
@@ -271,6 +251,7 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
     if found is None:
         dialect = connection.dialect
         by_columns = dialect.name == "postgresql"
+        batch = ledger_batch.sql(connection)
 
         def insert(table: sqlalchemy.Table, columns: Sequence[str], conflict: str) -> _Insert:
             if by_columns:
@@ -292,18 +273,70 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
             added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in columns)
             return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
 
+        year, month = (
+            (
+                "CAST(EXTRACT(YEAR FROM settled_on) AS INTEGER)",
+                "CAST(EXTRACT(MONTH FROM settled_on) AS INTEGER)",
+            )
+            if by_columns
+            else (
+                "CAST(strftime('%Y', settled_on) AS INTEGER)",
+                "CAST(strftime('%m', settled_on) AS INTEGER)",
+            )
+        )
+        staged = {
+            "seq": "event_id",
+            "person_id": "person_id",
+            "year": year,
+            "sign": f"CASE kind WHEN '{REVERSED}' THEN -1 ELSE 1 END",
+            "visit_type": "visit_type",
+            "total_fen": "total_fen",
+            "fund_paid_fen": "fund_paid_fen",
+            "self_pay_fen": "self_pay_fen",
+            "eligible_burden_fen": (
+                "CASE WHEN self_pay_fen > out_of_scope_fen "
+                "THEN self_pay_fen - out_of_scope_fen ELSE 0 END"
+            ),
+            "region": "region",
+            "on_day": "settled_on",
+            "month": month,
+            "statuses": "statuses",
+            "in_window": batch.true,
+            "source": "'settlement event ' || event_id",
+            "payments": "payments",
+        }
+        sums = [
+            *(
+                f"SUM(sign * {name})"
+                for name in ("total_fen", "fund_paid_fen", "self_pay_fen", "eligible_burden_fen")
+            ),
+            *(
+                f"SUM(CASE visit_type WHEN '{visit_type}' THEN sign ELSE 0 END)"
+                for visit_type in _VISIT_COLUMNS
+            ),
+        ]
         burden_key, payment_key = ("person_id", "year"), ("person_id", "year", "fund")
         found = _STATEMENTS[dialect.name] = _Statements(
             events=insert(
                 settlement_events, _EVENT_COLUMNS, "ON CONFLICT DO NOTHING RETURNING event_id"
             ),
-            burdens=insert(
-                burdens, (*burden_key, *_COUNTED), adding(burdens, burden_key, _COUNTED)
+            stage_events=text(
+                f"INSERT INTO ledger_batch ({', '.join(staged)}) "
+                f"SELECT {', '.join(staged.values())} FROM settlement_events "
+                f"WHERE event_id IN ({batch.values('ids', 'bigint')})"
             ),
-            payments=insert(
-                burden_payments,
-                (*payment_key, "paid_fen"),
-                adding(burden_payments, payment_key, ["paid_fen"]),
+            burdens=text(
+                f"INSERT INTO burdens ({', '.join((*burden_key, *_COUNTED))}) "
+                f"SELECT person_id, year, {', '.join(sums)} FROM ledger_batch WHERE true "
+                f"GROUP BY person_id, year ORDER BY person_id, year "
+                + adding(burdens, burden_key, _COUNTED)
+            ),
+            payments=text(
+                f"INSERT INTO burden_payments ({', '.join((*payment_key, 'paid_fen'))}) "
+                f"SELECT b.person_id, b.year, {batch.fund}, SUM(b.sign * {batch.fen}) "
+                f"FROM {batch.payments_from} WHERE true "
+                f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+                + adding(burden_payments, payment_key, ["paid_fen"])
             ),
         )
     return found
@@ -412,7 +445,7 @@ def _event_row(event: SettlementEvent) -> tuple[Any, ...]:
         event.out_of_scope_fen,
         event.fund_paid_fen,
         event.self_pay_fen,
-        json.dumps([list(payment) for payment in event.payments]),
+        orjson.dumps(event.payments).decode(),
         " ".join(event.statuses),
         event.policy,
     )

@@ -57,7 +57,6 @@ settlement_events = Table(
     Column("policy", String(64), nullable=False),
     UniqueConstraint("settlement_id", "kind", name="uq_settlement_events_settlement_kind"),
 )
-Index("ix_settlement_events_person", settlement_events.c.person_id, settlement_events.c.settled_on)
 
 burdens = Table(
     "burdens",

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import sqlalchemy
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from doudi.common import outbox, paging
 from doudi.common.errors import NotFound
@@ -48,9 +48,8 @@ from doudi.core.monitoring import WARNING_KINDS, MonitoringRules, passes, warnin
 from doudi.core.packs import PackRegistry, monitoring_rules
 from doudi.core.policy import Pack
 from doudi.core.statuses import EffectivePeriod
-from services.assistance import people
+from services.assistance import ledger_batch, people
 from services.assistance.tables import (
-    assistance_persons,
     burdens,
     screening_requests,
     warning_deliveries,
@@ -90,37 +89,63 @@ def packs() -> PackRegistry:
 # --- raising ----------------------------------------------------------------------------
 
 
-def raise_warnings(
-    connection: sqlalchemy.Connection, changes: Sequence[BurdenChange], now: datetime
-) -> list[int]:
-    """Raise the warnings ``changes`` call for, in the caller's transaction, which has
-    added them to ``burdens`` already; answers the ids of the warnings raised.
+def raise_warnings(connection: sqlalchemy.Connection, now: datetime) -> list[int]:
+    """Raise the warnings the connection's ledger batch (``ledger_batch``) calls for, in
+    the caller's transaction, which has added it to ``burdens`` already; answers the ids
+    of the warnings raised.
 
-    Most households a batch touches pass no line in it: their burden is read as one sum
-    per household and year, and only those whose walk passes one of the lines (either
-    kind's) read their members, names and statuses."""
-    if not changes:
+    Most households a batch touches pass no line in it. The database sums the batch by
+    household and year (what it added, and how far up and down it went); with the
+    household's burden now, that bounds where its walk went, and only a household whose
+    bounds hold one of the region's lines (either kind's, on any day of the batch)
+    reads its additions in order, and only one whose walk passes a line reads its
+    members, names and statuses."""
+    statements = _statements(connection)
+    if statements.lock is not None:
+        connection.execute(statements.lock)
+    touched = connection.execute(statements.touched).all()
+    if not touched:
         return []
-    known = people.households_of(connection, {change.person_id for change in changes})
+    alone = {household for household, _year, _region, is_alone, *_ in touched if is_alone}
+    days: list[date] | None = None
+    lines_of: dict[str, frozenset[int]] = {}
+    candidates: dict[tuple[str, int], str] = {}
+    sums: dict[tuple[str, int], int] = {}
+    for household, year, region, _alone, added, up, down, after in touched:
+        sums[(household, year)] = after = int(after)
+        lines = lines_of.get(region)
+        if lines is None:
+            if days is None:
+                days = [
+                    _day(day)
+                    for (day,) in connection.execute(
+                        text("SELECT DISTINCT on_day FROM ledger_batch")
+                    )
+                ]
+            lines = lines_of[region] = frozenset(
+                line for day in days if (found := _rules(region, day)) for line in _lines(found[1])
+            )
+        before = after - int(added)
+        low, high = before - int(down), before + int(up)
+        if any(low <= line < high for line in lines):
+            candidates[(household, year)] = region
+    if not candidates:
+        return []
     groups: dict[tuple[str, int], list[BurdenChange]] = defaultdict(list)
-    region_of: dict[str, str] = {}
-    alone: set[str] = set()
-    """Persons enrollment has not sent: each a household of one, under their number."""
-    for change in changes:
-        found = known.get(change.person_id)
-        if found is None:
-            household, region_of[change.person_id] = change.person_id, change.region
-            alone.add(household)
-        else:
-            household, region_of[household] = found
-        groups[(household, change.year)].append(change)
-    _lock_households(connection, sorted(groups))
-    years = {year for _, year in groups}
-    sums = _household_burdens(connection, set(region_of) - alone, alone, years)
+    wanted = sorted({household for household, _ in candidates})
+    for household, person, year, fen, on, source in connection.execute(
+        statements.changes,
+        {"households": ledger_batch.sql(connection).bound(wanted)},
+    ).all():
+        key = (household, year)
+        if key in candidates:
+            groups[key].append(
+                BurdenChange(person, year, candidates[key], int(fen), _day(on), source)
+            )
     passing = {
         key: group
         for key, group in groups.items()
-        if _may_pass(region_of[key[0]], sums.get(key, 0), group)
+        if _may_pass(candidates[key], sums.get(key, 0), group)
     }
     if not passing:
         return []
@@ -139,7 +164,7 @@ def raise_warnings(
         found_row = _raise_one(
             household=household,
             year=year,
-            region=region_of[household],
+            region=candidates[(household, year)],
             members=members,
             burdens_now={person: burdens_of.get((person, year), 0) for person, _ in members},
             statuses=_household_statuses(
@@ -156,6 +181,70 @@ def raise_warnings(
             connection, warning_deliveries, [(str(id_), 1) for id_ in raised], now, SUBSCRIBERS
         )
     return raised
+
+
+def _day(value: date | str) -> date:
+    """A day as the batch's ``on_day`` reads back in a raw statement (SQLite: its text)."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    lock: sqlalchemy.TextClause | None
+    """PostgreSQL: hold the lock of each household and year of the batch to the end of
+    the transaction, taken in one order (the keys sorted) by every transaction, so that
+    two never wait on each other in a circle, before their burdens are read."""
+    touched: sqlalchemy.TextClause
+    """The batch's households and years, in key order: region, whether the household is
+    a person alone (not sent by enrollment), the personal burden the batch added, the
+    sums of its additions up and of its reductions, and the household's burden now (its
+    members' personal burdens together, as the transaction sees them)."""
+    changes: sqlalchemy.TextClause
+    """The additions of the households ``:households``, in the batch's order."""
+
+
+_BATCH_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(connection: sqlalchemy.Connection) -> _Statements:
+    found = _BATCH_STATEMENTS.get(connection.dialect.name)
+    if found is None:
+        household = "COALESCE(p.household_id, b.person_id)"
+        change = "b.sign * b.self_pay_fen"
+        joined = "ledger_batch AS b LEFT JOIN assistance_persons AS p ON p.person_id = b.person_id"
+        households = ledger_batch.sql(connection).values("households", "text")
+        lock = None
+        if connection.dialect.name == "postgresql":
+            lock = text(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(key, 18))) FROM ("
+                f"SELECT DISTINCT 'warning ' || {household} || ' ' || b.year AS key "
+                f"FROM {joined} ORDER BY 1) AS sorted"
+            )
+        found = _BATCH_STATEMENTS[connection.dialect.name] = _Statements(
+            lock=lock,
+            touched=text(
+                "SELECT t.*, CASE WHEN t.alone = 1 THEN ("
+                "SELECT COALESCE(SUM(u.personal_burden_fen), 0) FROM burdens AS u "
+                "WHERE u.person_id = t.household AND u.year = t.year"
+                ") ELSE ("
+                "SELECT COALESCE(SUM(u.personal_burden_fen), 0) FROM assistance_persons AS m "
+                "JOIN burdens AS u ON u.person_id = m.person_id AND u.year = t.year "
+                "WHERE m.household_id = t.household"
+                ") END FROM ("
+                f"SELECT {household} AS household, b.year AS year, "
+                "MAX(COALESCE(p.region, b.region)) AS region, "
+                "MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS alone, "
+                f"SUM({change}) AS added, "
+                f"SUM(CASE WHEN {change} > 0 THEN {change} ELSE 0 END) AS up, "
+                f"SUM(CASE WHEN {change} < 0 THEN -{change} ELSE 0 END) AS down "
+                f"FROM {joined} GROUP BY 1, 2) AS t ORDER BY 1, 2"
+            ),
+            changes=text(
+                f"SELECT {household}, b.person_id, b.year, {change}, b.on_day, b.source "
+                f"FROM {joined} WHERE {household} IN ({households}) ORDER BY b.seq"
+            ),
+        )
+    return found
 
 
 def _may_pass(region: str, after: int, changes: list[BurdenChange]) -> bool:
@@ -263,21 +352,6 @@ def _rules(region: str, day: date) -> tuple[Pack, MonitoringRules] | None:
     return None if rules is None else (pack, rules)
 
 
-def _lock_households(connection: sqlalchemy.Connection, keys: list[tuple[str, int]]) -> None:
-    """PostgreSQL: hold each household-year's lock to the end of the transaction, taken in
-    one order (the keys sorted) by every transaction, so that two never wait on each other
-    in a circle; one statement for them all."""
-    if connection.dialect.name != "postgresql" or not keys:
-        return
-    connection.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(key, 18))) "
-            "FROM (SELECT unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS sorted"
-        ),
-        {"keys": [f"warning {household} {year}" for household, year in keys]},
-    )
-
-
 def _burdens(
     connection: sqlalchemy.Connection, persons: set[str], years: set[int]
 ) -> dict[tuple[str, int], int]:
@@ -290,31 +364,6 @@ def _burdens(
             )
         )
     }
-
-
-def _household_burdens(
-    connection: sqlalchemy.Connection, households: set[str], alone: set[str], years: set[int]
-) -> dict[tuple[str, int], int]:
-    """Each household's burden of each year: its members' personal burdens together (as
-    the caller's transaction sees them), summed by the database; a person in ``alone``
-    (not sent by enrollment) is their own household."""
-    found: dict[tuple[str, int], int] = {}
-    if households:
-        members = assistance_persons
-        found.update(
-            ((household, year), int(fen))
-            for household, year, fen in connection.execute(
-                select(
-                    members.c.household_id, burdens.c.year, func.sum(burdens.c.personal_burden_fen)
-                )
-                .select_from(members.join(burdens, burdens.c.person_id == members.c.person_id))
-                .where(members.c.household_id.in_(households), burdens.c.year.in_(years))
-                .group_by(members.c.household_id, burdens.c.year)
-            )
-        )
-    if alone:
-        found.update(_burdens(connection, alone, years))
-    return found
 
 
 def _household_statuses(periods: Iterable[EffectivePeriod], year: int) -> frozenset[str]:
