@@ -46,6 +46,10 @@ ledger_batch: Final = Table(
     # The funds' payments as JSON text, [[layer, fund, fen], ...] (a settlement event's
     # as stored; a bill's layer is "").
     Column("payments", String, nullable=False),
+    # The person's household and its region as enrollment sent them (NULL when it has
+    # not: the person is a household alone), filled in by :func:`begin`'s ``households``.
+    Column("household", String(64), nullable=True),
+    Column("household_region", String(32), nullable=True),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DELETE ROWS",
 )
@@ -57,6 +61,9 @@ class Sql:
 
     create: sqlalchemy.TextClause
     clear: sqlalchemy.TextClause
+    households: sqlalchemy.TextClause
+    """Fill in the batch's households and their regions, a lookup by key each (a join
+    may scan every person, as PostgreSQL planned it on a table just filled)."""
     payments_from: str
     """``FROM`` the batch ``b`` joined to each of its payments ``p``."""
     fund: str
@@ -87,10 +94,18 @@ def sql(connection: sqlalchemy.Connection) -> Sql:
     found = _SQL.get(dialect.name)
     if found is None:
         create = str(CreateTable(ledger_batch, if_not_exists=True).compile(dialect=dialect))
+        households = text(
+            "UPDATE ledger_batch SET "
+            "household = (SELECT p.household_id FROM assistance_persons AS p "
+            "WHERE p.person_id = ledger_batch.person_id), "
+            "household_region = (SELECT p.region FROM assistance_persons AS p "
+            "WHERE p.person_id = ledger_batch.person_id)"
+        )
         if dialect.name == "postgresql":
             found = Sql(
                 create=text(create),
                 clear=text("DELETE FROM ledger_batch"),
+                households=households,
                 payments_from=(
                     "ledger_batch AS b CROSS JOIN LATERAL "
                     "json_array_elements(CAST(b.payments AS json)) AS p(value)"
@@ -104,6 +119,7 @@ def sql(connection: sqlalchemy.Connection) -> Sql:
             found = Sql(
                 create=text(create),
                 clear=text("DELETE FROM ledger_batch"),
+                households=households,
                 payments_from="ledger_batch AS b, json_each(b.payments) AS p",
                 fund="json_extract(p.value, '$[1]')",
                 fen="json_extract(p.value, '$[2]')",

@@ -115,15 +115,17 @@ def record_settlement_events(
     if not events:
         return 0
     statements = _statements(connection)
-    new_ids = statements.events.run(connection, [_event_row(e) for e in events]).scalars().all()
+    new_ids = statements.events.run(connection, [_event_row(event) for event in events])
     if not new_ids:
         return 0
     batch = ledger_batch.begin(connection)
-    # The new events as the ledger's batch, from the rows just written (the database
-    # reads them back by id: no Python object per event).
-    connection.execute(statements.stage_events, {"ids": batch.bound(list(new_ids))})
-    _add_batch(connection, statements)
-    return len(new_ids)
+    # The new events as the ledger's batch, read back from the rows just written by id
+    # (no Python object per event); an event refused as another of its settlement and
+    # kind is not there.
+    new = connection.execute(statements.stage_events, {"ids": batch.bound(new_ids)}).rowcount
+    if new:
+        _add_batch(connection, statements)
+    return new
 
 
 def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEntry]) -> None:
@@ -166,6 +168,7 @@ def add_to_ledger(connection: sqlalchemy.Connection, entries: Sequence[LedgerEnt
 def _add_batch(connection: sqlalchemy.Connection, statements: _Statements) -> None:
     """Add the connection's batch (:mod:`services.assistance.ledger_batch`) to the ledger,
     then raise the warnings it calls for and add it to the reports' aggregate."""
+    connection.execute(ledger_batch.sql(connection).households)
     # In key order (the statements' ORDER BY): two batches touching the same persons lock
     # their rows in one order (PostgreSQL), so they wait for each other instead of
     # deadlocking.
@@ -207,33 +210,41 @@ _EVENT_COLUMNS: Final = (
 
 
 @dataclass(frozen=True, slots=True)
-class _Insert:
-    """An insert of many rows in one statement with one bound parameter per column
-    (PostgreSQL: an array each, ``unnest``) or one for them all (SQLite: a JSON array of
-    the rows, ``json_each``): SQLAlchemy's executemany spent about as long building each
-    row's parameters as the database spent inserting it, and a 1,000-row VALUES list
-    (16,000 bound parameters for the events) took PostgreSQL twice the CPU
-    (docs/performance.md)."""
+class _EventInsert:
+    """Insert the events not recorded before (by id, and by settlement and kind).
 
-    statement: sqlalchemy.TextClause
+    PostgreSQL: one statement, an array per column (``unnest``), answering the ids it
+    inserted: of two transactions inserting one event at once, only the one that
+    inserted it counts it. SQLite (one writer at a time): the ids on record are read
+    first and the others inserted by ``executemany``, which binds the rows' tuples in C
+    (a JSON array of the rows took twice as long; SQLAlchemy's executemany, building a
+    parameter dictionary a row, as long again; docs/performance.md)."""
+
+    statement: str
     columns: tuple[str, ...]
-    by_columns: bool
+    recorded: sqlalchemy.TextClause | None
+    """SQLite: which of the ids ``:ids`` are on record."""
 
-    def run(
-        self, connection: sqlalchemy.Connection, rows: list[tuple[Any, ...]]
-    ) -> sqlalchemy.CursorResult[Any]:
-        """Insert ``rows`` (values in ``columns``' order), in the rows' order."""
-        if self.by_columns:
+    def run(self, connection: sqlalchemy.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert ``rows`` (values in ``columns``' order, the id first); answers the ids
+        of those that may be new: the caller reads back those that are there."""
+        if self.recorded is None:
             arrays = [list(values) for values in zip(*rows, strict=True)]
-            return connection.execute(self.statement, dict(zip(self.columns, arrays, strict=True)))
-        # orjson writes a date as SQLite stores it (the Date type's ``YYYY-MM-DD``).
-        return connection.execute(self.statement, {"rows": orjson.dumps(rows).decode()})
+            found = connection.execute(
+                text(self.statement), dict(zip(self.columns, arrays, strict=True))
+            )
+            return list(found.scalars().all())
+        ids = orjson.dumps([row[0] for row in rows]).decode()
+        recorded = set(connection.execute(self.recorded, {"ids": ids}).scalars().all())
+        fresh = [row for row in rows if row[0] not in recorded]
+        if fresh:
+            connection.exec_driver_sql(self.statement, fresh)
+        return [row[0] for row in fresh]
 
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    events: _Insert
-    """Insert an event unless recorded before, returning its id when new."""
+    events: _EventInsert
     stage_events: sqlalchemy.TextClause
     """The new events (ids ``:ids``) into the ledger's batch."""
     burdens: sqlalchemy.TextClause
@@ -252,22 +263,6 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
         dialect = connection.dialect
         by_columns = dialect.name == "postgresql"
         batch = ledger_batch.sql(connection)
-
-        def insert(table: sqlalchemy.Table, columns: Sequence[str], conflict: str) -> _Insert:
-            if by_columns:
-                arrays = ", ".join(
-                    f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
-                    for name in columns
-                )
-                rows = f"SELECT * FROM unnest({arrays})"
-            else:  # WHERE true: SQLite's INSERT ... SELECT before an ON CONFLICT clause
-                values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
-                rows = f"SELECT {values} FROM json_each(:rows) WHERE true"
-            return _Insert(
-                text(f"INSERT INTO {table.name} ({', '.join(columns)}) {rows} {conflict}"),
-                tuple(columns),
-                by_columns,
-            )
 
         def adding(table: sqlalchemy.Table, keys: Sequence[str], columns: Sequence[str]) -> str:
             added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in columns)
@@ -317,9 +312,7 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
         ]
         burden_key, payment_key = ("person_id", "year"), ("person_id", "year", "fund")
         found = _STATEMENTS[dialect.name] = _Statements(
-            events=insert(
-                settlement_events, _EVENT_COLUMNS, "ON CONFLICT DO NOTHING RETURNING event_id"
-            ),
+            events=_event_insert(dialect),
             stage_events=text(
                 f"INSERT INTO ledger_batch ({', '.join(staged)}) "
                 f"SELECT {', '.join(staged.values())} FROM settlement_events "
@@ -340,6 +333,30 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
             ),
         )
     return found
+
+
+def _event_insert(dialect: sqlalchemy.Dialect) -> _EventInsert:
+    columns = ", ".join(_EVENT_COLUMNS)
+    if dialect.name == "postgresql":
+        arrays = ", ".join(
+            f"CAST(:{name} AS {settlement_events.c[name].type.compile(dialect=dialect)}[])"
+            for name in _EVENT_COLUMNS
+        )
+        return _EventInsert(
+            f"INSERT INTO settlement_events ({columns}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT DO NOTHING RETURNING event_id",
+            _EVENT_COLUMNS,
+            None,
+        )
+    return _EventInsert(
+        f"INSERT INTO settlement_events ({columns}) "
+        f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}) ON CONFLICT DO NOTHING",
+        _EVENT_COLUMNS,
+        text(
+            "SELECT event_id FROM settlement_events "
+            "WHERE event_id IN (SELECT value FROM json_each(:ids))"
+        ),
+    )
 
 
 def get_burden(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Burden:
@@ -438,8 +455,8 @@ def _event_row(event: SettlementEvent) -> tuple[Any, ...]:
         event.person_id,
         event.region,
         event.visit_type,
-        event.admitted,
-        event.settled_on,
+        None if event.admitted is None else event.admitted.isoformat(),
+        event.settled_on.isoformat(),
         event.total_fen,
         event.in_scope_fen,
         event.out_of_scope_fen,

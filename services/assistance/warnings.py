@@ -22,6 +22,7 @@ sends back what they did (:func:`record_decisions`).
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -108,7 +109,7 @@ def raise_warnings(connection: sqlalchemy.Connection, now: datetime) -> list[int
         return []
     alone = {household for household, _year, _region, is_alone, *_ in touched if is_alone}
     days: list[date] | None = None
-    lines_of: dict[str, frozenset[int]] = {}
+    lines_of: dict[str, list[int]] = {}
     candidates: dict[tuple[str, int], str] = {}
     sums: dict[tuple[str, int], int] = {}
     for household, year, region, _alone, added, up, down, after in touched:
@@ -122,12 +123,20 @@ def raise_warnings(connection: sqlalchemy.Connection, now: datetime) -> list[int
                         text("SELECT DISTINCT on_day FROM ledger_batch")
                     )
                 ]
-            lines = lines_of[region] = frozenset(
-                line for day in days if (found := _rules(region, day)) for line in _lines(found[1])
+            lines = lines_of[region] = sorted(
+                {
+                    line
+                    for day in days
+                    if (found := _rules(region, day))
+                    for line in _lines(found[1])
+                }
             )
+        # The walk went no lower than ``low`` and no higher than ``high``: it can pass only
+        # a line in between (passes: before <= line < after).
         before = after - int(added)
         low, high = before - int(down), before + int(up)
-        if any(low <= line < high for line in lines):
+        index = bisect.bisect_left(lines, low)
+        if index < len(lines) and lines[index] < high:
             candidates[(household, year)] = region
     if not candidates:
         return []
@@ -209,39 +218,41 @@ _BATCH_STATEMENTS: dict[str, _Statements] = {}
 def _statements(connection: sqlalchemy.Connection) -> _Statements:
     found = _BATCH_STATEMENTS.get(connection.dialect.name)
     if found is None:
-        household = "COALESCE(p.household_id, b.person_id)"
+        household = "COALESCE(b.household, b.person_id)"
         change = "b.sign * b.self_pay_fen"
-        joined = "ledger_batch AS b LEFT JOIN assistance_persons AS p ON p.person_id = b.person_id"
         households = ledger_batch.sql(connection).values("households", "text")
         lock = None
         if connection.dialect.name == "postgresql":
             lock = text(
                 "SELECT count(pg_advisory_xact_lock(hashtextextended(key, 18))) FROM ("
                 f"SELECT DISTINCT 'warning ' || {household} || ' ' || b.year AS key "
-                f"FROM {joined} ORDER BY 1) AS sorted"
+                "FROM ledger_batch AS b ORDER BY 1) AS sorted"
             )
+        # Each burden is read by its key (person and year), whatever the planner knows.
+        burden = (
+            "(SELECT u.personal_burden_fen FROM burdens AS u "
+            "WHERE u.person_id = {person} AND u.year = t.year)"
+        )
         found = _BATCH_STATEMENTS[connection.dialect.name] = _Statements(
             lock=lock,
             touched=text(
-                "SELECT t.*, CASE WHEN t.alone = 1 THEN ("
-                "SELECT COALESCE(SUM(u.personal_burden_fen), 0) FROM burdens AS u "
-                "WHERE u.person_id = t.household AND u.year = t.year"
-                ") ELSE ("
-                "SELECT COALESCE(SUM(u.personal_burden_fen), 0) FROM assistance_persons AS m "
-                "JOIN burdens AS u ON u.person_id = m.person_id AND u.year = t.year "
-                "WHERE m.household_id = t.household"
+                "SELECT t.*, CASE WHEN t.alone = 1 THEN COALESCE("
+                + burden.format(person="t.household")
+                + ", 0) ELSE (SELECT COALESCE(SUM("
+                + burden.format(person="m.person_id")
+                + "), 0) FROM assistance_persons AS m WHERE m.household_id = t.household"
                 ") END FROM ("
                 f"SELECT {household} AS household, b.year AS year, "
-                "MAX(COALESCE(p.region, b.region)) AS region, "
-                "MAX(CASE WHEN p.person_id IS NULL THEN 1 ELSE 0 END) AS alone, "
+                "MAX(COALESCE(b.household_region, b.region)) AS region, "
+                "MAX(CASE WHEN b.household IS NULL THEN 1 ELSE 0 END) AS alone, "
                 f"SUM({change}) AS added, "
                 f"SUM(CASE WHEN {change} > 0 THEN {change} ELSE 0 END) AS up, "
                 f"SUM(CASE WHEN {change} < 0 THEN -{change} ELSE 0 END) AS down "
-                f"FROM {joined} GROUP BY 1, 2) AS t ORDER BY 1, 2"
+                "FROM ledger_batch AS b GROUP BY 1, 2) AS t ORDER BY 1, 2"
             ),
             changes=text(
                 f"SELECT {household}, b.person_id, b.year, {change}, b.on_day, b.source "
-                f"FROM {joined} WHERE {household} IN ({households}) ORDER BY b.seq"
+                f"FROM ledger_batch AS b WHERE {household} IN ({households}) ORDER BY b.seq"
             ),
         )
     return found
