@@ -5,10 +5,14 @@ applied once (issue 18, item 1).
    (service.py): the row's id, never reused, is the event's id. A settlement that
    committed therefore has its event queued, whatever happens to the process next.
 2. After the commit the servicer wakes :class:`EventSender`; nothing is sent on the
-   hospital's request path. In the background the sender takes the queued events in
-   id order, up to :data:`MAX_EVENTS`, reads the settlements they name, sends them in
-   one ``RecordSettlementEvents`` call and deletes the rows assistance acknowledged;
-   then it looks again, until nothing is queued. Under load the events that commit
+   hospital's request path. The sender runs in a thread of its own, on an event loop
+   of its own, with its own channel to assistance (it waits for neither the service's
+   event loop nor its database threads, which the hospitals' requests keep busy under
+   load: a round there waited its turn three times, up to a tenth of a second or more
+   each). It takes the queued events in id order, up to :data:`MAX_EVENTS`, reads the
+   settlements they name, sends them in one ``RecordSettlementEvents`` call and
+   deletes the rows assistance acknowledged; then it looks again, until nothing is
+   queued. Under load the events that commit
    while one call is on its way go together in the next: a settlement costs the
    service a share of a call, not a call.
 3. When assistance cannot be reached the rows stay queued and the sender tries again
@@ -29,7 +33,9 @@ twice, which changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -39,6 +45,7 @@ import sqlalchemy
 from sqlalchemy import delete, func, select
 
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+from doudi.common import grpc_client
 from doudi.common.db import write_transaction
 from doudi.common.enums import ASSISTANCE_STATUSES, ASSISTANCE_VISIT_TYPES, SETTLEMENT_EVENT_KINDS
 from doudi.common.outbox import ASSISTANCE, Loop, deliver_each_accepted, internal_metadata
@@ -159,14 +166,12 @@ class _Round:
 
 
 class EventSender(Loop):
-    """Sends the queued settlement events to the assistance service (see the module)."""
+    """Sends the queued settlement events to the assistance service (see the module), from
+    a thread of its own (:meth:`start`): its rounds run on that thread's event loop, which
+    nothing else uses, so they call the database and assistance (a blocking channel)
+    directly."""
 
-    def __init__(
-        self,
-        engine: sqlalchemy.Engine,
-        settings: PeerSettings,
-        assistance: grpc.aio.Channel,
-    ) -> None:
+    def __init__(self, engine: sqlalchemy.Engine, settings: PeerSettings) -> None:
         super().__init__(
             "settlement events",
             subscriber=ASSISTANCE,
@@ -174,26 +179,63 @@ class EventSender(Loop):
             log=log,
         )
         self._engine = engine
-        self._stub = assistance_pb2_grpc.AssistanceServiceStub(assistance)
+        self._channel = grpc.insecure_channel(
+            settings.assistance_address, options=grpc_client.OPTIONS
+        )
+        self._stub = assistance_pb2_grpc.AssistanceServiceStub(self._channel)
         self._metadata = internal_metadata(settings)
         self._timeout = settings.peer_timeout_seconds
+        self._loop = asyncio.new_event_loop()
+
+    def start(self, stack: contextlib.AsyncExitStack) -> EventSender:
+        """Run the loop in its thread until the service stops."""
+        running = self._loop.create_task(self.run())
+        thread = threading.Thread(
+            target=self._serve,
+            args=(running,),
+            name=f"sending {self.what} to {self.subscriber}",
+            daemon=True,
+        )
+
+        def stop() -> None:
+            self._loop.call_soon_threadsafe(running.cancel)
+            thread.join(self._timeout)  # a call on its way ends within its deadline
+            self._channel.close()
+
+        thread.start()
+        stack.callback(stop)
+        return self
+
+    def _serve(self, running: asyncio.Task[None]) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(running)
+        self._loop.close()
+
+    def wake(self) -> None:
+        """Called from the service's event loop: wakes the sender's, in its thread."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(super().wake)
 
     async def send_queued(self) -> bool:
         """One round: the first queued events sent and forgotten; answers whether any were
         delivered (then the loop looks again at once)."""
         hold = _Round(self._engine)
         try:
-            if not await asyncio.to_thread(hold.take):
+            if not hold.take():
                 await asyncio.sleep(BUSY_PAUSE_SECONDS)
                 return True
             done: list[int] = []
 
             async def record(events: list[assistance_pb2.SettlementEvent]) -> None:
-                await self._stub.RecordSettlementEvents(
-                    assistance_pb2.RecordSettlementEventsRequest(events=events),
-                    metadata=self._metadata,
-                    timeout=self._timeout,
-                )
+                try:
+                    self._stub.RecordSettlementEvents(
+                        assistance_pb2.RecordSettlementEventsRequest(events=events),
+                        metadata=self._metadata,
+                        timeout=self._timeout,
+                    )
+                except grpc.RpcError as error:
+                    # As the loop and deliver_each_accepted know a failed call.
+                    raise grpc.aio.AioRpcError(error.code(), details=error.details()) from error
                 done.extend(event.event_id for event in events)
 
             kept: list[int] = []
@@ -213,11 +255,11 @@ class EventSender(Loop):
 
             if hold.events:
                 await deliver_each_accepted(record, hold.events, refused)
-            await asyncio.to_thread(hold.finish, done)
+            hold.finish(done)
             if kept or not done:
                 return False  # after a refusal, the next retry rather than at once
             if len(hold.events) < MAX_EVENTS:
                 await asyncio.sleep(GATHER_SECONDS)
             return True
         finally:
-            await asyncio.to_thread(hold.close)
+            hold.close()
