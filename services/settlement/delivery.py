@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -61,9 +62,12 @@ BUSY_PAUSE_SECONDS = 0.25
 """How long a process waits when another one is sending before it looks again (the one
 sending looks again itself until nothing is queued, so this bounds only a rare race)."""
 GATHER_SECONDS = 0.05
-"""After a call that carried fewer than :data:`MAX_EVENTS`, how long the sender lets
-settlements gather before the next: under load a call then carries what settled
-meanwhile rather than a settlement or two, for a few hundredths of a second of lag."""
+"""The shortest round after one that carried fewer than :data:`MAX_EVENTS`: a round
+quicker than this waits the rest before the next, so that a call carries what settled
+meanwhile rather than a settlement or two, for a few hundredths of a second of lag. A
+longer round (a busy machine, a larger call) gathered enough while it ran: waiting more
+would add to every event's lag and to the next call's size, which lengthens the next
+round in turn."""
 # The key of the PostgreSQL advisory lock the settlement processes send under (any
 # constant the service's database uses for nothing else).
 _SENDING_LOCK = 0x5E771E_0E
@@ -219,6 +223,7 @@ class EventSender(Loop):
     async def send_queued(self) -> bool:
         """One round: the first queued events sent and forgotten; answers whether any were
         delivered (then the loop looks again at once)."""
+        started = time.monotonic()
         hold = _Round(self._engine)
         try:
             if not hold.take():
@@ -259,7 +264,7 @@ class EventSender(Loop):
             if kept or not done:
                 return False  # after a refusal, the next retry rather than at once
             if len(hold.events) < MAX_EVENTS:
-                await asyncio.sleep(GATHER_SECONDS)
+                await asyncio.sleep(GATHER_SECONDS - (time.monotonic() - started))
             return True
         finally:
             hold.close()
