@@ -5,14 +5,10 @@ applied once (issue 18, item 1).
    (service.py): the row's id, never reused, is the event's id. A settlement that
    committed therefore has its event queued, whatever happens to the process next.
 2. After the commit the servicer wakes :class:`EventSender`; nothing is sent on the
-   hospital's request path. The sender runs in a thread of its own, on an event loop
-   of its own, with its own channel to assistance (it waits for neither the service's
-   event loop nor its database threads, which the hospitals' requests keep busy under
-   load: a round there waited its turn three times, up to a tenth of a second or more
-   each). It takes the queued events in id order, up to :data:`MAX_EVENTS`, reads the
-   settlements they name, sends them in one ``RecordSettlementEvents`` call and
-   deletes the rows assistance acknowledged; then it looks again, until nothing is
-   queued. Under load the events that commit
+   hospital's request path. In the background the sender takes the queued events in
+   id order, up to :data:`MAX_EVENTS`, reads the settlements they name, sends them in
+   one ``RecordSettlementEvents`` call and deletes the rows assistance acknowledged;
+   then it looks again, until nothing is queued. Under load the events that commit
    while one call is on its way go together in the next: a settlement costs the
    service a share of a call, not a call.
 3. When assistance cannot be reached the rows stay queued and the sender tries again
@@ -33,9 +29,7 @@ twice, which changes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from datetime import date
@@ -46,7 +40,6 @@ import sqlalchemy
 from sqlalchemy import delete, func, select
 
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
-from doudi.common import grpc_client
 from doudi.common.db import write_transaction
 from doudi.common.enums import ASSISTANCE_STATUSES, ASSISTANCE_VISIT_TYPES, SETTLEMENT_EVENT_KINDS
 from doudi.common.outbox import ASSISTANCE, Loop, deliver_each_accepted, internal_metadata
@@ -163,6 +156,11 @@ class _Round:
         finally:
             self.close()
 
+    @property
+    def holding(self) -> bool:
+        """Whether a transaction is still open (PostgreSQL, until :meth:`finish`)."""
+        return self._connection is not None
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()  # rolls back what was not committed
@@ -170,12 +168,14 @@ class _Round:
 
 
 class EventSender(Loop):
-    """Sends the queued settlement events to the assistance service (see the module), from
-    a thread of its own (:meth:`start`): its rounds run on that thread's event loop, which
-    nothing else uses, so they call the database and assistance (a blocking channel)
-    directly."""
+    """Sends the queued settlement events to the assistance service (see the module)."""
 
-    def __init__(self, engine: sqlalchemy.Engine, settings: PeerSettings) -> None:
+    def __init__(
+        self,
+        engine: sqlalchemy.Engine,
+        settings: PeerSettings,
+        assistance: grpc.aio.Channel,
+    ) -> None:
         super().__init__(
             "settlement events",
             subscriber=ASSISTANCE,
@@ -183,42 +183,9 @@ class EventSender(Loop):
             log=log,
         )
         self._engine = engine
-        self._channel = grpc.insecure_channel(
-            settings.assistance_address, options=grpc_client.OPTIONS
-        )
-        self._stub = assistance_pb2_grpc.AssistanceServiceStub(self._channel)
+        self._stub = assistance_pb2_grpc.AssistanceServiceStub(assistance)
         self._metadata = internal_metadata(settings)
         self._timeout = settings.peer_timeout_seconds
-        self._loop = asyncio.new_event_loop()
-
-    def start(self, stack: contextlib.AsyncExitStack) -> EventSender:
-        """Run the loop in its thread until the service stops."""
-        running = self._loop.create_task(self.run())
-        thread = threading.Thread(
-            target=self._serve,
-            args=(running,),
-            name=f"sending {self.what} to {self.subscriber}",
-            daemon=True,
-        )
-
-        def stop() -> None:
-            self._loop.call_soon_threadsafe(running.cancel)
-            thread.join(self._timeout)  # a call on its way ends within its deadline
-            self._channel.close()
-
-        thread.start()
-        stack.callback(stop)
-        return self
-
-    def _serve(self, running: asyncio.Task[None]) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            self._loop.run_until_complete(running)
-        self._loop.close()
-
-    def wake(self) -> None:
-        """Called from the service's event loop: wakes the sender's, in its thread."""
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(super().wake)
 
     async def send_queued(self) -> bool:
         """One round: the first queued events sent and forgotten; answers whether any were
@@ -226,21 +193,17 @@ class EventSender(Loop):
         started = time.monotonic()
         hold = _Round(self._engine)
         try:
-            if not hold.take():
+            if not await asyncio.to_thread(hold.take):
                 await asyncio.sleep(BUSY_PAUSE_SECONDS)
                 return True
             done: list[int] = []
 
             async def record(events: list[assistance_pb2.SettlementEvent]) -> None:
-                try:
-                    self._stub.RecordSettlementEvents(
-                        assistance_pb2.RecordSettlementEventsRequest(events=events),
-                        metadata=self._metadata,
-                        timeout=self._timeout,
-                    )
-                except grpc.RpcError as error:
-                    # As the loop and deliver_each_accepted know a failed call.
-                    raise grpc.aio.AioRpcError(error.code(), details=error.details()) from error
+                await self._stub.RecordSettlementEvents(
+                    assistance_pb2.RecordSettlementEventsRequest(events=events),
+                    metadata=self._metadata,
+                    timeout=self._timeout,
+                )
                 done.extend(event.event_id for event in events)
 
             kept: list[int] = []
@@ -260,11 +223,14 @@ class EventSender(Loop):
 
             if hold.events:
                 await deliver_each_accepted(record, hold.events, refused)
-            hold.finish(done)
+            await asyncio.to_thread(hold.finish, done)
             if kept or not done:
                 return False  # after a refusal, the next retry rather than at once
             if len(hold.events) < MAX_EVENTS:
                 await asyncio.sleep(GATHER_SECONDS - (time.monotonic() - started))
             return True
         finally:
-            hold.close()
+            # Only a round that ended early has a transaction left: the others do not wait
+            # for a database thread's turn (up to a tenth of a second under load) for nothing.
+            if hold.holding:
+                await asyncio.to_thread(hold.close)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import sqlalchemy
 
+from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     SETTLEMENT_AGENCIES,
@@ -577,12 +578,13 @@ def setup(settings: Settings) -> Setup:
     ) -> tuple[Registrar, Authenticator]:
         registry = PackRegistry.load([settings.packs_dir] if settings.packs_dir else [])
         hospitals = HospitalDirectory(engine, settings.hospital_cache_seconds)
+        assistance = outbox.open_channel(stack, settings.assistance_address)
         servicer = SettlementServicer(
             engine=engine,
             registry=registry,
             hospitals=hospitals,
             timezone=ZoneInfo(settings.timezone),
-            events=EventSender(engine, settings).start(stack),
+            events=outbox.start(stack, EventSender(engine, settings, assistance)),
         )
 
         def register(server: grpc.aio.Server) -> None:
