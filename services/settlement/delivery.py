@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -54,9 +55,12 @@ BUSY_PAUSE_SECONDS = 0.25
 """How long a process waits when another one is sending before it looks again (the one
 sending looks again itself until nothing is queued, so this bounds only a rare race)."""
 GATHER_SECONDS = 0.05
-"""After a call that carried fewer than :data:`MAX_EVENTS`, how long the sender lets
-settlements gather before the next: under load a call then carries what settled
-meanwhile rather than a settlement or two, for a few hundredths of a second of lag."""
+"""The shortest round after one that carried fewer than :data:`MAX_EVENTS`: a round
+quicker than this waits the rest before the next, so that a call carries what settled
+meanwhile rather than a settlement or two, for a few hundredths of a second of lag. A
+longer round (a busy machine, a larger call) gathered enough while it ran: waiting more
+would add to every event's lag and to the next call's size, which lengthens the next
+round in turn."""
 # The key of the PostgreSQL advisory lock the settlement processes send under (any
 # constant the service's database uses for nothing else).
 _SENDING_LOCK = 0x5E771E_0E
@@ -152,6 +156,11 @@ class _Round:
         finally:
             self.close()
 
+    @property
+    def holding(self) -> bool:
+        """Whether a transaction is still open (PostgreSQL, until :meth:`finish`)."""
+        return self._connection is not None
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()  # rolls back what was not committed
@@ -181,6 +190,7 @@ class EventSender(Loop):
     async def send_queued(self) -> bool:
         """One round: the first queued events sent and forgotten; answers whether any were
         delivered (then the loop looks again at once)."""
+        started = time.monotonic()
         hold = _Round(self._engine)
         try:
             if not await asyncio.to_thread(hold.take):
@@ -217,7 +227,10 @@ class EventSender(Loop):
             if kept or not done:
                 return False  # after a refusal, the next retry rather than at once
             if len(hold.events) < MAX_EVENTS:
-                await asyncio.sleep(GATHER_SECONDS)
+                await asyncio.sleep(GATHER_SECONDS - (time.monotonic() - started))
             return True
         finally:
-            await asyncio.to_thread(hold.close)
+            # Only a round that ended early has a transaction left: the others do not wait
+            # for a database thread's turn (up to a tenth of a second under load) for nothing.
+            if hold.holding:
+                await asyncio.to_thread(hold.close)
