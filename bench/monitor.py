@@ -639,7 +639,8 @@ def run_backend(
                 "events into the ledger",
                 step.seconds,
                 f"{rate:,.0f} events/s (goal >= {GOAL_EVENTS_PER_SECOND:,}); "
-                f"DuckDB's aggregate {floor_seconds:.2f} s",
+                f"DuckDB's aggregate {floor_seconds:.2f} s; assistance's CPU "
+                f"{step.spent.get('assistance', 0.0) / data.events * 1e6:.0f} us an event",
                 step.cpu,
             )
             count, total, personal, eligible = ledger_sums(engine, data.year)

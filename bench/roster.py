@@ -741,6 +741,8 @@ class Step:
 
     seconds: float = 0.0
     cpu: str = ""
+    spent: dict[str, float] = field(default_factory=dict)
+    """CPU seconds by process."""
 
 
 @contextlib.contextmanager
@@ -753,13 +755,13 @@ def measured(
         started = time.perf_counter()
         yield step
         step.seconds = time.perf_counter() - started
-        spent = {
+        step.spent = {
             name: seconds - before.get(name, 0.0) for name, seconds in meter.snapshot().items()
         }
     step.cpu = ", ".join(
         f"{name} {seconds:.1f}"
-        for name, seconds in sorted(spent.items(), key=lambda item: -item[1])
-        if seconds >= 0.05 and name != "assistance"
+        for name, seconds in sorted(step.spent.items(), key=lambda item: -item[1])
+        if seconds >= 0.05
     )
 
 

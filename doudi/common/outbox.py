@@ -415,6 +415,9 @@ class Loop:
         or by a migration) until cancelled."""
         failing = False
         while True:
+            # Cleared before the round, not after it: a change queued while the round is on
+            # its way wakes the next one at once instead of after the pause.
+            self._wake.clear()
             try:
                 more = await self.send_queued()
                 if failing:
@@ -438,7 +441,6 @@ class Loop:
             except Exception:
                 # A bug must not end the loop for good: what stays queued is tried again.
                 self._log.exception("sending %s to the %s failed", self.what, self.subscriber)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._retry_seconds)
 
