@@ -310,6 +310,18 @@ class _Period:
     def in_year(self, day: date) -> bool:
         return self.first <= day <= self.last
 
+    @property
+    def firsts(self) -> tuple[date, ...]:
+        """The first days of the windows a query sums: the month's (if one is asked) and
+        the year's; without a month the database adds up nothing for it."""
+        month_first = self.month_first
+        return (self.first,) if month_first is None else (month_first, self.first)
+
+    def pair(self, sums: Sequence[Any]) -> list[int]:
+        """[month, year to date] from one sum per window of :attr:`firsts`."""
+        values = [int(value or 0) for value in sums]
+        return values if len(values) == 2 else [0, *values]
+
 
 class _Figures:
     """The rows of a report as they are added up: (figure, category, visit type, fund) →
@@ -434,10 +446,13 @@ def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Fig
     ):
         # The month's and the year's sums by the database: a few hundred rows come back.
         in_month = table.c.month == period.month
+        month_sums = [
+            func.sum(case((in_month, table.c[name]), else_=0)) for name in sums if period.month
+        ]
         query = (
             select(
                 *(table.c[key] for key in keys),
-                *(func.sum(case((in_month, table.c[name]), else_=0)) for name in sums),
+                *month_sums,
                 *(func.sum(table.c[name]) for name in sums),
             )
             .where(
@@ -450,6 +465,8 @@ def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Fig
         width = len(sums)
         for row in connection.execute(query):
             key, values = row[: len(keys)], [int(value or 0) for value in row[len(keys) :]]
+            if not month_sums:
+                values = [0] * width + values
             if table is report_visits:
                 _add_visits(figures, key[0], key[1], values[:width], values[width:])
             else:
@@ -561,7 +578,7 @@ def _subsidised_enrolments(
         if pack.region_code == region:
             figures.subsidy_names.update({c.id: c.name for c in subsidy_categories(pack)})
     table = assistance_enrolments
-    windows = [_clamped(table.c.enrolled_at, first, period.last) for first in _firsts(period)]
+    windows = [_clamped(table.c.enrolled_at, first, period.last) for first in period.firsts]
     query = (
         select(
             table.c.subsidy_category,
@@ -580,8 +597,11 @@ def _subsidised_enrolments(
         .group_by(table.c.subsidy_category)
     )
     figures.set("subsidised_enrolments", ALL, (0, 0))
+    width = len(windows)
     for category, *values in connection.execute(query):
-        count, premium, subsidy = (values[0:2], values[2:4], values[4:6])
+        count, premium, subsidy = (
+            period.pair(values[n * width : (n + 1) * width]) for n in (0, 1, 2)
+        )
         person = [premium[index] - subsidy[index] for index in (0, 1)]
         for shown in (ALL, category):
             figures.add("subsidised_enrolments", shown, None, 0)
@@ -593,13 +613,8 @@ def _subsidised_enrolments(
 
 def _accumulate(figures: _Figures, key: tuple[str, str, str, str], values: Sequence[int]) -> None:
     sums = figures.values[key]
-    sums[0] += int(values[0] or 0)
-    sums[1] += int(values[1] or 0)
-
-
-def _firsts(period: _Period) -> tuple[date | None, date]:
-    """The first days of the month (None: no month) and of the year to its end."""
-    return period.month_first, period.first
+    sums[0] += values[0]
+    sums[1] += values[1]
 
 
 def _instant(day: date) -> datetime:
@@ -607,19 +622,14 @@ def _instant(day: date) -> datetime:
     return datetime.combine(day, time.min, BUREAU_TIMEZONE).astimezone(UTC)
 
 
-def _on_days(column: Any, first: date | None, last: date) -> Any:
-    """The moment in ``column`` falls on a bureau day from ``first`` to ``last`` (never
-    when ``first`` is None: no month asked)."""
-    if first is None:
-        return sqlalchemy.false()
+def _on_days(column: Any, first: date, last: date) -> Any:
+    """The moment in ``column`` falls on a bureau day from ``first`` to ``last``."""
     return and_(column >= _instant(first), column < _instant(last + timedelta(days=1)))
 
 
-def _clamped(column: Any, first: date | None, last: date) -> Any:
+def _clamped(column: Any, first: date, last: date) -> Any:
     """As :func:`_on_days`, with a moment before the year (or none) on 1 January and one
     after it on 31 December."""
-    if first is None:
-        return sqlalchemy.false()
     conditions = []
     if (first.month, first.day) != (1, 1):
         conditions.append(column >= _instant(first))
@@ -642,8 +652,8 @@ def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _F
     period's last day, by kind: summed by the database, each moment on its bureau day."""
     period = figures.period
     table = warnings
-    raised = [_on_days(table.c.raised_at, first, period.last) for first in _firsts(period)]
-    decided = [_on_days(table.c.decided_at, first, period.last) for first in _firsts(period)]
+    raised = [_on_days(table.c.raised_at, first, period.last) for first in period.firsts]
+    decided = [_on_days(table.c.decided_at, first, period.last) for first in period.firsts]
     end_of_as_of = _instant(period.as_of + timedelta(days=1))
     overdue = and_(
         table.c.raised_at < end_of_as_of,
@@ -666,14 +676,16 @@ def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _F
     for name in ("warnings_raised", "warnings_certified", "warnings_dismissed"):
         figures.set(name, ALL, (0, 0))
     late: Counter[str] = Counter()
+    width = len(raised)
     for kind, *values in connection.execute(query):
         for shown in (ALL, kind):
             for index, name in enumerate(
                 ("warnings_raised", "warnings_certified", "warnings_dismissed")
             ):
                 figures.add(name, shown, None, 0)
-                _accumulate(figures, (name, shown, ALL, ALL), values[2 * index : 2 * index + 2])
-        late[kind] += int(values[6] or 0)
+                window = values[width * index : width * (index + 1)]
+                _accumulate(figures, (name, shown, ALL, ALL), period.pair(window))
+        late[kind] += int(values[3 * width] or 0)
     _overdue(figures, "warnings_overdue", +late)
 
 
@@ -744,22 +756,31 @@ def _assistance_paid(connection: sqlalchemy.Connection, region: str, figures: _F
     was confirmed: persons (each once), payments and what they paid."""
     period = figures.period
     runs, entries = secondary_runs, secondary_entries
-    windows = [_on_days(runs.c.approved_at, first, period.last) for first in _firsts(period)]
+    # The runs approved in the year to date alone are read; the month's within them.
+    month = [_on_days(runs.c.approved_at, first, period.last) for first in period.firsts[:-1]]
     query = (
         select(
-            *(func.count(sqlalchemy.distinct(case((w, entries.c.person_id)))) for w in windows),
-            *(_count(window) for window in windows),
-            *(_sum(window, entries.c.paid_fen) for window in windows),
+            *(func.count(sqlalchemy.distinct(case((w, entries.c.person_id)))) for w in month),
+            func.count(sqlalchemy.distinct(entries.c.person_id)),
+            *(_count(window) for window in month),
+            func.count(),
+            *(_sum(window, entries.c.paid_fen) for window in month),
+            func.sum(entries.c.paid_fen),
         )
         .select_from(entries.join(runs, runs.c.run_id == entries.c.run_id))
-        .where(runs.c.region == region, entries.c.paid_fen > 0)
+        .where(
+            runs.c.region == region,
+            _on_days(runs.c.approved_at, period.first, period.last),
+            entries.c.paid_fen > 0,
+        )
     )
     values = connection.execute(query).one()
+    width = len(month) + 1
     for index, name in enumerate(("people", "person_times", "paid_fen")):
         figures.set(
             f"secondary_{name}",
             ALL,
-            [int(value or 0) for value in values[2 * index : 2 * index + 2]],
+            period.pair(values[width * index : width * (index + 1)]),
             unit=FEN if name == "paid_fen" else COUNT,
         )
     offers = screening_offers

@@ -1,0 +1,51 @@
+"""Indexes for the report (issue 18's goal for ``GetReport``): each lets the database read
+what a figure needs from an index alone, in the order the figure groups it.
+
+- ``assistance_persons (person_id, region)``: the monitored people's join finds a person's
+  region in the index;
+- ``assistance_statuses (CAST(periods AS TEXT), person_id)``: their distinct status
+  histories in order, without sorting the persons' histories (SQLite);
+- ``warnings (region, kind, raised_at, state, decided_at, due_on)``: the warnings'
+  figures by kind;
+- ``secondary_entries (run_id, paid_fen, person_id)``: an approved run's payments.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_assistance_persons_person_region", "assistance_persons", ["person_id", "region"]
+    )
+    op.create_index(
+        "ix_assistance_statuses_periods",
+        "assistance_statuses",
+        [sa.text("CAST(periods AS TEXT)"), "person_id"],
+    )
+    op.create_index(
+        "ix_warnings_report",
+        "warnings",
+        ["region", "kind", "raised_at", "state", "decided_at", "due_on"],
+    )
+    op.create_index(
+        "ix_secondary_entries_paid", "secondary_entries", ["run_id", "paid_fen", "person_id"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_secondary_entries_paid", "secondary_entries")
+    op.drop_index("ix_warnings_report", "warnings")
+    op.drop_index("ix_assistance_statuses_periods", "assistance_statuses")
+    op.drop_index("ix_assistance_persons_person_region", "assistance_persons")
