@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 import sqlalchemy
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from doudi.common.outbox import dialect_module
 from doudi.common.warnings import CERTIFIED, DISMISSED
@@ -446,9 +446,7 @@ def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Fig
     ):
         # The month's and the year's sums by the database: a few hundred rows come back.
         in_month = table.c.month == period.month
-        month_sums = [
-            func.sum(case((in_month, table.c[name]), else_=0)) for name in sums if period.month
-        ]
+        month_sums = [_sum(in_month, table.c[name]) for name in sums if period.month]
         query = (
             select(
                 *(table.c[key] for key in keys),
@@ -640,11 +638,12 @@ def _clamped(column: Any, first: date, last: date) -> Any:
 
 
 def _count(condition: Any) -> Any:
-    return func.sum(case((condition, 1), else_=0))
+    # FILTER rather than a CASE in the sum: the database skips the row instead of adding 0.
+    return func.count().filter(condition)
 
 
 def _sum(condition: Any, column: Any) -> Any:
-    return func.sum(case((condition, column), else_=0))
+    return func.sum(column).filter(condition)
 
 
 def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
@@ -760,7 +759,7 @@ def _assistance_paid(connection: sqlalchemy.Connection, region: str, figures: _F
     month = [_on_days(runs.c.approved_at, first, period.last) for first in period.firsts[:-1]]
     query = (
         select(
-            *(func.count(sqlalchemy.distinct(case((w, entries.c.person_id)))) for w in month),
+            *(func.count(sqlalchemy.distinct(entries.c.person_id)).filter(w) for w in month),
             func.count(sqlalchemy.distinct(entries.c.person_id)),
             *(_count(window) for window in month),
             func.count(),

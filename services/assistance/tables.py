@@ -426,6 +426,6 @@ Index(
 Index(
     "ix_secondary_entries_paid",
     secondary_entries.c.run_id,
-    secondary_entries.c.paid_fen,
     secondary_entries.c.person_id,
+    secondary_entries.c.paid_fen,
 )

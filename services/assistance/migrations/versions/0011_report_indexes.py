@@ -7,7 +7,8 @@ what a figure needs from an index alone, in the order the figure groups it.
   histories in order, without sorting the persons' histories (SQLite);
 - ``warnings (region, kind, raised_at, state, decided_at, due_on)``: the warnings'
   figures by kind;
-- ``secondary_entries (run_id, paid_fen, person_id)``: an approved run's payments.
+- ``secondary_entries (run_id, person_id, paid_fen)``: an approved run's payments, in
+  identity-number order (its persons counted once without sorting them again).
 
 Revision ID: 0011
 Revises: 0010
@@ -40,7 +41,7 @@ def upgrade() -> None:
         ["region", "kind", "raised_at", "state", "decided_at", "due_on"],
     )
     op.create_index(
-        "ix_secondary_entries_paid", "secondary_entries", ["run_id", "paid_fen", "person_id"]
+        "ix_secondary_entries_paid", "secondary_entries", ["run_id", "person_id", "paid_fen"]
     )
 
 
