@@ -713,17 +713,20 @@ def _application_figures(
             applications.c.accepted_on <= period.last,
             or_(applications.c.decided_on.is_(None), applications.c.decided_on >= period.first),
         )
-    )
+    ).all()
     for name in ("applications_accepted", "applications_decided", "decision_working_days"):
         figures.set(name, ALL, (0, 0))
     overdue: Counter[str] = Counter()
     decided_days: dict[str, list[list[int]]] = {}
+    working_days = _WorkingDaysCounted(
+        calendar, min((row.accepted_on for row in rows), default=period.first)
+    )
     for row in rows:
         for category in (ALL, row.kind):
             figures.add("applications_accepted", category, row.accepted_on)
         decided = row.decided_on
         if decided is not None:
-            days = calendar.working_days_between(row.accepted_on, decided)
+            days = working_days.between(row.accepted_on, decided)
             for category in (ALL, row.kind):
                 figures.add("applications_decided", category, decided)
                 figures.add("decision_working_days", category, decided, days)
@@ -743,6 +746,29 @@ def _application_figures(
             (_hundredths(month_days, month_n), _hundredths(year_days, year_n)),
             unit=HUNDREDTHS,
         )
+
+
+class _WorkingDaysCounted:
+    """``calendar.working_days_between`` for many applications accepted on ``first`` or
+    later: each day asked of the calendar once, and the working days from ``first`` to it
+    kept by day (a decision's count is the difference of two)."""
+
+    def __init__(self, calendar: WorkingCalendar, first: date) -> None:
+        self.calendar = calendar
+        self.first = first
+        self.counted = [0]
+        """The working days after ``first`` up to and including ``first + index`` days."""
+
+    def between(self, start: date, end: date) -> int:
+        """The working days after ``start`` (not before ``first``) up to and including
+        ``end`` (0 when ``end`` is not after ``start``)."""
+        if end <= start:
+            return 0
+        counted = self.counted
+        while len(counted) <= (end - self.first).days:
+            day = self.first + timedelta(days=len(counted))
+            counted.append(counted[-1] + self.calendar.is_working_day(day))
+        return counted[(end - self.first).days] - counted[(start - self.first).days]
 
 
 def _hundredths(days: int, count: int) -> int:

@@ -403,7 +403,8 @@ report_fund_payments = Table(
 
 # The report's reads of the other features' tables, each from an index alone and in the
 # order its figure groups them (migration 0011): a person's region, the distinct status
-# histories, the warnings by kind, an approved run's payments.
+# histories, the year's subsidised enrolments by category, the warnings by kind, an
+# approved run's payments.
 Index(
     "ix_assistance_persons_person_region",
     assistance_persons.c.person_id,
@@ -422,6 +423,15 @@ Index(
     warnings.c.state,
     warnings.c.decided_at,
     warnings.c.due_on,
+)
+Index(
+    "ix_assistance_enrolments_subsidised",
+    assistance_enrolments.c.year,
+    assistance_enrolments.c.subsidy_category,
+    assistance_enrolments.c.person_id,
+    assistance_enrolments.c.enrolled_at,
+    assistance_enrolments.c.premium_fen,
+    assistance_enrolments.c.subsidy_fen,
 )
 Index(
     "ix_secondary_entries_paid",

@@ -5,6 +5,8 @@ what a figure needs from an index alone, in the order the figure groups it.
   region in the index;
 - ``assistance_statuses (CAST(periods AS TEXT), person_id)``: their distinct status
   histories in order, without sorting the persons' histories (SQLite);
+- ``assistance_enrolments (year, subsidy_category, person_id, enrolled_at, premium_fen,
+  subsidy_fen)``: the year's subsidised enrolments by category, without the others;
 - ``warnings (region, kind, raised_at, state, decided_at, due_on)``: the warnings'
   figures by kind;
 - ``secondary_entries (run_id, person_id, paid_fen)``: an approved run's payments, in
@@ -41,12 +43,18 @@ def upgrade() -> None:
         ["region", "kind", "raised_at", "state", "decided_at", "due_on"],
     )
     op.create_index(
+        "ix_assistance_enrolments_subsidised",
+        "assistance_enrolments",
+        ["year", "subsidy_category", "person_id", "enrolled_at", "premium_fen", "subsidy_fen"],
+    )
+    op.create_index(
         "ix_secondary_entries_paid", "secondary_entries", ["run_id", "person_id", "paid_fen"]
     )
 
 
 def downgrade() -> None:
     op.drop_index("ix_secondary_entries_paid", "secondary_entries")
+    op.drop_index("ix_assistance_enrolments_subsidised", "assistance_enrolments")
     op.drop_index("ix_warnings_report", "warnings")
     op.drop_index("ix_assistance_statuses_periods", "assistance_statuses")
     op.drop_index("ix_assistance_persons_person_region", "assistance_persons")
