@@ -714,32 +714,53 @@ def _application_figures(
             or_(applications.c.decided_on.is_(None), applications.c.decided_on >= period.first),
         )
     ).all()
-    for name in ("applications_accepted", "applications_decided", "decision_working_days"):
-        figures.set(name, ALL, (0, 0))
-    overdue: Counter[str] = Counter()
-    decided_days: dict[str, list[list[int]]] = {}
     working_days = _WorkingDaysCounted(
         calendar, min((row.accepted_on for row in rows), default=period.first)
     )
-    for row in rows:
-        for category in (ALL, row.kind):
-            figures.add("applications_accepted", category, row.accepted_on)
-        decided = row.decided_on
-        if decided is not None:
-            days = working_days.between(row.accepted_on, decided)
-            for category in (ALL, row.kind):
-                figures.add("applications_decided", category, decided)
-                figures.add("decision_working_days", category, decided, days)
-                counts = decided_days.setdefault(category, [[0, 0], [0, 0]])
-                for index, inside in enumerate((period.in_month(decided), period.in_year(decided))):
-                    if inside:
-                        counts[index][0] += days
-                        counts[index][1] += 1
-        on = period.as_of
-        if row.accepted_on <= on and (decided is None or decided > on) and on > row.deadline:
-            overdue[row.kind] += 1
+    # By kind, each day placed once: accepted [month, year]; decided [days in the month,
+    # decided in the month, days in the year, decided in the year].
+    accepted: dict[str, list[int]] = {}
+    decided: dict[str, list[int]] = {}
+    overdue: Counter[str] = Counter()
+    month_first = period.month_first or date.max
+    first, last, on = period.first, period.last, period.as_of
+    for kind, accepted_on, deadline, decided_on in rows:
+        sums = accepted.setdefault(kind, [0, 0])
+        if first <= accepted_on <= last:
+            sums[1] += 1
+            if month_first <= accepted_on:
+                sums[0] += 1
+        if decided_on is not None:
+            sums = decided.setdefault(kind, [0, 0, 0, 0])
+            if first <= decided_on <= last:
+                days = working_days.between(accepted_on, decided_on)
+                sums[2] += days
+                sums[3] += 1
+                if month_first <= decided_on:
+                    sums[0] += days
+                    sums[1] += 1
+        if accepted_on <= on and (decided_on is None or decided_on > on) and on > deadline:
+            overdue[kind] += 1
+    for name in ("applications_accepted", "applications_decided", "decision_working_days"):
+        figures.set(name, ALL, (0, 0))
+    for kind, sums in accepted.items():
+        for shown in (ALL, kind):
+            figures.add("applications_accepted", shown, None, 0)
+            _accumulate(figures, ("applications_accepted", shown, ALL, ALL), sums)
+    averaged: dict[str, list[int]] = {}
+    for kind, sums in decided.items():
+        for shown in (ALL, kind):
+            for name, values in (
+                ("applications_decided", sums[1::2]),
+                ("decision_working_days", sums[0::2]),
+            ):
+                figures.add(name, shown, None, 0)
+                _accumulate(figures, (name, shown, ALL, ALL), values)
+            total = averaged.setdefault(shown, [0, 0, 0, 0])
+            for index, value in enumerate(sums):
+                total[index] += value
     _overdue(figures, "applications_overdue", overdue)
-    for category, ((month_days, month_n), (year_days, year_n)) in decided_days.items():
+    for category, (month_days, month_n, year_days, year_n) in averaged.items():
         figures.set(
             "decision_working_days_average",
             category,
