@@ -3,8 +3,9 @@ what a figure needs from an index alone, in the order the figure groups it.
 
 - ``assistance_persons (person_id, region)``: the monitored people's join finds a person's
   region in the index;
-- ``assistance_statuses (CAST(periods AS TEXT), person_id)``: their distinct status
-  histories in order, without sorting the persons' histories (SQLite);
+- ``assistance_statuses (CAST(periods AS TEXT), person_id)``, on SQLite alone: their
+  distinct status histories in order, without sorting them (PostgreSQL groups them by
+  hashing, and would refuse a history longer than a B-tree entry, about 2.7 kB);
 - ``assistance_enrolments (year, subsidy_category, person_id, enrolled_at, premium_fen,
   subsidy_fen)``: the year's subsidised enrolments by category, without the others;
 - ``warnings (region, kind, raised_at, state, decided_at, due_on)``: the warnings'
@@ -32,11 +33,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_assistance_persons_person_region", "assistance_persons", ["person_id", "region"]
     )
-    op.create_index(
-        "ix_assistance_statuses_periods",
-        "assistance_statuses",
-        [sa.text("CAST(periods AS TEXT)"), "person_id"],
-    )
+    if op.get_bind().dialect.name == "sqlite":
+        op.create_index(
+            "ix_assistance_statuses_periods",
+            "assistance_statuses",
+            [sa.text("CAST(periods AS TEXT)"), "person_id"],
+        )
     op.create_index(
         "ix_warnings_report",
         "warnings",
@@ -56,5 +58,6 @@ def downgrade() -> None:
     op.drop_index("ix_secondary_entries_paid", "secondary_entries")
     op.drop_index("ix_assistance_enrolments_subsidised", "assistance_enrolments")
     op.drop_index("ix_warnings_report", "warnings")
-    op.drop_index("ix_assistance_statuses_periods", "assistance_statuses")
+    if op.get_bind().dialect.name == "sqlite":
+        op.drop_index("ix_assistance_statuses_periods", "assistance_statuses")
     op.drop_index("ix_assistance_persons_person_region", "assistance_persons")
