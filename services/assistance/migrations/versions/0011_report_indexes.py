@@ -5,7 +5,7 @@ what a figure needs from an index alone, in the order the figure groups it.
   region in the index;
 - ``assistance_statuses (CAST(periods AS TEXT), person_id)``, on SQLite alone: their
   distinct status histories in order, without sorting them (PostgreSQL groups them by
-  hashing, and would refuse a history longer than a B-tree entry, about 2.7 kB);
+  hashing, and would refuse a history too long for a B-tree entry even compressed);
 - ``assistance_enrolments (year, subsidy_category, person_id, enrolled_at, premium_fen,
   subsidy_fen)``: the year's subsidised enrolments by category, without the others;
 - ``warnings (region, kind, raised_at, state, decided_at, due_on)``: the warnings'
