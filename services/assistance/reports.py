@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import orjson
 import sqlalchemy
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from doudi.common.outbox import dialect_module
 from doudi.common.warnings import CERTIFIED, DISMISSED
@@ -318,6 +318,18 @@ class _Period:
     def in_year(self, day: date) -> bool:
         return self.first <= day <= self.last
 
+    @property
+    def firsts(self) -> tuple[date, ...]:
+        """The first days of the windows a query sums: the month's (if one is asked) and
+        the year's; without a month the database adds up nothing for it."""
+        month_first = self.month_first
+        return (self.first,) if month_first is None else (month_first, self.first)
+
+    def pair(self, sums: Sequence[Any]) -> list[int]:
+        """[month, year to date] from one sum per window of :attr:`firsts`."""
+        values = [int(value or 0) for value in sums]
+        return values if len(values) == 2 else [0, *values]
+
 
 class _Figures:
     """The rows of a report as they are added up: (figure, category, visit type, fund) →
@@ -442,10 +454,11 @@ def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Fig
     ):
         # The month's and the year's sums by the database: a few hundred rows come back.
         in_month = table.c.month == period.month
+        month_sums = [_sum(in_month, table.c[name]) for name in sums if period.month]
         query = (
             select(
                 *(table.c[key] for key in keys),
-                *(func.sum(case((in_month, table.c[name]), else_=0)) for name in sums),
+                *month_sums,
                 *(func.sum(table.c[name]) for name in sums),
             )
             .where(
@@ -458,6 +471,8 @@ def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Fig
         width = len(sums)
         for row in connection.execute(query):
             key, values = row[: len(keys)], [int(value or 0) for value in row[len(keys) :]]
+            if not month_sums:
+                values = [0] * width + values
             if table is report_visits:
                 _add_visits(figures, key[0], key[1], values[:width], values[width:])
             else:
@@ -569,7 +584,7 @@ def _subsidised_enrolments(
         if pack.region_code == region:
             figures.subsidy_names.update({c.id: c.name for c in subsidy_categories(pack)})
     table = assistance_enrolments
-    windows = [_clamped(table.c.enrolled_at, first, period.last) for first in _firsts(period)]
+    windows = [_clamped(table.c.enrolled_at, first, period.last) for first in period.firsts]
     query = (
         select(
             table.c.subsidy_category,
@@ -588,8 +603,11 @@ def _subsidised_enrolments(
         .group_by(table.c.subsidy_category)
     )
     figures.set("subsidised_enrolments", ALL, (0, 0))
+    width = len(windows)
     for category, *values in connection.execute(query):
-        count, premium, subsidy = (values[0:2], values[2:4], values[4:6])
+        count, premium, subsidy = (
+            period.pair(values[n * width : (n + 1) * width]) for n in (0, 1, 2)
+        )
         person = [premium[index] - subsidy[index] for index in (0, 1)]
         for shown in (ALL, category):
             figures.add("subsidised_enrolments", shown, None, 0)
@@ -601,13 +619,8 @@ def _subsidised_enrolments(
 
 def _accumulate(figures: _Figures, key: tuple[str, str, str, str], values: Sequence[int]) -> None:
     sums = figures.values[key]
-    sums[0] += int(values[0] or 0)
-    sums[1] += int(values[1] or 0)
-
-
-def _firsts(period: _Period) -> tuple[date | None, date]:
-    """The first days of the month (None: no month) and of the year to its end."""
-    return period.month_first, period.first
+    sums[0] += values[0]
+    sums[1] += values[1]
 
 
 def _instant(day: date) -> datetime:
@@ -615,19 +628,14 @@ def _instant(day: date) -> datetime:
     return datetime.combine(day, time.min, BUREAU_TIMEZONE).astimezone(UTC)
 
 
-def _on_days(column: Any, first: date | None, last: date) -> Any:
-    """The moment in ``column`` falls on a bureau day from ``first`` to ``last`` (never
-    when ``first`` is None: no month asked)."""
-    if first is None:
-        return sqlalchemy.false()
+def _on_days(column: Any, first: date, last: date) -> Any:
+    """The moment in ``column`` falls on a bureau day from ``first`` to ``last``."""
     return and_(column >= _instant(first), column < _instant(last + timedelta(days=1)))
 
 
-def _clamped(column: Any, first: date | None, last: date) -> Any:
+def _clamped(column: Any, first: date, last: date) -> Any:
     """As :func:`_on_days`, with a moment before the year (or none) on 1 January and one
     after it on 31 December."""
-    if first is None:
-        return sqlalchemy.false()
     conditions = []
     if (first.month, first.day) != (1, 1):
         conditions.append(column >= _instant(first))
@@ -638,11 +646,12 @@ def _clamped(column: Any, first: date | None, last: date) -> Any:
 
 
 def _count(condition: Any) -> Any:
-    return func.sum(case((condition, 1), else_=0))
+    # FILTER rather than a CASE in the sum: the database skips the row instead of adding 0.
+    return func.count().filter(condition)
 
 
 def _sum(condition: Any, column: Any) -> Any:
-    return func.sum(case((condition, column), else_=0))
+    return func.sum(column).filter(condition)
 
 
 def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
@@ -650,8 +659,8 @@ def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _F
     period's last day, by kind: summed by the database, each moment on its bureau day."""
     period = figures.period
     table = warnings
-    raised = [_on_days(table.c.raised_at, first, period.last) for first in _firsts(period)]
-    decided = [_on_days(table.c.decided_at, first, period.last) for first in _firsts(period)]
+    raised = [_on_days(table.c.raised_at, first, period.last) for first in period.firsts]
+    decided = [_on_days(table.c.decided_at, first, period.last) for first in period.firsts]
     end_of_as_of = _instant(period.as_of + timedelta(days=1))
     overdue = and_(
         table.c.raised_at < end_of_as_of,
@@ -674,14 +683,16 @@ def _warning_figures(connection: sqlalchemy.Connection, region: str, figures: _F
     for name in ("warnings_raised", "warnings_certified", "warnings_dismissed"):
         figures.set(name, ALL, (0, 0))
     late: Counter[str] = Counter()
+    width = len(raised)
     for kind, *values in connection.execute(query):
         for shown in (ALL, kind):
             for index, name in enumerate(
                 ("warnings_raised", "warnings_certified", "warnings_dismissed")
             ):
                 figures.add(name, shown, None, 0)
-                _accumulate(figures, (name, shown, ALL, ALL), values[2 * index : 2 * index + 2])
-        late[kind] += int(values[6] or 0)
+                window = values[width * index : width * (index + 1)]
+                _accumulate(figures, (name, shown, ALL, ALL), period.pair(window))
+        late[kind] += int(values[3 * width] or 0)
     _overdue(figures, "warnings_overdue", +late)
 
 
@@ -710,36 +721,83 @@ def _application_figures(
             applications.c.accepted_on <= period.last,
             or_(applications.c.decided_on.is_(None), applications.c.decided_on >= period.first),
         )
+    ).all()
+    working_days = _WorkingDaysCounted(
+        calendar, min((row.accepted_on for row in rows), default=period.first)
     )
+    # By kind, each day placed once: accepted [month, year]; decided [days in the month,
+    # decided in the month, days in the year, decided in the year].
+    accepted: dict[str, list[int]] = {}
+    decided: dict[str, list[int]] = {}
+    overdue: Counter[str] = Counter()
+    month_first = period.month_first or date.max
+    first, last, on = period.first, period.last, period.as_of
+    for kind, accepted_on, deadline, decided_on in rows:
+        sums = accepted.setdefault(kind, [0, 0])
+        if first <= accepted_on <= last:
+            sums[1] += 1
+            if month_first <= accepted_on:
+                sums[0] += 1
+        if decided_on is not None:
+            sums = decided.setdefault(kind, [0, 0, 0, 0])
+            if first <= decided_on <= last:
+                days = working_days.between(accepted_on, decided_on)
+                sums[2] += days
+                sums[3] += 1
+                if month_first <= decided_on:
+                    sums[0] += days
+                    sums[1] += 1
+        if accepted_on <= on and (decided_on is None or decided_on > on) and on > deadline:
+            overdue[kind] += 1
     for name in ("applications_accepted", "applications_decided", "decision_working_days"):
         figures.set(name, ALL, (0, 0))
-    overdue: Counter[str] = Counter()
-    decided_days: dict[str, list[list[int]]] = {}
-    for row in rows:
-        for category in (ALL, row.kind):
-            figures.add("applications_accepted", category, row.accepted_on)
-        decided = row.decided_on
-        if decided is not None:
-            days = calendar.working_days_between(row.accepted_on, decided)
-            for category in (ALL, row.kind):
-                figures.add("applications_decided", category, decided)
-                figures.add("decision_working_days", category, decided, days)
-                counts = decided_days.setdefault(category, [[0, 0], [0, 0]])
-                for index, inside in enumerate((period.in_month(decided), period.in_year(decided))):
-                    if inside:
-                        counts[index][0] += days
-                        counts[index][1] += 1
-        on = period.as_of
-        if row.accepted_on <= on and (decided is None or decided > on) and on > row.deadline:
-            overdue[row.kind] += 1
+    for kind, sums in accepted.items():
+        for shown in (ALL, kind):
+            figures.add("applications_accepted", shown, None, 0)
+            _accumulate(figures, ("applications_accepted", shown, ALL, ALL), sums)
+    averaged: dict[str, list[int]] = {}
+    for kind, sums in decided.items():
+        for shown in (ALL, kind):
+            for name, values in (
+                ("applications_decided", sums[1::2]),
+                ("decision_working_days", sums[0::2]),
+            ):
+                figures.add(name, shown, None, 0)
+                _accumulate(figures, (name, shown, ALL, ALL), values)
+            total = averaged.setdefault(shown, [0, 0, 0, 0])
+            for index, value in enumerate(sums):
+                total[index] += value
     _overdue(figures, "applications_overdue", overdue)
-    for category, ((month_days, month_n), (year_days, year_n)) in decided_days.items():
+    for category, (month_days, month_n, year_days, year_n) in averaged.items():
         figures.set(
             "decision_working_days_average",
             category,
             (_hundredths(month_days, month_n), _hundredths(year_days, year_n)),
             unit=HUNDREDTHS,
         )
+
+
+class _WorkingDaysCounted:
+    """``calendar.working_days_between`` for many applications accepted on ``first`` or
+    later: each day asked of the calendar once, and the working days from ``first`` to it
+    kept by day (a decision's count is the difference of two)."""
+
+    def __init__(self, calendar: WorkingCalendar, first: date) -> None:
+        self.calendar = calendar
+        self.first = first
+        self.counted = [0]
+        """The working days after ``first`` up to and including ``first + index`` days."""
+
+    def between(self, start: date, end: date) -> int:
+        """The working days after ``start`` (not before ``first``) up to and including
+        ``end`` (0 when ``end`` is not after ``start``)."""
+        if end <= start:
+            return 0
+        counted = self.counted
+        while len(counted) <= (end - self.first).days:
+            day = self.first + timedelta(days=len(counted))
+            counted.append(counted[-1] + self.calendar.is_working_day(day))
+        return counted[(end - self.first).days] - counted[(start - self.first).days]
 
 
 def _hundredths(days: int, count: int) -> int:
@@ -752,22 +810,31 @@ def _assistance_paid(connection: sqlalchemy.Connection, region: str, figures: _F
     was confirmed: persons (each once), payments and what they paid."""
     period = figures.period
     runs, entries = secondary_runs, secondary_entries
-    windows = [_on_days(runs.c.approved_at, first, period.last) for first in _firsts(period)]
+    # The runs approved in the year to date alone are read; the month's within them.
+    month = [_on_days(runs.c.approved_at, first, period.last) for first in period.firsts[:-1]]
     query = (
         select(
-            *(func.count(sqlalchemy.distinct(case((w, entries.c.person_id)))) for w in windows),
-            *(_count(window) for window in windows),
-            *(_sum(window, entries.c.paid_fen) for window in windows),
+            *(func.count(sqlalchemy.distinct(entries.c.person_id)).filter(w) for w in month),
+            func.count(sqlalchemy.distinct(entries.c.person_id)),
+            *(_count(window) for window in month),
+            func.count(),
+            *(_sum(window, entries.c.paid_fen) for window in month),
+            func.sum(entries.c.paid_fen),
         )
         .select_from(entries.join(runs, runs.c.run_id == entries.c.run_id))
-        .where(runs.c.region == region, entries.c.paid_fen > 0)
+        .where(
+            runs.c.region == region,
+            _on_days(runs.c.approved_at, period.first, period.last),
+            entries.c.paid_fen > 0,
+        )
     )
     values = connection.execute(query).one()
+    width = len(month) + 1
     for index, name in enumerate(("people", "person_times", "paid_fen")):
         figures.set(
             f"secondary_{name}",
             ALL,
-            [int(value or 0) for value in values[2 * index : 2 * index + 2]],
+            period.pair(values[width * index : width * (index + 1)]),
             unit=FEN if name == "paid_fen" else COUNT,
         )
     offers = screening_offers

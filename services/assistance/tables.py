@@ -399,3 +399,39 @@ report_fund_payments = Table(
     Column("paid_fen", BigInteger, nullable=False),
     Column("cleared_fen", BigInteger, nullable=False),
 )
+
+# The report's reads of the other features' tables, each from an index alone and in the
+# order its figure groups them (migration 0011): a person's region, the year's subsidised
+# enrolments by category, the warnings by kind, an approved run's payments. On SQLite the
+# migration also indexes the status histories as text (``ix_assistance_statuses_periods``,
+# not declared here: SQLite's expression indexes are not compared, and PostgreSQL, which
+# groups them by hashing, would refuse a history longer than a B-tree entry).
+Index(
+    "ix_assistance_persons_person_region",
+    assistance_persons.c.person_id,
+    assistance_persons.c.region,
+)
+Index(
+    "ix_warnings_report",
+    warnings.c.region,
+    warnings.c.kind,
+    warnings.c.raised_at,
+    warnings.c.state,
+    warnings.c.decided_at,
+    warnings.c.due_on,
+)
+Index(
+    "ix_assistance_enrolments_subsidised",
+    assistance_enrolments.c.year,
+    assistance_enrolments.c.subsidy_category,
+    assistance_enrolments.c.person_id,
+    assistance_enrolments.c.enrolled_at,
+    assistance_enrolments.c.premium_fen,
+    assistance_enrolments.c.subsidy_fen,
+)
+Index(
+    "ix_secondary_entries_paid",
+    secondary_entries.c.run_id,
+    secondary_entries.c.person_id,
+    secondary_entries.c.paid_fen,
+)
