@@ -57,7 +57,8 @@ per person and year, and per household and year (what the ledger keeps); the bes
 of three runs is printed beside the intake.
 
 Every step prints the CPU seconds each process spent in it (bench/roster.py's
-meter). The PostgreSQL databases it creates are dropped at the end.
+meter); with ``--profile DIR``, where assistance's threads spent the intake's time
+(py-spy, bench/roster.py's profiler). The PostgreSQL databases it creates are dropped at the end.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -82,6 +83,7 @@ import sqlalchemy
 
 from doudi.assistance.v1 import assistance_pb2 as pb
 from doudi.assistance.v1 import assistance_pb2_grpc
+from doudi.cli.launcher import Platform
 from doudi.common.db import create_engine_for
 from doudi.common.enums import ASSISTANCE_STATUSES
 from doudi.common.protos import from_date
@@ -616,7 +618,7 @@ def run_backend(
     print(f"\n== {backend} ==", flush=True)
     with platform_on(backend, admin_url) as (platform, urls):
         meter = Meter(platform)
-        profiler = Profiler(platform, None)
+        profiler = Profiler(platform, args.profile / backend if args.profile else None)
         channel = grpc.insecure_channel(f"127.0.0.1:{platform.ports['assistance']}")
         engine = create_engine_for(urls["assistance"])
         with contextlib.closing(channel), contextlib.ExitStack() as stack:
@@ -628,13 +630,11 @@ def run_backend(
                 step.seconds,
                 f"{len(data.persons):,} persons, {args.households:,} households",
             )
-            with measured(meter, profiler, "intake") as step:
-                try:
-                    recorded = send_events(channel, data.batches, args.senders)
-                except grpc.RpcError:
-                    log = platform.log_path("assistance").read_text(errors="replace")
-                    print(log[-4000:], file=sys.stderr)
-                    raise
+            with (
+                measured(meter, profiler, "intake", ("assistance",)) as step,
+                assistance_log_on_failure(platform),
+            ):
+                recorded = send_events(channel, data.batches, args.senders)
             rate = data.events / step.seconds
             floor_seconds = floor.ledger_seconds()
             result.add(
@@ -664,8 +664,21 @@ def run_backend(
             check_warnings(engine, data, floor)
             secondary_run(stub, meter, profiler, result, data.year)
             yearly_report(stub, meter, profiler, result, data)
-            screening_run(stub, meter, profiler, result, data)
+            with assistance_log_on_failure(platform):
+                screening_run(stub, meter, profiler, result, data)
     return result
+
+
+@contextlib.contextmanager
+def assistance_log_on_failure(platform: Platform) -> Iterator[None]:
+    """A call that fails prints the end of assistance's log (the platform's files go with
+    it)."""
+    try:
+        yield
+    except grpc.RpcError:
+        log = platform.log_path("assistance").read_text(errors="replace")
+        print(log[-4000:], file=sys.stderr)
+        raise
 
 
 def main() -> None:
@@ -689,6 +702,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--settle-persons", type=int, default=500)
     parser.add_argument("--settlement-processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record assistance with py-spy during the intake and print where the time went",
+    )
     args = parser.parse_args()
     if not 0 < args.households <= args.persons:
         parser.error("--households must be from 1 to --persons")

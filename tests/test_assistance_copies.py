@@ -9,6 +9,7 @@ the hub call it, with the platform's token.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ import pytest
 
 from doudi.assistance.v1 import assistance_pb2 as pb
 from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+from doudi.common.db import create_engine_for, read_connection, write_transaction
+from doudi.common.migrations import upgrade
+from doudi.core.statuses import EffectivePeriod
+from services.assistance import people
+from services.assistance.server import SPEC
 from tests.services import INTERNAL, bearer, running_service
 from tests.support import with_check_digit
 from tests.test_assistance_intake import LI, ZHANG, pharmacy, record, refusal, stay
@@ -193,3 +199,27 @@ def test_only_the_platform_may_send_copies(assistance: AssistanceServiceStub) ->
     ):
         assert refusal(call).code == grpc.StatusCode.UNAUTHENTICATED
     assert year_of(assistance, ZHANG).household_id == ""
+
+
+def test_a_regions_statuses_are_read_a_chunk_at_a_time(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A region of 100,000 persons asked its statuses in one statement failed on
+    PostgreSQL (65,535 bound values at most): they are read in chunks, every one found."""
+    upgrade(database_url, SPEC.migrations)
+    engine = create_engine_for(database_url)
+    held = [with_check_digit(f"41132319900101{index:03d}") for index in range(5)]
+    periods = (EffectivePeriod("dibao", date(2026, 1, 1), None, "civil_affairs"),)
+    try:
+        with write_transaction(engine) as connection:
+            people.record_statuses(
+                connection=connection,
+                persons=[people.HeldStatuses(person, 1, periods) for person in held],
+                now=datetime.now(UTC),
+            )
+        monkeypatch.setattr(people, "CHUNK", 2)
+        with read_connection(engine) as connection:
+            found = people.status_periods(connection, [*held, ZHANG])
+        assert found == dict.fromkeys(held, periods)
+    finally:
+        engine.dispose()

@@ -13,7 +13,12 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, sel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
-from doudi.common.db import SQLITE_BUSY_TIMEOUT_MS, create_engine_for, write_transaction
+from doudi.common.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    SQLITE_CACHE_MIB,
+    create_engine_for,
+    write_transaction,
+)
 
 metadata = MetaData()
 households = Table(
@@ -103,7 +108,7 @@ def test_an_unsupported_database_url_is_refused_at_once() -> None:
 # SQLite
 
 
-def test_every_sqlite_connection_gets_wal_busy_timeout_foreign_keys_and_normal_sync(
+def test_every_sqlite_connection_gets_wal_busy_timeout_foreign_keys_normal_sync_and_cache(
     sqlite_url: str,
 ) -> None:
     engine = create_engine_for(sqlite_url)
@@ -116,6 +121,7 @@ def test_every_sqlite_connection_gets_wal_busy_timeout_foreign_keys_and_normal_s
                 assert pragma("PRAGMA busy_timeout").scalar_one() == SQLITE_BUSY_TIMEOUT_MS
                 assert pragma("PRAGMA foreign_keys").scalar_one() == 1
                 assert pragma("PRAGMA synchronous").scalar_one() == 1  # NORMAL
+                assert pragma("PRAGMA cache_size").scalar_one() == -SQLITE_CACHE_MIB * 1024
     finally:
         engine.dispose()
 

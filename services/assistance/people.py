@@ -136,16 +136,23 @@ def household_members(
 def status_periods(
     connection: sqlalchemy.Connection, person_ids: Iterable[str]
 ) -> dict[str, tuple[EffectivePeriod, ...]]:
-    """Each person's status periods as the hub last sent them (none: not in the map)."""
-    wanted = set(person_ids)
-    if not wanted:
-        return {}
-    rows = connection.execute(
-        select(assistance_statuses.c.person_id, assistance_statuses.c.periods).where(
-            assistance_statuses.c.person_id.in_(wanted)
+    """Each person's status periods as the hub last sent them (none: not in the map); a
+    region's persons are asked for :data:`CHUNK` at a time (PostgreSQL takes at most
+    65,535 bound values a statement)."""
+    wanted = sorted(set(person_ids))
+    found: dict[str, tuple[EffectivePeriod, ...]] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = connection.execute(
+            select(assistance_statuses.c.person_id, assistance_statuses.c.periods).where(
+                assistance_statuses.c.person_id.in_(wanted[start : start + CHUNK])
+            )
         )
-    )
-    return {row.person_id: _periods(row.periods) for row in rows}
+        found.update((row.person_id, _periods(row.periods)) for row in rows)
+    return found
+
+
+CHUNK = 10_000
+"""The most identity numbers one statement of :func:`status_periods` binds."""
 
 
 def statuses_on(periods: Iterable[EffectivePeriod], day: date) -> frozenset[str]:

@@ -225,7 +225,12 @@ def to_screen(
     requests = screening_requests.c
     asked = connection.execute(
         select(requests.request_id, requests.person_id).where(
-            requests.year == request.year, requests.person_id.in_(in_region)
+            requests.year == request.year,
+            requests.person_id.in_(
+                select(assistance_persons.c.person_id).where(
+                    assistance_persons.c.region == request.region
+                )
+            ),
         )
     ).all()
     wanted.update(person_id for _id, person_id in asked)

@@ -121,9 +121,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         require("internal")
         if len(request.events) > service.MAX_EVENTS:
             raise InvalidInput("events", f"at most {service.MAX_EVENTS} events per call")
-        persons: dict[str, str] = {}  # a batch repeats persons: each number checked once
         events = [
-            settlement_event(event, f"events[{index}]", persons)
+            settlement_event(event, f"events[{index}]", _CHECKED_PERSONS)
             for index, event in enumerate(request.events)
         ]
         recorded = await write_in_thread(
@@ -953,9 +952,16 @@ def _person_id(text: str, field: str, checked: dict[str, str] | None) -> str:
             found = resident_id_number(text)
         except ValueError as error:
             raise InvalidInput(field, f"invalid identity number: {error}") from None
-        if checked is not None:
+        if checked is not None and len(checked) < _CHECKED_LIMIT:
             checked[text] = found
     return found
+
+
+_CHECKED_PERSONS: dict[str, str] = {}
+"""The identity numbers the intake has checked (as sent: as read): a region's persons
+come back visit after visit, each checked once."""
+_CHECKED_LIMIT = 200_000
+"""The most numbers :data:`_CHECKED_PERSONS` keeps (about 40 MB); more are checked each time."""
 
 
 # --- applications: messages to checked values and back ---------------------------------------
