@@ -112,6 +112,7 @@ def _sqlite_engine(url: URL) -> sqlalchemy.Engine:
     if database and database != ":memory:" and not _is_sqlite_uri(url):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sqlalchemy.create_engine(url)
+    _SQLITE_WRITERS[engine] = threading.RLock()
     event.listen(engine, "connect", _set_sqlite_pragmas)
     event.listen(engine, "begin", _begin)
     return engine
@@ -219,10 +220,7 @@ def write_transaction(engine: sqlalchemy.Engine) -> Iterator[sqlalchemy.Connecti
     free (measured: the intake's concurrent batches spent more time asleep than
     writing). Writers of other processes still wait for ``busy_timeout``.
     """
-    queue: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if engine.dialect.name == "sqlite":
-        queue = _SQLITE_WRITERS.setdefault(engine, threading.RLock())
-    with queue, engine.connect() as connection:
+    with _SQLITE_WRITERS.get(engine) or contextlib.nullcontext(), engine.connect() as connection:
         connection.execution_options(**{_WRITE_OPTION: True})
         with connection.begin():
             yield connection

@@ -220,25 +220,27 @@ class _EventInsert:
     (a JSON array of the rows took twice as long; SQLAlchemy's executemany, building a
     parameter dictionary a row, as long again; docs/performance.md)."""
 
-    statement: str
-    columns: tuple[str, ...]
+    insert: str
+    returning: sqlalchemy.TextClause | None
+    """PostgreSQL: :attr:`insert` answering the ids inserted (its rows bound by column)."""
     recorded: sqlalchemy.TextClause | None
     """SQLite: which of the ids ``:ids`` are on record."""
 
     def run(self, connection: sqlalchemy.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
-        """Insert ``rows`` (values in ``columns``' order, the id first); answers the ids
-        of those that may be new: the caller reads back those that are there."""
-        if self.recorded is None:
+        """Insert ``rows`` (values in :data:`_EVENT_COLUMNS`' order, the id first); answers
+        the ids of those that may be new: the caller reads back those that are there."""
+        if self.returning is not None:
             arrays = [list(values) for values in zip(*rows, strict=True)]
             found = connection.execute(
-                text(self.statement), dict(zip(self.columns, arrays, strict=True))
+                self.returning, dict(zip(_EVENT_COLUMNS, arrays, strict=True))
             )
             return list(found.scalars().all())
-        ids = orjson.dumps([row[0] for row in rows]).decode()
+        assert self.recorded is not None
+        ids = ledger_batch.sql(connection).bound([row[0] for row in rows])
         recorded = set(connection.execute(self.recorded, {"ids": ids}).scalars().all())
         fresh = [row for row in rows if row[0] not in recorded]
         if fresh:
-            connection.exec_driver_sql(self.statement, fresh)
+            connection.exec_driver_sql(self.insert, fresh)
         return [row[0] for row in fresh]
 
 
@@ -261,7 +263,6 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
     found = _STATEMENTS.get(connection.dialect.name)
     if found is None:
         dialect = connection.dialect
-        by_columns = dialect.name == "postgresql"
         batch = ledger_batch.sql(connection)
 
         def adding(table: sqlalchemy.Table, keys: Sequence[str], columns: Sequence[str]) -> str:
@@ -273,7 +274,7 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
                 "CAST(EXTRACT(YEAR FROM settled_on) AS INTEGER)",
                 "CAST(EXTRACT(MONTH FROM settled_on) AS INTEGER)",
             )
-            if by_columns
+            if dialect.name == "postgresql"
             else (
                 "CAST(strftime('%Y', settled_on) AS INTEGER)",
                 "CAST(strftime('%m', settled_on) AS INTEGER)",
@@ -312,7 +313,7 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
         ]
         burden_key, payment_key = ("person_id", "year"), ("person_id", "year", "fund")
         found = _STATEMENTS[dialect.name] = _Statements(
-            events=_event_insert(dialect),
+            events=_event_insert(dialect, batch),
             stage_events=text(
                 f"INSERT INTO ledger_batch ({', '.join(staged)}) "
                 f"SELECT {', '.join(staged.values())} FROM settlement_events "
@@ -335,26 +336,25 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
     return found
 
 
-def _event_insert(dialect: sqlalchemy.Dialect) -> _EventInsert:
+def _event_insert(dialect: sqlalchemy.Dialect, batch: ledger_batch.Sql) -> _EventInsert:
     columns = ", ".join(_EVENT_COLUMNS)
     if dialect.name == "postgresql":
         arrays = ", ".join(
             f"CAST(:{name} AS {settlement_events.c[name].type.compile(dialect=dialect)}[])"
             for name in _EVENT_COLUMNS
         )
-        return _EventInsert(
+        insert = (
             f"INSERT INTO settlement_events ({columns}) SELECT * FROM unnest({arrays}) "
-            "ON CONFLICT DO NOTHING RETURNING event_id",
-            _EVENT_COLUMNS,
-            None,
+            "ON CONFLICT DO NOTHING RETURNING event_id"
         )
+        return _EventInsert(insert, text(insert), None)
     return _EventInsert(
         f"INSERT INTO settlement_events ({columns}) "
         f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}) ON CONFLICT DO NOTHING",
-        _EVENT_COLUMNS,
+        None,
         text(
             "SELECT event_id FROM settlement_events "
-            "WHERE event_id IN (SELECT value FROM json_each(:ids))"
+            f"WHERE event_id IN ({batch.values('ids', 'bigint')})"
         ),
     )
 
