@@ -20,7 +20,7 @@ in the server at ``DOUDI_BENCH_POSTGRES_URL``) and then:
    hub sends them (``RecordPersonStatuses``).
 2. **Events into the ledger.** ``--events`` settlements of the year (about one
    in six an inpatient stay, the rest outpatient visits and pharmacy purchases,
-   one in fifty reversed later), in batches of 1,000 through
+   one in fifty reversed later), in batches of 5,000 (the most a call takes) through
    ``RecordSettlementEvents``, the call settlement's outbox makes, by
    ``--senders`` concurrent senders. The batches are built and encoded before
    the clock starts. It prints events per second into the ledger; goal: at
@@ -91,6 +91,7 @@ from doudi.core.monitoring import MonitoringRules
 from doudi.core.packs import monitoring_rules
 from services.assistance import tables as assistance_tables
 from services.assistance import warnings as assistance_warnings
+from services.assistance.service import MAX_EVENTS
 
 if __package__ in (None, ""):  # run as a script: bench/ is on the path, not the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -107,6 +108,10 @@ from bench.roster import (
 from bench.settle import INTERNAL, assistance_ratio, bench_persons, postgres_server
 
 BATCH = 1000
+"""Persons a ``RecordPersons`` call (as enrollment's outbox sends them)."""
+EVENTS_BATCH = MAX_EVENTS
+"""Events a ``RecordSettlementEvents`` call: as many as settlement's outbox sends when a
+backlog is queued (a year's events at once is one)."""
 GOAL_EVENTS_PER_SECOND = 10_000
 STATUS_SHARE = 0.3
 STATUSES = (
@@ -179,7 +184,7 @@ def generate(persons: int, households: int, events: int, year: int, seed: int) -
                 len(data.rows),
             )
         )
-        if len(batch) == BATCH:
+        if len(batch) == EVENTS_BATCH:
             data.batches.append(pb.RecordSettlementEventsRequest(events=batch).SerializeToString())
             batch = []
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -35,7 +36,9 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_CACHE_MIB",
     "bulk_insert",
+    "copy_to_temporary",
     "create_engine_for",
+    "is_one_of",
     "ping",
     "read_connection",
     "read_in_thread",
@@ -248,7 +251,7 @@ def _postgres_engine(url: URL) -> sqlalchemy.Engine:
 
 def bulk_insert(
     connection: sqlalchemy.Connection,
-    table: sqlalchemy.Table,
+    table: sqlalchemy.TableClause,
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
 ) -> None:
@@ -281,6 +284,44 @@ def bulk_insert(
         cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
     finally:
         cursor.close()
+
+
+def copy_to_temporary(
+    connection: sqlalchemy.Connection,
+    table: sqlalchemy.Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> str:
+    """PostgreSQL: ``rows`` (values in ``columns`` order, as :func:`bulk_insert` takes
+    them) copied into the connection's temporary table ``<table>_in``, of ``columns`` as
+    ``table`` types them, emptied first and at each commit; answers its name.
+
+    Then one ``INSERT INTO table ... SELECT ... FROM <table>_in ... ON CONFLICT ...``
+    inserts them, answering what it inserted, with no placeholder a row: psycopg converts
+    a statement of thousands of placeholders anew at every call, and an array a column
+    (``unnest``) cost ten times COPY's CPU to bind (docs/performance.md)."""
+    name = f"{table.name}_in"
+    names = ", ".join(f'"{column}"' for column in columns)
+    connection.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE IF NOT EXISTS "{name}" ON COMMIT DELETE ROWS AS '
+        f'SELECT {names} FROM "{table.name}" WITH NO DATA; DELETE FROM "{name}"'
+    )
+    bulk_insert(connection, sqlalchemy.table(name), columns, rows)
+    return name
+
+
+def is_one_of(
+    connection: sqlalchemy.Connection, column: sqlalchemy.ColumnElement[Any], values: Iterable[Any]
+) -> sqlalchemy.ColumnElement[bool]:
+    """``column IN values``, for the connection's dialect. On PostgreSQL, ``= ANY`` of an
+    array bound as one value: an ``IN`` of a few thousand keys is as many placeholders,
+    which psycopg converts anew at every call (a seventh of the intake's time on
+    PostgreSQL, docs/performance.md). SQLite reads its placeholders in C: ``IN``."""
+    if connection.dialect.name == "postgresql":
+        return column == sqlalchemy.any_(
+            sqlalchemy.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        )
+    return column.in_(list(values))
 
 
 def analyze(connection: sqlalchemy.Connection, table: sqlalchemy.Table) -> None:

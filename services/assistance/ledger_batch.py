@@ -95,10 +95,8 @@ def sql(connection: sqlalchemy.Connection) -> Sql:
     if found is None:
         create = str(CreateTable(ledger_batch, if_not_exists=True).compile(dialect=dialect))
         households = text(
-            "UPDATE ledger_batch SET "
-            "household = (SELECT p.household_id FROM assistance_persons AS p "
-            "WHERE p.person_id = ledger_batch.person_id), "
-            "household_region = (SELECT p.region FROM assistance_persons AS p "
+            "UPDATE ledger_batch SET (household, household_region) = "
+            "(SELECT p.household_id, p.region FROM assistance_persons AS p "
             "WHERE p.person_id = ledger_batch.person_id)"
         )
         if dialect.name == "postgresql":

@@ -17,6 +17,7 @@ from datetime import date, datetime
 import sqlalchemy
 from sqlalchemy import select
 
+from doudi.common.db import is_one_of
 from doudi.common.outbox import store_newer, stored_periods
 from doudi.core.statuses import EffectivePeriod
 from services.assistance.tables import assistance_persons, assistance_statuses
@@ -109,7 +110,7 @@ def households_of(
     table = assistance_persons
     rows = connection.execute(
         select(table.c.person_id, table.c.household_id, table.c.region).where(
-            table.c.person_id.in_(wanted)
+            is_one_of(connection, table.c.person_id, wanted)
         )
     )
     return {person: (household, region) for person, household, region in rows}
@@ -125,7 +126,7 @@ def household_members(
         return members
     rows = connection.execute(
         select(assistance_persons)
-        .where(assistance_persons.c.household_id.in_(wanted))
+        .where(is_one_of(connection, assistance_persons.c.household_id, wanted))
         .order_by(assistance_persons.c.person_id)
     )
     for row in rows:
@@ -144,7 +145,9 @@ def status_periods(
     for start in range(0, len(wanted), CHUNK):
         rows = connection.execute(
             select(assistance_statuses.c.person_id, assistance_statuses.c.periods).where(
-                assistance_statuses.c.person_id.in_(wanted[start : start + CHUNK])
+                is_one_of(
+                    connection, assistance_statuses.c.person_id, wanted[start : start + CHUNK]
+                )
             )
         )
         found.update((row.person_id, _periods(row.periods)) for row in rows)

@@ -20,6 +20,7 @@ import orjson
 import sqlalchemy
 from sqlalchemy import insert, select, text
 
+from doudi.common.db import copy_to_temporary
 from doudi.core.codes import VISIT_TYPES
 from doudi.core.statuses import EffectivePeriod
 from services.assistance import ledger_batch, people, reports, warnings
@@ -27,8 +28,12 @@ from services.assistance.tables import burden_payments, burdens, settlement_even
 
 SETTLED: Final = "settled"
 REVERSED: Final = "reversed"
-MAX_EVENTS = 1000
-"""The most events one call records."""
+MAX_EVENTS = 5000
+"""The most events one call records. A call is one transaction: the more events it
+carries, the less each costs (the pages of the ledger it rewrites and the commit are
+shared; docs/performance.md measured 110 us an event at 1,000 and 68 at 5,000). It is the
+most settlement's outbox sends at once, when a backlog is queued (after assistance was
+down); under a steady load a call carries what settled since the last."""
 
 _VISIT_COLUMNS: Final = {visit_type: f"{visit_type}_visits" for visit_type in VISIT_TYPES}
 
@@ -213,16 +218,17 @@ _EVENT_COLUMNS: Final = (
 class _EventInsert:
     """Insert the events not recorded before (by id, and by settlement and kind).
 
-    PostgreSQL: one statement, an array per column (``unnest``), answering the ids it
-    inserted: of two transactions inserting one event at once, only the one that
-    inserted it counts it. SQLite (one writer at a time): the ids on record are read
-    first and the others inserted by ``executemany``, which binds the rows' tuples in C
-    (a JSON array of the rows took twice as long; SQLAlchemy's executemany, building a
-    parameter dictionary a row, as long again; docs/performance.md)."""
+    PostgreSQL: the rows are copied into the connection's ``settlement_events_in``
+    (:func:`doudi.common.db.copy_to_temporary`), then inserted from it by one statement
+    answering the ids it inserted: of two transactions inserting one event at once, only
+    the one that inserted it counts it. SQLite (one writer at a time): the ids on
+    record are read first and the others inserted by ``executemany``, which binds the
+    rows' tuples in C (a JSON array of the rows took twice as long; SQLAlchemy's
+    executemany, building a parameter dictionary a row, as long again)."""
 
     insert: str
     returning: sqlalchemy.TextClause | None
-    """PostgreSQL: :attr:`insert` answering the ids inserted (its rows bound by column)."""
+    """PostgreSQL: the copied rows into ``settlement_events``, answering the ids inserted."""
     recorded: sqlalchemy.TextClause | None
     """SQLite: which of the ids ``:ids`` are on record."""
 
@@ -230,11 +236,8 @@ class _EventInsert:
         """Insert ``rows`` (values in :data:`_EVENT_COLUMNS`' order, the id first); answers
         the ids of those that may be new: the caller reads back those that are there."""
         if self.returning is not None:
-            arrays = [list(values) for values in zip(*rows, strict=True)]
-            found = connection.execute(
-                self.returning, dict(zip(_EVENT_COLUMNS, arrays, strict=True))
-            )
-            return list(found.scalars().all())
+            copy_to_temporary(connection, settlement_events, _EVENT_COLUMNS, rows)
+            return list(connection.execute(self.returning).scalars().all())
         assert self.recorded is not None
         ids = ledger_batch.sql(connection).bound([row[0] for row in rows])
         recorded = set(connection.execute(self.recorded, {"ids": ids}).scalars().all())
@@ -339,12 +342,9 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
 def _event_insert(dialect: sqlalchemy.Dialect, batch: ledger_batch.Sql) -> _EventInsert:
     columns = ", ".join(_EVENT_COLUMNS)
     if dialect.name == "postgresql":
-        arrays = ", ".join(
-            f"CAST(:{name} AS {settlement_events.c[name].type.compile(dialect=dialect)}[])"
-            for name in _EVENT_COLUMNS
-        )
         insert = (
-            f"INSERT INTO settlement_events ({columns}) SELECT * FROM unnest({arrays}) "
+            f"INSERT INTO settlement_events ({columns}) "
+            f"SELECT {columns} FROM settlement_events_in ORDER BY event_id "
             "ON CONFLICT DO NOTHING RETURNING event_id"
         )
         return _EventInsert(insert, text(insert), None)

@@ -36,7 +36,13 @@ metadata = sqlalchemy.MetaData()
 settlement_events = Table(
     "settlement_events",
     metadata,
-    Column("event_id", BigInteger, primary_key=True, autoincrement=False),
+    # On SQLite the row id itself (INTEGER PRIMARY KEY: one tree, not two; migration 0013).
+    Column(
+        "event_id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     # settled or reversed
     Column("kind", String(16), nullable=False),
     Column("settlement_id", String(64), nullable=False),
@@ -72,6 +78,8 @@ burdens = Table(
     Column("outpatient_major_visits", Integer, nullable=False),
     Column("outpatient_general_visits", Integer, nullable=False),
     Column("pharmacy_visits", Integer, nullable=False),
+    # SQLite: rows kept in the key's tree (migration 0013).
+    sqlite_with_rowid=False,
 )
 
 burden_payments = Table(
@@ -82,6 +90,8 @@ burden_payments = Table(
     # A fund code as the pack names it (``assistance_project``), as wide as settlement's.
     Column("fund", String(32), primary_key=True),
     Column("paid_fen", BigInteger, nullable=False),
+    # SQLite: rows kept in the key's tree (migration 0013).
+    sqlite_with_rowid=False,
 )
 
 # --- the copies of persons and statuses ----------------------------------------------
@@ -97,6 +107,8 @@ assistance_persons = Table(
     # The years enrolled, ascending: [2025, 2026].
     Column("years", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # SQLite: rows kept in the key's tree (migration 0013).
+    sqlite_with_rowid=False,
 )
 Index("ix_assistance_persons_household", assistance_persons.c.household_id)
 Index("ix_assistance_persons_region", assistance_persons.c.region)

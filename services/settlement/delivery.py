@@ -49,8 +49,10 @@ from services.settlement.tables import event_outbox, settlements
 
 log = logging.getLogger("doudi.settlement.delivery")
 
-MAX_EVENTS = 1000
-"""The most events one call to assistance carries (the most it takes)."""
+MAX_EVENTS = 5000
+"""The most events one call to assistance carries: the most it takes (assistance.proto's
+``RecordSettlementEvents``). A backlog goes in calls this big, each one transaction
+there (the bigger, the cheaper an event: docs/performance.md)."""
 BUSY_PAUSE_SECONDS = 0.25
 """How long a process waits when another one is sending before it looks again (the one
 sending looks again itself until nothing is queued, so this bounds only a rare race)."""

@@ -193,7 +193,7 @@ class AssistanceServiceServicer:
 
     def RecordSettlementEvents(self, request, context):
         """Records settlements and their reversals as the settlement service sends
-        them (internal callers only), at most 1,000 events a call, and adds each
+        them (internal callers only), at most 5,000 events a call, and adds each
         to the burden ledger of its person and year. All or nothing: an event
         that is not well formed refuses the call (INVALID_ARGUMENT naming
         `events[i].field`) and nothing is recorded. Idempotent: an event already

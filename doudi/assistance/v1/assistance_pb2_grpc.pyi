@@ -42,7 +42,7 @@ class AssistanceServiceStub:
     """Answers the service's build and database schema revision."""
     RecordSettlementEvents: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.RecordSettlementEventsRequest, _assistance_pb2.RecordSettlementEventsResponse]
     """Records settlements and their reversals as the settlement service sends
-    them (internal callers only), at most 1,000 events a call, and adds each
+    them (internal callers only), at most 5,000 events a call, and adds each
     to the burden ledger of its person and year. All or nothing: an event
     that is not well formed refuses the call (INVALID_ARGUMENT naming
     `events[i].field`) and nothing is recorded. Idempotent: an event already
@@ -207,7 +207,7 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """Answers the service's build and database schema revision."""
     RecordSettlementEvents: _aio.UnaryUnaryMultiCallable[_assistance_pb2.RecordSettlementEventsRequest, _assistance_pb2.RecordSettlementEventsResponse]  # type: ignore[assignment]
     """Records settlements and their reversals as the settlement service sends
-    them (internal callers only), at most 1,000 events a call, and adds each
+    them (internal callers only), at most 5,000 events a call, and adds each
     to the burden ledger of its person and year. All or nothing: an event
     that is not well formed refuses the call (INVALID_ARGUMENT naming
     `events[i].field`) and nothing is recorded. Idempotent: an event already
@@ -381,7 +381,7 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.RecordSettlementEventsResponse, _abc.Awaitable[_assistance_pb2.RecordSettlementEventsResponse]]:
         """Records settlements and their reversals as the settlement service sends
-        them (internal callers only), at most 1,000 events a call, and adds each
+        them (internal callers only), at most 5,000 events a call, and adds each
         to the burden ledger of its person and year. All or nothing: an event
         that is not well formed refuses the call (INVALID_ARGUMENT naming
         `events[i].field`) and nothing is recorded. Idempotent: an event already
