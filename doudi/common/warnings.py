@@ -132,6 +132,21 @@ class Decision:
 
 
 DECISION_COLUMNS: Final = tuple(name for name in Decision.__slots__ if name != "warning_id")
+RAISED_COLUMNS: Final = (
+    "version",
+    "kind",
+    "household_id",
+    "region",
+    "year",
+    "burden_fen",
+    "threshold_fen",
+    "members",
+    "raised_by",
+    "raised_at",
+    "due_on",
+    "policy",
+)
+"""What a warning is raised with, as both the raiser's and the hub's tables keep it."""
 
 
 @dataclass(frozen=True, slots=True)

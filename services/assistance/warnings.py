@@ -42,6 +42,7 @@ from doudi.common.warnings import (
     CERTIFIED,
     DECISION_COLUMNS,
     RAISED,
+    RAISED_COLUMNS,
     Decision,
     Warning,
     filtered,
@@ -365,22 +366,7 @@ def _insert_warnings(connection: sqlalchemy.Connection, rows: list[dict[str, Any
     return list(connection.execute(statement, rows).scalars())
 
 
-_INSERTED: Final = (
-    "version",
-    "kind",
-    "household_id",
-    "region",
-    "year",
-    "burden_fen",
-    "threshold_fen",
-    "members",
-    "raised_by",
-    "raised_at",
-    "due_on",
-    "policy",
-    "state",
-    "hub_version",
-)
+_INSERTED: Final = (*RAISED_COLUMNS, "state", "hub_version")
 """The columns a warning is raised with (:func:`_raise_one`'s keys)."""
 _COPIED_INSERT: Final = text(
     f"INSERT INTO warnings ({', '.join(_INSERTED)}) SELECT {', '.join(_INSERTED)} "

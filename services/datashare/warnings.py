@@ -30,6 +30,7 @@ from doudi.common.warnings import (
     DISMISSED,
     MAX_REASON_LENGTH,
     RAISED,
+    RAISED_COLUMNS,
     UNDECIDED,
     Warning,
     filtered,
@@ -47,21 +48,7 @@ CERTIFIABLE: Final = frozenset({"low_income", "expenditure_hardship", "at_risk"}
 """The statuses a warning may be decided by (each certified by its own agency)."""
 SUBSCRIBERS: Final = (outbox.ASSISTANCE,)
 """Who keeps a copy of the decisions: the raiser."""
-_RAISED_COLUMNS: Final = (
-    "warning_id",
-    "version",
-    "kind",
-    "household_id",
-    "region",
-    "year",
-    "burden_fen",
-    "threshold_fen",
-    "members",
-    "raised_by",
-    "raised_at",
-    "due_on",
-    "policy",
-)
+_RAISED_COLUMNS: Final = ("warning_id", *RAISED_COLUMNS)
 
 # --- which regions the caller's key serves ----------------------------------------------
 
