@@ -109,9 +109,6 @@ from bench.settle import INTERNAL, assistance_ratio, bench_persons, postgres_ser
 
 BATCH = 1000
 """Persons a ``RecordPersons`` call (as enrollment's outbox sends them)."""
-EVENTS_BATCH = MAX_EVENTS
-"""Events a ``RecordSettlementEvents`` call: as many as settlement's outbox sends when a
-backlog is queued (a year's events at once is one)."""
 GOAL_EVENTS_PER_SECOND = 10_000
 STATUS_SHARE = 0.3
 STATUSES = (
@@ -184,7 +181,8 @@ def generate(persons: int, households: int, events: int, year: int, seed: int) -
                 len(data.rows),
             )
         )
-        if len(batch) == EVENTS_BATCH:
+        # As many as settlement's outbox sends a call when a backlog is queued.
+        if len(batch) == MAX_EVENTS:
             data.batches.append(pb.RecordSettlementEventsRequest(events=batch).SerializeToString())
             batch = []
 

@@ -42,6 +42,7 @@ __all__ = [
     "ping",
     "read_connection",
     "read_in_thread",
+    "temporary_of",
     "write_in_thread",
     "write_transaction",
 ]
@@ -300,7 +301,7 @@ def copy_to_temporary(
     inserts them, answering what it inserted, with no placeholder a row: psycopg converts
     a statement of thousands of placeholders anew at every call, and an array a column
     (``unnest``) cost ten times COPY's CPU to bind (docs/performance.md)."""
-    name = f"{table.name}_in"
+    name = temporary_of(table)
     names = ", ".join(f'"{column}"' for column in columns)
     connection.exec_driver_sql(
         f'CREATE TEMPORARY TABLE IF NOT EXISTS "{name}" ON COMMIT DELETE ROWS AS '
@@ -308,6 +309,11 @@ def copy_to_temporary(
     )
     bulk_insert(connection, sqlalchemy.table(name), columns, rows)
     return name
+
+
+def temporary_of(table: sqlalchemy.Table) -> str:
+    """The name of ``table``'s temporary copy (:func:`copy_to_temporary`)."""
+    return f"{table.name}_in"
 
 
 def is_one_of(

@@ -138,8 +138,8 @@ def status_periods(
     connection: sqlalchemy.Connection, person_ids: Iterable[str]
 ) -> dict[str, tuple[EffectivePeriod, ...]]:
     """Each person's status periods as the hub last sent them (none: not in the map); a
-    region's persons are asked for :data:`CHUNK` at a time (PostgreSQL takes at most
-    65,535 bound values a statement)."""
+    region's persons are asked for :data:`CHUNK` at a time (SQLite takes at most 32,766
+    bound values a statement; PostgreSQL gets each chunk as one array)."""
     wanted = sorted(set(person_ids))
     found: dict[str, tuple[EffectivePeriod, ...]] = {}
     for start in range(0, len(wanted), CHUNK):

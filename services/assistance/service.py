@@ -20,7 +20,7 @@ import orjson
 import sqlalchemy
 from sqlalchemy import insert, select, text
 
-from doudi.common.db import copy_to_temporary
+from doudi.common.db import copy_to_temporary, temporary_of
 from doudi.core.codes import VISIT_TYPES
 from doudi.core.statuses import EffectivePeriod
 from services.assistance import ledger_batch, people, reports, warnings
@@ -226,7 +226,8 @@ class _EventInsert:
     rows' tuples in C (a JSON array of the rows took twice as long; SQLAlchemy's
     executemany, building a parameter dictionary a row, as long again)."""
 
-    insert: str
+    insert: str | None
+    """SQLite: the rows' ``executemany``."""
     returning: sqlalchemy.TextClause | None
     """PostgreSQL: the copied rows into ``settlement_events``, answering the ids inserted."""
     recorded: sqlalchemy.TextClause | None
@@ -238,6 +239,7 @@ class _EventInsert:
         if self.returning is not None:
             copy_to_temporary(connection, settlement_events, _EVENT_COLUMNS, rows)
             return list(connection.execute(self.returning).scalars().all())
+        assert self.insert is not None
         assert self.recorded is not None
         ids = ledger_batch.sql(connection).bound([row[0] for row in rows])
         recorded = set(connection.execute(self.recorded, {"ids": ids}).scalars().all())
@@ -342,12 +344,15 @@ def _statements(connection: sqlalchemy.Connection) -> _Statements:
 def _event_insert(dialect: sqlalchemy.Dialect, batch: ledger_batch.Sql) -> _EventInsert:
     columns = ", ".join(_EVENT_COLUMNS)
     if dialect.name == "postgresql":
-        insert = (
-            f"INSERT INTO settlement_events ({columns}) "
-            f"SELECT {columns} FROM settlement_events_in ORDER BY event_id "
-            "ON CONFLICT DO NOTHING RETURNING event_id"
+        return _EventInsert(
+            None,
+            text(
+                f"INSERT INTO settlement_events ({columns}) "
+                f"SELECT {columns} FROM {temporary_of(settlement_events)} ORDER BY event_id "
+                "ON CONFLICT DO NOTHING RETURNING event_id"
+            ),
+            None,
         )
-        return _EventInsert(insert, text(insert), None)
     return _EventInsert(
         f"INSERT INTO settlement_events ({columns}) "
         f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}) ON CONFLICT DO NOTHING",

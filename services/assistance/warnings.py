@@ -35,7 +35,7 @@ import sqlalchemy
 from sqlalchemy import select, text
 
 from doudi.common import outbox, paging
-from doudi.common.db import copy_to_temporary, is_one_of
+from doudi.common.db import copy_to_temporary, is_one_of, temporary_of
 from doudi.common.errors import NotFound
 from doudi.common.outbox import dialect_module
 from doudi.common.warnings import (
@@ -370,7 +370,7 @@ _INSERTED: Final = (*RAISED_COLUMNS, "state", "hub_version")
 """The columns a warning is raised with (:func:`_raise_one`'s keys)."""
 _COPIED_INSERT: Final = text(
     f"INSERT INTO warnings ({', '.join(_INSERTED)}) SELECT {', '.join(_INSERTED)} "
-    "FROM warnings_in ORDER BY household_id, kind, year "
+    f"FROM {temporary_of(warnings)} ORDER BY household_id, kind, year "
     "ON CONFLICT (household_id, kind, year) DO NOTHING RETURNING warning_id"
 )
 
