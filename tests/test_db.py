@@ -155,6 +155,36 @@ def test_sqlite_writer_commits_while_a_reader_keeps_its_snapshot(sqlite_url: str
         engine.dispose()
 
 
+def test_sqlite_writers_of_every_thread_write_through_one_connection(sqlite_url: str) -> None:
+    """SQLite empties a connection's page cache when another connection has written: the
+    writers of a process share one connection, whichever thread they run in and while
+    other connections read, and what they write is read everywhere."""
+    engine = create_engine_for(sqlite_url)
+    try:
+        metadata.create_all(engine)
+        writers: list[int] = []
+
+        def write(household: int) -> None:
+            with write_transaction(engine) as connection:
+                connection.execute(households.insert().values(id=household, name="王家"))
+                writers.append(id(connection.connection.driver_connection))
+
+        with engine.connect() as one, engine.connect() as other:  # the pool keeps both
+            readers = {id(each.connection.driver_connection) for each in (one, other)}
+        for household in range(1, 5):
+            thread = threading.Thread(target=write, args=(household,))
+            thread.start()
+            thread.join()
+            with engine.connect() as reader:
+                read = reader.execute(select(households.c.id)).scalars().all()
+                assert read == list(range(1, household + 1))
+        assert len(writers) == 4
+        assert len(set(writers)) == 1
+        assert not readers & set(writers)
+    finally:
+        engine.dispose()
+
+
 def test_a_missing_directory_for_a_sqlite_file_is_created(tmp_path: Path) -> None:
     database = tmp_path / "var" / "settlement" / "doudi.db"
     engine = create_engine_for(f"sqlite:///{database}")

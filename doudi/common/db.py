@@ -18,6 +18,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,11 +70,26 @@ POSTGRES_MAX_OVERFLOW = 4
 POSTGRES_POOL_RECYCLE_SECONDS = 1800
 
 _WRITE_OPTION = "doudi_write_transaction"
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[sqlalchemy.Engine, threading.RLock] = (
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[sqlalchemy.Engine, _SqliteWriter] = (
     weakref.WeakKeyDictionary()
 )
-"""A lock per SQLite engine that a process's writers take in turn (see
-:func:`write_transaction`)."""
+"""What a process's writers of each SQLite engine share (see :func:`write_transaction`)."""
+
+
+@dataclass(frozen=True)
+class _SqliteWriter:
+    """The writers of one SQLite engine in a process: they take ``lock`` in turn (see
+    :func:`write_transaction`) and write through ``engine``'s one pooled connection.
+
+    One connection, because SQLite empties a connection's page cache whenever another
+    connection has written since its last transaction: writers taking turns on the
+    pool's connections each began with a cold cache and read the pages they change
+    back from the operating system (measured: the assistance intake read three times
+    as many bytes, docs/performance.md). Reads still use the engine's pool."""
+
+    lock: threading.RLock
+    engine: sqlalchemy.Engine
+
 
 _SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
 _POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg"})
@@ -115,10 +131,12 @@ def _sqlite_engine(url: URL) -> sqlalchemy.Engine:
     database = url.database
     if database and database != ":memory:" and not _is_sqlite_uri(url):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sqlalchemy.create_engine(url)
-    _SQLITE_WRITERS[engine] = threading.RLock()
-    event.listen(engine, "connect", _set_sqlite_pragmas)
-    event.listen(engine, "begin", _begin)
+    engine, writes = (sqlalchemy.create_engine(url), sqlalchemy.create_engine(url, pool_size=1))
+    for one in (engine, writes):
+        event.listen(one, "connect", _set_sqlite_pragmas)
+        event.listen(one, "begin", _begin)
+    _SQLITE_WRITERS[engine] = _SqliteWriter(threading.RLock(), writes)
+    event.listen(engine, "engine_disposed", lambda _engine: writes.dispose())
     return engine
 
 
@@ -222,9 +240,14 @@ def write_transaction(engine: sqlalchemy.Engine) -> Iterator[sqlalchemy.Connecti
     starts as soon as the last commits. Waiting in SQLite's busy handler instead, a
     writer sleeps in steps of up to 0.1 s and may sleep on well after the lock is
     free (measured: the intake's concurrent batches spent more time asleep than
-    writing). Writers of other processes still wait for ``busy_timeout``.
+    writing). Writers of other processes still wait for ``busy_timeout``. They write
+    through a connection of their own, whose cache stays warm (:class:`_SqliteWriter`).
     """
-    with _SQLITE_WRITERS.get(engine) or contextlib.nullcontext(), engine.connect() as connection:
+    writer = _SQLITE_WRITERS.get(engine)
+    with (
+        writer.lock if writer else contextlib.nullcontext(),
+        (writer.engine if writer else engine).connect() as connection,
+    ):
         connection.execution_options(**{_WRITE_OPTION: True})
         with connection.begin():
             yield connection

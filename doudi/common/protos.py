@@ -8,7 +8,7 @@ naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -84,6 +84,16 @@ class EnumCodes:
                 else (f"unknown value {value} (one of {known})"),
             )
         return found
+
+    def codes(self, values: Iterable[int], field: str) -> list[str]:
+        """The core codes of a repeated field's ``values``; an unset or unknown one is
+        InvalidInput naming ``field[index]`` (the name is written only then)."""
+        by_value = self._by_value
+        codes = []
+        for index, value in enumerate(values):
+            found = by_value.get(value)
+            codes.append(found if found is not None else self.code(value, f"{field}[{index}]"))
+        return codes
 
     def optional_code(self, value: int, field: str) -> str | None:
         return None if value == 0 else self.code(value, field)

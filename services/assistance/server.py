@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
+import orjson
 import sqlalchemy
 import yaml
 from google.type import date_pb2
@@ -845,8 +846,8 @@ def _code(text: str, field: str, limit: int = 32) -> str:
 def settlement_event(
     message: assistance_pb2.SettlementEvent, where: str, persons: dict[str, str] | None = None
 ) -> service.SettlementEvent:
-    """An event as sent, checked: InvalidInput names ``where`` and the field at fault.
-    ``persons`` keeps the identity numbers checked already (as sent: as read).
+    """An event as sent, checked, as its row: InvalidInput names ``where`` and the field at
+    fault. ``persons`` keeps the identity numbers checked already (as sent: as read).
 
     Each field is read from the message once and a field's name is written only for an
     error: the intake checks a million events a year (docs/performance.md)."""
@@ -887,29 +888,26 @@ def settlement_event(
     person_id = _person_id(message.person_id, f"{where}.person_id", persons)
     region = _event_code(message.region, where, "region")
     visit_type = ASSISTANCE_VISIT_TYPES.code(message.visit_type, f"{where}.visit_type")
+    statuses = message.statuses
     return service.SettlementEvent(
-        event_id=event_id,
-        kind=kind,
-        settlement_id=settlement_id,
-        person_id=person_id,
-        region=region,
-        visit_type=visit_type,
-        admitted=(
-            _day(message.admitted, where, "admitted", check=False)
-            if message.HasField("admitted")
-            else None
-        ),
-        settled_on=settled_on,
-        total_fen=total,
-        in_scope_fen=in_scope,
-        out_of_scope_fen=out_of_scope,
-        payments=tuple(payments),
-        self_pay_fen=self_pay,
-        statuses=tuple(
-            ASSISTANCE_STATUSES.code(status, f"{where}.statuses[{index}]")
-            for index, status in enumerate(message.statuses)
-        ),
-        policy=_event_code(message.policy, where, "policy", 64),
+        event_id,
+        kind,
+        settlement_id,
+        person_id,
+        region,
+        visit_type,
+        _day(message.admitted, where, "admitted", check=False)
+        if message.HasField("admitted")
+        else None,
+        settled_on,
+        total,
+        in_scope,
+        out_of_scope,
+        paid,
+        self_pay,
+        orjson.dumps(payments).decode(),
+        " ".join(ASSISTANCE_STATUSES.codes(statuses, f"{where}.statuses")) if statuses else "",
+        _event_code(message.policy, where, "policy", 64),
     )
 
 
@@ -926,21 +924,24 @@ def _event_code(text: str, where: str, name: str, limit: int = 32) -> str:
     return text
 
 
-_DAYS: dict[tuple[int, int, int], date] = {}
-"""The days read so far (an event's days fall in a few years: read once each)."""
+_DAYS: dict[tuple[int, int, int], tuple[int, str]] = {}
+"""The days read so far, as (year, ISO day): an event's days fall in a few years, read
+once each."""
 
 
-def _day(message: date_pb2.Date, where: str, name: str, *, check: bool = True) -> date:
-    """``to_date`` of the event's field; with ``check``, also ``check_year``."""
+def _day(message: date_pb2.Date, where: str, name: str, *, check: bool = True) -> str:
+    """``to_date`` of the event's field in ISO form (``2026-01-31``); with ``check``, also
+    ``check_year``."""
     key = (message.year, message.month, message.day)
     found = _DAYS.get(key)
     if found is None:
-        found = to_date(message, f"{where}.{name}")
+        day = to_date(message, f"{where}.{name}")
+        found = (day.year, day.isoformat())
         if len(_DAYS) < 100_000:
             _DAYS[key] = found
     if check:
-        check_year(found.year, f"{where}.{name}")
-    return found
+        check_year(found[0], f"{where}.{name}")
+    return found[1]
 
 
 def _person_id(text: str, field: str, checked: dict[str, str] | None) -> str:

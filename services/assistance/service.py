@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 import sqlalchemy
@@ -38,9 +38,11 @@ down); under a steady load a call carries what settled since the last."""
 _VISIT_COLUMNS: Final = {visit_type: f"{visit_type}_visits" for visit_type in VISIT_TYPES}
 
 
-@dataclass(frozen=True, slots=True)
-class SettlementEvent:
-    """A settlement or its reversal, checked (the servicer reads it from the message)."""
+class SettlementEvent(NamedTuple):
+    """A settlement or its reversal, checked (the servicer reads it from the message), as
+    its ``settlement_events`` row: the fields are the table's columns, the days in ISO
+    form and the payments as JSON, so that the row is bound as it is (a call carries
+    thousands: no second object or conversion an event, docs/performance.md)."""
 
     event_id: int
     kind: str
@@ -48,26 +50,21 @@ class SettlementEvent:
     person_id: str
     region: str
     visit_type: str
-    admitted: date | None
-    settled_on: date
+    admitted: str | None
+    """The day admitted (``2026-01-31``), or None."""
+    settled_on: str
+    """The day settled (``2026-02-03``): the day it counts on."""
     total_fen: int
     in_scope_fen: int
     out_of_scope_fen: int
-    payments: tuple[tuple[str, str, int], ...]
-    """(layer, fund, fen) of each layer that paid."""
+    fund_paid_fen: int
+    """The payments together."""
     self_pay_fen: int
-    statuses: tuple[str, ...]
+    payments: str
+    """JSON, ``[[layer, fund, fen], ...]`` of each layer that paid."""
+    statuses: str
+    """The statuses applied, separated by spaces."""
     policy: str
-
-    @property
-    def fund_paid_fen(self) -> int:
-        return sum(fen for _layer, _fund, fen in self.payments)
-
-    @property
-    def eligible_burden_fen(self) -> int:
-        """The in-scope part of what the person paid: self-pay less the out-of-scope costs,
-        never below zero (a layer paying the whole remainder may have paid some of them)."""
-        return max(0, self.self_pay_fen - self.out_of_scope_fen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +117,7 @@ def record_settlement_events(
     if not events:
         return 0
     statements = _statements(connection)
-    new_ids = statements.events.run(connection, [_event_row(event) for event in events])
+    new_ids = statements.events.run(connection, list(events))
     if not new_ids:
         return 0
     batch = ledger_batch.begin(connection)
@@ -193,25 +190,8 @@ _COUNTED: Final = (
     *_VISIT_COLUMNS.values(),
 )
 """The ledger's sums of a person's year, in the order :func:`add_to_ledger` adds them."""
-_EVENT_COLUMNS: Final = (
-    "event_id",
-    "kind",
-    "settlement_id",
-    "person_id",
-    "region",
-    "visit_type",
-    "admitted",
-    "settled_on",
-    "total_fen",
-    "in_scope_fen",
-    "out_of_scope_fen",
-    "fund_paid_fen",
-    "self_pay_fen",
-    "payments",
-    "statuses",
-    "policy",
-)
-"""The columns of :func:`_event_row`'s values, in its order."""
+_EVENT_COLUMNS: Final = SettlementEvent._fields
+"""The columns of an event's row, in its order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,26 +428,4 @@ def get_persons_year(
             for member, name in sorted(names.items())
         ),
         statuses=people.periods_in_year(periods, year),
-    )
-
-
-def _event_row(event: SettlementEvent) -> tuple[Any, ...]:
-    """The event's values in :data:`_EVENT_COLUMNS`' order."""
-    return (
-        event.event_id,
-        event.kind,
-        event.settlement_id,
-        event.person_id,
-        event.region,
-        event.visit_type,
-        None if event.admitted is None else event.admitted.isoformat(),
-        event.settled_on.isoformat(),
-        event.total_fen,
-        event.in_scope_fen,
-        event.out_of_scope_fen,
-        event.fund_paid_fen,
-        event.self_pay_fen,
-        orjson.dumps(event.payments).decode(),
-        " ".join(event.statuses),
-        event.policy,
     )
