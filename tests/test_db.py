@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
@@ -206,6 +207,20 @@ def test_postgres_server_is_version_13_or_newer(postgres_url: str) -> None:
         with engine.connect() as connection:
             version = int(connection.exec_driver_sql("SHOW server_version_num").scalar_one())
         assert version >= 130000, f"PostgreSQL 13 or newer is needed, the server is {version}"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_run_without_jit_and_keep_the_options_of_the_url(
+    postgres_url: str,
+) -> None:
+    url = make_url(postgres_url).update_query_dict({"options": "-c lock_timeout=7s"})
+    engine = create_engine_for(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW jit").scalar_one() == "off"
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar_one() == "7s"
     finally:
         engine.dispose()
 

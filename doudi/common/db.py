@@ -264,9 +264,18 @@ def _postgres_engine(url: URL) -> sqlalchemy.Engine:
     retry; the next call opens fresh connections. ``pool_recycle`` replaces
     connections before an idle timeout on the way (a proxy, a firewall) can
     close them.
+
+    Sessions run without JIT compilation (``jit = off``, added to any ``options`` the
+    URL gives). The services' statements are short, over a key or a batch; the planner
+    knows nothing of a batch's temporary table, so a statement over one can pass
+    ``jit_above_cost``, and compiling it took about 20 ms of the server's CPU at every
+    call of the assistance intake, a quarter of the statement (docs/performance.md).
     """
+    given = url.query.get("options") or ""
+    options = " ".join((*((given,) if isinstance(given, str) else given), "-c jit=off"))
     return sqlalchemy.create_engine(
-        url,
+        url.difference_update_query(["options"]),
+        connect_args={"options": options.strip()},
         pool_recycle=POSTGRES_POOL_RECYCLE_SECONDS,
         pool_size=POSTGRES_POOL_SIZE,
         max_overflow=POSTGRES_MAX_OVERFLOW,
