@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -92,11 +93,23 @@ def service_env(
     return env
 
 
+FIXED_PORTS = range(20_000, 32_768)
+"""Where :func:`free_port` looks: below the ports Linux (from 32768) and other systems
+hand out to outgoing connections, so that no client connection (to PostgreSQL, say)
+holds a chosen port by the time a service binds it (seen once in CI)."""
+
+
 def free_port() -> int:
-    """A port nothing listens on now (a service may be told to take it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port nothing listens on now (a service may be told to take it, and to take it
+    again after a restart)."""
+    for port in random.SystemRandom().sample(FIXED_PORTS, 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {FIXED_PORTS}")
 
 
 def no_peers() -> dict[str, str]:
