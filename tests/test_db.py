@@ -186,6 +186,18 @@ def test_sqlite_writers_of_every_thread_write_through_one_connection(sqlite_url:
         engine.dispose()
 
 
+def test_a_sqlite_database_in_memory_reads_what_its_writer_wrote() -> None:
+    engine = create_engine_for("sqlite:///:memory:")
+    try:
+        metadata.create_all(engine)
+        with write_transaction(engine) as connection:
+            connection.execute(households.insert().values(id=1, name="王家"))
+        with engine.connect() as connection:
+            assert connection.execute(select(households.c.name)).scalars().all() == ["王家"]
+    finally:
+        engine.dispose()
+
+
 def test_a_missing_directory_for_a_sqlite_file_is_created(tmp_path: Path) -> None:
     database = tmp_path / "var" / "settlement" / "doudi.db"
     engine = create_engine_for(f"sqlite:///{database}")

@@ -79,7 +79,8 @@ _SQLITE_WRITERS: weakref.WeakKeyDictionary[sqlalchemy.Engine, _SqliteWriter] = (
 @dataclass(frozen=True)
 class _SqliteWriter:
     """The writers of one SQLite engine in a process: they take ``lock`` in turn (see
-    :func:`write_transaction`) and write through ``engine``'s one pooled connection.
+    :func:`write_transaction`) and write through ``engine``'s one pooled connection (a
+    database in memory: through the engine itself).
 
     One connection, because SQLite empties a connection's page cache whenever another
     connection has written since its last transaction: writers taking turns on the
@@ -129,14 +130,19 @@ def _sqlite_engine(url: URL) -> sqlalchemy.Engine:
     checkout can point a service at ``var/NAME.db`` and start.
     """
     database = url.database
-    if database and database != ":memory:" and not _is_sqlite_uri(url):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine, writes = (sqlalchemy.create_engine(url), sqlalchemy.create_engine(url, pool_size=1))
-    for one in (engine, writes):
+    in_file = bool(database) and database != ":memory:" and not _is_sqlite_uri(url)
+    if in_file:
+        Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(url)
+    # A database in memory (or given as a URI) is written through the engine itself: a
+    # second engine's connection could open another database.
+    writes = sqlalchemy.create_engine(url, pool_size=1) if in_file else engine
+    for one in {engine, writes}:
         event.listen(one, "connect", _set_sqlite_pragmas)
         event.listen(one, "begin", _begin)
     _SQLITE_WRITERS[engine] = _SqliteWriter(threading.RLock(), writes)
-    event.listen(engine, "engine_disposed", lambda _engine: writes.dispose())
+    if writes is not engine:
+        event.listen(engine, "engine_disposed", lambda _engine: writes.dispose())
     return engine
 
 
