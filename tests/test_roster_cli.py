@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import pty
-import socket
 import struct
 import subprocess
 import termios
@@ -34,7 +33,7 @@ from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from services.datashare import rosters
 from services.datashare.tables import roster_submissions
-from tests.services import INTERNAL, no_peers, running_service
+from tests.services import INTERNAL, free_port, no_peers, running_service
 from tests.support import run_cli, with_check_digit
 from tests.test_cli_manners import DOUDI
 from tests.test_datashare_service import statuses_on
@@ -155,9 +154,7 @@ def report_counts(out: str) -> dict[str, int]:
 
 
 def unused_address() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there once closed
+    return f"127.0.0.1:{free_port()}"  # nothing listens there
 
 
 # -- a roster stored ------------------------------------------------------------------------

@@ -277,11 +277,11 @@ def _postgres_engine(url: URL) -> sqlalchemy.Engine:
     ``jit_above_cost``, and compiling it took about 20 ms of the server's CPU at every
     call of the assistance intake, a quarter of the statement (docs/performance.md).
     """
-    given = url.query.get("options") or ""
-    options = " ".join((*((given,) if isinstance(given, str) else given), "-c jit=off"))
+    given = url.query.get("options", ())
+    options = [given] if isinstance(given, str) else list(given)
     return sqlalchemy.create_engine(
         url.difference_update_query(["options"]),
-        connect_args={"options": options.strip()},
+        connect_args={"options": " ".join([*options, "-c jit=off"])},
         pool_recycle=POSTGRES_POOL_RECYCLE_SECONDS,
         pool_size=POSTGRES_POOL_SIZE,
         max_overflow=POSTGRES_MAX_OVERFLOW,

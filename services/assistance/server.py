@@ -888,7 +888,6 @@ def settlement_event(
     person_id = _person_id(message.person_id, f"{where}.person_id", persons)
     region = _event_code(message.region, where, "region")
     visit_type = ASSISTANCE_VISIT_TYPES.code(message.visit_type, f"{where}.visit_type")
-    statuses = message.statuses
     return service.SettlementEvent(
         event_id,
         kind,
@@ -906,7 +905,7 @@ def settlement_event(
         paid,
         self_pay,
         orjson.dumps(payments).decode(),
-        " ".join(ASSISTANCE_STATUSES.codes(statuses, f"{where}.statuses")) if statuses else "",
+        " ".join(ASSISTANCE_STATUSES.codes(message.statuses, f"{where}.statuses")),
         _event_code(message.policy, where, "policy", 64),
     )
 

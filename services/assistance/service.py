@@ -117,7 +117,7 @@ def record_settlement_events(
     if not events:
         return 0
     statements = _statements(connection)
-    new_ids = statements.events.run(connection, list(events))
+    new_ids = statements.events.run(connection, events)
     if not new_ids:
         return 0
     batch = ledger_batch.begin(connection)
@@ -213,20 +213,22 @@ class _EventInsert:
     recorded: sqlalchemy.TextClause | None
     """SQLite: which of the ids ``:ids`` are on record."""
 
-    def run(self, connection: sqlalchemy.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
-        """Insert ``rows`` (values in :data:`_EVENT_COLUMNS`' order, the id first); answers
-        the ids of those that may be new: the caller reads back those that are there."""
+    def run(
+        self, connection: sqlalchemy.Connection, events: Sequence[SettlementEvent]
+    ) -> list[int]:
+        """Insert ``events`` (each its row); answers the ids of those that may be new: the
+        caller reads back those that are there."""
         if self.returning is not None:
-            copy_to_temporary(connection, settlement_events, _EVENT_COLUMNS, rows)
+            copy_to_temporary(connection, settlement_events, _EVENT_COLUMNS, events)
             return list(connection.execute(self.returning).scalars().all())
         assert self.insert is not None
         assert self.recorded is not None
-        ids = ledger_batch.sql(connection).bound([row[0] for row in rows])
+        ids = ledger_batch.sql(connection).bound([event.event_id for event in events])
         recorded = set(connection.execute(self.recorded, {"ids": ids}).scalars().all())
-        fresh = [row for row in rows if row[0] not in recorded]
+        fresh = [event for event in events if event.event_id not in recorded]
         if fresh:
             connection.exec_driver_sql(self.insert, fresh)
-        return [row[0] for row in fresh]
+        return [event.event_id for event in fresh]
 
 
 @dataclass(frozen=True, slots=True)
