@@ -26,16 +26,15 @@ become a spreadsheet formula (CSV or formula injection, after OWASP's "CSV Injec
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 
+from doudi.common import exports
 from doudi.common.enums import AGENCIES, COMPARISON_CLASSES, GAP_REASONS, STATUSES
+from doudi.common.exports import FORMATS as FORMATS  # the commands check a file's suffix against it
 from doudi.common.outbox import internal_metadata
 from doudi.common.settings import ProcessSettings
 from doudi.core.codes import STATUSES as STATUS_NAMES
@@ -71,7 +70,6 @@ COLUMNS = (
     "参保地区",
     "多机构重复",
 )
-FORMATS = ("csv", "xlsx")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +153,6 @@ def export_row(entry: datashare_pb2.ComparisonEntry) -> tuple[str, ...]:
     )
 
 
-# Where a spreadsheet would start a cell that it evaluates: the cell's start, or a
-# separator it may split on (a line break counts once), followed by a character that
-# begins a formula.
-_FORMULA_START = re.compile(r"(^|\r\n|[,;\t|\r\n])(?=[=+\-@\t\r\n])")
-
-
-def _csv_cell(text: str) -> str:
-    """Text as a spreadsheet opening the CSV shows it, never as a formula: a quote before
-    each place where a cell would begin with ``= + - @``, tab, CR or LF."""
-    # Searching first is four times quicker for the many cells that need nothing.
-    return _FORMULA_START.sub(r"\1'", text) if _FORMULA_START.search(text) else text
-
-
 def export(
     rows: Iterator[tuple[str, ...]],
     path: Path,
@@ -176,65 +161,8 @@ def export(
     columns: tuple[str, ...] = COLUMNS,
     sheet: str = "比对结果",
 ) -> int:
-    """Write the header ``columns`` and ``rows`` to ``path`` as CSV (UTF-8 with a byte-order
-    mark, as Excel opens it) or xlsx (one sheet named ``sheet``); answer how many rows. The
-    other exports of the bureau's commands (the bank file of doudi/cli/secondary.py) write
-    through here too."""
-    if file_format not in FORMATS:
-        raise ValueError(f"unknown format {file_format!r} (one of {', '.join(FORMATS)})")
-    # Written aside and moved into place at the end: a failed export leaves no half file.
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        if file_format == "csv":
-            count = _write_csv(rows, partial, columns)
-        else:
-            count = _write_xlsx(rows, partial, columns, sheet)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return count
-
-
-def _write_csv(rows: Iterator[tuple[str, ...]], path: Path, columns: tuple[str, ...]) -> int:
-    count = 0
-    with path.open("w", encoding="utf-8-sig", newline="") as file:
-        writer = csv.writer(file, quoting=csv.QUOTE_ALL)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_cell(text) for text in row])
-            count += 1
-    return count
-
-
-def _write_xlsx(
-    rows: Iterator[tuple[str, ...]], path: Path, columns: tuple[str, ...], sheet_name: str
-) -> int:
-    from openpyxl import Workbook  # only when asked: it takes a moment to import
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    book = Workbook(write_only=True)
-    sheet: Any = book.create_sheet(sheet_name)
-
-    def text_cells(texts: tuple[str, ...]) -> list[Any]:
-        # Given a str, openpyxl writes "=..." as a formula and "#N/A" as an error; a cell
-        # typed as a string holds the text as it is.
-        cells = []
-        for text in texts:
-            # A control character no XML can hold (the services refuse them, but a record
-            # stored before may have one) shows as U+FFFD instead of failing the export.
-            cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
-            cell.data_type = "s"
-            cells.append(cell)
-        return cells
-
-    count = 0
-    sheet.append(text_cells(columns))
-    for row in rows:
-        sheet.append(text_cells(row))
-        count += 1
-    book.save(path)
-    return count
+    """:func:`doudi.common.exports.export`, a comparison's columns and sheet by default."""
+    return exports.export(rows, path, file_format, columns=columns, sheet=sheet)
 
 
 def comparison_text(comparison: datashare_pb2.Comparison) -> str:
