@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from doudi.common.exports import BANK_COLUMNS, BANK_SHEET, bank_row
 from doudi.core.identity import mask
 from doudi.core.money import fen_to_yuan, format_yuan
 
@@ -29,8 +30,6 @@ if TYPE_CHECKING:  # gRPC is imported when a command calls the service, not for 
     from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
 
 PAGE: Final = 1000
-BANK_COLUMNS: Final = ("身份证号", "姓名", "年度", "金额(元)", "批次")
-BANK_SHEET: Final = "二次救助发放"
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -262,17 +261,6 @@ def entries_of(
         token = page.next_page_token
         if not token:
             return
-
-
-def bank_row(entry: pb.SecondaryRunEntry, year: int) -> tuple[str, ...]:
-    """A payment's line of the bank file: the identity number in full."""
-    return (
-        entry.person_id,
-        entry.name,
-        str(year),
-        fen_to_yuan(entry.paid_fen),
-        str(entry.run_id),
-    )
 
 
 def run_document(found: pb.SecondaryRun) -> dict[str, object]:

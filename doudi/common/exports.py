@@ -12,9 +12,14 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from doudi.core.money import fen_to_yuan
 
 FORMATS = ("csv", "xlsx")
+BANK_COLUMNS = ("身份证号", "姓名", "年度", "金额(元)", "批次")
+"""The bank file of a secondary-assistance run (二次救助发放): one line per payment."""
+BANK_SHEET = "二次救助发放"
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -117,3 +122,18 @@ def export_bytes(
         path = Path(directory) / f"export.{file_format}"
         export(iter(rows), path, file_format, columns=columns, sheet=sheet)
         return path.read_bytes()
+
+
+class BankEntry(Protocol):
+    """What a payment's line is made of (a secondary run's entry, as the service answers it)."""
+
+    run_id: int
+    person_id: str
+    name: str
+    paid_fen: int
+
+
+def bank_row(entry: BankEntry, year: int) -> tuple[str, ...]:
+    """A payment's line of the bank file: the identity number in full (the bank needs it),
+    the amount in yuan with two decimals."""
+    return (entry.person_id, entry.name, str(year), fen_to_yuan(entry.paid_fen), str(entry.run_id))
