@@ -1,7 +1,7 @@
-# Doudi's developer commands. Prerequisites: python3 with venv, make, and
-# network access to PyPI; everything else is installed into .venv/ here.
+# Doudi's developer commands. Prerequisites: python3 with venv, make, npm, and
+# network access to PyPI and the npm registry; everything else is installed into .venv/ here.
 #
-#   make install     create .venv/ and install the project with its dev tools
+#   make install     create .venv/ with the project, its dev tools and the console's npm libraries
 #   make test        lint, format check, type check, proto checks and the test suite
 #   make run         run the platform (4 services + gateway) on SQLite with demo data
 #   make calc        settle the worked example case with `doudi calc`
@@ -22,6 +22,14 @@ BIN := $(VENV)/bin
 # Touched after a successful install; older than pyproject.toml or
 # constraints.txt means the install is out of date.
 STAMP := $(VENV)/.installed
+# The console's front-end libraries (htmx, ECharts, axe-core): the exact versions of
+# gateway/console/static-vendor/package-lock.json, from the npm registry into
+# .venv/console/node_modules/, which the gateway serves (gateway/console/vendor.py). The
+# stamp lives in node_modules/, which `npm ci` empties first: a new lockfile or a removed
+# node_modules/ installs again. To move a library, re-pin both files and commit them:
+#   npm install --package-lock-only --save-exact --prefix gateway/console/static-vendor PKG@VERSION
+CONSOLE_PACKAGE := gateway/console/static-vendor
+CONSOLE_STAMP := $(VENV)/console/node_modules/.doudi-installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS='-k db -x'`.
 PYTEST_ARGS ?=
 EXAMPLE := examples/xixia-inpatient-level2.case.json
@@ -32,7 +40,7 @@ EXAMPLE := examples/xixia-inpatient-level2.case.json
 help:
 	@sed -n '4,13s/^# \{0,1\}//p' Makefile
 
-install: $(STAMP)
+install: $(STAMP) $(CONSOLE_STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +51,13 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade -c constraints.txt pip setuptools
 	$(BIN)/python -m pip install --quiet -c constraints.txt --build-constraint constraints.txt \
 		-e '.[dev]'
+	touch $@
+
+$(CONSOLE_STAMP): $(CONSOLE_PACKAGE)/package.json $(CONSOLE_PACKAGE)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: the console's libraries come from the npm registry (Debian: apt-get install npm)" >&2; exit 1; }
+	mkdir -p $(VENV)/console
+	cp $^ $(VENV)/console/
+	npm ci --silent --no-audit --no-fund --prefix $(VENV)/console
 	touch $@
 
 test: lint typecheck proto-check pytest
