@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.console import vendor
+
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 PROCESSES = {
@@ -108,8 +110,29 @@ def test_containers_run_as_non_root_without_privilege_escalation(name: str) -> N
 
 def test_the_dockerfile_copies_what_exists_and_installs_the_pinned_versions() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    for sources in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.MULTILINE):
+    # From the repository (a COPY --from=STAGE copies from an earlier stage instead).
+    for sources in re.findall(r"^COPY (?!--from=)(.+) \S+$", dockerfile, flags=re.MULTILINE):
         for source in sources.split():
             assert (ROOT / source).exists(), source
     assert "-c constraints.txt" in dockerfile
     assert re.search(r"^USER \d+$", dockerfile, flags=re.MULTILINE)
+
+
+def test_the_image_has_the_console_libraries_where_the_gateway_looks() -> None:
+    """The console's npm libraries are installed from the lockfile with npm ci in a stage
+    of their own, every file the gateway serves is kept, and the folder they are copied to
+    is the one DOUDI_CONSOLE_VENDOR_DIR names."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    lockfile = "gateway/console/static-vendor/package-lock.json"
+    assert (ROOT / lockfile).is_file()
+    assert re.search(rf"^COPY .*{re.escape(lockfile)} ", dockerfile, flags=re.MULTILINE)
+    assert re.search(r"^RUN npm ci\b", dockerfile, flags=re.MULTILINE)
+    for path in vendor.VENDOR_FILES.values():
+        assert f"node_modules/{path.as_posix()}" in dockerfile, path
+    match = re.search(rf"\b{vendor.VENDOR_DIR_ENV}=(\S+)", dockerfile)
+    assert match is not None, f"the image sets no {vendor.VENDOR_DIR_ENV}"
+    assert re.search(
+        rf"^COPY --from=\S+ \S+/node_modules {re.escape(match.group(1))}$",
+        dockerfile,
+        flags=re.MULTILINE,
+    )
