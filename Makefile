@@ -8,7 +8,7 @@
 #   make proto       regenerate the gRPC code from proto/ (proto-check: lint + staleness)
 #   make lint        ruff check and ruff format --check only
 #   make fmt         format and auto-fix lint findings
-#   make clean       remove caches and build output (distclean: .venv/ too)
+#   make clean       remove caches, build and test output (distclean: .venv/ too)
 #   make constraints re-pin constraints.txt from a fresh install
 
 SHELL := /bin/bash
@@ -101,7 +101,7 @@ proto-check: install $(BUF)
 	$(BIN)/python proto/generate.py --check --lint $(BUF)
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
