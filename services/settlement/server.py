@@ -257,6 +257,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> settlement_pb2.ListSettlementsResponse:
         hospital_id = self._hospital_scope(request.hospital_id)
+        person_id = (
+            read_resident_id(request.person_id, "person_id").number if request.person_id else None
+        )
         start = to_date(request.start_date, "start_date")
         end = optional_date(request, "end_date", "end_date") or start
         if end < start:
@@ -273,6 +276,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             self.engine,
             service.list_settlements,
             hospital_id=hospital_id,
+            person_id=person_id,
             start=start,
             end=end,
             page_size=size,
@@ -288,15 +292,14 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         request: settlement_pb2.GetDailyClearingRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> settlement_pb2.GetDailyClearingResponse:
+        # Internal callers without a hospital: every hospital's day together.
         hospital_id = self._hospital_scope(request.hospital_id)
-        if hospital_id is None:
-            raise InvalidInput("hospital_id", "required for internal callers")
         day = to_date(request.date, "date")
         totals = await read_in_thread(
             self.engine, service.daily_clearing, hospital_id=hospital_id, day=day
         )
         return settlement_pb2.GetDailyClearingResponse(
-            hospital_id=hospital_id,
+            hospital_id=hospital_id or "",
             date=from_date(day),
             funds=[
                 settlement_pb2.FundClearing(
@@ -349,6 +352,24 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         if hospital is None:
             raise NotFound(f"no hospital {hospital_id!r}", field="hospital_id")
         return settlement_pb2.GetHospitalResponse(hospital=hospital_message(hospital))
+
+    async def ListHospitals(
+        self,
+        request: settlement_pb2.ListHospitalsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.ListHospitalsResponse:
+        require("internal")
+        region = self._known_region(request.region, "region") if request.region else None
+        found, token = await read_in_thread(
+            self.engine,
+            service.list_hospitals,
+            region=region,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return settlement_pb2.ListHospitalsResponse(
+            hospitals=[hospital_message(hospital) for hospital in found], next_page_token=token
+        )
 
     # --- statuses (from the datashare hub) ---------------------------------------------
 
@@ -459,15 +480,20 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     def _day(self, now: datetime) -> date:
         return now.astimezone(self.timezone).date()
 
+    def _known_region(self, region: str, field: str) -> str:
+        """A pooling region a pack knows, or InvalidInput on ``field``."""
+        if region not in self.regions:
+            known = ", ".join(sorted(self.regions))
+            raise InvalidInput(field, f"unknown region {region!r} ({known})")
+        return region
+
     def _read_hospital(self, message: settlement_pb2.Hospital) -> Hospital:
         hospital_id = message.hospital_id
         if not hospital_id or len(hospital_id) > 32 or not hospital_id.isascii():
             raise InvalidInput("hospital.hospital_id", "required: 1 to 32 ASCII characters")
         if not message.name.strip() or len(message.name) > 128:
             raise InvalidInput("hospital.name", "required: 1 to 128 characters")
-        if message.region not in self.regions:
-            known = ", ".join(sorted(self.regions))
-            raise InvalidInput("hospital.region", f"unknown region {message.region!r} ({known})")
+        self._known_region(message.region, "hospital.region")
         if message.level not in HOSPITAL_LEVELS:
             raise InvalidInput("hospital.level", "1, 2 or 3 (0 for a pharmacy)")
         return Hospital(hospital_id, message.name.strip(), message.region, message.level)

@@ -21,13 +21,14 @@ import dataclasses
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy
 from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, column, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from doudi.common import paging
 from doudi.common.errors import (
     AlreadyExists,
     DataLoss,
@@ -60,6 +61,7 @@ Row = Any  # a result row; SQLAlchemy's Row generics add nothing for Core querie
 SETTLED = "settled"
 REVERSED = "reversed"
 PREVIEW = "preview"
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,20 @@ def hospital_by_key(*, connection: sqlalchemy.Connection, api_key_sha256: str) -
         select(hospitals).where(hospitals.c.api_key_sha256 == api_key_sha256)
     ).one_or_none()
     return None if row is None else _hospital(row)
+
+
+def list_hospitals(
+    *, connection: sqlalchemy.Connection, region: str | None, page_size: int, page_token: str
+) -> tuple[list[Hospital], str]:
+    """A page of the registered hospitals (of ``region`` if given) in id order, and the
+    next page's token ("" at the end). Never their keys' digests."""
+    query = select(hospitals.c.hospital_id, hospitals.c.name, hospitals.c.region, hospitals.c.level)
+    if region is not None:
+        query = query.where(hospitals.c.region == region)
+    rows, token = paging.keyset_page(
+        connection, query, hospitals.c.hospital_id, page_size, page_token
+    )
+    return [_hospital(row) for row in rows], token
 
 
 def _hospital(row: Row) -> Hospital:
@@ -381,18 +397,24 @@ def list_settlements(
     *,
     connection: sqlalchemy.Connection,
     hospital_id: str | None,
+    person_id: str | None,
     start: date,
     end: date,
     page_size: int,
     after: tuple[datetime, str] | None,
 ) -> tuple[list[SettlementRecord], tuple[datetime, str] | None]:
-    """Settlements made from ``start`` to ``end`` (business days), oldest first, a page at a
-    time; answers the page and the position after its last row (None on the last page)."""
+    """Settlements made from ``start`` to ``end`` (business days), of a hospital (None:
+    every hospital) and of a person (None: everyone), oldest first, a page at a time;
+    answers the page and the position after its last row (None on the last page)."""
     query = select(settlements).where(
-        settlements.c.settled_on >= start, settlements.c.settled_on <= end
+        settlements.c.settled_on >= start,
+        settlements.c.settled_on <= end,
+        *_made_around(start, end),
     )
     if hospital_id is not None:
         query = query.where(settlements.c.hospital_id == hospital_id)
+    if person_id is not None:
+        query = query.where(settlements.c.person_id == person_id)
     if after is not None:
         query = query.where(
             sqlalchemy.tuple_(settlements.c.settled_at, settlements.c.settlement_id)
@@ -409,10 +431,24 @@ def list_settlements(
     return page, (last.settled_at, last.settlement_id)
 
 
+def _made_around(start: date, end: date) -> tuple[Any, Any]:
+    """The days from ``start`` to ``end`` as moments, a day wider on each side than any
+    time zone's business days: the days decide which settlements are listed, and the
+    moments let every hospital's (or a person's) be read in order from an index of the
+    moments (``ix_settlements_made``, ``ix_settlements_person_made``)."""
+    low = max(start, date.min + _DAY) - _DAY
+    high = min(end, date.max - 2 * _DAY) + 2 * _DAY
+    return (
+        settlements.c.settled_at >= datetime.combine(low, time.min, UTC),
+        settlements.c.settled_at < datetime.combine(high, time.min, UTC),
+    )
+
+
 def daily_clearing(
-    *, connection: sqlalchemy.Connection, hospital_id: str, day: date
+    *, connection: sqlalchemy.Connection, hospital_id: str | None, day: date
 ) -> list[FundTotal]:
-    """Per fund, what settlements and reversals made on ``day`` left owing the hospital (对账).
+    """Per fund, what settlements and reversals made on ``day`` left owing the hospital
+    (对账), or every hospital together (``hospital_id`` None).
 
     The sums are exact whatever the records hold (:func:`_exact_sums`); a total outside
     64 bits, which only records written past the amount limits can make, is DATA_LOSS
@@ -423,17 +459,15 @@ def daily_clearing(
     reversed_ = sqlalchemy.case(
         (clearing_records.c.kind == REVERSED, -clearing_records.c.amount_fen), else_=0
     )
+    query = select(
+        clearing_records.c.fund, *_exact_sums(settled), *_exact_sums(reversed_), func.count()
+    ).where(clearing_records.c.clearing_date == day)
+    if hospital_id is not None:
+        query = query.where(clearing_records.c.hospital_id == hospital_id)
     rows = connection.execute(
-        select(
-            clearing_records.c.fund, *_exact_sums(settled), *_exact_sums(reversed_), func.count()
-        )
-        .where(
-            clearing_records.c.hospital_id == hospital_id,
-            clearing_records.c.clearing_date == day,
-        )
-        .group_by(clearing_records.c.fund)
-        .order_by(clearing_records.c.fund)
+        query.group_by(clearing_records.c.fund).order_by(clearing_records.c.fund)
     ).all()
+    where = "every hospital" if hospital_id is None else hospital_id
     totals = [
         FundTotal(
             fund, _exact_total(paid_high, paid_low), _exact_total(back_high, back_low), int(count)
@@ -445,10 +479,10 @@ def daily_clearing(
             _fits(amount) for amount in (total.settled_fen, total.reversed_fen, total.net_fen)
         ):
             raise stored_out_of_range(
-                f"the clearing of fund {total.fund} on {day.isoformat()} at {hospital_id}"
+                f"the clearing of fund {total.fund} on {day.isoformat()} at {where}"
             )
     if not _fits(sum(total.net_fen for total in totals)):
-        raise stored_out_of_range(f"the clearing of {day.isoformat()} at {hospital_id}")
+        raise stored_out_of_range(f"the clearing of {day.isoformat()} at {where}")
     return totals
 
 

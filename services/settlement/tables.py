@@ -87,7 +87,10 @@ settlements = Table(
     Column("statuses", JSON, nullable=False),
     UniqueConstraint("hospital_id", "request_id", name="uq_settlements_request"),
     Index("ix_settlements_hospital_day", "hospital_id", "settled_on", "settled_at"),
-    Index("ix_settlements_person", "person_id"),
+    # A person's settlements in the order they were made (ListSettlements by person,
+    # screening by persons); every hospital's in that order (migration 0005).
+    Index("ix_settlements_person_made", "person_id", "settled_at", "settlement_id"),
+    Index("ix_settlements_made", "settled_at", "settlement_id"),
     # A hospital's visit is settled once; after a reversal it may be settled again.
     Index(
         "uq_settlements_standing_visit",
@@ -110,7 +113,8 @@ clearing_records = Table(
     Column("amount_fen", BigInteger, nullable=False),
     Column("clearing_date", Date, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_clearing_hospital_day", "hospital_id", "clearing_date"),
+    # A day's records of one hospital, or of every hospital (migration 0005).
+    Index("ix_clearing_day_hospital", "clearing_date", "hospital_id"),
     Index("ix_clearing_settlement", "settlement_id"),
 )
 

@@ -790,14 +790,23 @@ class ListSettlementsRequest(_message.Message):
     END_DATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
     hospital_id: _builtins.str
-    """Internal callers: the hospital to list. Hospitals: empty or their own."""
+    """Internal callers: the hospital to list, or empty for every hospital.
+    Hospitals: empty or their own (another's is NOT_FOUND).
+    """
     page_size: _builtins.int
     """At most this many (default 100, at most 1000)."""
     page_token: _builtins.str
+    person_id: _builtins.str
+    """Optional: only this person's settlements (a resident identity number; a
+    malformed one is INVALID_ARGUMENT). A hospital still sees only its own.
+    """
     @_builtins.property
     def start_date(self) -> _date_pb2.Date:
-        """First and last day the settlements were made (inclusive)."""
+        """Required: the first day the settlements were made; the last (inclusive),
+        unset: the first.
+        """
 
     @_builtins.property
     def end_date(self) -> _date_pb2.Date: ...
@@ -809,10 +818,11 @@ class ListSettlementsRequest(_message.Message):
         end_date: _date_pb2.Date | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        person_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "hospital_id", b"hospital_id", "page_size", b"page_size", "page_token", b"page_token", "start_date", b"start_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "hospital_id", b"hospital_id", "page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id", "start_date", b"start_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -848,7 +858,9 @@ class GetDailyClearingRequest(_message.Message):
     HOSPITAL_ID_FIELD_NUMBER: _builtins.int
     DATE_FIELD_NUMBER: _builtins.int
     hospital_id: _builtins.str
-    """Internal callers: the hospital. Hospitals: empty or their own."""
+    """Internal callers: the hospital, or empty for every hospital's clearing
+    records of the day summed per fund. Hospitals: empty or their own.
+    """
     @_builtins.property
     def date(self) -> _date_pb2.Date: ...
     def __init__(
@@ -874,6 +886,7 @@ class GetDailyClearingResponse(_message.Message):
     FUNDS_FIELD_NUMBER: _builtins.int
     NET_FEN_FIELD_NUMBER: _builtins.int
     hospital_id: _builtins.str
+    """The hospital; empty for every hospital together."""
     net_fen: _builtins.int
     """Sum over the funds of net_fen."""
     @_builtins.property
@@ -984,6 +997,60 @@ class GetHospitalResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetHospitalResponse: _TypeAlias = GetHospitalResponse  # noqa: Y015
+
+@_typing.final
+class ListHospitalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Optional: only the hospitals of this pooling region (a region a policy
+    pack knows; another is INVALID_ARGUMENT).
+    """
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHospitalsRequest: _TypeAlias = ListHospitalsRequest  # noqa: Y015
+
+@_typing.final
+class ListHospitalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITALS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def hospitals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hospital]:
+        """In hospital id order; never their API keys or the keys' digests."""
+
+    def __init__(
+        self,
+        *,
+        hospitals: _abc.Iterable[Global___Hospital] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospitals", b"hospitals", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHospitalsResponse: _TypeAlias = ListHospitalsResponse  # noqa: Y015
 
 @_typing.final
 class StatusPeriod(_message.Message):

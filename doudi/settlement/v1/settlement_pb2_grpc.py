@@ -81,6 +81,11 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalResponse.FromString,
                 _registered_method=True)
+        self.ListHospitals = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/ListHospitals',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsResponse.FromString,
+                _registered_method=True)
         self.RecordPersonStatuses = channel.unary_unary(
                 '/doudi.settlement.v1.SettlementService/RecordPersonStatuses',
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.SerializeToString,
@@ -145,14 +150,17 @@ class SettlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSettlements(self, request, context):
-        """Lists a hospital's settlements made in a date range, oldest first.
+        """Lists the settlements made in a date range, oldest first: a hospital's
+        own; for internal callers one hospital's or every hospital's. Optionally
+        only one person's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDailyClearing(self, request, context):
-        """Per hospital and day, the totals each fund owes (对账).
+        """Per hospital and day, the totals each fund owes (对账); for internal
+        callers also every hospital's of the day together.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,6 +175,14 @@ class SettlementServiceServicer:
 
     def GetHospital(self, request, context):
         """Answers a hospital: the caller's own, or any for internal callers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHospitals(self, request, context):
+        """Lists the registered hospitals in id order, optionally of one region
+        (internal callers only: a hospital is PERMISSION_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,6 +267,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetHospital,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalResponse.SerializeToString,
+            ),
+            'ListHospitals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHospitals,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsResponse.SerializeToString,
             ),
             'RecordPersonStatuses': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPersonStatuses,
@@ -491,6 +512,33 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/GetHospital',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetHospitalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHospitals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/ListHospitals',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsResponse.FromString,
             options,
             channel_credentials,
             insecure,

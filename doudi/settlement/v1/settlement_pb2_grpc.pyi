@@ -60,13 +60,22 @@ class SettlementServiceStub:
     GetSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.GetSettlementResponse]
     """Answers one settlement, or NOT_FOUND."""
     ListSettlements: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]
-    """Lists a hospital's settlements made in a date range, oldest first."""
+    """Lists the settlements made in a date range, oldest first: a hospital's
+    own; for internal callers one hospital's or every hospital's. Optionally
+    only one person's.
+    """
     GetDailyClearing: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetDailyClearingRequest, _settlement_pb2.GetDailyClearingResponse]
-    """Per hospital and day, the totals each fund owes (对账)."""
+    """Per hospital and day, the totals each fund owes (对账); for internal
+    callers also every hospital's of the day together.
+    """
     CreateHospital: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CreateHospitalRequest, _settlement_pb2.CreateHospitalResponse]
     """Registers a hospital and its API key (internal callers only)."""
     GetHospital: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetHospitalRequest, _settlement_pb2.GetHospitalResponse]
     """Answers a hospital: the caller's own, or any for internal callers."""
+    ListHospitals: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListHospitalsRequest, _settlement_pb2.ListHospitalsResponse]
+    """Lists the registered hospitals in id order, optionally of one region
+    (internal callers only: a hospital is PERMISSION_DENIED).
+    """
     RecordPersonStatuses: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]
     """Records persons' statuses as the datashare hub computed them after an
     assertion, a revocation or a roster (internal callers only: the hub
@@ -125,13 +134,22 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     GetSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.GetSettlementResponse]  # type: ignore[assignment]
     """Answers one settlement, or NOT_FOUND."""
     ListSettlements: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListSettlementsRequest, _settlement_pb2.ListSettlementsResponse]  # type: ignore[assignment]
-    """Lists a hospital's settlements made in a date range, oldest first."""
+    """Lists the settlements made in a date range, oldest first: a hospital's
+    own; for internal callers one hospital's or every hospital's. Optionally
+    only one person's.
+    """
     GetDailyClearing: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetDailyClearingRequest, _settlement_pb2.GetDailyClearingResponse]  # type: ignore[assignment]
-    """Per hospital and day, the totals each fund owes (对账)."""
+    """Per hospital and day, the totals each fund owes (对账); for internal
+    callers also every hospital's of the day together.
+    """
     CreateHospital: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CreateHospitalRequest, _settlement_pb2.CreateHospitalResponse]  # type: ignore[assignment]
     """Registers a hospital and its API key (internal callers only)."""
     GetHospital: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetHospitalRequest, _settlement_pb2.GetHospitalResponse]  # type: ignore[assignment]
     """Answers a hospital: the caller's own, or any for internal callers."""
+    ListHospitals: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListHospitalsRequest, _settlement_pb2.ListHospitalsResponse]  # type: ignore[assignment]
+    """Lists the registered hospitals in id order, optionally of one region
+    (internal callers only: a hospital is PERMISSION_DENIED).
+    """
     RecordPersonStatuses: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]  # type: ignore[assignment]
     """Records persons' statuses as the datashare hub computed them after an
     assertion, a revocation or a roster (internal callers only: the hub
@@ -217,7 +235,10 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.ListSettlementsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.ListSettlementsResponse, _abc.Awaitable[_settlement_pb2.ListSettlementsResponse]]:
-        """Lists a hospital's settlements made in a date range, oldest first."""
+        """Lists the settlements made in a date range, oldest first: a hospital's
+        own; for internal callers one hospital's or every hospital's. Optionally
+        only one person's.
+        """
 
     @_abc_1.abstractmethod
     def GetDailyClearing(
@@ -225,7 +246,9 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.GetDailyClearingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetDailyClearingResponse, _abc.Awaitable[_settlement_pb2.GetDailyClearingResponse]]:
-        """Per hospital and day, the totals each fund owes (对账)."""
+        """Per hospital and day, the totals each fund owes (对账); for internal
+        callers also every hospital's of the day together.
+        """
 
     @_abc_1.abstractmethod
     def CreateHospital(
@@ -242,6 +265,16 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetHospitalResponse, _abc.Awaitable[_settlement_pb2.GetHospitalResponse]]:
         """Answers a hospital: the caller's own, or any for internal callers."""
+
+    @_abc_1.abstractmethod
+    def ListHospitals(
+        self,
+        request: _settlement_pb2.ListHospitalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ListHospitalsResponse, _abc.Awaitable[_settlement_pb2.ListHospitalsResponse]]:
+        """Lists the registered hospitals in id order, optionally of one region
+        (internal callers only: a hospital is PERMISSION_DENIED).
+        """
 
     @_abc_1.abstractmethod
     def RecordPersonStatuses(
