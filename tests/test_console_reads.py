@@ -11,25 +11,40 @@ old behaviour, a hospital's limits and bad input (INVALID_ARGUMENT naming the fi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy
 
+from doudi.assistance.v1 import assistance_pb2 as pb
+from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
 from doudi.common.db import create_engine_for
 from doudi.common.migrations import upgrade
 from doudi.common.protos import from_date
 from doudi.settlement.v1 import settlement_pb2 as spb
 from doudi.settlement.v1.settlement_pb2_grpc import SettlementServiceStub
+from services.assistance import applications as assistance_applications
+from services.assistance import screening as assistance_screening
+from services.assistance import secondary as assistance_secondary
+from services.assistance import warnings as assistance_warnings
+from services.assistance.server import SPEC as ASSISTANCE
 from services.settlement import service as settlement_service
 from services.settlement.server import SPEC as SETTLEMENT
+from tests import test_screening, test_secondary
 from tests.conftest import BACKENDS, new_database
 from tests.services import INTERNAL, bearer, running_service
 from tests.support import business_day, with_check_digit
-from tests.test_assistance_intake import refusal
+from tests.test_applications import request as application
+from tests.test_assistance_copies import send_persons
+from tests.test_assistance_intake import record, refusal
+from tests.test_datashare_service import day
+from tests.test_warnings import IMPOVERISHMENT_LINE
+from tests.test_warnings import visit as burdened_visit
 
 TODAY = business_day()
 YEAR = TODAY.year
@@ -37,7 +52,17 @@ XIXIA = "411323"
 TIANJIN = "120000"
 PING = with_check_digit("41132319500315011")  # settles at both Xixia hospitals
 QIU = with_check_digit("41132319620812012")  # settles at one
-NOBODY = with_check_digit("41132319700101013")  # never settles
+NOBODY = with_check_digit("41132319700101013")  # never settles, nor anything else
+# Assistance: Zhou and his wife are one household of Xixia, Wu another; Sun and Tao are
+# recipients of secondary assistance; Mei (test_screening's) and Hua have bills of Taishan.
+ZHOU = with_check_digit("41132319550505021")
+ZHOU_WIFE = with_check_digit("41132319580606022")
+WU = with_check_digit("41132319660707023")
+SUN = with_check_digit("41132319720808024")
+TAO = with_check_digit("41132319740909025")
+MEI = test_screening.MEI
+HUA = test_screening.HUA
+TAISHAN = test_screening.TAISHAN
 
 
 # --- settlement -------------------------------------------------------------------------
@@ -350,29 +375,350 @@ def test_a_bad_listing_of_hospitals_names_its_field(
     assert [violation.field for violation in status.violations] == [field]
 
 
+# --- assistance -------------------------------------------------------------------------
+
+
+@dataclass
+class Assisted:
+    """An assistance service on one backend and what it was given: warnings of two
+    households, applications, two screening runs, two secondary runs (the first approved)."""
+
+    stub: AssistanceServiceStub
+    warnings: dict[tuple[str, int], int]
+    """Warning ids by household and year."""
+    applications: dict[str, int]
+    """Application ids by request id."""
+    screening_runs: tuple[int, int]
+    secondary_runs: tuple[int, int]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def assisted(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Assisted]:
+    directory = tmp_path_factory.mktemp(f"assistance-{request.param}")
+    with (
+        new_database(request.param, directory) as url,
+        running_service("assistance", directory, database_url=url) as running,
+    ):
+        stub = AssistanceServiceStub(running.channel())
+        ids = itertools.count(1)
+        yield Assisted(
+            stub,
+            warnings=raise_warnings(stub, ids),
+            applications=accept_applications(stub),
+            screening_runs=screen(test_screening.Assistance(stub, running.address, ids)),
+            secondary_runs=pay_secondary(test_secondary.Assistance(stub, running.address, ids)),
+        )
+        log = running.log()
+    for number in (ZHOU, ZHOU_WIFE, WU, SUN, TAO, MEI, HUA):
+        assert number not in log, "the service logged a full identity number"
+
+
+def raise_warnings(stub: AssistanceServiceStub, ids: Iterator[int]) -> dict[tuple[str, int], int]:
+    """Zhou's household past the 因病致贫 line in 2025 (his visit) and in 2026 (his
+    wife's), Wu's in 2026."""
+    send_persons(
+        stub,
+        *(
+            pb.InsuredPerson(
+                person_id=person, version=1, name=name, household_id=household, region=XIXIA
+            )
+            for person, name, household in (
+                (ZHOU, "周一", "H-ZHOU"),
+                (ZHOU_WIFE, "孙二", "H-ZHOU"),
+                (WU, "吴三", "H-WU"),
+            )
+        ),
+    )
+    raised = {}
+    for person, household, year in (
+        (ZHOU, "H-ZHOU", 2025),
+        (ZHOU_WIFE, "H-ZHOU", 2026),
+        (WU, "H-WU", 2026),
+    ):
+        event = burdened_visit(next(ids), person, IMPOVERISHMENT_LINE + 1)
+        event.settled_on.CopyFrom(day(f"{year}-05-20"))
+        record(stub, event)
+        (warning,) = stub.ListWarnings(
+            pb.ListWarningsRequest(region=XIXIA, year=year), metadata=INTERNAL
+        ).warnings[:1]
+        assert warning.household_id == household
+        raised[(household, year)] = warning.warning_id
+    return raised
+
+
+def accept_applications(stub: AssistanceServiceStub) -> dict[str, int]:
+    """Zhou's two applications (Xixia's, then Tianjin's), Wu's one between them."""
+    accepted = {}
+    for request_id, person, on, kind, region in (
+        ("zhou-1", ZHOU, "2026-03-02", pb.APPLICATION_KIND_TEMPORARY, XIXIA),
+        ("wu-1", WU, "2026-03-10", pb.APPLICATION_KIND_TEMPORARY, XIXIA),
+        ("zhou-2", ZHOU, "2026-04-01", pb.APPLICATION_KIND_OUT_OF_AREA_HARDSHIP, TIANJIN),
+    ):
+        asked = application(request_id, person=person, kind=kind, accepted_on=on, region=region)
+        answer = stub.AcceptApplication(asked, metadata=INTERNAL)
+        accepted[request_id] = answer.application.application_id
+    return accepted
+
+
+def screen(assistance: test_screening.Assistance) -> tuple[int, int]:
+    """Mei's two bills of 2022 screened twice (the second run supersedes the first's
+    offers and offers them again), Hua's bill the second time only."""
+    test_screening.taishan_bills(assistance)
+    first = assistance.run("console-screening-1")
+    assistance.status(HUA, "2022-01-01")
+    assistance.bill(
+        HUA, "hua-1", yuan=20_000, insurance_yuan=10_000, admitted="2022-06-01",
+        discharged="2022-06-10",
+    )  # fmt: skip
+    second = assistance.run("console-screening-2")
+    return first.run_id, second.run_id
+
+
+def pay_secondary(assistance: test_secondary.Assistance) -> tuple[int, int]:
+    """Two runs of Xixia's 2026 (through June, approved; through December): Tao is owed
+    500 yuan by June, paid by the first; Sun's burden passes the threshold in September."""
+    assistance.visit(SUN, 3_000, on="2026-03-01")
+    assistance.visit(TAO, 6_000, on="2026-04-01")
+    assistance.visit(SUN, 4_000, on="2026-09-01")
+    first = assistance.create("console-secondary-1", through="2026-06-30")
+    assistance.approve(first.run_id)
+    second = assistance.create("console-secondary-2", through="2026-12-31")
+    return first.run_id, second.run_id
+
+
+def picked(
+    stub: AssistanceServiceStub,
+    method: str,
+    fields: tuple[str, ...],
+    page_size: int,
+    **filters: Any,
+) -> list[tuple[Any, ...]]:
+    """The ``fields`` of each item assistance's ``method`` lists, from every page."""
+    asked = getattr(pb, f"{method}Request")(**filters, page_size=page_size)
+    (items,) = (
+        field.name
+        for field in getattr(pb, f"{method}Response").DESCRIPTOR.fields
+        if field.name != "next_page_token"
+    )
+    found = every_page(getattr(stub, method), asked, items)
+    return [tuple(getattr(item, name) for name in fields) for item in found]
+
+
+def warning_ids(stub: AssistanceServiceStub, *, page_size: int = 1, **filters: Any) -> list[int]:
+    asked = pb.ListWarningsRequest(**filters, page_size=page_size)
+    return [warning.warning_id for warning in every_page(stub.ListWarnings, asked, "warnings")]
+
+
+def test_a_households_warnings_of_every_year_newest_first(assisted: Assisted) -> None:
+    stub, raised = assisted.stub, assisted.warnings
+    zhou = [raised[("H-ZHOU", 2026)], raised[("H-ZHOU", 2025)]]
+
+    assert warning_ids(stub, household_id="H-ZHOU") == zhou
+    assert warning_ids(stub, household_id="H-ZHOU", region=XIXIA) == zhou
+    assert warning_ids(stub, household_id="H-ZHOU", year=2025) == zhou[1:]
+    assert warning_ids(stub, household_id="H-ZHOU", region=TIANJIN) == []
+    assert warning_ids(stub, household_id="H-WU", kind=pb.WARNING_KIND_IMPOVERISHMENT) == [
+        raised[("H-WU", 2026)]
+    ]
+    assert warning_ids(stub, household_id="H-WU", kind=pb.WARNING_KIND_RETURN_TO_POVERTY) == []
+    assert warning_ids(stub, household_id="H-NOBODY") == []
+    # Without a household, as before: a region's year.
+    assert warning_ids(stub, region=XIXIA, year=2026) == [
+        raised[("H-WU", 2026)],
+        raised[("H-ZHOU", 2026)],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"year": 2026}, "region"),  # no household: the region and the year are required
+        ({"region": XIXIA}, "year"),
+        ({"household_id": "H" * 65}, "household_id"),
+        ({"household_id": "H-\x00"}, "household_id"),
+        ({"household_id": "H-ZHOU", "year": 1800}, "year"),
+        ({"household_id": "H-ZHOU", "region": "4" * 33}, "region"),
+        ({"household_id": "H-ZHOU", "page_token": "not-ours"}, "page_token"),
+    ],
+)
+def test_a_bad_listing_of_warnings_names_its_field(
+    assisted: Assisted, filters: dict[str, Any], field: str
+) -> None:
+    status = refusal(
+        lambda: assisted.stub.ListWarnings(pb.ListWarningsRequest(**filters), metadata=INTERNAL)
+    )
+
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT, status
+    assert [violation.field for violation in status.violations] == [field]
+
+
+def application_ids(stub: AssistanceServiceStub, **filters: Any) -> list[int]:
+    asked = pb.ListApplicationsRequest(**filters, page_size=1)
+    found = every_page(stub.ListApplications, asked, "applications")
+    return [item.application_id for item in found]
+
+
+def test_a_persons_applications_of_every_region_oldest_first(assisted: Assisted) -> None:
+    stub, accepted = assisted.stub, assisted.applications
+
+    assert application_ids(stub, person_id=ZHOU) == [accepted["zhou-1"], accepted["zhou-2"]]
+    assert application_ids(stub, person_id=ZHOU, region=TIANJIN) == [accepted["zhou-2"]]
+    assert application_ids(stub, person_id=ZHOU, kind=pb.APPLICATION_KIND_TEMPORARY) == [
+        accepted["zhou-1"]
+    ]
+    assert application_ids(stub, person_id=NOBODY) == []
+    # Without a person, as before.
+    assert application_ids(stub, region=XIXIA) == [accepted["zhou-1"], accepted["wu-1"]]
+    assert application_ids(stub) == sorted(accepted.values())
+
+
+def offers(stub: AssistanceServiceStub, **filters: Any) -> list[tuple[Any, ...]]:
+    """(run, offer, person, state) of each offer listed, two a page."""
+    fields = ("run_id", "offer_id", "person_id", "state")
+    return picked(stub, "ListScreeningOffers", fields, 2, **filters)
+
+
+def test_a_persons_screening_offers_across_runs_in_the_order_made(assisted: Assisted) -> None:
+    stub = assisted.stub
+    first, second = assisted.screening_runs
+    made = offers(stub, region=TAISHAN, year=2022)  # as before: a region's year
+    meis = [offer for offer in made if offer[2] == MEI]
+
+    assert [offer[0] for offer in meis] == [first, first, second, second]
+    assert [offer[3] for offer in meis] == [pb.OFFER_STATE_SUPERSEDED] * 2 + [
+        pb.OFFER_STATE_OFFERED
+    ] * 2
+    assert {offer[2] for offer in made} == {MEI, HUA}
+    assert offers(stub, person_id=MEI) == meis
+    assert offers(stub, person_id=MEI, year=2022, region=TAISHAN) == meis
+    assert offers(stub, person_id=MEI, run_id=second) == meis[2:]
+    assert offers(stub, person_id=MEI, states=[pb.OFFER_STATE_OFFERED]) == meis[2:]
+    assert offers(stub, person_id=MEI, year=2023) == []
+    assert offers(stub, person_id=MEI, region=XIXIA) == []
+    assert offers(stub, person_id=NOBODY) == []
+    # A run's offers, as before.
+    assert offers(stub, run_id=first) == meis[:2]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({}, "region"),  # no run, no person: a region and a year, as before
+        ({"region": TAISHAN}, "year"),
+        ({"person_id": "44078119700101002X"}, "person_id"),
+        ({"person_id": MEI, "region": "4"}, "region"),
+        ({"person_id": MEI, "year": 3000}, "year"),
+        ({"person_id": MEI, "run_id": -1}, "run_id"),
+        ({"person_id": MEI, "states": [9]}, "states[0]"),
+    ],
+)
+def test_a_bad_listing_of_offers_names_its_field(
+    assisted: Assisted, filters: dict[str, Any], field: str
+) -> None:
+    status = refusal(
+        lambda: assisted.stub.ListScreeningOffers(
+            pb.ListScreeningOffersRequest(**filters), metadata=INTERNAL
+        )
+    )
+
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT, status
+    assert [violation.field for violation in status.violations] == [field]
+
+
+def entries(stub: AssistanceServiceStub, **filters: Any) -> list[tuple[Any, ...]]:
+    """(run, person, to pay, paid) of each entry listed, one a page."""
+    fields = ("run_id", "person_id", "to_pay_fen", "paid_fen")
+    return picked(stub, "ListSecondaryRunEntries", fields, 1, **filters)
+
+
+def test_a_persons_secondary_entries_across_runs_in_run_order(assisted: Assisted) -> None:
+    stub = assisted.stub
+    first, second = assisted.secondary_runs
+
+    # Sun: below the threshold by June (nothing to pay), 50% of 2,000 above it by December.
+    assert entries(stub, person_id=SUN) == [(first, SUN, 0, 0), (second, SUN, 100_000, 0)]
+    # Tao: 50% of 1,000 above the threshold, paid by the first run's approval.
+    assert entries(stub, person_id=TAO) == [(first, TAO, 50_000, 50_000), (second, TAO, 0, 0)]
+    assert entries(stub, person_id=TAO, paid_only=True) == [(first, TAO, 50_000, 50_000)]
+    assert entries(stub, person_id=SUN, paid_only=True) == []
+    assert entries(stub, person_id=SUN, run_id=second) == [(second, SUN, 100_000, 0)]
+    assert entries(stub, person_id=NOBODY) == []
+    # A run's entries, as before: in identity-number order.
+    assert entries(stub, run_id=first) == sorted(
+        [(first, SUN, 0, 0), (first, TAO, 50_000, 50_000)], key=lambda entry: entry[1]
+    )
+
+
+def test_a_bad_listing_of_entries_names_its_field(assisted: Assisted) -> None:
+    first, _second = assisted.secondary_runs
+    stub = assisted.stub
+    across = stub.ListSecondaryRunEntries(
+        pb.ListSecondaryRunEntriesRequest(person_id=SUN, page_size=1), metadata=INTERNAL
+    )
+    for asked, code, field in (
+        (pb.ListSecondaryRunEntriesRequest(), grpc.StatusCode.INVALID_ARGUMENT, "run_id"),
+        (
+            pb.ListSecondaryRunEntriesRequest(person_id="4113231972080802"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "person_id",
+        ),
+        (
+            pb.ListSecondaryRunEntriesRequest(person_id=SUN, run_id=-3),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "run_id",
+        ),
+        # A page of a person's runs is no page of a run's persons.
+        (
+            pb.ListSecondaryRunEntriesRequest(run_id=first, page_token=across.next_page_token),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "page_token",
+        ),
+        (
+            pb.ListSecondaryRunEntriesRequest(person_id=SUN, run_id=first + 100),
+            grpc.StatusCode.NOT_FOUND,
+            "run_id",
+        ),
+    ):
+        status = refusal(lambda asked=asked: stub.ListSecondaryRunEntries(asked, metadata=INTERNAL))
+        assert status.code == code, (asked, status)
+        assert [violation.field for violation in status.violations] == [field]
+    assert across.next_page_token
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["ListWarnings", "ListApplications", "ListScreeningOffers", "ListSecondaryRunEntries"],
+)
+def test_only_the_platform_lists_a_persons_or_households_data(
+    assisted: Assisted, method: str
+) -> None:
+    asked = getattr(pb, f"{method}Request")()
+    setattr(asked, "household_id" if method == "ListWarnings" else "person_id", ZHOU)
+
+    status = refusal(lambda: getattr(assisted.stub, method)(asked, metadata=NORTH.metadata))
+
+    assert status.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+# --- the indexes ------------------------------------------------------------------------
+
+
 def test_the_listings_read_an_index_in_order_not_the_table(sqlite_url: str) -> None:
     """On SQLite's plan (PostgreSQL's depends on the table's size): a person's settlements,
     every hospital's and a day's clearing of every hospital come from an index."""
-    upgrade(sqlite_url, SETTLEMENT.migrations)
-    engine = create_engine_for(sqlite_url)
     listing = {"hospital_id": None, "start": TODAY, "end": TODAY, "page_size": 100, "after": None}
-    try:
-        plans = {
-            "person": planned(
-                engine, settlement_service.list_settlements, **listing, person_id=PING
-            ),
-            "every hospital": planned(
-                engine, settlement_service.list_settlements, **listing, person_id=None
-            ),
-            "clearing": planned(
-                engine, settlement_service.daily_clearing, hospital_id=None, day=TODAY
-            ),
-        }
-    finally:
-        engine.dispose()
+    plans = plans_of(
+        sqlite_url,
+        SETTLEMENT.migrations,
+        person=(settlement_service.list_settlements, {**listing, "person_id": PING}),
+        every_hospital=(settlement_service.list_settlements, {**listing, "person_id": None}),
+        clearing=(settlement_service.daily_clearing, {"hospital_id": None, "day": TODAY}),
+    )
 
     assert "USING INDEX ix_settlements_person_made" in plans["person"]
-    assert "USING INDEX ix_settlements_made" in plans["every hospital"]
+    assert "USING INDEX ix_settlements_made" in plans["every_hospital"]
     assert "USING INDEX ix_clearing_day_hospital" in plans["clearing"]
     for plan in plans.values():
         assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
@@ -380,8 +726,55 @@ def test_the_listings_read_an_index_in_order_not_the_table(sqlite_url: str) -> N
         assert "SCAN clearing_records" not in plan, plan
 
 
+def test_a_persons_and_a_households_listings_read_an_index(sqlite_url: str) -> None:
+    page = {"page_size": 100, "page_token": ""}
+    plans = plans_of(
+        sqlite_url,
+        ASSISTANCE.migrations,
+        warnings=(
+            assistance_warnings.list_warnings,
+            {"household_id": "H-ZHOU", "region": None, "year": None, "kind": None,
+             "state": None, "overdue_on": None, **page},
+        ),
+        applications=(
+            assistance_applications.list_applications,
+            {"region": None, "person_id": ZHOU, "state": None, "kind": None,
+             "overdue_only": False, "today": None, **page},
+        ),
+        offers=(
+            assistance_screening.list_offers,
+            {"run_id": None, "person_id": MEI, "region": None, "year": None, "states": (), **page},
+        ),
+        entries=(
+            assistance_secondary.list_entries,
+            {"run_id": None, "person_id": SUN, "paid_only": False, **page},
+        ),
+    )  # fmt: skip
+
+    assert "sqlite_autoindex_warnings" in plans["warnings"]  # (household, kind, year)
+    assert "USING INDEX ix_applications_person" in plans["applications"]
+    assert "USING INDEX ix_screening_offers_person" in plans["offers"]
+    assert "USING INDEX ix_secondary_entries_person" in plans["entries"]
+    for name, plan in plans.items():
+        assert f"SCAN {name}" not in plan, plan
+
+
+def plans_of(url: str, migrations: Path, **handlers: tuple[Any, dict[str, Any]]) -> dict[str, str]:
+    """SQLite's plan of the first query each handler runs, on a database migrated to
+    the head."""
+    upgrade(url, migrations)
+    engine = create_engine_for(url)
+    try:
+        return {
+            name: planned(engine, handler, **arguments)
+            for name, (handler, arguments) in handlers.items()
+        }
+    finally:
+        engine.dispose()
+
+
 def planned(engine: sqlalchemy.Engine, handler: Any, **arguments: Any) -> str:
-    """SQLite's plan of the statement ``handler`` runs (its last)."""
+    """SQLite's plan of the first query ``handler`` runs."""
     statements: list[tuple[str, Any]] = []
 
     def keep(_connection: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -393,7 +786,11 @@ def planned(engine: sqlalchemy.Engine, handler: Any, **arguments: Any) -> str:
             handler(connection=connection, **arguments)
     finally:
         sqlalchemy.event.remove(engine, "before_cursor_execute", keep)
-    statement, parameters = statements[-1]
+    statement, parameters = next(
+        (statement, parameters)
+        for statement, parameters in statements
+        if statement.lstrip().startswith("SELECT")
+    )
     with engine.connect() as connection:
         rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
     return "\n".join(str(row[-1]) for row in rows)

@@ -204,6 +204,7 @@ def list_applications(
     *,
     connection: sqlalchemy.Connection,
     region: str | None,
+    person_id: str | None,
     state: str | None,
     kind: str | None,
     overdue_only: bool,
@@ -211,10 +212,13 @@ def list_applications(
     page_token: str,
     today: Today,
 ) -> tuple[list[Application], str]:
-    """A page of applications, oldest first, and the next page's token."""
+    """A page of applications (of the region and the person given), oldest first, and the
+    next page's token. A person's are read by ``ix_applications_person``."""
     query = select(applications)
     if region is not None:
         query = query.where(applications.c.region == region)
+    if person_id is not None:
+        query = query.where(applications.c.person_id == person_id)
     if state is not None:
         query = query.where(applications.c.state == state)
     if kind is not None:

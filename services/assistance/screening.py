@@ -736,19 +736,23 @@ def list_offers(
     *,
     connection: sqlalchemy.Connection,
     run_id: int | None,
+    person_id: str | None,
     region: str | None,
     year: int | None,
     states: Iterable[str],
     page_size: int,
     page_token: str,
 ) -> tuple[list[Offer], str]:
-    """A run's offers, or a region's of a year, in the states asked (all: none asked), in
-    the order they were made."""
+    """A run's offers, or a region's of a year, or a person's (of the run, region and
+    year given: None, any), in the states asked (all: none asked), in the order they were
+    made. A person's are read by ``ix_screening_offers_person``."""
     offers = screening_offers.c
     query = _named()
     if run_id is not None:
         get_run(connection=connection, run_id=run_id)  # NOT_FOUND for a run not there
         query = query.where(offers.run_id == run_id)
+    if person_id is not None:
+        query = query.where(offers.person_id == person_id)
     if region is not None:
         query = query.where(offers.region == region)
     if year is not None:

@@ -32,7 +32,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 import sqlalchemy
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import case, func, literal, select, update
 
 from doudi.common.db import analyze, bulk_insert
 from doudi.common.errors import FailedPrecondition, NotFound
@@ -475,24 +475,32 @@ def list_runs(
 def list_entries(
     *,
     connection: sqlalchemy.Connection,
-    run_id: int,
+    run_id: int | None,
+    person_id: str | None,
     paid_only: bool,
     page_size: int,
     page_token: str,
 ) -> tuple[list[Entry], str]:
-    """A run's entries in identity-number order (only those the approval paid, if asked)."""
-    get_run(connection=connection, run_id=run_id)  # NOT_FOUND for a run that is not there
-    condition = secondary_entries.c.run_id == run_id
+    """A run's entries in identity-number order, or a person's (``run_id`` None) in run
+    order, oldest first (only those the approval paid, if asked)."""
+    entries = secondary_entries.c
+    conditions = []
+    if run_id is not None:
+        get_run(connection=connection, run_id=run_id)  # NOT_FOUND for a run that is not there
+        conditions.append(entries.run_id == run_id)
+    if person_id is not None:
+        # Every run's entries of the person: ix_secondary_entries_person.
+        conditions.append(entries.person_id == person_id)
     if paid_only:
-        condition = and_(condition, secondary_entries.c.paid_fen > 0)
+        conditions.append(entries.paid_fen > 0)
     # The name as enrollment last sent it ("" for a person it has not sent).
     named = secondary_entries.outerjoin(
-        assistance_persons, assistance_persons.c.person_id == secondary_entries.c.person_id
+        assistance_persons, assistance_persons.c.person_id == entries.person_id
     )
     rows, token = keyset_page(
         connection,
-        select(secondary_entries, assistance_persons.c.name).select_from(named).where(condition),
-        secondary_entries.c.person_id,
+        select(secondary_entries, assistance_persons.c.name).select_from(named).where(*conditions),
+        entries.person_id if run_id is not None else entries.run_id,
         page_size,
         page_token,
     )

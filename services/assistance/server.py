@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -332,6 +332,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
             self.engine,
             applications.list_applications,
             region=request.region or None,
+            person_id=_optional_person(request.person_id),
             state=APPLICATION_STATES.optional_code(request.state, "state"),
             kind=APPLICATION_KINDS.optional_code(request.kind, "kind"),
             overdue_only=request.overdue_only,
@@ -446,10 +447,14 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> assistance_pb2.ListSecondaryRunEntriesResponse:
         require("internal")
+        # A person's entries: of the run if one is given, else of every run.
+        person_id = _optional_person(request.person_id)
+        run_id = _run_id(request.run_id) if request.run_id or person_id is None else None
         entries, token = await read_in_thread(
             self.engine,
             secondary.list_entries,
-            run_id=_run_id(request.run_id),
+            run_id=run_id,
+            person_id=person_id,
             paid_only=request.paid_only,
             page_size=page_size(request.page_size),
             page_token=request.page_token,
@@ -567,13 +572,12 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> assistance_pb2.ListScreeningOffersResponse:
         require("internal")
+        person_id = _optional_person(request.person_id)
         run_id = region = year = None
         if request.run_id:
             run_id = _run_id(request.run_id)
         else:
-            region = _region(request.region)
-            check_year(request.year, "year")
-            year = request.year
+            region, year = _region_and_year(request, person_id is None, _region)
         states = [
             OFFER_STATES.code(state, f"states[{index}]")
             for index, state in enumerate(request.states)
@@ -582,6 +586,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
             self.engine,
             screening.list_offers,
             run_id=run_id,
+            person_id=person_id,
             region=region,
             year=year,
             states=states,
@@ -632,14 +637,19 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> assistance_pb2.ListWarningsResponse:
         require("internal")
-        region = _code(request.region, "region")
-        check_year(request.year, "year")
+        household_id = None
+        if request.household_id:
+            household_id = _code(request.household_id, "household_id", 64)
+        region, year = _region_and_year(
+            request, household_id is None, lambda text: _code(text, "region")
+        )
         on = common_warnings.as_of(request)
         found, token = await read_in_thread(
             self.engine,
             warnings.list_warnings,
             region=region,
-            year=request.year,
+            year=year,
+            household_id=household_id,
             **common_warnings.listing_filters(common_warnings.ASSISTANCE, request),
             page_size=request.page_size,
             page_token=request.page_token,
@@ -1080,6 +1090,25 @@ def application_message(application: applications.Application) -> assistance_pb2
         if value is not None:
             getattr(message, name).CopyFrom(from_date(value))
     return message
+
+
+def _region_and_year(
+    request: Any, required: bool, region_of: Callable[[str], str]
+) -> tuple[str | None, int | None]:
+    """A listing's region (read by ``region_of``, which names the field) and year: both
+    required, or (``required`` False: the listing names a person or a household) each
+    only if given."""
+    region = region_of(request.region) if required or request.region else None
+    if not (required or request.year):
+        return region, None
+    check_year(request.year, "year")
+    return region, request.year
+
+
+def _optional_person(text: str) -> str | None:
+    """A listing's person, if one is given: a valid identity number (InvalidInput on
+    ``person_id`` otherwise)."""
+    return read_resident_id(text, "person_id").number if text else None
 
 
 def _application_id(value: int) -> int:

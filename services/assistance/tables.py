@@ -275,6 +275,9 @@ secondary_entries = Table(
     Column("paid_fen", BigInteger, nullable=False),
 )
 
+# A person's entries across runs, in run order (migration 0014).
+Index("ix_secondary_entries_person", secondary_entries.c.person_id, secondary_entries.c.run_id)
+
 secondary_paid = Table(
     "secondary_paid",
     metadata,
@@ -344,6 +347,8 @@ screening_offers = Table(
 )
 Index("ix_screening_offers_region", screening_offers.c.region, screening_offers.c.year)
 Index("ix_screening_offers_reference", screening_offers.c.source, screening_offers.c.reference)
+# A person's offers across runs, in the order made (migration 0014).
+Index("ix_screening_offers_person", screening_offers.c.person_id, screening_offers.c.offer_id)
 
 # What confirmations paid per visit or bill (migration 0009): the row a confirmation
 # locks, so that two confirmations of offers of the same visit pay it once.

@@ -429,17 +429,26 @@ def _household_statuses(periods: Iterable[EffectivePeriod], year: int) -> frozen
 def list_warnings(
     *,
     connection: sqlalchemy.Connection,
-    region: str,
-    year: int,
+    region: str | None,
+    year: int | None,
+    household_id: str | None,
     kind: str | None,
     state: str | None,
     overdue_on: date | None,
     page_size: int,
     page_token: str,
 ) -> tuple[list[Warning], str]:
-    """A page of the region's warnings of ``year``, newest first; with ``overdue_on``,
-    only those overdue that day."""
-    query = select(warnings).where(warnings.c.region == region, warnings.c.year == year)
+    """A page of the warnings of the region, year and household given (None: any),
+    newest first; with ``overdue_on``, only those overdue that day. A household's are
+    found by the unique key (household, kind, year)."""
+    query = select(warnings)
+    for column, wanted in (
+        (warnings.c.household_id, household_id),
+        (warnings.c.region, region),
+        (warnings.c.year, year),
+    ):
+        if wanted is not None:
+            query = query.where(column == wanted)
     query = filtered(query, warnings, kind=kind, state=state, overdue_on=overdue_on)
     rows, token = paging.keyset_page(
         connection, query, warnings.c.warning_id, page_size, page_token, newest_first=True

@@ -1581,6 +1581,7 @@ class ListApplicationsRequest(_message.Message):
     OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """Empty: every region."""
     state: Global___ApplicationState.ValueType
@@ -1591,6 +1592,10 @@ class ListApplicationsRequest(_message.Message):
     page_size: _builtins.int
     """At most 1,000; 0 means the default."""
     page_token: _builtins.str
+    person_id: _builtins.str
+    """Optional: only this person's applications (a resident identity number; a
+    malformed one is INVALID_ARGUMENT), of every region unless one is given.
+    """
     def __init__(
         self,
         *,
@@ -1600,10 +1605,11 @@ class ListApplicationsRequest(_message.Message):
         overdue_only: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        person_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "region", b"region", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id", "region", b"region", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2050,12 +2056,20 @@ class ListSecondaryRunEntriesRequest(_message.Message):
     PAID_ONLY_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
     run_id: _builtins.int
+    """The run; 0 (only with `person_id`): every run, in run order (oldest
+    first).
+    """
     paid_only: _builtins.bool
     """Only the persons the approval paid (the bank file's)."""
     page_size: _builtins.int
     """At most this many (default 100, at most 1000)."""
     page_token: _builtins.str
+    person_id: _builtins.str
+    """Optional: only this person's entries (a resident identity number; a
+    malformed one is INVALID_ARGUMENT); each says its run (`run_id`).
+    """
     def __init__(
         self,
         *,
@@ -2063,10 +2077,11 @@ class ListSecondaryRunEntriesRequest(_message.Message):
         paid_only: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        person_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "paid_only", b"paid_only", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "paid_only", b"paid_only", "person_id", b"person_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2327,10 +2342,15 @@ class ListWarningsRequest(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
     region: _builtins.str
-    """Required: the pooling region."""
+    """The pooling region: required, unless `household_id` is given (then
+    optional: only this region's).
+    """
     year: _builtins.int
-    """Required: the calendar year of the burden."""
+    """The calendar year of the burden: required, unless `household_id` is given
+    (then optional, 0: every year).
+    """
     kind: Global___WarningKind.ValueType
     """Unset: both kinds."""
     state: Global___WarningState.ValueType
@@ -2339,6 +2359,11 @@ class ListWarningsRequest(_message.Message):
     """Only the warnings overdue on `as_of`."""
     page_size: _builtins.int
     page_token: _builtins.str
+    household_id: _builtins.str
+    """Optional: only this household's warnings (the register's household
+    number; a person enrollment has not sent is a household alone, under
+    their identity number). At most 64 printable characters.
+    """
     @_builtins.property
     def as_of(self) -> _date_pb2.Date:
         """The day to judge overdue on; unset: today (Asia/Shanghai)."""
@@ -2354,10 +2379,11 @@ class ListWarningsRequest(_message.Message):
         as_of: _date_pb2.Date | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        household_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "kind", b"kind", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "region", b"region", "state", b"state", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "household_id", b"household_id", "kind", b"kind", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "region", b"region", "state", b"state", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2780,13 +2806,21 @@ class ListScreeningOffersRequest(_message.Message):
     STATES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
     run_id: _builtins.int
-    """A run's offers; or (run_id 0) a region's of a year."""
+    """A run's offers; or (run_id 0) a region's of a year. With `person_id`, each
+    is optional: the person's offers of every run (of the run, region and year
+    given).
+    """
     region: _builtins.str
     year: _builtins.int
     page_size: _builtins.int
     """At most this many (default 100, at most 1000)."""
     page_token: _builtins.str
+    person_id: _builtins.str
+    """Optional: only this person's offers (a resident identity number; a
+    malformed one is INVALID_ARGUMENT).
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[Global___OfferState.ValueType]:
         """Only offers in these states (none: all)."""
@@ -2800,10 +2834,11 @@ class ListScreeningOffersRequest(_message.Message):
         states: _abc.Iterable[Global___OfferState.ValueType] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        person_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region", "run_id", b"run_id", "states", b"states", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id", "region", b"region", "run_id", b"run_id", "states", b"states", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

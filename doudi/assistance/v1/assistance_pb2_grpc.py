@@ -279,7 +279,8 @@ class AssistanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListApplications(self, request, context):
-        """Applications, oldest first, by region, state, kind, or only the overdue.
+        """Applications, oldest first, by region, person, state, kind, or only the
+        overdue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -335,7 +336,8 @@ class AssistanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSecondaryRunEntries(self, request, context):
-        """A run's persons, in identity-number order, paged.
+        """A run's persons, in identity-number order, paged; or (`person_id`) one
+        person's entries, in the run or, without a run, across runs in run order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -356,8 +358,9 @@ class AssistanceServiceServicer:
     def ListWarnings(self, request, context):
         """--- dual early warning ---
         The warnings raised (internal callers only), newest first, of a region
-        and year, optionally of one kind, in one state, or only the overdue ones
-        (undecided `overdue_days` after they were raised, on the bureau's date).
+        and year or of a household, optionally of one kind, in one state, or only
+        the overdue ones (undecided `overdue_days` after they were raised, on the
+        bureau's date).
         A warning is raised when an addition to the burden ledger takes a
         household's yearly burden past the line of its kind, once per household,
         kind and year, and sent to the datashare hub, where the agencies decide.
@@ -419,8 +422,8 @@ class AssistanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListScreeningOffers(self, request, context):
-        """Offers of a run, or of a region and year, optionally in some states, in
-        the order they were made, paged.
+        """Offers of a run, of a region and year, or of a person (across runs),
+        optionally in some states, in the order they were made, paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

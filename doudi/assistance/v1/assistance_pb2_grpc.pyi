@@ -95,7 +95,9 @@ class AssistanceServiceStub:
     GetApplication: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetApplicationRequest, _assistance_pb2.GetApplicationResponse]
     """One application, with its working days left and whether it is overdue."""
     ListApplications: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListApplicationsRequest, _assistance_pb2.ListApplicationsResponse]
-    """Applications, oldest first, by region, state, kind, or only the overdue."""
+    """Applications, oldest first, by region, person, state, kind, or only the
+    overdue.
+    """
     DecideApplication: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.DecideApplicationRequest, _assistance_pb2.DecideApplicationResponse]
     """Approves or refuses an application, once: a second decision is
     FAILED_PRECONDITION and changes nothing. Approving an
@@ -123,7 +125,9 @@ class AssistanceServiceStub:
     ListSecondaryRuns: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunsRequest, _assistance_pb2.ListSecondaryRunsResponse]
     """Runs, newest first, of a region (and year) if given."""
     ListSecondaryRunEntries: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunEntriesRequest, _assistance_pb2.ListSecondaryRunEntriesResponse]
-    """A run's persons, in identity-number order, paged."""
+    """A run's persons, in identity-number order, paged; or (`person_id`) one
+    person's entries, in the run or, without a run, across runs in run order.
+    """
     ApproveSecondaryRun: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ApproveSecondaryRunRequest, _assistance_pb2.ApproveSecondaryRunResponse]
     """Approves a run, once (again: FAILED_PRECONDITION, reason ALREADY_APPROVED,
     and nothing paid). Each person is paid the least of the entry's amount and
@@ -135,8 +139,9 @@ class AssistanceServiceStub:
     ListWarnings: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListWarningsRequest, _assistance_pb2.ListWarningsResponse]
     """--- dual early warning ---
     The warnings raised (internal callers only), newest first, of a region
-    and year, optionally of one kind, in one state, or only the overdue ones
-    (undecided `overdue_days` after they were raised, on the bureau's date).
+    and year or of a household, optionally of one kind, in one state, or only
+    the overdue ones (undecided `overdue_days` after they were raised, on the
+    bureau's date).
     A warning is raised when an addition to the burden ledger takes a
     household's yearly burden past the line of its kind, once per household,
     kind and year, and sent to the datashare hub, where the agencies decide.
@@ -171,8 +176,8 @@ class AssistanceServiceStub:
     ListScreeningRuns: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningRunsRequest, _assistance_pb2.ListScreeningRunsResponse]
     """Runs, newest first, of a region (and year) if given."""
     ListScreeningOffers: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningOffersRequest, _assistance_pb2.ListScreeningOffersResponse]
-    """Offers of a run, or of a region and year, optionally in some states, in
-    the order they were made, paged.
+    """Offers of a run, of a region and year, or of a person (across runs),
+    optionally in some states, in the order they were made, paged.
     """
     GetScreeningOffer: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetScreeningOfferRequest, _assistance_pb2.GetScreeningOfferResponse]
     """One offer, or NOT_FOUND."""
@@ -260,7 +265,9 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     GetApplication: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetApplicationRequest, _assistance_pb2.GetApplicationResponse]  # type: ignore[assignment]
     """One application, with its working days left and whether it is overdue."""
     ListApplications: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListApplicationsRequest, _assistance_pb2.ListApplicationsResponse]  # type: ignore[assignment]
-    """Applications, oldest first, by region, state, kind, or only the overdue."""
+    """Applications, oldest first, by region, person, state, kind, or only the
+    overdue.
+    """
     DecideApplication: _aio.UnaryUnaryMultiCallable[_assistance_pb2.DecideApplicationRequest, _assistance_pb2.DecideApplicationResponse]  # type: ignore[assignment]
     """Approves or refuses an application, once: a second decision is
     FAILED_PRECONDITION and changes nothing. Approving an
@@ -288,7 +295,9 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     ListSecondaryRuns: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunsRequest, _assistance_pb2.ListSecondaryRunsResponse]  # type: ignore[assignment]
     """Runs, newest first, of a region (and year) if given."""
     ListSecondaryRunEntries: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListSecondaryRunEntriesRequest, _assistance_pb2.ListSecondaryRunEntriesResponse]  # type: ignore[assignment]
-    """A run's persons, in identity-number order, paged."""
+    """A run's persons, in identity-number order, paged; or (`person_id`) one
+    person's entries, in the run or, without a run, across runs in run order.
+    """
     ApproveSecondaryRun: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ApproveSecondaryRunRequest, _assistance_pb2.ApproveSecondaryRunResponse]  # type: ignore[assignment]
     """Approves a run, once (again: FAILED_PRECONDITION, reason ALREADY_APPROVED,
     and nothing paid). Each person is paid the least of the entry's amount and
@@ -300,8 +309,9 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     ListWarnings: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListWarningsRequest, _assistance_pb2.ListWarningsResponse]  # type: ignore[assignment]
     """--- dual early warning ---
     The warnings raised (internal callers only), newest first, of a region
-    and year, optionally of one kind, in one state, or only the overdue ones
-    (undecided `overdue_days` after they were raised, on the bureau's date).
+    and year or of a household, optionally of one kind, in one state, or only
+    the overdue ones (undecided `overdue_days` after they were raised, on the
+    bureau's date).
     A warning is raised when an addition to the burden ledger takes a
     household's yearly burden past the line of its kind, once per household,
     kind and year, and sent to the datashare hub, where the agencies decide.
@@ -336,8 +346,8 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     ListScreeningRuns: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningRunsRequest, _assistance_pb2.ListScreeningRunsResponse]  # type: ignore[assignment]
     """Runs, newest first, of a region (and year) if given."""
     ListScreeningOffers: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListScreeningOffersRequest, _assistance_pb2.ListScreeningOffersResponse]  # type: ignore[assignment]
-    """Offers of a run, or of a region and year, optionally in some states, in
-    the order they were made, paged.
+    """Offers of a run, of a region and year, or of a person (across runs),
+    optionally in some states, in the order they were made, paged.
     """
     GetScreeningOffer: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetScreeningOfferRequest, _assistance_pb2.GetScreeningOfferResponse]  # type: ignore[assignment]
     """One offer, or NOT_FOUND."""
@@ -482,7 +492,9 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assistance_pb2.ListApplicationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.ListApplicationsResponse, _abc.Awaitable[_assistance_pb2.ListApplicationsResponse]]:
-        """Applications, oldest first, by region, state, kind, or only the overdue."""
+        """Applications, oldest first, by region, person, state, kind, or only the
+        overdue.
+        """
 
     @_abc_1.abstractmethod
     def DecideApplication(
@@ -546,7 +558,9 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assistance_pb2.ListSecondaryRunEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.ListSecondaryRunEntriesResponse, _abc.Awaitable[_assistance_pb2.ListSecondaryRunEntriesResponse]]:
-        """A run's persons, in identity-number order, paged."""
+        """A run's persons, in identity-number order, paged; or (`person_id`) one
+        person's entries, in the run or, without a run, across runs in run order.
+        """
 
     @_abc_1.abstractmethod
     def ApproveSecondaryRun(
@@ -570,8 +584,9 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_assistance_pb2.ListWarningsResponse, _abc.Awaitable[_assistance_pb2.ListWarningsResponse]]:
         """--- dual early warning ---
         The warnings raised (internal callers only), newest first, of a region
-        and year, optionally of one kind, in one state, or only the overdue ones
-        (undecided `overdue_days` after they were raised, on the bureau's date).
+        and year or of a household, optionally of one kind, in one state, or only
+        the overdue ones (undecided `overdue_days` after they were raised, on the
+        bureau's date).
         A warning is raised when an addition to the burden ledger takes a
         household's yearly burden past the line of its kind, once per household,
         kind and year, and sent to the datashare hub, where the agencies decide.
@@ -642,8 +657,8 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assistance_pb2.ListScreeningOffersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.ListScreeningOffersResponse, _abc.Awaitable[_assistance_pb2.ListScreeningOffersResponse]]:
-        """Offers of a run, or of a region and year, optionally in some states, in
-        the order they were made, paged.
+        """Offers of a run, of a region and year, or of a person (across runs),
+        optionally in some states, in the order they were made, paged.
         """
 
     @_abc_1.abstractmethod
