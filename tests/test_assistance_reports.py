@@ -509,6 +509,44 @@ def test_every_figure_of_a_small_region_as_computed_by_hand(assistance: Assistan
     assert all(month == 0 for month, _ in year.values())
 
 
+@pytest.mark.parametrize("as_of", ["2027-06-30", "2026-04-10"])
+def test_a_monthly_report_is_each_months_report_in_one_call(
+    assistance: Assistance, as_of: str
+) -> None:
+    """The dashboard's monthly charts: the year and its twelve months in one call, each
+    month as asked alone (overdue judged on the month's last day, or ``as_of`` before)."""
+    small_region(assistance)
+    stub = assistance.stub
+    alone = [
+        stub.GetReport(
+            pb.GetReportRequest(region=XIXIA, year=2026, month=month, as_of=day(as_of)),
+            metadata=INTERNAL,
+        )
+        for month in range(13)
+    ]
+
+    together = stub.GetReport(
+        pb.GetReportRequest(region=XIXIA, year=2026, as_of=day(as_of), monthly=True),
+        metadata=INTERNAL,
+    )
+
+    assert (together.region, together.year, together.month) == (XIXIA, 2026, 0)
+    assert (together.as_of, list(together.rows)) == (alone[0].as_of, list(alone[0].rows))
+    assert [(m.month, m.as_of, list(m.rows)) for m in together.months] == [
+        (answer.month, answer.as_of, list(answer.rows)) for answer in alone[1:]
+    ]
+    assert not alone[0].months
+    monitored = [
+        next(
+            row.month
+            for row in m.rows
+            if (row.figure, row.category) == ("monitored_people", "monitored")
+        )
+        for m in together.months
+    ]
+    assert monitored[2:4] == [1, 2]  # Anna in March; Bo too from 15 April
+
+
 def test_warnings_and_secondary_assistance_count_on_the_day_they_happen(
     assistance: Assistance,
 ) -> None:
@@ -614,6 +652,7 @@ def test_a_newer_version_of_a_person_replaces_their_enrolments(assistance: Assis
         ({"region": "4113", "year": 2026}, "region"),
         ({"region": XIXIA, "year": 1800}, "year"),
         ({"region": XIXIA, "year": 2026, "month": 13}, "month"),
+        ({"region": XIXIA, "year": 2026, "month": 4, "monthly": True}, "monthly"),
     ],
 )
 def test_a_bad_report_request_names_its_field(

@@ -15,6 +15,7 @@ runs, the confirmed screening offers), each dated by its own day (:data:`FIGURES
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -287,6 +288,8 @@ class Report:
     as_of: date
     """The day overdue is judged on: the period's end, or the day asked if earlier."""
     rows: tuple[Row, ...]
+    months: tuple[Report, ...] = ()
+    """Asked ``monthly`` (the whole year): each month's report, January to December."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,19 +434,56 @@ def get_report(
     as_of: date,
     registry: PackRegistry,
     calendar: WorkingCalendar,
+    monthly: bool = False,
 ) -> Report:
     """The region's figures of ``month`` (0: none) and of the year to its end; overdue is
-    judged on the period's last day, or on ``as_of`` if that is earlier."""
-    period = _Period(year, month, as_of)
-    period = _Period(year, month, min(as_of, period.last))
-    figures = _Figures(period)
-    _visit_figures(connection, region, figures)
-    _monitored_people(connection, region, figures)
-    _subsidised_enrolments(connection, region, figures, registry)
-    _warning_figures(connection, region, figures)
-    _application_figures(connection, region, figures, calendar)
-    _assistance_paid(connection, region, figures)
-    return Report(region, year, month, period.as_of, figures.rows())
+    judged on the period's last day, or on ``as_of`` if that is earlier. ``monthly`` (with
+    ``month`` 0): each month's report too, as asked alone, in the same transaction.
+
+    The persons' status histories, which cost most of a report (every person of the
+    region holding a status), are read once for them all; each other figure reads a few
+    thousand rows at most from an index, again for each month."""
+    reading = _Reading(
+        connection,
+        region,
+        year,
+        as_of,
+        registry,
+        calendar,
+        _status_histories(connection, region, year),
+    )
+    report = reading.report(month)
+    if not monthly:
+        return report
+    return dataclasses.replace(report, months=tuple(reading.report(m) for m in range(1, 13)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What one call's reports are read with: the region's status histories of the year
+    read once (:func:`_status_histories`)."""
+
+    connection: sqlalchemy.Connection
+    region: str
+    year: int
+    as_of: date
+    registry: PackRegistry
+    calendar: WorkingCalendar
+    histories: Counter[_History]
+
+    def report(self, month: int) -> Report:
+        """The figures of ``month`` (0: none) and of the year to its end."""
+        connection, region = self.connection, self.region
+        period = _Period(self.year, month, self.as_of)
+        period = _Period(self.year, month, min(self.as_of, period.last))
+        figures = _Figures(period)
+        _visit_figures(connection, region, figures)
+        _monitored_people(self.histories, figures)
+        _subsidised_enrolments(connection, region, figures, self.registry)
+        _warning_figures(connection, region, figures)
+        _application_figures(connection, region, figures, self.calendar)
+        _assistance_paid(connection, region, figures)
+        return Report(region, self.year, month, period.as_of, figures.rows())
 
 
 def _visit_figures(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
@@ -530,10 +570,16 @@ def _ratio(total: int, personal: int) -> int:
     return ((total - personal) * 20_000 + total) // (2 * total)
 
 
-def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _Figures) -> None:
-    """Persons of the region holding a status on a day of the period: in each status's
-    category, and once in ``monitored``."""
-    period = figures.period
+_History = tuple[tuple[str, int, int], ...]
+"""A person's status history within a year: each status held and the first and last month
+of the year a period of it covers, in order."""
+
+
+def _status_histories(
+    connection: sqlalchemy.Connection, region: str, year: int
+) -> Counter[_History]:
+    """The region's persons holding a status on a day of ``year``, by the months of the
+    year their statuses cover (:data:`_History`): how many persons have each."""
     # As text, parsed by orjson, each distinct history once with how many persons have it
     # (the database groups them: a roster gives many persons the same periods): the JSON
     # type's own parsing of each person's took most of the report's time with tens of
@@ -550,20 +596,33 @@ def _monitored_people(connection: sqlalchemy.Connection, region: str, figures: _
         .where(assistance_persons.c.region == region)
         .group_by(periods)
     ).all()
-    first, last = period.first.isoformat(), period.last.isoformat()
-    month_first = period.month_first
-    counted: Counter[tuple[str, int]] = Counter()
-    month_from = "" if month_first is None else month_first.isoformat()
+    first, last = date(year, 1, 1).isoformat(), date(year, 12, 31).isoformat()
+    histories: Counter[_History] = Counter()
     for text, persons in rows:
-        held_month: set[str] = set()
-        held_year: set[str] = set()
-        # ISO dates compare as the days they name.
+        covered = set()
+        # ISO dates compare as the days they name; a month is their 6th and 7th characters.
         for status, valid_from, valid_to, _agency in orjson.loads(text):
             if valid_from > last or (valid_to is not None and valid_to < first):
                 continue
-            held_year.add(status)
-            if month_from and (valid_to is None or valid_to >= month_from):
-                held_month.add(status)
+            from_month = 1 if valid_from < first else int(valid_from[5:7])
+            to_month = 12 if valid_to is None or valid_to > last else int(valid_to[5:7])
+            covered.add((status, from_month, to_month))
+        if covered:
+            histories[tuple(sorted(covered))] += persons
+    return histories
+
+
+def _monitored_people(histories: Counter[_History], figures: _Figures) -> None:
+    """Persons of the region holding a status on a day of the period: in each status's
+    category, and once in ``monitored``."""
+    month = figures.period.month
+    through = figures.period.last.month
+    counted: Counter[tuple[str, int]] = Counter()
+    for history, persons in histories.items():
+        # A period covering a month from its first to its last overlaps the month, and the
+        # year to the month's end from the first on.
+        held_month = {status for status, start, end in history if start <= month <= end}
+        held_year = {status for status, start, _end in history if start <= through}
         for index, held in enumerate((held_month, held_year)):
             for status in held:
                 counted[(status, index)] += persons

@@ -710,6 +710,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         check_year(request.year, "year")
         if not 0 <= request.month <= 12:
             raise InvalidInput("month", f"1 to 12, or 0 for the whole year; got {request.month}")
+        if request.monthly and request.month:
+            raise InvalidInput("monthly", "only for the whole year (month 0)")
         report = await read_in_thread(
             self.engine,
             reports.get_report,
@@ -719,26 +721,37 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
             as_of=common_warnings.as_of(request),
             registry=self.registry,
             calendar=self.calendar,
+            monthly=request.monthly,
         )
         return assistance_pb2.GetReportResponse(
             region=report.region,
             year=report.year,
             month=report.month,
             as_of=from_date(report.as_of),
-            rows=[
-                assistance_pb2.ReportRow(
-                    figure=row.figure,
-                    category=row.category,
-                    category_name=row.category_name,
-                    visit_type=ASSISTANCE_VISIT_TYPES.value(row.visit_type or None),
-                    fund=row.fund,
-                    unit=row.unit,
-                    month=row.month,
-                    year_to_date=row.year_to_date,
+            rows=report_rows(report),
+            months=[
+                assistance_pb2.MonthReport(
+                    month=month.month, as_of=from_date(month.as_of), rows=report_rows(month)
                 )
-                for row in report.rows
+                for month in report.months
             ],
         )
+
+
+def report_rows(report: reports.Report) -> list[assistance_pb2.ReportRow]:
+    return [
+        assistance_pb2.ReportRow(
+            figure=row.figure,
+            category=row.category,
+            category_name=row.category_name,
+            visit_type=ASSISTANCE_VISIT_TYPES.value(row.visit_type or None),
+            fund=row.fund,
+            unit=row.unit,
+            month=row.month,
+            year_to_date=row.year_to_date,
+        )
+        for row in report.rows
+    ]
 
 
 def bill_from_message(message: assistance_pb2.Bill, registry: PackRegistry) -> bills.Bill:

@@ -2965,12 +2965,20 @@ class GetReportRequest(_message.Message):
     YEAR_FIELD_NUMBER: _builtins.int
     MONTH_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    MONTHLY_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """Required: the pooling region."""
     year: _builtins.int
     """Required: the calendar year."""
     month: _builtins.int
     """1 to 12; 0: the whole year (the rows' `month` is then 0 too)."""
+    monthly: _builtins.bool
+    """Only with no month (the whole year): also each month's report, January
+    to December, as GetReport answers it for that month alone
+    (`GetReportResponse.months`): one call for a year's monthly charts, which
+    reads the persons' status histories (most of a report's cost) once
+    instead of thirteen times.
+    """
     @_builtins.property
     def as_of(self) -> _date_pb2.Date:
         """The day to judge overdue on (no later than the period's end); unset:
@@ -2984,10 +2992,11 @@ class GetReportRequest(_message.Message):
         year: _builtins.int = ...,
         month: _builtins.int = ...,
         as_of: _date_pb2.Date | None = ...,
+        monthly: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "month", b"month", "region", b"region", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "month", b"month", "monthly", b"monthly", "region", b"region", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3059,6 +3068,7 @@ class GetReportResponse(_message.Message):
     MONTH_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     year: _builtins.int
     month: _builtins.int
@@ -3068,6 +3078,12 @@ class GetReportResponse(_message.Message):
 
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportRow]: ...
+    @_builtins.property
+    def months(self) -> _containers.RepeatedCompositeFieldContainer[Global___MonthReport]:
+        """Asked `monthly`: the twelve months' reports, January to December (empty
+        otherwise).
+        """
+
     def __init__(
         self,
         *,
@@ -3076,11 +3092,48 @@ class GetReportResponse(_message.Message):
         month: _builtins.int = ...,
         as_of: _date_pb2.Date | None = ...,
         rows: _abc.Iterable[Global___ReportRow] | None = ...,
+        months: _abc.Iterable[Global___MonthReport] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "month", b"month", "region", b"region", "rows", b"rows", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "month", b"month", "months", b"months", "region", b"region", "rows", b"rows", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetReportResponse: _TypeAlias = GetReportResponse  # noqa: Y015
+
+@_typing.final
+class MonthReport(_message.Message):
+    """One month's figures within a GetReportResponse: the `month`, `as_of` and
+    `rows` that GetReport answers when asked for that month alone (each row's
+    `month` the month's figure, `year_to_date` from 1 January to its end).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTH_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    month: _builtins.int
+    @_builtins.property
+    def as_of(self) -> _date_pb2.Date:
+        """The day overdue was judged on: the month's last day, or the request's
+        `as_of` if earlier.
+        """
+
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportRow]: ...
+    def __init__(
+        self,
+        *,
+        month: _builtins.int = ...,
+        as_of: _date_pb2.Date | None = ...,
+        rows: _abc.Iterable[Global___ReportRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "month", b"month", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MonthReport: _TypeAlias = MonthReport  # noqa: Y015

@@ -453,8 +453,10 @@ class AssistanceServiceServicer:
         """--- reports ---
         The monitoring figures of a region's year (docs/domain.md section 8;
         internal callers only): for the month asked, and for the year to its end
-        (no month: the whole year), by category and visit type, one row a figure.
-        INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
+        (no month: the whole year), by category and visit type, one row a figure;
+        with `monthly`, each month's figures too, in one call.
+        INVALID_ARGUMENT for a region no pack knows, a year or month out of range,
+        `monthly` with a month.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -194,8 +194,10 @@ class AssistanceServiceStub:
     """--- reports ---
     The monitoring figures of a region's year (docs/domain.md section 8;
     internal callers only): for the month asked, and for the year to its end
-    (no month: the whole year), by category and visit type, one row a figure.
-    INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
+    (no month: the whole year), by category and visit type, one row a figure;
+    with `monthly`, each month's figures too, in one call.
+    INVALID_ARGUMENT for a region no pack knows, a year or month out of range,
+    `monthly` with a month.
     """
 
 @_typing.type_check_only
@@ -364,8 +366,10 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     """--- reports ---
     The monitoring figures of a region's year (docs/domain.md section 8;
     internal callers only): for the month asked, and for the year to its end
-    (no month: the whole year), by category and visit type, one row a figure.
-    INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
+    (no month: the whole year), by category and visit type, one row a figure;
+    with `monthly`, each month's figures too, in one call.
+    INVALID_ARGUMENT for a region no pack knows, a year or month out of range,
+    `monthly` with a month.
     """
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -693,8 +697,10 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         """--- reports ---
         The monitoring figures of a region's year (docs/domain.md section 8;
         internal callers only): for the month asked, and for the year to its end
-        (no month: the whole year), by category and visit type, one row a figure.
-        INVALID_ARGUMENT for a region no pack knows, a year or month out of range.
+        (no month: the whole year), by category and visit type, one row a figure;
+        with `monthly`, each month's figures too, in one call.
+        INVALID_ARGUMENT for a region no pack knows, a year or month out of range,
+        `monthly` with a month.
         """
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
