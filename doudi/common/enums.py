@@ -18,6 +18,7 @@ ASSERTION_KINDS = EnumCodes(datashare_pb2.AssertionKind, "ASSERTION_KIND_")
 COMPARISON_CLASSES = EnumCodes(datashare_pb2.ComparisonClass, "COMPARISON_CLASS_")
 GAP_REASONS = EnumCodes(datashare_pb2.GapReason, "GAP_REASON_")
 ROSTER_STATES = EnumCodes(datashare_pb2.RosterState, "ROSTER_STATE_")
+CONSOLE_ROLES = EnumCodes(datashare_pb2.ConsoleRole, "CONSOLE_ROLE_")
 
 # Settlement's own copies of the vocabularies it keeps of a person (its contract imports
 # no other service's), with the owners' names and numbers: what enrollment and datashare

@@ -1,7 +1,9 @@
 """The datashare service's gRPC server: ``python -m services.datashare``.
 
 Callers are the platform (the internal token) and the agencies (their own API
-keys, ``DOUDI_AGENCY_KEYS``); hospitals are not callers of this service.
+keys, ``DOUDI_AGENCY_KEYS``); hospitals are not callers of this service. The platform
+may name the web console's account a call is made for (``doudi-console-user``): an
+agency clerk's is served as its agency's key (:meth:`DatashareServicer._caller`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,29 +27,31 @@ from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     AGENCIES,
     COMPARISON_CLASSES,
+    CONSOLE_ROLES,
     STATUSES,
 )
-from doudi.common.errors import PermissionDenied
+from doudi.common.errors import PermissionDenied, Unauthenticated
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
+    CallerKind,
     Registrar,
     ServiceSpec,
     Setup,
     chain,
+    current_caller,
     internal_authenticator,
-    require,
     run_service,
 )
 from doudi.common.outbox import Sender, received_batch, received_person
-from doudi.common.protos import optional_date, to_date
+from doudi.common.protos import optional_date, to_date, to_timestamp
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
 from doudi.core.statuses import AGENCIES as STATUS_AGENCIES
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
-from services.datashare import comparison, rosters, service, warnings
+from services.datashare import comparison, console_users, rosters, service, warnings
 from services.datashare.delivery import Deliveries, start_deliveries
 from services.datashare.messages import (
     assertion_message,
@@ -82,19 +87,26 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         revocation_limit_percent: int = 5,
         *,
         decisions: Sender,
+        dummy_hash: str,
+        lockout_attempts: int = 5,
+        lockout: timedelta = timedelta(minutes=15),
     ) -> None:
         self.engine = engine
         self.delivery = delivery
         self.regions = regions
         self.revocation_limit_percent = revocation_limit_percent
         self.decisions = decisions
+        # --- the console's accounts: an unknown user's password is checked against this ---
+        self.dummy_hash = dummy_hash
+        self.lockout_attempts = lockout_attempts
+        self.lockout = lockout
 
     async def AssertStatus(
         self,
         request: datashare_pb2.AssertStatusRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.AssertStatusResponse:
-        caller = require("agency", "internal")
+        caller = await self._caller(context, "agency", "internal")
         agency = acting_agency(caller, context.invocation_metadata())
         handler = service.record_status if caller.kind == "agency" else record_status_for_agency
         assertion = await self._record(ASSERT, request, request.household_id, agency, handler)
@@ -105,7 +117,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.RevokeStatusRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.RevokeStatusResponse:
-        agency = require("agency").id
+        agency = (await self._caller(context, "agency")).id
         assertion = await self._record(REVOKE, request, None, agency, service.record_status)
         return datashare_pb2.RevokeStatusResponse(assertion=assertion_message(assertion))
 
@@ -138,7 +150,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.GetPersonStatusesRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.GetPersonStatusesResponse:
-        reader = _reading_agency(require("internal", "agency"))
+        reader = await self._reading_agency(context)
         periods = await self._agency_read(
             reader,
             service.person_statuses,
@@ -153,7 +165,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.ListStatusAssertionsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListStatusAssertionsResponse:
-        reader = _reading_agency(require("internal", "agency"))
+        reader = await self._reading_agency(context)
         page = await self._agency_read(
             reader,
             service.list_assertions,
@@ -172,7 +184,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.ListAuditEventsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListAuditEventsResponse:
-        require("internal")
+        await self._caller(context, "internal")
         page = await read_in_thread(
             self.engine,
             service.list_audit_events,
@@ -183,6 +195,74 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         return datashare_pb2.ListAuditEventsResponse(
             events=[event_message(e) for e in page.items], next_page_token=page.next_page_token
         )
+
+    async def _caller(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        *kinds: CallerKind,
+        clerks: bool = False,
+    ) -> Caller:
+        """Who the call is served as, if of one of ``kinds`` (PERMISSION_DENIED otherwise):
+        the authenticated caller, or for an internal call made for a console account
+        (``doudi-console-user``) the account's: an agency clerk's as its agency with the
+        account's regions, as if the agency's key had called (only where ``clerks``: the
+        methods agencies call; the reads audited with the username,
+        :func:`service.acting_for_console`), a staff member's as the platform. An unknown
+        or disabled account is PERMISSION_DENIED."""
+        caller = current_caller()
+        named = [
+            str(value) for key, value in context.invocation_metadata() or () if key == CONSOLE_USER
+        ]
+        if named:
+            user = await self._console_user(caller, named)
+            if user.role == console_users.AGENCY_CLERK:
+                if not clerks:
+                    raise PermissionDenied(
+                        "an agency clerk may not call this method through the console",
+                        field=CONSOLE_USER,
+                    )
+                warnings.serving(user.served_regions)
+                service.acting_for_console(user.username)
+                caller = Caller("agency", str(user.agency))
+        if caller.kind not in kinds:
+            raise PermissionDenied(f"{caller.kind} callers may not call this method")
+        return caller
+
+    async def _console_user(self, caller: Caller, named: list[str]) -> console_users.ConsoleUser:
+        """The enabled console account an internal call is made for."""
+        if caller.kind != "internal":
+            raise PermissionDenied(
+                f"only the platform calls for a console user, not {caller.kind} callers",
+                field=CONSOLE_USER,
+            )
+        if len(named) != 1:
+            raise InvalidInput(CONSOLE_USER, "the one console user the call is made for")
+        username = console_users.known_username(named[0])
+        user = None
+        if username is not None:
+            user = await read_in_thread(self.engine, console_users.find, username=username)
+        if user is None or user.disabled:
+            raise PermissionDenied(
+                f"no enabled console user {named[0].strip().lower()[:40]!r}",
+                reason="CONSOLE_USER_REFUSED",
+                field=CONSOLE_USER,
+            )
+        return user
+
+    async def _reading_agency(self, context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+        """The agency whose reads are limited and audited; None for the platform."""
+        caller = await self._caller(context, "internal", "agency", clerks=True)
+        return caller.id if caller.kind == "agency" else None
+
+    async def _warning_reader(
+        self, context: grpc.aio.ServicerContext[Any, Any], *kinds: CallerKind
+    ) -> warnings.Reader:
+        """An agency with the regions its key (or console account) serves, or the platform
+        (every region)."""
+        caller = await self._caller(context, *kinds, clerks=True)
+        if caller.kind != "agency":
+            return warnings.Reader(None, None)
+        return warnings.Reader(caller.id, warnings.key_regions())
 
     async def _agency_read(
         self, agency: str | None, handler: Callable[..., T], /, **arguments: Any
@@ -200,7 +280,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request_iterator: AsyncIterator[datashare_pb2.SubmitRosterRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.SubmitRosterResponse:
-        agency = require("agency").id
+        agency = (await self._caller(context, "agency")).id
         # Each step runs to its end in its thread even if the call is cancelled meanwhile
         # (the agency's client went away): what it did is then known, and undone unless
         # the roster was recorded.
@@ -302,7 +382,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.GetRosterSubmissionRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.GetRosterSubmissionResponse:
-        reader = _reading_agency(require("internal", "agency"))
+        reader = await self._reading_agency(context)
         submission = await self._agency_read(
             reader, rosters.get, submission_id=request.submission_id
         )
@@ -313,7 +393,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.ListRosterSubmissionsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListRosterSubmissionsResponse:
-        reader = _reading_agency(require("internal", "agency"))
+        reader = await self._reading_agency(context)
         page, token = await self._agency_read(
             reader,
             rosters.list_submissions,
@@ -333,7 +413,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.RecordRegisterRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.RecordRegisterResponse:
-        require("internal")
+        await self._caller(context, "internal")
         persons = []
         for where, person in received_batch(request.persons):
             person_id = received_person(person.person_id, person.version, where)
@@ -358,7 +438,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.CompareRostersRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.CompareRostersResponse:
-        require("internal")
+        await self._caller(context, "internal")
         result = await write_in_thread(
             self.engine,
             comparison.compare,
@@ -373,7 +453,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.GetComparisonRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.GetComparisonResponse:
-        reader = _reading_agency(require("internal", "agency"))
+        reader = await self._reading_agency(context)
         result = await self._agency_read(
             reader, comparison.get, comparison_id=request.comparison_id
         )
@@ -384,7 +464,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.ListComparisonsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListComparisonsResponse:
-        reader = _reading_agency(require("internal", "agency"))
+        reader = await self._reading_agency(context)
         page, token = await self._agency_read(
             reader,
             comparison.list_comparisons,
@@ -401,7 +481,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.ListComparisonEntriesRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListComparisonEntriesResponse:
-        reader = _reading_agency(require("internal", "agency"))
+        reader = await self._reading_agency(context)
         page, token = await self._agency_read(
             reader,
             comparison.list_entries,
@@ -423,7 +503,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.RecordWarningsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.RecordWarningsResponse:
-        require("internal")
+        await self._caller(context, "internal")
         if not request.warnings:
             raise InvalidInput("warnings", "required: at least one warning")
         if len(request.warnings) > common_warnings.MAX_BATCH:
@@ -440,7 +520,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.ListWarningsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.ListWarningsResponse:
-        reader = _warning_reader(require("internal", "agency"))
+        reader = await self._warning_reader(context, "internal", "agency")
         if request.year:
             check_year(request.year, "year")
         on = common_warnings.as_of(request)
@@ -465,7 +545,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.GetWarningRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.GetWarningResponse:
-        reader = _warning_reader(require("internal", "agency"))
+        reader = await self._warning_reader(context, "internal", "agency")
         found = await self._agency_read(
             reader.agency,
             warnings.get_warning,
@@ -482,7 +562,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.AcknowledgeWarningRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.AcknowledgeWarningResponse:
-        reader = _warning_reader(require("agency"))
+        reader = await self._warning_reader(context, "agency")
         found = await write_in_thread(
             self.engine,
             warnings.acknowledge,
@@ -501,7 +581,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         request: datashare_pb2.DecideWarningRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> datashare_pb2.DecideWarningResponse:
-        reader = _warning_reader(require("agency"))
+        reader = await self._warning_reader(context, "agency")
         which = request.WhichOneof("decision")
         if which is None:
             raise InvalidInput("decision", "required: certify or dismiss")
@@ -531,12 +611,175 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             warning=_warning_message(found, common_warnings.as_of(None))
         )
 
+    # --- the console's accounts -------------------------------------------------------
 
-def _warning_reader(caller: Caller) -> warnings.Reader:
-    """An agency with the regions its key serves, or the platform (every region)."""
-    if caller.kind != "agency":
-        return warnings.Reader(None, None)
-    return warnings.Reader(caller.id, warnings.key_regions())
+    async def CreateConsoleUser(
+        self,
+        request: datashare_pb2.CreateConsoleUserRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.CreateConsoleUserResponse:
+        await self._caller(context, "internal")
+        account = console_users.checked_account(
+            username=request.username,
+            display_name=request.display_name,
+            role=CONSOLE_ROLES.code(request.role, "role"),
+            agency=request.agency,
+            regions=list(request.regions),
+            password=request.password,
+            known_regions=self.regions,
+        )
+        password_hash = await asyncio.to_thread(console_users.hash_password, request.password)
+        user = await write_in_thread(
+            self.engine,
+            console_users.create,
+            account=account,
+            password_hash=password_hash,
+            now=datetime.now(UTC),
+        )
+        return datashare_pb2.CreateConsoleUserResponse(user=_user_message(user))
+
+    async def GetConsoleUser(
+        self,
+        request: datashare_pb2.GetConsoleUserRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.GetConsoleUserResponse:
+        await self._caller(context, "internal")
+        user = await read_in_thread(self.engine, console_users.get, username=request.username)
+        return datashare_pb2.GetConsoleUserResponse(user=_user_message(user))
+
+    async def ListConsoleUsers(
+        self,
+        request: datashare_pb2.ListConsoleUsersRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.ListConsoleUsersResponse:
+        await self._caller(context, "internal")
+        users, token = await read_in_thread(
+            self.engine,
+            console_users.list_users,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return datashare_pb2.ListConsoleUsersResponse(
+            users=[_user_message(user) for user in users], next_page_token=token
+        )
+
+    async def DisableConsoleUser(
+        self,
+        request: datashare_pb2.DisableConsoleUserRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.DisableConsoleUserResponse:
+        await self._caller(context, "internal")
+        user = await write_in_thread(self.engine, console_users.disable, username=request.username)
+        return datashare_pb2.DisableConsoleUserResponse(user=_user_message(user))
+
+    async def ResetConsolePassword(
+        self,
+        request: datashare_pb2.ResetConsolePasswordRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.ResetConsolePasswordResponse:
+        await self._caller(context, "internal")
+        console_users.username_of(request.username)
+        password = console_users.check_password(request.password)
+        password_hash = await asyncio.to_thread(console_users.hash_password, password)
+        user = await write_in_thread(
+            self.engine,
+            console_users.reset_password,
+            username=request.username,
+            password_hash=password_hash,
+            now=datetime.now(UTC),
+        )
+        return datashare_pb2.ResetConsolePasswordResponse(user=_user_message(user))
+
+    async def AuthenticateConsoleUser(
+        self,
+        request: datashare_pb2.AuthenticateConsoleUserRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.AuthenticateConsoleUserResponse:
+        await self._caller(context, "internal")
+        username = console_users.known_username(request.username)
+        stored = None
+        if username is not None:
+            stored = await read_in_thread(self.engine, console_users.find_stored, username=username)
+        now = datetime.now(UTC)
+        matched: bool | None = None
+        rehashed = None
+        if stored is None or stored.user.disabled or not stored.user.locked(now):
+            # An unknown or disabled account is checked against a hash all the same: the
+            # time taken does not tell whether it exists.
+            password_hash = self.dummy_hash if stored is None else stored.password_hash
+            matched = await asyncio.to_thread(_check, password_hash, request.password)
+            if matched and stored is not None and console_users.needs_rehash(password_hash):
+                rehashed = await asyncio.to_thread(console_users.hash_password, request.password)
+        login = await write_in_thread(
+            self.engine,
+            console_users.record_login,
+            given=request.username,
+            stored=stored,
+            matched=matched,
+            rehashed=rehashed,
+            now=now,
+            attempts=self.lockout_attempts,
+            lock_for=self.lockout,
+        )
+        if login.outcome == console_users.SUCCESS and login.user is not None:
+            return datashare_pb2.AuthenticateConsoleUserResponse(user=_user_message(login.user))
+        until = None if login.user is None else login.user.lock_in_force(now)
+        if login.outcome == console_users.LOCKED and until is not None:
+            raise Unauthenticated(
+                "too many failed logins: the account is locked until "
+                f"{until.isoformat()}; an administrator may reset its password",
+                reason="LOCKED",
+                metadata={"locked_until": until.isoformat()},
+            )
+        raise Unauthenticated(BAD_CREDENTIALS, reason="BAD_CREDENTIALS")
+
+    async def RecordPersonView(
+        self,
+        request: datashare_pb2.RecordPersonViewRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.RecordPersonViewResponse:
+        await self._caller(context, "internal")
+        view = await write_in_thread(
+            self.engine,
+            console_users.record_person_view,
+            username=request.username,
+            person_id=request.person_id,
+            purpose=request.purpose,
+            now=datetime.now(UTC),
+        )
+        if view.refused is not None:  # the refusal is recorded (committed) first
+            raise PermissionDenied(view.refused, field=view.field)
+        return datashare_pb2.RecordPersonViewResponse(event_id=view.event_id)
+
+
+BAD_CREDENTIALS = "wrong username or password"
+"""What a login with a wrong password, an unknown username or a disabled account is told."""
+
+
+def _check(password_hash: str, password: str) -> bool:
+    """Whether the password matches the hash; one longer than any account may have matches
+    nothing (and is not hashed)."""
+    if len(password) > console_users.MAX_PASSWORD_LENGTH:
+        return False
+    return console_users.verify(password_hash, password)
+
+
+def _user_message(user: console_users.ConsoleUser) -> datashare_pb2.ConsoleUser:
+    message = datashare_pb2.ConsoleUser(
+        username=user.username,
+        display_name=user.display_name,
+        role=CONSOLE_ROLES.value(user.role),
+        agency=user.agency or "",
+        regions=user.regions,
+        disabled=user.disabled,
+        created_at=to_timestamp(user.created_at),
+        password_changed_at=to_timestamp(user.password_changed_at),
+        failed_logins=user.failed_logins,
+    )
+    until = user.lock_in_force(datetime.now(UTC))
+    if until is not None:
+        message.locked_until.CopyFrom(to_timestamp(until))
+    return message
 
 
 def _warning_message(warning: common_warnings.Warning, on: date) -> datashare_pb2.Warning:
@@ -614,6 +857,9 @@ async def _abandon_stale_rosters(engine: sqlalchemy.Engine, max_seconds: float) 
 
 ACTING_FOR = "doudi-acting-for"
 """The call metadata in which the platform names the agency it asserts a status for."""
+CONSOLE_USER = "doudi-console-user"
+"""The call metadata in which the platform (the gateway's console) names the console
+account a call is made for (:meth:`DatashareServicer._caller`)."""
 
 
 def acting_agency(caller: Caller, metadata: Iterable[tuple[str, Any]] | None) -> str:
@@ -659,11 +905,6 @@ def record_status_for_agency(
     return assertion
 
 
-def _reading_agency(caller: Caller) -> str | None:
-    """The agency whose reads are limited and audited; None for the platform."""
-    return caller.id if caller.kind == "agency" else None
-
-
 def agency_authenticator(keys: Mapping[str, AgencyKey]) -> Authenticator:
     """Accepts an agency's API key as the caller ``agency/<code>``; the regions the key
     serves hold for the call (:func:`warnings.key_regions`).
@@ -701,12 +942,17 @@ def setup(settings: Settings) -> Setup:
         registry = await asyncio.to_thread(PackRegistry.load)
         # --- dual early warning: decisions go back to assistance ---
         decisions = outbox.start(stack, decision_sender(engine, settings, assistance))
+        # --- the console's accounts ---
+        dummy_hash = await asyncio.to_thread(console_users.hash_password, secrets.token_urlsafe(24))
         servicer = DatashareServicer(
             engine,
             delivery,
             registry.regions,
             settings.roster_revocation_limit_percent,
             decisions=decisions,
+            dummy_hash=dummy_hash,
+            lockout_attempts=settings.console_lockout_attempts,
+            lockout=timedelta(minutes=settings.console_lockout_minutes),
         )
 
         def register(server: grpc.aio.Server) -> None:

@@ -11,6 +11,7 @@ runs an agency's read in a write transaction (``DatashareServicer._agency_read``
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import operator
 from collections.abc import Sequence
@@ -314,11 +315,13 @@ def _audit_person_read(
         )
 
 
-def checked_purpose(purpose: str) -> str:
-    """Why an agency reads personal data: required, and short."""
+def checked_purpose(
+    purpose: str, required: str = "required: agencies say why they read a person's data"
+) -> str:
+    """Why an agency reads personal data: ``required``, and short."""
     why = purpose.strip()
     if not why:
-        raise InvalidInput("purpose", "required: agencies say why they read a person's data")
+        raise InvalidInput("purpose", required)
     if len(why) > MAX_PURPOSE_LENGTH:
         raise InvalidInput("purpose", f"at most {MAX_PURPOSE_LENGTH} characters, got {len(why)}")
     return why
@@ -334,7 +337,10 @@ def record_reads(
     subject: str | None = None,
 ) -> None:
     """Audit an agency's read, in the transaction that reads: one row per person whose
-    data it saw, or one row naming the ``subject`` when it saw no person's."""
+    data it saw, or one row naming the ``subject`` when it saw no person's. A read by an
+    agency clerk through the console (:func:`acting_for_console`) has its purpose
+    prefixed ``console <username>: ``."""
+    purpose = _through_console(purpose)
     now = datetime.now(UTC)
     rows = [
         {
@@ -348,6 +354,32 @@ def record_reads(
         for person_id in (list(person_ids) if person_ids else [None])
     ]
     connection.execute(insert(audit_events), rows)
+
+
+_console_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "console_user", default=None
+)
+
+
+def acting_for_console(username: str) -> None:
+    """The servicer's note, for the call: it is an agency clerk's, made through the console
+    by ``username`` (``doudi-console-user``); the agency's reads are audited with the
+    username in their purpose."""
+    _console_user.set(username)
+
+
+def _through_console(purpose: str) -> str:
+    username = _console_user.get()
+    if username is None:
+        return purpose
+    prefix = f"console {username}: "
+    if len(prefix) + len(purpose) > MAX_PURPOSE_LENGTH:
+        raise InvalidInput(
+            "purpose",
+            f"at most {MAX_PURPOSE_LENGTH - len(prefix)} characters through the console, "
+            f"got {len(purpose)}",
+        )
+    return prefix + purpose
 
 
 # -- values ---------------------------------------------------------------------

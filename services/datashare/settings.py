@@ -48,6 +48,13 @@ class Settings(SenderSettings):
     the region (``DOUDI_ROSTER_REVOCATION_LIMIT_PERCENT``) is refused unless the clerk
     confirms the number of revocations (assumed: a month's usual turnover of a roster is
     well under it, and a file cut short or of the wrong region far above)."""
+    console_lockout_attempts: int = Field(default=5, ge=1, le=1000)
+    """Failed logins in a row after which a console account is locked
+    (``DOUDI_CONSOLE_LOCKOUT_ATTEMPTS``; ``AuthenticateConsoleUser``): every attempt while
+    it is locked is refused, the right password too."""
+    console_lockout_minutes: float = Field(default=15.0, gt=0, le=7 * 24 * 60)
+    """How long a console account stays locked (``DOUDI_CONSOLE_LOCKOUT_MINUTES``); the
+    attempts made meanwhile do not extend it, and a password reset ends it."""
 
     @field_validator("agency_keys", mode="before")
     @classmethod

@@ -7,7 +7,8 @@ the rosters whose changed persons it has not all received. ``roster_submissions`
 records every roster an agency submitted; ``received_rows`` the rows of the
 rosters still arriving, ``roster_rows`` the rows of each agency's current roster
 of a region (a superseded roster's rows are dropped once the difference is
-recorded as assertions and revocations).
+recorded as assertions and revocations). ``console_users`` holds the web console's
+accounts, with their password hashes and lock-outs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     text,
 )
 
@@ -259,4 +261,27 @@ warnings = warnings_table(metadata, raised_here=False)
 # Warnings whose decisions the assistance service has not received yet (doudi.common.outbox).
 warning_decision_deliveries = outbox_table(
     metadata, "warning_decision_deliveries", "warning_id", 20
+)
+
+# --- the console's accounts -----------------------------------------------------------
+
+# The web console's accounts (services/datashare/console_users.py): the bureau's staff and
+# the agencies' clerks. The password only as its argon2id hash.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("username", String(32), primary_key=True),
+    Column("display_name", String(64), nullable=False),
+    # case_worker / analyst / supervisor / administrator / agency_clerk
+    Column("role", String(16), nullable=False),
+    Column("agency", String(32), nullable=True),  # an agency clerk's; NULL for staff
+    # An agency clerk's regions, space-separated in order; "" for every region (and staff).
+    Column("regions", Text, nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("disabled", sqlalchemy.Boolean, nullable=False),
+    # Failed logins in a row, counted in SQL (concurrent attempts each count).
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("password_changed_at", DateTime(timezone=True), nullable=False),
 )

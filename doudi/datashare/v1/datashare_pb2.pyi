@@ -291,6 +291,43 @@ WARNING_STATE_CERTIFIED: WarningState.ValueType  # 3
 WARNING_STATE_DISMISSED: WarningState.ValueType  # 4
 Global___WarningState: _TypeAlias = WarningState  # noqa: Y015
 
+class _ConsoleRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsoleRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsoleRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSOLE_ROLE_UNSPECIFIED: _ConsoleRole.ValueType  # 0
+    CONSOLE_ROLE_CASE_WORKER: _ConsoleRole.ValueType  # 1
+    """The bureau's case worker (经办人员)."""
+    CONSOLE_ROLE_ANALYST: _ConsoleRole.ValueType  # 2
+    """The bureau's analyst (分析人员)."""
+    CONSOLE_ROLE_SUPERVISOR: _ConsoleRole.ValueType  # 3
+    """The bureau's supervisor (审核人员)."""
+    CONSOLE_ROLE_ADMINISTRATOR: _ConsoleRole.ValueType  # 4
+    """The bureau's administrator of the console (系统管理员)."""
+    CONSOLE_ROLE_AGENCY_CLERK: _ConsoleRole.ValueType  # 5
+    """An agency's clerk: served as the agency (its key's limits)."""
+
+class ConsoleRole(_ConsoleRole, metaclass=_ConsoleRoleEnumTypeWrapper):
+    """--- the console's accounts ---
+
+    What a console user may do.
+    """
+
+CONSOLE_ROLE_UNSPECIFIED: ConsoleRole.ValueType  # 0
+CONSOLE_ROLE_CASE_WORKER: ConsoleRole.ValueType  # 1
+"""The bureau's case worker (经办人员)."""
+CONSOLE_ROLE_ANALYST: ConsoleRole.ValueType  # 2
+"""The bureau's analyst (分析人员)."""
+CONSOLE_ROLE_SUPERVISOR: ConsoleRole.ValueType  # 3
+"""The bureau's supervisor (审核人员)."""
+CONSOLE_ROLE_ADMINISTRATOR: ConsoleRole.ValueType  # 4
+"""The bureau's administrator of the console (系统管理员)."""
+CONSOLE_ROLE_AGENCY_CLERK: ConsoleRole.ValueType  # 5
+"""An agency's clerk: served as the agency (its key's limits)."""
+Global___ConsoleRole: _TypeAlias = ConsoleRole  # noqa: Y015
+
 @_typing.final
 class StatusAssertion(_message.Message):
     """One record of the registry: an agency certified (or withdrew) a status of
@@ -1994,3 +2031,418 @@ class DecideWarningResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecideWarningResponse: _TypeAlias = DecideWarningResponse  # noqa: Y015
+
+@_typing.final
+class ConsoleUser(_message.Message):
+    """An account of the console. Never carries the password or its hash."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    PASSWORD_CHANGED_AT_FIELD_NUMBER: _builtins.int
+    FAILED_LOGINS_FIELD_NUMBER: _builtins.int
+    LOCKED_UNTIL_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    """3 to 32 characters of a-z, 0-9, `.`, `_` and `-` (read in lower case),
+    unique.
+    """
+    display_name: _builtins.str
+    """The name shown, 1 to 64 characters (王芳)."""
+    role: Global___ConsoleRole.ValueType
+    """What the user may do."""
+    agency: _builtins.str
+    """The agency code (`civil_affairs`, ...) of an agency clerk: required for
+    one, empty for staff.
+    """
+    disabled: _builtins.bool
+    """Disabled: cannot sign in, nor be acted for."""
+    failed_logins: _builtins.int
+    """Output only: failed logins in a row since the last success (a reset
+    clears them, and the first failure after a lock ran out counts 1).
+    """
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """An agency clerk's pooling regions (6-digit codes, each with a policy
+        pack at the hub), in order; empty: every region of the hub's packs.
+        Empty for staff.
+        """
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only: when the account was created."""
+
+    @_builtins.property
+    def password_changed_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only: when the password was last set (created or reset)."""
+
+    @_builtins.property
+    def locked_until(self) -> _timestamp_pb2.Timestamp:
+        """Output only: until when the account is locked; unset when not locked."""
+
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        role: Global___ConsoleRole.ValueType = ...,
+        agency: _builtins.str = ...,
+        regions: _abc.Iterable[_builtins.str] | None = ...,
+        disabled: _builtins.bool = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        password_changed_at: _timestamp_pb2.Timestamp | None = ...,
+        failed_logins: _builtins.int = ...,
+        locked_until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "locked_until", b"locked_until", "password_changed_at", b"password_changed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "created_at", b"created_at", "disabled", b"disabled", "display_name", b"display_name", "failed_logins", b"failed_logins", "locked_until", b"locked_until", "password_changed_at", b"password_changed_at", "regions", b"regions", "role", b"role", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsoleUser: _TypeAlias = ConsoleUser  # noqa: Y015
+
+@_typing.final
+class CreateConsoleUserRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    """3 to 32 characters of a-z, 0-9, `.`, `_` and `-`; upper case is read
+    as lower.
+    """
+    display_name: _builtins.str
+    """1 to 64 characters."""
+    role: Global___ConsoleRole.ValueType
+    """Required."""
+    agency: _builtins.str
+    """An agency clerk's agency code: required for one, empty for staff."""
+    password: _builtins.str
+    """The first password: 12 to 256 characters."""
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """An agency clerk's pooling regions; empty: every region. Empty for staff."""
+
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        role: Global___ConsoleRole.ValueType = ...,
+        agency: _builtins.str = ...,
+        regions: _abc.Iterable[_builtins.str] | None = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "display_name", b"display_name", "password", b"password", "regions", b"regions", "role", b"role", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateConsoleUserRequest: _TypeAlias = CreateConsoleUserRequest  # noqa: Y015
+
+@_typing.final
+class CreateConsoleUserResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___ConsoleUser:
+        """The account created."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___ConsoleUser | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateConsoleUserResponse: _TypeAlias = CreateConsoleUserResponse  # noqa: Y015
+
+@_typing.final
+class GetConsoleUserRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    """The account's username."""
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsoleUserRequest: _TypeAlias = GetConsoleUserRequest  # noqa: Y015
+
+@_typing.final
+class GetConsoleUserResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___ConsoleUser:
+        """The account."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___ConsoleUser | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsoleUserResponse: _TypeAlias = GetConsoleUserResponse  # noqa: Y015
+
+@_typing.final
+class ListConsoleUsersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    """From a previous answer's `next_page_token`; empty: the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsoleUsersRequest: _TypeAlias = ListConsoleUsersRequest  # noqa: Y015
+
+@_typing.final
+class ListConsoleUsersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The next page's token; empty after the last page."""
+    @_builtins.property
+    def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsoleUser]:
+        """The accounts in username order."""
+
+    def __init__(
+        self,
+        *,
+        users: _abc.Iterable[Global___ConsoleUser] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsoleUsersResponse: _TypeAlias = ListConsoleUsersResponse  # noqa: Y015
+
+@_typing.final
+class DisableConsoleUserRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    """The account's username."""
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableConsoleUserRequest: _TypeAlias = DisableConsoleUserRequest  # noqa: Y015
+
+@_typing.final
+class DisableConsoleUserResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___ConsoleUser:
+        """The account, disabled."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___ConsoleUser | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableConsoleUserResponse: _TypeAlias = DisableConsoleUserResponse  # noqa: Y015
+
+@_typing.final
+class ResetConsolePasswordRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    """The account's username."""
+    password: _builtins.str
+    """The new password: 12 to 256 characters."""
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetConsolePasswordRequest: _TypeAlias = ResetConsolePasswordRequest  # noqa: Y015
+
+@_typing.final
+class ResetConsolePasswordResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___ConsoleUser:
+        """The account, with no failed logins and no lock."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___ConsoleUser | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetConsolePasswordResponse: _TypeAlias = ResetConsolePasswordResponse  # noqa: Y015
+
+@_typing.final
+class AuthenticateConsoleUserRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    """The username as typed (read in lower case)."""
+    password: _builtins.str
+    """The password as typed."""
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthenticateConsoleUserRequest: _TypeAlias = AuthenticateConsoleUserRequest  # noqa: Y015
+
+@_typing.final
+class AuthenticateConsoleUserResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___ConsoleUser:
+        """The account signed in."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___ConsoleUser | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthenticateConsoleUserResponse: _TypeAlias = AuthenticateConsoleUserResponse  # noqa: Y015
+
+@_typing.final
+class RecordPersonViewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    """The console user viewing the page."""
+    person_id: _builtins.str
+    """The identity number of the person whose page it is."""
+    purpose: _builtins.str
+    """Why the user views it, as the user gave it: 1 to 200 characters."""
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id", "purpose", b"purpose", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonViewRequest: _TypeAlias = RecordPersonViewRequest  # noqa: Y015
+
+@_typing.final
+class RecordPersonViewResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.int
+    """The audit event recorded."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPersonViewResponse: _TypeAlias = RecordPersonViewResponse  # noqa: Y015

@@ -136,6 +136,41 @@ class DatashareServiceStub:
                 request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningRequest.SerializeToString,
                 response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningResponse.FromString,
                 _registered_method=True)
+        self.CreateConsoleUser = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/CreateConsoleUser',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateConsoleUserRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateConsoleUserResponse.FromString,
+                _registered_method=True)
+        self.GetConsoleUser = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/GetConsoleUser',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetConsoleUserRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetConsoleUserResponse.FromString,
+                _registered_method=True)
+        self.ListConsoleUsers = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/ListConsoleUsers',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListConsoleUsersRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListConsoleUsersResponse.FromString,
+                _registered_method=True)
+        self.DisableConsoleUser = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/DisableConsoleUser',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DisableConsoleUserRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DisableConsoleUserResponse.FromString,
+                _registered_method=True)
+        self.ResetConsolePassword = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/ResetConsolePassword',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ResetConsolePasswordRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ResetConsolePasswordResponse.FromString,
+                _registered_method=True)
+        self.AuthenticateConsoleUser = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/AuthenticateConsoleUser',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AuthenticateConsoleUserRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AuthenticateConsoleUserResponse.FromString,
+                _registered_method=True)
+        self.RecordPersonView = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/RecordPersonView',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewResponse.FromString,
+                _registered_method=True)
 
 
 class DatashareServiceServicer:
@@ -191,7 +226,8 @@ class DatashareServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAuditEvents(self, request, context):
-        """The audit trail of agency reads, oldest first (internal callers only).
+        """The audit trail of agency reads, console logins and console users'
+        views of a person's page, oldest first (internal callers only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -334,6 +370,90 @@ class DatashareServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConsoleUser(self, request, context):
+        """--- the console's accounts ---
+        The accounts of the web console (/console): the bureau's staff and the
+        agencies' clerks. Every method below takes the internal token only (an
+        agency's key, or an internal call made for an agency clerk through
+        `doudi-console-user`, is PERMISSION_DENIED). Passwords are kept as
+        argon2id hashes, never in clear.
+
+        An internal call may name the console account it is made for in the
+        call metadata `doudi-console-user: <username>`: the account must exist
+        and be enabled (PERMISSION_DENIED otherwise). An agency clerk's call of
+        the methods agencies call (ListWarnings, GetWarning, AcknowledgeWarning,
+        DecideWarning, ListRosterSubmissions, GetRosterSubmission,
+        GetPersonStatuses, ListStatusAssertions, GetComparison, ListComparisons,
+        ListComparisonEntries) is served exactly as a call with the agency's
+        key serving the account's regions, audited as the agency's reads with
+        the purpose prefixed `console <username>: `; of any other method it is
+        PERMISSION_DENIED. A staff account's call is served as the platform's.
+
+        Creates an account with its first password. Bad input is
+        INVALID_ARGUMENT naming the field; a username taken, ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsoleUser(self, request, context):
+        """One account (NOT_FOUND when unknown).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsoleUsers(self, request, context):
+        """Every account in username order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableConsoleUser(self, request, context):
+        """Disables an account: it can no longer sign in nor be acted for.
+        Idempotent (NOT_FOUND when unknown).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetConsolePassword(self, request, context):
+        """Sets a new password, and clears the failed logins and any lock. A
+        disabled account stays disabled (NOT_FOUND when unknown).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthenticateConsoleUser(self, request, context):
+        """Checks a username and password: the account on success. A wrong
+        password, an unknown username or a disabled account is UNAUTHENTICATED
+        with the one message and the ErrorInfo reason `BAD_CREDENTIALS`. After
+        `DOUDI_CONSOLE_LOCKOUT_ATTEMPTS` (5) failures in a row the account is
+        locked for `DOUDI_CONSOLE_LOCKOUT_MINUTES` (15): every attempt then,
+        the right password too, is UNAUTHENTICATED with the reason `LOCKED` and
+        the ErrorInfo metadata `locked_until` (ISO 8601, UTC), and does not
+        extend the lock. A success clears the count. Every attempt is audited
+        (caller `console:<username>`, the outcome as the subject).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPersonView(self, request, context):
+        """Records that a console user views a person's page, and why: an audit
+        event (caller `console:<username>`, method `ConsolePersonView`), listed
+        by ListAuditEvents. An unknown or disabled account is PERMISSION_DENIED;
+        so is an agency clerk's view of a person outside the agency's data (no
+        status asserted by the agency, not on its current roster of a region
+        the clerk serves, no member of a warning of such a region), which is
+        audited all the same (subject `refused`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatashareServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -426,6 +546,41 @@ def add_DatashareServiceServicer_to_server(servicer, server):
                     servicer.DecideWarning,
                     request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningRequest.FromString,
                     response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningResponse.SerializeToString,
+            ),
+            'CreateConsoleUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConsoleUser,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateConsoleUserRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateConsoleUserResponse.SerializeToString,
+            ),
+            'GetConsoleUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsoleUser,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetConsoleUserRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetConsoleUserResponse.SerializeToString,
+            ),
+            'ListConsoleUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsoleUsers,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListConsoleUsersRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListConsoleUsersResponse.SerializeToString,
+            ),
+            'DisableConsoleUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableConsoleUser,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DisableConsoleUserRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.DisableConsoleUserResponse.SerializeToString,
+            ),
+            'ResetConsolePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetConsolePassword,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ResetConsolePasswordRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ResetConsolePasswordResponse.SerializeToString,
+            ),
+            'AuthenticateConsoleUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticateConsoleUser,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AuthenticateConsoleUserRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.AuthenticateConsoleUserResponse.SerializeToString,
+            ),
+            'RecordPersonView': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPersonView,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -926,6 +1081,195 @@ class DatashareService:
             '/doudi.datashare.v1.DatashareService/DecideWarning',
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningRequest.SerializeToString,
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.DecideWarningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConsoleUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/CreateConsoleUser',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateConsoleUserRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateConsoleUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsoleUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/GetConsoleUser',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetConsoleUserRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.GetConsoleUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsoleUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/ListConsoleUsers',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListConsoleUsersRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListConsoleUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableConsoleUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/DisableConsoleUser',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.DisableConsoleUserRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.DisableConsoleUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetConsolePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/ResetConsolePassword',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ResetConsolePasswordRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ResetConsolePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticateConsoleUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/AuthenticateConsoleUser',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.AuthenticateConsoleUserRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.AuthenticateConsoleUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPersonView(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/RecordPersonView',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,7 +67,9 @@ class DatashareServiceStub:
     only its own; the read is audited.
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListAuditEventsRequest, _datashare_pb2.ListAuditEventsResponse]
-    """The audit trail of agency reads, oldest first (internal callers only)."""
+    """The audit trail of agency reads, console logins and console users'
+    views of a person's page, oldest first (internal callers only).
+    """
     SubmitRoster: _grpc.StreamUnaryMultiCallable[_datashare_pb2.SubmitRosterRequest, _datashare_pb2.SubmitRosterResponse]
     """Replaces the calling agency's roster of a pooling region with the rows
     streamed: the first message carries the header (region, as-of date),
@@ -150,6 +152,60 @@ class DatashareServiceStub:
     PERMISSION_DENIED; a decided warning: FAILED_PRECONDITION; nothing changes
     then. The decision goes back to the assistance service.
     """
+    CreateConsoleUser: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.CreateConsoleUserRequest, _datashare_pb2.CreateConsoleUserResponse]
+    """--- the console's accounts ---
+    The accounts of the web console (/console): the bureau's staff and the
+    agencies' clerks. Every method below takes the internal token only (an
+    agency's key, or an internal call made for an agency clerk through
+    `doudi-console-user`, is PERMISSION_DENIED). Passwords are kept as
+    argon2id hashes, never in clear.
+
+    An internal call may name the console account it is made for in the
+    call metadata `doudi-console-user: <username>`: the account must exist
+    and be enabled (PERMISSION_DENIED otherwise). An agency clerk's call of
+    the methods agencies call (ListWarnings, GetWarning, AcknowledgeWarning,
+    DecideWarning, ListRosterSubmissions, GetRosterSubmission,
+    GetPersonStatuses, ListStatusAssertions, GetComparison, ListComparisons,
+    ListComparisonEntries) is served exactly as a call with the agency's
+    key serving the account's regions, audited as the agency's reads with
+    the purpose prefixed `console <username>: `; of any other method it is
+    PERMISSION_DENIED. A staff account's call is served as the platform's.
+
+    Creates an account with its first password. Bad input is
+    INVALID_ARGUMENT naming the field; a username taken, ALREADY_EXISTS.
+    """
+    GetConsoleUser: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.GetConsoleUserRequest, _datashare_pb2.GetConsoleUserResponse]
+    """One account (NOT_FOUND when unknown)."""
+    ListConsoleUsers: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListConsoleUsersRequest, _datashare_pb2.ListConsoleUsersResponse]
+    """Every account in username order."""
+    DisableConsoleUser: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.DisableConsoleUserRequest, _datashare_pb2.DisableConsoleUserResponse]
+    """Disables an account: it can no longer sign in nor be acted for.
+    Idempotent (NOT_FOUND when unknown).
+    """
+    ResetConsolePassword: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ResetConsolePasswordRequest, _datashare_pb2.ResetConsolePasswordResponse]
+    """Sets a new password, and clears the failed logins and any lock. A
+    disabled account stays disabled (NOT_FOUND when unknown).
+    """
+    AuthenticateConsoleUser: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.AuthenticateConsoleUserRequest, _datashare_pb2.AuthenticateConsoleUserResponse]
+    """Checks a username and password: the account on success. A wrong
+    password, an unknown username or a disabled account is UNAUTHENTICATED
+    with the one message and the ErrorInfo reason `BAD_CREDENTIALS`. After
+    `DOUDI_CONSOLE_LOCKOUT_ATTEMPTS` (5) failures in a row the account is
+    locked for `DOUDI_CONSOLE_LOCKOUT_MINUTES` (15): every attempt then,
+    the right password too, is UNAUTHENTICATED with the reason `LOCKED` and
+    the ErrorInfo metadata `locked_until` (ISO 8601, UTC), and does not
+    extend the lock. A success clears the count. Every attempt is audited
+    (caller `console:<username>`, the outcome as the subject).
+    """
+    RecordPersonView: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.RecordPersonViewRequest, _datashare_pb2.RecordPersonViewResponse]
+    """Records that a console user views a person's page, and why: an audit
+    event (caller `console:<username>`, method `ConsolePersonView`), listed
+    by ListAuditEvents. An unknown or disabled account is PERMISSION_DENIED;
+    so is an agency clerk's view of a person outside the agency's data (no
+    status asserted by the agency, not on its current roster of a region
+    the clerk serves, no member of a warning of such a region), which is
+    audited all the same (subject `refused`).
+    """
 
 @_typing.type_check_only
 class DatashareServiceAsyncStub(DatashareServiceStub):
@@ -190,7 +246,9 @@ class DatashareServiceAsyncStub(DatashareServiceStub):
     only its own; the read is audited.
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListAuditEventsRequest, _datashare_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
-    """The audit trail of agency reads, oldest first (internal callers only)."""
+    """The audit trail of agency reads, console logins and console users'
+    views of a person's page, oldest first (internal callers only).
+    """
     SubmitRoster: _aio.StreamUnaryMultiCallable[_datashare_pb2.SubmitRosterRequest, _datashare_pb2.SubmitRosterResponse]  # type: ignore[assignment]
     """Replaces the calling agency's roster of a pooling region with the rows
     streamed: the first message carries the header (region, as-of date),
@@ -273,6 +331,60 @@ class DatashareServiceAsyncStub(DatashareServiceStub):
     PERMISSION_DENIED; a decided warning: FAILED_PRECONDITION; nothing changes
     then. The decision goes back to the assistance service.
     """
+    CreateConsoleUser: _aio.UnaryUnaryMultiCallable[_datashare_pb2.CreateConsoleUserRequest, _datashare_pb2.CreateConsoleUserResponse]  # type: ignore[assignment]
+    """--- the console's accounts ---
+    The accounts of the web console (/console): the bureau's staff and the
+    agencies' clerks. Every method below takes the internal token only (an
+    agency's key, or an internal call made for an agency clerk through
+    `doudi-console-user`, is PERMISSION_DENIED). Passwords are kept as
+    argon2id hashes, never in clear.
+
+    An internal call may name the console account it is made for in the
+    call metadata `doudi-console-user: <username>`: the account must exist
+    and be enabled (PERMISSION_DENIED otherwise). An agency clerk's call of
+    the methods agencies call (ListWarnings, GetWarning, AcknowledgeWarning,
+    DecideWarning, ListRosterSubmissions, GetRosterSubmission,
+    GetPersonStatuses, ListStatusAssertions, GetComparison, ListComparisons,
+    ListComparisonEntries) is served exactly as a call with the agency's
+    key serving the account's regions, audited as the agency's reads with
+    the purpose prefixed `console <username>: `; of any other method it is
+    PERMISSION_DENIED. A staff account's call is served as the platform's.
+
+    Creates an account with its first password. Bad input is
+    INVALID_ARGUMENT naming the field; a username taken, ALREADY_EXISTS.
+    """
+    GetConsoleUser: _aio.UnaryUnaryMultiCallable[_datashare_pb2.GetConsoleUserRequest, _datashare_pb2.GetConsoleUserResponse]  # type: ignore[assignment]
+    """One account (NOT_FOUND when unknown)."""
+    ListConsoleUsers: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListConsoleUsersRequest, _datashare_pb2.ListConsoleUsersResponse]  # type: ignore[assignment]
+    """Every account in username order."""
+    DisableConsoleUser: _aio.UnaryUnaryMultiCallable[_datashare_pb2.DisableConsoleUserRequest, _datashare_pb2.DisableConsoleUserResponse]  # type: ignore[assignment]
+    """Disables an account: it can no longer sign in nor be acted for.
+    Idempotent (NOT_FOUND when unknown).
+    """
+    ResetConsolePassword: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ResetConsolePasswordRequest, _datashare_pb2.ResetConsolePasswordResponse]  # type: ignore[assignment]
+    """Sets a new password, and clears the failed logins and any lock. A
+    disabled account stays disabled (NOT_FOUND when unknown).
+    """
+    AuthenticateConsoleUser: _aio.UnaryUnaryMultiCallable[_datashare_pb2.AuthenticateConsoleUserRequest, _datashare_pb2.AuthenticateConsoleUserResponse]  # type: ignore[assignment]
+    """Checks a username and password: the account on success. A wrong
+    password, an unknown username or a disabled account is UNAUTHENTICATED
+    with the one message and the ErrorInfo reason `BAD_CREDENTIALS`. After
+    `DOUDI_CONSOLE_LOCKOUT_ATTEMPTS` (5) failures in a row the account is
+    locked for `DOUDI_CONSOLE_LOCKOUT_MINUTES` (15): every attempt then,
+    the right password too, is UNAUTHENTICATED with the reason `LOCKED` and
+    the ErrorInfo metadata `locked_until` (ISO 8601, UTC), and does not
+    extend the lock. A success clears the count. Every attempt is audited
+    (caller `console:<username>`, the outcome as the subject).
+    """
+    RecordPersonView: _aio.UnaryUnaryMultiCallable[_datashare_pb2.RecordPersonViewRequest, _datashare_pb2.RecordPersonViewResponse]  # type: ignore[assignment]
+    """Records that a console user views a person's page, and why: an audit
+    event (caller `console:<username>`, method `ConsolePersonView`), listed
+    by ListAuditEvents. An unknown or disabled account is PERMISSION_DENIED;
+    so is an agency clerk's view of a person outside the agency's data (no
+    status asserted by the agency, not on its current roster of a region
+    the clerk serves, no member of a warning of such a region), which is
+    audited all the same (subject `refused`).
+    """
 
 class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
@@ -340,7 +452,9 @@ class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _datashare_pb2.ListAuditEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_datashare_pb2.ListAuditEventsResponse, _abc.Awaitable[_datashare_pb2.ListAuditEventsResponse]]:
-        """The audit trail of agency reads, oldest first (internal callers only)."""
+        """The audit trail of agency reads, console logins and console users'
+        views of a person's page, oldest first (internal callers only).
+        """
 
     @_abc_1.abstractmethod
     def SubmitRoster(
@@ -500,6 +614,102 @@ class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
         dismiss it with a reason. A status the agency does not own:
         PERMISSION_DENIED; a decided warning: FAILED_PRECONDITION; nothing changes
         then. The decision goes back to the assistance service.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateConsoleUser(
+        self,
+        request: _datashare_pb2.CreateConsoleUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.CreateConsoleUserResponse, _abc.Awaitable[_datashare_pb2.CreateConsoleUserResponse]]:
+        """--- the console's accounts ---
+        The accounts of the web console (/console): the bureau's staff and the
+        agencies' clerks. Every method below takes the internal token only (an
+        agency's key, or an internal call made for an agency clerk through
+        `doudi-console-user`, is PERMISSION_DENIED). Passwords are kept as
+        argon2id hashes, never in clear.
+
+        An internal call may name the console account it is made for in the
+        call metadata `doudi-console-user: <username>`: the account must exist
+        and be enabled (PERMISSION_DENIED otherwise). An agency clerk's call of
+        the methods agencies call (ListWarnings, GetWarning, AcknowledgeWarning,
+        DecideWarning, ListRosterSubmissions, GetRosterSubmission,
+        GetPersonStatuses, ListStatusAssertions, GetComparison, ListComparisons,
+        ListComparisonEntries) is served exactly as a call with the agency's
+        key serving the account's regions, audited as the agency's reads with
+        the purpose prefixed `console <username>: `; of any other method it is
+        PERMISSION_DENIED. A staff account's call is served as the platform's.
+
+        Creates an account with its first password. Bad input is
+        INVALID_ARGUMENT naming the field; a username taken, ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def GetConsoleUser(
+        self,
+        request: _datashare_pb2.GetConsoleUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.GetConsoleUserResponse, _abc.Awaitable[_datashare_pb2.GetConsoleUserResponse]]:
+        """One account (NOT_FOUND when unknown)."""
+
+    @_abc_1.abstractmethod
+    def ListConsoleUsers(
+        self,
+        request: _datashare_pb2.ListConsoleUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.ListConsoleUsersResponse, _abc.Awaitable[_datashare_pb2.ListConsoleUsersResponse]]:
+        """Every account in username order."""
+
+    @_abc_1.abstractmethod
+    def DisableConsoleUser(
+        self,
+        request: _datashare_pb2.DisableConsoleUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.DisableConsoleUserResponse, _abc.Awaitable[_datashare_pb2.DisableConsoleUserResponse]]:
+        """Disables an account: it can no longer sign in nor be acted for.
+        Idempotent (NOT_FOUND when unknown).
+        """
+
+    @_abc_1.abstractmethod
+    def ResetConsolePassword(
+        self,
+        request: _datashare_pb2.ResetConsolePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.ResetConsolePasswordResponse, _abc.Awaitable[_datashare_pb2.ResetConsolePasswordResponse]]:
+        """Sets a new password, and clears the failed logins and any lock. A
+        disabled account stays disabled (NOT_FOUND when unknown).
+        """
+
+    @_abc_1.abstractmethod
+    def AuthenticateConsoleUser(
+        self,
+        request: _datashare_pb2.AuthenticateConsoleUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.AuthenticateConsoleUserResponse, _abc.Awaitable[_datashare_pb2.AuthenticateConsoleUserResponse]]:
+        """Checks a username and password: the account on success. A wrong
+        password, an unknown username or a disabled account is UNAUTHENTICATED
+        with the one message and the ErrorInfo reason `BAD_CREDENTIALS`. After
+        `DOUDI_CONSOLE_LOCKOUT_ATTEMPTS` (5) failures in a row the account is
+        locked for `DOUDI_CONSOLE_LOCKOUT_MINUTES` (15): every attempt then,
+        the right password too, is UNAUTHENTICATED with the reason `LOCKED` and
+        the ErrorInfo metadata `locked_until` (ISO 8601, UTC), and does not
+        extend the lock. A success clears the count. Every attempt is audited
+        (caller `console:<username>`, the outcome as the subject).
+        """
+
+    @_abc_1.abstractmethod
+    def RecordPersonView(
+        self,
+        request: _datashare_pb2.RecordPersonViewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.RecordPersonViewResponse, _abc.Awaitable[_datashare_pb2.RecordPersonViewResponse]]:
+        """Records that a console user views a person's page, and why: an audit
+        event (caller `console:<username>`, method `ConsolePersonView`), listed
+        by ListAuditEvents. An unknown or disabled account is PERMISSION_DENIED;
+        so is an agency clerk's view of a person outside the agency's data (no
+        status asserted by the agency, not on its current roster of a region
+        the clerk serves, no member of a warning of such a region), which is
+        audited all the same (subject `refused`).
         """
 
 def add_DatashareServiceServicer_to_server(servicer: DatashareServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
