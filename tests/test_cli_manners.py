@@ -69,6 +69,12 @@ def test_the_walk_finds_every_command() -> None:
         "screening show",
         "screening confirm",
         "report",
+        "admin",
+        "admin user",
+        "admin user add",
+        "admin user disable",
+        "admin user reset",
+        "admin user list",
     ]
 
 

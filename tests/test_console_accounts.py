@@ -1,6 +1,6 @@
 """The web console's accounts at the datashare hub: creating, reading, disabling and
 resetting them, logins with their lock-out, the audit of logins and of views of a person's
-page, and calls made for a console user (``doudi-console-user``).
+page, calls made for a console user (``doudi-console-user``), and ``doudi admin user``.
 
 Each test starts ``python -m services.datashare`` as a real process on each backend
 (locking an account after 3 failed logins, for a minute) and calls it as the platform
@@ -9,6 +9,7 @@ Each test starts ``python -m services.datashare`` as a real process on each back
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,8 @@ from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2 as pb
 from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 from services.datashare.tables import console_users
-from tests.services import INTERNAL, bearer, no_peers, running_service
-from tests.support import with_check_digit
+from tests.services import INTERNAL, bearer, free_port, no_peers, running_service
+from tests.support import run_cli, with_check_digit
 from tests.test_datashare_service import assert_request, fields, refused
 from tests.test_rosters import row, submit
 
@@ -589,3 +590,116 @@ def test_a_clerks_calls_are_the_agencys_within_its_regions_and_audited_with_its_
 
 def audit_as(hub: Hub, metadata: Any) -> list[pb.AuditEvent]:
     return list(hub.stub.ListAuditEvents(pb.ListAuditEventsRequest(), metadata=metadata).events)
+
+
+# -- doudi admin user ---------------------------------------------------------------------
+
+
+def admin(
+    hub: Hub,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *words: str,
+    stdin: str = "",
+) -> tuple[int, str, str]:
+    """``doudi admin user ...`` in this process, against the hub; ``stdin`` is not a
+    terminal (one line: the password)."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    try:
+        return run_cli(["admin", "user", *words, "--datashare", hub.address], capsys)
+    except SystemExit as exited:  # argparse's own refusal
+        captured = capsys.readouterr()
+        return int(exited.code or 0), captured.out, captured.err
+
+
+def test_admin_user_adds_lists_resets_and_disables(
+    hub: Hub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = admin(
+        hub, capsys, monkeypatch, "add", "wang", "--role", "case_worker", "--name", "王芳",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert "wang" in out
+    assert login(hub, "wang").display_name == "王芳"
+
+    code, out, err = admin(
+        hub, capsys, monkeypatch, "add", "civil", "--role", "agency_clerk", "--name", "李梅",
+        "--agency", "civil_affairs", "--region", XIXIA, "--generate",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    [generated] = [line.split()[-1] for line in out.splitlines() if "password" in line]
+    assert len(generated) >= 16
+    assert login(hub, "civil", generated).agency == "civil_affairs"
+
+    for _ in range(ATTEMPTS):
+        refused(lambda: login(hub, "wang", WRONG))
+    code, out, err = admin(hub, capsys, monkeypatch, "list")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    [wang] = [line for line in lines if line.startswith("wang")]
+    [civil] = [line for line in lines if line.startswith("civil")]
+    assert wang.split()[:3] == ["wang", "王芳", "case_worker"]
+    assert civil.split()[:5] == ["civil", "李梅", "agency_clerk", "civil_affairs", XIXIA]
+    # Locked until, in Asia/Shanghai; never a hash or a password.
+    assert "+08:00" in wang or "(Asia/Shanghai)" in out
+    assert not any(secret in out for secret in ("argon2", generated, PASSWORD))
+
+    code, out, err = admin(hub, capsys, monkeypatch, "reset", "wang", stdin="a new password 3\n")
+    assert (code, err) == (0, "")
+    assert login(hub, "wang", "a new password 3").failed_logins == 0
+
+    code, out, err = admin(hub, capsys, monkeypatch, "disable", "civil")
+    assert (code, err) == (0, "")
+    assert get(hub, "civil").disabled
+    assert refused(lambda: login(hub, "civil", generated)).reason == "BAD_CREDENTIALS"
+
+
+def test_admin_user_refuses_bad_input_with_2_and_a_refusal_with_1(
+    hub: Hub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(hub, "wang")
+    bad: list[tuple[list[str], str, str]] = [
+        (["add", "lili", "--role", "boss", "--name", "李"], PASSWORD, "--role"),  # argparse
+        (["add", "lili", "--role", "analyst"], PASSWORD, "--name"),
+        (["add", "lili", "--role", "analyst", "--name", "李", "--region", "41"], PASSWORD, "41"),
+        (["add", "li", "--role", "analyst", "--name", "李"], PASSWORD, "username"),  # the hub
+        (["add", "lili", "--role", "analyst", "--name", "李"], "short\n", "password"),
+        (["add", "lili", "--role", "agency_clerk", "--name", "李"], PASSWORD, "agency"),
+        (
+            ["add", "lili", "--role", "analyst", "--name", "李", "--agency", "trade_union"],
+            PASSWORD,
+            "agency",
+        ),
+        (["add", "lili", "--role", "analyst", "--name", "李"], "", "standard input"),
+        (["reset", "wang"], "short\n", "password"),
+    ]
+    for words, stdin, named in bad:
+        code, out, err = admin(hub, capsys, monkeypatch, *words, stdin=stdin)
+        assert (code, out) == (2, ""), (words, err)
+        assert "error" in err, (words, err)
+        assert named in err, (words, err)
+    assert [user.username for user in listed_users(hub)] == ["wang"]
+
+    for words in (["add", "WANG", "--role", "analyst", "--name", "王"], ["disable", "nobody"]):
+        code, out, err = admin(hub, capsys, monkeypatch, *words, stdin=PASSWORD + "\n")
+        assert (code, out) == (1, ""), (words, err)
+    # The hub unreachable.
+    code, out, err = run_cli(
+        ["admin", "user", "list", "--datashare", f"127.0.0.1:{free_port()}"], capsys
+    )
+    assert (code, out) == (1, "")
+    assert "could not be reached" in err
+
+
+def listed_users(hub: Hub) -> list[pb.ConsoleUser]:
+    return list(hub.stub.ListConsoleUsers(pb.ListConsoleUsersRequest(), metadata=INTERNAL).users)
+
+
+def test_admin_user_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for words in (["admin"], ["admin", "user"], ["admin", "user", "add"]):
+        with pytest.raises(SystemExit) as exited:
+            run_cli([*words, "--help"], capsys)
+        assert exited.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: doudi {' '.join(words)} ")

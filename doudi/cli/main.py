@@ -23,6 +23,8 @@
                                     the dual early warnings raised (the bureau)
     doudi report --region CODE --year YYYY [--month M] [--json|--csv FILE|--xlsx FILE]
                                     a region's monitoring figures (doudi/cli/report.py)
+    doudi admin user add|disable|reset|list
+                                    the web console's accounts (doudi/cli/admin.py)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -45,7 +47,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import applications, burden, report, screening, secondary
+from doudi.cli import admin, applications, burden, report, screening, secondary
 from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
@@ -389,6 +391,7 @@ def _parser() -> argparse.ArgumentParser:
     secondary.add_commands(commands)
     screening.add_commands(commands)
     report.add_commands(commands)
+    admin.add_commands(commands)
     return parser
 
 
@@ -448,6 +451,8 @@ def _run(args: argparse.Namespace) -> int:
         return screening.run(args)
     if args.command == "report":
         return report.run(args)
+    if args.command == "admin":
+        return admin.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import grpc
 
@@ -16,9 +16,11 @@ from doudi.common.logs import mask_identity_numbers
 
 if TYPE_CHECKING:
     from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+    from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 
 Metadata = tuple[tuple[str, str], ...]
 """A call's metadata (the platform's token)."""
+Stub = TypeVar("Stub")
 
 _NO_SUCH: Final = re.compile(r"no (?P<thing>.+)")
 
@@ -75,24 +77,47 @@ def call_assistance(
     the metadata and answers the exit status. A refusal is a sentence on stderr and exit
     2 for bad input (INVALID_ARGUMENT), 1 for any other."""
     from doudi.assistance.v1.assistance_pb2_grpc import AssistanceServiceStub
+
+    return call_service("assistance", AssistanceServiceStub, address, action)
+
+
+def call_datashare(
+    address: str | None, action: Callable[[DatashareServiceStub, Metadata], int]
+) -> int:
+    """:func:`call_assistance` for the datashare hub (``DOUDI_DATASHARE_ADDRESS``)."""
+    from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
+
+    return call_service("datashare", DatashareServiceStub, address, action)
+
+
+def call_service(
+    service: str,
+    stub: Callable[[grpc.Channel], Stub],
+    address: str | None,
+    action: Callable[[Stub, Metadata], int],
+) -> int:
+    """Run a bureau command's calls on ``service`` (``address``, else
+    ``DOUDI_<SERVICE>_ADDRESS``, else where ``doudi run`` starts it) with the platform's
+    token; a refusal as :func:`call_assistance` says."""
     from doudi.cli import main as cli
     from doudi.cli import roster_client
     from doudi.common.errors import decode_status
     from doudi.common.outbox import internal_metadata
     from doudi.common.settings import ProcessSettings
 
-    address = address or roster_client.default_address("assistance")
+    address = address or roster_client.default_address(service)
     try:
         metadata = internal_metadata(ProcessSettings())
     except ValueError as error:
         return cli._fail(str(error))
+    name = "the datashare hub" if service == "datashare" else f"the {service} service"
     with grpc.insecure_channel(address) as channel:
         try:
-            return action(AssistanceServiceStub(channel), metadata)
+            return action(stub(channel), metadata)
         except grpc.RpcError as error:
             status = decode_status(error)  # type: ignore[arg-type]
             bad_input = status.code == grpc.StatusCode.INVALID_ARGUMENT
             return cli._fail(
-                sentence(status, "the assistance service", address),
+                sentence(status, name, address),
                 cli.EXIT_BAD_INPUT if bad_input else cli.EXIT_REFUSED,
             )
