@@ -703,3 +703,36 @@ def test_admin_user_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert exited.value.code == 0
         out = capsys.readouterr().out
         assert out.startswith(f"usage: doudi {' '.join(words)} ")
+
+
+def test_the_demo_accounts_have_a_password_each_long_enough() -> None:
+    assert set(demo.DEMO_CONSOLE_USERS) >= {
+        "caseworker",
+        "analyst",
+        "supervisor",
+        "admin",
+        "civil",
+        "poverty",
+    }
+    for username, account in demo.DEMO_CONSOLE_USERS.items():
+        assert account.password == f"demo-{username}-pass"
+        assert len(account.password) >= 12
+        assert (account.agency is not None) == (account.role == "agency_clerk")
+
+
+def test_the_demo_accounts_load_once_and_again(hub: Hub) -> None:
+    channel = grpc.insecure_channel(hub.address)
+    try:
+        token = INTERNAL[0][1].removeprefix("Bearer ")
+        demo.load_console_users(datashare=channel, internal_token=token)
+        demo.load_console_users(datashare=channel, internal_token=token)  # idempotent
+    finally:
+        channel.close()
+    assert [user.username for user in listed_users(hub)] == sorted(demo.DEMO_CONSOLE_USERS)
+    for username, account in demo.DEMO_CONSOLE_USERS.items():
+        user = login(hub, username, account.password)
+        assert (user.display_name, user.agency or None, tuple(user.regions)) == (
+            account.display_name,
+            account.agency,
+            account.regions,
+        )

@@ -3,6 +3,9 @@
 a dual-early-warning line, a recipient owed secondary assistance, a bill paid outside the
 window and an open application.
 
+The web console's demo accounts (``load_console_users``, ``DEMO_CONSOLE_USERS``): one of
+each role, the passwords ``demo-<username>-pass``.
+
 Loaded through the services' own APIs, as an operator, an agency, a hospital and a
 clerk would, and idempotent (every create answers the stored record when it is there,
 by its fixed request id), so loading it on every start changes nothing after the first.
@@ -17,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Final, cast
+from typing import Final, NamedTuple, cast
 
 import grpc
 
@@ -78,6 +81,44 @@ DEMO_AGENCY_KEYS: Final = {
 }
 POVERTY_OFFICE_KEY = "demo-poverty-office"
 CIVIL_AFFAIRS_KEY = "demo-civil-affairs"
+
+
+class DemoConsoleUser(NamedTuple):
+    """A demo account of the web console: (role, display name, agency or None, regions,
+    password)."""
+
+    role: str
+    display_name: str
+    agency: str | None
+    regions: tuple[str, ...]
+    password: str
+
+
+# The demo console accounts' passwords: known to everyone who reads this file, like the
+# demo keys; `doudi run` (local only) creates the accounts (load_console_users).
+CASEWORKER_PASSWORD: Final = "demo-caseworker-pass"
+ANALYST_PASSWORD: Final = "demo-analyst-pass"
+SUPERVISOR_PASSWORD: Final = "demo-supervisor-pass"
+ADMIN_PASSWORD: Final = "demo-admin-pass"
+CIVIL_PASSWORD: Final = "demo-civil-pass"
+POVERTY_PASSWORD: Final = "demo-poverty-pass"
+UNION_PASSWORD: Final = "demo-union-pass"
+DEMO_REGIONS: Final = ("411323",)
+"""The demo data's pooling region (Xixia County): the demo clerks serve it."""
+DEMO_CONSOLE_USERS: Final = {
+    "caseworker": DemoConsoleUser("case_worker", "王芳", None, (), CASEWORKER_PASSWORD),
+    "analyst": DemoConsoleUser("analyst", "陈明", None, (), ANALYST_PASSWORD),
+    "supervisor": DemoConsoleUser("supervisor", "赵丽", None, (), SUPERVISOR_PASSWORD),
+    "admin": DemoConsoleUser("administrator", "周强", None, (), ADMIN_PASSWORD),
+    "civil": DemoConsoleUser("agency_clerk", "李梅", "civil_affairs", DEMO_REGIONS, CIVIL_PASSWORD),
+    "poverty": DemoConsoleUser(
+        "agency_clerk", "吴刚", "poverty_office", DEMO_REGIONS, POVERTY_PASSWORD
+    ),
+    "union": DemoConsoleUser("agency_clerk", "郑华", "trade_union", DEMO_REGIONS, UNION_PASSWORD),
+}
+"""The demo console accounts, username → (role, display name, agency, regions, password):
+one of each staff role, and a clerk of civil affairs, the poverty office and the trade
+union serving Xixia."""
 REGISTERED_POOR_SINCE = date(2016, 1, 1)
 
 # The cases of load_cases, each a household of its own, enrolled paying their premium:
@@ -132,6 +173,31 @@ def load(
         "XX-FPB-2016-0001",
         POVERTY_OFFICE_KEY,
     )
+
+
+def load_console_users(*, datashare: grpc.Channel, internal_token: str) -> None:
+    """Create the demo console accounts (DEMO_CONSOLE_USERS) at the hub; an account there
+    already is left as it is (its password too)."""
+    from doudi.common.enums import CONSOLE_ROLES
+
+    internal = (("authorization", f"Bearer {internal_token}"),)
+    hub = datashare_pb2_grpc.DatashareServiceStub(datashare)
+    for username, account in DEMO_CONSOLE_USERS.items():
+        try:
+            hub.CreateConsoleUser(
+                datashare_pb2.CreateConsoleUserRequest(
+                    username=username,
+                    display_name=account.display_name,
+                    role=CONSOLE_ROLES.value(account.role),
+                    agency=account.agency or "",
+                    regions=account.regions,
+                    password=account.password,
+                ),
+                metadata=internal,
+            )
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
 
 
 def load_cases(

@@ -256,9 +256,9 @@ class Platform:
         return events
 
     def load_demo(self, internal_token: str, *, cases: bool = True) -> None:
-        """The demo hospitals, persons and keys; with ``cases``, also the settlements,
-        bill and application that show job 4 (benchmarks leave them out: their own events
-        and figures must be the only ones)."""
+        """The demo hospitals, persons, keys and console accounts; with ``cases``, also the
+        settlements, bill and application that show job 4 (benchmarks leave them out: their
+        own events and figures must be the only ones)."""
 
         def channel(name: str) -> grpc.Channel:
             return grpc.insecure_channel(f"127.0.0.1:{self.ports[name]}")
@@ -277,6 +277,7 @@ class Platform:
                 internal_token=internal_token,
                 year=today.year,
             )
+            demo.load_console_users(datashare=datashare, internal_token=internal_token)
             if not cases:
                 return
             demo.load_cases(
@@ -332,6 +333,10 @@ def run(*, base_port: int, gateway_port: int, settlement_processes: int = 1) -> 
                 )
         print(
             f"\ndoudi: the gateway is at {platform.gateway_url}  (API docs: {platform.gateway_url}/docs)"
+        )
+        print(
+            f"doudi: demo console accounts: {', '.join(demo.DEMO_CONSOLE_USERS)}, each with "
+            "the password demo-<username>-pass (doudi/cli/demo.py)"
         )
         print(
             "doudi: demo hospital key: demo-xixia-2 (see README.md); Ctrl-C stops everything",
