@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 
 from doudi import __version__
 from gateway import docs, problems
+from gateway.console.app import create_console
+from gateway.console.clients import Clients
 from gateway.routes import TAGS, bill_router, health_router, router
 from gateway.settings import Settings
 from gateway.upstream import Upstream
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         # grpc.aio channels belong to the event loop that made them: make them here.
         upstream = Upstream(settings)
         app.state.upstream = upstream
+        console.state.clients = Clients(upstream, settings)
         try:
             yield
         finally:
@@ -76,4 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app, on_unauthenticated=forget_key)
 
     docs.install(app)
+    # The case workers' console: an application of its own (pages, sessions, its own
+    # errors), after every route of the hospitals' API.
+    console = create_console(settings)
+    app.mount("/console", console)
     return app

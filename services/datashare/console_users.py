@@ -43,6 +43,7 @@ from services.datashare.rosters import CURRENT
 from services.datashare.tables import (
     audit_events,
     console_users,
+    register_persons,
     roster_rows,
     roster_submissions,
     status_assertions,
@@ -533,7 +534,8 @@ def within_agency_data(
     regions: frozenset[str] | None,
     person_id: str,
 ) -> bool:
-    """Whether the person is the agency's business: it asserted a status of theirs, or
+    """Whether the person is the agency's business: it asserted a status of theirs (for a
+    clerk of some regions, of a person the register places in one of them), or
     they are on its current roster of a region in ``regions`` (None: every region), or
     (civil affairs and the poverty office, whom warnings go to) a member of a warning of
     such a region."""
@@ -552,8 +554,20 @@ def within_agency_data(
     )
     warned = select(literal(1)).select_from(warnings).where(_member(connection, person_id))
     if regions is not None:
-        listed = listed.where(roster_submissions.c.region.in_(sorted(regions)))
-        warned = warned.where(warnings.c.region.in_(sorted(regions)))
+        served = sorted(regions)
+        # A status the agency asserted counts for a clerk of some regions only when the
+        # register places the person in one of them: another county's civil affairs
+        # asserts statuses too, and those persons are not this clerk's.
+        asserted = asserted.where(
+            select(literal(1))
+            .where(
+                register_persons.c.person_id == person_id,
+                register_persons.c.region.in_(served),
+            )
+            .exists()
+        )
+        listed = listed.where(roster_submissions.c.region.in_(served))
+        warned = warned.where(warnings.c.region.in_(served))
     queries = [asserted, listed] + ([warned] if agency in RECEIVERS else [])
     return any(connection.execute(query.limit(1)).first() is not None for query in queries)
 
