@@ -13,6 +13,7 @@ session expires, a busy one does not until its maximum). Views live in
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
@@ -73,8 +74,12 @@ def create_console(settings: Settings) -> FastAPI:
         cookie = request.cookies.get(SESSION_COOKIE)
         loaded = codec.loads(cookie) if cookie else None
         request.state.session = loaded[0] if loaded else None
+        started = time.perf_counter()
         with i18n.speaking(i18n.chosen_locale(request.cookies.get(i18n.LANGUAGE_COOKIE))):
             response = await call_next(request)
+        # How long the gateway took to answer, for the browser's developer tools and
+        # bench/console.py (the server's side of a page, without the network's).
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         session = request.state.session
         if session is None:
             if cookie:  # ended, expired or logged out: forget it

@@ -47,6 +47,8 @@ REASONS: Final = {
     "other": N_("Other (say which)"),
 }
 MAX_REASON: Final = 200
+LINKED: Final = frozenset({"warning", "application", "secondary", "screening"})
+"""The reasons a link gives (``warning:12``), each a kind of :data:`REASONS`."""
 
 
 @router.get("/persons")
@@ -95,6 +97,10 @@ def _reason(request: Request) -> str | None:
             return detail[:MAX_REASON] or None
         text = _(REASONS[kind])
         return f"{text}: {detail}"[:MAX_REASON] if detail else text
+    # A link from a warning, an application, a run or an offer names it: in words.
+    kind, _sep, number = reason.partition(":")
+    if kind in LINKED and number.isdigit():
+        return f"{_(REASONS[kind])} #{number}"
     return reason[:MAX_REASON]
 
 

@@ -28,7 +28,7 @@
     if (data.lines && data.lines.length && series.length) {
       series[0].markLine = {
         symbol: "none",
-        label: {formatter: "{b}: {c}"},
+        label: {formatter: "{b}: {c}", position: "insideEndTop"},
         data: data.lines.map(function (line) { return {name: line.name, yAxis: Number(line.value)}; })
       };
     }
