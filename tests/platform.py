@@ -199,8 +199,8 @@ def demo_platforms(
     year: int,
     gateway_env: Mapping[str, str] | None = None,
 ) -> Iterator[Callable[[str], Platform]]:
-    """A module's platforms: on a backend, started with the demo data (for ``year``) when a
-    test first asks for it, stopped when the module is done."""
+    """A module's platforms: on a backend, started with the demo data (for ``year``) and the
+    demo console accounts when a test first asks for it, stopped when the module is done."""
     started: dict[str, Platform] = {}
     with contextlib.ExitStack() as stack:
 
@@ -214,6 +214,10 @@ def demo_platforms(
                     settlement=platform.services["settlement"].channel(),
                     internal_token=INTERNAL[0][1].removeprefix("Bearer "),
                     year=year,
+                )
+                demo.load_console_users(
+                    datashare=platform.services["datashare"].channel(),
+                    internal_token=INTERNAL[0][1].removeprefix("Bearer "),
                 )
                 started[backend] = platform
             return started[backend]

@@ -111,8 +111,14 @@ def test_only_supervisors_approve_and_only_clerks_decide_warnings() -> None:
     assert {role for role in roles.ROLES if roles.may(role, "approve_secondary_run")} == {
         "supervisor"
     }
-    assert {role for role in roles.ROLES if roles.may(role, "decide_warning")} == {"agency_clerk"}
+    deciders = {role for role in roles.ROLES if roles.may(role, "decide_warning", "civil_affairs")}
+    assert deciders == {"agency_clerk"}
     assert not roles.may("agency_clerk", "dashboard")
+    # warnings go to civil affairs and the poverty office: a union clerk has no queue
+    assert roles.may("agency_clerk", "warnings", "civil_affairs")
+    assert not roles.may("agency_clerk", "warnings", "trade_union")
+    assert not roles.may("agency_clerk", "decide_warning", "trade_union")
+    assert roles.may("agency_clerk", "rosters", "trade_union")
     assert not roles.may("analyst", "full_identity_numbers")
     assert not roles.may("case_worker", "no such permission")
     # every permission names known roles only

@@ -33,8 +33,22 @@ MARKER = "::doudi-readme-block::"
 
 
 def fenced_blocks(text: str, info: str) -> list[str]:
-    """The contents of the README's blocks fenced with exactly ``info``."""
-    return re.findall(rf"^```{re.escape(info)}\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+    """The contents of the README's blocks fenced with exactly ``info``, the fences read in
+    order (a closing fence never opens the next block)."""
+    blocks: list[str] = []
+    opened: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if opened is None:
+            if line.startswith("```"):
+                opened, lines = line[3:].rstrip("\n"), []
+        elif line.rstrip("\n") == "```":
+            if opened == info:
+                blocks.append("".join(lines))
+            opened = None
+        else:
+            lines.append(line)
+    return blocks
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +108,18 @@ def readme_number(key: str) -> int:
     return int(match.group(1))
 
 
+def test_the_console_accounts_are_listed_as_the_readme_shows_them(outputs: list[str]) -> None:
+    listed = outputs[0]
+    readme = README.read_text(encoding="utf-8")
+    for username, account in demo.DEMO_CONSOLE_USERS.items():
+        assert re.search(rf"^{re.escape(username)}\s", listed, flags=re.MULTILINE), username
+        assert f"| `{username}` | `{account.password}` |" in readme, username
+    assert "argon2" not in listed.lower()
+    assert "demo-caseworker-pass" not in listed
+
+
 def test_the_settlement_answers_what_the_readme_shows(outputs: list[str]) -> None:
-    settled = json.loads(outputs[0])
+    settled = json.loads(outputs[1])
     assert settled["state"] == "settled"
     assert settled["person_id"] == demo.REGISTERED_POOR.person_id
     assert settled["visit_id"] == f"ZY-{business_day().isoformat()}"
@@ -111,7 +135,7 @@ def test_the_settlement_answers_what_the_readme_shows(outputs: list[str]) -> Non
 
 
 def test_the_clearing_the_reversal_and_the_health_check(outputs: list[str]) -> None:
-    clearing, reversed_settlement, health = json_documents(outputs[1])
+    clearing, reversed_settlement, health = json_documents(outputs[2])
     assert clearing["net_fen"] == readme_number("fund_paid_fen")
     assert reversed_settlement["state"] == "reversed"
     assert reversed_settlement["visit_id"] == f"ZY-{business_day().isoformat()}"
@@ -119,7 +143,7 @@ def test_the_clearing_the_reversal_and_the_health_check(outputs: list[str]) -> N
 
 
 def test_calc_prints_the_worked_example_three_ways(outputs: list[str]) -> None:
-    documents = json_documents(outputs[2])
+    documents = json_documents(outputs[3])
     assert len(documents) == 3
     for document in documents:
         (visit,) = document["visits"]
@@ -130,11 +154,11 @@ def test_calc_prints_the_worked_example_three_ways(outputs: list[str]) -> None:
 
 def test_the_packs_table_names_every_pack_the_command_lists(outputs: list[str]) -> None:
     text = README.read_text(encoding="utf-8")
-    listed = re.findall(r"^\S+", outputs[3], flags=re.MULTILINE)
+    listed = re.findall(r"^\S+", outputs[4], flags=re.MULTILINE)
     for pack in ("xixia-2017", "tianjin-2017", "linzhi-2020", "taishan-2022"):
         assert pack in listed
         assert f"| `{pack}` |" in text
-    assert "120000" in outputs[3]  # packs show tianjin-2017 follows the list
+    assert "120000" in outputs[4]  # packs show tianjin-2017 follows the list
 
 
 def test_the_roster_report_is_the_one_the_readme_shows(outputs: list[str]) -> None:
@@ -145,13 +169,13 @@ def test_the_roster_report_is_the_one_the_readme_shows(outputs: list[str]) -> No
     )
     today = business_day().isoformat()
     expected = re.sub(r"as of \d{4}-\d{2}-\d{2}", f"as of {today}", shown)
-    assert outputs[4] == expected
+    assert outputs[5] == expected
 
 
 def test_the_comparison_finds_the_two_uninsured_and_enrol_enrols_them_once(
     outputs: list[str],
 ) -> None:
-    compare_and_export_and_enrol = outputs[5]
+    compare_and_export_and_enrol = outputs[6]
     assert "comparison 1: region 411323" in compare_and_export_and_enrol
     assert re.search(r"insured\s+2\n", compare_and_export_and_enrol)
     assert re.search(r"not insured \(gap\)\s+2\n", compare_and_export_and_enrol)

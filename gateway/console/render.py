@@ -98,7 +98,7 @@ class Viewer:
         return self.clients.metadata(self.session.username)
 
     def may(self, permission: str) -> bool:
-        return may(self.session.role, permission)
+        return may(self.session.role, permission, self.session.agency)
 
     def identity(self, number: str) -> str:
         return formats.identity(number, self.may("full_identity_numbers"))
@@ -119,7 +119,7 @@ async def viewer(request: Request, permission: str) -> Viewer:
     if account is None or account.disabled or account.password_changed_at > session.started:
         request.state.session = None
         raise LoginRequired
-    if not may(session.role, permission):
+    if not may(session.role, permission, session.agency):
         raise ConsoleError(403, _("Your role may not open this page or do this."))
     return Viewer(session, clients)
 
@@ -154,11 +154,13 @@ def render(
     path = request.url.path
     context: dict[str, Any] = {
         "session": session,
-        "may": (lambda permission: session is not None and may(session.role, permission)),
+        "may": (
+            lambda permission: session is not None and may(session.role, permission, session.agency)
+        ),
         "menu": [
             (PREFIX + route, label, path.startswith(PREFIX + route))
             for permission, route, label in MENU
-            if session is not None and may(session.role, permission)
+            if session is not None and may(session.role, permission, session.agency)
         ],
         "csrf_token": session.csrf if session is not None else "",
         "locale": locale,

@@ -43,6 +43,18 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
 }
 
 
-def may(role: str, permission: str) -> bool:
-    """Whether ``role`` holds ``permission`` (an unknown permission: no one)."""
+WARNING_AGENCIES: Final = frozenset({"civil_affairs", "poverty_office"})
+"""The agencies the dual early warning goes to: the other agencies' clerks have no queue."""
+_WARNING_PERMISSIONS: Final = frozenset({"warnings", "decide_warning"})
+
+
+def may(role: str, permission: str, agency: str = "") -> bool:
+    """Whether ``role`` (a clerk: of ``agency``) holds ``permission``; an unknown permission:
+    no one."""
+    if (
+        role == "agency_clerk"
+        and permission in _WARNING_PERMISSIONS
+        and agency not in WARNING_AGENCIES
+    ):
+        return False
     return role in PERMISSIONS.get(permission, frozenset())

@@ -51,7 +51,10 @@ def role_code(role: int) -> str:
 def home_of(session: Session | None) -> str:
     if session is None:
         return f"{PREFIX}/login"
-    return f"{PREFIX}/dashboard" if may(session.role, "dashboard") else f"{PREFIX}/warnings"
+    for permission, page in (("dashboard", "dashboard"), ("warnings", "warnings")):
+        if may(session.role, permission, session.agency):
+            return f"{PREFIX}/{page}"
+    return f"{PREFIX}/rosters"
 
 
 def safe_next(target: str | None) -> str | None:
