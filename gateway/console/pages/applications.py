@@ -28,7 +28,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import code_of
-from gateway.console.pages.common import region_choices
+from gateway.console.pages.common import checked_region, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, is_htmx, render, viewer
 
 router = APIRouter()
@@ -80,8 +80,7 @@ def _filters(request: Request) -> dict[str, Any]:
         raise ConsoleError(422, _("Unknown kind."), {"kind": kind})
     if state and state not in labels.APPLICATION_STATES:
         raise ConsoleError(422, _("Unknown state."), {"state": state})
-    if region and region not in {choice.value for choice in region_choices(request)}:
-        raise ConsoleError(422, _("Unknown region %(region)s.") % {"region": region})
+    checked_region(request, region)
     return {
         "kind": kind,
         "state": state,

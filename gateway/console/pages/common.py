@@ -37,12 +37,32 @@ def region_choices(request: Request) -> list[Choice]:
 def year_of(request: Request, name: str = "year") -> int:
     """The year asked (``?year=``), else the bureau's current year."""
     text = request.query_params.get(name, "")
-    if not text:
-        return formats.today().year
+    return checked_year(text, name) if text else formats.today().year
+
+
+def checked_year(text: str, name: str = "year") -> int:
+    """A year typed in a form or an address; 422 unless it is one from MIN_YEAR to
+    MAX_YEAR."""
+    text = text.strip()
     if not text.isdigit() or not MIN_YEAR <= int(text) <= MAX_YEAR:
         raise ConsoleError(
             422,
             _("The year must be from %(low)d to %(high)d.") % {"low": MIN_YEAR, "high": MAX_YEAR},
-            {name: text},
+            {name: text[:8]},
         )
     return int(text)
+
+
+def checked_region(request: Request, region: str) -> str:
+    """A region typed or chosen (empty stays empty); 422 unless it is one the platform has
+    packs of and the user serves."""
+    if region and region not in {choice.value for choice in region_choices(request)}:
+        raise ConsoleError(
+            422, _("Unknown region %(region)s.") % {"region": region[:8]}, {"region": region[:8]}
+        )
+    return region
+
+
+def no_region() -> str:
+    """A form's region left empty: 422."""
+    raise ConsoleError(422, _("Choose a region."), {"region": ""})

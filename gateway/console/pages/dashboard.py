@@ -22,7 +22,12 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import N_
-from gateway.console.pages.common import Choice, region_choices, year_of
+from gateway.console.pages.common import (
+    Choice,
+    checked_region,
+    region_choices,
+    year_of,
+)
 from gateway.console.render import Viewer, render, viewer
 
 router = APIRouter()
@@ -318,10 +323,9 @@ async def dashboard(request: Request) -> Response:
 
 
 def _region_of(request: Request, regions: Sequence[Choice]) -> str:
-    region = request.query_params.get("region") or (regions[0].value if regions else "")
-    if region not in {choice.value for choice in regions}:
-        raise ConsoleError(422, _("Unknown region %(region)s.") % {"region": region})
-    return region
+    return checked_region(
+        request, request.query_params.get("region") or (regions[0].value if regions else "")
+    )
 
 
 @router.get("/dashboard/report.{file_format}")

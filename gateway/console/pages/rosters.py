@@ -22,7 +22,7 @@ from gateway.console import formats
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import N_, code_of
-from gateway.console.pages.common import region_choices
+from gateway.console.pages.common import checked_region, checked_year, no_region, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, acting, render, viewer
 
 router = APIRouter()
@@ -48,10 +48,7 @@ GAP_REASONS: Final = {
 
 
 def _region(request: Request) -> str:
-    region = request.query_params.get("region", "")
-    if region and region not in {choice.value for choice in region_choices(request)}:
-        raise ConsoleError(422, _("Unknown region %(region)s.") % {"region": region})
-    return region
+    return checked_region(request, request.query_params.get("region", ""))
 
 
 def submission_view(submission: Any) -> dict[str, Any]:
@@ -126,18 +123,12 @@ async def rosters(request: Request) -> Response:
 @router.post("/rosters/compare")
 async def compare(request: Request) -> Response:
     seen, form = await acting(request, "compare_rosters")
-    region = str(form.get("region", ""))
-    year_text = str(form.get("year", "")).strip()
-    if region not in {choice.value for choice in region_choices(request)}:
-        raise ConsoleError(422, _("Choose a region."), {"region": region})
-    if not (year_text.isdigit() and 2000 <= int(year_text) <= 2100):
-        raise ConsoleError(
-            422, _("The year must be from %(low)d to %(high)d.") % {"low": 2000, "high": 2100}
-        )
+    region = checked_region(request, str(form.get("region", ""))) or no_region()
+    year = checked_year(str(form.get("year", "")))
     clients = seen.clients
     answer = await call(
         clients.datashare.CompareRosters(
-            datashare_pb2.CompareRostersRequest(region=region, year=int(year_text)),
+            datashare_pb2.CompareRostersRequest(region=region, year=year),
             metadata=seen.metadata,
             timeout=max(clients.timeout, 120.0),
         )

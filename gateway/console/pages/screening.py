@@ -15,10 +15,15 @@ from fastapi.responses import RedirectResponse
 
 from doudi.assistance.v1 import assistance_pb2
 from gateway.console import formats, labels
-from gateway.console.clients import ConsoleError, call
-from gateway.console.i18n import _
+from gateway.console.clients import call
 from gateway.console.labels import code_of
-from gateway.console.pages.common import region_choices, year_of
+from gateway.console.pages.common import (
+    checked_region,
+    checked_year,
+    no_region,
+    region_choices,
+    year_of,
+)
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, render, viewer
 
 router = APIRouter()
@@ -94,14 +99,8 @@ async def runs(request: Request) -> Response:
 @router.post("/screening")
 async def screen(request: Request) -> Response:
     seen, form = await acting(request, "run_screening")
-    region = str(form.get("region", ""))
-    if region not in {choice.value for choice in region_choices(request)}:
-        raise ConsoleError(422, _("Choose a region."), {"region": region})
-    year_text = str(form.get("year", "")).strip()
-    if not (year_text.isdigit() and 2000 <= int(year_text) <= 2100):
-        raise ConsoleError(
-            422, _("The year must be from %(low)d to %(high)d.") % {"low": 2000, "high": 2100}
-        )
+    region = checked_region(request, str(form.get("region", ""))) or no_region()
+    year = checked_year(str(form.get("year", "")))
     request_id = str(form.get("request_id", "")).strip()[:64] or str(uuid.uuid4())
     clients = seen.clients
     answer = await call(
@@ -109,7 +108,7 @@ async def screen(request: Request) -> Response:
             assistance_pb2.RunScreeningRequest(
                 request_id=f"console:{request_id}",
                 region=region,
-                year=int(year_text),
+                year=year,
                 case_worker=seen.session.username,
             ),
             metadata=seen.metadata,

@@ -22,7 +22,13 @@ from doudi.common.protos import from_date
 from gateway.console import formats
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
-from gateway.console.pages.common import region_choices, year_of
+from gateway.console.pages.common import (
+    checked_region,
+    checked_year,
+    no_region,
+    region_choices,
+    year_of,
+)
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, render, viewer
 
 router = APIRouter()
@@ -54,9 +60,7 @@ def run_view(run: Any) -> dict[str, Any]:
 @router.get("/secondary")
 async def runs(request: Request) -> Response:
     seen = await viewer(request, "secondary")
-    region = request.query_params.get("region", "")
-    if region and region not in {choice.value for choice in region_choices(request)}:
-        raise ConsoleError(422, _("Unknown region %(region)s.") % {"region": region})
+    region = checked_region(request, request.query_params.get("region", ""))
     year = year_of(request) if request.query_params.get("year") else 0
     clients = seen.clients
     answer = await call(
@@ -85,25 +89,15 @@ async def runs(request: Request) -> Response:
 @router.post("/secondary")
 async def create(request: Request) -> Response:
     seen, form = await acting(request, "create_secondary_run")
-    region = str(form.get("region", ""))
-    year_text = str(form.get("year", "")).strip()
+    region = checked_region(request, str(form.get("region", ""))) or no_region()
+    year = checked_year(str(form.get("year", "")))
     through_text = str(form.get("through", "")).strip()
-    errors: dict[str, str] = {}
-    if region not in {choice.value for choice in region_choices(request)}:
-        errors["region"] = _("Choose a region.")
-    year = int(year_text) if year_text.isdigit() and 2000 <= int(year_text) <= 2100 else 0
-    if not year:
-        errors["year"] = _("The year must be from %(low)d to %(high)d.") % {
-            "low": 2000,
-            "high": 2100,
-        }
     try:
         through = date.fromisoformat(through_text)
     except ValueError:
-        errors["through"] = _("Not a date (YYYY-MM-DD).")
-        through = None
-    if errors or through is None:
-        raise ConsoleError(422, "; ".join(errors.values()), errors)
+        raise ConsoleError(
+            422, _("Not a date (YYYY-MM-DD)."), {"through": through_text[:20]}
+        ) from None
     request_id = str(form.get("request_id", "")).strip()[:64] or str(uuid.uuid4())
     clients = seen.clients
     answer = await call(

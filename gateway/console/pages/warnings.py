@@ -25,7 +25,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import code_of
-from gateway.console.pages.common import region_choices
+from gateway.console.pages.common import checked_region, checked_year, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, is_htmx, render, viewer
 
 router = APIRouter()
@@ -51,8 +51,7 @@ def _filters(request: Request) -> dict[str, Any]:
     if state and state not in labels.WARNING_STATES:
         raise ConsoleError(422, _("Unknown state."), {"state": state})
     regions = region_choices(request)
-    if region and region not in {choice.value for choice in regions}:
-        raise ConsoleError(422, _("Unknown region %(region)s.") % {"region": region})
+    checked_region(request, region)
     session = request.state.session
     if not region and not (session is not None and session.is_clerk) and regions:
         # The bureau reads a region's warnings at a time (the assistance service's list
@@ -60,10 +59,8 @@ def _filters(request: Request) -> dict[str, Any]:
         region = regions[0].value
     if not year and not (session is not None and session.is_clerk):
         year = str(formats.today().year)
-    if year and (not year.isdigit() or not 2000 <= int(year) <= 2100):
-        raise ConsoleError(
-            422, _("The year must be from %(low)d to %(high)d.") % {"low": 2000, "high": 2100}
-        )
+    if year:
+        checked_year(year)
     if agency and agency not in CERTIFIABLE:
         raise ConsoleError(422, _("Unknown agency."), {"agency": agency})
     return {
