@@ -347,6 +347,9 @@ def test_every_view_of_a_persons_page_is_audited_with_who_whom_when_and_why(
     assert page.status_code == 200
     assert demo.RECIPIENT.name in page.text
     assert person in page.text  # a case worker sees the number whole
+    # the stay settled at the window, every layer in yuan, and the statuses in force
+    assert "150,000.00" in page.text
+    assert "低保" in page.text
     seen = views()
     assert len(seen) == before + 1
     event = seen[-1]
@@ -412,3 +415,20 @@ def test_console_pages_are_not_cached_nor_framed(platform: Platform) -> None:
     login_page = httpx.get(f"{platform.base_url}/console/login")
     assert "HttpOnly" in login_page.headers["set-cookie"]
     assert csrf_of(login_page.text)
+
+
+def test_a_persons_page_shows_the_applications_and_what_a_clerk_may_not_see(
+    platform: Platform,
+) -> None:
+    caseworker = login(platform, "caseworker")
+    page = caseworker.get(person_path(demo.WARNED.person_id), params={"reason": "application"})
+    assert page.status_code == 200
+    assert 'id="applications-title"' in page.text
+    assert "/console/applications/" in page.text
+    assert "100,000.00" in page.text  # her stay
+    clerk = login(platform, "civil")
+    seen = clerk.get(person_path(demo.WARNED.person_id), params={"reason": "the warning"})
+    assert seen.status_code == 200
+    assert 'id="applications-title"' not in seen.text
+    assert 'id="settlements-title"' not in seen.text
+    assert 'id="enrolments-title"' not in seen.text

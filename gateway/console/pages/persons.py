@@ -22,16 +22,21 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from doudi.assistance.v1 import assistance_pb2
+from doudi.common.protos import from_date
 from doudi.core.identity import resident_id_number
 from doudi.core.money import fen_to_yuan
 from doudi.core.packs import PackRegistry, monitoring_rules
 from doudi.datashare.v1 import datashare_pb2
 from doudi.enrollment.v1 import enrollment_pb2
+from doudi.settlement.v1 import settlement_pb2
 from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call, failure
 from gateway.console.i18n import _
 from gateway.console.labels import N_, code_of
+from gateway.console.pages.applications import view as application_view
 from gateway.console.pages.common import year_of
+from gateway.console.pages.screening import offer_view
+from gateway.console.pages.settlements import settlement_view
 from gateway.console.pages.warnings import view as warning_view
 from gateway.console.references import PersonReferences
 from gateway.console.render import SECURITY_HEADERS, Viewer, acting, person_url, render, viewer
@@ -47,6 +52,9 @@ REASONS: Final = {
     "other": N_("Other (say which)"),
 }
 MAX_REASON: Final = 200
+HISTORY: Final = 100
+"""The most settlements, applications, secondary entries and offers a person's page lists
+of each (the newest; the lists' own pages hold the rest)."""
 LINKED: Final = frozenset({"warning", "application", "secondary", "screening"})
 """The reasons a link gives (``warning:12``), each a kind of :data:`REASONS`."""
 
@@ -206,6 +214,7 @@ async def _gather(
         *(enrolment(of_year) for of_year in (year, year - 1)),
     )
     found = person_answer.person if person_answer is not None else None
+    history = await _staff_history(seen, person_id, year) if staff else {}
     burden = burden_answer
     household_id = burden.household_id or (found.household_id if found else "")
     warnings = await _warnings(seen, household_id, year) if household_id else []
@@ -241,6 +250,69 @@ async def _gather(
         "warnings": warnings,
         "lines": _lines(request, found.region if found else "", year),
         "staff": staff,
+        **history,
+    }
+
+
+async def _staff_history(seen: Viewer, person_id: str, year: int) -> dict[str, Any]:
+    """What the bureau's staff see besides: the person's settlements of the year (every
+    layer), their applications, and the assistance paid them (secondary runs, screening offers)."""
+    clients = seen.clients
+    internal = clients.metadata(None)
+    timeout = clients.timeout
+    settled, applied, secondary, offers, hospitals = await asyncio.gather(
+        call(
+            clients.settlement.ListSettlements(
+                settlement_pb2.ListSettlementsRequest(
+                    person_id=person_id,
+                    start_date=from_date(date(year, 1, 1)),
+                    end_date=from_date(date(year, 12, 31)),
+                    page_size=HISTORY,
+                ),
+                metadata=internal,
+                timeout=timeout,
+            )
+        ),
+        call(
+            clients.assistance.ListApplications(
+                assistance_pb2.ListApplicationsRequest(person_id=person_id, page_size=HISTORY),
+                metadata=internal,
+                timeout=timeout,
+            )
+        ),
+        call(
+            clients.assistance.ListSecondaryRunEntries(
+                assistance_pb2.ListSecondaryRunEntriesRequest(
+                    person_id=person_id, page_size=HISTORY
+                ),
+                metadata=internal,
+                timeout=timeout,
+            )
+        ),
+        call(
+            clients.assistance.ListScreeningOffers(
+                assistance_pb2.ListScreeningOffersRequest(person_id=person_id, page_size=HISTORY),
+                metadata=internal,
+                timeout=timeout,
+            )
+        ),
+        call(
+            clients.settlement.ListHospitals(
+                settlement_pb2.ListHospitalsRequest(page_size=1000),
+                metadata=internal,
+                timeout=timeout,
+            )
+        ),
+    )
+    names = {hospital.hospital_id: hospital.name for hospital in hospitals.hospitals}
+    return {
+        "settlements": [settlement_view(found, seen, names) for found in settled.settlements],
+        "applications": [application_view(found, seen) for found in applied.applications],
+        "secondary": [
+            {"run_id": entry.run_id, "owed_fen": entry.owed_fen, "paid_fen": entry.paid_fen}
+            for entry in secondary.entries
+        ],
+        "offers": [offer_view(offer, seen) for offer in offers.offers],
     }
 
 

@@ -58,6 +58,10 @@ def offer_view(offer: Any, seen: Viewer) -> dict[str, Any]:
         "offered_fen": offer.offered_fen,
         "explanation": offer.explanation,
         "state": code_of(offer, "state", "OFFER_STATE_"),
+        "paid_fen": offer.paid_fen,
+        "confirmed_by": offer.confirmed_by,
+        "confirmed": formats.moment(offer.confirm_time),
+        "note": offer.confirm_note,
     }
 
 
