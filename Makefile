@@ -71,8 +71,10 @@ typecheck: install
 
 # xdist pays off even on two cores: the whole suite took 36 s in one process
 # and 23 s with -n auto (property tests and one PostgreSQL database per test).
+# loadgroup: the tests of an xdist_group run on one worker (the console's browser
+# tests share one platform and one browser); the others are spread as by load.
 pytest: install
-	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 fmt: install
 	$(BIN)/ruff format .

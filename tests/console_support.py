@@ -134,12 +134,14 @@ def console_platforms(
     """A module's platforms, on a backend when first asked: the demo data and its cases for
     this year, and the console accounts of :data:`ACCOUNTS`."""
     started: dict[str, Platform] = {}
+    # A disabled account's session ends within this (30 s in production): tests wait less.
+    env = {"DOUDI_CONSOLE_ACCOUNT_CACHE_SECONDS": "1", **(gateway_env or {})}
     with contextlib.ExitStack() as stack:
 
         def on(backend: str) -> Platform:
             if backend not in started:
                 directory = tmp_path_factory.mktemp(f"{name}-{backend}")
-                platform = stack.enter_context(running_platform(directory, backend, gateway_env))
+                platform = stack.enter_context(running_platform(directory, backend, env))
                 channels = {
                     service: platform.services[service].channel()
                     for service in ("enrollment", "datashare", "settlement", "assistance")

@@ -462,10 +462,24 @@ def test_views_of_a_persons_page_are_audited_and_a_clerk_sees_only_its_agencys(
     for username in ("gone", "nobody"):
         error = refused(lambda u=username: view(hub, u, SUN))  # type: ignore[misc]
         assert (error.code, fields(error)) == (grpc.StatusCode.PERMISSION_DENIED, ["username"])
-    # A civil-affairs status makes the person civil affairs' business, whatever the region.
+    # A civil-affairs status makes the person civil affairs' business: for a clerk of some
+    # regions only, once the register places the person in one of them (another county's
+    # civil affairs asserts statuses too).
     hub.stub.AssertStatus(
         assert_request(person=SUN, status=pb.STATUS_DIBAO, reference="MZ-1"),
         metadata=bearer(demo.CIVIL_AFFAIRS_KEY),
+    )
+    error = refused(lambda: view(hub, "tianjin", SUN, "低保复核"))
+    assert (error.code, fields(error)) == (grpc.StatusCode.PERMISSION_DENIED, ["person_id"])
+    hub.stub.RecordRegister(
+        pb.RecordRegisterRequest(
+            persons=[
+                pb.RegisteredPerson(
+                    person_id=SUN, version=2, name="孙德福", region=TIANJIN, years=[2026]
+                )
+            ]
+        ),
+        metadata=INTERNAL,
     )
     view(hub, "tianjin", SUN, "低保复核")
 
@@ -479,6 +493,7 @@ def test_views_of_a_persons_page_are_audited_and_a_clerk_sees_only_its_agencys(
         ("console:wang", "", "核对救助资格"),
         ("console:civil", "refused", "核对救助资格"),
         ("console:gone", "refused", "核对救助资格"),
+        ("console:tianjin", "refused", "低保复核"),
         ("console:tianjin", "", "低保复核"),
     ]
     events = [event for event in audit(hub, WANG) if event.method == "ConsolePersonView"]
