@@ -129,6 +129,25 @@ def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path
         logs = tmp_path / "var" / "log"
         for name in ("settlement.log", "settlement-2.log"):
             assert "settled " in (logs / name).read_text(), name
+        # The console is where it says, and a demo account logs in to its dashboard.
+        console = run.wait_for(r"the case workers' console is at (\S+)").group(1)
+        assert console == f"{url}/console/"
+        with httpx.Client(base_url=console, timeout=30) as browser:
+            form = browser.get("login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token is not None
+            logged_in = browser.post(
+                "login",
+                data={
+                    "username": "caseworker",
+                    "password": demo.DEMO_CONSOLE_USERS["caseworker"].password,
+                    "csrf_token": token.group(1),
+                },
+            )
+            assert logged_in.status_code == 303
+            home = browser.get(url + logged_in.headers["location"])
+            assert home.status_code == 200
+            assert "总览" in home.text
     finally:
         output = run.interrupt()
     assert run.process.returncode == 0, run.output()

@@ -335,8 +335,9 @@ def run(*, base_port: int, gateway_port: int, settlement_processes: int = 1) -> 
             f"\ndoudi: the gateway is at {platform.gateway_url}  (API docs: {platform.gateway_url}/docs)"
         )
         print(
-            f"doudi: demo console accounts: {', '.join(demo.DEMO_CONSOLE_USERS)}, each with "
-            "the password demo-<username>-pass (doudi/cli/demo.py)"
+            f"doudi: the case workers' console is at {platform.gateway_url}/console/ (demo "
+            f"accounts: {', '.join(demo.DEMO_CONSOLE_USERS)}, each with the password "
+            "demo-<username>-pass; README.md lists what each role opens)"
         )
         print(
             "doudi: demo hospital key: demo-xixia-2 (see README.md); Ctrl-C stops everything",
