@@ -434,3 +434,46 @@ def test_a_persons_page_shows_the_applications_and_what_a_clerk_may_not_see(
     assert 'id="applications-title"' not in seen.text
     assert 'id="settlements-title"' not in seen.text
     assert 'id="enrolments-title"' not in seen.text
+
+
+def test_a_comparisons_export_shows_identity_numbers_as_the_role_sees_them(
+    platform: Platform,
+) -> None:
+    from tests.test_rosters import row, submit
+
+    hub = DatashareServiceStub(platform.services["datashare"].channel())
+    uninsured = "411323198807210020"  # on the poverty office's roster, in no register
+    submit(hub, [row(1, uninsured, name="赵小梅")], as_of=f"{YEAR}-01-02")
+    caseworker = login(platform, "caseworker")
+    compared = caseworker.post(
+        "/rosters/compare",
+        data={"csrf_token": page_csrf(caseworker), "region": XIXIA, "year": YEAR},
+    )
+    assert compared.status_code == 303, compared.text
+    path = compared.headers["location"].removeprefix("/console") + "/export.csv"
+    whole = caseworker.get(path, params={"class": "not_insured"})
+    assert whole.status_code == 200
+    assert uninsured in whole.content.decode("utf-8-sig")
+    for username in ("analyst", "admin"):
+        masked = login(platform, username).get(path, params={"class": "not_insured"})
+        assert masked.status_code == 200
+        text = masked.content.decode("utf-8-sig")
+        assert uninsured not in text, username
+        assert uninsured[:6] + "********" + uninsured[14:] in text, username
+
+
+def test_ids_and_dates_out_of_range_answer_422_not_500(platform: Platform) -> None:
+    client = login(platform, "supervisor")
+    huge = "99999999999999999999999"
+    for path in (
+        f"/warnings/{huge}",
+        f"/applications/{huge}",
+        f"/secondary/{huge}",
+        f"/screening/offers/{huge}",
+        f"/rosters/comparisons/{huge}",
+        "/applications/0",
+        "/settlements?start=0001-01-01&end=0001-01-02",
+    ):
+        assert client.get(path).status_code == 422, path
+    token = page_csrf(client)
+    assert client.post(f"/secondary/{huge}/approve", data={"csrf_token": token}).status_code == 422

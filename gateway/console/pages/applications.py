@@ -28,7 +28,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import code_of
-from gateway.console.pages.common import checked_region, region_choices
+from gateway.console.pages.common import Id, checked_region, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, is_htmx, render, viewer
 
 router = APIRouter()
@@ -263,7 +263,7 @@ async def accept(request: Request) -> Response:
     )
 
 
-async def _get(seen: Viewer, application_id: int) -> Any:
+async def _get(seen: Viewer, application_id: Id) -> Any:
     clients = seen.clients
     answer = await call(
         clients.assistance.GetApplication(
@@ -276,7 +276,7 @@ async def _get(seen: Viewer, application_id: int) -> Any:
 
 
 @router.get("/applications/{application_id}")
-async def application(request: Request, application_id: int) -> Response:
+async def application(request: Request, application_id: Id) -> Response:
     seen = await viewer(request, "applications")
     return _page(request, seen, await _get(seen, application_id), {})
 
@@ -298,7 +298,7 @@ def _page(
 
 
 @router.post("/applications/{application_id}/supply")
-async def supply(request: Request, application_id: int) -> Response:
+async def supply(request: Request, application_id: Id) -> Response:
     seen, form = await acting(request, "accept_application")
     name = str(form.get("name", "")).strip()
     errors: dict[str, str] = {}
@@ -332,7 +332,7 @@ async def supply(request: Request, application_id: int) -> Response:
 
 
 @router.post("/applications/{application_id}/decide")
-async def decide(request: Request, application_id: int) -> Response:
+async def decide(request: Request, application_id: Id) -> Response:
     seen, form = await acting(request, "decide_application")
     decision = str(form.get("decision", ""))
     reason = str(form.get("reason", "")).strip()
@@ -377,7 +377,7 @@ async def decide(request: Request, application_id: int) -> Response:
 
 
 async def _act(
-    request: Request, seen: Viewer, application_id: int, pending: Awaitable[Any]
+    request: Request, seen: Viewer, application_id: Id, pending: Awaitable[Any]
 ) -> Response | None:
     """Make the call; a refusal the user can act on comes back on the page."""
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Final
+from urllib.parse import unquote
 
 import grpc
 from fastapi import APIRouter, Request, Response
@@ -63,6 +64,9 @@ def safe_next(target: str | None) -> str | None:
         return None
     if "\\" in target or any(ord(char) < 0x20 for char in target):
         return None
+    path = unquote(target.partition("?")[0])
+    if any(segment in (".", "..") for segment in path.split("/")) or "\\" in path:
+        return None  # a dot segment would lead the browser out of the console
     return target
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Annotated, Final
 
-from fastapi import Request
+from fastapi import Path, Request
 
 from gateway.console import formats
 from gateway.console.clients import ConsoleError
 from gateway.console.i18n import _
+
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A record's id in an address: a positive int64, as the services' ids are (anything else
+answers 422, never reaches a service)."""
 
 MIN_YEAR: Final = 2000
 MAX_YEAR: Final = 2100

@@ -22,7 +22,7 @@ from gateway.console import formats
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import N_, code_of
-from gateway.console.pages.common import checked_region, checked_year, no_region, region_choices
+from gateway.console.pages.common import Id, checked_region, checked_year, no_region, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, acting, render, viewer
 
 router = APIRouter()
@@ -148,7 +148,7 @@ def _class(request: Request) -> str:
 
 
 def _entries_request(
-    comparison_id: int, klass: str, purpose: str, page_size: int, token: str
+    comparison_id: Id, klass: str, purpose: str, page_size: int, token: str
 ) -> datashare_pb2.ListComparisonEntriesRequest:
     asked = datashare_pb2.ListComparisonEntriesRequest(
         comparison_id=comparison_id, purpose=purpose, page_size=page_size, page_token=token
@@ -161,7 +161,7 @@ def _entries_request(
 
 
 @router.get("/rosters/comparisons/{comparison_id}")
-async def comparison(request: Request, comparison_id: int) -> Response:
+async def comparison(request: Request, comparison_id: Id) -> Response:
     seen = await viewer(request, "rosters")
     klass = _class(request)
     token = request.query_params.get("page_token", "")[:200]
@@ -211,7 +211,7 @@ async def comparison(request: Request, comparison_id: int) -> Response:
 
 
 @router.get("/rosters/comparisons/{comparison_id}/export.{file_format}")
-async def export(request: Request, comparison_id: int, file_format: str) -> Response:
+async def export(request: Request, comparison_id: Id, file_format: str) -> Response:
     seen = await viewer(request, "rosters")
     if file_format not in MEDIA_TYPES:
         raise ConsoleError(404, _("No such page."))
@@ -228,7 +228,11 @@ async def export(request: Request, comparison_id: int, file_format: str) -> Resp
                 asked, metadata=seen.metadata, timeout=clients.timeout
             )
         )
-        rows.extend(export_row(entry) for entry in page.entries)
+        # The identity number as the role may see it (masked for analysts, administrators
+        # and clerks), in the file as on the page.
+        rows.extend(
+            (seen.identity(entry.person_id), *export_row(entry)[1:]) for entry in page.entries
+        )
         token = page.next_page_token
         if not token:
             break

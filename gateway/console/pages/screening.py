@@ -18,6 +18,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import call
 from gateway.console.labels import code_of
 from gateway.console.pages.common import (
+    Id,
     checked_region,
     checked_year,
     no_region,
@@ -126,7 +127,7 @@ async def screen(request: Request) -> Response:
 
 
 @router.get("/screening/{run_id}")
-async def run(request: Request, run_id: int) -> Response:
+async def run(request: Request, run_id: Id) -> Response:
     seen = await viewer(request, "screening")
     clients = seen.clients
     token = request.query_params.get("page_token", "")[:200]
@@ -161,7 +162,7 @@ async def run(request: Request, run_id: int) -> Response:
 
 
 @router.get("/screening/offers/{offer_id}")
-async def offer(request: Request, offer_id: int) -> Response:
+async def offer(request: Request, offer_id: Id) -> Response:
     seen = await viewer(request, "screening")
     clients = seen.clients
     answer = await call(
@@ -183,7 +184,7 @@ async def offer(request: Request, offer_id: int) -> Response:
 
 
 @router.post("/screening/offers/{offer_id}/confirm")
-async def confirm(request: Request, offer_id: int) -> Response:
+async def confirm(request: Request, offer_id: Id) -> Response:
     seen, form = await acting(request, "confirm_offer")
     note = str(form.get("note", "")).strip()[:MAX_NOTE]
     clients = seen.clients

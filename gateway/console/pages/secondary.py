@@ -23,6 +23,7 @@ from gateway.console import formats
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.pages.common import (
+    Id,
     checked_region,
     checked_year,
     no_region,
@@ -118,7 +119,7 @@ async def create(request: Request) -> Response:
     )
 
 
-async def _run(seen: Viewer, run_id: int) -> Any:
+async def _run(seen: Viewer, run_id: Id) -> Any:
     clients = seen.clients
     answer = await call(
         clients.assistance.GetSecondaryRun(
@@ -131,7 +132,7 @@ async def _run(seen: Viewer, run_id: int) -> Any:
 
 
 @router.get("/secondary/{run_id}")
-async def run(request: Request, run_id: int) -> Response:
+async def run(request: Request, run_id: Id) -> Response:
     seen = await viewer(request, "secondary")
     clients = seen.clients
     token = request.query_params.get("page_token", "")[:200]
@@ -173,7 +174,7 @@ async def run(request: Request, run_id: int) -> Response:
 
 
 @router.post("/secondary/{run_id}/approve")
-async def approve(request: Request, run_id: int) -> Response:
+async def approve(request: Request, run_id: Id) -> Response:
     seen, _form = await acting(request, "approve_secondary_run")
     clients = seen.clients
     await call(
@@ -189,7 +190,7 @@ async def approve(request: Request, run_id: int) -> Response:
 
 
 @router.get("/secondary/{run_id}/bank.{file_format}")
-async def bank_file(request: Request, run_id: int, file_format: str) -> Response:
+async def bank_file(request: Request, run_id: Id, file_format: str) -> Response:
     seen = await viewer(request, "download_bank_file")
     if file_format not in MEDIA_TYPES:
         raise ConsoleError(404, _("No such page."))

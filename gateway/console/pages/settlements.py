@@ -20,6 +20,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import code_of
+from gateway.console.pages.common import MAX_YEAR, MIN_YEAR
 from gateway.console.references import PersonReferences
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, render, viewer
 
@@ -33,9 +34,16 @@ def _day(text: str, name: str, default: date) -> date:
     if not text:
         return default
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise ConsoleError(422, _("Not a date (YYYY-MM-DD)."), {name: text[:20]}) from None
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ConsoleError(
+            422,
+            _("The year must be from %(low)d to %(high)d.") % {"low": MIN_YEAR, "high": MAX_YEAR},
+            {name: text[:20]},
+        )
+    return day
 
 
 async def _hospitals(seen: Viewer) -> list[Any]:
@@ -96,7 +104,8 @@ async def settlements(request: Request) -> Response:
     query = request.query_params
     today = formats.today()
     end = _day(query.get("end", ""), "end", today)
-    start = _day(query.get("start", ""), "start", end - timedelta(days=30))
+    start_text = query.get("start", "")
+    start = _day(start_text, "start", today) if start_text else end - timedelta(days=30)
     if start > end or (end - start).days > MAX_DAYS:
         raise ConsoleError(
             422, _("Choose at most a year, the start before the end."), {"start": str(start)}

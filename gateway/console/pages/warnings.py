@@ -25,7 +25,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import code_of
-from gateway.console.pages.common import checked_region, checked_year, region_choices
+from gateway.console.pages.common import Id, checked_region, checked_year, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, is_htmx, render, viewer
 
 router = APIRouter()
@@ -171,7 +171,7 @@ async def queue(request: Request) -> Response:
     return render(request, template, values)
 
 
-async def _one(seen: Viewer, warning_id: int) -> Any:
+async def _one(seen: Viewer, warning_id: Id) -> Any:
     clients = seen.clients
     if not seen.session.is_clerk:
         answer = await call(
@@ -206,7 +206,7 @@ async def _one(seen: Viewer, warning_id: int) -> Any:
     return hub.warning
 
 
-async def _exists(seen: Viewer, warning_id: int) -> bool:
+async def _exists(seen: Viewer, warning_id: Id) -> bool:
     clients = seen.clients
     try:
         await call(
@@ -224,7 +224,7 @@ async def _exists(seen: Viewer, warning_id: int) -> bool:
 
 
 @router.get("/warnings/{warning_id}")
-async def one(request: Request, warning_id: int) -> Response:
+async def one(request: Request, warning_id: Id) -> Response:
     seen = await viewer(request, "warnings")
     warning = await _one(seen, warning_id)
     return _page(request, seen, warning)
@@ -255,7 +255,7 @@ def _page(
 
 
 @router.post("/warnings/{warning_id}/acknowledge")
-async def acknowledge(request: Request, warning_id: int) -> Response:
+async def acknowledge(request: Request, warning_id: Id) -> Response:
     seen, _form = await acting(request, "decide_warning")
     clients = seen.clients
     await call(
@@ -269,7 +269,7 @@ async def acknowledge(request: Request, warning_id: int) -> Response:
 
 
 @router.post("/warnings/{warning_id}/decide")
-async def decide(request: Request, warning_id: int) -> Response:
+async def decide(request: Request, warning_id: Id) -> Response:
     seen, form = await acting(request, "decide_warning")
     clients = seen.clients
     decision = str(form.get("decision", ""))
