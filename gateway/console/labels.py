@@ -90,6 +90,22 @@ OFFER_STATES: Final = {
     "superseded": N_("Superseded"),
 }
 
+COMPARISON_CLASSES: Final = {
+    "not_insured": N_("Not insured (the gap)"),
+    "insured": N_("Insured here"),
+    "insured_elsewhere": N_("Insured in another region"),
+    "name_differs": N_("Name differs from the register"),
+}
+ROSTER_STATES: Final = {
+    "receiving": N_("Receiving rows"),
+    "current": N_("Current"),
+    "superseded": N_("Superseded by a newer roster"),
+}
+GAP_REASONS: Final = {
+    "not_registered": N_("Not in the register"),
+    "not_enrolled": N_("Registered, not enrolled"),
+}
+
 
 def enum_code(name: str, prefix: str) -> str:
     """``WARNING_KIND_RETURN_TO_POVERTY`` → ``return_to_poverty``."""

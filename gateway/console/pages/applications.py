@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable
-from datetime import date
 from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response
@@ -28,7 +27,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import code_of
-from gateway.console.pages.common import Id, checked_region, region_choices
+from gateway.console.pages.common import Id, checked_region, form_date, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, is_htmx, render, viewer
 
 router = APIRouter()
@@ -156,14 +155,6 @@ def _lines(text: str) -> list[str]:
     return [line.strip()[:MAX_TEXT] for line in text.splitlines() if line.strip()]
 
 
-def _read_date(text: str, name: str, errors: dict[str, str]) -> date | None:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        errors[name] = _("Not a date (YYYY-MM-DD).")
-        return None
-
-
 def _entered(form: FormData) -> dict[str, Any]:
     def text(name: str) -> str:
         value = form.get(name, "")
@@ -201,7 +192,7 @@ async def accept(request: Request) -> Response:
         errors["region"] = _("Choose a region.")
     if entered["kind"] not in labels.APPLICATION_KINDS:
         errors["kind"] = _("Choose what is applied for.")
-    accepted_on = _read_date(entered["accepted_on"], "accepted_on", errors)
+    accepted_on = form_date(entered["accepted_on"], "accepted_on", errors)
     missing = []
     for row, (name, due) in enumerate(entered["missing"]):
         if not name and not due:
@@ -209,7 +200,7 @@ async def accept(request: Request) -> Response:
         if not name:
             errors[f"missing_name_{row}"] = _("Name the missing document.")
             continue
-        due_on = _read_date(due, f"missing_due_{row}", errors) if due else None
+        due_on = form_date(due, f"missing_due_{row}", errors) if due else None
         if due_on is None:
             errors.setdefault(f"missing_due_{row}", _("Give the date to bring it by."))
             continue
@@ -302,7 +293,7 @@ async def supply(request: Request, application_id: Id) -> Response:
     seen, form = await acting(request, "accept_application")
     name = str(form.get("name", "")).strip()
     errors: dict[str, str] = {}
-    supplied_on = _read_date(str(form.get("supplied_on", "")), "supplied_on", errors)
+    supplied_on = form_date(str(form.get("supplied_on", "")), "supplied_on", errors)
     if errors or supplied_on is None or not name:
         return _page(
             request,

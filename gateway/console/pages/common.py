@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Final
 
 from fastapi import Path, Request
@@ -65,6 +66,16 @@ def checked_region(request: Request, region: str) -> str:
             422, _("Unknown region %(region)s.") % {"region": region[:8]}, {"region": region[:8]}
         )
     return region
+
+
+def form_date(text: str, name: str, errors: dict[str, str]) -> date | None:
+    """A date typed in a form (``YYYY-MM-DD``); None, with the field's error in ``errors``,
+    when it is not one."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        errors[name] = _("Not a date (YYYY-MM-DD).")
+        return None
 
 
 def no_region() -> str:

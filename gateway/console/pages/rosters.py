@@ -18,10 +18,10 @@ from doudi.cli.comparisons import COLUMNS as GAP_COLUMNS
 from doudi.cli.comparisons import export_row
 from doudi.common.exports import MEDIA_TYPES, export_bytes
 from doudi.datashare.v1 import datashare_pb2
-from gateway.console import formats
+from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
-from gateway.console.labels import N_, code_of
+from gateway.console.labels import code_of
 from gateway.console.pages.common import Id, checked_region, checked_year, no_region, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, acting, render, viewer
 
@@ -30,21 +30,6 @@ router = APIRouter()
 PAGE_SIZE: Final = 50
 ENTRY_PAGE: Final = 100
 EXPORT_PAGE: Final = 1000
-CLASSES: Final = {
-    "not_insured": N_("Not insured (the gap)"),
-    "insured": N_("Insured here"),
-    "insured_elsewhere": N_("Insured in another region"),
-    "name_differs": N_("Name differs from the register"),
-}
-ROSTER_STATES: Final = {
-    "receiving": N_("Receiving rows"),
-    "current": N_("Current"),
-    "superseded": N_("Superseded by a newer roster"),
-}
-GAP_REASONS: Final = {
-    "not_registered": N_("Not in the register"),
-    "not_enrolled": N_("Registered, not enrolled"),
-}
 
 
 def _region(request: Request) -> str:
@@ -114,7 +99,7 @@ async def rosters(request: Request) -> Response:
             "regions": region_choices(request),
             "submissions": [submission_view(s) for s in submissions.submissions],
             "comparisons": [comparison_view(c) for c in comparisons.comparisons],
-            "states": ROSTER_STATES,
+            "states": labels.ROSTER_STATES,
             "this_year": formats.today().year,
         },
     )
@@ -142,7 +127,7 @@ async def compare(request: Request) -> Response:
 
 def _class(request: Request) -> str:
     klass = request.query_params.get("class", "not_insured")
-    if klass not in CLASSES:
+    if klass not in labels.COMPARISON_CLASSES:
         raise ConsoleError(422, _("Unknown class."), {"class": klass})
     return klass
 
@@ -189,8 +174,8 @@ async def comparison(request: Request, comparison_id: Id) -> Response:
         "comparison.html",
         {
             "comparison": comparison_view(found.comparison),
-            "classes": CLASSES,
-            "gap_reasons": GAP_REASONS,
+            "classes": labels.COMPARISON_CLASSES,
+            "gap_reasons": labels.GAP_REASONS,
             "klass": klass,
             "entries": [
                 {

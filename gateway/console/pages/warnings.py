@@ -25,7 +25,7 @@ from gateway.console import formats, labels
 from gateway.console.clients import ConsoleError, call
 from gateway.console.i18n import _
 from gateway.console.labels import code_of
-from gateway.console.pages.common import Id, checked_region, checked_year, region_choices
+from gateway.console.pages.common import Id, checked_region, checked_year, form_date, region_choices
 from gateway.console.render import PREFIX, SECURITY_HEADERS, Viewer, acting, is_htmx, render, viewer
 
 router = APIRouter()
@@ -325,8 +325,4 @@ def _date(value: Any, name: str, errors: dict[str, str], *, required: bool) -> d
         if required:
             errors[name] = _("Required.")
         return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        errors[name] = _("Not a date (YYYY-MM-DD).")
-        return None
+    return form_date(text, name, errors)
