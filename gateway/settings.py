@@ -17,6 +17,15 @@ MIN_CONSOLE_SECRET_LENGTH = 32
 
 
 class Settings(ProcessSettings):
+    required_in_production = (
+        *ProcessSettings.required_in_production,
+        "settlement_address",
+        "enrollment_address",
+        "datashare_address",
+        "assistance_address",
+        "console_secret",
+    )
+
     settlement_address: str = "127.0.0.1:50053"
     """Where the settlement service answers: every /v1 call goes there."""
     enrollment_address: str = "127.0.0.1:50051"

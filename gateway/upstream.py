@@ -145,7 +145,7 @@ class Upstream:
             "settlement": settings.settlement_address,
             "assistance": settings.assistance_address,
         }
-        self.channels = {name: grpc_client.channel(addresses[name]) for name in SERVICES}
+        self.channels = {name: grpc_client.channel(addresses[name], settings) for name in SERVICES}
         self.settlement = settlement_pb2_grpc.SettlementServiceStub(self.channels["settlement"])
         self.timeout = settings.upstream_timeout_seconds
         self.health_timeout = settings.health_timeout_seconds

@@ -68,9 +68,10 @@ PERSONS = (REGISTERED_POOR, NEIGHBOUR)
 # to resident insurance in 2025); the assistance fund pays it for the poor.
 
 # The agencies' demo API keys, which `doudi run` gives the datashare hub (as
-# DOUDI_AGENCY_KEYS) unless that is set: known to everyone who reads this file, so the
-# hub accepts them only with DOUDI_ENVIRONMENT=local (DEMO_KEY_PREFIX,
-# doudi/common/settings.py).
+# DOUDI_AGENCY_KEYS, stored by the hub as digests at start-up) unless that is set: known
+# to everyone who reads this file, so the hub takes keys by environment only with
+# DOUDI_ENVIRONMENT=local (services/datashare/settings.py); the hospitals' demo keys are
+# given to CreateHospital, which takes a given key only then too.
 DEMO_AGENCY_KEYS: Final = {
     "demo-civil-affairs": "civil_affairs",
     "demo-poverty-office": "poverty_office",

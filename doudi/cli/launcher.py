@@ -42,7 +42,7 @@ from types import FrameType
 import grpc
 
 from doudi.cli import demo
-from doudi.common.grpc_client import serving_status
+from doudi.common.grpc_client import serving_status, sync_channel
 from doudi.common.settings import ProcessSettings
 
 START_TIMEOUT_SECONDS = 60.0
@@ -218,7 +218,7 @@ class Platform:
                     return bool(answer.status == 200)
             except (urllib.error.URLError, OSError):
                 return False
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with sync_channel(f"127.0.0.1:{port}") as channel:
             return serving_status(channel, timeout=1) == "SERVING"
 
     @property
@@ -261,7 +261,7 @@ class Platform:
         own events and figures must be the only ones)."""
 
         def channel(name: str) -> grpc.Channel:
-            return grpc.insecure_channel(f"127.0.0.1:{self.ports[name]}")
+            return sync_channel(f"127.0.0.1:{self.ports[name]}")
 
         with (
             channel("enrollment") as enrollment,

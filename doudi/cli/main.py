@@ -571,6 +571,7 @@ def _roster_bureau(args: argparse.Namespace) -> int:
     import grpc  # imported here: gRPC is for these commands only
 
     from doudi.cli import comparisons, progress, roster_client, rpc_errors
+    from doudi.common import grpc_client
     from doudi.common.errors import decode_status
     from doudi.common.settings import ProcessSettings
 
@@ -583,7 +584,10 @@ def _roster_bureau(args: argparse.Namespace) -> int:
         settings = ProcessSettings()
     except ValueError as error:
         return _fail(str(error))
-    with grpc.insecure_channel(datashare) as hub, grpc.insecure_channel(enrollment) as register:
+    with (
+        grpc_client.sync_channel(datashare, settings) as hub,
+        grpc_client.sync_channel(enrollment, settings) as register,
+    ):
         bureau = comparisons.Bureau.connect(hub, register, settings)
         try:
             if args.roster_command == "compare":

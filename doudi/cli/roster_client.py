@@ -48,6 +48,7 @@ from doudi.common.errors import decode_status
 from doudi.common.logs import mask_identity_numbers
 from doudi.common.protos import from_date
 from doudi.common.roster_stream import ended
+from doudi.common.tls import TlsSettings
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import mask
 from doudi.datashare.v1 import datashare_pb2 as pb
@@ -440,7 +441,15 @@ async def _submit(
     metadata = (("authorization", f"Bearer {key}"),)
     # The answer lists every rejected row: for a large roster, more than gRPC's 4 MiB.
     options = [("grpc.max_receive_message_length", -1)]
-    async with grpc.aio.insecure_channel(address, options=options) as channel:
+    try:
+        credentials = TlsSettings().channel_credentials()  # DOUDI_TLS_*: doudi.common.tls
+    except ValueError as error:
+        raise HubError(str(error)) from None
+    async with (
+        grpc.aio.insecure_channel(address, options=options)
+        if credentials is None
+        else grpc.aio.secure_channel(address, credentials, options=options)
+    ) as channel:
         if not await _connected(channel):
             raise HubError(
                 f"the datashare hub at {address} could not be reached (no connection within "

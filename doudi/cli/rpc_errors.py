@@ -101,17 +101,19 @@ def call_service(
     token; a refusal as :func:`call_assistance` says."""
     from doudi.cli import main as cli
     from doudi.cli import roster_client
+    from doudi.common import grpc_client
     from doudi.common.errors import decode_status
     from doudi.common.outbox import internal_metadata
     from doudi.common.settings import ProcessSettings
 
     address = address or roster_client.default_address(service)
     try:
-        metadata = internal_metadata(ProcessSettings())
+        settings = ProcessSettings()
     except ValueError as error:
         return cli._fail(str(error))
+    metadata = internal_metadata(settings)
     name = "the datashare hub" if service == "datashare" else f"the {service} service"
-    with grpc.insecure_channel(address) as channel:
+    with grpc_client.sync_channel(address, settings) as channel:
         try:
             return action(stub(channel), metadata)
         except grpc.RpcError as error:

@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
+from doudi.common.tls import TlsSettings
+
 # Every Doudi RPC may be retried: reads, and writes that are idempotent (a request id, or
 # a create that answers the stored record). So a call that finds its peer UNAVAILABLE
 # (restarting, or its database connection lost) is retried twice, quickly, by gRPC itself.
@@ -50,13 +52,25 @@ OPTIONS = [
 ]
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    """An insecure channel inside the cluster (mTLS belongs to the service mesh).
+def channel(address: str, tls: TlsSettings) -> grpc.aio.Channel:
+    """A channel to ``address``, with TLS as ``tls`` says (doudi.common.tls).
 
     Make calls on it with ``wait_for_ready=True``: a call made while the peer
     restarts then waits for it (within the call's deadline) instead of failing.
     """
-    return grpc.aio.insecure_channel(address, options=OPTIONS)
+    credentials = tls.channel_credentials()
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=OPTIONS)
+    return grpc.aio.secure_channel(address, credentials, options=OPTIONS)
+
+
+def sync_channel(address: str, tls: TlsSettings | None = None) -> grpc.Channel:
+    """A blocking channel (the ``doudi`` command's), with TLS as ``tls`` says (unset: as the
+    environment's DOUDI_TLS_* say)."""
+    credentials = (TlsSettings() if tls is None else tls).channel_credentials()
+    if credentials is None:
+        return grpc.insecure_channel(address, options=OPTIONS)
+    return grpc.secure_channel(address, credentials, options=OPTIONS)
 
 
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"

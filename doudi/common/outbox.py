@@ -60,6 +60,7 @@ from doudi.common import grpc_client
 from doudi.common.db import read_connection, write_transaction
 from doudi.common.protos import EnumCodes, optional_date, to_date
 from doudi.common.settings import ProcessSettings
+from doudi.common.tls import TlsSettings
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
 from doudi.core.statuses import EffectivePeriod
@@ -573,9 +574,11 @@ class Sender(Loop):
             await asyncio.to_thread(delivered, self._engine, self._table, self.subscriber, versions)
 
 
-def open_channel(stack: contextlib.AsyncExitStack, address: str) -> grpc.aio.Channel:
+def open_channel(
+    stack: contextlib.AsyncExitStack, address: str, tls: TlsSettings
+) -> grpc.aio.Channel:
     """A channel to another service, closed when the service stops."""
-    channel = grpc_client.channel(address)
+    channel = grpc_client.channel(address, tls)
     stack.push_async_callback(channel.close)
     return channel
 

@@ -4,28 +4,36 @@ Every service and the gateway has a ``Settings`` class derived from
 :class:`ProcessSettings`; a deployment gives each process its own environment
 (one Kubernetes Deployment each, or ``doudi run`` on one machine), so the
 names are flat: ``DOUDI_PORT``, ``DOUDI_DATABASE_URL``,
-``DOUDI_SETTLEMENT_ADDRESS``... Outside ``DOUDI_ENVIRONMENT=local`` the
-development secrets are refused at start-up.
+``DOUDI_SETTLEMENT_ADDRESS``... With ``DOUDI_ENVIRONMENT=production`` the
+development secrets are refused at start-up, and every setting a deployment must choose
+(each peer's address, the database, the secrets, TLS or plaintext) must be set
+explicitly: start-up fails naming every one left out (:func:`required_in_production`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
-from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from doudi.common.tls import TlsSettings
 
 # Known to everyone who reads this file: accepted only with DOUDI_ENVIRONMENT=local.
 LOCAL_INTERNAL_TOKEN = "doudi-local-internal-token"
-# The demo API keys (`doudi run`'s hospitals and agencies) all begin with this, and are
-# refused outside DOUDI_ENVIRONMENT=local.
-DEMO_KEY_PREFIX = "demo-"
 
 
-class ProcessSettings(BaseSettings):
-    """What every Doudi process reads."""
+class ProcessSettings(TlsSettings):
+    """What every Doudi process reads (and TLS: doudi.common.tls)."""
+
+    serves_grpc: ClassVar[bool] = False
+    """A gRPC service (which must serve TLS in production) rather than a client of them."""
+    required_in_production: ClassVar[tuple[str, ...]] = ("internal_token",)
+    """The settings a production deployment must set explicitly (each subclass adds its
+    own): a default there would be a development value or a guess."""
 
     # hide_input_in_errors: a refused value may be a secret (a token, an agency key).
     model_config = SettingsConfigDict(
@@ -43,14 +51,44 @@ class ProcessSettings(BaseSettings):
     port_file: Path | None = None
     """If set, the port actually bound is written here once serving (tests, ``doudi run``)."""
     internal_token: SecretStr = SecretStr(LOCAL_INTERNAL_TOKEN)
-    """The bearer token the platform's own services present to each other."""
+    """The bearer token the platform's own services present to each other (and accept)."""
+    accepted_internal_token_digests: list[str] = Field(default_factory=list)
+    """During a rotation of the internal token: the SHA-256 digests (hex) of other tokens
+    accepted besides DOUDI_INTERNAL_TOKEN (JSON list); never the tokens themselves."""
+    grpc_plaintext: bool = False
+    """Production without TLS files: set true to say that gRPC runs in plaintext on
+    purpose (a service mesh encrypts between the pods)."""
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 5.0
     """How long in-flight calls may finish after SIGTERM before they are cancelled."""
 
     @model_validator(mode="after")
     def _no_development_secrets_outside_local(self) -> Self:
+        for digest in self.accepted_internal_token_digests:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(
+                    "DOUDI_ACCEPTED_INTERNAL_TOKEN_DIGESTS holds SHA-256 digests: 64 lower-case "
+                    "hex digits each (`doudi admin token digest`)"
+                )
         if self.environment != "local":
+            missing = [
+                f"DOUDI_{name.upper()}"
+                for name in self.required_in_production
+                if name not in self.model_fields_set
+            ]
+            if self.serves_grpc and not self.serves_tls:
+                tls = "DOUDI_TLS_CERT_FILE and DOUDI_TLS_KEY_FILE"
+            elif not self.serves_grpc and not self.connects_with_tls:
+                tls = "DOUDI_TLS_CA_FILE"
+            else:
+                tls = ""
+            if tls and "grpc_plaintext" not in self.model_fields_set:
+                missing.append(f"{tls} (or DOUDI_GRPC_PLAINTEXT=true)")
+            if missing:
+                raise ValueError(
+                    f"DOUDI_ENVIRONMENT={self.environment} needs these set explicitly: "
+                    + ", ".join(missing)
+                )
             token = self.internal_token.get_secret_value()
             if secrets.compare_digest(token, LOCAL_INTERNAL_TOKEN) or len(token) < 24:
                 raise ValueError(
@@ -59,9 +97,18 @@ class ProcessSettings(BaseSettings):
                 )
         return self
 
+    @property
+    def internal_token_digests(self) -> tuple[bytes, ...]:
+        """The digests of every internal token accepted: DOUDI_INTERNAL_TOKEN's first."""
+        own = hashlib.sha256(self.internal_token.get_secret_value().encode()).digest()
+        return (own, *(bytes.fromhex(digest) for digest in self.accepted_internal_token_digests))
+
 
 class ServiceSettings(ProcessSettings):
     """What every gRPC service reads besides: its own database."""
+
+    serves_grpc = True
+    required_in_production = (*ProcessSettings.required_in_production, "database_url")
 
     database_url: str = ""
     """Any SQLAlchemy URL; empty means the SQLite file ``<data_dir>/<service>.db``."""
@@ -76,6 +123,8 @@ class PeerSettings(ServiceSettings):
     """What a service that sends what it owns to other services reads besides (settlement
     sends its settlements to assistance; see doudi.common.outbox)."""
 
+    required_in_production = (*ServiceSettings.required_in_production, "assistance_address")
+
     assistance_address: str = "127.0.0.1:50054"
     """Where the assistance service answers (it watches the burden: docs/domain.md
     section 7)."""
@@ -88,6 +137,8 @@ class PeerSettings(ServiceSettings):
 class SenderSettings(PeerSettings):
     """What a service that sends per-person state to other services reads besides
     (enrollment and datashare; see doudi.common.outbox)."""
+
+    required_in_production = (*PeerSettings.required_in_production, "settlement_address")
 
     settlement_address: str = "127.0.0.1:50053"
     """Where the settlement service answers."""

@@ -1330,7 +1330,7 @@ def setup(settings: Settings) -> Setup:
         # applications: provisional deadlines counted again (the table may know their year
         # now); approved expenditure_hardship statuses sent to the hub.
         await write_in_thread(engine, applications.recount_provisional, calendar=calendar)
-        datashare = outbox.open_channel(stack, settings.datashare_address)
+        datashare = outbox.open_channel(stack, settings.datashare_address, settings)
         certifying = outbox.start(stack, certification_sender(engine, settings, datashare))
         # dual early warning: the warnings raised go to the hub
         warned = outbox.start(stack, warning_sender(engine, settings, datashare))
@@ -1339,7 +1339,7 @@ def setup(settings: Settings) -> Setup:
         registry = await asyncio.to_thread(warnings.packs)
         # proactive screening: settlement recomputes settled visits
         settlement = settlement_pb2_grpc.SettlementServiceStub(
-            outbox.open_channel(stack, settings.settlement_address)
+            outbox.open_channel(stack, settings.settlement_address, settings)
         )
         servicer = AssistanceServicer(
             engine,

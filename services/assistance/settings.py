@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doudi.common.settings import PeerSettings
+from doudi.common.settings import PeerSettings, ServiceSettings
 
 DEFAULT_PORT = 50054
 
 
 class Settings(PeerSettings):
+    # Its peers are the hub and settlement (it is the assistance service itself).
+    required_in_production = (
+        *ServiceSettings.required_in_production,
+        "datashare_address",
+        "settlement_address",
+    )
+
     datashare_address: str = "127.0.0.1:50052"
     """Where the datashare hub answers (``DOUDI_DATASHARE_ADDRESS``): assistance sends it
     the warnings it raises, which the agencies decide there, and the statuses approved

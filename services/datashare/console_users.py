@@ -219,7 +219,7 @@ def checked_account(
             raise InvalidInput("agency", "required: an agency clerk's agency")
         if code not in AGENCIES:
             raise InvalidInput("agency", f"unknown agency (one of {', '.join(sorted(AGENCIES))})")
-        served = _regions(regions, known_regions)
+        served = served_regions(regions, known_regions)
     else:
         if code:
             raise InvalidInput("agency", f"only an agency clerk has an agency, not a {role}")
@@ -230,7 +230,8 @@ def checked_account(
     return NewAccount(name, shown, role, code or None, served)
 
 
-def _regions(regions: list[str], known: frozenset[str]) -> tuple[str, ...]:
+def served_regions(regions: list[str], known: frozenset[str]) -> tuple[str, ...]:
+    """Pooling regions given by a caller, checked against those the hub has a pack of."""
     for index, region in enumerate(regions):
         if not REGION.fullmatch(region):
             raise InvalidInput(f"regions[{index}]", "a 6-digit pooling region code")

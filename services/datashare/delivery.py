@@ -65,7 +65,7 @@ def start_deliveries(
 ) -> Deliveries:
     """Open the channel to settlement and run a sender to it and to assistance (on the
     service's one channel there) until the service stops."""
-    settlement = outbox.open_channel(stack, settings.settlement_address)
+    settlement = outbox.open_channel(stack, settings.settlement_address, settings)
     return Deliveries(
         (
             outbox.start(stack, status_sender(engine, settings, settlement)),

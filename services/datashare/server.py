@@ -1,7 +1,8 @@
 """The datashare service's gRPC server: ``python -m services.datashare``.
 
 Callers are the platform (the internal token) and the agencies (their own API
-keys, ``DOUDI_AGENCY_KEYS``); hospitals are not callers of this service. The platform
+keys, kept by the hub as digests: services/datashare/agency_keys.py); hospitals are not
+callers of this service. The platform
 may name the web console's account a call is made for (``doudi-console-user``): an
 agency clerk's is served as its agency's key (:meth:`DatashareServicer._caller`).
 """
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import grpc
 import sqlalchemy
 
+from doudi.common import keys as common_keys
 from doudi.common import outbox
 from doudi.common import warnings as common_warnings
 from doudi.common.db import read_in_thread, write_in_thread
@@ -51,7 +52,14 @@ from doudi.core.packs import PackRegistry
 from doudi.core.statuses import AGENCIES as STATUS_AGENCIES
 from doudi.core.statuses import ASSERT, REVOKE
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
-from services.datashare import comparison, console_users, rosters, service, warnings
+from services.datashare import (
+    agency_keys,
+    comparison,
+    console_users,
+    rosters,
+    service,
+    warnings,
+)
 from services.datashare.delivery import Deliveries, start_deliveries
 from services.datashare.messages import (
     assertion_message,
@@ -751,6 +759,103 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             raise PermissionDenied(view.refused, field=view.field)
         return datashare_pb2.RecordPersonViewResponse(event_id=view.event_id)
 
+    # --- the agencies' API keys --------------------------------------------------------
+
+    async def CreateAgencyClient(
+        self,
+        request: datashare_pb2.CreateAgencyClientRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.CreateAgencyClientResponse:
+        await self._caller(context, "internal")
+        agency, regions, label = agency_keys.checked_client(
+            agency=request.agency,
+            regions=list(request.regions),
+            label=request.label,
+            known_regions=self.regions,
+        )
+        api_key = common_keys.new_key()
+        now = datetime.now(UTC)
+        client = await write_in_thread(
+            self.engine,
+            agency_keys.create_client,
+            agency=agency,
+            regions=regions,
+            label=label,
+            api_key_sha256=common_keys.digest(api_key),
+            now=now,
+        )
+        log.info("agency client %s of %s: created with its first key", client.client_id, agency)
+        return datashare_pb2.CreateAgencyClientResponse(
+            client=await self._client_message(client, now), api_key=api_key
+        )
+
+    async def ListAgencyClients(
+        self,
+        request: datashare_pb2.ListAgencyClientsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.ListAgencyClientsResponse:
+        await self._caller(context, "internal")
+        found, token = await read_in_thread(
+            self.engine,
+            agency_keys.list_clients,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            now=datetime.now(UTC),
+        )
+        return datashare_pb2.ListAgencyClientsResponse(
+            clients=[client_message(client, stored) for client, stored in found],
+            next_page_token=token,
+        )
+
+    async def RotateAgencyKey(
+        self,
+        request: datashare_pb2.RotateAgencyKeyRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.RotateAgencyKeyResponse:
+        await self._caller(context, "internal")
+        client_id = checked_client_id(request.client_id)
+        overlap = common_keys.overlap_seconds(request.overlap_seconds)
+        api_key = common_keys.new_key()
+        now = datetime.now(UTC)
+        client, retires = await write_in_thread(
+            self.engine,
+            agency_keys.rotate,
+            client_id=client_id,
+            api_key_sha256=common_keys.digest(api_key),
+            now=now,
+            overlap=overlap,
+        )
+        log.info("agency client %s: a new key; the older ones retire at %s", client_id, retires)
+        return datashare_pb2.RotateAgencyKeyResponse(
+            client=await self._client_message(client, now),
+            api_key=api_key,
+            older_keys_retire_time=to_timestamp(retires),
+        )
+
+    async def EndAgencyKeyRotation(
+        self,
+        request: datashare_pb2.EndAgencyKeyRotationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> datashare_pb2.EndAgencyKeyRotationResponse:
+        await self._caller(context, "internal")
+        client_id = checked_client_id(request.client_id)
+        now = datetime.now(UTC)
+        client, retired = await write_in_thread(
+            self.engine, agency_keys.end_rotation, client_id=client_id, now=now
+        )
+        log.info("agency client %s: %d older keys retired", client_id, retired)
+        return datashare_pb2.EndAgencyKeyRotationResponse(
+            client=await self._client_message(client, now), retired_count=retired
+        )
+
+    async def _client_message(
+        self, client: agency_keys.Client, now: datetime
+    ) -> datashare_pb2.AgencyClient:
+        stored = await read_in_thread(
+            self.engine, agency_keys.keys_of, client_id=client.client_id, now=now
+        )
+        return client_message(client, stored)
+
 
 BAD_CREDENTIALS = "wrong username or password"
 """What a login with a wrong password, an unknown username or a disabled account is told."""
@@ -905,34 +1010,60 @@ def record_status_for_agency(
     return assertion
 
 
-def agency_authenticator(keys: Mapping[str, AgencyKey]) -> Authenticator:
-    """Accepts an agency's API key as the caller ``agency/<code>``; the regions the key
-    serves hold for the call (:func:`warnings.key_regions`).
-
-    Keys are looked up by their SHA-256 digest, so the time a lookup takes says
-    nothing about how much of a key a guess got right.
-    """
-    by_digest = {_digest(key): credential for key, credential in keys.items()}
+def agency_authenticator(engine: sqlalchemy.Engine, ttl: float) -> Authenticator:
+    """Accepts an agency's live API key as the caller ``agency/<code>``; the regions the key
+    serves hold for the call (:func:`warnings.key_regions`). Keys are looked up by their
+    digest and remembered for ``ttl`` seconds, never past their retirement."""
+    cache: common_keys.KeyCache[AgencyKey] = common_keys.KeyCache(ttl)
 
     async def authenticate(token: str) -> Caller | None:
-        credential = by_digest.get(_digest(token))
+        digest = common_keys.digest(token)
+        credential = cache.get(digest)
         if credential is None:
-            return None
+            found = await read_in_thread(
+                engine, agency_keys.by_key, api_key_sha256=digest, now=datetime.now(UTC)
+            )
+            if found is None:
+                return None
+            credential, retires_at = found
+            cache.put(digest, credential, retires_at)
         warnings.serving(credential.regions)
         return Caller("agency", credential.agency)
 
     return authenticate
 
 
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+def checked_client_id(client_id: str) -> str:
+    if not client_id or len(client_id) > 48:
+        raise InvalidInput("client_id", "required: a client's id (doudi admin agency list)")
+    return client_id
+
+
+def client_message(
+    client: agency_keys.Client, stored: list[common_keys.StoredKey]
+) -> datashare_pb2.AgencyClient:
+    return datashare_pb2.AgencyClient(
+        client_id=client.client_id,
+        agency=client.agency,
+        regions=client.regions,
+        label=client.label,
+        create_time=to_timestamp(client.created_at),
+        keys=[
+            datashare_pb2.AgencyKeyInfo(
+                fingerprint=key.fingerprint,
+                create_time=to_timestamp(key.created_at),
+                retire_time=None if key.retires_at is None else to_timestamp(key.retires_at),
+            )
+            for key in stored
+        ],
+    )
 
 
 def setup(settings: Settings) -> Setup:
     async def build(
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
-        assistance = outbox.open_channel(stack, settings.assistance_address)
+        assistance = outbox.open_channel(stack, settings.assistance_address, settings)
         delivery = start_deliveries(stack, engine, settings, assistance)
         sweep = asyncio.create_task(
             _abandon_stale_rosters(engine, settings.roster_stream_max_seconds),
@@ -958,8 +1089,16 @@ def setup(settings: Settings) -> Setup:
         def register(server: grpc.aio.Server) -> None:
             datashare_pb2_grpc.add_DatashareServiceServicer_to_server(servicer, server)
 
+        if settings.agency_keys:  # local only: doudi run's demo keys
+            await write_in_thread(
+                engine,
+                agency_keys.seed,
+                given=settings.agency_credentials,
+                now=datetime.now(UTC),
+            )
         return register, chain(
-            internal_authenticator(settings), agency_authenticator(settings.agency_credentials)
+            internal_authenticator(settings),
+            agency_authenticator(engine, settings.agency_key_cache_seconds),
         )
 
     return build

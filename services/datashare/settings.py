@@ -1,14 +1,15 @@
 """The datashare service's settings (``DOUDI_*``; see doudi.common.settings).
 
-Besides the common ones, the agencies' API keys: ``DOUDI_AGENCY_KEYS`` is a JSON
-object from each key to the agency code it authenticates
-(``{"<secret>": "poverty_office", ...}``); none by default. A key may instead name
-the agency and the pooling regions it serves
-(``{"<secret>": {"agency": "civil_affairs", "regions": ["411323"]}}``): such a key
-sees the dual early warnings of those regions only; a key given as a bare agency code
-serves every region the hub has a pack of. ``doudi run`` gives
-the hub the demo keys of :mod:`doudi.cli.demo`; outside ``DOUDI_ENVIRONMENT=local``
-they are refused, as is any key shorter than 24 characters.
+The agencies' API keys are kept by the hub itself, as digests, and made, listed and
+rotated with ``doudi admin agency`` (services/datashare/agency_keys.py). For
+``DOUDI_ENVIRONMENT=local`` only, ``DOUDI_AGENCY_KEYS`` names keys to store at start-up
+(``doudi run`` gives the demo keys of :mod:`doudi.cli.demo`): a JSON object from each key
+to the agency code it authenticates (``{"<secret>": "poverty_office", ...}``), or to the
+agency and the pooling regions it serves
+(``{"<secret>": {"agency": "civil_affairs", "regions": ["411323"]}}``: such a key sees the
+dual early warnings of those regions only; a bare agency code serves every region the
+hub has a pack of). Outside local it is refused: keys given by environment would stand
+in the deployment's configuration in clear.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from doudi.common.settings import DEMO_KEY_PREFIX, SenderSettings
+from doudi.common.settings import SenderSettings
 from doudi.core.statuses import AGENCIES
 
 DEFAULT_PORT = 50052
-
-MIN_KEY_LENGTH = 24
 
 
 class AgencyKey(BaseModel):
@@ -38,7 +37,11 @@ class AgencyKey(BaseModel):
 
 class Settings(SenderSettings):
     agency_keys: dict[str, str | AgencyKey] = Field(default_factory=dict, repr=False)  # secrets
-    """API key → agency code, or agency and regions (``DOUDI_AGENCY_KEYS``, JSON)."""
+    """Local only: keys to store at start-up, key → agency code, or agency and regions
+    (``DOUDI_AGENCY_KEYS``, JSON)."""
+    agency_key_cache_seconds: float = Field(default=60.0, ge=0)
+    """How long an agency's key, once checked, is remembered: a key retired by
+    ``doudi admin agency end-rotation`` is refused from that moment all the same."""
     roster_stream_max_seconds: float = Field(default=3600.0, gt=0)
     """The longest a roster's stream of rows may stay open (``SubmitRoster``: a million
     rows take well under a minute). A submission still receiving rows after that is
@@ -87,12 +90,10 @@ class Settings(SenderSettings):
         internal = self.internal_token.get_secret_value().encode()
         if any(secrets.compare_digest(key.encode(), internal) for key in self.agency_keys):
             raise ValueError("an agency key in DOUDI_AGENCY_KEYS must not be the internal token")
-        if self.environment != "local" and any(
-            key.startswith(DEMO_KEY_PREFIX) or len(key) < MIN_KEY_LENGTH for key in self.agency_keys
-        ):
+        if self.environment != "local" and self.agency_keys:
             raise ValueError(
-                f"DOUDI_AGENCY_KEYS must hold secrets of {MIN_KEY_LENGTH} or more characters, "
-                f"not the {DEMO_KEY_PREFIX}* keys, outside DOUDI_ENVIRONMENT=local"
+                "DOUDI_AGENCY_KEYS is for DOUDI_ENVIRONMENT=local only: outside it the hub "
+                "keeps the agencies' keys itself (doudi admin agency add)"
             )
         return self
 

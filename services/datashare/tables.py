@@ -8,7 +8,9 @@ records every roster an agency submitted; ``received_rows`` the rows of the
 rosters still arriving, ``roster_rows`` the rows of each agency's current roster
 of a region (a superseded roster's rows are dropped once the difference is
 recorded as assertions and revocations). ``console_users`` holds the web console's
-accounts, with their password hashes and lock-outs.
+accounts, with their password hashes and lock-outs; ``agency_clients`` the agencies'
+systems that call the hub and ``agency_keys`` the digests of their API keys
+(services/datashare/agency_keys.py).
 """
 
 from __future__ import annotations
@@ -284,4 +286,28 @@ console_users = Table(
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("password_changed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# An agency's system that calls the hub, and the regions its keys serve.
+agency_clients = Table(
+    "agency_clients",
+    metadata,
+    Column("client_id", String(48), primary_key=True),  # <agency>-<6 hex digits>
+    Column("agency", String(32), nullable=False),
+    # The regions its keys serve, space-separated in order; "" for every region.
+    Column("regions", Text, nullable=False),
+    Column("label", String(128), nullable=False),  # what the bureau calls it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The SHA-256 digests of the clients' API keys (never a key); two alive during a rotation.
+agency_keys = Table(
+    "agency_keys",
+    metadata,
+    Column("key_sha256", String(64), primary_key=True),
+    Column("client_id", String(48), ForeignKey("agency_clients.client_id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retires_at", DateTime(timezone=True), nullable=True),  # NULL: not retiring
+    Index("ix_agency_keys_client", "client_id", "created_at"),
 )

@@ -278,9 +278,9 @@ def setup(settings: Settings) -> Setup:
         engine: sqlalchemy.Engine, stack: contextlib.AsyncExitStack
     ) -> tuple[Registrar, Authenticator]:
         registry = await asyncio.to_thread(PackRegistry.load)
-        settlement = outbox.open_channel(stack, settings.settlement_address)
-        datashare = outbox.open_channel(stack, settings.datashare_address)
-        assistance = outbox.open_channel(stack, settings.assistance_address)
+        settlement = outbox.open_channel(stack, settings.settlement_address, settings)
+        datashare = outbox.open_channel(stack, settings.datashare_address, settings)
+        assistance = outbox.open_channel(stack, settings.assistance_address, settings)
         senders = (
             outbox.start(stack, coverage_sender(engine, settings, settlement)),
             outbox.start(stack, register_sender(engine, settings, datashare)),

@@ -8,6 +8,8 @@ DEFAULT_PORT = 50051
 
 
 class Settings(SenderSettings):
+    required_in_production = (*SenderSettings.required_in_production, "datashare_address")
+
     datashare_address: str = "127.0.0.1:50052"
     """Where the datashare hub answers: it keeps a copy of the register to compare the
     agencies' rosters with."""

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import secrets
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import sqlalchemy
 
-from doudi.common import outbox
+from doudi.common import keys, outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     SETTLEMENT_AGENCIES,
@@ -77,45 +75,42 @@ HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as docs/domain.md section 6
 
 
 class HospitalDirectory:
-    """Registered hospitals by API-key digest and by id, cached for ``ttl`` seconds."""
+    """Registered hospitals by API-key digest and by id, cached for ``ttl`` seconds (a key
+    never past its retirement: doudi.common.keys.KeyCache)."""
 
     def __init__(self, engine: sqlalchemy.Engine, ttl: float) -> None:
         self._engine = engine
         self._ttl = ttl
-        self._by_key: dict[str, tuple[Hospital, float]] = {}
+        self._by_key: keys.KeyCache[Hospital] = keys.KeyCache(ttl)
         self._by_id: dict[str, tuple[Hospital, float]] = {}
 
     async def by_key(self, api_key: str) -> Hospital | None:
-        digest = service.api_key_digest(api_key)
-        return await self._cached(
-            self._by_key, digest, service.hospital_by_key, api_key_sha256=digest
-        )
+        digest = keys.digest(api_key)
+        cached = self._by_key.get(digest)
+        if cached is not None:
+            return cached
+        found = await read_in_thread(self._engine, service.hospital_by_key, api_key_sha256=digest)
+        if found is None:
+            return None
+        hospital, retires_at = found
+        self._by_key.put(digest, hospital, retires_at)
+        return hospital
 
     async def by_id(self, hospital_id: str) -> Hospital | None:
-        return await self._cached(
-            self._by_id, hospital_id, service.get_hospital, hospital_id=hospital_id
+        cached = self._by_id.get(hospital_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        found: Hospital | None = await read_in_thread(
+            self._engine, service.get_hospital, hospital_id=hospital_id
         )
+        # Only hospitals found are remembered, as keys (doudi.common.keys.KeyCache).
+        if found is not None:
+            self._by_id[hospital_id] = (found, time.monotonic() + self._ttl)
+        return found
 
     def forget(self, hospital_id: str) -> None:
         self._by_id.pop(hospital_id, None)
-        self._by_key.clear()
-
-    async def _cached(
-        self,
-        cache: dict[str, tuple[Hospital, float]],
-        key: str,
-        query: Callable[..., Hospital | None],
-        **arguments: str,
-    ) -> Hospital | None:
-        cached = cache.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        found: Hospital | None = await read_in_thread(self._engine, query, **arguments)
-        # Only hospitals found are remembered: unknown keys (mistyped, or guessed by the
-        # thousand) must not fill the memory, and one registered a moment ago must work.
-        if found is not None:
-            cache[key] = (found, time.monotonic() + self._ttl)
-        return found
+        self._by_key.forget(lambda hospital: hospital.hospital_id != hospital_id)
 
     def authenticator(self) -> Authenticator:
         async def authenticate(token: str) -> Caller | None:
@@ -134,8 +129,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         hospitals: HospitalDirectory,
         timezone: ZoneInfo,
         events: Loop,
+        given_keys: bool = False,
     ) -> None:
         self.engine = engine
+        # Whether CreateHospital takes a key the caller gives (the demo's, locally) rather
+        # than only making one.
+        self.given_keys = given_keys
         # Sends each settlement's and reversal's event to assistance in the background:
         # woken after each commit, never awaited by the caller.
         self.events = events
@@ -324,7 +323,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         require("internal")
         hospital = self._read_hospital(request.hospital)
         made = not request.api_key
-        api_key = secrets.token_urlsafe(32) if made else request.api_key
+        if not made and not self.given_keys:
+            raise InvalidInput(
+                "api_key",
+                "the platform makes the key outside DOUDI_ENVIRONMENT=local: leave it empty",
+            )
+        api_key = keys.new_key() if made else request.api_key
         if len(api_key) < 8:
             raise InvalidInput("api_key", "at least 8 characters")
 
@@ -332,7 +336,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             self.engine,
             service.create_hospital,
             hospital=hospital,
-            api_key_sha256=service.api_key_digest(api_key),
+            api_key_sha256=keys.digest(api_key),
             now=datetime.now(UTC),
         )
         self.hospitals.forget(stored.hospital_id)
@@ -367,9 +371,76 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
         )
-        return settlement_pb2.ListHospitalsResponse(
+        answer = settlement_pb2.ListHospitalsResponse(
             hospitals=[hospital_message(hospital) for hospital in found], next_page_token=token
         )
+        if request.with_keys:
+            now = datetime.now(UTC)
+            for hospital in found:
+                stored = await read_in_thread(
+                    self.engine,
+                    service.hospital_keys_of,
+                    hospital_id=hospital.hospital_id,
+                    now=now,
+                )
+                answer.keys.add(hospital_id=hospital.hospital_id, keys=key_messages(stored))
+        return answer
+
+    async def RotateHospitalKey(
+        self,
+        request: settlement_pb2.RotateHospitalKeyRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.RotateHospitalKeyResponse:
+        require("internal")
+        hospital_id = self._hospital_id(request.hospital_id)
+        overlap = keys.overlap_seconds(request.overlap_seconds)
+        api_key = keys.new_key()
+        now = datetime.now(UTC)
+        hospital, retires = await write_in_thread(
+            self.engine,
+            service.rotate_hospital_key,
+            hospital_id=hospital_id,
+            api_key_sha256=keys.digest(api_key),
+            now=now,
+            overlap=overlap,
+        )
+        self.hospitals.forget(hospital_id)
+        stored = await read_in_thread(
+            self.engine, service.hospital_keys_of, hospital_id=hospital_id, now=now
+        )
+        log.info("hospital %s: a new API key; the older ones retire at %s", hospital_id, retires)
+        return settlement_pb2.RotateHospitalKeyResponse(
+            hospital=hospital_message(hospital),
+            api_key=api_key,
+            older_keys_retire_time=to_timestamp(retires),
+            keys=key_messages(stored),
+        )
+
+    async def EndHospitalKeyRotation(
+        self,
+        request: settlement_pb2.EndHospitalKeyRotationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.EndHospitalKeyRotationResponse:
+        require("internal")
+        hospital_id = self._hospital_id(request.hospital_id)
+        now = datetime.now(UTC)
+        hospital, retired = await write_in_thread(
+            self.engine, service.end_hospital_key_rotation, hospital_id=hospital_id, now=now
+        )
+        self.hospitals.forget(hospital_id)
+        stored = await read_in_thread(
+            self.engine, service.hospital_keys_of, hospital_id=hospital_id, now=now
+        )
+        log.info("hospital %s: %d older API keys retired", hospital_id, retired)
+        return settlement_pb2.EndHospitalKeyRotationResponse(
+            hospital=hospital_message(hospital), retired_count=retired, keys=key_messages(stored)
+        )
+
+    @staticmethod
+    def _hospital_id(hospital_id: str) -> str:
+        if not hospital_id or len(hospital_id) > 32:
+            raise InvalidInput("hospital_id", "required, at most 32 characters")
+        return hospital_id
 
     # --- statuses (from the datashare hub) ---------------------------------------------
 
@@ -589,6 +660,17 @@ def layer_message(layer: LayerPayment) -> settlement_pb2.LayerPayment:
     return settlement_pb2.LayerPayment(layer=layer.layer, fund=layer.fund, paid_fen=layer.paid_fen)
 
 
+def key_messages(stored: list[keys.StoredKey]) -> list[settlement_pb2.ApiKeyInfo]:
+    return [
+        settlement_pb2.ApiKeyInfo(
+            fingerprint=key.fingerprint,
+            create_time=to_timestamp(key.created_at),
+            retire_time=None if key.retires_at is None else to_timestamp(key.retires_at),
+        )
+        for key in stored
+    ]
+
+
 def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:
     return settlement_pb2.Hospital(
         hospital_id=hospital.hospital_id,
@@ -604,13 +686,14 @@ def setup(settings: Settings) -> Setup:
     ) -> tuple[Registrar, Authenticator]:
         registry = PackRegistry.load([settings.packs_dir] if settings.packs_dir else [])
         hospitals = HospitalDirectory(engine, settings.hospital_cache_seconds)
-        assistance = outbox.open_channel(stack, settings.assistance_address)
+        assistance = outbox.open_channel(stack, settings.assistance_address, settings)
         servicer = SettlementServicer(
             engine=engine,
             registry=registry,
             hospitals=hospitals,
             timezone=ZoneInfo(settings.timezone),
             events=outbox.start(stack, EventSender(engine, settings, assistance)),
+            given_keys=settings.environment == "local",
         )
 
         def register(server: grpc.aio.Server) -> None:

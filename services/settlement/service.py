@@ -18,7 +18,6 @@ other.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,7 +27,7 @@ import sqlalchemy
 from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, column, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from doudi.common import paging
+from doudi.common import keys, paging
 from doudi.common.errors import (
     AlreadyExists,
     DataLoss,
@@ -49,6 +48,7 @@ from doudi.core.statuses import EffectivePeriod
 from services.settlement.tables import (
     clearing_records,
     event_outbox,
+    hospital_keys,
     hospitals,
     ledgers,
     person_coverage,
@@ -128,31 +128,28 @@ class FundTotal:
         return self.settled_fen - self.reversed_fen
 
 
-def api_key_digest(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
 # --- hospitals ---------------------------------------------------------------------------
 
 
 def create_hospital(
     *, connection: sqlalchemy.Connection, hospital: Hospital, api_key_sha256: str, now: datetime
 ) -> Hospital:
-    """Register a hospital; the same registration again answers it, another ALREADY_EXISTS."""
+    """Register a hospital with its first API key (its digest); the same registration with
+    one of the hospital's keys again answers it, any other ALREADY_EXISTS."""
     row = connection.execute(
         select(hospitals).where(hospitals.c.hospital_id == hospital.hospital_id)
     ).one_or_none()
+    owner = connection.execute(
+        select(hospital_keys.c.hospital_id).where(hospital_keys.c.key_sha256 == api_key_sha256)
+    ).scalar_one_or_none()
     if row is not None:
-        if _hospital(row) != hospital or row.api_key_sha256 != api_key_sha256:
+        if _hospital(row) != hospital or owner != hospital.hospital_id:
             raise AlreadyExists(
                 f"hospital {hospital.hospital_id!r} is registered with other data",
                 field="hospital.hospital_id",
             )
         return hospital
-    taken = connection.execute(
-        select(hospitals.c.hospital_id).where(hospitals.c.api_key_sha256 == api_key_sha256)
-    ).one_or_none()
-    if taken is not None:
+    if owner is not None:
         raise AlreadyExists("this API key belongs to another hospital", field="api_key")
     connection.execute(
         hospitals.insert().values(
@@ -160,11 +157,54 @@ def create_hospital(
             name=hospital.name,
             region=hospital.region,
             level=hospital.level,
-            api_key_sha256=api_key_sha256,
             created_at=now,
         )
     )
+    keys.add_key(
+        connection, hospital_keys, {"hospital_id": hospital.hospital_id}, api_key_sha256, now
+    )
     return hospital
+
+
+def rotate_hospital_key(
+    *,
+    connection: sqlalchemy.Connection,
+    hospital_id: str,
+    api_key_sha256: str,
+    now: datetime,
+    overlap: timedelta,
+) -> tuple[Hospital, datetime]:
+    """Give the hospital a new key; its older keys retire ``overlap`` from now. Answers the
+    hospital and when the older keys retire."""
+    hospital = _locked_hospital(connection, hospital_id)
+    owner = {"hospital_id": hospital_id}
+    retires = keys.rotate(connection, hospital_keys, owner, api_key_sha256, now, overlap)
+    return hospital, retires
+
+
+def end_hospital_key_rotation(
+    *, connection: sqlalchemy.Connection, hospital_id: str, now: datetime
+) -> tuple[Hospital, int]:
+    """Retire now every key of the hospital but its newest; answers how many retired."""
+    hospital = _locked_hospital(connection, hospital_id)
+    return hospital, keys.end_rotation(connection, hospital_keys, {"hospital_id": hospital_id}, now)
+
+
+def hospital_keys_of(
+    *, connection: sqlalchemy.Connection, hospital_id: str, now: datetime
+) -> list[keys.StoredKey]:
+    """The hospital's keys alive now (their fingerprints and times, never a key)."""
+    return keys.stored_keys(connection, hospital_keys, {"hospital_id": hospital_id}, now)
+
+
+def _locked_hospital(connection: sqlalchemy.Connection, hospital_id: str) -> Hospital:
+    """The hospital, its row locked (PostgreSQL) so that rotations of it take turns."""
+    row = connection.execute(
+        select(hospitals).where(hospitals.c.hospital_id == hospital_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no hospital {hospital_id!r}", field="hospital_id")
+    return _hospital(row)
 
 
 def get_hospital(*, connection: sqlalchemy.Connection, hospital_id: str) -> Hospital | None:
@@ -175,12 +215,19 @@ def get_hospital(*, connection: sqlalchemy.Connection, hospital_id: str) -> Hosp
     return None if row is None else _hospital(row)
 
 
-def hospital_by_key(*, connection: sqlalchemy.Connection, api_key_sha256: str) -> Hospital | None:
-    """The hospital whose API key has this digest, if any."""
+def hospital_by_key(
+    *, connection: sqlalchemy.Connection, api_key_sha256: str
+) -> tuple[Hospital, datetime | None] | None:
+    """The hospital whose key has this digest and when the key retires, if the key is
+    alive."""
     row = connection.execute(
-        select(hospitals).where(hospitals.c.api_key_sha256 == api_key_sha256)
+        select(hospitals, hospital_keys.c.retires_at)
+        .join(hospital_keys, hospital_keys.c.hospital_id == hospitals.c.hospital_id)
+        .where(hospital_keys.c.key_sha256 == api_key_sha256)
     ).one_or_none()
-    return None if row is None else _hospital(row)
+    if row is None or not keys.alive(row.retires_at, datetime.now(UTC)):
+        return None
+    return _hospital(row), row.retires_at
 
 
 def list_hospitals(

@@ -1,6 +1,8 @@
 """The settlement service's tables (SQLAlchemy Core); migrations/ creates them.
 
-* ``hospitals``: registered hospitals, their level and the digest of their API key;
+* ``hospitals``: registered hospitals and their level;
+* ``hospital_keys``: the SHA-256 digests of each hospital's API keys (never a key), and
+  when each retires: two are alive during a rotation (doudi.common.keys);
 * ``settlements``: one row per settled visit, with what each layer paid, the
   engine's increments to the yearly accumulators (for an exact reversal) and
   the visit as received;
@@ -48,8 +50,17 @@ hospitals = Table(
     Column("name", String(128), nullable=False),
     Column("region", String(32), nullable=False),
     Column("level", Integer, nullable=False),
-    Column("api_key_sha256", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+hospital_keys = Table(
+    "hospital_keys",
+    metadata,
+    Column("key_sha256", String(64), primary_key=True),
+    Column("hospital_id", String(32), ForeignKey("hospitals.hospital_id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retires_at", DateTime(timezone=True), nullable=True),  # NULL: not retiring
+    Index("ix_hospital_keys_hospital", "hospital_id", "created_at"),
 )
 
 settlements = Table(

@@ -2446,3 +2446,279 @@ class RecordPersonViewResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordPersonViewResponse: _TypeAlias = RecordPersonViewResponse  # noqa: Y015
+
+@_typing.final
+class AgencyClient(_message.Message):
+    """A system of an agency that calls the hub with its own keys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    """`<agency>-<6 hex digits>`, made by the hub."""
+    agency: _builtins.str
+    """The agency's code (civil_affairs, poverty_office, trade_union, ...)."""
+    label: _builtins.str
+    """What the bureau calls it (at most 128 characters)."""
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The pooling regions its keys serve; none: every region."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyKeyInfo]:
+        """Its live keys, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        regions: _abc.Iterable[_builtins.str] | None = ...,
+        label: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        keys: _abc.Iterable[Global___AgencyKeyInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "client_id", b"client_id", "create_time", b"create_time", "keys", b"keys", "label", b"label", "regions", b"regions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgencyClient: _TypeAlias = AgencyClient  # noqa: Y015
+
+@_typing.final
+class AgencyKeyInfo(_message.Message):
+    """What is known of a stored key: never the key, nor its whole digest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    fingerprint: _builtins.str
+    """The first 12 hex digits of the key's SHA-256 digest."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Unset: not retiring."""
+
+    def __init__(
+        self,
+        *,
+        fingerprint: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        retire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "retire_time", b"retire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "fingerprint", b"fingerprint", "retire_time", b"retire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgencyKeyInfo: _TypeAlias = AgencyKeyInfo  # noqa: Y015
+
+@_typing.final
+class CreateAgencyClientRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    agency: _builtins.str
+    label: _builtins.str
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Regions with a policy pack; none: every region."""
+
+    def __init__(
+        self,
+        *,
+        agency: _builtins.str = ...,
+        regions: _abc.Iterable[_builtins.str] | None = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "label", b"label", "regions", b"regions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAgencyClientRequest: _TypeAlias = CreateAgencyClientRequest  # noqa: Y015
+
+@_typing.final
+class CreateAgencyClientResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
+    api_key: _builtins.str
+    """The key, answered this once."""
+    @_builtins.property
+    def client(self) -> Global___AgencyClient: ...
+    def __init__(
+        self,
+        *,
+        client: Global___AgencyClient | None = ...,
+        api_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "client", b"client"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAgencyClientResponse: _TypeAlias = CreateAgencyClientResponse  # noqa: Y015
+
+@_typing.final
+class ListAgencyClientsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAgencyClientsRequest: _TypeAlias = ListAgencyClientsRequest  # noqa: Y015
+
+@_typing.final
+class ListAgencyClientsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyClient]: ...
+    def __init__(
+        self,
+        *,
+        clients: _abc.Iterable[Global___AgencyClient] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAgencyClientsResponse: _TypeAlias = ListAgencyClientsResponse  # noqa: Y015
+
+@_typing.final
+class RotateAgencyKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    OVERLAP_SECONDS_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    overlap_seconds: _builtins.int
+    """How long the older keys keep working: 0 to 7,776,000 (90 days)."""
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        overlap_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateAgencyKeyRequest: _TypeAlias = RotateAgencyKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateAgencyKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
+    OLDER_KEYS_RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    api_key: _builtins.str
+    """The new key, answered this once."""
+    @_builtins.property
+    def client(self) -> Global___AgencyClient:
+        """With its live keys after the rotation."""
+
+    @_builtins.property
+    def older_keys_retire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the older keys stop working."""
+
+    def __init__(
+        self,
+        *,
+        client: Global___AgencyClient | None = ...,
+        api_key: _builtins.str = ...,
+        older_keys_retire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "older_keys_retire_time", b"older_keys_retire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "client", b"client", "older_keys_retire_time", b"older_keys_retire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateAgencyKeyResponse: _TypeAlias = RotateAgencyKeyResponse  # noqa: Y015
+
+@_typing.final
+class EndAgencyKeyRotationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndAgencyKeyRotationRequest: _TypeAlias = EndAgencyKeyRotationRequest  # noqa: Y015
+
+@_typing.final
+class EndAgencyKeyRotationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_FIELD_NUMBER: _builtins.int
+    RETIRED_COUNT_FIELD_NUMBER: _builtins.int
+    retired_count: _builtins.int
+    """How many older keys were retired now."""
+    @_builtins.property
+    def client(self) -> Global___AgencyClient:
+        """With its live keys after it: its newest."""
+
+    def __init__(
+        self,
+        *,
+        client: Global___AgencyClient | None = ...,
+        retired_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "retired_count", b"retired_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndAgencyKeyRotationResponse: _TypeAlias = EndAgencyKeyRotationResponse  # noqa: Y015

@@ -171,6 +171,26 @@ class DatashareServiceStub:
                 request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewRequest.SerializeToString,
                 response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewResponse.FromString,
                 _registered_method=True)
+        self.CreateAgencyClient = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/CreateAgencyClient',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateAgencyClientRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateAgencyClientResponse.FromString,
+                _registered_method=True)
+        self.ListAgencyClients = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/ListAgencyClients',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAgencyClientsRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAgencyClientsResponse.FromString,
+                _registered_method=True)
+        self.RotateAgencyKey = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/RotateAgencyKey',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RotateAgencyKeyRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RotateAgencyKeyResponse.FromString,
+                _registered_method=True)
+        self.EndAgencyKeyRotation = channel.unary_unary(
+                '/doudi.datashare.v1.DatashareService/EndAgencyKeyRotation',
+                request_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.EndAgencyKeyRotationRequest.SerializeToString,
+                response_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.EndAgencyKeyRotationResponse.FromString,
+                _registered_method=True)
 
 
 class DatashareServiceServicer:
@@ -454,6 +474,40 @@ class DatashareServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateAgencyClient(self, request, context):
+        """--- the agencies' API keys: the platform only -------------------------
+        The hub keeps only their SHA-256 digests; a key is answered once, when
+        it is made. Each system of an agency that calls the hub is a client,
+        with the regions its keys serve.
+
+        Registers a client of an agency and makes its first key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAgencyClients(self, request, context):
+        """Every client in id order, with its live keys (never a key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateAgencyKey(self, request, context):
+        """Makes a new key for a client (answered once); its older keys retire
+        after `overlap_seconds`, both working meanwhile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndAgencyKeyRotation(self, request, context):
+        """Retires now every key of a client but its newest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatashareServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -581,6 +635,26 @@ def add_DatashareServiceServicer_to_server(servicer, server):
                     servicer.RecordPersonView,
                     request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewRequest.FromString,
                     response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewResponse.SerializeToString,
+            ),
+            'CreateAgencyClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAgencyClient,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateAgencyClientRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateAgencyClientResponse.SerializeToString,
+            ),
+            'ListAgencyClients': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgencyClients,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAgencyClientsRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAgencyClientsResponse.SerializeToString,
+            ),
+            'RotateAgencyKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateAgencyKey,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RotateAgencyKeyRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.RotateAgencyKeyResponse.SerializeToString,
+            ),
+            'EndAgencyKeyRotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndAgencyKeyRotation,
+                    request_deserializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.EndAgencyKeyRotationRequest.FromString,
+                    response_serializer=doudi_dot_datashare_dot_v1_dot_datashare__pb2.EndAgencyKeyRotationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1270,6 +1344,114 @@ class DatashareService:
             '/doudi.datashare.v1.DatashareService/RecordPersonView',
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewRequest.SerializeToString,
             doudi_dot_datashare_dot_v1_dot_datashare__pb2.RecordPersonViewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAgencyClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/CreateAgencyClient',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateAgencyClientRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.CreateAgencyClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgencyClients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/ListAgencyClients',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAgencyClientsRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.ListAgencyClientsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateAgencyKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/RotateAgencyKey',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RotateAgencyKeyRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.RotateAgencyKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndAgencyKeyRotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.datashare.v1.DatashareService/EndAgencyKeyRotation',
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.EndAgencyKeyRotationRequest.SerializeToString,
+            doudi_dot_datashare_dot_v1_dot_datashare__pb2.EndAgencyKeyRotationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -206,6 +206,22 @@ class DatashareServiceStub:
     the clerk serves, no member of a warning of such a region), which is
     audited all the same (subject `refused`).
     """
+    CreateAgencyClient: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.CreateAgencyClientRequest, _datashare_pb2.CreateAgencyClientResponse]
+    """--- the agencies' API keys: the platform only -------------------------
+    The hub keeps only their SHA-256 digests; a key is answered once, when
+    it is made. Each system of an agency that calls the hub is a client,
+    with the regions its keys serve.
+
+    Registers a client of an agency and makes its first key.
+    """
+    ListAgencyClients: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.ListAgencyClientsRequest, _datashare_pb2.ListAgencyClientsResponse]
+    """Every client in id order, with its live keys (never a key)."""
+    RotateAgencyKey: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.RotateAgencyKeyRequest, _datashare_pb2.RotateAgencyKeyResponse]
+    """Makes a new key for a client (answered once); its older keys retire
+    after `overlap_seconds`, both working meanwhile.
+    """
+    EndAgencyKeyRotation: _grpc.UnaryUnaryMultiCallable[_datashare_pb2.EndAgencyKeyRotationRequest, _datashare_pb2.EndAgencyKeyRotationResponse]
+    """Retires now every key of a client but its newest."""
 
 @_typing.type_check_only
 class DatashareServiceAsyncStub(DatashareServiceStub):
@@ -385,6 +401,22 @@ class DatashareServiceAsyncStub(DatashareServiceStub):
     the clerk serves, no member of a warning of such a region), which is
     audited all the same (subject `refused`).
     """
+    CreateAgencyClient: _aio.UnaryUnaryMultiCallable[_datashare_pb2.CreateAgencyClientRequest, _datashare_pb2.CreateAgencyClientResponse]  # type: ignore[assignment]
+    """--- the agencies' API keys: the platform only -------------------------
+    The hub keeps only their SHA-256 digests; a key is answered once, when
+    it is made. Each system of an agency that calls the hub is a client,
+    with the regions its keys serve.
+
+    Registers a client of an agency and makes its first key.
+    """
+    ListAgencyClients: _aio.UnaryUnaryMultiCallable[_datashare_pb2.ListAgencyClientsRequest, _datashare_pb2.ListAgencyClientsResponse]  # type: ignore[assignment]
+    """Every client in id order, with its live keys (never a key)."""
+    RotateAgencyKey: _aio.UnaryUnaryMultiCallable[_datashare_pb2.RotateAgencyKeyRequest, _datashare_pb2.RotateAgencyKeyResponse]  # type: ignore[assignment]
+    """Makes a new key for a client (answered once); its older keys retire
+    after `overlap_seconds`, both working meanwhile.
+    """
+    EndAgencyKeyRotation: _aio.UnaryUnaryMultiCallable[_datashare_pb2.EndAgencyKeyRotationRequest, _datashare_pb2.EndAgencyKeyRotationResponse]  # type: ignore[assignment]
+    """Retires now every key of a client but its newest."""
 
 class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
     """The data-exchange hub (数据共享) between the medical-insurance bureau and
@@ -711,5 +743,45 @@ class DatashareServiceServicer(metaclass=_abc_1.ABCMeta):
         the clerk serves, no member of a warning of such a region), which is
         audited all the same (subject `refused`).
         """
+
+    @_abc_1.abstractmethod
+    def CreateAgencyClient(
+        self,
+        request: _datashare_pb2.CreateAgencyClientRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.CreateAgencyClientResponse, _abc.Awaitable[_datashare_pb2.CreateAgencyClientResponse]]:
+        """--- the agencies' API keys: the platform only -------------------------
+        The hub keeps only their SHA-256 digests; a key is answered once, when
+        it is made. Each system of an agency that calls the hub is a client,
+        with the regions its keys serve.
+
+        Registers a client of an agency and makes its first key.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAgencyClients(
+        self,
+        request: _datashare_pb2.ListAgencyClientsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.ListAgencyClientsResponse, _abc.Awaitable[_datashare_pb2.ListAgencyClientsResponse]]:
+        """Every client in id order, with its live keys (never a key)."""
+
+    @_abc_1.abstractmethod
+    def RotateAgencyKey(
+        self,
+        request: _datashare_pb2.RotateAgencyKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.RotateAgencyKeyResponse, _abc.Awaitable[_datashare_pb2.RotateAgencyKeyResponse]]:
+        """Makes a new key for a client (answered once); its older keys retire
+        after `overlap_seconds`, both working meanwhile.
+        """
+
+    @_abc_1.abstractmethod
+    def EndAgencyKeyRotation(
+        self,
+        request: _datashare_pb2.EndAgencyKeyRotationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datashare_pb2.EndAgencyKeyRotationResponse, _abc.Awaitable[_datashare_pb2.EndAgencyKeyRotationResponse]]:
+        """Retires now every key of a client but its newest."""
 
 def add_DatashareServiceServicer_to_server(servicer: DatashareServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -917,7 +917,9 @@ class CreateHospitalRequest(_message.Message):
     API_KEY_FIELD_NUMBER: _builtins.int
     api_key: _builtins.str
     """The hospital's API key; the platform stores only its SHA-256 digest.
-    Empty: the platform makes one and answers it once.
+    Empty: the platform makes one and answers it once. A key given is taken
+    only with DOUDI_ENVIRONMENT=local (the demo's); elsewhere it is
+    INVALID_ARGUMENT.
     """
     @_builtins.property
     def hospital(self) -> Global___Hospital: ...
@@ -1005,6 +1007,7 @@ class ListHospitalsRequest(_message.Message):
     REGION_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    WITH_KEYS_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """Optional: only the hospitals of this pooling region (a region a policy
     pack knows; another is INVALID_ARGUMENT).
@@ -1012,16 +1015,19 @@ class ListHospitalsRequest(_message.Message):
     page_size: _builtins.int
     """At most this many (default 100, at most 1000)."""
     page_token: _builtins.str
+    with_keys: _builtins.bool
+    """The platform only: answer each hospital's live keys in `keys` too."""
     def __init__(
         self,
         *,
         region: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        with_keys: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region", "with_keys", b"with_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1033,24 +1039,195 @@ class ListHospitalsResponse(_message.Message):
 
     HOSPITALS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     @_builtins.property
     def hospitals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hospital]:
         """In hospital id order; never their API keys or the keys' digests."""
+
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___HospitalKeys]:
+        """With `with_keys`: each hospital's live keys, in the order of `hospitals`."""
 
     def __init__(
         self,
         *,
         hospitals: _abc.Iterable[Global___Hospital] | None = ...,
         next_page_token: _builtins.str = ...,
+        keys: _abc.Iterable[Global___HospitalKeys] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospitals", b"hospitals", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospitals", b"hospitals", "keys", b"keys", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListHospitalsResponse: _TypeAlias = ListHospitalsResponse  # noqa: Y015
+
+@_typing.final
+class ApiKeyInfo(_message.Message):
+    """What is known of a stored API key: never the key, nor its whole digest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    fingerprint: _builtins.str
+    """The first 12 hex digits of the key's SHA-256 digest."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Unset: not retiring."""
+
+    def __init__(
+        self,
+        *,
+        fingerprint: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        retire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "retire_time", b"retire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "fingerprint", b"fingerprint", "retire_time", b"retire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApiKeyInfo: _TypeAlias = ApiKeyInfo  # noqa: Y015
+
+@_typing.final
+class HospitalKeys(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_ID_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    hospital_id: _builtins.str
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiKeyInfo]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        hospital_id: _builtins.str = ...,
+        keys: _abc.Iterable[Global___ApiKeyInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital_id", b"hospital_id", "keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HospitalKeys: _TypeAlias = HospitalKeys  # noqa: Y015
+
+@_typing.final
+class RotateHospitalKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_ID_FIELD_NUMBER: _builtins.int
+    OVERLAP_SECONDS_FIELD_NUMBER: _builtins.int
+    hospital_id: _builtins.str
+    overlap_seconds: _builtins.int
+    """How long the older keys keep working: 0 to 7,776,000 (90 days)."""
+    def __init__(
+        self,
+        *,
+        hospital_id: _builtins.str = ...,
+        overlap_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital_id", b"hospital_id", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateHospitalKeyRequest: _TypeAlias = RotateHospitalKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateHospitalKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
+    OLDER_KEYS_RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    api_key: _builtins.str
+    """The new key, answered this once; the platform keeps only its digest."""
+    @_builtins.property
+    def hospital(self) -> Global___Hospital: ...
+    @_builtins.property
+    def older_keys_retire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the older keys stop working."""
+
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiKeyInfo]:
+        """The hospital's live keys after the rotation, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        hospital: Global___Hospital | None = ...,
+        api_key: _builtins.str = ...,
+        older_keys_retire_time: _timestamp_pb2.Timestamp | None = ...,
+        keys: _abc.Iterable[Global___ApiKeyInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hospital", b"hospital", "older_keys_retire_time", b"older_keys_retire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "hospital", b"hospital", "keys", b"keys", "older_keys_retire_time", b"older_keys_retire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateHospitalKeyResponse: _TypeAlias = RotateHospitalKeyResponse  # noqa: Y015
+
+@_typing.final
+class EndHospitalKeyRotationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_ID_FIELD_NUMBER: _builtins.int
+    hospital_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        hospital_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital_id", b"hospital_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndHospitalKeyRotationRequest: _TypeAlias = EndHospitalKeyRotationRequest  # noqa: Y015
+
+@_typing.final
+class EndHospitalKeyRotationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_FIELD_NUMBER: _builtins.int
+    RETIRED_COUNT_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    retired_count: _builtins.int
+    """How many older keys were retired now."""
+    @_builtins.property
+    def hospital(self) -> Global___Hospital: ...
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiKeyInfo]:
+        """The hospital's live keys after it: its newest."""
+
+    def __init__(
+        self,
+        *,
+        hospital: Global___Hospital | None = ...,
+        retired_count: _builtins.int = ...,
+        keys: _abc.Iterable[Global___ApiKeyInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hospital", b"hospital"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital", b"hospital", "keys", b"keys", "retired_count", b"retired_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndHospitalKeyRotationResponse: _TypeAlias = EndHospitalKeyRotationResponse  # noqa: Y015
 
 @_typing.final
 class StatusPeriod(_message.Message):

@@ -86,6 +86,16 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsResponse.FromString,
                 _registered_method=True)
+        self.RotateHospitalKey = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/RotateHospitalKey',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RotateHospitalKeyRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RotateHospitalKeyResponse.FromString,
+                _registered_method=True)
+        self.EndHospitalKeyRotation = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/EndHospitalKeyRotation',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.EndHospitalKeyRotationRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.EndHospitalKeyRotationResponse.FromString,
+                _registered_method=True)
         self.RecordPersonStatuses = channel.unary_unary(
                 '/doudi.settlement.v1.SettlementService/RecordPersonStatuses',
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RecordPersonStatusesRequest.SerializeToString,
@@ -188,6 +198,21 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateHospitalKey(self, request, context):
+        """The platform only: gives a hospital a new API key (answered once) and
+        retires its older keys after `overlap_seconds` (two keys work meanwhile).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndHospitalKeyRotation(self, request, context):
+        """The platform only: retires now every key of a hospital but its newest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordPersonStatuses(self, request, context):
         """Records persons' statuses as the datashare hub computed them after an
         assertion, a revocation or a roster (internal callers only: the hub
@@ -272,6 +297,16 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.ListHospitals,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsResponse.SerializeToString,
+            ),
+            'RotateHospitalKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateHospitalKey,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RotateHospitalKeyRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.RotateHospitalKeyResponse.SerializeToString,
+            ),
+            'EndHospitalKeyRotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndHospitalKeyRotation,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.EndHospitalKeyRotationRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.EndHospitalKeyRotationResponse.SerializeToString,
             ),
             'RecordPersonStatuses': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPersonStatuses,
@@ -539,6 +574,60 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/ListHospitals',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListHospitalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateHospitalKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/RotateHospitalKey',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.RotateHospitalKeyRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.RotateHospitalKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndHospitalKeyRotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/EndHospitalKeyRotation',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.EndHospitalKeyRotationRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.EndHospitalKeyRotationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,6 +76,12 @@ class SettlementServiceStub:
     """Lists the registered hospitals in id order, optionally of one region
     (internal callers only: a hospital is PERMISSION_DENIED).
     """
+    RotateHospitalKey: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RotateHospitalKeyRequest, _settlement_pb2.RotateHospitalKeyResponse]
+    """The platform only: gives a hospital a new API key (answered once) and
+    retires its older keys after `overlap_seconds` (two keys work meanwhile).
+    """
+    EndHospitalKeyRotation: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.EndHospitalKeyRotationRequest, _settlement_pb2.EndHospitalKeyRotationResponse]
+    """The platform only: retires now every key of a hospital but its newest."""
     RecordPersonStatuses: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]
     """Records persons' statuses as the datashare hub computed them after an
     assertion, a revocation or a roster (internal callers only: the hub
@@ -150,6 +156,12 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """Lists the registered hospitals in id order, optionally of one region
     (internal callers only: a hospital is PERMISSION_DENIED).
     """
+    RotateHospitalKey: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RotateHospitalKeyRequest, _settlement_pb2.RotateHospitalKeyResponse]  # type: ignore[assignment]
+    """The platform only: gives a hospital a new API key (answered once) and
+    retires its older keys after `overlap_seconds` (two keys work meanwhile).
+    """
+    EndHospitalKeyRotation: _aio.UnaryUnaryMultiCallable[_settlement_pb2.EndHospitalKeyRotationRequest, _settlement_pb2.EndHospitalKeyRotationResponse]  # type: ignore[assignment]
+    """The platform only: retires now every key of a hospital but its newest."""
     RecordPersonStatuses: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecordPersonStatusesRequest, _settlement_pb2.RecordPersonStatusesResponse]  # type: ignore[assignment]
     """Records persons' statuses as the datashare hub computed them after an
     assertion, a revocation or a roster (internal callers only: the hub
@@ -275,6 +287,24 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists the registered hospitals in id order, optionally of one region
         (internal callers only: a hospital is PERMISSION_DENIED).
         """
+
+    @_abc_1.abstractmethod
+    def RotateHospitalKey(
+        self,
+        request: _settlement_pb2.RotateHospitalKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.RotateHospitalKeyResponse, _abc.Awaitable[_settlement_pb2.RotateHospitalKeyResponse]]:
+        """The platform only: gives a hospital a new API key (answered once) and
+        retires its older keys after `overlap_seconds` (two keys work meanwhile).
+        """
+
+    @_abc_1.abstractmethod
+    def EndHospitalKeyRotation(
+        self,
+        request: _settlement_pb2.EndHospitalKeyRotationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.EndHospitalKeyRotationResponse, _abc.Awaitable[_settlement_pb2.EndHospitalKeyRotationResponse]]:
+        """The platform only: retires now every key of a hospital but its newest."""
 
     @_abc_1.abstractmethod
     def RecordPersonStatuses(
