@@ -205,9 +205,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             outcome = "CANCELLED"
             raise
         except Exception as error:
-            if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
-                # The database went away (restart, failover): the pool has been
-                # discarded, and a retry will open fresh connections.
+            if database_unavailable(error):
+                # The database went away (restart, failover) or cannot be reached yet: the
+                # pool has discarded what broke, and a retry will open fresh connections.
                 outcome = "UNAVAILABLE"
                 log.warning("%s: lost the database connection", short)
                 await context.abort_with_status(
@@ -237,6 +237,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
                 elapsed = (time.perf_counter() - started) * 1e3
                 log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed)
+
+
+def database_unavailable(error: Exception) -> bool:
+    """Whether ``error`` says the database is out of reach rather than the request wrong: a
+    connection lost mid-call (invalidated), or one that could not be opened (the server
+    restarting or shutting down: an OperationalError), or SQLite's lock not had in time."""
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        return True
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated
 
 
 # SQLSTATEs of text the database cannot take: too long for its column (22001), not in
