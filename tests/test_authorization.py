@@ -18,7 +18,8 @@ the documentation anyone, the console's pages a session whose role holds the pag
 permission (:data:`CONSOLE_PERMISSIONS`, which must agree with gateway/console/roles.py;
 403 otherwise), the login page otherwise; a route missing from it fails the test.
 :data:`READ_BEFORE_AUTHORISING` lists the routes that refuse a bad path parameter before
-they ask for credentials.
+they ask for credentials: none (the console asks a caller without a session to log in
+whatever the address holds).
 
 Empty requests and forms change nothing but the audit trail (an agency's list read, a
 failed login): every admitted write is refused as bad input (:data:`ANSWERED_OK_EMPTY`),
@@ -164,10 +165,7 @@ GRPC_ADMITTED: Final[dict[str, frozenset[str]]] = {
     "datashare.ListWarnings": PLATFORM | WARNING_AGENCIES,
     "datashare.GetWarning": PLATFORM | WARNING_AGENCIES,
     "datashare.AcknowledgeWarning": WARNING_AGENCIES,
-    # The trade union's key and clerk are told their empty decision is missing, not that
-    # warnings are not theirs (as AcknowledgeWarning tells them).
-    "datashare.DecideWarning": WARNING_AGENCIES
-    | {"trade_union", "console_union_clerk"},  # validates before authorising: see report
+    "datashare.DecideWarning": WARNING_AGENCIES,
     "datashare.CreateConsoleUser": PLATFORM,
     "datashare.GetConsoleUser": PLATFORM,
     "datashare.ListConsoleUsers": PLATFORM,
@@ -534,27 +532,7 @@ BAD_PATH_VALUES: Final = {
 }
 """Path parameters a route refuses: a caller without credentials must still be told to
 show them first (401, the login page), or be served (a public route's 404)."""
-READ_BEFORE_AUTHORISING: Final = frozenset(
-    {
-        # validates before authorising: see report. The console's ids in addresses are
-        # FastAPI path parameters (pages.common.Id), checked before the view asks for a
-        # session (and a permission): an id out of bounds answers 422 to anyone.
-        ("GET", "/console/warnings/{warning_id}"),
-        ("POST", "/console/warnings/{warning_id}/acknowledge"),
-        ("POST", "/console/warnings/{warning_id}/decide"),
-        ("GET", "/console/applications/{application_id}"),
-        ("POST", "/console/applications/{application_id}/supply"),
-        ("POST", "/console/applications/{application_id}/decide"),
-        ("GET", "/console/secondary/{run_id}"),
-        ("POST", "/console/secondary/{run_id}/approve"),
-        ("GET", "/console/secondary/{run_id}/bank.{file_format}"),
-        ("GET", "/console/screening/{run_id}"),
-        ("GET", "/console/screening/offers/{offer_id}"),
-        ("POST", "/console/screening/offers/{offer_id}/confirm"),
-        ("GET", "/console/rosters/comparisons/{comparison_id}"),
-        ("GET", "/console/rosters/comparisons/{comparison_id}/export.{file_format}"),
-    }
-)
+READ_BEFORE_AUTHORISING: Final[frozenset[tuple[str, str]]] = frozenset()
 """The routes that answer a refused path parameter before the credentials' check."""
 
 

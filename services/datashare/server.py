@@ -274,7 +274,8 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         caller = await self._caller(context, *kinds, clerks=True)
         if caller.kind != "agency":
             return warnings.Reader(None, None)
-        return warnings.Reader(caller.id, warnings.key_regions())
+        # An agency warnings do not go to is refused here, before its request is read.
+        return warnings.Reader.of(caller.id, warnings.key_regions())
 
     async def _agency_read(
         self, agency: str | None, handler: Callable[..., T], /, **arguments: Any
