@@ -112,6 +112,14 @@ class ServiceSettings(ProcessSettings):
 
     database_url: str = ""
     """Any SQLAlchemy URL; empty means the SQLite file ``<data_dir>/<service>.db``."""
+    migrate_on_start: bool = True
+    """Bring the database to this release's head at start-up. False where a release's
+    migrations run once before its processes start (``python -m services.<name> migrate``:
+    Kubernetes' migration Jobs, compose's ``migrate`` service): start-up then only checks
+    that the database is there, and stops if it is behind."""
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    """A second port, plaintext, that serves the standard health check and nothing else
+    (Kubernetes' gRPC probes, which cannot speak TLS); unset: none."""
 
     def database_url_for(self, service: str) -> str:
         if self.database_url:
