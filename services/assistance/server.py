@@ -42,7 +42,6 @@ from doudi.common.migrations import current_revision
 from doudi.common.outbox import Sender, received_batch, received_period, received_person
 from doudi.common.paging import page_size
 from doudi.common.protos import EnumCodes, from_date, to_date, to_timestamp
-from doudi.common.settings import read_settings
 from doudi.common.visits import assistance_visit_from_proto, assistance_visit_to_proto
 from doudi.core.codes import HOSPITAL_LEVELS
 from doudi.core.dates import check_year
@@ -1363,5 +1362,4 @@ def setup(settings: Settings) -> Setup:
 
 
 def main() -> None:
-    settings = read_settings(Settings, "assistance")
-    run_service(SPEC, settings, setup(settings))
+    run_service(SPEC, Settings, setup)

@@ -46,7 +46,6 @@ from doudi.common.grpc_server import (
 )
 from doudi.common.outbox import Sender, received_batch, received_person
 from doudi.common.protos import optional_date, to_date, to_timestamp
-from doudi.common.settings import read_settings
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
@@ -1118,5 +1117,4 @@ def setup(settings: Settings) -> Setup:
 
 
 def main() -> None:
-    settings = read_settings(Settings, "datashare")
-    run_service(SPEC, settings, setup(settings))
+    run_service(SPEC, Settings, setup)

@@ -32,7 +32,6 @@ from doudi.common.grpc_server import (
 )
 from doudi.common.outbox import Sender, internal_metadata
 from doudi.common.protos import to_date
-from doudi.common.settings import read_settings
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
 from doudi.core.packs import PackRegistry
@@ -303,5 +302,4 @@ def setup(settings: Settings) -> Setup:
 
 
 def main() -> None:
-    settings = read_settings(Settings, "enrollment")
-    run_service(SPEC, settings, setup(settings))
+    run_service(SPEC, Settings, setup)

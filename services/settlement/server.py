@@ -43,7 +43,6 @@ from doudi.common.grpc_server import (
 from doudi.common.outbox import Loop, received_batch, received_period, received_person
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
-from doudi.common.settings import read_settings
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
 from doudi.core.dates import check_year
 from doudi.core.engine import LayerPayment
@@ -707,5 +706,4 @@ def setup(settings: Settings) -> Setup:
 
 
 def main() -> None:
-    settings = read_settings(Settings, "settlement")
-    run_service(SPEC, settings, setup(settings))
+    run_service(SPEC, Settings, setup)
