@@ -2,8 +2,8 @@
 
 The process binds its socket itself, so ``DOUDI_PORT=0`` takes any free port,
 and writes the port it bound to ``DOUDI_PORT_FILE`` once it serves, as the
-services do. Logs go through :func:`doudi.common.logs.configure_logging`
-(identity numbers masked). SIGTERM or SIGINT stops it gracefully: no new
+services do. Logs, metrics and traces are set up by
+:func:`doudi.common.observability.start` (identity numbers masked in the logs). SIGTERM or SIGINT stops it gracefully: no new
 connections, in-flight requests get ``DOUDI_SHUTDOWN_GRACE_SECONDS`` to finish,
 then the channels close and the process exits 0.
 """
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from doudi.common.logs import configure_logging
+from doudi.common import observability
 from doudi.common.settings import read_settings
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -65,7 +65,7 @@ def tune_garbage_collector() -> None:
 
 def main() -> None:
     settings = read_settings(Settings, "python -m gateway")
-    configure_logging(settings.log_level)
+    observability.start(settings, "gateway")
     sock = bind(settings.host, settings.listen_port)
     port: int = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -73,8 +73,10 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        log_config=None,  # keep configure_logging's masking handler
-        access_log=settings.access_log,
+        log_config=None,  # keep doudi.common.logs's masking handler
+        # The access log is the gateway's own (gateway.observe, DOUDI_ACCESS_LOG): with the
+        # request id and the route's template.
+        access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         server_header=False,
     )

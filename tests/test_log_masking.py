@@ -10,15 +10,17 @@ stays as it is.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import date
 
 import pytest
+import structlog
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from doudi.common.logs import FORMAT, MaskingFormatter, mask_identity_numbers
+from doudi.common.logs import LogFormat, formatter, mask_identity_numbers
 from doudi.core.identity import PROVINCE_PREFIXES, mask, resident_id_number
 from tests.support import with_check_digit
 
@@ -67,8 +69,7 @@ def test_what_is_not_a_valid_number_is_left_as_it_is(line: str) -> None:
     assert mask_identity_numbers(line) == line
 
 
-def test_the_formatter_masks_the_message_its_arguments_and_the_traceback() -> None:
-    formatter = MaskingFormatter(FORMAT)
+def _record_with_a_traceback() -> logging.LogRecord:
     try:
         raise ValueError(f"bad visit ZY{ZHANG}")
     except ValueError:
@@ -76,9 +77,69 @@ def test_the_formatter_masks_the_message_its_arguments_and_the_traceback() -> No
             "doudi", logging.INFO, __file__, 1, "GET /v1/persons/%s", (ZHANG,), None
         )
         record.exc_info = sys.exc_info()
-    line = formatter.format(record)
+    return record
+
+
+def test_the_text_formatter_masks_the_message_its_arguments_and_the_traceback() -> None:
+    line = formatter("text").format(_record_with_a_traceback())
     assert ZHANG not in line
     assert line.count("411323********0014") == 2
+    assert "GET /v1/persons/411323********0014" in line.splitlines()[0]
+
+
+def test_a_json_line_parses_and_masks_the_message_its_arguments_and_the_traceback() -> None:
+    line = formatter("json").format(_record_with_a_traceback())
+    assert "\n" not in line.strip("\n"), "one line per record"
+    fields = json.loads(line)
+    assert fields["event"] == "GET /v1/persons/411323********0014"
+    assert fields["level"] == "info"
+    assert fields["logger"] == "doudi"
+    assert "ValueError: bad visit ZY411323********0014" in fields["exception"]
+    assert ZHANG not in line
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_extra_fields_and_the_request_id_are_masked_in_either_format(log_format: LogFormat) -> None:
+    record = logging.LogRecord("doudi.x", logging.WARNING, __file__, 1, "sent", (), None)
+    # Fields a call site gives (extra=), as text and as a number, and a key.
+    record.person = f"person {ZHANG}"
+    record.number = int(ZHANG)
+    record.__dict__[f"k{ZHANG}"] = "v"
+    token = structlog.contextvars.bind_contextvars(request_id="r-1")
+    try:
+        line = formatter(log_format).format(record)
+    finally:
+        structlog.contextvars.reset_contextvars(**token)
+    assert ZHANG not in line
+    assert line.count("411323********0014") == 3
+    assert "r-1" in line
+    if log_format == "json":
+        fields = json.loads(line)
+        assert fields["request_id"] == "r-1"
+        assert fields["person"] == "person 411323********0014"
+
+
+@pytest.mark.parametrize("escaped", ["\x10", "\x01", '"', "\\", "\n"])
+def test_a_json_escape_never_glues_a_digit_to_a_number(escaped: str) -> None:
+    """JSON writes a control character as ``\\u0010``: a number after it must not become
+    part of a longer run of digits (and so escape the line's masking)."""
+    record = logging.LogRecord("doudi", logging.INFO, __file__, 1, "%s", (escaped + ZHANG,), None)
+    line = formatter("json").format(record)
+    assert ZHANG not in line
+    assert json.loads(line)["event"] == escaped + "411323********0014"
+
+
+@settings(max_examples=100, deadline=None)
+@given(before=st.text(max_size=20), number=st.just(ZHANG), after=st.text(max_size=20))
+def test_a_json_line_always_parses_and_masks_a_number_standing_alone(
+    before: str, number: str, after: str
+) -> None:
+    message = f"{before} {number} {after}"
+    line = formatter("json").format(
+        logging.LogRecord("doudi", logging.INFO, __file__, 1, "%s", (message,), None)
+    )
+    assert ZHANG not in line
+    assert json.loads(line)["event"] == mask_identity_numbers(message)
 
 
 # -- properties ------------------------------------------------------------------

@@ -146,6 +146,13 @@ def _sqlite_engine(url: URL) -> sqlalchemy.Engine:
     return engine
 
 
+def sqlite_writer_engine(engine: sqlalchemy.Engine) -> sqlalchemy.Engine | None:
+    """The engine a SQLite database's writers write through (:class:`_SqliteWriter`), if it
+    is another than ``engine`` (its pool is watched too: doudi.common.metrics)."""
+    writer = _SQLITE_WRITERS.get(engine)
+    return None if writer is None or writer.engine is engine else writer.engine
+
+
 def _is_sqlite_uri(url: URL) -> bool:
     """Whether the database is a ``file:`` URI (``?uri=true``), which is not a plain path."""
     return str(url.query.get("uri", "")).lower() in {"true", "1"} or bool(

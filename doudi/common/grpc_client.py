@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from doudi.common.tls import TlsSettings
+from doudi.common.tracing import Outgoing
 
 # Every Doudi RPC may be retried: reads, and writes that are idempotent (a request id, or
 # a create that answers the stored record). So a call that finds its peer UNAVAILABLE
@@ -56,12 +57,15 @@ def channel(address: str, tls: TlsSettings) -> grpc.aio.Channel:
     """A channel to ``address``, with TLS as ``tls`` says (doudi.common.tls).
 
     Make calls on it with ``wait_for_ready=True``: a call made while the peer
-    restarts then waits for it (within the call's deadline) instead of failing.
+    restarts then waits for it (within the call's deadline) instead of failing. Every
+    call carries the current request id and, when the process traces, its span's
+    context (doudi.common.tracing.Outgoing).
     """
     credentials = tls.channel_credentials()
+    interceptors = [Outgoing()]
     if credentials is None:
-        return grpc.aio.insecure_channel(address, options=OPTIONS)
-    return grpc.aio.secure_channel(address, credentials, options=OPTIONS)
+        return grpc.aio.insecure_channel(address, options=OPTIONS, interceptors=interceptors)
+    return grpc.aio.secure_channel(address, credentials, options=OPTIONS, interceptors=interceptors)
 
 
 def sync_channel(address: str, tls: TlsSettings | None = None) -> grpc.Channel:

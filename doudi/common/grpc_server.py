@@ -41,6 +41,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from doudi.common import metrics, observability, request_ids, tracing
 from doudi.common.db import DATABASE_THREADS, create_engine_for, ping
 from doudi.common.errors import (
     PermissionDenied,
@@ -131,7 +132,10 @@ def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | No
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates, maps errors and logs every call to a method under ``package``:
     unary, client-streaming (the request is an async iterator) and server-streaming
-    (the handler is an async generator) alike.
+    (the handler is an async generator) alike. Each call is also observed: its request
+    id (the caller's ``x-request-id``, or a new one) bound for its log lines and the calls
+    it makes, its span (a child of the caller's, when the process traces), its status
+    code and time counted (doudi.common.metrics).
 
     Health checks and reflection stay anonymous so that probes need no token.
     """
@@ -151,7 +155,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         method: str = handler_call_details.method
         if handler is None or not method.startswith(self._prefix):
             return handler
-        short = method.rsplit("/", 1)[-1]
         # Requests arrive as bytes and are parsed inside the guard: bytes that are not the
         # method's message are INVALID_ARGUMENT, not gRPC's UNKNOWN.
         read = _reader(handler.request_deserializer)
@@ -160,7 +163,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             unary = handler.unary_unary
 
             async def call(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                async with self._guard(short, context):
+                async with self._guard(method, context):
                     return await unary(read(request), context)  # type: ignore[arg-type]
 
             return grpc.unary_unary_rpc_method_handler(call, **serializers)
@@ -170,7 +173,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             async def take(
                 requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
             ) -> Any:
-                async with self._guard(short, context):
+                async with self._guard(method, context):
                     parsed = (read(request) async for request in requests)
                     return await gather(parsed, context)  # type: ignore[arg-type]
 
@@ -179,7 +182,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             stream = handler.unary_stream
 
             async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                async with self._guard(short, context):
+                async with self._guard(method, context):
                     async for message in stream(read(request), context):  # type: ignore[attr-defined,arg-type]
                         yield message
 
@@ -188,14 +191,19 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     @contextlib.asynccontextmanager
     async def _guard(
-        self, short: str, context: grpc.aio.ServicerContext[Any, Any]
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[None]:
         """Authenticate the caller, then run the call, mapping its errors to statuses."""
         started = time.perf_counter()
+        service, _, short = method.lstrip("/").partition("/")
         outcome = "OK"
         caller: Caller | None = None
+        metadata = context.invocation_metadata() or ()
+        carrier = {key: value for key, value in metadata if isinstance(value, str)}
+        request_ids.bind(request_ids.taken(carrier.get(request_ids.HEADER)))
+        span = tracing.start_server_span(method, carrier)
         try:
-            token = bearer_token(context.invocation_metadata())
+            token = bearer_token(metadata)
             caller = await self._authenticate(token) if token else None
             if caller is None:
                 raise Unauthenticated(
@@ -240,13 +248,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 to_rpc_status(ServiceError("internal error; see the service log"))
             )
         finally:
+            elapsed = time.perf_counter() - started
+            code = outcome.partition(" ")[0]
+            metrics.GRPC_SERVER.observe((service, short), code, elapsed)
+            tracing.end_server_span(span, code)
             # Refusals and failures at INFO; each successful call only at DEBUG, as
             # a line per call costs more than a cheap call itself.
             level = logging.DEBUG if outcome == "OK" else logging.INFO
             if log.isEnabledFor(level):
                 who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
-                elapsed = (time.perf_counter() - started) * 1e3
-                log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed)
+                log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed * 1e3)
 
 
 def database_unavailable(error: Exception) -> bool:
@@ -509,7 +520,7 @@ def run_service(
     if arguments.command == "migrate":
         sys.exit(migrate(spec, arguments))
     settings = read_settings(settings_class, f"python -m services.{spec.name}")
-    configure_logging(settings.log_level)
+    observability.start(settings, spec.name)
     url = settings.database_url_for(spec.name)
     if settings.migrate_on_start:
         upgrade(url, spec.migrations)
@@ -527,6 +538,7 @@ def run_service(
         if status.ahead:
             migration_log.warning("%s: the database is %s", spec.name, status.describe())
     engine = create_engine_for(url)
+    metrics.watch_engine(engine)
     service_setup = setup(settings)
 
     async def main() -> None:

@@ -56,7 +56,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from doudi.common import grpc_client
+from doudi.common import grpc_client, metrics, request_ids
 from doudi.common.db import read_connection, write_transaction
 from doudi.common.protos import EnumCodes, optional_date, to_date
 from doudi.common.settings import ProcessSettings
@@ -411,6 +411,11 @@ class Loop:
         subscriber is likely down."""
         raise NotImplementedError
 
+    def backlogs(self) -> list[tuple[str, metrics.Backlog]]:
+        """Each outbox table the loop sends from, by name, with how to read its backlog for
+        the subscriber (reported at each scrape of the metrics: :func:`start`)."""
+        return []
+
     async def run(self) -> None:
         """Send what is queued (left by a failed send, by a large change such as a roster,
         or by a migration) until cancelled."""
@@ -419,6 +424,9 @@ class Loop:
             # Cleared before the round, not after it: a change queued while the round is on
             # its way wakes the next one at once instead of after the pause.
             self._wake.clear()
+            # No request is served here: each round's calls and log lines carry an id of
+            # their own (and, when the process traces, each call starts a trace).
+            request_ids.bind(request_ids.new())
             try:
                 more = await self.send_queued()
                 if failing:
@@ -555,6 +563,13 @@ class Sender(Loop):
         )
         return True
 
+    def backlogs(self) -> list[tuple[str, metrics.Backlog]]:
+        tables = [self._table] if self._sets is None else [self._table, self._sets.table]
+        return [
+            (table.name, metrics.table_backlog(self._engine, table, self.subscriber))
+            for table in tables
+        ]
+
     async def _deliver_each_accepted(self, person_ids: list[str]) -> None:
         await deliver_each_accepted(self._deliver, person_ids, self._refused)
 
@@ -587,7 +602,10 @@ LoopT = TypeVar("LoopT", bound=Loop)
 
 
 def start(stack: contextlib.AsyncExitStack, sender: LoopT) -> LoopT:
-    """Run the sender's background loop until the service stops."""
+    """Run the sender's background loop until the service stops; report its backlog in the
+    metrics."""
     loop = asyncio.create_task(sender.run(), name=f"sending {sender.what} to {sender.subscriber}")
     stack.callback(loop.cancel)
+    for table, backlog in sender.backlogs():
+        metrics.watch_outbox(table, sender.subscriber, backlog)
     return sender

@@ -21,14 +21,16 @@ from typing import ClassVar, Literal, Self, TypeVar
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from doudi.common.observability import ObservabilitySettings
 from doudi.common.tls import TlsSettings
 
 # Known to everyone who reads this file: accepted only with DOUDI_ENVIRONMENT=local.
 LOCAL_INTERNAL_TOKEN = "doudi-local-internal-token"
 
 
-class ProcessSettings(TlsSettings):
-    """What every Doudi process reads (and TLS: doudi.common.tls)."""
+class ProcessSettings(TlsSettings, ObservabilitySettings):
+    """What every Doudi process reads (and TLS: doudi.common.tls; logs, metrics and traces:
+    doudi.common.observability)."""
 
     serves_grpc: ClassVar[bool] = False
     """A gRPC service (which must serve TLS in production) rather than a client of them."""

@@ -40,6 +40,7 @@ import sqlalchemy
 from sqlalchemy import delete, func, select
 
 from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+from doudi.common import metrics
 from doudi.common.db import write_transaction
 from doudi.common.enums import ASSISTANCE_STATUSES, ASSISTANCE_VISIT_TYPES, SETTLEMENT_EVENT_KINDS
 from doudi.common.outbox import ASSISTANCE, Loop, deliver_each_accepted, internal_metadata
@@ -188,6 +189,9 @@ class EventSender(Loop):
         self._stub = assistance_pb2_grpc.AssistanceServiceStub(assistance)
         self._metadata = internal_metadata(settings)
         self._timeout = settings.peer_timeout_seconds
+
+    def backlogs(self) -> list[tuple[str, metrics.Backlog]]:
+        return [(event_outbox.name, metrics.table_backlog(self._engine, event_outbox, None))]
 
     async def send_queued(self) -> bool:
         """One round: the first queued events sent and forgotten; answers whether any were

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import sqlalchemy
 
-from doudi.common import keys, outbox
+from doudi.common import keys, metrics, outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
     SETTLEMENT_AGENCIES,
@@ -191,6 +191,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         finally:
             self.in_flight.discard(key)
         if not replayed:
+            metrics.count_settlement(
+                service.SETTLED, ((layer.fund, layer.paid_fen) for layer in record.layers)
+            )
             log.info(
                 "settled %s: %s visit %s of person %s at %s under %s: total %d, funds %d, "
                 "self-pay %d fen",
@@ -230,6 +233,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         )
         if not replayed:
             self.events.wake()
+            metrics.count_settlement(
+                service.REVERSED, ((layer.fund, layer.paid_fen) for layer in record.layers)
+            )
         return settlement_pb2.ReverseSettlementResponse(
             settlement=settlement_message(record), replayed=replayed
         )
