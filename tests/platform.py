@@ -93,15 +93,21 @@ class Platform:
 
 
 def start_platform(
-    directory: Path, database_url_for: DatabaseUrlFor, gateway_env: Mapping[str, str] | None = None
+    directory: Path,
+    database_url_for: DatabaseUrlFor,
+    gateway_env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Platform:
-    """Start every service and the gateway (``gateway_env``: its further settings); on
-    failure, stop whatever had started."""
+    """Start every service and the gateway (``gateway_env``: its further settings; ``env``:
+    every process's, such as TLS); on failure, stop whatever had started."""
     directory.mkdir(parents=True, exist_ok=True)
     platform = Platform(directory, {})
+    common = dict(env or {})
 
-    def start(name: str, env: dict[str, str] | None = None) -> RunningService:
-        service = start_service(name, directory, database_url=database_url_for(name), env=env)
+    def start(name: str, peers: dict[str, str]) -> RunningService:
+        service = start_service(
+            name, directory, database_url=database_url_for(name), env={**common, **peers}
+        )
         platform.services[name] = service
         return service
 
@@ -129,7 +135,7 @@ def start_platform(
         start("datashare", {**peers, "DOUDI_PORT": str(datashare_port)})
         peers["DOUDI_DATASHARE_ADDRESS"] = datashare_address
         start("enrollment", peers)
-        start_gateway(platform, gateway_env)
+        start_gateway(platform, {**common, **(gateway_env or {})})
     except BaseException:
         platform.stop()
         raise
@@ -180,14 +186,17 @@ def start_gateway(platform: Platform, extra_env: Mapping[str, str] | None = None
 
 @contextlib.contextmanager
 def running_platform(
-    directory: Path, backend: str = "sqlite", gateway_env: Mapping[str, str] | None = None
+    directory: Path,
+    backend: str = "sqlite",
+    gateway_env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Platform]:
     """The platform on ``backend`` (``sqlite`` or ``postgresql``), stopped afterwards."""
     with contextlib.ExitStack() as stack:
         urls = {
             name: stack.enter_context(new_database(backend, directory, name)) for name in SERVICES
         }
-        platform = start_platform(directory, urls.get, gateway_env)
+        platform = start_platform(directory, urls.get, gateway_env, env)
         stack.callback(platform.stop)  # before the databases are dropped
         yield platform
 

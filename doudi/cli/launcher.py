@@ -23,6 +23,7 @@ service, PostgreSQL for the databases): see deploy/.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -142,7 +143,9 @@ def free_ports(count: int) -> list[int]:
 class Platform:
     """The processes of the platform on this machine. ``database_urls`` gives a service a
     database other than its SQLite file (the benchmarks run it on PostgreSQL);
-    ``settlement_processes`` runs that many settlement processes on its one database."""
+    ``settlement_processes`` runs that many settlement processes on its one database;
+    ``env`` is every process's further environment, and ``backoff`` how a process that
+    exited is restarted (the fault tests restart faster than ``doudi run``)."""
 
     def __init__(
         self,
@@ -151,6 +154,9 @@ class Platform:
         gateway_port: int,
         database_urls: Mapping[str, str] | None = None,
         settlement_processes: int = 1,
+        *,
+        env: Mapping[str, str] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         if settlement_processes < 1:
             raise ValueError("settlement_processes must be at least 1")
@@ -162,6 +168,8 @@ class Platform:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._started_at: dict[str, float] = {}
         self._backoffs: dict[str, Backoff] = {}
+        self._backoff = backoff or Backoff()
+        self.env = dict(env or {})
         self._restart_at: dict[str, float] = {}
         (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
 
@@ -181,6 +189,7 @@ class Platform:
             DOUDI_PORT=str(port),
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.env)
         env.pop("DOUDI_PORT_FILE", None)
         env.pop("DOUDI_DATABASE_URL", None)  # by default each service its own SQLite file
         if part.name in self.database_urls:
@@ -246,7 +255,7 @@ class Platform:
                         self._start(part, name, port)
                         events.append(f"{name} restarted (pid {self.processes[name].pid})")
                 elif process is not None and process.poll() is not None:
-                    backoff = self._backoffs.setdefault(name, Backoff())
+                    backoff = self._backoffs.setdefault(name, dataclasses.replace(self._backoff))
                     delay = backoff.delay(now - self._started_at[name])
                     self._restart_at[name] = now + delay
                     events.append(

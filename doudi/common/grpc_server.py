@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import grpc
-import pydantic
-import pydantic_settings
 import sqlalchemy
 import uvloop
 from google.protobuf.message import DecodeError
@@ -52,7 +50,7 @@ from doudi.common.errors import (
 )
 from doudi.common.logs import configure_logging
 from doudi.common.migrations import MigrationSettings, schema_status, upgrade, wait_for_head
-from doudi.common.settings import ServiceSettings
+from doudi.common.settings import ServiceSettings, read_settings
 from doudi.core.errors import InvalidInput
 
 log = logging.getLogger("doudi.grpc")
@@ -216,9 +214,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             outcome = "CANCELLED"
             raise
         except Exception as error:
-            if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
-                # The database went away (restart, failover): the pool has been
-                # discarded, and a retry will open fresh connections.
+            if database_unavailable(error):
+                # The database went away (restart, failover) or cannot be reached yet: the
+                # pool has discarded what broke, and a retry will open fresh connections.
                 outcome = "UNAVAILABLE"
                 log.warning("%s: lost the database connection", short)
                 await context.abort_with_status(
@@ -248,6 +246,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 who = f"{caller.kind}/{caller.id}" if caller else "anonymous"
                 elapsed = (time.perf_counter() - started) * 1e3
                 log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed)
+
+
+def database_unavailable(error: Exception) -> bool:
+    """Whether ``error`` says the database is out of reach rather than the request wrong: a
+    connection lost mid-call (invalidated), or one that could not be opened (the server
+    restarting or shutting down: an OperationalError), or SQLite's lock not had in time."""
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        return True
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated
 
 
 # SQLSTATEs of text the database cannot take: too long for its column (22001), not in
@@ -412,7 +419,6 @@ class ServiceSpec:
 
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
-BaseSettingsT = TypeVar("BaseSettingsT", bound=pydantic_settings.BaseSettings)
 WAIT_TIMEOUT_SECONDS = 300.0
 """How long ``migrate --wait`` waits unless told (``--timeout``)."""
 
@@ -460,24 +466,10 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-def read_settings(settings_class: type[BaseSettingsT], spec: ServiceSpec) -> BaseSettingsT:
-    """The settings from the environment; settings that cannot be read stop the start with
-    one line each on stderr naming the setting (exit 2), not a traceback."""
-    try:
-        return settings_class()
-    except pydantic.ValidationError as error:
-        for problem in error.errors():
-            where = ".".join(str(part) for part in problem["loc"])
-            setting = f"DOUDI_{where.upper()}: " if where else ""
-            message = problem["msg"].removeprefix("Value error, ")
-            print(f"python -m services.{spec.name}: error: {setting}{message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def migrate(spec: ServiceSpec, arguments: argparse.Namespace) -> int:
     """``migrate``: migrate and answer 0; ``migrate --wait``: 0 once the database is at
     this release's head, 1 when the time is up."""
-    settings = read_settings(MigrationSettings, spec)
+    settings = read_settings(MigrationSettings, spec.name)
     configure_logging(settings.log_level)
     url = settings.database_url_for(spec.name)
     if not arguments.wait:
@@ -514,7 +506,7 @@ def run_service(
     arguments = command_line(spec, argv)
     if arguments.command == "migrate":
         sys.exit(migrate(spec, arguments))
-    settings = read_settings(settings_class, spec)
+    settings = read_settings(settings_class, spec.name)
     configure_logging(settings.log_level)
     url = settings.database_url_for(spec.name)
     if settings.migrate_on_start:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sys
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from doudi.common.tls import TlsSettings
 
@@ -150,3 +151,21 @@ class SenderSettings(PeerSettings):
 
     settlement_address: str = "127.0.0.1:50053"
     """Where the settlement service answers."""
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def read_settings(settings_class: type[SettingsT], process: str) -> SettingsT:
+    """A process's settings from its environment; if they are refused, a line per refusal
+    on stderr (never a value: it may be a secret) and exit status 2, before anything
+    starts."""
+    try:
+        return settings_class()
+    except ValidationError as error:
+        for problem in error.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in problem["loc"])
+            name = f"DOUDI_{where.upper()}: " if where else ""
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"{process}: cannot start: {name}{message}", file=sys.stderr)
+        raise SystemExit(2) from None
