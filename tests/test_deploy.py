@@ -16,7 +16,6 @@ plaintext health port the probes use, on a service that serves TLS.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import importlib
 import importlib.util
@@ -24,10 +23,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,17 +36,14 @@ import kubernetes_validate
 import pydantic_settings
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from doudi.common.grpc_client import serving_status
 from doudi.common.grpc_server import LIVENESS_SERVICE
 from doudi.common.migrations import MigrationSettings
 from gateway.console import vendor
-from tests.services import ROOT, free_port, service_env
+from tests.services import ROOT, RunningService, free_port, running_service
+from tests.tls_support import authority
 
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
@@ -802,103 +796,32 @@ def test_the_image_has_the_console_libraries_where_the_gateway_looks() -> None:
 # --- the health port the probes use ---
 
 
-def write_certificates(directory: Path) -> dict[str, Path]:
-    """A CA and a certificate it signs for localhost, as the Secret <process>-tls holds."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    files = {
-        "ca": directory / "ca.crt",
-        "cert": directory / "tls.crt",
-        "key": directory / "tls.key",
-    }
-    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files["cert"].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
-
-
 @pytest.fixture
-def service_with_tls(tmp_path: Path) -> Iterator[tuple[int, int, dict[str, Path]]]:
-    """Settlement serving mutual TLS on its port, and DOUDI_HEALTH_PORT beside it: (its
-    port, the health port, the certificate files)."""
-    files = write_certificates(tmp_path)
-    port, health_port = free_port(), free_port()
-    while health_port == port:
-        health_port = free_port()
-    env = service_env(
-        tmp_path,
-        None,
-        {
-            "DOUDI_PORT": str(port),
-            "DOUDI_HEALTH_PORT": str(health_port),
-            "DOUDI_TLS_CERT_FILE": str(files["cert"]),
-            "DOUDI_TLS_KEY_FILE": str(files["key"]),
-            "DOUDI_TLS_CA_FILE": str(files["ca"]),
-            "DOUDI_TLS_CLIENT_AUTH": "require",
-        },
-    )
-    log = (tmp_path / "settlement.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.settlement"], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "settlement.log").read_text()
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", health_port)) == 0:
-                    break
-            assert time.monotonic() < deadline, (tmp_path / "settlement.log").read_text()
-            time.sleep(0.1)
-        yield port, health_port, files
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+def service_with_tls(tmp_path: Path) -> Iterator[tuple[RunningService, int]]:
+    """Settlement serving mutual TLS on its port, and DOUDI_HEALTH_PORT beside it."""
+    ca = authority(tmp_path)
+    own = ca.issue(tmp_path, "settlement")
+    health_port = free_port()
+    env = {
+        "DOUDI_HEALTH_PORT": str(health_port),
+        "DOUDI_TLS_CERT_FILE": str(own.cert),
+        "DOUDI_TLS_KEY_FILE": str(own.key),
+        "DOUDI_TLS_CA_FILE": str(ca.ca),
+        "DOUDI_TLS_CLIENT_AUTH": "require",
+    }
+    with running_service("settlement", tmp_path, env=env) as service:
+        yield service, health_port
 
 
 def test_the_health_port_answers_the_probes_in_plaintext_beside_a_tls_port(
-    service_with_tls: tuple[int, int, dict[str, Path]],
+    service_with_tls: tuple[RunningService, int],
 ) -> None:
     """Kubelet's gRPC probes speak no TLS, and a service with mutual TLS refuses a client
     without a certificate: the probes ask DOUDI_HEALTH_PORT, which serves the health
     check in plaintext and nothing else."""
-    port, health_port, files = service_with_tls
+    service, health_port = service_with_tls
     with grpc.insecure_channel(f"127.0.0.1:{health_port}") as channel:
-        deadline = time.monotonic() + 30
-        while serving_status(channel, timeout=2) != "SERVING":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        assert serving_status(channel, timeout=5) == "SERVING"
         health = health_pb2_grpc.HealthStub(channel)
         alive = health.Check(health_pb2.HealthCheckRequest(service=LIVENESS_SERVICE), timeout=5)
         assert alive.status == health_pb2.HealthCheckResponse.SERVING
@@ -909,12 +832,6 @@ def test_the_health_port_answers_the_probes_in_plaintext_beside_a_tls_port(
             )
         assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # The service's own port speaks TLS only, to clients with a certificate of the CA.
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as plaintext:
+    with grpc.insecure_channel(service.address) as plaintext:
         assert serving_status(plaintext, timeout=2) == "UNAVAILABLE"
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=files["ca"].read_bytes(),
-        private_key=files["key"].read_bytes(),
-        certificate_chain=files["cert"].read_bytes(),
-    )
-    with grpc.secure_channel(f"localhost:{port}", credentials) as secure:
-        assert serving_status(secure, timeout=5) == "SERVING"
+    assert serving_status(service.channel(), timeout=5) == "SERVING"
