@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,21 +103,18 @@ def render(variant: str) -> tuple[Object, ...]:
     if variant.startswith("overlays/"):
         return _kustomize(KUBERNETES / variant)
     size, *components = variant.split("+")
-    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"doudi-kustomize-{os.getpid()}-{variant}"
-    folder.mkdir(parents=True, exist_ok=True)
-    relative = os.path.relpath(KUBERNETES, folder)
-    (folder / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "resources": [f"{relative}/overlays/{size}"],
-                "components": [f"{relative}/components/{name}" for name in components],
-            }
+    with tempfile.TemporaryDirectory(prefix="doudi-kustomize-") as made:
+        folder = Path(made)
+        relative = os.path.relpath(KUBERNETES, folder)
+        (folder / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "resources": [f"{relative}/overlays/{size}"],
+                    "components": [f"{relative}/components/{name}" for name in components],
+                }
+            )
         )
-    )
-    try:
         return _kustomize(folder)
-    finally:
-        shutil.rmtree(folder)
 
 
 def _kustomize(folder: Path) -> tuple[Object, ...]:
