@@ -64,7 +64,7 @@ def tune_garbage_collector() -> None:
 
 
 def main() -> None:
-    settings = read_settings(Settings, "gateway")
+    settings = read_settings(Settings, "python -m gateway")
     configure_logging(settings.log_level)
     sock = bind(settings.host, settings.listen_port)
     port: int = sock.getsockname()[1]

@@ -241,7 +241,7 @@ def test_production_migration_needs_the_database_url_and_nothing_else(tmp_path: 
 
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
-        "settlement: cannot start: "
+        "python -m services.settlement: error: "
         "DOUDI_ENVIRONMENT=production needs DOUDI_DATABASE_URL set explicitly"
     )
     url = f"sqlite:///{tmp_path / 'settlement.db'}"

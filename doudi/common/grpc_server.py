@@ -469,7 +469,7 @@ def _seconds(text: str) -> float:
 def migrate(spec: ServiceSpec, arguments: argparse.Namespace) -> int:
     """``migrate``: migrate and answer 0; ``migrate --wait``: 0 once the database is at
     this release's head, 1 when the time is up."""
-    settings = read_settings(MigrationSettings, spec.name)
+    settings = read_settings(MigrationSettings, f"python -m services.{spec.name}")
     configure_logging(settings.log_level)
     url = settings.database_url_for(spec.name)
     if not arguments.wait:
@@ -506,7 +506,7 @@ def run_service(
     arguments = command_line(spec, argv)
     if arguments.command == "migrate":
         sys.exit(migrate(spec, arguments))
-    settings = read_settings(settings_class, spec.name)
+    settings = read_settings(settings_class, f"python -m services.{spec.name}")
     configure_logging(settings.log_level)
     url = settings.database_url_for(spec.name)
     if settings.migrate_on_start:

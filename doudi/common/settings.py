@@ -156,10 +156,10 @@ class SenderSettings(PeerSettings):
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
-def read_settings(settings_class: type[SettingsT], process: str) -> SettingsT:
+def read_settings(settings_class: type[SettingsT], command: str) -> SettingsT:
     """A process's settings from its environment; if they are refused, a line per refusal
-    on stderr (never a value: it may be a secret) and exit status 2, before anything
-    starts."""
+    on stderr naming the setting (never a value: it may be a secret), ``command: error:``
+    first, and exit status 2 before anything starts, not a traceback."""
     try:
         return settings_class()
     except ValidationError as error:
@@ -167,5 +167,5 @@ def read_settings(settings_class: type[SettingsT], process: str) -> SettingsT:
             where = ".".join(str(part) for part in problem["loc"])
             name = f"DOUDI_{where.upper()}: " if where else ""
             message = str(problem["msg"]).removeprefix("Value error, ")
-            print(f"{process}: cannot start: {name}{message}", file=sys.stderr)
+            print(f"{command}: error: {name}{message}", file=sys.stderr)
         raise SystemExit(2) from None
