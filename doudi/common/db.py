@@ -227,7 +227,10 @@ def _begin(connection: sqlalchemy.Connection) -> None:
     with ``BEGIN IMMEDIATE``, so writers queue for ``busy_timeout`` at the
     start; readers (WAL) are never blocked.
     """
-    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return  # each statement its own transaction (a migration's PRAGMA foreign_keys)
+    immediate = options.get(_WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
