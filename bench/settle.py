@@ -66,6 +66,7 @@ import uvloop
 from stdnum.cn import ric
 
 from doudi.cli.launcher import Platform, free_ports
+from doudi.cli.pg_cluster import Cluster
 from doudi.common.protos import from_date
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
@@ -280,51 +281,15 @@ def postgres_server() -> Iterator[str]:
     if given:
         yield given
         return
-    bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    if not bindirs:
-        raise SystemExit(
-            "no PostgreSQL server: install Debian's postgresql or set DOUDI_BENCH_POSTGRES_URL"
-        )
-    bindir = bindirs[0]
-    work = Path(tempfile.mkdtemp(prefix="doudi-bench-pg-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(work, "postgres")
-    port = free_ports(1)[0]
-    data = work / "data"
-    subprocess.run(
-        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        cwd=work,
-    )
-    subprocess.run(
-        [
-            *as_postgres,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(work / "log"),
-            "-w",
-            "start",
-            "-o",
-            f"-h 127.0.0.1 -p {port} -k {work} -c max_connections=200 -c shared_buffers=256MB",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        cwd=work,
-    )
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        cluster = Cluster()
+    except RuntimeError as error:
+        raise SystemExit(f"{error} or set DOUDI_BENCH_POSTGRES_URL") from None
+    try:
+        cluster.start()
+        yield cluster.admin_url
     finally:
-        subprocess.run(
-            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-            cwd=work,
-        )
-        shutil.rmtree(work, ignore_errors=True)
+        cluster.remove()
 
 
 def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
@@ -353,7 +318,12 @@ def running_platform(
     data_dir = Path(tempfile.mkdtemp(prefix="doudi-bench-"))
     os.environ["DOUDI_DATA_DIR"] = str(data_dir)
     platform = Platform(
-        data_dir, ports[0], ports[count - 1], database_urls, settlement_processes, ports[count]
+        data_dir,
+        ports[0],
+        ports[count - 1],
+        database_urls,
+        settlement_processes,
+        metrics_port=ports[count],
     )
     # The services run in their own sessions: a bench stopped by SIGTERM (``timeout``,
     # ``kill``) unwinds through here and stops them instead of leaving them running.

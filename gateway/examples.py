@@ -39,6 +39,7 @@ from gateway.problems import (
     internal_error,
     invalid_header,
     invalid_input,
+    not_ready,
     outcome_unknown,
     unauthenticated,
     unavailable,
@@ -419,6 +420,21 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
                 400: {"bad_date": _BAD_DAY},
                 **_COMMON_ERRORS,
             },
+        ),
+        "readiness": OperationExamples(
+            responses={
+                200: {
+                    "ok": Example("Settlement serving", {"status": "ok", "settlement": "SERVING"})
+                },
+                503: {
+                    "not_ready": _problem(
+                        "The settlement service down (Retry-After: 1)", not_ready("UNAVAILABLE")
+                    )
+                },
+            },
+        ),
+        "liveness": OperationExamples(
+            responses={200: {"ok": Example("The process answers", {"status": "ok"})}},
         ),
         "health": OperationExamples(
             responses={

@@ -210,6 +210,18 @@ def unavailable() -> Problem:
     )
 
 
+def not_ready(settlement: str) -> Problem:
+    """``/readyz``: the settlement service, which every hospital's call needs, is not
+    serving (``settlement``: its health as the gateway got it)."""
+    return Problem(
+        503,
+        "NOT_READY",
+        f"this gateway cannot settle: the settlement service is {settlement}",
+        "Not ready",
+        headers=_RETRY_AFTER,
+    )
+
+
 def outcome_unknown() -> Problem:
     """The gateway gave up on a settlement or reversal that may still have been made."""
     return Problem(

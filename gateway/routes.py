@@ -36,11 +36,14 @@ from gateway.deps import (
     request_bill,
     upstream_of,
 )
+from gateway.problems import not_ready
 from gateway.reading import JSON_MEDIA_TYPE
 from gateway.schemas import (
     ClearingRead,
     HealthRead,
+    LivenessRead,
     ProblemRead,
+    ReadinessRead,
     SettlementCreate,
     SettlementPage,
     SettlementRead,
@@ -473,3 +476,46 @@ async def health(request: Request) -> JSONAnswer:
         {"status": "ok" if ok else "unavailable", "services": services},
         status_code=200 if ok else 503,
     )
+
+
+@health_router.get(
+    "/readyz",
+    tags=["health"],
+    response_model=ReadinessRead,
+    responses={
+        200: {"description": "The settlement service is serving: this gateway can settle."},
+        **problems(
+            503,
+            described={
+                503: "The settlement service is not serving (or did not answer in time): "
+                "send hospitals to another gateway."
+            },
+        ),
+    },
+    summary="Whether this gateway can settle: the settlement service is SERVING (no key)",
+)
+async def readiness(request: Request) -> JSONAnswer:
+    """The readiness probe of a gateway process: the standard gRPC health check of the
+    settlement service alone, which every hospital's call needs, waited for
+    `DOUDI_HEALTH_TIMEOUT_SECONDS`. The other services are not asked: a hospital settles
+    while assistance, enrollment or datashare is down (`/healthz` reports them all). 200
+    when it is `SERVING`, else 503 problem+json (`not-ready`). No API key; concurrent
+    checks share one round."""
+    state = (await upstream_of(request).health(("settlement",)))["settlement"]
+    if state != "SERVING":
+        raise not_ready(state)
+    return JSONAnswer({"status": "ok", "settlement": state})
+
+
+@health_router.get(
+    "/livez",
+    tags=["health"],
+    response_model=LivenessRead,
+    responses={200: {"description": "The process answers."}},
+    summary="Whether this gateway process is alive (asks no service; no key)",
+)
+async def liveness() -> JSONAnswer:
+    """The liveness probe of a gateway process: 200 whenever the process answers HTTP,
+    whatever the services behind it, so that a service that is down never gets the
+    gateways restarted (`/readyz` takes a gateway out of the load balancer instead)."""
+    return JSONAnswer({"status": "ok"})

@@ -273,6 +273,21 @@ class HealthRead(_Read):
     )
 
 
+class ReadinessRead(_Read):
+    """This gateway's readiness: whether it can settle."""
+
+    status: Literal["ok"] = Field(description="ok: the settlement service is SERVING.")
+    settlement: Literal["SERVING"] = Field(
+        description="The settlement service's health: the one service a hospital's call needs."
+    )
+
+
+class LivenessRead(_Read):
+    """This gateway process is alive."""
+
+    status: Literal["ok"] = Field(description="ok: the process answers (nothing else is asked).")
+
+
 class ProblemFieldRead(_Read):
     """A field at fault."""
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import uvicorn
 
 from doudi.common import observability
+from doudi.common.settings import read_settings
 from gateway.app import create_app
 from gateway.settings import Settings
 
@@ -63,7 +64,7 @@ def tune_garbage_collector() -> None:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = read_settings(Settings, "python -m gateway")
     observability.start(settings, "gateway")
     sock = bind(settings.host, settings.listen_port)
     port: int = sock.getsockname()[1]

@@ -1,7 +1,7 @@
 """The services behind the gateway: one gRPC channel each, opened once per process.
 
 Only the settlement service is called on the hospital path; the others are
-asked for their health. Hospitals are resolved from their API key by the
+asked for their health (``/healthz``; ``/readyz`` asks the settlement service's alone). Hospitals are resolved from their API key by the
 settlement service (``GetHospital`` with the key forwarded) and remembered
 for ``hospital_cache_seconds``, so a settlement costs one gRPC call.
 
@@ -149,7 +149,7 @@ class Upstream:
         self.settlement = settlement_pb2_grpc.SettlementServiceStub(self.channels["settlement"])
         self.timeout = settings.upstream_timeout_seconds
         self.health_timeout = settings.health_timeout_seconds
-        self._health_round: asyncio.Future[dict[str, str]] | None = None
+        self._health_rounds: dict[tuple[str, ...], asyncio.Future[dict[str, str]]] = {}
         self.hospitals = HospitalKeys(
             self.settlement, ttl=settings.hospital_cache_seconds, timeout=self.timeout
         )
@@ -174,19 +174,22 @@ class Upstream:
     async def close(self) -> None:
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))
 
-    async def health(self) -> dict[str, str]:
-        """Each service's answer to the standard health check, asked at once:
-        ``SERVING``, ``NOT_SERVING``..., or ``UNAVAILABLE`` when one does not answer.
+    async def health(self, names: tuple[str, ...] = SERVICES) -> dict[str, str]:
+        """Each of the services ``names``' answer to the standard health check, asked at
+        once: ``SERVING``, ``NOT_SERVING``..., or ``UNAVAILABLE`` when one does not answer.
 
-        Requests that arrive while a round of checks is under way share its answer, so
-        probes however frequent never ask the services more than one round at a time."""
-        if self._health_round is None or self._health_round.done():
-            self._health_round = asyncio.ensure_future(self._check_health())
+        Requests that arrive while a round of checks of the same services is under way
+        share its answer, so probes however frequent never ask the services more than one
+        round at a time."""
+        running = self._health_rounds.get(names)
+        if running is None or running.done():
+            running = asyncio.ensure_future(self._check_health(names))
+            self._health_rounds[names] = running
         # shield: a client that disconnects must not cancel the round the others await
-        return await asyncio.shield(self._health_round)
+        return await asyncio.shield(running)
 
-    async def _check_health(self) -> dict[str, str]:
+    async def _check_health(self, names: tuple[str, ...]) -> dict[str, str]:
         states = await asyncio.gather(
-            *(serving_status_async(self.channels[name], self.health_timeout) for name in SERVICES)
+            *(serving_status_async(self.channels[name], self.health_timeout) for name in names)
         )
-        return dict(zip(SERVICES, states, strict=True))
+        return dict(zip(names, states, strict=True))

@@ -110,23 +110,20 @@ def start_platform(
     directory: Path,
     database_url_for: DatabaseUrlFor,
     gateway_env: Mapping[str, str] | None = None,
-    services_env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     *,
     metrics: bool = False,
 ) -> Platform:
-    """Start every service and the gateway (``gateway_env``: its further settings;
-    ``services_env``: every service's); with ``metrics``, each serves its metrics on a free
-    port (:attr:`Platform.metrics_urls`). On failure, stop whatever had started."""
+    """Start every service and the gateway (``gateway_env``: its further settings; ``env``:
+    every process's, such as TLS); with ``metrics``, each serves its metrics on a free port
+    (:attr:`Platform.metrics_urls`). On failure, stop whatever had started."""
     directory.mkdir(parents=True, exist_ok=True)
     platform = Platform(directory, {})
-    observed = {"DOUDI_METRICS_PORT": "0"} if metrics else {}
+    common = {**(env or {}), **({"DOUDI_METRICS_PORT": "0"} if metrics else {})}
 
-    def start(name: str, env: dict[str, str] | None = None) -> RunningService:
+    def start(name: str, peers: dict[str, str]) -> RunningService:
         service = start_service(
-            name,
-            directory,
-            database_url=database_url_for(name),
-            env={**(services_env or {}), **observed, **(env or {})},
+            name, directory, database_url=database_url_for(name), env={**common, **peers}
         )
         platform.services[name] = service
         if metrics:
@@ -157,7 +154,7 @@ def start_platform(
         start("datashare", {**peers, "DOUDI_PORT": str(datashare_port)})
         peers["DOUDI_DATASHARE_ADDRESS"] = datashare_address
         start("enrollment", peers)
-        start_gateway(platform, {**observed, **(gateway_env or {})})
+        start_gateway(platform, {**common, **(gateway_env or {})})
         if metrics:
             platform.metrics_urls["gateway"] = metrics_url(platform.gateway_log())
     except BaseException:
@@ -213,7 +210,7 @@ def running_platform(
     directory: Path,
     backend: str = "sqlite",
     gateway_env: Mapping[str, str] | None = None,
-    services_env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     *,
     metrics: bool = False,
 ) -> Iterator[Platform]:
@@ -223,7 +220,7 @@ def running_platform(
         urls = {
             name: stack.enter_context(new_database(backend, directory, name)) for name in SERVICES
         }
-        platform = start_platform(directory, urls.get, gateway_env, services_env, metrics=metrics)
+        platform = start_platform(directory, urls.get, gateway_env, env, metrics=metrics)
         stack.callback(platform.stop)  # before the databases are dropped
         yield platform
 

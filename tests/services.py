@@ -27,8 +27,9 @@ from pathlib import Path
 import grpc
 
 from doudi.cli.demo import DEMO_AGENCY_KEYS
-from doudi.common.grpc_client import serving_status
+from doudi.common.grpc_client import serving_status, sync_channel
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
+from doudi.common.tls import TlsSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERNAL = (("authorization", f"Bearer {LOCAL_INTERNAL_TOKEN}"),)
@@ -54,7 +55,9 @@ class RunningService:
         return f"127.0.0.1:{self.port}"
 
     def channel(self) -> grpc.Channel:
-        channel = grpc.insecure_channel(self.address)
+        """A channel to the service as the platform's processes open one: over TLS, with
+        the service's own certificate as the client's, when it serves TLS."""
+        channel = sync_channel(self.address, client_tls(self.env))
         self._channels.append(channel)
         return channel
 
@@ -158,8 +161,19 @@ def start_service(
     return service
 
 
+def client_tls(env: Mapping[str, str]) -> TlsSettings:
+    """The TLS a client of a process started with ``env`` uses: that of the process's own
+    settings (its certificate, key and authority), none when it serves plaintext."""
+
+    def path(name: str) -> Path | None:
+        value = env.get(f"DOUDI_TLS_{name}_FILE")
+        return Path(value) if value else None
+
+    return TlsSettings(tls_cert_file=path("CERT"), tls_key_file=path("KEY"), tls_ca_file=path("CA"))
+
+
 def wait_serving(service: RunningService, deadline: float) -> None:
-    with grpc.insecure_channel(service.address) as channel:
+    with sync_channel(service.address, client_tls(service.env)) as channel:
         while serving_status(channel, timeout=1) != "SERVING":
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{service.name} never became SERVING:\n{service.log()}")

@@ -75,6 +75,21 @@ def test_the_walk_finds_every_command() -> None:
         "admin user disable",
         "admin user reset",
         "admin user list",
+        "admin hospital",
+        "admin hospital add",
+        "admin hospital list",
+        "admin hospital rotate-key",
+        "admin hospital end-rotation",
+        "admin agency",
+        "admin agency add",
+        "admin agency list",
+        "admin agency rotate-key",
+        "admin agency end-rotation",
+        "admin person",
+        "admin person add",
+        "admin token",
+        "admin token new",
+        "admin token digest",
     ]
 
 

@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import itertools
 import json
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
@@ -37,6 +38,8 @@ from gateway.problems import json_pointer
 from gateway.schemas import (
     ClearingRead,
     HealthRead,
+    LivenessRead,
+    ReadinessRead,
     SettlementCreate,
     SettlementPage,
     SettlementRead,
@@ -704,6 +707,34 @@ def test_health_is_503_once_a_service_stops(platform: Platform, hospital: httpx.
     # The hospital path does not need the assistance service.
     person = insured_poor_person(platform)
     assert settle(hospital, bill(person), key=f"without-assistance-{person}").status_code == 201
+
+
+# hospital: registered before settlement is killed, for the next test.
+@pytest.mark.usefixtures("hospital")
+def test_readiness_asks_settlement_alone_and_liveness_asks_nothing(platform: Platform) -> None:
+    """/readyz, the gateways' readiness probe, follows the settlement service alone: with
+    assistance killed a gateway stays in the load balancer (hospitals settle without it)
+    while /healthz reports the platform unhealthy; with settlement killed it is taken out.
+    /livez, the liveness probe, answers 200 throughout."""
+    client = platform.client()
+    stop_service(platform.services["assistance"], signal.SIGKILL)
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ReadinessRead.model_validate(ready.json()) == ReadinessRead(
+        status="ok", settlement="SERVING"
+    )
+    assert client.get("/healthz").status_code == 503
+    live = client.get("/livez")
+    assert live.status_code == 200
+    assert LivenessRead.model_validate(live.json()).status == "ok"
+
+    stop_service(platform.services["settlement"], signal.SIGKILL)
+
+    body = problem(client.get("/readyz"), 503)
+    assert body["type"] == "urn:doudi:problem:not-ready"
+    assert body["detail"] == "this gateway cannot settle: the settlement service is UNAVAILABLE"
+    assert client.get("/livez").status_code == 200
 
 
 def test_a_service_that_does_not_answer_is_503(platform: Platform, hospital: httpx.Client) -> None:

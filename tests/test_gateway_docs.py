@@ -158,6 +158,8 @@ def test_every_operation_and_field_is_described_with_examples(
         "/v1/settlements/{settlement_id}/reversal",
         "/v1/clearing",
         "/healthz",
+        "/readyz",
+        "/livez",
     }
     for method, path, operation in operations:
         where = f"{method.upper()} {path}"

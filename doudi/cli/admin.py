@@ -17,21 +17,17 @@ import argparse
 import getpass
 import secrets
 import sys
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final
-from zoneinfo import ZoneInfo
 
+from doudi.cli import admin_platform
 from doudi.core.errors import InvalidInput
 
 if TYPE_CHECKING:  # gRPC is imported when a command calls the hub, not for `doudi calc`
-    from google.protobuf.timestamp_pb2 import Timestamp
-
     from doudi.datashare.v1 import datashare_pb2 as pb
     from doudi.datashare.v1.datashare_pb2_grpc import DatashareServiceStub
 
 ROLES: Final = ("case_worker", "analyst", "supervisor", "administrator", "agency_clerk")
 """The console's roles (the hub's ConsoleRole), as the commands take and print them."""
-SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 GENERATED_BYTES: Final = 18
 """A generated password's randomness: 144 bits, 24 characters (URL-safe base64)."""
 PAGE: Final = 1000
@@ -44,10 +40,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     admin = cli._command(
         commands,
         "admin",
-        "the bureau: administer the platform (the web console's accounts)",
-        "The bureau's administration of the platform: the web console's accounts ('user'). "
-        "The bureau's command: it calls the datashare hub with the platform's token "
-        "(DOUDI_INTERNAL_TOKEN). Exit 1 when the hub cannot be reached or refuses, 2 on bad "
+        "the bureau: administer the platform (console accounts, hospitals, agencies' keys)",
+        "The bureau's administration of the platform: the web console's accounts ('user'), "
+        "the hospitals and their API keys ('hospital'), the agencies' systems and their keys "
+        "('agency'), the register ('person') and the internal token ('token'). Each command "
+        "calls its service with the platform's token (DOUDI_INTERNAL_TOKEN), over TLS as "
+        "DOUDI_TLS_* say. Exit 1 when the service cannot be reached or refuses, 2 on bad "
         "input.",
     )
     areas = cli._subcommands(
@@ -139,6 +137,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
             metavar="HOST:PORT",
             help="the datashare hub (DOUDI_DATASHARE_ADDRESS, else 127.0.0.1:50052)",
         )
+    admin_platform.add_areas(areas)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     from doudi.cli import main as cli
     from doudi.cli import rpc_errors
 
+    if args.admin_command != "user":
+        return admin_platform.run(args)
     password = ""
     if args.user_command in ("add", "reset"):
         try:
@@ -242,7 +243,6 @@ def describe(user: pb.ConsoleUser) -> str:
 
 def table(users: list[pb.ConsoleUser]) -> str:
     """The accounts as a text table (a Chinese character takes two columns)."""
-    from doudi.cli import columns
     from doudi.common.enums import CONSOLE_ROLES
 
     if not users:
@@ -266,20 +266,8 @@ def table(users: list[pb.ConsoleUser]) -> str:
             " ".join(user.regions) or ("all" if user.agency else "-"),
             "yes" if user.disabled else "no",
             str(user.failed_logins),
-            _local(user.locked_until) if user.HasField("locked_until") else "-",
+            admin_platform.local_time(user.locked_until) if user.HasField("locked_until") else "-",
         ]
         for user in users
     ]
-    texts = [header, *rows]
-    widths = [max(columns.width(row[c]) for row in texts) for c in range(len(header))]
-    return "".join(
-        "  ".join(
-            columns.left(cell, width) for cell, width in zip(row, widths, strict=True)
-        ).rstrip()
-        + "\n"
-        for row in texts
-    )
-
-
-def _local(moment: Timestamp) -> str:
-    return moment.ToDatetime(tzinfo=UTC).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    return admin_platform.text_table(header, rows)

@@ -25,6 +25,10 @@
                                     a region's monitoring figures (doudi/cli/report.py)
     doudi admin user add|disable|reset|list
                                     the web console's accounts (doudi/cli/admin.py)
+    doudi admin hospital|agency add|list|rotate-key|end-rotation
+                                    hospitals, agencies' systems and their API keys
+    doudi admin person add | doudi admin token new|digest
+                                    the register; the internal token (admin_platform.py)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached

@@ -6,11 +6,18 @@ not a constant SERVING) and reflection, runs every call of the service's own
 methods through :class:`ServiceInterceptor` (bearer-token authentication,
 error mapping, one masked log line per call), writes the bound port to
 ``DOUDI_PORT_FILE`` when asked, and on SIGTERM or SIGINT reports NOT_SERVING
-and lets in-flight calls finish for ``DOUDI_SHUTDOWN_GRACE_SECONDS``.
+and lets in-flight calls finish for ``DOUDI_SHUTDOWN_GRACE_SECONDS``. With
+``DOUDI_HEALTH_PORT`` the health service alone is served on a second, plaintext port
+too, for Kubernetes' gRPC probes, which speak neither TLS nor mutual TLS.
+
+:func:`run_service` is every service's command line: ``python -m services.<name>``
+serves (migrating first unless ``DOUDI_MIGRATE_ON_START=false``), ``... migrate``
+migrates and exits, ``... migrate --wait`` waits for the release's migrations.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import contextvars
@@ -18,14 +25,16 @@ import hashlib
 import logging
 import secrets
 import signal
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import grpc
+import pydantic_settings
 import sqlalchemy
 import uvloop
 from google.protobuf.message import DecodeError
@@ -41,11 +50,13 @@ from doudi.common.errors import (
     Unavailable,
     to_rpc_status,
 )
-from doudi.common.migrations import upgrade
-from doudi.common.settings import ServiceSettings
+from doudi.common.logs import configure_logging
+from doudi.common.migrations import MigrationSettings, schema_status, upgrade, wait_for_head
+from doudi.common.settings import ServiceSettings, read_settings
 from doudi.core.errors import InvalidInput
 
 log = logging.getLogger("doudi.grpc")
+migration_log = logging.getLogger("doudi.migrations")
 
 CallerKind = Literal["internal", "agency", "hospital"]
 
@@ -212,9 +223,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             outcome = "CANCELLED"
             raise
         except Exception as error:
-            if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
-                # The database went away (restart, failover): the pool has been
-                # discarded, and a retry will open fresh connections.
+            if database_unavailable(error):
+                # The database went away (restart, failover) or cannot be reached yet: the
+                # pool has discarded what broke, and a retry will open fresh connections.
                 outcome = "UNAVAILABLE"
                 log.warning("%s: lost the database connection", short)
                 await context.abort_with_status(
@@ -249,6 +260,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 log.log(level, "%s %s %s %.1fms", short, who, outcome, elapsed * 1e3)
 
 
+def database_unavailable(error: Exception) -> bool:
+    """Whether ``error`` says the database is out of reach rather than the request wrong: a
+    connection lost mid-call (invalidated), or one that could not be opened (the server
+    restarting or shutting down: an OperationalError), or SQLite's lock not had in time."""
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        return True
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated
+
+
 # SQLSTATEs of text the database cannot take: too long for its column (22001), not in
 # the database's encoding (22021, 22P05).
 _UNSTORABLE_TEXT = frozenset({"22001", "22021", "22P05"})
@@ -281,6 +301,10 @@ def _reader(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
 
 
 READINESS_INTERVAL_SECONDS = 2.0
+LIVENESS_SERVICE = "doudi.liveness"
+"""A name the health service answers SERVING for as long as the process serves, whatever
+its database: what a liveness probe asks (``grpc.service``), while readiness asks the
+overall status, which follows the database."""
 
 
 async def serve(
@@ -317,6 +341,8 @@ async def serve(
     else:
         port = server.add_secure_port(address, credentials)
     await server.start()
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    health_server = await _health_only_server(settings, health_servicer)
     if settings.port_file is not None:
         settings.port_file.write_text(str(port))
     log.info(
@@ -366,7 +392,24 @@ async def serve(
             await watcher
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.shutdown_grace_seconds)
+        if health_server is not None:
+            await health_server.stop(None)
         log.info("stopped")
+
+
+async def _health_only_server(
+    settings: ServiceSettings, health_servicer: health.aio.HealthServicer
+) -> grpc.aio.Server | None:
+    """The health service alone, in plaintext on ``DOUDI_HEALTH_PORT`` (None: unset): the
+    same statuses as on the service's own port, and nothing else, no reflection either."""
+    if settings.health_port is None:
+        return None
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.health_port}")
+    await server.start()
+    log.info("health checks alone, in plaintext, on %s:%d", settings.host, port)
+    return server
 
 
 Registrar = Callable[[grpc.aio.Server], None]
@@ -387,13 +430,116 @@ class ServiceSpec:
     migrations: Path
 
 
-def run_service(spec: ServiceSpec, settings: ServiceSettings, setup: Setup) -> None:
-    """A service's start command: migrate its database, then serve until stopped."""
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+BaseSettingsT = TypeVar("BaseSettingsT", bound=pydantic_settings.BaseSettings)
+WAIT_TIMEOUT_SECONDS = 300.0
+"""How long ``migrate --wait`` waits unless told (``--timeout``)."""
+
+
+def command_line(spec: ServiceSpec, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``python -m services.<name> [migrate [--wait [--timeout S]]]``; bad arguments exit 2
+    with argparse's message."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m services.{spec.name}",
+        description=f"The {spec.name} service: serve (migrating its database first unless "
+        "DOUDI_MIGRATE_ON_START=false), or migrate its database.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the database to this release's head and exit",
+        description="Bring the database (DOUDI_DATABASE_URL) to this release's newest "
+        "revision and exit; with --wait, migrate nothing and wait until it is there.",
+    )
+    migrate.add_argument(
+        "--wait",
+        action="store_true",
+        help="migrate nothing: wait until the database is at this release's head (or past "
+        "it) and exit 0, or exit 1 after --timeout seconds",
+    )
+    migrate.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help=f"with --wait, how long to wait, in seconds (default {WAIT_TIMEOUT_SECONDS:.0f})",
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.command == "migrate" and not arguments.wait and arguments.timeout is not None:
+        migrate.error("--timeout goes with --wait")
+    return arguments
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"a finite number of seconds, 0 or more: {text!r}")
+    return seconds
+
+
+def migrate(spec: ServiceSpec, arguments: argparse.Namespace) -> int:
+    """``migrate``: migrate and answer 0; ``migrate --wait``: 0 once the database is at
+    this release's head, 1 when the time is up."""
+    settings = read_settings(MigrationSettings, f"python -m services.{spec.name}")
+    configure_logging(settings.log_level, settings.log_format_in(settings.environment))
+    url = settings.database_url_for(spec.name)
+    if not arguments.wait:
+        upgrade(url, spec.migrations)
+        migration_log.info(
+            "%s: the database is %s", spec.name, schema_status(url, spec.migrations).describe()
+        )
+        return 0
+    timeout = WAIT_TIMEOUT_SECONDS if arguments.timeout is None else arguments.timeout
+    status = wait_for_head(url, spec.migrations, timeout)
+    if status is None:
+        migration_log.error(
+            "%s: the database did not reach this release's head within %.0fs: has this "
+            "release's migration run (python -m services.%s migrate)?",
+            spec.name,
+            timeout,
+            spec.name,
+        )
+        return 1
+    migration_log.info("%s: the database is %s", spec.name, status.describe())
+    return 0
+
+
+def run_service(
+    spec: ServiceSpec,
+    settings_class: type[SettingsT],
+    setup: Callable[[SettingsT], Setup],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """A service's command line (``argv``: ``sys.argv[1:]`` by default): ``migrate``
+    (:func:`migrate`), or serve: migrate its database (or, with
+    ``DOUDI_MIGRATE_ON_START=false``, check that a release's migration has brought it to
+    this release's head), then serve until stopped."""
+    arguments = command_line(spec, argv)
+    if arguments.command == "migrate":
+        sys.exit(migrate(spec, arguments))
+    settings = read_settings(settings_class, f"python -m services.{spec.name}")
     observability.start(settings, spec.name)
     url = settings.database_url_for(spec.name)
-    upgrade(url, spec.migrations)
+    if settings.migrate_on_start:
+        upgrade(url, spec.migrations)
+    else:
+        status = schema_status(url, spec.migrations)
+        if status.behind:
+            migration_log.error(
+                "%s: the database is %s, and DOUDI_MIGRATE_ON_START=false: run this "
+                "release's migration first (python -m services.%s migrate)",
+                spec.name,
+                status.describe(),
+                spec.name,
+            )
+            sys.exit(1)
+        if status.ahead:
+            migration_log.warning("%s: the database is %s", spec.name, status.describe())
     engine = create_engine_for(url)
     metrics.watch_engine(engine)
+    service_setup = setup(settings)
 
     async def main() -> None:
         # Database calls run in these threads (asyncio.to_thread), one pooled connection
@@ -402,7 +548,7 @@ def run_service(spec: ServiceSpec, settings: ServiceSettings, setup: Setup) -> N
             ThreadPoolExecutor(max_workers=DATABASE_THREADS, thread_name_prefix="database")
         )
         async with contextlib.AsyncExitStack() as stack:
-            register, authenticate = await setup(engine, stack)
+            register, authenticate = await service_setup(engine, stack)
             await serve(
                 settings=settings,
                 service_name=spec.service_name,

@@ -8,7 +8,7 @@ naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -97,6 +97,10 @@ class EnumCodes:
 
     def optional_code(self, value: int, field: str) -> str | None:
         return None if value == 0 else self.code(value, field)
+
+    def __iter__(self) -> Iterator[str]:
+        """The core codes, in the enum's order."""
+        return iter(self._by_code)
 
     def value(self, code: str | None) -> Any:
         """The enum number of a core code (0 for None), typed for any message field."""

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sys
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from doudi.common.observability import ObservabilitySettings
 from doudi.common.tls import TlsSettings
@@ -114,6 +115,14 @@ class ServiceSettings(ProcessSettings):
 
     database_url: str = ""
     """Any SQLAlchemy URL; empty means the SQLite file ``<data_dir>/<service>.db``."""
+    migrate_on_start: bool = True
+    """Bring the database to this release's head at start-up. False where a release's
+    migrations run once before its processes start (``python -m services.<name> migrate``:
+    Kubernetes' migration Jobs, compose's ``migrate`` service): start-up then only checks
+    that the database is there, and stops if it is behind."""
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    """A second port, plaintext, that serves the standard health check and nothing else
+    (Kubernetes' gRPC probes, which cannot speak TLS); unset: none."""
 
     def database_url_for(self, service: str) -> str:
         if self.database_url:
@@ -144,3 +153,21 @@ class SenderSettings(PeerSettings):
 
     settlement_address: str = "127.0.0.1:50053"
     """Where the settlement service answers."""
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def read_settings(settings_class: type[SettingsT], command: str) -> SettingsT:
+    """A process's settings from its environment; if they are refused, a line per refusal
+    on stderr naming the setting (never a value: it may be a secret), ``command: error:``
+    first, and exit status 2 before anything starts, not a traceback."""
+    try:
+        return settings_class()
+    except ValidationError as error:
+        for problem in error.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in problem["loc"])
+            name = f"DOUDI_{where.upper()}: " if where else ""
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"{command}: error: {name}{message}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -47,6 +47,10 @@ log = logging.getLogger("doudi.console")
 STATIC: Final = Path(__file__).parent / "static"
 
 
+PUBLIC_PATHS = tuple(f"{PREFIX}/{path}" for path in ("login", "language/", "static/"))
+"""The console's addresses served without a session."""
+
+
 def create_console(settings: Settings) -> FastAPI:
     """The console; its ``state.clients`` is set by the gateway's lifespan (the channels
     belong to the running event loop)."""
@@ -124,6 +128,10 @@ def create_console(settings: Settings) -> FastAPI:
     @console.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
+        if request.state.session is None and not request.url.path.startswith(PUBLIC_PATHS):
+            # FastAPI reads an address's ids before the view asks for a session: whoever
+            # has none is asked to log in first, whatever the address holds.
+            return await login_required(request, LoginRequired())
         fields = "; ".join(
             f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
             for problem in error.errors()

@@ -1362,5 +1362,4 @@ def setup(settings: Settings) -> Setup:
 
 
 def main() -> None:
-    settings = Settings()
-    run_service(SPEC, settings, setup(settings))
+    run_service(SPEC, Settings, setup)

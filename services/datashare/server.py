@@ -98,6 +98,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         dummy_hash: str,
         lockout_attempts: int = 5,
         lockout: timedelta = timedelta(minutes=15),
+        key_cache: common_keys.KeyCache[AgencyKey] | None = None,
     ) -> None:
         self.engine = engine
         self.delivery = delivery
@@ -108,6 +109,8 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         self.dummy_hash = dummy_hash
         self.lockout_attempts = lockout_attempts
         self.lockout = lockout
+        # --- the agencies' keys: remembered by the authenticator, forgotten on a rotation ---
+        self.key_cache = key_cache or common_keys.KeyCache(0)
 
     async def AssertStatus(
         self,
@@ -270,7 +273,8 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         caller = await self._caller(context, *kinds, clerks=True)
         if caller.kind != "agency":
             return warnings.Reader(None, None)
-        return warnings.Reader(caller.id, warnings.key_regions())
+        # An agency warnings do not go to is refused here, before its request is read.
+        return warnings.Reader.of(caller.id, warnings.key_regions())
 
     async def _agency_read(
         self, agency: str | None, handler: Callable[..., T], /, **arguments: Any
@@ -825,6 +829,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
             now=now,
             overlap=overlap,
         )
+        self.key_cache.forget()
         log.info("agency client %s: a new key; the older ones retire at %s", client_id, retires)
         return datashare_pb2.RotateAgencyKeyResponse(
             client=await self._client_message(client, now),
@@ -843,6 +848,7 @@ class DatashareServicer(datashare_pb2_grpc.DatashareServiceServicer):
         client, retired = await write_in_thread(
             self.engine, agency_keys.end_rotation, client_id=client_id, now=now
         )
+        self.key_cache.forget()
         log.info("agency client %s: %d older keys retired", client_id, retired)
         return datashare_pb2.EndAgencyKeyRotationResponse(
             client=await self._client_message(client, now), retired_count=retired
@@ -1010,11 +1016,13 @@ def record_status_for_agency(
     return assertion
 
 
-def agency_authenticator(engine: sqlalchemy.Engine, ttl: float) -> Authenticator:
+def agency_authenticator(
+    engine: sqlalchemy.Engine, cache: common_keys.KeyCache[AgencyKey]
+) -> Authenticator:
     """Accepts an agency's live API key as the caller ``agency/<code>``; the regions the key
     serves hold for the call (:func:`warnings.key_regions`). Keys are looked up by their
-    digest and remembered for ``ttl`` seconds, never past their retirement."""
-    cache: common_keys.KeyCache[AgencyKey] = common_keys.KeyCache(ttl)
+    digest and remembered in ``cache``, never past their retirement (a rotation made by
+    another replica is seen when the cache's time runs out)."""
 
     async def authenticate(token: str) -> Caller | None:
         digest = common_keys.digest(token)
@@ -1075,6 +1083,9 @@ def setup(settings: Settings) -> Setup:
         decisions = outbox.start(stack, decision_sender(engine, settings, assistance))
         # --- the console's accounts ---
         dummy_hash = await asyncio.to_thread(console_users.hash_password, secrets.token_urlsafe(24))
+        key_cache: common_keys.KeyCache[AgencyKey] = common_keys.KeyCache(
+            settings.agency_key_cache_seconds
+        )
         servicer = DatashareServicer(
             engine,
             delivery,
@@ -1084,6 +1095,7 @@ def setup(settings: Settings) -> Setup:
             dummy_hash=dummy_hash,
             lockout_attempts=settings.console_lockout_attempts,
             lockout=timedelta(minutes=settings.console_lockout_minutes),
+            key_cache=key_cache,
         )
 
         def register(server: grpc.aio.Server) -> None:
@@ -1098,12 +1110,11 @@ def setup(settings: Settings) -> Setup:
             )
         return register, chain(
             internal_authenticator(settings),
-            agency_authenticator(engine, settings.agency_key_cache_seconds),
+            agency_authenticator(engine, key_cache),
         )
 
     return build
 
 
 def main() -> None:
-    settings = Settings()
-    run_service(SPEC, settings, setup(settings))
+    run_service(SPEC, Settings, setup)
