@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import TracerProvider
@@ -31,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from doudi.cli import demo
 from doudi.common import tracing
+from doudi.common.observability import ObservabilitySettings
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.platform import Platform, load_demo, module_platforms, running_platform
@@ -412,3 +414,36 @@ def test_metric_names_are_read_from_promql() -> None:
     assert metric_names(
         'sum(rate(a_total{code!="OK"}[5m])) / clamp_min(sum(rate(b_total[5m])), 1e-9) / 100'
     ) == {"a_total", "b_total"}
+
+
+def test_logs_are_json_in_production_and_text_elsewhere_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DOUDI_LOG_FORMAT", raising=False)
+    settings = ObservabilitySettings()
+    assert settings.log_format_in("production") == "json"
+    assert settings.log_format_in("local") == "text"
+    monkeypatch.setenv("DOUDI_LOG_FORMAT", "text")
+    assert ObservabilitySettings().log_format_in("production") == "text"
+    monkeypatch.setenv("DOUDI_LOG_FORMAT", "xml")
+    with pytest.raises(pydantic.ValidationError):
+        ObservabilitySettings()
+
+
+@pytest.mark.parametrize(
+    ("given", "port"), [("", None), ("9090", 9090), ("0", 0)], ids=["empty", "set", "any"]
+)
+def test_an_empty_metrics_port_serves_no_metrics(
+    monkeypatch: pytest.MonkeyPatch, given: str, port: int | None
+) -> None:
+    monkeypatch.setenv("DOUDI_METRICS_PORT", given)
+    assert ObservabilitySettings().metrics_port == port
+
+
+@pytest.mark.parametrize("given", ["-1", "65536", "ninety"])
+def test_a_metrics_port_out_of_range_is_refused(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("DOUDI_METRICS_PORT", given)
+    with pytest.raises(pydantic.ValidationError, match="metrics_port"):
+        ObservabilitySettings()
