@@ -13,8 +13,8 @@ stands in every log line as ``request_id`` (doudi.common.logs).
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 from typing import Final
 
 import structlog
@@ -36,8 +36,8 @@ def sane(value: str | None) -> bool:
 
 
 def new() -> str:
-    """A fresh id: 32 hexadecimal digits."""
-    return uuid.uuid4().hex
+    """A fresh id: 32 hexadecimal digits, random (uuid4's cost without its object)."""
+    return os.urandom(16).hex()
 
 
 def taken(value: str | None) -> str:
