@@ -5,8 +5,8 @@ A process traces when it is given somewhere to send its spans (:func:`configure`
 ``OTEL_*`` variables besides: ``OTEL_EXPORTER_OTLP_HEADERS``, ``..._CERTIFICATE``,
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``...), or
 ``DOUDI_TRACE_FILE`` (each finished span as a JSON line: tests). Without either no span
-is made at all: the interceptors below only pass the request id on, and the gateway
-leaves FastAPI's telemetry off.
+is made at all: the channels (:class:`ObservedChannel`) and the services' interceptor
+only pass the request id on, and the gateway leaves FastAPI's telemetry off.
 
 * The gateway's HTTP server span is FastAPI's own (gateway.app).
 * Every gRPC call a process makes through :func:`doudi.common.grpc_client.channel` goes
@@ -15,7 +15,7 @@ leaves FastAPI's telemetry off.
   through the propagators ``OTEL_PROPAGATORS`` names; by default trace context and
   baggage).
 * Every call a service serves gets a SERVER span in its interceptor
-  (:func:`server_span`, doudi.common.grpc_server), a child of the caller's.
+  (:func:`start_server_span`, doudi.common.grpc_server), a child of the caller's.
 
 So a settlement is one trace: the gateway's request, its call, settlement's call. A call
 that an outbox's background loop makes (doudi.common.outbox: settlement's events to
@@ -96,7 +96,8 @@ def provider() -> TracerProvider | None:
 
 class JsonLinesExporter(SpanExporter):
     """Writes each finished span to a file as one JSON object a line (``DOUDI_TRACE_FILE``):
-    its name, kind, trace and span ids, parent, links, status and attributes."""
+    its name, kind, trace and span ids, parent, links, status and attributes. Several
+    processes may share the file: each export is appended in one write."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
