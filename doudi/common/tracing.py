@@ -26,6 +26,7 @@ the round its own request id.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,9 +105,15 @@ class JsonLinesExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(json.dumps(span_document(span)) + "\n" for span in spans)
-        with self._lock, self._path.open("a", encoding="utf-8") as file:
-            file.write(lines)
+        lines = "".join(json.dumps(span_document(span)) + "\n" for span in spans).encode()
+        with self._lock:
+            # One write of the whole export to a file opened for appending: lines of several
+            # processes never interleave.
+            file = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(file, lines)
+            finally:
+                os.close(file)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
