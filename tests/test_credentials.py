@@ -117,11 +117,9 @@ def test_a_hospital_key_rotates_with_two_alive_and_the_old_one_stops_when_it_ret
         == HOSPITAL
     )
 
-    # A rotation with a short overlap: both keys work, then the first stops at once when it
-    # retires although the service remembers it for an hour.
-    rotated = doudi(
-        "admin", "hospital", "rotate-key", "H-ROTATE", "--overlap", SHORT_OVERLAP_HOURS, env=env
-    )
+    # A rotation with the default day of overlap: both keys work and are listed (by
+    # fingerprint only); ended by hand, the older key stops at once.
+    rotated = doudi("admin", "hospital", "rotate-key", "H-ROTATE", env=env)
     assert rotated.returncode == 0, rotated.stderr
     second = rotated.stdout.splitlines()[1].strip()
     assert second != first
@@ -135,21 +133,24 @@ def test_a_hospital_key_rotates_with_two_alive_and_the_old_one_stops_when_it_ret
     assert all(fingerprint in row for fingerprint in fingerprints), row
     assert first not in listed.stdout
     assert second not in listed.stdout
-    wait_until_refused(as_key(first))
-    assert code_of(as_key(second)) == grpc.StatusCode.OK
-
-    # A rotation with the default day of overlap, ended by hand: the older key stops at once.
-    third_run = doudi("admin", "hospital", "rotate-key", "H-ROTATE", env=env)
-    assert third_run.returncode == 0, third_run.stderr
-    third = third_run.stdout.splitlines()[1].strip()
-    assert code_of(as_key(second)) == grpc.StatusCode.OK
     ended = doudi("admin", "hospital", "end-rotation", "H-ROTATE", env=env)
     assert ended.returncode == 0, ended.stderr
     assert "1 older key(s) retired now" in ended.stdout
-    assert code_of(as_key(second)) == grpc.StatusCode.UNAUTHENTICATED
-    assert code_of(as_key(third)) == grpc.StatusCode.OK
+    assert code_of(as_key(first)) == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(as_key(second)) == grpc.StatusCode.OK
     again = doudi("admin", "hospital", "end-rotation", "H-ROTATE", env=env)
     assert "0 older key(s) retired now" in again.stdout
+
+    # A rotation with a short overlap: the older key stops when it retires, although the
+    # service remembers it for an hour.
+    third_run = doudi(
+        "admin", "hospital", "rotate-key", "H-ROTATE", "--overlap", SHORT_OVERLAP_HOURS, env=env
+    )
+    assert third_run.returncode == 0, third_run.stderr
+    third = third_run.stdout.splitlines()[1].strip()
+    assert code_of(as_key(third)) == grpc.StatusCode.OK
+    wait_until_refused(as_key(second))
+    assert code_of(as_key(third)) == grpc.StatusCode.OK
 
 
 def test_rotation_refuses_bad_input_and_changes_nothing(settlement: RunningService) -> None:
@@ -226,32 +227,36 @@ def test_an_agency_key_is_made_rotated_and_retired_through_the_hub(hub: RunningS
     # The demo keys of DOUDI_AGENCY_KEYS (local) are stored as clients too.
     assert code_of(as_key("demo-civil-affairs")) == grpc.StatusCode.OK
 
-    rotated = doudi(
-        "admin", "agency", "rotate-key", client_id.group(1), "--overlap", SHORT_OVERLAP_HOURS,
-        env=env,
-    )  # fmt: skip
+    client = client_id.group(1)
+    rotated = doudi("admin", "agency", "rotate-key", client, env=env)
     assert rotated.returncode == 0, rotated.stderr
     second = rotated.stdout.splitlines()[1].strip()
     assert code_of(as_key(first)) == grpc.StatusCode.OK
     assert code_of(as_key(second)) == grpc.StatusCode.OK
-    wait_until_refused(as_key(first))
-    assert code_of(as_key(second)) == grpc.StatusCode.OK
-
     listed = doudi("admin", "agency", "list", env=env)
     assert listed.returncode == 0, listed.stderr
+    assert first not in listed.stdout
     assert second not in listed.stdout
-    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(client_id.group(1))]
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(client)]
     assert "411323" in row
     assert "西峡县乡村振兴局" in row
-    assert hashlib.sha256(second.encode()).hexdigest()[:12] in row
-    assert hashlib.sha256(first.encode()).hexdigest()[:12] not in row  # retired: not listed
+    for key in (first, second):
+        assert hashlib.sha256(key.encode()).hexdigest()[:12] in row
     assert any(line.startswith("civil_affairs-") for line in listed.stdout.splitlines())
-
-    third_run = doudi("admin", "agency", "rotate-key", client_id.group(1), env=env)
-    third = third_run.stdout.splitlines()[1].strip()
-    ended = doudi("admin", "agency", "end-rotation", client_id.group(1), env=env)
+    ended = doudi("admin", "agency", "end-rotation", client, env=env)
     assert "1 older key(s) retired now" in ended.stdout, ended.stderr
-    assert code_of(as_key(second)) == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(as_key(first)) == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(as_key(second)) == grpc.StatusCode.OK
+    relisted = doudi("admin", "agency", "list", env=env).stdout
+    (row,) = [line for line in relisted.splitlines() if line.startswith(client)]
+    assert hashlib.sha256(first.encode()).hexdigest()[:12] not in row  # retired: not listed
+
+    third_run = doudi(
+        "admin", "agency", "rotate-key", client, "--overlap", SHORT_OVERLAP_HOURS, env=env
+    )
+    third = third_run.stdout.splitlines()[1].strip()
+    assert code_of(as_key(third)) == grpc.StatusCode.OK
+    wait_until_refused(as_key(second))
     assert code_of(as_key(third)) == grpc.StatusCode.OK
 
     # Bad input: an unknown agency or region, an unknown client; an agency may not manage keys.
@@ -263,7 +268,7 @@ def test_an_agency_key_is_made_rotated_and_retired_through_the_hub(hub: RunningS
     assert (
         code_of(
             lambda: stub.RotateAgencyKey(
-                datashare_pb2.RotateAgencyKeyRequest(client_id=client_id.group(1)),
+                datashare_pb2.RotateAgencyKeyRequest(client_id=client),
                 metadata=bearer(third),
             )
         )

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import grpc
-import pydantic_settings
 import sqlalchemy
 import uvloop
 from google.protobuf.message import DecodeError
@@ -431,7 +430,6 @@ class ServiceSpec:
 
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
-BaseSettingsT = TypeVar("BaseSettingsT", bound=pydantic_settings.BaseSettings)
 WAIT_TIMEOUT_SECONDS = 300.0
 """How long ``migrate --wait`` waits unless told (``--timeout``)."""
 
