@@ -225,8 +225,8 @@ def running_platform(
         yield platform
 
 
-def load_demo(platform: Platform, year: int) -> None:
-    """The demo data for ``year`` and the demo console accounts."""
+def load_demo(platform: Platform, year: int, *, console_users: bool = True) -> None:
+    """The demo data for ``year`` and (unless told) the demo console accounts."""
     token = INTERNAL[0][1].removeprefix("Bearer ")
     demo.load(
         enrollment=platform.services["enrollment"].channel(),
@@ -235,9 +235,10 @@ def load_demo(platform: Platform, year: int) -> None:
         internal_token=token,
         year=year,
     )
-    demo.load_console_users(
-        datashare=platform.services["datashare"].channel(), internal_token=token
-    )
+    if console_users:
+        demo.load_console_users(
+            datashare=platform.services["datashare"].channel(), internal_token=token
+        )
 
 
 @contextlib.contextmanager
