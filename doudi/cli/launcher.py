@@ -12,7 +12,7 @@ senders wait for it and retry. A process that dies while the platform starts
 fails the command, naming its log.
 
 Each process serves its Prometheus metrics on a port of its own, from
-``--metrics-port`` (9090) on, in the order of the start-up table, which says where
+``--metrics-port`` (9464) on, in the order of the start-up table, which says where
 (``--metrics-port 0``: none).
 
 ``--settlement-processes N`` runs N settlement processes on its one database,

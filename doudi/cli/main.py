@@ -240,9 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics-port",
         type=int,
-        default=9090,
+        default=9464,
         metavar="PORT",
-        help="the first process's Prometheus metrics port (9090; the others take the ports "
+        help="the first process's Prometheus metrics port (9464; the others take the ports "
         "after, as the start-up table says; 0: no metrics)",
     )
     roster = _command(
