@@ -313,10 +313,18 @@ def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
 def running_platform(
     database_urls: dict[str, str] | None, settlement_processes: int
 ) -> Iterator[Platform]:
-    ports = free_ports(4 + settlement_processes)  # the services', then the gateway's
+    count = 4 + settlement_processes  # the services' ports, then the gateway's
+    ports = free_ports(2 * count)  # then each process's metrics port, as in production
     data_dir = Path(tempfile.mkdtemp(prefix="doudi-bench-"))
     os.environ["DOUDI_DATA_DIR"] = str(data_dir)
-    platform = Platform(data_dir, ports[0], ports[-1], database_urls, settlement_processes)
+    platform = Platform(
+        data_dir,
+        ports[0],
+        ports[count - 1],
+        database_urls,
+        settlement_processes,
+        metrics_port=ports[count],
+    )
     # The services run in their own sessions: a bench stopped by SIGTERM (``timeout``,
     # ``kill``) unwinds through here and stops them instead of leaving them running.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)

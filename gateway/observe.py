@@ -3,7 +3,7 @@
 :class:`Observe` wraps the whole application (every middleware and the console
 included), as plain ASGI: the request id is the caller's ``X-Request-Id`` when it is
 sane (doudi.common.request_ids), else a new one; it is bound for every log line of the
-request and every gRPC call the request makes (doudi.common.tracing.Outgoing sends it
+request and every gRPC call the request makes (doudi.common.tracing.ObservedChannel sends it
 as ``x-request-id``), and answered in the response's ``X-Request-Id``, an error's
 included. The request is counted by its route's template (``/v1/settlements/{settlement_id}``,
 never the path itself: ``other`` where no route matched) and status

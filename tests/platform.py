@@ -14,6 +14,7 @@ a PostgreSQL database dropped afterwards).
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,8 @@ class Platform:
     services: dict[str, RunningService]
     gateway: subprocess.Popen[bytes] | None = None
     gateway_port: int = 0
+    metrics_urls: dict[str, str] = field(default_factory=dict)
+    """Each process's metrics (``/metrics``), when the platform was started with them."""
     _clients: list[httpx.Client] = field(default_factory=list)
 
     @property
@@ -92,23 +95,39 @@ class Platform:
             stop_service(service)
 
 
+_METRICS_AT = re.compile(r"metrics at (http://\S+/metrics)")
+
+
+def metrics_url(log: str) -> str:
+    """Where a process started with ``DOUDI_METRICS_PORT=0`` serves its metrics, as it
+    logged."""
+    found = _METRICS_AT.search(log)
+    assert found is not None, f"no metrics server in the log:\n{log[-2000:]}"
+    return found.group(1)
+
+
 def start_platform(
     directory: Path,
     database_url_for: DatabaseUrlFor,
     gateway_env: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    metrics: bool = False,
 ) -> Platform:
     """Start every service and the gateway (``gateway_env``: its further settings; ``env``:
-    every process's, such as TLS); on failure, stop whatever had started."""
+    every process's, such as TLS); with ``metrics``, each serves its metrics on a free port
+    (:attr:`Platform.metrics_urls`). On failure, stop whatever had started."""
     directory.mkdir(parents=True, exist_ok=True)
     platform = Platform(directory, {})
-    common = dict(env or {})
+    common = {**(env or {}), **({"DOUDI_METRICS_PORT": "0"} if metrics else {})}
 
     def start(name: str, peers: dict[str, str]) -> RunningService:
         service = start_service(
             name, directory, database_url=database_url_for(name), env={**common, **peers}
         )
         platform.services[name] = service
+        if metrics:
+            platform.metrics_urls[name] = metrics_url(service.log())
         return service
 
     try:
@@ -136,6 +155,8 @@ def start_platform(
         peers["DOUDI_DATASHARE_ADDRESS"] = datashare_address
         start("enrollment", peers)
         start_gateway(platform, {**common, **(gateway_env or {})})
+        if metrics:
+            platform.metrics_urls["gateway"] = metrics_url(platform.gateway_log())
     except BaseException:
         platform.stop()
         raise
@@ -190,15 +211,54 @@ def running_platform(
     backend: str = "sqlite",
     gateway_env: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    metrics: bool = False,
 ) -> Iterator[Platform]:
-    """The platform on ``backend`` (``sqlite`` or ``postgresql``), stopped afterwards."""
+    """The platform on ``backend`` (``sqlite`` or ``postgresql``), stopped afterwards (the
+    other arguments: :func:`start_platform`)."""
     with contextlib.ExitStack() as stack:
         urls = {
             name: stack.enter_context(new_database(backend, directory, name)) for name in SERVICES
         }
-        platform = start_platform(directory, urls.get, gateway_env, env)
+        platform = start_platform(directory, urls.get, gateway_env, env, metrics=metrics)
         stack.callback(platform.stop)  # before the databases are dropped
         yield platform
+
+
+def load_demo(platform: Platform, year: int, *, console_users: bool = True) -> None:
+    """The demo data for ``year`` and (unless told) the demo console accounts."""
+    token = INTERNAL[0][1].removeprefix("Bearer ")
+    demo.load(
+        enrollment=platform.services["enrollment"].channel(),
+        datashare=platform.services["datashare"].channel(),
+        settlement=platform.services["settlement"].channel(),
+        internal_token=token,
+        year=year,
+    )
+    if console_users:
+        demo.load_console_users(
+            datashare=platform.services["datashare"].channel(), internal_token=token
+        )
+
+
+@contextlib.contextmanager
+def module_platforms(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    start: Callable[[Path, str], contextlib.AbstractContextManager[Platform]],
+) -> Iterator[Callable[[str], Platform]]:
+    """A module's platforms: on a backend, started by ``start(directory, backend)`` when a
+    test first asks for it, stopped when the module is done."""
+    started: dict[str, Platform] = {}
+    with contextlib.ExitStack() as stack:
+
+        def on(backend: str) -> Platform:
+            if backend not in started:
+                directory = tmp_path_factory.mktemp(f"{name}-{backend}")
+                started[backend] = stack.enter_context(start(directory, backend))
+            return started[backend]
+
+        yield on
 
 
 @contextlib.contextmanager
@@ -208,27 +268,14 @@ def demo_platforms(
     year: int,
     gateway_env: Mapping[str, str] | None = None,
 ) -> Iterator[Callable[[str], Platform]]:
-    """A module's platforms: on a backend, started with the demo data (for ``year``) and the
-    demo console accounts when a test first asks for it, stopped when the module is done."""
-    started: dict[str, Platform] = {}
-    with contextlib.ExitStack() as stack:
+    """A module's platforms (:func:`module_platforms`), with the demo data (for ``year``)
+    and the demo console accounts."""
 
-        def on(backend: str) -> Platform:
-            if backend not in started:
-                directory = tmp_path_factory.mktemp(f"{name}-{backend}")
-                platform = stack.enter_context(running_platform(directory, backend, gateway_env))
-                demo.load(
-                    enrollment=platform.services["enrollment"].channel(),
-                    datashare=platform.services["datashare"].channel(),
-                    settlement=platform.services["settlement"].channel(),
-                    internal_token=INTERNAL[0][1].removeprefix("Bearer "),
-                    year=year,
-                )
-                demo.load_console_users(
-                    datashare=platform.services["datashare"].channel(),
-                    internal_token=INTERNAL[0][1].removeprefix("Bearer "),
-                )
-                started[backend] = platform
-            return started[backend]
+    @contextlib.contextmanager
+    def start(directory: Path, backend: str) -> Iterator[Platform]:
+        with running_platform(directory, backend, gateway_env) as platform:
+            load_demo(platform, year)
+            yield platform
 
+    with module_platforms(tmp_path_factory, name, start) as on:
         yield on

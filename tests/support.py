@@ -15,6 +15,7 @@ import httpx
 import pytest
 from stdnum.cn import ric
 
+from doudi.cli import demo
 from doudi.cli.main import main
 from gateway.schemas import ProblemRead
 
@@ -73,3 +74,19 @@ def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
 def fields(body: dict[str, Any]) -> list[str]:
     """The fields a problem names."""
     return [error["field"] for error in body.get("errors", [])]
+
+
+def demo_bill(visit_id: str) -> dict[str, Any]:
+    """A stay of the demo's registered-poor person this year (at a demo hospital, whose key
+    sends it), visit ``visit_id``: every Xixia layer pays."""
+    year = datetime.date.today().year
+    return {
+        "person_id": demo.REGISTERED_POOR.person_id,
+        "visit": {
+            "id": visit_id,
+            "type": "inpatient",
+            "admitted": f"{year}-01-02",
+            "discharged": f"{year}-01-05",
+            "items": [{"code": "X01", "class": "A", "amount_fen": 5000000}],
+        },
+    }

@@ -6,7 +6,6 @@ and a roster's at a time, before they answer or, when assistance is down, once i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from doudi.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from doudi.common.protos import from_date
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
-from tests.platform import Platform, running_platform
+from tests.platform import Platform, module_platforms, running_platform
 from tests.services import INTERNAL, bearer, start_service, stop_service
 from tests.support import with_check_digit
 from tests.test_settlement_flow import YEAR, submit_poverty_roster, taishan_persons
@@ -28,15 +27,7 @@ from tests.test_subsidised_enrolment import compare, enrol_gap, submit
 
 @pytest.fixture(scope="module")
 def platforms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Platform]]:
-    started: dict[str, Platform] = {}
-    with contextlib.ExitStack() as stack:
-
-        def on(backend: str) -> Platform:
-            if backend not in started:
-                directory = tmp_path_factory.mktemp(f"copies-{backend}")
-                started[backend] = stack.enter_context(running_platform(directory, backend))
-            return started[backend]
-
+    with module_platforms(tmp_path_factory, "copies", running_platform) as on:
         yield on
 
 

@@ -29,7 +29,7 @@ from doudi.common.tls import TlsSettings
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from tests.conftest import new_database
-from tests.platform import demo_platforms, running_platform
+from tests.platform import demo_platforms, load_demo, running_platform
 from tests.services import (
     INTERNAL,
     ROOT,
@@ -453,13 +453,7 @@ def test_the_whole_platform_settles_over_mutual_tls(
     shared = ca.issue(directory, "platform")
     env = tls_env(shared, ca.ca, DOUDI_TLS_CLIENT_AUTH="require")
     with running_platform(tmp_path, "sqlite", env=env) as platform:
-        demo.load(
-            enrollment=platform.services["enrollment"].channel(),
-            datashare=platform.services["datashare"].channel(),
-            settlement=platform.services["settlement"].channel(),
-            internal_token=LOCAL_INTERNAL_TOKEN,
-            year=YEAR,
-        )
+        load_demo(platform, YEAR, console_users=False)
         client = platform.client(demo.HOSPITALS[0].api_key)
         answer = client.post(
             "/v1/settlements",

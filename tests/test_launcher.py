@@ -24,6 +24,7 @@ from doudi.common.protos import from_date
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
 from doudi.core.identity import parse_resident_id
 from tests.services import INTERNAL, ROOT
+from tests.support import demo_bill
 
 
 class DoudiRun:
@@ -31,10 +32,11 @@ class DoudiRun:
 
     def __init__(self, data_dir: Path, settlement_processes: int) -> None:
         # The services on base onwards (settlement's further processes after assistance's),
-        # the gateway after them.
-        base = free_ports(5 + settlement_processes)[0]
+        # the gateway after them, then each process's metrics port.
+        base = free_ports(5 + settlement_processes + 4 + settlement_processes)[0]
         self.base_port = base
         self.gateway_url = f"http://127.0.0.1:{base + 4 + settlement_processes}"
+        self.metrics_port = base + 5 + settlement_processes
         env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
         env.update(DOUDI_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
@@ -49,6 +51,8 @@ class DoudiRun:
                 self.gateway_url.rsplit(":", 1)[1],
                 "--settlement-processes",
                 str(settlement_processes),
+                "--metrics-port",
+                str(self.metrics_port),
             ],
             cwd=ROOT,
             env=env,
@@ -94,16 +98,7 @@ def settle_demo(url: str, key: str, timeout: float = 30) -> httpx.Response:
     return httpx.post(
         f"{url}/v1/settlements",
         headers={"Authorization": f"Bearer {demo.HOSPITALS[0].api_key}", "Idempotency-Key": key},
-        json={
-            "person_id": demo.REGISTERED_POOR.person_id,
-            "visit": {
-                "id": key,
-                "type": "inpatient",
-                "admitted": f"{date.today().year}-01-02",
-                "discharged": f"{date.today().year}-01-05",
-                "items": [{"code": "X01", "class": "A", "amount_fen": 5000000}],
-            },
-        },
+        json=demo_bill(key),
         timeout=timeout,
     )
 
@@ -129,6 +124,15 @@ def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path
         logs = tmp_path / "var" / "log"
         for name in ("settlement.log", "settlement-2.log"):
             assert "settled " in (logs / name).read_text(), name
+        # Each process serves its metrics where the start-up table says, on a port of its own.
+        metrics = dict(re.findall(r"^  (\S+) .* metrics (http://\S+)$", run.output(), re.M))
+        assert sorted(metrics) == sorted(run.pids())
+        assert len(set(metrics.values())) == len(metrics)
+        for name, address in metrics.items():
+            answer = httpx.get(address, timeout=10)
+            assert answer.status_code == 200, name
+            counted = "doudi_http_requests_total" if name == "gateway" else "doudi_grpc_server"
+            assert counted in answer.text, name
         # The console is where it says, and a demo account logs in to its dashboard.
         console = run.wait_for(r"the case workers' console is at (\S+)").group(1)
         assert console == f"{url}/console/"

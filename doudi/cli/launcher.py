@@ -11,6 +11,10 @@ restart is printed. The others run on meanwhile: the gateway and the services'
 senders wait for it and retry. A process that dies while the platform starts
 fails the command, naming its log.
 
+Each process serves its Prometheus metrics on a port of its own, from
+``--metrics-port`` (9464) on, in the order of the start-up table, which says where
+(``--metrics-port 0``: none).
+
 ``--settlement-processes N`` runs N settlement processes on its one database,
 as replicas run on Kubernetes: each on its own port, and the gateway balancing
 calls over them round-robin. One per core lets a settlement use every core;
@@ -145,7 +149,8 @@ class Platform:
     database other than its SQLite file (the benchmarks run it on PostgreSQL);
     ``settlement_processes`` runs that many settlement processes on its one database;
     ``env`` is every process's further environment, and ``backoff`` how a process that
-    exited is restarted (the fault tests restart faster than ``doudi run``)."""
+    exited is restarted (the fault tests restart faster than ``doudi run``);
+    ``metrics_port`` gives each process a metrics port, from it on (:attr:`metrics_ports`)."""
 
     def __init__(
         self,
@@ -157,6 +162,7 @@ class Platform:
         *,
         env: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         if settlement_processes < 1:
             raise ValueError("settlement_processes must be at least 1")
@@ -164,6 +170,10 @@ class Platform:
         self.database_urls = dict(database_urls or {})
         self.parts = parts(base_port, gateway_port, settlement_processes)
         self.ports = {part.name: part.port for part in self.parts}
+        names = [name for part in self.parts for name, _port in part.processes()]
+        self.metrics_ports: dict[str, int] = (
+            {} if metrics_port is None else {name: metrics_port + i for i, name in enumerate(names)}
+        )
         self.addresses = {part.name: part.address for part in self.parts}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._started_at: dict[str, float] = {}
@@ -191,6 +201,9 @@ class Platform:
         )
         env.update(self.env)
         env.pop("DOUDI_PORT_FILE", None)
+        env.pop("DOUDI_METRICS_PORT", None)
+        if name in self.metrics_ports:
+            env["DOUDI_METRICS_PORT"] = str(self.metrics_ports[name])
         env.pop("DOUDI_DATABASE_URL", None)  # by default each service its own SQLite file
         if part.name in self.database_urls:
             env["DOUDI_DATABASE_URL"] = self.database_urls[part.name]
@@ -323,10 +336,19 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
-def run(*, base_port: int, gateway_port: int, settlement_processes: int = 1) -> int:
-    """Run until Ctrl-C; answer the exit code."""
+def run(
+    *, base_port: int, gateway_port: int, settlement_processes: int = 1, metrics_port: int = 0
+) -> int:
+    """Run until Ctrl-C (``metrics_port`` 0: no metrics); answer the exit code."""
     settings = ProcessSettings()
-    platform = Platform(settings.data_dir, base_port, gateway_port, None, settlement_processes)
+    platform = Platform(
+        settings.data_dir,
+        base_port,
+        gateway_port,
+        None,
+        settlement_processes,
+        metrics_port=metrics_port or None,
+    )
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     print(f"doudi: starting the platform; data and logs in {platform.data_dir}", flush=True)
@@ -337,8 +359,10 @@ def run(*, base_port: int, gateway_port: int, settlement_processes: int = 1) -> 
         for part in platform.parts:
             for name, port in part.processes():
                 pid = platform.processes[name].pid
+                metrics = platform.metrics_ports.get(name)
                 print(
                     f"  {name:<12} 127.0.0.1:{port:<6} pid {pid:<8} log {platform.log_path(name)}"
+                    + ("" if metrics is None else f"  metrics http://127.0.0.1:{metrics}/metrics")
                 )
         print(
             f"\ndoudi: the gateway is at {platform.gateway_url}  (API docs: {platform.gateway_url}/docs)"

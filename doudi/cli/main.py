@@ -237,6 +237,14 @@ def _parser() -> argparse.ArgumentParser:
         help="settlement processes sharing its database (1; one per core uses every core "
         "of the machine, as bench/settle.py does)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9464,
+        metavar="PORT",
+        help="the first process's Prometheus metrics port (9464; the others take the ports "
+        "after, as the start-up table says; 0: no metrics)",
+    )
     roster = _command(
         commands,
         "roster",
@@ -438,6 +446,7 @@ def _run(args: argparse.Namespace) -> int:
             base_port=args.base_port,
             gateway_port=args.port,
             settlement_processes=args.settlement_processes,
+            metrics_port=args.metrics_port,
         )
     if args.command in burden.COMMANDS:
         return burden.run(args)

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from doudi.common.tls import TlsSettings
-from doudi.common.tracing import Outgoing
+from doudi.common.tracing import ObservedChannel
 
 # Every Doudi RPC may be retried: reads, and writes that are idempotent (a request id, or
 # a create that answers the stored record). So a call that finds its peer UNAVAILABLE
@@ -59,13 +59,12 @@ def channel(address: str, tls: TlsSettings) -> grpc.aio.Channel:
     Make calls on it with ``wait_for_ready=True``: a call made while the peer
     restarts then waits for it (within the call's deadline) instead of failing. Every
     call carries the current request id and, when the process traces, its span's
-    context (doudi.common.tracing.Outgoing).
+    context (doudi.common.tracing.ObservedChannel).
     """
     credentials = tls.channel_credentials()
-    interceptors = [Outgoing()]
     if credentials is None:
-        return grpc.aio.insecure_channel(address, options=OPTIONS, interceptors=interceptors)
-    return grpc.aio.secure_channel(address, credentials, options=OPTIONS, interceptors=interceptors)
+        return ObservedChannel(grpc.aio.insecure_channel(address, options=OPTIONS))
+    return ObservedChannel(grpc.aio.secure_channel(address, credentials, options=OPTIONS))
 
 
 def sync_channel(address: str, tls: TlsSettings | None = None) -> grpc.Channel:

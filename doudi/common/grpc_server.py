@@ -481,7 +481,7 @@ def migrate(spec: ServiceSpec, arguments: argparse.Namespace) -> int:
     """``migrate``: migrate and answer 0; ``migrate --wait``: 0 once the database is at
     this release's head, 1 when the time is up."""
     settings = read_settings(MigrationSettings, f"python -m services.{spec.name}")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format_in(settings.environment))
     url = settings.database_url_for(spec.name)
     if not arguments.wait:
         upgrade(url, spec.migrations)

@@ -169,6 +169,8 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "text") -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python's warnings too, as records of the logger ``py.warnings``: one format.
+    logging.captureWarnings(True)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -30,9 +30,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from doudi.common.db import create_engine_for
+from doudi.common.observability import ObservabilitySettings
 
 log = logging.getLogger("doudi.migrations")
 
@@ -40,9 +41,10 @@ WAIT_INTERVAL_SECONDS = 2.0
 """How often ``migrate --wait`` looks at the database's revision again."""
 
 
-class MigrationSettings(BaseSettings):
+class MigrationSettings(ObservabilitySettings):
     """What ``python -m services.<name> migrate`` reads: the database alone (a migration
-    Job needs neither the peers' addresses nor the internal token nor TLS files)."""
+    Job needs neither the peers' addresses nor the internal token nor TLS files), and of
+    doudi.common.observability's settings the log format."""
 
     model_config = SettingsConfigDict(
         env_prefix="DOUDI_", frozen=True, extra="ignore", hide_input_in_errors=True

@@ -41,6 +41,12 @@ class ObservabilitySettings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    def log_format_in(self, environment: str) -> Literal["text", "json"]:
+        """DOUDI_LOG_FORMAT, else ``json`` in production and ``text`` elsewhere."""
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if environment == "production" else "text"
+
 
 class Observed(Protocol):
     """What :func:`start` reads of a process's settings (doudi.common.settings.ProcessSettings)."""
@@ -52,20 +58,12 @@ class Observed(Protocol):
     @property
     def log_level(self) -> str: ...
     @property
-    def log_format(self) -> Literal["text", "json"] | None: ...
-    @property
     def metrics_port(self) -> int | None: ...
     @property
     def otlp_endpoint(self) -> str: ...
     @property
     def trace_file(self) -> Path | None: ...
-
-
-def log_format_of(settings: Observed) -> Literal["text", "json"]:
-    """The log format: DOUDI_LOG_FORMAT, else ``json`` in production and ``text`` elsewhere."""
-    if settings.log_format is not None:
-        return settings.log_format
-    return "json" if settings.environment == "production" else "text"
+    def log_format_in(self, environment: str) -> Literal["text", "json"]: ...
 
 
 def start(settings: Observed, process: str) -> None:
@@ -76,7 +74,7 @@ def start(settings: Observed, process: str) -> None:
     from doudi.common import metrics, tracing
     from doudi.common.logs import configure_logging
 
-    configure_logging(settings.log_level, log_format_of(settings))
+    configure_logging(settings.log_level, settings.log_format_in(settings.environment))
     tracing.configure(
         service=process, otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file
     )

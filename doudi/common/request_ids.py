@@ -5,7 +5,7 @@ The gateway takes a caller's ``X-Request-Id`` when it is sane (:func:`sane`: at 
 (:func:`new`), answers it in the response's ``X-Request-Id`` and sends it as the
 gRPC metadata ``x-request-id`` on every call it makes for the request; a service
 takes the one a call brings (or makes one) and every call it makes to a peer while
-serving it carries it on (doudi.common.tracing's client interceptor). A background
+serving it carries it on (doudi.common.tracing.ObservedChannel). A background
 delivery (doudi.common.outbox) makes one per round. While bound (:func:`bind`), the id
 stands in every log line as ``request_id`` (doudi.common.logs).
 """
@@ -13,8 +13,8 @@ stands in every log line as ``request_id`` (doudi.common.logs).
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 from typing import Final
 
 import structlog
@@ -36,8 +36,8 @@ def sane(value: str | None) -> bool:
 
 
 def new() -> str:
-    """A fresh id: 32 hexadecimal digits."""
-    return uuid.uuid4().hex
+    """A fresh id: 32 hexadecimal digits, random (uuid4's cost without its object)."""
+    return os.urandom(16).hex()
 
 
 def taken(value: str | None) -> str:
