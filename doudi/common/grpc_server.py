@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from doudi.common.collector import tune_garbage_collector
 from doudi.common.db import DATABASE_THREADS, create_engine_for, ping
 from doudi.common.errors import (
     PermissionDenied,
@@ -392,6 +393,7 @@ def run_service(spec: ServiceSpec, settings: ServiceSettings, setup: Setup) -> N
         )
         async with contextlib.AsyncExitStack() as stack:
             register, authenticate = await setup(engine, stack)
+            tune_garbage_collector()
             await serve(
                 settings=settings,
                 service_name=spec.service_name,
