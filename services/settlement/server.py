@@ -203,9 +203,14 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 record.fund_paid_fen,
                 record.self_pay_fen,
             )
-        return settlement_pb2.SettleResponse(
-            settlement=settlement_message(record), replayed=replayed
+        # Built in place from a dict (protobuf takes one for a message field; its stubs do
+        # not say so): a message given instead is copied.
+        answer = settlement_pb2.SettleResponse(
+            settlement=_settlement_fields(record),  # type: ignore[arg-type]
+            replayed=replayed,
         )
+        _add_parts(answer.settlement, record)
+        return answer
 
     async def ReverseSettlement(
         self,
@@ -600,45 +605,51 @@ def _request_digest(request: settlement_pb2.SettleRequest) -> str:
 def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
     """The settlement as the API answers it; DATA_LOSS when a stored amount does not fit its
     int64 field (only a record written past the amount limits holds one)."""
+    message = settlement_pb2.Settlement(**_settlement_fields(record))
+    _add_parts(message, record)
+    return message
+
+
+def _settlement_fields(record: SettlementRecord) -> dict[str, Any]:
+    """The settlement's fields but its layers and payouts, its amounts checked (see
+    :func:`settlement_message`): a message made from them, or a message field given them
+    (``SettleResponse(settlement=...)``), is built in place, not copied."""
     service.check_amounts(record)
-    return settlement_pb2.Settlement(
-        settlement_id=record.settlement_id,
-        state=STATES[record.state],
-        hospital_id=record.hospital_id,
-        person_id=record.person_id,
-        visit_id=record.visit_id,
-        visit_type=VISIT_TYPES.value(record.visit_type),
-        settles_on=from_date(record.settles_on),
-        policy=record.policy,
-        total_fen=record.total_fen,
-        class_c_fen=record.class_c_fen,
-        over_limit_fen=record.over_limit_fen,
-        pre_self_pay_fen=record.pre_self_pay_fen,
-        out_of_scope_fen=record.out_of_scope_fen,
-        in_scope_fen=record.in_scope_fen,
-        layers=[
-            _LayerMessage(layer=layer, fund=fund, paid_fen=paid)
-            for layer, fund, paid, _explanation in record.layers
-        ],
-        fund_paid_fen=record.fund_paid_fen,
-        self_pay_fen=record.self_pay_fen,
-        payouts=[
-            _PayoutMessage(
-                benefit=benefit,
-                disease_class=disease_class,
-                fund=fund,
-                diagnosis=diagnosis,
-                paid_fen=paid,
-            )
-            for benefit, disease_class, fund, diagnosis, paid in record.payouts
-        ],
-        create_time=None if record.settled_at is None else to_timestamp(record.settled_at),
-        reverse_time=None if record.reversed_at is None else to_timestamp(record.reversed_at),
-    )
+    return {
+        "settlement_id": record.settlement_id,
+        "state": STATES[record.state],
+        "hospital_id": record.hospital_id,
+        "person_id": record.person_id,
+        "visit_id": record.visit_id,
+        "visit_type": VISIT_TYPES.value(record.visit_type),
+        "settles_on": from_date(record.settles_on),
+        "policy": record.policy,
+        "total_fen": record.total_fen,
+        "class_c_fen": record.class_c_fen,
+        "over_limit_fen": record.over_limit_fen,
+        "pre_self_pay_fen": record.pre_self_pay_fen,
+        "out_of_scope_fen": record.out_of_scope_fen,
+        "in_scope_fen": record.in_scope_fen,
+        "fund_paid_fen": record.fund_paid_fen,
+        "self_pay_fen": record.self_pay_fen,
+        "create_time": None if record.settled_at is None else to_timestamp(record.settled_at),
+        "reverse_time": None if record.reversed_at is None else to_timestamp(record.reversed_at),
+    }
 
 
-_LayerMessage = settlement_pb2.LayerPayment
-_PayoutMessage = settlement_pb2.Payout
+def _add_parts(message: settlement_pb2.Settlement, record: SettlementRecord) -> None:
+    """The settlement's layers and payouts, added to ``message`` in place."""
+    add = message.layers.add
+    for layer, fund, paid, _explanation in record.layers:
+        add(layer=layer, fund=fund, paid_fen=paid)
+    for benefit, disease_class, fund, diagnosis, paid in record.payouts:
+        message.payouts.add(
+            benefit=benefit,
+            disease_class=disease_class,
+            fund=fund,
+            diagnosis=diagnosis,
+            paid_fen=paid,
+        )
 
 
 def finding_message(finding: screening.Finding) -> settlement_pb2.ScreeningFinding:
