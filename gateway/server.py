@@ -10,7 +10,6 @@ then the channels close and the process exits 0.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import signal
@@ -20,6 +19,7 @@ from collections.abc import Callable
 import uvicorn
 
 from doudi.common import observability
+from doudi.common.collector import tune_garbage_collector
 from doudi.common.settings import read_settings
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -49,18 +49,6 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(address)
     return sock
-
-
-def tune_garbage_collector() -> None:
-    """Keep the cyclic garbage collector off the request path (about 6% of the CPU per
-    settlement). What start-up made lives as long as the process: frozen, no collection
-    scans it again. A request's objects are freed by reference counting, but a collection
-    every 700 net new objects (the default) came dozens of times a second under load and
-    scanned the objects of the requests in flight; at 20,000 it hardly comes, and the
-    garbage in cycles it leaves for later stays bounded by that count."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, *gc.get_threshold()[1:])
 
 
 def main() -> None:

@@ -30,7 +30,9 @@ from tests.support import demo_bill
 class DoudiRun:
     """``doudi run`` as a subprocess, its output read line by line."""
 
-    def __init__(self, data_dir: Path, settlement_processes: int) -> None:
+    def __init__(
+        self, data_dir: Path, settlement_processes: int, extra_env: dict[str, str] | None = None
+    ) -> None:
         # The services on base onwards (settlement's further processes after assistance's),
         # the gateway after them, then each process's metrics port.
         base = free_ports(5 + settlement_processes + 4 + settlement_processes)[0]
@@ -38,7 +40,7 @@ class DoudiRun:
         self.gateway_url = f"http://127.0.0.1:{base + 4 + settlement_processes}"
         self.metrics_port = base + 5 + settlement_processes
         env = {key: value for key, value in os.environ.items() if not key.startswith("DOUDI_")}
-        env.update(DOUDI_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        env.update(DOUDI_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **(extra_env or {}))
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -105,7 +107,8 @@ def settle_demo(url: str, key: str, timeout: float = 30) -> httpx.Response:
 
 def test_doudi_run_serves_the_demo_hospital_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     # Two settlement processes (the second on base + 4), the gateway after them.
-    run = DoudiRun(tmp_path / "var", settlement_processes=2)
+    # At DEBUG, where each settlement is logged, to see that both processes settled.
+    run = DoudiRun(tmp_path / "var", settlement_processes=2, extra_env={"DOUDI_LOG_LEVEL": "DEBUG"})
     try:
         url = run.wait_for(r"the gateway is at (\S+)").group(1)
         assert url == run.gateway_url

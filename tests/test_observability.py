@@ -50,8 +50,13 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 @contextlib.contextmanager
 def observed_platform(directory: Path, backend: str) -> Iterator[Platform]:
     """The platform with the demo data, observed: JSON logs (the gateway's access log too),
-    each process's metrics, every span in ``traces.jsonl``."""
-    observed = {"DOUDI_LOG_FORMAT": "json", "DOUDI_TRACE_FILE": str(directory / "traces.jsonl")}
+    each process's metrics, every span in ``traces.jsonl``; DEBUG lines too, where a call
+    that succeeds is logged (a settlement's own line and its call's)."""
+    observed = {
+        "DOUDI_LOG_FORMAT": "json",
+        "DOUDI_LOG_LEVEL": "DEBUG",
+        "DOUDI_TRACE_FILE": str(directory / "traces.jsonl"),
+    }
     gateway = {**observed, "DOUDI_ACCESS_LOG": "true"}
     with running_platform(directory, backend, gateway, observed, metrics=True) as platform:
         load_demo(platform, date.today().year)
@@ -142,7 +147,7 @@ def test_a_settlement_moves_the_counters_and_its_request_id_stands_in_every_log_
     gateway_lines = [
         line
         for line in json_lines(platform.gateway_log_path)
-        if line.get("request_id") == request_id
+        if line.get("request_id") == request_id and "route" in line  # the access log's
     ]
     assert [line["route"] for line in gateway_lines] == ["/v1/settlements"]
     assert gateway_lines[0]["status"] == 201
@@ -153,9 +158,10 @@ def test_a_settlement_moves_the_counters_and_its_request_id_stands_in_every_log_
             if line.get("request_id") == request_id
         ]
     )
-    assert [line["logger"] for line in settled] == ["doudi.settlement"]
-    assert "411323********0014" in settled[0]["event"]
-    assert settled[0]["trace_id"] == gateway_lines[0]["trace_id"]
+    assert {line["logger"] for line in settled} == {"doudi.settlement", "doudi.grpc"}
+    (own,) = [line for line in settled if line["logger"] == "doudi.settlement"]
+    assert "411323********0014" in own["event"]
+    assert own["trace_id"] == gateway_lines[0]["trace_id"]
     for log in (platform.gateway_log_path, platform.services["settlement"].log_path):
         assert PERSON not in log.read_text(), f"{log.name} logged a full identity number"
 
@@ -163,7 +169,7 @@ def test_a_settlement_moves_the_counters_and_its_request_id_stands_in_every_log_
     spans = [
         span
         for span in json_lines(platform.directory / "traces.jsonl")
-        if span["trace_id"] == settled[0]["trace_id"]
+        if span["trace_id"] == own["trace_id"]
     ]
     kinds = {(span["service"], span["kind"], span["name"]) for span in spans}
     assert ("doudi-gateway", "SERVER", "POST /v1/settlements") in kinds

@@ -737,6 +737,8 @@ def test_identity_numbers_never_appear_whole_in_any_log(platform: Platform) -> N
     person = new_person(platform, registered_poor=True)
     settle(client, person, stay("log-1", "08-01", 5_000))
     settle(client, person[:-1] + "0", stay("log-2", "08-02", 5_000))  # a bad one is logged too
+    # Each settlement's own line is at DEBUG; a refusal is logged at INFO with its path.
+    assert client.get(f"/v1/settlements/{person}").status_code == 404
     logs = {
         path.name: path.read_text(errors="replace") for path in platform.directory.glob("*.log")
     }

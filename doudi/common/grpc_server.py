@@ -41,6 +41,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from doudi.common import metrics, observability, request_ids, tracing
+from doudi.common.collector import tune_garbage_collector
 from doudi.common.db import DATABASE_THREADS, create_engine_for, ping
 from doudi.common.errors import (
     PermissionDenied,
@@ -547,6 +548,7 @@ def run_service(
         )
         async with contextlib.AsyncExitStack() as stack:
             register, authenticate = await service_setup(engine, stack)
+            tune_garbage_collector()
             await serve(
                 settings=settings,
                 service_name=spec.service_name,

@@ -11,13 +11,13 @@ an HTTP caller get the same errors with the same field names. Assistance's own
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from doudi.assistance.v1 import assistance_pb2
 from doudi.common.protos import EnumCodes, from_date, optional_date, to_date
 from doudi.core.codes import INPATIENT
 from doudi.core.errors import InvalidInput
-from doudi.core.model import Item, Visit
+from doudi.core.model import Item, Visit, new_visit
 from doudi.settlement.v1 import settlement_pb2
 
 VISIT_TYPES = EnumCodes(settlement_pb2.VisitType, "VISIT_TYPE_")
@@ -84,32 +84,42 @@ def _visit(message: settlement_pb2.Visit, hospital_level: int | None) -> Visit:
         raise InvalidInput("items", "expected a non-empty list of line items")
     if len(message.items) > MAX_ITEMS:
         raise InvalidInput("items", f"at most {MAX_ITEMS} line items")
+    classes = ITEM_CLASSES.by_value
     items = []
-    for index, item in enumerate(message.items):
-        where = f"items[{index}]"
-        if not item.code.strip():
-            raise InvalidInput(f"{where}.code", "required")
-        items.append(
-            Item(
-                code=item.code,
-                item_class=ITEM_CLASSES.code(item.item_class, f"{where}.class"),
-                amount_fen=item.amount_fen,
-                over_limit_fen=item.over_limit_fen,
-            )
-        )
-    visit = Visit(
-        id=message.visit_id,
-        visit_type=visit_type,
-        settles_on=settles_on,
-        items=tuple(items),
-        hospital_level=hospital_level or None,
-        admitted=admitted,
-        out_of_area=message.out_of_area,
-        referred=message.referred,
-        diagnoses=tuple(code.strip().upper() for code in message.diagnoses),
+    # A field's path is written only for its error (every settlement reads its items).
+    for item in message.items:
+        code = item.code
+        item_class = classes.get(item.item_class)
+        if item_class is None or not code.strip():
+            _item_error(message.items)
+        items.append(_new_item(Item, (code, item_class, item.amount_fen, item.over_limit_fen)))
+    visit = new_visit(
+        message.visit_id,
+        visit_type,
+        settles_on,
+        tuple(items),
+        hospital_level or None,
+        admitted,
+        message.out_of_area,
+        message.referred,
+        tuple(code.strip().upper() for code in message.diagnoses),
     )
     visit.check()
     return visit
+
+
+_new_item = tuple.__new__
+"""An :class:`Item` from a tuple of its fields, past its keyword-handling ``__new__``."""
+
+
+def _item_error(items: Any) -> NoReturn:
+    """The first item without a code or with an unset or unknown class, as InvalidInput."""
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not item.code.strip():
+            raise InvalidInput(f"{where}.code", "required")
+        ITEM_CLASSES.code(item.item_class, f"{where}.class")
+    raise AssertionError("no item in error")
 
 
 # Assistance's contract has its own Visit, Item and ItemClass with settlement's field

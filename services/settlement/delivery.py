@@ -57,10 +57,12 @@ there (the bigger, the cheaper an event: docs/performance.md)."""
 BUSY_PAUSE_SECONDS = 0.25
 """How long a process waits when another one is sending before it looks again (the one
 sending looks again itself until nothing is queued, so this bounds only a rare race)."""
-GATHER_SECONDS = 0.05
+GATHER_SECONDS = 0.25
 """The shortest round after one that carried fewer than :data:`MAX_EVENTS`: a round
 quicker than this waits the rest before the next, so that a call carries what settled
-meanwhile rather than a settlement or two, for a few hundredths of a second of lag. A
+meanwhile rather than a settlement or two, for up to a quarter of a second of lag. At
+0.05 s, calls of a few dozen events cost assistance and its database about half again as
+much CPU per settlement (docs/performance.md, issue 20); at 0.5 s no less than at 0.25. A
 longer round (a busy machine, a larger call) gathered enough while it ran: waiting more
 would add to every event's lag and to the next call's size, which lengthens the next
 round in turn."""

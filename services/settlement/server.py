@@ -52,6 +52,7 @@ from doudi.core.model import Visit
 from doudi.core.packs import PackRegistry
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement import screening, service
+from services.settlement.batching import SettlementBatcher
 from services.settlement.delivery import EventSender
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
 from services.settlement.settings import DEFAULT_PORT, Settings
@@ -145,6 +146,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         # Idempotency keys being settled by this process right now: a second
         # request with one of them answers ABORTED (HTTP 409) instead of waiting.
         self.in_flight: set[tuple[str, str]] = set()
+        # Settlements asked at the same time go to the database together; the event
+        # sender is woken after each batch that settled any.
+        self.batcher = SettlementBatcher(engine, day=self._day, settled=events.wake)
 
     # --- settling ---------------------------------------------------------------------
 
@@ -175,26 +179,21 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             )
         self.in_flight.add(key)
         command = SettleCommand(hospital, request_id, digest, resident_id, visit, self.registry)
-        now = datetime.now(UTC)
         try:
-            # A retry is found by the unique key when its settlement is stored, not by a
-            # read before: retries are rare, settlements are not.
-            record = await write_in_thread(
-                self.engine, service.settle, command=command, now=now, day=self._day(now)
-            )
-            replayed = False
-            self.events.wake()
-        except sqlalchemy.exc.IntegrityError:
-            # Another process settled with the same key, or the visit already stands.
-            record = await read_in_thread(self.engine, service.replay, command=command)
-            replayed = True
+            # Settled in a batch with the calls that arrive meanwhile (batching.py). A retry
+            # is found by the unique key when its settlement is stored, not by a read before
+            # the batch: retries are rare, settlements are not.
+            record, replayed = await self.batcher.settle(command)
         finally:
             self.in_flight.discard(key)
         if not replayed:
             metrics.count_settlement(
                 service.SETTLED, ((layer.fund, layer.paid_fen) for layer in record.layers)
             )
-            log.info(
+        # At DEBUG: formatting and masking the line cost a tenth of the process's time per
+        # settlement (docs/performance.md); settlements are counted by the metrics instead.
+        if not replayed and log.isEnabledFor(logging.DEBUG):
+            log.debug(
                 "settled %s: %s visit %s of person %s at %s under %s: total %d, funds %d, "
                 "self-pay %d fen",
                 record.settlement_id,
@@ -207,9 +206,14 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 record.fund_paid_fen,
                 record.self_pay_fen,
             )
-        return settlement_pb2.SettleResponse(
-            settlement=settlement_message(record), replayed=replayed
+        # Built in place from a dict (protobuf takes one for a message field; its stubs do
+        # not say so): a message given instead is copied.
+        answer = settlement_pb2.SettleResponse(
+            settlement=_settlement_fields(record),  # type: ignore[arg-type]
+            replayed=replayed,
         )
+        _add_parts(answer.settlement, record)
+        return answer
 
     async def ReverseSettlement(
         self,
@@ -607,41 +611,51 @@ def _request_digest(request: settlement_pb2.SettleRequest) -> str:
 def settlement_message(record: SettlementRecord) -> settlement_pb2.Settlement:
     """The settlement as the API answers it; DATA_LOSS when a stored amount does not fit its
     int64 field (only a record written past the amount limits holds one)."""
-    service.check_amounts(record)
-    message = settlement_pb2.Settlement(
-        settlement_id=record.settlement_id,
-        state=STATES[record.state],
-        hospital_id=record.hospital_id,
-        person_id=record.person_id,
-        visit_id=record.visit_id,
-        visit_type=VISIT_TYPES.value(record.visit_type),
-        settles_on=from_date(record.settles_on),
-        policy=record.policy,
-        total_fen=record.total_fen,
-        class_c_fen=record.class_c_fen,
-        over_limit_fen=record.over_limit_fen,
-        pre_self_pay_fen=record.pre_self_pay_fen,
-        out_of_scope_fen=record.out_of_scope_fen,
-        in_scope_fen=record.in_scope_fen,
-        layers=[layer_message(layer) for layer in record.layers],
-        fund_paid_fen=record.fund_paid_fen,
-        self_pay_fen=record.self_pay_fen,
-        payouts=[
-            settlement_pb2.Payout(
-                benefit=payout.benefit,
-                disease_class=payout.disease_class,
-                fund=payout.fund,
-                diagnosis=payout.diagnosis,
-                paid_fen=payout.paid_fen,
-            )
-            for payout in record.payouts
-        ],
-    )
-    if record.settled_at is not None:
-        message.create_time.CopyFrom(to_timestamp(record.settled_at))
-    if record.reversed_at is not None:
-        message.reverse_time.CopyFrom(to_timestamp(record.reversed_at))
+    message = settlement_pb2.Settlement(**_settlement_fields(record))
+    _add_parts(message, record)
     return message
+
+
+def _settlement_fields(record: SettlementRecord) -> dict[str, Any]:
+    """The settlement's fields but its layers and payouts, its amounts checked (see
+    :func:`settlement_message`): a message made from them, or a message field given them
+    (``SettleResponse(settlement=...)``), is built in place, not copied."""
+    service.check_amounts(record)
+    return {
+        "settlement_id": record.settlement_id,
+        "state": STATES[record.state],
+        "hospital_id": record.hospital_id,
+        "person_id": record.person_id,
+        "visit_id": record.visit_id,
+        "visit_type": VISIT_TYPES.value(record.visit_type),
+        "settles_on": from_date(record.settles_on),
+        "policy": record.policy,
+        "total_fen": record.total_fen,
+        "class_c_fen": record.class_c_fen,
+        "over_limit_fen": record.over_limit_fen,
+        "pre_self_pay_fen": record.pre_self_pay_fen,
+        "out_of_scope_fen": record.out_of_scope_fen,
+        "in_scope_fen": record.in_scope_fen,
+        "fund_paid_fen": record.fund_paid_fen,
+        "self_pay_fen": record.self_pay_fen,
+        "create_time": None if record.settled_at is None else to_timestamp(record.settled_at),
+        "reverse_time": None if record.reversed_at is None else to_timestamp(record.reversed_at),
+    }
+
+
+def _add_parts(message: settlement_pb2.Settlement, record: SettlementRecord) -> None:
+    """The settlement's layers and payouts, added to ``message`` in place."""
+    add = message.layers.add
+    for layer, fund, paid, _explanation in record.layers:
+        add(layer=layer, fund=fund, paid_fen=paid)
+    for benefit, disease_class, fund, diagnosis, paid in record.payouts:
+        message.payouts.add(
+            benefit=benefit,
+            disease_class=disease_class,
+            fund=fund,
+            diagnosis=diagnosis,
+            paid_fen=paid,
+        )
 
 
 def finding_message(finding: screening.Finding) -> settlement_pb2.ScreeningFinding:

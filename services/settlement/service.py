@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy
 from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, column, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,6 +35,7 @@ from doudi.common.errors import (
     DataLoss,
     FailedPrecondition,
     NotFound,
+    ServiceError,
     not_enrolled,
     person_not_found,
 )
@@ -40,6 +43,7 @@ from doudi.common.outbox import store_newer, stored_periods
 from doudi.common.protos import INT64_MAX, INT64_MIN, to_timestamp
 from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
+from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId
 from doudi.core.model import Person, StatusPeriod, Visit
 from doudi.core.packs import PackRegistry
@@ -283,17 +287,32 @@ def settle(
     settlement of the same hospital visit, or a reused idempotency key, breaks a
     unique constraint: the caller rolls back and asks :func:`replay`.
     """
-    person_id = command.resident_id.number
-    ledger, version, known = _lock_ledger(connection, person_id, now)
-    pack, person, visit = _insured(command, known.coverage, known.statuses)
+    ledger, version, known = _lock_ledger(connection, command.resident_id.number, now)
+    record, stored = _settled(command, ledger, known.coverage, known.statuses, now)
+    stored.update(state=SETTLED, settled_at=now, settled_on=day)
+    _store_settlement(connection, stored, record, ledger, version, now)
+    return record
+
+
+def _settled(
+    command: SettleCommand,
+    ledger: PersonLedger,
+    coverage: dict[str, Any] | None,
+    statuses: Any,
+    now: datetime,
+) -> tuple[SettlementRecord, dict[str, Any]]:
+    """The command settled by the engine on ``ledger`` (its increments added to it): the
+    settlement and its row as stored, but for ``state``, ``settled_at`` and
+    ``settled_on``."""
+    pack, person, visit = _insured(command, coverage, statuses)
     result = ledger.settle(pack, person, visit)
     record = _record(result, str(uuid.uuid4()), SETTLED, command.hospital, pack, person, visit, now)
-    stored = {
+    return record, {
         "settlement_id": record.settlement_id,
         "hospital_id": record.hospital_id,
         "request_id": command.request_id,
         "request_sha256": command.request_sha256,
-        "person_id": person_id,
+        "person_id": record.person_id,
         "visit_id": record.visit_id,
         "visit_type": record.visit_type,
         "settles_on": record.settles_on,
@@ -310,16 +329,11 @@ def settle(
         "payouts": [list(payout) for payout in record.payouts],
         "deltas": dict(result.deltas),
         "visit": visit_document(visit),
-        "state": SETTLED,
-        "settled_at": now,
-        "settled_on": day,
         "region": pack.region_code,
         "statuses": sorted(
             {period.code for period in person.statuses if period.holds_on(visit.settles_on)}
         ),
     }
-    _store_settlement(connection, stored, record, ledger, version, now)
-    return record
 
 
 def replay(*, connection: sqlalchemy.Connection, command: SettleCommand) -> SettlementRecord:
@@ -355,6 +369,152 @@ def replay(*, connection: sqlalchemy.Connection, command: SettleCommand) -> Sett
         reason="VISIT_ALREADY_SETTLED",
         field="visit.id",
     )
+
+
+class Settled(NamedTuple):
+    """A command of a batch answered: its settlement, made now or (``replayed``) before."""
+
+    record: SettlementRecord
+    replayed: bool
+
+
+Outcome = Settled | ServiceError | InvalidInput | None
+"""What became of one command of a batch (:func:`settle_batch`): settled or answered again,
+refused (the error its caller answers), or None: to settle alone after the batch, by
+:func:`settle` (and :func:`replay`)."""
+
+
+def settle_batch(
+    *,
+    connection: sqlalchemy.Connection,
+    commands: Sequence[SettleCommand],
+    now: datetime,
+    day: date,
+) -> list[Outcome]:
+    """Settle ``commands`` in the caller's one write transaction, each as :func:`settle`
+    would, in their order: two of one person's settle one after the other on the same
+    accumulators. Answers each command's outcome, in order.
+
+    A command the engine refuses (no coverage, no pack in force...) is refused alone, and
+    nothing of it is written. A command whose idempotency key or visit is already stored is
+    answered by :func:`replay`. A second command of a visit settled earlier in the batch
+    is left to settle alone after it (None), and so answered as it would be then. A
+    statement that fails (a key or visit stored meanwhile by another process breaks a
+    unique constraint) fails the whole batch: the caller rolls back and settles each
+    command alone.
+
+    PostgreSQL: one statement locks every ledger of the batch, persons in order, so that
+    two processes' batches never wait for each other in a circle, and reads their coverage
+    and statuses and which keys and visits are already stored; one statement stores every
+    settlement, clearing record, event and ledger (:data:`_LOCK_BATCH`,
+    :data:`_STORE_BATCH`). SQLite, whose writes take turns anyway: each command as
+    :func:`settle` does, in a savepoint of its own.
+    """
+    if connection.dialect.name != "postgresql":
+        return [_settle_in_savepoint(connection, command, now, day) for command in commands]
+    asked = [
+        {
+            "i": index,
+            "hospital_id": command.hospital.hospital_id,
+            "request_id": command.request_id,
+            "visit_id": command.visit.id,
+        }
+        for index, command in enumerate(commands)
+    ]
+    rows = connection.exec_driver_sql(
+        _LOCK_BATCH,
+        {
+            "asked": _json(asked),
+            "persons": sorted({command.resident_id.number for command in commands}),
+            "now": now,
+        },
+    ).all()
+    known = {row.person_id: row for row in rows}
+    seen = set(rows[0].seen or ()) if rows else set()
+    held: dict[str, tuple[PersonLedger, int]] = {}
+    visits: set[tuple[str, str]] = set()
+    made: list[tuple[SettlementRecord, dict[str, Any]]] = []
+    outcomes: list[Outcome] = []
+    for index, command in enumerate(commands):
+        visit = (command.hospital.hospital_id, command.visit.id)
+        if index in seen:
+            outcomes.append(_replayed(connection, command))
+            continue
+        if visit in visits:
+            outcomes.append(None)
+            continue
+        person_id = command.resident_id.number
+        row = known.get(person_id)
+        try:
+            if row is None:
+                raise person_not_found(person_id, "person_id")
+            ledger = held.get(person_id)
+            if ledger is None:
+                ledger = held[person_id] = (_ledger(row), row.version)
+            record, stored = _settled(command, ledger[0], row.coverage, row.statuses, now)
+        except (ServiceError, InvalidInput) as error:
+            outcomes.append(error)
+            continue
+        visits.add(visit)
+        made.append((record, stored))
+        outcomes.append(Settled(record, False))
+    if made:
+        changed = {record.person_id for record, _stored in made}
+        connection.exec_driver_sql(
+            _STORE_BATCH,
+            {
+                "settlements": _json([stored for _record, stored in made]),
+                "clearing": _json(
+                    [
+                        {
+                            "settlement_id": record.settlement_id,
+                            "hospital_id": record.hospital_id,
+                            "fund": fund,
+                            "amount_fen": amount,
+                        }
+                        for record, _stored in made
+                        for fund, amount in _owed(record, 1).items()
+                    ]
+                ),
+                "ledgers": _json(
+                    [
+                        {"person_id": person_id, **ledger.to_document(), "version": version + 1}
+                        for person_id, (ledger, version) in held.items()
+                        if person_id in changed
+                    ]
+                ),
+                "now": now,
+                "day": day,
+            },
+        )
+    return outcomes
+
+
+def _settle_in_savepoint(
+    connection: sqlalchemy.Connection, command: SettleCommand, now: datetime, day: date
+) -> Outcome:
+    """:func:`settle` inside a savepoint of the caller's transaction: a refusal or a unique
+    constraint broken takes back only this command's writes."""
+    try:
+        with connection.begin_nested():
+            return Settled(settle(connection=connection, command=command, now=now, day=day), False)
+    except sqlalchemy.exc.IntegrityError:
+        return _replayed(connection, command)
+    except (ServiceError, InvalidInput) as error:
+        return error
+
+
+def _replayed(connection: sqlalchemy.Connection, command: SettleCommand) -> Outcome:
+    try:
+        return Settled(replay(connection=connection, command=command), True)
+    except FailedPrecondition as error:
+        return error
+
+
+def _json(value: Any) -> str:
+    """A statement's rows as JSON text (orjson: dates as ISO dates), read by the statement
+    with ``json_to_recordset``: one value to bind however many rows."""
+    return orjson.dumps(value).decode()
 
 
 def reverse(
@@ -1033,3 +1193,91 @@ def _save_ledger(
             "updated_at": now,
         },
     )
+
+
+# --- a batch's statements on PostgreSQL (settle_batch) ------------------------------------
+
+
+def _recordset(columns: Sequence[sqlalchemy.Column[Any]]) -> str:
+    """The column definitions of ``json_to_recordset`` for ``columns``: texts as ``text``,
+    so that one too long for its column fails the insert (an explicit cast to ``varchar(n)``
+    would cut it short without a word), the rest as the table types them."""
+    return ", ".join(
+        f"{column.name} "
+        + ("text" if isinstance(column.type, String) else str(column.type.compile(_POSTGRES)))
+        for column in columns
+    )
+
+
+_POSTGRES = postgresql.dialect()  # type: ignore[no-untyped-call]
+_BATCH_SETTLED = [
+    column
+    for column in _SETTLEMENT_COLUMNS
+    if column.name not in {"state", "settled_at", "settled_on"}
+]
+_LOCK_BATCH = f"""
+WITH asked AS (
+    SELECT * FROM json_to_recordset(CAST(%(asked)s AS json))
+        AS a(i integer, hospital_id text, request_id text, visit_id text)
+), seen AS (
+    SELECT array_agg(a.i) AS seen FROM asked AS a
+    WHERE (
+        SELECT true FROM settlements AS s
+        WHERE s.hospital_id = a.hospital_id AND s.request_id = a.request_id
+    ) OR (
+        SELECT true FROM settlements AS s
+        WHERE s.hospital_id = a.hospital_id AND s.visit_id = a.visit_id
+            AND s.state = '{SETTLED}'
+    )
+), locked AS (
+    INSERT INTO ledgers (person_id, years, payouts, first_year, version, updated_at)
+    SELECT person_id, '{{}}', '[]', NULL, 0, %(now)s FROM person_coverage
+    WHERE person_id = ANY(%(persons)s)
+    ORDER BY person_id
+    ON CONFLICT (person_id) DO UPDATE SET version = ledgers.version
+    RETURNING person_id, years, payouts, first_year, version
+)
+SELECT l.person_id, l.years, l.payouts, l.first_year, l.version,
+    (SELECT c.coverage FROM person_coverage AS c WHERE c.person_id = l.person_id) AS coverage,
+    (SELECT s.periods FROM person_statuses AS s WHERE s.person_id = l.person_id) AS statuses,
+    (SELECT seen FROM seen) AS seen
+FROM locked AS l
+"""
+"""Lock the ledgers of the batch's persons who have coverage (created empty if new), in
+the order of their numbers, and answer each with the person's coverage and statuses and, on
+every row, the indexes of the commands whose key or visit is already stored (``seen``: read
+in the statement's snapshot, before its locks are granted; one stored meanwhile breaks a
+unique constraint when the batch is stored, and the batch is settled again one by one). Each
+key, visit, coverage and statuses is looked up by its index, a subquery a row: a join over
+the batch's rows was planned as a scan of every settlement. A person without coverage is
+neither locked nor answered: the engine refuses the command
+(PERSON_NOT_FOUND) and no empty ledger is left behind."""
+_STORE_BATCH = f"""
+WITH made AS (
+    SELECT * FROM json_to_recordset(CAST(%(settlements)s AS json))
+        AS m({_recordset(_BATCH_SETTLED)})
+), settled AS (
+    INSERT INTO settlements ({", ".join(column.name for column in _BATCH_SETTLED)},
+        state, settled_at, settled_on)
+    SELECT {", ".join(column.name for column in _BATCH_SETTLED)},
+        '{SETTLED}', %(now)s, %(day)s
+    FROM made
+), cleared AS (
+    INSERT INTO clearing_records
+        (settlement_id, hospital_id, fund, kind, amount_fen, clearing_date, created_at)
+    SELECT settlement_id, hospital_id, fund, '{SETTLED}', amount_fen, %(day)s, %(now)s
+    FROM json_to_recordset(CAST(%(clearing)s AS json))
+        AS c(settlement_id text, hospital_id text, fund text, amount_fen bigint)
+), queued AS (
+    INSERT INTO event_outbox (settlement_id, kind, queued_at)
+    SELECT settlement_id, '{SETTLED}', %(now)s FROM made
+)
+UPDATE ledgers SET years = l.years, payouts = l.payouts, first_year = l.first_year,
+    version = l.version, updated_at = %(now)s
+FROM json_to_recordset(CAST(%(ledgers)s AS json))
+    AS l(person_id text, years json, payouts json, first_year integer, version integer)
+WHERE ledgers.person_id = l.person_id
+"""
+"""Store a batch's settlements, their clearing records and events (in the batch's order:
+event ids follow it) and the ledgers they changed, in one statement: the clearing and event
+rows' foreign keys are checked at its end, when the settlements are in."""
