@@ -459,6 +459,8 @@ ROUTES: Final[dict[tuple[str, str], Access]] = {
     ("GET", "/v1/clearing"): HOSPITAL_KEY,
     # Probes and documentation.
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/livez"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/"): PUBLIC,
     ("GET", "/docs"): PUBLIC,

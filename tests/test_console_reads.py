@@ -335,7 +335,8 @@ def test_the_platform_lists_the_hospitals_without_their_keys(settled: Settled) -
     assert hospitals(stub, page_size=0) == every
     assert hospitals(stub, region=TIANJIN) == [HARBOUR.hospital]
     assert hospitals(stub, region=XIXIA, page_size=1000) == [NORTH.hospital, SOUTH.hospital]
-    # Nothing else is answered of a hospital: no key, no digest.
+    # Nothing else is answered of a hospital: no key, no digest; its keys' fingerprints
+    # only when asked (doudi admin hospital list).
     assert {field.name for field in spb.Hospital.DESCRIPTOR.fields} == {
         "hospital_id",
         "name",
@@ -345,6 +346,14 @@ def test_the_platform_lists_the_hospitals_without_their_keys(settled: Settled) -
     assert {field.name for field in spb.ListHospitalsResponse.DESCRIPTOR.fields} == {
         "hospitals",
         "next_page_token",
+        "keys",
+    }
+    page = stub.ListHospitals(spb.ListHospitalsRequest(), metadata=INTERNAL)
+    assert not page.keys
+    assert {field.name for field in spb.ApiKeyInfo.DESCRIPTOR.fields} == {
+        "fingerprint",
+        "create_time",
+        "retire_time",
     }
 
 
