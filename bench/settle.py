@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/settle.py [--clients 64] [--duration 20] [--persons 500]
                                      [--backends sqlite,postgresql] [--profile DIR]
-                                     [--settlement-processes N]
+                                     [--settlement-processes N] [--rounds R]
 
 For each backend it starts the platform as ``make run`` does (four services
 and the gateway; settlement as ``doudi run --settlement-processes N``, one
@@ -14,9 +14,14 @@ keep-alive connections: every request a new idempotency key and a new visit
 of a random person. It prints settlements per second, p50 and p99 latency,
 the CPU each process spent per settlement, and beside them the rate of the
 reference path (bench/reference.py: FastAPI -> gRPC -> one-row PostgreSQL
-insert) measured in the same run, with the ratio. Goal: at least half the
-reference path's rate on PostgreSQL (the issue's 500 per second with p99
-under 100 ms assumed a reference near 1,000 per second); both are printed.
+insert) measured in the same run, with the ratios of the rates and of the p99s.
+Goal (issue 20): on PostgreSQL at least 0.75x the reference path's rate, with a p99
+within 1.5x of the reference's; the issue's first, absolute goal (500 per second, p99
+under 100 ms) is printed too. By default the reference runs after the platform has
+stopped; with ``--rounds R`` (R >= 2) the settlement load and the reference path take
+turns on PostgreSQL, R rounds of each (ABBA for 2: the machine's drift, and other work
+on a shared machine, weigh on both alike), pooled for the ratios. The databases the
+benchmark creates are dropped at its end.
 
 Settlement sends each settlement to assistance in the background (its event outbox):
 while the load runs the benchmark samples, every 0.1 s, how long the oldest event not
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -76,8 +82,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("enrollment", "datashare", "settlement", "assistance")
 GOAL_PER_SECOND = 500
 GOAL_P99_MS = 100
-# The issue sets 500/s as half the minimal path, which it expected near 1,000/s here.
-GOAL_RATIO = 0.5
+# Issue 20 (throughput): settlement at 0.75x the reference path's rate or better, its p99
+# within 1.5x of the reference's, measured in the same run.
+GOAL_RATIO = 0.75
+GOAL_P99_RATIO = 1.5
 WARMUP_SECONDS = 3.0
 INTERNAL = (("authorization", f"Bearer {LOCAL_INTERNAL_TOKEN}"),)
 POVERTY_OFFICE = (("authorization", "Bearer demo-poverty-office"),)
@@ -104,6 +112,14 @@ class Run:
     @property
     def rate(self) -> float:
         return self.ok / self.wall_seconds if self.wall_seconds else 0.0
+
+    def add(self, other: Run) -> None:
+        """Count ``other``'s requests in this run's (rounds of one path pooled)."""
+        self.latencies += other.latencies
+        for status, count in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + count
+        self.wall_seconds += other.wall_seconds
+        self.client_cpu_seconds += other.client_cpu_seconds
 
 
 _LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
@@ -292,6 +308,11 @@ def postgres_server() -> Iterator[str]:
         cluster.remove()
 
 
+CREATED: list[tuple[str, str]] = []
+"""The databases :func:`create_databases` made, by admin URL: :func:`drop_created` drops
+them (a shared server keeps no benchmark's leftovers)."""
+
+
 def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
     admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     urls = {}
@@ -300,6 +321,7 @@ def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
         for name in names:
             database = f"doudi_bench_{name}_{suffix}"
             connection.exec_driver_sql(f'CREATE DATABASE "{database}"')
+            CREATED.append((admin_url, database))
             urls[name] = (
                 sqlalchemy.engine.make_url(admin_url)
                 .set(database=database)
@@ -307,6 +329,16 @@ def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
             )
     admin.dispose()
     return urls
+
+
+def drop_created() -> None:
+    """Drop every database this process created (their services stopped)."""
+    while CREATED:
+        admin_url, database = CREATED.pop()
+        admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.dispose()
 
 
 @contextlib.contextmanager
@@ -773,6 +805,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="on PostgreSQL, this many rounds of the settlement load and of the reference "
+        "path each, in turn (settlement first, then the reference first, and so on: ABBA "
+        "for 2), the two pooled for the ratio; 1: the reference after the platform stopped",
+    )
     parser.add_argument("--persons", type=int, default=500)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--profile", type=Path, metavar="DIR")
@@ -796,8 +836,11 @@ def main() -> None:
         f"{os.cpu_count()} cores; {args.clients} clients; {args.duration:.0f} s per run after {WARMUP_SECONDS:.0f} s warm-up; {len(persons)} persons; {args.settlement_processes} settlement processes"
     )
     results: dict[str, Run] = {}
+    references: dict[str, Run] = {}
+    seeds = itertools.count()
     with contextlib.ExitStack() as stack:
         admin_url = stack.enter_context(postgres_server()) if "postgresql" in backends else None
+        stack.callback(drop_created)  # before a throwaway server stops
         for backend in backends:
             if args.assistance_ratio:
                 assistance_ratio(backend, admin_url, persons, args)
@@ -810,40 +853,46 @@ def main() -> None:
                 profile_dir = (
                     args.profile / backend if args.profile and backend == "postgresql" else None
                 )
-                pids = {name: process.pid for name, process in platform.processes.items()}
-                before = cpu_seconds(pids)
-                with (
-                    delivery_lag(platform) as lag,
-                    profiling(platform, profile_dir, WARMUP_SECONDS + args.duration),
-                ):
-                    run = drive(
-                        platform.ports["gateway"],
-                        args.clients,
-                        args.duration,
-                        settlement_requests(persons, year, seed=len(results)),
+                if backend != "postgresql" or args.rounds < 2:
+                    results[backend] = settlement_phase(
+                        platform, backend, persons, year, args, next(seeds), profile_dir
                     )
-                after = cpu_seconds(pids)
-                results[backend] = run
-                report(f"POST /v1/settlements ({backend})", run, args.clients)
-                # Every request of the warm-up and the measured run, at the measured rate.
-                requests = int(run.ok * (args.duration + WARMUP_SECONDS) / args.duration)
-                cpu_report(before, after, requests)
-                print(*lag, sep="\n")
-                if profile_dir is not None:
-                    for name in ("gateway", "settlement", "enrollment", "datashare"):
-                        path = profile_dir / f"{name}.txt"
-                        if path.exists():
-                            print(
-                                f"  {name}: share of its Python time (GIL held) under each function:"
-                            )
-                            for line in summarise_profile(path):
-                                print(f"    {line}")
+                    continue
+                # Rounds of both paths in turn, the reference's server up beside the idle
+                # platform: the machine's drift weighs on both alike.
+                made = create_databases(admin_url or "", ["reference_sqlalchemy"])
+                with reference_path(made["reference_sqlalchemy"], "sqlalchemy") as port:
+                    settled, reference = Run(), Run()
+                    for index in range(args.rounds):
+                        for phase in ("settle", "reference")[:: 1 if index % 2 == 0 else -1]:
+                            if phase == "settle":
+                                settled.add(
+                                    settlement_phase(
+                                        platform,
+                                        backend,
+                                        persons,
+                                        year,
+                                        args,
+                                        next(seeds),
+                                        profile_dir if index == 0 else None,
+                                    )
+                                )
+                                continue
+                            run = drive(port, args.clients, args.duration, reference_requests())
+                            report("reference, the platform's database layer", run, args.clients)
+                            reference.add(run)
+                results[backend] = settled
+                references["sqlalchemy"] = reference
+                print(f"{args.rounds} rounds of each, in turn, pooled:")
+                report(f"POST /v1/settlements ({backend})", settled, args.clients)
+                report("reference, the platform's database layer", reference, args.clients)
         if admin_url is not None and not args.assistance_ratio:
-            references: dict[str, Run] = {}
             for driver, label in (
                 ("sqlalchemy", "the platform's database layer"),
                 ("psycopg", "psycopg on the event loop"),
             ):
+                if driver in references:
+                    continue
                 url = create_databases(admin_url, [f"reference_{driver}"])[f"reference_{driver}"]
                 with reference_path(url, driver) as port:
                     references[driver] = drive(
@@ -854,14 +903,18 @@ def main() -> None:
             for backend, run in results.items():
                 print(
                     f"  {backend}: {run.rate / reference.rate:.2f}x the reference rate "
-                    f"({run.rate / references['psycopg'].rate:.2f}x the psycopg one)"
+                    f"({run.rate / references['psycopg'].rate:.2f}x the psycopg one), "
+                    f"p99 {run.percentile(0.99) / reference.percentile(0.99):.2f}x the reference's"
                 )
             if "postgresql" in results:
                 run = results["postgresql"]
                 ratio = run.rate / reference.rate
+                p99_ratio = run.percentile(0.99) / reference.percentile(0.99)
+                met = ratio >= GOAL_RATIO and p99_ratio <= GOAL_P99_RATIO
                 print(
-                    f"goal as the issue frames it, half the reference path measured in this run: "
-                    f"{'met' if ratio >= GOAL_RATIO else 'NOT met'} ({ratio:.2f}x)"
+                    f"goal (issue 20): >= {GOAL_RATIO}x the reference path's rate and p99 within "
+                    f"{GOAL_P99_RATIO}x of its p99, measured in this run: "
+                    f"{'met' if met else 'NOT met'} ({ratio:.2f}x, p99 {p99_ratio:.2f}x)"
                 )
                 verdict = (
                     "met"
@@ -873,6 +926,45 @@ def main() -> None:
                     f"({run.rate:.0f}/s = {run.rate / GOAL_PER_SECOND:.2f}x, p99 {run.percentile(0.99):.1f} ms; "
                     f"the reference path itself: {reference.rate:.0f}/s, p99 {reference.percentile(0.99):.1f} ms)"
                 )
+
+
+def settlement_phase(
+    platform: Platform,
+    backend: str,
+    persons: list[str],
+    year: int,
+    args: argparse.Namespace,
+    seed: int,
+    profile_dir: Path | None,
+) -> Run:
+    """The settlement load once (profiled into ``profile_dir`` if given), its rate, CPU per
+    settlement by process and the events' delivery printed; answers the run."""
+    pids = {name: process.pid for name, process in platform.processes.items()}
+    before = cpu_seconds(pids)
+    with (
+        delivery_lag(platform) as lag,
+        profiling(platform, profile_dir, WARMUP_SECONDS + args.duration),
+    ):
+        run = drive(
+            platform.ports["gateway"],
+            args.clients,
+            args.duration,
+            settlement_requests(persons, year, seed=seed),
+        )
+    after = cpu_seconds(pids)
+    report(f"POST /v1/settlements ({backend})", run, args.clients)
+    # Every request of the warm-up and the measured run, at the measured rate.
+    requests = int(run.ok * (args.duration + WARMUP_SECONDS) / args.duration)
+    cpu_report(before, after, requests)
+    print(*lag, sep="\n")
+    if profile_dir is not None:
+        for name in ("gateway", "settlement", "enrollment", "datashare"):
+            path = profile_dir / f"{name}.txt"
+            if path.exists():
+                print(f"  {name}: share of its Python time (GIL held) under each function:")
+                for line in summarise_profile(path):
+                    print(f"    {line}")
+    return run
 
 
 if __name__ == "__main__":
