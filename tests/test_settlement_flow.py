@@ -32,7 +32,7 @@ from doudi.core.identity import resident_id_number
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
-from services.settlement.tables import ledgers
+from services.settlement.tables import ledgers, person_coverage, person_statuses
 from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL, bearer, start_service, stop_service
 from tests.support import business_day, with_check_digit
@@ -64,7 +64,31 @@ def new_person(platform: Platform, *, registered_poor: bool = False) -> str:
     enrol(platform, number)
     if registered_poor:
         assert_registered_poor(platform, number)
+    known_to_settlement(platform, number, with_statuses=registered_poor)
     return number
+
+
+def known_to_settlement(platform: Platform, number: str, *, with_statuses: bool) -> None:
+    """Wait until settlement holds the person's coverage (and statuses). Enrollment and the
+    hub send them before they answer, but a send that fails goes by their outboxes' retry
+    (2 s) instead: right after a test restarted settlement, their channels reconnect within
+    gRPC's reconnect backoff (up to a second). The tests of instant identity settle without
+    this wait."""
+    wanted = person_coverage.c.person_id == number
+    query = sqlalchemy.select(sqlalchemy.func.count()).select_from(person_coverage).where(wanted)
+    if with_statuses:
+        query = query.where(sqlalchemy.exists().where(person_statuses.c.person_id == number))
+    engine = service_engine(platform, "settlement")
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            with engine.connect() as connection:
+                if connection.execute(query).scalar_one():
+                    return
+            assert time.monotonic() < deadline, "settlement never received the new person"
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
 
 
 def person_number() -> str:
