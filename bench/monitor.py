@@ -105,7 +105,13 @@ from bench.roster import (
     measured,
     platform_on,
 )
-from bench.settle import INTERNAL, assistance_ratio, bench_persons, postgres_server
+from bench.settle import (
+    INTERNAL,
+    assistance_ratio,
+    bench_persons,
+    default_settlement_processes,
+    postgres_server,
+)
 
 BATCH = 1000
 """Persons a ``RecordPersons`` call (as enrollment's outbox sends them)."""
@@ -704,7 +710,12 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--settle-persons", type=int, default=500)
-    parser.add_argument("--settlement-processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--settlement-processes",
+        type=int,
+        default=default_settlement_processes(),
+        help="settlement processes (default: one per two cores)",
+    )
     parser.add_argument(
         "--profile",
         type=Path,

@@ -6,7 +6,7 @@
 
 For each backend it starts the platform as ``make run`` does (four services
 and the gateway; settlement as ``doudi run --settlement-processes N``, one
-process per core unless told; on PostgreSQL each service gets its own
+process per two cores unless told; on PostgreSQL each service gets its own
 database in a throwaway cluster that the benchmark starts, or in the server
 at ``DOUDI_BENCH_POSTGRES_URL``), registers ``--persons`` poor Xixia
 residents, and drives ``POST /v1/settlements`` with ``--clients`` concurrent
@@ -339,6 +339,14 @@ def drop_created() -> None:
         with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.dispose()
+
+
+def default_settlement_processes() -> int:
+    """One settlement process per two cores: with group commit a process settles about
+    1,000 a second on a core, and the gateway and PostgreSQL need the rest (on 2 cores, one
+    process made 743/s at 2.59 ms of CPU per settlement in all, two 635/s at 2.92 ms;
+    docs/performance.md)."""
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 @contextlib.contextmanager
@@ -825,8 +833,8 @@ def main() -> None:
     parser.add_argument(
         "--settlement-processes",
         type=int,
-        default=os.cpu_count() or 1,
-        help="settlement processes on its one database (default: one per core)",
+        default=default_settlement_processes(),
+        help="settlement processes on its one database (default: one per two cores)",
     )
     args = parser.parse_args()
     backends = args.backends.split(",")

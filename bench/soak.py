@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import sys
 import time
@@ -42,6 +41,7 @@ if __package__ in (None, ""):  # run as a script: bench/ is on the path, not the
 from bench.settle import (
     bench_persons,
     create_databases,
+    default_settlement_processes,
     drive,
     postgres_server,
     register,
@@ -163,8 +163,8 @@ def main() -> int:
     parser.add_argument(
         "--settlement-processes",
         type=int,
-        default=os.cpu_count() or 1,
-        help="settlement processes (default: one per core)",
+        default=default_settlement_processes(),
+        help="settlement processes (default: one per two cores)",
     )
     args = parser.parse_args()
     year = date.today().year
