@@ -56,8 +56,10 @@ OPTIONS = [
 def channel(address: str, tls: TlsSettings) -> grpc.aio.Channel:
     """A channel to ``address``, with TLS as ``tls`` says (doudi.common.tls).
 
-    Make calls on it with ``wait_for_ready=True``: a call made while the peer
-    restarts then waits for it (within the call's deadline) instead of failing. Every
+    A call made with ``wait_for_ready=True`` while the peer restarts waits for it (within
+    the call's deadline) instead of failing: the gateway's calls do. The outboxes'
+    senders do not: a peer that is down must not hold up the write that queued the
+    change, which its sender delivers when the peer is back (doudi.common.outbox). Every
     call carries the current request id and, when the process traces, its span's
     context (doudi.common.tracing.ObservedChannel).
     """
