@@ -18,8 +18,6 @@ service's too), 1 when the service cannot be reached or refuses.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import secrets
 import sys
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final
@@ -32,7 +30,6 @@ SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 DEFAULT_OVERLAP_HOURS: Final = 24.0
 MAX_OVERLAP_HOURS: Final = 90 * 24
 PAGE: Final = 1000
-TOKEN_BYTES: Final = 32
 
 
 def add_areas(areas: argparse._SubParsersAction[Any]) -> None:
@@ -312,21 +309,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     from doudi.cli import main as cli
+    from doudi.common.keys import digest, new_key
 
     if args.token_command == "new":
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = new_key()
         print(f"token:  {token}")
-        print(f"digest: {_digest(token)}")
+        print(f"digest: {digest(token)}")
         return 0
     line = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     if not line:
         return cli._fail("token: none on standard input (one line)")
-    print(_digest(line))
+    print(digest(line))
     return 0
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _hospital(stub: Any, metadata: Any, args: argparse.Namespace) -> int:

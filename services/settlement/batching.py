@@ -77,16 +77,13 @@ class SettlementBatcher:
                 # A call cancelled before its batch began (its client gone) is not settled.
                 taken = [(command, future) for command, future in taken if not future.done()]
                 if taken:
-                    await self._settle([command for command, _ in taken], taken)
+                    await self._settle(taken)
         finally:
             self._worker = None
 
-    async def _settle(
-        self,
-        commands: list[SettleCommand],
-        taken: list[tuple[SettleCommand, asyncio.Future[Settled]]],
-    ) -> None:
+    async def _settle(self, taken: list[tuple[SettleCommand, asyncio.Future[Settled]]]) -> None:
         now = datetime.now(UTC)
+        commands = [command for command, _ in taken]
         try:
             outcomes = await asyncio.to_thread(
                 settle_all, self._engine, commands, now, self._day(now)
