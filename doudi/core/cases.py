@@ -26,8 +26,10 @@ from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
 from doudi.core.model import (
     ICD10_CODE,
+    Certificate,
     Item,
     Person,
+    Registration,
     StatusPeriod,
     Visit,
     new_visit,
@@ -173,8 +175,17 @@ def _check(path: str, thing: Person | Visit) -> None:
         raise error.under(path) from None
 
 
-def parse_person(data: Any, path: str = "person", *, today: date | None = None) -> Person:
-    spec = _object(data, path, ("id", "scheme"), ("employment", "tier", "statuses"))
+def parse_person(
+    data: Any, path: str = "person", *, today: date | None = None, pack: Pack | None = None
+) -> Person:
+    """A case's person. Certificates name the diseases of ``pack``'s list (a case's own
+    pack); registrations need no pack. Either left out: not known, so not checked."""
+    spec = _object(
+        data,
+        path,
+        ("id", "scheme"),
+        ("employment", "tier", "statuses", "certificates", "registrations"),
+    )
     resident_id = read_resident_id(spec["id"], _join(path, "id"), today=today)
     statuses = []
     raw_statuses = spec.get("statuses") or []
@@ -200,9 +211,66 @@ def parse_person(data: Any, path: str = "person", *, today: date | None = None) 
         else _string(spec["employment"], path, "employment"),
         tier=None if spec.get("tier") is None else _string(spec["tier"], path, "tier"),
         statuses=tuple(statuses),
+        certificates=None
+        if spec.get("certificates") is None
+        else _certificates(spec["certificates"], _join(path, "certificates"), pack),
+        registrations=None
+        if spec.get("registrations") is None
+        else _registrations(spec["registrations"], _join(path, "registrations")),
     )
     _check(path, person)
     return person
+
+
+def _array(data: Any, path: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise InvalidInput(path, f"expected an array, got {_json_kind(data)}")
+    return data
+
+
+def _certificates(data: Any, path: str, pack: Pack | None) -> tuple[Certificate, ...]:
+    """``[{"disease", "from", "to"}]``: each disease one of the pack's certified diseases,
+    whose kind it takes."""
+    rules = None if pack is None else pack.certificates
+    certificates = []
+    for index, entry in enumerate(_array(data, path)):
+        where = f"{path}[{index}]"
+        spec = _object(entry, where, ("disease", "from", "to"), ())
+        disease_id = _string(spec["disease"], where, "disease")
+        disease = None if rules is None else rules.diseases.get(disease_id)
+        if disease is None:
+            known = "none" if rules is None else ", ".join(rules.diseases)
+            raise InvalidInput(
+                _join(where, "disease"),
+                f"not a certified disease of {'the pack' if pack is None else pack.id}: "
+                f"{disease_id!r} (known: {known})",
+            )
+        certificates.append(
+            Certificate(
+                disease.id,
+                disease.kind,
+                _date_field(spec["from"], where, "from"),
+                _date_field(spec["to"], where, "to"),
+            )
+        )
+    return tuple(certificates)
+
+
+def _registrations(data: Any, path: str) -> tuple[Registration, ...]:
+    """``[{"kind", "region", "from", "to"}]``, ``to`` null while it lasts."""
+    registrations = []
+    for index, entry in enumerate(_array(data, path)):
+        where = f"{path}[{index}]"
+        spec = _object(entry, where, ("kind", "region", "from"), ("to",))
+        registrations.append(
+            Registration(
+                _string(spec["kind"], where, "kind"),
+                _string(spec["region"], where, "region"),
+                _date_field(spec["from"], where, "from"),
+                None if spec.get("to") is None else _date_field(spec["to"], where, "to"),
+            )
+        )
+    return tuple(registrations)
 
 
 def parse_visit(data: Any, path: str = "visit", *, hospital_level: int | None = None) -> Visit:
@@ -227,7 +295,7 @@ def _read_visit(data: Any, path: str, hospital_level: int | None) -> Visit:
             _join(path, "type"),
             f"unknown visit type {visit_type!r} (one of {', '.join(VISIT_TYPES)})",
         )
-    common = ("hospital_level", "out_of_area", "referred", "diagnoses")
+    common = ("hospital_level", "out_of_area", "referred", "diagnoses", *_PLACE_FIELDS)
     if visit_type == INPATIENT and "date" in data:
         raise InvalidInput(
             _join(path, "date"), "inpatient visits give admitted and discharged, not date"
@@ -281,12 +349,17 @@ def _read_visit(data: Any, path: str, hospital_level: int | None) -> Visit:
         out_of_area=_flag(spec.get("out_of_area"), path, "out_of_area"),
         referred=_flag(spec.get("referred"), path, "referred"),
         diagnoses=tuple(code.strip().upper() for code in diagnoses),
+        region=None if spec.get("region") is None else _string(spec["region"], path, "region"),
+        reformed_hospital=_flag(spec.get("reformed_hospital"), path, "reformed_hospital"),
     )
     _check(path, visit)
     return visit
 
 
-_COMMON_FIELDS = ("hospital_level", "out_of_area", "referred", "diagnoses", "note")
+_PLACE_FIELDS = ("region", "reformed_hospital")
+"""Where the visit was made: the hospital's region and whether it is a reformed one (read by
+the field-by-field reader alone: few visits give them)."""
+_COMMON_FIELDS = ("hospital_level", "out_of_area", "referred", "diagnoses", "note", *_PLACE_FIELDS)
 _VISIT_FIELDS = {
     visit_type: frozenset(
         ("id", "type", "items", *_COMMON_FIELDS)
@@ -313,6 +386,8 @@ def _well_formed_visit(data: Any, *, shallow: bool = False) -> Visit | None:
         if type(visit_type) is not str or not data.keys() <= _VISIT_FIELDS[visit_type]:
             return None
         if shallow and "note" in data and type(data["note"]) in _NESTED:
+            return None
+        if "region" in data or "reformed_hospital" in data:
             return None
         admitted: date | None = None
         if visit_type == INPATIENT:
@@ -475,7 +550,7 @@ def _parse_case(data: Any, registry: PackRegistry, today: date | None, *, quick:
     if pack is None:
         known = ", ".join(p.id for p in registry)
         raise InvalidInput("policy", f"unknown policy pack {policy!r} (known: {known})")
-    person = parse_person(spec["person"], today=today)
+    person = parse_person(spec["person"], today=today, pack=pack)
     visits_data = spec["visits"]
     if not isinstance(visits_data, list) or not visits_data:
         raise InvalidInput("visits", "expected a non-empty array of visits")
@@ -555,7 +630,7 @@ def settle_case(case: Case, *, explain: bool = True) -> list[VisitSettlement]:
 def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str, Any]:
     """The result JSON of docs/case-format.md, with a per-layer ``explanation`` and a cost breakdown."""
     visits = []
-    for settlement in settlements:
+    for settlement, sent in zip(settlements, case.visits, strict=True):
         costs = settlement.costs
         explanations = settlement.explanations
         if explanations is None:
@@ -592,6 +667,10 @@ def result_document(case: Case, settlements: list[VisitSettlement]) -> dict[str,
                 "pre_self_pay_fen": costs.pre_self_pay_fen,
             },
         }
+        if settlement.settled_as and settlement.settled_as != sent.visit_type:
+            visit["settled_as"] = settlement.settled_as
+        if settlement.notes:
+            visit["notes"] = list(settlement.notes)
         if case.pack.payouts:
             visit["payouts"] = [
                 {

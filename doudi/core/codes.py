@@ -32,6 +32,18 @@ OUTPATIENT_TYPES: Final = frozenset(
     {"outpatient_chronic", "outpatient_major", "outpatient_general"}
 )
 
+# Outpatient certificates (门诊慢特病): each kind of certificate and the visit type it pays
+# for. A chronic or major-disease outpatient visit is paid as such only for a diagnosis
+# that a certificate valid on the visit's date covers (docs/domain.md section 5).
+CERTIFICATE_KINDS: Final = {
+    "chronic": "门诊慢性病",
+    "special": "门诊特殊病 / 重特大疾病门诊",
+}
+CERTIFIED_VISIT_TYPES: Final = {"outpatient_chronic": "chronic", "outpatient_major": "special"}
+
+# Registrations for care outside the home region (docs/domain.md section 6).
+REGISTRATION_KINDS: Final = {"relocated": "异地安置", "referred": "转诊备案"}
+
 ITEM_CLASSES: Final = {"A": "甲类", "B": "乙类", "C": "丙类 / 全自费"}
 
 HOSPITAL_LEVELS: Final = {1: "一级 (乡镇卫生院)", 2: "二级", 3: "三级"}

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from doudi.core.codes import NATIONAL_FUNDS, TIERS, VISIT_TYPES
+from doudi.core.codes import (
+    CERTIFICATE_KINDS,
+    CERTIFIED_VISIT_TYPES,
+    NATIONAL_FUNDS,
+    TIERS,
+    VISIT_TYPES,
+)
 from doudi.core.money import format_percent, percent_to_basis_points, yuan_to_fen
 from doudi.core.monitoring import IMPOVERISHMENT, RETURN_TO_POVERTY
 from doudi.core.packs import monitoring_rules, subsidy_categories
@@ -132,9 +138,56 @@ def describe_pack(pack: Pack) -> str:
         out += ["", *_describe_layer(pack, number, layer)]
     for payout in doc.get("instant_payouts", []):
         out += ["", *_describe_payout(pack, payout)]
+    out += ["", *_describe_certificates(pack)]
+    out += ["", *_describe_admission(pack)]
     out += ["", *_describe_enrolment_subsidy(pack)]
     out += ["", *_describe_monitoring(pack)]
     return "\n".join(out) + "\n"
+
+
+CERTIFIED_VISIT_TYPES_BY_KIND = {kind: visit for visit, kind in CERTIFIED_VISIT_TYPES.items()}
+
+
+def _describe_certificates(pack: Pack) -> list[str]:
+    title = "Outpatient certificates (门诊慢特病)"
+    rules = pack.certificates
+    if rules is None:
+        return [
+            f"{title}: none in this pack; chronic and major-disease outpatient visits are "
+            "paid as their type says"
+        ]
+    section = pack.document["certificates"]
+    kinds = " and ".join(
+        f"{CERTIFIED_VISIT_TYPES_BY_KIND[kind]} ({kind})" for kind in sorted(rules.kinds)
+    )
+    out = [
+        f"{title}: {kinds} visits are paid as such only for a diagnosis a certificate valid "
+        "on the visit's date covers; otherwise as a general outpatient visit",
+        f"  at most {rules.max_diseases_per_application} disease(s) an application",
+        *_provenance(section["max_diseases_per_application"], "    "),
+        f"  a certificate lasts {rules.validity_years} year(s)",
+        *_provenance(section["validity_years"], "    "),
+    ]
+    for kind, group in section["diseases"].items():
+        out += [f"  {kind} ({CERTIFICATE_KINDS[kind]}) diseases:", *_provenance(group, "    ")]
+        for entry in group["list"]:
+            out.append(f"    {entry['id']} {entry['name']}: {', '.join(entry['icd10'])}")
+            out += _provenance(entry, "      ")
+    return out
+
+
+def _describe_admission(pack: Pack) -> list[str]:
+    title = "Admission (入院登记)"
+    if not pack.no_deposit:
+        return [f"{title}: every patient pays the hospital's deposit"]
+    out = [f"{title}: no deposit (the first rule that holds is the reason given)"]
+    for entry, rule in zip(pack.document["admission"]["no_deposit"], pack.no_deposit, strict=True):
+        out += [
+            f"  {rule.id}: {rule.reason}",
+            f"    when: {rule.when.text}",
+            *_provenance(entry, "    "),
+        ]
+    return out
 
 
 def _fund_text(pack: Pack, fund: Any) -> str:

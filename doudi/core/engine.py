@@ -22,7 +22,13 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
-from doudi.core.codes import INPATIENT, OUTPATIENT_TYPES, PHARMACY, VISIT_TYPES
+from doudi.core.codes import (
+    CERTIFIED_VISIT_TYPES,
+    INPATIENT,
+    OUTPATIENT_TYPES,
+    PHARMACY,
+    VISIT_TYPES,
+)
 from doudi.core.model import Item, Person, Visit
 from doudi.core.money import (
     FULL_RATIO,
@@ -32,10 +38,11 @@ from doudi.core.money import (
     format_percent,
     round_half_up,
 )
-from doudi.core.policy import Band, Pack, Rule, VisitContext
+from doudi.core.policy import Band, Layer, Pack, Rule, VisitContext
 
 STAYS = "stays"
 """Yearly ledger key: inpatient stays settled in the year (for n-th stay deductibles)."""
+GENERAL_OUTPATIENT = "outpatient_general"
 OUTPATIENT_COST = "outpatient_cost"
 """Yearly ledger key: in-scope cost of outpatient visits (pharmacy excluded)."""
 
@@ -124,6 +131,11 @@ class VisitSettlement(NamedTuple):
     deltas: Mapping[str, int]
     explanations: tuple[Mapping[str, Any], ...] | None = None
     """Each layer's explanation, read-only: parts of it are shared between settlements."""
+    settled_as: str = ""
+    """The visit type the layers settled it as (a chronic visit without a certificate is
+    settled as general outpatient)."""
+    notes: tuple[str, ...] = ()
+    """Why the visit was settled as another type, or counted as referred or not."""
 
     @property
     def layers(self) -> tuple[LayerPayment, ...]:
@@ -139,8 +151,73 @@ def payout_key(benefit: str, disease_class: str) -> str:
     return f"payout:{benefit}:{disease_class}"
 
 
-def visit_context(person: Person, visit: Visit, ledger: LedgerView) -> VisitContext:
+def settled_as(pack: Pack, person: Person, visit: Visit) -> tuple[str, bool, tuple[str, ...]]:
+    """The visit type the layers settle ``visit`` as, whether it counts as referred, and
+    why either differs from what the hospital sent (docs/domain.md sections 5 and 6).
+
+    * A chronic or major-disease outpatient visit is paid as such only for a diagnosis
+      covered by a certificate of its kind valid on the visit's date; otherwise it is
+      settled as a general outpatient visit. Checked only when the person's certificates
+      are known and the pack lists diseases of that kind.
+    * An out-of-area visit counts as referred only with a registration (异地安置 or 转诊备案)
+      valid on its date for the hospital's region (any region when the visit names none).
+      Checked only when the person's registrations are known; otherwise the hospital's
+      ``referred`` flag is taken.
+    """
+    visit_type = visit.visit_type
+    referred = visit.referred
+    notes: tuple[str, ...] = ()
+    certificates = person.certificates
+    rules = pack.certificates
+    if certificates is not None and rules is not None:
+        kind = CERTIFIED_VISIT_TYPES.get(visit_type)
+        if kind is not None and kind in rules.kinds:
+            day = visit.settles_on
+            covered = [
+                c.disease
+                for c in certificates
+                if c.kind == kind
+                and c.valid_on(day)
+                and (disease := rules.diseases.get(c.disease)) is not None
+                and any(disease.matches(code) for code in visit.diagnoses)
+            ]
+            if covered:
+                notes = (f"certificate for {covered[0]} valid on {day.isoformat()}",)
+            else:
+                visit_type = GENERAL_OUTPATIENT
+                notes = (
+                    f"settled as {GENERAL_OUTPATIENT}: no {kind} certificate valid on "
+                    f"{day.isoformat()} covers its diagnoses",
+                )
+    registrations = person.registrations
+    if registrations is not None and visit.out_of_area:
+        day = visit.settles_on
+        where = visit.region
+        found = [
+            r for r in registrations if r.valid_on(day) and (where is None or r.region == where)
+        ]
+        referred = bool(found)
+        if found:
+            notes = (*notes, f"referred: {found[0].kind} registration for {found[0].region}")
+        elif visit.referred:
+            notes = (*notes, "not referred: no registration valid on the day for the region")
+    return visit_type, referred, notes
+
+
+def visit_context(
+    person: Person,
+    visit: Visit,
+    ledger: LedgerView,
+    visit_type: str | None = None,
+    referred: bool | None = None,
+) -> VisitContext:
+    """What the pack's rules read of one visit; ``visit_type`` and ``referred`` as
+    :func:`settled_as` found them (default: as the visit says)."""
     day = visit.settles_on
+    if visit_type is None:
+        visit_type = visit.visit_type
+    if referred is None:
+        referred = visit.referred
     # StatusPeriod.holds_on, inlined: this runs on every settlement.
     held = (
         frozenset(
@@ -160,12 +237,13 @@ def visit_context(person: Person, visit: Visit, ledger: LedgerView) -> VisitCont
             person.employment,
             person.tier,
             visit.hospital_level,
-            visit.visit_type,
+            visit_type,
             visit.out_of_area,
-            visit.referred,
+            referred,
             held,
-            ledger.year_totals.get(STAYS, 0) + 1 if visit.visit_type == INPATIENT else 0,
+            ledger.year_totals.get(STAYS, 0) + 1 if visit_type == INPATIENT else 0,
             ledger.outpatient_costs,
+            visit.reformed_hospital,
         ),
     )
 
@@ -182,7 +260,13 @@ def settle_visit(
     to the next (a layer that does not apply, a band the base does not reach) are the same
     objects in every settlement, so they are read-only."""
     costs = classify_costs(visit.items, pack.class_b_pre_self_pay)
-    ctx = visit_context(person, visit, ledger)
+    if person.certificates is None and person.registrations is None:
+        visit_type = visit.visit_type
+        notes: tuple[str, ...] = ()
+        ctx = visit_context(person, visit, ledger)
+    else:
+        visit_type, referred, notes = settled_as(pack, person, visit)
+        ctx = visit_context(person, visit, ledger, visit_type, referred)
     totals = ledger.year_totals
     deltas: dict[str, int] = {}
     paid_so_far = 0
@@ -192,7 +276,6 @@ def settle_visit(
         traces = [None] * len(pack.layers)
         skips = pack.engine_memo.get("skips") or _skips(pack)
     day = ctx.day
-    visit_type = visit.visit_type
     # Only the layers with a rule for this kind of visit; the others pay nothing.
     for index, layer, rules in pack.covering[visit_type]:
         in_force_from = layer.in_force_from
@@ -249,6 +332,8 @@ def settle_visit(
             _instant_payouts(pack, ctx, ledger.payouts_made) if pack.payouts else (),
             deltas,
             None if traces is None else tuple(traces),
+            visit_type,
+            notes,
         ),
     )
 
@@ -272,15 +357,21 @@ def _skips(pack: Pack) -> tuple[_Skip, ...]:
                 _skipped(
                     "" if layer.eligible is None else f"not eligible: needs {layer.eligible.text}"
                 ),
-                {
-                    visit_type: _skipped(f"does not cover {visit_type} visits for this person")
-                    for visit_type in VISIT_TYPES
-                },
+                {visit_type: _skipped(_uncovered(layer, visit_type)) for visit_type in VISIT_TYPES},
             )
             for layer in pack.layers
         )
         pack.engine_memo["skips"] = skips
     return skips
+
+
+def _uncovered(layer: Layer, visit_type: str) -> str:
+    """Why a layer pays nothing for a visit of ``visit_type`` that it could pay for."""
+    rules = layer.rules_by_type.get(visit_type, ())
+    conditions = [rule.when.text for rule in rules if rule.when is not None]
+    if not rules or len(conditions) < len(rules):
+        return f"does not cover {visit_type} visits for this person"
+    return f"covers {visit_type} visits only for " + "; or ".join(conditions)
 
 
 def _skipped(reason: str) -> Mapping[str, Any]:

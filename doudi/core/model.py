@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
 from doudi.core.codes import (
+    CERTIFICATE_KINDS,
     EMPLOYMENTS,
     HOSPITAL_LEVELS,
     INPATIENT,
     ITEM_CLASSES,
     PHARMACY,
+    REGISTRATION_KINDS,
     SCHEMES,
     STATUSES,
     TIERS,
@@ -26,6 +28,8 @@ from doudi.core.money import MAX_BILL_FEN, MAX_ITEM_FEN, Fen
 
 # An ICD-10 code as hospitals write it, upper-cased: C34, C34.1, C341, E11.900.
 ICD10_CODE = re.compile(r"[A-Z]\d{2}(\.?[0-9A-Z]{1,8})?")
+# A pooling region: a 6-digit administrative division code.
+REGION_CODE = re.compile(r"\d{6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,34 @@ class StatusPeriod:
 
 
 @dataclass(frozen=True, slots=True)
+class Certificate:
+    """An outpatient certificate (门诊慢特病): one disease of the pack's list, of one kind
+    (``chronic`` or ``special``), valid from ``start`` to ``end`` (both inclusive)."""
+
+    disease: str
+    kind: str
+    start: date
+    end: date
+
+    def valid_on(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A registration for care outside the home region (异地安置 ``relocated`` or 转诊备案
+    ``referred``): treated in ``region`` from ``start`` to ``end`` (inclusive; None = open)."""
+
+    kind: str
+    region: str
+    start: date
+    end: date | None = None
+
+    def valid_on(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """An insured person as a calculation needs them (参保人)."""
 
@@ -57,6 +89,12 @@ class Person:
     employment: str | None = None
     tier: str | None = None
     statuses: tuple[StatusPeriod, ...] = ()
+    certificates: tuple[Certificate, ...] | None = None
+    """None: not known (a case that lists none), and a chronic or major-disease outpatient
+    visit is paid as its type says; a tuple (the platform's, or a case's list): checked."""
+    registrations: tuple[Registration, ...] | None = None
+    """None: not known, and an out-of-area visit is referred when the hospital says so; a
+    tuple: referred only with a registration for the visit's region valid on its date."""
 
     def check(self) -> None:
         if self.scheme not in SCHEMES:
@@ -78,6 +116,27 @@ class Person:
                 raise InvalidInput(f"{where}.code", f"unknown status {status.code!r}")
             if status.end is not None and status.end < status.start:
                 raise InvalidInput(f"{where}.to", "ends before it starts")
+        periods: list[tuple[str, str, str, Mapping[str, str], date, date | None]] = [
+            (f"certificates[{i}]", "certificate", c.kind, CERTIFICATE_KINDS, c.start, c.end)
+            for i, c in enumerate(self.certificates or ())
+        ]
+        periods += [
+            (f"registrations[{i}]", "registration", r.kind, REGISTRATION_KINDS, r.start, r.end)
+            for i, r in enumerate(self.registrations or ())
+        ]
+        for where, what, kind, kinds, start, end in periods:
+            if kind not in kinds:
+                raise InvalidInput(
+                    f"{where}.kind", f"unknown {what} kind {kind!r} (one of {_list(kinds)})"
+                )
+            if end is not None and end < start:
+                raise InvalidInput(f"{where}.to", "ends before it starts")
+        for index, registration in enumerate(self.registrations or ()):
+            if not REGION_CODE.fullmatch(registration.region):
+                raise InvalidInput(
+                    f"registrations[{index}].region",
+                    f"a 6-digit administrative division code, got {registration.region!r}",
+                )
 
 
 class Item(NamedTuple):
@@ -126,6 +185,11 @@ class Visit:
     out_of_area: bool = False
     referred: bool = False
     diagnoses: tuple[str, ...] = field(default=())
+    region: str | None = None
+    """The pooling region of the hospital (None: not said); a registration must name it."""
+    reformed_hospital: bool = False
+    """A level-2 hospital taking part in the public-hospital reform (Tianjin's resident
+    general outpatient cover)."""
 
     @property
     def year(self) -> int:
@@ -161,6 +225,10 @@ class Visit:
         for index, code in enumerate(self.diagnoses):
             if not ICD10_CODE.fullmatch(code):
                 raise InvalidInput(f"diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
+        if self.region is not None and not REGION_CODE.fullmatch(self.region):
+            raise InvalidInput(
+                "region", f"a 6-digit administrative division code, got {self.region!r}"
+            )
 
 
 def _setters(cls: type, names: str) -> tuple[Callable[[object, Any], None], ...]:
@@ -179,9 +247,12 @@ _new = object.__new__
     _set_out_of_area,
     _set_referred,
     _set_diagnoses,
+    _set_region,
+    _set_reformed,
 ) = _setters(
     Visit,
-    "id visit_type settles_on items hospital_level admitted out_of_area referred diagnoses",
+    "id visit_type settles_on items hospital_level admitted out_of_area referred diagnoses "
+    "region reformed_hospital",
 )
 
 
@@ -195,6 +266,8 @@ def new_visit(
     out_of_area: bool,
     referred: bool,
     diagnoses: tuple[str, ...],
+    region: str | None = None,
+    reformed_hospital: bool = False,
 ) -> Visit:
     """``Visit(...)`` of every field, made in a third of the time: a frozen class's
     ``__init__`` sets each field through ``object.__setattr__``, this through the slots' own
@@ -209,6 +282,8 @@ def new_visit(
     _set_out_of_area(visit, out_of_area)
     _set_referred(visit, referred)
     _set_diagnoses(visit, diagnoses)
+    _set_region(visit, region)
+    _set_reformed(visit, reformed_hospital)
     return visit
 
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, TypeVar, cast
 import yaml
 
 from doudi.core.codes import (
+    CERTIFICATE_KINDS,
     EMPLOYMENTS,
     HOSPITAL_LEVELS,
     INPATIENT,
@@ -45,6 +46,8 @@ from doudi.core.policy import (
     Band,
     BandSchedule,
     Cap,
+    CertificateRules,
+    CertifiedDisease,
     Condition,
     Deductible,
     Described,
@@ -53,6 +56,7 @@ from doudi.core.policy import (
     IntSelector,
     Layer,
     LowOutpatientYearDeductible,
+    NoDepositRule,
     Pack,
     QuietYearReductions,
     Rule,
@@ -66,6 +70,7 @@ _SOURCE_KEYS = ("source", "assumed")
 _ICD10_CATEGORY = re.compile(r"[A-Z]\d{2}")
 _ICD10_CODE = re.compile(r"[A-Z]\d{2}\.[0-9A-Z]{1,4}")
 _ICD10_RANGE = re.compile(r"([A-Z]\d{2})-([A-Z]\d{2})")
+_DISEASE_ID = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 _CATEGORY_ID = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -433,12 +438,32 @@ class _PackCompiler:
             data,
             path,
             [],
-            ["schemes", "employment", "tiers", "levels", "statuses", "out_of_area", "referred"],
+            [
+                "schemes",
+                "employment",
+                "tiers",
+                "levels",
+                "statuses",
+                "out_of_area",
+                "referred",
+                "visit_types",
+                "reformed_hospital",
+                "any_of",
+            ],
         )
         if not spec:
             raise _Fail(path, "an empty condition; leave it out instead")
         tests: list[Condition] = []
         words: list[str] = []
+        if "any_of" in spec:
+            # One of several conditions (Tianjin: level 1, or a reformed level 2 hospital).
+            options = [
+                self.condition(entry, f"{path}.any_of[{index}]")
+                for index, entry in enumerate(_list(spec["any_of"], f"{path}.any_of"))
+            ]
+            option_tests = tuple(option.test for option in options)
+            tests.append(lambda ctx: any(test(ctx) for test in option_tests))
+            words.append("(" + ") or (".join(option.text for option in options) + ")")
 
         def members(key: str, known: Mapping[Any, Any], what: str) -> frozenset[Any]:
             return _members(spec[key], known, f"{path}.{key}", what)
@@ -469,6 +494,14 @@ class _PackCompiler:
             referred = _bool(spec["referred"], f"{path}.referred")
             tests.append(lambda ctx: ctx.referred is referred)
             words.append(("" if referred else "not ") + "referred")
+        if "visit_types" in spec:
+            visit_types = members("visit_types", VISIT_TYPES, "visit type")
+            tests.append(lambda ctx: ctx.visit_type in visit_types)
+            words.append("visit type " + " or ".join(sorted(visit_types)))
+        if "reformed_hospital" in spec:
+            reformed = _bool(spec["reformed_hospital"], f"{path}.reformed_hospital")
+            tests.append(lambda ctx: ctx.reformed is reformed)
+            words.append(("" if reformed else "not ") + "a reformed public hospital")
         if len(tests) == 1:
             return Described(tests[0], words[0])
         frozen = tuple(tests)
@@ -844,6 +877,83 @@ class _PackCompiler:
             classes=tuple(classes),
         )
 
+    # -- outpatient certificates (门诊慢特病) ----------------------------------
+
+    def certificates(self, data: Any) -> CertificateRules:
+        """The diseases a certificate may name, each of a kind with its ICD-10 codes; how many
+        one application may name; how many years a certificate lasts."""
+        path = "certificates"
+        spec = _mapping(
+            data,
+            path,
+            ["max_diseases_per_application", "validity_years", "diseases"],
+            ["note"],
+        )
+        counts: dict[str, int] = {}
+        for key in ("max_diseases_per_application", "validity_years"):
+            entry = _mapping(spec[key], f"{path}.{key}", ["value"], _SOURCE_KEYS)
+            self.provenance(entry, f"{path}.{key}")
+            counts[key] = _whole(entry["value"], f"{path}.{key}.value", 1, 10)
+        diseases: dict[str, CertifiedDisease] = {}
+        listing = _free_mapping(spec["diseases"], f"{path}.diseases")
+        for kind, entry in listing.items():
+            where = f"{path}.diseases.{kind}"
+            _member(kind, CERTIFICATE_KINDS, where, "certificate kind")
+            group = _mapping(entry, where, ["list"], _SOURCE_KEYS)
+            self.provenance(group, where)
+            for index, item in enumerate(_list(group["list"], f"{where}.list")):
+                at = f"{where}.list[{index}]"
+                disease = _mapping(item, at, ["id", "name", "icd10"], _SOURCE_KEYS)
+                if any(key in disease for key in _SOURCE_KEYS):
+                    self.provenance(disease, at)
+                disease_id = _text(disease["id"], f"{at}.id")
+                if not _DISEASE_ID.fullmatch(disease_id):
+                    raise _Fail(f"{at}.id", f"lower-case words joined by '_', got {disease_id!r}")
+                if disease_id in diseases:
+                    raise _Fail(at, f"duplicate disease id {disease_id!r}")
+                patterns = tuple(
+                    _icd10_pattern(pattern, f"{at}.icd10[{p_index}]")
+                    for p_index, pattern in enumerate(_list(disease["icd10"], f"{at}.icd10"))
+                )
+                diseases[disease_id] = CertifiedDisease(
+                    disease_id,
+                    _text(disease["name"], f"{at}.name"),
+                    str(kind),
+                    patterns,
+                    _icd10_matcher(patterns),
+                )
+        if not diseases:
+            raise _Fail(f"{path}.diseases", "list the diseases of at least one kind")
+        return CertificateRules(
+            diseases=diseases,
+            max_diseases_per_application=counts["max_diseases_per_application"],
+            validity_years=counts["validity_years"],
+        )
+
+    # -- admission (入院登记) ---------------------------------------------------
+
+    def admission(self, data: Any) -> tuple[NoDepositRule, ...]:
+        """Who is admitted without a deposit: rules tried in order, each a condition on the
+        admission (statuses, referral, out of area...) with the reason a clerk reads."""
+        spec = _mapping(data, "admission", ["no_deposit"], ["note"])
+        rules: list[NoDepositRule] = []
+        for index, entry in enumerate(_list(spec["no_deposit"], "admission.no_deposit")):
+            path = f"admission.no_deposit[{index}]"
+            rule = _mapping(entry, path, ["id", "reason", "when"], _SOURCE_KEYS)
+            rule_id = _text(rule["id"], f"{path}.id")
+            path = f"admission.no_deposit[{rule_id}]"
+            if any(existing.id == rule_id for existing in rules):
+                raise _Fail(path, "duplicate rule id")
+            self.provenance(rule, path)
+            rules.append(
+                NoDepositRule(
+                    rule_id,
+                    _text(rule["reason"], f"{path}.reason"),
+                    self.condition(rule["when"], f"{path}.when"),
+                )
+            )
+        return tuple(rules)
+
     # -- subsidised enrolment (资助参保) --------------------------------------
 
     def enrolment_subsidy(self, data: Any) -> tuple[SubsidyCategory, ...]:
@@ -1029,6 +1139,8 @@ class _PackCompiler:
                 "instant_payouts",
                 "enrolment_subsidy",
                 "monitoring",
+                "certificates",
+                "admission",
                 "note",
             ],
         )
@@ -1103,6 +1215,10 @@ class _PackCompiler:
             payouts=payouts,
             funds={code: self.funds[code] for code in self.funds},
             document=self.document,
+            certificates=self.certificates(spec["certificates"])
+            if "certificates" in spec
+            else None,
+            no_deposit=self.admission(spec["admission"]) if "admission" in spec else (),
         )
 
 

@@ -38,6 +38,8 @@ class VisitContext(NamedTuple):
     nth_stay: int
     outpatient_costs: Mapping[int, Fen]
     """In-scope outpatient costs of earlier years, for the years that are known."""
+    reformed: bool = False
+    """The hospital is a level-2 one of the public-hospital reform (Tianjin)."""
 
     @property
     def age(self) -> int:
@@ -256,6 +258,52 @@ class DiseaseClass:
 
 
 @dataclass(frozen=True, slots=True)
+class CertifiedDisease:
+    """A disease an outpatient certificate may name (门诊慢性病 / 门诊特殊病 病种): its ICD-10
+    codes, and the kind of certificate (``chronic`` or ``special``)."""
+
+    id: str
+    name: str
+    kind: str
+    codes: tuple[str, ...]
+    matches: Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRules:
+    """How a region certifies outpatient diseases (docs/domain.md section 5): the diseases
+    of each kind, how many one application may name, how long a certificate lasts."""
+
+    diseases: Mapping[str, CertifiedDisease]
+    """By id, in the pack's order."""
+    max_diseases_per_application: int
+    validity_years: int
+    kinds: frozenset[str] = field(init=False, repr=False, compare=False)
+    """The kinds the pack lists diseases of: only visits of these kinds are checked."""
+
+    def __post_init__(self) -> None:
+        kinds = frozenset(disease.kind for disease in self.diseases.values())
+        object.__setattr__(self, "kinds", kinds)
+
+    def disease_of(self, kind: str, code: str) -> CertifiedDisease | None:
+        """The first disease of ``kind`` whose codes take the ICD-10 ``code``."""
+        for disease in self.diseases.values():
+            if disease.kind == kind and disease.matches(code):
+                return disease
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NoDepositRule:
+    """Who is admitted without a deposit, and why (Xixia's poverty window; Jiangsu's treat
+    first, pay later): a condition on an admission's context."""
+
+    id: str
+    reason: str
+    when: Described
+
+
+@dataclass(frozen=True, slots=True)
 class InstantPayout:
     """A fixed sum paid at first diagnosis, outside the settlement (Linzhi 重病就医前置保障)."""
 
@@ -286,6 +334,10 @@ class Pack:
     payouts: tuple[InstantPayout, ...]
     funds: Mapping[str, str]
     document: Mapping[str, Any] = field(repr=False, compare=False)
+    certificates: CertificateRules | None = None
+    """The region's outpatient certificates; None: visit types are trusted."""
+    no_deposit: tuple[NoDepositRule, ...] = ()
+    """Who is admitted without a deposit (the first rule that holds says why)."""
     layer_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
     layer_funds: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     """For each scheme, the fund of every layer in order."""

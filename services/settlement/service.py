@@ -834,8 +834,9 @@ def _insured(
             reason="NO_POLICY_IN_FORCE",
             field="visit.discharged" if visit.admitted is not None else "visit.date",
         )
-    if command.hospital.region != region and not visit.out_of_area:
-        visit = dataclasses.replace(visit, out_of_area=True)
+    if command.hospital.region != region and (not visit.out_of_area or visit.region is None):
+        # Out of area, at a hospital of its region (a registration must name it).
+        visit = dataclasses.replace(visit, out_of_area=True, region=command.hospital.region)
     scheme, employment, tier = enrolment
     person = Person(command.resident_id, scheme, employment, tier, status_periods(statuses))
     return pack, person, visit
@@ -882,6 +883,10 @@ def visit_document(visit: Visit) -> dict[str, Any]:
             for item in visit.items
         ],
     )
+    if visit.region is not None:
+        document["region"] = visit.region
+    if visit.reformed_hospital:
+        document["reformed_hospital"] = True
     return document
 
 
