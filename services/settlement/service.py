@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -45,7 +45,7 @@ from doudi.core.codes import INPATIENT
 from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId
-from doudi.core.model import Person, StatusPeriod, Visit
+from doudi.core.model import Certificate, Person, Registration, StatusPeriod, Visit
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
 from doudi.core.statuses import EffectivePeriod
@@ -838,8 +838,47 @@ def _insured(
         # Out of area, at a hospital of its region (a registration must name it).
         visit = dataclasses.replace(visit, out_of_area=True, region=command.hospital.region)
     scheme, employment, tier = enrolment
-    person = Person(command.resident_id, scheme, employment, tier, status_periods(statuses))
+    person = Person(
+        command.resident_id,
+        scheme,
+        employment,
+        tier,
+        status_periods(statuses),
+        coverage_certificates(coverage),
+        coverage_registrations(coverage),
+    )
     return pack, person, visit
+
+
+def coverage_certificates(coverage: Mapping[str, Any]) -> tuple[Certificate, ...] | None:
+    """The person's outpatient certificates as enrollment sent them with the coverage:
+    ``"certificates": [[disease, kind, valid_from, valid_to], ...]`` (ISO dates). None
+    when the copy holds none (sent before enrollment kept certificates): not checked."""
+    stored = coverage.get("certificates")
+    if stored is None:
+        return None
+    return tuple(
+        Certificate(disease, kind, date.fromisoformat(start), date.fromisoformat(end))
+        for disease, kind, start, end in stored
+    )
+
+
+def coverage_registrations(coverage: Mapping[str, Any]) -> tuple[Registration, ...] | None:
+    """The person's registrations for care outside the region, as enrollment sent them:
+    ``"registrations": [[kind, region, valid_from, valid_to or null], ...]``. None when the
+    copy holds none: the hospital's ``referred`` flag is taken."""
+    stored = coverage.get("registrations")
+    if stored is None:
+        return None
+    return tuple(
+        Registration(
+            kind,
+            region,
+            date.fromisoformat(start),
+            None if end is None else date.fromisoformat(end),
+        )
+        for kind, region, start, end in stored
+    )
 
 
 def status_periods(stored: list[list[str | None]] | None) -> tuple[StatusPeriod, ...]:
