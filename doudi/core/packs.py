@@ -26,6 +26,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import yaml
 
+from doudi.core.accounts import HealthProduct, PersonalAccountRules
 from doudi.core.codes import (
     EMPLOYMENTS,
     HOSPITAL_LEVELS,
@@ -37,7 +38,6 @@ from doudi.core.codes import (
     TIERS,
     VISIT_TYPES,
 )
-from doudi.core.accounts import HealthProduct, PersonalAccountRules
 from doudi.core.dates import parse_date
 from doudi.core.errors import PolicyPackError
 from doudi.core.money import percent_to_basis_points, yuan_to_fen
