@@ -514,7 +514,7 @@ def _employee_account_rules(
         raise FailedPrecondition(
             f"person {mask(person_id)} is not enrolled as an employee in {year}: only "
             "employees have a personal account",
-            reason="NOT_ANEMPLOYEE",
+            reason="NOT_AN_EMPLOYEE",
             field="person_id",
         )
     region = str(coverage["region"])
