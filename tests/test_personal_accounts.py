@@ -12,6 +12,7 @@ after each scenario checks that the person's ledger adds up to the account's pot
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement.tables import personal_account_movements, personal_accounts
 from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL, bearer
-from tests.support import business_day, fields, problem, with_check_digit
+from tests.support import business_day, fields, problem, run_cli, with_check_digit
 from tests.test_settlement_flow import (
     HOSPITAL_KEY,
     YEAR,
@@ -659,3 +660,61 @@ def test_bad_input_to_every_account_call_is_refused_naming_the_field_and_changes
     assert after.account == before.account
     assert list(after.movements) == list(before.movements)
     assert_ledger_balances(platform, person)
+
+
+# --- the clerks' commands -------------------------------------------------------------------
+
+
+def test_the_clerks_commands_credit_transfer_withdraw_purchase_and_show(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = platform.services["settlement"].address
+    person, buyer = new_employee(platform, TIANJIN), new_employee(platform, LINZHI)
+
+    def doudi(*argv: str) -> tuple[int, str, str]:
+        return run_cli(["accounts", *argv, "--settlement", address], capsys)
+
+    code, out, err = doudi(
+        "credit", person, "--year", str(ACCOUNT_YEAR), "--yuan", "1200", "--request-id", "f-1"
+    )
+    assert code == 0, err
+    assert "360.00" in out  # 30% to the account now
+    assert "840.00" in out  # 70% to the card month by month
+    code, out, err = doudi(
+        "transfer", "--region", TIANJIN, "--month", f"{ACCOUNT_YEAR}-01", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["transferred_count"] + json.loads(out)["already_count"] >= 1
+    assert pots(platform, person)[0] == 7_000  # 840 / 12 yuan
+    code, out, err = doudi("show", person, "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["account"]["balance_fen"] == 36_000 + 7_000  # the account and one month
+    assert {movement["kind"] for movement in shown["movements"]} == {
+        "ACCOUNT_MOVEMENT_KIND_CREDIT",
+        "ACCOUNT_MOVEMENT_KIND_CARD_TRANSFER",
+    }
+
+    code, out, err = doudi(
+        "credit", buyer, "--year", str(YEAR), "--yuan", "500", "--request-id", "f-2"
+    )
+    assert code == 0, err
+    code, out, err = doudi("purchase", buyer, "--product", "picc_accident", "--request-id", "f-3")
+    assert code == 0, err
+    assert "80.00" in out
+    assert "420.00" in out
+
+    # Refusals: a clear sentence, exit 1 for a state conflict, 2 for bad input.
+    code, out, err = doudi("withdraw", person, "--year", str(ACCOUNT_YEAR), "--request-id", "f-4")
+    assert (code, out) == (1, "")
+    assert "50,000.00" in err
+    code, out, err = doudi("transfer", "--region", TIANJIN, "--month", "2026-13")
+    assert (code, out) == (2, "")
+    assert "month" in err
+    code, out, err = doudi(
+        "credit", person, "--year", str(ACCOUNT_YEAR), "--yuan", "0.001", "--request-id", "f-5"
+    )
+    assert (code, out) == (2, "")
+    assert "--yuan" in err
+    assert_ledger_balances(platform, person)
+    assert_ledger_balances(platform, buyer)
