@@ -22,16 +22,19 @@ import grpc
 import httpx
 import pytest
 import sqlalchemy
+import yaml
 
 from doudi.common.errors import DecodedStatus, decode_status
 from doudi.common.protos import from_date
 from doudi.core.accounts import monthly_card_part
+from doudi.core.errors import PolicyPackError
 from doudi.core.money import apply_ratio
+from doudi.core.packs import PackRegistry, compile_pack, personal_account_rules
 from doudi.enrollment.v1 import enrollment_pb2
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement.tables import personal_account_movements, personal_accounts
 from tests.platform import Platform, demo_platforms
-from tests.services import INTERNAL, bearer
+from tests.services import INTERNAL, ROOT, bearer
 from tests.support import business_day, fields, problem, run_cli, with_check_digit
 from tests.test_settlement_flow import (
     HOSPITAL_KEY,
@@ -718,3 +721,73 @@ def test_the_clerks_commands_credit_transfer_withdraw_purchase_and_show(
     assert "--yuan" in err
     assert_ledger_balances(platform, person)
     assert_ledger_balances(platform, buyer)
+
+
+# --- the packs' section and its arithmetic (no service) ----------------------------------------
+
+
+def tianjin_document() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "doudi" / "packs" / "tianjin-2017.yaml").read_text("utf-8"))
+
+
+def test_the_shipped_packs_personal_account_rules() -> None:
+    registry = PackRegistry.load()
+    tianjin = personal_account_rules(registry.get("tianjin-2017"))  # type: ignore[arg-type]
+    linzhi = personal_account_rules(registry.get("linzhi-2020"))  # type: ignore[arg-type]
+    assert tianjin is not None
+    assert linzhi is not None
+    assert (tianjin.card_share, tianjin.withdrawal_above_fen, tianjin.products) == (
+        7000,
+        5_000_000,
+        (),
+    )
+    assert (linzhi.card_share, linzhi.withdrawal_above_fen) == (None, None)
+    assert len(linzhi.products) == 10
+    assert len({product.insurer for product in linzhi.products}) == 4
+    for pack_id in ("xixia-2017", "taishan-2022"):
+        assert personal_account_rules(registry.get(pack_id)) is None  # type: ignore[arg-type]
+    # Twelve months add up to the card part exactly, for any amount.
+    for card in (0, 1, 11, 12, 13, 864_197, 10**10):
+        assert sum(monthly_card_part(card, month) for month in range(1, 13)) == card
+        assert all(monthly_card_part(card, month) >= 0 for month in range(1, 13))
+
+
+def _drop_card_source(section: dict[str, Any]) -> None:
+    del section["card_share"]["source"]
+
+
+def _float_percent(section: dict[str, Any]) -> None:
+    section["card_share"]["percent"] = 70.5
+
+
+def _negative_threshold(section: dict[str, Any]) -> None:
+    section["withdrawal"]["above_yuan"] = -1
+
+
+def _twin_products(section: dict[str, Any]) -> None:
+    product = {"id": "p", "name": "n", "insurer": "i", "premium_yuan": 1}
+    section["products"] = {"catalogue": [product, dict(product)], "assumed": "a test"}
+
+
+def _unknown_key(section: dict[str, Any]) -> None:
+    section["card_share_monthly"] = True
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (_drop_card_source, "personal_account.card_share"),
+        (_float_percent, "personal_account.card_share.percent"),
+        (_negative_threshold, "personal_account.withdrawal.above_yuan"),
+        (_twin_products, "personal_account.products.catalogue[p]"),
+        (_unknown_key, "personal_account"),
+    ],
+)
+def test_a_bad_personal_account_section_is_refused_naming_the_rule(
+    mutate: Callable[[dict[str, Any]], None], path: str
+) -> None:
+    document = tianjin_document()
+    mutate(document["personal_account"])
+    with pytest.raises(PolicyPackError) as raised:
+        compile_pack(document, "tianjin-2017.yaml")
+    assert raised.value.path == path
