@@ -435,6 +435,10 @@ def settle_batch(
     would, in their order: two of one person's settle one after the other on the same
     accumulators. Answers each command's outcome, in order.
 
+    A command whose personal account pays (``pay_from_personal_account``) is answered None:
+    settled alone afterwards by :func:`settle`, which locks the account too, so the
+    batch's statements stay those of settlements without an account.
+
     A command the engine refuses (no coverage, no pack in force...) is refused alone, and
     nothing of it is written. A command whose idempotency key or visit is already stored is
     answered by :func:`replay`. A second command of a visit settled earlier in the batch
