@@ -73,6 +73,8 @@ def settlement_json(settlement: settlement_pb2.Settlement) -> dict[str, Any]:
         "layers": layers,
         "fund_paid_fen": settlement.fund_paid_fen,
         "self_pay_fen": settlement.self_pay_fen,
+        "personal_account_paid_fen": settlement.personal_account_paid_fen,
+        "cash_pay_fen": _cash_pay_fen(settlement),
         "payouts": [
             {
                 "benefit": payout.benefit,
@@ -91,6 +93,12 @@ def settlement_json(settlement: settlement_pb2.Settlement) -> dict[str, Any]:
         else None,
         "summary": _summary(settlement, layers),
     }
+
+
+def _cash_pay_fen(settlement: settlement_pb2.Settlement) -> int:
+    """What the patient pays in cash: the self-pay less what the personal account paid
+    (computed, so a settlement from a service before personal accounts reads the same)."""
+    return settlement.self_pay_fen - settlement.personal_account_paid_fen
 
 
 def _layers_json(settlement: settlement_pb2.Settlement) -> list[dict[str, Any]]:
@@ -126,7 +134,8 @@ def _summary(settlement: settlement_pb2.Settlement, layers: list[dict[str, Any]]
         "inscp_scp_amt": _yuan(settlement.in_scope_fen),
         **{name: _yuan(amount) for name, amount in by_field.items()},
         "fund_pay_sumamt": _yuan(sum(by_field.values())),
-        "psn_cash_pay": _yuan(settlement.self_pay_fen),
+        "acct_pay": _yuan(settlement.personal_account_paid_fen),
+        "psn_cash_pay": _yuan(_cash_pay_fen(settlement)),
     }
 
 

@@ -366,7 +366,12 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
             },
         ),
         "preview_settlement": OperationExamples(
-            body=bill_example,
+            body=Example(
+                f"The worked example's stay, discharged on {day.isoformat()}, the patient "
+                "agreeing that a personal account pays (a resident has none: "
+                "personal_account_paid_fen 0, all in cash)",
+                {**bill(day), "pay_from_personal_account": True},
+            ),
             responses={
                 200: {"preview": Example("Pre-calculated", settlement(day, "preview"))},
                 **{status: _BODY_ERRORS[status] for status in (400, 413, 415, 422)},

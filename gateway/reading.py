@@ -21,6 +21,7 @@ from gateway.problems import Problem
 
 JSON_MEDIA_TYPE = "application/json"
 BILL_FIELDS = ("person_id", "visit")
+BILL_OPTIONAL = ("pay_from_personal_account",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class Bill:
 
     person_id: str
     visit: settlement_pb2.Visit
+    pay_from_personal_account: bool = False
+    """The employee agrees that their personal account pays the self-pay."""
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -70,11 +73,15 @@ def read_bill(data: Any, hospital_level: int) -> Bill:
     if not isinstance(data, dict):
         raise InvalidInput("", "expected a JSON object with person_id and visit")
     for key in data:
-        if key not in BILL_FIELDS:
-            raise InvalidInput(key, f"unknown field (expected {', '.join(BILL_FIELDS)})")
+        if key not in BILL_FIELDS and key not in BILL_OPTIONAL:
+            known = ", ".join((*BILL_FIELDS, *BILL_OPTIONAL))
+            raise InvalidInput(key, f"unknown field (expected {known})")
     for key in BILL_FIELDS:
         if data.get(key) is None:
             raise InvalidInput(key, "missing required field")
     resident = read_resident_id(data["person_id"], "person_id")
     visit = parse_visit(data["visit"], "visit", hospital_level=hospital_level or None)
-    return Bill(resident.number, visit_to_proto(visit))
+    pay = data.get("pay_from_personal_account", False)
+    if not isinstance(pay, bool):
+        raise InvalidInput("pay_from_personal_account", "true or false")
+    return Bill(resident.number, visit_to_proto(visit), pay)

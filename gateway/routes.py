@@ -273,6 +273,11 @@ async def settle(request: Request) -> JSONAnswer:
     catalogue class and amount in fen, its dates (admitted and discharged for a stay, the
     date otherwise) and diagnoses. The hospital's level is its registered one.
 
+    With `pay_from_personal_account` (an employee who agrees), the employee's personal
+    account (职工个人账户) pays the self-pay as far as its balance goes
+    (`personal_account_paid_fen`); the patient pays the rest in cash (`cash_pay_fen`). A
+    resident, or an employee without an account, pays it all in cash.
+
     `Idempotency-Key` is required: sending the same bill again with the same key answers
     the same settlement (201, `Idempotent-Replayed: true`) and never pays twice. A visit
     is settled once: to settle it again, reverse its settlement first."""
@@ -284,7 +289,12 @@ async def settle(request: Request) -> JSONAnswer:
     upstream = upstream_of(request)
     answer = await upstream.ask(
         upstream.settlement.Settle,
-        settlement_pb2.SettleRequest(request_id=key, person_id=bill.person_id, visit=bill.visit),
+        settlement_pb2.SettleRequest(
+            request_id=key,
+            person_id=bill.person_id,
+            visit=bill.visit,
+            pay_from_personal_account=bill.pay_from_personal_account,
+        ),
         hospital,
     )
     headers = {"Location": f"/v1/settlements/{answer.settlement.settlement_id}"}
@@ -317,7 +327,11 @@ async def preview_settlement(request: Request) -> JSONAnswer:
     upstream = upstream_of(request)
     answer = await upstream.ask(
         upstream.settlement.PreviewSettlement,
-        settlement_pb2.PreviewSettlementRequest(person_id=bill.person_id, visit=bill.visit),
+        settlement_pb2.PreviewSettlementRequest(
+            person_id=bill.person_id,
+            visit=bill.visit,
+            pay_from_personal_account=bill.pay_from_personal_account,
+        ),
         hospital,
     )
     return JSONAnswer(settlement_json(answer.settlement))

@@ -108,6 +108,12 @@ class SettlementCreate(_Create):
         "its check digit; the person must be registered and enrolled for the visit's year.",
     )
     visit: VisitCreate = Field(description="The visit and its bill.")
+    pay_from_personal_account: bool = Field(
+        default=False,
+        description="The employee agrees that their personal account (职工个人账户) pays the "
+        "self-pay, as far as its balance goes (the card's part first); the rest is paid in "
+        "cash. A resident, or an employee without an account, pays it all in cash.",
+    )
 
 
 class LayerRead(_Read):
@@ -133,7 +139,8 @@ class PayoutRead(_Read):
 
 class SummaryRead(_Read):
     """The settlement in the national settlement message's (医保结算信息) field names, in
-    yuan as two-decimal strings. ``medfee_sumamt = fund_pay_sumamt + psn_cash_pay``; each
+    yuan as two-decimal strings. ``medfee_sumamt = fund_pay_sumamt + acct_pay +
+    psn_cash_pay``; each
     fund's payment goes to the field of its fund-pay type, every other fund to oth_pay."""
 
     medfee_sumamt: Yuan = Field(
@@ -181,6 +188,10 @@ class SummaryRead(_Read):
         description=f"Total fund payment (基金支付总额): the sum of the funds' payments above. "
         f"{_YUAN}"
     )
+    acct_pay: Yuan = Field(
+        description=f"Personal account payment (个人账户支出): what the employee's personal "
+        f"account paid of the self-pay (fund 310200). {_YUAN}"
+    )
     psn_cash_pay: Yuan = Field(
         description=f"Personal cash payment (个人现金支出): what the patient pays at the window. "
         f"{_YUAN}"
@@ -218,6 +229,14 @@ class SettlementRead(_Read):
     fund_paid_fen: int = Field(description="What the funds paid in all, in fen: Σ layers.paid_fen.")
     self_pay_fen: int = Field(
         description="What the patient pays, in fen: total_fen - fund_paid_fen."
+    )
+    personal_account_paid_fen: int = Field(
+        description="What the employee's personal account paid of self_pay_fen, in fen "
+        "(asked with pay_from_personal_account; otherwise 0)."
+    )
+    cash_pay_fen: int = Field(
+        description="What the patient pays in cash, in fen: self_pay_fen - "
+        "personal_account_paid_fen."
     )
     payouts: list[PayoutRead] = Field(
         description="Instant payouts to the patient, outside the settlement equation "

@@ -90,6 +90,12 @@ def test_the_walk_finds_every_command() -> None:
         "admin token",
         "admin token new",
         "admin token digest",
+        "accounts",
+        "accounts credit",
+        "accounts transfer",
+        "accounts withdraw",
+        "accounts purchase",
+        "accounts show",
     ]
 
 

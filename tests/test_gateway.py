@@ -190,7 +190,10 @@ def assert_balanced(settlement: dict[str, Any]) -> None:
     assert settlement["total_fen"] == layers + settlement["self_pay_fen"]
     assert settlement["total_fen"] == settlement["out_of_scope_fen"] + settlement["in_scope_fen"]
     money = {name: Decimal(value) for name, value in settlement["summary"].items()}
-    assert money["medfee_sumamt"] == money["fund_pay_sumamt"] + money["psn_cash_pay"]
+    assert (
+        money["medfee_sumamt"]
+        == money["fund_pay_sumamt"] + money["acct_pay"] + money["psn_cash_pay"]
+    )
     assert Decimal(settlement["total_fen"]) / 100 == money["medfee_sumamt"]
 
 
@@ -245,6 +248,8 @@ def test_the_worked_xixia_case_settles_as_doudi_calc_settles_it(
         "layers": None,
         "fund_paid_fen": 4906400,
         "self_pay_fen": 93600,
+        "personal_account_paid_fen": 0,
+        "cash_pay_fen": 93600,
         "payouts": [],
         "settled_at": None,
         "reversed_at": None,
@@ -263,6 +268,7 @@ def test_the_worked_xixia_case_settles_as_doudi_calc_settles_it(
         "maf_pay": "2184.00",
         "oth_pay": "7280.00",  # supplementary 2,800 + the assistance project's 4,480
         "fund_pay_sumamt": "49064.00",
+        "acct_pay": "0.00",
         "psn_cash_pay": "936.00",
     }
     assert_balanced(settlement)

@@ -14,7 +14,7 @@ from doudi.core.codes import (
 )
 from doudi.core.money import format_percent, percent_to_basis_points, yuan_to_fen
 from doudi.core.monitoring import IMPOVERISHMENT, RETURN_TO_POVERTY
-from doudi.core.packs import monitoring_rules, subsidy_categories
+from doudi.core.packs import monitoring_rules, personal_account_rules, subsidy_categories
 from doudi.core.policy import Described, Pack
 
 
@@ -142,6 +142,7 @@ def describe_pack(pack: Pack) -> str:
     out += ["", *_describe_admission(pack)]
     out += ["", *_describe_enrolment_subsidy(pack)]
     out += ["", *_describe_monitoring(pack)]
+    out += ["", *_describe_personal_account(pack)]
     return "\n".join(out) + "\n"
 
 
@@ -390,3 +391,39 @@ def _describe_monitoring(pack: Pack) -> list[str]:
         f"{', '.join(sorted(rules.secondary_statuses))}",
         *_provenance(section["secondary_assistance"], "    "),
     ]
+
+
+def _describe_personal_account(pack: Pack) -> list[str]:
+    title = "Employees' personal accounts (职工个人账户)"
+    rules = personal_account_rules(pack)
+    if rules is None:
+        return [f"{title}: none in this pack; nobody has a personal account here"]
+    section = pack.document["personal_account"]
+    out = [f"{title}:", *_provenance(section, "    ")]
+    if rules.card_share is None:
+        out.append("  the whole yearly credit goes to the account at once")
+    else:
+        out += [
+            f"  {format_percent(rules.card_share)} of the yearly credit moves to the social "
+            "security card (社保卡) month by month, a twelfth a month (December the rest)",
+            *_provenance(section["card_share"], "    "),
+        ]
+    if rules.withdrawal_above_fen is None:
+        out.append("  no withdrawal of the balance")
+    else:
+        out += [
+            "  the whole balance may be withdrawn once a year when the year's inpatient "
+            f"costs are above {_fen_text(rules.withdrawal_above_fen)}",
+            *_provenance(section["withdrawal"], "    "),
+        ]
+    if not rules.products:
+        return [*out, "  no catalogue of health products"]
+    out += [
+        f"  approved health products (商业健康险), {len(rules.products)}:",
+        *_provenance(section["products"], "    "),
+    ]
+    out += [
+        f"    {product.id} - {product.name} ({product.insurer}): {_fen_text(product.premium_fen)}"
+        for product in rules.products
+    ]
+    return out

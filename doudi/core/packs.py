@@ -9,7 +9,8 @@ unsorted bands and missing sources, with an error naming the file and the rule
 The file format is described in ``docs/policy-packs.md``; the optional
 ``enrolment_subsidy`` section (资助参保, docs/domain.md section 5) is read by
 ``subsidy_categories``, the ``monitoring`` section (the dual early warning and secondary
-assistance, docs/domain.md section 7) by ``monitoring_rules``.
+assistance, docs/domain.md section 7) by ``monitoring_rules``, the ``personal_account``
+section (职工个人账户, docs/domain.md section 5) by ``personal_account_rules``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import yaml
 
+from doudi.core.accounts import HealthProduct, PersonalAccountRules
 from doudi.core.codes import (
     CERTIFICATE_KINDS,
     EMPLOYMENTS,
@@ -1095,6 +1097,56 @@ class _PackCompiler:
             ),
         )
 
+    # -- employees' personal accounts (职工个人账户) ----------------------------
+
+    def personal_account(self, data: Any) -> PersonalAccountRules:
+        """The section's own ``source`` or ``assumed`` says why the region has accounts and
+        why a part is left out (no card share, no withdrawal, no catalogue)."""
+        path = "personal_account"
+        spec = _mapping(
+            data, path, [], ["card_share", "withdrawal", "products", "note", *_SOURCE_KEYS]
+        )
+        self.provenance(spec, path)
+        card_share = None
+        if "card_share" in spec:
+            where = f"{path}.card_share"
+            entry = _mapping(spec["card_share"], where, ["percent"], _SOURCE_KEYS)
+            self.provenance(entry, where)
+            card_share = self.positive_percent(entry["percent"], f"{where}.percent")
+        withdrawal = None
+        if "withdrawal" in spec:
+            where = f"{path}.withdrawal"
+            entry = _mapping(spec["withdrawal"], where, ["above_yuan"], _SOURCE_KEYS)
+            self.provenance(entry, where)
+            withdrawal = self.positive_yuan(entry["above_yuan"], f"{where}.above_yuan")
+        products: list[HealthProduct] = []
+        if "products" in spec:
+            where = f"{path}.products"
+            entry = _mapping(spec["products"], where, ["catalogue"], _SOURCE_KEYS)
+            self.provenance(entry, where)
+            for index, item in enumerate(_list(entry["catalogue"], f"{where}.catalogue")):
+                product = self.health_product(item, f"{where}.catalogue[{index}]")
+                if any(existing.id == product.id for existing in products):
+                    raise _Fail(f"{where}.catalogue[{product.id}]", "duplicate product id")
+                products.append(product)
+        return PersonalAccountRules(card_share, withdrawal, tuple(products))
+
+    def health_product(self, data: Any, path: str) -> HealthProduct:
+        spec = _mapping(data, path, ["id", "name", "insurer", "premium_yuan"])
+        product_id = _text(spec["id"], f"{path}.id")
+        if not _CATEGORY_ID.fullmatch(product_id) or len(product_id) > 64:
+            raise _Fail(
+                f"{path}.id",
+                f"a product id is lower-case letters, digits and _ (at most 64), "
+                f"got {product_id!r}",
+            )
+        return HealthProduct(
+            id=product_id,
+            name=_text(spec["name"], f"{path}.name"),
+            insurer=_text(spec["insurer"], f"{path}.insurer"),
+            premium_fen=self.positive_yuan(spec["premium_yuan"], f"{path}.premium_yuan"),
+        )
+
     def positive_percent(self, data: Any, path: str) -> int:
         value = self.scalar(data, path, "percent")
         if value == 0:
@@ -1141,6 +1193,7 @@ class _PackCompiler:
                 "monitoring",
                 "certificates",
                 "admission",
+                "personal_account",
                 "note",
             ],
         )
@@ -1202,6 +1255,8 @@ class _PackCompiler:
             self.enrolment_subsidy(spec["enrolment_subsidy"])  # checked now, read on demand
         if "monitoring" in spec:
             self.monitoring(spec["monitoring"])  # likewise
+        if "personal_account" in spec:
+            self.personal_account(spec["personal_account"])  # likewise
         return Pack(
             id=pack_id,
             region_code=region_code,
@@ -1287,6 +1342,14 @@ def monitoring_rules(pack: Pack) -> MonitoringRules | None:
     if "monitoring" not in pack.document:
         return None
     return _section(pack, "monitoring", _PackCompiler.monitoring)
+
+
+def personal_account_rules(pack: Pack) -> PersonalAccountRules | None:
+    """The pack's rules for employees' personal accounts (职工个人账户, docs/domain.md section
+    5); None when the pack has no ``personal_account`` section (no accounts there)."""
+    if "personal_account" not in pack.document:
+        return None
+    return _section(pack, "personal_account", _PackCompiler.personal_account)
 
 
 _T = TypeVar("_T")

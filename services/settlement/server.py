@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -49,9 +51,10 @@ from doudi.core.engine import LayerPayment
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Visit
+from doudi.core.money import MAX_ITEM_FEN
 from doudi.core.packs import PackRegistry
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
-from services.settlement import screening, service
+from services.settlement import accounts, screening, service
 from services.settlement.batching import SettlementBatcher
 from services.settlement.delivery import EventSender
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
@@ -73,6 +76,7 @@ STATES = {
 }
 MAX_REQUEST_ID_LENGTH = 128
 HOSPITAL_LEVELS = range(4)  # 0 = pharmacy; 1-3 as docs/domain.md section 6
+_T = TypeVar("_T")
 
 
 class HospitalDirectory:
@@ -159,7 +163,15 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_pb2.PreviewSettlementResponse:
         hospital = await self._calling_hospital()
         resident_id, visit = _read_visit(request.person_id, request.visit, hospital)
-        command = SettleCommand(hospital, "", "", resident_id, visit, self.registry)
+        command = SettleCommand(
+            hospital,
+            "",
+            "",
+            resident_id,
+            visit,
+            self.registry,
+            pay_from_personal_account=request.pay_from_personal_account,
+        )
         record = await read_in_thread(self.engine, service.preview, command=command)
         return settlement_pb2.PreviewSettlementResponse(settlement=settlement_message(record))
 
@@ -178,7 +190,15 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                 field="request_id",
             )
         self.in_flight.add(key)
-        command = SettleCommand(hospital, request_id, digest, resident_id, visit, self.registry)
+        command = SettleCommand(
+            hospital,
+            request_id,
+            digest,
+            resident_id,
+            visit,
+            self.registry,
+            pay_from_personal_account=request.pay_from_personal_account,
+        )
         try:
             # Settled in a batch with the calls that arrive meanwhile (batching.py). A retry
             # is found by the unique key when its settlement is stored, not by a read before
@@ -540,6 +560,158 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             findings=[finding_message(finding) for finding in findings]
         )
 
+    # --- personal accounts (职工个人账户) -------------------------------------------------
+
+    async def CreditPersonalAccount(
+        self,
+        request: settlement_pb2.CreditPersonalAccountRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.CreditPersonalAccountResponse:
+        require("internal")
+        request_id = _request_id(request.request_id)
+        person_id = read_resident_id(request.person_id, "person_id").number
+        check_year(request.year, "year")
+        if not 1 <= request.amount_fen <= MAX_ITEM_FEN:
+            raise InvalidInput("amount_fen", f"from 1 to {MAX_ITEM_FEN} fen (100 million yuan)")
+        credited = await self._account_write(
+            accounts.credit,
+            request_id=request_id,
+            person_id=person_id,
+            year=request.year,
+            amount_fen=request.amount_fen,
+            packs=self.registry,
+            now=datetime.now(UTC),
+        )
+        if not credited.replayed:
+            log.info(
+                "credited the personal account of %s for %d: %d fen, %d of them to the card",
+                person_id,  # masked by the log formatter
+                request.year,
+                request.amount_fen,
+                credited.card_part_fen,
+            )
+        return settlement_pb2.CreditPersonalAccountResponse(
+            account=account_message(credited.account),
+            movement=movement_message(credited.movement),
+            card_scheduled_fen=credited.card_part_fen,
+            replayed=credited.replayed,
+        )
+
+    async def TransferToCards(
+        self,
+        request: settlement_pb2.TransferToCardsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.TransferToCardsResponse:
+        require("internal")
+        region = self._known_region(request.region, "region")
+        now = datetime.now(UTC)
+        year, month = _month(request.month, self._day(now))
+        page = await write_in_thread(
+            self.engine,
+            accounts.transfer_to_cards,
+            region=region,
+            year=year,
+            month=month,
+            packs=self.registry,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            now=now,
+        )
+        log.info(
+            "moved %d fen to the cards of %d persons of region %s for %s (%d moved before)",
+            page.moved_fen,
+            page.transferred,
+            region,
+            request.month,
+            page.already,
+        )
+        return settlement_pb2.TransferToCardsResponse(
+            transferred_count=page.transferred,
+            already_count=page.already,
+            moved_fen=page.moved_fen,
+            credited_count=page.credited,
+            next_page_token=page.next_page_token,
+        )
+
+    async def WithdrawPersonalAccount(
+        self,
+        request: settlement_pb2.WithdrawPersonalAccountRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.WithdrawPersonalAccountResponse:
+        require("internal")
+        request_id = _request_id(request.request_id)
+        person_id = read_resident_id(request.person_id, "person_id").number
+        check_year(request.year, "year")
+        moved = await self._account_write(
+            accounts.withdraw,
+            request_id=request_id,
+            person_id=person_id,
+            year=request.year,
+            packs=self.registry,
+            now=datetime.now(UTC),
+        )
+        movement = moved.movement
+        return settlement_pb2.WithdrawPersonalAccountResponse(
+            account=account_message(moved.account),
+            movement=movement_message(movement),
+            withdrawn_fen=-(movement.card_change_fen + movement.account_change_fen),
+            replayed=moved.replayed,
+        )
+
+    async def PurchaseHealthProduct(
+        self,
+        request: settlement_pb2.PurchaseHealthProductRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.PurchaseHealthProductResponse:
+        require("internal")
+        request_id = _request_id(request.request_id)
+        person_id = read_resident_id(request.person_id, "person_id").number
+        if not request.product_id or len(request.product_id) > 64:
+            raise InvalidInput("product_id", "required: a product id of the region's catalogue")
+        now = datetime.now(UTC)
+        moved = await self._account_write(
+            accounts.purchase,
+            request_id=request_id,
+            person_id=person_id,
+            product_id=request.product_id,
+            packs=self.registry,
+            day=self._day(now),
+            now=now,
+        )
+        return settlement_pb2.PurchaseHealthProductResponse(
+            account=account_message(moved.account),
+            movement=movement_message(moved.movement),
+            replayed=moved.replayed,
+        )
+
+    async def GetPersonalAccount(
+        self,
+        request: settlement_pb2.GetPersonalAccountRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetPersonalAccountResponse:
+        require("internal")
+        person_id = read_resident_id(request.person_id, "person_id").number
+        account, movements, token = await read_in_thread(
+            self.engine,
+            accounts.get_account,
+            person_id=person_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return settlement_pb2.GetPersonalAccountResponse(
+            account=account_message(account),
+            movements=[movement_message(movement) for movement in movements],
+            next_page_token=token,
+        )
+
+    async def _account_write(self, handler: Callable[..., _T], **arguments: Any) -> _T:
+        """An account's write; when the same request committed meanwhile through another
+        call (a unique key broken), asked again, which answers it (replayed)."""
+        try:
+            return await write_in_thread(self.engine, handler, **arguments)
+        except sqlalchemy.exc.IntegrityError:
+            return await write_in_thread(self.engine, handler, **arguments)
+
     # --- helpers ----------------------------------------------------------------------
 
     async def _calling_hospital(self) -> Hospital:
@@ -596,6 +768,54 @@ def _request_id(value: str) -> str:
     return value
 
 
+def _month(value: str, today: date) -> tuple[int, int]:
+    """A month ``YYYY-MM`` that has begun on the bureau's calendar: (year, month)."""
+    match = _MONTH.fullmatch(value)
+    if match is None:
+        raise InvalidInput("month", f"a month as YYYY-MM (2026-03), got {value!r}")
+    year, month = int(match["year"]), int(match["month"])
+    check_year(year, "month")
+    if (year, month) > (today.year, today.month):
+        raise InvalidInput("month", f"{value} has not begun (today is {today.isoformat()})")
+    return year, month
+
+
+_MONTH = re.compile(r"(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])")
+
+
+def account_message(account: accounts.Account) -> settlement_pb2.PersonalAccount:
+    return settlement_pb2.PersonalAccount(
+        person_id=account.person_id,
+        region=account.region,
+        card_fen=account.card_fen,
+        account_fen=account.account_fen,
+        balance_fen=account.balance_fen,
+    )
+
+
+MOVEMENT_KINDS = {
+    kind: settlement_pb2.AccountMovementKind.Value(f"ACCOUNT_MOVEMENT_KIND_{kind.upper()}")
+    for kind in accounts.KINDS
+}
+
+
+def movement_message(movement: accounts.Movement) -> settlement_pb2.AccountMovement:
+    return settlement_pb2.AccountMovement(
+        movement_id=movement.movement_id,
+        kind=MOVEMENT_KINDS[movement.kind],
+        card_change_fen=movement.card_change_fen,
+        account_change_fen=movement.account_change_fen,
+        card_after_fen=movement.card_after_fen,
+        account_after_fen=movement.account_after_fen,
+        year=movement.year,
+        month=movement.month or 0,
+        settlement_id=movement.settlement_id or "",
+        product_id=movement.product_id or "",
+        request_id=movement.request_id or "",
+        create_time=to_timestamp(movement.made_at),
+    )
+
+
 def _settlement_id(value: str) -> str:
     if not value or len(value) > 36:
         raise InvalidInput("settlement_id", "required")
@@ -604,7 +824,11 @@ def _settlement_id(value: str) -> str:
 
 def _request_digest(request: settlement_pb2.SettleRequest) -> str:
     """The fingerprint of what was asked, without the key: a retry must ask the same."""
-    body = settlement_pb2.SettleRequest(person_id=request.person_id, visit=request.visit)
+    body = settlement_pb2.SettleRequest(
+        person_id=request.person_id,
+        visit=request.visit,
+        pay_from_personal_account=request.pay_from_personal_account,
+    )
     return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
 
 
@@ -638,6 +862,8 @@ def _settlement_fields(record: SettlementRecord) -> dict[str, Any]:
         "in_scope_fen": record.in_scope_fen,
         "fund_paid_fen": record.fund_paid_fen,
         "self_pay_fen": record.self_pay_fen,
+        "personal_account_paid_fen": record.personal_account_paid_fen,
+        "cash_pay_fen": record.cash_pay_fen,
         "create_time": None if record.settled_at is None else to_timestamp(record.settled_at),
         "reverse_time": None if record.reversed_at is None else to_timestamp(record.reversed_at),
     }

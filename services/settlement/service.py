@@ -49,6 +49,7 @@ from doudi.core.model import Certificate, Person, Registration, StatusPeriod, Vi
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
 from doudi.core.statuses import EffectivePeriod
+from services.settlement import accounts
 from services.settlement.tables import (
     clearing_records,
     event_outbox,
@@ -101,10 +102,17 @@ class SettlementRecord:
     payouts: tuple[Payout, ...]
     settled_at: datetime | None = None
     reversed_at: datetime | None = None
+    personal_account_paid_fen: int = 0
+    """What the employee's personal account paid of ``self_pay_fen`` (accounts.py)."""
 
     @property
     def out_of_scope_fen(self) -> int:
         return self.class_c_fen + self.over_limit_fen + self.pre_self_pay_fen
+
+    @property
+    def cash_pay_fen(self) -> int:
+        """What the patient pays in cash: the self-pay less the account's part."""
+        return self.self_pay_fen - self.personal_account_paid_fen
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,9 @@ class SettleCommand:
     resident_id: ResidentId
     visit: Visit
     packs: PackRegistry
+    pay_from_personal_account: bool = False
+    """The employee agrees that their personal account pays the self-pay: settled alone,
+    never in a batch (:func:`settle_batch`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +274,11 @@ def preview(*, connection: sqlalchemy.Connection, command: SettleCommand) -> Set
     row = connection.execute(_READ_LEDGER, {"person_id": person_id}).first()
     ledger = PersonLedger() if row is None else _ledger(row)
     result = settle_visit(pack, person, visit, ledger.view(visit.settles_on.year))
-    return _record(result, "", PREVIEW, command.hospital, pack, person, visit, None)
+    record = _record(result, "", PREVIEW, command.hospital, pack, person, visit, None)
+    if command.pay_from_personal_account and person.scheme == accounts.EMPLOYEE:
+        paid = accounts.window_share(connection, person_id, record.self_pay_fen)
+        record = dataclasses.replace(record, personal_account_paid_fen=paid)
+    return record
 
 
 def find_by_request(
@@ -289,9 +304,33 @@ def settle(
     """
     ledger, version, known = _lock_ledger(connection, command.resident_id.number, now)
     record, stored = _settled(command, ledger, known.coverage, known.statuses, now)
+    if command.pay_from_personal_account:
+        record = _paid_from_account(connection, record, known.coverage, now)
+        stored["personal_account_paid_fen"] = record.personal_account_paid_fen
     stored.update(state=SETTLED, settled_at=now, settled_on=day)
     _store_settlement(connection, stored, record, ledger, version, now)
     return record
+
+
+def _paid_from_account(
+    connection: sqlalchemy.Connection,
+    record: SettlementRecord,
+    coverage: dict[str, Any],
+    now: datetime,
+) -> SettlementRecord:
+    """The settlement with what the employee's personal account paid of its self-pay, in
+    the settlement's transaction (the ledger row locked first, then the account's)."""
+    year = record.settles_on.year
+    paid = accounts.pay_at_window(
+        connection,
+        person_id=record.person_id,
+        scheme=coverage["years"][str(year)][0],
+        settlement_id=record.settlement_id,
+        year=year,
+        self_pay_fen=record.self_pay_fen,
+        now=now,
+    )
+    return dataclasses.replace(record, personal_account_paid_fen=paid)
 
 
 def _settled(
@@ -333,6 +372,7 @@ def _settled(
         "statuses": sorted(
             {period.code for period in person.statuses if period.holds_on(visit.settles_on)}
         ),
+        "personal_account_paid_fen": 0,
     }
 
 
@@ -395,6 +435,10 @@ def settle_batch(
     would, in their order: two of one person's settle one after the other on the same
     accumulators. Answers each command's outcome, in order.
 
+    A command whose personal account pays (``pay_from_personal_account``) is answered None:
+    settled alone afterwards by :func:`settle`, which locks the account too, so the
+    batch's statements stay those of settlements without an account.
+
     A command the engine refuses (no coverage, no pack in force...) is refused alone, and
     nothing of it is written. A command whose idempotency key or visit is already stored is
     answered by :func:`replay`. A second command of a visit settled earlier in the batch
@@ -411,7 +455,12 @@ def settle_batch(
     :func:`settle` does, in a savepoint of its own.
     """
     if connection.dialect.name != "postgresql":
-        return [_settle_in_savepoint(connection, command, now, day) for command in commands]
+        return [
+            None
+            if command.pay_from_personal_account
+            else _settle_in_savepoint(connection, command, now, day)
+            for command in commands
+        ]
     asked = [
         {
             "i": index,
@@ -437,6 +486,9 @@ def settle_batch(
     outcomes: list[Outcome] = []
     for index, command in enumerate(commands):
         visit = (command.hospital.hospital_id, command.visit.id)
+        if command.pay_from_personal_account:  # the account pays: settled alone, after
+            outcomes.append(None)
+            continue
         if index in seen:
             outcomes.append(_replayed(connection, command))
             continue
@@ -557,6 +609,8 @@ def reverse(
     if row.state == REVERSED:
         return _reversed_before(row, request_id), True
     check_amounts(stored_record(row))  # before its negative clearing records are written
+    if row.personal_account_paid_fen:
+        accounts.refund_at_window(connection, settlement_id, now)
     ledger.apply_increments(
         row.year,
         {str(key): int(amount) for key, amount in row.deltas.items()},
@@ -726,6 +780,7 @@ def check_amounts(record: SettlementRecord) -> None:
         record.in_scope_fen,
         record.fund_paid_fen,
         record.self_pay_fen,
+        record.personal_account_paid_fen,
         *(layer.paid_fen for layer in record.layers),
         *(payout.paid_fen for payout in record.payouts),
     )
@@ -986,6 +1041,7 @@ def stored_record(row: Row) -> SettlementRecord:
         payouts=tuple(Payout(*payout) for payout in row.payouts),
         settled_at=row.settled_at,
         reversed_at=row.reversed_at,
+        personal_account_paid_fen=row.personal_account_paid_fen,
     )
 
 
@@ -1003,11 +1059,15 @@ def _settlement_row(
 
 def _owed(record: SettlementRecord, sign: int) -> dict[str, int]:
     """What each fund that paid owes the hospital for the settlement (清算), negative for a
-    reversal."""
+    reversal: each layer's fund, and the personal-account fund (310200) what the account
+    paid of the self-pay."""
     owed: dict[str, int] = {}
     for layer in record.layers:
         if layer.paid_fen:
             owed[layer.fund] = owed.get(layer.fund, 0) + sign * layer.paid_fen
+    if record.personal_account_paid_fen:
+        fund = accounts.ACCOUNT_FUND
+        owed[fund] = owed.get(fund, 0) + sign * record.personal_account_paid_fen
     return owed
 
 

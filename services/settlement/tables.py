@@ -17,7 +17,11 @@
 * ``person_statuses`` and ``person_coverage``: each person's statuses as the
   datashare hub last sent them, and region and enrolments as the enrollment
   service last sent them (copies kept at the highest version sent, see
-  doudi.common.outbox), read in the statement that locks the ledger.
+  doudi.common.outbox), read in the statement that locks the ledger;
+* ``personal_accounts``, ``personal_account_credits`` and ``personal_account_movements``:
+  employees' personal accounts (职工个人账户, accounts.py): each account's two pots
+  (never below zero), each yearly credit with its card part, and the append-only ledger
+  of movements, whose sums are the pots.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sqlalchemy
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -96,6 +101,8 @@ settlements = Table(
     # person held on the visit's date, which the engine applied.
     Column("region", String(32), nullable=False),
     Column("statuses", JSON, nullable=False),
+    # What the employee's personal account paid of the self-pay (migration 0007).
+    Column("personal_account_paid_fen", BigInteger, nullable=False, server_default=text("0")),
     UniqueConstraint("hospital_id", "request_id", name="uq_settlements_request"),
     Index("ix_settlements_hospital_day", "hospital_id", "settled_on", "settled_at"),
     # A person's settlements in the order they were made (ListSettlements by person,
@@ -169,5 +176,61 @@ event_outbox = Table(
     Column("settlement_id", String(36), ForeignKey("settlements.settlement_id"), nullable=False),
     Column("kind", String(16), nullable=False),  # settled or reversed
     Column("queued_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+personal_accounts = Table(
+    "personal_accounts",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("region", String(32), nullable=False),
+    # The part moved to the social security card (Tianjin's 70%, month by month) ...
+    Column("card_fen", BigInteger, nullable=False),
+    # ... and the rest of the account.
+    Column("account_fen", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("card_fen >= 0", name="ck_personal_accounts_card"),
+    CheckConstraint("account_fen >= 0", name="ck_personal_accounts_account"),
+)
+
+personal_account_credits = Table(
+    "personal_account_credits",
+    metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("region", String(32), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("account_part_fen", BigInteger, nullable=False),
+    # Moved to the card by the monthly transfers, a twelfth a month.
+    Column("card_part_fen", BigInteger, nullable=False),
+    Column("credited_at", DateTime(timezone=True), nullable=False),
+    # The monthly run pages through a region's credits of a year in person order.
+    Index("ix_personal_account_credits_region", "region", "year", "person_id"),
+)
+
+personal_account_movements = Table(
+    "personal_account_movements",
+    metadata,
+    Column("movement_id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", String(18), nullable=False),
+    # credit, card_transfer, window_payment, window_refund, withdrawal, purchase
+    Column("kind", String(16), nullable=False),
+    Column("card_change_fen", BigInteger, nullable=False),
+    Column("account_change_fen", BigInteger, nullable=False),
+    Column("card_after_fen", BigInteger, nullable=False),
+    Column("account_after_fen", BigInteger, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("month", Integer),  # a card transfer's month
+    Column("settlement_id", String(36)),
+    Column("product_id", String(64)),
+    Column("request_id", String(128)),
+    # What makes the movement once: its kind and its caller's request id, settlement, or
+    # person and year (and month); see accounts.py.
+    Column("movement_key", String(200), nullable=False),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("movement_key", name="uq_personal_account_movements_key"),
+    Index("ix_personal_account_movements_person", "person_id", "movement_id"),
     sqlite_autoincrement=True,
 )

@@ -279,6 +279,47 @@ TIER_ADULT_MID: Tier.ValueType  # 3
 TIER_ADULT_HIGH: Tier.ValueType  # 4
 Global___Tier: _TypeAlias = Tier  # noqa: Y015
 
+class _AccountMovementKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccountMovementKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccountMovementKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCOUNT_MOVEMENT_KIND_UNSPECIFIED: _AccountMovementKind.ValueType  # 0
+    ACCOUNT_MOVEMENT_KIND_CREDIT: _AccountMovementKind.ValueType  # 1
+    """The account's part of a yearly credit."""
+    ACCOUNT_MOVEMENT_KIND_CARD_TRANSFER: _AccountMovementKind.ValueType  # 2
+    """A month's card part moved to the card."""
+    ACCOUNT_MOVEMENT_KIND_WINDOW_PAYMENT: _AccountMovementKind.ValueType  # 3
+    """Paid of a settlement's self-pay at the window."""
+    ACCOUNT_MOVEMENT_KIND_WINDOW_REFUND: _AccountMovementKind.ValueType  # 4
+    """A reversed settlement's window payment paid back."""
+    ACCOUNT_MOVEMENT_KIND_WITHDRAWAL: _AccountMovementKind.ValueType  # 5
+    """The one-off withdrawal of the whole balance."""
+    ACCOUNT_MOVEMENT_KIND_PURCHASE: _AccountMovementKind.ValueType  # 6
+    """A health product of the approved catalogue bought."""
+
+class AccountMovementKind(_AccountMovementKind, metaclass=_AccountMovementKindEnumTypeWrapper):
+    """--- personal accounts (职工个人账户) ---
+
+    What a movement of an account's ledger is.
+    """
+
+ACCOUNT_MOVEMENT_KIND_UNSPECIFIED: AccountMovementKind.ValueType  # 0
+ACCOUNT_MOVEMENT_KIND_CREDIT: AccountMovementKind.ValueType  # 1
+"""The account's part of a yearly credit."""
+ACCOUNT_MOVEMENT_KIND_CARD_TRANSFER: AccountMovementKind.ValueType  # 2
+"""A month's card part moved to the card."""
+ACCOUNT_MOVEMENT_KIND_WINDOW_PAYMENT: AccountMovementKind.ValueType  # 3
+"""Paid of a settlement's self-pay at the window."""
+ACCOUNT_MOVEMENT_KIND_WINDOW_REFUND: AccountMovementKind.ValueType  # 4
+"""A reversed settlement's window payment paid back."""
+ACCOUNT_MOVEMENT_KIND_WITHDRAWAL: AccountMovementKind.ValueType  # 5
+"""The one-off withdrawal of the whole balance."""
+ACCOUNT_MOVEMENT_KIND_PURCHASE: AccountMovementKind.ValueType  # 6
+"""A health product of the approved catalogue bought."""
+Global___AccountMovementKind: _TypeAlias = AccountMovementKind  # noqa: Y015
+
 @_typing.final
 class Item(_message.Message):
     """A line item of the bill (费用明细)."""
@@ -464,6 +505,8 @@ class Settlement(_message.Message):
     PAYOUTS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REVERSE_TIME_FIELD_NUMBER: _builtins.int
+    PERSONAL_ACCOUNT_PAID_FEN_FIELD_NUMBER: _builtins.int
+    CASH_PAY_FEN_FIELD_NUMBER: _builtins.int
     settlement_id: _builtins.str
     """Output only: assigned by the platform; empty in a preview."""
     state: Global___SettlementState.ValueType
@@ -485,6 +528,14 @@ class Settlement(_message.Message):
     """符合政策范围."""
     fund_paid_fen: _builtins.int
     self_pay_fen: _builtins.int
+    personal_account_paid_fen: _builtins.int
+    """What the employee's personal account paid of self_pay_fen (asked with
+    pay_from_personal_account; 0 otherwise, and for a resident or an
+    employee without an account or money in it). Its fund 310200 repays the
+    hospital.
+    """
+    cash_pay_fen: _builtins.int
+    """What the patient pays in cash: self_pay_fen - personal_account_paid_fen."""
     @_builtins.property
     def settles_on(self) -> _date_pb2.Date:
         """The discharge (or visit) day: it picks the pack, the statuses and the
@@ -524,10 +575,12 @@ class Settlement(_message.Message):
         payouts: _abc.Iterable[Global___Payout] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         reverse_time: _timestamp_pb2.Timestamp | None = ...,
+        personal_account_paid_fen: _builtins.int = ...,
+        cash_pay_fen: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "reverse_time", b"reverse_time", "settles_on", b"settles_on"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_c_fen", b"class_c_fen", "create_time", b"create_time", "fund_paid_fen", b"fund_paid_fen", "hospital_id", b"hospital_id", "in_scope_fen", b"in_scope_fen", "layers", b"layers", "out_of_scope_fen", b"out_of_scope_fen", "over_limit_fen", b"over_limit_fen", "payouts", b"payouts", "person_id", b"person_id", "policy", b"policy", "pre_self_pay_fen", b"pre_self_pay_fen", "reverse_time", b"reverse_time", "self_pay_fen", b"self_pay_fen", "settlement_id", b"settlement_id", "settles_on", b"settles_on", "state", b"state", "total_fen", b"total_fen", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cash_pay_fen", b"cash_pay_fen", "class_c_fen", b"class_c_fen", "create_time", b"create_time", "fund_paid_fen", b"fund_paid_fen", "hospital_id", b"hospital_id", "in_scope_fen", b"in_scope_fen", "layers", b"layers", "out_of_scope_fen", b"out_of_scope_fen", "over_limit_fen", b"over_limit_fen", "payouts", b"payouts", "person_id", b"person_id", "personal_account_paid_fen", b"personal_account_paid_fen", "policy", b"policy", "pre_self_pay_fen", b"pre_self_pay_fen", "reverse_time", b"reverse_time", "self_pay_fen", b"self_pay_fen", "settlement_id", b"settlement_id", "settles_on", b"settles_on", "state", b"state", "total_fen", b"total_fen", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -607,8 +660,13 @@ class PreviewSettlementRequest(_message.Message):
 
     PERSON_ID_FIELD_NUMBER: _builtins.int
     VISIT_FIELD_NUMBER: _builtins.int
+    PAY_FROM_PERSONAL_ACCOUNT_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     """The patient's resident identity number."""
+    pay_from_personal_account: _builtins.bool
+    """As SettleRequest's (the same field number): what the personal account
+    would pay now.
+    """
     @_builtins.property
     def visit(self) -> Global___Visit: ...
     def __init__(
@@ -616,10 +674,11 @@ class PreviewSettlementRequest(_message.Message):
         *,
         person_id: _builtins.str = ...,
         visit: Global___Visit | None = ...,
+        pay_from_personal_account: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pay_from_personal_account", b"pay_from_personal_account", "person_id", b"person_id", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -652,9 +711,14 @@ class SettleRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PERSON_ID_FIELD_NUMBER: _builtins.int
     VISIT_FIELD_NUMBER: _builtins.int
+    PAY_FROM_PERSONAL_ACCOUNT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The caller's idempotency key (AIP-155); required."""
     person_id: _builtins.str
+    pay_from_personal_account: _builtins.bool
+    """The employee agrees that their personal account pays the self-pay, as
+    far as its balance goes (card first); the rest is paid in cash.
+    """
     @_builtins.property
     def visit(self) -> Global___Visit: ...
     def __init__(
@@ -663,10 +727,11 @@ class SettleRequest(_message.Message):
         request_id: _builtins.str = ...,
         person_id: _builtins.str = ...,
         visit: Global___Visit | None = ...,
+        pay_from_personal_account: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id", "request_id", b"request_id", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pay_from_personal_account", b"pay_from_personal_account", "person_id", b"person_id", "request_id", b"request_id", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1584,3 +1649,400 @@ class ScreenSettlementsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ScreenSettlementsResponse: _TypeAlias = ScreenSettlementsResponse  # noqa: Y015
+
+@_typing.final
+class PersonalAccount(_message.Message):
+    """An employee's personal account as it stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    CARD_FEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FEN_FIELD_NUMBER: _builtins.int
+    BALANCE_FEN_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    region: _builtins.str
+    """The pooling region whose policy governs it."""
+    card_fen: _builtins.int
+    account_fen: _builtins.int
+    balance_fen: _builtins.int
+    """card_fen + account_fen."""
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        card_fen: _builtins.int = ...,
+        account_fen: _builtins.int = ...,
+        balance_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_fen", b"account_fen", "balance_fen", b"balance_fen", "card_fen", b"card_fen", "person_id", b"person_id", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonalAccount: _TypeAlias = PersonalAccount  # noqa: Y015
+
+@_typing.final
+class AccountMovement(_message.Message):
+    """One movement of an account's ledger: the sum of a person's movements'
+    changes is the account's pots.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MOVEMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CARD_CHANGE_FEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_CHANGE_FEN_FIELD_NUMBER: _builtins.int
+    CARD_AFTER_FEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_AFTER_FEN_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    movement_id: _builtins.int
+    kind: Global___AccountMovementKind.ValueType
+    card_change_fen: _builtins.int
+    """The change to each pot (negative: money out)."""
+    account_change_fen: _builtins.int
+    card_after_fen: _builtins.int
+    """The pots after it."""
+    account_after_fen: _builtins.int
+    year: _builtins.int
+    month: _builtins.int
+    """A card transfer's month (1-12); 0 otherwise."""
+    settlement_id: _builtins.str
+    """What it refers to: the settlement (window payment and refund), the
+    product (purchase), the caller's request_id (credit, withdrawal,
+    purchase).
+    """
+    product_id: _builtins.str
+    request_id: _builtins.str
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        movement_id: _builtins.int = ...,
+        kind: Global___AccountMovementKind.ValueType = ...,
+        card_change_fen: _builtins.int = ...,
+        account_change_fen: _builtins.int = ...,
+        card_after_fen: _builtins.int = ...,
+        account_after_fen: _builtins.int = ...,
+        year: _builtins.int = ...,
+        month: _builtins.int = ...,
+        settlement_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_after_fen", b"account_after_fen", "account_change_fen", b"account_change_fen", "card_after_fen", b"card_after_fen", "card_change_fen", b"card_change_fen", "create_time", b"create_time", "kind", b"kind", "month", b"month", "movement_id", b"movement_id", "product_id", b"product_id", "request_id", b"request_id", "settlement_id", b"settlement_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountMovement: _TypeAlias = AccountMovement  # noqa: Y015
+
+@_typing.final
+class CreditPersonalAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's idempotency key; required."""
+    person_id: _builtins.str
+    year: _builtins.int
+    """The calendar year credited."""
+    amount_fen: _builtins.int
+    """The year's credit, 1 fen to 100 million yuan."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        year: _builtins.int = ...,
+        amount_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "person_id", b"person_id", "request_id", b"request_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditPersonalAccountRequest: _TypeAlias = CreditPersonalAccountRequest  # noqa: Y015
+
+@_typing.final
+class CreditPersonalAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    MOVEMENT_FIELD_NUMBER: _builtins.int
+    CARD_SCHEDULED_FEN_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    card_scheduled_fen: _builtins.int
+    """The card's part, moved by the monthly runs (0 without a card share)."""
+    replayed: _builtins.bool
+    @_builtins.property
+    def account(self) -> Global___PersonalAccount: ...
+    @_builtins.property
+    def movement(self) -> Global___AccountMovement:
+        """The account's part, in at once."""
+
+    def __init__(
+        self,
+        *,
+        account: Global___PersonalAccount | None = ...,
+        movement: Global___AccountMovement | None = ...,
+        card_scheduled_fen: _builtins.int = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "movement", b"movement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "card_scheduled_fen", b"card_scheduled_fen", "movement", b"movement", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditPersonalAccountResponse: _TypeAlias = CreditPersonalAccountResponse  # noqa: Y015
+
+@_typing.final
+class TransferToCardsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """The pooling region."""
+    month: _builtins.str
+    """The month, YYYY-MM; not after the bureau's current month."""
+    page_size: _builtins.int
+    """At most this many persons a call (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        month: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "page_size", b"page_size", "page_token", b"page_token", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferToCardsRequest: _TypeAlias = TransferToCardsRequest  # noqa: Y015
+
+@_typing.final
+class TransferToCardsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFERRED_COUNT_FIELD_NUMBER: _builtins.int
+    ALREADY_COUNT_FIELD_NUMBER: _builtins.int
+    MOVED_FEN_FIELD_NUMBER: _builtins.int
+    CREDITED_COUNT_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    transferred_count: _builtins.int
+    """Persons of this page whose month moved now."""
+    already_count: _builtins.int
+    """Persons of this page whose month had moved before (nothing moved)."""
+    moved_fen: _builtins.int
+    """The amount moved now."""
+    credited_count: _builtins.int
+    """Every person of the region credited with a card part for the year."""
+    next_page_token: _builtins.str
+    """Where the next page starts; empty at the end."""
+    def __init__(
+        self,
+        *,
+        transferred_count: _builtins.int = ...,
+        already_count: _builtins.int = ...,
+        moved_fen: _builtins.int = ...,
+        credited_count: _builtins.int = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_count", b"already_count", "credited_count", b"credited_count", "moved_fen", b"moved_fen", "next_page_token", b"next_page_token", "transferred_count", b"transferred_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferToCardsResponse: _TypeAlias = TransferToCardsResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawPersonalAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's idempotency key; required."""
+    person_id: _builtins.str
+    year: _builtins.int
+    """The year whose inpatient costs passed the threshold."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id", "request_id", b"request_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawPersonalAccountRequest: _TypeAlias = WithdrawPersonalAccountRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawPersonalAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    MOVEMENT_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_FEN_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    withdrawn_fen: _builtins.int
+    """What was paid out: the balance before."""
+    replayed: _builtins.bool
+    @_builtins.property
+    def account(self) -> Global___PersonalAccount:
+        """The account after the withdrawal (empty)."""
+
+    @_builtins.property
+    def movement(self) -> Global___AccountMovement: ...
+    def __init__(
+        self,
+        *,
+        account: Global___PersonalAccount | None = ...,
+        movement: Global___AccountMovement | None = ...,
+        withdrawn_fen: _builtins.int = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "movement", b"movement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "movement", b"movement", "replayed", b"replayed", "withdrawn_fen", b"withdrawn_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawPersonalAccountResponse: _TypeAlias = WithdrawPersonalAccountResponse  # noqa: Y015
+
+@_typing.final
+class PurchaseHealthProductRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's idempotency key; required."""
+    person_id: _builtins.str
+    product_id: _builtins.str
+    """A product id of the region's approved catalogue."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurchaseHealthProductRequest: _TypeAlias = PurchaseHealthProductRequest  # noqa: Y015
+
+@_typing.final
+class PurchaseHealthProductResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    MOVEMENT_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    @_builtins.property
+    def account(self) -> Global___PersonalAccount: ...
+    @_builtins.property
+    def movement(self) -> Global___AccountMovement: ...
+    def __init__(
+        self,
+        *,
+        account: Global___PersonalAccount | None = ...,
+        movement: Global___AccountMovement | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "movement", b"movement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "movement", b"movement", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurchaseHealthProductResponse: _TypeAlias = PurchaseHealthProductResponse  # noqa: Y015
+
+@_typing.final
+class GetPersonalAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    page_size: _builtins.int
+    """At most this many movements (default 100, at most 1000), newest first."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPersonalAccountRequest: _TypeAlias = GetPersonalAccountRequest  # noqa: Y015
+
+@_typing.final
+class GetPersonalAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    MOVEMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def account(self) -> Global___PersonalAccount: ...
+    @_builtins.property
+    def movements(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountMovement]: ...
+    def __init__(
+        self,
+        *,
+        account: Global___PersonalAccount | None = ...,
+        movements: _abc.Iterable[Global___AccountMovement] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "movements", b"movements", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPersonalAccountResponse: _TypeAlias = GetPersonalAccountResponse  # noqa: Y015

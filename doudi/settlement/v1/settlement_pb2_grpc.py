@@ -111,6 +111,31 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsResponse.FromString,
                 _registered_method=True)
+        self.CreditPersonalAccount = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/CreditPersonalAccount',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CreditPersonalAccountRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CreditPersonalAccountResponse.FromString,
+                _registered_method=True)
+        self.TransferToCards = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/TransferToCards',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.TransferToCardsRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.TransferToCardsResponse.FromString,
+                _registered_method=True)
+        self.WithdrawPersonalAccount = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/WithdrawPersonalAccount',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.WithdrawPersonalAccountRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.WithdrawPersonalAccountResponse.FromString,
+                _registered_method=True)
+        self.PurchaseHealthProduct = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/PurchaseHealthProduct',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.PurchaseHealthProductRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.PurchaseHealthProductResponse.FromString,
+                _registered_method=True)
+        self.GetPersonalAccount = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/GetPersonalAccount',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -250,6 +275,68 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreditPersonalAccount(self, request, context):
+        """--- personal accounts (职工个人账户) ---
+        Employees' personal accounts (internal callers only: the bureau's tools).
+        Each account has two pots: `card_fen`, the share of the yearly credit
+        moved to the social security card month by month (Tianjin's 70%), and
+        `account_fen`, the rest; every change is a movement of its ledger, and
+        neither pot ever goes below zero.
+
+        Books a person's yearly credit (from the employer's contributions,
+        recorded outside the platform). The person must be an employee enrolled
+        that year in a region whose policy has personal accounts (else
+        FAILED_PRECONDITION: NOT_AN_EMPLOYEE, NO_PERSONAL_ACCOUNTS). The account's
+        part goes in at once, the card's part by TransferToCards. A year is
+        credited once: the same request_id again answers the credit (replayed),
+        another is FAILED_PRECONDITION (ALREADY_CREDITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferToCards(self, request, context):
+        """The monthly run: moves a page of a region's credited persons' card part
+        of the month to their cards (a twelfth rounded down, December the
+        remainder, so the twelve add up to the card part exactly). Idempotent
+        per person and month: running a month again moves nothing. A month that
+        has not begun is INVALID_ARGUMENT; a region without a card share,
+        FAILED_PRECONDITION (NO_CARD_SHARE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawPersonalAccount(self, request, context):
+        """The one-off withdrawal of the whole balance (both pots) once the year's
+        inpatient costs (the totals of the person's standing inpatient
+        settlements discharged that year) exceed the policy's threshold. Below
+        it: FAILED_PRECONDITION (BELOW_WITHDRAWAL_THRESHOLD, with the costs so
+        far). Once per person and year: the same request_id answers the first
+        (replayed), another is FAILED_PRECONDITION (ALREADY_WITHDRAWN) naming it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurchaseHealthProduct(self, request, context):
+        """Pays a product of the approved catalogue of the person's region (Linzhi)
+        from the account, card first. An unknown product is INVALID_ARGUMENT on
+        product_id; too little money, FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+        nothing changed. Idempotent on request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPersonalAccount(self, request, context):
+        """Answers an account's pots and a page of its movements, newest first;
+        NOT_FOUND without an account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -322,6 +409,31 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.ScreenSettlements,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsResponse.SerializeToString,
+            ),
+            'CreditPersonalAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreditPersonalAccount,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CreditPersonalAccountRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CreditPersonalAccountResponse.SerializeToString,
+            ),
+            'TransferToCards': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferToCards,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.TransferToCardsRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.TransferToCardsResponse.SerializeToString,
+            ),
+            'WithdrawPersonalAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawPersonalAccount,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.WithdrawPersonalAccountRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.WithdrawPersonalAccountResponse.SerializeToString,
+            ),
+            'PurchaseHealthProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurchaseHealthProduct,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.PurchaseHealthProductRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.PurchaseHealthProductResponse.SerializeToString,
+            ),
+            'GetPersonalAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPersonalAccount,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -709,6 +821,141 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/ScreenSettlements',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.ScreenSettlementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreditPersonalAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/CreditPersonalAccount',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.CreditPersonalAccountRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.CreditPersonalAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferToCards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/TransferToCards',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.TransferToCardsRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.TransferToCardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawPersonalAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/WithdrawPersonalAccount',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.WithdrawPersonalAccountRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.WithdrawPersonalAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurchaseHealthProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/PurchaseHealthProduct',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.PurchaseHealthProductRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.PurchaseHealthProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPersonalAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/GetPersonalAccount',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -107,6 +107,48 @@ class SettlementServiceStub:
     what makes the difference (a visit that would pay less only because an
     earlier one of its year was reversed is no finding).
     """
+    CreditPersonalAccount: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CreditPersonalAccountRequest, _settlement_pb2.CreditPersonalAccountResponse]
+    """--- personal accounts (职工个人账户) ---
+    Employees' personal accounts (internal callers only: the bureau's tools).
+    Each account has two pots: `card_fen`, the share of the yearly credit
+    moved to the social security card month by month (Tianjin's 70%), and
+    `account_fen`, the rest; every change is a movement of its ledger, and
+    neither pot ever goes below zero.
+
+    Books a person's yearly credit (from the employer's contributions,
+    recorded outside the platform). The person must be an employee enrolled
+    that year in a region whose policy has personal accounts (else
+    FAILED_PRECONDITION: NOT_AN_EMPLOYEE, NO_PERSONAL_ACCOUNTS). The account's
+    part goes in at once, the card's part by TransferToCards. A year is
+    credited once: the same request_id again answers the credit (replayed),
+    another is FAILED_PRECONDITION (ALREADY_CREDITED).
+    """
+    TransferToCards: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.TransferToCardsRequest, _settlement_pb2.TransferToCardsResponse]
+    """The monthly run: moves a page of a region's credited persons' card part
+    of the month to their cards (a twelfth rounded down, December the
+    remainder, so the twelve add up to the card part exactly). Idempotent
+    per person and month: running a month again moves nothing. A month that
+    has not begun is INVALID_ARGUMENT; a region without a card share,
+    FAILED_PRECONDITION (NO_CARD_SHARE).
+    """
+    WithdrawPersonalAccount: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.WithdrawPersonalAccountRequest, _settlement_pb2.WithdrawPersonalAccountResponse]
+    """The one-off withdrawal of the whole balance (both pots) once the year's
+    inpatient costs (the totals of the person's standing inpatient
+    settlements discharged that year) exceed the policy's threshold. Below
+    it: FAILED_PRECONDITION (BELOW_WITHDRAWAL_THRESHOLD, with the costs so
+    far). Once per person and year: the same request_id answers the first
+    (replayed), another is FAILED_PRECONDITION (ALREADY_WITHDRAWN) naming it.
+    """
+    PurchaseHealthProduct: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.PurchaseHealthProductRequest, _settlement_pb2.PurchaseHealthProductResponse]
+    """Pays a product of the approved catalogue of the person's region (Linzhi)
+    from the account, card first. An unknown product is INVALID_ARGUMENT on
+    product_id; too little money, FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+    nothing changed. Idempotent on request_id.
+    """
+    GetPersonalAccount: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetPersonalAccountRequest, _settlement_pb2.GetPersonalAccountResponse]
+    """Answers an account's pots and a page of its movements, newest first;
+    NOT_FOUND without an account.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -186,6 +228,48 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     A status certified after a visit with a valid-from on or before it is
     what makes the difference (a visit that would pay less only because an
     earlier one of its year was reversed is no finding).
+    """
+    CreditPersonalAccount: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CreditPersonalAccountRequest, _settlement_pb2.CreditPersonalAccountResponse]  # type: ignore[assignment]
+    """--- personal accounts (职工个人账户) ---
+    Employees' personal accounts (internal callers only: the bureau's tools).
+    Each account has two pots: `card_fen`, the share of the yearly credit
+    moved to the social security card month by month (Tianjin's 70%), and
+    `account_fen`, the rest; every change is a movement of its ledger, and
+    neither pot ever goes below zero.
+
+    Books a person's yearly credit (from the employer's contributions,
+    recorded outside the platform). The person must be an employee enrolled
+    that year in a region whose policy has personal accounts (else
+    FAILED_PRECONDITION: NOT_AN_EMPLOYEE, NO_PERSONAL_ACCOUNTS). The account's
+    part goes in at once, the card's part by TransferToCards. A year is
+    credited once: the same request_id again answers the credit (replayed),
+    another is FAILED_PRECONDITION (ALREADY_CREDITED).
+    """
+    TransferToCards: _aio.UnaryUnaryMultiCallable[_settlement_pb2.TransferToCardsRequest, _settlement_pb2.TransferToCardsResponse]  # type: ignore[assignment]
+    """The monthly run: moves a page of a region's credited persons' card part
+    of the month to their cards (a twelfth rounded down, December the
+    remainder, so the twelve add up to the card part exactly). Idempotent
+    per person and month: running a month again moves nothing. A month that
+    has not begun is INVALID_ARGUMENT; a region without a card share,
+    FAILED_PRECONDITION (NO_CARD_SHARE).
+    """
+    WithdrawPersonalAccount: _aio.UnaryUnaryMultiCallable[_settlement_pb2.WithdrawPersonalAccountRequest, _settlement_pb2.WithdrawPersonalAccountResponse]  # type: ignore[assignment]
+    """The one-off withdrawal of the whole balance (both pots) once the year's
+    inpatient costs (the totals of the person's standing inpatient
+    settlements discharged that year) exceed the policy's threshold. Below
+    it: FAILED_PRECONDITION (BELOW_WITHDRAWAL_THRESHOLD, with the costs so
+    far). Once per person and year: the same request_id answers the first
+    (replayed), another is FAILED_PRECONDITION (ALREADY_WITHDRAWN) naming it.
+    """
+    PurchaseHealthProduct: _aio.UnaryUnaryMultiCallable[_settlement_pb2.PurchaseHealthProductRequest, _settlement_pb2.PurchaseHealthProductResponse]  # type: ignore[assignment]
+    """Pays a product of the approved catalogue of the person's region (Linzhi)
+    from the account, card first. An unknown product is INVALID_ARGUMENT on
+    product_id; too little money, FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+    nothing changed. Idempotent on request_id.
+    """
+    GetPersonalAccount: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetPersonalAccountRequest, _settlement_pb2.GetPersonalAccountResponse]  # type: ignore[assignment]
+    """Answers an account's pots and a page of its movements, newest first;
+    NOT_FOUND without an account.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -347,6 +431,78 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         A status certified after a visit with a valid-from on or before it is
         what makes the difference (a visit that would pay less only because an
         earlier one of its year was reversed is no finding).
+        """
+
+    @_abc_1.abstractmethod
+    def CreditPersonalAccount(
+        self,
+        request: _settlement_pb2.CreditPersonalAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.CreditPersonalAccountResponse, _abc.Awaitable[_settlement_pb2.CreditPersonalAccountResponse]]:
+        """--- personal accounts (职工个人账户) ---
+        Employees' personal accounts (internal callers only: the bureau's tools).
+        Each account has two pots: `card_fen`, the share of the yearly credit
+        moved to the social security card month by month (Tianjin's 70%), and
+        `account_fen`, the rest; every change is a movement of its ledger, and
+        neither pot ever goes below zero.
+
+        Books a person's yearly credit (from the employer's contributions,
+        recorded outside the platform). The person must be an employee enrolled
+        that year in a region whose policy has personal accounts (else
+        FAILED_PRECONDITION: NOT_AN_EMPLOYEE, NO_PERSONAL_ACCOUNTS). The account's
+        part goes in at once, the card's part by TransferToCards. A year is
+        credited once: the same request_id again answers the credit (replayed),
+        another is FAILED_PRECONDITION (ALREADY_CREDITED).
+        """
+
+    @_abc_1.abstractmethod
+    def TransferToCards(
+        self,
+        request: _settlement_pb2.TransferToCardsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.TransferToCardsResponse, _abc.Awaitable[_settlement_pb2.TransferToCardsResponse]]:
+        """The monthly run: moves a page of a region's credited persons' card part
+        of the month to their cards (a twelfth rounded down, December the
+        remainder, so the twelve add up to the card part exactly). Idempotent
+        per person and month: running a month again moves nothing. A month that
+        has not begun is INVALID_ARGUMENT; a region without a card share,
+        FAILED_PRECONDITION (NO_CARD_SHARE).
+        """
+
+    @_abc_1.abstractmethod
+    def WithdrawPersonalAccount(
+        self,
+        request: _settlement_pb2.WithdrawPersonalAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.WithdrawPersonalAccountResponse, _abc.Awaitable[_settlement_pb2.WithdrawPersonalAccountResponse]]:
+        """The one-off withdrawal of the whole balance (both pots) once the year's
+        inpatient costs (the totals of the person's standing inpatient
+        settlements discharged that year) exceed the policy's threshold. Below
+        it: FAILED_PRECONDITION (BELOW_WITHDRAWAL_THRESHOLD, with the costs so
+        far). Once per person and year: the same request_id answers the first
+        (replayed), another is FAILED_PRECONDITION (ALREADY_WITHDRAWN) naming it.
+        """
+
+    @_abc_1.abstractmethod
+    def PurchaseHealthProduct(
+        self,
+        request: _settlement_pb2.PurchaseHealthProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.PurchaseHealthProductResponse, _abc.Awaitable[_settlement_pb2.PurchaseHealthProductResponse]]:
+        """Pays a product of the approved catalogue of the person's region (Linzhi)
+        from the account, card first. An unknown product is INVALID_ARGUMENT on
+        product_id; too little money, FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+        nothing changed. Idempotent on request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPersonalAccount(
+        self,
+        request: _settlement_pb2.GetPersonalAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetPersonalAccountResponse, _abc.Awaitable[_settlement_pb2.GetPersonalAccountResponse]]:
+        """Answers an account's pots and a page of its movements, newest first;
+        NOT_FOUND without an account.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
