@@ -1024,7 +1024,11 @@ class _PackCompiler:
         self.provenance(covered, path)
         entries = {
             name: _mapping(spec[name], f"accident_cover.{name}", [unit], _SOURCE_KEYS)
-            for name, unit in (("death", "yuan"), ("medical_cap", "yuan"), ("claim_within", "years"))
+            for name, unit in (
+                ("death", "yuan"),
+                ("medical_cap", "yuan"),
+                ("claim_within", "years"),
+            )
         }
         for name, entry in entries.items():
             self.provenance(entry, f"accident_cover.{name}")

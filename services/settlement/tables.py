@@ -17,7 +17,10 @@
 * ``person_statuses`` and ``person_coverage``: each person's statuses as the
   datashare hub last sent them, and region and enrolments as the enrollment
   service last sent them (copies kept at the highest version sent, see
-  doudi.common.outbox), read in the statement that locks the ledger.
+  doudi.common.outbox), read in the statement that locks the ledger;
+* ``accident_claims``: claims on a pack's accident cover (意外伤害附加保险), filed by the
+  bureau's clerks and decided once; an approved claim is paid in its decision's
+  transaction, and the insurer repays the day's paid claims (services/settlement/accidents.py).
 """
 
 from __future__ import annotations
@@ -170,4 +173,42 @@ event_outbox = Table(
     Column("kind", String(16), nullable=False),  # settled or reversed
     Column("queued_at", DateTime(timezone=True), nullable=False),
     sqlite_autoincrement=True,
+)
+
+accident_claims = Table(
+    "accident_claims",
+    metadata,
+    Column("claim_id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # death or medical
+    Column("event_date", Date, nullable=False),
+    # The bureau's day (Asia/Shanghai) the claim was filed: the two-year window is judged
+    # on it, never on a day the caller gives.
+    Column("received_on", Date, nullable=False),
+    Column("filed_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_fen", BigInteger, nullable=False),  # medical: the receipts; death: 0
+    Column("state", String(16), nullable=False),  # filed, paid or rejected
+    # The pack in force on the event's day and its insurer: at filing, then the pack that
+    # decided the claim.
+    Column("policy", String(64), nullable=False),
+    Column("fund", String(32), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_on", Date),  # the bureau's day of the decision: a paid claim's clearing day
+    Column("paid_fen", BigInteger, nullable=False),
+    Column("rejection_reason", String(500)),
+    UniqueConstraint("request_id", name="uq_accident_claims_request"),
+    # One claim per person, kind and event: a second is DUPLICATE_CLAIM, even concurrently.
+    UniqueConstraint("person_id", "kind", "event_date", name="uq_accident_claims_event"),
+    # A person's death is paid once, whatever day each claim names.
+    Index(
+        "uq_accident_claims_death_paid",
+        "person_id",
+        unique=True,
+        postgresql_where=text("kind = 'death' AND state = 'paid'"),
+        sqlite_where=text("kind = 'death' AND state = 'paid'"),
+    ),
+    Index("ix_accident_claims_region_state", "region", "state", "claim_id"),
+    Index("ix_accident_claims_decided_on", "decided_on", "region"),
 )
