@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -24,11 +25,13 @@ from typing import Any
 import grpc
 import pytest
 
+from doudi.cli.main import main
 from doudi.common.errors import DecodedStatus, decode_status
 from doudi.common.protos import from_date
 from doudi.core.accidents import AccidentCover, last_day_within
 from doudi.core.errors import PolicyPackError
-from doudi.core.money import MAX_BILL_FEN
+from doudi.core.identity import mask
+from doudi.core.money import MAX_BILL_FEN, format_yuan
 from doudi.core.packs import PackRegistry, accident_cover, compile_pack
 from doudi.settlement.v1 import settlement_pb2 as pb
 from doudi.settlement.v1 import settlement_pb2_grpc
@@ -800,6 +803,155 @@ def test_a_hospital_may_not_file_or_read_claims(settlement: RunningService) -> N
         ),
     ):
         assert refused(call).code == grpc.StatusCode.PERMISSION_DENIED
+    assert claims_of(settlement, person) == []
+
+
+# --- the command line (doudi accidents) ------------------------------------------------
+
+
+def doudi(
+    server: RunningService,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("DOUDI_SETTLEMENT_ADDRESS", server.address)
+    code = main(["accidents", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_clerk_files_decides_lists_and_clears_claims(
+    settlement: RunningService, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Filed in yuan, printed in yuan with Chinese names and the number masked; approved
+    once; listed as JSON in fen; the day's clearing adds up to the paid claims listed."""
+    person = new_person(settlement)
+    today = business_day()
+    event = (today - timedelta(days=40)).isoformat()
+
+    code, out, _ = doudi(
+        settlement, monkeypatch, capsys, "file", "--region", LINZHI, "--person", person,
+        "--kind", "medical", "--event-date", event, "--claimed", "12345.67",
+        "--request-id", f"cli-{person}",
+    )  # fmt: skip
+    assert code == 0
+    assert "filed:" in out
+    assert "意外医疗" in out
+    assert "已受理" in out
+    assert "12,345.67" in out
+    assert mask(person) in out
+    assert person not in out
+    claim_id = int(out.split()[1])
+
+    code, out, _ = doudi(
+        settlement, monkeypatch, capsys, "file", "--region", LINZHI, "--person", person,
+        "--kind", "medical", "--event-date", event, "--claimed", "12345.67",
+        "--request-id", f"cli-{person}",
+    )  # fmt: skip
+    assert (code, out.split()[1]) == (0, str(claim_id))
+    assert "already filed (nothing changed)" in out
+
+    code, out, _ = doudi(settlement, monkeypatch, capsys, "decide", str(claim_id), "--approve")
+    assert code == 0
+    assert "已赔付" in out
+    assert "10,000.00" in out
+    code, _, err = doudi(settlement, monkeypatch, capsys, "decide", str(claim_id), "--reject", "x")
+    assert code == 1
+    assert "cannot do that now" in err
+    assert "already decided (paid)" in err
+
+    code, out, _ = doudi(
+        settlement, monkeypatch, capsys, "list", "--region", LINZHI, "--state", "paid", "--json"
+    )
+    assert code == 0
+    listed = json.loads(out)
+    mine = [claim for claim in listed if claim["claim_id"] == claim_id]
+    assert mine == [
+        {
+            "claim_id": claim_id,
+            "request_id": f"cli-{person}",
+            "person_id": person,
+            "region": LINZHI,
+            "kind": "medical",
+            "event_date": event,
+            "received_on": today.isoformat(),
+            "claimed_fen": 1_234_567,
+            "state": "paid",
+            "policy": "linzhi-2020",
+            "fund": "accident_insurer",
+            "decided_on": today.isoformat(),
+            "paid_fen": MEDICAL_CAP_FEN,
+            "rejection_reason": None,
+        }
+    ]
+
+    code, out, _ = doudi(
+        settlement, monkeypatch, capsys, "clearing", "--region", LINZHI, "--date",
+        today.isoformat(), "--json",
+    )  # fmt: skip
+    assert code == 0
+    clearing = json.loads(out)
+    paid_today = [claim for claim in listed if claim["decided_on"] == today.isoformat()]
+    assert clearing["funds"] == [
+        {
+            "fund": "accident_insurer",
+            "claim_count": len(paid_today),
+            "paid_fen": sum(claim["paid_fen"] for claim in paid_today),
+        }
+    ]
+    assert (clearing["claim_count"], clearing["paid_fen"]) == (
+        len(paid_today),
+        sum(claim["paid_fen"] for claim in paid_today),
+    )
+    code, out, _ = doudi(
+        settlement, monkeypatch, capsys, "clearing", "--region", LINZHI, "--date",
+        today.isoformat(),
+    )  # fmt: skip
+    assert code == 0
+    assert format_yuan(clearing["paid_fen"]) in out
+    assert "合计" in out
+
+
+def test_the_command_line_refuses_bad_input_and_files_nothing(
+    settlement: RunningService, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    person = new_person(settlement)
+    today = business_day()
+    base = ["file", "--region", LINZHI, "--person", person]
+
+    code, out, err = doudi(
+        settlement, monkeypatch, capsys, *base, "--kind", "medical", "--event-date",
+        today.isoformat(), "--claimed", "12.345",
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "--claimed: " in err
+    assert "not a whole number of fen" in err
+    code, out, err = doudi(
+        settlement, monkeypatch, capsys, *base, "--kind", "death", "--event-date",
+        today.isoformat(), "--claimed", "100",
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "a death claim pays the pack's fixed sum" in err
+    code, out, err = doudi(
+        settlement, monkeypatch, capsys, *base, "--kind", "medical", "--event-date",
+        today.isoformat(),
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "--claimed: required for medical costs" in err
+    outside = first_event_in_window(today) - timedelta(days=1)
+    code, out, err = doudi(
+        settlement, monkeypatch, capsys, *base, "--kind", "death", "--event-date",
+        outside.isoformat(),
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "refused the request as invalid" in err
+    assert "the window closed" in err
+    assert person not in err
+    with pytest.raises(SystemExit) as exited:
+        main(["accidents", *base, "--kind", "disability", "--event-date", today.isoformat()])
+    assert exited.value.code == 2
+    assert "invalid choice: 'disability'" in capsys.readouterr().err
     assert claims_of(settlement, person) == []
 
 

@@ -90,6 +90,11 @@ def test_the_walk_finds_every_command() -> None:
         "admin token",
         "admin token new",
         "admin token digest",
+        "accidents",
+        "accidents file",
+        "accidents decide",
+        "accidents list",
+        "accidents clearing",
     ]
 
 

@@ -29,6 +29,8 @@
                                     hospitals, agencies' systems and their API keys
     doudi admin person add | doudi admin token new|digest
                                     the register; the internal token (admin_platform.py)
+    doudi accidents file|decide|list|clearing
+                                    accident cover claims (doudi/cli/accidents.py)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -51,7 +53,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import admin, applications, burden, report, screening, secondary
+from doudi.cli import accidents, admin, applications, burden, report, screening, secondary
 from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
@@ -404,6 +406,7 @@ def _parser() -> argparse.ArgumentParser:
     screening.add_commands(commands)
     report.add_commands(commands)
     admin.add_commands(commands)
+    accidents.add_commands(commands)  # issue 21: accident cover claims
     return parser
 
 
@@ -466,6 +469,8 @@ def _run(args: argparse.Namespace) -> int:
         return report.run(args)
     if args.command == "admin":
         return admin.run(args)
+    if args.command == "accidents":
+        return accidents.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:
