@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import json
 import os
@@ -35,8 +36,7 @@ from doudi.core.money import MAX_BILL_FEN, format_yuan
 from doudi.core.packs import PackRegistry, accident_cover, compile_pack
 from doudi.settlement.v1 import settlement_pb2 as pb
 from doudi.settlement.v1 import settlement_pb2_grpc
-from tests.conftest import new_database
-from tests.services import INTERNAL, RunningService, bearer, no_peers, start_service, stop_service
+from tests.services import INTERNAL, RunningService, alone_per_backend, bearer
 from tests.support import business_day, with_check_digit
 
 LINZHI = "540400"
@@ -53,18 +53,7 @@ _PREFIX = {LINZHI: "540402", TIANJIN: "120101", XIXIA: "411323"}
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], RunningService]]:
     """A settlement server on a backend, started when a test first asks for it, kept for
     the module."""
-    started: dict[str, RunningService] = {}
-    with contextlib.ExitStack() as stack:
-
-        def on(backend: str) -> RunningService:
-            if backend not in started:
-                directory = tmp_path_factory.mktemp(f"accidents-{backend}")
-                url = stack.enter_context(new_database(backend, directory))
-                server = start_service("settlement", directory, database_url=url, env=no_peers())
-                stack.callback(stop_service, server)
-                started[backend] = server
-            return started[backend]
-
+    with alone_per_backend("settlement", tmp_path_factory) as on:
         yield on
 
 
@@ -294,9 +283,7 @@ def test_a_claim_outside_the_two_years_is_refused_naming_the_day_the_window_clos
     person = new_person(settlement, years=(event.year, today.year))
 
     for kind, claimed in ((pb.ACCIDENT_KIND_DEATH, 0), (pb.ACCIDENT_KIND_MEDICAL, 80_000)):
-        status = refused(
-            lambda kind=kind, claimed=claimed: file_claim(settlement, person, kind, event, claimed)
-        )
+        status = refused(functools.partial(file_claim, settlement, person, kind, event, claimed))
 
         assert status.code == grpc.StatusCode.INVALID_ARGUMENT
         assert fields_of(status) == ["event_date"]
@@ -699,7 +686,8 @@ def test_a_bad_decision_is_invalid_argument_and_changes_nothing(
         ),
         pytest.param(
             lambda s: s.ListAccidentClaims(
-                pb.ListAccidentClaimsRequest(region=LINZHI, state=42), metadata=INTERNAL
+                pb.ListAccidentClaimsRequest(region=LINZHI, state=42),  # type: ignore[arg-type]
+                metadata=INTERNAL,
             ),
             "state",
             id="list-unknown-state",
@@ -983,7 +971,7 @@ def test_the_window_closes_on_the_same_day_two_years_on() -> None:
 def _linzhi_document() -> dict[str, Any]:
     pack = PackRegistry.load().get("linzhi-2020")
     assert pack is not None
-    document: dict[str, Any] = copy.deepcopy(pack.document)
+    document: dict[str, Any] = copy.deepcopy(dict(pack.document))
     return document
 
 
