@@ -20,11 +20,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import pytest
 
 from doudi.cli.demo import DEMO_AGENCY_KEYS
 from doudi.common.grpc_client import serving_status, sync_channel
@@ -206,3 +207,31 @@ def running_service(
         yield service
     finally:
         stop_service(service)
+
+
+@contextlib.contextmanager
+def alone_per_backend(
+    name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    prepare: Callable[[RunningService], object] | None = None,
+) -> Iterator[Callable[[str], RunningService]]:
+    """``services.<name>`` alone (no peers) on a backend, each with a new database of its
+    own, started when a test first asks for it (and then given to ``prepare``), stopped
+    when the context ends: a module fixture's servers, one per backend."""
+    from tests.conftest import new_database
+
+    started: dict[str, RunningService] = {}
+    with contextlib.ExitStack() as stack:
+
+        def on(backend: str) -> RunningService:
+            if backend not in started:
+                directory = tmp_path_factory.mktemp(f"{name}-{backend}")
+                url = stack.enter_context(new_database(backend, directory))
+                server = start_service(name, directory, database_url=url, env=no_peers())
+                stack.callback(stop_service, server)
+                started[backend] = server
+                if prepare is not None:
+                    prepare(server)
+            return started[backend]
+
+        yield on

@@ -192,6 +192,17 @@ GRPC_ADMITTED: Final[dict[str, frozenset[str]]] = {
     "settlement.RecordPersonStatuses": INTERNAL_ONLY,
     "settlement.RecordPersonCoverage": INTERNAL_ONLY,
     "settlement.ScreenSettlements": INTERNAL_ONLY,
+    # accident cover claims (意外伤害附加保险): the bureau's tools only
+    "settlement.FileAccidentClaim": INTERNAL_ONLY,
+    "settlement.DecideAccidentClaim": INTERNAL_ONLY,
+    "settlement.GetAccidentClaim": INTERNAL_ONLY,
+    "settlement.ListAccidentClaims": INTERNAL_ONLY,
+    "settlement.GetAccidentClearing": INTERNAL_ONLY,
+    "settlement.CreditPersonalAccount": INTERNAL_ONLY,
+    "settlement.TransferToCards": INTERNAL_ONLY,
+    "settlement.WithdrawPersonalAccount": INTERNAL_ONLY,
+    "settlement.PurchaseHealthProduct": INTERNAL_ONLY,
+    "settlement.GetPersonalAccount": INTERNAL_ONLY,
     # assistance: the platform only
     "assistance.GetServiceInfo": INTERNAL_ONLY,
     "assistance.RecordSettlementEvents": INTERNAL_ONLY,

@@ -96,6 +96,11 @@ def test_the_walk_finds_every_command() -> None:
         "accounts withdraw",
         "accounts purchase",
         "accounts show",
+        "accidents",
+        "accidents file",
+        "accidents decide",
+        "accidents list",
+        "accidents clearing",
     ]
 
 

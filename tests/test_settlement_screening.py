@@ -16,7 +16,6 @@ outpatient visits (门诊慢性病, class A items, so everything is in scope):
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -28,8 +27,7 @@ import pytest
 from doudi.common.errors import decode_status
 from doudi.common.protos import from_date
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
-from tests.conftest import new_database
-from tests.services import INTERNAL, RunningService, bearer, no_peers, start_service, stop_service
+from tests.services import INTERNAL, RunningService, alone_per_backend, bearer
 from tests.support import business_day, with_check_digit
 
 YEAR = business_day().year
@@ -42,27 +40,19 @@ _serial = itertools.count(1)
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], RunningService]]:
     """A settlement server on a backend, started when a test first asks for it, with the
     module's hospital registered; kept for the module."""
-    started: dict[str, RunningService] = {}
-    with contextlib.ExitStack() as stack:
 
-        def on(backend: str) -> RunningService:
-            if backend not in started:
-                directory = tmp_path_factory.mktemp(f"screening-{backend}")
-                url = stack.enter_context(new_database(backend, directory))
-                server = start_service("settlement", directory, database_url=url, env=no_peers())
-                stack.callback(stop_service, server)
-                started[backend] = server
-                stub(server).CreateHospital(
-                    settlement_pb2.CreateHospitalRequest(
-                        hospital=settlement_pb2.Hospital(
-                            hospital_id="screen-h2", name="西峡县筛查医院", region="411323", level=2
-                        ),
-                        api_key=HOSPITAL_KEY,
-                    ),
-                    metadata=INTERNAL,
-                )
-            return started[backend]
+    def register_hospital(server: RunningService) -> None:
+        stub(server).CreateHospital(
+            settlement_pb2.CreateHospitalRequest(
+                hospital=settlement_pb2.Hospital(
+                    hospital_id="screen-h2", name="西峡县筛查医院", region="411323", level=2
+                ),
+                api_key=HOSPITAL_KEY,
+            ),
+            metadata=INTERNAL,
+        )
 
+    with alone_per_backend("settlement", tmp_path_factory, register_hospital) as on:
         yield on
 
 

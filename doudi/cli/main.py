@@ -31,6 +31,8 @@
                                     the register; the internal token (admin_platform.py)
     doudi accounts credit|transfer|withdraw|purchase|show
                                     employees' personal accounts (doudi/cli/accounts.py)
+    doudi accidents file|decide|list|clearing
+                                    accident cover claims (doudi/cli/accidents.py)
 
 Bad input exits with code 2, prints nothing on stdout and one line on stderr
 naming the field. The ``roster`` commands exit with 1 when a service cannot be reached
@@ -53,7 +55,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import accounts, admin, applications, burden, report, screening, secondary
+from doudi.cli import accidents, accounts, admin, applications, burden, report, screening, secondary
 from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
@@ -407,6 +409,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_commands(commands)
     admin.add_commands(commands)
     accounts.add_commands(commands)  # issue 21: employees' personal accounts
+    accidents.add_commands(commands)  # issue 21: accident cover claims
     return parser
 
 
@@ -471,6 +474,8 @@ def _run(args: argparse.Namespace) -> int:
         return admin.run(args)
     if args.command == "accounts":
         return accounts.run(args)
+    if args.command == "accidents":
+        return accidents.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

@@ -43,3 +43,7 @@ WARNING_KINDS = EnumCodes(assistance_pb2.WarningKind, "WARNING_KIND_")
 WARNING_STATES = EnumCodes(assistance_pb2.WarningState, "WARNING_STATE_")
 HUB_WARNING_KINDS = EnumCodes(datashare_pb2.WarningKind, "WARNING_KIND_")
 HUB_WARNING_STATES = EnumCodes(datashare_pb2.WarningState, "WARNING_STATE_")
+
+# Accident cover claims (意外伤害附加保险), settlement's own vocabulary.
+ACCIDENT_KINDS = EnumCodes(settlement_pb2.AccidentKind, "ACCIDENT_KIND_")
+ACCIDENT_CLAIM_STATES = EnumCodes(settlement_pb2.AccidentClaimState, "ACCIDENT_CLAIM_STATE_")

@@ -14,7 +14,12 @@ from doudi.core.codes import (
 )
 from doudi.core.money import format_percent, percent_to_basis_points, yuan_to_fen
 from doudi.core.monitoring import IMPOVERISHMENT, RETURN_TO_POVERTY
-from doudi.core.packs import monitoring_rules, personal_account_rules, subsidy_categories
+from doudi.core.packs import (
+    accident_cover,
+    monitoring_rules,
+    personal_account_rules,
+    subsidy_categories,
+)
 from doudi.core.policy import Described, Pack
 
 
@@ -143,6 +148,7 @@ def describe_pack(pack: Pack) -> str:
     out += ["", *_describe_enrolment_subsidy(pack)]
     out += ["", *_describe_monitoring(pack)]
     out += ["", *_describe_personal_account(pack)]
+    out += ["", *_describe_accident_cover(pack)]
     return "\n".join(out) + "\n"
 
 
@@ -427,3 +433,26 @@ def _describe_personal_account(pack: Pack) -> list[str]:
         for product in rules.products
     ]
     return out
+
+
+def _describe_accident_cover(pack: Pack) -> list[str]:
+    title = "Accident cover (意外伤害附加保险, docs/domain.md section 6)"
+    cover = accident_cover(pack)
+    if cover is None:
+        return [f"{title}: none in this pack; no accident claim is taken"]
+    section = pack.document["accident_cover"]
+    return [
+        f"{title}:",
+        f"  paid by {_fund_text(pack, cover.fund)}",
+        *_provenance(section["insurer"], "    "),
+        f"  who: every person of the region insured ({' or '.join(sorted(cover.schemes))}) "
+        "in the event's year",
+        *_provenance(section["covered"], "    "),
+        f"  accidental death (意外身故): {_fen_text(cover.death_fen)}, once per person",
+        *_provenance(section["death"], "    "),
+        f"  accidental medical costs (意外医疗): the costs claimed, at most "
+        f"{_fen_text(cover.medical_cap_fen)} a claim",
+        *_provenance(section["medical_cap"], "    "),
+        f"  a claim is accepted up to {cover.claim_within_years} years after the event",
+        *_provenance(section["claim_within"], "    "),
+    ]

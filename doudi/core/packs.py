@@ -10,7 +10,10 @@ The file format is described in ``docs/policy-packs.md``; the optional
 ``enrolment_subsidy`` section (资助参保, docs/domain.md section 5) is read by
 ``subsidy_categories``, the ``monitoring`` section (the dual early warning and secondary
 assistance, docs/domain.md section 7) by ``monitoring_rules``, the ``personal_account``
-section (职工个人账户, docs/domain.md section 5) by ``personal_account_rules``.
+section (职工个人账户, docs/domain.md section 5) by ``personal_account_rules``, the
+``accident_cover`` section (意外伤害附加保险, docs/domain.md section 6) by ``accident_cover``.
+The ``certificates`` (门诊慢特病) and ``admission`` (who pays no deposit) sections are
+compiled into the pack (``Pack.certificates``, ``Pack.no_deposit``): the engine reads them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import yaml
 
+from doudi.core.accidents import AccidentCover
 from doudi.core.accounts import HealthProduct, PersonalAccountRules
 from doudi.core.codes import (
     CERTIFICATE_KINDS,
@@ -41,7 +45,7 @@ from doudi.core.codes import (
 )
 from doudi.core.dates import parse_date
 from doudi.core.errors import PolicyPackError
-from doudi.core.money import percent_to_basis_points, yuan_to_fen
+from doudi.core.money import MAX_ITEM_FEN, percent_to_basis_points, yuan_to_fen
 from doudi.core.monitoring import MonitoringRules
 from doudi.core.policy import (
     Adjustment,
@@ -1159,6 +1163,58 @@ class _PackCompiler:
             raise _Fail(path, "must be above 0")
         return value
 
+    # -- accident cover (意外伤害附加保险, docs/domain.md section 6) -----------
+
+    def accident_cover(self, data: Any) -> AccidentCover:
+        spec = _mapping(
+            data,
+            "accident_cover",
+            ["insurer", "covered", "death", "medical_cap", "claim_within"],
+            ["note"],
+        )
+        path = "accident_cover.insurer"
+        insurer = _mapping(spec["insurer"], path, ["fund"], _SOURCE_KEYS)
+        self.provenance(insurer, path)
+        own_funds = _free_mapping(self.document.get("funds", {}), "funds")
+        fund = insurer["fund"]
+        if not isinstance(fund, str) or fund not in own_funds:
+            raise _Fail(
+                f"{path}.fund",
+                f"expected one of this pack's own funds ({', '.join(map(str, own_funds))}): "
+                f"the insurer that pays the claims, got {fund!r}",
+            )
+        path = "accident_cover.covered"
+        covered = _mapping(spec["covered"], path, ["schemes"], _SOURCE_KEYS)
+        self.provenance(covered, path)
+        entries = {
+            name: _mapping(spec[name], f"accident_cover.{name}", [unit], _SOURCE_KEYS)
+            for name, unit in (
+                ("death", "yuan"),
+                ("medical_cap", "yuan"),
+                ("claim_within", "years"),
+            )
+        }
+        for name, entry in entries.items():
+            self.provenance(entry, f"accident_cover.{name}")
+        return AccidentCover(
+            fund=fund,
+            schemes=_members(covered["schemes"], SCHEMES, f"{path}.schemes", "scheme"),
+            death_fen=self.claim_yuan(entries["death"]["yuan"], "accident_cover.death.yuan"),
+            medical_cap_fen=self.claim_yuan(
+                entries["medical_cap"]["yuan"], "accident_cover.medical_cap.yuan"
+            ),
+            claim_within_years=_whole(
+                entries["claim_within"]["years"], "accident_cover.claim_within.years", 1, 30
+            ),
+        )
+
+    def claim_yuan(self, data: Any, path: str) -> int:
+        """A sum a claim pays: above 0 and at most one item's limit (``MAX_ITEM_FEN``)."""
+        value = self.positive_yuan(data, path)
+        if value > MAX_ITEM_FEN:
+            raise _Fail(path, f"at most {MAX_ITEM_FEN // 100:,} yuan, got {data}")
+        return value
+
     # -- the pack -----------------------------------------------------------
 
     def read_sources(self, data: Any) -> None:
@@ -1194,6 +1250,7 @@ class _PackCompiler:
                 "certificates",
                 "admission",
                 "personal_account",
+                "accident_cover",
                 "note",
             ],
         )
@@ -1257,6 +1314,8 @@ class _PackCompiler:
             self.monitoring(spec["monitoring"])  # likewise
         if "personal_account" in spec:
             self.personal_account(spec["personal_account"])  # likewise
+        if "accident_cover" in spec:
+            self.accident_cover(spec["accident_cover"])  # likewise
         return Pack(
             id=pack_id,
             region_code=region_code,
@@ -1350,6 +1409,14 @@ def personal_account_rules(pack: Pack) -> PersonalAccountRules | None:
     if "personal_account" not in pack.document:
         return None
     return _section(pack, "personal_account", _PackCompiler.personal_account)
+
+
+def accident_cover(pack: Pack) -> AccidentCover | None:
+    """The pack's accident cover (意外伤害附加保险, docs/domain.md section 6); None when the
+    pack has no ``accident_cover`` section (no accident claim is taken under it)."""
+    if "accident_cover" not in pack.document:
+        return None
+    return _section(pack, "accident_cover", _PackCompiler.accident_cover)
 
 
 _T = TypeVar("_T")

@@ -24,6 +24,8 @@ import sqlalchemy
 from doudi.common import keys, metrics, outbox
 from doudi.common.db import read_in_thread, write_in_thread
 from doudi.common.enums import (
+    ACCIDENT_CLAIM_STATES,
+    ACCIDENT_KINDS,
     SETTLEMENT_AGENCIES,
     SETTLEMENT_EMPLOYMENTS,
     SETTLEMENT_SCHEMES,
@@ -46,15 +48,16 @@ from doudi.common.outbox import Loop, received_batch, received_period, received_
 from doudi.common.paging import decode_token, encode_token, page_size
 from doudi.common.protos import from_date, optional_date, to_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES, visit_from_proto
+from doudi.core.accidents import DEATH
 from doudi.core.dates import check_year
 from doudi.core.engine import LayerPayment
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
 from doudi.core.model import Visit
-from doudi.core.money import MAX_ITEM_FEN
+from doudi.core.money import MAX_BILL_FEN, MAX_ITEM_FEN
 from doudi.core.packs import PackRegistry
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
-from services.settlement import accounts, screening, service
+from services.settlement import accidents, accounts, screening, service
 from services.settlement.batching import SettlementBatcher
 from services.settlement.delivery import EventSender
 from services.settlement.service import Hospital, SettleCommand, SettlementRecord
@@ -712,6 +715,148 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         except sqlalchemy.exc.IntegrityError:
             return await write_in_thread(self.engine, handler, **arguments)
 
+    # --- accident cover (意外伤害附加保险) -----------------------------------------------
+
+    async def FileAccidentClaim(
+        self,
+        request: settlement_pb2.FileAccidentClaimRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.FileAccidentClaimResponse:
+        require("internal")
+        now = datetime.now(UTC)
+        today = self._day(now)
+        asked = self._claim_request(request, today)
+        claim, replayed = await write_in_thread(
+            self.engine,
+            accidents.file_claim,
+            request=asked,
+            packs=self.registry,
+            now=now,
+            today=today,
+        )
+        if not replayed:
+            log.info(
+                "accident claim %d filed: %s of person %s in region %s on %s",
+                claim.claim_id,
+                claim.kind,
+                claim.person_id,  # masked by the log formatter
+                claim.region,
+                claim.event_date,
+            )
+        return settlement_pb2.FileAccidentClaimResponse(
+            claim=accident_claim_message(claim), replayed=replayed
+        )
+
+    async def DecideAccidentClaim(
+        self,
+        request: settlement_pb2.DecideAccidentClaimRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.DecideAccidentClaimResponse:
+        require("internal")
+        claim_id = _claim_id(request.claim_id)
+        reason = request.reason.strip()
+        if request.approve and reason:
+            raise InvalidInput("reason", "only a rejection takes a reason: leave it empty")
+        if not request.approve and (not reason or len(reason) > 500 or not reason.isprintable()):
+            raise InvalidInput("reason", "required to reject: 1 to 500 printable characters")
+        now = datetime.now(UTC)
+        claim = await write_in_thread(
+            self.engine,
+            accidents.decide_claim,
+            claim_id=claim_id,
+            approve=request.approve,
+            reason=reason,
+            packs=self.registry,
+            now=now,
+            today=self._day(now),
+        )
+        log.info("accident claim %d %s: paid %d fen", claim.claim_id, claim.state, claim.paid_fen)
+        return settlement_pb2.DecideAccidentClaimResponse(claim=accident_claim_message(claim))
+
+    async def GetAccidentClaim(
+        self,
+        request: settlement_pb2.GetAccidentClaimRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetAccidentClaimResponse:
+        require("internal")
+        claim = await read_in_thread(
+            self.engine, accidents.get_claim, claim_id=_claim_id(request.claim_id)
+        )
+        return settlement_pb2.GetAccidentClaimResponse(claim=accident_claim_message(claim))
+
+    async def ListAccidentClaims(
+        self,
+        request: settlement_pb2.ListAccidentClaimsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.ListAccidentClaimsResponse:
+        require("internal")
+        region = self._known_region(request.region, "region")
+        state = (
+            ACCIDENT_CLAIM_STATES.code(request.state, "state")
+            if request.state != settlement_pb2.ACCIDENT_CLAIM_STATE_UNSPECIFIED
+            else None
+        )
+        claims, token = await read_in_thread(
+            self.engine,
+            accidents.list_claims,
+            region=region,
+            state=state,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return settlement_pb2.ListAccidentClaimsResponse(
+            claims=[accident_claim_message(claim) for claim in claims], next_page_token=token
+        )
+
+    async def GetAccidentClearing(
+        self,
+        request: settlement_pb2.GetAccidentClearingRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetAccidentClearingResponse:
+        require("internal")
+        region = self._known_region(request.region, "region")
+        day = to_date(request.date, "date")
+        funds = await read_in_thread(self.engine, accidents.clearing, region=region, day=day)
+        return settlement_pb2.GetAccidentClearingResponse(
+            region=region,
+            date=from_date(day),
+            funds=[
+                settlement_pb2.AccidentFundClearing(
+                    fund=paid.fund, claim_count=paid.claim_count, paid_fen=paid.paid_fen
+                )
+                for paid in funds
+            ],
+            claim_count=sum(paid.claim_count for paid in funds),
+            paid_fen=sum(paid.paid_fen for paid in funds),
+        )
+
+    def _claim_request(
+        self, request: settlement_pb2.FileAccidentClaimRequest, today: date
+    ) -> accidents.ClaimRequest:
+        """The claim as filed, its fields checked (InvalidInput naming the first at fault);
+        what depends on the stored claims and the person is the handler's."""
+        request_id = _request_id(request.request_id)
+        region = self._known_region(request.region, "region")
+        person_id = read_resident_id(request.person_id, "person_id").number
+        kind = ACCIDENT_KINDS.code(request.kind, "kind")
+        event_date = to_date(request.event_date, "event_date")
+        if event_date > today:
+            raise InvalidInput(
+                "event_date",
+                f"{event_date.isoformat()} is after today ({today.isoformat()}) on the "
+                "bureau's calendar",
+            )
+        claimed = request.claimed_fen
+        if kind == DEATH and claimed:
+            raise InvalidInput("claimed_fen", "a death claim pays the pack's fixed sum: leave it 0")
+        if kind != DEATH and not 0 < claimed <= MAX_BILL_FEN:
+            raise InvalidInput(
+                "claimed_fen",
+                f"the medical costs on the receipts: above 0 and at most {MAX_BILL_FEN:,} fen, "
+                f"got {claimed}",
+            )
+        return accidents.ClaimRequest(request_id, region, person_id, kind, event_date, claimed)
+
     # --- helpers ----------------------------------------------------------------------
 
     async def _calling_hospital(self) -> Hospital:
@@ -923,6 +1068,33 @@ def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:
         name=hospital.name,
         region=hospital.region,
         level=hospital.level,
+    )
+
+
+def _claim_id(value: int) -> int:
+    if value <= 0:
+        raise InvalidInput("claim_id", f"required: a claim's id, got {value}")
+    return value
+
+
+def accident_claim_message(claim: accidents.AccidentClaim) -> settlement_pb2.AccidentClaim:
+    return settlement_pb2.AccidentClaim(
+        claim_id=claim.claim_id,
+        request_id=claim.request_id,
+        person_id=claim.person_id,
+        region=claim.region,
+        kind=ACCIDENT_KINDS.value(claim.kind),
+        event_date=from_date(claim.event_date),
+        received_on=from_date(claim.received_on),
+        claimed_fen=claim.claimed_fen,
+        state=ACCIDENT_CLAIM_STATES.value(claim.state),
+        policy=claim.policy,
+        fund=claim.fund,
+        file_time=to_timestamp(claim.filed_at),
+        decide_time=None if claim.decided_at is None else to_timestamp(claim.decided_at),
+        decided_on=None if claim.decided_on is None else from_date(claim.decided_on),
+        paid_fen=claim.paid_fen,
+        rejection_reason=claim.rejection_reason or "",
     )
 
 

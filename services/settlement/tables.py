@@ -21,7 +21,10 @@
 * ``personal_accounts``, ``personal_account_credits`` and ``personal_account_movements``:
   employees' personal accounts (职工个人账户, accounts.py): each account's two pots
   (never below zero), each yearly credit with its card part, and the append-only ledger
-  of movements, whose sums are the pots.
+  of movements, whose sums are the pots;
+* ``accident_claims``: claims on a pack's accident cover (意外伤害附加保险), filed by the
+  bureau's clerks and decided once; an approved claim is paid in its decision's
+  transaction, and the insurer repays the day's paid claims (services/settlement/accidents.py).
 """
 
 from __future__ import annotations
@@ -233,4 +236,42 @@ personal_account_movements = Table(
     UniqueConstraint("movement_key", name="uq_personal_account_movements_key"),
     Index("ix_personal_account_movements_person", "person_id", "movement_id"),
     sqlite_autoincrement=True,
+)
+
+accident_claims = Table(
+    "accident_claims",
+    metadata,
+    Column("claim_id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # death or medical
+    Column("event_date", Date, nullable=False),
+    # The bureau's day (Asia/Shanghai) the claim was filed: the two-year window is judged
+    # on it, never on a day the caller gives.
+    Column("received_on", Date, nullable=False),
+    Column("filed_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_fen", BigInteger, nullable=False),  # medical: the receipts; death: 0
+    Column("state", String(16), nullable=False),  # filed, paid or rejected
+    # The pack in force on the event's day and its insurer: at filing, then the pack that
+    # decided the claim.
+    Column("policy", String(64), nullable=False),
+    Column("fund", String(32), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_on", Date),  # the bureau's day of the decision: a paid claim's clearing day
+    Column("paid_fen", BigInteger, nullable=False),
+    Column("rejection_reason", String(500)),
+    UniqueConstraint("request_id", name="uq_accident_claims_request"),
+    # One claim per person, kind and event: a second is DUPLICATE_CLAIM, even concurrently.
+    UniqueConstraint("person_id", "kind", "event_date", name="uq_accident_claims_event"),
+    # A person's death is paid once, whatever day each claim names.
+    Index(
+        "uq_accident_claims_death_paid",
+        "person_id",
+        unique=True,
+        postgresql_where=text("kind = 'death' AND state = 'paid'"),
+        sqlite_where=text("kind = 'death' AND state = 'paid'"),
+    ),
+    Index("ix_accident_claims_region_state", "region", "state", "claim_id"),
+    Index("ix_accident_claims_decided_on", "decided_on", "region"),
 )

@@ -320,6 +320,55 @@ ACCOUNT_MOVEMENT_KIND_PURCHASE: AccountMovementKind.ValueType  # 6
 """A health product of the approved catalogue bought."""
 Global___AccountMovementKind: _TypeAlias = AccountMovementKind  # noqa: Y015
 
+class _AccidentKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccidentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccidentKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCIDENT_KIND_UNSPECIFIED: _AccidentKind.ValueType  # 0
+    ACCIDENT_KIND_DEATH: _AccidentKind.ValueType  # 1
+    """意外身故: the pack's fixed sum, once per person."""
+    ACCIDENT_KIND_MEDICAL: _AccidentKind.ValueType  # 2
+    """意外医疗: the costs on the receipts, up to the pack's cap a claim."""
+
+class AccidentKind(_AccidentKind, metaclass=_AccidentKindEnumTypeWrapper):
+    """--- accident cover (意外伤害附加保险) ---
+
+    What an accident claim is for.
+    """
+
+ACCIDENT_KIND_UNSPECIFIED: AccidentKind.ValueType  # 0
+ACCIDENT_KIND_DEATH: AccidentKind.ValueType  # 1
+"""意外身故: the pack's fixed sum, once per person."""
+ACCIDENT_KIND_MEDICAL: AccidentKind.ValueType  # 2
+"""意外医疗: the costs on the receipts, up to the pack's cap a claim."""
+Global___AccidentKind: _TypeAlias = AccidentKind  # noqa: Y015
+
+class _AccidentClaimState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccidentClaimStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccidentClaimState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCIDENT_CLAIM_STATE_UNSPECIFIED: _AccidentClaimState.ValueType  # 0
+    ACCIDENT_CLAIM_STATE_FILED: _AccidentClaimState.ValueType  # 1
+    """Filed, not decided yet."""
+    ACCIDENT_CLAIM_STATE_PAID: _AccidentClaimState.ValueType  # 2
+    """Approved and paid."""
+    ACCIDENT_CLAIM_STATE_REJECTED: _AccidentClaimState.ValueType  # 3
+
+class AccidentClaimState(_AccidentClaimState, metaclass=_AccidentClaimStateEnumTypeWrapper):
+    """Where a claim stands: filed, then decided once."""
+
+ACCIDENT_CLAIM_STATE_UNSPECIFIED: AccidentClaimState.ValueType  # 0
+ACCIDENT_CLAIM_STATE_FILED: AccidentClaimState.ValueType  # 1
+"""Filed, not decided yet."""
+ACCIDENT_CLAIM_STATE_PAID: AccidentClaimState.ValueType  # 2
+"""Approved and paid."""
+ACCIDENT_CLAIM_STATE_REJECTED: AccidentClaimState.ValueType  # 3
+Global___AccidentClaimState: _TypeAlias = AccidentClaimState  # noqa: Y015
+
 @_typing.final
 class Item(_message.Message):
     """A line item of the bill (费用明细)."""
@@ -2046,3 +2095,391 @@ class GetPersonalAccountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPersonalAccountResponse: _TypeAlias = GetPersonalAccountResponse  # noqa: Y015
+
+@_typing.final
+class AccidentClaim(_message.Message):
+    """A claim on a region's accident cover."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EVENT_DATE_FIELD_NUMBER: _builtins.int
+    RECEIVED_ON_FIELD_NUMBER: _builtins.int
+    CLAIMED_FEN_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    FUND_FIELD_NUMBER: _builtins.int
+    FILE_TIME_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    REJECTION_REASON_FIELD_NUMBER: _builtins.int
+    claim_id: _builtins.int
+    """Output only: assigned by the platform."""
+    request_id: _builtins.str
+    """The caller's idempotency key it was filed with."""
+    person_id: _builtins.str
+    region: _builtins.str
+    """The pooling region whose cover it claims on."""
+    kind: Global___AccidentKind.ValueType
+    claimed_fen: _builtins.int
+    """Medical costs: the costs on the receipts; a death: 0."""
+    state: Global___AccidentClaimState.ValueType
+    policy: _builtins.str
+    """The pack in force on the event's day (the one that decided it, once
+    decided) and the insurer that pays.
+    """
+    fund: _builtins.str
+    paid_fen: _builtins.int
+    """What the claim paid (0 unless paid)."""
+    rejection_reason: _builtins.str
+    """Why it was rejected."""
+    @_builtins.property
+    def event_date(self) -> _date_pb2.Date:
+        """The day of the accident (for a death, of the accident that caused it)."""
+
+    @_builtins.property
+    def received_on(self) -> _date_pb2.Date:
+        """Output only: the bureau's day it was filed; the window is judged on it."""
+
+    @_builtins.property
+    def file_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """Unset until decided."""
+
+    @_builtins.property
+    def decided_on(self) -> _date_pb2.Date:
+        """The bureau's day of the decision: a paid claim's clearing day."""
+
+    def __init__(
+        self,
+        *,
+        claim_id: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        kind: Global___AccidentKind.ValueType = ...,
+        event_date: _date_pb2.Date | None = ...,
+        received_on: _date_pb2.Date | None = ...,
+        claimed_fen: _builtins.int = ...,
+        state: Global___AccidentClaimState.ValueType = ...,
+        policy: _builtins.str = ...,
+        fund: _builtins.str = ...,
+        file_time: _timestamp_pb2.Timestamp | None = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+        decided_on: _date_pb2.Date | None = ...,
+        paid_fen: _builtins.int = ...,
+        rejection_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "decided_on", b"decided_on", "event_date", b"event_date", "file_time", b"file_time", "received_on", b"received_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "claimed_fen", b"claimed_fen", "decide_time", b"decide_time", "decided_on", b"decided_on", "event_date", b"event_date", "file_time", b"file_time", "fund", b"fund", "kind", b"kind", "paid_fen", b"paid_fen", "person_id", b"person_id", "policy", b"policy", "received_on", b"received_on", "region", b"region", "rejection_reason", b"rejection_reason", "request_id", b"request_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccidentClaim: _TypeAlias = AccidentClaim  # noqa: Y015
+
+@_typing.final
+class FileAccidentClaimRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EVENT_DATE_FIELD_NUMBER: _builtins.int
+    CLAIMED_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's idempotency key (AIP-155); required, at most 128 characters."""
+    region: _builtins.str
+    """The pooling region's code (a region a policy pack knows)."""
+    person_id: _builtins.str
+    """The person's resident identity number."""
+    kind: Global___AccidentKind.ValueType
+    claimed_fen: _builtins.int
+    """Medical costs: the costs on the receipts, above 0 and at most
+    100,000,000,000 fen (a bill's limit). A death: 0 (it pays the pack's sum).
+    """
+    @_builtins.property
+    def event_date(self) -> _date_pb2.Date:
+        """Not after today on the bureau's calendar."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        kind: Global___AccidentKind.ValueType = ...,
+        event_date: _date_pb2.Date | None = ...,
+        claimed_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_date", b"event_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claimed_fen", b"claimed_fen", "event_date", b"event_date", "kind", b"kind", "person_id", b"person_id", "region", b"region", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileAccidentClaimRequest: _TypeAlias = FileAccidentClaimRequest  # noqa: Y015
+
+@_typing.final
+class FileAccidentClaimResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this answers a retry of an earlier request."""
+    @_builtins.property
+    def claim(self) -> Global___AccidentClaim: ...
+    def __init__(
+        self,
+        *,
+        claim: Global___AccidentClaim | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileAccidentClaimResponse: _TypeAlias = FileAccidentClaimResponse  # noqa: Y015
+
+@_typing.final
+class DecideAccidentClaimRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    claim_id: _builtins.int
+    approve: _builtins.bool
+    """True: approve and pay; false: reject."""
+    reason: _builtins.str
+    """A rejection's reason (required, at most 500 characters); empty when
+    approving.
+    """
+    def __init__(
+        self,
+        *,
+        claim_id: _builtins.int = ...,
+        approve: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve", b"approve", "claim_id", b"claim_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideAccidentClaimRequest: _TypeAlias = DecideAccidentClaimRequest  # noqa: Y015
+
+@_typing.final
+class DecideAccidentClaimResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def claim(self) -> Global___AccidentClaim: ...
+    def __init__(
+        self,
+        *,
+        claim: Global___AccidentClaim | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideAccidentClaimResponse: _TypeAlias = DecideAccidentClaimResponse  # noqa: Y015
+
+@_typing.final
+class GetAccidentClaimRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    claim_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        claim_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccidentClaimRequest: _TypeAlias = GetAccidentClaimRequest  # noqa: Y015
+
+@_typing.final
+class GetAccidentClaimResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def claim(self) -> Global___AccidentClaim: ...
+    def __init__(
+        self,
+        *,
+        claim: Global___AccidentClaim | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccidentClaimResponse: _TypeAlias = GetAccidentClaimResponse  # noqa: Y015
+
+@_typing.final
+class ListAccidentClaimsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Required: the pooling region's code."""
+    state: Global___AccidentClaimState.ValueType
+    """Optional: only the claims in this state."""
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        state: Global___AccidentClaimState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "region", b"region", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccidentClaimsRequest: _TypeAlias = ListAccidentClaimsRequest  # noqa: Y015
+
+@_typing.final
+class ListAccidentClaimsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def claims(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccidentClaim]:
+        """In the order they were filed."""
+
+    def __init__(
+        self,
+        *,
+        claims: _abc.Iterable[Global___AccidentClaim] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claims", b"claims", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccidentClaimsResponse: _TypeAlias = ListAccidentClaimsResponse  # noqa: Y015
+
+@_typing.final
+class GetAccidentClearingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Required: the pooling region's code."""
+    @_builtins.property
+    def date(self) -> _date_pb2.Date:
+        """Required: the bureau's day the claims were paid."""
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        date: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccidentClearingRequest: _TypeAlias = GetAccidentClearingRequest  # noqa: Y015
+
+@_typing.final
+class AccidentFundClearing(_message.Message):
+    """What one insurer owes the bureau for a day's paid claims."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FUND_FIELD_NUMBER: _builtins.int
+    CLAIM_COUNT_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    fund: _builtins.str
+    claim_count: _builtins.int
+    paid_fen: _builtins.int
+    def __init__(
+        self,
+        *,
+        fund: _builtins.str = ...,
+        claim_count: _builtins.int = ...,
+        paid_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_count", b"claim_count", "fund", b"fund", "paid_fen", b"paid_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccidentFundClearing: _TypeAlias = AccidentFundClearing  # noqa: Y015
+
+@_typing.final
+class GetAccidentClearingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    FUNDS_FIELD_NUMBER: _builtins.int
+    CLAIM_COUNT_FIELD_NUMBER: _builtins.int
+    PAID_FEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    claim_count: _builtins.int
+    """The sums over the funds."""
+    paid_fen: _builtins.int
+    @_builtins.property
+    def date(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def funds(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccidentFundClearing]:
+        """In fund order."""
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        date: _date_pb2.Date | None = ...,
+        funds: _abc.Iterable[Global___AccidentFundClearing] | None = ...,
+        claim_count: _builtins.int = ...,
+        paid_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_count", b"claim_count", "date", b"date", "funds", b"funds", "paid_fen", b"paid_fen", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccidentClearingResponse: _TypeAlias = GetAccidentClearingResponse  # noqa: Y015

@@ -136,6 +136,31 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountResponse.FromString,
                 _registered_method=True)
+        self.FileAccidentClaim = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/FileAccidentClaim',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.FileAccidentClaimRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.FileAccidentClaimResponse.FromString,
+                _registered_method=True)
+        self.DecideAccidentClaim = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/DecideAccidentClaim',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.DecideAccidentClaimRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.DecideAccidentClaimResponse.FromString,
+                _registered_method=True)
+        self.GetAccidentClaim = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/GetAccidentClaim',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClaimRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClaimResponse.FromString,
+                _registered_method=True)
+        self.ListAccidentClaims = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/ListAccidentClaims',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListAccidentClaimsRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListAccidentClaimsResponse.FromString,
+                _registered_method=True)
+        self.GetAccidentClearing = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/GetAccidentClearing',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -337,6 +362,62 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FileAccidentClaim(self, request, context):
+        """--- accident cover (意外伤害附加保险) ---
+        The bureau's tools only (the internal token): its clerks file and decide the
+        claims, and the insurer is repaid from the day's clearing.
+
+        Files a claim on the accident cover of the region's pack in force on the
+        event's day, received on the bureau's day (Asia/Shanghai). The person must
+        be a resident of `region` (another region's is INVALID_ARGUMENT on
+        person_id) and insured in a covered scheme in the event's year (NOT_FOUND
+        NOT_ENROLLED; FAILED_PRECONDITION NOT_COVERED); the event no later than
+        today and within the pack's window (INVALID_ARGUMENT on event_date, naming
+        the day the window closed). A region without cover on that day is
+        FAILED_PRECONDITION (NO_ACCIDENT_COVER). Idempotent on `request_id`: a
+        retry answers the stored claim (`replayed`), another claim under it is
+        FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED). One claim per person, kind and
+        event day (FAILED_PRECONDITION DUPLICATE_CLAIM), and none for a death
+        already paid (DEATH_ALREADY_PAID).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideAccidentClaim(self, request, context):
+        """Decides a filed claim, once: approving pays it at once (a death the pack's
+        sum, medical costs what was claimed up to the pack's cap); rejecting needs
+        a reason. A decided claim is FAILED_PRECONDITION (ALREADY_DECIDED, with its
+        state and decide_time in the ErrorInfo metadata); of two concurrent
+        decisions exactly one is made.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccidentClaim(self, request, context):
+        """Answers one claim, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccidentClaims(self, request, context):
+        """Lists a region's claims in the order they were filed, optionally of one
+        state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccidentClearing(self, request, context):
+        """The insurer's clearing: per fund, the region's claims paid on a day (their
+        count and total), which the insurer repays the bureau.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -434,6 +515,31 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetPersonalAccount,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountResponse.SerializeToString,
+            ),
+            'FileAccidentClaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.FileAccidentClaim,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.FileAccidentClaimRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.FileAccidentClaimResponse.SerializeToString,
+            ),
+            'DecideAccidentClaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideAccidentClaim,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.DecideAccidentClaimRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.DecideAccidentClaimResponse.SerializeToString,
+            ),
+            'GetAccidentClaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccidentClaim,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClaimRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClaimResponse.SerializeToString,
+            ),
+            'ListAccidentClaims': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccidentClaims,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListAccidentClaimsRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListAccidentClaimsResponse.SerializeToString,
+            ),
+            'GetAccidentClearing': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccidentClearing,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -956,6 +1062,141 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/GetPersonalAccount',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetPersonalAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FileAccidentClaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/FileAccidentClaim',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.FileAccidentClaimRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.FileAccidentClaimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideAccidentClaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/DecideAccidentClaim',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.DecideAccidentClaimRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.DecideAccidentClaimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccidentClaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/GetAccidentClaim',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClaimRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClaimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccidentClaims(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/ListAccidentClaims',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListAccidentClaimsRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListAccidentClaimsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccidentClearing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/GetAccidentClearing',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -149,6 +149,41 @@ class SettlementServiceStub:
     """Answers an account's pots and a page of its movements, newest first;
     NOT_FOUND without an account.
     """
+    FileAccidentClaim: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.FileAccidentClaimRequest, _settlement_pb2.FileAccidentClaimResponse]
+    """--- accident cover (意外伤害附加保险) ---
+    The bureau's tools only (the internal token): its clerks file and decide the
+    claims, and the insurer is repaid from the day's clearing.
+
+    Files a claim on the accident cover of the region's pack in force on the
+    event's day, received on the bureau's day (Asia/Shanghai). The person must
+    be a resident of `region` (another region's is INVALID_ARGUMENT on
+    person_id) and insured in a covered scheme in the event's year (NOT_FOUND
+    NOT_ENROLLED; FAILED_PRECONDITION NOT_COVERED); the event no later than
+    today and within the pack's window (INVALID_ARGUMENT on event_date, naming
+    the day the window closed). A region without cover on that day is
+    FAILED_PRECONDITION (NO_ACCIDENT_COVER). Idempotent on `request_id`: a
+    retry answers the stored claim (`replayed`), another claim under it is
+    FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED). One claim per person, kind and
+    event day (FAILED_PRECONDITION DUPLICATE_CLAIM), and none for a death
+    already paid (DEATH_ALREADY_PAID).
+    """
+    DecideAccidentClaim: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.DecideAccidentClaimRequest, _settlement_pb2.DecideAccidentClaimResponse]
+    """Decides a filed claim, once: approving pays it at once (a death the pack's
+    sum, medical costs what was claimed up to the pack's cap); rejecting needs
+    a reason. A decided claim is FAILED_PRECONDITION (ALREADY_DECIDED, with its
+    state and decide_time in the ErrorInfo metadata); of two concurrent
+    decisions exactly one is made.
+    """
+    GetAccidentClaim: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetAccidentClaimRequest, _settlement_pb2.GetAccidentClaimResponse]
+    """Answers one claim, or NOT_FOUND."""
+    ListAccidentClaims: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListAccidentClaimsRequest, _settlement_pb2.ListAccidentClaimsResponse]
+    """Lists a region's claims in the order they were filed, optionally of one
+    state.
+    """
+    GetAccidentClearing: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetAccidentClearingRequest, _settlement_pb2.GetAccidentClearingResponse]
+    """The insurer's clearing: per fund, the region's claims paid on a day (their
+    count and total), which the insurer repays the bureau.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -270,6 +305,41 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     GetPersonalAccount: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetPersonalAccountRequest, _settlement_pb2.GetPersonalAccountResponse]  # type: ignore[assignment]
     """Answers an account's pots and a page of its movements, newest first;
     NOT_FOUND without an account.
+    """
+    FileAccidentClaim: _aio.UnaryUnaryMultiCallable[_settlement_pb2.FileAccidentClaimRequest, _settlement_pb2.FileAccidentClaimResponse]  # type: ignore[assignment]
+    """--- accident cover (意外伤害附加保险) ---
+    The bureau's tools only (the internal token): its clerks file and decide the
+    claims, and the insurer is repaid from the day's clearing.
+
+    Files a claim on the accident cover of the region's pack in force on the
+    event's day, received on the bureau's day (Asia/Shanghai). The person must
+    be a resident of `region` (another region's is INVALID_ARGUMENT on
+    person_id) and insured in a covered scheme in the event's year (NOT_FOUND
+    NOT_ENROLLED; FAILED_PRECONDITION NOT_COVERED); the event no later than
+    today and within the pack's window (INVALID_ARGUMENT on event_date, naming
+    the day the window closed). A region without cover on that day is
+    FAILED_PRECONDITION (NO_ACCIDENT_COVER). Idempotent on `request_id`: a
+    retry answers the stored claim (`replayed`), another claim under it is
+    FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED). One claim per person, kind and
+    event day (FAILED_PRECONDITION DUPLICATE_CLAIM), and none for a death
+    already paid (DEATH_ALREADY_PAID).
+    """
+    DecideAccidentClaim: _aio.UnaryUnaryMultiCallable[_settlement_pb2.DecideAccidentClaimRequest, _settlement_pb2.DecideAccidentClaimResponse]  # type: ignore[assignment]
+    """Decides a filed claim, once: approving pays it at once (a death the pack's
+    sum, medical costs what was claimed up to the pack's cap); rejecting needs
+    a reason. A decided claim is FAILED_PRECONDITION (ALREADY_DECIDED, with its
+    state and decide_time in the ErrorInfo metadata); of two concurrent
+    decisions exactly one is made.
+    """
+    GetAccidentClaim: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetAccidentClaimRequest, _settlement_pb2.GetAccidentClaimResponse]  # type: ignore[assignment]
+    """Answers one claim, or NOT_FOUND."""
+    ListAccidentClaims: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListAccidentClaimsRequest, _settlement_pb2.ListAccidentClaimsResponse]  # type: ignore[assignment]
+    """Lists a region's claims in the order they were filed, optionally of one
+    state.
+    """
+    GetAccidentClearing: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetAccidentClearingRequest, _settlement_pb2.GetAccidentClearingResponse]  # type: ignore[assignment]
+    """The insurer's clearing: per fund, the region's claims paid on a day (their
+    count and total), which the insurer repays the bureau.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -503,6 +573,71 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_pb2.GetPersonalAccountResponse, _abc.Awaitable[_settlement_pb2.GetPersonalAccountResponse]]:
         """Answers an account's pots and a page of its movements, newest first;
         NOT_FOUND without an account.
+        """
+
+    @_abc_1.abstractmethod
+    def FileAccidentClaim(
+        self,
+        request: _settlement_pb2.FileAccidentClaimRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.FileAccidentClaimResponse, _abc.Awaitable[_settlement_pb2.FileAccidentClaimResponse]]:
+        """--- accident cover (意外伤害附加保险) ---
+        The bureau's tools only (the internal token): its clerks file and decide the
+        claims, and the insurer is repaid from the day's clearing.
+
+        Files a claim on the accident cover of the region's pack in force on the
+        event's day, received on the bureau's day (Asia/Shanghai). The person must
+        be a resident of `region` (another region's is INVALID_ARGUMENT on
+        person_id) and insured in a covered scheme in the event's year (NOT_FOUND
+        NOT_ENROLLED; FAILED_PRECONDITION NOT_COVERED); the event no later than
+        today and within the pack's window (INVALID_ARGUMENT on event_date, naming
+        the day the window closed). A region without cover on that day is
+        FAILED_PRECONDITION (NO_ACCIDENT_COVER). Idempotent on `request_id`: a
+        retry answers the stored claim (`replayed`), another claim under it is
+        FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED). One claim per person, kind and
+        event day (FAILED_PRECONDITION DUPLICATE_CLAIM), and none for a death
+        already paid (DEATH_ALREADY_PAID).
+        """
+
+    @_abc_1.abstractmethod
+    def DecideAccidentClaim(
+        self,
+        request: _settlement_pb2.DecideAccidentClaimRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.DecideAccidentClaimResponse, _abc.Awaitable[_settlement_pb2.DecideAccidentClaimResponse]]:
+        """Decides a filed claim, once: approving pays it at once (a death the pack's
+        sum, medical costs what was claimed up to the pack's cap); rejecting needs
+        a reason. A decided claim is FAILED_PRECONDITION (ALREADY_DECIDED, with its
+        state and decide_time in the ErrorInfo metadata); of two concurrent
+        decisions exactly one is made.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAccidentClaim(
+        self,
+        request: _settlement_pb2.GetAccidentClaimRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetAccidentClaimResponse, _abc.Awaitable[_settlement_pb2.GetAccidentClaimResponse]]:
+        """Answers one claim, or NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListAccidentClaims(
+        self,
+        request: _settlement_pb2.ListAccidentClaimsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ListAccidentClaimsResponse, _abc.Awaitable[_settlement_pb2.ListAccidentClaimsResponse]]:
+        """Lists a region's claims in the order they were filed, optionally of one
+        state.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAccidentClearing(
+        self,
+        request: _settlement_pb2.GetAccidentClearingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetAccidentClearingResponse, _abc.Awaitable[_settlement_pb2.GetAccidentClearingResponse]]:
+        """The insurer's clearing: per fund, the region's claims paid on a day (their
+        count and total), which the insurer repays the bureau.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
