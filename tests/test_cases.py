@@ -19,7 +19,16 @@ from doudi.core.packs import PackRegistry
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "cases"
 
-VISIT_KEYS = ("id", "total_fen", "out_of_scope_fen", "in_scope_fen", "layers", "self_pay_fen")
+VISIT_KEYS = (
+    "id",
+    "total_fen",
+    "out_of_scope_fen",
+    "in_scope_fen",
+    "layers",
+    "self_pay_fen",
+    "settled_as",
+    "notes",
+)
 LAYER_KEYS = ("layer", "fund", "paid_fen")
 PAYOUT_KEYS = ("benefit", "disease_class", "paid_fen")
 
