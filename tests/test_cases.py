@@ -87,6 +87,20 @@ def test_cases_have_results_and_notes() -> None:
         )
 
 
+def test_every_example_is_one_of_the_hand_worked_cases() -> None:
+    """The worked examples of ``examples/`` (docs/case-format.md) are copies of cases here,
+    without their note, so each is held to its hand-worked result too."""
+    worked = []
+    for case_file in case_files(CASES):
+        document = json.loads(case_file.read_text(encoding="utf-8"))
+        document.pop("note")
+        worked.append(document)
+    examples = case_files(ROOT / "examples")
+    assert len(examples) >= 2
+    for example in examples:
+        assert json.loads(example.read_text(encoding="utf-8")) in worked, example.name
+
+
 def test_every_rule_of_every_pack_is_exercised_by_a_case(registry: PackRegistry) -> None:
     """Each rule of each pack pays something on at least one case."""
     exercised: set[tuple[str, str, str]] = set()
