@@ -19,7 +19,16 @@ from doudi.core.packs import PackRegistry
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "cases"
 
-VISIT_KEYS = ("id", "total_fen", "out_of_scope_fen", "in_scope_fen", "layers", "self_pay_fen")
+VISIT_KEYS = (
+    "id",
+    "total_fen",
+    "out_of_scope_fen",
+    "in_scope_fen",
+    "layers",
+    "self_pay_fen",
+    "settled_as",
+    "notes",
+)
 LAYER_KEYS = ("layer", "fund", "paid_fen")
 PAYOUT_KEYS = ("benefit", "disease_class", "paid_fen")
 
@@ -76,6 +85,20 @@ def test_cases_have_results_and_notes() -> None:
         assert len(note.split()) >= 4, (
             f"{case_file.name}: give a one-line note of the rule it checks"
         )
+
+
+def test_every_example_is_one_of_the_hand_worked_cases() -> None:
+    """The worked examples of ``examples/`` (docs/case-format.md) are copies of cases here,
+    without their note, so each is held to its hand-worked result too."""
+    worked = []
+    for case_file in case_files(CASES):
+        document = json.loads(case_file.read_text(encoding="utf-8"))
+        document.pop("note")
+        worked.append(document)
+    examples = case_files(ROOT / "examples")
+    assert len(examples) >= 2
+    for example in examples:
+        assert json.loads(example.read_text(encoding="utf-8")) in worked, example.name
 
 
 def test_every_rule_of_every_pack_is_exercised_by_a_case(registry: PackRegistry) -> None:

@@ -97,6 +97,24 @@ def raw_person_key(key: str) -> Mutation:
     return mutate
 
 
+def _certificate(**changes: Any) -> dict[str, Any]:
+    """A chronic certificate for diabetes valid over the worked example's stay, changed."""
+    certificate: dict[str, Any] = {"disease": "diabetes", "from": "2017-01-01", "to": "2019-12-31"}
+    certificate.update(changes)
+    return certificate
+
+
+def _registration(**changes: Any) -> dict[str, Any]:
+    registration: dict[str, Any] = {
+        "kind": "referred",
+        "region": "320100",
+        "from": "2017-01-01",
+        "to": None,
+    }
+    registration.update(changes)
+    return registration
+
+
 NEXT_YEAR = date.today().year + 1
 _ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 _ID = GOOD_CASE["person"]["id"]
@@ -263,6 +281,91 @@ BAD_CASES = [
         "history.outpatient_cost_fen.2018",
         "before the first visit",
         id="history-year-after-first-visit",
+    ),
+    # -- certificates (门诊慢特病) and registrations (异地安置 / 转诊备案)
+    pytest.param(
+        set_at(("person", "certificates"), [_certificate(disease="gout")]),
+        "person.certificates[0].disease",
+        "not a certified disease of xixia-2017: 'gout' (known: hypertension, diabetes",
+        id="certificate-unknown-disease",
+    ),
+    pytest.param(
+        set_at(("person", "certificates"), [_certificate(to="2016-12-31")]),
+        "person.certificates[0].to",
+        "ends before it starts",
+        id="certificate-ending-before-it-starts",
+    ),
+    pytest.param(
+        set_at(("person", "certificates"), [{"disease": "diabetes", "from": "2017-01-01"}]),
+        "person.certificates[0].to",
+        "missing required field",
+        id="certificate-without-end",
+    ),
+    pytest.param(
+        set_at(("person", "certificates"), [_certificate(), _certificate(to="2017-02-30")]),
+        "person.certificates[1].to",
+        "not a real calendar date",
+        id="certificate-end-not-a-real-date",
+    ),
+    pytest.param(
+        set_at(("person", "certificates"), {"disease": "diabetes"}),
+        "person.certificates",
+        "expected an array",
+        id="certificates-not-an-array",
+    ),
+    pytest.param(
+        set_at(("person", "certificates"), [_certificate(kind="chronic")]),
+        "person.certificates[0].kind",
+        "unknown field",
+        id="certificate-giving-its-kind",
+    ),
+    pytest.param(
+        set_at(("person", "registrations"), [_registration(kind="moved")]),
+        "person.registrations[0].kind",
+        "unknown registration kind 'moved' (one of relocated, referred)",
+        id="registration-unknown-kind",
+    ),
+    pytest.param(
+        set_at(("person", "registrations"), [_registration(region="3201")]),
+        "person.registrations[0].region",
+        "a 6-digit administrative division code, got '3201'",
+        id="registration-bad-region",
+    ),
+    pytest.param(
+        set_at(("person", "registrations"), [_registration(to="2016-06-30")]),
+        "person.registrations[0].to",
+        "ends before it starts",
+        id="registration-ending-before-it-starts",
+    ),
+    pytest.param(
+        set_at(("person", "registrations"), [{"kind": "referred", "from": "2017-01-01"}]),
+        "person.registrations[0].region",
+        "missing",
+        id="registration-without-region",
+    ),
+    pytest.param(
+        set_at(("visits", 0, "region"), "南京市"),
+        "visits[0].region",
+        "a 6-digit administrative division code",
+        id="visit-bad-region",
+    ),
+    pytest.param(
+        set_at(("visits", 0, "region"), 320100),
+        "visits[0].region",
+        "expected a non-empty string, got a number",
+        id="visit-region-as-a-number",
+    ),
+    pytest.param(
+        set_at(("visits", 0, "reformed_hospital"), "yes"),
+        "visits[0].reformed_hospital",
+        "expected true or false",
+        id="visit-reformed-hospital-not-a-boolean",
+    ),
+    pytest.param(
+        set_many((("visits", 0, "hospital_level"), 3), (("visits", 0, "reformed_hospital"), True)),
+        "visits[0].reformed_hospital",
+        "only a level-2 hospital takes part in the public-hospital reform",
+        id="visit-reformed-hospital-not-level-2",
     ),
     # -- shape
     pytest.param(drop(("visits", 0, "items")), "visits[0].items", "missing", id="missing-items"),

@@ -5,11 +5,15 @@
 * no yearly cap is ever exceeded;
 * for yearly-band layers, one bill and the same costs split into several bills in one
   year pay the same total;
-* fund payments never fall when costs rise, other things equal.
+* fund payments never fall when costs rise, other things equal;
+* outpatient certificates only ever decide the visit type: certificates covering every
+  visit settle as certificates not known, none at all as the visits sent as general
+  outpatient.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import defaultdict
 from datetime import date, timedelta
@@ -359,3 +363,73 @@ def test_a_reversal_restores_every_accumulator_and_the_next_visit_pays_as_if_nev
     again = ledger.settle(case.pack, case.person, reversed_visit)
     assert again.paid == settlement.paid
     assert again.payouts == settlement.payouts
+
+
+CERTIFIED = {"outpatient_chronic": "chronic", "outpatient_major": "special"}
+"""The visit types a certificate pays for, and its kind (doudi.core.codes)."""
+
+
+def _certified_kinds(policy: str) -> frozenset[str]:
+    pack = REGISTRY.get(policy)
+    assert pack is not None
+    return frozenset() if pack.certificates is None else pack.certificates.kinds
+
+
+@ANY
+@given(cases(), st.data())
+def test_certificates_covering_every_visit_settle_as_certificates_not_known(
+    data: dict[str, Any], draw: st.DataObject
+) -> None:
+    """Each chronic and major-disease visit gets a certificate of its kind, valid on its day,
+    for a disease one of its diagnoses falls under: the person then settles exactly as one
+    whose certificates are not known (only the notes say which certificate paid)."""
+    pack = REGISTRY.get(data["policy"])
+    assert pack is not None
+    certificates = []
+    for visit in data["visits"]:
+        kind = CERTIFIED.get(visit["type"])
+        if pack.certificates is None or kind not in pack.certificates.kinds:
+            continue
+        diseases = [d for d in pack.certificates.diseases.values() if d.kind == kind]
+        disease = draw.draw(st.sampled_from(diseases))
+        code = draw.draw(st.sampled_from(disease.codes)).split("-")[0]
+        at = draw.draw(st.integers(0, len(visit["diagnoses"])))
+        visit["diagnoses"].insert(at, code)
+        day = date.fromisoformat(visit["date"])
+        certificates.append(
+            {
+                "disease": disease.id,
+                "from": (day - timedelta(days=draw.draw(st.integers(0, 1095)))).isoformat(),
+                "to": (day + timedelta(days=draw.draw(st.integers(0, 1095)))).isoformat(),
+            }
+        )
+    certified = copy.deepcopy(data)
+    certified["person"]["certificates"] = draw.draw(st.permutations(certificates))
+    unknown = settle_case(parse_case(data, REGISTRY))
+    known = settle_case(parse_case(certified, REGISTRY))
+    for sent, plain, checked in zip(data["visits"], unknown, known, strict=True):
+        assert checked.settled_as == sent["type"]
+        assert bool(checked.notes) == (
+            CERTIFIED.get(sent["type"]) in _certified_kinds(data["policy"])
+        )
+        assert checked._replace(notes=()) == plain
+
+
+@ANY
+@given(cases())
+def test_no_certificates_settle_certified_visits_as_general_outpatient(
+    data: dict[str, Any],
+) -> None:
+    """A person known to hold no certificate: every chronic or major-disease visit of a kind
+    the pack certifies settles exactly as the same visit sent as general outpatient."""
+    kinds = _certified_kinds(data["policy"])
+    as_general = copy.deepcopy(data)
+    for visit in as_general["visits"]:
+        if CERTIFIED.get(visit["type"]) in kinds:
+            visit["type"] = "outpatient_general"
+    data["person"]["certificates"] = []
+    checked = settle_case(parse_case(data, REGISTRY))
+    general = settle_case(parse_case(as_general, REGISTRY))
+    for sent, settled, expected in zip(as_general["visits"], checked, general, strict=True):
+        assert settled.settled_as == sent["type"]
+        assert settled._replace(notes=()) == expected

@@ -115,6 +115,42 @@ def test_xixia_pack_facts() -> None:
     assert {"supplementary", "assistance_project", "390100"} <= set(pack.funds)
 
 
+# What each source counts (docs/domain.md section 5): kind -> number of diseases.
+CERTIFIED_COUNTS = {
+    "xixia-2017": {"chronic": 19, "special": 10},
+    "tianjin-2017": {"special": 13},
+    "taishan-2022": None,
+    "linzhi-2020": None,
+}
+
+
+@pytest.mark.parametrize("pack_id", sorted(SHIPPED_LAYERS))
+def test_each_shipped_pack_certifies_as_many_diseases_as_its_source_counts(pack_id: str) -> None:
+    rules = load_pack(SHIPPED_DIR / f"{pack_id}.yaml").certificates
+    expected = CERTIFIED_COUNTS[pack_id]
+
+    if expected is None:
+        assert rules is None
+        return
+    assert rules is not None
+    counted: dict[str, int] = {}
+    for disease in rules.diseases.values():
+        counted[disease.kind] = counted.get(disease.kind, 0) + 1
+    assert counted == expected
+    assert rules.kinds == frozenset(expected)
+
+
+def test_xixia_certificates_name_two_diseases_and_last_three_years() -> None:
+    rules = load_pack(SHIPPED_DIR / "xixia-2017.yaml").certificates
+
+    assert rules is not None
+    assert (rules.max_diseases_per_application, rules.validity_years) == (2, 3)
+    assert rules.disease_of("chronic", "E11.9") == rules.diseases["diabetes"]
+    assert rules.disease_of("special", "E11.9") is None
+    assert rules.disease_of("special", "m321") == rules.diseases["lupus_nephritis"]
+    assert rules.disease_of("special", "M32.8") is None
+
+
 def test_an_unchanged_copy_loads(tmp_path: Path) -> None:
     """The round trip through yaml.safe_dump used by the tests below keeps the pack valid."""
     pack = load_pack(write_pack(tmp_path, xixia()))
@@ -240,6 +276,74 @@ def _pharmacy_by_level(doc: Document) -> None:
             },
         }
     )
+
+
+# -- certificates (门诊慢特病), admission, the conditions any_of / visit_types / reformed_hospital
+
+
+def certified(doc: Document, kind: str) -> list[dict[str, Any]]:
+    listing: list[dict[str, Any]] = doc["certificates"]["diseases"][kind]["list"]
+    return listing
+
+
+def _disease(index: int, **changes: Any) -> Mutation:
+    def mutate(doc: Document) -> None:
+        certified(doc, "chronic")[index].update(changes)
+
+    return mutate
+
+
+def _unknown_certificate_kind(doc: Document) -> None:
+    diseases = doc["certificates"]["diseases"]
+    diseases["rare"] = diseases.pop("special")
+
+
+def _duplicate_disease(doc: Document) -> None:
+    certified(doc, "special").append(copy.deepcopy(certified(doc, "chronic")[1]))
+
+
+def _certificate_count(key: str, value: Any) -> Mutation:
+    def mutate(doc: Document) -> None:
+        doc["certificates"][key]["value"] = value
+
+    return mutate
+
+
+def _validity_without_source(doc: Document) -> None:
+    del doc["certificates"]["validity_years"]["source"]
+
+
+def _disease_group_without_provenance(doc: Document) -> None:
+    group = doc["certificates"]["diseases"]["special"]
+    del group["source"], group["assumed"]
+
+
+def _no_diseases(doc: Document) -> None:
+    doc["certificates"]["diseases"] = {}
+
+
+def _when(condition: Any) -> Mutation:
+    def mutate(doc: Document) -> None:
+        rule(doc, "basic", "outpatient_chronic")["when"] = condition
+
+    return mutate
+
+
+def _no_deposit_rule(**changes: Any) -> Mutation:
+    def mutate(doc: Document) -> None:
+        entry = doc["admission"]["no_deposit"][0]
+        for key, value in changes.items():
+            if value is None:
+                del entry[key]
+            else:
+                entry[key] = value
+
+    return mutate
+
+
+def _duplicate_no_deposit_rule(doc: Document) -> None:
+    rules = doc["admission"]["no_deposit"]
+    rules.append(copy.deepcopy(rules[0]))
 
 
 BROKEN = [
@@ -396,6 +500,144 @@ BROKEN = [
         "layers[basic].rules[pharmacy]",
         "pharmacy purchases have no hospital level",
         id="pharmacy-rule-by-level",
+    ),
+    pytest.param(
+        _disease(0, id="High-Blood-Pressure"),
+        "certificates.diseases.chronic.list[0].id",
+        "lower-case words joined by '_'",
+        id="certified-disease-id-not-lower-case-words",
+    ),
+    pytest.param(
+        _unknown_certificate_kind,
+        "certificates.diseases.rare",
+        "unknown certificate kind 'rare' (known: chronic, special)",
+        id="unknown-certificate-kind",
+    ),
+    pytest.param(
+        _disease(1, icd10=["E1l-E14"]),
+        "certificates.diseases.chronic.list[1].icd10[0]",
+        "expected an ICD-10 category (I21), code (N18.5) or range (C00-C97)",
+        id="certified-disease-malformed-icd10",
+    ),
+    pytest.param(
+        _disease(1, icd10=["E14-E10"]),
+        "certificates.diseases.chronic.list[1].icd10[0]",
+        "runs backwards",
+        id="certified-disease-backward-range",
+    ),
+    pytest.param(
+        _disease(1, icd10=[]),
+        "certificates.diseases.chronic.list[1].icd10",
+        "must not be empty",
+        id="certified-disease-without-codes",
+    ),
+    pytest.param(
+        _duplicate_disease,
+        "certificates.diseases.special.list[10]",
+        "duplicate disease id 'diabetes'",
+        id="certified-disease-twice",
+    ),
+    pytest.param(
+        _certificate_count("max_diseases_per_application", 0),
+        "certificates.max_diseases_per_application.value",
+        "expected a whole number from 1 to 10, got 0",
+        id="certificate-diseases-per-application-0",
+    ),
+    pytest.param(
+        _certificate_count("validity_years", 11),
+        "certificates.validity_years.value",
+        "expected a whole number from 1 to 10, got 11",
+        id="certificate-validity-11-years",
+    ),
+    pytest.param(
+        _certificate_count("validity_years", "3"),
+        "certificates.validity_years.value",
+        "expected a whole number from 1 to 10, got '3'",
+        id="certificate-validity-as-text",
+    ),
+    pytest.param(
+        _validity_without_source,
+        "certificates.validity_years",
+        "needs 'source'",
+        id="certificate-validity-without-source",
+    ),
+    pytest.param(
+        _disease_group_without_provenance,
+        "certificates.diseases.special",
+        "needs 'source'",
+        id="certified-diseases-without-source-or-assumed",
+    ),
+    pytest.param(
+        _disease(2, source="xixia-2017 冠心病"),
+        "certificates.diseases.chronic.list[2].source",
+        "should start with the id of one of this pack's sources",
+        id="certified-disease-source-without-colon",
+    ),
+    pytest.param(
+        _no_diseases,
+        "certificates.diseases",
+        "list the diseases of at least one kind",
+        id="certificates-without-diseases",
+    ),
+    pytest.param(
+        _when({"any_of": []}),
+        "layers[basic].rules[outpatient_chronic].when.any_of",
+        "must not be empty",
+        id="empty-any-of",
+    ),
+    pytest.param(
+        _when({"any_of": [{"levels": [1]}, {}]}),
+        "layers[basic].rules[outpatient_chronic].when.any_of[1]",
+        "an empty condition",
+        id="any-of-an-empty-condition",
+    ),
+    pytest.param(
+        _when({"any_of": [{"levels": [1]}, {"level": [2]}]}),
+        "layers[basic].rules[outpatient_chronic].when.any_of[1]",
+        "unknown key 'level'",
+        id="any-of-an-unknown-key",
+    ),
+    pytest.param(
+        _when({"visit_types": ["outpatient_chronic", "dental"]}),
+        "layers[basic].rules[outpatient_chronic].when.visit_types[1]",
+        "unknown visit type 'dental'",
+        id="condition-unknown-visit-type",
+    ),
+    pytest.param(
+        _when({"levels": [2], "reformed_hospital": "yes"}),
+        "layers[basic].rules[outpatient_chronic].when.reformed_hospital",
+        "expected true or false, got 'yes'",
+        id="condition-reformed-hospital-not-a-boolean",
+    ),
+    pytest.param(
+        _no_deposit_rule(reason=None),
+        "admission.no_deposit[0]",
+        "missing key 'reason'",
+        id="no-deposit-rule-without-reason",
+    ),
+    pytest.param(
+        _no_deposit_rule(reason=" "),
+        "admission.no_deposit[poverty_window].reason",
+        "expected a non-empty text",
+        id="no-deposit-rule-with-a-blank-reason",
+    ),
+    pytest.param(
+        _no_deposit_rule(source=None),
+        "admission.no_deposit[poverty_window]",
+        "needs 'source'",
+        id="no-deposit-rule-without-source",
+    ),
+    pytest.param(
+        _no_deposit_rule(when={}),
+        "admission.no_deposit[poverty_window].when",
+        "an empty condition",
+        id="no-deposit-rule-with-an-empty-condition",
+    ),
+    pytest.param(
+        _duplicate_no_deposit_rule,
+        "admission.no_deposit[poverty_window]",
+        "duplicate rule id",
+        id="no-deposit-rule-twice",
     ),
 ]
 
@@ -648,6 +890,21 @@ def test_packs_show_xixia_prints_layers_funds_and_rules(capsys: pytest.CaptureFi
             assert f"rule {rule_entry['id']}:" in out
     for fund in ("390100", "390200", "supplementary", "assistance_project", "610100"):
         assert fund in out
+
+
+def test_packs_show_tianjin_prints_the_outpatient_cover_s_hospitals_and_certificates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["packs", "show", "tianjin-2017"], capsys)
+
+    assert (code, err) == (0, "")
+    assert (
+        "only for: (scheme employee) or (visit type outpatient_chronic or outpatient_major) or "
+        "(hospital level 1) or (hospital level 2; a reformed public hospital)"
+    ) in out
+    assert "Outpatient certificates (门诊慢特病): outpatient_major (special) visits" in out
+    assert "    diabetes 糖尿病: E10-E14" in out
+    assert "  treat_first_pay_later: 先诊疗后付费" in out
 
 
 @pytest.mark.parametrize("pack_id", sorted(SHIPPED_LAYERS))

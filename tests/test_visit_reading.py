@@ -52,6 +52,8 @@ FIELDS: dict[str, list[Any]] = {
     "out_of_area": ODD,
     "referred": ODD,
     "diagnoses": [[], ["C34.1"], [" c34 "], ["C34", "X"], [1], *ODD],
+    "region": ["320100", "3201", "32010a", 320100, *ODD],
+    "reformed_hospital": ODD,
     "items": [[], *ODD],
     "note": ["x", {"a": 1}],
     "unknown": ["x"],
@@ -166,6 +168,8 @@ def _texts() -> list[str]:
     visit = json.dumps(good["visits"][0], ensure_ascii=False)
     item = json.dumps(good["visits"][0]["items"][0])
     deep = "[" * 990 + "]" * 990
+    certificate = '{"disease": "diabetes", "from": "2017-01-01", "to": "2019-12-31"}'
+    registration = '{"kind": "relocated", "region": "320100", "from": "2017-01-01", "to": null}'
 
     def with_visit(replacement: str) -> str:
         return text.replace(visit, replacement, 1)
@@ -190,6 +194,12 @@ def _texts() -> list[str]:
         with_visit(visit.replace('"id": "v1"', '"id": "v\\ud800"', 1)),
         text.replace('"visits": [', '"visits": [' + visit + ", ", 1),  # an id twice
         text[: len(text) // 2],
+        with_visit(visit[:-1] + ', "region": "320100", "reformed_hospital": true}'),
+        with_visit(visit[:-1] + ', "region": "3201"}'),
+        text.replace('"person": {', f'"person": {{"certificates": [{certificate}], ', 1),
+        text.replace('"person": {', f'"person": {{"certificates": [{certificate}, 1], ', 1),
+        text.replace('"person": {', f'"person": {{"registrations": [{registration}], ', 1),
+        text.replace('"person": {', '"person": {"registrations": [{"kind": "moved"}], ', 1),
     ]
 
 

@@ -225,6 +225,12 @@ class Visit:
         for index, code in enumerate(self.diagnoses):
             if not ICD10_CODE.fullmatch(code):
                 raise InvalidInput(f"diagnoses[{index}]", f"not an ICD-10 code: {code!r}")
+        if self.reformed_hospital and self.hospital_level != 2:
+            raise InvalidInput(
+                "reformed_hospital",
+                "only a level-2 hospital takes part in the public-hospital reform "
+                f"(this visit's level: {self.hospital_level})",
+            )
         if self.region is not None and not REGION_CODE.fullmatch(self.region):
             raise InvalidInput(
                 "region", f"a 6-digit administrative division code, got {self.region!r}"
