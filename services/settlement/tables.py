@@ -17,7 +17,11 @@
 * ``person_statuses`` and ``person_coverage``: each person's statuses as the
   datashare hub last sent them, and region and enrolments as the enrollment
   service last sent them (copies kept at the highest version sent, see
-  doudi.common.outbox), read in the statement that locks the ledger.
+  doudi.common.outbox), read in the statement that locks the ledger;
+* ``admissions``: the admissions registered at the hospitals' desks (入院登记), each with
+  the eligibility answer of its day, discharged by the settlement made against it;
+* ``person_reads``: who read a person's data at the admission desk (the audit), one row
+  per answer, written in the read's own transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sqlalchemy
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -51,6 +56,8 @@ hospitals = Table(
     Column("region", String(32), nullable=False),
     Column("level", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # A level-2 hospital of the public-hospital reform (migration 0009).
+    Column("reformed", Boolean, nullable=False, server_default=sqlalchemy.false()),
 )
 
 hospital_keys = Table(
@@ -96,6 +103,8 @@ settlements = Table(
     # person held on the visit's date, which the engine applied.
     Column("region", String(32), nullable=False),
     Column("statuses", JSON, nullable=False),
+    # The admission it was settled against (migration 0009); NULL: none.
+    Column("admission_id", String(36)),
     UniqueConstraint("hospital_id", "request_id", name="uq_settlements_request"),
     Index("ix_settlements_hospital_day", "hospital_id", "settled_on", "settled_at"),
     # A person's settlements in the order they were made (ListSettlements by person,
@@ -170,4 +179,38 @@ event_outbox = Table(
     Column("kind", String(16), nullable=False),  # settled or reversed
     Column("queued_at", DateTime(timezone=True), nullable=False),
     sqlite_autoincrement=True,
+)
+
+admissions = Table(
+    "admissions",
+    metadata,
+    Column("admission_id", String(36), primary_key=True),
+    Column("hospital_id", String(32), ForeignKey("hospitals.hospital_id"), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("request_sha256", String(64), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("admitted_on", Date, nullable=False),
+    Column("referred", Boolean, nullable=False),
+    Column("out_of_area", Boolean, nullable=False),
+    Column("policy", String(64), nullable=False),
+    # The no-deposit answer at admission: the pack's rule id and its reason (NULL: a
+    # deposit).
+    Column("no_deposit_rule", String(64)),
+    Column("no_deposit_reason", String(256)),
+    Column("state", String(16), nullable=False),  # admitted, discharged or cancelled
+    Column("settlement_id", String(36)),  # the standing settlement that discharged it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("hospital_id", "request_id", name="uq_admissions_request"),
+    Index("ix_admissions_settlement", "settlement_id"),
+)
+
+person_reads = Table(
+    "person_reads",
+    metadata,
+    Column("read_id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", String(18), nullable=False),
+    Column("reader", String(32), nullable=False),  # the hospital's id, or "platform"
+    Column("method", String(32), nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+    Index("ix_person_reads_person", "person_id", "read_id"),
 )
