@@ -236,7 +236,12 @@ def test_every_request_example_succeeds_against_the_demo_data(platform: Platform
         for response in operation["responses"].values()
         for link in response.get("links", {}).values()
     }
-    assert set(links) == {"get_settlement", "reverse_settlement"}
+    assert set(links) == {
+        "get_settlement",
+        "reverse_settlement",
+        "get_admission",
+        "cancel_admission",
+    }
     order = sorted(operations, key=lambda operation_id: operation_id in links)
     answers: dict[str, Any] = {}
 
