@@ -600,26 +600,28 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             person_id=request.person_id, admitted=request.admitted, referred=request.referred
         )
         digest = hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
-        arguments = {
-            "hospital_id": hospital.hospital_id,
-            "request_id": request_id,
-            "request_sha256": digest,
-        }
         try:
             record, replayed = await write_in_thread(
                 self.engine,
                 service.admit,
                 hospital=hospital,
+                request_id=request_id,
+                request_sha256=digest,
                 resident_id=resident_id,
                 day=day,
                 referred=request.referred,
                 packs=self.registry,
                 reader=hospital.hospital_id,
                 now=now,
-                **arguments,
             )
         except sqlalchemy.exc.IntegrityError:  # the same key admitted meanwhile
-            found = await read_in_thread(self.engine, service.replay_admission, **arguments)
+            found = await read_in_thread(
+                self.engine,
+                service.replay_admission,
+                hospital_id=hospital.hospital_id,
+                request_id=request_id,
+                request_sha256=digest,
+            )
             if found is None:
                 raise
             record, replayed = found, True
