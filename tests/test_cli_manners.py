@@ -80,6 +80,7 @@ def test_the_walk_finds_every_command() -> None:
         "admin hospital list",
         "admin hospital rotate-key",
         "admin hospital end-rotation",
+        "admin hospital reformed",
         "admin agency",
         "admin agency add",
         "admin agency list",

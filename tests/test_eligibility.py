@@ -36,6 +36,7 @@ from services.settlement.tables import person_coverage, person_reads
 from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL
 from tests.support import business_day, fields, problem, with_check_digit
+from tests.test_credentials import doudi
 
 TODAY = business_day()
 YEAR = TODAY.year
@@ -543,3 +544,28 @@ def test_only_a_level_2_hospital_may_be_reformed(platform: Platform) -> None:
             settlement_pb2.GetHospitalRequest(hospital_id="never-made"), metadata=INTERNAL
         )
     assert decode_status(refused.value).code == grpc.StatusCode.NOT_FOUND
+
+
+def test_doudi_admin_hospital_shows_and_sets_the_reform(platform: Platform) -> None:
+    env = {"DOUDI_SETTLEMENT_ADDRESS": platform.services["settlement"].address}
+    hospital_id = f"cli-{next(_serial)}"
+    added = doudi(
+        "admin", "hospital", "add", hospital_id, "--name", "天津示范二级医院",
+        "--region", TIANJIN, "--level", "2", "--reformed", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "level 2, reformed" in added.stdout
+    marked = doudi("admin", "hospital", "reformed", hospital_id, "no", env=env)
+    assert marked.returncode == 0, marked.stderr
+    assert "reformed" not in marked.stdout.split("level 2")[1]
+    listed = doudi("admin", "hospital", "list", "--region", TIANJIN, env=env)
+    (row,) = [line for line in listed.stdout.splitlines() if hospital_id in line]
+    assert row.split()[3:5] == ["2", "no"], row
+    assert doudi("admin", "hospital", "reformed", hospital_id, "yes", env=env).returncode == 0
+    listed = doudi("admin", "hospital", "list", "--region", TIANJIN, env=env)
+    (row,) = [line for line in listed.stdout.splitlines() if hospital_id in line]
+    assert row.split()[3:5] == ["2", "yes"], row
+    level_3, _ = add_hospital(platform, TIANJIN, 3)
+    refused = doudi("admin", "hospital", "reformed", level_3, "yes", env=env)
+    assert refused.returncode == 2, refused.stdout
+    assert "reformed" in refused.stderr
