@@ -15,6 +15,13 @@ import pydantic_core
 from fastapi.responses import JSONResponse
 from google.type import date_pb2
 
+from doudi.common.enums import (
+    SETTLEMENT_AGENCIES,
+    SETTLEMENT_EMPLOYMENTS,
+    SETTLEMENT_SCHEMES,
+    SETTLEMENT_STATUSES,
+    SETTLEMENT_TIERS,
+)
 from doudi.common.visits import VISIT_TYPES
 from doudi.core.money import fen_to_yuan
 from doudi.settlement.v1 import settlement_pb2
@@ -92,6 +99,7 @@ def settlement_json(settlement: settlement_pb2.Settlement) -> dict[str, Any]:
         if settlement.HasField("reverse_time")
         else None,
         "summary": _summary(settlement, layers),
+        "admission_id": settlement.admission_id or None,
     }
 
 
@@ -163,4 +171,111 @@ def settlement_page_json(answer: settlement_pb2.ListSettlementsResponse) -> dict
     return {
         "settlements": [settlement_json(settlement) for settlement in answer.settlements],
         "next_page_token": answer.next_page_token,
+    }
+
+
+# --- the admission desk (入院登记) ---------------------------------------------------------
+
+ADMISSION_STATES: Final = {
+    settlement_pb2.ADMISSION_STATE_ADMITTED: "admitted",
+    settlement_pb2.ADMISSION_STATE_DISCHARGED: "discharged",
+    settlement_pb2.ADMISSION_STATE_CANCELLED: "cancelled",
+}
+
+
+def _optional_date(message: Any, name: str) -> str | None:
+    return iso_date(getattr(message, name)) if message.HasField(name) else None
+
+
+def eligibility_json(answer: settlement_pb2.Eligibility) -> dict[str, Any]:
+    """The admission desk's answer (``EligibilityRead``)."""
+    enrolment = answer.enrolment
+    return {
+        "person_id": answer.person_id,
+        "date": iso_date(answer.date),
+        "hospital_id": answer.hospital_id,
+        "region": answer.region,
+        "policy": answer.policy,
+        "enrolled": answer.enrolled,
+        "enrolment": {
+            "year": enrolment.year,
+            "scheme": SETTLEMENT_SCHEMES.code(enrolment.scheme, "enrolment.scheme"),
+            "employment": SETTLEMENT_EMPLOYMENTS.optional_code(
+                enrolment.employment, "enrolment.employment"
+            ),
+            "tier": SETTLEMENT_TIERS.optional_code(enrolment.tier, "enrolment.tier"),
+        }
+        if answer.HasField("enrolment")
+        else None,
+        "statuses": [
+            {
+                "status": SETTLEMENT_STATUSES.code(period.status, "statuses.status"),
+                "valid_from": iso_date(period.valid_from),
+                "valid_to": _optional_date(period, "valid_to"),
+                "agency": SETTLEMENT_AGENCIES.optional_code(period.agency, "statuses.agency"),
+            }
+            for period in answer.statuses
+        ],
+        "out_of_area": answer.out_of_area,
+        "referred": answer.referred,
+        "no_deposit": answer.no_deposit,
+        "no_deposit_rule": answer.no_deposit_rule or None,
+        "no_deposit_reason": answer.no_deposit_reason or None,
+        "certificates": [
+            {
+                "disease": held.disease,
+                "disease_name": held.disease_name,
+                "kind": held.kind,
+                "valid_from": iso_date(held.valid_from),
+                "valid_to": iso_date(held.valid_to),
+            }
+            for held in answer.certificates
+        ],
+        "registrations": [
+            {
+                "kind": held.kind,
+                "region": held.region,
+                "valid_from": iso_date(held.valid_from),
+                "valid_to": _optional_date(held, "valid_to"),
+            }
+            for held in answer.registrations
+        ],
+        "layers": [
+            {
+                "layer": layer.layer,
+                "name": layer.name,
+                "eligible": layer.eligible,
+                "caps": [
+                    {
+                        "cap": cap.cap,
+                        "limit_fen": cap.limit_fen,
+                        "carried_over_quota_fen": cap.carried_over_quota_fen,
+                        "used_fen": cap.used_fen,
+                        "left_fen": cap.left_fen,
+                    }
+                    for cap in layer.caps
+                ],
+            }
+            for layer in answer.layers
+        ],
+        "notes": list(answer.notes),
+    }
+
+
+def admission_json(admission: settlement_pb2.Admission) -> dict[str, Any]:
+    """An admission (``AdmissionRead``)."""
+    return {
+        "id": admission.admission_id,
+        "hospital_id": admission.hospital_id,
+        "person_id": admission.person_id,
+        "admitted": iso_date(admission.admitted),
+        "referred": admission.referred,
+        "out_of_area": admission.out_of_area,
+        "no_deposit": admission.no_deposit,
+        "no_deposit_rule": admission.no_deposit_rule or None,
+        "no_deposit_reason": admission.no_deposit_reason or None,
+        "policy": admission.policy,
+        "state": ADMISSION_STATES[admission.state],
+        "settlement_id": admission.settlement_id or None,
+        "created_at": admission.create_time.ToJsonString(),
     }

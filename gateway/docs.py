@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from gateway.deps import BEARER_SCHEME, BEARER_SCHEME_NAME
 from gateway.examples import OperationExamples, business_day, operation_examples
 from gateway.problems import PROBLEM_JSON
-from gateway.schemas import ProblemRead, SettlementCreate
+from gateway.schemas import AdmissionCreate, ProblemRead, SettlementCreate
 
 ASSETS_PATH: Final = "/docs-assets"
 ASSETS_PACKAGE: Final = ("fastapi_offline", "static")
@@ -122,9 +122,10 @@ def openapi_document(app: FastAPI, examples: dict[str, OperationExamples]) -> di
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER_SCHEME_NAME] = BEARER_SCHEME
     schemas = components.setdefault("schemas", {})
-    body = SettlementCreate.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(body.pop("$defs", {}))
-    schemas[SettlementCreate.__name__] = body
+    for model in (SettlementCreate, AdmissionCreate):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(body.pop("$defs", {}))
+        schemas[model.__name__] = body
     problem_ref = f"#/components/schemas/{ProblemRead.__name__}"
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():

@@ -26,12 +26,13 @@ from zoneinfo import ZoneInfo
 import grpc
 
 from doudi.cli import demo
+from doudi.common.enums import SETTLEMENT_AGENCIES, SETTLEMENT_SCHEMES, SETTLEMENT_STATUSES
 from doudi.common.errors import DecodedStatus, FieldViolation
 from doudi.common.protos import from_date, to_timestamp
 from doudi.common.visits import VISIT_TYPES
 from doudi.core.errors import InvalidInput
 from doudi.settlement.v1 import settlement_pb2
-from gateway.convert import clearing_json, settlement_json
+from gateway.convert import admission_json, clearing_json, eligibility_json, settlement_json
 from gateway.problems import (
     FieldError,
     Problem,
@@ -39,6 +40,7 @@ from gateway.problems import (
     internal_error,
     invalid_header,
     invalid_input,
+    invalid_path,
     not_ready,
     outcome_unknown,
     unauthenticated,
@@ -157,6 +159,93 @@ def clearing(day: datetime.date) -> dict[str, Any]:
     )
 
 
+ADMISSION_ID: Final = "3f6c1d2e-8b7a-4c59-9e0d-2a1b4c6d8e10"
+"""What an admission's id looks like; the platform gives each its own (a UUID)."""
+_POVERTY_WINDOW: Final = (
+    "poverty_window",
+    "扶贫窗口: 贫困患者住院免费登记, 治疗期间不交押金, 出院时结清自付费用",
+)
+# The Xixia pack's layers and yearly caps (fen), nothing used yet: the registered-poor demo
+# person's answer at the demo hospital before the worked example's stay is settled.
+_CAPS: Final = (
+    ("basic", "城乡居民基本医疗保险", (("yearly", 15_000_000),)),
+    ("critical_illness", "城乡居民大病保险", (("yearly", 40_000_000),)),
+    ("supplementary_critical_illness", "大病补充保险", ()),
+    (
+        "insurance_assistance",
+        "医疗保险救助工程",
+        (("chronic_yearly", 200_000), ("major_yearly", 1_200_000)),
+    ),
+    ("medical_assistance", "民政医疗救助", (("yearly", 10_000_000),)),
+)
+
+
+def eligibility(day: datetime.date) -> dict[str, Any]:
+    """The registered-poor demo person's eligibility at the demo hospital on ``day``."""
+    rule, reason = _POVERTY_WINDOW
+    return eligibility_json(
+        settlement_pb2.Eligibility(
+            person_id=PERSON,
+            date=from_date(day),
+            hospital_id=HOSPITAL.hospital_id,
+            region=HOSPITAL.region,
+            policy="xixia-2017",
+            enrolled=True,
+            enrolment=settlement_pb2.Enrolment(
+                year=day.year, scheme=SETTLEMENT_SCHEMES.value("resident")
+            ),
+            statuses=[
+                settlement_pb2.StatusPeriod(
+                    status=SETTLEMENT_STATUSES.value("registered_poor"),
+                    valid_from=from_date(demo.REGISTERED_POOR_SINCE),
+                    agency=SETTLEMENT_AGENCIES.value("poverty_office"),
+                )
+            ],
+            no_deposit=True,
+            no_deposit_rule=rule,
+            no_deposit_reason=reason,
+            layers=[
+                settlement_pb2.LayerCaps(
+                    layer=layer,
+                    name=name,
+                    eligible=True,
+                    caps=[
+                        settlement_pb2.YearlyCap(cap=cap, limit_fen=fen, left_fen=fen)
+                        for cap, fen in caps
+                    ],
+                )
+                for layer, name, caps in _CAPS
+            ],
+        )
+    )
+
+
+def admission_body(day: datetime.date) -> dict[str, Any]:
+    """The registered-poor demo person admitted at the demo hospital on ``day``."""
+    return {"person_id": PERSON, "admitted": day.isoformat(), "referred": False}
+
+
+def admission(day: datetime.date, state: str) -> dict[str, Any]:
+    """The answer to :func:`admission_body`, ``admitted`` or ``cancelled``."""
+    rule, reason = _POVERTY_WINDOW
+    message = settlement_pb2.Admission(
+        admission_id=ADMISSION_ID,
+        hospital_id=HOSPITAL.hospital_id,
+        person_id=PERSON,
+        admitted=from_date(day),
+        no_deposit=True,
+        no_deposit_rule=rule,
+        no_deposit_reason=reason,
+        policy="xixia-2017",
+        state=settlement_pb2.ADMISSION_STATE_CANCELLED
+        if state == "cancelled"
+        else settlement_pb2.ADMISSION_STATE_ADMITTED,
+    )
+    registered = datetime.datetime.combine(day, datetime.time(9, 15), BUREAU_ZONE)
+    message.create_time.CopyFrom(to_timestamp(registered))
+    return admission_json(message)
+
+
 def _problem(summary: str, problem: Problem) -> Example:
     body: dict[str, Any] = json.loads(bytes(problem.response().body))
     return Example(summary, body)
@@ -169,13 +258,15 @@ def _refused(
     field_name: str = "",
     field_detail: str = "",
     metadata: Mapping[str, str] | None = None,
+    in_path: tuple[str, ...] = (),
 ) -> Problem:
     """What the gateway answers when the settlement service refuses a call so (the
     service's field names, as ``request_id`` for the Idempotency-Key, and its ErrorInfo's
-    metadata)."""
+    metadata; ``in_path``: the route's path parameters)."""
     violations = (FieldViolation(field_name, field_detail or message),) if field_name else ()
     return from_rpc_status(
-        DecodedStatus(code, message, reason, violations, dict(metadata or {}), from_service=True)
+        DecodedStatus(code, message, reason, violations, dict(metadata or {}), from_service=True),
+        in_path,
     )
 
 
@@ -426,6 +517,7 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
                 **_COMMON_ERRORS,
             },
         ),
+        **_admission_examples(day),
         "readiness": OperationExamples(
             responses={
                 200: {
@@ -467,3 +559,144 @@ def operation_examples(day: datetime.date) -> dict[str, OperationExamples]:
 
 
 _SERVICES: Final = ("enrollment", "datashare", "settlement", "assistance")
+
+_UNKNOWN_PERSON: Final = _refused(
+    grpc.StatusCode.NOT_FOUND, "PERSON_NOT_FOUND", "no person 110101********4477", "person_id"
+)
+_PHARMACY: Final = _problem(
+    "The hospital is a pharmacy",
+    _refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "NOT_A_HOSPITAL",
+        "demo-pharmacy is a pharmacy: it admits no patient",
+    ),
+)
+_ADMISSION_NOT_FOUND: Final = {
+    "not_found": _problem(
+        "An unknown admission, or another hospital's",
+        _refused(
+            grpc.StatusCode.NOT_FOUND,
+            "NOT_FOUND",
+            f"no admission '{ADMISSION_ID}'",
+            "admission_id",
+            in_path=("admission_id",),
+        ),
+    )
+}
+_BAD_ADMISSION_ID: Final = {
+    "bad_id": _problem(
+        "Longer than any admission id",
+        invalid_path(
+            "admission_id",
+            InvalidInput("admission_id", "required: an admission's id, at most 36 characters"),
+        ),
+    )
+}
+
+
+def _admission_examples(day: datetime.date) -> dict[str, OperationExamples]:
+    """The admission desk's operations' examples, for requests made on ``day``."""
+    admission_id = Example(
+        "The id POST /v1/admissions answered (its Location header)", ADMISSION_ID
+    )
+    no_policy = _refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "NO_POLICY_IN_FORCE",
+        "no policy pack of region '411323' is in force on 2015-08-10",
+        "date",
+    )
+    bad_person = invalid_path(
+        "person_id", InvalidInput("person_id", "check digit should be 4, got 3")
+    )
+    return {
+        "get_eligibility": OperationExamples(
+            parameters={
+                "person_id": Example("The registered-poor demo person", PERSON),
+                "date": Example("The day of admission", day.isoformat()),
+                "referred": Example("No referral slip", False),
+            },
+            responses={
+                200: {
+                    "poverty_window": Example("No deposit: the poverty window", eligibility(day))
+                },
+                400: {
+                    "bad_date": _BAD_DAY,
+                    "bad_person": _problem("A wrong check digit", bad_person),
+                },
+                404: {
+                    "unknown_person": _problem(
+                        "A person the platform does not insure",
+                        _refused(
+                            grpc.StatusCode.NOT_FOUND,
+                            "PERSON_NOT_FOUND",
+                            "no person 110101********4477",
+                            "person_id",
+                            in_path=("person_id",),
+                        ),
+                    )
+                },
+                409: {"pharmacy": _PHARMACY},
+                422: {"no_policy": _problem("No policy pack in force on the day", no_policy)},
+                **_COMMON_ERRORS,
+            },
+        ),
+        "admit": OperationExamples(
+            parameters={
+                "Idempotency-Key": Example(
+                    "A key of the hospital's own", f"admit-{day.isoformat()}"
+                )
+            },
+            body=Example(f"The demo person admitted on {day.isoformat()}", admission_body(day)),
+            responses={
+                201: {"admitted": Example("Admitted, no deposit", admission(day, "admitted"))},
+                400: {**_BODY_ERRORS[400], "no_key": _MISSING_KEY},
+                409: {"pharmacy": _PHARMACY, "in_flight": _IN_FLIGHT},
+                413: _BODY_ERRORS[413],
+                415: _BODY_ERRORS[415],
+                422: {
+                    "invalid_field": _problem(
+                        "A day after today",
+                        invalid_input(InvalidInput("admitted", "2999-01-01 is after today")),
+                    ),
+                    "unknown_person": _problem(
+                        "A person the platform does not insure", _UNKNOWN_PERSON
+                    ),
+                    "key_reused": _KEY_REUSED,
+                },
+                **_COMMON_ERRORS,
+                503: {**_COMMON_ERRORS[503], **_OUTCOME_UNKNOWN},
+            },
+        ),
+        "get_admission": OperationExamples(
+            parameters={"admission_id": admission_id},
+            responses={
+                200: {"admitted": Example("An admission", admission(day, "admitted"))},
+                400: _BAD_ADMISSION_ID,
+                404: _ADMISSION_NOT_FOUND,
+                **_COMMON_ERRORS,
+            },
+        ),
+        "cancel_admission": OperationExamples(
+            parameters={"admission_id": admission_id},
+            responses={
+                200: {"cancelled": Example("Cancelled", admission(day, "cancelled"))},
+                400: _BAD_ADMISSION_ID,
+                404: _ADMISSION_NOT_FOUND,
+                409: {
+                    "settled": _problem(
+                        "Discharged by a standing settlement",
+                        _refused(
+                            grpc.StatusCode.FAILED_PRECONDITION,
+                            "ADMISSION_ALREADY_SETTLED",
+                            f"admission {ADMISSION_ID} was discharged by settlement "
+                            f"{SETTLEMENT_ID}; reverse that settlement first",
+                            "admission_id",
+                            metadata={"settlement_id": SETTLEMENT_ID},
+                            in_path=("admission_id",),
+                        ),
+                    )
+                },
+                **_COMMON_ERRORS,
+            },
+        ),
+    }

@@ -19,9 +19,10 @@ fragment) is given for body fields only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -132,10 +133,11 @@ def invalid_header(name: str, detail: str) -> Problem:
     return Problem(400, "INVALID_HEADER", f"{name}: {detail}", "Invalid header", errors)
 
 
-def _field_errors(status: DecodedStatus) -> tuple[FieldError, ...]:
+def _field_errors(status: DecodedStatus, in_path: Collection[str] = ()) -> tuple[FieldError, ...]:
     errors = []
     for violation in status.violations:
-        outside = _OUTSIDE_BODY.get(violation.field)
+        outside = violation.field if violation.field in in_path else None
+        outside = outside or _OUTSIDE_BODY.get(violation.field)
         if outside is None:
             errors.append(FieldError(violation.field, violation.description))
         else:
@@ -143,17 +145,18 @@ def _field_errors(status: DecodedStatus) -> tuple[FieldError, ...]:
     return tuple(errors)
 
 
-def from_rpc_status(status: DecodedStatus) -> Problem:
-    """What the HTTP client is told when the settlement service refused a call."""
+def from_rpc_status(status: DecodedStatus, in_path: Collection[str] = ()) -> Problem:
+    """What the HTTP client is told when the settlement service refused a call; ``in_path``:
+    the fields the route takes from its path (a person's id in the URL: unknown, 404)."""
     code, reason, message = status.code, status.reason, status.message
-    errors = _field_errors(status)
+    errors = _field_errors(status, in_path)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         if errors and not any(error.in_body for error in errors):
             # A header, path or query parameter the service refused: a malformed request.
             return Problem(400, reason, message, "Bad request", errors)
         return Problem(422, reason, message, "Invalid input", errors)
     if code == grpc.StatusCode.NOT_FOUND:
-        if any(error.field == "person_id" for error in errors):
+        if any(error.field == "person_id" and error.in_body for error in errors):
             # The bill names a person the platform does not insure: bad input, not a bad URL.
             return Problem(422, reason, message, "Unknown person", errors)
         return Problem(404, reason, message, "Not found", errors)
@@ -184,6 +187,25 @@ def from_rpc_status(status: DecodedStatus) -> Problem:
         # (the service's own message, naming the record; gRPC's own DATA_LOSS says nothing).
         return Problem(500, reason, message, "Stored data out of range")
     return internal_error()
+
+
+@contextlib.contextmanager
+def path_fields(*names: str) -> Iterator[None]:
+    """Around a call whose request carries the route's path parameters ``names``: the
+    service's refusal naming one is about the URL (400 when malformed, 404 when unknown),
+    not about a body. UNAUTHENTICATED goes on to the handler, which forgets the key."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        raise from_rpc_status(decode_status(error), names) from error
+
+
+def invalid_path(name: str, error: InvalidInput) -> Problem:
+    """A malformed path parameter: 400 naming it."""
+    errors = (FieldError(name, error.message, in_body=False),)
+    return Problem(400, "INVALID_PARAMETER", str(error), "Invalid parameter", errors)
 
 
 # A call that did not get the service's answer: the gateway gave up waiting, or the

@@ -8,12 +8,14 @@ and on the command line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from fastapi import Request
 
 from doudi.common.visits import visit_to_proto
 from doudi.core.cases import load_json, parse_visit
+from doudi.core.dates import parse_date
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
 from doudi.settlement.v1 import settlement_pb2
@@ -21,17 +23,30 @@ from gateway.problems import Problem
 
 JSON_MEDIA_TYPE = "application/json"
 BILL_FIELDS = ("person_id", "visit")
-BILL_OPTIONAL = ("pay_from_personal_account",)
+OPTIONAL_BILL_FIELDS = ("pay_from_personal_account", "admission_id")
+ADMISSION_FIELDS = ("person_id", "admitted", "referred")
+MAX_ADMISSION_ID_LENGTH = 36
 
 
 @dataclass(frozen=True, slots=True)
 class Bill:
-    """A bill as the settlement service takes it: the person and the checked visit."""
+    """A bill as the settlement service takes it: the person, the checked visit and the
+    admission it is settled against ("" none)."""
 
     person_id: str
     visit: settlement_pb2.Visit
     pay_from_personal_account: bool = False
     """The employee agrees that their personal account pays the self-pay."""
+    admission_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionAsk:
+    """An admission as ``POST /v1/admissions`` reads it."""
+
+    person_id: str
+    admitted: date
+    referred: bool
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -70,18 +85,45 @@ def _too_large(limit: int) -> Problem:
 def read_bill(data: Any, hospital_level: int) -> Bill:
     """``{"person_id": ..., "visit": {...}}`` checked; ``hospital_level`` is the calling
     hospital's registered level (0, a pharmacy, has none)."""
-    if not isinstance(data, dict):
-        raise InvalidInput("", "expected a JSON object with person_id and visit")
-    for key in data:
-        if key not in BILL_FIELDS and key not in BILL_OPTIONAL:
-            known = ", ".join((*BILL_FIELDS, *BILL_OPTIONAL))
-            raise InvalidInput(key, f"unknown field (expected {known})")
-    for key in BILL_FIELDS:
-        if data.get(key) is None:
-            raise InvalidInput(key, "missing required field")
+    _known_fields(data, BILL_FIELDS, OPTIONAL_BILL_FIELDS)
     resident = read_resident_id(data["person_id"], "person_id")
     visit = parse_visit(data["visit"], "visit", hospital_level=hospital_level or None)
     pay = data.get("pay_from_personal_account", False)
     if not isinstance(pay, bool):
         raise InvalidInput("pay_from_personal_account", "true or false")
-    return Bill(resident.number, visit_to_proto(visit), pay)
+    admission_id = data.get("admission_id")
+    if admission_id is None:
+        return Bill(resident.number, visit_to_proto(visit), pay)
+    if not isinstance(admission_id, str) or not 0 < len(admission_id) <= MAX_ADMISSION_ID_LENGTH:
+        raise InvalidInput(
+            "admission_id", f"an admission's id: 1 to {MAX_ADMISSION_ID_LENGTH} characters"
+        )
+    return Bill(resident.number, visit_to_proto(visit), pay, admission_id)
+
+
+def read_admission(data: Any) -> AdmissionAsk:
+    """``{"person_id": ..., "admitted": "YYYY-MM-DD", "referred": false}`` checked
+    (``referred`` may be left out: false)."""
+    _known_fields(data, ADMISSION_FIELDS[:2], ADMISSION_FIELDS[2:])
+    resident = read_resident_id(data["person_id"], "person_id")
+    try:
+        admitted = parse_date(data["admitted"])
+    except ValueError as error:
+        raise InvalidInput("admitted", str(error)) from None
+    referred = data.get("referred", False)
+    if not isinstance(referred, bool):
+        raise InvalidInput("referred", "expected true or false")
+    return AdmissionAsk(resident.number, admitted, referred)
+
+
+def _known_fields(data: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    """InvalidInput unless ``data`` is an object of the ``required`` fields (not null) and
+    perhaps some ``optional`` ones."""
+    if not isinstance(data, dict):
+        raise InvalidInput("", f"expected a JSON object with {', '.join(required)}")
+    for key in data:
+        if key not in required and key not in optional:
+            raise InvalidInput(key, f"unknown field (expected {', '.join((*required, *optional))})")
+    for key in required:
+        if data.get(key) is None:
+            raise InvalidInput(key, "missing required field")

@@ -26,8 +26,17 @@ from starlette.types import Receive, Scope, Send
 
 from doudi.common.protos import from_date
 from doudi.core.dates import parse_date
+from doudi.core.errors import InvalidInput
+from doudi.core.identity import read_resident_id
 from doudi.settlement.v1 import settlement_pb2
-from gateway.convert import JSONAnswer, clearing_json, settlement_json, settlement_page_json
+from gateway.convert import (
+    JSONAnswer,
+    admission_json,
+    clearing_json,
+    eligibility_json,
+    settlement_json,
+    settlement_page_json,
+)
 from gateway.deps import (
     IDEMPOTENCY_KEY_PARAMETER,
     CurrentHospital,
@@ -36,10 +45,13 @@ from gateway.deps import (
     request_bill,
     upstream_of,
 )
-from gateway.problems import not_ready
-from gateway.reading import JSON_MEDIA_TYPE
+from gateway.problems import invalid_path, not_ready, path_fields
+from gateway.reading import JSON_MEDIA_TYPE, read_admission, read_json
 from gateway.schemas import (
+    AdmissionCreate,
+    AdmissionRead,
     ClearingRead,
+    EligibilityRead,
     HealthRead,
     LivenessRead,
     ProblemRead,
@@ -215,6 +227,12 @@ TAGS: Final = [
         "name": "clearing",
         "description": "What each fund owes the hospital for a day (清算 / 对账).",
     },
+    {
+        "name": "admissions",
+        "description": "The admission desk (入院登记): a patient's eligibility on a day "
+        "(scheme, statuses, no deposit and why, certificates, what is left of each yearly "
+        "cap), registering, reading and cancelling admissions.",
+    },
     {"name": "health", "description": "Whether the platform is serving."},
 ]
 """The OpenAPI document's groups of operations, in the order the pages show them."""
@@ -250,10 +268,13 @@ health_router = APIRouter(generate_unique_id_function=operation_id)
                 400: f"{BILL_PROBLEMS[400]} The `Idempotency-Key` missing, empty, over 128 "
                 "characters or with a control character.",
                 409: "The visit already has a standing settlement (`visit-already-settled`: "
-                "reverse it first); the same key is still being settled (`request-in-flight`, "
-                "`Retry-After`).",
+                "reverse it first); the admission named was discharged by a standing "
+                "settlement (`admission-already-settled`, with its `settlement_id`) or "
+                "cancelled (`admission-cancelled`); the same key is still being settled "
+                "(`request-in-flight`, `Retry-After`).",
                 422: f"{BILL_PROBLEMS[422]} The key already used for another bill "
-                "(`idempotency-key-reused`).",
+                "(`idempotency-key-reused`). An `admission_id` that is not the hospital's, "
+                "is another person's, or a visit not admitted on its day.",
                 503: f"{PROBLEMS[503]} If the settlement may have been made all the same, "
                 "the detail says its outcome is unknown: send the same request again with the "
                 "same `Idempotency-Key`, which never settles twice.",
@@ -280,7 +301,11 @@ async def settle(request: Request) -> JSONAnswer:
 
     `Idempotency-Key` is required: sending the same bill again with the same key answers
     the same settlement (201, `Idempotent-Replayed: true`) and never pays twice. A visit
-    is settled once: to settle it again, reverse its settlement first."""
+    is settled once: to settle it again, reverse its settlement first.
+
+    A stay registered at admission (POST /v1/admissions) is settled against it with
+    `admission_id`: the settlement discharges the admission, and a reversal reopens it. A
+    settlement without one is settled as ever."""
     hospital = await current_hospital(request)
     bill = await request_bill(request, hospital)
     # The key after the body: errors come in the order hospitals have always seen them
@@ -294,6 +319,7 @@ async def settle(request: Request) -> JSONAnswer:
             person_id=bill.person_id,
             visit=bill.visit,
             pay_from_personal_account=bill.pay_from_personal_account,
+            admission_id=bill.admission_id,
         ),
         hospital,
     )
@@ -467,6 +493,260 @@ async def daily_clearing(
         hospital,
     )
     return JSONAnswer(clearing_json(answer))
+
+
+# --- the admission desk (入院登记) ---------------------------------------------------------
+
+ADMISSION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON_MEDIA_TYPE: {
+                "schema": {"$ref": f"#/components/schemas/{AdmissionCreate.__name__}"}
+            }
+        },
+    }
+}
+BAD_ADMISSION_ID = "An `admission_id` of more than 36 characters (no id is)."
+ADMISSION_LINKS: Final = {
+    operation: {
+        "operationId": operation,
+        "parameters": {"admission_id": "$response.body#/id"},
+        "description": f"The admission's `id` is the `admission_id` of {path}.",
+    }
+    for operation, path in (
+        ("get_admission", "GET /v1/admissions/{admission_id}"),
+        ("cancel_admission", "POST /v1/admissions/{admission_id}/cancellation"),
+    )
+}
+PersonId = Annotated[
+    str, Path(description="The patient's resident identity number (公民身份号码), 18 characters.")
+]
+AdmissionDay = Annotated[
+    datetime.date,
+    BeforeValidator(parse_date),
+    Query(
+        alias="date",
+        description="The day of admission asked about, YYYY-MM-DD: it picks the policy pack, "
+        "the year and what is in force.",
+    ),
+]
+Referred = Annotated[
+    bool,
+    Query(
+        description="The hospital holds a primary-care referral slip (基层首诊转诊) for the stay."
+    ),
+]
+AdmissionId = Annotated[
+    str,
+    Path(
+        description="The `id` the platform gave the admission: the `id` of the answer of "
+        "POST /v1/admissions, and the end of its `Location` header."
+    ),
+]
+
+
+@router.get(
+    "/persons/{person_id}/eligibility",
+    tags=["admissions"],
+    response_model=EligibilityRead,
+    responses={
+        200: {"description": "What the admission desk needs to know of the patient that day."},
+        **problems(
+            400,
+            404,
+            409,
+            422,
+            described={
+                400: "A malformed `person_id` (its check digit, its address code), `date` or "
+                "`referred`.",
+                404: "A person the platform does not insure (`person-not-found`).",
+                409: "The hospital is a pharmacy (`not-a-hospital`): it admits no patient.",
+                422: "No policy pack in force for the person's region on `date` "
+                "(`no-policy-in-force`).",
+            },
+        ),
+    },
+    summary="A patient's eligibility at admission (入院资格): cover, no deposit, caps left",
+)
+async def get_eligibility(
+    request: Request,
+    hospital: CurrentHospital,
+    person_id: PersonId,
+    day: AdmissionDay,
+    referred: Referred = False,
+) -> JSONAnswer:
+    """What the calling hospital's admission desk needs to know of a patient admitted on
+    `date`: the person's region and the policy pack in force; the enrolment of the year
+    (scheme, employment, tier; `enrolled` false when there is none: an answer, not an
+    error); the statuses in force that day with the agency that certified each; whether the
+    patient pays no deposit and why (Xixia's poverty window for the registered poor; a
+    medical-assistance recipient referred through primary care and treated in the home
+    region); the outpatient certificates and the registrations for care elsewhere valid
+    that day; and, layer by layer, each yearly cap with what this year's settlements used
+    and what is left, in fen (Tianjin's carried-over outpatient quota included).
+
+    The stay is taken at the calling hospital: its level and region, out of area when its
+    region is not the person's; `referred` says the hospital holds a referral slip (a
+    registration valid that day for the hospital's region counts too). Every answer is
+    recorded as a read of the person (the bureau's audit)."""
+    try:
+        resident = read_resident_id(person_id, "person_id")
+    except InvalidInput as error:
+        raise invalid_path("person_id", error) from None
+    upstream = upstream_of(request)
+    with path_fields("person_id"):
+        answer = await upstream.ask(
+            upstream.settlement.GetEligibility,
+            settlement_pb2.GetEligibilityRequest(
+                person_id=resident.number, date=from_date(day), referred=referred
+            ),
+            hospital,
+        )
+    return JSONAnswer(eligibility_json(answer.eligibility))
+
+
+@router.post(
+    "/admissions",
+    tags=["admissions"],
+    status_code=201,
+    response_model=AdmissionRead,
+    responses={
+        201: {
+            "description": "Admitted: the admission with the eligibility of its day, with "
+            "`Location: /v1/admissions/{id}`; a retry with the same key and body answers the "
+            "same admission with `Idempotent-Replayed: true`.",
+            "headers": {
+                "Location": {
+                    "description": "/v1/admissions/{id}: where the admission is read.",
+                    "schema": {"type": "string"},
+                },
+                **REPLAYED,
+            },
+            "links": ADMISSION_LINKS,
+        },
+        **problems(
+            400,
+            409,
+            413,
+            415,
+            422,
+            503,
+            described={
+                400: "Malformed JSON (or duplicate keys, or not UTF-8); the "
+                "`Idempotency-Key` missing, empty, over 128 characters or with a control "
+                "character.",
+                409: "The hospital is a pharmacy (`not-a-hospital`); the same key is still "
+                "being answered (`request-in-flight`, `Retry-After`).",
+                422: "A field that breaks a rule (`admitted` not a date, or after today); a "
+                "person the platform does not insure, or not enrolled for the year "
+                "(`person_id`); no policy pack in force on the day; the key already used for "
+                "another admission (`idempotency-key-reused`).",
+                503: f"{PROBLEMS[503]} If the admission may have been made all the same, the "
+                "detail says its outcome is unknown: send the same request again with the "
+                "same `Idempotency-Key`.",
+            },
+        ),
+    },
+    openapi_extra={**KEY_HEADER, **ADMISSION_BODY},
+    summary="Register an admission (入院登记), once per Idempotency-Key",
+)
+async def admit(request: Request, hospital: CurrentHospital) -> JSONAnswer:
+    """Register a patient's admission at the calling hospital on `admitted` (not after
+    today), with the eligibility answer of that day: whether the patient pays no deposit
+    and why, counted as referred, out of area, the policy pack. The stay is later settled
+    against it (`admission_id` of POST /v1/settlements), which discharges it.
+
+    `Idempotency-Key` is required: the same body again with the same key answers the same
+    admission (201, `Idempotent-Replayed: true`). Recorded as a read of the person."""
+    settings = request.app.state.settings
+    asked = read_admission(await read_json(request, settings.max_body_bytes))
+    key = idempotency_key(request)
+    upstream = upstream_of(request)
+    answer = await upstream.ask(
+        upstream.settlement.Admit,
+        settlement_pb2.AdmitRequest(
+            request_id=key,
+            person_id=asked.person_id,
+            admitted=from_date(asked.admitted),
+            referred=asked.referred,
+        ),
+        hospital,
+    )
+    headers = {"Location": f"/v1/admissions/{answer.admission.admission_id}"}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONAnswer(admission_json(answer.admission), status_code=201, headers=headers)
+
+
+@router.get(
+    "/admissions/{admission_id}",
+    tags=["admissions"],
+    response_model=AdmissionRead,
+    responses={
+        200: {"description": "The admission: `admitted`, `discharged` or `cancelled`."},
+        **problems(
+            400,
+            404,
+            described={400: BAD_ADMISSION_ID, 404: "No such admission, or another hospital's."},
+        ),
+    },
+    summary="One of the hospital's admissions",
+)
+async def get_admission(
+    request: Request, hospital: CurrentHospital, admission_id: AdmissionId
+) -> JSONAnswer:
+    """One admission the calling hospital registered, with `state` `discharged` and the
+    `settlement_id` once a stay is settled against it. Another hospital's admission is not
+    found (404), as an unknown one. Recorded as a read of the person."""
+    upstream = upstream_of(request)
+    with path_fields("admission_id"):
+        answer = await upstream.ask(
+            upstream.settlement.GetAdmission,
+            settlement_pb2.GetAdmissionRequest(admission_id=admission_id),
+            hospital,
+        )
+    return JSONAnswer(admission_json(answer.admission))
+
+
+@router.post(
+    "/admissions/{admission_id}/cancellation",
+    tags=["admissions"],
+    response_model=AdmissionRead,
+    responses={
+        200: {
+            "description": "Cancelled: the admission, `state` `cancelled`; asked again, the "
+            "same answer."
+        },
+        **problems(
+            400,
+            404,
+            409,
+            described={
+                400: BAD_ADMISSION_ID,
+                404: "No such admission, or another hospital's.",
+                409: "A standing settlement discharged it (`admission-already-settled`, with "
+                "its `settlement_id`): reverse the settlement first.",
+            },
+        ),
+    },
+    summary="Cancel an admission not settled; asking again answers the same",
+)
+async def cancel_admission(
+    request: Request, hospital: CurrentHospital, admission_id: AdmissionId
+) -> JSONAnswer:
+    """Cancel one of the hospital's admissions, as when the patient was not admitted after
+    all: no stay can then be settled against it. An admission a standing settlement
+    discharged is not cancelled (409): reverse the settlement first, which reopens it.
+    Cancelling a cancelled admission answers it again."""
+    upstream = upstream_of(request)
+    with path_fields("admission_id"):
+        answer = await upstream.ask(
+            upstream.settlement.CancelAdmission,
+            settlement_pb2.CancelAdmissionRequest(admission_id=admission_id),
+            hospital,
+        )
+    return JSONAnswer(admission_json(answer.admission))
 
 
 @health_router.get(

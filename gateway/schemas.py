@@ -114,6 +114,14 @@ class SettlementCreate(_Create):
         "self-pay, as far as its balance goes (the card's part first); the rest is paid in "
         "cash. A resident, or an employee without an account, pays it all in cash.",
     )
+    admission_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=36,
+        description="Optional: the admission (POST /v1/admissions) the stay is settled "
+        "against: the hospital's own, of the same person, an inpatient visit admitted on the "
+        "admission's day. The settlement discharges it; its reversal reopens it.",
+    )
 
 
 class LayerRead(_Read):
@@ -247,6 +255,9 @@ class SettlementRead(_Read):
     summary: SummaryRead = Field(
         description="The same settlement in the national settlement message's fields, in yuan."
     )
+    admission_id: str | None = Field(
+        description="The admission it was settled against; null when none."
+    )
 
 
 class SettlementPage(_Read):
@@ -337,7 +348,9 @@ class ProblemRead(_Read):
         default=None, description="Each field at fault, when there are any."
     )
     settlement_id: str | None = Field(
-        default=None, description="already-reversed: the settlement that was reversed."
+        default=None,
+        description="already-reversed: the settlement that was reversed; "
+        "admission-already-settled: the settlement that discharged the admission.",
     )
     reversal_idempotency_key: str | None = Field(
         default=None, description="already-reversed: the Idempotency-Key of its reversal."
@@ -345,3 +358,160 @@ class ProblemRead(_Read):
     reversed_at: str | None = Field(
         default=None, description="already-reversed: when it was reversed (RFC 3339)."
     )
+
+
+# --- the admission desk (入院登记) ---------------------------------------------------------
+
+_DAY = r"^\d{4}-\d{2}-\d{2}$"
+
+
+class AdmissionCreate(_Create):
+    """What ``POST /v1/admissions`` reads."""
+
+    person_id: str = Field(
+        min_length=18,
+        max_length=18,
+        description="The patient's resident identity number (公民身份号码), 18 characters with "
+        "its check digit; the person must be enrolled for the year of admission.",
+    )
+    admitted: datetime.date = Field(
+        description="The day of admission (入院日期), YYYY-MM-DD; not after today."
+    )
+    referred: bool = Field(
+        default=False,
+        description="The hospital holds a primary-care referral slip (基层首诊转诊) for the stay.",
+    )
+
+
+class AdmissionRead(_Read):
+    """An admission registered at the hospital's desk, with the eligibility of its day."""
+
+    id: str = Field(description="The admission's id, given by the platform (a UUID).")
+    hospital_id: str = Field(description="The hospital that admitted: the caller.")
+    person_id: str = Field(description="The patient's identity number, as sent.")
+    admitted: str = Field(pattern=_DAY, description="The day of admission.")
+    referred: bool = Field(
+        description="Counted as referred: the hospital's referral slip, or a registration valid "
+        "on the day for the hospital's region."
+    )
+    out_of_area: bool = Field(description="The hospital is outside the person's region.")
+    no_deposit: bool = Field(description="Admitted without a deposit (免押金).")
+    no_deposit_rule: str | None = Field(
+        description="The pack's rule that waives the deposit, e.g. poverty_window; null: none."
+    )
+    no_deposit_reason: str | None = Field(description="Why, in the pack's words; null: none.")
+    policy: str = Field(description="The policy pack in force on the day of admission.")
+    state: Literal["admitted", "discharged", "cancelled"] = Field(
+        description="admitted (在院), discharged (settled: settlement_id) or cancelled."
+    )
+    settlement_id: str | None = Field(
+        description="The standing settlement that discharged it; null otherwise."
+    )
+    created_at: str = Field(description="When it was registered, RFC 3339, UTC.")
+
+
+class EnrolmentRead(_Read):
+    """The person's enrolment of the year (参保)."""
+
+    year: int = Field(description="The calendar year.")
+    scheme: Literal["resident", "employee"] = Field(
+        description="resident (城乡居民) or employee (职工) insurance."
+    )
+    employment: Literal["in_service", "retired"] | None = Field(
+        description="Employees: in_service (在职) or retired (退休); null for residents."
+    )
+    tier: str | None = Field(
+        description="The premium tier where the region has tiers (Tianjin), else null."
+    )
+
+
+class StatusRead(_Read):
+    """A status in force on the day, with the agency that certified it."""
+
+    status: str = Field(description="The status, e.g. registered_poor (建档立卡), dibao (低保).")
+    valid_from: str = Field(pattern=_DAY, description="The first day it holds.")
+    valid_to: str | None = Field(description="The last day it holds; null: open-ended.")
+    agency: str | None = Field(
+        description="The certifying agency, e.g. civil_affairs (民政局), poverty_office (扶贫办)."
+    )
+
+
+class CertificateRead(_Read):
+    """An outpatient certificate (门诊慢特病) valid on the day."""
+
+    disease: str = Field(description="The pack's disease id.")
+    disease_name: str = Field(description="The disease's name in the pack.")
+    kind: str = Field(description="chronic (慢性病) or special (特殊病 / 重特大疾病).")
+    valid_from: str = Field(pattern=_DAY, description="The first day it is valid.")
+    valid_to: str = Field(pattern=_DAY, description="The last day it is valid.")
+
+
+class RegistrationRead(_Read):
+    """A registration for care outside the region (异地安置 / 转诊备案) valid on the day."""
+
+    kind: str = Field(description="The kind of registration.")
+    region: str = Field(description="The region it lets the person be treated in.")
+    valid_from: str = Field(pattern=_DAY, description="The first day it is valid.")
+    valid_to: str | None = Field(description="The last day it is valid; null: open-ended.")
+
+
+class CapRead(_Read):
+    """A yearly cap (年度封顶线) and what is left of it, in fen."""
+
+    cap: str = Field(description="The pack's cap id, e.g. yearly.")
+    limit_fen: int = Field(
+        description="The cap for this person at this hospital, in fen, the carried-over "
+        "outpatient quota included (Tianjin)."
+    )
+    carried_over_quota_fen: int = Field(
+        description="The part of limit_fen carried over from earlier years' unused outpatient "
+        "quota, in fen; 0 elsewhere."
+    )
+    used_fen: int = Field(description="What the layer paid against it this year, in fen.")
+    left_fen: int = Field(description="limit_fen - used_fen, never below 0, in fen.")
+
+
+class LayerCapsRead(_Read):
+    """A layer of the pack and its yearly caps."""
+
+    layer: str = Field(description="The pack's layer id, e.g. basic.")
+    name: str = Field(description="The layer's name.")
+    eligible: bool = Field(description="Whether the layer pays for this person on the day.")
+    caps: list[CapRead] = Field(description="Its yearly caps; empty when it has none.")
+
+
+class EligibilityRead(_Read):
+    """What the admission desk is told of a patient on a day (入院资格)."""
+
+    person_id: str = Field(description="The patient's identity number.")
+    date: str = Field(pattern=_DAY, description="The day asked about.")
+    hospital_id: str = Field(description="The hospital whose desk asked: the caller.")
+    region: str = Field(description="The person's pooling region.")
+    policy: str = Field(description="The policy pack in force there on the day.")
+    enrolled: bool = Field(description="Whether the person is enrolled for the day's year.")
+    enrolment: EnrolmentRead | None = Field(description="The year's enrolment; null if none.")
+    statuses: list[StatusRead] = Field(
+        description="The statuses in force on the day, with their certifying agencies."
+    )
+    out_of_area: bool = Field(description="The hospital is outside the person's region.")
+    referred: bool = Field(
+        description="Counted as referred: the `referred` asked, or a registration valid on the "
+        "day for the hospital's region."
+    )
+    no_deposit: bool = Field(description="Admitted without a deposit (免押金).")
+    no_deposit_rule: str | None = Field(
+        description="The pack's rule that waives the deposit (poverty_window, "
+        "treat_first_pay_later); null: a deposit."
+    )
+    no_deposit_reason: str | None = Field(description="Why, in the pack's words; null: none.")
+    certificates: list[CertificateRead] = Field(
+        description="The outpatient certificates valid on the day."
+    )
+    registrations: list[RegistrationRead] = Field(
+        description="The registrations for care outside the region valid on the day."
+    )
+    layers: list[LayerCapsRead] = Field(
+        description="Every layer of the pack, in order, with what is left of its yearly caps; "
+        "empty when the person is not enrolled."
+    )
+    notes: list[str] = Field(description="What the answer rests on, in words.")

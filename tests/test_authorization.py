@@ -203,6 +203,12 @@ GRPC_ADMITTED: Final[dict[str, frozenset[str]]] = {
     "settlement.WithdrawPersonalAccount": INTERNAL_ONLY,
     "settlement.PurchaseHealthProduct": INTERNAL_ONLY,
     "settlement.GetPersonalAccount": INTERNAL_ONLY,
+    "settlement.SetHospitalReformed": INTERNAL_ONLY,
+    "settlement.GetEligibility": HOSPITAL_OR_INTERNAL,
+    "settlement.Admit": HOSPITAL,
+    "settlement.GetAdmission": HOSPITAL_OR_INTERNAL,
+    "settlement.CancelAdmission": HOSPITAL_OR_INTERNAL,
+    "settlement.ListPersonReads": INTERNAL_ONLY,
     # assistance: the platform only
     "assistance.GetServiceInfo": INTERNAL_ONLY,
     "assistance.RecordSettlementEvents": INTERNAL_ONLY,
@@ -468,6 +474,10 @@ ROUTES: Final[dict[tuple[str, str], Access]] = {
     ("POST", "/v1/settlements/{settlement_id}/reversal"): HOSPITAL_KEY,
     ("GET", "/v1/settlements"): HOSPITAL_KEY,
     ("GET", "/v1/clearing"): HOSPITAL_KEY,
+    ("GET", "/v1/persons/{person_id}/eligibility"): HOSPITAL_KEY,
+    ("POST", "/v1/admissions"): HOSPITAL_KEY,
+    ("GET", "/v1/admissions/{admission_id}"): HOSPITAL_KEY,
+    ("POST", "/v1/admissions/{admission_id}/cancellation"): HOSPITAL_KEY,
     # Probes and documentation.
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
@@ -554,6 +564,8 @@ def path_values() -> dict[str, str]:
     person = demo.REGISTERED_POOR.person_id
     return {
         "settlement_id": str(uuid.uuid4()),
+        "admission_id": str(uuid.uuid4()),
+        "person_id": person,
         "name": sorted(vendor.VENDOR_FILES)[0],
         "locale": "en",
         "file_format": "csv",

@@ -77,6 +77,7 @@ def test_the_walk_finds_every_command() -> None:
         "admin user list",
         "admin hospital",
         "admin hospital add",
+        "admin hospital reformed",
         "admin hospital list",
         "admin hospital rotate-key",
         "admin hospital end-rotation",

@@ -254,6 +254,7 @@ def test_the_worked_xixia_case_settles_as_doudi_calc_settles_it(
         "settled_at": None,
         "reversed_at": None,
         "summary": None,
+        "admission_id": None,
     }
     assert settlement["summary"] == {
         "medfee_sumamt": "50000.00",

@@ -2,6 +2,8 @@
 
 - ``hospital add|list|rotate-key|end-rotation``: the hospitals that settle through the
   platform and their API keys (the settlement service keeps only the keys' digests);
+  ``hospital reformed``: whether a level-2 hospital takes part in the public-hospital
+  reform (公立医院改革, Tianjin's residents' general outpatient cover);
 - ``agency add|list|rotate-key|end-rotation``: the agencies' systems that call the
   datashare hub and their keys (the hub keeps only the digests);
 - ``person add``: a person in the register (the enrollment service), with a year's
@@ -82,7 +84,7 @@ def _hospital_commands(cli: Any, areas: argparse._SubParsersAction[Any]) -> None
     hospital = cli._command(
         areas,
         "hospital",
-        "the hospitals and their API keys: add, list, rotate-key, end-rotation",
+        "the hospitals and their API keys: add, list, rotate-key, end-rotation, reformed",
         "The hospitals that settle through the platform (定点医疗机构) and their API keys, "
         "kept by the settlement service as digests only. A key is printed once, when made.",
     )
@@ -108,6 +110,20 @@ def _hospital_commands(cli: Any, areas: argparse._SubParsersAction[Any]) -> None
         metavar="LEVEL",
         help="1, 2 or 3 (a township health centre is 1); 0 for a pharmacy",
     )
+    add.add_argument(
+        "--reformed",
+        action="store_true",
+        help="a level-2 hospital of the public-hospital reform (公立医院改革二级医院)",
+    )
+    cli._command(
+        actions,
+        "reformed",
+        "mark a level-2 hospital as reformed (公立医院改革), or no longer",
+        "Mark a level-2 hospital as taking part in the public-hospital reform "
+        "(公立医院改革二级医院: Tianjin pays residents' general outpatient visits at level 1 "
+        "and at these only), or with 'no' no longer. Other replicas see it when their "
+        "hospital cache expires (DOUDI_HOSPITAL_CACHE_SECONDS).",
+    )
     listing = cli._command(
         actions,
         "list",
@@ -120,6 +136,10 @@ def _hospital_commands(cli: Any, areas: argparse._SubParsersAction[Any]) -> None
     for name, command in actions.choices.items():
         if name != "list":
             command.add_argument("hospital_id", metavar="HOSPITAL", help="the hospital's id")
+        if name == "reformed":
+            command.add_argument(
+                "answer", choices=("yes", "no"), metavar="YES|NO", help="yes: reformed; no: not"
+            )
         command.add_argument(
             "--settlement",
             metavar="HOST:PORT",
@@ -335,11 +355,21 @@ def _hospital(stub: Any, metadata: Any, args: argparse.Namespace) -> int:
                     name=args.name,
                     region=args.region,
                     level=args.level,
+                    reformed=args.reformed,
                 )
             ),
             metadata=metadata,
         )
         return _made(_hospital_text(made.hospital), made.api_key)
+    if command == "reformed":
+        marked = stub.SetHospitalReformed(
+            pb.SetHospitalReformedRequest(
+                hospital_id=args.hospital_id, reformed=args.answer == "yes"
+            ),
+            metadata=metadata,
+        )
+        print(f"marked {_hospital_text(marked.hospital)}")
+        return 0
     if command == "list":
         sys.stdout.write(hospital_table(list(_hospital_pages(stub, metadata, args.region))))
         return 0
@@ -378,7 +408,11 @@ def _ended(owner: str, retired: int) -> int:
 
 
 def _hospital_text(hospital: Any) -> str:
-    return f"{hospital.hospital_id} ({hospital.name}), region {hospital.region}, level {hospital.level}"
+    reformed = ", reformed (公立医院改革)" if hospital.reformed else ""
+    return (
+        f"{hospital.hospital_id} ({hospital.name}), region {hospital.region}, "
+        f"level {hospital.level}{reformed}"
+    )
 
 
 def _hospital_pages(stub: Any, metadata: Any, region: str | None) -> Any:
@@ -407,11 +441,14 @@ def hospital_table(found: list[tuple[Any, Any]]) -> str:
             hospital.name,
             hospital.region,
             str(hospital.level),
+            "yes" if hospital.reformed else "no",
             _keys_text(keys.keys),
         ]
         for hospital, keys in found
     ]
-    return text_table(["hospital", "name", "region", "level", "keys (fingerprint until)"], rows)
+    return text_table(
+        ["hospital", "name", "region", "level", "reformed", "keys (fingerprint until)"], rows
+    )
 
 
 def _agency(stub: Any, metadata: Any, args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from doudi.common.enums import (
     SETTLEMENT_STATUSES,
     SETTLEMENT_TIERS,
 )
-from doudi.common.errors import Aborted, NotFound
+from doudi.common.errors import Aborted, FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
     Caller,
@@ -184,6 +184,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         hospital = await self._calling_hospital()
         request_id = _request_id(request.request_id)
         resident_id, visit = _read_visit(request.person_id, request.visit, hospital)
+        admission_id = _admission_id(request.admission_id) if request.admission_id else ""
         digest = _request_digest(request)
         key = (hospital.hospital_id, request_id)
         if key in self.in_flight:
@@ -201,6 +202,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             visit,
             self.registry,
             pay_from_personal_account=request.pay_from_personal_account,
+            admission_id=admission_id,
         )
         try:
             # Settled in a batch with the calls that arrive meanwhile (batching.py). A retry
@@ -857,6 +859,180 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             )
         return accidents.ClaimRequest(request_id, region, person_id, kind, event_date, claimed)
 
+    # --- the admission desk (入院登记) ---------------------------------------------------
+
+    async def SetHospitalReformed(
+        self,
+        request: settlement_pb2.SetHospitalReformedRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.SetHospitalReformedResponse:
+        require("internal")
+        hospital_id = self._hospital_id(request.hospital_id)
+        hospital = await write_in_thread(
+            self.engine,
+            service.set_hospital_reformed,
+            hospital_id=hospital_id,
+            reformed=request.reformed,
+        )
+        self.hospitals.forget(hospital_id)
+        log.info("hospital %s: reformed %s", hospital_id, hospital.reformed)
+        return settlement_pb2.SetHospitalReformedResponse(hospital=hospital_message(hospital))
+
+    async def GetEligibility(
+        self,
+        request: settlement_pb2.GetEligibilityRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetEligibilityResponse:
+        hospital, reader = await self._admission_desk(request.hospital_id)
+        resident_id = read_resident_id(request.person_id, "person_id")
+        day = to_date(request.date, "date")
+        check_year(day.year, "date")
+        answer = await write_in_thread(
+            self.engine,
+            service.eligibility,
+            hospital=hospital,
+            resident_id=resident_id,
+            day=day,
+            referred=request.referred,
+            packs=self.registry,
+            reader=reader,
+            now=datetime.now(UTC),
+        )
+        return settlement_pb2.GetEligibilityResponse(eligibility=eligibility_message(answer))
+
+    async def Admit(
+        self, request: settlement_pb2.AdmitRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> settlement_pb2.AdmitResponse:
+        hospital = await self._calling_hospital()
+        self._admits(hospital)
+        request_id = _request_id(request.request_id)
+        resident_id = read_resident_id(request.person_id, "person_id")
+        day = to_date(request.admitted, "admitted")
+        now = datetime.now(UTC)
+        if day > self._day(now):
+            raise InvalidInput("admitted", f"{day.isoformat()} is after today")
+        check_year(day.year, "admitted")
+        body = settlement_pb2.AdmitRequest(
+            person_id=request.person_id, admitted=request.admitted, referred=request.referred
+        )
+        digest = hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
+        try:
+            record, replayed = await write_in_thread(
+                self.engine,
+                service.admit,
+                hospital=hospital,
+                request_id=request_id,
+                request_sha256=digest,
+                resident_id=resident_id,
+                day=day,
+                referred=request.referred,
+                packs=self.registry,
+                reader=hospital.hospital_id,
+                now=now,
+            )
+        except sqlalchemy.exc.IntegrityError:  # the same key admitted meanwhile
+            found = await read_in_thread(
+                self.engine,
+                service.replay_admission,
+                hospital_id=hospital.hospital_id,
+                request_id=request_id,
+                request_sha256=digest,
+            )
+            if found is None:
+                raise
+            record, replayed = found, True
+        if not replayed:
+            log.info(
+                "admitted %s: person %s at %s on %s, no deposit: %s",
+                record.admission_id,
+                record.person_id,  # masked by the log formatter
+                record.hospital_id,
+                record.admitted_on,
+                record.no_deposit_rule or "no",
+            )
+        return settlement_pb2.AdmitResponse(admission=admission_message(record), replayed=replayed)
+
+    async def GetAdmission(
+        self,
+        request: settlement_pb2.GetAdmissionRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.GetAdmissionResponse:
+        caller = require("hospital", "internal")
+        record = await write_in_thread(
+            self.engine,
+            service.get_admission,
+            admission_id=_admission_id(request.admission_id),
+            hospital_id=caller.id if caller.kind == "hospital" else None,
+            reader=caller.id if caller.kind == "hospital" else service.PLATFORM_READER,
+            now=datetime.now(UTC),
+        )
+        return settlement_pb2.GetAdmissionResponse(admission=admission_message(record))
+
+    async def CancelAdmission(
+        self,
+        request: settlement_pb2.CancelAdmissionRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.CancelAdmissionResponse:
+        caller = require("hospital", "internal")
+        record = await write_in_thread(
+            self.engine,
+            service.cancel_admission,
+            admission_id=_admission_id(request.admission_id),
+            hospital_id=caller.id if caller.kind == "hospital" else None,
+        )
+        return settlement_pb2.CancelAdmissionResponse(admission=admission_message(record))
+
+    async def ListPersonReads(
+        self,
+        request: settlement_pb2.ListPersonReadsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> settlement_pb2.ListPersonReadsResponse:
+        require("internal")
+        person_id = read_resident_id(request.person_id, "person_id").number
+        rows, token = await read_in_thread(
+            self.engine,
+            service.list_person_reads,
+            person_id=person_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return settlement_pb2.ListPersonReadsResponse(
+            reads=[
+                settlement_pb2.PersonRead(
+                    reader=row.reader,
+                    method=row.method,
+                    person_id=row.person_id,
+                    read_time=to_timestamp(row.read_at),
+                )
+                for row in rows
+            ],
+            next_page_token=token,
+        )
+
+    async def _admission_desk(self, requested: str) -> tuple[Hospital, str]:
+        """The hospital whose admission desk asks, and who the read is recorded as: a
+        hospital asks for its own; the platform names one (an answer depends on its level
+        and region)."""
+        hospital_id = self._hospital_scope(requested)
+        if hospital_id is None:
+            raise InvalidInput(
+                "hospital_id", "required for internal callers: the hospital whose desk asks"
+            )
+        hospital = await self.hospitals.by_id(hospital_id)
+        if hospital is None:
+            raise NotFound(f"no hospital {hospital_id!r}", field="hospital_id")
+        self._admits(hospital)
+        internal = require("hospital", "internal").kind == "internal"
+        return hospital, service.PLATFORM_READER if internal else hospital.hospital_id
+
+    @staticmethod
+    def _admits(hospital: Hospital) -> None:
+        if hospital.level == 0:
+            raise FailedPrecondition(
+                f"{hospital.hospital_id} is a pharmacy: it admits no patient",
+                reason="NOT_A_HOSPITAL",
+            )
+
     # --- helpers ----------------------------------------------------------------------
 
     async def _calling_hospital(self) -> Hospital:
@@ -894,7 +1070,13 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         self._known_region(message.region, "hospital.region")
         if message.level not in HOSPITAL_LEVELS:
             raise InvalidInput("hospital.level", "1, 2 or 3 (0 for a pharmacy)")
-        return Hospital(hospital_id, message.name.strip(), message.region, message.level)
+        if message.reformed and message.level != 2:
+            raise InvalidInput(
+                "hospital.reformed", "only a level-2 hospital takes part in the reform"
+            )
+        return Hospital(
+            hospital_id, message.name.strip(), message.region, message.level, message.reformed
+        )
 
 
 def _read_visit(
@@ -967,12 +1149,19 @@ def _settlement_id(value: str) -> str:
     return value
 
 
+def _admission_id(value: str) -> str:
+    if not value or len(value) > 36:
+        raise InvalidInput("admission_id", "required: an admission's id, at most 36 characters")
+    return value
+
+
 def _request_digest(request: settlement_pb2.SettleRequest) -> str:
     """The fingerprint of what was asked, without the key: a retry must ask the same."""
     body = settlement_pb2.SettleRequest(
         person_id=request.person_id,
         visit=request.visit,
         pay_from_personal_account=request.pay_from_personal_account,
+        admission_id=request.admission_id,
     )
     return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
 
@@ -1011,6 +1200,7 @@ def _settlement_fields(record: SettlementRecord) -> dict[str, Any]:
         "cash_pay_fen": record.cash_pay_fen,
         "create_time": None if record.settled_at is None else to_timestamp(record.settled_at),
         "reverse_time": None if record.reversed_at is None else to_timestamp(record.reversed_at),
+        "admission_id": record.admission_id or "",
     }
 
 
@@ -1051,6 +1241,105 @@ def layer_message(layer: LayerPayment) -> settlement_pb2.LayerPayment:
     return settlement_pb2.LayerPayment(layer=layer.layer, fund=layer.fund, paid_fen=layer.paid_fen)
 
 
+def eligibility_message(answer: service.Eligible) -> settlement_pb2.Eligibility:
+    message = settlement_pb2.Eligibility(
+        person_id=answer.person_id,
+        date=from_date(answer.day),
+        hospital_id=answer.hospital_id,
+        region=answer.region,
+        policy=answer.policy,
+        enrolled=answer.enrolment is not None,
+        statuses=[
+            settlement_pb2.StatusPeriod(
+                status=SETTLEMENT_STATUSES.value(held.status),
+                valid_from=from_date(held.valid_from),
+                valid_to=None if held.valid_to is None else from_date(held.valid_to),
+                agency=SETTLEMENT_AGENCIES.value(held.agency),
+            )
+            for held in answer.statuses
+        ],
+        out_of_area=answer.out_of_area,
+        referred=answer.referred,
+        no_deposit=answer.no_deposit_rule is not None,
+        no_deposit_rule=answer.no_deposit_rule or "",
+        no_deposit_reason=answer.no_deposit_reason or "",
+        certificates=[
+            settlement_pb2.HeldCertificate(
+                disease=certificate.disease,
+                disease_name=name,
+                kind=certificate.kind,
+                valid_from=from_date(certificate.start),
+                valid_to=from_date(certificate.end),
+            )
+            for certificate, name in answer.certificates
+        ],
+        registrations=[
+            settlement_pb2.HeldRegistration(
+                kind=registration.kind,
+                region=registration.region,
+                valid_from=from_date(registration.start),
+                valid_to=None if registration.end is None else from_date(registration.end),
+            )
+            for registration in answer.registrations
+        ],
+        layers=[
+            settlement_pb2.LayerCaps(
+                layer=layer.layer,
+                name=layer.name,
+                eligible=layer.eligible,
+                caps=[
+                    settlement_pb2.YearlyCap(
+                        cap=cap.cap,
+                        limit_fen=cap.limit_fen,
+                        carried_over_quota_fen=cap.carried_over_quota_fen,
+                        used_fen=cap.used_fen,
+                        left_fen=cap.left_fen,
+                    )
+                    for cap in layer.caps
+                ],
+            )
+            for layer in answer.layers
+        ],
+        notes=answer.notes,
+    )
+    if answer.enrolment is not None:
+        scheme, employment, tier = answer.enrolment
+        message.enrolment.CopyFrom(
+            settlement_pb2.Enrolment(
+                year=answer.day.year,
+                scheme=SETTLEMENT_SCHEMES.value(scheme),
+                employment=SETTLEMENT_EMPLOYMENTS.value(employment),
+                tier=SETTLEMENT_TIERS.value(tier),
+            )
+        )
+    return message
+
+
+ADMISSION_STATES = {
+    service.ADMITTED: settlement_pb2.ADMISSION_STATE_ADMITTED,
+    service.DISCHARGED: settlement_pb2.ADMISSION_STATE_DISCHARGED,
+    service.CANCELLED: settlement_pb2.ADMISSION_STATE_CANCELLED,
+}
+
+
+def admission_message(record: service.AdmissionRecord) -> settlement_pb2.Admission:
+    return settlement_pb2.Admission(
+        admission_id=record.admission_id,
+        hospital_id=record.hospital_id,
+        person_id=record.person_id,
+        admitted=from_date(record.admitted_on),
+        referred=record.referred,
+        out_of_area=record.out_of_area,
+        no_deposit=record.no_deposit_rule is not None,
+        no_deposit_rule=record.no_deposit_rule or "",
+        no_deposit_reason=record.no_deposit_reason or "",
+        policy=record.policy,
+        state=ADMISSION_STATES[record.state],
+        settlement_id=record.settlement_id or "",
+        create_time=to_timestamp(record.created_at),
+    )
+
+
 def key_messages(stored: list[keys.StoredKey]) -> list[settlement_pb2.ApiKeyInfo]:
     return [
         settlement_pb2.ApiKeyInfo(
@@ -1068,6 +1357,7 @@ def hospital_message(hospital: Hospital) -> settlement_pb2.Hospital:
         name=hospital.name,
         region=hospital.region,
         level=hospital.level,
+        reformed=hospital.reformed,
     )
 
 

@@ -42,21 +42,32 @@ from doudi.common.errors import (
 from doudi.common.outbox import store_newer, stored_periods
 from doudi.common.protos import INT64_MAX, INT64_MIN, to_timestamp
 from doudi.core.codes import INPATIENT
-from doudi.core.engine import LayerPayment, Payout, PersonLedger, VisitSettlement, settle_visit
+from doudi.core.engine import (
+    LayerPayment,
+    LedgerView,
+    Payout,
+    PersonLedger,
+    VisitSettlement,
+    carried_quota,
+    settle_visit,
+    visit_context,
+)
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId
-from doudi.core.model import Certificate, Person, Registration, StatusPeriod, Visit
+from doudi.core.model import Certificate, Person, Registration, StatusPeriod, Visit, new_visit
 from doudi.core.packs import PackRegistry
-from doudi.core.policy import Pack
+from doudi.core.policy import Layer, Pack, VisitContext
 from doudi.core.statuses import EffectivePeriod
 from services.settlement import accounts
 from services.settlement.tables import (
+    admissions,
     clearing_records,
     event_outbox,
     hospital_keys,
     hospitals,
     ledgers,
     person_coverage,
+    person_reads,
     person_statuses,
     settlements,
 )
@@ -77,6 +88,8 @@ class Hospital:
     name: str
     region: str
     level: int
+    reformed: bool = False
+    """A level-2 hospital of the public-hospital reform (公立医院改革二级医院)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +116,8 @@ class SettlementRecord:
     settled_at: datetime | None = None
     reversed_at: datetime | None = None
     personal_account_paid_fen: int = 0
+    admission_id: str | None = None
+    """The admission the stay was settled against, if any."""
     """What the employee's personal account paid of ``self_pay_fen`` (accounts.py)."""
 
     @property
@@ -129,6 +144,9 @@ class SettleCommand:
     pay_from_personal_account: bool = False
     """The employee agrees that their personal account pays the self-pay: settled alone,
     never in a batch (:func:`settle_batch`)."""
+    admission_id: str = ""
+    """The admission to settle the stay against ("" none): such a command is settled alone,
+    never in a batch's one statement (:func:`settle_batch`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +190,7 @@ def create_hospital(
             name=hospital.name,
             region=hospital.region,
             level=hospital.level,
+            reformed=hospital.reformed,
             created_at=now,
         )
     )
@@ -250,7 +269,13 @@ def list_hospitals(
 ) -> tuple[list[Hospital], str]:
     """A page of the registered hospitals (of ``region`` if given) in id order, and the
     next page's token ("" at the end). Never their keys' digests."""
-    query = select(hospitals.c.hospital_id, hospitals.c.name, hospitals.c.region, hospitals.c.level)
+    query = select(
+        hospitals.c.hospital_id,
+        hospitals.c.name,
+        hospitals.c.region,
+        hospitals.c.level,
+        hospitals.c.reformed,
+    )
     if region is not None:
         query = query.where(hospitals.c.region == region)
     rows, token = paging.keyset_page(
@@ -260,7 +285,25 @@ def list_hospitals(
 
 
 def _hospital(row: Row) -> Hospital:
-    return Hospital(row.hospital_id, row.name, row.region, row.level)
+    return Hospital(row.hospital_id, row.name, row.region, row.level, bool(row.reformed))
+
+
+def set_hospital_reformed(
+    *, connection: sqlalchemy.Connection, hospital_id: str, reformed: bool
+) -> Hospital:
+    """Mark a level-2 hospital as taking part in the public-hospital reform, or no longer;
+    another level is INVALID_ARGUMENT (only level 2 has the distinction)."""
+    hospital = _locked_hospital(connection, hospital_id)
+    if reformed and hospital.level != 2:
+        raise InvalidInput(
+            "reformed",
+            f"only a level-2 hospital takes part in the reform; {hospital_id} is "
+            f"level {hospital.level}",
+        )
+    connection.execute(
+        hospitals.update().where(hospitals.c.hospital_id == hospital_id).values(reformed=reformed)
+    )
+    return dataclasses.replace(hospital, reformed=reformed)
 
 
 # --- settling ----------------------------------------------------------------------------
@@ -303,12 +346,16 @@ def settle(
     unique constraint: the caller rolls back and asks :func:`replay`.
     """
     ledger, version, known = _lock_ledger(connection, command.resident_id.number, now)
+    if command.admission_id:
+        check_admission(connection, command)
     record, stored = _settled(command, ledger, known.coverage, known.statuses, now)
     if command.pay_from_personal_account:
         record = _paid_from_account(connection, record, known.coverage, now)
         stored["personal_account_paid_fen"] = record.personal_account_paid_fen
     stored.update(state=SETTLED, settled_at=now, settled_on=day)
     _store_settlement(connection, stored, record, ledger, version, now)
+    if command.admission_id:
+        _discharge(connection, command.admission_id, record.settlement_id)
     return record
 
 
@@ -346,6 +393,8 @@ def _settled(
     pack, person, visit = _insured(command, coverage, statuses)
     result = ledger.settle(pack, person, visit)
     record = _record(result, str(uuid.uuid4()), SETTLED, command.hospital, pack, person, visit, now)
+    if command.admission_id:
+        record = dataclasses.replace(record, admission_id=command.admission_id)
     return record, {
         "settlement_id": record.settlement_id,
         "hospital_id": record.hospital_id,
@@ -373,6 +422,7 @@ def _settled(
             {period.code for period in person.statuses if period.holds_on(visit.settles_on)}
         ),
         "personal_account_paid_fen": 0,
+        "admission_id": command.admission_id or None,
     }
 
 
@@ -457,7 +507,7 @@ def settle_batch(
     if connection.dialect.name != "postgresql":
         return [
             None
-            if command.pay_from_personal_account
+            if command.pay_from_personal_account or command.admission_id
             else _settle_in_savepoint(connection, command, now, day)
             for command in commands
         ]
@@ -485,10 +535,10 @@ def settle_batch(
     made: list[tuple[SettlementRecord, dict[str, Any]]] = []
     outcomes: list[Outcome] = []
     for index, command in enumerate(commands):
-        visit = (command.hospital.hospital_id, command.visit.id)
-        if command.pay_from_personal_account:  # the account pays: settled alone, after
-            outcomes.append(None)
+        if command.admission_id or command.pay_from_personal_account:
+            outcomes.append(None)  # settled alone, after the batch
             continue
+        visit = (command.hospital.hospital_id, command.visit.id)
         if index in seen:
             outcomes.append(_replayed(connection, command))
             continue
@@ -626,6 +676,8 @@ def reverse(
     _clear(connection, record, kind=REVERSED, sign=-1, now=now, day=day)
     _queue_event(connection, settlement_id, REVERSED, now)
     _save_ledger(connection, row.person_id, ledger, version, now)
+    if row.admission_id is not None:
+        _reopen(connection, row.admission_id, settlement_id)
     return record, False
 
 
@@ -892,6 +944,9 @@ def _insured(
     if command.hospital.region != region and (not visit.out_of_area or visit.region is None):
         # Out of area, at a hospital of its region (a registration must name it).
         visit = dataclasses.replace(visit, out_of_area=True, region=command.hospital.region)
+    if command.hospital.reformed:
+        # The reform is the hospital's registration, never the request's.
+        visit = dataclasses.replace(visit, reformed_hospital=True)
     scheme, employment, tier = enrolment
     person = Person(
         command.resident_id,
@@ -948,6 +1003,470 @@ def status_periods(stored: list[list[str | None]] | None) -> tuple[StatusPeriod,
         )
         for status, start, end, *_agency in stored
     )
+
+
+# --- the admission desk (入院登记) ----------------------------------------------------------
+
+ADMITTED = "admitted"
+DISCHARGED = "discharged"
+CANCELLED = "cancelled"
+PLATFORM_READER = "platform"
+"""Who a read of the internal token is recorded as (a hospital's is its id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapLeft:
+    """A yearly cap of a layer for the person at the asking hospital, and its use so far."""
+
+    cap: str
+    limit_fen: int
+    carried_over_quota_fen: int
+    used_fen: int
+
+    @property
+    def left_fen(self) -> int:
+        left = self.limit_fen - self.used_fen
+        return left if left > 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class LayerLeft:
+    layer: str
+    name: str
+    eligible: bool
+    caps: tuple[CapLeft, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldStatus:
+    """A status period in force on the day asked, with the agency that certified it."""
+
+    status: str
+    valid_from: date
+    valid_to: date | None
+    agency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Eligible:
+    """What the admission desk is told of a person on a day (GetEligibility)."""
+
+    person_id: str
+    day: date
+    hospital_id: str
+    region: str
+    policy: str
+    enrolment: tuple[str, str | None, str | None] | None
+    """Scheme, employment, tier of the day's year; None: not enrolled."""
+    statuses: tuple[HeldStatus, ...]
+    out_of_area: bool
+    referred: bool
+    no_deposit_rule: str | None
+    no_deposit_reason: str | None
+    certificates: tuple[tuple[Certificate, str], ...]
+    """Each certificate valid on the day, with its disease's name in the pack."""
+    registrations: tuple[Registration, ...]
+    layers: tuple[LayerLeft, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRecord:
+    admission_id: str
+    hospital_id: str
+    person_id: str
+    admitted_on: date
+    referred: bool
+    out_of_area: bool
+    policy: str
+    no_deposit_rule: str | None
+    no_deposit_reason: str | None
+    state: str
+    settlement_id: str | None
+    created_at: datetime
+
+
+def eligibility(
+    *,
+    connection: sqlalchemy.Connection,
+    hospital: Hospital,
+    resident_id: ResidentId,
+    day: date,
+    referred: bool,
+    packs: PackRegistry,
+    reader: str,
+    now: datetime,
+) -> Eligible:
+    """The admission desk's answer, recorded as a read of the person in the same
+    transaction (the caller's write transaction)."""
+    answer = _eligible(connection, hospital, resident_id, day, referred, packs)
+    _record_read(connection, answer.person_id, reader, "GetEligibility", now)
+    return answer
+
+
+def _eligible(
+    connection: sqlalchemy.Connection,
+    hospital: Hospital,
+    resident_id: ResidentId,
+    day: date,
+    referred: bool,
+    packs: PackRegistry,
+) -> Eligible:
+    """The answer for an inpatient stay at ``hospital`` admitted on ``day``: level and region
+    from the hospital, out of area when its region is not the person's, referred when the
+    hospital says so or a registration valid on the day names its region. Reads only."""
+    number = resident_id.number
+    known = connection.execute(_READ_PERSON, {"person_of": number}).one()
+    coverage = known.coverage
+    if coverage is None:
+        raise person_not_found(number, "person_id")
+    region = coverage["region"]
+    pack = packs.in_force(region, day)
+    if pack is None:
+        raise FailedPrecondition(
+            f"no policy pack of region {region!r} is in force on {day.isoformat()}",
+            reason="NO_POLICY_IN_FORCE",
+            field="date",
+        )
+    enrolment = coverage["years"].get(str(day.year))
+    certificates = tuple(c for c in coverage_certificates(coverage) or () if c.valid_on(day))
+    registrations = tuple(r for r in coverage_registrations(coverage) or () if r.valid_on(day))
+    out_of_area = hospital.region != region
+    notes: list[str] = []
+    if out_of_area:
+        notes.append(
+            f"out of area: the hospital is in {hospital.region}, the person's region is {region}"
+        )
+    registered = [r for r in registrations if r.region == hospital.region]
+    if registered:
+        notes.append(f"referred: {registered[0].kind} registration for {hospital.region}")
+    elif referred:
+        notes.append("referred: the hospital holds a primary-care referral slip")
+    referred = referred or bool(registered)
+    names = pack.certificates.diseases if pack.certificates is not None else {}
+    answer = Eligible(
+        person_id=number,
+        day=day,
+        hospital_id=hospital.hospital_id,
+        region=region,
+        policy=pack.id,
+        enrolment=None if enrolment is None else tuple(enrolment),
+        statuses=_held_statuses(known.statuses, day),
+        out_of_area=out_of_area,
+        referred=referred,
+        no_deposit_rule=None,
+        no_deposit_reason=None,
+        certificates=tuple(
+            (c, names[c.disease].name if c.disease in names else "") for c in certificates
+        ),
+        registrations=registrations,
+        layers=(),
+        notes=(),
+    )
+    if enrolment is None:
+        notes.append(f"not enrolled for {day.year}: no layer pays, a deposit as for anyone")
+        return dataclasses.replace(answer, notes=tuple(notes))
+    scheme, employment, tier = enrolment
+    person = Person(
+        resident_id,
+        scheme,
+        employment,
+        tier,
+        status_periods(known.statuses),
+        certificates,
+        registrations,
+    )
+    stay = new_visit(
+        "admission",
+        INPATIENT,
+        day,
+        (),
+        hospital.level,
+        day,
+        out_of_area,
+        referred,
+        (),
+        hospital.region if out_of_area else None,
+        hospital.reformed,
+    )
+    row = connection.execute(_READ_LEDGER, {"person_id": number}).first()
+    view = (PersonLedger() if row is None else _ledger(row)).view(day.year)
+    ctx = visit_context(person, stay, view, INPATIENT, referred)
+    rule = next((rule for rule in pack.no_deposit if rule.when.test(ctx)), None)
+    return dataclasses.replace(
+        answer,
+        no_deposit_rule=None if rule is None else rule.id,
+        no_deposit_reason=None if rule is None else rule.reason,
+        layers=tuple(_layer_left(pack, layer, ctx, view) for layer in pack.layers),
+        notes=tuple(notes),
+    )
+
+
+def _held_statuses(stored: list[list[str | None]] | None, day: date) -> tuple[HeldStatus, ...]:
+    """The stored periods in force on ``day``, with their agency (None in a period stored
+    before the hub sent agencies)."""
+    held = []
+    for status, start, end, *agency in stored or ():
+        period = StatusPeriod(
+            str(status),
+            date.fromisoformat(str(start)),
+            None if end is None else date.fromisoformat(end),
+        )
+        if period.holds_on(day):
+            held.append(
+                HeldStatus(period.code, period.start, period.end, agency[0] if agency else None)
+            )
+    return tuple(held)
+
+
+def _layer_left(pack: Pack, layer: Layer, ctx: VisitContext, view: LedgerView) -> LayerLeft:
+    """A layer's yearly caps for the context (each once, in the order its rules name them),
+    with what the layer paid against each this year."""
+    caps: dict[str, CapLeft] = {}
+    for rule in layer.rules:
+        for cap in rule.caps:
+            if not cap.per_year or cap.id in caps:
+                continue
+            carried = carried_quota(pack, ctx) if cap.plus_carried_quota else 0
+            caps[cap.id] = CapLeft(
+                cap.id, cap.amount(ctx) + carried, carried, view.year_totals.get(cap.accumulator, 0)
+            )
+    eligible = (layer.in_force_from is None or ctx.day >= layer.in_force_from) and (
+        layer.eligible is None or layer.eligible.test(ctx)
+    )
+    return LayerLeft(layer.id, layer.name, eligible, tuple(caps.values()))
+
+
+def admit(
+    *,
+    connection: sqlalchemy.Connection,
+    hospital: Hospital,
+    request_id: str,
+    request_sha256: str,
+    resident_id: ResidentId,
+    day: date,
+    referred: bool,
+    packs: PackRegistry,
+    reader: str,
+    now: datetime,
+) -> tuple[AdmissionRecord, bool]:
+    """Register an admission with the eligibility answer of its day, recorded as a read of
+    the person; answers it and whether it answers an earlier request with the same key. A
+    person not enrolled for the day's year is NOT_FOUND (NOT_ENROLLED): no stay of theirs
+    can be settled. Two requests with one key at once: the second breaks the unique
+    constraint and the caller answers :func:`replay_admission`."""
+    found = replay_admission(
+        connection=connection,
+        hospital_id=hospital.hospital_id,
+        request_id=request_id,
+        request_sha256=request_sha256,
+    )
+    if found is not None:
+        _record_read(connection, found.person_id, reader, "Admit", now)
+        return found, True
+    answer = _eligible(connection, hospital, resident_id, day, referred, packs)
+    if answer.enrolment is None:
+        raise not_enrolled(answer.person_id, day.year)
+    record = AdmissionRecord(
+        admission_id=str(uuid.uuid4()),
+        hospital_id=hospital.hospital_id,
+        person_id=answer.person_id,
+        admitted_on=day,
+        referred=answer.referred,
+        out_of_area=answer.out_of_area,
+        policy=answer.policy,
+        no_deposit_rule=answer.no_deposit_rule,
+        no_deposit_reason=answer.no_deposit_reason,
+        state=ADMITTED,
+        settlement_id=None,
+        created_at=now,
+    )
+    connection.execute(
+        admissions.insert().values(
+            **{f.name: getattr(record, f.name) for f in dataclasses.fields(record)},
+            request_id=request_id,
+            request_sha256=request_sha256,
+        )
+    )
+    _record_read(connection, record.person_id, reader, "Admit", now)
+    return record, False
+
+
+def replay_admission(
+    *, connection: sqlalchemy.Connection, hospital_id: str, request_id: str, request_sha256: str
+) -> AdmissionRecord | None:
+    """The admission the hospital made with this key (None: none yet); the same key with
+    another request is FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED)."""
+    row = connection.execute(
+        select(admissions).where(
+            admissions.c.hospital_id == hospital_id, admissions.c.request_id == request_id
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.request_sha256 != request_sha256:
+        raise FailedPrecondition(
+            "this idempotency key was used for a different request",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            field="request_id",
+        )
+    return _admission(row)
+
+
+def get_admission(
+    *,
+    connection: sqlalchemy.Connection,
+    admission_id: str,
+    hospital_id: str | None,
+    reader: str,
+    now: datetime,
+) -> AdmissionRecord:
+    """One admission, recorded as a read of its person; another hospital's is NOT_FOUND, as
+    an unknown one (``hospital_id`` None: any, for the platform)."""
+    record = _admission(_admission_row(connection, admission_id, hospital_id, lock=False))
+    _record_read(connection, record.person_id, reader, "GetAdmission", now)
+    return record
+
+
+def cancel_admission(
+    *, connection: sqlalchemy.Connection, admission_id: str, hospital_id: str | None
+) -> AdmissionRecord:
+    """Cancel an admission no standing settlement discharged (ADMISSION_ALREADY_SETTLED
+    otherwise); a cancelled one is answered again. The row is locked, so a settlement
+    against it waits and then finds it cancelled."""
+    row = _admission_row(connection, admission_id, hospital_id, lock=True)
+    if row.state == DISCHARGED:
+        raise _already_settled(row)
+    if row.state == ADMITTED:
+        connection.execute(
+            admissions.update()
+            .where(admissions.c.admission_id == admission_id)
+            .values(state=CANCELLED)
+        )
+    return dataclasses.replace(_admission(row), state=CANCELLED)
+
+
+def check_admission(connection: sqlalchemy.Connection, command: SettleCommand) -> None:
+    """The admission a settlement names, locked: the caller's, of the same person, the stay
+    admitted on its day, neither cancelled nor discharged by a standing settlement (unless
+    by this very request: a retry, answered by the unique key)."""
+    row = connection.execute(
+        select(admissions)
+        .where(
+            admissions.c.admission_id == command.admission_id,
+            admissions.c.hospital_id == command.hospital.hospital_id,
+        )
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise InvalidInput(
+            "admission_id", f"no admission {command.admission_id!r} of this hospital"
+        )
+    if row.person_id != command.resident_id.number:
+        raise InvalidInput("admission_id", "the admission is another person's")
+    visit = command.visit
+    if visit.visit_type != INPATIENT:
+        raise InvalidInput("visit.type", "a visit settled against an admission is inpatient")
+    if visit.admitted != row.admitted_on:
+        raise InvalidInput("visit.admitted", f"the admission was on {row.admitted_on.isoformat()}")
+    if row.state == CANCELLED:
+        raise FailedPrecondition(
+            f"admission {row.admission_id} was cancelled",
+            reason="ADMISSION_CANCELLED",
+            field="admission_id",
+        )
+    if row.state == DISCHARGED:
+        by = connection.execute(
+            select(settlements.c.request_id).where(settlements.c.settlement_id == row.settlement_id)
+        ).scalar_one_or_none()
+        if by != command.request_id:
+            raise _already_settled(row)
+
+
+def _discharge(connection: sqlalchemy.Connection, admission_id: str, settlement_id: str) -> None:
+    """The admission discharged by the settlement, in its transaction (only an open one)."""
+    done = connection.execute(
+        admissions.update()
+        .where(admissions.c.admission_id == admission_id, admissions.c.state == ADMITTED)
+        .values(state=DISCHARGED, settlement_id=settlement_id)
+    )
+    if done.rowcount != 1:
+        raise FailedPrecondition(
+            f"admission {admission_id} is no longer open",
+            reason="ADMISSION_ALREADY_SETTLED",
+            field="admission_id",
+        )
+
+
+def _reopen(connection: sqlalchemy.Connection, admission_id: str, settlement_id: str) -> None:
+    """A reversal reopens the admission its settlement discharged: the stay may be settled
+    against it again."""
+    connection.execute(
+        admissions.update()
+        .where(
+            admissions.c.admission_id == admission_id,
+            admissions.c.settlement_id == settlement_id,
+        )
+        .values(state=ADMITTED, settlement_id=None)
+    )
+
+
+def _already_settled(row: Row) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"admission {row.admission_id} was discharged by settlement {row.settlement_id}; "
+        "reverse that settlement first",
+        reason="ADMISSION_ALREADY_SETTLED",
+        field="admission_id",
+        metadata={"settlement_id": row.settlement_id},
+    )
+
+
+def _admission_row(
+    connection: sqlalchemy.Connection, admission_id: str, hospital_id: str | None, *, lock: bool
+) -> Row:
+    query = select(admissions).where(admissions.c.admission_id == admission_id)
+    if hospital_id is not None:
+        query = query.where(admissions.c.hospital_id == hospital_id)
+    if lock:
+        query = query.with_for_update()
+    row = connection.execute(query).one_or_none()
+    if row is None:
+        raise NotFound(f"no admission {admission_id!r}", field="admission_id")
+    return row
+
+
+def _admission(row: Row) -> AdmissionRecord:
+    return AdmissionRecord(
+        admission_id=row.admission_id,
+        hospital_id=row.hospital_id,
+        person_id=row.person_id,
+        admitted_on=row.admitted_on,
+        referred=row.referred,
+        out_of_area=row.out_of_area,
+        policy=row.policy,
+        no_deposit_rule=row.no_deposit_rule,
+        no_deposit_reason=row.no_deposit_reason,
+        state=row.state,
+        settlement_id=row.settlement_id,
+        created_at=row.created_at,
+    )
+
+
+def _record_read(
+    connection: sqlalchemy.Connection, person_id: str, reader: str, method: str, now: datetime
+) -> None:
+    """The audit of the admission desk: who read which person's data, how, when."""
+    connection.execute(
+        person_reads.insert().values(person_id=person_id, reader=reader, method=method, read_at=now)
+    )
+
+
+def list_person_reads(
+    *, connection: sqlalchemy.Connection, person_id: str, page_size: int, page_token: str
+) -> tuple[list[Row], str]:
+    """A page of the reads of a person's data, oldest first, and the next page's token."""
+    query = select(person_reads).where(person_reads.c.person_id == person_id)
+    return paging.keyset_page(connection, query, person_reads.c.read_id, page_size, page_token)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -1042,6 +1561,7 @@ def stored_record(row: Row) -> SettlementRecord:
         settled_at=row.settled_at,
         reversed_at=row.reversed_at,
         personal_account_paid_fen=row.personal_account_paid_fen,
+        admission_id=row.admission_id,
     )
 
 

@@ -24,7 +24,11 @@
   of movements, whose sums are the pots;
 * ``accident_claims``: claims on a pack's accident cover (意外伤害附加保险), filed by the
   bureau's clerks and decided once; an approved claim is paid in its decision's
-  transaction, and the insurer repays the day's paid claims (services/settlement/accidents.py).
+  transaction, and the insurer repays the day's paid claims (services/settlement/accidents.py);
+* ``admissions``: the admissions registered at the hospitals' desks (入院登记), each with
+  the eligibility answer of its day, discharged by the settlement made against it;
+* ``person_reads``: who read a person's data at the admission desk (the audit), one row
+  per answer, written in the read's own transaction.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import sqlalchemy
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -59,6 +64,8 @@ hospitals = Table(
     Column("region", String(32), nullable=False),
     Column("level", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # A level-2 hospital of the public-hospital reform (migration 0009).
+    Column("reformed", Boolean, nullable=False, server_default=sqlalchemy.false()),
 )
 
 hospital_keys = Table(
@@ -106,6 +113,8 @@ settlements = Table(
     Column("statuses", JSON, nullable=False),
     # What the employee's personal account paid of the self-pay (migration 0007).
     Column("personal_account_paid_fen", BigInteger, nullable=False, server_default=text("0")),
+    # The admission it was settled against (migration 0009); NULL: none.
+    Column("admission_id", String(36)),
     UniqueConstraint("hospital_id", "request_id", name="uq_settlements_request"),
     Index("ix_settlements_hospital_day", "hospital_id", "settled_on", "settled_at"),
     # A person's settlements in the order they were made (ListSettlements by person,
@@ -274,4 +283,38 @@ accident_claims = Table(
     ),
     Index("ix_accident_claims_region_state", "region", "state", "claim_id"),
     Index("ix_accident_claims_decided_on", "decided_on", "region"),
+)
+
+admissions = Table(
+    "admissions",
+    metadata,
+    Column("admission_id", String(36), primary_key=True),
+    Column("hospital_id", String(32), ForeignKey("hospitals.hospital_id"), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("request_sha256", String(64), nullable=False),
+    Column("person_id", String(18), nullable=False),
+    Column("admitted_on", Date, nullable=False),
+    Column("referred", Boolean, nullable=False),
+    Column("out_of_area", Boolean, nullable=False),
+    Column("policy", String(64), nullable=False),
+    # The no-deposit answer at admission: the pack's rule id and its reason (NULL: a
+    # deposit).
+    Column("no_deposit_rule", String(64)),
+    Column("no_deposit_reason", String(256)),
+    Column("state", String(16), nullable=False),  # admitted, discharged or cancelled
+    Column("settlement_id", String(36)),  # the standing settlement that discharged it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("hospital_id", "request_id", name="uq_admissions_request"),
+    Index("ix_admissions_settlement", "settlement_id"),
+)
+
+person_reads = Table(
+    "person_reads",
+    metadata,
+    Column("read_id", BigId, primary_key=True, autoincrement=True),
+    Column("person_id", String(18), nullable=False),
+    Column("reader", String(32), nullable=False),  # the hospital's id, or "platform"
+    Column("method", String(32), nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+    Index("ix_person_reads_person", "person_id", "read_id"),
 )

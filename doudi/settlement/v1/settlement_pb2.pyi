@@ -369,6 +369,32 @@ ACCIDENT_CLAIM_STATE_PAID: AccidentClaimState.ValueType  # 2
 ACCIDENT_CLAIM_STATE_REJECTED: AccidentClaimState.ValueType  # 3
 Global___AccidentClaimState: _TypeAlias = AccidentClaimState  # noqa: Y015
 
+class _AdmissionState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AdmissionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AdmissionState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ADMISSION_STATE_UNSPECIFIED: _AdmissionState.ValueType  # 0
+    ADMISSION_STATE_ADMITTED: _AdmissionState.ValueType  # 1
+    """In hospital: not settled yet."""
+    ADMISSION_STATE_DISCHARGED: _AdmissionState.ValueType  # 2
+    """Settled by a standing settlement (settlement_id)."""
+    ADMISSION_STATE_CANCELLED: _AdmissionState.ValueType  # 3
+    """Cancelled before any settlement."""
+
+class AdmissionState(_AdmissionState, metaclass=_AdmissionStateEnumTypeWrapper):
+    """Whether an admission is open."""
+
+ADMISSION_STATE_UNSPECIFIED: AdmissionState.ValueType  # 0
+ADMISSION_STATE_ADMITTED: AdmissionState.ValueType  # 1
+"""In hospital: not settled yet."""
+ADMISSION_STATE_DISCHARGED: AdmissionState.ValueType  # 2
+"""Settled by a standing settlement (settlement_id)."""
+ADMISSION_STATE_CANCELLED: AdmissionState.ValueType  # 3
+"""Cancelled before any settlement."""
+Global___AdmissionState: _TypeAlias = AdmissionState  # noqa: Y015
+
 @_typing.final
 class Item(_message.Message):
     """A line item of the bill (费用明细)."""
@@ -556,6 +582,7 @@ class Settlement(_message.Message):
     REVERSE_TIME_FIELD_NUMBER: _builtins.int
     PERSONAL_ACCOUNT_PAID_FEN_FIELD_NUMBER: _builtins.int
     CASH_PAY_FEN_FIELD_NUMBER: _builtins.int
+    ADMISSION_ID_FIELD_NUMBER: _builtins.int
     settlement_id: _builtins.str
     """Output only: assigned by the platform; empty in a preview."""
     state: Global___SettlementState.ValueType
@@ -585,6 +612,8 @@ class Settlement(_message.Message):
     """
     cash_pay_fen: _builtins.int
     """What the patient pays in cash: self_pay_fen - personal_account_paid_fen."""
+    admission_id: _builtins.str
+    """The admission it was settled against; empty when none."""
     @_builtins.property
     def settles_on(self) -> _date_pb2.Date:
         """The discharge (or visit) day: it picks the pack, the statuses and the
@@ -626,10 +655,11 @@ class Settlement(_message.Message):
         reverse_time: _timestamp_pb2.Timestamp | None = ...,
         personal_account_paid_fen: _builtins.int = ...,
         cash_pay_fen: _builtins.int = ...,
+        admission_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "reverse_time", b"reverse_time", "settles_on", b"settles_on"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cash_pay_fen", b"cash_pay_fen", "class_c_fen", b"class_c_fen", "create_time", b"create_time", "fund_paid_fen", b"fund_paid_fen", "hospital_id", b"hospital_id", "in_scope_fen", b"in_scope_fen", "layers", b"layers", "out_of_scope_fen", b"out_of_scope_fen", "over_limit_fen", b"over_limit_fen", "payouts", b"payouts", "person_id", b"person_id", "personal_account_paid_fen", b"personal_account_paid_fen", "policy", b"policy", "pre_self_pay_fen", b"pre_self_pay_fen", "reverse_time", b"reverse_time", "self_pay_fen", b"self_pay_fen", "settlement_id", b"settlement_id", "settles_on", b"settles_on", "state", b"state", "total_fen", b"total_fen", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_id", b"admission_id", "cash_pay_fen", b"cash_pay_fen", "class_c_fen", b"class_c_fen", "create_time", b"create_time", "fund_paid_fen", b"fund_paid_fen", "hospital_id", b"hospital_id", "in_scope_fen", b"in_scope_fen", "layers", b"layers", "out_of_scope_fen", b"out_of_scope_fen", "over_limit_fen", b"over_limit_fen", "payouts", b"payouts", "person_id", b"person_id", "personal_account_paid_fen", b"personal_account_paid_fen", "policy", b"policy", "pre_self_pay_fen", b"pre_self_pay_fen", "reverse_time", b"reverse_time", "self_pay_fen", b"self_pay_fen", "settlement_id", b"settlement_id", "settles_on", b"settles_on", "state", b"state", "total_fen", b"total_fen", "visit_id", b"visit_id", "visit_type", b"visit_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -681,12 +711,18 @@ class Hospital(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
+    REFORMED_FIELD_NUMBER: _builtins.int
     hospital_id: _builtins.str
     name: _builtins.str
     region: _builtins.str
     """The pooling region it serves: a policy pack's region code, e.g. "411323"."""
     level: _builtins.int
     """1, 2 or 3; a township health centre is level 1; 0 for a pharmacy."""
+    reformed: _builtins.bool
+    """A level-2 hospital taking part in the public-hospital reform
+    (公立医院改革二级医院): Tianjin's residents' general outpatient cover is paid
+    at level 1 and at these only. Only a level-2 hospital may have it.
+    """
     def __init__(
         self,
         *,
@@ -694,10 +730,11 @@ class Hospital(_message.Message):
         name: _builtins.str = ...,
         region: _builtins.str = ...,
         level: _builtins.int = ...,
+        reformed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital_id", b"hospital_id", "level", b"level", "name", b"name", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital_id", b"hospital_id", "level", b"level", "name", b"name", "reformed", b"reformed", "region", b"region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -761,12 +798,18 @@ class SettleRequest(_message.Message):
     PERSON_ID_FIELD_NUMBER: _builtins.int
     VISIT_FIELD_NUMBER: _builtins.int
     PAY_FROM_PERSONAL_ACCOUNT_FIELD_NUMBER: _builtins.int
+    ADMISSION_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The caller's idempotency key (AIP-155); required."""
     person_id: _builtins.str
     pay_from_personal_account: _builtins.bool
     """The employee agrees that their personal account pays the self-pay, as
     far as its balance goes (card first); the rest is paid in cash.
+    """
+    admission_id: _builtins.str
+    """Optional: the admission (Admit) the stay is settled against: the caller's,
+    of the same person, an inpatient visit admitted on the admission's day.
+    The settlement discharges it; a reversal reopens it.
     """
     @_builtins.property
     def visit(self) -> Global___Visit: ...
@@ -777,10 +820,11 @@ class SettleRequest(_message.Message):
         person_id: _builtins.str = ...,
         visit: Global___Visit | None = ...,
         pay_from_personal_account: _builtins.bool = ...,
+        admission_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pay_from_personal_account", b"pay_from_personal_account", "person_id", b"person_id", "request_id", b"request_id", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_id", b"admission_id", "pay_from_personal_account", b"pay_from_personal_account", "person_id", b"person_id", "request_id", b"request_id", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2483,3 +2527,623 @@ class GetAccidentClearingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAccidentClearingResponse: _TypeAlias = GetAccidentClearingResponse  # noqa: Y015
+
+@_typing.final
+class SetHospitalReformedRequest(_message.Message):
+    """--- the admission desk (入院登记) ---"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_ID_FIELD_NUMBER: _builtins.int
+    REFORMED_FIELD_NUMBER: _builtins.int
+    hospital_id: _builtins.str
+    reformed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        hospital_id: _builtins.str = ...,
+        reformed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital_id", b"hospital_id", "reformed", b"reformed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetHospitalReformedRequest: _TypeAlias = SetHospitalReformedRequest  # noqa: Y015
+
+@_typing.final
+class SetHospitalReformedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSPITAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hospital(self) -> Global___Hospital: ...
+    def __init__(
+        self,
+        *,
+        hospital: Global___Hospital | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hospital", b"hospital"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hospital", b"hospital"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetHospitalReformedResponse: _TypeAlias = SetHospitalReformedResponse  # noqa: Y015
+
+@_typing.final
+class GetEligibilityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    REFERRED_FIELD_NUMBER: _builtins.int
+    HOSPITAL_ID_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    """The patient's resident identity number."""
+    referred: _builtins.bool
+    """The hospital holds a primary-care referral slip (基层首诊转诊) for the stay."""
+    hospital_id: _builtins.str
+    """Internal callers: the hospital whose admission desk asks (required: the
+    answer depends on its level and region). Hospitals: empty or their own.
+    """
+    @_builtins.property
+    def date(self) -> _date_pb2.Date:
+        """The day of admission asked about: it picks the pack, the year, the
+        statuses, certificates and registrations in force.
+        """
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        date: _date_pb2.Date | None = ...,
+        referred: _builtins.bool = ...,
+        hospital_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "hospital_id", b"hospital_id", "person_id", b"person_id", "referred", b"referred"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEligibilityRequest: _TypeAlias = GetEligibilityRequest  # noqa: Y015
+
+@_typing.final
+class HeldCertificate(_message.Message):
+    """An outpatient certificate (门诊慢特病 / 门诊特殊病) valid on the day asked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISEASE_FIELD_NUMBER: _builtins.int
+    DISEASE_NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    disease: _builtins.str
+    """The pack's disease id, and its name."""
+    disease_name: _builtins.str
+    kind: _builtins.str
+    """chronic or special."""
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        disease: _builtins.str = ...,
+        disease_name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disease", b"disease", "disease_name", b"disease_name", "kind", b"kind", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldCertificate: _TypeAlias = HeldCertificate  # noqa: Y015
+
+@_typing.final
+class HeldRegistration(_message.Message):
+    """A registration for care outside the region (异地安置 / 转诊备案) valid on the day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    region: _builtins.str
+    """The region it lets the person be treated in."""
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """Unset: open-ended."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        region: _builtins.str = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "region", b"region", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldRegistration: _TypeAlias = HeldRegistration  # noqa: Y015
+
+@_typing.final
+class YearlyCap(_message.Message):
+    """One yearly cap (年度封顶线) of a layer and what is left of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAP_FIELD_NUMBER: _builtins.int
+    LIMIT_FEN_FIELD_NUMBER: _builtins.int
+    CARRIED_OVER_QUOTA_FEN_FIELD_NUMBER: _builtins.int
+    USED_FEN_FIELD_NUMBER: _builtins.int
+    LEFT_FEN_FIELD_NUMBER: _builtins.int
+    cap: _builtins.str
+    """The pack's cap id, e.g. "yearly"."""
+    limit_fen: _builtins.int
+    """The cap for this person at this hospital, Tianjin's carried-over
+    outpatient quota included where the cap has it.
+    """
+    carried_over_quota_fen: _builtins.int
+    """The part of limit_fen that is the carried-over quota (0 elsewhere)."""
+    used_fen: _builtins.int
+    """What the layer paid against it this year so far."""
+    left_fen: _builtins.int
+    """limit_fen - used_fen, never below 0."""
+    def __init__(
+        self,
+        *,
+        cap: _builtins.str = ...,
+        limit_fen: _builtins.int = ...,
+        carried_over_quota_fen: _builtins.int = ...,
+        used_fen: _builtins.int = ...,
+        left_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap", b"cap", "carried_over_quota_fen", b"carried_over_quota_fen", "left_fen", b"left_fen", "limit_fen", b"limit_fen", "used_fen", b"used_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___YearlyCap: _TypeAlias = YearlyCap  # noqa: Y015
+
+@_typing.final
+class LayerCaps(_message.Message):
+    """A layer of the pack and its yearly caps."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAYER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_FIELD_NUMBER: _builtins.int
+    CAPS_FIELD_NUMBER: _builtins.int
+    layer: _builtins.str
+    name: _builtins.str
+    eligible: _builtins.bool
+    """Whether the layer pays for this person on the day (in force, eligible)."""
+    @_builtins.property
+    def caps(self) -> _containers.RepeatedCompositeFieldContainer[Global___YearlyCap]: ...
+    def __init__(
+        self,
+        *,
+        layer: _builtins.str = ...,
+        name: _builtins.str = ...,
+        eligible: _builtins.bool = ...,
+        caps: _abc.Iterable[Global___YearlyCap] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caps", b"caps", "eligible", b"eligible", "layer", b"layer", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LayerCaps: _TypeAlias = LayerCaps  # noqa: Y015
+
+@_typing.final
+class Eligibility(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    HOSPITAL_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    ENROLLED_FIELD_NUMBER: _builtins.int
+    ENROLMENT_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    OUT_OF_AREA_FIELD_NUMBER: _builtins.int
+    REFERRED_FIELD_NUMBER: _builtins.int
+    NO_DEPOSIT_FIELD_NUMBER: _builtins.int
+    NO_DEPOSIT_RULE_FIELD_NUMBER: _builtins.int
+    NO_DEPOSIT_REASON_FIELD_NUMBER: _builtins.int
+    CERTIFICATES_FIELD_NUMBER: _builtins.int
+    REGISTRATIONS_FIELD_NUMBER: _builtins.int
+    LAYERS_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    hospital_id: _builtins.str
+    """The hospital whose desk asked."""
+    region: _builtins.str
+    """The person's pooling region and the pack in force there on the date."""
+    policy: _builtins.str
+    enrolled: _builtins.bool
+    """Whether the person is enrolled for the date's year; unset `enrolment`
+    when not (an answer, not an error).
+    """
+    out_of_area: _builtins.bool
+    """The hospital is outside the person's region (异地就医)."""
+    referred: _builtins.bool
+    """Counted as referred: the request's `referred`, or a registration valid on
+    the date for the hospital's region.
+    """
+    no_deposit: _builtins.bool
+    """Admitted without a deposit (免押金), and the pack's rule and its reason."""
+    no_deposit_rule: _builtins.str
+    no_deposit_reason: _builtins.str
+    @_builtins.property
+    def date(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def enrolment(self) -> Global___Enrolment: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusPeriod]:
+        """The status periods in force on the date, with the certifying agency."""
+
+    @_builtins.property
+    def certificates(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldCertificate]: ...
+    @_builtins.property
+    def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldRegistration]: ...
+    @_builtins.property
+    def layers(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayerCaps]:
+        """Every layer of the pack, in order, with its yearly caps (none when the
+        person is not enrolled).
+        """
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the answer rests on, in words (not enrolled, referred by a
+        registration...).
+        """
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        date: _date_pb2.Date | None = ...,
+        hospital_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        policy: _builtins.str = ...,
+        enrolled: _builtins.bool = ...,
+        enrolment: Global___Enrolment | None = ...,
+        statuses: _abc.Iterable[Global___StatusPeriod] | None = ...,
+        out_of_area: _builtins.bool = ...,
+        referred: _builtins.bool = ...,
+        no_deposit: _builtins.bool = ...,
+        no_deposit_rule: _builtins.str = ...,
+        no_deposit_reason: _builtins.str = ...,
+        certificates: _abc.Iterable[Global___HeldCertificate] | None = ...,
+        registrations: _abc.Iterable[Global___HeldRegistration] | None = ...,
+        layers: _abc.Iterable[Global___LayerCaps] | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "enrolment", b"enrolment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates", "date", b"date", "enrolled", b"enrolled", "enrolment", b"enrolment", "hospital_id", b"hospital_id", "layers", b"layers", "no_deposit", b"no_deposit", "no_deposit_reason", b"no_deposit_reason", "no_deposit_rule", b"no_deposit_rule", "notes", b"notes", "out_of_area", b"out_of_area", "person_id", b"person_id", "policy", b"policy", "referred", b"referred", "region", b"region", "registrations", b"registrations", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Eligibility: _TypeAlias = Eligibility  # noqa: Y015
+
+@_typing.final
+class GetEligibilityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ELIGIBILITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def eligibility(self) -> Global___Eligibility: ...
+    def __init__(
+        self,
+        *,
+        eligibility: Global___Eligibility | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["eligibility", b"eligibility"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eligibility", b"eligibility"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEligibilityResponse: _TypeAlias = GetEligibilityResponse  # noqa: Y015
+
+@_typing.final
+class Admission(_message.Message):
+    """An admission registered at a hospital's desk (入院登记)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMISSION_ID_FIELD_NUMBER: _builtins.int
+    HOSPITAL_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    ADMITTED_FIELD_NUMBER: _builtins.int
+    REFERRED_FIELD_NUMBER: _builtins.int
+    OUT_OF_AREA_FIELD_NUMBER: _builtins.int
+    NO_DEPOSIT_FIELD_NUMBER: _builtins.int
+    NO_DEPOSIT_RULE_FIELD_NUMBER: _builtins.int
+    NO_DEPOSIT_REASON_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    admission_id: _builtins.str
+    """Output only: assigned by the platform."""
+    hospital_id: _builtins.str
+    person_id: _builtins.str
+    referred: _builtins.bool
+    """As the eligibility answer of the admission's day found them."""
+    out_of_area: _builtins.bool
+    no_deposit: _builtins.bool
+    no_deposit_rule: _builtins.str
+    no_deposit_reason: _builtins.str
+    policy: _builtins.str
+    """The pack in force on the day of admission."""
+    state: Global___AdmissionState.ValueType
+    settlement_id: _builtins.str
+    """The standing settlement that discharged it; empty otherwise."""
+    @_builtins.property
+    def admitted(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        admission_id: _builtins.str = ...,
+        hospital_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        admitted: _date_pb2.Date | None = ...,
+        referred: _builtins.bool = ...,
+        out_of_area: _builtins.bool = ...,
+        no_deposit: _builtins.bool = ...,
+        no_deposit_rule: _builtins.str = ...,
+        no_deposit_reason: _builtins.str = ...,
+        policy: _builtins.str = ...,
+        state: Global___AdmissionState.ValueType = ...,
+        settlement_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admitted", b"admitted", "create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_id", b"admission_id", "admitted", b"admitted", "create_time", b"create_time", "hospital_id", b"hospital_id", "no_deposit", b"no_deposit", "no_deposit_reason", b"no_deposit_reason", "no_deposit_rule", b"no_deposit_rule", "out_of_area", b"out_of_area", "person_id", b"person_id", "policy", b"policy", "referred", b"referred", "settlement_id", b"settlement_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Admission: _TypeAlias = Admission  # noqa: Y015
+
+@_typing.final
+class AdmitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    ADMITTED_FIELD_NUMBER: _builtins.int
+    REFERRED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's idempotency key; required."""
+    person_id: _builtins.str
+    referred: _builtins.bool
+    """The hospital holds a primary-care referral slip for the stay."""
+    @_builtins.property
+    def admitted(self) -> _date_pb2.Date:
+        """The day of admission: not after today (the bureau's calendar)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        admitted: _date_pb2.Date | None = ...,
+        referred: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admitted", b"admitted"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admitted", b"admitted", "person_id", b"person_id", "referred", b"referred", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdmitRequest: _TypeAlias = AdmitRequest  # noqa: Y015
+
+@_typing.final
+class AdmitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMISSION_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this answers a retry of an earlier request."""
+    @_builtins.property
+    def admission(self) -> Global___Admission: ...
+    def __init__(
+        self,
+        *,
+        admission: Global___Admission | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admission", b"admission"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission", b"admission", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdmitResponse: _TypeAlias = AdmitResponse  # noqa: Y015
+
+@_typing.final
+class GetAdmissionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMISSION_ID_FIELD_NUMBER: _builtins.int
+    admission_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        admission_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_id", b"admission_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAdmissionRequest: _TypeAlias = GetAdmissionRequest  # noqa: Y015
+
+@_typing.final
+class GetAdmissionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMISSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def admission(self) -> Global___Admission: ...
+    def __init__(
+        self,
+        *,
+        admission: Global___Admission | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admission", b"admission"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission", b"admission"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAdmissionResponse: _TypeAlias = GetAdmissionResponse  # noqa: Y015
+
+@_typing.final
+class CancelAdmissionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMISSION_ID_FIELD_NUMBER: _builtins.int
+    admission_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        admission_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_id", b"admission_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAdmissionRequest: _TypeAlias = CancelAdmissionRequest  # noqa: Y015
+
+@_typing.final
+class CancelAdmissionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMISSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def admission(self) -> Global___Admission: ...
+    def __init__(
+        self,
+        *,
+        admission: Global___Admission | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admission", b"admission"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission", b"admission"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAdmissionResponse: _TypeAlias = CancelAdmissionResponse  # noqa: Y015
+
+@_typing.final
+class ListPersonReadsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPersonReadsRequest: _TypeAlias = ListPersonReadsRequest  # noqa: Y015
+
+@_typing.final
+class PersonRead(_message.Message):
+    """One read of a person's data at the admission desk."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READER_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    READ_TIME_FIELD_NUMBER: _builtins.int
+    reader: _builtins.str
+    """The hospital's id, or "platform" for the internal token."""
+    method: _builtins.str
+    """The method: GetEligibility, Admit or GetAdmission."""
+    person_id: _builtins.str
+    @_builtins.property
+    def read_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        reader: _builtins.str = ...,
+        method: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        read_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read_time", b"read_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "person_id", b"person_id", "read_time", b"read_time", "reader", b"reader"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonRead: _TypeAlias = PersonRead  # noqa: Y015
+
+@_typing.final
+class ListPersonReadsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def reads(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonRead]: ...
+    def __init__(
+        self,
+        *,
+        reads: _abc.Iterable[Global___PersonRead] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "reads", b"reads"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPersonReadsResponse: _TypeAlias = ListPersonReadsResponse  # noqa: Y015

@@ -161,6 +161,36 @@ class SettlementServiceStub:
                 request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingRequest.SerializeToString,
                 response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingResponse.FromString,
                 _registered_method=True)
+        self.SetHospitalReformed = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/SetHospitalReformed',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.SetHospitalReformedRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.SetHospitalReformedResponse.FromString,
+                _registered_method=True)
+        self.GetEligibility = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/GetEligibility',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetEligibilityRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetEligibilityResponse.FromString,
+                _registered_method=True)
+        self.Admit = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/Admit',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.AdmitRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.AdmitResponse.FromString,
+                _registered_method=True)
+        self.GetAdmission = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/GetAdmission',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAdmissionRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAdmissionResponse.FromString,
+                _registered_method=True)
+        self.CancelAdmission = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/CancelAdmission',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CancelAdmissionRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CancelAdmissionResponse.FromString,
+                _registered_method=True)
+        self.ListPersonReads = channel.unary_unary(
+                '/doudi.settlement.v1.SettlementService/ListPersonReads',
+                request_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListPersonReadsRequest.SerializeToString,
+                response_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListPersonReadsResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -418,6 +448,63 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetHospitalReformed(self, request, context):
+        """--- the admission desk (入院登记) ---
+        The platform only: marks a level-2 hospital as taking part in the
+        public-hospital reform (公立医院改革二级医院), or no longer; another level
+        is INVALID_ARGUMENT naming `reformed`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEligibility(self, request, context):
+        """What a hospital's admission desk needs to know of a patient on a day: the
+        region and pack in force, the year's enrolment, the statuses in force
+        with their agencies, whether the patient pays no deposit and why, valid
+        certificates and registrations, and what is left of each yearly cap. A
+        hospital asks for its own desk; the platform's internal token names the
+        hospital. Every answer is recorded as a read of the person.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Admit(self, request, context):
+        """Registers an admission (入院登记) with the eligibility answer of its day.
+        Idempotent on `request_id` as Settle (IDEMPOTENCY_KEY_REUSED for another
+        request under the same key). A stay is then settled against it
+        (SettleRequest.admission_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAdmission(self, request, context):
+        """Answers one admission: a hospital's own (another's is NOT_FOUND), any for
+        the platform.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAdmission(self, request, context):
+        """Cancels an admission not settled (FAILED_PRECONDITION
+        ADMISSION_ALREADY_SETTLED once a standing settlement discharged it);
+        cancelling a cancelled admission answers it again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPersonReads(self, request, context):
+        """The platform only: who read a person's data at the admission desk (the
+        eligibility answers, admissions and admission reads), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -540,6 +627,36 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetAccidentClearing,
                     request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingRequest.FromString,
                     response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingResponse.SerializeToString,
+            ),
+            'SetHospitalReformed': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHospitalReformed,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.SetHospitalReformedRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.SetHospitalReformedResponse.SerializeToString,
+            ),
+            'GetEligibility': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEligibility,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetEligibilityRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetEligibilityResponse.SerializeToString,
+            ),
+            'Admit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Admit,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.AdmitRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.AdmitResponse.SerializeToString,
+            ),
+            'GetAdmission': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAdmission,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAdmissionRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAdmissionResponse.SerializeToString,
+            ),
+            'CancelAdmission': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAdmission,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CancelAdmissionRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.CancelAdmissionResponse.SerializeToString,
+            ),
+            'ListPersonReads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPersonReads,
+                    request_deserializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListPersonReadsRequest.FromString,
+                    response_serializer=doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListPersonReadsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1197,6 +1314,168 @@ class SettlementService:
             '/doudi.settlement.v1.SettlementService/GetAccidentClearing',
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingRequest.SerializeToString,
             doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAccidentClearingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHospitalReformed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/SetHospitalReformed',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.SetHospitalReformedRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.SetHospitalReformedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEligibility(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/GetEligibility',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetEligibilityRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetEligibilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Admit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/Admit',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.AdmitRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.AdmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAdmission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/GetAdmission',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAdmissionRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.GetAdmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAdmission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/CancelAdmission',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.CancelAdmissionRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.CancelAdmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPersonReads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.settlement.v1.SettlementService/ListPersonReads',
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListPersonReadsRequest.SerializeToString,
+            doudi_dot_settlement_dot_v1_dot_settlement__pb2.ListPersonReadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

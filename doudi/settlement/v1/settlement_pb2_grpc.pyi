@@ -184,6 +184,39 @@ class SettlementServiceStub:
     """The insurer's clearing: per fund, the region's claims paid on a day (their
     count and total), which the insurer repays the bureau.
     """
+    SetHospitalReformed: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SetHospitalReformedRequest, _settlement_pb2.SetHospitalReformedResponse]
+    """--- the admission desk (入院登记) ---
+    The platform only: marks a level-2 hospital as taking part in the
+    public-hospital reform (公立医院改革二级医院), or no longer; another level
+    is INVALID_ARGUMENT naming `reformed`.
+    """
+    GetEligibility: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetEligibilityRequest, _settlement_pb2.GetEligibilityResponse]
+    """What a hospital's admission desk needs to know of a patient on a day: the
+    region and pack in force, the year's enrolment, the statuses in force
+    with their agencies, whether the patient pays no deposit and why, valid
+    certificates and registrations, and what is left of each yearly cap. A
+    hospital asks for its own desk; the platform's internal token names the
+    hospital. Every answer is recorded as a read of the person.
+    """
+    Admit: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.AdmitRequest, _settlement_pb2.AdmitResponse]
+    """Registers an admission (入院登记) with the eligibility answer of its day.
+    Idempotent on `request_id` as Settle (IDEMPOTENCY_KEY_REUSED for another
+    request under the same key). A stay is then settled against it
+    (SettleRequest.admission_id).
+    """
+    GetAdmission: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetAdmissionRequest, _settlement_pb2.GetAdmissionResponse]
+    """Answers one admission: a hospital's own (another's is NOT_FOUND), any for
+    the platform.
+    """
+    CancelAdmission: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CancelAdmissionRequest, _settlement_pb2.CancelAdmissionResponse]
+    """Cancels an admission not settled (FAILED_PRECONDITION
+    ADMISSION_ALREADY_SETTLED once a standing settlement discharged it);
+    cancelling a cancelled admission answers it again.
+    """
+    ListPersonReads: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListPersonReadsRequest, _settlement_pb2.ListPersonReadsResponse]
+    """The platform only: who read a person's data at the admission desk (the
+    eligibility answers, admissions and admission reads), oldest first.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -340,6 +373,39 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     GetAccidentClearing: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetAccidentClearingRequest, _settlement_pb2.GetAccidentClearingResponse]  # type: ignore[assignment]
     """The insurer's clearing: per fund, the region's claims paid on a day (their
     count and total), which the insurer repays the bureau.
+    """
+    SetHospitalReformed: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SetHospitalReformedRequest, _settlement_pb2.SetHospitalReformedResponse]  # type: ignore[assignment]
+    """--- the admission desk (入院登记) ---
+    The platform only: marks a level-2 hospital as taking part in the
+    public-hospital reform (公立医院改革二级医院), or no longer; another level
+    is INVALID_ARGUMENT naming `reformed`.
+    """
+    GetEligibility: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetEligibilityRequest, _settlement_pb2.GetEligibilityResponse]  # type: ignore[assignment]
+    """What a hospital's admission desk needs to know of a patient on a day: the
+    region and pack in force, the year's enrolment, the statuses in force
+    with their agencies, whether the patient pays no deposit and why, valid
+    certificates and registrations, and what is left of each yearly cap. A
+    hospital asks for its own desk; the platform's internal token names the
+    hospital. Every answer is recorded as a read of the person.
+    """
+    Admit: _aio.UnaryUnaryMultiCallable[_settlement_pb2.AdmitRequest, _settlement_pb2.AdmitResponse]  # type: ignore[assignment]
+    """Registers an admission (入院登记) with the eligibility answer of its day.
+    Idempotent on `request_id` as Settle (IDEMPOTENCY_KEY_REUSED for another
+    request under the same key). A stay is then settled against it
+    (SettleRequest.admission_id).
+    """
+    GetAdmission: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetAdmissionRequest, _settlement_pb2.GetAdmissionResponse]  # type: ignore[assignment]
+    """Answers one admission: a hospital's own (another's is NOT_FOUND), any for
+    the platform.
+    """
+    CancelAdmission: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CancelAdmissionRequest, _settlement_pb2.CancelAdmissionResponse]  # type: ignore[assignment]
+    """Cancels an admission not settled (FAILED_PRECONDITION
+    ADMISSION_ALREADY_SETTLED once a standing settlement discharged it);
+    cancelling a cancelled admission answers it again.
+    """
+    ListPersonReads: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListPersonReadsRequest, _settlement_pb2.ListPersonReadsResponse]  # type: ignore[assignment]
+    """The platform only: who read a person's data at the admission desk (the
+    eligibility answers, admissions and admission reads), oldest first.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -638,6 +704,75 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_pb2.GetAccidentClearingResponse, _abc.Awaitable[_settlement_pb2.GetAccidentClearingResponse]]:
         """The insurer's clearing: per fund, the region's claims paid on a day (their
         count and total), which the insurer repays the bureau.
+        """
+
+    @_abc_1.abstractmethod
+    def SetHospitalReformed(
+        self,
+        request: _settlement_pb2.SetHospitalReformedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.SetHospitalReformedResponse, _abc.Awaitable[_settlement_pb2.SetHospitalReformedResponse]]:
+        """--- the admission desk (入院登记) ---
+        The platform only: marks a level-2 hospital as taking part in the
+        public-hospital reform (公立医院改革二级医院), or no longer; another level
+        is INVALID_ARGUMENT naming `reformed`.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEligibility(
+        self,
+        request: _settlement_pb2.GetEligibilityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetEligibilityResponse, _abc.Awaitable[_settlement_pb2.GetEligibilityResponse]]:
+        """What a hospital's admission desk needs to know of a patient on a day: the
+        region and pack in force, the year's enrolment, the statuses in force
+        with their agencies, whether the patient pays no deposit and why, valid
+        certificates and registrations, and what is left of each yearly cap. A
+        hospital asks for its own desk; the platform's internal token names the
+        hospital. Every answer is recorded as a read of the person.
+        """
+
+    @_abc_1.abstractmethod
+    def Admit(
+        self,
+        request: _settlement_pb2.AdmitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.AdmitResponse, _abc.Awaitable[_settlement_pb2.AdmitResponse]]:
+        """Registers an admission (入院登记) with the eligibility answer of its day.
+        Idempotent on `request_id` as Settle (IDEMPOTENCY_KEY_REUSED for another
+        request under the same key). A stay is then settled against it
+        (SettleRequest.admission_id).
+        """
+
+    @_abc_1.abstractmethod
+    def GetAdmission(
+        self,
+        request: _settlement_pb2.GetAdmissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetAdmissionResponse, _abc.Awaitable[_settlement_pb2.GetAdmissionResponse]]:
+        """Answers one admission: a hospital's own (another's is NOT_FOUND), any for
+        the platform.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelAdmission(
+        self,
+        request: _settlement_pb2.CancelAdmissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.CancelAdmissionResponse, _abc.Awaitable[_settlement_pb2.CancelAdmissionResponse]]:
+        """Cancels an admission not settled (FAILED_PRECONDITION
+        ADMISSION_ALREADY_SETTLED once a standing settlement discharged it);
+        cancelling a cancelled admission answers it again.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPersonReads(
+        self,
+        request: _settlement_pb2.ListPersonReadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ListPersonReadsResponse, _abc.Awaitable[_settlement_pb2.ListPersonReadsResponse]]:
+        """The platform only: who read a person's data at the admission desk (the
+        eligibility answers, admissions and admission reads), oldest first.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
