@@ -566,7 +566,8 @@ def _batch(connection: sqlalchemy.Connection, region: str, month: str) -> Batch 
 def list_certificates(
     *, connection: sqlalchemy.Connection, person_id: str, packs: PackRegistry
 ) -> list[Certificate]:
-    """The person's certificates, the newest first, with each disease's name."""
+    """The person's certificates, the newest first (one batch's in the application's order),
+    with each disease's name."""
     number = read_resident_id(person_id, "person_id").number
     region = connection.execute(
         select(persons.c.region).where(persons.c.person_id == number)
@@ -576,7 +577,7 @@ def list_certificates(
     rows = connection.execute(
         select(certificates)
         .where(certificates.c.person_id == number)
-        .order_by(certificates.c.valid_from.desc(), certificates.c.certificate_id.desc())
+        .order_by(certificates.c.valid_from.desc(), certificates.c.certificate_id)
     ).all()
     return [
         Certificate(
