@@ -20,15 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import pytest
+from alembic import command
 from google.type import date_pb2
 
+from doudi.common.migrations import config
 from doudi.common.protos import from_date
 from doudi.enrollment.v1 import enrollment_pb2
 from doudi.settlement.v1 import settlement_pb2
+from services.enrollment.server import SPEC as ENROLLMENT
+from services.enrollment.tables import coverage_deliveries, enrolments, persons
 from tests.outpatient import (
     TIANJIN,
     XIXIA,
@@ -43,6 +47,7 @@ from tests.outpatient import (
 )
 from tests.services import INTERNAL
 from tests.support import business_day
+from tests.test_assistance_backfill import ONE, TWO, insert, queued
 
 CHRONIC = settlement_pb2.VISIT_TYPE_OUTPATIENT_CHRONIC
 MAJOR = settlement_pb2.VISIT_TYPE_OUTPATIENT_MAJOR
@@ -382,3 +387,56 @@ def test_bad_batches_are_refused_naming_the_field_and_decide_nothing(
     pending = {a.application_id: a.state for a in applications(services, XIXIA, "2020-10")}
     assert pending[applied.application_id] == PENDING
     assert certificates(services, person) == []
+
+
+def test_the_migration_queues_every_person_for_settlement_above_the_version_it_holds(
+    database_url: str,
+) -> None:
+    """Settlement holds each person at 1 + enrolments from before; migration 0006 queues
+    every person at 2 + enrolments (no certificate or registration yet), which replaces that
+    copy with one carrying the (empty) lists: every person's visits are checked."""
+    cfg = config(database_url, ENROLLMENT.migrations)
+    command.upgrade(cfg, "0005")
+    now = datetime.now(UTC)
+    insert(
+        database_url,
+        persons,
+        [
+            {
+                "person_id": number,
+                "name": "张三",
+                "household_id": "H-1",
+                "region": XIXIA,
+                "birth_date": date(1980, 1, 1),
+                "sex": "male",
+                "created_at": now,
+            }
+            for number in (ONE, TWO)
+        ],
+    )
+    insert(
+        database_url,
+        enrolments,
+        [
+            {
+                "person_id": ONE,
+                "year": year,
+                "scheme": "resident",
+                "premium_fen": 18000,
+                "premium_payer": "person",
+                "created_at": now,
+            }
+            for year in (2025, 2026)
+        ],
+    )
+    # As the sender left it: ONE's last change delivered, TWO's still queued.
+    insert(
+        database_url,
+        coverage_deliveries,
+        [{"subscriber": "settlement", "person_id": TWO, "version": 1, "queued_at": now}],
+    )
+
+    command.upgrade(cfg, "head")
+
+    assert queued(database_url, coverage_deliveries, "settlement") == {ONE: 4, TWO: 2}
+    assert queued(database_url, coverage_deliveries, "datashare") == {}

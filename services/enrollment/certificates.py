@@ -136,6 +136,12 @@ def apply(
     region = _enrolled_region(connection, number, application.applied_on)
     rules = certificate_rules(packs, region, application.applied_on, application.kind)
     diseases = _diseases(rules, application.kind, codes)
+    pending = _pending_application(connection, number)
+    if pending is not None:
+        # A concurrent retry's, committed since the read above (PostgreSQL), is answered.
+        if pending.request_id == application.request_id:
+            return _replayed(pending, application, number, codes)
+        raise _pending(number)
     _check_renewal(connection, number, diseases, application.applied_on)
     try:
         with connection.begin_nested():
@@ -242,17 +248,8 @@ def _diseases(rules: CertificateRules, kind: str, codes: list[str]) -> dict[str,
 def _check_renewal(
     connection: sqlalchemy.Connection, number: str, diseases: dict[str, int], applied_on: date
 ) -> None:
-    """FAILED_PRECONDITION when an application of the person is pending, or when a
-    certificate for one of the diseases is valid for more than ``RENEWAL_DAYS`` after the
-    application's day."""
-    pending = connection.execute(
-        select(certificate_applications.c.application_id).where(
-            certificate_applications.c.person_id == number,
-            certificate_applications.c.state == PENDING,
-        )
-    ).first()
-    if pending is not None:
-        raise _pending(number)
+    """FAILED_PRECONDITION when a certificate for one of the diseases is valid for more
+    than ``RENEWAL_DAYS`` after the application's day."""
     horizon = applied_on + timedelta(days=RENEWAL_DAYS)
     held = connection.execute(
         select(certificates.c.disease, func.max(certificates.c.valid_to))
@@ -267,6 +264,16 @@ def _check_renewal(
                 reason="CERTIFICATE_STILL_VALID",
                 field=f"diagnoses[{diseases[disease]}]",
             )
+
+
+def _pending_application(connection: sqlalchemy.Connection, number: str) -> Application | None:
+    row = connection.execute(
+        _APPLICATIONS.where(
+            certificate_applications.c.person_id == number,
+            certificate_applications.c.state == PENDING,
+        )
+    ).first()
+    return None if row is None else _application(row)
 
 
 def _pending(number: str) -> FailedPrecondition:
