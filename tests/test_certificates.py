@@ -18,6 +18,7 @@ figures, worked by hand from the packs:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -46,7 +47,7 @@ from tests.outpatient import (
     settle_outpatient,
 )
 from tests.services import INTERNAL
-from tests.support import business_day
+from tests.support import business_day, run_cli
 from tests.test_assistance_backfill import ONE, TWO, insert, queued
 
 CHRONIC = settlement_pb2.VISIT_TYPE_OUTPATIENT_CHRONIC
@@ -440,3 +441,79 @@ def test_the_migration_queues_every_person_for_settlement_above_the_version_it_h
 
     assert queued(database_url, coverage_deliveries, "settlement") == {ONE: 4, TWO: 2}
     assert queued(database_url, coverage_deliveries, "datashare") == {}
+
+
+def doudi(
+    capsys: pytest.CaptureFixture[str], services: Services, *argv: str
+) -> tuple[int, str, str]:
+    """``doudi ...`` in this process, against the module's enrollment service."""
+    try:
+        return run_cli([*argv, "--enrollment", services.enrollment.address], capsys)
+    except SystemExit as exit:
+        captured = capsys.readouterr()
+        return int(exit.code or 0), captured.out, captured.err
+
+
+def test_the_clerk_applies_and_the_bureau_decides_from_the_command_line(
+    services: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    person = new_person(services, XIXIA, 2019)
+    apply_argv = [
+        "certificates", "apply", "--person", person, "--kind", "chronic",
+        "--diagnosis", "I10", "--diagnosis", "E11.9", "--applied-on", "2019-05-06",
+        "--health-centre", "丁河镇卫生院",
+    ]  # fmt: skip
+    code, out, err = doudi(capsys, services, *apply_argv, "--json")
+    assert (code, err) == (0, "")
+    applied = json.loads(out)
+    assert (applied["state"], applied["diseases"]) == ("pending", ["hypertension", "diabetes"])
+    code, out, _ = doudi(capsys, services, *apply_argv, "--json")  # again: the same one
+    assert json.loads(out)["application_id"] == applied["application_id"]
+
+    code, out, _ = doudi(
+        capsys, services, "certificates", "applications", "--region", XIXIA, "--month", "2019-05"
+    )
+    assert code == 0
+    assert "待审批" in out
+    assert person not in out  # masked for the clerk
+
+    code, out, err = doudi(
+        capsys, services, "certificates", "batch", "--region", XIXIA, "--month", "2019-05",
+        "--decided-on", "2019-06-03",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert "发证" in out
+    code, out, _ = doudi(capsys, services, "certificates", "list", "--person", person, "--json")
+    assert [(c["disease"], c["valid_from"], c["valid_to"]) for c in json.loads(out)] == [
+        ("hypertension", "2019-06-03", "2022-06-02"),
+        ("diabetes", "2019-06-03", "2022-06-02"),
+    ]
+    # Bad input: exit 2, naming the field.
+    code, _, err = doudi(
+        capsys, services, "certificates", "apply", "--person", person, "--kind", "chronic",
+        "--diagnosis", "Z99", "--applied-on", "2019-07-01", "--health-centre", "丁河镇卫生院",
+    )  # fmt: skip
+    assert code == 2
+    assert "diagnoses[0]" in err
+    assert person not in err
+
+
+def test_registrations_from_the_command_line(
+    services: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    person = new_person(services, XIXIA, 2019)
+    add = ["registrations", "add", "--person", person, "--kind", "relocated", "--region", TIANJIN]
+    code, out, err = doudi(capsys, services, *add, "--from", "2019-03-01", "--json")
+    assert (code, err) == (0, "")
+    made = json.loads(out)
+    assert (made["kind"], made["region"], made["valid_to"]) == ("relocated", TIANJIN, None)
+    code, out, _ = doudi(
+        capsys, services, "registrations", "end", str(made["registration_id"]), "--to", "2019-09-30"
+    )
+    assert code == 0
+    assert "2019-09-30" in out
+    code, out, _ = doudi(capsys, services, "registrations", "list", "--person", person, "--json")
+    assert [(r["valid_to"], r["ended"]) for r in json.loads(out)] == [("2019-09-30", True)]
+    code, _, err = doudi(capsys, services, *add, "--from", "2019-03-01", "--to", "2019-01-01")
+    assert code == 2
+    assert "valid_to" in err

@@ -90,6 +90,15 @@ def test_the_walk_finds_every_command() -> None:
         "admin token",
         "admin token new",
         "admin token digest",
+        "certificates",
+        "certificates apply",
+        "certificates batch",
+        "certificates list",
+        "certificates applications",
+        "registrations",
+        "registrations add",
+        "registrations end",
+        "registrations list",
     ]
 
 

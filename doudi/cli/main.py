@@ -51,7 +51,7 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import admin, applications, burden, report, screening, secondary
+from doudi.cli import admin, applications, burden, certificates, report, screening, secondary
 from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
@@ -404,6 +404,7 @@ def _parser() -> argparse.ArgumentParser:
     screening.add_commands(commands)
     report.add_commands(commands)
     admin.add_commands(commands)
+    certificates.add_commands(commands)  # issue 21: outpatient certificates, registrations
     return parser
 
 
@@ -466,6 +467,8 @@ def _run(args: argparse.Namespace) -> int:
         return report.run(args)
     if args.command == "admin":
         return admin.run(args)
+    if args.command in certificates.COMMANDS:
+        return certificates.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:
