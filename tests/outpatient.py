@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import grpc
 import pytest
@@ -87,6 +88,24 @@ def module_services(
         yield on
 
 
+def fixtures(name: str) -> tuple[Any, Any]:
+    """A module's fixtures ``all_services`` (:func:`module_services`) and ``services`` (on
+    the test's backend), to assign to those names in the module."""
+
+    @pytest.fixture(scope="module")
+    def all_services(
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[Callable[[str], Services]]:
+        with module_services(tmp_path_factory, name) as on:
+            yield on
+
+    @pytest.fixture
+    def services(backend: str, all_services: Callable[[str], Services]) -> Services:
+        return all_services(backend)
+
+    return all_services, services
+
+
 def new_person(services: Services, region: str, *years: int) -> str:
     """A resident of ``region`` of this test alone, enrolled in ``years``."""
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
@@ -105,19 +124,24 @@ def new_person(services: Services, region: str, *years: int) -> str:
         metadata=INTERNAL,
     )
     for year in years:
-        stub.CreateEnrolment(
-            enrollment_pb2.CreateEnrolmentRequest(
-                enrolment=enrollment_pb2.Enrolment(
-                    person_id=number,
-                    year=year,
-                    scheme=enrollment_pb2.SCHEME_RESIDENT,
-                    premium_fen=18000,
-                    premium_payer=enrollment_pb2.PREMIUM_PAYER_PERSON,
-                )
-            ),
-            metadata=INTERNAL,
-        )
+        enrol(stub, number, year)
     return number
+
+
+def enrol(stub: enrollment_pb2_grpc.EnrollmentServiceStub, person: str, year: int) -> None:
+    """Enrol the person in resident insurance for ``year``, paying 180 yuan."""
+    stub.CreateEnrolment(
+        enrollment_pb2.CreateEnrolmentRequest(
+            enrolment=enrollment_pb2.Enrolment(
+                person_id=person,
+                year=year,
+                scheme=enrollment_pb2.SCHEME_RESIDENT,
+                premium_fen=18000,
+                premium_payer=enrollment_pb2.PREMIUM_PAYER_PERSON,
+            )
+        ),
+        metadata=INTERNAL,
+    )
 
 
 def apply(
@@ -289,18 +313,7 @@ def certify_chronic(
     stub = enrollment_pb2_grpc.EnrollmentServiceStub(enrollment)
     persons = list(persons)
     for person in persons:
-        stub.CreateEnrolment(
-            enrollment_pb2.CreateEnrolmentRequest(
-                enrolment=enrollment_pb2.Enrolment(
-                    person_id=person,
-                    year=earlier,
-                    scheme=enrollment_pb2.SCHEME_RESIDENT,
-                    premium_fen=18000,
-                    premium_payer=enrollment_pb2.PREMIUM_PAYER_PERSON,
-                )
-            ),
-            metadata=INTERNAL,
-        )
+        enrol(stub, person, earlier)
         stub.ApplyForCertificate(
             enrollment_pb2.ApplyForCertificateRequest(
                 request_id=f"certify-{person}",

@@ -19,7 +19,7 @@ figures, worked by hand from the packs:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
@@ -33,7 +33,7 @@ from doudi.common.protos import from_date
 from doudi.enrollment.v1 import enrollment_pb2
 from doudi.settlement.v1 import settlement_pb2
 from services.enrollment.server import SPEC as ENROLLMENT
-from services.enrollment.tables import coverage_deliveries, enrolments, persons
+from services.enrollment.tables import coverage_deliveries
 from tests.outpatient import (
     TIANJIN,
     XIXIA,
@@ -41,14 +41,14 @@ from tests.outpatient import (
     apply,
     certificates,
     decide,
-    module_services,
+    fixtures,
     new_person,
     refusal,
     settle_outpatient,
 )
 from tests.services import INTERNAL
 from tests.support import business_day, run_cli
-from tests.test_assistance_backfill import ONE, TWO, insert, queued
+from tests.test_assistance_backfill import ONE, TWO, insert, on_record, queued
 
 CHRONIC = settlement_pb2.VISIT_TYPE_OUTPATIENT_CHRONIC
 MAJOR = settlement_pb2.VISIT_TYPE_OUTPATIENT_MAJOR
@@ -63,15 +63,7 @@ PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 # and month on the module's servers.
 
 
-@pytest.fixture(scope="module")
-def all_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Services]]:
-    with module_services(tmp_path_factory, "certificates") as on:
-        yield on
-
-
-@pytest.fixture
-def services(backend: str, all_services: Callable[[str], Services]) -> Services:
-    return all_services(backend)
+all_services, services = fixtures("certificates")
 
 
 def applications(
@@ -398,43 +390,19 @@ def test_the_migration_queues_every_person_for_settlement_above_the_version_it_h
     copy with one carrying the (empty) lists: every person's visits are checked."""
     cfg = config(database_url, ENROLLMENT.migrations)
     command.upgrade(cfg, "0005")
-    now = datetime.now(UTC)
-    insert(
-        database_url,
-        persons,
-        [
-            {
-                "person_id": number,
-                "name": "张三",
-                "household_id": "H-1",
-                "region": XIXIA,
-                "birth_date": date(1980, 1, 1),
-                "sex": "male",
-                "created_at": now,
-            }
-            for number in (ONE, TWO)
-        ],
-    )
-    insert(
-        database_url,
-        enrolments,
-        [
-            {
-                "person_id": ONE,
-                "year": year,
-                "scheme": "resident",
-                "premium_fen": 18000,
-                "premium_payer": "person",
-                "created_at": now,
-            }
-            for year in (2025, 2026)
-        ],
-    )
+    on_record(database_url)
     # As the sender left it: ONE's last change delivered, TWO's still queued.
     insert(
         database_url,
         coverage_deliveries,
-        [{"subscriber": "settlement", "person_id": TWO, "version": 1, "queued_at": now}],
+        [
+            {
+                "subscriber": "settlement",
+                "person_id": TWO,
+                "version": 1,
+                "queued_at": datetime.now(UTC),
+            }
+        ],
     )
 
     command.upgrade(cfg, "head")

@@ -13,7 +13,7 @@ nothing below its 15,000-yuan yearly deductible; medical assistance on the 2,400
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 
 import grpc
@@ -27,8 +27,8 @@ from tests.outpatient import (
     TIANJIN,
     XIXIA,
     Services,
+    fixtures,
     give_status,
-    module_services,
     new_person,
     refusal,
     settle_stay,
@@ -40,15 +40,7 @@ NOT_REFERRED_FEN = 120_000
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.fixture(scope="module")
-def all_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Services]]:
-    with module_services(tmp_path_factory, "registrations") as on:
-        yield on
-
-
-@pytest.fixture
-def services(backend: str, all_services: Callable[[str], Services]) -> Services:
-    return all_services(backend)
+all_services, services = fixtures("registrations")
 
 
 def dibao_person(services: Services) -> str:

@@ -39,7 +39,7 @@ from doudi.core.identity import mask, read_resident_id
 from doudi.core.model import ICD10_CODE
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import CertificateRules
-from services.enrollment.service import check_text, queue_for_subscribers
+from services.enrollment.service import check_text, person_region, queue_for_subscribers
 from services.enrollment.tables import (
     certificate_applications,
     certificate_batches,
@@ -576,11 +576,7 @@ def list_certificates(
     """The person's certificates, the newest first (one batch's in the application's order),
     with each disease's name."""
     number = read_resident_id(person_id, "person_id").number
-    region = connection.execute(
-        select(persons.c.region).where(persons.c.person_id == number)
-    ).scalar_one_or_none()
-    if region is None:
-        raise person_not_found(number, "person_id")
+    region = person_region(connection, number)
     rows = connection.execute(
         select(certificates)
         .where(certificates.c.person_id == number)

@@ -18,13 +18,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from doudi.common import outbox
-from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound, person_not_found
+from doudi.common.errors import AlreadyExists, FailedPrecondition, NotFound
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import read_resident_id
 from doudi.core.model import REGION_CODE
 from services.enrollment.certificates import check_request_id
-from services.enrollment.service import queue_for_subscribers
-from services.enrollment.tables import persons, registrations
+from services.enrollment.service import person_region, queue_for_subscribers
+from services.enrollment.tables import registrations
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +64,7 @@ def record(*, connection: sqlalchemy.Connection, registration: NewRegistration) 
     stored = _by_request(connection, registration.request_id)
     if stored is not None:
         return _replayed(stored, registration, number)
-    home = connection.execute(
-        select(persons.c.region).where(persons.c.person_id == number)
-    ).scalar_one_or_none()
-    if home is None:
-        raise person_not_found(number, "person_id")
+    home = person_region(connection, number)
     if registration.region == home:
         raise InvalidInput("region", f"{home} is the person's own region")
     try:
@@ -144,11 +140,7 @@ def end(
 def list_registrations(*, connection: sqlalchemy.Connection, person_id: str) -> list[Registration]:
     """The person's registrations, the newest first."""
     number = read_resident_id(person_id, "person_id").number
-    known = connection.execute(
-        select(persons.c.person_id).where(persons.c.person_id == number)
-    ).first()
-    if known is None:
-        raise person_not_found(number, "person_id")
+    person_region(connection, number)  # NOT_FOUND for a person not registered
     rows = connection.execute(
         select(registrations)
         .where(registrations.c.person_id == number)

@@ -160,6 +160,16 @@ def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment)
     return stored
 
 
+def person_region(connection: sqlalchemy.Connection, number: str) -> str:
+    """The registered person's region; NOT_FOUND (on ``person_id``) otherwise."""
+    region = connection.execute(
+        select(persons.c.region).where(persons.c.person_id == number)
+    ).scalar_one_or_none()
+    if region is None:
+        raise person_not_found(number, "person_id")
+    return str(region)
+
+
 def get_enrolment(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Enrolment:
     """A person's enrolment for ``year``."""
     resident_id = read_resident_id(person_id, "person_id")
@@ -312,44 +322,43 @@ def coverage_to_deliver(
 def _held_certificates(
     connection: sqlalchemy.Connection, person_ids: list[str]
 ) -> dict[str, list[HeldCertificate]]:
-    found: dict[str, list[HeldCertificate]] = {}
-    rows = connection.execute(
-        select(
-            certificates.c.person_id,
-            certificates.c.disease,
-            certificates.c.kind,
-            certificates.c.valid_from,
-            certificates.c.valid_to,
-        )
-        .where(certificates.c.person_id.in_(person_ids))
-        .order_by(certificates.c.person_id, certificates.c.certificate_id)
-    )
-    for row in rows:
-        found.setdefault(row.person_id, []).append(
-            HeldCertificate(row.disease, row.kind, row.valid_from, row.valid_to)
-        )
-    return found
+    """Each person's certificates (every one stored was approved by a batch)."""
+    return _by_person(connection, certificates, HeldCertificate, person_ids)
 
 
 def _held_registrations(
     connection: sqlalchemy.Connection, person_ids: list[str]
 ) -> dict[str, list[HeldRegistration]]:
-    found: dict[str, list[HeldRegistration]] = {}
+    """Each person's registrations not cancelled."""
+    return _by_person(
+        connection,
+        registrations,
+        HeldRegistration,
+        person_ids,
+        registrations.c.cancelled.is_(False),
+    )
+
+
+H = TypeVar("H", HeldCertificate, HeldRegistration)
+
+
+def _by_person(
+    connection: sqlalchemy.Connection,
+    table: sqlalchemy.Table,
+    kind: type[H],
+    person_ids: list[str],
+    *where: sqlalchemy.ColumnElement[bool],
+) -> dict[str, list[H]]:
+    """The persons' rows of ``table`` as ``kind`` (its fields are columns), in id order."""
+    names = [f.name for f in fields(kind)]
+    found: dict[str, list[H]] = {}
     rows = connection.execute(
-        select(
-            registrations.c.person_id,
-            registrations.c.kind,
-            registrations.c.region,
-            registrations.c.valid_from,
-            registrations.c.valid_to,
-        )
-        .where(registrations.c.person_id.in_(person_ids), registrations.c.cancelled.is_(False))
-        .order_by(registrations.c.person_id, registrations.c.registration_id)
+        select(table.c.person_id, *(table.c[name] for name in names))
+        .where(table.c.person_id.in_(person_ids), *where)
+        .order_by(table.c.person_id, *table.primary_key.columns)
     )
     for row in rows:
-        found.setdefault(row.person_id, []).append(
-            HeldRegistration(row.kind, row.region, row.valid_from, row.valid_to)
-        )
+        found.setdefault(row.person_id, []).append(kind(*row[1:]))
     return found
 
 
