@@ -37,6 +37,7 @@ from doudi.core.dates import add_years
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import mask, read_resident_id
 from doudi.core.model import ICD10_CODE
+from doudi.core.names import check_visible
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import CertificateRules
 from services.enrollment.service import check_text, person_region, queue_for_subscribers
@@ -56,6 +57,8 @@ BATCH_PAGE = 1000
 """Pending applications a batch reads and decides at a time."""
 MAX_REQUEST_ID = 64
 MAX_REASON = 200
+MAX_DIAGNOSES = 20
+"""Codes an application may give (stored as JSON in 512 characters: each at most 12)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +113,13 @@ class Batch:
 
 
 def check_request_id(request_id: str) -> None:
-    """A caller's request id: required, at most 64 characters."""
+    """A caller's request id: required, at most 64 printable characters."""
     if not request_id.strip():
         raise InvalidInput("request_id", "required: the caller's id of this request")
-    if len(request_id) > MAX_REQUEST_ID:
-        raise InvalidInput("request_id", f"at most {MAX_REQUEST_ID} characters")
+    if len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+        raise InvalidInput(
+            "request_id", f"at most {MAX_REQUEST_ID} printable characters (no control ones)"
+        )
 
 
 # --- applying ---------------------------------------------------------------------------
@@ -197,6 +202,8 @@ def _checked_application(application: NewApplication, today: date) -> list[str]:
     check_text(application.health_centre, "health_centre")
     if not application.diagnoses:
         raise InvalidInput("diagnoses", "required: at least one ICD-10 code")
+    if len(application.diagnoses) > MAX_DIAGNOSES:
+        raise InvalidInput("diagnoses", f"at most {MAX_DIAGNOSES} codes")
     codes = []
     for index, given in enumerate(application.diagnoses):
         code = given.strip().upper()
@@ -523,6 +530,7 @@ def _check_rejections(rejections: Sequence[tuple[int, str]]) -> None:
             raise InvalidInput(f"{where}.reason", "required: why it is rejected")
         if len(reason) > MAX_REASON:
             raise InvalidInput(f"{where}.reason", f"at most {MAX_REASON} characters")
+        check_visible(reason, f"{where}.reason")
 
 
 def _decide_page(
