@@ -46,11 +46,9 @@ def insert(url: str, table: sqlalchemy.Table, rows: list[dict[str, object]]) -> 
         engine.dispose()
 
 
-def test_enrollments_migration_queues_every_registered_person_for_assistance(
-    database_url: str,
-) -> None:
-    cfg = config(database_url, ENROLLMENT.migrations)
-    command.upgrade(cfg, "0003")
+def on_record(database_url: str) -> None:
+    """ONE and TWO registered, ONE enrolled in 2025 and 2026 (the rows as inserted
+    before the migration under test)."""
     now = datetime.now(UTC)
     insert(
         database_url,
@@ -83,6 +81,14 @@ def test_enrollments_migration_queues_every_registered_person_for_assistance(
             for year in (2025, 2026)
         ],
     )
+
+
+def test_enrollments_migration_queues_every_registered_person_for_assistance(
+    database_url: str,
+) -> None:
+    cfg = config(database_url, ENROLLMENT.migrations)
+    command.upgrade(cfg, "0003")
+    on_record(database_url)
     assert queued(database_url, coverage_deliveries, "assistance") == {}
 
     command.upgrade(cfg, "head")

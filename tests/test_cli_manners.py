@@ -102,6 +102,15 @@ def test_the_walk_finds_every_command() -> None:
         "accidents decide",
         "accidents list",
         "accidents clearing",
+        "certificates",
+        "certificates apply",
+        "certificates batch",
+        "certificates list",
+        "certificates applications",
+        "registrations",
+        "registrations add",
+        "registrations end",
+        "registrations list",
     ]
 
 

@@ -17,10 +17,14 @@ from doudi.common.enums import (
     ASSISTANCE_AGENCIES,
     ASSISTANCE_STATUSES,
     ASSISTANCE_VISIT_TYPES,
+    CERTIFICATE_KINDS,
     EMPLOYMENTS,
+    REGISTRATION_KINDS,
     SCHEMES,
     SETTLEMENT_AGENCIES,
+    SETTLEMENT_CERTIFICATE_KINDS,
     SETTLEMENT_EMPLOYMENTS,
+    SETTLEMENT_REGISTRATION_KINDS,
     SETTLEMENT_SCHEMES,
     SETTLEMENT_STATUSES,
     SETTLEMENT_TIERS,
@@ -44,6 +48,8 @@ from doudi.settlement.v1 import settlement_pb2
         (SETTLEMENT_STATUSES, ASSISTANCE_STATUSES),
         (AGENCIES, ASSISTANCE_AGENCIES),
         (EnumCodes(settlement_pb2.VisitType, "VISIT_TYPE_"), ASSISTANCE_VISIT_TYPES),
+        (CERTIFICATE_KINDS, SETTLEMENT_CERTIFICATE_KINDS),
+        (REGISTRATION_KINDS, SETTLEMENT_REGISTRATION_KINDS),
     ],
     ids=[
         "scheme",
@@ -54,6 +60,8 @@ from doudi.settlement.v1 import settlement_pb2
         "status (assistance)",
         "agency (assistance)",
         "visit type (assistance)",
+        "certificate kind",
+        "registration kind",
     ],
 )
 def test_every_value_an_owner_sends_is_the_same_code_to_settlement(
@@ -72,8 +80,16 @@ def test_every_value_an_owner_sends_is_the_same_code_to_settlement(
         (enrollment_pb2.Enrolment, settlement_pb2.Enrolment),
         (datashare_pb2.StatusPeriod, settlement_pb2.StatusPeriod),
         (datashare_pb2.StatusPeriod, assistance_pb2.StatusPeriod),
+        (enrollment_pb2.Certificate, settlement_pb2.Certificate),
+        (enrollment_pb2.Registration, settlement_pb2.Registration),
     ],
-    ids=["enrolment", "status period", "status period (assistance)"],
+    ids=[
+        "enrolment",
+        "status period",
+        "status period (assistance)",
+        "certificate",
+        "registration",
+    ],
 )
 def test_settlements_fields_have_the_owners_numbers_and_types(
     owners: Any, settlements: Any

@@ -27,11 +27,13 @@ from doudi.common.migrations import config
 from services.assistance.tables import settlement_events
 from services.settlement.server import SPEC
 from services.settlement.tables import event_outbox, settlements
+from tests.outpatient import CERTIFIED_DIAGNOSIS
 from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL, start_service, stop_service
 from tests.test_settlement_flow import (
     HOSPITAL_KEY,
     YEAR,
+    certified,
     new_person,
     service_engine,
     settle,
@@ -56,11 +58,13 @@ def platform(backend: str, platforms: Callable[[str], Platform]) -> Platform:
 
 
 def chronic(visit_id: str, amount_yuan: int) -> dict[str, Any]:
-    """A chronic-disease outpatient visit on 1 February."""
+    """A chronic-disease outpatient visit on 1 February, for the disease :func:`certified`
+    certifies."""
     return {
         "id": visit_id,
         "type": "outpatient_chronic",
         "date": f"{YEAR}-02-01",
+        "diagnoses": [CERTIFIED_DIAGNOSIS],
         "items": [{"code": "M1", "class": "A", "amount_fen": amount_yuan * 100}],
     }
 
@@ -194,6 +198,7 @@ def burst(
 def test_a_settlement_and_its_reversal_reach_the_burden(platform: Platform) -> None:
     client = platform.client(HOSPITAL_KEY)
     person = new_person(platform, registered_poor=True)
+    certified(platform, person)
     first = settled(client, person, stay("e-1", "05-20", 60_000))
     second = settled(client, person, chronic("e-2", 900))
     wait_for_burdens(platform, [person], expected([first, second]))
@@ -228,6 +233,7 @@ def test_a_burst_while_assistance_is_down_arrives_once_when_it_is_back(
 ) -> None:
     client = platform.client(HOSPITAL_KEY)
     persons = [new_person(platform, registered_poor=index % 2 == 0) for index in range(6)]
+    certified(platform, *persons)
     assert stop_service(platform.services["assistance"]) == 0
 
     made, standing = burst(client, persons, 40, reverse_every=4)  # 10 of them reversed
@@ -253,6 +259,7 @@ def test_events_committed_before_settlement_was_killed_arrive_after_its_restart(
 ) -> None:
     client = platform.client(HOSPITAL_KEY)
     persons = [new_person(platform, registered_poor=True) for _ in range(2)]
+    certified(platform, *persons)
     assert stop_service(platform.services["assistance"]) == 0
     made, standing = burst(client, persons, 5, reverse_every=3)
     assert stop_service(platform.services["settlement"], signal.SIGKILL) == -signal.SIGKILL
@@ -268,6 +275,7 @@ def test_events_committed_before_settlement_was_killed_arrive_after_its_restart(
 def test_a_batch_delivered_again_changes_nothing(platform: Platform) -> None:
     client = platform.client(HOSPITAL_KEY)
     persons = [new_person(platform) for _ in range(2)]
+    certified(platform, *persons)
     made, standing = burst(client, persons, 4, reverse_every=2)
     ids = [s["id"] for s in made]
     wait_for_burdens(platform, persons, expected(standing))

@@ -33,6 +33,7 @@ from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.settlement.tables import ledgers, person_coverage, person_statuses
+from tests.outpatient import CERTIFIED_DIAGNOSIS, certify_chronic
 from tests.platform import Platform, demo_platforms
 from tests.services import INTERNAL, bearer, start_service, stop_service
 from tests.support import business_day, with_check_digit
@@ -66,6 +67,14 @@ def new_person(platform: Platform, *, registered_poor: bool = False) -> str:
         assert_registered_poor(platform, number)
     known_to_settlement(platform, number, with_statuses=registered_poor)
     return number
+
+
+def certified(platform: Platform, *persons: str) -> None:
+    """Give the persons a chronic certificate for hypertension valid all year, through
+    enrollment's certificate RPCs (settlement pays a chronic visit as such only for a
+    diagnosis a certificate covers: give ``CERTIFIED_DIAGNOSIS``)."""
+    enrollment = platform.services["enrollment"]
+    certify_chronic(enrollment.channel(), enrollment.address, persons, YEAR)
 
 
 def known_to_settlement(platform: Platform, number: str, *, with_statuses: bool) -> None:
@@ -523,18 +532,20 @@ def test_reversing_a_settlement_removes_it_from_every_yearly_accumulation(
 ) -> None:
     """Settle A, settle B, reverse A: C pays what it pays for a person who had only B.
 
-    B is a chronic-disease outpatient visit (basic insurance per visit), so its
+    B is a certified chronic-disease outpatient visit (basic insurance per visit), so its
     own increments do not depend on A; A and C are stays whose yearly layers
     (critical illness, supplementary) A would have moved up their bands.
     """
     client = platform.client(HOSPITAL_KEY)
     first, second, third = (new_person(platform, registered_poor=True) for _ in range(3))
+    certified(platform, first, second, third)
 
     def chronic(visit_id: str) -> dict[str, Any]:
         return {
             "id": visit_id,
             "type": "outpatient_chronic",
             "date": f"{YEAR}-02-01",
+            "diagnoses": [CERTIFIED_DIAGNOSIS],
             "items": [{"code": "M1", "class": "A", "amount_fen": 300_000}],
         }
 

@@ -69,7 +69,8 @@ def stub(server: RunningService) -> settlement_pb2_grpc.SettlementServiceStub:
 
 
 def new_person(server: RunningService) -> str:
-    """A Xixia resident enrolled this year, of this test alone, with no status yet."""
+    """A Xixia resident enrolled this year with a chronic certificate for hypertension, of
+    this test alone, with no status yet."""
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
     serial = next(_serial)
     number = with_check_digit(f"411323{1950 + worker:04d}{1 + serial % 12:02d}15{serial:03d}")
@@ -82,6 +83,15 @@ def new_person(server: RunningService) -> str:
                     region="411323",
                     enrolments=[
                         settlement_pb2.Enrolment(year=YEAR, scheme=settlement_pb2.SCHEME_RESIDENT)
+                    ],
+                    # A chronic certificate for the year: its chronic visits are paid as such.
+                    certificates=[
+                        settlement_pb2.Certificate(
+                            disease="hypertension",
+                            kind=settlement_pb2.CERTIFICATE_KIND_CHRONIC,
+                            valid_from=from_date(date(YEAR, 1, 1)),
+                            valid_to=from_date(date(YEAR, 12, 31)),
+                        )
                     ],
                 )
             ]
@@ -129,6 +139,7 @@ def chronic(server: RunningService, person: str, visit_id: str, day: date, yuan:
                 visit_id=f"{visit_id}-{person}",  # a hospital settles a visit once
                 visit_type=settlement_pb2.VISIT_TYPE_OUTPATIENT_CHRONIC,
                 date=from_date(day),
+                diagnoses=["I10"],  # hypertension, certified
                 items=[
                     settlement_pb2.Item(
                         code="X1", item_class=settlement_pb2.ITEM_CLASS_A, amount_fen=yuan * 100

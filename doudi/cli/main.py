@@ -55,7 +55,17 @@ from typing import NoReturn
 
 import orjson
 
-from doudi.cli import accidents, accounts, admin, applications, burden, report, screening, secondary
+from doudi.cli import (
+    accidents,
+    accounts,
+    admin,
+    applications,
+    burden,
+    certificates,
+    report,
+    screening,
+    secondary,
+)
 from doudi.cli import warnings as warnings_cli
 from doudi.common.protos import INT64_MAX
 from doudi.core.cases import read_case, result_document, settle_case
@@ -410,6 +420,7 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_commands(commands)
     accounts.add_commands(commands)  # issue 21: employees' personal accounts
     accidents.add_commands(commands)  # issue 21: accident cover claims
+    certificates.add_commands(commands)  # issue 21: outpatient certificates, registrations
     return parser
 
 
@@ -476,6 +487,8 @@ def _run(args: argparse.Namespace) -> int:
         return accounts.run(args)
     if args.command == "accidents":
         return accidents.run(args)
+    if args.command in certificates.COMMANDS:
+        return certificates.run(args)
     try:
         registry = PackRegistry.load(args.packs_dir)
     except PolicyPackError as error:

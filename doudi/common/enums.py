@@ -47,3 +47,12 @@ HUB_WARNING_STATES = EnumCodes(datashare_pb2.WarningState, "WARNING_STATE_")
 # Accident cover claims (意外伤害附加保险), settlement's own vocabulary.
 ACCIDENT_KINDS = EnumCodes(settlement_pb2.AccidentKind, "ACCIDENT_KIND_")
 ACCIDENT_CLAIM_STATES = EnumCodes(settlement_pb2.AccidentClaimState, "ACCIDENT_CLAIM_STATE_")
+# Outpatient certificates and registrations (issue 21): enrollment owns them and sends
+# them to settlement, whose copies have enrollment's names and numbers.
+CERTIFICATE_KINDS = EnumCodes(enrollment_pb2.CertificateKind, "CERTIFICATE_KIND_")
+CERTIFICATE_APPLICATION_STATES = EnumCodes(
+    enrollment_pb2.CertificateApplicationState, "CERTIFICATE_APPLICATION_STATE_"
+)
+REGISTRATION_KINDS = EnumCodes(enrollment_pb2.RegistrationKind, "REGISTRATION_KIND_")
+SETTLEMENT_CERTIFICATE_KINDS = EnumCodes(settlement_pb2.CertificateKind, "CERTIFICATE_KIND_")
+SETTLEMENT_REGISTRATION_KINDS = EnumCodes(settlement_pb2.RegistrationKind, "REGISTRATION_KIND_")

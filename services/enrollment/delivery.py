@@ -33,7 +33,9 @@ from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
 from services.enrollment import service
 from services.enrollment.messages import (
     assistance_enrolment_message,
+    settlement_certificate_message,
     settlement_enrolment_message,
+    settlement_registration_message,
 )
 from services.enrollment.service import PersonCoverage
 from services.enrollment.tables import coverage_deliveries
@@ -44,7 +46,7 @@ log = logging.getLogger("doudi.enrollment.delivery")
 def coverage_sender(
     engine: sqlalchemy.Engine, settings: SenderSettings, settlement: grpc.aio.Channel
 ) -> Sender:
-    """To settlement: each person's region and enrolments."""
+    """To settlement: each person's region, enrolments, certificates and registrations."""
     stub = settlement_pb2_grpc.SettlementServiceStub(settlement)
     metadata = internal_metadata(settings)
 
@@ -57,6 +59,12 @@ def coverage_sender(
                         version=person.version,
                         region=person.region,
                         enrolments=[settlement_enrolment_message(e) for e in person.enrolments],
+                        certificates=[
+                            settlement_certificate_message(c) for c in person.certificates
+                        ],
+                        registrations=[
+                            settlement_registration_message(r) for r in person.registrations
+                        ],
                     )
                     for person in persons
                 ]

@@ -10,16 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 import sqlalchemy
 
 from doudi.common import outbox
 from doudi.common.db import read_in_thread, write_in_thread
-from doudi.common.enums import EMPLOYMENTS, PREMIUM_PAYERS, SCHEMES, STATUSES, TIERS
+from doudi.common.enums import (
+    CERTIFICATE_APPLICATION_STATES,
+    CERTIFICATE_KINDS,
+    EMPLOYMENTS,
+    PREMIUM_PAYERS,
+    REGISTRATION_KINDS,
+    SCHEMES,
+    STATUSES,
+    TIERS,
+)
 from doudi.common.errors import FailedPrecondition, NotFound
 from doudi.common.grpc_server import (
     Authenticator,
@@ -31,16 +41,25 @@ from doudi.common.grpc_server import (
     run_service,
 )
 from doudi.common.outbox import Sender, internal_metadata
-from doudi.common.protos import to_date
+from doudi.common.protos import optional_date, to_date
 from doudi.core.dates import check_year
 from doudi.core.errors import InvalidInput
+from doudi.core.monitoring import BUREAU_TIMEZONE
 from doudi.core.packs import PackRegistry
 from doudi.core.policy import Pack
 from doudi.datashare.v1 import datashare_pb2, datashare_pb2_grpc
 from doudi.enrollment.v1 import enrollment_pb2, enrollment_pb2_grpc
-from services.enrollment import service, subsidised
+from services.enrollment import certificates, registrations, service, subsidised
 from services.enrollment.delivery import coverage_sender, household_sender, register_sender
-from services.enrollment.messages import enrolment_message, person_message, total_message
+from services.enrollment.messages import (
+    application_message,
+    batch_message,
+    certificate_message,
+    enrolment_message,
+    person_message,
+    registration_message,
+    total_message,
+)
 from services.enrollment.settings import DEFAULT_PORT, Settings
 
 GAP_PAGE = 1000  # persons of the gap read and enrolled at a time
@@ -60,16 +79,31 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         registry: PackRegistry,
         senders: tuple[Sender, ...],
         hub: Hub,
+        time_zone: ZoneInfo = BUREAU_TIMEZONE,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.regions = registry.regions
         self.senders = senders
         self.hub = hub
+        self.time_zone = time_zone
 
     async def _send_now(self, person_id: str) -> None:
         """Send the person's coverage to every service that keeps a copy, before answering."""
         await asyncio.gather(*(sender.send_now([person_id]) for sender in self.senders))
+
+    async def _send_to_settlement(self, person_ids: list[str]) -> None:
+        """Send the persons' coverage to settlement alone (their certificates or
+        registrations changed, which only settlement keeps), before answering: the first
+        batch now, the rest by the background loop at once."""
+        for sender in self.senders:
+            if sender.subscriber == outbox.SETTLEMENT and person_ids:
+                await sender.send_now(person_ids[: outbox.BATCH])
+                sender.wake()
+
+    def _today(self) -> date:
+        """The bureau's today (``DOUDI_TIME_ZONE``)."""
+        return datetime.now(self.time_zone).date()
 
     async def CreatePerson(
         self,
@@ -216,6 +250,142 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
             totals=[total_message(total) for total in totals]
         )
 
+    # --- outpatient certificates and registrations ---
+
+    async def ApplyForCertificate(
+        self,
+        request: enrollment_pb2.ApplyForCertificateRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.ApplyForCertificateResponse:
+        require("internal")
+        application = certificates.NewApplication(
+            request_id=request.request_id,
+            person_id=request.person_id,
+            kind=CERTIFICATE_KINDS.code(request.kind, "kind"),
+            diagnoses=tuple(request.diagnoses),
+            applied_on=to_date(request.applied_on, "applied_on"),
+            health_centre=request.health_centre,
+        )
+        stored = await write_in_thread(
+            self.engine,
+            certificates.apply,
+            application=application,
+            packs=self.registry,
+            today=self._today(),
+        )
+        return enrollment_pb2.ApplyForCertificateResponse(application=application_message(stored))
+
+    async def DecideCertificateBatch(
+        self,
+        request: enrollment_pb2.DecideCertificateBatchRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.DecideCertificateBatchResponse:
+        require("internal")
+        decided_on = optional_date(request, "decided_on", "decided_on")
+        batch, replayed, persons = await write_in_thread(
+            self.engine,
+            certificates.decide_batch,
+            region=request.region,
+            month=request.month,
+            decided_on=decided_on,
+            rejections=[(r.application_id, r.reason) for r in request.rejections],
+            packs=self.registry,
+            today=self._today(),
+        )
+        await self._send_to_settlement(persons)
+        return enrollment_pb2.DecideCertificateBatchResponse(
+            batch=batch_message(batch), replayed=replayed
+        )
+
+    async def ListCertificates(
+        self,
+        request: enrollment_pb2.ListCertificatesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.ListCertificatesResponse:
+        require("internal")
+        found = await read_in_thread(
+            self.engine,
+            certificates.list_certificates,
+            person_id=request.person_id,
+            packs=self.registry,
+        )
+        return enrollment_pb2.ListCertificatesResponse(
+            certificates=[certificate_message(certificate) for certificate in found]
+        )
+
+    async def ListCertificateApplications(
+        self,
+        request: enrollment_pb2.ListCertificateApplicationsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.ListCertificateApplicationsResponse:
+        require("internal")
+        if request.region not in self.regions:
+            raise InvalidInput("region", f"unknown region {request.region!r}")
+        state = (
+            CERTIFICATE_APPLICATION_STATES.code(request.state, "state") if request.state else None
+        )
+        found, token = await read_in_thread(
+            self.engine,
+            certificates.list_applications,
+            region=request.region,
+            state=state,
+            month=request.month,
+            size=request.page_size,
+            page_token=request.page_token,
+        )
+        return enrollment_pb2.ListCertificateApplicationsResponse(
+            applications=[application_message(application) for application in found],
+            next_page_token=token,
+        )
+
+    async def RecordRegistration(
+        self,
+        request: enrollment_pb2.RecordRegistrationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.RecordRegistrationResponse:
+        require("internal")
+        registration = registrations.NewRegistration(
+            request_id=request.request_id,
+            person_id=request.person_id,
+            kind=REGISTRATION_KINDS.code(request.kind, "kind"),
+            region=request.region,
+            valid_from=to_date(request.valid_from, "valid_from"),
+            valid_to=optional_date(request, "valid_to", "valid_to"),
+        )
+        stored = await write_in_thread(self.engine, registrations.record, registration=registration)
+        # Also on a repeated request: a send that failed the first time goes now.
+        await self._send_to_settlement([stored.person_id])
+        return enrollment_pb2.RecordRegistrationResponse(registration=registration_message(stored))
+
+    async def EndRegistration(
+        self,
+        request: enrollment_pb2.EndRegistrationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.EndRegistrationResponse:
+        require("internal")
+        stored = await write_in_thread(
+            self.engine,
+            registrations.end,
+            registration_id=request.registration_id,
+            valid_to=optional_date(request, "valid_to", "valid_to"),
+            cancel=request.cancel,
+        )
+        await self._send_to_settlement([stored.person_id])
+        return enrollment_pb2.EndRegistrationResponse(registration=registration_message(stored))
+
+    async def ListRegistrations(
+        self,
+        request: enrollment_pb2.ListRegistrationsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> enrollment_pb2.ListRegistrationsResponse:
+        require("internal")
+        found = await read_in_thread(
+            self.engine, registrations.list_registrations, person_id=request.person_id
+        )
+        return enrollment_pb2.ListRegistrationsResponse(
+            registrations=[registration_message(registration) for registration in found]
+        )
+
     def _pack(self, region: str, year: int) -> Pack:
         """The region's policy pack in force at the start of ``year``."""
         check_year(year, "year")
@@ -286,11 +456,16 @@ def setup(settings: Settings) -> Setup:
             outbox.start(stack, register_sender(engine, settings, datashare)),
             outbox.start(stack, household_sender(engine, settings, assistance)),
         )
+        try:
+            time_zone = ZoneInfo(settings.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SystemExit(f"DOUDI_TIME_ZONE {settings.time_zone!r}: not a time zone") from None
         servicer = EnrollmentServicer(
             engine,
             registry,
             senders,
             Hub(datashare_pb2_grpc.DatashareServiceStub(datashare), settings),
+            time_zone,
         )
 
         def register(server: grpc.aio.Server) -> None:

@@ -26,7 +26,13 @@ from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, mask, read_resident_id
 from doudi.core.money import MAX_ITEM_FEN
 from doudi.core.names import check_visible
-from services.enrollment.tables import coverage_deliveries, enrolments, persons
+from services.enrollment.tables import (
+    certificates,
+    coverage_deliveries,
+    enrolments,
+    persons,
+    registrations,
+)
 
 MAX_TEXT = 64
 """The longest name or household id, in characters."""
@@ -154,6 +160,16 @@ def create_enrolment(*, connection: sqlalchemy.Connection, enrolment: Enrolment)
     return stored
 
 
+def person_region(connection: sqlalchemy.Connection, number: str) -> str:
+    """The registered person's region; NOT_FOUND (on ``person_id``) otherwise."""
+    region = connection.execute(
+        select(persons.c.region).where(persons.c.person_id == number)
+    ).scalar_one_or_none()
+    if region is None:
+        raise person_not_found(number, "person_id")
+    return str(region)
+
+
 def get_enrolment(*, connection: sqlalchemy.Connection, person_id: str, year: int) -> Enrolment:
     """A person's enrolment for ``year``."""
     resident_id = read_resident_id(person_id, "person_id")
@@ -183,9 +199,29 @@ agencies' rosters with it, assistance adds a household's burdens together."""
 
 
 @dataclass(frozen=True, slots=True)
+class HeldCertificate:
+    """An approved outpatient certificate as settlement keeps it."""
+
+    disease: str
+    kind: str
+    valid_from: date
+    valid_to: date
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRegistration:
+    """A registration (not cancelled) as settlement keeps it; ``valid_to`` None: open."""
+
+    kind: str
+    region: str
+    valid_from: date
+    valid_to: date | None
+
+
+@dataclass(frozen=True, slots=True)
 class PersonCoverage:
     """What the subscribers keep of a person: name, household, region and every year's
-    enrolment."""
+    enrolment; settlement also the certificates and registrations."""
 
     person_id: str
     version: int
@@ -195,25 +231,54 @@ class PersonCoverage:
     enrolments: tuple[Enrolment, ...]
     enrolled_at: tuple[datetime, ...] = ()
     """When each of ``enrolments`` was recorded (assistance's reports count it then)."""
+    certificates: tuple[HeldCertificate, ...] = ()
+    registrations: tuple[HeldRegistration, ...] = ()
 
 
-def queue_for_subscribers(connection: sqlalchemy.Connection, numbers: Collection[str]) -> None:
-    """Queue the persons' coverage for the subscribers, in the caller's transaction. A
-    person's version counts their records (1 + enrolments), which are only ever added."""
-    enrolled: dict[str, int] = dict(
-        connection.execute(
-            select(enrolments.c.person_id, func.count())
-            .where(enrolments.c.person_id.in_(numbers))
-            .group_by(enrolments.c.person_id)
-        ).all()
-    )
+def queue_for_subscribers(
+    connection: sqlalchemy.Connection,
+    numbers: Collection[str],
+    subscribers: Collection[str] = SUBSCRIBERS,
+) -> None:
+    """Queue the persons' coverage for the subscribers (all, unless told), in the caller's
+    transaction, at their versions (:func:`coverage_versions`)."""
+    versions = coverage_versions(connection, numbers)
     outbox.queue_many(
         connection,
         coverage_deliveries,
-        [(number, 1 + enrolled.get(number, 0)) for number in numbers],
+        [(number, versions[number]) for number in numbers],
         datetime.now(UTC),
-        SUBSCRIBERS,
+        subscribers,
     )
+
+
+VERSION_BASE = 2
+"""A person's coverage version counts their records, which are only ever added: 2 (the
+person, and the coverage carrying certificates and registrations, which migration 0006
+began sending: one above the 1 + enrolments sent before, so every subscriber took it) +
+enrolments + certificates + registrations + registrations ended or cancelled (once each)."""
+
+
+def coverage_versions(
+    connection: sqlalchemy.Connection, numbers: Collection[str]
+) -> dict[str, int]:
+    """The version of each person's coverage now (:data:`VERSION_BASE`)."""
+    counted = [
+        select(table.c.person_id, func.count())
+        .where(table.c.person_id.in_(numbers), *where)
+        .group_by(table.c.person_id)
+        for table, where in (
+            (enrolments, ()),
+            (certificates, ()),
+            (registrations, ()),
+            (registrations, (registrations.c.ended_at.is_not(None),)),
+        )
+    ]
+    versions = dict.fromkeys(numbers, VERSION_BASE)
+    for query in counted:
+        for number, count in connection.execute(query):
+            versions[number] += count
+    return versions
 
 
 def coverage_to_deliver(
@@ -235,18 +300,66 @@ def coverage_to_deliver(
     for row in rows:
         years.setdefault(row.person_id, []).append(_record(Enrolment, row))
         recorded.setdefault(row.person_id, []).append(row.created_at)
+    held = _held_certificates(connection, person_ids)
+    registered_out = _held_registrations(connection, person_ids)
+    versions = coverage_versions(connection, [row.person_id for row in registered])
     return [
         PersonCoverage(
             row.person_id,
-            1 + len(years.get(row.person_id, ())),
+            versions[row.person_id],
             row.name,
             row.household_id,
             row.region,
             tuple(years.get(row.person_id, ())),
             tuple(recorded.get(row.person_id, ())),
+            tuple(held.get(row.person_id, ())),
+            tuple(registered_out.get(row.person_id, ())),
         )
         for row in registered
     ]
+
+
+def _held_certificates(
+    connection: sqlalchemy.Connection, person_ids: list[str]
+) -> dict[str, list[HeldCertificate]]:
+    """Each person's certificates (every one stored was approved by a batch)."""
+    return _by_person(connection, certificates, HeldCertificate, person_ids)
+
+
+def _held_registrations(
+    connection: sqlalchemy.Connection, person_ids: list[str]
+) -> dict[str, list[HeldRegistration]]:
+    """Each person's registrations not cancelled."""
+    return _by_person(
+        connection,
+        registrations,
+        HeldRegistration,
+        person_ids,
+        registrations.c.cancelled.is_(False),
+    )
+
+
+H = TypeVar("H", HeldCertificate, HeldRegistration)
+
+
+def _by_person(
+    connection: sqlalchemy.Connection,
+    table: sqlalchemy.Table,
+    kind: type[H],
+    person_ids: list[str],
+    *where: sqlalchemy.ColumnElement[bool],
+) -> dict[str, list[H]]:
+    """The persons' rows of ``table`` as ``kind`` (its fields are columns), in id order."""
+    names = [f.name for f in fields(kind)]
+    found: dict[str, list[H]] = {}
+    rows = connection.execute(
+        select(table.c.person_id, *(table.c[name] for name in names))
+        .where(table.c.person_id.in_(person_ids), *where)
+        .order_by(table.c.person_id, *table.primary_key.columns)
+    )
+    for row in rows:
+        found.setdefault(row.person_id, []).append(kind(*row[1:]))
+    return found
 
 
 # Rules
@@ -254,8 +367,8 @@ def coverage_to_deliver(
 
 def _checked_person(person: NewPerson, regions: Collection[str]) -> Person:
     resident_id = read_resident_id(person.person_id, "person.person_id")
-    _check_text(person.name, "person.name")
-    _check_text(person.household_id, "person.household_id")
+    check_text(person.name, "person.name")
+    check_text(person.household_id, "person.household_id")
     if person.region not in regions:
         known = ", ".join(sorted(regions))
         raise InvalidInput(
@@ -274,7 +387,8 @@ def _checked_person(person: NewPerson, regions: Collection[str]) -> Person:
     )
 
 
-def _check_text(value: str, field: str) -> None:
+def check_text(value: str, field: str) -> None:
+    """A name, household id or health centre: required, at most 64 visible characters."""
     if not value.strip():
         raise InvalidInput(field, "required")
     if len(value) > MAX_TEXT:

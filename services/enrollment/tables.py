@@ -59,7 +59,104 @@ enrolments = Table(
     _created_at(),
 )
 
-# Persons whose name, household, region and enrolments a subscriber (settlement,
-# datashare, assistance) has not received yet (doudi.common.outbox); ``version`` counts
-# the person's records (1 + enrolments).
+# Persons whose name, household, region and enrolments (settlement: also certificates
+# and registrations) a subscriber (settlement, datashare, assistance) has not received
+# yet (doudi.common.outbox); ``version`` counts the person's records
+# (service.coverage_versions).
 coverage_deliveries = outbox_table(metadata, "coverage_deliveries")
+
+# --- outpatient certificates and registrations (certificates.py, registrations.py) ------
+
+# Applications for an outpatient certificate (门诊慢特病), decided in a region's monthly
+# batch. ``diseases`` and ``diagnoses`` are JSON lists: the pack's disease ids, and the
+# ICD-10 codes as given. One pending application a person (the partial unique index).
+certificate_applications = Table(
+    "certificate_applications",
+    metadata,
+    Column("application_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("person_id", String(18), ForeignKey("persons.person_id"), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("diseases", String(512), nullable=False),
+    Column("diagnoses", String(512), nullable=False),
+    Column("health_centre", String(64), nullable=False),
+    Column("applied_on", Date, nullable=False),
+    # pending, approved or rejected
+    Column("state", String(16), nullable=False),
+    Column("batch_id", BigInteger, ForeignKey("certificate_batches.batch_id"), nullable=True),
+    Column("reason", String(200), nullable=False, server_default=""),
+    _created_at(),
+)
+# A batch walks its region's pending applications in id order.
+Index(
+    "ix_certificate_applications_region_state",
+    certificate_applications.c.region,
+    certificate_applications.c.state,
+    certificate_applications.c.application_id,
+)
+Index(
+    "ux_certificate_applications_pending",
+    certificate_applications.c.person_id,
+    unique=True,
+    sqlite_where=certificate_applications.c.state == "pending",
+    postgresql_where=certificate_applications.c.state == "pending",
+)
+
+# A region's monthly batch ("2026-11"), once.
+certificate_batches = Table(
+    "certificate_batches",
+    metadata,
+    Column("batch_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("region", String(32), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("decided_on", Date, nullable=False),
+    Column("approved_count", Integer, nullable=False),
+    Column("rejected_count", Integer, nullable=False),
+    Column("certificate_count", Integer, nullable=False),
+    _created_at(),
+    sqlalchemy.UniqueConstraint("region", "month", name="uq_certificate_batches_region_month"),
+)
+
+# Certificates: one disease each, valid from the batch's day for the pack's years.
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("certificate_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("person_id", String(18), ForeignKey("persons.person_id"), nullable=False),
+    Column("disease", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+    Column(
+        "application_id",
+        BigInteger,
+        ForeignKey("certificate_applications.application_id"),
+        nullable=False,
+    ),
+    _created_at(),
+)
+Index("ix_certificates_person_id", certificates.c.person_id)
+
+# Registrations for care outside the person's region (异地安置 relocated, 转诊备案
+# referred). ``ended_at``: when EndRegistration ended (or cancelled) it, once.
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("registration_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("person_id", String(18), ForeignKey("persons.person_id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=True),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("cancelled", sqlalchemy.Boolean, nullable=False, server_default=sqlalchemy.false()),
+    Column(
+        "recorded_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=sqlalchemy.func.current_timestamp(),
+    ),
+)
+Index("ix_registrations_person_id", registrations.c.person_id)

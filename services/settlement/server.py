@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +27,9 @@ from doudi.common.enums import (
     ACCIDENT_CLAIM_STATES,
     ACCIDENT_KINDS,
     SETTLEMENT_AGENCIES,
+    SETTLEMENT_CERTIFICATE_KINDS,
     SETTLEMENT_EMPLOYMENTS,
+    SETTLEMENT_REGISTRATION_KINDS,
     SETTLEMENT_SCHEMES,
     SETTLEMENT_STATUSES,
     SETTLEMENT_TIERS,
@@ -53,7 +55,7 @@ from doudi.core.dates import check_year
 from doudi.core.engine import LayerPayment
 from doudi.core.errors import InvalidInput
 from doudi.core.identity import ResidentId, read_resident_id
-from doudi.core.model import Visit
+from doudi.core.model import REGION_CODE, Certificate, Registration, Visit
 from doudi.core.money import MAX_BILL_FEN, MAX_ITEM_FEN
 from doudi.core.packs import PackRegistry
 from doudi.settlement.v1 import settlement_pb2, settlement_pb2_grpc
@@ -527,7 +529,16 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
                     SETTLEMENT_EMPLOYMENTS.optional_code(enrolment.employment, f"{at}.employment"),
                     SETTLEMENT_TIERS.optional_code(enrolment.tier, f"{at}.tier"),
                 )
-            persons.append(service.HeldCoverage(person_id, person.version, person.region, years))
+            persons.append(
+                service.HeldCoverage(
+                    person_id,
+                    person.version,
+                    person.region,
+                    years,
+                    received_certificates(person.certificates, where),
+                    received_registrations(person.registrations, where),
+                )
+            )
         versions = await write_in_thread(
             self.engine, service.record_coverage, persons=persons, now=datetime.now(UTC)
         )
@@ -1386,6 +1397,46 @@ def accident_claim_message(claim: accidents.AccidentClaim) -> settlement_pb2.Acc
         paid_fen=claim.paid_fen,
         rejection_reason=claim.rejection_reason or "",
     )
+
+
+# --- outpatient certificates and registrations, as enrollment sends them ---------------
+
+
+def received_certificates(
+    sent: Sequence[settlement_pb2.Certificate], where: str
+) -> tuple[Certificate, ...]:
+    """The certificates enrollment sent with a person's coverage, checked;
+    InvalidInput names the field."""
+    found = []
+    for index, certificate in enumerate(sent):
+        at = f"{where}.certificates[{index}]"
+        if not certificate.disease or len(certificate.disease) > 64:
+            raise InvalidInput(f"{at}.disease", "required: the pack's disease id")
+        start = to_date(certificate.valid_from, f"{at}.valid_from")
+        end = to_date(certificate.valid_to, f"{at}.valid_to")
+        if end < start:
+            raise InvalidInput(f"{at}.valid_to", "is before valid_from")
+        kind = SETTLEMENT_CERTIFICATE_KINDS.code(certificate.kind, f"{at}.kind")
+        found.append(Certificate(certificate.disease, kind, start, end))
+    return tuple(found)
+
+
+def received_registrations(
+    sent: Sequence[settlement_pb2.Registration], where: str
+) -> tuple[Registration, ...]:
+    """The registrations enrollment sent with a person's coverage, checked."""
+    found = []
+    for index, registration in enumerate(sent):
+        at = f"{where}.registrations[{index}]"
+        if not REGION_CODE.fullmatch(registration.region):
+            raise InvalidInput(f"{at}.region", "a 6-digit administrative division code")
+        start = to_date(registration.valid_from, f"{at}.valid_from")
+        end = optional_date(registration, "valid_to", f"{at}.valid_to")
+        if end is not None and end < start:
+            raise InvalidInput(f"{at}.valid_to", "is before valid_from")
+        kind = SETTLEMENT_REGISTRATION_KINDS.code(registration.kind, f"{at}.kind")
+        found.append(Registration(kind, registration.region, start, end))
+    return tuple(found)
 
 
 def setup(settings: Settings) -> Setup:

@@ -873,6 +873,9 @@ class HeldCoverage:
     version: int
     region: str
     years: dict[int, tuple[str, str | None, str | None]]
+    certificates: tuple[Certificate, ...] = ()
+    """Stored always (an empty list too): a person sent with it is checked."""
+    registrations: tuple[Registration, ...] = ()
 
 
 def record_statuses(
@@ -898,8 +901,8 @@ def record_statuses(
 def record_coverage(
     *, connection: sqlalchemy.Connection, persons: list[HeldCoverage], now: datetime
 ) -> list[int]:
-    """Store each person's region and enrolments unless a later version is stored; answers
-    the versions now stored."""
+    """Store each person's region, enrolments, certificates and registrations unless a later
+    version is stored; answers the versions now stored."""
     return store_newer(
         connection,
         person_coverage,
@@ -913,6 +916,20 @@ def record_coverage(
                         str(year): list(enrolment)
                         for year, enrolment in sorted(person.years.items())
                     },
+                    # What coverage_certificates / coverage_registrations read.
+                    "certificates": [
+                        [c.disease, c.kind, c.start.isoformat(), c.end.isoformat()]
+                        for c in person.certificates
+                    ],
+                    "registrations": [
+                        [
+                            r.kind,
+                            r.region,
+                            r.start.isoformat(),
+                            None if r.end is None else r.end.isoformat(),
+                        ]
+                        for r in person.registrations
+                    ],
                 },
                 "updated_at": now,
             }

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.type import date_pb2 as _date_pb2
@@ -111,6 +112,79 @@ PREMIUM_PAYER_ASSISTANCE_FUND: PremiumPayer.ValueType  # 2
 PREMIUM_PAYER_EMPLOYER: PremiumPayer.ValueType  # 3
 """The employer (单位缴费), for employees."""
 Global___PremiumPayer: _TypeAlias = PremiumPayer  # noqa: Y015
+
+class _CertificateKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CertificateKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CertificateKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CERTIFICATE_KIND_UNSPECIFIED: _CertificateKind.ValueType  # 0
+    CERTIFICATE_KIND_CHRONIC: _CertificateKind.ValueType  # 1
+    """门诊慢性病: chronic outpatient visits."""
+    CERTIFICATE_KIND_SPECIAL: _CertificateKind.ValueType  # 2
+    """门诊特殊病 / 重特大疾病门诊: major-disease outpatient visits."""
+
+class CertificateKind(_CertificateKind, metaclass=_CertificateKindEnumTypeWrapper):
+    """--- outpatient certificates and registrations ---
+
+    The kind of an outpatient certificate, and of the visits it pays for.
+    """
+
+CERTIFICATE_KIND_UNSPECIFIED: CertificateKind.ValueType  # 0
+CERTIFICATE_KIND_CHRONIC: CertificateKind.ValueType  # 1
+"""门诊慢性病: chronic outpatient visits."""
+CERTIFICATE_KIND_SPECIAL: CertificateKind.ValueType  # 2
+"""门诊特殊病 / 重特大疾病门诊: major-disease outpatient visits."""
+Global___CertificateKind: _TypeAlias = CertificateKind  # noqa: Y015
+
+class _CertificateApplicationState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CertificateApplicationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CertificateApplicationState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CERTIFICATE_APPLICATION_STATE_UNSPECIFIED: _CertificateApplicationState.ValueType  # 0
+    CERTIFICATE_APPLICATION_STATE_PENDING: _CertificateApplicationState.ValueType  # 1
+    """Waiting for its month's batch."""
+    CERTIFICATE_APPLICATION_STATE_APPROVED: _CertificateApplicationState.ValueType  # 2
+    """Approved by a batch: a certificate per disease."""
+    CERTIFICATE_APPLICATION_STATE_REJECTED: _CertificateApplicationState.ValueType  # 3
+    """Rejected by a batch, with its reason."""
+
+class CertificateApplicationState(_CertificateApplicationState, metaclass=_CertificateApplicationStateEnumTypeWrapper):
+    """Where an application stands."""
+
+CERTIFICATE_APPLICATION_STATE_UNSPECIFIED: CertificateApplicationState.ValueType  # 0
+CERTIFICATE_APPLICATION_STATE_PENDING: CertificateApplicationState.ValueType  # 1
+"""Waiting for its month's batch."""
+CERTIFICATE_APPLICATION_STATE_APPROVED: CertificateApplicationState.ValueType  # 2
+"""Approved by a batch: a certificate per disease."""
+CERTIFICATE_APPLICATION_STATE_REJECTED: CertificateApplicationState.ValueType  # 3
+"""Rejected by a batch, with its reason."""
+Global___CertificateApplicationState: _TypeAlias = CertificateApplicationState  # noqa: Y015
+
+class _RegistrationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RegistrationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RegistrationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REGISTRATION_KIND_UNSPECIFIED: _RegistrationKind.ValueType  # 0
+    REGISTRATION_KIND_RELOCATED: _RegistrationKind.ValueType  # 1
+    """异地安置: the person lives in the other region."""
+    REGISTRATION_KIND_REFERRED: _RegistrationKind.ValueType  # 2
+    """转诊备案: the person was referred there."""
+
+class RegistrationKind(_RegistrationKind, metaclass=_RegistrationKindEnumTypeWrapper):
+    """A registration for care outside the person's region."""
+
+REGISTRATION_KIND_UNSPECIFIED: RegistrationKind.ValueType  # 0
+REGISTRATION_KIND_RELOCATED: RegistrationKind.ValueType  # 1
+"""异地安置: the person lives in the other region."""
+REGISTRATION_KIND_REFERRED: RegistrationKind.ValueType  # 2
+"""转诊备案: the person was referred there."""
+Global___RegistrationKind: _TypeAlias = RegistrationKind  # noqa: Y015
 
 @_typing.final
 class Person(_message.Message):
@@ -623,3 +697,616 @@ class GetSubsidySummaryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSubsidySummaryResponse: _TypeAlias = GetSubsidySummaryResponse  # noqa: Y015
+
+@_typing.final
+class CertificateApplication(_message.Message):
+    """An application for an outpatient certificate (门诊慢特病申请)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DIAGNOSES_FIELD_NUMBER: _builtins.int
+    DISEASES_FIELD_NUMBER: _builtins.int
+    HEALTH_CENTRE_FIELD_NUMBER: _builtins.int
+    APPLIED_ON_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    BATCH_MONTH_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.int
+    request_id: _builtins.str
+    person_id: _builtins.str
+    region: _builtins.str
+    """The person's pooling region when they applied: its batch decides it."""
+    kind: Global___CertificateKind.ValueType
+    health_centre: _builtins.str
+    """The township health centre that took it: a hospital id or a name."""
+    state: Global___CertificateApplicationState.ValueType
+    batch_month: _builtins.str
+    """The month ("2026-11") of the batch that decided it; empty while pending."""
+    reason: _builtins.str
+    """Why it was rejected."""
+    @_builtins.property
+    def diagnoses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ICD-10 codes as given."""
+
+    @_builtins.property
+    def diseases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The pack's diseases they name, each once."""
+
+    @_builtins.property
+    def applied_on(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        kind: Global___CertificateKind.ValueType = ...,
+        diagnoses: _abc.Iterable[_builtins.str] | None = ...,
+        diseases: _abc.Iterable[_builtins.str] | None = ...,
+        health_centre: _builtins.str = ...,
+        applied_on: _date_pb2.Date | None = ...,
+        state: Global___CertificateApplicationState.ValueType = ...,
+        batch_month: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied_on", b"applied_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "applied_on", b"applied_on", "batch_month", b"batch_month", "diagnoses", b"diagnoses", "diseases", b"diseases", "health_centre", b"health_centre", "kind", b"kind", "person_id", b"person_id", "reason", b"reason", "region", b"region", "request_id", b"request_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CertificateApplication: _TypeAlias = CertificateApplication  # noqa: Y015
+
+@_typing.final
+class Certificate(_message.Message):
+    """An outpatient certificate: one disease, valid from `valid_from` to
+    `valid_to`, both inclusive.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    DISEASE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    DISEASE_NAME_FIELD_NUMBER: _builtins.int
+    certificate_id: _builtins.int
+    person_id: _builtins.str
+    disease: _builtins.str
+    """The pack's disease id, e.g. "hypertension"."""
+    kind: Global___CertificateKind.ValueType
+    application_id: _builtins.int
+    """The application the batch approved."""
+    disease_name: _builtins.str
+    """Output only: the disease's name in the pack in force on valid_from."""
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        certificate_id: _builtins.int = ...,
+        person_id: _builtins.str = ...,
+        disease: _builtins.str = ...,
+        kind: Global___CertificateKind.ValueType = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+        application_id: _builtins.int = ...,
+        disease_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "certificate_id", b"certificate_id", "disease", b"disease", "disease_name", b"disease_name", "kind", b"kind", "person_id", b"person_id", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Certificate: _TypeAlias = Certificate  # noqa: Y015
+
+@_typing.final
+class CertificateBatch(_message.Message):
+    """A region's monthly batch of decisions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    APPROVED_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTED_COUNT_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_COUNT_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    month: _builtins.str
+    """"2026-11"."""
+    approved_count: _builtins.int
+    rejected_count: _builtins.int
+    certificate_count: _builtins.int
+    """Certificates issued (one per disease of each approved application)."""
+    @_builtins.property
+    def decided_on(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        month: _builtins.str = ...,
+        decided_on: _date_pb2.Date | None = ...,
+        approved_count: _builtins.int = ...,
+        rejected_count: _builtins.int = ...,
+        certificate_count: _builtins.int = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "decided_on", b"decided_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_count", b"approved_count", "certificate_count", b"certificate_count", "decided_at", b"decided_at", "decided_on", b"decided_on", "month", b"month", "region", b"region", "rejected_count", b"rejected_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CertificateBatch: _TypeAlias = CertificateBatch  # noqa: Y015
+
+@_typing.final
+class Registration(_message.Message):
+    """A registration for care outside the person's region: treated in `region`
+    from `valid_from` to `valid_to` (both inclusive; unset: open).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    registration_id: _builtins.int
+    person_id: _builtins.str
+    kind: Global___RegistrationKind.ValueType
+    region: _builtins.str
+    """The 6-digit region code of where the person is treated."""
+    request_id: _builtins.str
+    """Output only."""
+    ended: _builtins.bool
+    """Output only: ended by EndRegistration (its valid_to is the end)."""
+    cancelled: _builtins.bool
+    """Output only: cancelled, recorded in error: never valid, not sent to
+    settlement.
+    """
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        registration_id: _builtins.int = ...,
+        person_id: _builtins.str = ...,
+        kind: Global___RegistrationKind.ValueType = ...,
+        region: _builtins.str = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+        request_id: _builtins.str = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        ended: _builtins.bool = ...,
+        cancelled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "ended", b"ended", "kind", b"kind", "person_id", b"person_id", "recorded_at", b"recorded_at", "region", b"region", "registration_id", b"registration_id", "request_id", b"request_id", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Registration: _TypeAlias = Registration  # noqa: Y015
+
+@_typing.final
+class ApplyForCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DIAGNOSES_FIELD_NUMBER: _builtins.int
+    APPLIED_ON_FIELD_NUMBER: _builtins.int
+    HEALTH_CENTRE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request (at most 64 characters): a retry answers
+    the stored application.
+    """
+    person_id: _builtins.str
+    kind: Global___CertificateKind.ValueType
+    health_centre: _builtins.str
+    """The township health centre: a hospital id or a name."""
+    @_builtins.property
+    def diagnoses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ICD-10 codes, one or more."""
+
+    @_builtins.property
+    def applied_on(self) -> _date_pb2.Date:
+        """The paper application's date; not in the future."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        kind: Global___CertificateKind.ValueType = ...,
+        diagnoses: _abc.Iterable[_builtins.str] | None = ...,
+        applied_on: _date_pb2.Date | None = ...,
+        health_centre: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied_on", b"applied_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_on", b"applied_on", "diagnoses", b"diagnoses", "health_centre", b"health_centre", "kind", b"kind", "person_id", b"person_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyForCertificateRequest: _TypeAlias = ApplyForCertificateRequest  # noqa: Y015
+
+@_typing.final
+class ApplyForCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def application(self) -> Global___CertificateApplication: ...
+    def __init__(
+        self,
+        *,
+        application: Global___CertificateApplication | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application", b"application"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyForCertificateResponse: _TypeAlias = ApplyForCertificateResponse  # noqa: Y015
+
+@_typing.final
+class CertificateRejection(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    application_id: _builtins.int
+    reason: _builtins.str
+    """Required."""
+    def __init__(
+        self,
+        *,
+        application_id: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CertificateRejection: _TypeAlias = CertificateRejection  # noqa: Y015
+
+@_typing.final
+class DecideCertificateBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    month: _builtins.str
+    """The month whose applications to decide, "2026-11": it must be over."""
+    @_builtins.property
+    def decided_on(self) -> _date_pb2.Date:
+        """After the month's last day, not in the future; unset: the bureau's today
+        (Asia/Shanghai).
+        """
+
+    @_builtins.property
+    def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___CertificateRejection]:
+        """Applications of the batch to reject; every other is approved."""
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        month: _builtins.str = ...,
+        decided_on: _date_pb2.Date | None = ...,
+        rejections: _abc.Iterable[Global___CertificateRejection] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_on", b"decided_on"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_on", b"decided_on", "month", b"month", "region", b"region", "rejections", b"rejections"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideCertificateBatchRequest: _TypeAlias = DecideCertificateBatchRequest  # noqa: Y015
+
+@_typing.final
+class DecideCertificateBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when the month had been decided already: nothing was decided now."""
+    @_builtins.property
+    def batch(self) -> Global___CertificateBatch: ...
+    def __init__(
+        self,
+        *,
+        batch: Global___CertificateBatch | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideCertificateBatchResponse: _TypeAlias = DecideCertificateBatchResponse  # noqa: Y015
+
+@_typing.final
+class ListCertificatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCertificatesRequest: _TypeAlias = ListCertificatesRequest  # noqa: Y015
+
+@_typing.final
+class ListCertificatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def certificates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Certificate]: ...
+    def __init__(
+        self,
+        *,
+        certificates: _abc.Iterable[Global___Certificate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCertificatesResponse: _TypeAlias = ListCertificatesResponse  # noqa: Y015
+
+@_typing.final
+class ListCertificateApplicationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    state: Global___CertificateApplicationState.ValueType
+    """Optional: only applications in this state."""
+    month: _builtins.str
+    """Optional: only applications applied in this month, "2026-11"."""
+    page_size: _builtins.int
+    """At most this many (default 100, at most 1000)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        state: Global___CertificateApplicationState.ValueType = ...,
+        month: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "page_size", b"page_size", "page_token", b"page_token", "region", b"region", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCertificateApplicationsRequest: _TypeAlias = ListCertificateApplicationsRequest  # noqa: Y015
+
+@_typing.final
+class ListCertificateApplicationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLICATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def applications(self) -> _containers.RepeatedCompositeFieldContainer[Global___CertificateApplication]: ...
+    def __init__(
+        self,
+        *,
+        applications: _abc.Iterable[Global___CertificateApplication] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applications", b"applications", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCertificateApplicationsResponse: _TypeAlias = ListCertificateApplicationsResponse  # noqa: Y015
+
+@_typing.final
+class RecordRegistrationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request (at most 64 characters)."""
+    person_id: _builtins.str
+    kind: Global___RegistrationKind.ValueType
+    region: _builtins.str
+    """A region code other than the person's own."""
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """Optional; not before valid_from."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        kind: Global___RegistrationKind.ValueType = ...,
+        region: _builtins.str = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "person_id", b"person_id", "region", b"region", "request_id", b"request_id", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRegistrationRequest: _TypeAlias = RecordRegistrationRequest  # noqa: Y015
+
+@_typing.final
+class RecordRegistrationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def registration(self) -> Global___Registration: ...
+    def __init__(
+        self,
+        *,
+        registration: Global___Registration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRegistrationResponse: _TypeAlias = RecordRegistrationResponse  # noqa: Y015
+
+@_typing.final
+class EndRegistrationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_ID_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    CANCEL_FIELD_NUMBER: _builtins.int
+    registration_id: _builtins.int
+    cancel: _builtins.bool
+    """Cancel it instead: recorded in error, never valid."""
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """The last day it is valid: not before valid_from, nor after a valid_to
+        it has. Unset when cancelling.
+        """
+
+    def __init__(
+        self,
+        *,
+        registration_id: _builtins.int = ...,
+        valid_to: _date_pb2.Date | None = ...,
+        cancel: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "registration_id", b"registration_id", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndRegistrationRequest: _TypeAlias = EndRegistrationRequest  # noqa: Y015
+
+@_typing.final
+class EndRegistrationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def registration(self) -> Global___Registration: ...
+    def __init__(
+        self,
+        *,
+        registration: Global___Registration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndRegistrationResponse: _TypeAlias = EndRegistrationResponse  # noqa: Y015
+
+@_typing.final
+class ListRegistrationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegistrationsRequest: _TypeAlias = ListRegistrationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRegistrationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]: ...
+    def __init__(
+        self,
+        *,
+        registrations: _abc.Iterable[Global___Registration] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registrations", b"registrations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegistrationsResponse: _TypeAlias = ListRegistrationsResponse  # noqa: Y015

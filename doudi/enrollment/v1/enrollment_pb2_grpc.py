@@ -79,6 +79,41 @@ class EnrollmentServiceStub:
                 request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryRequest.SerializeToString,
                 response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryResponse.FromString,
                 _registered_method=True)
+        self.ApplyForCertificate = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/ApplyForCertificate',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ApplyForCertificateRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ApplyForCertificateResponse.FromString,
+                _registered_method=True)
+        self.DecideCertificateBatch = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/DecideCertificateBatch',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.DecideCertificateBatchRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.DecideCertificateBatchResponse.FromString,
+                _registered_method=True)
+        self.ListCertificates = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/ListCertificates',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificatesRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificatesResponse.FromString,
+                _registered_method=True)
+        self.ListCertificateApplications = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/ListCertificateApplications',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificateApplicationsRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificateApplicationsResponse.FromString,
+                _registered_method=True)
+        self.RecordRegistration = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/RecordRegistration',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.RecordRegistrationRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.RecordRegistrationResponse.FromString,
+                _registered_method=True)
+        self.EndRegistration = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/EndRegistration',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EndRegistrationRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EndRegistrationResponse.FromString,
+                _registered_method=True)
+        self.ListRegistrations = channel.unary_unary(
+                '/doudi.enrollment.v1.EnrollmentService/ListRegistrations',
+                request_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListRegistrationsRequest.SerializeToString,
+                response_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListRegistrationsResponse.FromString,
+                _registered_method=True)
 
 
 class EnrollmentServiceServicer:
@@ -158,6 +193,74 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyForCertificate(self, request, context):
+        """--- outpatient certificates and registrations ---
+        Records an application for an outpatient certificate (门诊慢特病), as the
+        township health centre's clerk enters it. Each ICD-10 code of `diagnoses`
+        is resolved to a disease of `kind` in the policy pack in force in the
+        person's region on `applied_on`: an unknown or malformed code is
+        INVALID_ARGUMENT naming diagnoses[i], more diseases than the pack allows
+        at once INVALID_ARGUMENT naming diagnoses (two codes of one disease count
+        once). The person must be registered and enrolled in the year of
+        `applied_on`. FAILED_PRECONDITION: the region's pack certifies no disease
+        (NO_CERTIFIED_DISEASES), the person has an application pending
+        (APPLICATION_PENDING), or holds a certificate for one of the diseases
+        valid for more than 90 more days (CERTIFICATE_STILL_VALID). The same
+        request_id again answers the stored application.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideCertificateBatch(self, request, context):
+        """Decides a region's monthly batch: every pending application applied on
+        or before the month's last day is approved (a certificate per disease,
+        valid from `decided_on` for the pack's validity) unless `rejections`
+        names it. A month decided already answers its batch again and decides
+        nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCertificates(self, request, context):
+        """A person's certificates, the newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCertificateApplications(self, request, context):
+        """A region's applications, a page at a time, the oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordRegistration(self, request, context):
+        """Records a registration for care outside the person's region (异地安置 or
+        转诊备案). The same request_id again answers the stored registration.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndRegistration(self, request, context):
+        """Ends a registration on `valid_to`, or cancels one recorded in error. A
+        registration is ended once: the same end again answers it, another
+        FAILED_PRECONDITION (REGISTRATION_ENDED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistrations(self, request, context):
+        """A person's registrations, the newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnrollmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +303,41 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     servicer.GetSubsidySummary,
                     request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryRequest.FromString,
                     response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryResponse.SerializeToString,
+            ),
+            'ApplyForCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyForCertificate,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ApplyForCertificateRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ApplyForCertificateResponse.SerializeToString,
+            ),
+            'DecideCertificateBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideCertificateBatch,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.DecideCertificateBatchRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.DecideCertificateBatchResponse.SerializeToString,
+            ),
+            'ListCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCertificates,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificatesRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificatesResponse.SerializeToString,
+            ),
+            'ListCertificateApplications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCertificateApplications,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificateApplicationsRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificateApplicationsResponse.SerializeToString,
+            ),
+            'RecordRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRegistration,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.RecordRegistrationRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.RecordRegistrationResponse.SerializeToString,
+            ),
+            'EndRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndRegistration,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EndRegistrationRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EndRegistrationResponse.SerializeToString,
+            ),
+            'ListRegistrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistrations,
+                    request_deserializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListRegistrationsRequest.FromString,
+                    response_serializer=doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListRegistrationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -423,6 +561,195 @@ class EnrollmentService:
             '/doudi.enrollment.v1.EnrollmentService/GetSubsidySummary',
             doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryRequest.SerializeToString,
             doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.GetSubsidySummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyForCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/ApplyForCertificate',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ApplyForCertificateRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ApplyForCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideCertificateBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/DecideCertificateBatch',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.DecideCertificateBatchRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.DecideCertificateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/ListCertificates',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificatesRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCertificateApplications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/ListCertificateApplications',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificateApplicationsRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListCertificateApplicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/RecordRegistration',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.RecordRegistrationRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.RecordRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/EndRegistration',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EndRegistrationRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.EndRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/doudi.enrollment.v1.EnrollmentService/ListRegistrations',
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListRegistrationsRequest.SerializeToString,
+            doudi_dot_enrollment_dot_v1_dot_enrollment__pb2.ListRegistrationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

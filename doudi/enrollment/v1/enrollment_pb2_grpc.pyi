@@ -72,6 +72,43 @@ class EnrollmentServiceStub:
     """What subsidised enrolment paid in a region for a year, by category:
     persons, premiums, the assistance fund's part and the persons' own.
     """
+    ApplyForCertificate: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ApplyForCertificateRequest, _enrollment_pb2.ApplyForCertificateResponse]
+    """--- outpatient certificates and registrations ---
+    Records an application for an outpatient certificate (门诊慢特病), as the
+    township health centre's clerk enters it. Each ICD-10 code of `diagnoses`
+    is resolved to a disease of `kind` in the policy pack in force in the
+    person's region on `applied_on`: an unknown or malformed code is
+    INVALID_ARGUMENT naming diagnoses[i], more diseases than the pack allows
+    at once INVALID_ARGUMENT naming diagnoses (two codes of one disease count
+    once). The person must be registered and enrolled in the year of
+    `applied_on`. FAILED_PRECONDITION: the region's pack certifies no disease
+    (NO_CERTIFIED_DISEASES), the person has an application pending
+    (APPLICATION_PENDING), or holds a certificate for one of the diseases
+    valid for more than 90 more days (CERTIFICATE_STILL_VALID). The same
+    request_id again answers the stored application.
+    """
+    DecideCertificateBatch: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.DecideCertificateBatchRequest, _enrollment_pb2.DecideCertificateBatchResponse]
+    """Decides a region's monthly batch: every pending application applied on
+    or before the month's last day is approved (a certificate per disease,
+    valid from `decided_on` for the pack's validity) unless `rejections`
+    names it. A month decided already answers its batch again and decides
+    nothing.
+    """
+    ListCertificates: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ListCertificatesRequest, _enrollment_pb2.ListCertificatesResponse]
+    """A person's certificates, the newest first."""
+    ListCertificateApplications: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ListCertificateApplicationsRequest, _enrollment_pb2.ListCertificateApplicationsResponse]
+    """A region's applications, a page at a time, the oldest first."""
+    RecordRegistration: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.RecordRegistrationRequest, _enrollment_pb2.RecordRegistrationResponse]
+    """Records a registration for care outside the person's region (异地安置 or
+    转诊备案). The same request_id again answers the stored registration.
+    """
+    EndRegistration: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.EndRegistrationRequest, _enrollment_pb2.EndRegistrationResponse]
+    """Ends a registration on `valid_to`, or cancels one recorded in error. A
+    registration is ended once: the same end again answers it, another
+    FAILED_PRECONDITION (REGISTRATION_ENDED).
+    """
+    ListRegistrations: _grpc.UnaryUnaryMultiCallable[_enrollment_pb2.ListRegistrationsRequest, _enrollment_pb2.ListRegistrationsResponse]
+    """A person's registrations, the newest first."""
 
 @_typing.type_check_only
 class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
@@ -117,6 +154,43 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     """What subsidised enrolment paid in a region for a year, by category:
     persons, premiums, the assistance fund's part and the persons' own.
     """
+    ApplyForCertificate: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ApplyForCertificateRequest, _enrollment_pb2.ApplyForCertificateResponse]  # type: ignore[assignment]
+    """--- outpatient certificates and registrations ---
+    Records an application for an outpatient certificate (门诊慢特病), as the
+    township health centre's clerk enters it. Each ICD-10 code of `diagnoses`
+    is resolved to a disease of `kind` in the policy pack in force in the
+    person's region on `applied_on`: an unknown or malformed code is
+    INVALID_ARGUMENT naming diagnoses[i], more diseases than the pack allows
+    at once INVALID_ARGUMENT naming diagnoses (two codes of one disease count
+    once). The person must be registered and enrolled in the year of
+    `applied_on`. FAILED_PRECONDITION: the region's pack certifies no disease
+    (NO_CERTIFIED_DISEASES), the person has an application pending
+    (APPLICATION_PENDING), or holds a certificate for one of the diseases
+    valid for more than 90 more days (CERTIFICATE_STILL_VALID). The same
+    request_id again answers the stored application.
+    """
+    DecideCertificateBatch: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.DecideCertificateBatchRequest, _enrollment_pb2.DecideCertificateBatchResponse]  # type: ignore[assignment]
+    """Decides a region's monthly batch: every pending application applied on
+    or before the month's last day is approved (a certificate per disease,
+    valid from `decided_on` for the pack's validity) unless `rejections`
+    names it. A month decided already answers its batch again and decides
+    nothing.
+    """
+    ListCertificates: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ListCertificatesRequest, _enrollment_pb2.ListCertificatesResponse]  # type: ignore[assignment]
+    """A person's certificates, the newest first."""
+    ListCertificateApplications: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ListCertificateApplicationsRequest, _enrollment_pb2.ListCertificateApplicationsResponse]  # type: ignore[assignment]
+    """A region's applications, a page at a time, the oldest first."""
+    RecordRegistration: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.RecordRegistrationRequest, _enrollment_pb2.RecordRegistrationResponse]  # type: ignore[assignment]
+    """Records a registration for care outside the person's region (异地安置 or
+    转诊备案). The same request_id again answers the stored registration.
+    """
+    EndRegistration: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.EndRegistrationRequest, _enrollment_pb2.EndRegistrationResponse]  # type: ignore[assignment]
+    """Ends a registration on `valid_to`, or cancels one recorded in error. A
+    registration is ended once: the same end again answers it, another
+    FAILED_PRECONDITION (REGISTRATION_ENDED).
+    """
+    ListRegistrations: _aio.UnaryUnaryMultiCallable[_enrollment_pb2.ListRegistrationsRequest, _enrollment_pb2.ListRegistrationsResponse]  # type: ignore[assignment]
+    """A person's registrations, the newest first."""
 
 class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
     """The enrolment register (参保登记): insured persons and their enrolment in a
@@ -207,5 +281,84 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         """What subsidised enrolment paid in a region for a year, by category:
         persons, premiums, the assistance fund's part and the persons' own.
         """
+
+    @_abc_1.abstractmethod
+    def ApplyForCertificate(
+        self,
+        request: _enrollment_pb2.ApplyForCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ApplyForCertificateResponse, _abc.Awaitable[_enrollment_pb2.ApplyForCertificateResponse]]:
+        """--- outpatient certificates and registrations ---
+        Records an application for an outpatient certificate (门诊慢特病), as the
+        township health centre's clerk enters it. Each ICD-10 code of `diagnoses`
+        is resolved to a disease of `kind` in the policy pack in force in the
+        person's region on `applied_on`: an unknown or malformed code is
+        INVALID_ARGUMENT naming diagnoses[i], more diseases than the pack allows
+        at once INVALID_ARGUMENT naming diagnoses (two codes of one disease count
+        once). The person must be registered and enrolled in the year of
+        `applied_on`. FAILED_PRECONDITION: the region's pack certifies no disease
+        (NO_CERTIFIED_DISEASES), the person has an application pending
+        (APPLICATION_PENDING), or holds a certificate for one of the diseases
+        valid for more than 90 more days (CERTIFICATE_STILL_VALID). The same
+        request_id again answers the stored application.
+        """
+
+    @_abc_1.abstractmethod
+    def DecideCertificateBatch(
+        self,
+        request: _enrollment_pb2.DecideCertificateBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.DecideCertificateBatchResponse, _abc.Awaitable[_enrollment_pb2.DecideCertificateBatchResponse]]:
+        """Decides a region's monthly batch: every pending application applied on
+        or before the month's last day is approved (a certificate per disease,
+        valid from `decided_on` for the pack's validity) unless `rejections`
+        names it. A month decided already answers its batch again and decides
+        nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCertificates(
+        self,
+        request: _enrollment_pb2.ListCertificatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ListCertificatesResponse, _abc.Awaitable[_enrollment_pb2.ListCertificatesResponse]]:
+        """A person's certificates, the newest first."""
+
+    @_abc_1.abstractmethod
+    def ListCertificateApplications(
+        self,
+        request: _enrollment_pb2.ListCertificateApplicationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ListCertificateApplicationsResponse, _abc.Awaitable[_enrollment_pb2.ListCertificateApplicationsResponse]]:
+        """A region's applications, a page at a time, the oldest first."""
+
+    @_abc_1.abstractmethod
+    def RecordRegistration(
+        self,
+        request: _enrollment_pb2.RecordRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.RecordRegistrationResponse, _abc.Awaitable[_enrollment_pb2.RecordRegistrationResponse]]:
+        """Records a registration for care outside the person's region (异地安置 or
+        转诊备案). The same request_id again answers the stored registration.
+        """
+
+    @_abc_1.abstractmethod
+    def EndRegistration(
+        self,
+        request: _enrollment_pb2.EndRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.EndRegistrationResponse, _abc.Awaitable[_enrollment_pb2.EndRegistrationResponse]]:
+        """Ends a registration on `valid_to`, or cancels one recorded in error. A
+        registration is ended once: the same end again answers it, another
+        FAILED_PRECONDITION (REGISTRATION_ENDED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRegistrations(
+        self,
+        request: _enrollment_pb2.ListRegistrationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_pb2.ListRegistrationsResponse, _abc.Awaitable[_enrollment_pb2.ListRegistrationsResponse]]:
+        """A person's registrations, the newest first."""
 
 def add_EnrollmentServiceServicer_to_server(servicer: EnrollmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -279,6 +279,52 @@ TIER_ADULT_MID: Tier.ValueType  # 3
 TIER_ADULT_HIGH: Tier.ValueType  # 4
 Global___Tier: _TypeAlias = Tier  # noqa: Y015
 
+class _CertificateKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CertificateKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CertificateKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CERTIFICATE_KIND_UNSPECIFIED: _CertificateKind.ValueType  # 0
+    CERTIFICATE_KIND_CHRONIC: _CertificateKind.ValueType  # 1
+    """门诊慢性病."""
+    CERTIFICATE_KIND_SPECIAL: _CertificateKind.ValueType  # 2
+    """门诊特殊病 / 重特大疾病门诊."""
+
+class CertificateKind(_CertificateKind, metaclass=_CertificateKindEnumTypeWrapper):
+    """The kind of an outpatient certificate, as enrollment sends it (the names and
+    numbers of enrollment's own CertificateKind).
+    """
+
+CERTIFICATE_KIND_UNSPECIFIED: CertificateKind.ValueType  # 0
+CERTIFICATE_KIND_CHRONIC: CertificateKind.ValueType  # 1
+"""门诊慢性病."""
+CERTIFICATE_KIND_SPECIAL: CertificateKind.ValueType  # 2
+"""门诊特殊病 / 重特大疾病门诊."""
+Global___CertificateKind: _TypeAlias = CertificateKind  # noqa: Y015
+
+class _RegistrationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RegistrationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RegistrationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REGISTRATION_KIND_UNSPECIFIED: _RegistrationKind.ValueType  # 0
+    REGISTRATION_KIND_RELOCATED: _RegistrationKind.ValueType  # 1
+    """异地安置."""
+    REGISTRATION_KIND_REFERRED: _RegistrationKind.ValueType  # 2
+    """转诊备案."""
+
+class RegistrationKind(_RegistrationKind, metaclass=_RegistrationKindEnumTypeWrapper):
+    """A registration's kind, as enrollment sends it (enrollment's RegistrationKind)."""
+
+REGISTRATION_KIND_UNSPECIFIED: RegistrationKind.ValueType  # 0
+REGISTRATION_KIND_RELOCATED: RegistrationKind.ValueType  # 1
+"""异地安置."""
+REGISTRATION_KIND_REFERRED: RegistrationKind.ValueType  # 2
+"""转诊备案."""
+Global___RegistrationKind: _TypeAlias = RegistrationKind  # noqa: Y015
+
 class _AccountMovementKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1546,14 +1592,32 @@ class PersonCoverage(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
     ENROLMENTS_FIELD_NUMBER: _builtins.int
+    CERTIFICATES_FIELD_NUMBER: _builtins.int
+    REGISTRATIONS_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     version: _builtins.int
-    """Grows with every change of the person's enrolments at the enrollment service."""
+    """Grows with every change of the person's enrolments, certificates and
+    registrations at the enrollment service.
+    """
     region: _builtins.str
     """The pooling region whose policy pack settles the person's visits."""
     @_builtins.property
     def enrolments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Enrolment]:
         """Every enrolment of the person, one per year."""
+
+    @_builtins.property
+    def certificates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Certificate]:
+        """The person's approved outpatient certificates: a chronic or major-disease
+        outpatient visit is paid as such only for a diagnosis one of its kind
+        valid on the visit's day covers.
+        """
+
+    @_builtins.property
+    def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]:
+        """The person's registrations for care outside the region (not cancelled):
+        an out-of-area visit is referred only with one valid on its day for the
+        hospital's region.
+        """
 
     def __init__(
         self,
@@ -1562,14 +1626,87 @@ class PersonCoverage(_message.Message):
         version: _builtins.int = ...,
         region: _builtins.str = ...,
         enrolments: _abc.Iterable[Global___Enrolment] | None = ...,
+        certificates: _abc.Iterable[Global___Certificate] | None = ...,
+        registrations: _abc.Iterable[Global___Registration] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolments", b"enrolments", "person_id", b"person_id", "region", b"region", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates", "enrolments", b"enrolments", "person_id", b"person_id", "region", b"region", "registrations", b"registrations", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PersonCoverage: _TypeAlias = PersonCoverage  # noqa: Y015
+
+@_typing.final
+class Certificate(_message.Message):
+    """What settlement keeps of an outpatient certificate. The field numbers are
+    those of enrollment's own Certificate; its ids and name are not kept.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISEASE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    disease: _builtins.str
+    """The pack's disease id."""
+    kind: Global___CertificateKind.ValueType
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        disease: _builtins.str = ...,
+        kind: Global___CertificateKind.ValueType = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disease", b"disease", "kind", b"kind", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Certificate: _TypeAlias = Certificate  # noqa: Y015
+
+@_typing.final
+class Registration(_message.Message):
+    """What settlement keeps of a registration (enrollment's Registration's field
+    numbers; its ids and record are not kept).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    kind: Global___RegistrationKind.ValueType
+    region: _builtins.str
+    @_builtins.property
+    def valid_from(self) -> _date_pb2.Date: ...
+    @_builtins.property
+    def valid_to(self) -> _date_pb2.Date:
+        """Unset: open."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___RegistrationKind.ValueType = ...,
+        region: _builtins.str = ...,
+        valid_from: _date_pb2.Date | None = ...,
+        valid_to: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "region", b"region", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Registration: _TypeAlias = Registration  # noqa: Y015
 
 @_typing.final
 class RecordPersonCoverageRequest(_message.Message):
