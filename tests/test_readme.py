@@ -142,8 +142,28 @@ def test_the_clearing_the_reversal_and_the_health_check(outputs: list[str]) -> N
     assert health["status"] == "ok"
 
 
+def test_the_admission_desk_admits_the_registered_poor_without_a_deposit(
+    outputs: list[str],
+) -> None:
+    eligible, admission = json_documents(outputs[3])
+    for answer in (eligible, admission):
+        assert answer["person_id"] == demo.REGISTERED_POOR.person_id
+        assert (answer["no_deposit"], answer["no_deposit_rule"]) == (True, "poverty_window")
+        assert answer["no_deposit_reason"] in README.read_text(encoding="utf-8")
+    assert {
+        "status": "registered_poor",
+        "valid_from": "2016-01-01",
+        "valid_to": None,
+        "agency": "poverty_office",
+    } in eligible["statuses"]
+    basic = next(layer for layer in eligible["layers"] if layer["layer"] == "basic")
+    assert basic["caps"][0]["left_fen"] == basic["caps"][0]["limit_fen"] == 15000000
+    assert admission["state"] == "admitted"
+    assert admission["admitted"] == business_day().isoformat()
+
+
 def test_calc_prints_the_worked_example_three_ways(outputs: list[str]) -> None:
-    documents = json_documents(outputs[3])
+    documents = json_documents(outputs[4])
     assert len(documents) == 3
     for document in documents:
         (visit,) = document["visits"]
@@ -154,11 +174,11 @@ def test_calc_prints_the_worked_example_three_ways(outputs: list[str]) -> None:
 
 def test_the_packs_table_names_every_pack_the_command_lists(outputs: list[str]) -> None:
     text = README.read_text(encoding="utf-8")
-    listed = re.findall(r"^\S+", outputs[4], flags=re.MULTILINE)
+    listed = re.findall(r"^\S+", outputs[5], flags=re.MULTILINE)
     for pack in ("xixia-2017", "tianjin-2017", "linzhi-2020", "taishan-2022"):
         assert pack in listed
         assert f"| `{pack}` |" in text
-    assert "120000" in outputs[4]  # packs show tianjin-2017 follows the list
+    assert "120000" in outputs[5]  # packs show tianjin-2017 follows the list
 
 
 def test_the_roster_report_is_the_one_the_readme_shows(outputs: list[str]) -> None:
@@ -169,13 +189,13 @@ def test_the_roster_report_is_the_one_the_readme_shows(outputs: list[str]) -> No
     )
     today = business_day().isoformat()
     expected = re.sub(r"as of \d{4}-\d{2}-\d{2}", f"as of {today}", shown)
-    assert outputs[5] == expected
+    assert outputs[6] == expected
 
 
 def test_the_comparison_finds_the_two_uninsured_and_enrol_enrols_them_once(
     outputs: list[str],
 ) -> None:
-    compare_and_export_and_enrol = outputs[6]
+    compare_and_export_and_enrol = outputs[7]
     assert "comparison 1: region 411323" in compare_and_export_and_enrol
     assert re.search(r"insured\s+2\n", compare_and_export_and_enrol)
     assert re.search(r"not insured \(gap\)\s+2\n", compare_and_export_and_enrol)
