@@ -259,6 +259,9 @@ def eligibility_json(answer: settlement_pb2.Eligibility) -> dict[str, Any]:
             for layer in answer.layers
         ],
         "notes": list(answer.notes),
+        "personal_account_fen": answer.personal_account_fen
+        if answer.HasField("personal_account_fen")
+        else None,
     }
 
 

@@ -515,3 +515,8 @@ class EligibilityRead(_Read):
         "empty when the person is not enrolled."
     )
     notes: list[str] = Field(description="What the answer rests on, in words.")
+    personal_account_fen: int | None = Field(
+        description="An employee's personal account (职工个人账户) balance in fen, the card's "
+        "and the account's parts together: what pay_from_personal_account can pay at "
+        "discharge; null when the person has no account."
+    )

@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 import grpc
@@ -333,6 +334,30 @@ def test_the_account_pays_the_self_pay_at_the_window_and_a_reversal_refunds_it(
     assert cash.json()["personal_account_paid_fen"] == 0
     assert cash.json()["cash_pay_fen"] == cash.json()["self_pay_fen"]
     assert sum(pots(platform, person)) == balance
+
+
+def test_the_admission_desk_sees_the_account_balance_and_none_without_an_account(
+    platform: Platform,
+) -> None:
+    person = new_employee(platform, TIANJIN)
+    client = platform.client(HOSPITAL_KEYS[TIANJIN])
+    day = f"{YEAR}-06-01"
+
+    def asked() -> Any:
+        answer = client.get(f"/v1/persons/{person}/eligibility", params={"date": day})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["personal_account_fen"]
+
+    assert asked() is None
+    credit(platform, person, 500_000)
+    assert asked() == sum(pots(platform, person)) == 150_000  # the account's 30% so far
+    grpc_answer = stub(platform).GetEligibility(
+        settlement_pb2.GetEligibilityRequest(
+            person_id=person, date=from_date(date.fromisoformat(day)), hospital_id=f"T-{TIANJIN}"
+        ),
+        metadata=INTERNAL,
+    )
+    assert grpc_answer.eligibility.personal_account_fen == 150_000
 
 
 def test_a_resident_asking_the_account_to_pay_pays_in_cash(platform: Platform) -> None:

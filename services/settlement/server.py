@@ -1312,6 +1312,7 @@ def eligibility_message(answer: service.Eligible) -> settlement_pb2.Eligibility:
             for layer in answer.layers
         ],
         notes=answer.notes,
+        personal_account_fen=answer.personal_account_fen,
     )
     if answer.enrolment is not None:
         scheme, employment, tier = answer.enrolment

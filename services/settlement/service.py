@@ -1085,6 +1085,8 @@ class Eligible:
     registrations: tuple[Registration, ...]
     layers: tuple[LayerLeft, ...]
     notes: tuple[str, ...]
+    personal_account_fen: int | None = None
+    """An employee's personal account balance; None: no account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1117,6 +1119,9 @@ def eligibility(
     """The admission desk's answer, recorded as a read of the person in the same
     transaction (the caller's write transaction)."""
     answer = _eligible(connection, hospital, resident_id, day, referred, packs)
+    answer = dataclasses.replace(
+        answer, personal_account_fen=accounts.balance(connection, answer.person_id)
+    )
     _record_read(connection, answer.person_id, reader, "GetEligibility", now)
     return answer
 

@@ -2912,6 +2912,7 @@ class Eligibility(_message.Message):
     REGISTRATIONS_FIELD_NUMBER: _builtins.int
     LAYERS_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    PERSONAL_ACCOUNT_FEN_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     hospital_id: _builtins.str
     """The hospital whose desk asked."""
@@ -2932,6 +2933,12 @@ class Eligibility(_message.Message):
     """Admitted without a deposit (免押金), and the pack's rule and its reason."""
     no_deposit_rule: _builtins.str
     no_deposit_reason: _builtins.str
+    personal_account_fen: _builtins.int
+    """An employee's personal account (职工个人账户): its balance, the card's and
+    the account's parts together, which can pay the self-pay at discharge
+    (SettleRequest.pay_from_personal_account). Unset: the person has no
+    account.
+    """
     @_builtins.property
     def date(self) -> _date_pb2.Date: ...
     @_builtins.property
@@ -2976,12 +2983,15 @@ class Eligibility(_message.Message):
         registrations: _abc.Iterable[Global___HeldRegistration] | None = ...,
         layers: _abc.Iterable[Global___LayerCaps] | None = ...,
         notes: _abc.Iterable[_builtins.str] | None = ...,
+        personal_account_fen: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "enrolment", b"enrolment"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_personal_account_fen", b"_personal_account_fen", "date", b"date", "enrolment", b"enrolment", "personal_account_fen", b"personal_account_fen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates", "date", b"date", "enrolled", b"enrolled", "enrolment", b"enrolment", "hospital_id", b"hospital_id", "layers", b"layers", "no_deposit", b"no_deposit", "no_deposit_reason", b"no_deposit_reason", "no_deposit_rule", b"no_deposit_rule", "notes", b"notes", "out_of_area", b"out_of_area", "person_id", b"person_id", "policy", b"policy", "referred", b"referred", "region", b"region", "registrations", b"registrations", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_personal_account_fen", b"_personal_account_fen", "certificates", b"certificates", "date", b"date", "enrolled", b"enrolled", "enrolment", b"enrolment", "hospital_id", b"hospital_id", "layers", b"layers", "no_deposit", b"no_deposit", "no_deposit_reason", b"no_deposit_reason", "no_deposit_rule", b"no_deposit_rule", "notes", b"notes", "out_of_area", b"out_of_area", "person_id", b"person_id", "personal_account_fen", b"personal_account_fen", "policy", b"policy", "referred", b"referred", "region", b"region", "registrations", b"registrations", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__personal_account_fen: _TypeAlias = _typing.Literal["personal_account_fen"]  # noqa: Y015
+    _WhichOneofArgType__personal_account_fen: _TypeAlias = _typing.Literal["_personal_account_fen", b"_personal_account_fen"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__personal_account_fen) -> _WhichOneofReturnType__personal_account_fen | None: ...
 
 Global___Eligibility: _TypeAlias = Eligibility  # noqa: Y015
 
