@@ -146,6 +146,13 @@ GRPC_ADMITTED: Final[dict[str, frozenset[str]]] = {
     "enrollment.GetCoverage": INTERNAL_ONLY,
     "enrollment.EnrolGap": INTERNAL_ONLY,
     "enrollment.GetSubsidySummary": INTERNAL_ONLY,
+    "enrollment.ApplyForCertificate": INTERNAL_ONLY,
+    "enrollment.DecideCertificateBatch": INTERNAL_ONLY,
+    "enrollment.ListCertificates": INTERNAL_ONLY,
+    "enrollment.ListCertificateApplications": INTERNAL_ONLY,
+    "enrollment.RecordRegistration": INTERNAL_ONLY,
+    "enrollment.EndRegistration": INTERNAL_ONLY,
+    "enrollment.ListRegistrations": INTERNAL_ONLY,
     # datashare: an agency asserts its own statuses; the platform only naming the agency
     # it acts for (doudi-acting-for), never as itself
     "datashare.AssertStatus": AGENCIES | {"internal_for_agency"},

@@ -342,6 +342,7 @@ def test_the_platform_lists_the_hospitals_without_their_keys(settled: Settled) -
         "name",
         "region",
         "level",
+        "reformed",
     }
     assert {field.name for field in spb.ListHospitalsResponse.DESCRIPTOR.fields} == {
         "hospitals",
