@@ -38,6 +38,7 @@ from tests.services import (
     start_service,
     stop_service,
 )
+from tests.support import business_day
 
 SERVICES = ("enrollment", "datashare", "assistance", "settlement")
 DatabaseUrlFor = Callable[[str], str | None]
@@ -226,7 +227,8 @@ def running_platform(
 
 
 def load_demo(platform: Platform, year: int, *, console_users: bool = True) -> None:
-    """The demo data for ``year`` and (unless told) the demo console accounts."""
+    """The demo data for ``year`` (its certificate applied the month before the bureau's
+    day) and (unless told) the demo console accounts."""
     token = INTERNAL[0][1].removeprefix("Bearer ")
     demo.load(
         enrollment=platform.services["enrollment"].channel(),
@@ -234,6 +236,11 @@ def load_demo(platform: Platform, year: int, *, console_users: bool = True) -> N
         settlement=platform.services["settlement"].channel(),
         internal_token=token,
         year=year,
+    )
+    demo.load_certificate(
+        enrollment=platform.services["enrollment"].channel(),
+        internal_token=token,
+        today=business_day(),
     )
     if console_users:
         demo.load_console_users(

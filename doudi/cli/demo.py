@@ -1,5 +1,6 @@
 """The demo data ``doudi run`` loads on start: a Xixia county hospital and a poor patient
-(``load``), and the cases the monitoring commands show (``load_cases``): a household past
+(``load``), Tianjin's and Linzhi's hospitals and persons with their personal accounts
+(``load`` too), a chronic-disease certificate (``load_certificate``), and the cases the monitoring commands show (``load_cases``): a household past
 a dual-early-warning line, a recipient owed secondary assistance, a bill paid outside the
 window and an open application.
 
@@ -41,6 +42,7 @@ class DemoHospital:
     region: str
     level: int
     api_key: str
+    reformed: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,19 @@ class DemoPerson:
     household_id: str
     region: str
     premium_fen: int
+    employee: bool = False
+    """An employee in service (职工医保), else a resident (城乡居民)."""
 
 
 HOSPITALS = (
     DemoHospital("xixia-county-2", "西峡县示范二级医院", "411323", 2, "demo-xixia-2"),
     DemoHospital("xixia-township-1", "西峡县示范乡镇卫生院", "411323", 1, "demo-xixia-1"),
+    # Tianjin's desk (issue 21): a community health centre (level 1) and a level-2 hospital
+    # of the public-hospital reform, where residents' general outpatient visits are paid.
+    DemoHospital("tianjin-community-1", "天津市示范社区卫生服务中心", "120000", 1, "demo-tianjin-1"),
+    DemoHospital(
+        "tianjin-district-2", "天津市示范区二级医院", "120000", 2, "demo-tianjin-2", reformed=True
+    ),
 )
 
 # The person of examples/xixia-inpatient-level2.case.json, registered poor
@@ -63,6 +73,30 @@ HOSPITALS = (
 REGISTERED_POOR = DemoPerson("411323195003150014", "张建国", "411323-0001", "411323", 40000)
 NEIGHBOUR = DemoPerson("411323196208120024", "李桂兰", "411323-0002", "411323", 40000)
 PERSONS = (REGISTERED_POOR, NEIGHBOUR)
+
+# Issue 21's persons, enrolled for the year as the Xixia ones are: a Tianjin employee in
+# service and a Linzhi one, each with a personal account credited for the year
+# (ACCOUNT_CREDITS), and a Linzhi resident, for a claim on the city's accident cover.
+# An employee's own contribution is withheld from the wage, outside the platform: their
+# enrolment's personal premium is 0 (assumed).
+TIANJIN_EMPLOYEE = DemoPerson(
+    "120104198503150022", "赵文静", "120000-0001", "120000", 0, employee=True
+)
+LINZHI_EMPLOYEE = DemoPerson(
+    "540402198209110013", "扎西次仁", "540400-0001", "540400", 0, employee=True
+)
+LINZHI_RESIDENT = DemoPerson("540402199005120046", "次仁卓玛", "540400-0002", "540400", 40000)
+OTHER_REGION_PERSONS = (TIANJIN_EMPLOYEE, LINZHI_EMPLOYEE, LINZHI_RESIDENT)
+# Each employee's credit of the year (fen), assumed: 12,000 yuan in Tianjin (70%, 8,400,
+# to the card month by month; 3,600 to the account at once) and 2,400 yuan in Linzhi (all
+# to the account, which buys the catalogue's products).
+ACCOUNT_CREDITS: Final = {TIANJIN_EMPLOYEE: 1_200_000, LINZHI_EMPLOYEE: 240_000}
+
+# 李桂兰's application for a chronic-disease certificate (门诊慢性病: hypertension, I10) at
+# the demo township health centre on this day of the month before, decided by that
+# month's batch: Xixia's certificate lasts three years.
+CERTIFICATE_DIAGNOSIS = "I10"
+CERTIFICATE_APPLIED_DAY = 10
 
 # The personal premium: 400 yuan, assumed (the national minimum personal contribution
 # to resident insurance in 2025); the assistance fund pays it for the poor.
@@ -146,8 +180,10 @@ def load(
     internal_token: str,
     year: int,
 ) -> None:
-    """Register the demo hospitals and persons, enrol the persons for ``year``, and have
-    the poverty office assert the first one's registered-poor status."""
+    """Register the demo hospitals and persons, enrol the persons for ``year``, have
+    the poverty office assert the first one's registered-poor status, and credit the
+    employees' personal accounts for ``year`` (once a year: the same request id again
+    answers the credit)."""
     internal = (("authorization", f"Bearer {internal_token}"),)
     settlements = settlement_pb2_grpc.SettlementServiceStub(settlement)
     for hospital in HOSPITALS:
@@ -158,12 +194,13 @@ def load(
                     name=hospital.name,
                     region=hospital.region,
                     level=hospital.level,
+                    reformed=hospital.reformed,
                 ),
                 api_key=hospital.api_key,
             ),
             metadata=internal,
         )
-    for person in PERSONS:
+    for person in PERSONS + OTHER_REGION_PERSONS:
         # The poor are enrolled with the premium paid by the assistance fund.
         _enrol(enrollment, internal, person, year, paid_by_fund=person is REGISTERED_POOR)
     _assert_status(
@@ -173,6 +210,59 @@ def load(
         REGISTERED_POOR_SINCE,
         "XX-FPB-2016-0001",
         POVERTY_OFFICE_KEY,
+    )
+    for person, amount_fen in ACCOUNT_CREDITS.items():
+        settlements.CreditPersonalAccount(
+            settlement_pb2.CreditPersonalAccountRequest(
+                request_id=account_credit_request_id(person, year),
+                person_id=person.person_id,
+                year=year,
+                amount_fen=amount_fen,
+            ),
+            metadata=internal,
+        )
+
+
+def account_credit_request_id(person: DemoPerson, year: int) -> str:
+    """The request id of the demo's credit of ``person``'s account for ``year`` (the
+    README's `doudi accounts credit` gives it again, and is answered the same credit)."""
+    return f"demo-credit-{year}-{person.household_id}"
+
+
+def load_certificate(*, enrollment: grpc.Channel, internal_token: str, today: date) -> None:
+    """NEIGHBOUR's application for a chronic-disease certificate, dated the
+    CERTIFICATE_APPLIED_DAY of the month before ``today``, and that month's batch for
+    Xixia (over, so decided today), which certifies it. Applied once: on a start in a
+    later month the same request id answers ALREADY_EXISTS (its day differs), which means
+    it is there, certified by its month's batch; a batch decided answers again, deciding
+    nothing. In January the month before is last year's, for which NEIGHBOUR is enrolled
+    too, as an application needs."""
+    internal = (("authorization", f"Bearer {internal_token}"),)
+    applied_on = (today.replace(day=1) - timedelta(days=1)).replace(day=CERTIFICATE_APPLIED_DAY)
+    if applied_on.year != today.year:
+        _enrol(enrollment, internal, NEIGHBOUR, applied_on.year, paid_by_fund=False)
+    register = enrollment_pb2_grpc.EnrollmentServiceStub(enrollment)
+    try:
+        register.ApplyForCertificate(
+            enrollment_pb2.ApplyForCertificateRequest(
+                request_id=f"demo-certificate-{NEIGHBOUR.household_id}",
+                person_id=NEIGHBOUR.person_id,
+                kind=enrollment_pb2.CERTIFICATE_KIND_CHRONIC,
+                diagnoses=[CERTIFICATE_DIAGNOSIS],
+                applied_on=from_date(applied_on),
+                health_centre=HOSPITALS[1].name,
+            ),
+            metadata=internal,
+        )
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+        return
+    register.DecideCertificateBatch(
+        enrollment_pb2.DecideCertificateBatchRequest(
+            region=NEIGHBOUR.region, month=f"{applied_on:%Y-%m}"
+        ),
+        metadata=internal,
     )
 
 
@@ -326,7 +416,12 @@ def _enrol(
             enrolment=enrollment_pb2.Enrolment(
                 person_id=person.person_id,
                 year=year,
-                scheme=enrollment_pb2.SCHEME_RESIDENT,
+                scheme=enrollment_pb2.SCHEME_EMPLOYEE
+                if person.employee
+                else enrollment_pb2.SCHEME_RESIDENT,
+                employment=enrollment_pb2.EMPLOYMENT_IN_SERVICE
+                if person.employee
+                else enrollment_pb2.EMPLOYMENT_UNSPECIFIED,
                 premium_fen=person.premium_fen,
                 premium_payer=enrollment_pb2.PREMIUM_PAYER_ASSISTANCE_FUND
                 if paid_by_fund
