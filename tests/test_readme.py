@@ -19,11 +19,16 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from doudi.cli import demo
+from doudi.core.accounts import monthly_card_part
+from doudi.core.dates import add_years
+from doudi.core.money import apply_ratio, format_yuan, yuan_to_fen
+from doudi.core.packs import PackRegistry, accident_cover, personal_account_rules
 from tests.platform import Platform, demo_platforms
 from tests.services import ROOT
 from tests.support import business_day
@@ -73,6 +78,7 @@ def outputs(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> lis
         DOUDI_DATASHARE_ADDRESS=platform.services["datashare"].address,
         DOUDI_ENROLLMENT_ADDRESS=platform.services["enrollment"].address,
         DOUDI_ASSISTANCE_ADDRESS=platform.services["assistance"].address,
+        DOUDI_SETTLEMENT_ADDRESS=platform.services["settlement"].address,
     )
     done = subprocess.run(
         ["bash", "-c", "\n".join(script)],
@@ -209,3 +215,107 @@ def test_every_file_the_readme_names_exists() -> None:
     for path in set(re.findall(r"`((?:docs|doudi|examples|services|tests|bench)/[^`* ]+)`", text)):
         if "<" not in path:
             assert (ROOT / path).exists(), path
+
+
+
+def yuan_rows(text: str) -> dict[str, int]:
+    """The ``label  1,234.56 元`` rows of an account's printout, in fen, by their label's
+    first word (the first of each label)."""
+    rows: dict[str, int] = {}
+    for label, amount in re.findall(r"^  (\S+) .*?\s([-\d,]+\.\d\d) 元$", text, re.MULTILINE):
+        rows.setdefault(label, yuan_to_fen(amount.replace(",", "")))
+    return rows
+
+
+def test_the_demo_accounts_credit_once_move_january_to_the_card_and_buy_a_product(
+    outputs: list[str],
+) -> None:
+    credit, transfer, shown, purchase = re.split(
+        r"\n(?=划入社保卡 |\n\d{18}  |已购买)", outputs[11]
+    )
+    packs = PackRegistry.load()
+    tianjin = personal_account_rules(packs.get("tianjin-2017"))  # type: ignore[arg-type]
+    linzhi = personal_account_rules(packs.get("linzhi-2020"))  # type: ignore[arg-type]
+    assert tianjin is not None and tianjin.card_share is not None and linzhi is not None
+    credited = demo.ACCOUNT_CREDITS[demo.TIANJIN_EMPLOYEE]
+    card_part = apply_ratio(credited, tianjin.card_share)
+    january = monthly_card_part(card_part, 1)
+    # The README's credit is the demo's own, answered again: booked once.
+    assert credit.startswith("已入账 (重复请求, 未再次入账)")
+    assert f"{format_yuan(card_part)} 元" in credit
+    assert f"{format_yuan(january)} 元" in transfer
+    assert re.search(r"moved now\s+1\n", transfer)
+    account = yuan_rows(shown)
+    assert (account["社保卡"], account["个人账户"], account["余额"]) == (
+        january,
+        credited - card_part,
+        credited - card_part + january,
+    )
+    movements = re.findall(r"^  \d{4}-\d\d-\d\d\s+([\d,.]+)  (\S+)", shown, re.MULTILINE)
+    assert movements == [
+        (format_yuan(january), "划入社保卡"),
+        (format_yuan(credited - card_part), "入账"),
+    ]
+    product = linzhi.product("picc_accident")
+    assert product is not None
+    bought = yuan_rows(purchase)
+    assert purchase.startswith("已购买 bought picc_accident")
+    assert bought["保费"] == product.premium_fen
+    assert bought["余额"] == demo.ACCOUNT_CREDITS[demo.LINZHI_EMPLOYEE] - product.premium_fen
+    assert demo.LINZHI_EMPLOYEE.person_id in purchase
+
+
+def test_the_accident_claim_is_paid_once_up_to_the_packs_cap(outputs: list[str]) -> None:
+    cover = accident_cover(PackRegistry.load().get("linzhi-2020"))  # type: ignore[arg-type]
+    assert cover is not None
+    claimed = yuan_to_fen("12345.67")
+    paid = min(claimed, cover.medical_cap_fen)
+    text, _, clearing_json = outputs[12].partition("{")
+    replayed, decided, listed = text.split("amounts in yuan\n")[:3]
+    assert replayed.startswith("claim 1 already filed (nothing changed)")
+    assert "已受理" in replayed
+    assert decided.startswith("claim 1 decided")
+    for table in (decided, listed):
+        (row,) = [line for line in table.splitlines() if re.match(r"\s+\d+\s", line)]
+        assert "已赔付" in row
+        assert row.split()[-2:] == [format_yuan(paid), business_day().isoformat()]
+    clearing = json.loads("{" + clearing_json)
+    assert clearing["date"] == business_day().isoformat()
+    assert clearing["funds"] == [
+        {"fund": cover.fund, "claim_count": 1, "paid_fen": paid}
+    ]
+    assert (clearing["claim_count"], clearing["paid_fen"]) == (1, paid)
+
+
+def test_the_demo_certificate_is_listed_with_its_validity_and_its_batch_answers_again(
+    outputs: list[str],
+) -> None:
+    lines = outputs[13].splitlines()
+    today = business_day()
+    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    rules = PackRegistry.load().in_force(demo.NEIGHBOUR.region, today)
+    assert rules is not None and rules.certificates is not None
+    valid_to = add_years(today, rules.certificates.validity_years) - timedelta(days=1)
+    masked = f"{demo.NEIGHBOUR.person_id[:6]}********{demo.NEIGHBOUR.person_id[-4:]}"
+    certificate = lines[1].split()
+    assert certificate[2:] == [
+        masked,
+        "门诊慢性病",
+        "hypertension",
+        "高血压病",
+        today.isoformat(),
+        valid_to.isoformat(),
+    ]
+    assert len([line for line in lines if line.startswith("申请编号  证书编号")]) == 1
+    application = lines[3].split()
+    assert application[5:] == [
+        demo.CERTIFICATE_DIAGNOSIS,
+        f"{last_month}-{demo.CERTIFICATE_APPLIED_DAY:02d}",
+        "已批准",
+        last_month,
+    ]
+    assert lines[5].split() == [
+        demo.NEIGHBOUR.region, last_month, today.isoformat(), "1", "0", "1", "是"
+    ]
+    registration = lines[-1].split()
+    assert registration[1:] == [masked, "410100", "异地安置", today.isoformat()]
