@@ -217,7 +217,6 @@ def test_every_file_the_readme_names_exists() -> None:
             assert (ROOT / path).exists(), path
 
 
-
 def yuan_rows(text: str) -> dict[str, int]:
     """The ``label  1,234.56 元`` rows of an account's printout, in fen, by their label's
     first word (the first of each label)."""
@@ -236,7 +235,9 @@ def test_the_demo_accounts_credit_once_move_january_to_the_card_and_buy_a_produc
     packs = PackRegistry.load()
     tianjin = personal_account_rules(packs.get("tianjin-2017"))  # type: ignore[arg-type]
     linzhi = personal_account_rules(packs.get("linzhi-2020"))  # type: ignore[arg-type]
-    assert tianjin is not None and tianjin.card_share is not None and linzhi is not None
+    assert tianjin is not None
+    assert tianjin.card_share is not None
+    assert linzhi is not None
     credited = demo.ACCOUNT_CREDITS[demo.TIANJIN_EMPLOYEE]
     card_part = apply_ratio(credited, tianjin.card_share)
     january = monthly_card_part(card_part, 1)
@@ -281,9 +282,7 @@ def test_the_accident_claim_is_paid_once_up_to_the_packs_cap(outputs: list[str])
         assert row.split()[-2:] == [format_yuan(paid), business_day().isoformat()]
     clearing = json.loads("{" + clearing_json)
     assert clearing["date"] == business_day().isoformat()
-    assert clearing["funds"] == [
-        {"fund": cover.fund, "claim_count": 1, "paid_fen": paid}
-    ]
+    assert clearing["funds"] == [{"fund": cover.fund, "claim_count": 1, "paid_fen": paid}]
     assert (clearing["claim_count"], clearing["paid_fen"]) == (1, paid)
 
 
@@ -294,7 +293,8 @@ def test_the_demo_certificate_is_listed_with_its_validity_and_its_batch_answers_
     today = business_day()
     last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     rules = PackRegistry.load().in_force(demo.NEIGHBOUR.region, today)
-    assert rules is not None and rules.certificates is not None
+    assert rules is not None
+    assert rules.certificates is not None
     valid_to = add_years(today, rules.certificates.validity_years) - timedelta(days=1)
     masked = f"{demo.NEIGHBOUR.person_id[:6]}********{demo.NEIGHBOUR.person_id[-4:]}"
     certificate = lines[1].split()
@@ -315,7 +315,13 @@ def test_the_demo_certificate_is_listed_with_its_validity_and_its_batch_answers_
         last_month,
     ]
     assert lines[5].split() == [
-        demo.NEIGHBOUR.region, last_month, today.isoformat(), "1", "0", "1", "是"
+        demo.NEIGHBOUR.region,
+        last_month,
+        today.isoformat(),
+        "1",
+        "0",
+        "1",
+        "是",
     ]
     registration = lines[-1].split()
     assert registration[1:] == [masked, "410100", "异地安置", today.isoformat()]

@@ -61,7 +61,9 @@ HOSPITALS = (
     DemoHospital("xixia-township-1", "西峡县示范乡镇卫生院", "411323", 1, "demo-xixia-1"),
     # Tianjin's desk (issue 21): a community health centre (level 1) and a level-2 hospital
     # of the public-hospital reform, where residents' general outpatient visits are paid.
-    DemoHospital("tianjin-community-1", "天津市示范社区卫生服务中心", "120000", 1, "demo-tianjin-1"),
+    DemoHospital(
+        "tianjin-community-1", "天津市示范社区卫生服务中心", "120000", 1, "demo-tianjin-1"
+    ),
     DemoHospital(
         "tianjin-district-2", "天津市示范区二级医院", "120000", 2, "demo-tianjin-2", reformed=True
     ),

@@ -299,9 +299,7 @@ class Platform:
                 internal_token=internal_token,
                 year=today.year,
             )
-            demo.load_certificate(
-                enrollment=enrollment, internal_token=internal_token, today=today
-            )
+            demo.load_certificate(enrollment=enrollment, internal_token=internal_token, today=today)
             demo.load_console_users(datashare=datashare, internal_token=internal_token)
             if not cases:
                 return
