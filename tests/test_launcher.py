@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
@@ -23,6 +23,12 @@ from doudi.cli.launcher import Backoff, free_ports
 from doudi.common.protos import from_date
 from doudi.common.settings import LOCAL_INTERNAL_TOKEN
 from doudi.core.identity import parse_resident_id
+from doudi.core.money import apply_ratio
+from doudi.core.packs import PackRegistry, personal_account_rules
+from doudi.enrollment.v1 import enrollment_pb2
+from doudi.enrollment.v1.enrollment_pb2_grpc import EnrollmentServiceStub
+from doudi.settlement.v1 import settlement_pb2
+from doudi.settlement.v1.settlement_pb2_grpc import SettlementServiceStub
 from tests.services import INTERNAL, ROOT
 from tests.support import demo_bill
 
@@ -307,6 +313,64 @@ def test_the_demo_cases_show_a_warning_a_secondary_amount_a_bill_and_an_open_app
                 today=date.today(),
             )
         assert "entered at the next start" in capsys.readouterr().err
+        for channel in channels.values():
+            channel.close()
+    finally:
+        run.interrupt()
+    assert run.process.returncode == 0, run.output()
+
+
+def test_the_demo_accounts_and_certificate_are_made_once_whatever_the_starts(
+    tmp_path: Path,
+) -> None:
+    """The employees' accounts credited once for the year and 李桂兰's certificate made
+    once, loaded again as at a restart the same day and as on a start of a day a month
+    earlier (its application's request id taken by another day's: it is there)."""
+    year = date.today().year
+    run = DoudiRun(tmp_path / "var", settlement_processes=1)
+    try:
+        run.wait_for(r"the gateway is at (\S+)")
+        channels = {
+            name: grpc.insecure_channel(f"127.0.0.1:{run.base_port + index}")
+            for index, name in enumerate(("enrollment", "datashare", "settlement"))
+        }
+        settlement = SettlementServiceStub(channels["settlement"])
+        enrollment = EnrollmentServiceStub(channels["enrollment"])
+
+        def made() -> tuple[dict[str, tuple[int, int]], list[tuple[str, str, int]]]:
+            """Each demo account's balance and movements; 李桂兰's certificates."""
+            accounts = {}
+            for person in demo.ACCOUNT_CREDITS:
+                answer = settlement.GetPersonalAccount(
+                    settlement_pb2.GetPersonalAccountRequest(
+                        person_id=person.person_id, page_size=100
+                    ),
+                    metadata=INTERNAL,
+                )
+                accounts[person.name] = (answer.account.balance_fen, len(answer.movements))
+            certificates = enrollment.ListCertificates(
+                enrollment_pb2.ListCertificatesRequest(person_id=demo.NEIGHBOUR.person_id),
+                metadata=INTERNAL,
+            ).certificates
+            return accounts, [(c.disease, c.disease_name, c.valid_from.year) for c in certificates]
+
+        before = made()
+        tianjin = demo.ACCOUNT_CREDITS[demo.TIANJIN_EMPLOYEE]
+        rules = personal_account_rules(PackRegistry.load().get("tianjin-2017"))  # type: ignore[arg-type]
+        assert rules is not None
+        assert rules.card_share is not None
+        card_later = apply_ratio(tianjin, rules.card_share)  # to the card month by month
+        assert before[0] == {
+            demo.TIANJIN_EMPLOYEE.name: (tianjin - card_later, 1),
+            demo.LINZHI_EMPLOYEE.name: (demo.ACCOUNT_CREDITS[demo.LINZHI_EMPLOYEE], 1),
+        }
+        assert [disease for disease, _name, _year in before[1]] == ["hypertension"]
+        for today in (date.today(), date.today() - timedelta(days=31)):
+            demo.load(**channels, internal_token=LOCAL_INTERNAL_TOKEN, year=year)
+            demo.load_certificate(
+                enrollment=channels["enrollment"], internal_token=LOCAL_INTERNAL_TOKEN, today=today
+            )
+        assert made() == before
         for channel in channels.values():
             channel.close()
     finally:
