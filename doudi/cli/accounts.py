@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from doudi.core.errors import InvalidInput
 from doudi.core.money import MAX_ITEM_FEN, format_yuan, yuan_to_fen
+from doudi.core.monitoring import bureau_day
 
 if TYPE_CHECKING:
     from doudi.settlement.v1 import settlement_pb2
@@ -280,7 +281,7 @@ def _show(args: argparse.Namespace) -> Action:
         )
         lines = ["", "明细 movements (newest first)"]
         for movement in answer.movements:
-            when = movement.create_time.ToDatetime().date().isoformat()
+            when = bureau_day(movement.create_time.ToDatetime()).isoformat()  # Asia/Shanghai
             change = movement.card_change_fen + movement.account_change_fen
             lines.append(
                 f"  {when}  {format_yuan(change):>14}  {KIND_NAMES.get(movement.kind, '?')}"
