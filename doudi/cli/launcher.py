@@ -40,7 +40,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -49,6 +49,7 @@ import grpc
 from doudi.cli import demo
 from doudi.common.grpc_client import serving_status, sync_channel
 from doudi.common.settings import ProcessSettings
+from doudi.core.monitoring import bureau_day
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -291,7 +292,7 @@ class Platform:
             channel("settlement") as settlement,
             channel("assistance") as assistance,
         ):
-            today = date.today()
+            today = bureau_day(datetime.now(UTC))  # the services date by Asia/Shanghai
             demo.load(
                 enrollment=enrollment,
                 datashare=datashare,
