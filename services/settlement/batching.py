@@ -17,8 +17,9 @@ What a batch keeps of the per-settlement path:
   (``service.replay``);
 * two settlements of one person in a batch settle one after the other on the same
   accumulators, under the person's one lock, so yearly caps hold;
-* a settlement an employee's personal account pays is settled alone after the batch
-  (``service.settle_batch`` answers None for it): the account is locked in its own
+* a settlement an employee's personal account pays, or one settled against an
+  admission, is settled alone after the batch (``service.settle_batch`` answers None for
+  it): the account is locked, or the admission checked and discharged, in its own
   transaction;
 * if a statement of the batch fails (a unique constraint broken by another process's
   commit meanwhile, or anything else), the batch rolls back and each command is settled

@@ -485,9 +485,10 @@ def settle_batch(
     would, in their order: two of one person's settle one after the other on the same
     accumulators. Answers each command's outcome, in order.
 
-    A command whose personal account pays (``pay_from_personal_account``) is answered None:
-    settled alone afterwards by :func:`settle`, which locks the account too, so the
-    batch's statements stay those of settlements without an account.
+    A command whose personal account pays (``pay_from_personal_account``) or that is settled
+    against an admission (``admission_id``) is answered None: settled alone afterwards by
+    :func:`settle`, which locks the account or checks and discharges the admission too, so
+    the batch's statements stay those of plain settlements.
 
     A command the engine refuses (no coverage, no pack in force...) is refused alone, and
     nothing of it is written. A command whose idempotency key or visit is already stored is
@@ -1227,18 +1228,12 @@ def _eligible(
 def _held_statuses(stored: list[list[str | None]] | None, day: date) -> tuple[HeldStatus, ...]:
     """The stored periods in force on ``day``, with their agency (None in a period stored
     before the hub sent agencies)."""
-    held = []
-    for status, start, end, *agency in stored or ():
-        period = StatusPeriod(
-            str(status),
-            date.fromisoformat(str(start)),
-            None if end is None else date.fromisoformat(end),
-        )
-        if period.holds_on(day):
-            held.append(
-                HeldStatus(period.code, period.start, period.end, agency[0] if agency else None)
-            )
-    return tuple(held)
+    agencies = [entry[3] if len(entry) > 3 else None for entry in stored or ()]
+    return tuple(
+        HeldStatus(period.code, period.start, period.end, agency)
+        for period, agency in zip(status_periods(stored), agencies, strict=True)
+        if period.holds_on(day)
+    )
 
 
 def _layer_left(pack: Pack, layer: Layer, ctx: VisitContext, view: LedgerView) -> LayerLeft:
